@@ -1,0 +1,17 @@
+//! The cryptography the protocol stands on (PROTOCOL.md section 3).
+//!
+//! Everything here is a pure function of its inputs and the caller's RNG.
+//! Secret data is handled in constant time: no branch, index or table lookup
+//! depends on a secret byte.
+
+pub mod digest;
+pub mod gf256;
+pub mod lrtq;
+pub mod rack_secret;
+pub mod random;
+pub mod sealed;
+pub mod shamir;
+
+pub use digest::ShareDigest;
+pub use rack_secret::{RackSecret, SecretError};
+pub use random::RngError;

@@ -1,0 +1,50 @@
+//! `tq-core`: the sans-io core of the rack trust quorum.
+//!
+//! The sleds of a rack each hold one Shamir share of a *rack secret*; any
+//! threshold of them rebuild it on boot to unlock encrypted disks. This crate
+//! is the part of that protocol that runs unchanged on the host (sled-agent)
+//! and on the service processor (Cortex-M7). The specification is
+//! `shared/PROTOCOL.md`.
+//!
+//! # Rules this crate keeps
+//!
+//! - **No I/O and no clock.** Callers hand in what happened and drain what to
+//!   send; nothing here waits, sleeps or retries on a timer.
+//! - **No allocation.** `#![no_std]` without `alloc`; every collection is a
+//!   fixed-capacity `heapless` type whose bound is a named constant in
+//!   [`limits`]. A full collection is a typed error, never a panic.
+//! - **No panic on any input.** Indexing, `unwrap` and `expect` are denied
+//!   outside tests; every fallible step returns a typed error.
+//! - **Randomness comes from the caller** as a [`rand_core::TryCryptoRng`], so
+//!   a run is replayable from a seed and a failing hardware RNG is an error,
+//!   not a panic.
+//! - **Secrets stay secret.** Secrets and shares zeroize on drop, compare only
+//!   through [`subtle`], never appear in `Debug` output or logs, and are
+//!   processed without secret-dependent branches or table lookups.
+//! - **The caller persists state before sending** anything this crate queued.
+//!
+//! # Layers
+//!
+//! - [`crypto`]: GF(2^8) arithmetic, Shamir sharing, share digests, the rack
+//!   secret, encryption of retained old secrets, and LRTQ share combination.
+//! - [`ids`]: small identifiers shared by every layer.
+//! - [`limits`]: every bound, in one place.
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod ids;
+pub mod limits;
