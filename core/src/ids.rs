@@ -3,6 +3,8 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_MEMBERS, MAX_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, PLATFORM_ID_FIELD_LEN};
+
 /// A configuration number. Strictly increasing over the life of a rack; LRTQ
 /// is epoch 1.
 #[derive(
@@ -56,6 +58,178 @@ impl fmt::Debug for RackId {
     }
 }
 
+/// `K`: how many shares rebuild a secret. Valid values are
+/// [`MIN_THRESHOLD`]`..=`[`MAX_THRESHOLD`]; a configuration further needs it
+/// strictly below its member count. Decoding enforces the range.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Threshold(u8);
+
+/// A threshold outside [`MIN_THRESHOLD`]`..=`[`MAX_THRESHOLD`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ThresholdOutOfRange(pub u8);
+
+impl fmt::Display for ThresholdOutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "threshold {} is outside {MIN_THRESHOLD}..={MAX_THRESHOLD}",
+            self.0
+        )
+    }
+}
+
+impl Threshold {
+    /// A threshold, if `k` is in range.
+    pub const fn new(k: u8) -> Result<Self, ThresholdOutOfRange> {
+        if k >= MIN_THRESHOLD && k <= MAX_THRESHOLD {
+            Ok(Self(k))
+        } else {
+            Err(ThresholdOutOfRange(k))
+        }
+    }
+
+    /// The number of shares it takes.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Whether a group of `members` can use this threshold: member count in
+    /// range and strictly more members than the threshold.
+    pub const fn fits_member_count(self, members: usize) -> bool {
+        members >= MIN_MEMBERS && members <= MAX_MEMBERS && (self.0 as usize) < members
+    }
+}
+
+impl TryFrom<u8> for Threshold {
+    type Error = ThresholdOutOfRange;
+    fn try_from(k: u8) -> Result<Self, Self::Error> {
+        Self::new(k)
+    }
+}
+
+impl From<Threshold> for u8 {
+    fn from(k: Threshold) -> u8 {
+        k.0
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One field of a [`PlatformId`]: 1 to [`PLATFORM_ID_FIELD_LEN`] printable
+/// ASCII bytes (0x20..=0x7e).
+pub type PlatformIdField = heapless::String<PLATFORM_ID_FIELD_LEN, u8>;
+
+/// A sled's hardware identity: part number and serial number. Ordered by
+/// (part, serial), which fixes each member's share x-coordinate; displayed as
+/// `part:serial`. Decoding enforces the length and character rules.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawPlatformId")]
+pub struct PlatformId {
+    part_number: PlatformIdField,
+    serial_number: PlatformIdField,
+}
+
+/// Why a [`PlatformId`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlatformIdError {
+    /// A field was empty.
+    Empty,
+    /// A field was longer than [`PLATFORM_ID_FIELD_LEN`] bytes.
+    TooLong,
+    /// A field held a byte outside printable ASCII.
+    NotPrintableAscii,
+}
+
+impl fmt::Display for PlatformIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "platform id field is empty",
+            Self::TooLong => "platform id field is too long",
+            Self::NotPrintableAscii => "platform id field is not printable ASCII",
+        })
+    }
+}
+
+impl PlatformId {
+    /// A platform id from its two fields, if both are valid.
+    pub fn new(part_number: &str, serial_number: &str) -> Result<Self, PlatformIdError> {
+        Ok(Self {
+            part_number: field(part_number)?,
+            serial_number: field(serial_number)?,
+        })
+    }
+
+    /// The part number.
+    pub fn part_number(&self) -> &str {
+        &self.part_number
+    }
+
+    /// The serial number.
+    pub fn serial_number(&self) -> &str {
+        &self.serial_number
+    }
+}
+
+fn field(s: &str) -> Result<PlatformIdField, PlatformIdError> {
+    if s.is_empty() {
+        return Err(PlatformIdError::Empty);
+    }
+    if !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(PlatformIdError::NotPrintableAscii);
+    }
+    PlatformIdField::try_from(s).map_err(|_| PlatformIdError::TooLong)
+}
+
+/// The wire shape of a [`PlatformId`] before its fields are checked.
+#[derive(Deserialize)]
+struct RawPlatformId<'a> {
+    #[serde(borrow)]
+    part_number: &'a str,
+    #[serde(borrow)]
+    serial_number: &'a str,
+}
+
+impl TryFrom<RawPlatformId<'_>> for PlatformId {
+    type Error = PlatformIdError;
+    fn try_from(raw: RawPlatformId<'_>) -> Result<Self, Self::Error> {
+        Self::new(raw.part_number, raw.serial_number)
+    }
+}
+
+impl fmt::Display for PlatformId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.part_number, self.serial_number)
+    }
+}
+
+impl fmt::Debug for PlatformId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlatformId({self})")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for PlatformId {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(
+            f,
+            "{=str}:{=str}",
+            self.part_number.as_str(),
+            self.serial_number.as_str()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +248,53 @@ mod tests {
     #[test]
     fn epoch_bytes_are_big_endian() {
         assert_eq!(Epoch(0x0102).to_be_bytes(), [0, 0, 0, 0, 0, 0, 1, 2]);
+    }
+}
+
+#[cfg(test)]
+mod platform_and_threshold_tests {
+    use super::*;
+
+    #[test]
+    fn threshold_range_is_enforced() {
+        assert_eq!(Threshold::new(1), Err(ThresholdOutOfRange(1)));
+        assert_eq!(Threshold::new(32), Err(ThresholdOutOfRange(32)));
+        assert_eq!(Threshold::new(2).map(Threshold::get), Ok(2));
+        assert_eq!(Threshold::new(31).map(Threshold::get), Ok(31));
+    }
+
+    #[test]
+    fn threshold_must_be_below_member_count() {
+        let k = Threshold::new(3).unwrap();
+        assert!(!k.fits_member_count(3));
+        assert!(k.fits_member_count(4));
+        assert!(k.fits_member_count(32));
+        assert!(!k.fits_member_count(33));
+        assert!(!Threshold::new(2).unwrap().fits_member_count(2));
+    }
+
+    #[test]
+    fn platform_id_fields_are_checked() {
+        assert_eq!(PlatformId::new("", "s").err(), Some(PlatformIdError::Empty));
+        assert_eq!(
+            PlatformId::new("p", "caf\u{e9}").err(),
+            Some(PlatformIdError::NotPrintableAscii)
+        );
+        assert_eq!(
+            PlatformId::new("p", "a\nb").err(),
+            Some(PlatformIdError::NotPrintableAscii)
+        );
+        let long = "x".repeat(PLATFORM_ID_FIELD_LEN + 1);
+        assert_eq!(PlatformId::new(&long, "s").err(), Some(PlatformIdError::TooLong));
+        let max = "x".repeat(PLATFORM_ID_FIELD_LEN);
+        assert!(PlatformId::new(&max, &max).is_ok());
+    }
+
+    #[test]
+    fn platform_ids_order_by_part_then_serial() {
+        let a = PlatformId::new("913-0000019", "BRM02").unwrap();
+        let b = PlatformId::new("913-0000019", "BRM10").unwrap();
+        let c = PlatformId::new("913-0000020", "AAA00").unwrap();
+        assert!(a < b && b < c);
     }
 }

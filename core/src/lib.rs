@@ -45,6 +45,9 @@
 )]
 #![warn(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod crypto;
 pub mod ids;
 pub mod limits;

@@ -28,3 +28,20 @@ pub const LRTQ_TOTAL_SHARES: usize = 255;
 /// `n/2 + 1` for at most 32 sleds, so 17 is the largest real threshold; more
 /// shares are `LrtqError::TooManyShares`.
 pub const MAX_LRTQ_COMBINE: usize = 32;
+
+/// Fewest members a configuration may have.
+pub const MIN_MEMBERS: usize = 3;
+
+/// Most members a configuration may have: the sleds of one rack. Member
+/// lists are `heapless::Vec`s of this capacity; a longer list is refused when
+/// a request is validated or a message decoded.
+pub const MAX_MEMBERS: usize = 32;
+
+/// Smallest valid threshold.
+pub const MIN_THRESHOLD: u8 = 2;
+
+/// Largest valid threshold (it must also be below the member count).
+pub const MAX_THRESHOLD: u8 = 31;
+
+/// Most bytes in each of a platform id's two fields.
+pub const PLATFORM_ID_FIELD_LEN: usize = 32;
