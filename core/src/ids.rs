@@ -3,13 +3,13 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_MEMBERS, MAX_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, PLATFORM_ID_FIELD_LEN};
+use crate::limits::{
+    MAX_MEMBERS, MAX_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, PLATFORM_ID_FIELD_LEN,
+};
 
 /// A configuration number. Strictly increasing over the life of a rack; LRTQ
 /// is epoch 1.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Epoch(pub u64);
 
@@ -61,9 +61,7 @@ impl fmt::Debug for RackId {
 /// `K`: how many shares rebuild a secret. Valid values are
 /// [`MIN_THRESHOLD`]`..=`[`MAX_THRESHOLD`]; a configuration further needs it
 /// strictly below its member count. Decoding enforces the range.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(try_from = "u8", into = "u8")]
 pub struct Threshold(u8);
@@ -285,7 +283,10 @@ mod platform_and_threshold_tests {
             Some(PlatformIdError::NotPrintableAscii)
         );
         let long = "x".repeat(PLATFORM_ID_FIELD_LEN + 1);
-        assert_eq!(PlatformId::new(&long, "s").err(), Some(PlatformIdError::TooLong));
+        assert_eq!(
+            PlatformId::new(&long, "s").err(),
+            Some(PlatformIdError::TooLong)
+        );
         let max = "x".repeat(PLATFORM_ID_FIELD_LEN);
         assert!(PlatformId::new(&max, &max).is_ok());
     }

@@ -27,7 +27,11 @@
 //!
 //! - [`crypto`]: GF(2^8) arithmetic, Shamir sharing, share digests, the rack
 //!   secret, encryption of retained old secrets, and LRTQ share combination.
-//! - [`ids`]: small identifiers shared by every layer.
+//! - [`ids`], [`config`], [`messages`], [`persistent`]: the protocol's data,
+//!   validated as it is built or decoded.
+//! - [`wire`]: bytes to validated types and back (versioned postcard). The
+//!   node never sees bytes except through it.
+//! - [`node`]: the protocol state machine and the context its caller owns.
 //! - [`limits`]: every bound, in one place.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -48,6 +52,13 @@
 #[cfg(test)]
 extern crate std;
 
+mod log;
+
+pub mod config;
 pub mod crypto;
 pub mod ids;
 pub mod limits;
+pub mod messages;
+pub mod node;
+pub mod persistent;
+pub mod wire;

@@ -45,3 +45,26 @@ pub const MAX_THRESHOLD: u8 = 31;
 
 /// Most bytes in each of a platform id's two fields.
 pub const PLATFORM_ID_FIELD_LEN: usize = 32;
+
+/// Most configurations a node stores: the latest committed one plus newer
+/// prepared ones. Storing one more drops the oldest uncommitted one (it can
+/// never commit, since Nexus never commits an epoch after starting a newer
+/// one) and counts the drop; a configuration older than every stored
+/// uncommitted one is itself dropped and counted.
+pub const MAX_STORED_CONFIGS: usize = 3;
+
+/// Most alarms a node's context records. Alarms must never happen; past
+/// this many, further ones are only counted (`Event::AlarmDropped`).
+pub const MAX_ALARMS: usize = 8;
+
+/// Most messages queued in a node's context between two drains. One call
+/// queues at most one message per member plus one reply, so this never
+/// fills when the caller drains after every call; if it does, the message is
+/// dropped and counted (`Event::OutgoingQueueFull`) and `on_connect`
+/// re-sends what matters.
+pub const MAX_OUTGOING: usize = 2 * MAX_MEMBERS;
+
+/// Most peers a node tracks as connected: every other sled of a rack, with
+/// room for sleds being replaced. Past this, a connection is not recorded
+/// and is counted (`Event::ConnectionTableFull`).
+pub const MAX_CONNECTED: usize = 2 * MAX_MEMBERS;

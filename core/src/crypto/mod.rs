@@ -13,5 +13,8 @@ pub mod sealed;
 pub mod shamir;
 
 pub use digest::ShareDigest;
+pub use lrtq::{LrtqError, LrtqShare, combine_lrtq};
 pub use rack_secret::{RackSecret, SecretError};
 pub use random::RngError;
+pub use sealed::{EncryptedRackSecrets, OpenError, RetainedSecrets, SealError};
+pub use shamir::{ShamirError, Share, combine, compute_share, split};

@@ -1,0 +1,193 @@
+//! What nodes say to each other, and what Nexus asks of a node
+//! (PROTOCOL.md sections 5 and 6). Plain data: validation of the parts
+//! happens as they are built or decoded; the protocol rules live in the node.
+
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Configuration;
+use crate::crypto::{LrtqShare, Share};
+use crate::ids::{Epoch, PlatformId, RackId, Threshold};
+use crate::limits::MAX_MEMBERS;
+
+/// A message between nodes. Generic over how the large parts are held, so
+/// that a node sends borrowed parts ([`PeerMsgRef`]) and a receiver decodes
+/// owned ones ([`PeerMsg`]) with one wire definition: a coordinator
+/// preparing 32 members never holds 32 copies of its configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<C, S, L> {
+    /// Every message names its rack; a mismatch drops it.
+    pub rack_id: RackId,
+    /// What is said.
+    pub body: Body<C, S, L>,
+}
+
+/// An owned peer message, as decoded.
+pub type PeerMsg = Envelope<Configuration, Share, LrtqShare>;
+
+/// A borrowed peer message, as sent.
+pub type PeerMsgRef<'a> = Envelope<&'a Configuration, &'a Share, &'a LrtqShare>;
+
+/// The body of a peer message. The variant order is the wire tag order:
+/// only ever append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body<C, S, L> {
+    /// Coordinator to member: the new configuration and that member's share.
+    Prepare {
+        /// The configuration being prepared.
+        config: C,
+        /// The receiving member's share.
+        share: S,
+    },
+    /// Member to coordinator: the prepare is stored durably.
+    PrepareAck(Epoch),
+    /// Asks a member for its share of a configuration.
+    GetShare(Epoch),
+    /// The answer to `GetShare`.
+    Share {
+        /// The configuration the share belongs to.
+        epoch: Epoch,
+        /// The share.
+        share: S,
+    },
+    /// An LRTQ upgrade coordinator asks for the LRTQ share.
+    GetLrtqShare,
+    /// The answer to `GetLrtqShare`.
+    LrtqShare(L),
+    /// "You are not a member of committed epoch `epoch`."
+    Expunged(Epoch),
+    /// "You are behind: this newer configuration committed."
+    CommitAdvance(C),
+}
+
+impl<C, S, L> Body<C, S, L> {
+    /// The variant's name, for logs and counters (never the contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Prepare { .. } => "Prepare",
+            Self::PrepareAck(_) => "PrepareAck",
+            Self::GetShare(_) => "GetShare",
+            Self::Share { .. } => "Share",
+            Self::GetLrtqShare => "GetLrtqShare",
+            Self::LrtqShare(_) => "LrtqShare",
+            Self::Expunged(_) => "Expunged",
+            Self::CommitAdvance(_) => "CommitAdvance",
+        }
+    }
+}
+
+/// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
+/// sorts and refuses repeats, so two encodings of one set compare equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")]
+pub struct MemberSet(heapless::Vec<PlatformId, MAX_MEMBERS, u8>);
+
+/// Why a list of sleds is not a [`MemberSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MemberSetError {
+    /// A sled appears twice.
+    Duplicate,
+    /// More than [`MAX_MEMBERS`] sleds.
+    TooMany,
+}
+
+impl fmt::Display for MemberSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Duplicate => "a sled is listed twice",
+            Self::TooMany => "too many sleds",
+        })
+    }
+}
+
+impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
+    type Error = MemberSetError;
+
+    fn try_from(mut ids: heapless::Vec<PlatformId, MAX_MEMBERS, u8>) -> Result<Self, Self::Error> {
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
+            return Err(MemberSetError::Duplicate);
+        }
+        Ok(Self(ids))
+    }
+}
+
+impl MemberSet {
+    /// A set from any list of sleds.
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a PlatformId>) -> Result<Self, MemberSetError> {
+        let mut list = heapless::Vec::new();
+        for id in ids {
+            list.push(id.clone()).map_err(|_| MemberSetError::TooMany)?;
+        }
+        Self::try_from(list)
+    }
+
+    /// The sleds, sorted.
+    pub fn as_slice(&self) -> &[PlatformId] {
+        &self.0
+    }
+
+    /// How many sleds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &PlatformId) -> bool {
+        self.0.binary_search(id).is_ok()
+    }
+}
+
+/// Nexus asks a node to coordinate a reconfiguration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconfigureMsg {
+    /// The rack.
+    pub rack_id: RackId,
+    /// The new epoch.
+    pub epoch: Epoch,
+    /// The epoch Nexus believes is committed last; `None` for a fresh rack.
+    pub last_committed_epoch: Option<Epoch>,
+    /// Members of the new configuration.
+    pub members: MemberSet,
+    /// Threshold of the new configuration.
+    pub threshold: Threshold,
+}
+
+/// Nexus asks a node to coordinate the upgrade of an LRTQ rack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LrtqUpgradeMsg {
+    /// The rack (must match the LRTQ data).
+    pub rack_id: RackId,
+    /// The first new-protocol epoch: 2 or later.
+    pub epoch: Epoch,
+    /// Members of the new configuration.
+    pub members: MemberSet,
+    /// Threshold of the new configuration.
+    pub threshold: Threshold,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::platform;
+
+    #[test]
+    fn member_sets_are_sorted_and_refuse_repeats() {
+        let set = MemberSet::new(&[platform(3), platform(1), platform(2)]).unwrap();
+        assert_eq!(set.as_slice(), &[platform(1), platform(2), platform(3)]);
+        assert!(set.contains(&platform(2)));
+        assert!(!set.contains(&platform(4)));
+        assert_eq!(
+            MemberSet::new(&[platform(1), platform(1)]),
+            Err(MemberSetError::Duplicate)
+        );
+        let many: heapless::Vec<PlatformId, 40> = (0..=MAX_MEMBERS).map(platform).collect();
+        assert_eq!(MemberSet::new(&many), Err(MemberSetError::TooMany));
+    }
+}

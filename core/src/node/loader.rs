@@ -1,0 +1,184 @@
+//! Loading rack secrets: collect `K` shares of the latest committed
+//! configuration, rebuild its secret, decrypt the older ones it carries, and
+//! cache them all until `clear_secrets`.
+
+use rand_core::TryCryptoRng;
+
+use crate::crypto::{RackSecret, RetainedSecrets, Share, combine};
+use crate::ids::{Epoch, PlatformId};
+use crate::log;
+use crate::node::alarms::Alarm;
+use crate::node::collector::ShareCollector;
+use crate::node::counters::Event;
+use crate::node::ctx::{NodeCtx, Outgoing};
+use crate::node::errors::LoadSecretError;
+
+/// The secrets of one committed epoch and the older ones it carried.
+#[derive(Debug)]
+struct Cached {
+    epoch: Epoch,
+    secret: RackSecret,
+    older: RetainedSecrets,
+}
+
+/// Rack secret loading state: possibly a collection under way, possibly
+/// a cache of loaded secrets.
+#[derive(Debug, Default)]
+pub(crate) struct SecretLoader {
+    collecting: Option<ShareCollector>,
+    cached: Option<Cached>,
+}
+
+impl SecretLoader {
+    /// The secret of committed `epoch`, `Ok(None)` while shares are still
+    /// being collected.
+    pub(crate) fn load<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        epoch: Epoch,
+    ) -> Result<Option<RackSecret>, LoadSecretError> {
+        let latest = ctx
+            .state()
+            .latest_committed_epoch()
+            .ok_or(LoadSecretError::NoCommittedConfiguration)?;
+        if epoch > latest {
+            return Err(LoadSecretError::NotCommitted(epoch));
+        }
+        if let Some(cached) = self.cached.as_ref().filter(|c| epoch <= c.epoch) {
+            return cached.lookup(epoch).map(Some);
+        }
+        if self.collecting.as_ref().is_none_or(|c| c.epoch() != latest) {
+            self.start(ctx, latest);
+        }
+        // Our own share may already have been enough.
+        self.cached
+            .as_ref()
+            .filter(|c| epoch <= c.epoch)
+            .map(|c| c.lookup(epoch))
+            .transpose()
+    }
+
+    /// Drops every cached secret (zeroized on drop) and stops collecting.
+    pub(crate) fn clear(&mut self) {
+        self.collecting = None;
+        self.cached = None;
+    }
+
+    pub(crate) fn collecting_epoch(&self) -> Option<Epoch> {
+        self.collecting.as_ref().map(ShareCollector::epoch)
+    }
+
+    /// A share arrived; `Err` is the event to count if it was not used.
+    pub(crate) fn on_share<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        from: &PlatformId,
+        epoch: Epoch,
+        share: &Share,
+    ) -> Result<(), Event> {
+        let collector = self.collecting.as_mut().ok_or(Event::Unexpected)?;
+        if collector.epoch() != epoch {
+            return Err(Event::WrongEpoch);
+        }
+        let config = ctx
+            .state()
+            .get(epoch)
+            .map(|stored| &stored.config)
+            .ok_or(Event::WrongEpoch)?;
+        collector.add(config, from, share)?;
+        self.finish_if_complete(ctx);
+        Ok(())
+    }
+
+    /// Asks a newly connected member for its share, if still needed.
+    pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
+        let Some(collector) = &self.collecting else {
+            return;
+        };
+        let wanted = ctx.state().get(collector.epoch()).is_some_and(|stored| {
+            stored.config.is_member(peer) && !collector.has_share_of(&stored.config, peer)
+        });
+        if wanted {
+            ctx.send(peer, Outgoing::GetShare(collector.epoch()));
+        }
+    }
+
+    fn start<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, epoch: Epoch) {
+        let Some(stored) = ctx.state().get(epoch) else {
+            ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
+            return;
+        };
+        let config = stored.config.clone();
+        let own = stored.share.clone();
+        let mut collector = ShareCollector::new(&config);
+        if let Some(own) = own {
+            let id = ctx.id().clone();
+            if let Err(event) = collector.add(&config, &id, &own) {
+                ctx.count(event);
+            }
+        }
+        log::debug!("loading rack secret of epoch {}", epoch);
+        for member in config.members() {
+            if member.id != *ctx.id() {
+                ctx.send(&member.id, Outgoing::GetShare(epoch));
+            }
+        }
+        self.collecting = Some(collector);
+        self.finish_if_complete(ctx);
+    }
+
+    fn finish_if_complete<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>) {
+        let Some(collector) = self.collecting.as_ref().filter(|c| c.is_complete()) else {
+            return;
+        };
+        let epoch = collector.epoch();
+        let Some(config) = ctx.state().get(epoch).map(|s| s.config.clone()) else {
+            ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
+            self.collecting = None;
+            return;
+        };
+        let Ok(secret) = combine(collector.shares()) else {
+            ctx.raise_alarm(Alarm::ReconstructionFailed(epoch));
+            self.collecting = None;
+            return;
+        };
+        let older = match config.encrypted_rack_secrets() {
+            None => RetainedSecrets::new(),
+            Some(sealed) => match sealed.decrypt(&config.rack_id(), epoch, &secret) {
+                Ok(older) => older,
+                Err(_) => {
+                    ctx.raise_alarm(Alarm::DecryptionFailed(epoch));
+                    self.collecting = None;
+                    return;
+                }
+            },
+        };
+        log::info!("loaded rack secret of epoch {}", epoch);
+        self.collecting = None;
+        self.cached = Some(Cached {
+            epoch,
+            secret,
+            older,
+        });
+    }
+}
+
+impl Cached {
+    fn lookup(&self, epoch: Epoch) -> Result<RackSecret, LoadSecretError> {
+        if epoch == self.epoch {
+            return Ok(self.secret.clone());
+        }
+        if let Some(secret) = self.older.get(epoch) {
+            return Ok(secret.clone());
+        }
+        match self.older.oldest_epoch() {
+            Some(oldest) if epoch < oldest => Err(LoadSecretError::TooOld {
+                oldest_retained: oldest,
+            }),
+            None => Err(LoadSecretError::TooOld {
+                oldest_retained: self.epoch,
+            }),
+            Some(_) => Err(LoadSecretError::NotCommitted(epoch)),
+        }
+    }
+}

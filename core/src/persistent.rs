@@ -1,0 +1,312 @@
+//! What a node must never lose (PROTOCOL.md section 4). The caller stores it
+//! whenever a call reports it changed, and before sending anything queued.
+
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Configuration;
+use crate::crypto::{LrtqShare, Share, ShareDigest};
+use crate::ids::{Epoch, PlatformId, RackId};
+use crate::limits::{LRTQ_TOTAL_SHARES, MAX_STORED_CONFIGS};
+
+/// What an LRTQ sled kept in its old ledger, read once at upgrade time.
+/// Holds a secret share, so it has no `PartialEq`: compare encodings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LrtqShareData {
+    /// The rack, as LRTQ knew it.
+    pub rack_id: RackId,
+    /// LRTQ threshold (`n/2 + 1` at rack setup).
+    pub threshold: u8,
+    /// This sled's LRTQ share.
+    pub share: LrtqShare,
+    /// Digests of all LRTQ shares made at setup, spares included.
+    pub share_digests: heapless::Vec<ShareDigest, LRTQ_TOTAL_SHARES, u8>,
+}
+
+impl LrtqShareData {
+    /// Whether `digest` is the digest of one of the rack's LRTQ shares.
+    pub fn is_known_digest(&self, digest: &ShareDigest) -> bool {
+        self.share_digests.iter().any(|d| d == digest)
+    }
+}
+
+/// A configuration this node knows, with its own share once it has one
+/// (from a `Prepare`, or computed after a `CommitAdvance`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredConfig {
+    /// The configuration.
+    pub config: Configuration,
+    /// This node's share for that epoch, if it has it yet.
+    pub share: Option<Share>,
+}
+
+/// The node learned it is not a member of a committed configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expunged {
+    /// The committed epoch it is not a member of.
+    pub epoch: Epoch,
+    /// Who said so.
+    pub from: PlatformId,
+}
+
+/// Why a persistent state was refused (at decode) or a change to it refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StateError {
+    /// Stored configurations are not in strictly increasing epoch order.
+    ConfigsNotSorted,
+    /// The committed epoch has no stored configuration with a share.
+    CommittedConfigMissing,
+    /// Configurations of different racks.
+    MixedRacks,
+    /// A different configuration is already stored for this epoch.
+    MismatchedConfiguration,
+    /// The configuration is not newer than the latest commit.
+    NotNewerThanCommitted,
+    /// Every slot holds a newer configuration; this one is dropped.
+    Full,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ConfigsNotSorted => "stored configurations are not sorted by epoch",
+            Self::CommittedConfigMissing => "committed configuration or its share is missing",
+            Self::MixedRacks => "stored configurations belong to different racks",
+            Self::MismatchedConfiguration => "a different configuration exists for this epoch",
+            Self::NotNewerThanCommitted => "configuration is not newer than the latest commit",
+            Self::Full => "no room for another newer configuration",
+        })
+    }
+}
+
+/// What storing a configuration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stored {
+    /// It was new and is stored.
+    Added,
+    /// It was already stored; a missing share was filled in if given.
+    AlreadyThere,
+    /// It is stored, and the oldest uncommitted configuration was dropped to
+    /// make room (that epoch can no longer commit: Nexus never commits an
+    /// epoch after starting a newer one).
+    AddedDroppingOldest(Epoch),
+}
+
+/// The node's persistent state. Holds at most [`MAX_STORED_CONFIGS`]
+/// configurations: the latest committed one and newer ones.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(try_from = "StateFields")]
+pub struct PersistentState(StateFields);
+
+/// The fields of [`PersistentState`] as they are encoded.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StateFields {
+    /// LRTQ share data, if this sled came from an LRTQ rack.
+    pub lrtq: Option<LrtqShareData>,
+    /// Known configurations, strictly increasing epochs.
+    pub configs: heapless::Vec<StoredConfig, MAX_STORED_CONFIGS, u8>,
+    /// The latest committed epoch.
+    pub latest_committed: Option<Epoch>,
+    /// Set once, forever.
+    pub expunged: Option<Expunged>,
+}
+
+impl TryFrom<StateFields> for PersistentState {
+    type Error = StateError;
+
+    fn try_from(fields: StateFields) -> Result<Self, StateError> {
+        let configs = &fields.configs;
+        if !configs
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.config.epoch() < b.config.epoch()))
+        {
+            return Err(StateError::ConfigsNotSorted);
+        }
+        if let Some(first) = configs.first() {
+            let rack = first.config.rack_id();
+            if configs.iter().any(|c| c.config.rack_id() != rack) {
+                return Err(StateError::MixedRacks);
+            }
+        }
+        if let Some(epoch) = fields.latest_committed {
+            let held = configs
+                .iter()
+                .any(|c| c.config.epoch() == epoch && c.share.is_some());
+            if !held {
+                return Err(StateError::CommittedConfigMissing);
+            }
+        }
+        Ok(Self(fields))
+    }
+}
+
+impl PersistentState {
+    /// A new sled's state: nothing yet.
+    pub const fn new() -> Self {
+        Self(StateFields {
+            lrtq: None,
+            configs: heapless::Vec::new(),
+            latest_committed: None,
+            expunged: None,
+        })
+    }
+
+    /// A sled upgraded from LRTQ starts with its LRTQ share data.
+    pub fn with_lrtq(lrtq: LrtqShareData) -> Self {
+        let mut state = Self::new();
+        state.0.lrtq = Some(lrtq);
+        state
+    }
+
+    /// All fields, read-only.
+    pub fn fields(&self) -> &StateFields {
+        &self.0
+    }
+
+    /// The LRTQ share data, if any.
+    pub fn lrtq(&self) -> Option<&LrtqShareData> {
+        self.0.lrtq.as_ref()
+    }
+
+    /// The latest committed epoch.
+    pub fn latest_committed_epoch(&self) -> Option<Epoch> {
+        self.0.latest_committed
+    }
+
+    /// The latest committed configuration with this node's share.
+    pub fn latest_committed(&self) -> Option<&StoredConfig> {
+        self.get(self.0.latest_committed?)
+    }
+
+    /// The stored configuration of `epoch`.
+    pub fn get(&self, epoch: Epoch) -> Option<&StoredConfig> {
+        self.0.configs.iter().find(|c| c.config.epoch() == epoch)
+    }
+
+    /// The highest epoch this node has a configuration for.
+    pub fn latest_epoch(&self) -> Option<Epoch> {
+        self.0.configs.last().map(|c| c.config.epoch())
+    }
+
+    /// Whether the node was expunged.
+    pub fn expunged(&self) -> Option<&Expunged> {
+        self.0.expunged.as_ref()
+    }
+
+    /// Whether `epoch` is committed (it or a later epoch was committed).
+    pub fn is_committed(&self, epoch: Epoch) -> bool {
+        self.0.latest_committed.is_some_and(|c| epoch <= c)
+    }
+
+    /// Stores a configuration newer than the latest commit, with this node's
+    /// share if known. See [`Stored`] for the outcomes.
+    pub(crate) fn store(
+        &mut self,
+        config: &Configuration,
+        share: Option<&Share>,
+    ) -> Result<Stored, StateError> {
+        let epoch = config.epoch();
+        if self.0.latest_committed.is_some_and(|c| epoch <= c) {
+            return Err(StateError::NotNewerThanCommitted);
+        }
+        if let Some(existing) = self
+            .0
+            .configs
+            .iter_mut()
+            .find(|c| c.config.epoch() == epoch)
+        {
+            if existing.config != *config {
+                return Err(StateError::MismatchedConfiguration);
+            }
+            if existing.share.is_none() {
+                existing.share = share.cloned();
+            }
+            return Ok(Stored::AlreadyThere);
+        }
+        let mut dropped = None;
+        if self.0.configs.is_full() {
+            dropped = Some(self.drop_oldest_uncommitted(epoch)?);
+        }
+        let position = self
+            .0
+            .configs
+            .iter()
+            .position(|c| c.config.epoch() > epoch)
+            .unwrap_or(self.0.configs.len());
+        let entry = StoredConfig {
+            config: config.clone(),
+            share: share.cloned(),
+        };
+        self.0
+            .configs
+            .insert(position, entry)
+            .map_err(|_| StateError::Full)?;
+        Ok(dropped.map_or(Stored::Added, Stored::AddedDroppingOldest))
+    }
+
+    /// Frees a slot for `incoming` by dropping the oldest uncommitted
+    /// configuration, unless `incoming` is itself older than all of them.
+    fn drop_oldest_uncommitted(&mut self, incoming: Epoch) -> Result<Epoch, StateError> {
+        let committed = self.0.latest_committed;
+        let oldest = self
+            .0
+            .configs
+            .iter()
+            .position(|c| committed.is_none_or(|e| c.config.epoch() > e))
+            .ok_or(StateError::Full)?;
+        let oldest_epoch = self
+            .0
+            .configs
+            .get(oldest)
+            .map(|c| c.config.epoch())
+            .ok_or(StateError::Full)?;
+        if incoming < oldest_epoch {
+            return Err(StateError::Full);
+        }
+        self.0.configs.remove(oldest);
+        Ok(oldest_epoch)
+    }
+
+    /// Sets this node's share for a stored configuration.
+    pub(crate) fn set_share(&mut self, epoch: Epoch, share: &Share) -> bool {
+        match self
+            .0
+            .configs
+            .iter_mut()
+            .find(|c| c.config.epoch() == epoch)
+        {
+            Some(stored) => {
+                stored.share = Some(share.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records the commit of `epoch`, which must be stored with a share, and
+    /// drops every older configuration. Returns false (changing nothing) if
+    /// it is not stored with a share.
+    pub(crate) fn commit(&mut self, epoch: Epoch) -> bool {
+        let ready = self.get(epoch).is_some_and(|stored| stored.share.is_some());
+        if !ready {
+            return false;
+        }
+        if self.0.latest_committed.is_none_or(|c| c < epoch) {
+            self.0.latest_committed = Some(epoch);
+            self.0.configs.retain(|c| c.config.epoch() >= epoch);
+        }
+        true
+    }
+
+    /// Records an expungement. Permanent: a second one is ignored.
+    pub(crate) fn set_expunged(&mut self, epoch: Epoch, from: &PlatformId) {
+        if self.0.expunged.is_none() {
+            self.0.expunged = Some(Expunged {
+                epoch,
+                from: from.clone(),
+            });
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Bytes in, validated types out, and back (PROTOCOL.md section 5).
+//!
+//! Every encoding is one format-version byte followed by the postcard
+//! encoding of the value. Decoding is total: any byte string gives a valid
+//! value or a [`WireError`], never a panic, and uses no memory beyond the
+//! value itself, whose size is fixed by the bounds in [`crate::limits`].
+//! Each encodable type has a `MAX_*_LEN` constant so callers can size their
+//! buffers; tests encode the largest value of each and check it fits exactly.
+
+mod shares;
+
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{
+    LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS, PLATFORM_ID_FIELD_LEN,
+};
+use crate::messages::{LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
+use crate::persistent::{LrtqShareData, PersistentState};
+
+/// The format version this build writes and reads. A later format bumps it,
+/// so an old node tells "newer format" apart from "garbage".
+pub const WIRE_VERSION: u8 = 1;
+
+/// Why bytes could not be decoded, or a value not encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WireError {
+    /// No bytes at all.
+    Empty,
+    /// The version byte names a format this build does not read.
+    UnsupportedVersion(u8),
+    /// The bytes are not a valid encoding of the expected type (including
+    /// values that break a rule of the type, such as an unsorted member
+    /// list or a non-printable platform id).
+    Malformed,
+    /// A valid value followed by extra bytes.
+    TrailingBytes,
+    /// The output buffer is too small (never with a `MAX_*_LEN` buffer).
+    BufferTooSmall,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no bytes to decode"),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported wire format version {v}"),
+            Self::Malformed => f.write_str("malformed encoding"),
+            Self::TrailingBytes => f.write_str("trailing bytes after the value"),
+            Self::BufferTooSmall => f.write_str("output buffer too small"),
+        }
+    }
+}
+
+// Worst-case postcard sizes of the parts, from which each maximum is built.
+// Postcard writes integers above u8 as varints (a u64 takes up to 10 bytes,
+// a length below 128 one byte) and fixed arrays as their bytes.
+const VERSION_LEN: usize = 1;
+const TAG_LEN: usize = 1;
+const OPTION_LEN: usize = 1;
+const EPOCH_LEN: usize = 10;
+const RACK_ID_LEN: usize = 16;
+const DIGEST_LEN: usize = 32;
+const SHARE_LEN: usize = 1 + 32;
+const LRTQ_SHARE_LEN: usize = 1 + 32;
+const fn varint_len(max: usize) -> usize {
+    let mut len = 1;
+    let mut rest = max >> 7;
+    while rest > 0 {
+        len += 1;
+        rest >>= 7;
+    }
+    len
+}
+const PLATFORM_ID_LEN: usize = 2 * (varint_len(PLATFORM_ID_FIELD_LEN) + PLATFORM_ID_FIELD_LEN);
+const MEMBER_LEN: usize = PLATFORM_ID_LEN + DIGEST_LEN;
+const SEALED_LEN: usize = 32 + varint_len(MAX_SEALED_LEN) + MAX_SEALED_LEN;
+const CONFIG_LEN: usize = RACK_ID_LEN
+    + EPOCH_LEN
+    + PLATFORM_ID_LEN
+    + varint_len(MAX_MEMBERS)
+    + MAX_MEMBERS * MEMBER_LEN
+    + 1 // threshold
+    + OPTION_LEN
+    + SEALED_LEN;
+const MEMBER_SET_LEN: usize = varint_len(MAX_MEMBERS) + MAX_MEMBERS * PLATFORM_ID_LEN;
+const STORED_CONFIG_LEN: usize = CONFIG_LEN + OPTION_LEN + SHARE_LEN;
+const LRTQ_DATA_LEN: usize = RACK_ID_LEN
+    + 1 // threshold
+    + LRTQ_SHARE_LEN
+    + varint_len(LRTQ_TOTAL_SHARES)
+    + LRTQ_TOTAL_SHARES * DIGEST_LEN;
+
+/// Largest encoded peer message: a `Prepare` with a full configuration.
+pub const MAX_PEER_MSG_LEN: usize = VERSION_LEN + RACK_ID_LEN + TAG_LEN + CONFIG_LEN + SHARE_LEN;
+
+/// Largest encoded [`PersistentState`].
+pub const MAX_PERSISTENT_STATE_LEN: usize = VERSION_LEN
+    + OPTION_LEN
+    + LRTQ_DATA_LEN
+    + varint_len(MAX_STORED_CONFIGS)
+    + MAX_STORED_CONFIGS * STORED_CONFIG_LEN
+    + OPTION_LEN
+    + EPOCH_LEN
+    + OPTION_LEN
+    + EPOCH_LEN
+    + PLATFORM_ID_LEN;
+
+/// Largest encoded [`ReconfigureMsg`].
+pub const MAX_RECONFIGURE_MSG_LEN: usize =
+    VERSION_LEN + RACK_ID_LEN + EPOCH_LEN + OPTION_LEN + EPOCH_LEN + MEMBER_SET_LEN + 1;
+
+/// Largest encoded [`LrtqUpgradeMsg`].
+pub const MAX_LRTQ_UPGRADE_MSG_LEN: usize =
+    VERSION_LEN + RACK_ID_LEN + EPOCH_LEN + MEMBER_SET_LEN + 1;
+
+/// Largest encoded [`LrtqShareData`].
+pub const MAX_LRTQ_SHARE_DATA_LEN: usize = VERSION_LEN + LRTQ_DATA_LEN;
+
+fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
+    let (version, body) = buf.split_first_mut().ok_or(WireError::BufferTooSmall)?;
+    *version = WIRE_VERSION;
+    let written = postcard::to_slice(value, body)
+        .map_err(|_| WireError::BufferTooSmall)?
+        .len();
+    buf.get(..VERSION_LEN + written)
+        .ok_or(WireError::BufferTooSmall)
+}
+
+fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|_| WireError::Malformed)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(WireError::TrailingBytes)
+    }
+}
+
+/// Encodes a peer message into `buf`, returning the bytes written.
+pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
+    encode(msg, buf)
+}
+
+/// Decodes a peer message.
+pub fn decode_peer_msg(bytes: &[u8]) -> Result<PeerMsg, WireError> {
+    decode(bytes)
+}
+
+/// Encodes the persistent state into `buf`, returning the bytes written.
+pub fn encode_persistent_state<'b>(
+    state: &PersistentState,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], WireError> {
+    encode(state, buf)
+}
+
+/// Decodes a persistent state, checking its invariants.
+pub fn decode_persistent_state(bytes: &[u8]) -> Result<PersistentState, WireError> {
+    decode(bytes)
+}
+
+/// Encodes a reconfiguration request.
+pub fn encode_reconfigure_msg<'b>(
+    msg: &ReconfigureMsg,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], WireError> {
+    encode(msg, buf)
+}
+
+/// Decodes a reconfiguration request.
+pub fn decode_reconfigure_msg(bytes: &[u8]) -> Result<ReconfigureMsg, WireError> {
+    decode(bytes)
+}
+
+/// Encodes an LRTQ upgrade request.
+pub fn encode_lrtq_upgrade_msg<'b>(
+    msg: &LrtqUpgradeMsg,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], WireError> {
+    encode(msg, buf)
+}
+
+/// Decodes an LRTQ upgrade request.
+pub fn decode_lrtq_upgrade_msg(bytes: &[u8]) -> Result<LrtqUpgradeMsg, WireError> {
+    decode(bytes)
+}
+
+/// Encodes LRTQ share data.
+pub fn encode_lrtq_share_data<'b>(
+    data: &LrtqShareData,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], WireError> {
+    encode(data, buf)
+}
+
+/// Decodes LRTQ share data.
+pub fn decode_lrtq_share_data(bytes: &[u8]) -> Result<LrtqShareData, WireError> {
+    decode(bytes)
+}
