@@ -16,6 +16,12 @@ pub const MAX_SHARES: usize = 255;
 /// oldest retained secret to make room.
 pub const MAX_RETAINED_SECRETS: usize = 16;
 
+/// Most bytes of an encrypted rack secrets ciphertext: [`MAX_RETAINED_SECRETS`]
+/// entries of an 8-byte epoch and a secret each, then the 16-byte
+/// authentication tag. A longer ciphertext is refused when it is built or
+/// deserialized (`OpenError::TooManySecrets`), before any decryption.
+pub const MAX_SEALED_LEN: usize = MAX_RETAINED_SECRETS * (8 + SECRET_LEN) + 16;
+
 /// Bytes of one LRTQ share: an identifier byte, then a little-endian
 /// curve25519 scalar, as `vsss-rs` 3.3.4 lays it out.
 pub const LRTQ_SHARE_LEN: usize = 33;
