@@ -27,6 +27,8 @@ mod counters;
 mod ctx;
 mod errors;
 mod loader;
+#[cfg(test)]
+mod tests;
 
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
