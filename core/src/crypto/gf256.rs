@@ -44,13 +44,15 @@ impl Gf256 {
     #[inline]
     #[must_use]
     pub fn mul(self, rhs: Self) -> Self {
+        // Each step adds `self * x^i` under a mask that is all ones when bit
+        // `i` of `rhs` is set. The masks are computed together by arithmetic
+        // (not one `0 - bit` per step), which leaves the compiler no
+        // recognisable bit test to turn into a predicated instruction, as it
+        // did on Thumb-2.
         let mut shifted = self.0;
         let mut product = 0u8;
-        for bit in 0..8 {
-            // All ones if bit `bit` of `rhs` is set, else zero: an add under a
-            // mask instead of a branch on the secret bit.
-            let take = 0u8.wrapping_sub((rhs.0 >> bit) & 1);
-            product ^= shifted & take;
+        for mask in bit_masks(rhs.0).to_le_bytes() {
+            product ^= shifted & mask;
             shifted = times_x(shifted);
         }
         Self(product)
@@ -121,6 +123,18 @@ impl ConstantTimeEq for Gf256 {
     fn ct_eq(&self, other: &Self) -> Choice {
         self.0.ct_eq(&other.0)
     }
+}
+
+/// Byte `i` of the result is `0xff` if bit `i` of `b` is set, else `0x00`.
+#[inline]
+fn bit_masks(b: u8) -> u64 {
+    // Byte `i` keeps only bit `i` of `b`, so it is non-zero exactly when
+    // that bit is set.
+    let spread = (u64::from(b) * LOW_BIT) & 0x8040_2010_0804_0201;
+    // Adding 0x7f to the low seven bits of a byte sets its top bit exactly
+    // when they are non-zero, without carrying into the next byte.
+    let nonzero = (((spread & LOW_SEVEN_BITS) + LOW_SEVEN_BITS) | spread) & !LOW_SEVEN_BITS;
+    (nonzero >> 7) * 0xff
 }
 
 /// Multiplies one element by `x`: shift left, and fold the bit that fell off
@@ -216,6 +230,17 @@ mod tests {
             let inverse = Gf256(a).invert();
             assert_eq!(inverse.0, Rijndael(a).recip().0, "1 / {a:#04x}");
             assert_eq!(Gf256(a).mul(inverse).0, 1, "{a:#04x} * 1 / {a:#04x}");
+        }
+    }
+
+    #[test]
+    fn bit_masks_expand_each_bit_to_a_byte() {
+        for b in 0..=255u8 {
+            let masks = bit_masks(b).to_le_bytes();
+            for (bit, mask) in masks.iter().enumerate() {
+                let expected = if b & (1 << bit) != 0 { 0xff } else { 0x00 };
+                assert_eq!(*mask, expected, "b = {b:#04x}, bit {bit}");
+            }
         }
     }
 
