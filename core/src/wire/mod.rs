@@ -8,6 +8,8 @@
 //! buffers; tests encode the largest value of each and check it fits exactly.
 
 mod shares;
+#[cfg(test)]
+mod tests;
 
 use core::fmt;
 use serde::{Deserialize, Serialize};

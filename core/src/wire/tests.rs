@@ -1,0 +1,302 @@
+//! Round trips, exact worst-case sizes, and refusal of bad bytes.
+
+use std::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::{ConfigFields, Configuration, Member, Members};
+use crate::crypto::{EncryptedRackSecrets, LrtqShare, Share, ShareDigest};
+use crate::ids::{Epoch, PlatformId, RackId, Threshold};
+use crate::limits::{LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN};
+use crate::messages::{Body, Envelope, LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
+use crate::persistent::{Expunged, LrtqShareData, StateFields, StoredConfig};
+
+/// A platform id with both fields at their longest, distinct per `i`.
+fn longest_id(i: usize) -> PlatformId {
+    let serial = std::format!("{i:0>32}");
+    PlatformId::new(&"P".repeat(32), &serial).unwrap()
+}
+
+fn share() -> Share {
+    Share::new(255, &[0xee; 32]).unwrap()
+}
+
+fn lrtq_share() -> LrtqShare {
+    let mut bytes = [0u8; 33];
+    bytes[0] = 255;
+    bytes[1] = 7;
+    LrtqShare::from_bytes(&bytes).unwrap()
+}
+
+fn largest_config(epoch: u64) -> Configuration {
+    let members: Members = (0..MAX_MEMBERS)
+        .map(|i| Member {
+            id: longest_id(i),
+            share_digest: ShareDigest([0xff; 32]),
+        })
+        .collect();
+    let sealed = EncryptedRackSecrets::from_parts([0xaa; 32], &[0xbb; MAX_SEALED_LEN]).unwrap();
+    Configuration::new(ConfigFields {
+        rack_id: RackId([0xff; 16]),
+        epoch: Epoch(epoch),
+        coordinator: longest_id(0),
+        members,
+        threshold: Threshold::new(31).unwrap(),
+        encrypted_rack_secrets: Some(sealed),
+    })
+    .unwrap()
+}
+
+fn largest_member_set() -> MemberSet {
+    let ids: Vec<PlatformId> = (0..MAX_MEMBERS).map(longest_id).collect();
+    MemberSet::new(&ids).unwrap()
+}
+
+fn largest_lrtq_data() -> LrtqShareData {
+    LrtqShareData {
+        rack_id: RackId([0xff; 16]),
+        threshold: 255,
+        share: lrtq_share(),
+        share_digests: (0..LRTQ_TOTAL_SHARES)
+            .map(|i| ShareDigest([i as u8; 32]))
+            .collect(),
+    }
+}
+
+fn largest_state() -> PersistentState {
+    let configs = [u64::MAX - 2, u64::MAX - 1, u64::MAX]
+        .into_iter()
+        .map(|e| StoredConfig {
+            config: largest_config(e),
+            share: Some(share()),
+        })
+        .collect();
+    PersistentState::try_from(StateFields {
+        lrtq: Some(largest_lrtq_data()),
+        configs,
+        latest_committed: Some(Epoch(u64::MAX - 2)),
+        expunged: Some(Expunged {
+            epoch: Epoch(u64::MAX),
+            from: longest_id(1),
+        }),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_largest_prepare_fills_max_peer_msg_len_exactly() {
+    let config = largest_config(u64::MAX);
+    let share = share();
+    let msg: PeerMsgRef<'_> = Envelope {
+        rack_id: RackId([0xff; 16]),
+        body: Body::Prepare {
+            config: &config,
+            share: &share,
+        },
+    };
+    let mut buf = [0u8; MAX_PEER_MSG_LEN];
+    let bytes = encode_peer_msg(&msg, &mut buf).unwrap();
+    assert_eq!(bytes.len(), MAX_PEER_MSG_LEN);
+    let decoded = decode_peer_msg(bytes).unwrap();
+    let Body::Prepare {
+        config: c,
+        share: s,
+    } = decoded.body
+    else {
+        panic!("expected Prepare");
+    };
+    assert_eq!(c, config);
+    assert_eq!(s.x(), 255);
+    // One byte less does not fit, and says so.
+    assert_eq!(
+        encode_peer_msg(&msg, &mut buf[..MAX_PEER_MSG_LEN - 1]),
+        Err(WireError::BufferTooSmall)
+    );
+}
+
+#[test]
+fn the_largest_persistent_state_fills_its_bound_exactly() {
+    let state = largest_state();
+    let mut buf = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+    let bytes = encode_persistent_state(&state, &mut buf).unwrap().to_vec();
+    assert_eq!(bytes.len(), MAX_PERSISTENT_STATE_LEN);
+    let decoded = decode_persistent_state(&bytes).unwrap();
+    let mut again = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+    assert_eq!(
+        encode_persistent_state(&decoded, &mut again).unwrap(),
+        &bytes[..]
+    );
+}
+
+#[test]
+fn the_largest_nexus_requests_fill_their_bounds_exactly() {
+    let reconfigure = ReconfigureMsg {
+        rack_id: RackId([0xff; 16]),
+        epoch: Epoch(u64::MAX),
+        last_committed_epoch: Some(Epoch(u64::MAX)),
+        members: largest_member_set(),
+        threshold: Threshold::new(31).unwrap(),
+    };
+    let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
+    let bytes = encode_reconfigure_msg(&reconfigure, &mut buf).unwrap();
+    assert_eq!(bytes.len(), MAX_RECONFIGURE_MSG_LEN);
+    assert_eq!(decode_reconfigure_msg(bytes).unwrap(), reconfigure);
+
+    let upgrade = LrtqUpgradeMsg {
+        rack_id: RackId([0xff; 16]),
+        epoch: Epoch(u64::MAX),
+        members: largest_member_set(),
+        threshold: Threshold::new(31).unwrap(),
+    };
+    let mut buf = [0u8; MAX_LRTQ_UPGRADE_MSG_LEN];
+    let bytes = encode_lrtq_upgrade_msg(&upgrade, &mut buf).unwrap();
+    assert_eq!(bytes.len(), MAX_LRTQ_UPGRADE_MSG_LEN);
+    assert_eq!(decode_lrtq_upgrade_msg(bytes).unwrap(), upgrade);
+}
+
+#[test]
+fn the_largest_lrtq_share_data_fills_its_bound_exactly() {
+    let data = largest_lrtq_data();
+    let mut buf = [0u8; MAX_LRTQ_SHARE_DATA_LEN];
+    let bytes = encode_lrtq_share_data(&data, &mut buf).unwrap();
+    assert_eq!(bytes.len(), MAX_LRTQ_SHARE_DATA_LEN);
+    let decoded = decode_lrtq_share_data(bytes).unwrap();
+    assert_eq!(decoded.share_digests, data.share_digests);
+    assert_eq!(decoded.share.expose_bytes(), data.share.expose_bytes());
+}
+
+fn small_msg_bytes() -> Vec<u8> {
+    let msg: PeerMsgRef<'_> = Envelope {
+        rack_id: RackId([1; 16]),
+        body: Body::GetShare(Epoch(300)),
+    };
+    let mut buf = [0u8; MAX_PEER_MSG_LEN];
+    encode_peer_msg(&msg, &mut buf).unwrap().to_vec()
+}
+
+#[test]
+fn a_small_message_has_a_stable_layout() {
+    // version, rack id, variant tag 2 (GetShare), epoch 300 as a varint.
+    let mut expected = std::vec![WIRE_VERSION];
+    expected.extend_from_slice(&[1; 16]);
+    expected.extend_from_slice(&[2, 0xac, 0x02]);
+    assert_eq!(small_msg_bytes(), expected);
+}
+
+#[test]
+fn bad_framing_is_refused() {
+    assert_eq!(decode_peer_msg(&[]).err(), Some(WireError::Empty));
+    let mut bytes = small_msg_bytes();
+    bytes[0] = WIRE_VERSION + 1;
+    assert_eq!(
+        decode_peer_msg(&bytes).err(),
+        Some(WireError::UnsupportedVersion(WIRE_VERSION + 1))
+    );
+    let mut bytes = small_msg_bytes();
+    bytes.push(0);
+    assert_eq!(
+        decode_peer_msg(&bytes).err(),
+        Some(WireError::TrailingBytes)
+    );
+    let bytes = small_msg_bytes();
+    for len in 1..bytes.len() {
+        assert_eq!(
+            decode_peer_msg(&bytes[..len]).err(),
+            Some(WireError::Malformed)
+        );
+    }
+}
+
+#[test]
+fn values_that_break_type_rules_are_refused() {
+    // A share with x = 0.
+    let mut bytes = std::vec![WIRE_VERSION];
+    bytes.extend_from_slice(&[1; 16]);
+    bytes.extend_from_slice(&[3, 5, 0]); // Share { epoch 5, x 0, .. }
+    bytes.extend_from_slice(&[9; 32]);
+    assert_eq!(decode_peer_msg(&bytes).err(), Some(WireError::Malformed));
+    bytes[19] = 1;
+    assert!(decode_peer_msg(&bytes).is_ok());
+
+    // A threshold out of range, and a non-printable platform id.
+    let reconfigure = ReconfigureMsg {
+        rack_id: RackId([1; 16]),
+        epoch: Epoch(2),
+        last_committed_epoch: None,
+        members: MemberSet::new(&[PlatformId::new("p", "s").unwrap()]).unwrap(),
+        threshold: Threshold::new(2).unwrap(),
+    };
+    let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
+    let good = encode_reconfigure_msg(&reconfigure, &mut buf)
+        .unwrap()
+        .to_vec();
+    let mut bad_threshold = good.clone();
+    *bad_threshold.last_mut().unwrap() = 1;
+    assert_eq!(
+        decode_reconfigure_msg(&bad_threshold).err(),
+        Some(WireError::Malformed)
+    );
+    let mut bad_id = good.clone();
+    let at = bad_id.iter().position(|&b| b == b's').unwrap();
+    bad_id[at] = 0x07;
+    assert_eq!(
+        decode_reconfigure_msg(&bad_id).err(),
+        Some(WireError::Malformed)
+    );
+}
+
+#[test]
+fn an_unsorted_member_list_is_refused_but_a_member_set_is_sorted() {
+    let config = largest_config(5);
+    let mut fields = config.fields().clone();
+    fields.members.swap(0, 1);
+    // Encode the raw fields (bypassing validation) and decode as a config.
+    let mut buf = std::vec![0u8; MAX_PEER_MSG_LEN];
+    let raw = postcard::to_slice(&fields, &mut buf).unwrap().to_vec();
+    assert!(postcard::from_bytes::<Configuration>(&raw).is_err());
+    let ok = postcard::to_slice(config.fields(), &mut buf)
+        .unwrap()
+        .to_vec();
+    assert_eq!(postcard::from_bytes::<Configuration>(&ok).unwrap(), config);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode_peer_msg(&bytes);
+        let _ = decode_persistent_state(&bytes);
+        let _ = decode_reconfigure_msg(&bytes);
+        let _ = decode_lrtq_upgrade_msg(&bytes);
+        let _ = decode_lrtq_share_data(&bytes);
+    }
+
+    #[test]
+    fn mutated_messages_never_panic_and_reencode_identically(
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+    ) {
+        let config = largest_config(9);
+        let share = share();
+        let msg: PeerMsgRef<'_> = Envelope {
+            rack_id: RackId([3; 16]),
+            body: Body::CommitAdvance(&config),
+        };
+        let _ = &share;
+        let mut buf = std::vec![0u8; MAX_PEER_MSG_LEN];
+        let mut bytes = encode_peer_msg(&msg, &mut buf).unwrap().to_vec();
+        let i = at.index(bytes.len());
+        bytes[i] = value;
+        if let Ok(decoded) = decode_peer_msg(&bytes) {
+            let Body::CommitAdvance(c) = &decoded.body else {
+                return Ok(());
+            };
+            let again: PeerMsgRef<'_> = Envelope {
+                rack_id: decoded.rack_id,
+                body: Body::CommitAdvance(c),
+            };
+            let mut out = std::vec![0u8; MAX_PEER_MSG_LEN];
+            prop_assert_eq!(encode_peer_msg(&again, &mut out).unwrap(), &bytes[..]);
+        }
+    }
+}
