@@ -81,6 +81,8 @@ impl fmt::Display for ThresholdOutOfRange {
     }
 }
 
+impl core::error::Error for ThresholdOutOfRange {}
+
 impl Threshold {
     /// A threshold, if `k` is in range.
     pub const fn new(k: u8) -> Result<Self, ThresholdOutOfRange> {
@@ -157,6 +159,8 @@ impl fmt::Display for PlatformIdError {
         })
     }
 }
+
+impl core::error::Error for PlatformIdError {}
 
 impl PlatformId {
     /// A platform id from its two fields, if both are valid.

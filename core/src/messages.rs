@@ -101,6 +101,8 @@ impl fmt::Display for MemberSetError {
     }
 }
 
+impl core::error::Error for MemberSetError {}
+
 impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
     type Error = MemberSetError;
 

@@ -80,6 +80,8 @@ impl fmt::Display for StateError {
     }
 }
 
+impl core::error::Error for StateError {}
+
 /// What storing a configuration did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -53,6 +53,8 @@ impl fmt::Display for LrtqError {
     }
 }
 
+impl core::error::Error for LrtqError {}
+
 /// One LRTQ share, in exactly the byte layout `vsss-rs` 3.3.4 produced:
 /// identifier byte, then the little-endian canonical scalar.
 ///

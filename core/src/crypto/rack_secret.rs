@@ -28,6 +28,8 @@ impl fmt::Display for SecretError {
     }
 }
 
+impl core::error::Error for SecretError {}
+
 impl From<RngError> for SecretError {
     fn from(e: RngError) -> Self {
         Self::Rng(e)

@@ -15,6 +15,8 @@ impl fmt::Display for RngError {
     }
 }
 
+impl core::error::Error for RngError {}
+
 /// Fills `buf` from `rng`, mapping any RNG failure to [`RngError`].
 pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<(), RngError> {
     rng.try_fill_bytes(buf).map_err(|_| RngError)

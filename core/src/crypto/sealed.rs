@@ -69,6 +69,8 @@ impl fmt::Display for RetainError {
     }
 }
 
+impl core::error::Error for RetainError {}
+
 /// Why old secrets could not be encrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -94,6 +96,8 @@ impl fmt::Display for SealError {
         }
     }
 }
+
+impl core::error::Error for SealError {}
 
 impl From<RngError> for SealError {
     fn from(e: RngError) -> Self {
@@ -139,6 +143,8 @@ impl fmt::Display for OpenError {
         })
     }
 }
+
+impl core::error::Error for OpenError {}
 
 /// The old secrets a configuration carries: strictly increasing epochs, at
 /// most [`MAX_RETAINED_SECRETS`]. Secrets zeroize when dropped; `Debug`

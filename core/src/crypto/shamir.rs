@@ -70,6 +70,8 @@ impl fmt::Display for ShamirError {
     }
 }
 
+impl core::error::Error for ShamirError {}
+
 impl From<RngError> for ShamirError {
     fn from(e: RngError) -> Self {
         Self::Rng(e)

@@ -125,6 +125,8 @@ macro_rules! display_by_debug {
                 fmt::Debug::fmt(self, f)
             }
         }
+
+        impl core::error::Error for $t {}
     )+};
 }
 

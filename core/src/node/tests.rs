@@ -913,3 +913,11 @@ fn messages_to_disconnected_peers_are_not_queued() {
     assert!(sleds[0].drain().is_empty());
     assert_eq!(sleds[0].count(Event::NotConnected), 3);
 }
+
+#[test]
+fn a_node_with_its_context_fits_the_ram_budget() {
+    // PROTOCOL budget for the service processor: one node and everything it
+    // keeps, persistent state included, within 64 KiB.
+    let total = core::mem::size_of::<Node>() + core::mem::size_of::<NodeCtx<ChaCha20Rng>>();
+    assert!(total <= 64 * 1024, "node + context is {total} bytes");
+}

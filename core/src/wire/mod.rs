@@ -54,6 +54,8 @@ impl fmt::Display for WireError {
     }
 }
 
+impl core::error::Error for WireError {}
+
 // Worst-case postcard sizes of the parts, from which each maximum is built.
 // Postcard writes integers above u8 as varints (a u64 takes up to 10 bytes,
 // a length below 128 one byte) and fixed arrays as their bytes.
