@@ -127,7 +127,7 @@ impl Coordinator {
         };
         for member in config.members() {
             if member.id != *ctx.id() {
-                ctx.send(&member.id, Outgoing::GetShare(config.epoch()));
+                ctx.request(&member.id, Outgoing::GetShare(config.epoch()));
             }
         }
         coordinator.after_share(ctx);
@@ -147,10 +147,10 @@ impl Coordinator {
                 ctx.count(event);
             }
         }
-        let connected: heapless::Vec<PlatformId, { crate::limits::MAX_CONNECTED }, u8> =
-            ctx.connected().iter().cloned().collect();
-        for peer in &connected {
-            ctx.send(peer, Outgoing::GetLrtqShare);
+        for member in msg.members.as_slice() {
+            if member != ctx.id() {
+                ctx.request(member, Outgoing::GetLrtqShare);
+            }
         }
         let mut coordinator = Self {
             epoch: msg.epoch,
@@ -260,17 +260,17 @@ impl Coordinator {
                     stored.config.is_member(peer) && !collector.has_share_of(&stored.config, peer)
                 });
                 if wanted {
-                    ctx.send(peer, Outgoing::GetShare(collector.epoch()));
+                    ctx.request(peer, Outgoing::GetShare(collector.epoch()));
                 }
             }
             Phase::CollectingLrtqShares(collector) => {
-                if !collector.senders.contains(peer) {
-                    ctx.send(peer, Outgoing::GetLrtqShare);
+                if self.request.members().contains(peer) && !collector.senders.contains(peer) {
+                    ctx.request(peer, Outgoing::GetLrtqShare);
                 }
             }
             Phase::Preparing(p) => {
                 if self.request.members().contains(peer) && !p.acked.contains(peer) {
-                    ctx.send(peer, Outgoing::Prepare(self.epoch));
+                    ctx.request(peer, Outgoing::Prepare(self.epoch));
                 }
             }
         }
@@ -450,7 +450,7 @@ fn prepare<R: TryCryptoRng>(
     log::info!("prepared epoch {}, sending Prepare", epoch);
     for member in members {
         if member != ctx.id() {
-            ctx.send(member, Outgoing::Prepare(epoch));
+            ctx.request(member, Outgoing::Prepare(epoch));
         }
     }
     let mut acked = heapless::Vec::new();

@@ -57,7 +57,7 @@ events! {
     Undecodable => "undecodable",
     /// A request this node cannot answer (no share, no LRTQ data).
     CannotAnswer => "cannot_answer",
-    /// A message was not queued because the peer is not connected.
+    /// A reply was not queued because the peer that asked is not connected.
     NotConnected => "not_connected",
     /// A message was not queued because the outgoing queue is full.
     OutgoingQueueFull => "outgoing_queue_full",

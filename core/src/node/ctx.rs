@@ -136,13 +136,26 @@ impl<R: TryCryptoRng> NodeCtx<R> {
         self.outgoing.retain(|(to, _)| to != peer);
     }
 
-    /// Queues a message for a connected peer; anything else is counted and
-    /// dropped (re-sent from `on_connect` once the peer is back).
-    pub(crate) fn send(&mut self, to: &PlatformId, msg: Outgoing) {
-        if !self.is_connected(to) {
-            self.count(Event::NotConnected);
-            return;
+    /// Queues a request (`Prepare`, `GetShare`, `GetLrtqShare`) if `to` is
+    /// connected. A peer that is not connected is normal here: `on_connect`
+    /// sends the request when it comes.
+    pub(crate) fn request(&mut self, to: &PlatformId, msg: Outgoing) {
+        if self.is_connected(to) {
+            self.queue(to, msg);
         }
+    }
+
+    /// Queues a reply. It goes to a peer that just spoke to us, so a peer
+    /// that is not connected is odd: counted and dropped.
+    pub(crate) fn reply(&mut self, to: &PlatformId, msg: Outgoing) {
+        if self.is_connected(to) {
+            self.queue(to, msg);
+        } else {
+            self.count(Event::NotConnected);
+        }
+    }
+
+    fn queue(&mut self, to: &PlatformId, msg: Outgoing) {
         if self.outgoing.push_back((to.clone(), msg)).is_err() {
             log::warning!("outgoing queue full, dropping a message");
             self.count(Event::OutgoingQueueFull);

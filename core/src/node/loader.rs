@@ -99,7 +99,7 @@ impl SecretLoader {
             stored.config.is_member(peer) && !collector.has_share_of(&stored.config, peer)
         });
         if wanted {
-            ctx.send(peer, Outgoing::GetShare(collector.epoch()));
+            ctx.request(peer, Outgoing::GetShare(collector.epoch()));
         }
     }
 
@@ -120,7 +120,7 @@ impl SecretLoader {
         log::debug!("loading rack secret of epoch {}", epoch);
         for member in config.members() {
             if member.id != *ctx.id() {
-                ctx.send(&member.id, Outgoing::GetShare(epoch));
+                ctx.request(&member.id, Outgoing::GetShare(epoch));
             }
         }
         self.collecting = Some(collector);

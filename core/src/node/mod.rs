@@ -288,7 +288,7 @@ impl Node {
                 stored.config.is_member(peer) && !computer.has_share_of(&stored.config, peer)
             });
             if wanted {
-                ctx.send(peer, Outgoing::GetShare(computer.epoch()));
+                ctx.request(peer, Outgoing::GetShare(computer.epoch()));
             }
         }
         self.loader.on_connect(ctx, peer);
@@ -425,7 +425,7 @@ impl Node {
         {
             self.share_computer = None;
         }
-        ctx.send(from, Outgoing::PrepareAck(epoch));
+        ctx.reply(from, Outgoing::PrepareAck(epoch));
         Ok(())
     }
 
@@ -578,7 +578,7 @@ impl Node {
         self.share_computer = Some(ShareCollector::new(config));
         for member in config.members() {
             if member.id != *ctx.id() {
-                ctx.send(&member.id, Outgoing::GetShare(epoch));
+                ctx.request(&member.id, Outgoing::GetShare(epoch));
             }
         }
     }
@@ -678,13 +678,13 @@ fn on_get_share<R: TryCryptoRng>(
     }
     let stored = ctx.state().get(epoch).ok_or(Event::CannotAnswer)?;
     if !stored.config.is_member(from) {
-        ctx.send(from, Outgoing::Expunged(epoch));
+        ctx.reply(from, Outgoing::Expunged(epoch));
         return Ok(());
     }
     if stored.share.is_none() {
         return Err(Event::CannotAnswer);
     }
-    ctx.send(from, Outgoing::Share(epoch));
+    ctx.reply(from, Outgoing::Share(epoch));
     Ok(())
 }
 
@@ -702,7 +702,7 @@ fn on_get_lrtq_share<R: TryCryptoRng>(
     if ctx.state().lrtq().is_none() {
         return Err(Event::CannotAnswer);
     }
-    ctx.send(from, Outgoing::LrtqShare);
+    ctx.reply(from, Outgoing::LrtqShare);
     Ok(())
 }
 
@@ -731,9 +731,9 @@ fn tell_behind<R: TryCryptoRng>(ctx: &mut NodeCtx<R>, from: &PlatformId) {
     };
     let epoch = latest.config.epoch();
     if latest.config.is_member(from) {
-        ctx.send(from, Outgoing::CommitAdvance(epoch));
+        ctx.reply(from, Outgoing::CommitAdvance(epoch));
     } else {
-        ctx.send(from, Outgoing::Expunged(epoch));
+        ctx.reply(from, Outgoing::Expunged(epoch));
     }
 }
 

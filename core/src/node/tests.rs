@@ -905,13 +905,20 @@ fn reconnecting_resends_a_pending_prepare() {
 }
 
 #[test]
-fn messages_to_disconnected_peers_are_not_queued() {
+fn requests_wait_for_a_connection_and_replies_to_strangers_are_counted() {
     let mut sleds = fresh_sleds(4);
     sleds[0]
         .coordinate(&reconfigure(1, None, set(0..4), 2))
         .unwrap();
+    // Prepares wait for on_connect; that is normal, so nothing is counted.
     assert!(sleds[0].drain().is_empty());
-    assert_eq!(sleds[0].count(Event::NotConnected), 3);
+    assert_eq!(sleds[0].count(Event::NotConnected), 0);
+    sleds[0].connect(&platform(2));
+    assert_eq!(sleds[0].drain().len(), 1);
+    // A share request from a peer that is not connected cannot be answered.
+    sleds[0].receive(&platform(3), &msg(Body::GetShare(Epoch(1))));
+    assert!(sleds[0].drain().is_empty());
+    assert_eq!(sleds[0].count(Event::NotConnected), 1);
 }
 
 #[test]
