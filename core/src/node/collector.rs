@@ -4,11 +4,15 @@
 
 use subtle::ConstantTimeEq;
 
+use rand_core::TryCryptoRng;
+
 use crate::config::Configuration;
 use crate::crypto::Share;
 use crate::ids::{Epoch, PlatformId};
 use crate::limits::MAX_THRESHOLD;
 use crate::node::counters::Event;
+use crate::node::ctx::{NodeCtx, Outgoing};
+use crate::persistent::PersistentState;
 
 /// Shares of one epoch, each checked against the configuration's digest for
 /// its sender, at most one per member.
@@ -29,12 +33,72 @@ pub(crate) enum Added {
 }
 
 impl ShareCollector {
-    pub(crate) fn new(config: &Configuration) -> Self {
+    fn new(config: &Configuration) -> Self {
         Self {
             epoch: config.epoch(),
             threshold: usize::from(config.threshold().get()),
             shares: heapless::Vec::new(),
         }
+    }
+
+    /// Starts collecting shares of the stored configuration of `epoch`:
+    /// takes this node's own share if it has one and asks every connected
+    /// member for theirs. `None` if that configuration is not stored.
+    pub(crate) fn start<R: TryCryptoRng>(ctx: &mut NodeCtx<R>, epoch: Epoch) -> Option<Self> {
+        let stored = ctx.state().get(epoch)?;
+        let members = stored.config.members().len();
+        let mut collector = Self::new(&stored.config);
+        // Our own stored share matches our digest unless the state was
+        // corrupted; then it is counted like any other bad share.
+        let own = match &stored.share {
+            Some(own) => collector.add(&stored.config, ctx.id(), own).err(),
+            None => None,
+        };
+        if let Some(event) = own {
+            ctx.count(event);
+        }
+        for i in 0..members {
+            // Looked up one at a time so no copy of the member list is made.
+            let Some(member) = ctx
+                .state()
+                .get(epoch)
+                .and_then(|s| s.config.members().get(i))
+                .map(|m| m.id.clone())
+            else {
+                break;
+            };
+            if member != *ctx.id() {
+                ctx.request(&member, Outgoing::GetShare(epoch));
+            }
+        }
+        Some(collector)
+    }
+
+    /// Asks a peer that just connected for its share, if it is a member and
+    /// its share is still missing.
+    pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
+        let wanted = ctx.state().get(self.epoch).is_some_and(|stored| {
+            stored.config.is_member(peer) && !self.has_share_of(&stored.config, peer)
+        });
+        if wanted {
+            ctx.request(peer, Outgoing::GetShare(self.epoch));
+        }
+    }
+
+    /// Offers a received `Share { epoch, share }` from `from`, checked
+    /// against the stored configuration of the epoch being collected.
+    pub(crate) fn offer(
+        &mut self,
+        state: &PersistentState,
+        from: &PlatformId,
+        epoch: Epoch,
+        share: &Share,
+    ) -> Result<Added, Event> {
+        if epoch != self.epoch {
+            return Err(Event::WrongEpoch);
+        }
+        let stored = state.get(epoch).ok_or(Event::WrongEpoch)?;
+        self.add(&stored.config, from, share)
     }
 
     pub(crate) fn epoch(&self) -> Epoch {
@@ -51,7 +115,7 @@ impl ShareCollector {
     }
 
     /// Whether a share from member `id` is already here.
-    pub(crate) fn has_share_of(&self, config: &Configuration, id: &PlatformId) -> bool {
+    fn has_share_of(&self, config: &Configuration, id: &PlatformId) -> bool {
         config
             .x_coordinate(id)
             .is_some_and(|x| self.shares.iter().any(|s| s.x() == x))
@@ -60,7 +124,7 @@ impl ShareCollector {
     /// Adds `share` from `from`, after checking that `config` is the epoch
     /// being collected, `from` is a member, and the share matches the digest
     /// listed for `from`. A refused share is returned as the event to count.
-    pub(crate) fn add(
+    fn add(
         &mut self,
         config: &Configuration,
         from: &PlatformId,

@@ -110,26 +110,13 @@ impl Coordinator {
                 phase,
             });
         };
-        let config = committed.config.clone();
-        let mut collector = ShareCollector::new(&config);
-        if let Some(own) = committed.share.clone() {
-            let id = ctx.id().clone();
-            // Our own stored share always matches our own digest; a failure
-            // here is counted like any other bad share.
-            if let Err(event) = collector.add(&config, &id, &own) {
-                ctx.count(event);
-            }
-        }
+        let old_epoch = committed.config.epoch();
+        let collector = ShareCollector::start(ctx, old_epoch).ok_or(PrepareFailed::Internal)?;
         let mut coordinator = Self {
             epoch: msg.epoch,
             request,
             phase: Phase::CollectingShares(collector),
         };
-        for member in config.members() {
-            if member.id != *ctx.id() {
-                ctx.request(&member.id, Outgoing::GetShare(config.epoch()));
-            }
-        }
         coordinator.after_share(ctx);
         Ok(coordinator)
     }
@@ -205,15 +192,7 @@ impl Coordinator {
         let Phase::CollectingShares(collector) = &mut self.phase else {
             return Err(Event::Unexpected);
         };
-        if collector.epoch() != epoch {
-            return Err(Event::WrongEpoch);
-        }
-        let config = ctx
-            .state()
-            .get(epoch)
-            .map(|stored| &stored.config)
-            .ok_or(Event::WrongEpoch)?;
-        collector.add(config, from, share)?;
+        collector.offer(ctx.state(), from, epoch, share)?;
         self.after_share(ctx);
         Ok(())
     }
@@ -255,14 +234,7 @@ impl Coordinator {
     /// What to re-send to a peer that just connected.
     pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
         match &self.phase {
-            Phase::CollectingShares(collector) => {
-                let wanted = ctx.state().get(collector.epoch()).is_some_and(|stored| {
-                    stored.config.is_member(peer) && !collector.has_share_of(&stored.config, peer)
-                });
-                if wanted {
-                    ctx.request(peer, Outgoing::GetShare(collector.epoch()));
-                }
-            }
+            Phase::CollectingShares(collector) => collector.on_connect(ctx, peer),
             Phase::CollectingLrtqShares(collector) => {
                 if self.request.members().contains(peer) && !collector.senders.contains(peer) {
                     ctx.request(peer, Outgoing::GetLrtqShare);

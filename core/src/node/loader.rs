@@ -10,7 +10,7 @@ use crate::log;
 use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
 use crate::node::counters::Event;
-use crate::node::ctx::{NodeCtx, Outgoing};
+use crate::node::ctx::NodeCtx;
 use crate::node::errors::LoadSecretError;
 
 /// The secrets of one committed epoch and the older ones it carried.
@@ -77,53 +77,25 @@ impl SecretLoader {
         share: &Share,
     ) -> Result<(), Event> {
         let collector = self.collecting.as_mut().ok_or(Event::Unexpected)?;
-        if collector.epoch() != epoch {
-            return Err(Event::WrongEpoch);
-        }
-        let config = ctx
-            .state()
-            .get(epoch)
-            .map(|stored| &stored.config)
-            .ok_or(Event::WrongEpoch)?;
-        collector.add(config, from, share)?;
+        collector.offer(ctx.state(), from, epoch, share)?;
         self.finish_if_complete(ctx);
         Ok(())
     }
 
     /// Asks a newly connected member for its share, if still needed.
     pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
-        let Some(collector) = &self.collecting else {
-            return;
-        };
-        let wanted = ctx.state().get(collector.epoch()).is_some_and(|stored| {
-            stored.config.is_member(peer) && !collector.has_share_of(&stored.config, peer)
-        });
-        if wanted {
-            ctx.request(peer, Outgoing::GetShare(collector.epoch()));
+        if let Some(collector) = &self.collecting {
+            collector.on_connect(ctx, peer);
         }
     }
 
     fn start<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, epoch: Epoch) {
-        let Some(stored) = ctx.state().get(epoch) else {
+        log::debug!("loading rack secret of epoch {}", epoch);
+        self.collecting = ShareCollector::start(ctx, epoch);
+        if self.collecting.is_none() {
             ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
             return;
-        };
-        let config = stored.config.clone();
-        let own = stored.share.clone();
-        let mut collector = ShareCollector::new(&config);
-        if let Some(own) = own {
-            let id = ctx.id().clone();
-            if let Err(event) = collector.add(&config, &id, &own) {
-                ctx.count(event);
-            }
         }
-        log::debug!("loading rack secret of epoch {}", epoch);
-        for member in config.members() {
-            if member.id != *ctx.id() {
-                ctx.request(&member.id, Outgoing::GetShare(epoch));
-            }
-        }
-        self.collecting = Some(collector);
         self.finish_if_complete(ctx);
     }
 

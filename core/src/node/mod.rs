@@ -50,7 +50,7 @@ use crate::messages::{
 };
 use crate::persistent::{PersistentState, Stored};
 use crate::wire;
-use collector::ShareCollector;
+use collector::{Added, ShareCollector};
 use coordinator::{Coordinator, PrepareFailed};
 use ctx::Outgoing;
 use loader::SecretLoader;
@@ -284,12 +284,7 @@ impl Node {
             coordinator.on_connect(ctx, peer);
         }
         if let Some(computer) = &self.share_computer {
-            let wanted = ctx.state().get(computer.epoch()).is_some_and(|stored| {
-                stored.config.is_member(peer) && !computer.has_share_of(&stored.config, peer)
-            });
-            if wanted {
-                ctx.request(peer, Outgoing::GetShare(computer.epoch()));
-            }
+            computer.on_connect(ctx, peer);
         }
         self.loader.on_connect(ctx, peer);
     }
@@ -475,36 +470,19 @@ impl Node {
         share: &Share,
     ) -> Result<(), Event> {
         let computer = self.share_computer.as_mut().ok_or(Event::Unexpected)?;
-        if computer.epoch() != epoch {
-            return Err(Event::WrongEpoch);
-        }
-        let config = ctx
-            .state()
-            .get(epoch)
-            .map(|stored| stored.config.clone())
-            .ok_or(Event::WrongEpoch)?;
-        computer.add(&config, from, share)?;
-        if !computer.is_complete() {
+        if computer.offer(ctx.state(), from, epoch, share)? != Added::Complete {
             return Ok(());
         }
-        let Some(x) = config.x_coordinate(ctx.id()) else {
-            self.share_computer = None;
-            return Err(Event::FromNonMember);
-        };
-        let computed = compute_share(computer.shares(), x);
+        let computed = ctx.state().get(epoch).and_then(|stored| {
+            let x = stored.config.x_coordinate(ctx.id())?;
+            let own = compute_share(computer.shares(), x).ok()?;
+            let digest = stored.config.share_digest(ctx.id())?;
+            bool::from(own.matches(digest)).then_some(own)
+        });
         self.share_computer = None;
-        let own = match computed {
-            Ok(own)
-                if config
-                    .share_digest(ctx.id())
-                    .is_some_and(|d| bool::from(own.matches(d))) =>
-            {
-                own
-            }
-            _ => {
-                ctx.raise_alarm(Alarm::ShareComputationFailed(epoch));
-                return Ok(());
-            }
+        let Some(own) = computed else {
+            ctx.raise_alarm(Alarm::ShareComputationFailed(epoch));
+            return Ok(());
         };
         log::info!("computed own share of epoch {}", epoch);
         ctx.update_state(|state| state.set_share(epoch, &own));
@@ -575,12 +553,7 @@ impl Node {
             return;
         }
         log::info!("computing own share of epoch {}", epoch);
-        self.share_computer = Some(ShareCollector::new(config));
-        for member in config.members() {
-            if member.id != *ctx.id() {
-                ctx.request(&member.id, Outgoing::GetShare(epoch));
-            }
-        }
+        self.share_computer = ShareCollector::start(ctx, epoch);
     }
 
     /// Stores a configuration, raising the alarm on a mismatch.
