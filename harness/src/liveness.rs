@@ -7,7 +7,7 @@ use tq_core::ids::Epoch;
 use tq_core::limits::MAX_RETAINED_SECRETS;
 use tq_core::node::LoadSecretError;
 
-use crate::cluster::{Cluster, nth_bit};
+use crate::cluster::Cluster;
 use crate::invariants::{LivenessFailure, Violation};
 use crate::network::bit;
 use crate::nexus::PendingState;
@@ -85,29 +85,28 @@ impl Cluster {
     pub fn nexus_finish(&mut self) -> Result<(), Violation> {
         for _ in 0..MAX_NEXUS_ROUNDS {
             self.deliver_all()?;
+            // The latest commit is driven to every member even while a new
+            // reconfiguration waits: its coordinator may need it first.
+            let latest = self.nexus.latest_committed().copied();
+            let waiting = latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed());
+            if let Some(latest) = latest {
+                for member in (0..self.sled_count()).filter(|m| waiting & bit(*m) != 0) {
+                    self.nexus_commit_member(member, latest.epoch)?;
+                }
+            }
             match self.nexus.pending().copied() {
                 Some(p) if p.state == PendingState::Stale => {
                     let next = u8::try_from(p.coordinator).unwrap_or(0);
                     self.nexus_abandon(next)?;
                 }
                 Some(_) => self.nexus_poll()?,
+                None if latest.is_none() => {
+                    // Nothing ever started: start the first one.
+                    self.nexus_start(crate::Change::Same, 0, 0)?;
+                }
                 None => {
-                    let Some(latest) = self.nexus.latest_committed().copied() else {
-                        // Nothing ever started: start the first one.
-                        self.nexus_start(crate::Change::Same, 0, 0)?;
-                        continue;
-                    };
-                    let waiting = latest.members & !self.nexus.commit_confirmed();
                     if waiting == 0 && self.network.in_flight().is_empty() {
                         return Ok(());
-                    }
-                    let mut n = 0;
-                    while let Some(member) = nth_bit(waiting, n) {
-                        self.nexus_commit_member(member, latest.epoch)?;
-                        n += 1;
-                        if n >= waiting.count_ones() as usize {
-                            break;
-                        }
                     }
                 }
             }
