@@ -252,17 +252,21 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
         if trace {
             eprintln!("step {}: {step:?}", stats.steps);
         }
-        match step {
-            Step::Act(action) => cluster.apply(&action)?,
-            Step::Forge(forgery) => match forge(&mut cluster, &forgery)? {
+        let outcome = match step {
+            Step::Act(action) => cluster.apply(&action),
+            Step::Forge(forgery) => forge(&mut cluster, &forgery).map(|verdict| match verdict {
                 Verdict::Skip => stats.forgeries_skipped += 1,
                 Verdict::Inject => stats.forged += 1,
                 Verdict::InjectWaivingLiveness => {
                     stats.forged += 1;
                     stats.liveness_waived = true;
                 }
-            },
+            }),
+        };
+        if trace {
+            print_sleds(&cluster);
         }
+        outcome?;
     }
     stats.committed = cluster.nexus().stats().committed;
     stats.secrets_loaded = cluster.stats().secrets_loaded;
@@ -281,6 +285,34 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
 fn tracing() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("TQ_FUZZ_TRACE").is_some())
+}
+
+/// Prints each sled's role and what its disk holds (for `TQ_FUZZ_TRACE`).
+fn print_sleds(cluster: &Cluster) {
+    for index in 0..cluster.sled_count() {
+        let Some(sled) = cluster.sled(index) else {
+            continue;
+        };
+        let disk = sled
+            .read_disk()
+            .map(|state| tq_harness::sled::DiskSummary::of(&state));
+        let roles = sled.running().map(|r| {
+            (
+                r.node.coordinating(),
+                r.node.computing_share(),
+                r.node.loading(),
+            )
+        });
+        eprintln!("    sled {index}: (coordinating, computing, loading) {roles:?}, disk {disk:?}");
+    }
+    eprintln!("    in flight: {}", cluster.network().in_flight().len());
+}
+
+/// Whether `TQ_FUZZ_SKIP_FORGERIES` is set: then every forgery is skipped,
+/// to tell whether a finding needs one.
+fn skipping_forgeries() -> bool {
+    static SKIP: OnceLock<bool> = OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var_os("TQ_FUZZ_SKIP_FORGERIES").is_some())
 }
 
 /// The LRTQ rack of `members` sleds, made once per size.
@@ -331,7 +363,11 @@ fn forge(cluster: &mut Cluster, forgery: &Forgery) -> Result<Verdict, Violation>
             (sled(*from), sled(*to), bytes, Some(msg))
         }
     };
-    let verdict = judge(cluster, from, to, &bytes, original.as_ref());
+    let verdict = if skipping_forgeries() {
+        Verdict::Skip
+    } else {
+        judge(cluster, from, to, &bytes, original.as_ref())
+    };
     if tracing() {
         let decoded = wire::decode_peer_msg(&bytes);
         eprintln!("  forged {from} -> {to}: {decoded:?}; {verdict:?}");
