@@ -187,16 +187,17 @@ pub fn peer_msgs() -> Vec<Seed> {
     let largest = largest_config();
     let (lrtq, _) = lrtq_rack(5, 7);
     let lrtq_share = &lrtq[1].share;
-    let prepare = |split: &Split| {
+    let prepare = |split: &Split, last_committed: Option<u64>| {
         encode_msg(&envelope(Body::Prepare {
             config: &split.config,
             share: &split.shares[1],
+            last_committed: last_committed.map(Epoch),
         }))
     };
     vec![
-        ("prepare_first", prepare(&first)),
-        ("prepare_later", prepare(&later)),
-        ("prepare_largest", prepare(&largest)),
+        ("prepare_first", prepare(&first, None)),
+        ("prepare_later", prepare(&later, Some(3))),
+        ("prepare_largest", prepare(&largest, Some(u64::MAX - 1))),
         (
             "prepare_ack",
             encode_msg(&envelope(Body::PrepareAck(Epoch(4)))),
