@@ -53,15 +53,10 @@ pub const MAX_THRESHOLD: u8 = 31;
 pub const PLATFORM_ID_FIELD_LEN: usize = 32;
 
 /// Most configurations a node stores: the latest committed one plus newer
-/// ones. Three suffice: the node's latest commit, the one Nexus may have
-/// committed since without the node hearing of it, and the one being
-/// prepared. Storing one more drops the oldest uncommitted configuration
-/// known to be abandoned or superseded (a `Prepare` names the latest epoch
-/// Nexus committed, so every other older one is; a `CommitAdvance`
-/// supersedes every older one; a coordinator's own request names the
-/// latest commit) and counts the drop. If none is known to be, the incoming
-/// configuration is refused and counted (a `Prepare` is then not acked):
-/// never is a share dropped that Nexus may have committed on.
+/// prepared ones. Storing one more drops the oldest uncommitted one (it can
+/// never commit, since Nexus never commits an epoch after starting a newer
+/// one) and counts the drop; a configuration older than every stored
+/// uncommitted one is itself dropped and counted.
 pub const MAX_STORED_CONFIGS: usize = 3;
 
 /// Most alarms a node's context records. Alarms must never happen; past

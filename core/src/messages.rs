@@ -51,13 +51,6 @@ pub enum Body<C, S, L> {
         config: C,
         /// The receiving member's share.
         share: S,
-        /// The latest epoch Nexus had committed when it started this one
-        /// (`None`: none yet, a fresh rack or the LRTQ upgrade). Every
-        /// epoch between it and this one was abandoned and can never
-        /// commit, which a member that missed commits cannot tell on its
-        /// own: with it, the member knows which stored configurations it
-        /// may drop to make room (see `persistent::MakeRoom`).
-        last_committed: Option<Epoch>,
     },
     /// Member to coordinator: the prepare is stored durably.
     PrepareAck(Epoch),
@@ -84,15 +77,7 @@ impl<C, S, L> Body<C, S, L> {
     /// The same body with its parts borrowed (see [`Envelope::as_ref`]).
     pub fn as_ref(&self) -> Body<&C, &S, &L> {
         match self {
-            Self::Prepare {
-                config,
-                share,
-                last_committed,
-            } => Body::Prepare {
-                config,
-                share,
-                last_committed: *last_committed,
-            },
+            Self::Prepare { config, share } => Body::Prepare { config, share },
             Self::PrepareAck(epoch) => Body::PrepareAck(*epoch),
             Self::GetShare(epoch) => Body::GetShare(*epoch),
             Self::Share { epoch, share } => Body::Share {
@@ -250,7 +235,6 @@ mod tests {
             Body::Prepare {
                 config: config.clone(),
                 share: share(),
-                last_committed: Some(Epoch(2)),
             },
             Body::PrepareAck(Epoch(4)),
             Body::GetShare(Epoch(5)),

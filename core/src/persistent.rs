@@ -90,31 +90,10 @@ pub enum Stored {
     Added,
     /// It was already stored; a missing share was filled in if given.
     AlreadyThere,
-    /// It is stored, and the oldest uncommitted configuration the caller
-    /// knows to be abandoned or superseded was dropped to make room.
+    /// It is stored, and the oldest uncommitted configuration was dropped to
+    /// make room (that epoch can no longer commit: Nexus never commits an
+    /// epoch after starting a newer one).
     AddedDroppingOldest(Epoch),
-}
-
-/// Which stored configurations [`PersistentState::store`] may drop when
-/// every slot is taken. Only the caller knows: a node that missed a commit
-/// cannot tell a configuration Nexus committed (on its ack, perhaps) from
-/// one Nexus abandoned, and dropping the first loses a share of the rack's
-/// current secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub(crate) enum MakeRoom {
-    /// Nexus named this node's latest commit as the rack's latest (a
-    /// coordinator storing the configuration it starts): every stored
-    /// uncommitted configuration was abandoned.
-    DropAbandoned,
-    /// The incoming configuration is committed (`CommitAdvance`): every
-    /// uncommitted configuration older than it is superseded.
-    DropSuperseded,
-    /// The incoming configuration was started when this epoch (`None`: no
-    /// epoch) was the latest Nexus committed (a `Prepare`): every older
-    /// uncommitted configuration but that one was abandoned or is
-    /// superseded.
-    KeepLastCommitted(Option<Epoch>),
 }
 
 /// The node's persistent state. Holds at most [`MAX_STORED_CONFIGS`]
@@ -224,13 +203,11 @@ impl PersistentState {
     }
 
     /// Stores a configuration newer than the latest commit, with this node's
-    /// share if known, dropping what `room` allows if every slot is taken.
-    /// See [`Stored`] for the outcomes.
+    /// share if known. See [`Stored`] for the outcomes.
     pub(crate) fn store(
         &mut self,
         config: &Configuration,
         share: Option<&Share>,
-        room: MakeRoom,
     ) -> Result<Stored, StateError> {
         let epoch = config.epoch();
         if self.0.latest_committed.is_some_and(|c| epoch <= c) {
@@ -252,7 +229,7 @@ impl PersistentState {
         }
         let mut dropped = None;
         if self.0.configs.is_full() {
-            dropped = Some(self.drop_oldest_uncommitted(epoch, room)?);
+            dropped = Some(self.drop_oldest_uncommitted(epoch)?);
         }
         let position = self
             .0
@@ -272,25 +249,14 @@ impl PersistentState {
     }
 
     /// Frees a slot for `incoming` by dropping the oldest uncommitted
-    /// configuration older than it that `room` allows to drop.
-    fn drop_oldest_uncommitted(
-        &mut self,
-        incoming: Epoch,
-        room: MakeRoom,
-    ) -> Result<Epoch, StateError> {
+    /// configuration, unless `incoming` is itself older than all of them.
+    fn drop_oldest_uncommitted(&mut self, incoming: Epoch) -> Result<Epoch, StateError> {
         let committed = self.0.latest_committed;
-        let keep = match room {
-            MakeRoom::KeepLastCommitted(epoch) => epoch,
-            MakeRoom::DropAbandoned | MakeRoom::DropSuperseded => None,
-        };
         let oldest = self
             .0
             .configs
             .iter()
-            .position(|c| {
-                let epoch = c.config.epoch();
-                committed.is_none_or(|e| epoch > e) && epoch < incoming && Some(epoch) != keep
-            })
+            .position(|c| committed.is_none_or(|e| c.config.epoch() > e))
             .ok_or(StateError::Full)?;
         let oldest_epoch = self
             .0
@@ -298,6 +264,9 @@ impl PersistentState {
             .get(oldest)
             .map(|c| c.config.epoch())
             .ok_or(StateError::Full)?;
+        if incoming < oldest_epoch {
+            return Err(StateError::Full);
+        }
         self.0.configs.remove(oldest);
         Ok(oldest_epoch)
     }
@@ -340,116 +309,6 @@ impl PersistentState {
                 epoch,
                 from: from.clone(),
             });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::tests::fields;
-
-    fn config(epoch: u64) -> Configuration {
-        let mut f = fields(4, 2);
-        f.epoch = Epoch(epoch);
-        Configuration::new(f).unwrap()
-    }
-
-    fn share(epoch: u64) -> Share {
-        Share::new(1, &[epoch as u8; 32]).unwrap()
-    }
-
-    /// Epoch 1 committed, then epochs 2 and 3 prepared: every slot taken.
-    fn full_state() -> PersistentState {
-        let mut state = PersistentState::new();
-        for epoch in 1..=3 {
-            let room = MakeRoom::KeepLastCommitted(None);
-            state
-                .store(&config(epoch), Some(&share(epoch)), room)
-                .unwrap();
-        }
-        assert!(state.commit(Epoch(1)));
-        assert_eq!(state.fields().configs.len(), MAX_STORED_CONFIGS);
-        state
-    }
-
-    fn epochs(state: &PersistentState) -> std::vec::Vec<u64> {
-        state
-            .fields()
-            .configs
-            .iter()
-            .map(|c| c.config.epoch().0)
-            .collect()
-    }
-
-    #[test]
-    fn a_prepare_keeps_the_epoch_nexus_may_have_committed() {
-        // Regression (found by the cluster fuzz target): epoch 2 was
-        // committed by Nexus on this node's ack, the node missed the commit,
-        // and prepares of abandoned epochs 3 and 4 arrived. Dropping the
-        // oldest uncommitted configuration would lose the share of 2.
-        let mut state = full_state();
-        let room = MakeRoom::KeepLastCommitted(Some(Epoch(2)));
-        assert_eq!(
-            state.store(&config(4), Some(&share(4)), room),
-            Ok(Stored::AddedDroppingOldest(Epoch(3)))
-        );
-        assert_eq!(epochs(&state), [1, 2, 4]);
-        assert!(state.get(Epoch(2)).unwrap().share.is_some());
-        // Epoch 4 abandoned too: 5 replaces it, 2 stays.
-        assert_eq!(
-            state.store(&config(5), Some(&share(5)), room),
-            Ok(Stored::AddedDroppingOldest(Epoch(4)))
-        );
-        assert_eq!(epochs(&state), [1, 2, 5]);
-    }
-
-    #[test]
-    fn a_prepare_started_after_the_node_s_commit_drops_the_oldest_abandoned() {
-        let mut state = full_state();
-        let room = MakeRoom::KeepLastCommitted(Some(Epoch(1)));
-        assert_eq!(
-            state.store(&config(4), Some(&share(4)), room),
-            Ok(Stored::AddedDroppingOldest(Epoch(2)))
-        );
-        assert_eq!(epochs(&state), [1, 3, 4]);
-    }
-
-    #[test]
-    fn a_prepare_with_nothing_to_drop_is_refused() {
-        let mut state = full_state();
-        // Epoch 2 may be committed; 3 is newer than the incoming epoch.
-        let room = MakeRoom::KeepLastCommitted(Some(Epoch(2)));
-        let mut newer = PersistentState::new();
-        for epoch in [1, 2, 5] {
-            newer
-                .store(&config(epoch), Some(&share(epoch)), room)
-                .unwrap();
-        }
-        assert!(newer.commit(Epoch(1)));
-        assert_eq!(
-            newer.store(&config(4), Some(&share(4)), room),
-            Err(StateError::Full)
-        );
-        assert_eq!(epochs(&newer), [1, 2, 5]);
-        // The committed configuration is never dropped, though the oldest.
-        let room = MakeRoom::KeepLastCommitted(Some(Epoch(3)));
-        let _ = state.store(&config(4), Some(&share(4)), room);
-        assert_eq!(epochs(&state), [1, 3, 4]);
-    }
-
-    #[test]
-    fn a_committed_or_coordinated_configuration_drops_the_oldest_uncommitted() {
-        for room in [MakeRoom::DropSuperseded, MakeRoom::DropAbandoned] {
-            let mut state = full_state();
-            assert_eq!(
-                state.store(&config(4), None, room),
-                Ok(Stored::AddedDroppingOldest(Epoch(2)))
-            );
-            assert_eq!(epochs(&state), [1, 3, 4]);
-            // Older than every uncommitted one: nothing older to drop.
-            assert_eq!(state.store(&config(2), None, room), Err(StateError::Full));
-            assert_eq!(epochs(&state), [1, 3, 4]);
         }
     }
 }

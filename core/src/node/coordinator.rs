@@ -164,15 +164,6 @@ impl Coordinator {
         matches!(self.request, Request::LrtqUpgrade(_))
     }
 
-    /// The latest epoch Nexus had committed when it asked for this one,
-    /// sent with every `Prepare` (`None` for a fresh rack or the upgrade).
-    pub(crate) fn last_committed(&self) -> Option<Epoch> {
-        match &self.request {
-            Request::Reconfigure(m) => m.last_committed_epoch,
-            Request::LrtqUpgrade(_) => None,
-        }
-    }
-
     /// Members that acked the prepare (the coordinator first).
     pub(crate) fn acked(&self) -> &[PlatformId] {
         match &self.phase {
@@ -420,10 +411,7 @@ fn prepare<R: TryCryptoRng>(
         .and_then(|x| shares.get(usize::from(x).checked_sub(1)?))
         .ok_or(PrepareFailed::Internal)?
         .clone();
-    // Nexus named this node's latest commit as the rack's, so whatever
-    // newer configuration it stores was abandoned.
-    let room = crate::persistent::MakeRoom::DropAbandoned;
-    match ctx.update_state(|state| state.store(&config, Some(&own_share), room)) {
+    match ctx.update_state(|state| state.store(&config, Some(&own_share))) {
         Ok(crate::persistent::Stored::AddedDroppingOldest(_)) => ctx.count(Event::ConfigDropped),
         Ok(_) => {}
         Err(_) => {

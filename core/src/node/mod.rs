@@ -48,7 +48,7 @@ use crate::log;
 use crate::messages::{
     Body, Envelope, LrtqUpgradeMsg, MemberSet, PeerMsg, PeerMsgRef, ReconfigureMsg,
 };
-use crate::persistent::{MakeRoom, PersistentState, Stored};
+use crate::persistent::{PersistentState, Stored};
 use crate::wire;
 use collector::{Added, ShareCollector};
 use coordinator::{Coordinator, PrepareFailed};
@@ -326,11 +326,9 @@ impl Node {
         }
         log::debug!("{} from {}", msg.body.kind(), from);
         let outcome = match &msg.body {
-            Body::Prepare {
-                config,
-                share,
-                last_committed,
-            } => self.on_prepare(ctx, from, msg.rack_id, config, share, *last_committed),
+            Body::Prepare { config, share } => {
+                self.on_prepare(ctx, from, msg.rack_id, config, share)
+            }
             Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, *epoch),
             Body::GetShare(epoch) => on_get_share(ctx, from, *epoch),
             Body::Share { epoch, share } => self.on_share(ctx, from, *epoch, share),
@@ -398,7 +396,6 @@ impl Node {
         rack: RackId,
         config: &Configuration,
         share: &Share,
-        last_committed: Option<Epoch>,
     ) -> Result<(), Event> {
         let epoch = config.epoch();
         if ctx.state().is_committed(epoch) {
@@ -411,8 +408,7 @@ impl Node {
         if !fits {
             return Err(Event::InvalidPrepare);
         }
-        let room = MakeRoom::KeepLastCommitted(last_committed);
-        self.store_config(ctx, config, Some(share), room)?;
+        self.store_config(ctx, config, Some(share))?;
         if self.coordinator.as_ref().is_some_and(|c| c.epoch < epoch) {
             log::info!("stopped coordinating: prepared newer epoch {}", epoch);
             self.coordinator = None;
@@ -535,7 +531,7 @@ impl Node {
             self.commit(ctx, epoch);
             return;
         }
-        if let Err(event) = self.store_config(ctx, config, None, MakeRoom::DropSuperseded) {
+        if let Err(event) = self.store_config(ctx, config, None) {
             ctx.count(event);
             return;
         }
@@ -566,7 +562,6 @@ impl Node {
         ctx: &mut NodeCtx<R>,
         config: &Configuration,
         share: Option<&Share>,
-        room: MakeRoom,
     ) -> Result<(), Event> {
         let epoch = config.epoch();
         let already = ctx.state().get(epoch).is_some_and(|stored| {
@@ -575,7 +570,7 @@ impl Node {
         if already {
             return Ok(());
         }
-        match ctx.update_state(|state| state.store(config, share, room)) {
+        match ctx.update_state(|state| state.store(config, share)) {
             Ok(Stored::AddedDroppingOldest(dropped)) => {
                 log::warning!("dropped stored epoch {} to make room", dropped);
                 ctx.count(Event::ConfigDropped);
@@ -624,12 +619,8 @@ impl Node {
         let body = match outgoing {
             Outgoing::Prepare(epoch) => {
                 let config = &state.get(epoch)?.config;
-                let coordinator = self.coordinator.as_ref()?;
-                Body::Prepare {
-                    config,
-                    share: coordinator.share_for(config, to)?,
-                    last_committed: coordinator.last_committed(),
-                }
+                let share = self.coordinator.as_ref()?.share_for(config, to)?;
+                Body::Prepare { config, share }
             }
             Outgoing::PrepareAck(epoch) => Body::PrepareAck(epoch),
             Outgoing::GetShare(epoch) => Body::GetShare(epoch),

@@ -93,7 +93,6 @@ fn the_largest_prepare_fills_max_peer_msg_len_exactly() {
         body: Body::Prepare {
             config: &config,
             share: &share,
-            last_committed: Some(Epoch(u64::MAX - 1)),
         },
     };
     let mut buf = [0u8; MAX_PEER_MSG_LEN];
@@ -103,14 +102,12 @@ fn the_largest_prepare_fills_max_peer_msg_len_exactly() {
     let Body::Prepare {
         config: c,
         share: s,
-        last_committed,
     } = decoded.body
     else {
         panic!("expected Prepare");
     };
     assert_eq!(c, config);
     assert_eq!(s.x(), 255);
-    assert_eq!(last_committed, Some(Epoch(u64::MAX - 1)));
     // One byte less does not fit, and says so.
     assert_eq!(
         encode_peer_msg(&msg, &mut buf[..MAX_PEER_MSG_LEN - 1]),
