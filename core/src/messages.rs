@@ -38,6 +38,12 @@ pub enum Body<C, S, L> {
         config: C,
         /// The receiving member's share.
         share: S,
+        /// The epoch Nexus named as committed when it started this
+        /// reconfiguration (`None` for a rack's first configuration). Not in
+        /// PROTOCOL.md's table: it is how a member that missed that commit
+        /// learns it, so that it never drops a committed configuration to
+        /// make room (see `PersistentState::supersede`).
+        last_committed: Option<Epoch>,
     },
     /// Member to coordinator: the prepare is stored durably.
     PrepareAck(Epoch),
