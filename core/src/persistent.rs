@@ -384,8 +384,10 @@ mod tests {
             PersistentState::try_from(unsorted).err(),
             Some(StateError::ConfigsNotSorted)
         );
-        let mut missing = StateFields::default();
-        missing.latest_committed = Some(Epoch(1));
+        let missing = StateFields {
+            latest_committed: Some(Epoch(1)),
+            ..StateFields::default()
+        };
         assert_eq!(
             PersistentState::try_from(missing).err(),
             Some(StateError::CommittedConfigMissing)
