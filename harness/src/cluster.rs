@@ -115,8 +115,7 @@ impl Cluster {
             RackStart::Fresh => 0,
             RackStart::Lrtq { data, .. } => data.len(),
         };
-        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members)
-            || sled_count > MAX_SLEDS
+        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > MAX_SLEDS
         {
             return Err(Violation::Setup(SetupError::Sizes));
         }
@@ -147,8 +146,8 @@ impl Cluster {
                 },
                 RackStart::Fresh => PersistentState::new(),
             };
-            let sled = Sled::new(id.clone(), &state)
-                .map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
+            let sled =
+                Sled::new(id.clone(), &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
             cluster
                 .ids
                 .push(id)
@@ -226,6 +225,7 @@ impl Cluster {
         let sled = |n: u8| usize::from(n) % count;
         match *action {
             Action::Deliver(n) => return self.deliver(usize::from(n)),
+            Action::DeliverAll => return self.deliver_all(),
             Action::Duplicate(n) => self.network.duplicate(usize::from(n)),
             Action::Drop(n) => self.network.drop_message(usize::from(n)),
             Action::Connect(a, b) => self.connect(sled(a), sled(b))?,
@@ -307,7 +307,9 @@ impl Cluster {
                 let durable = wire::decode_persistent_state(disk)
                     .ok()
                     .is_some_and(|state| {
-                        state.get(epoch).is_some_and(|stored| stored.share.is_some())
+                        state
+                            .get(epoch)
+                            .is_some_and(|stored| stored.share.is_some())
                     });
                 if !durable {
                     return Err(Violation::AckWithoutDurablePrepare {
@@ -316,12 +318,11 @@ impl Cluster {
                     });
                 }
             }
-            let bytes = wire::encode_peer_msg(&msg, &mut buf).map_err(|error| {
-                Violation::Encoding {
+            let bytes =
+                wire::encode_peer_msg(&msg, &mut buf).map_err(|error| Violation::Encoding {
                     sled: sled_u8,
                     error,
-                }
-            })?;
+                })?;
             let to = index_of(&self.ids, &to).ok_or(Violation::UnknownPeer { sled: sled_u8 })?;
             // A full network is a counted drop, like a lost message.
             self.network.send(index, to, bytes);
@@ -349,7 +350,9 @@ impl Cluster {
         let Some(from_id) = self.ids.get(from).cloned() else {
             return self.check();
         };
-        self.call(to, |node, ctx, _| node.handle_bytes(ctx, &from_id, &msg.bytes))?;
+        self.call(to, |node, ctx, _| {
+            node.handle_bytes(ctx, &from_id, &msg.bytes)
+        })?;
         self.check()
     }
 
@@ -514,13 +517,13 @@ impl Cluster {
                 })?;
             // Invariant 1, for every configuration on the disk.
             for stored in &state.fields().configs {
-                let seen = self
-                    .configs
-                    .observe(&stored.config)
-                    .map_err(|error| Violation::Encoding {
-                        sled: sled_u8,
-                        error,
-                    })?;
+                let seen =
+                    self.configs
+                        .observe(&stored.config)
+                        .map_err(|error| Violation::Encoding {
+                            sled: sled_u8,
+                            error,
+                        })?;
                 if seen == Seen::Different {
                     return Err(Violation::MismatchedConfigurations {
                         sled: Some(sled_u8),
@@ -576,8 +579,8 @@ impl Cluster {
                 .nexus
                 .committed_members(epoch)
                 .is_none_or(|members| members & bit(index) == 0);
-            let known = self.nexus.committed_members(epoch).is_some()
-                || self.nexus.forgot_epoch(epoch);
+            let known =
+                self.nexus.committed_members(epoch).is_some() || self.nexus.forgot_epoch(epoch);
             if !outside || !known {
                 return Err(Violation::WronglyExpunged { sled, epoch });
             }

@@ -50,9 +50,9 @@
 pub mod action;
 pub mod cluster;
 pub mod invariants;
+mod liveness;
 pub mod network;
 pub mod nexus;
-mod liveness;
 mod records;
 pub mod sled;
 
