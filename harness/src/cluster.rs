@@ -342,10 +342,10 @@ impl Cluster {
             return self.check();
         }
         self.network.count_delivered();
-        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes) {
-            if let Body::PrepareAck(epoch) = decoded.body {
-                self.delivered_ack = Some(DeliveredAck { from, to, epoch });
-            }
+        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes)
+            && let Body::PrepareAck(epoch) = decoded.body
+        {
+            self.delivered_ack = Some(DeliveredAck { from, to, epoch });
         }
         let Some(from_id) = self.ids.get(from).cloned() else {
             return self.check();
@@ -421,10 +421,10 @@ impl Cluster {
             return Ok(());
         }
         for peer in 0..self.sleds.len() {
-            if self.is_connected(index, peer) {
-                if let Some(id) = self.ids.get(index).cloned() {
-                    self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
-                }
+            if self.is_connected(index, peer)
+                && let Some(id) = self.ids.get(index).cloned()
+            {
+                self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
             }
         }
         if let Some(sled) = self.sleds.get_mut(index) {
@@ -574,27 +574,27 @@ impl Cluster {
             return Ok(());
         };
         if let Some(epoch) = summary.expunged {
-            // Invariant 6.
-            let outside = self
-                .nexus
-                .committed_members(epoch)
-                .is_none_or(|members| members & bit(index) == 0);
-            let known =
-                self.nexus.committed_members(epoch).is_some() || self.nexus.forgot_epoch(epoch);
-            if !outside || !known {
+            // Invariant 6: outside a configuration Nexus committed (or one
+            // too old for Nexus to remember).
+            let outside = match self.nexus.committed_members(epoch) {
+                Some(members) => members & bit(index) == 0,
+                None => self.nexus.forgot_epoch(epoch),
+            };
+            if !outside {
                 return Err(Violation::WronglyExpunged { sled, epoch });
             }
         }
-        if let Some(epoch) = summary.latest_committed {
-            if self.nexus.committed_members(epoch).is_none() && !self.nexus.forgot_epoch(epoch) {
-                return Err(Violation::CommittedUnknownEpoch { sled, epoch });
-            }
+        if let Some(epoch) = summary.latest_committed
+            && self.nexus.committed_members(epoch).is_none()
+            && !self.nexus.forgot_epoch(epoch)
+        {
+            return Err(Violation::CommittedUnknownEpoch { sled, epoch });
         }
         // Invariant 3.
-        if let Some(epoch) = self.nexus.counted_commit(index) {
-            if summary.latest_committed.is_none_or(|c| c < epoch) {
-                return Err(Violation::CommitNotDurable { sled, epoch });
-            }
+        if let Some(epoch) = self.nexus.counted_commit(index)
+            && summary.latest_committed.is_none_or(|c| c < epoch)
+        {
+            return Err(Violation::CommitNotDurable { sled, epoch });
         }
         Ok(())
     }
@@ -629,10 +629,11 @@ impl Cluster {
         if previous.epoch == view.epoch {
             allowed |= previous.acked;
         }
-        if let (Some(ack), Some(epoch)) = (self.delivered_ack, view.epoch) {
-            if ack.to == index && ack.epoch == epoch {
-                allowed |= bit(ack.from);
-            }
+        if let (Some(ack), Some(epoch)) = (self.delivered_ack, view.epoch)
+            && ack.to == index
+            && ack.epoch == epoch
+        {
+            allowed |= bit(ack.from);
         }
         if let Some(epoch) = view.epoch {
             if let Some(from) = first_bit(view.acked & !allowed) {

@@ -223,10 +223,10 @@ impl Nexus {
     }
 
     fn record_commit(&mut self, config: Configuration, pending: &Pending, acked: SledMask) {
-        if self.history.is_full() {
-            if let Some(oldest) = self.history.pop_front() {
-                self.forgotten_below = Some(Epoch(oldest.epoch.0.saturating_add(1)));
-            }
+        if self.history.is_full()
+            && let Some(oldest) = self.history.pop_front()
+        {
+            self.forgotten_below = Some(Epoch(oldest.epoch.0.saturating_add(1)));
         }
         let _ = self.history.push_back(CommittedEpoch {
             epoch: pending.epoch,

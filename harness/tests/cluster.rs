@@ -101,10 +101,12 @@ fn case(abandons: bool) -> impl Strategy<Value = Case> {
     )
 }
 
+/// One LRTQ rack: each sled's share data and the secret.
+type LrtqRack = (Vec<LrtqShareData>, RackSecret);
+
 /// The LRTQ rack of each size, made once (vsss-rs is slow in debug).
-fn cached_lrtq_rack(members: usize) -> (Vec<LrtqShareData>, RackSecret) {
-    static RACKS: OnceLock<Mutex<HashMap<usize, (Vec<LrtqShareData>, RackSecret)>>> =
-        OnceLock::new();
+fn cached_lrtq_rack(members: usize) -> LrtqRack {
+    static RACKS: OnceLock<Mutex<HashMap<usize, LrtqRack>>> = OnceLock::new();
     let racks = RACKS.get_or_init(Default::default);
     racks
         .lock()
