@@ -34,3 +34,16 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     // unreachable.
     unsafe { a_panic_path_survived_optimisation() }
 }
+
+/// A fault (a stack overflow into the statics, a bad access) would
+/// otherwise spin forever in cortex-m-rt's default handler: report it and
+/// exit non-zero instead.
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::error!(
+        "HardFault: pc {=u32:#x}, lr {=u32:#x}",
+        frame.pc(),
+        frame.lr()
+    );
+    semihosting::process::exit(102)
+}

@@ -23,12 +23,12 @@ const PAINT: u32 = 0x5AC3_A53C;
 
 /// How far below a measured call's caller the paint reaches. A call that
 /// reaches the bottom of the window is reported as [`Measured::exhausted`].
-pub const WINDOW: usize = 64 * 1024;
+pub const WINDOW: usize = 256 * 1024;
 
 /// The lowest address found written, over every scan so far.
 static LOWEST: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-/// The stack pointer where [`paint_below_here`] was called (0: never).
+/// The stack pointer where [`paint_below_here`] was last called.
 static BASE: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" {
@@ -83,14 +83,14 @@ fn paint(from: usize, to: usize, scan_first: bool) {
 }
 
 /// Paints all of the free stack below the caller, and makes the caller's
-/// stack pointer the base [`deepest_since_paint`] counts from. Call it
-/// from the same frame each time (its first call paints fresh memory; later
-/// ones scan before repainting, keeping the deepest use seen).
+/// stack pointer the base [`deepest_since_paint`] counts from, forgetting
+/// what was measured before.
 #[inline(always)]
 pub fn paint_below_here() {
     let here = sp();
-    let first = BASE.swap(here, Ordering::Relaxed) == 0;
-    paint(stack_end(), here, !first);
+    BASE.store(here, Ordering::Relaxed);
+    LOWEST.store(usize::MAX, Ordering::Relaxed);
+    paint(stack_end(), here, false);
 }
 
 /// How deep the stack went below the base set by [`paint_below_here`].

@@ -74,31 +74,26 @@ fn main() -> ! {
         core::mem::size_of::<Cluster>(),
         MAX_SLEDS
     );
-    let mut slot = cortex_m::singleton!(: MaybeUninit<Cluster> = MaybeUninit::uninit());
-    let mut cluster: Option<&'static mut Cluster> = None;
+    let Some(slot) = cortex_m::singleton!(: MaybeUninit<Cluster> = MaybeUninit::uninit()) else {
+        fail("cluster slot taken");
+    };
+    let mut home = Home::Empty(slot);
     let mut report = StackReport::default();
+    let mut whole_run = 0;
     for rack in [&LRTQ_RACK_4, &LRTQ_RACK_7] {
-        let (fresh, secret) = set_up(rack).unwrap_or_else(|f| report_failure(&f));
-        // The cluster lives in a static: it is far too big for the stack.
-        let current = match (cluster.take(), slot.take()) {
-            (Some(old), _) => {
-                *old = fresh;
-                old
-            }
-            (None, Some(slot)) => slot.write(fresh),
-            (None, None) => fail("no room for the cluster"),
-        };
+        let (cluster, secret) = install(home, rack).unwrap_or_else(|f| report_failure(&f));
         // Set-up moved clusters around on the stack; measure from here.
         stack::paint_below_here();
-        if let Err(failure) = run(current, rack, &secret, &mut report) {
+        if let Err(failure) = run(cluster, rack, &secret, &mut report) {
             report_failure(&failure);
         }
-        cluster = Some(current);
+        whole_run = whole_run.max(stack::deepest_since_paint());
+        home = Home::Full(cluster);
     }
     report.print();
     defmt::println!(
-        "budget: stack, scenario with the harness: {=usize} bytes",
-        stack::deepest_since_paint()
+        "stack: whole scenario, harness included: {=usize} bytes",
+        whole_run
     );
     if report.exhausted {
         fail("a node call used the whole measuring window");
@@ -116,6 +111,29 @@ fn report_failure(failure: &Failure) -> ! {
         Failure::Step(why) => defmt::error!("{=str}", why),
     }
     fail("rack scenario")
+}
+
+/// Where the cluster lives: a static, since it is far too big for the
+/// stack.
+enum Home {
+    Empty(&'static mut MaybeUninit<Cluster>),
+    Full(&'static mut Cluster),
+}
+
+/// Puts a new cluster for `rack` in its home (dropping the previous one).
+/// Not inlined, so that the temporaries of building a cluster stay out of
+/// `main`'s frame, above which every measurement starts.
+#[inline(never)]
+fn install(home: Home, rack: &LrtqRack) -> Result<(&'static mut Cluster, RackSecret), Failure> {
+    let (fresh, secret) = set_up(rack)?;
+    let cluster = match home {
+        Home::Empty(slot) => slot.write(fresh),
+        Home::Full(old) => {
+            *old = fresh;
+            old
+        }
+    };
+    Ok((cluster, secret))
 }
 
 /// A new cluster for `rack`, plus the LRTQ secret.
@@ -250,6 +268,10 @@ fn run(
         members.count_ones()
     );
 
+    // What the caller does with the core's encodings besides node calls:
+    // read the state back at boot, store it after a change.
+    measure_state_codec(cluster, report)?;
+
     // 6. The harness's liveness check.
     cluster.check_liveness()?;
     let net = cluster.network().stats();
@@ -365,6 +387,30 @@ fn load(
     }
 }
 
+/// Measures decoding each sled's disk (as at boot) and encoding the state
+/// back (as after every change), at the end of the scenario, when the
+/// disks hold the most.
+fn measure_state_codec(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Failure> {
+    let mut buf = [0u8; wire::MAX_PERSISTENT_STATE_LEN];
+    for index in 0..cluster.sled_count() {
+        let Some(sled) = cluster.sled(index) else {
+            continue;
+        };
+        let (state, measured) = stack::measure(|| wire::decode_persistent_state(sled.disk()));
+        report.record_codec("decode_persistent_state", measured);
+        let state = state.map_err(|_| Failure::Step("a disk does not decode"))?;
+        let (encoded, measured) = stack::measure(|| {
+            wire::encode_persistent_state(&state, &mut buf).map(|bytes| bytes.len())
+        });
+        report.record_codec("encode_persistent_state", measured);
+        expect(
+            encoded.ok() == Some(sled.disk().len()),
+            "a state does not encode back to its disk",
+        )?;
+    }
+    Ok(())
+}
+
 /// Delivers every message in flight, oldest first, until none is left,
 /// like `Cluster::deliver_all` but making each `handle_bytes` call here,
 /// through `Cluster::call` (which persists the state and then sends what
@@ -391,6 +437,11 @@ fn deliver_all(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Fa
             continue;
         };
         let bytes = msg.bytes.clone();
+        // What a caller does before handing bytes over, measured alone.
+        report.record_codec(
+            "decode_peer_msg",
+            stack::measure(|| wire::decode_peer_msg(&bytes).is_ok()).1,
+        );
         let from_id = cluster
             .id(from)
             .cloned()
@@ -407,27 +458,34 @@ fn deliver_all(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Fa
     Err(Failure::Step("the network never went quiet"))
 }
 
-/// The deepest stack use seen per kind of node call.
+/// The deepest stack use seen per kind of call: node calls, and the wire
+/// encodings the caller runs itself (state and message codecs).
 #[derive(Default)]
 struct StackReport {
-    kinds: heapless::Vec<(&'static str, usize, u32), 16>,
+    node: Deepest,
+    codec: Deepest,
     exhausted: bool,
 }
 
-impl StackReport {
-    fn record(&mut self, kind: &'static str, measured: Measured) {
-        self.exhausted |= measured.exhausted;
-        if let Some(entry) = self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
-            entry.1 = entry.1.max(measured.bytes);
+/// Per kind: the deepest use and the number of calls.
+#[derive(Default)]
+struct Deepest(heapless::Vec<(&'static str, usize, u32), 16>);
+
+impl Deepest {
+    /// False if the table is full.
+    fn record(&mut self, kind: &'static str, bytes: usize) -> bool {
+        if let Some(entry) = self.0.iter_mut().find(|(k, _, _)| *k == kind) {
+            entry.1 = entry.1.max(bytes);
             entry.2 += 1;
-        } else if self.kinds.push((kind, measured.bytes, 1)).is_err() {
-            self.exhausted = true;
+            true
+        } else {
+            self.0.push((kind, bytes, 1)).is_ok()
         }
     }
 
-    fn print(&self) {
+    fn print(&self, what: &str) {
         let mut deepest = ("none", 0);
-        for &(kind, bytes, calls) in &self.kinds {
+        for &(kind, bytes, calls) in &self.0 {
             defmt::println!(
                 "stack: {=str}: {=usize} bytes at most ({=u32} calls)",
                 kind,
@@ -439,9 +497,25 @@ impl StackReport {
             }
         }
         defmt::println!(
-            "budget: stack, deepest node call: {=usize} bytes ({=str})",
+            "budget: stack, deepest {=str}: {=usize} bytes ({=str})",
+            what,
             deepest.1,
             deepest.0
         );
+    }
+}
+
+impl StackReport {
+    fn record(&mut self, kind: &'static str, measured: Measured) {
+        self.exhausted |= measured.exhausted || !self.node.record(kind, measured.bytes);
+    }
+
+    fn record_codec(&mut self, kind: &'static str, measured: Measured) {
+        self.exhausted |= measured.exhausted || !self.codec.record(kind, measured.bytes);
+    }
+
+    fn print(&self) {
+        self.node.print("node call");
+        self.codec.print("codec call");
     }
 }
