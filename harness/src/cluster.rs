@@ -1,0 +1,736 @@
+//! The cluster: sleds, network, Nexus and the checker, driven one
+//! [`Action`] at a time.
+//!
+//! Every call into a node goes through [`Cluster::call`], which afterwards
+//! stores the state to the sled's disk if it changed and only then moves the
+//! queued messages, encoded, into the network. Every delivery goes through
+//! `Node::handle_bytes`, so the wire format is exercised on every message.
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use tq_core::crypto::RackSecret;
+use tq_core::ids::{Epoch, PlatformId, RackId};
+use tq_core::messages::Body;
+use tq_core::node::{LoadSecretError, Node, NodeCtx};
+use tq_core::persistent::{LrtqShareData, PersistentState};
+use tq_core::wire;
+
+use crate::action::Action;
+use crate::invariants::{SetupError, Violation};
+use crate::network::{MAX_MSG_LEN, Network, bit};
+use crate::nexus::Nexus;
+use crate::records::{ConfigRecord, SecretRecord, Seen};
+use crate::sled::{Disk, DiskSummary, Sled, platform_id, write_disk};
+use crate::{MAX_SLEDS, SledMask};
+
+/// How the rack starts.
+#[derive(Clone, Copy, Debug)]
+pub enum RackStart<'a> {
+    /// New sleds with nothing on disk; Nexus's first reconfiguration makes
+    /// the first secret.
+    Fresh,
+    /// An LRTQ rack: sled `i` holds `data[i]` (the first `data.len()` sleds
+    /// are the LRTQ members) and `secret` is the LRTQ rack secret, which
+    /// every load of epoch 1 must return.
+    Lrtq {
+        /// Per-sled LRTQ share data.
+        data: &'a [LrtqShareData],
+        /// The LRTQ secret (as the new protocol's epoch-1 secret).
+        secret: &'a RackSecret,
+    },
+}
+
+/// What a run did, for coverage reports and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Actions applied.
+    pub actions: u32,
+    /// Crashes of a running sled.
+    pub crashes: u32,
+    /// Restarts of a crashed sled.
+    pub restarts: u32,
+    /// Secrets returned by `load_rack_secret`.
+    pub secrets_loaded: u32,
+    /// Times a sled's disk first showed it expunged.
+    pub expunged: u32,
+}
+
+/// The last `PrepareAck` delivered, for the ack ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DeliveredAck {
+    from: usize,
+    to: usize,
+    epoch: Epoch,
+}
+
+/// What a coordinator counted at the last check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct AckView {
+    epoch: Option<Epoch>,
+    acked: SledMask,
+}
+
+/// A simulated rack.
+pub struct Cluster {
+    pub(crate) rack_id: RackId,
+    pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,
+    pub(crate) sleds: heapless::Vec<Sled, MAX_SLEDS>,
+    pub(crate) network: Network,
+    pub(crate) nexus: Nexus,
+    pub(crate) configs: ConfigRecord,
+    pub(crate) secrets: SecretRecord,
+    summaries: [Option<(u32, DiskSummary)>; MAX_SLEDS],
+    acks: [AckView; MAX_SLEDS],
+    delivered_ack: Option<DeliveredAck>,
+    /// Where a state is encoded to compare it with the disk.
+    scratch: Disk,
+    rng: ChaCha20Rng,
+    pub(crate) stats: Stats,
+}
+
+impl core::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("rack_id", &self.rack_id)
+            .field("nexus", &self.nexus)
+            .field("network", self.network.stats())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A rack of `sled_count` sleds, all up and all connected. The first
+    /// `members` are the rack's members (for an LRTQ rack: the LRTQ sleds,
+    /// `data.len()` of them); the others are spares Nexus may add. Every
+    /// random choice of the run derives from `seed`.
+    pub fn new(
+        seed: u64,
+        rack_id: RackId,
+        sled_count: usize,
+        members: usize,
+        start: RackStart<'_>,
+    ) -> Result<Self, Violation> {
+        let lrtq_count = match start {
+            RackStart::Fresh => 0,
+            RackStart::Lrtq { data, .. } => data.len(),
+        };
+        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > MAX_SLEDS
+        {
+            return Err(Violation::Setup(SetupError::Sizes));
+        }
+        if lrtq_count != 0 && lrtq_count != members {
+            return Err(Violation::Setup(SetupError::LrtqData));
+        }
+        let mut cluster = Self {
+            rack_id,
+            ids: heapless::Vec::new(),
+            sleds: heapless::Vec::new(),
+            network: Network::new(),
+            nexus: Nexus::new(sled_count, members, lrtq_count != 0),
+            configs: ConfigRecord::default(),
+            secrets: SecretRecord::default(),
+            summaries: Default::default(),
+            acks: [AckView::default(); MAX_SLEDS],
+            delivered_ack: None,
+            scratch: Disk::new(),
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            stats: Stats::default(),
+        };
+        for index in 0..sled_count {
+            let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
+            let state = match start {
+                RackStart::Lrtq { data, .. } => match data.get(index) {
+                    Some(lrtq) => PersistentState::with_lrtq(lrtq.clone()),
+                    None => PersistentState::new(),
+                },
+                RackStart::Fresh => PersistentState::new(),
+            };
+            let sled =
+                Sled::new(id.clone(), &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
+            cluster
+                .ids
+                .push(id)
+                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+            cluster
+                .sleds
+                .push(sled)
+                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+        }
+        if let RackStart::Lrtq { secret, .. } = start {
+            cluster.secrets.observe(Epoch(1), secret);
+        }
+        for index in 0..sled_count {
+            cluster.restart(index)?;
+        }
+        for a in 0..sled_count {
+            for b in a + 1..sled_count {
+                cluster.connect(a, b)?;
+            }
+        }
+        cluster.check()?;
+        Ok(cluster)
+    }
+
+    // ---- reading ----
+
+    /// The rack id.
+    pub fn rack_id(&self) -> RackId {
+        self.rack_id
+    }
+
+    /// Number of sleds.
+    pub fn sled_count(&self) -> usize {
+        self.sleds.len()
+    }
+
+    /// Sled `index`.
+    pub fn sled(&self, index: usize) -> Option<&Sled> {
+        self.sleds.get(index)
+    }
+
+    /// The id of sled `index`.
+    pub fn id(&self, index: usize) -> Option<&PlatformId> {
+        self.ids.get(index)
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The Nexus model.
+    pub fn nexus(&self) -> &Nexus {
+        &self.nexus
+    }
+
+    /// What the run did so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Epochs for which a secret was loaded (or, for epoch 1 of an LRTQ
+    /// rack, given).
+    pub fn epochs_with_secret(&self) -> impl Iterator<Item = Epoch> + '_ {
+        self.secrets.epochs()
+    }
+
+    // ---- driving ----
+
+    /// Applies one action, then checks every invariant.
+    pub fn apply(&mut self, action: &Action) -> Result<(), Violation> {
+        self.stats.actions = self.stats.actions.saturating_add(1);
+        self.delivered_ack = None;
+        let count = self.sleds.len().max(1);
+        let sled = |n: u8| usize::from(n) % count;
+        match *action {
+            Action::Deliver(n) => return self.deliver(usize::from(n)),
+            Action::DeliverAll => return self.deliver_all(),
+            Action::Duplicate(n) => self.network.duplicate(usize::from(n)),
+            Action::Drop(n) => self.network.drop_message(usize::from(n)),
+            Action::Connect(a, b) => self.connect(sled(a), sled(b))?,
+            Action::Disconnect(a, b) => self.disconnect(sled(a), sled(b))?,
+            Action::Crash(n) => self.crash(sled(n))?,
+            Action::Restart(n) => self.restart(sled(n))?,
+            Action::Reconfigure {
+                change,
+                coordinator,
+                threshold,
+            } => self.nexus_start(change, coordinator, threshold)?,
+            Action::NexusPoll => self.nexus_poll()?,
+            Action::NexusCommit(n) => self.nexus_commit(n)?,
+            Action::NexusAbandon(n) => self.nexus_abandon(n)?,
+            Action::LoadSecret { sled: n, back } => {
+                let epoch = self.nexus.committed_epoch_back(back).unwrap_or(Epoch(1));
+                self.load_secret(sled(n), epoch)?;
+            }
+            Action::ClearSecrets(n) => {
+                self.call(sled(n), |node, _, _| node.clear_secrets())?;
+            }
+        }
+        self.check()
+    }
+
+    /// Runs `f` on sled `index`'s node if it is up, then stores its state
+    /// (if changed) and moves its queued messages into the network. `None`
+    /// if the sled is down.
+    pub fn call<T>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+    ) -> Result<Option<T>, Violation> {
+        let Some(running) = self.sleds.get_mut(index).and_then(Sled::running_mut) else {
+            return Ok(None);
+        };
+        let out = f(&mut running.node, &mut running.ctx, &self.ids);
+        self.sync(index)?;
+        Ok(Some(out))
+    }
+
+    /// Persist-then-send for sled `index`.
+    fn sync(&mut self, index: usize) -> Result<(), Violation> {
+        let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
+        let Some(sled) = self.sleds.get_mut(index) else {
+            return Ok(());
+        };
+        let (running, disk, writes) = sled.split_mut();
+        let Some(running) = running else {
+            return Ok(());
+        };
+        let mut persisted = false;
+        if running.ctx.take_state_changed() {
+            write_disk(disk, running.ctx.persistent_state()).map_err(|error| {
+                Violation::Encoding {
+                    sled: sled_u8,
+                    error,
+                }
+            })?;
+            *writes = writes.wrapping_add(1);
+            persisted = true;
+        }
+        if running.ctx.has_outgoing() && !persisted {
+            // Nothing was reported changed: the disk must already hold
+            // exactly the state the messages are sent from.
+            write_disk(&mut self.scratch, running.ctx.persistent_state()).map_err(|error| {
+                Violation::Encoding {
+                    sled: sled_u8,
+                    error,
+                }
+            })?;
+            if self.scratch != *disk {
+                return Err(Violation::StateNotPersisted { sled: sled_u8 });
+            }
+        }
+        let mut buf = [0u8; MAX_MSG_LEN];
+        while let Some((to, msg)) = running.node.next_message(&mut running.ctx) {
+            if let Body::PrepareAck(epoch) = msg.body {
+                let durable = wire::decode_persistent_state(disk)
+                    .ok()
+                    .is_some_and(|state| {
+                        state
+                            .get(epoch)
+                            .is_some_and(|stored| stored.share.is_some())
+                    });
+                if !durable {
+                    return Err(Violation::AckWithoutDurablePrepare {
+                        sled: sled_u8,
+                        epoch,
+                    });
+                }
+            }
+            let bytes =
+                wire::encode_peer_msg(&msg, &mut buf).map_err(|error| Violation::Encoding {
+                    sled: sled_u8,
+                    error,
+                })?;
+            let to = index_of(&self.ids, &to).ok_or(Violation::UnknownPeer { sled: sled_u8 })?;
+            // A full network is a counted drop, like a lost message.
+            self.network.send(index, to, bytes);
+        }
+        Ok(())
+    }
+
+    /// Delivers message `n` (modulo the count) if its link is up.
+    pub fn deliver(&mut self, n: usize) -> Result<(), Violation> {
+        self.delivered_ack = None;
+        let Some(msg) = self.network.take(n) else {
+            return self.check();
+        };
+        let (from, to) = (usize::from(msg.from), usize::from(msg.to));
+        if !self.is_connected(from, to) {
+            self.network.count_link_down();
+            return self.check();
+        }
+        self.network.count_delivered();
+        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes)
+            && let Body::PrepareAck(epoch) = decoded.body
+        {
+            self.delivered_ack = Some(DeliveredAck { from, to, epoch });
+        }
+        let Some(from_id) = self.ids.get(from).cloned() else {
+            return self.check();
+        };
+        self.call(to, |node, ctx, _| {
+            node.handle_bytes(ctx, &from_id, &msg.bytes)
+        })?;
+        self.check()
+    }
+
+    /// Delivers every message, oldest first, checking after each, until
+    /// none is left. Fails if the network does not go quiet within a bound
+    /// (a message loop between nodes).
+    pub fn deliver_all(&mut self) -> Result<(), Violation> {
+        const MAX_DELIVERIES: usize = 4096;
+        for _ in 0..MAX_DELIVERIES {
+            if self.network.in_flight().is_empty() {
+                return Ok(());
+            }
+            self.deliver(0)?;
+        }
+        Err(crate::invariants::LivenessFailure::NetworkNeverQuiet.into())
+    }
+
+    /// Whether sleds `a` and `b` have a connection (link plugged, both up).
+    pub fn is_connected(&self, a: usize, b: usize) -> bool {
+        self.network.is_plugged(a, b) && self.is_up(a) && self.is_up(b)
+    }
+
+    fn is_up(&self, index: usize) -> bool {
+        self.sleds.get(index).is_some_and(Sled::is_up)
+    }
+
+    /// Plugs the link a–b; both nodes see the connection if both are up.
+    pub fn connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
+        if self.network.set_plugged(a, b, true) && self.is_up(a) && self.is_up(b) {
+            self.notify_connect(a, b)?;
+        }
+        Ok(())
+    }
+
+    /// Unplugs the link a–b; both nodes see the disconnection if both are up.
+    pub fn disconnect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
+        let connected = self.is_connected(a, b);
+        if self.network.set_plugged(a, b, false) && connected {
+            self.notify_disconnect(a, b)?;
+        }
+        Ok(())
+    }
+
+    fn notify_connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(peer) = self.ids.get(y).cloned() {
+                self.call(x, |node, ctx, _| node.on_connect(ctx, &peer))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn notify_disconnect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(peer) = self.ids.get(y).cloned() {
+                self.call(x, |node, ctx, _| node.on_disconnect(ctx, &peer))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Crashes sled `index`: its peers see the connection drop, and it
+    /// keeps only its disk.
+    pub fn crash(&mut self, index: usize) -> Result<(), Violation> {
+        if !self.is_up(index) {
+            return Ok(());
+        }
+        for peer in 0..self.sleds.len() {
+            if self.is_connected(index, peer)
+                && let Some(id) = self.ids.get(index).cloned()
+            {
+                self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
+            }
+        }
+        if let Some(sled) = self.sleds.get_mut(index) {
+            sled.crash();
+        }
+        if let Some(view) = self.acks.get_mut(index) {
+            *view = AckView::default();
+        }
+        self.stats.crashes = self.stats.crashes.saturating_add(1);
+        Ok(())
+    }
+
+    /// Boots crashed sled `index` from its disk and connects it to every
+    /// up sled it has a plugged link to.
+    pub fn restart(&mut self, index: usize) -> Result<(), Violation> {
+        if self.is_up(index) {
+            return Ok(());
+        }
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
+        let Some(sled) = self.sleds.get_mut(index) else {
+            return Ok(());
+        };
+        sled.boot(seed).map_err(|error| Violation::DiskUnreadable {
+            sled: sled_u8,
+            error,
+        })?;
+        if sled.boots() > 1 {
+            self.stats.restarts = self.stats.restarts.saturating_add(1);
+        }
+        for peer in 0..self.sleds.len() {
+            if self.is_connected(index, peer) {
+                self.notify_connect(index, peer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks sled `index` for the secret of `epoch`. Any secret returned is
+    /// compared with the first one loaded for that epoch. `None` if the
+    /// sled is down.
+    pub fn load_secret(
+        &mut self,
+        index: usize,
+        epoch: Epoch,
+    ) -> Result<Option<Result<bool, LoadSecretError>>, Violation> {
+        let outcome = self.call(index, |node, ctx, _| node.load_rack_secret(ctx, epoch))?;
+        let Some(outcome) = outcome else {
+            return Ok(None);
+        };
+        Ok(Some(match outcome {
+            Ok(Some(secret)) => {
+                self.stats.secrets_loaded = self.stats.secrets_loaded.saturating_add(1);
+                if self.secrets.observe(epoch, &secret) == Seen::Different {
+                    return Err(Violation::SecretMismatch {
+                        sled: u8::try_from(index).unwrap_or(u8::MAX),
+                        epoch,
+                    });
+                }
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        }))
+    }
+
+    /// The decoded summary of sled `index`'s disk (cached per disk write).
+    pub fn disk_summary(&mut self, index: usize) -> Result<DiskSummary, Violation> {
+        self.summary(index).cloned()
+    }
+
+    fn summary(&mut self, index: usize) -> Result<&DiskSummary, Violation> {
+        let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
+        let writes = self.sleds.get(index).map_or(0, Sled::disk_writes);
+        let fresh = self
+            .summaries
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_some_and(|(w, _)| *w == writes);
+        if !fresh {
+            let state = self
+                .sleds
+                .get(index)
+                .map(Sled::read_disk)
+                .unwrap_or(Ok(PersistentState::new()))
+                .map_err(|error| Violation::DiskUnreadable {
+                    sled: sled_u8,
+                    error,
+                })?;
+            // Invariant 1, for every configuration on the disk.
+            for stored in &state.fields().configs {
+                let seen =
+                    self.configs
+                        .observe(&stored.config)
+                        .map_err(|error| Violation::Encoding {
+                            sled: sled_u8,
+                            error,
+                        })?;
+                if seen == Seen::Different {
+                    return Err(Violation::MismatchedConfigurations {
+                        sled: Some(sled_u8),
+                        epoch: stored.config.epoch(),
+                    });
+                }
+            }
+            let summary = DiskSummary::of(&state);
+            let was_expunged = self
+                .summaries
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_some_and(|(_, s)| s.expunged.is_some());
+            if summary.expunged.is_some() && !was_expunged {
+                self.stats.expunged = self.stats.expunged.saturating_add(1);
+            }
+            if let Some(slot) = self.summaries.get_mut(index) {
+                *slot = Some((writes, summary));
+            }
+        }
+        self.summaries
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|(_, s)| s)
+            .ok_or(Violation::DiskUnreadable {
+                sled: sled_u8,
+                error: wire::WireError::Empty,
+            })
+    }
+
+    /// Checks every safety invariant (see [`crate::invariants`]).
+    pub fn check(&mut self) -> Result<(), Violation> {
+        let count = self.sleds.len();
+        for index in 0..count {
+            self.summary(index)?;
+        }
+        for index in 0..count {
+            self.check_disk(index)?;
+            self.check_running(index)?;
+        }
+        self.check_nexus_commits()
+    }
+
+    /// Invariants that read one sled's disk against Nexus.
+    fn check_disk(&self, index: usize) -> Result<(), Violation> {
+        let sled = u8::try_from(index).unwrap_or(u8::MAX);
+        let Some((_, summary)) = self.summaries.get(index).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        if let Some(epoch) = summary.expunged {
+            // Invariant 6: outside a configuration Nexus committed (or one
+            // too old for Nexus to remember).
+            let outside = match self.nexus.committed_members(epoch) {
+                Some(members) => members & bit(index) == 0,
+                None => self.nexus.forgot_epoch(epoch),
+            };
+            if !outside {
+                return Err(Violation::WronglyExpunged { sled, epoch });
+            }
+        }
+        if let Some(epoch) = summary.latest_committed
+            && self.nexus.committed_members(epoch).is_none()
+            && !self.nexus.forgot_epoch(epoch)
+        {
+            return Err(Violation::CommittedUnknownEpoch { sled, epoch });
+        }
+        // Invariant 3.
+        if let Some(epoch) = self.nexus.counted_commit(index)
+            && summary.latest_committed.is_none_or(|c| c < epoch)
+        {
+            return Err(Violation::CommitNotDurable { sled, epoch });
+        }
+        Ok(())
+    }
+
+    /// Invariants on a running node: alarms, roles, the ack ledger.
+    fn check_running(&mut self, index: usize) -> Result<(), Violation> {
+        let sled = u8::try_from(index).unwrap_or(u8::MAX);
+        let Some(running) = self.sleds.get(index).and_then(Sled::running) else {
+            return Ok(());
+        };
+        // Invariant 5.
+        if let Some(&alarm) = running.ctx.alarms().first() {
+            return Err(Violation::Alarm { sled, alarm });
+        }
+        // Invariant 4.
+        if running.node.coordinating().is_some() && running.node.computing_share().is_some() {
+            return Err(Violation::CoordinatingWhileComputingShare { sled });
+        }
+        // Invariant 2: the ack ledger.
+        let mut view = AckView::default();
+        let mut status_config = None;
+        if let Some(status) = running.node.coordinator_status(&running.ctx) {
+            view.epoch = Some(status.epoch);
+            for id in status.acked {
+                let from = index_of(&self.ids, id).ok_or(Violation::UnknownPeer { sled })?;
+                view.acked |= bit(from);
+            }
+            status_config = status.config.cloned();
+        }
+        let previous = self.acks.get(index).copied().unwrap_or_default();
+        let mut allowed = bit(index);
+        if previous.epoch == view.epoch {
+            allowed |= previous.acked;
+        }
+        if let (Some(ack), Some(epoch)) = (self.delivered_ack, view.epoch)
+            && ack.to == index
+            && ack.epoch == epoch
+        {
+            allowed |= bit(ack.from);
+        }
+        if let Some(epoch) = view.epoch {
+            if let Some(from) = first_bit(view.acked & !allowed) {
+                return Err(Violation::AckNotSent {
+                    coordinator: sled,
+                    from,
+                    epoch,
+                });
+            }
+            for from in 0..self.sleds.len() {
+                if view.acked & bit(from) == 0 {
+                    continue;
+                }
+                let Some((_, acker)) = self.summaries.get(from).and_then(Option::as_ref) else {
+                    continue;
+                };
+                let durable = acker.holds_share(epoch)
+                    || acker.latest_epoch.is_some_and(|e| e > epoch)
+                    || acker.latest_committed.is_some_and(|e| e >= epoch);
+                if !durable {
+                    return Err(Violation::AckedPrepareLost {
+                        sled: u8::try_from(from).unwrap_or(u8::MAX),
+                        epoch,
+                    });
+                }
+            }
+        }
+        if let Some(slot) = self.acks.get_mut(index) {
+            *slot = view;
+        }
+        // Invariant 1, for the configuration a coordinator reports.
+        if let Some(config) = status_config {
+            let seen = self
+                .configs
+                .observe(&config)
+                .map_err(|error| Violation::Encoding { sled, error })?;
+            if seen == Seen::Different {
+                return Err(Violation::MismatchedConfigurations {
+                    sled: Some(sled),
+                    epoch: config.epoch(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 2 for what Nexus committed: every sled whose ack it
+    /// committed on keeps the share until it commits.
+    fn check_nexus_commits(&self) -> Result<(), Violation> {
+        let Some(latest) = self.nexus.latest_committed() else {
+            return Ok(());
+        };
+        for index in 0..self.sleds.len() {
+            if latest.acked & bit(index) == 0 {
+                continue;
+            }
+            let Some((_, summary)) = self.summaries.get(index).and_then(Option::as_ref) else {
+                continue;
+            };
+            let kept = summary.holds_share(latest.epoch)
+                || summary.latest_committed.is_some_and(|c| c >= latest.epoch);
+            if !kept {
+                return Err(Violation::AckedPrepareLost {
+                    sled: u8::try_from(index).unwrap_or(u8::MAX),
+                    epoch: latest.epoch,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sled index of `id`.
+pub(crate) fn index_of(ids: &[PlatformId], id: &PlatformId) -> Option<usize> {
+    ids.iter().position(|known| known == id)
+}
+
+/// The members of `mask`, as ids.
+pub(crate) fn mask_ids(ids: &[PlatformId], mask: SledMask) -> impl Iterator<Item = &PlatformId> {
+    ids.iter()
+        .enumerate()
+        .filter(move |(i, _)| mask & bit(*i) != 0)
+        .map(|(_, id)| id)
+}
+
+/// The lowest sled index in `mask`.
+pub(crate) fn first_bit(mask: SledMask) -> Option<u8> {
+    (mask != 0).then(|| u8::try_from(mask.trailing_zeros()).unwrap_or(u8::MAX))
+}
+
+/// The `n`-th (modulo the count) sled index in `mask`.
+pub(crate) fn nth_bit(mask: SledMask, n: usize) -> Option<usize> {
+    let count = usize::try_from(mask.count_ones()).ok()?;
+    if count == 0 {
+        return None;
+    }
+    (0..MAX_SLEDS)
+        .filter(|i| mask & bit(*i) != 0)
+        .nth(n % count)
+}

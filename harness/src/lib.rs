@@ -1,0 +1,70 @@
+//! `tq-harness`: a deterministic cluster of trust quorum nodes, for tests.
+//!
+//! One reusable place for everything that drives several
+//! [`tq_core::node::Node`]s together: the property test, the stateful fuzz
+//! target, a simulator, and a run on an emulated Cortex-M7. It holds
+//!
+//! - simulated sleds ([`sled`]): a node, its context and a "disk" holding
+//!   the encoded persistent state, written after every call that changed it
+//!   and *before* anything the call queued is sent; a crash drops everything
+//!   but the disk;
+//! - a network ([`network`]): a bounded list of encoded messages in flight,
+//!   delivered in any order, duplicated or dropped, over symmetric links;
+//! - a model of Nexus ([`nexus`]), the control plane of PROTOCOL.md section
+//!   7;
+//! - the invariant checker ([`invariants`]) of PROTOCOL.md section 8, run
+//!   after every step, and the liveness check run at the end;
+//! - [`action::Action`]: one step of a run. Every value of it is valid
+//!   (indices are taken modulo the current sizes), so a fuzzer's bytes or a
+//!   seeded RNG can produce them freely.
+//!
+//! [`cluster::Cluster`] ties these together.
+//!
+//! # Rules this crate keeps
+//!
+//! Like the core, and because it must run where the core runs: no `std`, no
+//! allocation, no `unsafe`, no panic outside tests (a broken invariant is a
+//! typed [`invariants::Violation`], never a panic), every size a named
+//! constant with a full collection counted rather than fatal, and every
+//! random choice drawn from a seed (`ChaCha20Rng`), so a run is a pure
+//! function of its seed and its actions.
+//!
+//! The [`cluster::Cluster`] is large (every sled's disk and state live
+//! inline): keep it in a `static`, or on a thread with a large stack.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+#![warn(missing_docs)]
+
+pub mod action;
+pub mod cluster;
+pub mod invariants;
+mod liveness;
+pub mod network;
+pub mod nexus;
+mod records;
+pub mod sled;
+
+pub use action::{Action, Change};
+pub use cluster::{Cluster, RackStart, Stats};
+pub use invariants::Violation;
+
+/// Most sleds in one simulated rack. Sled indices are `0..MAX_SLEDS`; member
+/// sets are bit masks over them (`u32`), so this must stay at most 32.
+pub const MAX_SLEDS: usize = 8;
+
+/// A set of sleds, bit `i` for sled `i`.
+pub type SledMask = u32;
+
+const _: () = assert!(MAX_SLEDS <= SledMask::BITS as usize);

@@ -1,0 +1,186 @@
+//! A simulated sled: a node, its context, and a disk that survives crashes.
+//!
+//! The disk holds the encoded persistent state, exactly what a real sled
+//! would write to its M.2. It is written after every call that changed the
+//! state and before any message of that call leaves (the driving contract of
+//! `tq_core::node`); a crash drops the node and its context, a restart
+//! decodes the disk into a fresh context.
+
+use core::fmt::Write;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tq_core::ids::{Epoch, PlatformId};
+use tq_core::node::{Node, NodeCtx};
+use tq_core::persistent::PersistentState;
+use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN, WireError};
+
+/// A sled's durable storage: its encoded persistent state.
+pub type Disk = heapless::Vec<u8, MAX_PERSISTENT_STATE_LEN>;
+
+/// The part number every simulated sled has.
+pub const PART_NUMBER: &str = "913-0000019";
+
+/// The id of sled `index`: serial numbers `SN0000`, `SN0001`, ... so that
+/// sled order is `PlatformId` order (and x-coordinate order).
+pub fn platform_id(index: usize) -> Option<PlatformId> {
+    let mut serial = heapless::String::<16>::new();
+    write!(serial, "SN{index:04}").ok()?;
+    PlatformId::new(PART_NUMBER, &serial).ok()
+}
+
+/// A running node and its context: what a crash loses.
+pub struct Running {
+    /// The node's in-memory protocol state.
+    pub node: Node,
+    /// Its context (persistent state, queues, connections, alarms, RNG).
+    pub ctx: NodeCtx<ChaCha20Rng>,
+}
+
+impl core::fmt::Debug for Running {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The context holds the RNG and shares: show only what is public.
+        f.debug_struct("Running")
+            .field("node", &self.node)
+            .field("id", self.ctx.id())
+            .field("alarms", &self.ctx.alarms())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One simulated sled.
+#[derive(Debug)]
+pub struct Sled {
+    id: PlatformId,
+    disk: Disk,
+    /// Bumped at every disk write, so checkers can skip unchanged disks.
+    writes: u32,
+    boots: u32,
+    running: Option<Running>,
+}
+
+/// What a compact reading of a disk says, for cross-sled checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskSummary {
+    /// The latest committed epoch.
+    pub latest_committed: Option<Epoch>,
+    /// The highest stored epoch.
+    pub latest_epoch: Option<Epoch>,
+    /// Stored epochs that hold this sled's share.
+    pub with_share: heapless::Vec<Epoch, { tq_core::limits::MAX_STORED_CONFIGS }>,
+    /// Where the sled was expunged, if it was.
+    pub expunged: Option<Epoch>,
+}
+
+impl DiskSummary {
+    /// Summarizes a decoded state.
+    pub fn of(state: &PersistentState) -> Self {
+        let fields = state.fields();
+        let with_share = fields
+            .configs
+            .iter()
+            .filter(|stored| stored.share.is_some())
+            .map(|stored| stored.config.epoch())
+            .collect();
+        Self {
+            latest_committed: state.latest_committed_epoch(),
+            latest_epoch: state.latest_epoch(),
+            with_share,
+            expunged: state.expunged().map(|e| e.epoch),
+        }
+    }
+
+    /// Whether the sled holds its share of `epoch`.
+    pub fn holds_share(&self, epoch: Epoch) -> bool {
+        self.with_share.contains(&epoch)
+    }
+}
+
+impl Sled {
+    /// A powered-off sled whose disk holds `initial`.
+    pub fn new(id: PlatformId, initial: &PersistentState) -> Result<Self, WireError> {
+        let mut sled = Self {
+            id,
+            disk: Disk::new(),
+            writes: 0,
+            boots: 0,
+            running: None,
+        };
+        write_disk(&mut sled.disk, initial)?;
+        Ok(sled)
+    }
+
+    /// The sled's id.
+    pub fn id(&self) -> &PlatformId {
+        &self.id
+    }
+
+    /// The encoded persistent state on disk.
+    pub fn disk(&self) -> &[u8] {
+        &self.disk
+    }
+
+    /// How many times the disk was written.
+    pub fn disk_writes(&self) -> u32 {
+        self.writes
+    }
+
+    /// How many times the sled booted.
+    pub fn boots(&self) -> u32 {
+        self.boots
+    }
+
+    /// Decodes the disk, as a restart would.
+    pub fn read_disk(&self) -> Result<PersistentState, WireError> {
+        wire::decode_persistent_state(&self.disk)
+    }
+
+    /// Whether the sled is up.
+    pub fn is_up(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The running node and context, if up.
+    pub fn running(&self) -> Option<&Running> {
+        self.running.as_ref()
+    }
+
+    /// The running node and context, if up, for a caller that syncs after
+    /// (see [`Sled::split_mut`]).
+    pub fn running_mut(&mut self) -> Option<&mut Running> {
+        self.running.as_mut()
+    }
+
+    /// The running parts and the disk at once, for the sync after a call.
+    pub(crate) fn split_mut(&mut self) -> (Option<&mut Running>, &mut Disk, &mut u32) {
+        (self.running.as_mut(), &mut self.disk, &mut self.writes)
+    }
+
+    /// Boots from the disk with an RNG seeded by `seed`. Already up: no-op.
+    pub fn boot(&mut self, seed: [u8; 32]) -> Result<(), WireError> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let state = self.read_disk()?;
+        self.boots = self.boots.saturating_add(1);
+        self.running = Some(Running {
+            node: Node::new(),
+            ctx: NodeCtx::new(self.id.clone(), state, ChaCha20Rng::from_seed(seed)),
+        });
+        Ok(())
+    }
+
+    /// Loses everything but the disk.
+    pub fn crash(&mut self) {
+        self.running = None;
+    }
+}
+
+/// Writes `state` to `disk`.
+pub(crate) fn write_disk(disk: &mut Disk, state: &PersistentState) -> Result<(), WireError> {
+    disk.resize(MAX_PERSISTENT_STATE_LEN, 0)
+        .map_err(|_| WireError::BufferTooSmall)?;
+    let written = wire::encode_persistent_state(state, disk)?.len();
+    disk.truncate(written);
+    Ok(())
+}
