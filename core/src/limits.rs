@@ -52,11 +52,13 @@ pub const MAX_THRESHOLD: u8 = 31;
 /// Most bytes in each of a platform id's two fields.
 pub const PLATFORM_ID_FIELD_LEN: usize = 32;
 
-/// Most configurations a node stores: the latest committed one plus newer
-/// prepared ones. Storing one more drops the oldest uncommitted one (it can
-/// never commit, since Nexus never commits an epoch after starting a newer
-/// one) and counts the drop; a configuration older than every stored
-/// uncommitted one is itself dropped and counted.
+/// Most configurations a node stores. A node keeps its latest committed
+/// configuration, the one Nexus committed last if it is still computing its
+/// share of it, and the newest prepared one: a `Prepare` names the epoch
+/// Nexus committed last, and a configuration makes every older uncommitted
+/// one obsolete (abandoned or superseded), so those are dropped first and
+/// the bound is never hit. Were it hit, the new configuration is refused and
+/// counted (`Event::ConfigDropped`), and never is a stored one dropped.
 pub const MAX_STORED_CONFIGS: usize = 3;
 
 /// Most alarms a node's context records. Alarms must never happen; past

@@ -51,6 +51,12 @@ pub enum Body<C, S, L> {
         config: C,
         /// The receiving member's share.
         share: S,
+        /// The epoch Nexus named as committed when it started this
+        /// reconfiguration (`None` for a rack's first configuration). Not in
+        /// PROTOCOL.md's table: it is how a member that missed that commit
+        /// learns it, so that it never drops a committed configuration to
+        /// make room (see `PersistentState::supersede`).
+        last_committed: Option<Epoch>,
     },
     /// Member to coordinator: the prepare is stored durably.
     PrepareAck(Epoch),
@@ -77,7 +83,15 @@ impl<C, S, L> Body<C, S, L> {
     /// The same body with its parts borrowed (see [`Envelope::as_ref`]).
     pub fn as_ref(&self) -> Body<&C, &S, &L> {
         match self {
-            Self::Prepare { config, share } => Body::Prepare { config, share },
+            Self::Prepare {
+                config,
+                share,
+                last_committed,
+            } => Body::Prepare {
+                config,
+                share,
+                last_committed: *last_committed,
+            },
             Self::PrepareAck(epoch) => Body::PrepareAck(*epoch),
             Self::GetShare(epoch) => Body::GetShare(*epoch),
             Self::Share { epoch, share } => Body::Share {
@@ -235,6 +249,7 @@ mod tests {
             Body::Prepare {
                 config: config.clone(),
                 share: share(),
+                last_committed: Some(Epoch(2)),
             },
             Body::PrepareAck(Epoch(4)),
             Body::GetShare(Epoch(5)),

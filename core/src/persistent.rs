@@ -63,7 +63,8 @@ pub enum StateError {
     MismatchedConfiguration,
     /// The configuration is not newer than the latest commit.
     NotNewerThanCommitted,
-    /// Every slot holds a newer configuration; this one is dropped.
+    /// No slot is free. Never expected: the node drops obsolete
+    /// configurations before storing (see `MAX_STORED_CONFIGS`).
     Full,
 }
 
@@ -75,7 +76,7 @@ impl fmt::Display for StateError {
             Self::MixedRacks => "stored configurations belong to different racks",
             Self::MismatchedConfiguration => "a different configuration exists for this epoch",
             Self::NotNewerThanCommitted => "configuration is not newer than the latest commit",
-            Self::Full => "no room for another newer configuration",
+            Self::Full => "no room for another configuration",
         })
     }
 }
@@ -90,10 +91,6 @@ pub enum Stored {
     Added,
     /// It was already stored; a missing share was filled in if given.
     AlreadyThere,
-    /// It is stored, and the oldest uncommitted configuration was dropped to
-    /// make room (that epoch can no longer commit: Nexus never commits an
-    /// epoch after starting a newer one).
-    AddedDroppingOldest(Epoch),
 }
 
 /// The node's persistent state. Holds at most [`MAX_STORED_CONFIGS`]
@@ -227,10 +224,6 @@ impl PersistentState {
             }
             return Ok(Stored::AlreadyThere);
         }
-        let mut dropped = None;
-        if self.0.configs.is_full() {
-            dropped = Some(self.drop_oldest_uncommitted(epoch)?);
-        }
         let position = self
             .0
             .configs
@@ -245,30 +238,19 @@ impl PersistentState {
             .configs
             .insert(position, entry)
             .map_err(|_| StateError::Full)?;
-        Ok(dropped.map_or(Stored::Added, Stored::AddedDroppingOldest))
+        Ok(Stored::Added)
     }
 
-    /// Frees a slot for `incoming` by dropping the oldest uncommitted
-    /// configuration, unless `incoming` is itself older than all of them.
-    fn drop_oldest_uncommitted(&mut self, incoming: Epoch) -> Result<Epoch, StateError> {
+    /// Drops every uncommitted configuration whose epoch `obsolete` names.
+    /// The node calls this when a newer configuration proves them abandoned
+    /// or superseded; it never guesses, because it cannot tell an abandoned
+    /// epoch from one Nexus committed without telling it.
+    pub(crate) fn drop_uncommitted(&mut self, obsolete: impl Fn(Epoch) -> bool) {
         let committed = self.0.latest_committed;
-        let oldest = self
-            .0
-            .configs
-            .iter()
-            .position(|c| committed.is_none_or(|e| c.config.epoch() > e))
-            .ok_or(StateError::Full)?;
-        let oldest_epoch = self
-            .0
-            .configs
-            .get(oldest)
-            .map(|c| c.config.epoch())
-            .ok_or(StateError::Full)?;
-        if incoming < oldest_epoch {
-            return Err(StateError::Full);
-        }
-        self.0.configs.remove(oldest);
-        Ok(oldest_epoch)
+        self.0.configs.retain(|c| {
+            let epoch = c.config.epoch();
+            committed.is_some_and(|l| epoch <= l) || !obsolete(epoch)
+        });
     }
 
     /// Sets this node's share for a stored configuration.
@@ -310,5 +292,121 @@ impl PersistentState {
                 from: from.clone(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::fields;
+
+    fn config(epoch: u64) -> Configuration {
+        let mut f = fields(4, 2);
+        f.epoch = Epoch(epoch);
+        Configuration::new(f).unwrap()
+    }
+
+    fn share() -> Share {
+        Share::new(1, &[5; 32]).unwrap()
+    }
+
+    fn epochs(state: &PersistentState) -> heapless::Vec<u64, 8> {
+        state
+            .fields()
+            .configs
+            .iter()
+            .map(|c| c.config.epoch().0)
+            .collect()
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_never_evicts_by_itself() {
+        let mut state = PersistentState::new();
+        for e in 1..=MAX_STORED_CONFIGS as u64 {
+            assert_eq!(state.store(&config(e), Some(&share())), Ok(Stored::Added));
+        }
+        assert_eq!(
+            state.store(&config(9), Some(&share())),
+            Err(StateError::Full)
+        );
+        assert_eq!(epochs(&state), [1, 2, 3]);
+    }
+
+    #[test]
+    fn repeats_fill_in_a_share_and_mismatches_are_refused() {
+        let mut state = PersistentState::new();
+        state.store(&config(2), None).unwrap();
+        assert_eq!(
+            state.store(&config(2), Some(&share())),
+            Ok(Stored::AlreadyThere)
+        );
+        assert!(state.get(Epoch(2)).unwrap().share.is_some());
+        let mut other = config(2).fields().clone();
+        other.threshold = crate::ids::Threshold::new(3).unwrap();
+        let other = Configuration::new(other).unwrap();
+        assert_eq!(
+            state.store(&other, None),
+            Err(StateError::MismatchedConfiguration)
+        );
+    }
+
+    #[test]
+    fn commits_drop_older_and_drop_uncommitted_spares_commits() {
+        let mut state = PersistentState::new();
+        for e in [1, 2, 3] {
+            state.store(&config(e), Some(&share())).unwrap();
+        }
+        assert!(state.commit(Epoch(2)));
+        assert_eq!(epochs(&state), [2, 3]);
+        assert_eq!(
+            state.store(&config(1), None),
+            Err(StateError::NotNewerThanCommitted)
+        );
+        state.drop_uncommitted(|_| true);
+        assert_eq!(epochs(&state), [2]);
+        assert!(!state.commit(Epoch(7)), "not stored");
+        assert_eq!(state.latest_committed_epoch(), Some(Epoch(2)));
+    }
+
+    #[test]
+    fn decoding_checks_the_state_invariants() {
+        let mut unsorted = StateFields::default();
+        for e in [3, 2] {
+            unsorted
+                .configs
+                .push(StoredConfig {
+                    config: config(e),
+                    share: None,
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            PersistentState::try_from(unsorted).err(),
+            Some(StateError::ConfigsNotSorted)
+        );
+        let missing = StateFields {
+            latest_committed: Some(Epoch(1)),
+            ..StateFields::default()
+        };
+        assert_eq!(
+            PersistentState::try_from(missing).err(),
+            Some(StateError::CommittedConfigMissing)
+        );
+        let mut mixed = StateFields::default();
+        let mut other_rack = config(4).fields().clone();
+        other_rack.rack_id = RackId([9; 16]);
+        for c in [config(3), Configuration::new(other_rack).unwrap()] {
+            mixed
+                .configs
+                .push(StoredConfig {
+                    config: c,
+                    share: None,
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            PersistentState::try_from(mixed).err(),
+            Some(StateError::MixedRacks)
+        );
     }
 }

@@ -25,6 +25,8 @@ pub enum Change {
 pub enum Action {
     /// Deliver the n-th message in flight.
     Deliver(u8),
+    /// Deliver every message in flight, oldest first (a calm moment).
+    DeliverAll,
     /// Put a copy of the n-th message in flight.
     Duplicate(u8),
     /// Lose the n-th message in flight.
@@ -82,7 +84,8 @@ impl Action {
             b
         };
         Some(match tag {
-            0..=99 => Self::Deliver(next()),
+            0..=95 => Self::Deliver(next()),
+            96..=99 => Self::DeliverAll,
             100..=107 => Self::Duplicate(next()),
             108..=115 => Self::Drop(next()),
             116..=125 => Self::Connect(next(), next()),

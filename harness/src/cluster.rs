@@ -115,8 +115,7 @@ impl Cluster {
             RackStart::Fresh => 0,
             RackStart::Lrtq { data, .. } => data.len(),
         };
-        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members)
-            || sled_count > MAX_SLEDS
+        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > MAX_SLEDS
         {
             return Err(Violation::Setup(SetupError::Sizes));
         }
@@ -147,8 +146,8 @@ impl Cluster {
                 },
                 RackStart::Fresh => PersistentState::new(),
             };
-            let sled = Sled::new(id.clone(), &state)
-                .map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
+            let sled =
+                Sled::new(id.clone(), &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
             cluster
                 .ids
                 .push(id)
@@ -226,6 +225,7 @@ impl Cluster {
         let sled = |n: u8| usize::from(n) % count;
         match *action {
             Action::Deliver(n) => return self.deliver(usize::from(n)),
+            Action::DeliverAll => return self.deliver_all(),
             Action::Duplicate(n) => self.network.duplicate(usize::from(n)),
             Action::Drop(n) => self.network.drop_message(usize::from(n)),
             Action::Connect(a, b) => self.connect(sled(a), sled(b))?,
@@ -307,7 +307,9 @@ impl Cluster {
                 let durable = wire::decode_persistent_state(disk)
                     .ok()
                     .is_some_and(|state| {
-                        state.get(epoch).is_some_and(|stored| stored.share.is_some())
+                        state
+                            .get(epoch)
+                            .is_some_and(|stored| stored.share.is_some())
                     });
                 if !durable {
                     return Err(Violation::AckWithoutDurablePrepare {
@@ -316,12 +318,11 @@ impl Cluster {
                     });
                 }
             }
-            let bytes = wire::encode_peer_msg(&msg, &mut buf).map_err(|error| {
-                Violation::Encoding {
+            let bytes =
+                wire::encode_peer_msg(&msg, &mut buf).map_err(|error| Violation::Encoding {
                     sled: sled_u8,
                     error,
-                }
-            })?;
+                })?;
             let to = index_of(&self.ids, &to).ok_or(Violation::UnknownPeer { sled: sled_u8 })?;
             // A full network is a counted drop, like a lost message.
             self.network.send(index, to, bytes);
@@ -341,15 +342,17 @@ impl Cluster {
             return self.check();
         }
         self.network.count_delivered();
-        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes) {
-            if let Body::PrepareAck(epoch) = decoded.body {
-                self.delivered_ack = Some(DeliveredAck { from, to, epoch });
-            }
+        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes)
+            && let Body::PrepareAck(epoch) = decoded.body
+        {
+            self.delivered_ack = Some(DeliveredAck { from, to, epoch });
         }
         let Some(from_id) = self.ids.get(from).cloned() else {
             return self.check();
         };
-        self.call(to, |node, ctx, _| node.handle_bytes(ctx, &from_id, &msg.bytes))?;
+        self.call(to, |node, ctx, _| {
+            node.handle_bytes(ctx, &from_id, &msg.bytes)
+        })?;
         self.check()
     }
 
@@ -418,10 +421,10 @@ impl Cluster {
             return Ok(());
         }
         for peer in 0..self.sleds.len() {
-            if self.is_connected(index, peer) {
-                if let Some(id) = self.ids.get(index).cloned() {
-                    self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
-                }
+            if self.is_connected(index, peer)
+                && let Some(id) = self.ids.get(index).cloned()
+            {
+                self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
             }
         }
         if let Some(sled) = self.sleds.get_mut(index) {
@@ -514,13 +517,13 @@ impl Cluster {
                 })?;
             // Invariant 1, for every configuration on the disk.
             for stored in &state.fields().configs {
-                let seen = self
-                    .configs
-                    .observe(&stored.config)
-                    .map_err(|error| Violation::Encoding {
-                        sled: sled_u8,
-                        error,
-                    })?;
+                let seen =
+                    self.configs
+                        .observe(&stored.config)
+                        .map_err(|error| Violation::Encoding {
+                            sled: sled_u8,
+                            error,
+                        })?;
                 if seen == Seen::Different {
                     return Err(Violation::MismatchedConfigurations {
                         sled: Some(sled_u8),
@@ -571,27 +574,27 @@ impl Cluster {
             return Ok(());
         };
         if let Some(epoch) = summary.expunged {
-            // Invariant 6.
-            let outside = self
-                .nexus
-                .committed_members(epoch)
-                .is_none_or(|members| members & bit(index) == 0);
-            let known = self.nexus.committed_members(epoch).is_some()
-                || self.nexus.forgot_epoch(epoch);
-            if !outside || !known {
+            // Invariant 6: outside a configuration Nexus committed (or one
+            // too old for Nexus to remember).
+            let outside = match self.nexus.committed_members(epoch) {
+                Some(members) => members & bit(index) == 0,
+                None => self.nexus.forgot_epoch(epoch),
+            };
+            if !outside {
                 return Err(Violation::WronglyExpunged { sled, epoch });
             }
         }
-        if let Some(epoch) = summary.latest_committed {
-            if self.nexus.committed_members(epoch).is_none() && !self.nexus.forgot_epoch(epoch) {
-                return Err(Violation::CommittedUnknownEpoch { sled, epoch });
-            }
+        if let Some(epoch) = summary.latest_committed
+            && self.nexus.committed_members(epoch).is_none()
+            && !self.nexus.forgot_epoch(epoch)
+        {
+            return Err(Violation::CommittedUnknownEpoch { sled, epoch });
         }
         // Invariant 3.
-        if let Some(epoch) = self.nexus.counted_commit(index) {
-            if summary.latest_committed.is_none_or(|c| c < epoch) {
-                return Err(Violation::CommitNotDurable { sled, epoch });
-            }
+        if let Some(epoch) = self.nexus.counted_commit(index)
+            && summary.latest_committed.is_none_or(|c| c < epoch)
+        {
+            return Err(Violation::CommitNotDurable { sled, epoch });
         }
         Ok(())
     }
@@ -626,10 +629,11 @@ impl Cluster {
         if previous.epoch == view.epoch {
             allowed |= previous.acked;
         }
-        if let (Some(ack), Some(epoch)) = (self.delivered_ack, view.epoch) {
-            if ack.to == index && ack.epoch == epoch {
-                allowed |= bit(ack.from);
-            }
+        if let (Some(ack), Some(epoch)) = (self.delivered_ack, view.epoch)
+            && ack.to == index
+            && ack.epoch == epoch
+        {
+            allowed |= bit(ack.from);
         }
         if let Some(epoch) = view.epoch {
             if let Some(from) = first_bit(view.acked & !allowed) {

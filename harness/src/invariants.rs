@@ -18,7 +18,9 @@
 use core::fmt;
 
 use tq_core::ids::Epoch;
-use tq_core::node::{Alarm, CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
+use tq_core::node::{
+    Alarm, CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
+};
 use tq_core::wire::WireError;
 
 /// A broken invariant, a harness limit hit, or a liveness failure.

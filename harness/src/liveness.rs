@@ -40,8 +40,26 @@ impl Cluster {
                 self.disconnect(a, b)?;
                 self.connect(a, b)?;
             }
+            // Deliver as we go, so the burst of re-sent requests does not
+            // overflow the network.
+            self.deliver_all()?;
         }
         self.check()
+    }
+
+    /// Delivers everything; if the network was full and dropped a message
+    /// meanwhile, treats it as the connection reset it would be on a real
+    /// link and heals again, so nothing stays lost.
+    fn deliver_reliably(&mut self) -> Result<(), Violation> {
+        for _ in 0..MAX_NEXUS_ROUNDS {
+            let dropped = self.network.stats().dropped_full;
+            self.deliver_all()?;
+            if self.network.stats().dropped_full == dropped {
+                return Ok(());
+            }
+            self.heal()?;
+        }
+        Err(LivenessFailure::NetworkNeverQuiet.into())
     }
 
     /// Heals, lets Nexus finish, then checks that every member of the
@@ -51,6 +69,7 @@ impl Cluster {
     /// asks for shares learns it is expunged.
     pub fn check_liveness(&mut self) -> Result<(), Violation> {
         self.heal()?;
+        self.deliver_reliably()?;
         self.nexus_finish()?;
         let latest = *self
             .nexus
@@ -84,7 +103,7 @@ impl Cluster {
     /// configuration confirmed its commit.
     pub fn nexus_finish(&mut self) -> Result<(), Violation> {
         for _ in 0..MAX_NEXUS_ROUNDS {
-            self.deliver_all()?;
+            self.deliver_reliably()?;
             // The latest commit is driven to every member even while a new
             // reconfiguration waits: its coordinator may need it first.
             let latest = self.nexus.latest_committed().copied();
@@ -129,7 +148,7 @@ impl Cluster {
                 Some(Ok(false)) | None => {}
                 Some(Err(error)) => return Err(Violation::LoadRefused { sled, epoch, error }),
             }
-            self.deliver_all()?;
+            self.deliver_reliably()?;
         }
         Err(LivenessFailure::SecretNeverLoaded { sled, epoch }.into())
     }
@@ -169,7 +188,7 @@ impl Cluster {
                     }
                     _ => {}
                 }
-                self.deliver_all()?;
+                self.deliver_reliably()?;
             }
             if !told {
                 return Err(LivenessFailure::NeverExpunged { sled }.into());

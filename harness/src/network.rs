@@ -17,7 +17,7 @@ pub const MAX_MSG_LEN: usize = 1536;
 
 /// Most messages in flight. Sending one more drops it and counts the drop
 /// ([`NetworkStats::dropped_full`]), like a congested link would.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 96;
 
 /// The bytes of one message.
 pub type MsgBytes = heapless::Vec<u8, MAX_MSG_LEN>;
@@ -94,11 +94,7 @@ impl Network {
 
     /// Whether the link a–b is plugged.
     pub fn is_plugged(&self, a: usize, b: usize) -> bool {
-        a != b
-            && self
-                .plugged
-                .get(a)
-                .is_some_and(|links| links & bit(b) != 0)
+        a != b && self.plugged.get(a).is_some_and(|links| links & bit(b) != 0)
     }
 
     /// Plugs or unplugs the link a–b; returns whether it changed.

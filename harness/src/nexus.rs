@@ -12,9 +12,7 @@
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, Threshold};
 use tq_core::messages::{LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
-use tq_core::node::{
-    CommitError, CoordinatorPhase, LrtqUpgradeError, ReconfigureError,
-};
+use tq_core::node::{CommitError, CoordinatorPhase, LrtqUpgradeError, ReconfigureError};
 
 use crate::action::Change;
 use crate::cluster::{Cluster, index_of, mask_ids, nth_bit};
@@ -225,10 +223,10 @@ impl Nexus {
     }
 
     fn record_commit(&mut self, config: Configuration, pending: &Pending, acked: SledMask) {
-        if self.history.is_full() {
-            if let Some(oldest) = self.history.pop_front() {
-                self.forgotten_below = Some(Epoch(oldest.epoch.0.saturating_add(1)));
-            }
+        if self.history.is_full()
+            && let Some(oldest) = self.history.pop_front()
+        {
+            self.forgotten_below = Some(Epoch(oldest.epoch.0.saturating_add(1)));
         }
         let _ = self.history.push_back(CommittedEpoch {
             epoch: pending.epoch,
@@ -273,8 +271,7 @@ impl Cluster {
         let current = nexus.members;
         let members = match change {
             Change::Add(n) => {
-                let never_members = (0..nexus.sled_count)
-                    .fold(0, |mask, i| mask | bit(i))
+                let never_members = (0..nexus.sled_count).fold(0, |mask, i| mask | bit(i))
                     & !current
                     & !nexus.removed;
                 match nth_bit(never_members, usize::from(n)) {
@@ -531,8 +528,9 @@ impl Cluster {
     ) -> Result<(), Violation> {
         let sled = u8::try_from(member).unwrap_or(u8::MAX);
         let rack_id = self.rack_id;
-        let outcome =
-            self.call(member, |node, ctx, _| node.commit_configuration(ctx, rack_id, epoch))?;
+        let outcome = self.call(member, |node, ctx, _| {
+            node.commit_configuration(ctx, rack_id, epoch)
+        })?;
         match outcome {
             None => Ok(()),
             Some(Ok(())) => {

@@ -61,6 +61,7 @@ fn action() -> impl Strategy<Value = Action> {
     let pair = || (any::<u8>(), any::<u8>());
     prop_oneof![
         40 => any::<u8>().prop_map(Action::Deliver),
+        3 => Just(Action::DeliverAll),
         3 => any::<u8>().prop_map(Action::Duplicate),
         3 => any::<u8>().prop_map(Action::Drop),
         4 => pair().prop_map(|(a, b)| Action::Connect(a, b)),
@@ -72,15 +73,15 @@ fn action() -> impl Strategy<Value = Action> {
         }),
         12 => Just(Action::NexusPoll),
         12 => any::<u8>().prop_map(Action::NexusCommit),
-        2 => any::<u8>().prop_map(Action::NexusAbandon),
+        1 => any::<u8>().prop_map(Action::NexusAbandon),
         6 => pair().prop_map(|(sled, back)| Action::LoadSecret { sled, back }),
         2 => any::<u8>().prop_map(Action::ClearSecrets),
     ]
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (any::<bool>(), 3usize..=6, 0usize..=2, any::<u64>())
-        .prop_flat_map(|(lrtq, members, spares, seed)| {
+    (any::<bool>(), 3usize..=6, 0usize..=2, any::<u64>()).prop_flat_map(
+        move |(lrtq, members, spares, seed)| {
             let sleds = (members + spares).min(tq_harness::MAX_SLEDS);
             proptest::collection::vec(action(), 1..=MAX_ACTIONS).prop_map(move |actions| Case {
                 lrtq,
@@ -89,13 +90,16 @@ fn case() -> impl Strategy<Value = Case> {
                 seed,
                 actions,
             })
-        })
+        },
+    )
 }
 
+/// One LRTQ rack: each sled's share data and the secret.
+type LrtqRack = (Vec<LrtqShareData>, RackSecret);
+
 /// The LRTQ rack of each size, made once (vsss-rs is slow in debug).
-fn cached_lrtq_rack(members: usize) -> (Vec<LrtqShareData>, RackSecret) {
-    static RACKS: OnceLock<Mutex<HashMap<usize, (Vec<LrtqShareData>, RackSecret)>>> =
-        OnceLock::new();
+fn cached_lrtq_rack(members: usize) -> LrtqRack {
+    static RACKS: OnceLock<Mutex<HashMap<usize, LrtqRack>>> = OnceLock::new();
     let racks = RACKS.get_or_init(Default::default);
     racks
         .lock()
@@ -117,7 +121,11 @@ struct Coverage {
 
 impl Coverage {
     fn add(&mut self, cluster: &Cluster) {
-        let (s, n, net) = (cluster.stats(), cluster.nexus().stats(), cluster.network().stats());
+        let (s, n, net) = (
+            cluster.stats(),
+            cluster.nexus().stats(),
+            cluster.network().stats(),
+        );
         self.cases += 1;
         self.stats.crashes += s.crashes;
         self.stats.secrets_loaded += s.secrets_loaded;

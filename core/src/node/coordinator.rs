@@ -32,6 +32,15 @@ impl Request {
             Self::LrtqUpgrade(m) => m.rack_id,
         }
     }
+    /// The epoch Nexus named as last committed (none for an LRTQ upgrade:
+    /// LRTQ's epoch 1 is never a stored configuration).
+    pub(crate) fn last_committed(&self) -> Option<Epoch> {
+        match self {
+            Self::Reconfigure(m) => m.last_committed_epoch,
+            Self::LrtqUpgrade(_) => None,
+        }
+    }
+
     fn members(&self) -> &MemberSet {
         match self {
             Self::Reconfigure(m) => &m.members,
@@ -411,11 +420,21 @@ fn prepare<R: TryCryptoRng>(
         .and_then(|x| shares.get(usize::from(x).checked_sub(1)?))
         .ok_or(PrepareFailed::Internal)?
         .clone();
-    match ctx.update_state(|state| state.store(&config, Some(&own_share))) {
-        Ok(crate::persistent::Stored::AddedDroppingOldest(_)) => ctx.count(Event::ConfigDropped),
+    // Nexus started this epoch, so every older uncommitted one was
+    // abandoned (the last committed one is committed here: checked when the
+    // request was accepted).
+    let stored = ctx.update_state(|state| {
+        state.drop_uncommitted(|e| e < epoch);
+        state.store(&config, Some(&own_share))
+    });
+    match stored {
         Ok(_) => {}
-        Err(_) => {
+        Err(crate::persistent::StateError::MismatchedConfiguration) => {
             ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
+            return Err(PrepareFailed::Internal);
+        }
+        Err(_) => {
+            ctx.count(Event::ConfigDropped);
             return Err(PrepareFailed::Internal);
         }
     }

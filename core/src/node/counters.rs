@@ -65,7 +65,8 @@ events! {
     OutgoingStale => "outgoing_stale",
     /// A connection was not recorded because the table of peers is full.
     ConnectionTableFull => "connection_table_full",
-    /// A stored configuration was dropped to respect `MAX_STORED_CONFIGS`.
+    /// A configuration was not stored because `MAX_STORED_CONFIGS` was
+    /// reached (never expected: obsolete ones are dropped first).
     ConfigDropped => "config_dropped",
     /// The oldest retained secret was dropped to respect
     /// `MAX_RETAINED_SECRETS`.

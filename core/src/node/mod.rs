@@ -48,7 +48,7 @@ use crate::log;
 use crate::messages::{
     Body, Envelope, LrtqUpgradeMsg, MemberSet, PeerMsg, PeerMsgRef, ReconfigureMsg,
 };
-use crate::persistent::{PersistentState, Stored};
+use crate::persistent::PersistentState;
 use crate::wire;
 use collector::{Added, ShareCollector};
 use coordinator::{Coordinator, PrepareFailed};
@@ -326,9 +326,11 @@ impl Node {
         }
         log::debug!("{} from {}", msg.body.kind(), from);
         let outcome = match &msg.body {
-            Body::Prepare { config, share } => {
-                self.on_prepare(ctx, from, msg.rack_id, config, share)
-            }
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => self.on_prepare(ctx, from, msg.rack_id, config, share, *last_committed),
             Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, *epoch),
             Body::GetShare(epoch) => on_get_share(ctx, from, *epoch),
             Body::Share { epoch, share } => self.on_share(ctx, from, *epoch, share),
@@ -396,32 +398,83 @@ impl Node {
         rack: RackId,
         config: &Configuration,
         share: &Share,
+        last_committed: Option<Epoch>,
     ) -> Result<(), Event> {
         let epoch = config.epoch();
         if ctx.state().is_committed(epoch) {
             return Err(Event::WrongEpoch);
         }
+        // A newer configuration is known: Nexus started it after deciding
+        // this one, so this prepare is stale.
+        if ctx
+            .state()
+            .latest_epoch()
+            .is_some_and(|latest| latest > epoch)
+        {
+            return Err(Event::WrongEpoch);
+        }
         let digest = config.share_digest(ctx.id()).ok_or(Event::FromNonMember)?;
         let fits = config.rack_id() == rack
             && config.coordinator() == from
+            && last_committed.is_none_or(|c| c < epoch)
             && bool::from(share.digest().ct_eq(digest));
         if !fits {
             return Err(Event::InvalidPrepare);
         }
+        if let Some(committed) = last_committed {
+            self.learn_committed(ctx, committed);
+        }
+        self.supersede(ctx, epoch, last_committed);
         self.store_config(ctx, config, Some(share))?;
         if self.coordinator.as_ref().is_some_and(|c| c.epoch < epoch) {
             log::info!("stopped coordinating: prepared newer epoch {}", epoch);
             self.coordinator = None;
         }
+        ctx.reply(from, Outgoing::PrepareAck(epoch));
+        Ok(())
+    }
+
+    /// A coordinator said Nexus committed `epoch`: commit it here too if it
+    /// is prepared here (nothing else can be: Nexus commits only prepared
+    /// epochs, and this node may simply have missed the commit message).
+    fn learn_committed<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, epoch: Epoch) {
+        let prepared = !ctx.state().is_committed(epoch)
+            && ctx
+                .state()
+                .get(epoch)
+                .is_some_and(|stored| stored.share.is_some());
+        if prepared {
+            self.commit(ctx, epoch);
+        }
+    }
+
+    /// Drops what a configuration of `epoch` makes obsolete: every stored
+    /// uncommitted configuration older than it, except `keep` (the epoch
+    /// Nexus committed last, which this node may still be computing its
+    /// share of). Older ones were either abandoned by Nexus or superseded by
+    /// a commit, so dropping them loses nothing; this is what keeps the
+    /// store within `MAX_STORED_CONFIGS` without ever guessing.
+    fn supersede<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        epoch: Epoch,
+        keep: Option<Epoch>,
+    ) {
+        let obsolete = |e: Epoch| e < epoch && Some(e) != keep;
+        let any = ctx.state().fields().configs.iter().any(|stored| {
+            let e = stored.config.epoch();
+            obsolete(e) && !ctx.state().is_committed(e)
+        });
+        if any {
+            ctx.update_state(|state| state.drop_uncommitted(obsolete));
+        }
         if self
             .share_computer
             .as_ref()
-            .is_some_and(|c| c.epoch() <= epoch)
+            .is_some_and(|c| obsolete(c.epoch()))
         {
             self.share_computer = None;
         }
-        ctx.reply(from, Outgoing::PrepareAck(epoch));
-        Ok(())
     }
 
     fn on_prepare_ack<R: TryCryptoRng>(
@@ -531,6 +584,16 @@ impl Node {
             self.commit(ctx, epoch);
             return;
         }
+        let mismatched = ctx
+            .state()
+            .get(epoch)
+            .is_some_and(|stored| stored.config != *config);
+        if mismatched {
+            ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
+            return;
+        }
+        // Nexus committed `config`: older uncommitted ones are obsolete.
+        self.supersede(ctx, epoch, None);
         if let Err(event) = self.store_config(ctx, config, None) {
             ctx.count(event);
             return;
@@ -571,11 +634,6 @@ impl Node {
             return Ok(());
         }
         match ctx.update_state(|state| state.store(config, share)) {
-            Ok(Stored::AddedDroppingOldest(dropped)) => {
-                log::warning!("dropped stored epoch {} to make room", dropped);
-                ctx.count(Event::ConfigDropped);
-                Ok(())
-            }
             Ok(_) => Ok(()),
             Err(crate::persistent::StateError::MismatchedConfiguration) => {
                 ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
@@ -619,8 +677,12 @@ impl Node {
         let body = match outgoing {
             Outgoing::Prepare(epoch) => {
                 let config = &state.get(epoch)?.config;
-                let share = self.coordinator.as_ref()?.share_for(config, to)?;
-                Body::Prepare { config, share }
+                let coordinator = self.coordinator.as_ref()?;
+                Body::Prepare {
+                    config,
+                    share: coordinator.share_for(config, to)?,
+                    last_committed: coordinator.request.last_committed(),
+                }
             }
             Outgoing::PrepareAck(epoch) => Body::PrepareAck(epoch),
             Outgoing::GetShare(epoch) => Body::GetShare(epoch),

@@ -766,6 +766,7 @@ fn prepares_that_do_not_fit_are_refused() {
         &msg(Body::Prepare {
             config: config.clone(),
             share: share_of_1.clone(),
+            last_committed: Some(Epoch(1)),
         }),
     );
     assert_eq!(fresh.count(Event::InvalidPrepare), 1);
@@ -783,6 +784,7 @@ fn prepares_that_do_not_fit_are_refused() {
         &msg(Body::Prepare {
             config: config.clone(),
             share: share_of_2,
+            last_committed: Some(Epoch(1)),
         }),
     );
     assert_eq!(fresh.count(Event::InvalidPrepare), 2);
@@ -793,6 +795,7 @@ fn prepares_that_do_not_fit_are_refused() {
         &msg(Body::Prepare {
             config: config.clone(),
             share: share_of_1.clone(),
+            last_committed: Some(Epoch(1)),
         }),
     );
     assert_eq!(outsider.count(Event::FromNonMember), 1);
@@ -803,6 +806,7 @@ fn prepares_that_do_not_fit_are_refused() {
         &msg(Body::Prepare {
             config: committed,
             share: share_of_1,
+            last_committed: None,
         }),
     );
     assert_eq!(sleds[1].count(Event::WrongEpoch), 1);
@@ -927,4 +931,91 @@ fn a_node_with_its_context_fits_the_ram_budget() {
     // keeps, persistent state included, within 64 KiB.
     let total = core::mem::size_of::<Node>() + core::mem::size_of::<NodeCtx<ChaCha20Rng>>();
     assert!(total <= 64 * 1024, "node + context is {total} bytes");
+}
+
+#[test]
+fn a_committed_prepare_is_never_dropped_for_newer_abandoned_ones() {
+    // Found by the cluster harness: a member that missed the commit of
+    // epoch 1 used to evict it to store the prepares of abandoned epochs.
+    let mut sleds = fresh_sleds(4);
+    connect_all(&mut sleds);
+    sleds[0]
+        .coordinate(&reconfigure(1, None, set(0..4), 3))
+        .unwrap();
+    settle(&mut sleds);
+    // Nexus committed epoch 1 but only sled 0 heard of it.
+    let first = &mut sleds[0];
+    first
+        .node
+        .commit_configuration(&mut first.ctx, RACK, Epoch(1))
+        .unwrap();
+    // Epochs 2, 3 and 4 are prepared and abandoned in turn.
+    for epoch in 2..=4 {
+        sleds[0]
+            .coordinate(&reconfigure(epoch, Some(1), set(0..4), 3))
+            .unwrap();
+        settle(&mut sleds);
+    }
+    for sled in &sleds[1..] {
+        // The prepare of epoch 2 said epoch 1 committed: it is committed
+        // here too, and only the newest prepare is kept beside it.
+        assert_eq!(sled.committed(), Some(Epoch(1)));
+        let epochs: Vec<Epoch> = sled
+            .ctx
+            .persistent_state()
+            .fields()
+            .configs
+            .iter()
+            .map(|c| c.config.epoch())
+            .collect();
+        assert_eq!(epochs, [Epoch(1), Epoch(4)]);
+        assert_eq!(sled.count(Event::ConfigDropped), 0);
+    }
+    sleds.iter_mut().for_each(|s| s.node.clear_secrets());
+    assert_all_equal(&load_everywhere(&mut sleds, 1));
+}
+
+#[test]
+fn a_stale_prepare_is_ignored() {
+    let mut sleds = fresh_sleds(4);
+    connect_all(&mut sleds);
+    sleds[0]
+        .coordinate(&reconfigure(1, None, set(0..4), 2))
+        .unwrap();
+    // Epoch 1's prepares are held back; Nexus abandons it for epoch 2.
+    let held = sleds[0].drain();
+    sleds[1]
+        .coordinate(&reconfigure(2, None, set(0..4), 2))
+        .unwrap();
+    settle(&mut sleds);
+    let (to, bytes) = held.into_iter().find(|(to, _)| *to == platform(2)).unwrap();
+    let late = sleds.iter_mut().find(|s| s.id() == to).unwrap();
+    late.node.handle_bytes(&mut late.ctx, &platform(0), &bytes);
+    assert_eq!(late.count(Event::WrongEpoch), 1);
+    assert!(late.ctx.persistent_state().get(Epoch(1)).is_none());
+    assert!(late.drain().is_empty(), "no ack for a stale prepare");
+}
+
+#[test]
+fn the_oldest_secret_is_dropped_past_max_retained_secrets() {
+    use crate::limits::MAX_RETAINED_SECRETS;
+    let mut sleds = committed_rack(4, 2);
+    let last = MAX_RETAINED_SECRETS as u64 + 2;
+    for epoch in 2..=last {
+        sleds[0]
+            .coordinate(&reconfigure(epoch, Some(epoch - 1), set(0..4), 2))
+            .unwrap();
+        settle(&mut sleds);
+        commit_all(&mut sleds, epoch);
+    }
+    // Configuration `last` would carry 1..last-1: one too many.
+    assert_eq!(sleds[0].count(Event::RetainedSecretDropped), 1);
+    load_everywhere(&mut sleds, last);
+    assert_eq!(
+        sleds[1].load(1).unwrap_err(),
+        LoadSecretError::TooOld {
+            oldest_retained: Epoch(2)
+        }
+    );
+    assert!(sleds[1].load(2).unwrap().is_some());
 }

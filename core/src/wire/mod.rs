@@ -96,7 +96,8 @@ const LRTQ_DATA_LEN: usize = RACK_ID_LEN
     + LRTQ_TOTAL_SHARES * DIGEST_LEN;
 
 /// Largest encoded peer message: a `Prepare` with a full configuration.
-pub const MAX_PEER_MSG_LEN: usize = VERSION_LEN + RACK_ID_LEN + TAG_LEN + CONFIG_LEN + SHARE_LEN;
+pub const MAX_PEER_MSG_LEN: usize =
+    VERSION_LEN + RACK_ID_LEN + TAG_LEN + CONFIG_LEN + SHARE_LEN + OPTION_LEN + EPOCH_LEN;
 
 /// Largest encoded [`PersistentState`].
 pub const MAX_PERSISTENT_STATE_LEN: usize = VERSION_LEN

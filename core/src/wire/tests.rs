@@ -93,6 +93,7 @@ fn the_largest_prepare_fills_max_peer_msg_len_exactly() {
         body: Body::Prepare {
             config: &config,
             share: &share,
+            last_committed: Some(Epoch(u64::MAX)),
         },
     };
     let mut buf = [0u8; MAX_PEER_MSG_LEN];
@@ -102,11 +103,13 @@ fn the_largest_prepare_fills_max_peer_msg_len_exactly() {
     let Body::Prepare {
         config: c,
         share: s,
+        last_committed,
     } = decoded.body
     else {
         panic!("expected Prepare");
     };
     assert_eq!(c, config);
+    assert_eq!(last_committed, Some(Epoch(u64::MAX)));
     assert_eq!(s.x(), 255);
     // One byte less does not fit, and says so.
     assert_eq!(

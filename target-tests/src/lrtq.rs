@@ -1,0 +1,84 @@
+//! The LRTQ racks the build script set up on the host with `vsss-rs`
+//! 3.3.4, as rack setup did (see `build.rs`).
+
+use tq_core::crypto::{LrtqShare, RackSecret, ShareDigest};
+use tq_core::ids::RackId;
+use tq_core::limits::{LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES};
+use tq_core::persistent::LrtqShareData;
+
+/// One LRTQ rack as rack setup left it.
+pub struct LrtqRack {
+    /// `n/2 + 1`.
+    pub threshold: u8,
+    /// The secret, as the old software used its bytes.
+    pub secret: &'static [u8; 32],
+    /// The shares of the rack's sleds, 33 bytes each, sled `i` holding the
+    /// share with identifier `i + 1`.
+    shares: &'static [u8],
+    /// SHA3-256 of all 255 shares, 32 bytes each.
+    digests: &'static [u8; LRTQ_TOTAL_SHARES * 32],
+}
+
+macro_rules! lrtq_rack {
+    ($sleds:literal) => {
+        LrtqRack {
+            threshold: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".threshold"))[0],
+            secret: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".secret")),
+            shares: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".shares")),
+            digests: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".digests")),
+        }
+    };
+}
+
+/// A rack of 4 LRTQ sleds (threshold 3).
+pub static LRTQ_RACK_4: LrtqRack = lrtq_rack!(4);
+/// A rack of 7 LRTQ sleds (threshold 4).
+pub static LRTQ_RACK_7: LrtqRack = lrtq_rack!(7);
+
+/// Why build-script data did not make valid LRTQ share data.
+#[derive(Clone, Copy, Debug, defmt::Format)]
+pub enum LrtqDataError {
+    /// No such sled.
+    NoSuchSled,
+    /// `LrtqShare::from_bytes` refused the share.
+    BadShare,
+    /// The digests did not fit.
+    TooManyDigests,
+    /// The secret is all zero.
+    BadSecret,
+}
+
+impl LrtqRack {
+    /// Sleds in the rack.
+    pub fn sleds(&self) -> usize {
+        self.shares.len() / LRTQ_SHARE_LEN
+    }
+
+    /// What sled `sled` read from its LRTQ ledger.
+    pub fn share_data(&self, rack_id: RackId, sled: usize) -> Result<LrtqShareData, LrtqDataError> {
+        let bytes: &[u8; LRTQ_SHARE_LEN] = self
+            .shares
+            .chunks_exact(LRTQ_SHARE_LEN)
+            .nth(sled)
+            .and_then(|chunk| chunk.try_into().ok())
+            .ok_or(LrtqDataError::NoSuchSled)?;
+        let share = LrtqShare::from_bytes(bytes).map_err(|_| LrtqDataError::BadShare)?;
+        let mut share_digests = heapless::Vec::new();
+        for digest in self.digests.as_chunks::<32>().0 {
+            share_digests
+                .push(ShareDigest(*digest))
+                .map_err(|_| LrtqDataError::TooManyDigests)?;
+        }
+        Ok(LrtqShareData {
+            rack_id,
+            threshold: self.threshold,
+            share,
+            share_digests,
+        })
+    }
+
+    /// The LRTQ secret as the new protocol holds it (epoch 1).
+    pub fn rack_secret(&self) -> Result<RackSecret, LrtqDataError> {
+        RackSecret::from_bytes(self.secret).map_err(|_| LrtqDataError::BadSecret)
+    }
+}

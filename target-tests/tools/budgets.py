@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Checks the service processor budgets of the trust quorum core.
+
+- flash: text + rodata + data of the node binary (data's initial values
+  are stored in flash too); goal 160 KiB;
+- static RAM: data + bss of the node binary (one `Node` and its
+  `NodeCtx`, which holds the persistent state, plus the runtime's own
+  statics); goal 64 KiB;
+- stack: the deepest node call of the rack scenario, measured on the
+  target by painting, read from its decoded defmt log; goal 16 KiB.
+
+- stack of the codec calls the caller makes itself (decoding the state
+  at boot and each message before handing it over, encoding the state
+  after a change), read from the same log; same goal, since the same task
+  stack holds them.
+
+Section sizes are read from the ELF's section headers here (no binutils
+needed). Prints every figure; exits 1 if a budget is exceeded, unless
+`--report-only`.
+
+    tools/budgets.py --node-elf ELF --rack-log DECODED_LOG [--report-only]
+"""
+import argparse
+import re
+import struct
+import sys
+
+FLASH_BUDGET = 160 * 1024
+RAM_BUDGET = 64 * 1024
+STACK_BUDGET = 16 * 1024
+
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHT_NOBITS = 8
+
+
+def section_sizes(path):
+    """text, rodata, data, bss byte counts of a 32-bit little-endian ELF."""
+    with open(path, "rb") as f:
+        elf = f.read()
+    if elf[:4] != b"\x7fELF" or elf[4] != 1 or elf[5] != 1:
+        sys.exit(f"{path}: not a 32-bit little-endian ELF")
+    shoff = struct.unpack_from("<I", elf, 0x20)[0]
+    shentsize, shnum = struct.unpack_from("<HH", elf, 0x2E)
+    sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    for i in range(shnum):
+        _, sh_type, flags, _, _, size = struct.unpack_from(
+            "<IIIIII", elf, shoff + i * shentsize
+        )
+        if not flags & SHF_ALLOC or size == 0:
+            continue
+        if sh_type == SHT_NOBITS:
+            sizes["bss"] += size
+        elif flags & SHF_EXECINSTR:
+            sizes["text"] += size
+        elif flags & SHF_WRITE:
+            sizes["data"] += size
+        else:
+            sizes["rodata"] += size
+    return sizes
+
+
+def deepest_stack(log_path, what):
+    pattern = re.compile(rf"budget: stack, deepest {what}: (\d+) bytes \((\w+)\)")
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if m := pattern.search(line):
+                return int(m.group(1)), m.group(2)
+    sys.exit(f"{log_path}: no stack figure for {what} (did the rack scenario run?)")
+
+
+def check(name, value, budget, detail):
+    ok = value <= budget
+    verdict = "ok" if ok else "OVER BUDGET"
+    print(
+        f"{name:<11} {value:>7} bytes ({value / 1024:6.1f} KiB) of {budget // 1024} KiB"
+        f"  {verdict}  {detail}"
+    )
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--node-elf", required=True)
+    parser.add_argument("--rack-log", required=True)
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the figures but exit 0 even if over budget")
+    parser.add_argument("--stack-not-enforced", action="store_true",
+                        help="report the stack figures without failing on them "
+                             "(while the stack budget is an open issue)")
+    args = parser.parse_args()
+    s = section_sizes(args.node_elf)
+    flash = s["text"] + s["rodata"] + s["data"]
+    ram = s["data"] + s["bss"]
+    stack, deepest = deepest_stack(args.rack_log, "node call")
+    codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
+    enforced = [
+        check("flash", flash, FLASH_BUDGET,
+              f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"),
+        check("static RAM", ram, RAM_BUDGET, f"data {s['data']} + bss {s['bss']}"),
+    ]
+    stack_ok = [
+        check("stack", stack, STACK_BUDGET, f"deepest node call: {deepest}"),
+        check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),
+    ]
+    if args.stack_not_enforced:
+        if not all(stack_ok):
+            print("stack budget NOT MET: reported, not enforced (open issue)")
+    else:
+        enforced += stack_ok
+    if not all(enforced):
+        if args.report_only:
+            print("a budget is exceeded (reported only)")
+        else:
+            sys.exit("a budget is exceeded")
+
+
+if __name__ == "__main__":
+    main()
