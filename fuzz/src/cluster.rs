@@ -276,29 +276,8 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
         cluster.heal()?;
         return Ok(stats);
     }
-    check_liveness(&mut cluster)?;
+    cluster.check_liveness()?;
     Ok(stats)
-}
-
-/// The harness's liveness check, run again while the previous run lost
-/// messages to a full network: the harness's network drops a message when
-/// [`tq_harness::network::MAX_IN_FLIGHT`] are in flight, even on a live
-/// link, and the core (rightly) re-sends only on a reconnection, which
-/// the check's heal makes once. The burst of re-sent requests after a heal
-/// can fill the network, so a failure with such drops says nothing about
-/// the core; each new attempt heals again, as a real network would.
-fn check_liveness(cluster: &mut Cluster) -> Result<(), Violation> {
-    const ATTEMPTS: usize = 4;
-    let mut outcome = Ok(());
-    for _ in 0..ATTEMPTS {
-        let dropped = cluster.network().stats().dropped_full;
-        outcome = cluster.check_liveness();
-        let lost_messages = cluster.network().stats().dropped_full > dropped;
-        if outcome.is_ok() || !lost_messages || !matches!(outcome, Err(Violation::Liveness(_))) {
-            break;
-        }
-    }
-    outcome
 }
 
 /// Whether `TQ_FUZZ_TRACE` is set: then a run prints its layout, each step,
