@@ -79,28 +79,55 @@ impl TryFrom<ConfigFields> for Configuration {
     type Error = ConfigError;
 
     fn try_from(fields: ConfigFields) -> Result<Self, ConfigError> {
-        let count = fields.members.len();
-        if !(MIN_MEMBERS..=MAX_MEMBERS).contains(&count) {
-            return Err(ConfigError::MemberCount);
-        }
-        if !fields
-            .members
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.id < b.id))
-        {
-            return Err(ConfigError::MembersNotSorted);
-        }
-        if !fields.threshold.fits_member_count(count) {
-            return Err(ConfigError::ThresholdTooLarge);
-        }
-        if !fields.members.iter().any(|m| m.id == fields.coordinator) {
-            return Err(ConfigError::CoordinatorNotMember);
-        }
+        check(&fields)?;
         Ok(Self(fields))
     }
 }
 
+/// The rules every configuration keeps: shared by [`Configuration::new`],
+/// serde decoding and the in-place decoder of [`crate::wire`].
+pub(crate) fn check(fields: &ConfigFields) -> Result<(), ConfigError> {
+    let count = fields.members.len();
+    if !(MIN_MEMBERS..=MAX_MEMBERS).contains(&count) {
+        return Err(ConfigError::MemberCount);
+    }
+    if !fields
+        .members
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.id < b.id))
+    {
+        return Err(ConfigError::MembersNotSorted);
+    }
+    if !fields.threshold.fits_member_count(count) {
+        return Err(ConfigError::ThresholdTooLarge);
+    }
+    if !fields.members.iter().any(|m| m.id == fields.coordinator) {
+        return Err(ConfigError::CoordinatorNotMember);
+    }
+    Ok(())
+}
+
 impl Configuration {
+    /// A slot for the in-place decoder of [`crate::wire`] to fill: *not* a
+    /// valid configuration (it has no members) until filled and checked.
+    /// Building it writes only lengths, so it costs no stack copy.
+    pub(crate) const fn unfilled() -> Self {
+        Self(ConfigFields {
+            rack_id: RackId([0; 16]),
+            epoch: Epoch(0),
+            coordinator: PlatformId::unfilled(),
+            members: heapless::Vec::new(),
+            threshold: Threshold::MIN,
+            encrypted_rack_secrets: None,
+        })
+    }
+
+    /// The fields, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`check`] before the value is used as a configuration.
+    pub(crate) fn fields_mut_unchecked(&mut self) -> &mut ConfigFields {
+        &mut self.0
+    }
+
     /// Builds a configuration, checking every rule.
     pub fn new(fields: ConfigFields) -> Result<Self, ConfigError> {
         Self::try_from(fields)

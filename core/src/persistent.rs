@@ -116,29 +116,36 @@ impl TryFrom<StateFields> for PersistentState {
     type Error = StateError;
 
     fn try_from(fields: StateFields) -> Result<Self, StateError> {
-        let configs = &fields.configs;
-        if !configs
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.config.epoch() < b.config.epoch()))
-        {
-            return Err(StateError::ConfigsNotSorted);
-        }
-        if let Some(first) = configs.first() {
-            let rack = first.config.rack_id();
-            if configs.iter().any(|c| c.config.rack_id() != rack) {
-                return Err(StateError::MixedRacks);
-            }
-        }
-        if let Some(epoch) = fields.latest_committed {
-            let held = configs
-                .iter()
-                .any(|c| c.config.epoch() == epoch && c.share.is_some());
-            if !held {
-                return Err(StateError::CommittedConfigMissing);
-            }
-        }
+        check(&fields)?;
         Ok(Self(fields))
     }
+}
+
+/// The rules every persistent state keeps: shared by serde decoding and the
+/// in-place decoder of [`crate::wire`].
+pub(crate) fn check(fields: &StateFields) -> Result<(), StateError> {
+    let configs = &fields.configs;
+    if !configs
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.config.epoch() < b.config.epoch()))
+    {
+        return Err(StateError::ConfigsNotSorted);
+    }
+    if let Some(first) = configs.first() {
+        let rack = first.config.rack_id();
+        if configs.iter().any(|c| c.config.rack_id() != rack) {
+            return Err(StateError::MixedRacks);
+        }
+    }
+    if let Some(epoch) = fields.latest_committed {
+        let held = configs
+            .iter()
+            .any(|c| c.config.epoch() == epoch && c.share.is_some());
+        if !held {
+            return Err(StateError::CommittedConfigMissing);
+        }
+    }
+    Ok(())
 }
 
 impl PersistentState {
@@ -162,6 +169,12 @@ impl PersistentState {
     /// All fields, read-only.
     pub fn fields(&self) -> &StateFields {
         &self.0
+    }
+
+    /// The fields, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`check`] on them before the state is used.
+    pub(crate) fn fields_mut_unchecked(&mut self) -> &mut StateFields {
+        &mut self.0
     }
 
     /// The LRTQ share data, if any.

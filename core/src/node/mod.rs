@@ -303,9 +303,13 @@ impl Node {
         from: &PlatformId,
         bytes: &[u8],
     ) {
-        match wire::decode_peer_msg(bytes) {
-            Ok(msg) => self.handle(ctx, from, &msg),
-            Err(_) => ctx.count(Event::Undecodable),
+        // Decoded in place: the message (about 4 KiB with a configuration)
+        // exists once, in this frame, while it is handled.
+        let mut slot = wire::PeerMsgSlot::new();
+        let decoded = wire::decode_peer_msg_into(bytes, &mut slot).ok();
+        match decoded.and_then(|()| slot.as_msg()) {
+            Some(msg) => self.handle_msg(ctx, from, msg),
+            None => ctx.count(Event::Undecodable),
         }
     }
 
@@ -316,6 +320,41 @@ impl Node {
         from: &PlatformId,
         msg: &PeerMsg,
     ) {
+        let body = match &msg.body {
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => Body::Prepare {
+                config,
+                share,
+                last_committed: *last_committed,
+            },
+            Body::PrepareAck(epoch) => Body::PrepareAck(*epoch),
+            Body::GetShare(epoch) => Body::GetShare(*epoch),
+            Body::Share { epoch, share } => Body::Share {
+                epoch: *epoch,
+                share,
+            },
+            Body::GetLrtqShare => Body::GetLrtqShare,
+            Body::LrtqShare(share) => Body::LrtqShare(share),
+            Body::Expunged(epoch) => Body::Expunged(*epoch),
+            Body::CommitAdvance(config) => Body::CommitAdvance(config),
+        };
+        let msg = Envelope {
+            rack_id: msg.rack_id,
+            body,
+        };
+        self.handle_msg(ctx, from, msg);
+    }
+
+    /// [`Node::handle`] on a message that borrows its parts.
+    fn handle_msg<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        from: &PlatformId,
+        msg: PeerMsgRef<'_>,
+    ) {
         if ctx.state().expunged().is_some() {
             ctx.count(Event::WhileExpunged);
             return;
@@ -325,21 +364,21 @@ impl Node {
             return;
         }
         log::debug!("{} from {}", msg.body.kind(), from);
-        let outcome = match &msg.body {
+        let outcome = match msg.body {
             Body::Prepare {
                 config,
                 share,
                 last_committed,
-            } => self.on_prepare(ctx, from, msg.rack_id, config, share, *last_committed),
-            Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, *epoch),
-            Body::GetShare(epoch) => on_get_share(ctx, from, *epoch),
-            Body::Share { epoch, share } => self.on_share(ctx, from, *epoch, share),
+            } => self.on_prepare(ctx, from, msg.rack_id, config, share, last_committed),
+            Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, epoch),
+            Body::GetShare(epoch) => on_get_share(ctx, from, epoch),
+            Body::Share { epoch, share } => self.on_share(ctx, from, epoch, share),
             Body::GetLrtqShare => on_get_lrtq_share(ctx, from),
             Body::LrtqShare(share) => match &mut self.coordinator {
                 Some(c) => c.on_lrtq_share(ctx, from, share),
                 None => Err(Event::Unexpected),
             },
-            Body::Expunged(epoch) => self.on_expunged(ctx, from, *epoch),
+            Body::Expunged(epoch) => self.on_expunged(ctx, from, epoch),
             Body::CommitAdvance(config) => {
                 if config.rack_id() == msg.rack_id {
                     self.on_commit_advance(ctx, config);

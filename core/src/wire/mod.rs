@@ -7,11 +7,13 @@
 //! Each encodable type has a `MAX_*_LEN` constant so callers can size their
 //! buffers; tests encode the largest value of each and check it fits exactly.
 
+mod in_place;
 mod shares;
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
@@ -19,6 +21,7 @@ use crate::limits::{
 };
 use crate::messages::{LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
 use crate::persistent::{LrtqShareData, PersistentState};
+pub(crate) use in_place::PeerMsgSlot;
 
 /// The format version this build writes and reads. A later format bumps it,
 /// so an old node tells "newer format" apart from "garbage".
@@ -145,6 +148,26 @@ fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
     }
 }
 
+/// Like [`decode`], but `seed` writes the value into storage it borrows.
+fn decode_with<'de, S: DeserializeSeed<'de, Value = ()>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<(), WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let mut deserializer = postcard::Deserializer::from_bytes(body);
+    seed.deserialize(&mut deserializer)
+        .map_err(|_| WireError::Malformed)?;
+    let rest = deserializer.finalize().map_err(|_| WireError::Malformed)?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::TrailingBytes)
+    }
+}
+
 /// Encodes a peer message into `buf`, returning the bytes written.
 pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
     encode(msg, buf)
@@ -152,7 +175,15 @@ pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'
 
 /// Decodes a peer message.
 pub fn decode_peer_msg(bytes: &[u8]) -> Result<PeerMsg, WireError> {
-    decode(bytes)
+    let mut slot = PeerMsgSlot::new();
+    decode_peer_msg_into(bytes, &mut slot)?;
+    slot.into_msg().ok_or(WireError::Malformed)
+}
+
+/// Decodes a peer message into `slot`, its configuration (if any) in place.
+/// After an error the slot holds no message.
+pub(crate) fn decode_peer_msg_into(bytes: &[u8], slot: &mut PeerMsgSlot) -> Result<(), WireError> {
+    decode_with(bytes, in_place::PeerMsgInto(slot))
 }
 
 /// Encodes the persistent state into `buf`, returning the bytes written.
@@ -164,8 +195,28 @@ pub fn encode_persistent_state<'b>(
 }
 
 /// Decodes a persistent state, checking its invariants.
+///
+/// The state is about 20 KiB and is built on this call's stack; a caller
+/// with a small stack decodes into storage it owns with
+/// [`decode_persistent_state_into`].
 pub fn decode_persistent_state(bytes: &[u8]) -> Result<PersistentState, WireError> {
-    decode(bytes)
+    let mut state = PersistentState::new();
+    decode_persistent_state_into(bytes, &mut state)?;
+    Ok(state)
+}
+
+/// Decodes a persistent state into `state`, checking its invariants, with
+/// at most one stored configuration's worth of data in flight on the stack.
+/// On an error `state` is left empty (as [`PersistentState::new`]).
+pub fn decode_persistent_state_into(
+    bytes: &[u8],
+    state: &mut PersistentState,
+) -> Result<(), WireError> {
+    let decoded = decode_with(bytes, in_place::StateInto(state));
+    if decoded.is_err() {
+        in_place::reset(state.fields_mut_unchecked());
+    }
+    decoded
 }
 
 /// Encodes a reconfiguration request.
