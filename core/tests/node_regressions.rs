@@ -20,19 +20,12 @@ fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// A member acked the prepare of epoch 1, Nexus committed on that ack, and
 /// the member was not told yet. Two newer epochs are then prepared and
-/// abandoned (Nexus never committed them). With `MAX_STORED_CONFIGS = 3`
-/// the member drops "the oldest uncommitted configuration" to store the
-/// fourth: epoch 1, whose share Nexus counted on. Here K = 3 of 4 and only
-/// two other sleds hold an epoch-1 share, so two members doing this leave
-/// the committed secret of epoch 1 unrecoverable if epoch 4 is abandoned
-/// too; and a member that dropped it can no longer store it from
-/// `prepare_and_commit` (`StateError::Full`), so it cannot catch up.
-///
-/// The node cannot tell an abandoned epoch from one Nexus committed without
-/// telling it, so no local eviction rule is safe: the fix needs a design
-/// decision (see the harness report).
+/// abandoned. With `MAX_STORED_CONFIGS = 3` the member used to drop "the
+/// oldest uncommitted configuration" to store the fourth: epoch 1, whose
+/// share Nexus counted on (K = 3 of 4, so two members doing this could leave
+/// the committed secret unrecoverable), and could then no longer store it
+/// from `prepare_and_commit` (`StateError::Full`), so it never caught up.
 #[test]
-#[ignore = "needs a design decision: a node cannot tell which stored uncommitted configuration Nexus committed"]
 fn an_acked_prepare_of_a_committed_epoch_is_never_dropped() {
     with_big_stack(|| {
         let mut cluster = Cluster::new(1, RACK, 4, 4, RackStart::Fresh).unwrap();

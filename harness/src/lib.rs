@@ -30,7 +30,9 @@
 //! function of its seed and its actions.
 //!
 //! The [`cluster::Cluster`] is large (every sled's disk and state live
-//! inline): keep it in a `static`, or on a thread with a large stack.
+//! inline: about 700 KiB with [`MAX_SLEDS`] = 8): keep it in a `static`, or
+//! on a thread with a large stack (the tests use 256 MiB of address space,
+//! since debug builds copy it around).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(

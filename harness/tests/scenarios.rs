@@ -149,3 +149,36 @@ fn a_removed_sled_that_asks_for_shares_is_expunged() {
         cluster.check_liveness().unwrap();
     });
 }
+
+/// Found by the cluster fuzz target: an LRTQ upgrade abandoned thirteen
+/// times with nothing delivered leaves thirteen coordinators re-asking for
+/// LRTQ shares and a full network. Healing must still let the newest one
+/// finish (it once re-sent its requests into the full network, lost them
+/// at every heal, and never collected a share).
+#[test]
+fn an_upgrade_abandoned_many_times_on_a_full_network_still_finishes() {
+    with_big_stack(|| {
+        let (data, secret) = lrtq_rack(8, 5);
+        let lrtq = RackStart::Lrtq {
+            data: &data,
+            secret: &secret,
+        };
+        let mut cluster = Cluster::new(9, RACK, 8, 8, lrtq).unwrap();
+        cluster
+            .apply(&Action::Reconfigure {
+                change: Change::Same,
+                coordinator: 3,
+                threshold: 0,
+            })
+            .unwrap();
+        for next in [6, 5, 1, 2, 6, 5, 6, 5, 6, 5, 6, 5, 1, 0] {
+            cluster.apply(&Action::NexusAbandon(next)).unwrap();
+        }
+        assert_eq!(
+            cluster.network().in_flight().len(),
+            tq_harness::network::MAX_IN_FLIGHT
+        );
+        cluster.check_liveness().unwrap();
+        assert_eq!(cluster.nexus().stats().upgrades, 1);
+    });
+}

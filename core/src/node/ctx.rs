@@ -191,3 +191,74 @@ impl<R: TryCryptoRng> NodeCtx<R> {
         self.outgoing.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::platform;
+    use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_OUTGOING};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn ctx() -> NodeCtx<ChaCha20Rng> {
+        NodeCtx::new(
+            platform(0),
+            PersistentState::new(),
+            ChaCha20Rng::seed_from_u64(0),
+        )
+    }
+
+    #[test]
+    fn a_full_connection_table_is_counted() {
+        let mut ctx = ctx();
+        for i in 1..=MAX_CONNECTED {
+            assert!(ctx.add_connection(&platform(i)));
+        }
+        assert!(ctx.add_connection(&platform(1)), "already connected");
+        assert!(!ctx.add_connection(&platform(MAX_CONNECTED + 1)));
+        assert_eq!(ctx.counters().get(Event::ConnectionTableFull), 1);
+        ctx.remove_connection(&platform(1));
+        assert!(ctx.add_connection(&platform(MAX_CONNECTED + 1)));
+    }
+
+    #[test]
+    fn a_full_outgoing_queue_is_counted() {
+        let mut ctx = ctx();
+        ctx.add_connection(&platform(1));
+        for _ in 0..MAX_OUTGOING {
+            ctx.request(&platform(1), Outgoing::GetLrtqShare);
+        }
+        ctx.request(&platform(1), Outgoing::GetLrtqShare);
+        assert_eq!(ctx.counters().get(Event::OutgoingQueueFull), 1);
+        let mut drained = 0;
+        while ctx.pop_outgoing().is_some() {
+            drained += 1;
+        }
+        assert_eq!(drained, MAX_OUTGOING);
+    }
+
+    #[test]
+    fn alarms_are_recorded_once_and_bounded() {
+        let mut ctx = ctx();
+        ctx.raise_alarm(Alarm::DecryptionFailed(Epoch(1)));
+        ctx.raise_alarm(Alarm::DecryptionFailed(Epoch(1)));
+        assert_eq!(ctx.alarms().len(), 1);
+        for e in 2..=(MAX_ALARMS as u64 + 1) {
+            ctx.raise_alarm(Alarm::ReconstructionFailed(Epoch(e)));
+        }
+        assert_eq!(ctx.alarms().len(), MAX_ALARMS);
+        assert_eq!(ctx.counters().get(Event::AlarmDropped), 1);
+    }
+
+    #[test]
+    fn a_disconnect_drops_what_was_queued_for_the_peer() {
+        let mut ctx = ctx();
+        ctx.add_connection(&platform(1));
+        ctx.add_connection(&platform(2));
+        ctx.request(&platform(1), Outgoing::GetLrtqShare);
+        ctx.request(&platform(2), Outgoing::GetLrtqShare);
+        ctx.remove_connection(&platform(1));
+        assert_eq!(ctx.pop_outgoing().map(|(to, _)| to), Some(platform(2)));
+        assert!(ctx.pop_outgoing().is_none());
+    }
+}

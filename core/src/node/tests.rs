@@ -995,3 +995,27 @@ fn a_stale_prepare_is_ignored() {
     assert!(late.ctx.persistent_state().get(Epoch(1)).is_none());
     assert!(late.drain().is_empty(), "no ack for a stale prepare");
 }
+
+#[test]
+fn the_oldest_secret_is_dropped_past_max_retained_secrets() {
+    use crate::limits::MAX_RETAINED_SECRETS;
+    let mut sleds = committed_rack(4, 2);
+    let last = MAX_RETAINED_SECRETS as u64 + 2;
+    for epoch in 2..=last {
+        sleds[0]
+            .coordinate(&reconfigure(epoch, Some(epoch - 1), set(0..4), 2))
+            .unwrap();
+        settle(&mut sleds);
+        commit_all(&mut sleds, epoch);
+    }
+    // Configuration `last` would carry 1..last-1: one too many.
+    assert_eq!(sleds[0].count(Event::RetainedSecretDropped), 1);
+    load_everywhere(&mut sleds, last);
+    assert_eq!(
+        sleds[1].load(1).unwrap_err(),
+        LoadSecretError::TooOld {
+            oldest_retained: Epoch(2)
+        }
+    );
+    assert!(sleds[1].load(2).unwrap().is_some());
+}

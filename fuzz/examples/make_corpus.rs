@@ -1,0 +1,36 @@
+//! Writes the seed corpora: `cargo run --example make_corpus` (from
+//! `fuzz/`) replaces `fuzz/seeds/<target>/` with real encodings of every
+//! kind (see `tq_fuzz::samples`), and `fuzz/seeds/cluster/` with runs of
+//! the stateful target that reach commits (see `tq_fuzz::cluster::seeds`).
+//! The output is deterministic: run it in release mode, it plays a few
+//! hundred cluster runs.
+
+use std::fs;
+use std::path::Path;
+
+fn main() -> std::io::Result<()> {
+    // The cluster seeds run a `Cluster`, which is large: give it room.
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(write_all)?
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+fn write_all() -> std::io::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let mut all = tq_fuzz::samples::all();
+    all.push(("cluster", tq_fuzz::cluster::seeds()));
+    for (target, seeds) in all {
+        let dir = root.join(target);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        for (name, bytes) in &seeds {
+            fs::write(dir.join(name), bytes)?;
+        }
+        println!("{target}: {} seeds", seeds.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! `tq_core::wire::decode_persistent_state` on arbitrary bytes: never panics, and
+//! whatever decodes round-trips (see `tq_fuzz::round_trip`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| tq_fuzz::round_trip::persistent_state(bytes));

@@ -1,0 +1,457 @@
+//! Real values of every encodable kind, built with the core's own
+//! primitives (real secrets, real Shamir shares and digests, real
+//! encrypted old secrets, a real LRTQ split), for the seed corpora.
+//!
+//! Everything is drawn from a seeded RNG, so the seeds are reproducible:
+//! `examples/make_corpus.rs` writes the same bytes on every run.
+
+use curve25519_dalek::Scalar;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use tq_core::config::{ConfigFields, Configuration, Member, Members};
+use tq_core::crypto::{
+    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, ShareDigest, split,
+};
+use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+use tq_core::limits::{
+    LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_THRESHOLD,
+};
+use tq_core::messages::{Body, Envelope, LrtqUpgradeMsg, MemberSet, PeerMsgRef, ReconfigureMsg};
+use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
+use tq_core::wire;
+
+/// The rack of every sample.
+pub const RACK: RackId = RackId([0x42; 16]);
+
+/// One named seed: a file name and its bytes.
+pub type Seed = (&'static str, Vec<u8>);
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// A realistic sled id (`913-0000019:BRM4222NNNN`).
+pub fn sled(i: usize) -> PlatformId {
+    PlatformId::new("913-0000019", &format!("BRM4222{i:04}")).expect("valid id")
+}
+
+/// A sled id with both fields at their 32-byte maximum.
+fn longest_sled(i: usize) -> PlatformId {
+    PlatformId::new(&"9".repeat(32), &format!("{i:0>32}")).expect("valid id")
+}
+
+/// A configuration together with the secret and every member's share.
+pub struct Split {
+    /// The configuration.
+    pub config: Configuration,
+    /// Its secret.
+    pub secret: RackSecret,
+    /// Member `i`'s share (x = i + 1).
+    pub shares: Vec<Share>,
+}
+
+/// Makes a configuration of `ids` (sorted here) at `epoch` with threshold
+/// `k`, a fresh secret, and `old` sealed under it if given.
+fn make_config(
+    seed: u64,
+    mut ids: Vec<PlatformId>,
+    epoch: Epoch,
+    k: u8,
+    old: Option<&RetainedSecrets>,
+) -> Split {
+    let mut rng = rng(seed);
+    ids.sort();
+    let secret = RackSecret::generate(&mut rng).expect("rng");
+    let mut shares = heapless::Vec::<Share, MAX_MEMBERS>::new();
+    split(&secret, usize::from(k), ids.len(), &mut rng, &mut shares).expect("split");
+    let members: Members = ids
+        .iter()
+        .zip(shares.iter())
+        .map(|(id, share)| Member {
+            id: id.clone(),
+            share_digest: share.digest(),
+        })
+        .collect();
+    let encrypted_rack_secrets = old.map(|old| {
+        EncryptedRackSecrets::encrypt(&mut rng, &RACK, epoch, &secret, old).expect("seal")
+    });
+    let config = Configuration::new(ConfigFields {
+        rack_id: RACK,
+        epoch,
+        coordinator: ids.first().expect("members").clone(),
+        members,
+        threshold: Threshold::new(k).expect("threshold"),
+        encrypted_rack_secrets,
+    })
+    .expect("valid configuration");
+    Split {
+        config,
+        secret,
+        shares: shares.into_iter().collect(),
+    }
+}
+
+/// A fresh rack's first configuration: epoch 1, five sleds, `K = 3`, no
+/// old secrets.
+pub fn first_config() -> Split {
+    make_config(1, (0..5).map(sled).collect(), Epoch(1), 3, None)
+}
+
+/// A later configuration: epoch 4, six sleds, `K = 4`, carrying the
+/// secrets of epochs 1 to 3.
+pub fn later_config() -> Split {
+    let mut old = RetainedSecrets::new();
+    for e in 1..=3u64 {
+        let secret = make_config(10 + e, (0..5).map(sled).collect(), Epoch(e), 3, None).secret;
+        old.push(Epoch(e), secret).expect("retain");
+    }
+    make_config(4, (0..6).map(sled).collect(), Epoch(4), 4, Some(&old))
+}
+
+/// The largest configuration: 32 members with the longest ids, the highest
+/// threshold, every retained secret, and the largest epoch.
+pub fn largest_config() -> Split {
+    let mut old = RetainedSecrets::new();
+    let mut r = rng(99);
+    for e in 1..=MAX_RETAINED_SECRETS as u64 {
+        old.push(Epoch(e), RackSecret::generate(&mut r).expect("rng"))
+            .expect("retain");
+    }
+    let ids = (0..MAX_MEMBERS).map(longest_sled).collect();
+    make_config(5, ids, Epoch(u64::MAX), MAX_THRESHOLD, Some(&old))
+}
+
+/// An LRTQ rack of `sleds` sleds as LRTQ setup left it: one secret over the
+/// curve25519 scalar field split into 255 shares with threshold
+/// `sleds / 2 + 1`; sled `i` holds share `i + 1`. Returns each sled's share
+/// data and the secret as the new protocol sees it.
+pub fn lrtq_rack(sleds: usize, seed: u64) -> (Vec<LrtqShareData>, RackSecret) {
+    let mut rng = rng(seed);
+    let mut scalar = || {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        Scalar::from_bytes_mod_order_wide(&wide)
+    };
+    let threshold = sleds / 2 + 1;
+    // Coefficient 0 is the secret.
+    let coefficients: Vec<Scalar> = (0..threshold).map(|_| scalar()).collect();
+    let shares: Vec<LrtqShare> = (1..=LRTQ_TOTAL_SHARES)
+        .map(|x| {
+            let x_scalar = Scalar::from(x as u64);
+            let y = coefficients
+                .iter()
+                .rev()
+                .fold(Scalar::ZERO, |acc, c| acc * x_scalar + c);
+            let mut bytes = [0u8; LRTQ_SHARE_LEN];
+            bytes[0] = x as u8;
+            bytes[1..].copy_from_slice(y.as_bytes());
+            LrtqShare::from_bytes(&bytes).expect("canonical share")
+        })
+        .collect();
+    let digests: heapless::Vec<ShareDigest, LRTQ_TOTAL_SHARES, u8> =
+        shares.iter().map(LrtqShare::digest).collect();
+    let data = shares
+        .iter()
+        .take(sleds)
+        .map(|share| LrtqShareData {
+            rack_id: RACK,
+            threshold: threshold as u8,
+            share: share.clone(),
+            share_digests: digests.clone(),
+        })
+        .collect();
+    let secret = RackSecret::from_bytes(coefficients[0].as_bytes()).expect("nonzero secret");
+    (data, secret)
+}
+
+fn encode_msg(msg: &PeerMsgRef<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; wire::MAX_PEER_MSG_LEN];
+    wire::encode_peer_msg(msg, &mut buf)
+        .expect("fits MAX_PEER_MSG_LEN")
+        .to_vec()
+}
+
+fn envelope<'a>(
+    body: Body<&'a Configuration, &'a Share, &'a LrtqShare>,
+) -> Envelope<&'a Configuration, &'a Share, &'a LrtqShare> {
+    Envelope {
+        rack_id: RACK,
+        body,
+    }
+}
+
+/// Every peer message kind, with small and largest contents.
+pub fn peer_msgs() -> Vec<Seed> {
+    let first = first_config();
+    let later = later_config();
+    let largest = largest_config();
+    let (lrtq, _) = lrtq_rack(5, 7);
+    let lrtq_share = &lrtq[1].share;
+    let prepare = |split: &Split, last_committed: Option<u64>| {
+        encode_msg(&envelope(Body::Prepare {
+            config: &split.config,
+            share: &split.shares[1],
+            last_committed: last_committed.map(Epoch),
+        }))
+    };
+    vec![
+        ("prepare_first", prepare(&first, None)),
+        ("prepare_later", prepare(&later, Some(3))),
+        ("prepare_largest", prepare(&largest, Some(u64::MAX - 1))),
+        (
+            "prepare_ack",
+            encode_msg(&envelope(Body::PrepareAck(Epoch(4)))),
+        ),
+        ("get_share", encode_msg(&envelope(Body::GetShare(Epoch(1))))),
+        (
+            "get_share_max_epoch",
+            encode_msg(&envelope(Body::GetShare(Epoch(u64::MAX)))),
+        ),
+        (
+            "share",
+            encode_msg(&envelope(Body::Share {
+                epoch: Epoch(4),
+                share: &later.shares[2],
+            })),
+        ),
+        ("get_lrtq_share", encode_msg(&envelope(Body::GetLrtqShare))),
+        (
+            "lrtq_share",
+            encode_msg(&envelope(Body::LrtqShare(lrtq_share))),
+        ),
+        ("expunged", encode_msg(&envelope(Body::Expunged(Epoch(4))))),
+        (
+            "commit_advance_first",
+            encode_msg(&envelope(Body::CommitAdvance(&first.config))),
+        ),
+        (
+            "commit_advance_later",
+            encode_msg(&envelope(Body::CommitAdvance(&later.config))),
+        ),
+    ]
+}
+
+fn stored(split: &Split, member: usize, with_share: bool) -> StoredConfig {
+    StoredConfig {
+        config: split.config.clone(),
+        share: with_share.then(|| split.shares[member].clone()),
+    }
+}
+
+fn encode_state(fields: StateFields) -> Vec<u8> {
+    let state = PersistentState::try_from(fields).expect("valid state");
+    let mut buf = vec![0u8; wire::MAX_PERSISTENT_STATE_LEN];
+    wire::encode_persistent_state(&state, &mut buf)
+        .expect("fits MAX_PERSISTENT_STATE_LEN")
+        .to_vec()
+}
+
+/// Persistent states: empty, LRTQ only, prepared, committed, committed with
+/// newer prepared configurations, upgraded from LRTQ, and expunged.
+pub fn persistent_states() -> Vec<Seed> {
+    let first = first_config();
+    let later = later_config();
+    let newer = make_config(6, (0..6).map(sled).collect(), Epoch(5), 3, None);
+    let newest = make_config(7, (1..7).map(sled).collect(), Epoch(6), 3, None);
+    let (lrtq, _) = lrtq_rack(5, 7);
+    let upgraded = make_config(8, (0..5).map(sled).collect(), Epoch(2), 3, None);
+    let list = |configs: Vec<StoredConfig>| configs.into_iter().collect();
+    vec![
+        ("empty", encode_state(StateFields::default())),
+        (
+            "lrtq_only",
+            encode_state(StateFields {
+                lrtq: Some(lrtq[0].clone()),
+                ..StateFields::default()
+            }),
+        ),
+        (
+            "prepared_first",
+            encode_state(StateFields {
+                configs: list(vec![stored(&first, 1, true)]),
+                ..StateFields::default()
+            }),
+        ),
+        (
+            "committed_first",
+            encode_state(StateFields {
+                configs: list(vec![stored(&first, 1, true)]),
+                latest_committed: Some(Epoch(1)),
+                ..StateFields::default()
+            }),
+        ),
+        (
+            "committed_with_newer",
+            encode_state(StateFields {
+                configs: list(vec![
+                    stored(&later, 1, true),
+                    stored(&newer, 1, false),
+                    stored(&newest, 1, true),
+                ]),
+                latest_committed: Some(Epoch(4)),
+                ..StateFields::default()
+            }),
+        ),
+        (
+            "lrtq_upgraded",
+            encode_state(StateFields {
+                lrtq: Some(lrtq[2].clone()),
+                configs: list(vec![stored(&upgraded, 2, true)]),
+                latest_committed: Some(Epoch(2)),
+                ..StateFields::default()
+            }),
+        ),
+        (
+            "expunged",
+            encode_state(StateFields {
+                configs: list(vec![stored(&later, 0, true)]),
+                latest_committed: Some(Epoch(4)),
+                expunged: Some(Expunged {
+                    epoch: Epoch(6),
+                    from: sled(3),
+                }),
+                ..StateFields::default()
+            }),
+        ),
+    ]
+}
+
+fn member_set(ids: impl IntoIterator<Item = PlatformId>) -> MemberSet {
+    let ids: Vec<PlatformId> = ids.into_iter().collect();
+    MemberSet::new(&ids).expect("member set")
+}
+
+/// Reconfiguration requests: a fresh rack's first, a later one, the largest.
+pub fn reconfigure_msgs() -> Vec<Seed> {
+    let encode = |msg: &ReconfigureMsg| {
+        let mut buf = vec![0u8; wire::MAX_RECONFIGURE_MSG_LEN];
+        wire::encode_reconfigure_msg(msg, &mut buf)
+            .expect("fits")
+            .to_vec()
+    };
+    let first = ReconfigureMsg {
+        rack_id: RACK,
+        epoch: Epoch(1),
+        last_committed_epoch: None,
+        members: member_set((0..5).map(sled)),
+        threshold: Threshold::new(3).expect("threshold"),
+    };
+    let later = ReconfigureMsg {
+        rack_id: RACK,
+        epoch: Epoch(5),
+        last_committed_epoch: Some(Epoch(4)),
+        members: member_set((1..7).map(sled)),
+        threshold: Threshold::new(4).expect("threshold"),
+    };
+    let largest = ReconfigureMsg {
+        rack_id: RACK,
+        epoch: Epoch(u64::MAX),
+        last_committed_epoch: Some(Epoch(u64::MAX - 1)),
+        members: member_set((0..MAX_MEMBERS).map(longest_sled)),
+        threshold: Threshold::new(MAX_THRESHOLD).expect("threshold"),
+    };
+    vec![
+        ("first", encode(&first)),
+        ("later", encode(&later)),
+        ("largest", encode(&largest)),
+    ]
+}
+
+/// LRTQ upgrade requests: a typical one and the largest.
+pub fn lrtq_upgrade_msgs() -> Vec<Seed> {
+    let encode = |msg: &LrtqUpgradeMsg| {
+        let mut buf = vec![0u8; wire::MAX_LRTQ_UPGRADE_MSG_LEN];
+        wire::encode_lrtq_upgrade_msg(msg, &mut buf)
+            .expect("fits")
+            .to_vec()
+    };
+    let typical = LrtqUpgradeMsg {
+        rack_id: RACK,
+        epoch: Epoch(2),
+        members: member_set((0..5).map(sled)),
+        threshold: Threshold::new(3).expect("threshold"),
+    };
+    let largest = LrtqUpgradeMsg {
+        rack_id: RACK,
+        epoch: Epoch(u64::MAX),
+        members: member_set((0..MAX_MEMBERS).map(longest_sled)),
+        threshold: Threshold::new(MAX_THRESHOLD).expect("threshold"),
+    };
+    vec![("typical", encode(&typical)), ("largest", encode(&largest))]
+}
+
+/// LRTQ share data: as LRTQ setup left it (255 digests), and a short
+/// digest list.
+pub fn lrtq_share_data() -> Vec<Seed> {
+    let encode = |data: &LrtqShareData| {
+        let mut buf = vec![0u8; wire::MAX_LRTQ_SHARE_DATA_LEN];
+        wire::encode_lrtq_share_data(data, &mut buf)
+            .expect("fits")
+            .to_vec()
+    };
+    let (lrtq, _) = lrtq_rack(5, 7);
+    let mut short = lrtq[3].clone();
+    short.share_digests.truncate(5);
+    vec![("setup", encode(&lrtq[0])), ("short", encode(&short))]
+}
+
+/// Every decoder target's name with its seeds.
+pub fn all() -> Vec<(&'static str, Vec<Seed>)> {
+    vec![
+        ("peer_msg", peer_msgs()),
+        ("persistent_state", persistent_states()),
+        ("reconfigure_msg", reconfigure_msgs()),
+        ("lrtq_upgrade_msg", lrtq_upgrade_msgs()),
+        ("lrtq_share_data", lrtq_share_data()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::round_trip;
+
+    #[test]
+    fn every_seed_decodes_and_round_trips() {
+        for (target, seeds) in all() {
+            for (name, bytes) in seeds {
+                let decodes = match target {
+                    "peer_msg" => wire::decode_peer_msg(&bytes).is_ok(),
+                    "persistent_state" => wire::decode_persistent_state(&bytes).is_ok(),
+                    "reconfigure_msg" => wire::decode_reconfigure_msg(&bytes).is_ok(),
+                    "lrtq_upgrade_msg" => wire::decode_lrtq_upgrade_msg(&bytes).is_ok(),
+                    "lrtq_share_data" => wire::decode_lrtq_share_data(&bytes).is_ok(),
+                    other => panic!("unknown target {other}"),
+                };
+                assert!(decodes, "{target}/{name} does not decode");
+                match target {
+                    "peer_msg" => round_trip::peer_msg(&bytes),
+                    "persistent_state" => round_trip::persistent_state(&bytes),
+                    "reconfigure_msg" => round_trip::reconfigure_msg(&bytes),
+                    "lrtq_upgrade_msg" => round_trip::lrtq_upgrade_msg(&bytes),
+                    _ => round_trip::lrtq_share_data(&bytes),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_body_variant_has_a_seed() {
+        let mut kinds: Vec<&str> = peer_msgs()
+            .iter()
+            .map(|(_, bytes)| wire::decode_peer_msg(bytes).expect("decodes").body.kind())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), 8);
+    }
+
+    #[test]
+    fn the_lrtq_rack_combines_to_its_secret() {
+        let (data, secret) = lrtq_rack(5, 3);
+        let shares: Vec<LrtqShare> = data.iter().take(3).map(|d| d.share.clone()).collect();
+        let combined = tq_core::crypto::combine_lrtq(&shares).expect("combine");
+        assert_eq!(combined.expose_secret(), secret.expose_secret());
+        assert!(data.iter().all(|d| d.is_known_digest(&d.share.digest())));
+    }
+}
