@@ -144,11 +144,8 @@ impl Node {
         }
         log::info!("coordinating epoch {}", msg.epoch);
         self.coordinator = None;
-        match Coordinator::start_reconfiguration(ctx, msg) {
-            Ok(coordinator) => {
-                self.coordinator = Some(coordinator);
-                Ok(())
-            }
+        match Coordinator::start_reconfiguration(&mut self.coordinator, ctx, msg) {
+            Ok(()) => Ok(()),
             Err(PrepareFailed::Rng) => Err(ReconfigureError::Rng(crate::crypto::RngError)),
             Err(PrepareFailed::Internal) => Err(ReconfigureError::Internal),
         }
@@ -188,7 +185,7 @@ impl Node {
             return Err(LrtqUpgradeError::EpochNotNewer { latest });
         }
         log::info!("coordinating the LRTQ upgrade at epoch {}", msg.epoch);
-        self.coordinator = Some(Coordinator::start_lrtq_upgrade(ctx, msg));
+        Coordinator::start_lrtq_upgrade(&mut self.coordinator, ctx, msg);
         Ok(())
     }
 
@@ -305,11 +302,10 @@ impl Node {
     ) {
         // Decoded in place: the message (about 4 KiB with a configuration)
         // exists once, in this frame, while it is handled.
-        let mut slot = wire::PeerMsgSlot::new();
-        let decoded = wire::decode_peer_msg_into(bytes, &mut slot).ok();
-        match decoded.and_then(|()| slot.as_msg()) {
-            Some(msg) => self.handle_msg(ctx, from, msg),
-            None => ctx.count(Event::Undecodable),
+        let mut msg = wire::empty_peer_msg();
+        match wire::decode_peer_msg_into(bytes, &mut msg) {
+            Ok(()) => self.handle(ctx, from, &msg),
+            Err(_) => ctx.count(Event::Undecodable),
         }
     }
 
@@ -320,32 +316,7 @@ impl Node {
         from: &PlatformId,
         msg: &PeerMsg,
     ) {
-        let body = match &msg.body {
-            Body::Prepare {
-                config,
-                share,
-                last_committed,
-            } => Body::Prepare {
-                config,
-                share,
-                last_committed: *last_committed,
-            },
-            Body::PrepareAck(epoch) => Body::PrepareAck(*epoch),
-            Body::GetShare(epoch) => Body::GetShare(*epoch),
-            Body::Share { epoch, share } => Body::Share {
-                epoch: *epoch,
-                share,
-            },
-            Body::GetLrtqShare => Body::GetLrtqShare,
-            Body::LrtqShare(share) => Body::LrtqShare(share),
-            Body::Expunged(epoch) => Body::Expunged(*epoch),
-            Body::CommitAdvance(config) => Body::CommitAdvance(config),
-        };
-        let msg = Envelope {
-            rack_id: msg.rack_id,
-            body,
-        };
-        self.handle_msg(ctx, from, msg);
+        self.handle_msg(ctx, from, msg.as_ref());
     }
 
     /// [`Node::handle`] on a message that borrows its parts.
@@ -554,6 +525,9 @@ impl Node {
         outcome
     }
 
+    /// Out of line: computing a share holds interpolation tables, which
+    /// must not sit in the frame every message is handled from.
+    #[inline(never)]
     fn on_share_for_computer<R: TryCryptoRng>(
         &mut self,
         ctx: &mut NodeCtx<R>,

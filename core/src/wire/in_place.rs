@@ -1,4 +1,5 @@
-//! Decoding the big values straight into caller-owned storage.
+//! Decoding the big values straight into caller-owned storage: the only
+//! decoders of peer messages, configurations and persistent states.
 //!
 //! serde's derived code builds a value field by field in locals, then moves
 //! it through `TryFrom` conversions and `Result`s: every layer is another
@@ -7,6 +8,8 @@
 //! order and shapes of the derived `Serialize` impls) but write each field
 //! where it will live, so at most one small field is in flight; a value is
 //! checked with the same rules as its `TryFrom` impl once it is complete.
+//! Those types derive `Deserialize` in tests only, as the oracle these
+//! decoders are checked against (`wire/tests.rs`).
 //!
 //! After an error the storage holds a partly written value that breaks the
 //! type's rules: callers reset or discard it.
@@ -23,8 +26,8 @@ use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
-use crate::messages::{Body, Envelope, PeerMsg, PeerMsgRef};
-use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig};
+use crate::messages::{Body, PeerMsg};
+use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
 
 /// Reads field `index` of a struct; postcard yields every field, in order.
 fn field<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
@@ -177,19 +180,6 @@ impl<'de> Visitor<'de> for ConfigsInto<'_> {
     }
 }
 
-/// Appends an empty slot, or `None` if there is no room. Kept out of line
-/// so the one temporary it builds is not part of any caller's frame.
-#[inline(never)]
-fn push_unfilled(configs: &mut StoredConfigs) -> Option<&mut StoredConfig> {
-    configs
-        .push(StoredConfig {
-            config: Configuration::unfilled(),
-            share: None,
-        })
-        .ok()?;
-    configs.last_mut()
-}
-
 const LRTQ_FIELDS: &[&str] = &["rack_id", "threshold", "share", "share_digests"];
 
 /// `Option<LrtqShareData>`, written into an existing option.
@@ -295,19 +285,6 @@ pub(super) fn reset(fields: &mut StateFields) {
     fields.expunged = None;
 }
 
-/// Which [`Body`] variant a [`PeerMsgSlot`] holds, in the variants' order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Prepare,
-    PrepareAck,
-    GetShare,
-    Share,
-    GetLrtqShare,
-    LrtqShare,
-    Expunged,
-    CommitAdvance,
-}
-
 const BODY_VARIANTS: &[&str] = &[
     "Prepare",
     "PrepareAck",
@@ -319,94 +296,12 @@ const BODY_VARIANTS: &[&str] = &[
     "CommitAdvance",
 ];
 
-/// A decoded peer message, flat: one slot per kind of part, so a body's
-/// configuration is decoded where it stays. Read it through
-/// [`PeerMsgSlot::as_msg`].
-#[derive(Debug)]
-pub(crate) struct PeerMsgSlot {
-    rack_id: RackId,
-    kind: Kind,
-    config: Configuration,
-    share: Option<Share>,
-    lrtq_share: Option<LrtqShare>,
-    epoch: Epoch,
-    last_committed: Option<Epoch>,
-}
+/// The body of an owned peer message.
+type OwnedBody = Body<Configuration, Share, LrtqShare>;
 
-impl PeerMsgSlot {
-    /// An empty slot (it holds no message until a decode succeeds).
-    pub(crate) const fn new() -> Self {
-        Self {
-            rack_id: RackId([0; 16]),
-            kind: Kind::GetLrtqShare,
-            config: Configuration::unfilled(),
-            share: None,
-            lrtq_share: None,
-            epoch: Epoch(0),
-            last_committed: None,
-        }
-    }
-
-    /// The message, borrowing its parts. `None` only for a slot no decode
-    /// succeeded on.
-    pub(crate) fn as_msg(&self) -> Option<PeerMsgRef<'_>> {
-        let body = match self.kind {
-            Kind::Prepare => Body::Prepare {
-                config: &self.config,
-                share: self.share.as_ref()?,
-                last_committed: self.last_committed,
-            },
-            Kind::PrepareAck => Body::PrepareAck(self.epoch),
-            Kind::GetShare => Body::GetShare(self.epoch),
-            Kind::Share => Body::Share {
-                epoch: self.epoch,
-                share: self.share.as_ref()?,
-            },
-            Kind::GetLrtqShare => Body::GetLrtqShare,
-            Kind::LrtqShare => Body::LrtqShare(self.lrtq_share.as_ref()?),
-            Kind::Expunged => Body::Expunged(self.epoch),
-            Kind::CommitAdvance => Body::CommitAdvance(&self.config),
-        };
-        Some(Envelope {
-            rack_id: self.rack_id,
-            body,
-        })
-    }
-
-    /// The owned message, moving the parts out. `None` as for `as_msg`.
-    pub(crate) fn into_msg(self) -> Option<PeerMsg> {
-        let Self {
-            rack_id,
-            kind,
-            config,
-            share,
-            lrtq_share,
-            epoch,
-            last_committed,
-        } = self;
-        let body = match kind {
-            Kind::Prepare => Body::Prepare {
-                config,
-                share: share?,
-                last_committed,
-            },
-            Kind::PrepareAck => Body::PrepareAck(epoch),
-            Kind::GetShare => Body::GetShare(epoch),
-            Kind::Share => Body::Share {
-                epoch,
-                share: share?,
-            },
-            Kind::GetLrtqShare => Body::GetLrtqShare,
-            Kind::LrtqShare => Body::LrtqShare(lrtq_share?),
-            Kind::Expunged => Body::Expunged(epoch),
-            Kind::CommitAdvance => Body::CommitAdvance(config),
-        };
-        Some(Envelope { rack_id, body })
-    }
-}
-
-/// A peer message ([`crate::messages::Envelope`]), written into a slot.
-pub(super) struct PeerMsgInto<'a>(pub(super) &'a mut PeerMsgSlot);
+/// A peer message ([`crate::messages::Envelope`]), written into an
+/// existing one.
+pub(super) struct PeerMsgInto<'a>(pub(super) &'a mut PeerMsg);
 
 impl<'de> DeserializeSeed<'de> for PeerMsgInto<'_> {
     type Value = ();
@@ -423,11 +318,13 @@ impl<'de> Visitor<'de> for PeerMsgInto<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"a peer message";
         self.0.rack_id = field(&mut seq, 0, expected)?;
-        field_into(&mut seq, BodyInto(self.0), 1, expected)
+        field_into(&mut seq, BodyInto(&mut self.0.body), 1, expected)
     }
 }
 
-struct BodyInto<'a>(&'a mut PeerMsgSlot);
+/// A message body: switched to the variant read, whose parts are then
+/// decoded where they stay.
+struct BodyInto<'a>(&'a mut OwnedBody);
 
 impl<'de> DeserializeSeed<'de> for BodyInto<'_> {
     type Value = ();
@@ -443,53 +340,87 @@ impl<'de> Visitor<'de> for BodyInto<'_> {
     }
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
         let (index, variant) = data.variant::<u32>()?;
-        let slot = self.0;
-        slot.kind = match index {
-            0 => {
-                variant
-                    .struct_variant(&["config", "share", "last_committed"], PrepareInto(slot))?;
-                Kind::Prepare
+        if !switch_variant(self.0, index) {
+            return Err(de::Error::invalid_value(
+                de::Unexpected::Unsigned(u64::from(index)),
+                &"variant index 0 <= i < 8",
+            ));
+        }
+        match self.0 {
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => variant.struct_variant(
+                &["config", "share", "last_committed"],
+                PrepareInto {
+                    config,
+                    share,
+                    last_committed,
+                },
+            ),
+            Body::PrepareAck(epoch) | Body::GetShare(epoch) | Body::Expunged(epoch) => {
+                *epoch = variant.newtype_variant()?;
+                Ok(())
             }
-            1 => {
-                slot.epoch = variant.newtype_variant()?;
-                Kind::PrepareAck
+            Body::Share { epoch, share } => {
+                variant.struct_variant(&["epoch", "share"], ShareInto { epoch, share })
             }
-            2 => {
-                slot.epoch = variant.newtype_variant()?;
-                Kind::GetShare
+            Body::GetLrtqShare => variant.unit_variant(),
+            Body::LrtqShare(share) => {
+                *share = variant.newtype_variant()?;
+                Ok(())
             }
-            3 => {
-                variant.struct_variant(&["epoch", "share"], ShareInto(slot))?;
-                Kind::Share
-            }
-            4 => {
-                variant.unit_variant()?;
-                Kind::GetLrtqShare
-            }
-            5 => {
-                slot.lrtq_share = Some(variant.newtype_variant()?);
-                Kind::LrtqShare
-            }
-            6 => {
-                slot.epoch = variant.newtype_variant()?;
-                Kind::Expunged
-            }
-            7 => {
-                variant.newtype_variant_seed(ConfigInto(&mut slot.config))?;
-                Kind::CommitAdvance
-            }
-            other => {
-                return Err(de::Error::invalid_value(
-                    de::Unexpected::Unsigned(u64::from(other)),
-                    &"variant index 0 <= i < 8",
-                ));
-            }
-        };
-        Ok(())
+            Body::CommitAdvance(config) => variant.newtype_variant_seed(ConfigInto(config)),
+        }
     }
 }
 
-struct PrepareInto<'a>(&'a mut PeerMsgSlot);
+/// Makes `body` the variant of wire tag `index`, with unfilled parts
+/// unless it already is that variant; false for an unknown tag. Out of
+/// line: assigning a body may build it on the stack first (it is about
+/// 4 KiB with a configuration).
+#[inline(never)]
+fn switch_variant(body: &mut OwnedBody, index: u32) -> bool {
+    let current = match body {
+        Body::Prepare { .. } => 0,
+        Body::PrepareAck(_) => 1,
+        Body::GetShare(_) => 2,
+        Body::Share { .. } => 3,
+        Body::GetLrtqShare => 4,
+        Body::LrtqShare(_) => 5,
+        Body::Expunged(_) => 6,
+        Body::CommitAdvance(_) => 7,
+    };
+    if current == index {
+        return true;
+    }
+    *body = match index {
+        0 => Body::Prepare {
+            config: Configuration::unfilled(),
+            share: Share::unfilled(),
+            last_committed: None,
+        },
+        1 => Body::PrepareAck(Epoch(0)),
+        2 => Body::GetShare(Epoch(0)),
+        3 => Body::Share {
+            epoch: Epoch(0),
+            share: Share::unfilled(),
+        },
+        4 => Body::GetLrtqShare,
+        5 => Body::LrtqShare(LrtqShare::unfilled()),
+        6 => Body::Expunged(Epoch(0)),
+        7 => Body::CommitAdvance(Configuration::unfilled()),
+        _ => return false,
+    };
+    true
+}
+
+struct PrepareInto<'a> {
+    config: &'a mut Configuration,
+    share: &'a mut Share,
+    last_committed: &'a mut Option<Epoch>,
+}
 
 impl<'de> Visitor<'de> for PrepareInto<'_> {
     type Value = ();
@@ -498,14 +429,17 @@ impl<'de> Visitor<'de> for PrepareInto<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"a prepare";
-        field_into(&mut seq, ConfigInto(&mut self.0.config), 0, expected)?;
-        self.0.share = Some(field(&mut seq, 1, expected)?);
-        self.0.last_committed = field(&mut seq, 2, expected)?;
+        field_into(&mut seq, ConfigInto(self.config), 0, expected)?;
+        *self.share = field(&mut seq, 1, expected)?;
+        *self.last_committed = field(&mut seq, 2, expected)?;
         Ok(())
     }
 }
 
-struct ShareInto<'a>(&'a mut PeerMsgSlot);
+struct ShareInto<'a> {
+    epoch: &'a mut Epoch,
+    share: &'a mut Share,
+}
 
 impl<'de> Visitor<'de> for ShareInto<'_> {
     type Value = ();
@@ -514,8 +448,8 @@ impl<'de> Visitor<'de> for ShareInto<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"a share";
-        self.0.epoch = field(&mut seq, 0, expected)?;
-        self.0.share = Some(field(&mut seq, 1, expected)?);
+        *self.epoch = field(&mut seq, 0, expected)?;
+        *self.share = field(&mut seq, 1, expected)?;
         Ok(())
     }
 }

@@ -16,12 +16,12 @@ use core::fmt;
 use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RackId;
 use crate::limits::{
     LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS, PLATFORM_ID_FIELD_LEN,
 };
-use crate::messages::{LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
+use crate::messages::{Body, Envelope, LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
 use crate::persistent::{LrtqShareData, PersistentState};
-pub(crate) use in_place::PeerMsgSlot;
 
 /// The format version this build writes and reads. A later format bumps it,
 /// so an old node tells "newer format" apart from "garbage".
@@ -175,15 +175,24 @@ pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'
 
 /// Decodes a peer message.
 pub fn decode_peer_msg(bytes: &[u8]) -> Result<PeerMsg, WireError> {
-    let mut slot = PeerMsgSlot::new();
-    decode_peer_msg_into(bytes, &mut slot)?;
-    slot.into_msg().ok_or(WireError::Malformed)
+    let mut msg = empty_peer_msg();
+    decode_peer_msg_into(bytes, &mut msg)?;
+    Ok(msg)
 }
 
-/// Decodes a peer message into `slot`, its configuration (if any) in place.
-/// After an error the slot holds no message.
-pub(crate) fn decode_peer_msg_into(bytes: &[u8], slot: &mut PeerMsgSlot) -> Result<(), WireError> {
-    decode_with(bytes, in_place::PeerMsgInto(slot))
+/// A message for [`decode_peer_msg_into`] to overwrite.
+pub(crate) const fn empty_peer_msg() -> PeerMsg {
+    Envelope {
+        rack_id: RackId([0; 16]),
+        body: Body::GetLrtqShare,
+    }
+}
+
+/// Decodes a peer message into `msg`, a configuration in it in place (a
+/// message is about 4 KiB with one). After an error `msg` holds a partly
+/// decoded message that may break its types' rules: discard it.
+pub(crate) fn decode_peer_msg_into(bytes: &[u8], msg: &mut PeerMsg) -> Result<(), WireError> {
+    decode_with(bytes, in_place::PeerMsgInto(msg))
 }
 
 /// Encodes the persistent state into `buf`, returning the bytes written.

@@ -431,6 +431,48 @@ fn the_in_place_decoders_read_every_kind_back() {
     }
 }
 
+#[test]
+fn a_reused_message_takes_each_new_body_whole() {
+    // Every kind after every kind (itself included), into one message, as
+    // a caller keeping one buffer would: the result is what a fresh decode
+    // gives, whatever the message held before.
+    let mut kinds = every_kind_of_msg();
+    // And smaller bodies of the same kinds as the largest ones.
+    let small = Configuration::new(crate::config::tests::fields(4, 2)).unwrap();
+    let share = Share::new(3, &[1; 32]).unwrap();
+    for body in [
+        Body::Prepare {
+            config: &small,
+            share: &share,
+            last_committed: None,
+        },
+        Body::CommitAdvance(&small),
+    ] {
+        let mut buf = std::vec![0u8; MAX_PEER_MSG_LEN];
+        let msg = Envelope {
+            rack_id: RackId([4; 16]),
+            body,
+        };
+        kinds.push(encode_peer_msg(&msg, &mut buf).unwrap().to_vec());
+    }
+    let mut msg = empty_peer_msg();
+    let (mut x, mut y) = (
+        std::vec![0; MAX_PEER_MSG_LEN],
+        std::vec![0; MAX_PEER_MSG_LEN],
+    );
+    for before in &kinds {
+        for after in &kinds {
+            decode_peer_msg_into(before, &mut msg).unwrap();
+            decode_peer_msg_into(after, &mut msg).unwrap();
+            let fresh = decode_peer_msg(after).unwrap();
+            assert_eq!(
+                encode_peer_msg(&msg.as_ref(), &mut x).unwrap(),
+                encode_peer_msg(&fresh.as_ref(), &mut y).unwrap()
+            );
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn the_in_place_peer_msg_decoder_agrees_with_serde(
