@@ -106,9 +106,10 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    /// Starts a reconfiguration in `slot`, where the coordination then
-    /// lives (it is about 7 KiB: built there, not moved there). On an error
-    /// `slot` is left empty. `ctx` already passed every check.
+    /// Starts a reconfiguration in `slot`, where the coordination lives
+    /// from then on (so a prepare moves no phase or coordination out of
+    /// it); on an error `slot` is left empty. `ctx` already passed every
+    /// check.
     pub(crate) fn start_reconfiguration<R: TryCryptoRng>(
         slot: &mut Option<Self>,
         ctx: &mut NodeCtx<R>,
