@@ -6,7 +6,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::ShareDigest;
-use crate::crypto::sealed::EncryptedRackSecrets;
+use crate::crypto::rack_secret::RackSecret;
+use crate::crypto::sealed::{EncryptedRackSecrets, OpenError, RetainedSecrets};
 use crate::ids::{Epoch, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_MEMBERS, MIN_MEMBERS};
 
@@ -52,12 +53,16 @@ impl fmt::Display for ConfigError {
 impl core::error::Error for ConfigError {}
 
 /// A validated configuration (PROTOCOL.md section 3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "ConfigFields")]
+///
+/// Only the in-place decoder of [`crate::wire`] decodes it: serde's derived
+/// decoder exists in tests only, as that decoder's oracle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize), serde(try_from = "ConfigFields"))]
 pub struct Configuration(ConfigFields);
 
 /// The fields of a configuration, as they go on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct ConfigFields {
     /// The rack this configuration belongs to.
     pub rack_id: RackId,
@@ -79,28 +84,75 @@ impl TryFrom<ConfigFields> for Configuration {
     type Error = ConfigError;
 
     fn try_from(fields: ConfigFields) -> Result<Self, ConfigError> {
-        let count = fields.members.len();
-        if !(MIN_MEMBERS..=MAX_MEMBERS).contains(&count) {
-            return Err(ConfigError::MemberCount);
-        }
-        if !fields
-            .members
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.id < b.id))
-        {
-            return Err(ConfigError::MembersNotSorted);
-        }
-        if !fields.threshold.fits_member_count(count) {
-            return Err(ConfigError::ThresholdTooLarge);
-        }
-        if !fields.members.iter().any(|m| m.id == fields.coordinator) {
-            return Err(ConfigError::CoordinatorNotMember);
-        }
+        check(&fields)?;
         Ok(Self(fields))
     }
 }
 
+/// The rules every configuration keeps: shared by [`Configuration::new`],
+/// the in-place decoder of [`crate::wire`], and the coordinator building
+/// one in place.
+pub(crate) fn check(fields: &ConfigFields) -> Result<(), ConfigError> {
+    let count = fields.members.len();
+    if !(MIN_MEMBERS..=MAX_MEMBERS).contains(&count) {
+        return Err(ConfigError::MemberCount);
+    }
+    if !fields
+        .members
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.id < b.id))
+    {
+        return Err(ConfigError::MembersNotSorted);
+    }
+    if !fields.threshold.fits_member_count(count) {
+        return Err(ConfigError::ThresholdTooLarge);
+    }
+    if !fields.members.iter().any(|m| m.id == fields.coordinator) {
+        return Err(ConfigError::CoordinatorNotMember);
+    }
+    Ok(())
+}
+
 impl Configuration {
+    /// A slot for the in-place decoder of [`crate::wire`] to fill: *not* a
+    /// valid configuration (it has no members) until filled and checked.
+    /// Building it writes only lengths, so it costs no stack copy.
+    pub(crate) const fn unfilled() -> Self {
+        Self(ConfigFields {
+            rack_id: RackId([0; 16]),
+            epoch: Epoch(0),
+            coordinator: PlatformId::unfilled(),
+            members: heapless::Vec::new(),
+            threshold: Threshold::MIN,
+            encrypted_rack_secrets: None,
+        })
+    }
+
+    /// Copies this configuration into `slot` field by field, so no whole
+    /// configuration is built on the stack on the way.
+    pub(crate) fn copy_into(&self, slot: &mut Configuration) {
+        let (from, to) = (&self.0, &mut slot.0);
+        to.rack_id = from.rack_id;
+        to.epoch = from.epoch;
+        to.coordinator.clone_from(&from.coordinator);
+        to.members.clear();
+        for member in &from.members {
+            // Cannot fail: both lists have the same capacity.
+            if to.members.push(member.clone()).is_err() {
+                break;
+            }
+        }
+        to.threshold = from.threshold;
+        to.encrypted_rack_secrets
+            .clone_from(&from.encrypted_rack_secrets);
+    }
+
+    /// The fields, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`check`] before the value is used as a configuration.
+    pub(crate) fn fields_mut_unchecked(&mut self) -> &mut ConfigFields {
+        &mut self.0
+    }
+
     /// Builds a configuration, checking every rule.
     pub fn new(fields: ConfigFields) -> Result<Self, ConfigError> {
         Self::try_from(fields)
@@ -139,6 +191,15 @@ impl Configuration {
     /// The encrypted old secrets, if any.
     pub fn encrypted_rack_secrets(&self) -> Option<&EncryptedRackSecrets> {
         self.0.encrypted_rack_secrets.as_ref()
+    }
+
+    /// The old secrets this configuration carries, opened with its own
+    /// `secret` (none for a fresh rack's first configuration).
+    pub fn retained_secrets(&self, secret: &RackSecret) -> Result<RetainedSecrets, OpenError> {
+        match &self.0.encrypted_rack_secrets {
+            None => Ok(RetainedSecrets::new()),
+            Some(sealed) => sealed.decrypt(&self.0.rack_id, self.0.epoch, secret),
+        }
     }
 
     /// Whether `id` is a member.

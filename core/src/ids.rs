@@ -84,6 +84,9 @@ impl fmt::Display for ThresholdOutOfRange {
 impl core::error::Error for ThresholdOutOfRange {}
 
 impl Threshold {
+    /// The smallest threshold.
+    pub(crate) const MIN: Self = Self(MIN_THRESHOLD);
+
     /// A threshold, if `k` is in range.
     pub const fn new(k: u8) -> Result<Self, ThresholdOutOfRange> {
         if k >= MIN_THRESHOLD && k <= MAX_THRESHOLD {
@@ -163,6 +166,14 @@ impl fmt::Display for PlatformIdError {
 impl core::error::Error for PlatformIdError {}
 
 impl PlatformId {
+    /// Empty fields: only a slot for the in-place decoder to overwrite.
+    pub(crate) const fn unfilled() -> Self {
+        Self {
+            part_number: heapless::String::new(),
+            serial_number: heapless::String::new(),
+        }
+    }
+
     /// A platform id from its two fields, if both are valid.
     pub fn new(part_number: &str, serial_number: &str) -> Result<Self, PlatformIdError> {
         Ok(Self {

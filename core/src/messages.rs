@@ -14,7 +14,12 @@ use crate::limits::MAX_MEMBERS;
 /// that a node sends borrowed parts ([`PeerMsgRef`]) and a receiver decodes
 /// owned ones ([`PeerMsg`]) with one wire definition: a coordinator
 /// preparing 32 members never holds 32 copies of its configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Only the in-place decoder of [`crate::wire`] decodes a message: serde's
+/// derived decoders of `Envelope` and [`Body`] exist in tests only, as that
+/// decoder's oracle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Envelope<C, S, L> {
     /// Every message names its rack; a mismatch drops it.
     pub rack_id: RackId,
@@ -43,7 +48,8 @@ pub type PeerMsgRef<'a> = Envelope<&'a Configuration, &'a Share, &'a LrtqShare>;
 
 /// The body of a peer message. The variant order is the wire tag order:
 /// only ever append.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub enum Body<C, S, L> {
     /// Coordinator to member: the new configuration and that member's share.
     Prepare {

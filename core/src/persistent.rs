@@ -4,7 +4,7 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Configuration;
+use crate::config::{ConfigError, ConfigFields, Configuration};
 use crate::crypto::{LrtqShare, Share, ShareDigest};
 use crate::ids::{Epoch, PlatformId, RackId};
 use crate::limits::{LRTQ_TOTAL_SHARES, MAX_STORED_CONFIGS};
@@ -32,7 +32,8 @@ impl LrtqShareData {
 
 /// A configuration this node knows, with its own share once it has one
 /// (from a `Prepare`, or computed after a `CommitAdvance`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct StoredConfig {
     /// The configuration.
     pub config: Configuration,
@@ -94,13 +95,17 @@ pub enum Stored {
 }
 
 /// The node's persistent state. Holds at most [`MAX_STORED_CONFIGS`]
-/// configurations: the latest committed one and newer ones.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(try_from = "StateFields")]
+/// configurations: the latest committed one and newer ones. Only the
+/// in-place decoder of [`crate::wire`] decodes it (and a
+/// [`StoredConfig`]): serde's derived decoders exist in tests only, as that
+/// decoder's oracle.
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(test, derive(Deserialize), serde(try_from = "StateFields"))]
 pub struct PersistentState(StateFields);
 
 /// The fields of [`PersistentState`] as they are encoded.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct StateFields {
     /// LRTQ share data, if this sled came from an LRTQ rack.
     pub lrtq: Option<LrtqShareData>,
@@ -116,29 +121,36 @@ impl TryFrom<StateFields> for PersistentState {
     type Error = StateError;
 
     fn try_from(fields: StateFields) -> Result<Self, StateError> {
-        let configs = &fields.configs;
-        if !configs
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.config.epoch() < b.config.epoch()))
-        {
-            return Err(StateError::ConfigsNotSorted);
-        }
-        if let Some(first) = configs.first() {
-            let rack = first.config.rack_id();
-            if configs.iter().any(|c| c.config.rack_id() != rack) {
-                return Err(StateError::MixedRacks);
-            }
-        }
-        if let Some(epoch) = fields.latest_committed {
-            let held = configs
-                .iter()
-                .any(|c| c.config.epoch() == epoch && c.share.is_some());
-            if !held {
-                return Err(StateError::CommittedConfigMissing);
-            }
-        }
+        check(&fields)?;
         Ok(Self(fields))
     }
+}
+
+/// The rules every persistent state keeps: shared by
+/// `PersistentState::try_from` and the in-place decoder of [`crate::wire`].
+pub(crate) fn check(fields: &StateFields) -> Result<(), StateError> {
+    let configs = &fields.configs;
+    if !configs
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.config.epoch() < b.config.epoch()))
+    {
+        return Err(StateError::ConfigsNotSorted);
+    }
+    if let Some(first) = configs.first() {
+        let rack = first.config.rack_id();
+        if configs.iter().any(|c| c.config.rack_id() != rack) {
+            return Err(StateError::MixedRacks);
+        }
+    }
+    if let Some(epoch) = fields.latest_committed {
+        let held = configs
+            .iter()
+            .any(|c| c.config.epoch() == epoch && c.share.is_some());
+        if !held {
+            return Err(StateError::CommittedConfigMissing);
+        }
+    }
+    Ok(())
 }
 
 impl PersistentState {
@@ -162,6 +174,12 @@ impl PersistentState {
     /// All fields, read-only.
     pub fn fields(&self) -> &StateFields {
         &self.0
+    }
+
+    /// The fields, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`check`] on them before the state is used.
+    pub(crate) fn fields_mut_unchecked(&mut self) -> &mut StateFields {
+        &mut self.0
     }
 
     /// The LRTQ share data, if any.
@@ -224,21 +242,73 @@ impl PersistentState {
             }
             return Ok(Stored::AlreadyThere);
         }
-        let position = self
-            .0
-            .configs
+        let slot = self.new_slot(epoch)?;
+        config.copy_into(&mut slot.config);
+        slot.share = share.cloned();
+        Ok(Stored::Added)
+    }
+
+    /// Stores a new configuration of `epoch`, newer than the latest commit,
+    /// with this node's `share`: `build` writes it straight into its slot in
+    /// the state, so it is never on the stack, and it is then checked as
+    /// [`Configuration::new`] checks. If `build` fails or breaks a rule,
+    /// nothing is stored.
+    ///
+    /// A configuration of `epoch` already stored is refused as
+    /// `MismatchedConfiguration` without building: the only builder is a
+    /// coordinator, which makes each configuration from a fresh secret, so
+    /// the new one cannot equal it.
+    pub(crate) fn store_built<E: From<StateError> + From<ConfigError>>(
+        &mut self,
+        epoch: Epoch,
+        share: &Share,
+        build: impl FnOnce(&mut ConfigFields) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.is_committed(epoch) {
+            return Err(StateError::NotNewerThanCommitted.into());
+        }
+        if self.get(epoch).is_some() {
+            return Err(StateError::MismatchedConfiguration.into());
+        }
+        let slot = self.new_slot(epoch)?;
+        let fields = slot.config.fields_mut_unchecked();
+        let built = build(fields);
+        // Whatever `build` wrote, the slot keeps the epoch it was placed for.
+        fields.epoch = epoch;
+        match built.and_then(|()| Ok(crate::config::check(fields)?)) {
+            Ok(()) => {
+                slot.share = Some(share.clone());
+                Ok(())
+            }
+            Err(error) => {
+                self.0.configs.retain(|c| c.config.epoch() != epoch);
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes room for a configuration of `epoch` (not stored yet) at its
+    /// place in epoch order and returns the slot, to be filled at once:
+    /// until then it holds an invalid configuration.
+    fn new_slot(&mut self, epoch: Epoch) -> Result<&mut StoredConfig, StateError> {
+        let configs = &mut self.0.configs;
+        let position = configs
             .iter()
             .position(|c| c.config.epoch() > epoch)
-            .unwrap_or(self.0.configs.len());
-        let entry = StoredConfig {
-            config: config.clone(),
-            share: share.cloned(),
-        };
-        self.0
-            .configs
-            .insert(position, entry)
-            .map_err(|_| StateError::Full)?;
-        Ok(Stored::Added)
+            .unwrap_or(configs.len());
+        push_unfilled(configs).ok_or(StateError::Full)?;
+        // Moved down one neighbour at a time: `insert`, `rotate_right` and
+        // `slice::swap` would each hold a whole entry on the stack.
+        for at in (position + 1..configs.len()).rev() {
+            if let Some((before, [after, ..])) = configs.split_at_mut_checked(at)
+                && let Some(last) = before.last_mut()
+            {
+                core::mem::swap(last, after);
+            }
+        }
+        let slot = configs.get_mut(position).ok_or(StateError::Full)?;
+        slot.config.fields_mut_unchecked().epoch = epoch;
+        Ok(slot)
     }
 
     /// Drops every uncommitted configuration whose epoch `obsolete` names.
@@ -293,6 +363,22 @@ impl PersistentState {
             });
         }
     }
+}
+
+/// Appends an empty slot, or `None` if there is no room. The slot is
+/// written where it stays (`push` would build the entry on the stack and
+/// return it back inside its `Result` when full).
+pub(crate) fn push_unfilled(
+    configs: &mut heapless::Vec<StoredConfig, MAX_STORED_CONFIGS, u8>,
+) -> Option<&mut StoredConfig> {
+    let len = configs.len();
+    configs
+        .resize_with(len + 1, || StoredConfig {
+            config: Configuration::unfilled(),
+            share: None,
+        })
+        .ok()?;
+    configs.last_mut()
 }
 
 #[cfg(test)]
@@ -366,6 +452,103 @@ mod tests {
         assert_eq!(epochs(&state), [2]);
         assert!(!state.commit(Epoch(7)), "not stored");
         assert_eq!(state.latest_committed_epoch(), Some(Epoch(2)));
+    }
+
+    /// What `store_built` reports, as one type for the tests.
+    #[derive(Debug, PartialEq)]
+    enum BuildError {
+        State(StateError),
+        Config(ConfigError),
+        Builder,
+    }
+
+    impl From<StateError> for BuildError {
+        fn from(e: StateError) -> Self {
+            Self::State(e)
+        }
+    }
+
+    impl From<ConfigError> for BuildError {
+        fn from(e: ConfigError) -> Self {
+            Self::Config(e)
+        }
+    }
+
+    fn build_like(
+        model: Configuration,
+    ) -> impl FnOnce(&mut ConfigFields) -> Result<(), BuildError> {
+        move |fields| {
+            *fields = model.fields().clone();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn configurations_built_in_place_are_stored_in_epoch_order() {
+        let mut state = PersistentState::new();
+        state.store(&config(1), Some(&share())).unwrap();
+        state.store(&config(3), None).unwrap();
+        assert_eq!(
+            state.store_built(Epoch(2), &share(), build_like(config(2))),
+            Ok(())
+        );
+        assert_eq!(epochs(&state), [1, 2, 3]);
+        assert!(state.get(Epoch(2)).unwrap().config == config(2));
+        assert!(state.get(Epoch(2)).unwrap().share.is_some());
+        // The slots around it kept their contents.
+        assert!(state.get(Epoch(1)).unwrap().config == config(1));
+        assert!(state.get(Epoch(3)).unwrap().config == config(3));
+        assert!(state.get(Epoch(3)).unwrap().share.is_none());
+        assert_eq!(
+            state.store_built(Epoch(4), &share(), build_like(config(4))),
+            Err(BuildError::State(StateError::Full))
+        );
+        assert!(state.commit(Epoch(2)));
+        assert_eq!(
+            state.store_built(Epoch(2), &share(), build_like(config(2))),
+            Err(BuildError::State(StateError::NotNewerThanCommitted))
+        );
+        // The epoch is the slot's, whatever the builder wrote.
+        assert_eq!(
+            state.store_built(Epoch(6), &share(), build_like(config(7))),
+            Ok(())
+        );
+        assert_eq!(epochs(&state), [2, 3, 6]);
+        assert!(state.get(Epoch(6)).unwrap().config == config(6));
+    }
+
+    #[test]
+    fn a_built_configuration_that_fails_leaves_no_trace() {
+        let mut state = PersistentState::new();
+        state.store(&config(3), None).unwrap();
+        let too_few = |fields: &mut ConfigFields| {
+            *fields = config(2).fields().clone();
+            fields.members.truncate(2);
+            Ok(())
+        };
+        assert_eq!(
+            state.store_built(Epoch(2), &share(), too_few),
+            Err(BuildError::Config(ConfigError::MemberCount))
+        );
+        let failing = |_: &mut ConfigFields| Err(BuildError::Builder);
+        assert_eq!(
+            state.store_built(Epoch(4), &share(), failing),
+            Err(BuildError::Builder)
+        );
+        assert_eq!(epochs(&state), [3]);
+        assert!(state.get(Epoch(3)).unwrap().config == config(3));
+    }
+
+    #[test]
+    fn a_built_configuration_never_replaces_a_stored_one() {
+        let mut state = PersistentState::new();
+        state.store(&config(3), None).unwrap();
+        // Even an identical one: a builder makes it from a fresh secret.
+        assert_eq!(
+            state.store_built(Epoch(3), &share(), build_like(config(3))),
+            Err(BuildError::State(StateError::MismatchedConfiguration))
+        );
+        assert!(state.get(Epoch(3)).unwrap().share.is_none());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The cluster: sleds, network, Nexus and the checker, driven one
 //! [`Action`] at a time.
 //!
-//! Every call into a node goes through [`Cluster::call`], which afterwards
-//! stores the state to the sled's disk if it changed and only then moves the
-//! queued messages, encoded, into the network. Every delivery goes through
+//! Every call into a node goes through [`Cluster::call`] (or, for the calls
+//! the harness makes itself, its probed twin), which afterwards stores the
+//! state to the sled's disk if it changed and only then moves the queued
+//! messages, encoded, into the network. Every delivery goes through
 //! `Node::handle_bytes`, so the wire format is exercised on every message.
 
 use rand_chacha::ChaCha20Rng;
@@ -55,6 +56,16 @@ pub struct Stats {
     pub expunged: u32,
 }
 
+/// What every node call the harness makes itself runs through (see
+/// [`Cluster::set_call_probe`]): it gets the call's name and must run it
+/// exactly once.
+pub type CallProbe = fn(call: &'static str, run: &mut dyn FnMut());
+
+/// The default probe: just runs the call.
+fn run_call(_: &'static str, run: &mut dyn FnMut()) {
+    run();
+}
+
 /// The last `PrepareAck` delivered, for the ack ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct DeliveredAck {
@@ -86,6 +97,7 @@ pub struct Cluster {
     scratch: Disk,
     rng: ChaCha20Rng,
     pub(crate) stats: Stats,
+    probe: CallProbe,
 }
 
 impl core::fmt::Debug for Cluster {
@@ -136,6 +148,7 @@ impl Cluster {
             scratch: Disk::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
             stats: Stats::default(),
+            probe: run_call,
         };
         for index in 0..sled_count {
             let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
@@ -245,7 +258,7 @@ impl Cluster {
                 self.load_secret(sled(n), epoch)?;
             }
             Action::ClearSecrets(n) => {
-                self.call(sled(n), |node, _, _| node.clear_secrets())?;
+                self.probed(sled(n), "clear_secrets", |node, _, _| node.clear_secrets())?;
             }
         }
         self.check()
@@ -253,18 +266,57 @@ impl Cluster {
 
     /// Runs `f` on sled `index`'s node if it is up, then stores its state
     /// (if changed) and moves its queued messages into the network. `None`
-    /// if the sled is down.
+    /// if the sled is down. Not run through the probe: the caller sees the
+    /// call itself.
     pub fn call<T>(
         &mut self,
         index: usize,
         f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
+        self.call_through(index, run_call, "call", f)
+    }
+
+    /// Has every node call the harness makes itself (deliveries, named by
+    /// the message's kind; connection events; Nexus's requests; loads) run
+    /// through `probe`, named after the node method: the Cortex-M7 run
+    /// measures each one's stack this way. Only the node call runs inside
+    /// the probe, not the harness's work around it.
+    pub fn set_call_probe(&mut self, probe: CallProbe) {
+        self.probe = probe;
+    }
+
+    /// [`Cluster::call`] through the probe, for the calls the harness makes
+    /// itself.
+    pub(crate) fn probed<T>(
+        &mut self,
+        index: usize,
+        name: &'static str,
+        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+    ) -> Result<Option<T>, Violation> {
+        self.call_through(index, self.probe, name, f)
+    }
+
+    fn call_through<T>(
+        &mut self,
+        index: usize,
+        probe: CallProbe,
+        name: &'static str,
+        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+    ) -> Result<Option<T>, Violation> {
         let Some(running) = self.sleds.get_mut(index).and_then(Sled::running_mut) else {
             return Ok(None);
         };
-        let out = f(&mut running.node, &mut running.ctx, &self.ids);
+        let mut f = Some(f);
+        let mut out = None;
+        let ids = &self.ids;
+        probe(name, &mut || {
+            if let Some(f) = f.take() {
+                out = Some(f(&mut running.node, &mut running.ctx, ids));
+            }
+        });
         self.sync(index)?;
-        Ok(Some(out))
+        // `None` here too if a probe did not run the call.
+        Ok(out)
     }
 
     /// Persist-then-send for sled `index`.
@@ -342,15 +394,19 @@ impl Cluster {
             return self.check();
         }
         self.network.count_delivered();
-        if let Ok(decoded) = wire::decode_peer_msg(&msg.bytes)
-            && let Body::PrepareAck(epoch) = decoded.body
-        {
-            self.delivered_ack = Some(DeliveredAck { from, to, epoch });
-        }
+        let kind = match wire::decode_peer_msg(&msg.bytes) {
+            Ok(decoded) => {
+                if let Body::PrepareAck(epoch) = decoded.body {
+                    self.delivered_ack = Some(DeliveredAck { from, to, epoch });
+                }
+                decoded.body.kind()
+            }
+            Err(_) => "undecodable",
+        };
         let Some(from_id) = self.ids.get(from).cloned() else {
             return self.check();
         };
-        self.call(to, |node, ctx, _| {
+        self.probed(to, kind, |node, ctx, _| {
             node.handle_bytes(ctx, &from_id, &msg.bytes)
         })?;
         self.check()
@@ -399,7 +455,7 @@ impl Cluster {
     fn notify_connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(peer) = self.ids.get(y).cloned() {
-                self.call(x, |node, ctx, _| node.on_connect(ctx, &peer))?;
+                self.probed(x, "on_connect", |node, ctx, _| node.on_connect(ctx, &peer))?;
             }
         }
         Ok(())
@@ -408,7 +464,9 @@ impl Cluster {
     fn notify_disconnect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(peer) = self.ids.get(y).cloned() {
-                self.call(x, |node, ctx, _| node.on_disconnect(ctx, &peer))?;
+                self.probed(x, "on_disconnect", |node, ctx, _| {
+                    node.on_disconnect(ctx, &peer)
+                })?;
             }
         }
         Ok(())
@@ -424,7 +482,9 @@ impl Cluster {
             if self.is_connected(index, peer)
                 && let Some(id) = self.ids.get(index).cloned()
             {
-                self.call(peer, |node, ctx, _| node.on_disconnect(ctx, &id))?;
+                self.probed(peer, "on_disconnect", |node, ctx, _| {
+                    node.on_disconnect(ctx, &id)
+                })?;
             }
         }
         if let Some(sled) = self.sleds.get_mut(index) {
@@ -472,7 +532,9 @@ impl Cluster {
         index: usize,
         epoch: Epoch,
     ) -> Result<Option<Result<bool, LoadSecretError>>, Violation> {
-        let outcome = self.call(index, |node, ctx, _| node.load_rack_secret(ctx, epoch))?;
+        let outcome = self.probed(index, "load_rack_secret", |node, ctx, _| {
+            node.load_rack_secret(ctx, epoch)
+        })?;
         let Some(outcome) = outcome else {
             return Ok(None);
         };

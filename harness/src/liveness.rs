@@ -188,7 +188,7 @@ impl Cluster {
                     // A cached secret answers without asking anyone: drop
                     // it so the sled asks.
                     Some(Ok(true)) => {
-                        self.call(index, |node, _, _| node.clear_secrets())?;
+                        self.probed(index, "clear_secrets", |node, _, _| node.clear_secrets())?;
                     }
                     _ => {}
                 }

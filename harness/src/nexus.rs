@@ -363,52 +363,57 @@ impl Cluster {
         }
         let sled = u8::try_from(pending.coordinator).unwrap_or(u8::MAX);
         let rack_id = self.rack_id;
+        // Built before the call, so that only the node's work is probed.
+        // (Nexus's masks always make a valid set.)
+        let Ok(members) = MemberSet::new(mask_ids(&self.ids, pending.members)) else {
+            return Ok(());
+        };
         let state = if pending.upgrade {
-            let outcome = self.call(pending.coordinator, |node, ctx, ids| {
-                let members = MemberSet::new(mask_ids(ids, pending.members)).ok()?;
-                let msg = LrtqUpgradeMsg {
-                    rack_id,
-                    epoch: pending.epoch,
-                    members,
-                    threshold: pending.threshold,
-                };
-                Some(node.coordinate_upgrade_from_lrtq(ctx, &msg))
-            })?;
+            let msg = LrtqUpgradeMsg {
+                rack_id,
+                epoch: pending.epoch,
+                members,
+                threshold: pending.threshold,
+            };
+            let outcome = self.probed(
+                pending.coordinator,
+                "coordinate_upgrade_from_lrtq",
+                |node, ctx, _| node.coordinate_upgrade_from_lrtq(ctx, &msg),
+            )?;
             match outcome {
                 None => return Ok(()),
-                Some(None) => PendingState::NotStarted,
-                Some(Some(Ok(()))) => PendingState::Running,
-                Some(Some(Err(LrtqUpgradeError::EpochNotNewer { .. }))) => PendingState::Stale,
-                Some(Some(Err(error))) => {
+                Some(Ok(())) => PendingState::Running,
+                Some(Err(LrtqUpgradeError::EpochNotNewer { .. })) => PendingState::Stale,
+                Some(Err(error)) => {
                     return Err(Violation::LrtqUpgradeRefused { sled, error });
                 }
             }
         } else {
-            let outcome = self.call(pending.coordinator, |node, ctx, ids| {
-                let members = MemberSet::new(mask_ids(ids, pending.members)).ok()?;
-                let msg = ReconfigureMsg {
-                    rack_id,
-                    epoch: pending.epoch,
-                    last_committed_epoch: pending.last_committed,
-                    members,
-                    threshold: pending.threshold,
-                };
-                Some(node.coordinate_reconfiguration(ctx, &msg))
-            })?;
+            let msg = ReconfigureMsg {
+                rack_id,
+                epoch: pending.epoch,
+                last_committed_epoch: pending.last_committed,
+                members,
+                threshold: pending.threshold,
+            };
+            let outcome = self.probed(
+                pending.coordinator,
+                "coordinate_reconfiguration",
+                |node, ctx, _| node.coordinate_reconfiguration(ctx, &msg),
+            )?;
             match outcome {
                 None => return Ok(()),
-                Some(None) => PendingState::NotStarted,
-                Some(Some(Ok(()))) => PendingState::Running,
-                Some(Some(Err(ReconfigureError::EpochNotNewer { .. }))) => PendingState::Stale,
+                Some(Ok(())) => PendingState::Running,
+                Some(Err(ReconfigureError::EpochNotNewer { .. })) => PendingState::Stale,
                 // Not ready yet: it has not learned the last commit, or is
                 // still computing its share of it.
-                Some(Some(Err(
+                Some(Err(
                     ReconfigureError::LastCommittedEpochMismatch { .. }
                     | ReconfigureError::ComputingShare
                     | ReconfigureError::MustUpgradeFromLrtq
                     | ReconfigureError::LrtqUpgradeInProgress,
-                ))) => PendingState::NotStarted,
-                Some(Some(Err(error))) => {
+                )) => PendingState::NotStarted,
+                Some(Err(error)) => {
                     return Err(Violation::ReconfigureRefused { sled, error });
                 }
             }
@@ -528,7 +533,7 @@ impl Cluster {
     ) -> Result<(), Violation> {
         let sled = u8::try_from(member).unwrap_or(u8::MAX);
         let rack_id = self.rack_id;
-        let outcome = self.call(member, |node, ctx, _| {
+        let outcome = self.probed(member, "commit_configuration", |node, ctx, _| {
             node.commit_configuration(ctx, rack_id, epoch)
         })?;
         match outcome {
@@ -548,7 +553,10 @@ impl Cluster {
                 };
                 self.nexus.stats.prepare_and_commits =
                     self.nexus.stats.prepare_and_commits.saturating_add(1);
-                match self.call(member, |node, ctx, _| node.prepare_and_commit(ctx, &config))? {
+                let outcome = self.probed(member, "prepare_and_commit", |node, ctx, _| {
+                    node.prepare_and_commit(ctx, &config)
+                })?;
+                match outcome {
                     Some(Err(error)) => Err(Violation::PrepareAndCommitRefused { sled, error }),
                     _ => Ok(()),
                 }

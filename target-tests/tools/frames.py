@@ -15,7 +15,7 @@ import sys
 HEADER = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 PUSH = re.compile(r"\b(push(?:\.w)?|stmdb(?:\.w)?\s+sp!,)\s*\{([^}]*)\}")
 VPUSH = re.compile(r"\bvpush\s*\{([^}]*)\}")
-SUB_SP = re.compile(r"\bsub(?:\.w)?\s+sp,\s*(?:sp,\s*)?#(\d+)")
+SUB_SP = re.compile(r"\bsub(?:\.w|w)?\s+sp,\s*(?:sp,\s*)?#(\d+)")
 PROLOGUE_LEN = 12
 
 

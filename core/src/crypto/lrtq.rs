@@ -65,6 +65,12 @@ impl core::error::Error for LrtqError {}
 pub struct LrtqShare([u8; LRTQ_SHARE_LEN]);
 
 impl LrtqShare {
+    /// A slot for the in-place decoder of [`crate::wire`] to overwrite:
+    /// *not* a valid share (its identifier is 0).
+    pub(crate) const fn unfilled() -> Self {
+        Self([0; LRTQ_SHARE_LEN])
+    }
+
     /// Checks and wraps share bytes read from the LRTQ ledger or a peer. The
     /// caller still owns, and should zeroize, its copy.
     pub fn from_bytes(bytes: &[u8; LRTQ_SHARE_LEN]) -> Result<Self, LrtqError> {

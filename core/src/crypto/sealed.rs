@@ -23,7 +23,7 @@ use rand_core::TryCryptoRng;
 use serde::{Deserialize, Serialize};
 use sha3::Sha3_256;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::rack_secret::RackSecret;
 use crate::crypto::random::{self, RngError};
@@ -284,6 +284,32 @@ impl EncryptedRackSecrets {
         secret: &RackSecret,
         old: &RetainedSecrets,
     ) -> Result<Self, SealError> {
+        let mut sealed = Self::unfilled();
+        sealed.encrypt_into(rng, rack_id, epoch, secret, old)?;
+        Ok(sealed)
+    }
+
+    /// A value for [`Self::encrypt_into`] to fill: *not* a valid one (its
+    /// ciphertext lacks the tag) until filled.
+    pub(crate) const fn unfilled() -> Self {
+        Self {
+            salt: [0; SALT_LEN],
+            ciphertext: heapless::Vec::new(),
+        }
+    }
+
+    /// [`Self::encrypt`] into `self`, so that a caller building a
+    /// configuration in place seals straight into it, with no copy on the
+    /// stack. After an error `self` is wiped and invalid: discard it.
+    pub(crate) fn encrypt_into<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        rack_id: &RackId,
+        epoch: Epoch,
+        secret: &RackSecret,
+        old: &RetainedSecrets,
+    ) -> Result<(), SealError> {
+        self.ciphertext.clear();
         // Refuse before drawing randomness, so a refused call leaves the RNG
         // untouched.
         if old.iter().any(|(old_epoch, _)| old_epoch >= epoch) {
@@ -291,7 +317,7 @@ impl EncryptedRackSecrets {
         }
         let mut salt = [0; SALT_LEN];
         random::fill(rng, &mut salt)?;
-        Self::seal_with_salt(
+        self.seal_into(
             salt,
             rack_id,
             epoch,
@@ -352,42 +378,57 @@ impl EncryptedRackSecrets {
     }
 
     /// The deterministic part of [`Self::encrypt`]: seals `entries` exactly
-    /// as given, in order, with no check on their epochs. Kept apart so that
-    /// tests can fix the salt and build plaintexts `encrypt` would refuse.
-    fn seal_with_salt<'a>(
+    /// as given, in order, with no check on their epochs, into `self`. Kept
+    /// apart so that tests can fix the salt and build plaintexts `encrypt`
+    /// would refuse. After an error `self` is wiped and invalid.
+    fn seal_into<'a>(
+        &mut self,
         salt: [u8; SALT_LEN],
         rack_id: &RackId,
         epoch: Epoch,
         secret: &RackSecret,
         entries: impl IntoIterator<Item = (Epoch, &'a [u8; SECRET_LEN])>,
-    ) -> Result<Self, SealError> {
-        // Plaintext, then ciphertext in place; wiped on every return path.
-        let mut buffer = Zeroizing::new([0u8; MAX_SEALED_LEN]);
-        let mut body_len = 0;
-        let mut slots = buffer
-            .chunks_exact_mut(ENTRY_LEN)
-            .take(MAX_RETAINED_SECRETS);
-        for (entry_epoch, entry_secret) in entries {
-            let slot = slots.next().ok_or(SealError::TooManySecrets)?;
-            write_entry(slot, entry_epoch, entry_secret);
-            body_len += ENTRY_LEN;
+    ) -> Result<(), SealError> {
+        self.salt = salt;
+        let sealed = self.seal_in_place(rack_id, epoch, secret, entries);
+        if sealed.is_err() {
+            // The buffer may still hold plaintext.
+            self.ciphertext.as_mut_slice().zeroize();
+            self.ciphertext.clear();
         }
+        sealed
+    }
 
-        let key = derive_key(&salt, rack_id, epoch, secret).map_err(|_| SealError::ZeroKey)?;
-        let body = buffer
-            .get_mut(..body_len)
-            .ok_or(SealError::TooManySecrets)?;
+    /// Writes the plaintext into the ciphertext buffer, encrypts it there
+    /// and appends the tag: the sealed bytes are built where they stay.
+    fn seal_in_place<'a>(
+        &mut self,
+        rack_id: &RackId,
+        epoch: Epoch,
+        secret: &RackSecret,
+        entries: impl IntoIterator<Item = (Epoch, &'a [u8; SECRET_LEN])>,
+    ) -> Result<(), SealError> {
+        let buffer = &mut self.ciphertext;
+        buffer.clear();
+        for (entry_epoch, entry_secret) in entries {
+            if buffer.len() >= MAX_SEALED_LEN - TAG_LEN {
+                return Err(SealError::TooManySecrets);
+            }
+            let start = buffer.len();
+            buffer
+                .resize(start + ENTRY_LEN, 0)
+                .map_err(|_| SealError::TooManySecrets)?;
+            let slot = buffer.get_mut(start..).ok_or(SealError::TooManySecrets)?;
+            write_entry(slot, entry_epoch, entry_secret);
+        }
+        let key = derive_key(&self.salt, rack_id, epoch, secret).map_err(|_| SealError::ZeroKey)?;
         // The only failure is a message too long for ChaCha20 (256 GiB).
         let tag = ChaCha20Poly1305::new(<&Key>::from(&*key))
-            .encrypt_inout_detached(&Nonce::default(), b"", (&mut *body).into())
+            .encrypt_inout_detached(&Nonce::default(), b"", buffer.as_mut_slice().into())
             .map_err(|_| SealError::TooManySecrets)?;
-
-        let mut ciphertext = heapless::Vec::new();
-        ciphertext
-            .extend_from_slice(body)
-            .and_then(|()| ciphertext.extend_from_slice(&tag))
-            .map_err(|_| SealError::TooManySecrets)?;
-        Ok(Self { salt, ciphertext })
+        buffer
+            .extend_from_slice(&tag)
+            .map_err(|_| SealError::TooManySecrets)
     }
 }
 
@@ -650,10 +691,23 @@ mod tests {
         }
     }
 
+    /// `seal_into` a new value.
+    fn seal_with_salt<'a>(
+        salt: [u8; SALT_LEN],
+        rack_id: &RackId,
+        epoch: Epoch,
+        secret: &RackSecret,
+        entries: impl IntoIterator<Item = (Epoch, &'a [u8; SECRET_LEN])>,
+    ) -> Result<EncryptedRackSecrets, SealError> {
+        let mut sealed = EncryptedRackSecrets::unfilled();
+        sealed.seal_into(salt, rack_id, epoch, secret, entries)?;
+        Ok(sealed)
+    }
+
     #[test]
     fn ciphertexts_match_the_python_vectors() {
         for v in vectors() {
-            let sealed = EncryptedRackSecrets::seal_with_salt(
+            let sealed = seal_with_salt(
                 v.salt,
                 &v.rack_id,
                 v.epoch,
@@ -685,7 +739,7 @@ mod tests {
 
         let mut salt = [0; SALT_LEN];
         rng_b.try_fill_bytes(&mut salt).unwrap();
-        let expected = EncryptedRackSecrets::seal_with_salt(
+        let expected = seal_with_salt(
             salt,
             &RACK,
             EPOCH,
@@ -837,9 +891,17 @@ mod tests {
         let too_many = (1..=MAX_RETAINED_SECRETS as u64 + 1).map(|e| (Epoch(e), &filler));
         let new = secret(&mut rng(2));
         assert_eq!(
-            EncryptedRackSecrets::seal_with_salt([0; SALT_LEN], &RACK, EPOCH, &new, too_many).err(),
+            seal_with_salt([0; SALT_LEN], &RACK, EPOCH, &new, too_many.clone()).err(),
             Some(SealError::TooManySecrets)
         );
+        // Sealing in place: a refusal leaves nothing behind, plaintext
+        // included, even over a value that held a sealed one.
+        let (mut sealed, _, _) = sample();
+        assert_eq!(
+            sealed.seal_into([0; SALT_LEN], &RACK, EPOCH, &new, too_many),
+            Err(SealError::TooManySecrets)
+        );
+        assert!(sealed.ciphertext().is_empty());
     }
 
     #[test]
@@ -879,7 +941,7 @@ mod tests {
     /// result with the right inputs.
     fn open_hand_built(entries: &[(u64, [u8; SECRET_LEN])]) -> Result<RetainedSecrets, OpenError> {
         let new = secret(&mut rng(6));
-        let sealed = EncryptedRackSecrets::seal_with_salt(
+        let sealed = seal_with_salt(
             [9; SALT_LEN],
             &RACK,
             EPOCH,

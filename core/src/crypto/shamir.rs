@@ -89,6 +89,15 @@ pub struct Share {
 }
 
 impl Share {
+    /// A slot for the in-place decoder of [`crate::wire`] to overwrite:
+    /// *not* a valid share (its `x` is 0).
+    pub(crate) const fn unfilled() -> Self {
+        Self {
+            x: 0,
+            y: [0; SECRET_LEN],
+        }
+    }
+
     /// A share from its parts (as received or loaded). `x` must not be 0,
     /// because that point is the secret itself.
     pub fn new(x: u8, y: &[u8; SECRET_LEN]) -> Result<Self, ShamirError> {

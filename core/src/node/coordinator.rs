@@ -4,10 +4,10 @@
 
 use rand_core::TryCryptoRng;
 
-use crate::config::{ConfigFields, Configuration, Member, Members};
+use crate::config::{ConfigError, ConfigFields, Configuration, Member};
 use crate::crypto::{
-    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, ShareDigest, combine_lrtq,
-    split,
+    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, SealError, Share, ShareDigest,
+    combine_lrtq, split,
 };
 use crate::ids::{Epoch, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS};
@@ -17,6 +17,7 @@ use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
 use crate::node::counters::Event;
 use crate::node::ctx::{NodeCtx, Outgoing};
+use crate::persistent::StateError;
 
 /// What Nexus asked for.
 #[derive(Debug)]
@@ -76,11 +77,13 @@ pub(crate) struct LrtqCollector {
     senders: heapless::Vec<PlatformId, MAX_LRTQ_COMBINE, u8>,
 }
 
+/// Each member's share of a new secret, in member (x-coordinate) order.
+type SharesTable = heapless::Vec<Share, MAX_MEMBERS>;
+
 /// The prepare phase: each member's share, and who has acked.
 #[derive(Debug)]
 pub(crate) struct Preparing {
-    /// In member (x-coordinate) order.
-    shares: heapless::Vec<Share, MAX_MEMBERS, u8>,
+    shares: SharesTable,
     acked: heapless::Vec<PlatformId, MAX_MEMBERS, u8>,
 }
 
@@ -103,58 +106,66 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    /// Starts a reconfiguration. `ctx` already passed every check.
+    /// Starts a reconfiguration in `slot`, where the coordination lives
+    /// from then on (so a prepare moves no phase or coordination out of
+    /// it); on an error `slot` is left empty. `ctx` already passed every
+    /// check.
     pub(crate) fn start_reconfiguration<R: TryCryptoRng>(
+        slot: &mut Option<Self>,
         ctx: &mut NodeCtx<R>,
         msg: &ReconfigureMsg,
-    ) -> Result<Self, PrepareFailed> {
-        let request = Request::Reconfigure(msg.clone());
-        let Some(committed) = ctx.state().latest_committed() else {
-            // A fresh rack: nothing old to carry.
-            let secret = RackSecret::generate(ctx.rng()).map_err(|_| PrepareFailed::Rng)?;
-            let phase = prepare(ctx, msg.epoch, &request, &secret, None)?;
-            return Ok(Self {
-                epoch: msg.epoch,
-                request,
-                phase,
-            });
+    ) -> Result<(), PrepareFailed> {
+        let committed = ctx.state().latest_committed().map(|c| c.config.epoch());
+        let collector = match committed {
+            Some(old_epoch) => {
+                Some(ShareCollector::start(ctx, old_epoch).ok_or(PrepareFailed::Internal)?)
+            }
+            None => None,
         };
-        let old_epoch = committed.config.epoch();
-        let collector = ShareCollector::start(ctx, old_epoch).ok_or(PrepareFailed::Internal)?;
-        let mut coordinator = Self {
+        let coordinator = slot.insert(Self {
             epoch: msg.epoch,
-            request,
-            phase: Phase::CollectingShares(collector),
-        };
-        coordinator.after_share(ctx);
-        Ok(coordinator)
+            request: Request::Reconfigure(msg.clone()),
+            phase: Phase::Preparing(Preparing::new()),
+        });
+        if let Some(collector) = collector {
+            coordinator.phase = Phase::CollectingShares(collector);
+            coordinator.after_share(ctx);
+            return Ok(());
+        }
+        // A fresh rack: nothing old to carry.
+        let prepared = RackSecret::generate(ctx.rng())
+            .map_err(|_| PrepareFailed::Rng)
+            .and_then(|secret| coordinator.prepare(ctx, &secret, None));
+        if prepared.is_err() {
+            *slot = None;
+        }
+        prepared
     }
 
-    /// Starts an LRTQ upgrade. `ctx` already passed every check.
+    /// Starts an LRTQ upgrade in `slot`, as [`Self::start_reconfiguration`]
+    /// does. `ctx` already passed every check.
     pub(crate) fn start_lrtq_upgrade<R: TryCryptoRng>(
+        slot: &mut Option<Self>,
         ctx: &mut NodeCtx<R>,
         msg: &LrtqUpgradeMsg,
-    ) -> Self {
-        let mut collector = LrtqCollector::default();
-        if let Some(lrtq) = ctx.state().lrtq() {
-            let own = lrtq.share.clone();
-            let id = ctx.id().clone();
-            if let Err(event) = collector.add(&id, &own, lrtq) {
-                ctx.count(event);
-            }
+    ) {
+        let coordinator = slot.insert(Self {
+            epoch: msg.epoch,
+            request: Request::LrtqUpgrade(msg.clone()),
+            phase: Phase::CollectingLrtqShares(LrtqCollector::default()),
+        });
+        if let Phase::CollectingLrtqShares(collector) = &mut coordinator.phase
+            && let Some(lrtq) = ctx.state().lrtq()
+            && let Err(event) = collector.add(ctx.id(), &lrtq.share, lrtq)
+        {
+            ctx.count(event);
         }
         for member in msg.members.as_slice() {
             if member != ctx.id() {
                 ctx.request(member, Outgoing::GetLrtqShare);
             }
         }
-        let mut coordinator = Self {
-            epoch: msg.epoch,
-            request: Request::LrtqUpgrade(msg.clone()),
-            phase: Phase::CollectingLrtqShares(collector),
-        };
         coordinator.after_lrtq_share(ctx);
-        coordinator
     }
 
     pub(crate) fn phase(&self) -> CoordinatorPhase {
@@ -234,10 +245,7 @@ impl Coordinator {
         if !config.is_member(from) {
             return Err(Event::FromNonMember);
         }
-        if !p.acked.contains(from) {
-            p.acked.push(from.clone()).map_err(|_| Event::Unexpected)?;
-        }
-        Ok(())
+        p.ack(from)
     }
 
     /// What to re-send to a peer that just connected.
@@ -266,10 +274,10 @@ impl Coordinator {
             return;
         }
         let old_epoch = collector.epoch();
-        let Some(retained) = rebuild_retained(ctx, old_epoch, collector.shares()) else {
-            return;
-        };
-        self.prepare_with(ctx, &retained);
+        let mut retained = RetainedSecrets::new();
+        if rebuild_retained(ctx, old_epoch, collector.shares(), &mut retained) {
+            self.prepare_with(ctx, &retained);
+        }
     }
 
     /// Moves to preparing once the LRTQ threshold of shares is here.
@@ -283,71 +291,127 @@ impl Coordinator {
         if collector.shares.len() < usize::from(lrtq.threshold) {
             return;
         }
-        let lrtq_secret = match combine_lrtq(&collector.shares) {
-            Ok(secret) => secret,
-            Err(_) => {
-                ctx.raise_alarm(Alarm::ReconstructionFailed(LRTQ_EPOCH));
-                return;
-            }
-        };
         let mut retained = RetainedSecrets::new();
-        if retained.push(LRTQ_EPOCH, lrtq_secret).is_err() {
+        if !retain_lrtq_secret(&collector.shares, &mut retained) {
+            ctx.raise_alarm(Alarm::ReconstructionFailed(LRTQ_EPOCH));
             return;
         }
         log::info!("rebuilt the LRTQ secret for epoch {}", self.epoch);
         self.prepare_with(ctx, &retained);
     }
 
+    /// Prepares with a new secret that retains `retained`. On a failure the
+    /// coordination stays in its collecting phase; the next share or a
+    /// repeated request from Nexus tries again.
     fn prepare_with<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, retained: &RetainedSecrets) {
-        let secret = match RackSecret::generate(ctx.rng()) {
-            Ok(secret) => secret,
-            Err(_) => {
-                // Stay in the collecting phase; the next share or a repeated
-                // request from Nexus tries again.
-                ctx.count(Event::RngFailure);
-                return;
-            }
-        };
-        match prepare(ctx, self.epoch, &self.request, &secret, Some(retained)) {
-            Ok(phase) => self.phase = phase,
-            // Stay in the collecting phase, as above.
-            Err(PrepareFailed::Rng) => ctx.count(Event::RngFailure),
-            Err(PrepareFailed::Internal) => {}
+        let prepared = RackSecret::generate(ctx.rng())
+            .map_err(|_| PrepareFailed::Rng)
+            .and_then(|secret| self.prepare(ctx, &secret, Some(retained)));
+        if prepared == Err(PrepareFailed::Rng) {
+            ctx.count(Event::RngFailure);
         }
+    }
+
+    /// Splits `secret`, stores the new configuration with this node's share
+    /// (see [`store_new_configuration`]), enters the prepare phase and sends
+    /// `Prepare` to every other member. The phase is left as it was on an
+    /// error.
+    fn prepare<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        secret: &RackSecret,
+        retained: Option<&RetainedSecrets>,
+    ) -> Result<(), PrepareFailed> {
+        let mut shares = SharesTable::new();
+        store_new_configuration(
+            ctx,
+            self.epoch,
+            &self.request,
+            secret,
+            retained,
+            &mut shares,
+        )?;
+        // Written in place: the phase is too big to build on the stack.
+        self.phase = Phase::Preparing(Preparing::new());
+        let Phase::Preparing(preparing) = &mut self.phase else {
+            return Err(PrepareFailed::Internal);
+        };
+        core::mem::swap(&mut preparing.shares, &mut shares);
+        preparing
+            .ack(ctx.id())
+            .map_err(|_| PrepareFailed::Internal)?;
+        log::info!("prepared epoch {}, sending Prepare", self.epoch);
+        for member in self.request.members().as_slice() {
+            if member != ctx.id() {
+                ctx.request(member, Outgoing::Prepare(self.epoch));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Preparing {
+    const fn new() -> Self {
+        Self {
+            shares: heapless::Vec::new(),
+            acked: heapless::Vec::new(),
+        }
+    }
+
+    /// Records that `id` acked (once).
+    fn ack(&mut self, id: &PlatformId) -> Result<(), Event> {
+        if !self.acked.contains(id) {
+            self.acked.push(id.clone()).map_err(|_| Event::Unexpected)?;
+        }
+        Ok(())
     }
 }
 
 /// LRTQ's secret becomes the epoch-1 old secret.
 pub(crate) const LRTQ_EPOCH: Epoch = Epoch(1);
 
-/// Rebuilds the secret of `epoch` from `shares` and returns it together with
-/// the older secrets its configuration carried, ready to be carried forward.
+/// Rebuilds the secret of `epoch` from `shares` into `retained` (empty),
+/// after the older secrets its configuration carried, ready to be carried
+/// forward. False (an alarm raised, unless the configuration is gone) if it
+/// cannot. Out of line, like [`retain_lrtq_secret`]: what combining and
+/// decrypting hold on the stack must not sit under the prepare that
+/// follows.
+#[inline(never)]
 fn rebuild_retained<R: TryCryptoRng>(
     ctx: &mut NodeCtx<R>,
     epoch: Epoch,
     shares: &[Share],
-) -> Option<RetainedSecrets> {
-    let config = ctx.state().get(epoch).map(|stored| stored.config.clone())?;
+    retained: &mut RetainedSecrets,
+) -> bool {
+    // The configuration is read where it is stored, not copied out.
+    let Some(stored) = ctx.state().get(epoch) else {
+        return false;
+    };
     let Ok(secret) = crate::crypto::combine(shares) else {
         ctx.raise_alarm(Alarm::ReconstructionFailed(epoch));
-        return None;
+        return false;
     };
-    let mut retained = match config.encrypted_rack_secrets() {
-        None => RetainedSecrets::new(),
-        Some(sealed) => match sealed.decrypt(&config.rack_id(), epoch, &secret) {
-            Ok(retained) => retained,
-            Err(_) => {
-                ctx.raise_alarm(Alarm::DecryptionFailed(epoch));
-                return None;
-            }
-        },
-    };
+    match stored.config.retained_secrets(&secret) {
+        Ok(older) => *retained = older,
+        Err(_) => {
+            ctx.raise_alarm(Alarm::DecryptionFailed(epoch));
+            return false;
+        }
+    }
     if retained.is_full() {
         retained.drop_oldest();
         ctx.count(Event::RetainedSecretDropped);
     }
-    retained.push(epoch, secret).ok()?;
-    Some(retained)
+    retained.push(epoch, secret).is_ok()
+}
+
+/// Rebuilds LRTQ's secret from `shares` into `retained` (empty), as the
+/// epoch-1 old secret; false if the shares do not combine. Out of line:
+/// combining keeps tables of curve25519 scalars, which must not sit under
+/// the prepare that follows.
+#[inline(never)]
+fn retain_lrtq_secret(shares: &[LrtqShare], retained: &mut RetainedSecrets) -> bool {
+    combine_lrtq(shares).is_ok_and(|secret| retained.push(LRTQ_EPOCH, secret).is_ok())
 }
 
 /// Why preparing a new configuration failed.
@@ -359,96 +423,126 @@ pub(crate) enum PrepareFailed {
     Internal,
 }
 
-/// Splits `secret`, builds and stores the new configuration with this
-/// node's share, and sends `Prepare` to every other member. `retained` is
-/// `None` only for a fresh rack's first configuration.
-fn prepare<R: TryCryptoRng>(
+/// Why the new configuration was not stored.
+enum StoreFailed {
+    State(StateError),
+    Config,
+    Seal(SealError),
+}
+
+impl From<StateError> for StoreFailed {
+    fn from(e: StateError) -> Self {
+        Self::State(e)
+    }
+}
+
+impl From<ConfigError> for StoreFailed {
+    fn from(_: ConfigError) -> Self {
+        Self::Config
+    }
+}
+
+impl From<SealError> for StoreFailed {
+    fn from(e: SealError) -> Self {
+        Self::Seal(e)
+    }
+}
+
+/// Splits `secret` into `shares` (one per member, in member order) and
+/// stores the new configuration, with this node's share, built in its slot
+/// in the state. `retained` is `None` only for a fresh rack's first
+/// configuration.
+fn store_new_configuration<R: TryCryptoRng>(
     ctx: &mut NodeCtx<R>,
     epoch: Epoch,
     request: &Request,
     secret: &RackSecret,
     retained: Option<&RetainedSecrets>,
-) -> Result<Phase, PrepareFailed> {
+    shares: &mut SharesTable,
+) -> Result<(), PrepareFailed> {
     let members = request.members().as_slice();
     let threshold = request.threshold();
-    let mut shares = heapless::Vec::<Share, MAX_MEMBERS, u8>::new();
-    let mut split_out = heapless::Vec::<Share, MAX_MEMBERS>::new();
-    if split(
-        secret,
-        usize::from(threshold.get()),
-        members.len(),
-        ctx.rng(),
-        &mut split_out,
-    )
-    .is_err()
-    {
-        return Err(PrepareFailed::Rng);
-    }
-    let mut config_members = Members::new();
-    for (id, share) in members.iter().zip(split_out.iter()) {
-        config_members
-            .push(Member {
+    split_for(ctx.rng(), request, secret, shares)?;
+    // A member set is sorted as a configuration's members are, so this
+    // node's share is at its position there.
+    let own_share = members
+        .iter()
+        .position(|id| id == ctx.id())
+        .and_then(|index| shares.get(index))
+        .ok_or(PrepareFailed::Internal)?;
+    let coordinator = ctx.id().clone();
+    let build = |fields: &mut ConfigFields, rng: &mut R| -> Result<(), StoreFailed> {
+        fields.rack_id = request.rack_id();
+        fields.coordinator = coordinator;
+        fields.members.clear();
+        for (id, share) in members.iter().zip(shares.iter()) {
+            let member = Member {
                 id: id.clone(),
                 share_digest: share.digest(),
-            })
-            .map_err(|_| PrepareFailed::Internal)?;
-        shares
-            .push(share.clone())
-            .map_err(|_| PrepareFailed::Internal)?;
-    }
-    let encrypted_rack_secrets = match retained {
-        None => None,
-        Some(old) => {
-            match EncryptedRackSecrets::encrypt(ctx.rng(), &request.rack_id(), epoch, secret, old) {
-                Ok(sealed) => Some(sealed),
-                Err(crate::crypto::SealError::Rng(_)) => return Err(PrepareFailed::Rng),
-                Err(_) => return Err(PrepareFailed::Internal),
-            }
+            };
+            fields
+                .members
+                .push(member)
+                .map_err(|_| ConfigError::MemberCount)?;
         }
+        fields.threshold = threshold;
+        fields.encrypted_rack_secrets = None;
+        if let Some(old) = retained {
+            let sealed = fields
+                .encrypted_rack_secrets
+                .insert(EncryptedRackSecrets::unfilled());
+            seal(sealed, rng, &request.rack_id(), epoch, secret, old)?;
+        }
+        Ok(())
     };
-    let config = Configuration::new(ConfigFields {
-        rack_id: request.rack_id(),
-        epoch,
-        coordinator: ctx.id().clone(),
-        members: config_members,
-        threshold,
-        encrypted_rack_secrets,
-    })
-    .map_err(|_| PrepareFailed::Internal)?;
-    let own_share = config
-        .x_coordinate(ctx.id())
-        .and_then(|x| shares.get(usize::from(x).checked_sub(1)?))
-        .ok_or(PrepareFailed::Internal)?
-        .clone();
-    // Nexus started this epoch, so every older uncommitted one was
-    // abandoned (the last committed one is committed here: checked when the
-    // request was accepted).
-    let stored = ctx.update_state(|state| {
+    let stored = ctx.update_state_with_rng(|state, rng| {
+        // Nexus started this epoch, so every older uncommitted one was
+        // abandoned (the last committed one is committed here: checked when
+        // the request was accepted).
         state.drop_uncommitted(|e| e < epoch);
-        state.store(&config, Some(&own_share))
+        state.store_built(epoch, own_share, |fields| build(fields, rng))
     });
     match stored {
-        Ok(_) => {}
-        Err(crate::persistent::StateError::MismatchedConfiguration) => {
+        Ok(()) => Ok(()),
+        Err(StoreFailed::Seal(SealError::Rng(_))) => Err(PrepareFailed::Rng),
+        Err(StoreFailed::State(StateError::MismatchedConfiguration)) => {
             ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
-            return Err(PrepareFailed::Internal);
+            Err(PrepareFailed::Internal)
         }
-        Err(_) => {
+        Err(StoreFailed::State(_)) => {
             ctx.count(Event::ConfigDropped);
-            return Err(PrepareFailed::Internal);
+            Err(PrepareFailed::Internal)
         }
+        Err(StoreFailed::Config | StoreFailed::Seal(_)) => Err(PrepareFailed::Internal),
     }
-    log::info!("prepared epoch {}, sending Prepare", epoch);
-    for member in members {
-        if member != ctx.id() {
-            ctx.request(member, Outgoing::Prepare(epoch));
-        }
-    }
-    let mut acked = heapless::Vec::new();
-    acked
-        .push(ctx.id().clone())
-        .map_err(|_| PrepareFailed::Internal)?;
-    Ok(Phase::Preparing(Preparing { shares, acked }))
+}
+
+/// Splits `secret` into `shares`, one per member of the request. Out of
+/// line, like [`seal`]: `split`'s coefficient tables must not stay in the
+/// frame the configuration is then built and sealed from.
+#[inline(never)]
+fn split_for<R: TryCryptoRng>(
+    rng: &mut R,
+    request: &Request,
+    secret: &RackSecret,
+    shares: &mut SharesTable,
+) -> Result<(), PrepareFailed> {
+    let threshold = usize::from(request.threshold().get());
+    split(secret, threshold, request.members().len(), rng, shares).map_err(|_| PrepareFailed::Rng)
+}
+
+/// Seals `old` into `sealed`, in the configuration being built. Out of
+/// line: the cipher's state is held only while it runs.
+#[inline(never)]
+fn seal<R: TryCryptoRng>(
+    sealed: &mut EncryptedRackSecrets,
+    rng: &mut R,
+    rack_id: &RackId,
+    epoch: Epoch,
+    secret: &RackSecret,
+    old: &RetainedSecrets,
+) -> Result<(), SealError> {
+    sealed.encrypt_into(rng, rack_id, epoch, secret, old)
 }
 
 impl LrtqCollector {

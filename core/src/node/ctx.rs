@@ -176,6 +176,16 @@ impl<R: TryCryptoRng> NodeCtx<R> {
         change(&mut self.state)
     }
 
+    /// [`Self::update_state`] for a change that draws randomness (sealing
+    /// old secrets into a configuration built in place).
+    pub(crate) fn update_state_with_rng<T>(
+        &mut self,
+        change: impl FnOnce(&mut PersistentState, &mut R) -> T,
+    ) -> T {
+        self.state_changed = true;
+        change(&mut self.state, &mut self.rng)
+    }
+
     pub(crate) fn raise_alarm(&mut self, alarm: Alarm) {
         log::error!("ALARM: {}", alarm);
         if !self.alarms.contains(&alarm) && self.alarms.push(alarm).is_err() {

@@ -104,7 +104,8 @@ impl SecretLoader {
             return;
         };
         let epoch = collector.epoch();
-        let Some(config) = ctx.state().get(epoch).map(|s| s.config.clone()) else {
+        // The configuration is read where it is stored, not copied out.
+        let Some(stored) = ctx.state().get(epoch) else {
             ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
             self.collecting = None;
             return;
@@ -114,16 +115,10 @@ impl SecretLoader {
             self.collecting = None;
             return;
         };
-        let older = match config.encrypted_rack_secrets() {
-            None => RetainedSecrets::new(),
-            Some(sealed) => match sealed.decrypt(&config.rack_id(), epoch, &secret) {
-                Ok(older) => older,
-                Err(_) => {
-                    ctx.raise_alarm(Alarm::DecryptionFailed(epoch));
-                    self.collecting = None;
-                    return;
-                }
-            },
+        let Ok(older) = stored.config.retained_secrets(&secret) else {
+            ctx.raise_alarm(Alarm::DecryptionFailed(epoch));
+            self.collecting = None;
+            return;
         };
         log::info!("loaded rack secret of epoch {}", epoch);
         self.collecting = None;

@@ -144,11 +144,8 @@ impl Node {
         }
         log::info!("coordinating epoch {}", msg.epoch);
         self.coordinator = None;
-        match Coordinator::start_reconfiguration(ctx, msg) {
-            Ok(coordinator) => {
-                self.coordinator = Some(coordinator);
-                Ok(())
-            }
+        match Coordinator::start_reconfiguration(&mut self.coordinator, ctx, msg) {
+            Ok(()) => Ok(()),
             Err(PrepareFailed::Rng) => Err(ReconfigureError::Rng(crate::crypto::RngError)),
             Err(PrepareFailed::Internal) => Err(ReconfigureError::Internal),
         }
@@ -188,7 +185,7 @@ impl Node {
             return Err(LrtqUpgradeError::EpochNotNewer { latest });
         }
         log::info!("coordinating the LRTQ upgrade at epoch {}", msg.epoch);
-        self.coordinator = Some(Coordinator::start_lrtq_upgrade(ctx, msg));
+        Coordinator::start_lrtq_upgrade(&mut self.coordinator, ctx, msg);
         Ok(())
     }
 
@@ -303,8 +300,11 @@ impl Node {
         from: &PlatformId,
         bytes: &[u8],
     ) {
-        match wire::decode_peer_msg(bytes) {
-            Ok(msg) => self.handle(ctx, from, &msg),
+        // Decoded in place: the message (about 4 KiB with a configuration)
+        // exists once, in this frame, while it is handled.
+        let mut msg = wire::empty_peer_msg();
+        match wire::decode_peer_msg_into(bytes, &mut msg) {
+            Ok(()) => self.handle(ctx, from, &msg),
             Err(_) => ctx.count(Event::Undecodable),
         }
     }
@@ -316,6 +316,16 @@ impl Node {
         from: &PlatformId,
         msg: &PeerMsg,
     ) {
+        self.handle_msg(ctx, from, msg.as_ref());
+    }
+
+    /// [`Node::handle`] on a message that borrows its parts.
+    fn handle_msg<R: TryCryptoRng>(
+        &mut self,
+        ctx: &mut NodeCtx<R>,
+        from: &PlatformId,
+        msg: PeerMsgRef<'_>,
+    ) {
         if ctx.state().expunged().is_some() {
             ctx.count(Event::WhileExpunged);
             return;
@@ -325,21 +335,21 @@ impl Node {
             return;
         }
         log::debug!("{} from {}", msg.body.kind(), from);
-        let outcome = match &msg.body {
+        let outcome = match msg.body {
             Body::Prepare {
                 config,
                 share,
                 last_committed,
-            } => self.on_prepare(ctx, from, msg.rack_id, config, share, *last_committed),
-            Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, *epoch),
-            Body::GetShare(epoch) => on_get_share(ctx, from, *epoch),
-            Body::Share { epoch, share } => self.on_share(ctx, from, *epoch, share),
+            } => self.on_prepare(ctx, from, msg.rack_id, config, share, last_committed),
+            Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, epoch),
+            Body::GetShare(epoch) => on_get_share(ctx, from, epoch),
+            Body::Share { epoch, share } => self.on_share(ctx, from, epoch, share),
             Body::GetLrtqShare => on_get_lrtq_share(ctx, from),
             Body::LrtqShare(share) => match &mut self.coordinator {
                 Some(c) => c.on_lrtq_share(ctx, from, share),
                 None => Err(Event::Unexpected),
             },
-            Body::Expunged(epoch) => self.on_expunged(ctx, from, *epoch),
+            Body::Expunged(epoch) => self.on_expunged(ctx, from, epoch),
             Body::CommitAdvance(config) => {
                 if config.rack_id() == msg.rack_id {
                     self.on_commit_advance(ctx, config);
@@ -515,6 +525,9 @@ impl Node {
         outcome
     }
 
+    /// Out of line: computing a share holds interpolation tables, which
+    /// must not sit in the frame every message is handled from.
+    #[inline(never)]
     fn on_share_for_computer<R: TryCryptoRng>(
         &mut self,
         ctx: &mut NodeCtx<R>,

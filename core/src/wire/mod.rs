@@ -7,17 +7,20 @@
 //! Each encodable type has a `MAX_*_LEN` constant so callers can size their
 //! buffers; tests encode the largest value of each and check it fits exactly.
 
+mod in_place;
 mod shares;
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RackId;
 use crate::limits::{
     LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS, PLATFORM_ID_FIELD_LEN,
 };
-use crate::messages::{LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
+use crate::messages::{Body, Envelope, LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
 use crate::persistent::{LrtqShareData, PersistentState};
 
 /// The format version this build writes and reads. A later format bumps it,
@@ -145,6 +148,26 @@ fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
     }
 }
 
+/// Like [`decode`], but `seed` writes the value into storage it borrows.
+fn decode_with<'de, S: DeserializeSeed<'de, Value = ()>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<(), WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let mut deserializer = postcard::Deserializer::from_bytes(body);
+    seed.deserialize(&mut deserializer)
+        .map_err(|_| WireError::Malformed)?;
+    let rest = deserializer.finalize().map_err(|_| WireError::Malformed)?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::TrailingBytes)
+    }
+}
+
 /// Encodes a peer message into `buf`, returning the bytes written.
 pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
     encode(msg, buf)
@@ -152,7 +175,24 @@ pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'
 
 /// Decodes a peer message.
 pub fn decode_peer_msg(bytes: &[u8]) -> Result<PeerMsg, WireError> {
-    decode(bytes)
+    let mut msg = empty_peer_msg();
+    decode_peer_msg_into(bytes, &mut msg)?;
+    Ok(msg)
+}
+
+/// A message for [`decode_peer_msg_into`] to overwrite.
+pub(crate) const fn empty_peer_msg() -> PeerMsg {
+    Envelope {
+        rack_id: RackId([0; 16]),
+        body: Body::GetLrtqShare,
+    }
+}
+
+/// Decodes a peer message into `msg`, a configuration in it in place (a
+/// message is about 4 KiB with one). After an error `msg` holds a partly
+/// decoded message that may break its types' rules: discard it.
+pub(crate) fn decode_peer_msg_into(bytes: &[u8], msg: &mut PeerMsg) -> Result<(), WireError> {
+    decode_with(bytes, in_place::PeerMsgInto(msg))
 }
 
 /// Encodes the persistent state into `buf`, returning the bytes written.
@@ -164,8 +204,28 @@ pub fn encode_persistent_state<'b>(
 }
 
 /// Decodes a persistent state, checking its invariants.
+///
+/// The state is about 20 KiB and is built on this call's stack; a caller
+/// with a small stack decodes into storage it owns with
+/// [`decode_persistent_state_into`].
 pub fn decode_persistent_state(bytes: &[u8]) -> Result<PersistentState, WireError> {
-    decode(bytes)
+    let mut state = PersistentState::new();
+    decode_persistent_state_into(bytes, &mut state)?;
+    Ok(state)
+}
+
+/// Decodes a persistent state into `state`, checking its invariants, with
+/// at most one stored configuration's worth of data in flight on the stack.
+/// On an error `state` is left empty (as [`PersistentState::new`]).
+pub fn decode_persistent_state_into(
+    bytes: &[u8],
+    state: &mut PersistentState,
+) -> Result<(), WireError> {
+    let decoded = decode_with(bytes, in_place::StateInto(state));
+    if decoded.is_err() {
+        in_place::reset(state.fields_mut_unchecked());
+    }
+    decoded
 }
 
 /// Encodes a reconfiguration request.

@@ -303,3 +303,204 @@ proptest! {
         }
     }
 }
+
+/// Peer messages of every kind, encoded.
+fn every_kind_of_msg() -> Vec<Vec<u8>> {
+    let config = largest_config(9);
+    let share = share();
+    let lrtq = lrtq_share();
+    let bodies: [Body<&Configuration, &Share, &LrtqShare>; 8] = [
+        Body::Prepare {
+            config: &config,
+            share: &share,
+            last_committed: Some(Epoch(8)),
+        },
+        Body::PrepareAck(Epoch(9)),
+        Body::GetShare(Epoch(300)),
+        Body::Share {
+            epoch: Epoch(9),
+            share: &share,
+        },
+        Body::GetLrtqShare,
+        Body::LrtqShare(&lrtq),
+        Body::Expunged(Epoch(u64::MAX)),
+        Body::CommitAdvance(&config),
+    ];
+    bodies
+        .into_iter()
+        .map(|body| {
+            let mut buf = std::vec![0u8; MAX_PEER_MSG_LEN];
+            let msg = Envelope {
+                rack_id: RackId([3; 16]),
+                body,
+            };
+            encode_peer_msg(&msg, &mut buf).unwrap().to_vec()
+        })
+        .collect()
+}
+
+/// States with and without each optional part, encoded.
+fn some_states() -> Vec<Vec<u8>> {
+    let small = PersistentState::try_from(StateFields {
+        lrtq: None,
+        configs: [StoredConfig {
+            config: largest_config(4),
+            share: None,
+        }]
+        .into_iter()
+        .collect(),
+        latest_committed: None,
+        expunged: None,
+    })
+    .unwrap();
+    [largest_state(), small, PersistentState::new()]
+        .iter()
+        .map(|state| {
+            let mut buf = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+            encode_persistent_state(state, &mut buf).unwrap().to_vec()
+        })
+        .collect()
+}
+
+/// Changes one byte of `bytes`, or cuts it short there.
+fn damage(mut bytes: Vec<u8>, at: prop::sample::Index, value: u8, cut: bool) -> Vec<u8> {
+    let i = at.index(bytes.len());
+    if cut {
+        bytes.truncate(i);
+    } else {
+        bytes[i] = value;
+    }
+    bytes
+}
+
+/// The in-place peer message decoder accepts exactly what serde's derived
+/// decoder accepts, with the same value or the same error.
+fn peer_msg_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let derived = decode::<PeerMsg>(bytes);
+    let in_place = decode_peer_msg(bytes);
+    match (derived, in_place) {
+        (Ok(a), Ok(b)) => {
+            let (mut x, mut y) = (
+                std::vec![0; MAX_PEER_MSG_LEN],
+                std::vec![0; MAX_PEER_MSG_LEN],
+            );
+            prop_assert_eq!(encode(&a, &mut x).unwrap(), encode(&b, &mut y).unwrap());
+        }
+        (a, b) => prop_assert_eq!(a.err(), b.err()),
+    }
+    Ok(())
+}
+
+/// The same for the persistent state; a failed decode leaves it empty.
+fn state_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let derived = decode::<PersistentState>(bytes);
+    let mut state = PersistentState::new();
+    // Stale contents must not survive a failed decode.
+    state.store(&largest_config(1), Some(&share())).unwrap();
+    let in_place = decode_persistent_state_into(bytes, &mut state);
+    match derived {
+        Ok(d) => {
+            prop_assert_eq!(in_place, Ok(()));
+            let mut x = std::vec![0; MAX_PERSISTENT_STATE_LEN];
+            let mut y = std::vec![0; MAX_PERSISTENT_STATE_LEN];
+            prop_assert_eq!(
+                encode_persistent_state(&d, &mut x).unwrap(),
+                encode_persistent_state(&state, &mut y).unwrap()
+            );
+        }
+        Err(e) => {
+            prop_assert_eq!(in_place, Err(e));
+            let fields = state.fields();
+            prop_assert!(fields.lrtq.is_none() && fields.configs.is_empty());
+            prop_assert!(fields.latest_committed.is_none() && fields.expunged.is_none());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_in_place_decoders_read_every_kind_back() {
+    for bytes in every_kind_of_msg() {
+        assert!(decode_peer_msg(&bytes).is_ok());
+        peer_msg_decoders_agree(&bytes).unwrap();
+    }
+    for bytes in some_states() {
+        let mut state = PersistentState::new();
+        decode_persistent_state_into(&bytes, &mut state).unwrap();
+        state_decoders_agree(&bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_reused_message_takes_each_new_body_whole() {
+    // Every kind after every kind (itself included), into one message, as
+    // a caller keeping one buffer would: the result is what a fresh decode
+    // gives, whatever the message held before.
+    let mut kinds = every_kind_of_msg();
+    // And smaller bodies of the same kinds as the largest ones.
+    let small = Configuration::new(crate::config::tests::fields(4, 2)).unwrap();
+    let share = Share::new(3, &[1; 32]).unwrap();
+    for body in [
+        Body::Prepare {
+            config: &small,
+            share: &share,
+            last_committed: None,
+        },
+        Body::CommitAdvance(&small),
+    ] {
+        let mut buf = std::vec![0u8; MAX_PEER_MSG_LEN];
+        let msg = Envelope {
+            rack_id: RackId([4; 16]),
+            body,
+        };
+        kinds.push(encode_peer_msg(&msg, &mut buf).unwrap().to_vec());
+    }
+    let mut msg = empty_peer_msg();
+    let (mut x, mut y) = (
+        std::vec![0; MAX_PEER_MSG_LEN],
+        std::vec![0; MAX_PEER_MSG_LEN],
+    );
+    for before in &kinds {
+        for after in &kinds {
+            decode_peer_msg_into(before, &mut msg).unwrap();
+            decode_peer_msg_into(after, &mut msg).unwrap();
+            let fresh = decode_peer_msg(after).unwrap();
+            assert_eq!(
+                encode_peer_msg(&msg.as_ref(), &mut x).unwrap(),
+                encode_peer_msg(&fresh.as_ref(), &mut y).unwrap()
+            );
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_in_place_peer_msg_decoder_agrees_with_serde(
+        kind in 0usize..8,
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let bytes = every_kind_of_msg().swap_remove(kind);
+        peer_msg_decoders_agree(&damage(bytes, at, value, cut))?;
+    }
+
+    #[test]
+    fn the_in_place_state_decoder_agrees_with_serde(
+        which in 0usize..3,
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let bytes = some_states().swap_remove(which);
+        state_decoders_agree(&damage(bytes, at, value, cut))?;
+    }
+
+    #[test]
+    fn the_in_place_decoders_agree_with_serde_on_any_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        peer_msg_decoders_agree(&bytes)?;
+        state_decoders_agree(&bytes)?;
+    }
+}

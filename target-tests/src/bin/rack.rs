@@ -14,20 +14,23 @@
 //!    and epoch 1 is the secret the build script split;
 //! 6. the harness's own liveness check.
 //!
-//! The harness checks every safety invariant after every step. Messages are
-//! delivered here rather than by the harness so that each node call's stack
-//! use can be measured (see `deliver_all`); the run prints the deepest call
-//! of each kind and exits non-zero on any failure.
+//! The harness checks every safety invariant after every step. Every node
+//! call the harness makes runs through a probe that measures its stack
+//! (`measure_node_call`), and so do the codec calls a caller makes itself;
+//! the run prints the deepest call of each kind and exits non-zero on any
+//! failure.
 #![no_std]
 #![no_main]
 
+use core::cell::RefCell;
 use core::mem::MaybeUninit;
+
+use cortex_m::interrupt::Mutex;
 
 use subtle::ConstantTimeEq;
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, RackId};
-use tq_core::messages::Body;
-use tq_core::persistent::LrtqShareData;
+use tq_core::persistent::{LrtqShareData, PersistentState};
 use tq_core::wire;
 use tq_harness::nexus::Nexus;
 use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RackStart, Violation};
@@ -78,24 +81,27 @@ fn main() -> ! {
         fail("cluster slot taken");
     };
     let mut home = Home::Empty(slot);
-    let mut report = StackReport::default();
     let mut whole_run = 0;
     for rack in [&LRTQ_RACK_4, &LRTQ_RACK_7] {
         let (cluster, secret) = install(home, rack).unwrap_or_else(|f| report_failure(&f));
+        cluster.set_call_probe(measure_node_call);
         // Set-up moved clusters around on the stack; measure from here.
         stack::paint_below_here();
-        if let Err(failure) = run(cluster, rack, &secret, &mut report) {
+        if let Err(failure) = run(cluster, rack, &secret) {
             report_failure(&failure);
         }
         whole_run = whole_run.max(stack::deepest_since_paint());
         home = Home::Full(cluster);
     }
-    report.print();
+    let exhausted = with_report(|report| {
+        report.print();
+        report.exhausted
+    });
     defmt::println!(
         "stack: whole scenario, harness included: {=usize} bytes",
         whole_run
     );
-    if report.exhausted {
+    if exhausted != Some(false) {
         fail("a node call used the whole measuring window");
     }
     defmt::println!("rack scenario passed");
@@ -158,17 +164,12 @@ fn set_up(rack: &LrtqRack) -> Result<(Cluster, RackSecret), Failure> {
     Ok((cluster, secret))
 }
 
-fn run(
-    cluster: &mut Cluster,
-    rack: &LrtqRack,
-    lrtq_secret: &RackSecret,
-    report: &mut StackReport,
-) -> Result<(), Failure> {
+fn run(cluster: &mut Cluster, rack: &LrtqRack, lrtq_secret: &RackSecret) -> Result<(), Failure> {
     let lrtq_sleds = rack.sleds();
     let spare = lrtq_sleds;
 
     // 1. The LRTQ upgrade.
-    reconfigure(cluster, Change::Same, report)?;
+    reconfigure(cluster, Change::Same)?;
     expect(
         cluster.nexus().stats().upgrades == 1,
         "the upgrade did not commit",
@@ -177,7 +178,7 @@ fn run(
     defmt::println!("step: LRTQ upgrade committed epoch 2");
 
     // 2. Add the spare.
-    reconfigure(cluster, Change::Add(0), report)?;
+    reconfigure(cluster, Change::Add(0))?;
     expect_latest(cluster.nexus(), Epoch(3))?;
     expect(
         cluster.nexus().members() & (1 << spare) != 0,
@@ -193,21 +194,21 @@ fn run(
         coordinator: 0,
         threshold: THRESHOLD_PICK,
     })?;
-    drive_to_commit(cluster, report)?;
+    drive_to_commit(cluster)?;
     expect_latest(cluster.nexus(), Epoch(4))?;
     expect(
         cluster.nexus().members() & (1 << removed) == 0,
         "the member was not removed",
     )?;
-    commit_everywhere(cluster, report)?;
+    commit_everywhere(cluster)?;
     expect(
         cluster.disk_summary(down)?.latest_committed == Some(Epoch(3)),
         "the sled that was down moved on",
     )?;
     cluster.apply(&Action::Restart(down as u8))?;
-    deliver_all(cluster, report)?;
+    deliver_all(cluster)?;
     let before = cluster.nexus().stats().prepare_and_commits;
-    commit_everywhere(cluster, report)?;
+    commit_everywhere(cluster)?;
     expect(
         cluster.nexus().stats().prepare_and_commits == before + 1,
         "no prepare_and_commit",
@@ -224,8 +225,8 @@ fn run(
     );
 
     // 4. The removed sled learns it is expunged when it asks for shares.
-    load(cluster, removed, Epoch(3), report)?;
-    deliver_all(cluster, report)?;
+    load(cluster, removed, Epoch(3))?;
+    deliver_all(cluster)?;
     expect(
         cluster.disk_summary(removed)?.expunged == Some(Epoch(4)),
         "the removed sled was not told it is expunged",
@@ -237,7 +238,7 @@ fn run(
     let mut first: [Option<RackSecret>; 5] = Default::default();
     for epoch in 1..=4u64 {
         for sled in (0..cluster.sled_count()).filter(|s| members & (1 << s) != 0) {
-            let secret = load_until_done(cluster, sled, Epoch(epoch), report)?;
+            let secret = load_until_done(cluster, sled, Epoch(epoch))?;
             let slot = first
                 .get_mut(epoch as usize)
                 .ok_or(Failure::Step("epoch out of range"))?;
@@ -270,7 +271,7 @@ fn run(
 
     // What the caller does with the core's encodings besides node calls:
     // read the state back at boot, store it after a change.
-    measure_state_codec(cluster, report)?;
+    measure_state_codec(cluster)?;
 
     // 6. The harness's liveness check.
     cluster.check_liveness()?;
@@ -297,24 +298,20 @@ fn expect_latest(nexus: &Nexus, epoch: Epoch) -> Result<(), Failure> {
 
 /// Starts a reconfiguration (coordinated by the first eligible sled),
 /// drives it to a commit, and has every member commit.
-fn reconfigure(
-    cluster: &mut Cluster,
-    change: Change,
-    report: &mut StackReport,
-) -> Result<(), Failure> {
+fn reconfigure(cluster: &mut Cluster, change: Change) -> Result<(), Failure> {
     cluster.apply(&Action::Reconfigure {
         change,
         coordinator: 0,
         threshold: THRESHOLD_PICK,
     })?;
-    drive_to_commit(cluster, report)?;
-    commit_everywhere(cluster, report)
+    drive_to_commit(cluster)?;
+    commit_everywhere(cluster)
 }
 
 /// Delivers and polls until Nexus commits the pending epoch.
-fn drive_to_commit(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Failure> {
+fn drive_to_commit(cluster: &mut Cluster) -> Result<(), Failure> {
     for _ in 0..MAX_ROUNDS {
-        deliver_all(cluster, report)?;
+        deliver_all(cluster)?;
         cluster.apply(&Action::NexusPoll)?;
         if cluster.nexus().pending().is_none() {
             return Ok(());
@@ -325,7 +322,7 @@ fn drive_to_commit(cluster: &mut Cluster, report: &mut StackReport) -> Result<()
 
 /// Nexus tells every member of the latest configuration that is up to
 /// commit (handing it the configuration if it missed the prepare).
-fn commit_everywhere(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Failure> {
+fn commit_everywhere(cluster: &mut Cluster) -> Result<(), Failure> {
     for _ in 0..MAX_ROUNDS {
         let waiting = cluster
             .nexus()
@@ -344,7 +341,7 @@ fn commit_everywhere(cluster: &mut Cluster, report: &mut StackReport) -> Result<
             .take_while(|s| !cluster.sled(*s).is_some_and(|sled| sled.is_up()))
             .count();
         cluster.apply(&Action::NexusCommit(down_before as u8))?;
-        deliver_all(cluster, report)?;
+        deliver_all(cluster)?;
     }
     Err(Failure::Step("members never committed"))
 }
@@ -354,31 +351,25 @@ fn load_until_done(
     cluster: &mut Cluster,
     sled: usize,
     epoch: Epoch,
-    report: &mut StackReport,
 ) -> Result<RackSecret, Failure> {
     for _ in 0..MAX_ROUNDS {
-        if let Some(secret) = load(cluster, sled, epoch, report)? {
+        if let Some(secret) = load(cluster, sled, epoch)? {
             return Ok(secret);
         }
-        deliver_all(cluster, report)?;
+        deliver_all(cluster)?;
     }
     Err(Failure::Step("a member never loaded its secret"))
 }
 
 /// One `load_rack_secret` call on `sled`, measured.
-fn load(
-    cluster: &mut Cluster,
-    sled: usize,
-    epoch: Epoch,
-    report: &mut StackReport,
-) -> Result<Option<RackSecret>, Failure> {
+fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackSecret>, Failure> {
     let outcome = cluster.call(sled, |node, ctx, _| {
         stack::measure(|| node.load_rack_secret(ctx, epoch))
     })?;
     let Some((result, measured)) = outcome else {
         return Err(Failure::Step("sled is down"));
     };
-    report.record("load_rack_secret", measured);
+    record_node("load_rack_secret", measured);
     cluster.check()?;
     match result {
         Ok(secret) => Ok(secret),
@@ -390,19 +381,23 @@ fn load(
 /// Measures decoding each sled's disk (as at boot) and encoding the state
 /// back (as after every change), at the end of the scenario, when the
 /// disks hold the most.
-fn measure_state_codec(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Failure> {
+fn measure_state_codec(cluster: &mut Cluster) -> Result<(), Failure> {
     let mut buf = [0u8; wire::MAX_PERSISTENT_STATE_LEN];
+    // At boot the caller decodes into storage it owns (the state is about
+    // 20 KiB): that storage is here, above the measured call.
+    let mut state = PersistentState::new();
     for index in 0..cluster.sled_count() {
         let Some(sled) = cluster.sled(index) else {
             continue;
         };
-        let (state, measured) = stack::measure(|| wire::decode_persistent_state(sled.disk()));
-        report.record_codec("decode_persistent_state", measured);
-        let state = state.map_err(|_| Failure::Step("a disk does not decode"))?;
+        let (decoded, measured) =
+            stack::measure(|| wire::decode_persistent_state_into(sled.disk(), &mut state));
+        record_codec("decode_persistent_state_into", measured);
+        decoded.map_err(|_| Failure::Step("a disk does not decode"))?;
         let (encoded, measured) = stack::measure(|| {
             wire::encode_persistent_state(&state, &mut buf).map(|bytes| bytes.len())
         });
-        report.record_codec("encode_persistent_state", measured);
+        record_codec("encode_persistent_state", measured);
         expect(
             encoded.ok() == Some(sled.disk().len()),
             "a state does not encode back to its disk",
@@ -412,55 +407,55 @@ fn measure_state_codec(cluster: &mut Cluster, report: &mut StackReport) -> Resul
 }
 
 /// Delivers every message in flight, oldest first, until none is left,
-/// like `Cluster::deliver_all` but making each `handle_bytes` call here,
-/// through `Cluster::call` (which persists the state and then sends what
-/// was queued), so that its stack use is measured without the harness's
-/// own frames. A message is taken out of the network with the `Drop`
-/// action (so the harness counts it as dropped, not delivered), then
-/// handed to its receiver, then every invariant is checked. `PrepareAck`s
-/// and messages on links that are down go through `Cluster::deliver`: the
-/// harness keeps a ledger of delivered acks and counts link-down losses.
-fn deliver_all(cluster: &mut Cluster, report: &mut StackReport) -> Result<(), Failure> {
+/// checking every invariant after each (`Cluster::deliver`, whose
+/// `handle_bytes` call the probe measures under the message's kind).
+/// Before each, measures what a caller does first with the bytes it
+/// received: decode them.
+fn deliver_all(cluster: &mut Cluster) -> Result<(), Failure> {
     for _ in 0..MAX_DELIVERIES {
         let Some(msg) = cluster.network().in_flight().first() else {
             return Ok(());
         };
-        let (from, to) = (usize::from(msg.from), usize::from(msg.to));
-        let kind = match wire::decode_peer_msg(&msg.bytes) {
-            Ok(decoded) if !matches!(decoded.body, Body::PrepareAck(_)) => {
-                Some(decoded.body.kind())
-            }
-            _ => None,
-        };
-        let Some(kind) = kind.filter(|_| cluster.is_connected(from, to)) else {
-            cluster.deliver(0)?;
-            continue;
-        };
-        let bytes = msg.bytes.clone();
-        // What a caller does before handing bytes over, measured alone.
-        report.record_codec(
+        let bytes = &msg.bytes;
+        record_codec(
             "decode_peer_msg",
-            stack::measure(|| wire::decode_peer_msg(&bytes).is_ok()).1,
+            stack::measure(|| wire::decode_peer_msg(bytes).is_ok()).1,
         );
-        let from_id = cluster
-            .id(from)
-            .cloned()
-            .ok_or(Failure::Step("no such sled"))?;
-        cluster.apply(&Action::Drop(0))?;
-        let measured = cluster.call(to, |node, ctx, _| {
-            stack::measure(|| node.handle_bytes(ctx, &from_id, &bytes)).1
-        })?;
-        if let Some(measured) = measured {
-            report.record(kind, measured);
-        }
-        cluster.check()?;
+        cluster.deliver(0)?;
     }
     Err(Failure::Step("the network never went quiet"))
 }
 
+/// The harness's call probe: runs the node call, measured, and records it
+/// under its name.
+fn measure_node_call(call: &'static str, run: &mut dyn FnMut()) {
+    let ((), measured) = stack::measure(run);
+    record_node(call, measured);
+}
+
+/// The deepest stack use of every kind of call so far. A static, since the
+/// harness's probe (a plain `fn`) records into it.
+static REPORT: Mutex<RefCell<StackReport>> = Mutex::new(RefCell::new(StackReport::new()));
+
+/// Runs `f` on the report; `None` only if it is already borrowed (never:
+/// nothing records while the report is printed).
+fn with_report<T>(f: impl FnOnce(&mut StackReport) -> T) -> Option<T> {
+    cortex_m::interrupt::free(|cs| {
+        let mut report = REPORT.borrow(cs).try_borrow_mut().ok()?;
+        Some(f(&mut report))
+    })
+}
+
+fn record_node(kind: &'static str, measured: Measured) {
+    with_report(|report| report.record(kind, measured));
+}
+
+fn record_codec(kind: &'static str, measured: Measured) {
+    with_report(|report| report.record_codec(kind, measured));
+}
+
 /// The deepest stack use seen per kind of call: node calls, and the wire
 /// encodings the caller runs itself (state and message codecs).
-#[derive(Default)]
 struct StackReport {
     node: Deepest,
     codec: Deepest,
@@ -468,10 +463,13 @@ struct StackReport {
 }
 
 /// Per kind: the deepest use and the number of calls.
-#[derive(Default)]
-struct Deepest(heapless::Vec<(&'static str, usize, u32), 16>);
+struct Deepest(heapless::Vec<(&'static str, usize, u32), 24>);
 
 impl Deepest {
+    const fn new() -> Self {
+        Self(heapless::Vec::new())
+    }
+
     /// False if the table is full.
     fn record(&mut self, kind: &'static str, bytes: usize) -> bool {
         if let Some(entry) = self.0.iter_mut().find(|(k, _, _)| *k == kind) {
@@ -506,6 +504,14 @@ impl Deepest {
 }
 
 impl StackReport {
+    const fn new() -> Self {
+        Self {
+            node: Deepest::new(),
+            codec: Deepest::new(),
+            exhausted: false,
+        }
+    }
+
     fn record(&mut self, kind: &'static str, measured: Measured) {
         self.exhausted |= measured.exhausted || !self.node.record(kind, measured.bytes);
     }

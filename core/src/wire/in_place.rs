@@ -1,0 +1,455 @@
+//! Decoding the big values straight into caller-owned storage: the only
+//! decoders of peer messages, configurations and persistent states.
+//!
+//! serde's derived code builds a value field by field in locals, then moves
+//! it through `TryFrom` conversions and `Result`s: every layer is another
+//! copy on the stack, and a configuration is about 4 KiB, a persistent state
+//! about 20 KiB. The seeds here read the same postcard encoding (the field
+//! order and shapes of the derived `Serialize` impls) but write each field
+//! where it will live, so at most one small field is in flight; a value is
+//! checked with the same rules as its `TryFrom` impl once it is complete.
+//! Those types derive `Deserialize` in tests only, as the oracle these
+//! decoders are checked against (`wire/tests.rs`).
+//!
+//! After an error the storage holds a partly written value that breaks the
+//! type's rules: callers reset or discard it.
+
+use core::fmt;
+
+use serde::Deserialize;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, Expected, IgnoredAny, SeqAccess,
+    VariantAccess, Visitor,
+};
+
+use crate::config::Configuration;
+use crate::crypto::{LrtqShare, Share};
+use crate::ids::{Epoch, RackId};
+use crate::limits::MAX_STORED_CONFIGS;
+use crate::messages::{Body, PeerMsg};
+use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
+
+/// Reads field `index` of a struct; postcard yields every field, in order.
+fn field<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
+    seq: &mut A,
+    index: usize,
+    expected: &dyn Expected,
+) -> Result<T, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::invalid_length(index, expected))
+}
+
+/// Reads field `index` of a struct into the place `seed` writes to.
+fn field_into<'de, A: SeqAccess<'de>, S: DeserializeSeed<'de, Value = ()>>(
+    seq: &mut A,
+    seed: S,
+    index: usize,
+    expected: &dyn Expected,
+) -> Result<(), A::Error> {
+    seq.next_element_seed(seed)?
+        .ok_or_else(|| de::Error::invalid_length(index, expected))
+}
+
+/// A sequence pushed element by element into a `heapless::Vec`, refused
+/// when longer than its capacity (as heapless's own `Deserialize` does).
+struct VecInto<'a, T, L: heapless::LenType, const N: usize>(&'a mut heapless::Vec<T, N, L>);
+
+impl<'de, T: Deserialize<'de>, L: heapless::LenType, const N: usize> DeserializeSeed<'de>
+    for VecInto<'_, T, L, N>
+{
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, L: heapless::LenType, const N: usize> Visitor<'de>
+    for VecInto<'_, T, L, N>
+{
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a bounded sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.clear();
+        while let Some(value) = seq.next_element()? {
+            if self.0.push(value).is_err() {
+                return Err(de::Error::invalid_length(N + 1, &self));
+            }
+        }
+        Ok(())
+    }
+}
+
+const CONFIG_FIELDS: &[&str] = &[
+    "rack_id",
+    "epoch",
+    "coordinator",
+    "members",
+    "threshold",
+    "encrypted_rack_secrets",
+];
+
+/// A [`Configuration`], written into an existing one and then checked.
+pub(super) struct ConfigInto<'a>(pub(super) &'a mut Configuration);
+
+impl<'de> DeserializeSeed<'de> for ConfigInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("ConfigFields", CONFIG_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a configuration")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a configuration";
+        let fields = self.0.fields_mut_unchecked();
+        fields.rack_id = field(&mut seq, 0, expected)?;
+        fields.epoch = field(&mut seq, 1, expected)?;
+        fields.coordinator = field(&mut seq, 2, expected)?;
+        field_into(&mut seq, VecInto(&mut fields.members), 3, expected)?;
+        fields.threshold = field(&mut seq, 4, expected)?;
+        fields.encrypted_rack_secrets = field(&mut seq, 5, expected)?;
+        crate::config::check(fields).map_err(de::Error::custom)
+    }
+}
+
+/// A [`StoredConfig`], written into an existing one.
+struct StoredInto<'a>(&'a mut StoredConfig);
+
+impl<'de> DeserializeSeed<'de> for StoredInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("StoredConfig", &["config", "share"], self)
+    }
+}
+
+impl<'de> Visitor<'de> for StoredInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a stored configuration")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a stored configuration";
+        field_into(&mut seq, ConfigInto(&mut self.0.config), 0, expected)?;
+        self.0.share = field(&mut seq, 1, expected)?;
+        Ok(())
+    }
+}
+
+type StoredConfigs = heapless::Vec<StoredConfig, MAX_STORED_CONFIGS, u8>;
+
+/// The stored configurations, decoded one at a time into their slots.
+struct ConfigsInto<'a>(&'a mut StoredConfigs);
+
+impl<'de> DeserializeSeed<'de> for ConfigsInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a bounded sequence of stored configurations")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.clear();
+        loop {
+            let Some(slot) = push_unfilled(self.0) else {
+                // Full: one more element is too many (postcard cannot skip
+                // it, so reading it is an error too).
+                return match seq.next_element::<IgnoredAny>()? {
+                    None => Ok(()),
+                    Some(_) => Err(de::Error::invalid_length(MAX_STORED_CONFIGS + 1, &self)),
+                };
+            };
+            if seq.next_element_seed(StoredInto(slot))?.is_none() {
+                // `truncate` drops the unused slot where it is, unlike `pop`,
+                // which would move it out onto the stack.
+                let filled = self.0.len().saturating_sub(1);
+                self.0.truncate(filled);
+                return Ok(());
+            }
+        }
+    }
+}
+
+const LRTQ_FIELDS: &[&str] = &["rack_id", "threshold", "share", "share_digests"];
+
+/// `Option<LrtqShareData>`, written into an existing option.
+struct LrtqInto<'a>(&'a mut Option<LrtqShareData>);
+
+impl<'de> DeserializeSeed<'de> for LrtqInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LrtqInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("optional LRTQ share data")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = None;
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("LrtqShareData", LRTQ_FIELDS, LrtqFieldsInto(self.0))
+    }
+}
+
+struct LrtqFieldsInto<'a>(&'a mut Option<LrtqShareData>);
+
+impl<'de> Visitor<'de> for LrtqFieldsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LRTQ share data")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"LRTQ share data";
+        let rack_id: RackId = field(&mut seq, 0, expected)?;
+        let threshold: u8 = field(&mut seq, 1, expected)?;
+        let share: LrtqShare = field(&mut seq, 2, expected)?;
+        let data = fill_lrtq(self.0, rack_id, threshold, share);
+        field_into(&mut seq, VecInto(&mut data.share_digests), 3, expected)
+    }
+}
+
+/// Sets the small fields of the LRTQ data, making room for it if needed.
+/// Kept out of line for the same reason as [`push_unfilled`].
+#[inline(never)]
+fn fill_lrtq(
+    slot: &mut Option<LrtqShareData>,
+    rack_id: RackId,
+    threshold: u8,
+    share: LrtqShare,
+) -> &mut LrtqShareData {
+    match slot {
+        Some(data) => {
+            data.rack_id = rack_id;
+            data.threshold = threshold;
+            data.share = share;
+            data
+        }
+        None => slot.insert(LrtqShareData {
+            rack_id,
+            threshold,
+            share,
+            share_digests: heapless::Vec::new(),
+        }),
+    }
+}
+
+const STATE_FIELDS: &[&str] = &["lrtq", "configs", "latest_committed", "expunged"];
+
+/// A [`PersistentState`], written into an existing one and then checked.
+pub(super) struct StateInto<'a>(pub(super) &'a mut PersistentState);
+
+impl<'de> DeserializeSeed<'de> for StateInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("StateFields", STATE_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for StateInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a persistent state")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a persistent state";
+        let fields = self.0.fields_mut_unchecked();
+        field_into(&mut seq, LrtqInto(&mut fields.lrtq), 0, expected)?;
+        field_into(&mut seq, ConfigsInto(&mut fields.configs), 1, expected)?;
+        fields.latest_committed = field(&mut seq, 2, expected)?;
+        fields.expunged = field(&mut seq, 3, expected)?;
+        crate::persistent::check(fields).map_err(de::Error::custom)
+    }
+}
+
+/// Empties a state after a failed decode, field by field (assigning a new
+/// state would build it on the stack first).
+pub(super) fn reset(fields: &mut StateFields) {
+    fields.lrtq = None;
+    fields.configs.clear();
+    fields.latest_committed = None;
+    fields.expunged = None;
+}
+
+const BODY_VARIANTS: &[&str] = &[
+    "Prepare",
+    "PrepareAck",
+    "GetShare",
+    "Share",
+    "GetLrtqShare",
+    "LrtqShare",
+    "Expunged",
+    "CommitAdvance",
+];
+
+/// The body of an owned peer message.
+type OwnedBody = Body<Configuration, Share, LrtqShare>;
+
+/// A peer message ([`crate::messages::Envelope`]), written into an
+/// existing one.
+pub(super) struct PeerMsgInto<'a>(pub(super) &'a mut PeerMsg);
+
+impl<'de> DeserializeSeed<'de> for PeerMsgInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("Envelope", &["rack_id", "body"], self)
+    }
+}
+
+impl<'de> Visitor<'de> for PeerMsgInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a peer message")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a peer message";
+        self.0.rack_id = field(&mut seq, 0, expected)?;
+        field_into(&mut seq, BodyInto(&mut self.0.body), 1, expected)
+    }
+}
+
+/// A message body: switched to the variant read, whose parts are then
+/// decoded where they stay.
+struct BodyInto<'a>(&'a mut OwnedBody);
+
+impl<'de> DeserializeSeed<'de> for BodyInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_enum("Body", BODY_VARIANTS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodyInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message body")
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        let (index, variant) = data.variant::<u32>()?;
+        if !switch_variant(self.0, index) {
+            return Err(de::Error::invalid_value(
+                de::Unexpected::Unsigned(u64::from(index)),
+                &"variant index 0 <= i < 8",
+            ));
+        }
+        match self.0 {
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => variant.struct_variant(
+                &["config", "share", "last_committed"],
+                PrepareInto {
+                    config,
+                    share,
+                    last_committed,
+                },
+            ),
+            Body::PrepareAck(epoch) | Body::GetShare(epoch) | Body::Expunged(epoch) => {
+                *epoch = variant.newtype_variant()?;
+                Ok(())
+            }
+            Body::Share { epoch, share } => {
+                variant.struct_variant(&["epoch", "share"], ShareInto { epoch, share })
+            }
+            Body::GetLrtqShare => variant.unit_variant(),
+            Body::LrtqShare(share) => {
+                *share = variant.newtype_variant()?;
+                Ok(())
+            }
+            Body::CommitAdvance(config) => variant.newtype_variant_seed(ConfigInto(config)),
+        }
+    }
+}
+
+/// Makes `body` the variant of wire tag `index`, with unfilled parts
+/// unless it already is that variant; false for an unknown tag. Out of
+/// line: assigning a body may build it on the stack first (it is about
+/// 4 KiB with a configuration).
+#[inline(never)]
+fn switch_variant(body: &mut OwnedBody, index: u32) -> bool {
+    let current = match body {
+        Body::Prepare { .. } => 0,
+        Body::PrepareAck(_) => 1,
+        Body::GetShare(_) => 2,
+        Body::Share { .. } => 3,
+        Body::GetLrtqShare => 4,
+        Body::LrtqShare(_) => 5,
+        Body::Expunged(_) => 6,
+        Body::CommitAdvance(_) => 7,
+    };
+    if current == index {
+        return true;
+    }
+    *body = match index {
+        0 => Body::Prepare {
+            config: Configuration::unfilled(),
+            share: Share::unfilled(),
+            last_committed: None,
+        },
+        1 => Body::PrepareAck(Epoch(0)),
+        2 => Body::GetShare(Epoch(0)),
+        3 => Body::Share {
+            epoch: Epoch(0),
+            share: Share::unfilled(),
+        },
+        4 => Body::GetLrtqShare,
+        5 => Body::LrtqShare(LrtqShare::unfilled()),
+        6 => Body::Expunged(Epoch(0)),
+        7 => Body::CommitAdvance(Configuration::unfilled()),
+        _ => return false,
+    };
+    true
+}
+
+struct PrepareInto<'a> {
+    config: &'a mut Configuration,
+    share: &'a mut Share,
+    last_committed: &'a mut Option<Epoch>,
+}
+
+impl<'de> Visitor<'de> for PrepareInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a prepare")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a prepare";
+        field_into(&mut seq, ConfigInto(self.config), 0, expected)?;
+        *self.share = field(&mut seq, 1, expected)?;
+        *self.last_committed = field(&mut seq, 2, expected)?;
+        Ok(())
+    }
+}
+
+struct ShareInto<'a> {
+    epoch: &'a mut Epoch,
+    share: &'a mut Share,
+}
+
+impl<'de> Visitor<'de> for ShareInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a share")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a share";
+        *self.epoch = field(&mut seq, 0, expected)?;
+        *self.share = field(&mut seq, 1, expected)?;
+        Ok(())
+    }
+}
