@@ -161,11 +161,13 @@ impl Sled {
         if self.running.is_some() {
             return Ok(());
         }
-        let state = self.read_disk()?;
+        // As firmware boots: the state restored in place from the disk.
+        let mut ctx = NodeCtx::new(self.id.clone(), ChaCha20Rng::from_seed(seed));
+        ctx.restore_state(&self.disk)?;
         self.boots = self.boots.saturating_add(1);
         self.running = Some(Running {
             node: Node::new(),
-            ctx: NodeCtx::new(self.id.clone(), state, ChaCha20Rng::from_seed(seed)),
+            ctx,
         });
         Ok(())
     }

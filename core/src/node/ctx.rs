@@ -6,6 +6,8 @@
 //! methods are what the *node* may do (change the state, queue messages,
 //! raise alarms, count events, draw randomness).
 
+use core::fmt;
+
 use rand_core::TryCryptoRng;
 
 use crate::ids::{Epoch, PlatformId};
@@ -14,6 +16,7 @@ use crate::log;
 use crate::node::alarms::Alarm;
 use crate::node::counters::{Counters, Event};
 use crate::persistent::PersistentState;
+use crate::wire::{self, WireError};
 
 /// A message the node wants sent, by reference to the state that holds its
 /// contents. [`crate::node::Node::next_message`] turns it into a message.
@@ -48,14 +51,46 @@ pub struct NodeCtx<R> {
     rng: R,
 }
 
+/// Why [`NodeCtx::restore_lrtq`] set no LRTQ share data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RestoreLrtqError {
+    /// The state is not empty: LRTQ data only ever starts a sled that has
+    /// nothing stored. Nothing changed.
+    StateNotEmpty,
+    /// The bytes are not LRTQ share data.
+    Wire(WireError),
+}
+
+impl fmt::Display for RestoreLrtqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::StateNotEmpty => f.write_str("the persistent state is not empty"),
+            Self::Wire(error) => write!(f, "LRTQ share data: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for RestoreLrtqError {}
+
 impl<R: TryCryptoRng> NodeCtx<R> {
-    /// A context for sled `id`, starting from its persistent state (a fresh
-    /// `PersistentState::new()`, one read back from storage, or one holding
-    /// LRTQ data).
-    pub fn new(id: PlatformId, state: PersistentState, rng: R) -> Self {
+    /// A context for sled `id` with an empty persistent state; at boot the
+    /// caller then fills the state in place with [`Self::restore_state`]
+    /// (from storage) or [`Self::restore_lrtq`] (from the LRTQ ledger).
+    ///
+    /// The context is large (about 30 KiB, the persistent state 20 KiB of
+    /// it), so a caller with a small stack constructs it straight into the
+    /// static memory it lives in, e.g. `cortex_m::singleton!(: NodeCtx<R>
+    /// = NodeCtx::new(id, rng))`: an empty state is a few length fields,
+    /// which the compiler then writes in place (`target-tests`' node
+    /// binary measures this on the service processor; a temporary copy
+    /// would exceed its stack budget). Not a `const fn` for a static
+    /// initialiser: neither a [`PlatformId`] nor a seeded RNG can be made
+    /// at compile time.
+    pub fn new(id: PlatformId, rng: R) -> Self {
         Self {
             id,
-            state,
+            state: PersistentState::new(),
             state_changed: false,
             outgoing: heapless::Deque::new(),
             connected: heapless::Vec::new(),
@@ -79,6 +114,45 @@ impl<R: TryCryptoRng> NodeCtx<R> {
     /// method. The caller must store the state before sending anything.
     pub fn take_state_changed(&mut self) -> bool {
         core::mem::replace(&mut self.state_changed, false)
+    }
+
+    /// Replaces the persistent state with the one `bytes` encode (what
+    /// the caller stored), decoded in place: at most one stored
+    /// configuration's worth of data is on the stack at a time. For boot,
+    /// before any node call: a running [`crate::node::Node`] would not know
+    /// its state was replaced.
+    ///
+    /// On an error the state is left empty and the error returned; the
+    /// caller then starts from LRTQ data ([`Self::restore_lrtq`]) or as a
+    /// new sled, or refuses to run (an
+    /// [`WireError::UnsupportedVersion`] means a newer build wrote the
+    /// bytes).
+    ///
+    /// Either way the state is marked unchanged: after a success it is what
+    /// storage holds, and after an error storing the empty state would
+    /// overwrite bytes the caller may still want (a newer format's).
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        self.state_changed = false;
+        wire::decode_persistent_state_into(bytes, &mut self.state)
+    }
+
+    /// Sets the LRTQ share data `bytes` encode (as
+    /// [`wire::encode_lrtq_share_data`] writes them) into the empty
+    /// persistent state, decoded in place: the data (about 8 KiB) is never
+    /// on the stack.
+    ///
+    /// Refused with [`RestoreLrtqError::StateNotEmpty`], changing nothing,
+    /// if the state holds anything (restored from storage, or changed by
+    /// the node). On a decoding error the state is left empty. On success
+    /// the state is marked changed: storage does not hold it yet.
+    pub fn restore_lrtq(&mut self, bytes: &[u8]) -> Result<(), RestoreLrtqError> {
+        if !self.state.is_empty() {
+            return Err(RestoreLrtqError::StateNotEmpty);
+        }
+        wire::decode_lrtq_share_data_into(bytes, self.state.lrtq_mut())
+            .map_err(RestoreLrtqError::Wire)?;
+        self.state_changed = true;
+        Ok(())
     }
 
     /// Whether messages are queued.
@@ -205,17 +279,19 @@ impl<R: TryCryptoRng> NodeCtx<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::platform;
-    use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_OUTGOING};
+    use crate::config::Configuration;
+    use crate::config::tests::{fields, platform};
+    use crate::crypto::{LrtqShare, Share, ShareDigest};
+    use crate::ids::RackId;
+    use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_OUTGOING};
+    use crate::persistent::LrtqShareData;
+    use crate::wire::{MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, WIRE_VERSION};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+    use std::vec::Vec;
 
     fn ctx() -> NodeCtx<ChaCha20Rng> {
-        NodeCtx::new(
-            platform(0),
-            PersistentState::new(),
-            ChaCha20Rng::seed_from_u64(0),
-        )
+        NodeCtx::new(platform(0), ChaCha20Rng::seed_from_u64(0))
     }
 
     #[test]
@@ -270,5 +346,165 @@ mod tests {
         ctx.remove_connection(&platform(1));
         assert_eq!(ctx.pop_outgoing().map(|(to, _)| to), Some(platform(2)));
         assert!(ctx.pop_outgoing().is_none());
+    }
+
+    fn lrtq_data() -> LrtqShareData {
+        let mut share = [9u8; 33];
+        share[0] = 1;
+        LrtqShareData {
+            rack_id: RackId([7; 16]),
+            threshold: 3,
+            share: LrtqShare::from_bytes(&share).unwrap(),
+            share_digests: (0..LRTQ_TOTAL_SHARES)
+                .map(|i| ShareDigest([i as u8; 32]))
+                .collect(),
+        }
+    }
+
+    fn config(epoch: u64) -> Configuration {
+        let mut f = fields(4, 2);
+        f.epoch = Epoch(epoch);
+        Configuration::new(f).unwrap()
+    }
+
+    /// A state with every part: LRTQ data, a committed configuration and a
+    /// newer one, and an expungement.
+    fn full_state() -> PersistentState {
+        let mut state = PersistentState::with_lrtq(lrtq_data());
+        state
+            .store(&config(2), Some(&Share::new(1, &[3; 32]).unwrap()))
+            .unwrap();
+        assert!(state.commit(Epoch(2)));
+        state.store(&config(3), None).unwrap();
+        state.set_expunged(Epoch(3), &platform(1));
+        state
+    }
+
+    fn encoded_state(state: &PersistentState) -> Vec<u8> {
+        let mut buf = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+        wire::encode_persistent_state(state, &mut buf)
+            .unwrap()
+            .to_vec()
+    }
+
+    fn encoded_lrtq(data: &LrtqShareData) -> Vec<u8> {
+        let mut buf = std::vec![0u8; MAX_LRTQ_SHARE_DATA_LEN];
+        wire::encode_lrtq_share_data(data, &mut buf)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Bytes that are not a state, with the error each gives.
+    fn garbage() -> [(Vec<u8>, WireError); 4] {
+        let truncated = {
+            let mut bytes = encoded_state(&full_state());
+            bytes.truncate(bytes.len() / 2);
+            bytes
+        };
+        [
+            (Vec::new(), WireError::Empty),
+            (std::vec![0xff; 40], WireError::UnsupportedVersion(0xff)),
+            (
+                std::vec![WIRE_VERSION, 0xff, 0xff, 0xff],
+                WireError::Malformed,
+            ),
+            (truncated, WireError::Malformed),
+        ]
+    }
+
+    #[test]
+    fn a_new_context_has_an_empty_unchanged_state() {
+        let mut ctx = ctx();
+        assert!(ctx.persistent_state().is_empty());
+        assert!(!ctx.take_state_changed());
+    }
+
+    #[test]
+    fn a_restored_state_encodes_as_the_stored_bytes() {
+        let stored = encoded_state(&full_state());
+        let mut ctx = ctx();
+        ctx.restore_state(&stored).unwrap();
+        assert_eq!(encoded_state(ctx.persistent_state()), stored);
+        assert!(!ctx.take_state_changed(), "storage already holds it");
+        // Restoring again over a full state gives the same state.
+        ctx.restore_state(&stored).unwrap();
+        assert_eq!(encoded_state(ctx.persistent_state()), stored);
+    }
+
+    #[test]
+    fn garbage_leaves_an_empty_state_and_says_why() {
+        let stored = encoded_state(&full_state());
+        for (bytes, error) in garbage() {
+            let mut ctx = ctx();
+            // Whatever the state held before must not survive.
+            ctx.restore_state(&stored).unwrap();
+            ctx.update_state(|_| ());
+            assert_eq!(ctx.restore_state(&bytes), Err(error));
+            assert!(ctx.persistent_state().is_empty());
+            assert!(!ctx.take_state_changed(), "nothing to store after {error}");
+        }
+    }
+
+    #[test]
+    fn lrtq_data_restored_in_place_equals_the_by_value_state() {
+        let data = lrtq_data();
+        let mut ctx = ctx();
+        ctx.restore_lrtq(&encoded_lrtq(&data)).unwrap();
+        assert_eq!(
+            encoded_state(ctx.persistent_state()),
+            encoded_state(&PersistentState::with_lrtq(data))
+        );
+        assert!(ctx.take_state_changed(), "storage does not hold it yet");
+    }
+
+    #[test]
+    fn lrtq_data_is_refused_into_a_state_that_is_not_empty() {
+        let data = lrtq_data();
+        let stored = encoded_state(&full_state());
+        let mut ctx = ctx();
+        ctx.restore_state(&stored).unwrap();
+        assert_eq!(
+            ctx.restore_lrtq(&encoded_lrtq(&data)),
+            Err(RestoreLrtqError::StateNotEmpty)
+        );
+        assert_eq!(encoded_state(ctx.persistent_state()), stored);
+        assert!(!ctx.take_state_changed());
+
+        // Not only LRTQ data counts: a lone expungement does too.
+        let mut expunged = PersistentState::new();
+        expunged.set_expunged(Epoch(4), &platform(2));
+        let mut ctx = self::ctx();
+        ctx.restore_state(&encoded_state(&expunged)).unwrap();
+        assert_eq!(
+            ctx.restore_lrtq(&encoded_lrtq(&data)),
+            Err(RestoreLrtqError::StateNotEmpty)
+        );
+    }
+
+    #[test]
+    fn bad_lrtq_bytes_leave_an_empty_state_and_say_why() {
+        let good = encoded_lrtq(&lrtq_data());
+        let mut bad_share = good.clone();
+        // The share's identifier (after version, rack id and threshold).
+        bad_share[1 + 16 + 1] = 0;
+        let cases = [
+            (Vec::new(), WireError::Empty),
+            (std::vec![2; 10], WireError::UnsupportedVersion(2)),
+            (good[..good.len() - 1].to_vec(), WireError::Malformed),
+            (bad_share, WireError::Malformed),
+            ([&good[..], &[0]].concat(), WireError::TrailingBytes),
+        ];
+        for (bytes, error) in cases {
+            let mut ctx = ctx();
+            assert_eq!(ctx.restore_lrtq(&bytes), Err(RestoreLrtqError::Wire(error)));
+            assert!(ctx.persistent_state().is_empty());
+            assert!(!ctx.take_state_changed());
+            assert!(
+                std::format!("{}", RestoreLrtqError::Wire(error)).starts_with("LRTQ share data: ")
+            );
+            // The failed attempt leaves room for a good one.
+            ctx.restore_lrtq(&good).unwrap();
+            assert_eq!(ctx.persistent_state().lrtq().map(|d| d.threshold), Some(3));
+        }
     }
 }

@@ -7,6 +7,12 @@
 //!
 //! # How a caller drives a node
 //!
+//! At boot, make the context where it will live (static memory on a
+//! small stack) with [`NodeCtx::new`], which starts from an empty state,
+//! and fill that state in place: [`NodeCtx::restore_state`] from storage,
+//! or, if storage holds no state, [`NodeCtx::restore_lrtq`] from the LRTQ
+//! ledger (a new sled with neither starts empty). Then for each event:
+//!
 //! 1. Call one input method: a Nexus-facing call
 //!    ([`Node::coordinate_reconfiguration`], [`Node::commit_configuration`],
 //!    ...), a connection event ([`Node::on_connect`],
@@ -33,7 +39,7 @@ mod tests;
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
 pub use counters::{Counters, EVENT_COUNT, Event};
-pub use ctx::NodeCtx;
+pub use ctx::{NodeCtx, RestoreLrtqError};
 pub use errors::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };

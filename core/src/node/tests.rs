@@ -24,9 +24,13 @@ struct Sled {
 
 impl Sled {
     fn new(i: usize, state: PersistentState) -> Self {
+        let mut ctx = NodeCtx::new(platform(i), ChaCha20Rng::seed_from_u64(i as u64));
+        let mut stored = std::vec![0u8; wire::MAX_PERSISTENT_STATE_LEN];
+        ctx.restore_state(wire::encode_persistent_state(&state, &mut stored).unwrap())
+            .unwrap();
         Self {
             node: Node::new(),
-            ctx: NodeCtx::new(platform(i), state, ChaCha20Rng::seed_from_u64(i as u64)),
+            ctx,
         }
     }
 

@@ -1,15 +1,17 @@
 //! Decoding the big values straight into caller-owned storage: the only
-//! decoders of peer messages, configurations and persistent states.
+//! decoders of peer messages, configurations, persistent states and LRTQ
+//! share data.
 //!
 //! serde's derived code builds a value field by field in locals, then moves
 //! it through `TryFrom` conversions and `Result`s: every layer is another
-//! copy on the stack, and a configuration is about 4 KiB, a persistent state
-//! about 20 KiB. The seeds here read the same postcard encoding (the field
-//! order and shapes of the derived `Serialize` impls) but write each field
-//! where it will live, so at most one small field is in flight; a value is
-//! checked with the same rules as its `TryFrom` impl once it is complete.
-//! Those types derive `Deserialize` in tests only, as the oracle these
-//! decoders are checked against (`wire/tests.rs`).
+//! copy on the stack, and a configuration is about 4 KiB, LRTQ share data
+//! about 8 KiB, a persistent state about 20 KiB. The seeds here read the
+//! same postcard encoding (the field order and shapes of the derived
+//! `Serialize` impls) but write each field where it will live, so at most
+//! one small field is in flight; a value is checked with the same rules as
+//! its `TryFrom` impl once it is complete. Those types derive `Deserialize`
+//! in tests only, as the oracle these decoders are checked against
+//! (`wire/tests.rs`).
 //!
 //! After an error the storage holds a partly written value that breaks the
 //! type's rules: callers reset or discard it.
@@ -202,6 +204,17 @@ impl<'de> Visitor<'de> for LrtqInto<'_> {
         Ok(())
     }
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        LrtqDataInto(self.0).deserialize(deserializer)
+    }
+}
+
+/// [`LrtqShareData`], written into an existing option (made `Some`): on
+/// its own, or as the inside of a state's optional LRTQ data.
+pub(super) struct LrtqDataInto<'a>(pub(super) &'a mut Option<LrtqShareData>);
+
+impl<'de> DeserializeSeed<'de> for LrtqDataInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_struct("LrtqShareData", LRTQ_FIELDS, LrtqFieldsInto(self.0))
     }
 }

@@ -206,8 +206,9 @@ pub fn encode_persistent_state<'b>(
 /// Decodes a persistent state, checking its invariants.
 ///
 /// The state is about 20 KiB and is built on this call's stack; a caller
-/// with a small stack decodes into storage it owns with
-/// [`decode_persistent_state_into`].
+/// with a small stack restores its context's state in place with
+/// [`crate::node::NodeCtx::restore_state`] (or decodes into storage it
+/// owns with [`decode_persistent_state_into`]).
 pub fn decode_persistent_state(bytes: &[u8]) -> Result<PersistentState, WireError> {
     let mut state = PersistentState::new();
     decode_persistent_state_into(bytes, &mut state)?;
@@ -263,6 +264,26 @@ pub fn encode_lrtq_share_data<'b>(
 }
 
 /// Decodes LRTQ share data.
+///
+/// The data is about 8 KiB and is built on this call's stack; a caller
+/// with a small stack decodes it into its context's state in place with
+/// [`crate::node::NodeCtx::restore_lrtq`].
 pub fn decode_lrtq_share_data(bytes: &[u8]) -> Result<LrtqShareData, WireError> {
-    decode(bytes)
+    let mut data = None;
+    decode_lrtq_share_data_into(bytes, &mut data)?;
+    // A successful decode always fills the slot.
+    data.ok_or(WireError::Malformed)
+}
+
+/// Decodes LRTQ share data into `slot` in place, with at most one small
+/// field in flight on the stack. On an error `slot` is left `None`.
+pub(crate) fn decode_lrtq_share_data_into(
+    bytes: &[u8],
+    slot: &mut Option<LrtqShareData>,
+) -> Result<(), WireError> {
+    let decoded = decode_with(bytes, in_place::LrtqDataInto(slot));
+    if decoded.is_err() {
+        *slot = None;
+    }
+    decoded
 }

@@ -418,6 +418,56 @@ fn state_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// LRTQ share data with every digest and with few, encoded.
+fn some_lrtq_data() -> Vec<Vec<u8>> {
+    let mut few = largest_lrtq_data();
+    few.threshold = 2;
+    few.share_digests.truncate(3);
+    [largest_lrtq_data(), few]
+        .iter()
+        .map(|data| {
+            let mut buf = std::vec![0u8; MAX_LRTQ_SHARE_DATA_LEN];
+            encode_lrtq_share_data(data, &mut buf).unwrap().to_vec()
+        })
+        .collect()
+}
+
+/// The same for LRTQ share data, decoded into a slot that held other data
+/// and into an empty one; a failed decode leaves the slot empty.
+fn lrtq_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let derived = decode::<LrtqShareData>(bytes);
+    let mut stale = Some(LrtqShareData {
+        rack_id: RackId([1; 16]),
+        threshold: 9,
+        share: lrtq_share(),
+        share_digests: (0..LRTQ_TOTAL_SHARES)
+            .map(|i| ShareDigest([!(i as u8); 32]))
+            .collect(),
+    });
+    let in_place = decode_lrtq_share_data_into(bytes, &mut stale);
+    let fresh = decode_lrtq_share_data(bytes);
+    let mut buf = [0u8; MAX_LRTQ_SHARE_DATA_LEN];
+    let mut encoded = |data: &LrtqShareData| {
+        encode_lrtq_share_data(data, &mut buf)
+            .map(<[u8]>::to_vec)
+            .unwrap()
+    };
+    match derived {
+        Ok(d) => {
+            prop_assert_eq!(in_place, Ok(()));
+            let expected = encoded(&d);
+            prop_assert_eq!(stale.as_ref().map(&mut encoded), Some(expected.clone()));
+            prop_assert_eq!(fresh.as_ref().map(&mut encoded).ok(), Some(expected));
+        }
+        Err(e) => {
+            prop_assert_eq!(in_place, Err(e));
+            prop_assert!(stale.is_none());
+            prop_assert_eq!(fresh.err(), Some(e));
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn the_in_place_decoders_read_every_kind_back() {
     for bytes in every_kind_of_msg() {
@@ -428,6 +478,10 @@ fn the_in_place_decoders_read_every_kind_back() {
         let mut state = PersistentState::new();
         decode_persistent_state_into(&bytes, &mut state).unwrap();
         state_decoders_agree(&bytes).unwrap();
+    }
+    for bytes in some_lrtq_data() {
+        assert!(decode_lrtq_share_data(&bytes).is_ok());
+        lrtq_decoders_agree(&bytes).unwrap();
     }
 }
 
@@ -497,10 +551,22 @@ proptest! {
     }
 
     #[test]
+    fn the_in_place_lrtq_decoder_agrees_with_serde(
+        which in 0usize..2,
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let bytes = some_lrtq_data().swap_remove(which);
+        lrtq_decoders_agree(&damage(bytes, at, value, cut))?;
+    }
+
+    #[test]
     fn the_in_place_decoders_agree_with_serde_on_any_bytes(
         bytes in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
         peer_msg_decoders_agree(&bytes)?;
         state_decoders_agree(&bytes)?;
+        lrtq_decoders_agree(&bytes)?;
     }
 }
