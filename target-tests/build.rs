@@ -12,7 +12,11 @@
 //!      epoch-1 secret;
 //!    - `lrtq-N.shares`: the shares of the `N` sleds (identifiers 1..=N),
 //!      33 bytes each in vsss-rs's layout;
-//!    - `lrtq-N.digests`: SHA3-256 of each of the 255 shares, 32 bytes each.
+//!    - `lrtq-N.digests`: SHA3-256 of each of the 255 shares, 32 bytes each;
+//!    - `lrtq-N.ledger`: what sled 0 keeps of its LRTQ ledger, as tq-core
+//!      encodes LRTQ share data (`wire::encode_lrtq_share_data`), under the
+//!      rack id in `lrtq.rack-id` (16 bytes): what a booting node restores
+//!      in place when it has no state of its own.
 //!
 //! The RNG is seeded, so every build embeds the same racks and the binaries
 //! (and their sizes) are reproducible.
@@ -24,6 +28,10 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sha3::{Digest, Sha3_256};
+use tq_core::crypto::{LrtqShare, ShareDigest};
+use tq_core::ids::RackId;
+use tq_core::persistent::LrtqShareData;
+use tq_core::wire;
 use vsss_rs::curve25519::WrappedScalar;
 use vsss_rs::curve25519_dalek::Scalar;
 
@@ -34,12 +42,16 @@ const LRTQ_RACK_SIZES: [usize; 2] = [4, 7];
 /// Shares LRTQ rack setup made, spares for later sleds included.
 const LRTQ_TOTAL_SHARES: usize = 255;
 
+/// The rack id the LRTQ ledgers name.
+const LEDGER_RACK_ID: [u8; 16] = [0x5a; 16];
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
+    fs::write(out.join("lrtq.rack-id"), LEDGER_RACK_ID).expect("write rack id");
     for sleds in LRTQ_RACK_SIZES {
         write_lrtq_rack(&out, sleds);
     }
@@ -78,5 +90,26 @@ fn write_lrtq_rack(out: &Path, sleds: usize) {
     fs::write(name("threshold"), [threshold]).expect("write threshold");
     fs::write(name("secret"), secret.as_bytes()).expect("write secret");
     fs::write(name("shares"), held).expect("write shares");
+    fs::write(name("ledger"), ledger(threshold, &shares[0], &digests)).expect("write ledger");
     fs::write(name("digests"), digests).expect("write digests");
+}
+
+/// Sled 0's LRTQ share data, encoded by tq-core.
+fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
+    let share: &[u8; tq_core::limits::LRTQ_SHARE_LEN] =
+        share.try_into().expect("vsss-rs share layout");
+    let data = LrtqShareData {
+        rack_id: RackId(LEDGER_RACK_ID),
+        threshold,
+        share: LrtqShare::from_bytes(share).expect("tq-core takes the vsss-rs share"),
+        share_digests: digests
+            .chunks_exact(32)
+            .map(|d| ShareDigest(d.try_into().expect("32-byte digest")))
+            .collect(),
+    };
+    assert_eq!(data.share_digests.len(), LRTQ_TOTAL_SHARES);
+    let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
+    wire::encode_lrtq_share_data(&data, &mut buf)
+        .expect("LRTQ share data encodes")
+        .to_vec()
 }

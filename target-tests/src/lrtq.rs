@@ -17,7 +17,17 @@ pub struct LrtqRack {
     shares: &'static [u8],
     /// SHA3-256 of all 255 shares, 32 bytes each.
     digests: &'static [u8; LRTQ_TOTAL_SHARES * 32],
+    /// What sled 0 keeps of its LRTQ ledger: its share data under
+    /// [`LEDGER_RACK_ID`], as tq-core encodes it
+    /// (`wire::encode_lrtq_share_data`, run by the build script). A node
+    /// with no state of its own restores it in place
+    /// (`NodeCtx::restore_lrtq`).
+    pub sled_0_ledger: &'static [u8],
 }
+
+/// The rack id the LRTQ ledgers name.
+pub const LEDGER_RACK_ID: RackId =
+    RackId(*include_bytes!(concat!(env!("OUT_DIR"), "/lrtq.rack-id")));
 
 macro_rules! lrtq_rack {
     ($sleds:literal) => {
@@ -26,6 +36,7 @@ macro_rules! lrtq_rack {
             secret: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".secret")),
             shares: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".shares")),
             digests: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".digests")),
+            sled_0_ledger: include_bytes!(concat!(env!("OUT_DIR"), "/lrtq-", $sleds, ".ledger")),
         }
     };
 }

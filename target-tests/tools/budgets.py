@@ -8,16 +8,21 @@
   statics); goal 64 KiB;
 - stack: the deepest node call of the rack scenario, measured on the
   target by painting, read from its decoded defmt log; goal 16 KiB;
-- stack of the codec calls the caller makes itself (decoding the state
-  at boot and each message before handing it over, encoding the state
-  after a change), read from the same log; same goal, since the same task
-  stack holds them.
+- stack of the codec calls the caller makes itself (restoring the state
+  at boot and decoding each message before handing it over, encoding the
+  state after a change), read from the same log; same goal, since the same
+  task stack holds them;
+- stack of the boot path of the node binary (the context built in static
+  memory, its state restored in place, else the LRTQ ledger restored in
+  place), painted on the target and read from the node binary's decoded
+  defmt log; same goal.
 
 Section sizes are read from the ELF's section headers here (no binutils
 needed). Prints every figure; exits 1 if a budget is exceeded, unless
 `--report-only`.
 
-    tools/budgets.py --node-elf ELF --rack-log DECODED_LOG [--report-only]
+    tools/budgets.py --node-elf ELF --rack-log DECODED_LOG --node-log DECODED_LOG
+                     [--report-only]
 """
 import argparse
 import re
@@ -64,7 +69,7 @@ def deepest_stack(log_path, what):
         for line in f:
             if m := pattern.search(line):
                 return int(m.group(1)), m.group(2)
-    sys.exit(f"{log_path}: no stack figure for {what} (did the rack scenario run?)")
+    sys.exit(f"{log_path}: no stack figure for {what} (did the binary run?)")
 
 
 def check(name, value, budget, detail):
@@ -81,6 +86,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--node-elf", required=True)
     parser.add_argument("--rack-log", required=True)
+    parser.add_argument("--node-log", required=True)
     parser.add_argument("--report-only", action="store_true",
                         help="print the figures but exit 0 even if over budget")
     args = parser.parse_args()
@@ -89,12 +95,14 @@ def main():
     ram = s["data"] + s["bss"]
     stack, deepest = deepest_stack(args.rack_log, "node call")
     codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
+    boot_stack, boot_path = deepest_stack(args.node_log, "boot path")
     enforced = [
         check("flash", flash, FLASH_BUDGET,
               f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"),
         check("static RAM", ram, RAM_BUDGET, f"data {s['data']} + bss {s['bss']}"),
         check("stack", stack, STACK_BUDGET, f"deepest node call: {deepest}"),
         check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),
+        check("boot stack", boot_stack, STACK_BUDGET, f"boot path of the node binary: {boot_path}"),
     ]
     if not all(enforced):
         if args.report_only:

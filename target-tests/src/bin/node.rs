@@ -5,9 +5,13 @@
 //! Every input (the persistent state read back from storage, the bytes from
 //! peers and from Nexus) passes through `core::hint::black_box`, so the
 //! optimiser cannot see what it holds and keeps every path a real input
-//! could take. At run time the node starts from LRTQ share data (sled 0 of
-//! the 7-sled LRTQ rack the build script set up) and starts coordinating
-//! the LRTQ upgrade: a real call with real output.
+//! could take. At run time the node boots as firmware should, with the
+//! stack painted first so the boot path's peak stack is measured (the
+//! `budget: stack, deepest boot path` line): the context is built straight
+//! into static memory, storage holds nothing usable, so the state is
+//! restored in place from the LRTQ ledger (sled 0 of the 7-sled LRTQ rack
+//! the build script set up). The node then starts coordinating the LRTQ
+//! upgrade: a real call with real output.
 //!
 //! Built with the `no-panic` feature it is also the link-time proof that
 //! no panic path survives (see `tq_target_tests::exit`).
@@ -21,12 +25,12 @@ use rand_core::SeedableRng;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::messages::{LrtqUpgradeMsg, MemberSet};
 use tq_core::node::{Node, NodeCtx};
-use tq_core::persistent::PersistentState;
 use tq_core::wire;
-use tq_target_tests::lrtq::LRTQ_RACK_7;
+use tq_target_tests::lrtq::{LEDGER_RACK_ID, LRTQ_RACK_7};
+use tq_target_tests::stack;
 use tq_target_tests::{fail, pass};
 
-const RACK_ID: RackId = RackId([0x5a; 16]);
+const RACK_ID: RackId = LEDGER_RACK_ID;
 
 /// Stands in for bytes from storage, peers and Nexus: the optimiser only
 /// sees it through `black_box`.
@@ -40,19 +44,14 @@ fn main() -> ! {
     let Ok(peer) = PlatformId::new("913-0000019", "sled-1") else {
         fail("platform id");
     };
-    // Boot: the state from storage if it decodes, else the LRTQ ledger.
-    let state = match wire::decode_persistent_state(black_box(&INPUT[..])) {
-        Ok(state) => state,
-        Err(_) => match LRTQ_RACK_7.share_data(RACK_ID, 0) {
-            Ok(lrtq) => PersistentState::with_lrtq(lrtq),
-            Err(_) => fail("LRTQ data"),
-        },
-    };
-    let rng = ChaCha20Rng::from_seed(black_box([7; 32]));
-    let Some(ctx) = cortex_m::singleton!(: NodeCtx<ChaCha20Rng> = NodeCtx::new(id, state, rng))
-    else {
-        fail("context slot taken");
-    };
+    // Everything the boot path writes on the stack is below here.
+    stack::paint_below_here();
+    let (ctx, path) = boot(id);
+    defmt::println!(
+        "budget: stack, deepest boot path: {=usize} bytes ({=str})",
+        stack::deepest_since_paint(),
+        path
+    );
     let Some(node) = cortex_m::singleton!(: Node = Node::new()) else {
         fail("node slot taken");
     };
@@ -121,6 +120,38 @@ fn main() -> ! {
         fail("not coordinating the upgrade");
     }
     pass()
+}
+
+/// Boots as firmware should, nothing big ever on the stack: the context
+/// built straight into its static, its state restored in place from
+/// storage, else from the LRTQ ledger in place. Returns the context and
+/// which of the two filled it. Out of line, so that all of its frame is
+/// below `main`'s painted stack.
+#[inline(never)]
+fn boot(id: PlatformId) -> (&'static mut NodeCtx<ChaCha20Rng>, &'static str) {
+    let rng = ChaCha20Rng::from_seed(black_box([7; 32]));
+    let (ctx, measured) =
+        stack::measure(|| cortex_m::singleton!(: NodeCtx<ChaCha20Rng> = NodeCtx::new(id, rng)));
+    defmt::println!("stack: boot: NodeCtx::new into its static: {}", measured);
+    let Some(ctx) = ctx else {
+        fail("context slot taken");
+    };
+    // Storage: here it holds no state (a sled upgrading from LRTQ).
+    let (restored, measured) = stack::measure(|| ctx.restore_state(black_box(&INPUT[..])));
+    defmt::println!("stack: boot: NodeCtx::restore_state: {}", measured);
+    if restored.is_ok() {
+        return (ctx, "restored");
+    }
+    let ledger = black_box(LRTQ_RACK_7.sled_0_ledger);
+    let (restored, measured) = stack::measure(|| ctx.restore_lrtq(ledger));
+    defmt::println!("stack: boot: NodeCtx::restore_lrtq: {}", measured);
+    match restored {
+        Ok(()) => (ctx, "lrtq_ledger"),
+        Err(error) => {
+            defmt::error!("LRTQ ledger: {}", error);
+            fail("LRTQ ledger")
+        }
+    }
 }
 
 fn sled(serial: &str) -> PlatformId {

@@ -27,10 +27,13 @@ use core::mem::MaybeUninit;
 
 use cortex_m::interrupt::Mutex;
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use subtle::ConstantTimeEq;
 use tq_core::crypto::RackSecret;
-use tq_core::ids::{Epoch, RackId};
-use tq_core::persistent::{LrtqShareData, PersistentState};
+use tq_core::ids::{Epoch, PlatformId, RackId};
+use tq_core::node::NodeCtx;
+use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::nexus::Nexus;
 use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RackStart, Violation};
@@ -81,13 +84,23 @@ fn main() -> ! {
         fail("cluster slot taken");
     };
     let mut home = Home::Empty(slot);
+    // The context each sled's disk is restored into, as at boot: in static
+    // memory, like a firmware's (it holds the 20 KiB state).
+    let Ok(sled_id) = PlatformId::new("913-0000019", "restored") else {
+        fail("platform id");
+    };
+    let rng = ChaCha20Rng::from_seed([9; 32]);
+    let Some(boot_ctx) = cortex_m::singleton!(: NodeCtx<ChaCha20Rng> = NodeCtx::new(sled_id, rng))
+    else {
+        fail("context slot taken");
+    };
     let mut whole_run = 0;
     for rack in [&LRTQ_RACK_4, &LRTQ_RACK_7] {
         let (cluster, secret) = install(home, rack).unwrap_or_else(|f| report_failure(&f));
         cluster.set_call_probe(measure_node_call);
         // Set-up moved clusters around on the stack; measure from here.
         stack::paint_below_here();
-        if let Err(failure) = run(cluster, rack, &secret) {
+        if let Err(failure) = run(cluster, rack, &secret, boot_ctx) {
             report_failure(&failure);
         }
         whole_run = whole_run.max(stack::deepest_since_paint());
@@ -164,7 +177,12 @@ fn set_up(rack: &LrtqRack) -> Result<(Cluster, RackSecret), Failure> {
     Ok((cluster, secret))
 }
 
-fn run(cluster: &mut Cluster, rack: &LrtqRack, lrtq_secret: &RackSecret) -> Result<(), Failure> {
+fn run(
+    cluster: &mut Cluster,
+    rack: &LrtqRack,
+    lrtq_secret: &RackSecret,
+    boot_ctx: &mut NodeCtx<ChaCha20Rng>,
+) -> Result<(), Failure> {
     let lrtq_sleds = rack.sleds();
     let spare = lrtq_sleds;
 
@@ -271,7 +289,7 @@ fn run(cluster: &mut Cluster, rack: &LrtqRack, lrtq_secret: &RackSecret) -> Resu
 
     // What the caller does with the core's encodings besides node calls:
     // read the state back at boot, store it after a change.
-    measure_state_codec(cluster)?;
+    measure_state_codec(cluster, boot_ctx)?;
 
     // 6. The harness's liveness check.
     cluster.check_liveness()?;
@@ -378,24 +396,23 @@ fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackS
     }
 }
 
-/// Measures decoding each sled's disk (as at boot) and encoding the state
-/// back (as after every change), at the end of the scenario, when the
-/// disks hold the most.
-fn measure_state_codec(cluster: &mut Cluster) -> Result<(), Failure> {
+/// Measures restoring each sled's disk into a context in place (as at
+/// boot) and encoding the state back (as after every change), at the end
+/// of the scenario, when the disks hold the most.
+fn measure_state_codec(
+    cluster: &mut Cluster,
+    ctx: &mut NodeCtx<ChaCha20Rng>,
+) -> Result<(), Failure> {
     let mut buf = [0u8; wire::MAX_PERSISTENT_STATE_LEN];
-    // At boot the caller decodes into storage it owns (the state is about
-    // 20 KiB): that storage is here, above the measured call.
-    let mut state = PersistentState::new();
     for index in 0..cluster.sled_count() {
         let Some(sled) = cluster.sled(index) else {
             continue;
         };
-        let (decoded, measured) =
-            stack::measure(|| wire::decode_persistent_state_into(sled.disk(), &mut state));
-        record_codec("decode_persistent_state_into", measured);
-        decoded.map_err(|_| Failure::Step("a disk does not decode"))?;
+        let (restored, measured) = stack::measure(|| ctx.restore_state(sled.disk()));
+        record_codec("NodeCtx::restore_state", measured);
+        restored.map_err(|_| Failure::Step("a disk does not decode"))?;
         let (encoded, measured) = stack::measure(|| {
-            wire::encode_persistent_state(&state, &mut buf).map(|bytes| bytes.len())
+            wire::encode_persistent_state(ctx.persistent_state(), &mut buf).map(|bytes| bytes.len())
         });
         record_codec("encode_persistent_state", measured);
         expect(
