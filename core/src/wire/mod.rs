@@ -7,6 +7,7 @@
 //! Each encodable type has a `MAX_*_LEN` constant so callers can size their
 //! buffers; tests encode the largest value of each and check it fits exactly.
 
+mod chunked;
 mod in_place;
 mod shares;
 #[cfg(test)]
@@ -22,6 +23,8 @@ use crate::limits::{
 };
 use crate::messages::{Body, Envelope, LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
 use crate::persistent::{LrtqShareData, PersistentState};
+
+pub use chunked::ChunkedEncodeError;
 
 /// The format version this build writes and reads. A later format bumps it,
 /// so an old node tells "newer format" apart from "garbage".
@@ -126,13 +129,7 @@ pub const MAX_LRTQ_UPGRADE_MSG_LEN: usize =
 pub const MAX_LRTQ_SHARE_DATA_LEN: usize = VERSION_LEN + LRTQ_DATA_LEN;
 
 fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
-    let (version, body) = buf.split_first_mut().ok_or(WireError::BufferTooSmall)?;
-    *version = WIRE_VERSION;
-    let written = postcard::to_slice(value, body)
-        .map_err(|_| WireError::BufferTooSmall)?
-        .len();
-    buf.get(..VERSION_LEN + written)
-        .ok_or(WireError::BufferTooSmall)
+    chunked::encode_into(value, buf)
 }
 
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
@@ -201,6 +198,24 @@ pub fn encode_persistent_state<'b>(
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
     encode(state, buf)
+}
+
+/// Encodes the persistent state a chunk at a time, for a caller that
+/// writes storage page by page instead of holding the whole encoding
+/// ([`MAX_PERSISTENT_STATE_LEN`] bytes).
+///
+/// The encoding is gathered in `chunk` and handed to `sink` in order, each
+/// call with a full chunk except maybe the last, never with an empty one;
+/// their concatenation is exactly what [`encode_persistent_state`] writes.
+/// Returns the total length handed over. The first error of `sink` stops
+/// the encoding and is returned as [`ChunkedEncodeError::Sink`]; a
+/// zero-length `chunk` is [`WireError::BufferTooSmall`].
+pub fn encode_persistent_state_chunked<E>(
+    state: &PersistentState,
+    chunk: &mut [u8],
+    sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<usize, ChunkedEncodeError<E>> {
+    chunked::encode_chunked(state, chunk, sink)
 }
 
 /// Decodes a persistent state, checking its invariants.

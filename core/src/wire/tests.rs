@@ -570,3 +570,99 @@ proptest! {
         lrtq_decoders_agree(&bytes)?;
     }
 }
+
+/// Streams `state` through a chunk of `size` bytes: the pages handed over,
+/// and the total the encoder reported.
+fn pages_of(state: &PersistentState, size: usize) -> (Vec<Vec<u8>>, usize) {
+    let mut chunk = std::vec![0u8; size];
+    let mut pages = Vec::new();
+    let total = encode_persistent_state_chunked(state, &mut chunk, |page| {
+        pages.push(page.to_vec());
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    (pages, total)
+}
+
+#[test]
+fn the_chunked_state_encoder_writes_exactly_the_buffer_encoding() {
+    let mut states = std::vec![largest_state(), PersistentState::new()];
+    states.extend(
+        some_states()
+            .iter()
+            .map(|b| decode_persistent_state(b).unwrap()),
+    );
+    for state in &states {
+        let mut buf = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+        let whole = encode_persistent_state(state, &mut buf).unwrap();
+        for size in [
+            1,
+            7,
+            256,
+            MAX_PERSISTENT_STATE_LEN,
+            MAX_PERSISTENT_STATE_LEN + 9,
+        ] {
+            let (pages, total) = pages_of(state, size);
+            assert_eq!(pages.concat(), whole, "chunk of {size}");
+            assert_eq!(total, whole.len());
+            let (last, full) = pages.split_last().unwrap();
+            assert!(full.iter().all(|page| page.len() == size));
+            assert!(!last.is_empty() && last.len() <= size);
+        }
+    }
+    // The largest state, in one call when the chunk holds it exactly.
+    let (pages, _) = pages_of(&largest_state(), MAX_PERSISTENT_STATE_LEN);
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0][0], WIRE_VERSION);
+}
+
+#[test]
+fn a_sink_error_stops_the_chunked_encoder_and_is_returned() {
+    let state = largest_state();
+    let mut chunk = [0u8; 256];
+    let mut calls = 0;
+    let result = encode_persistent_state_chunked(&state, &mut chunk, |_| {
+        calls += 1;
+        if calls == 3 {
+            Err("storage full")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(result, Err(ChunkedEncodeError::Sink("storage full")));
+    assert_eq!(calls, 3);
+    // Refused on the last page too.
+    let result = encode_persistent_state_chunked(&PersistentState::new(), &mut chunk, |_| Err(7u8));
+    assert_eq!(result, Err(ChunkedEncodeError::Sink(7)));
+}
+
+#[test]
+fn a_zero_length_chunk_is_an_error_before_any_output() {
+    let mut calls = 0;
+    let result = encode_persistent_state_chunked(&largest_state(), &mut [], |_| {
+        calls += 1;
+        Ok::<(), ()>(())
+    });
+    assert_eq!(
+        result,
+        Err(ChunkedEncodeError::Wire(WireError::BufferTooSmall))
+    );
+    assert_eq!(calls, 0);
+}
+
+#[test]
+fn a_short_buffer_is_refused_by_the_buffer_encoder() {
+    let state = largest_state();
+    let mut buf = std::vec![0u8; MAX_PERSISTENT_STATE_LEN];
+    for len in [0, 1, 256, MAX_PERSISTENT_STATE_LEN - 1] {
+        assert_eq!(
+            encode_persistent_state(&state, &mut buf[..len]),
+            Err(WireError::BufferTooSmall),
+            "buffer of {len}"
+        );
+    }
+    assert_eq!(
+        encode_persistent_state(&PersistentState::new(), &mut buf[..1]),
+        Err(WireError::BufferTooSmall)
+    );
+}
