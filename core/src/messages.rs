@@ -3,7 +3,9 @@
 //! happens as they are built or decoded; the protocol rules live in the node.
 
 use core::fmt;
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
@@ -128,8 +130,15 @@ impl<C, S, L> Body<C, S, L> {
 
 /// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
 /// sorts and refuses repeats, so two encodings of one set compare equal.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")]
+///
+/// Only the in-place decoder of [`crate::wire`] decodes it: serde's derived
+/// decoder exists in tests only, as that decoder's oracle.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    test,
+    derive(Deserialize),
+    serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")
+)]
 pub struct MemberSet(heapless::Vec<PlatformId, MAX_MEMBERS, u8>);
 
 /// Why a list of sleds is not a [`MemberSet`].
@@ -157,15 +166,28 @@ impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
     type Error = MemberSetError;
 
     fn try_from(mut ids: heapless::Vec<PlatformId, MAX_MEMBERS, u8>) -> Result<Self, Self::Error> {
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
-            return Err(MemberSetError::Duplicate);
-        }
+        sort_and_check(&mut ids)?;
         Ok(Self(ids))
     }
 }
 
+/// Sorts a list of sleds in place and refuses repeats: what makes a list a
+/// [`MemberSet`].
+pub(crate) fn sort_and_check(ids: &mut [PlatformId]) -> Result<(), MemberSetError> {
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
+        return Err(MemberSetError::Duplicate);
+    }
+    Ok(())
+}
+
 impl MemberSet {
+    /// The list inside, for the in-place decoder, which fills it and then
+    /// calls [`sort_and_check`].
+    pub(crate) fn ids_mut_unchecked(&mut self) -> &mut heapless::Vec<PlatformId, MAX_MEMBERS, u8> {
+        &mut self.0
+    }
+
     /// A set from any list of sleds.
     pub fn new<'a>(ids: impl IntoIterator<Item = &'a PlatformId>) -> Result<Self, MemberSetError> {
         let mut list = heapless::Vec::new();
@@ -197,7 +219,12 @@ impl MemberSet {
 }
 
 /// Nexus asks a node to coordinate a reconfiguration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded in place by [`crate::wire::decode_reconfigure_msg_into`] (about
+/// 2 KiB with a full member set); serde's derived decoder is the oracle of
+/// the tests only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct ReconfigureMsg {
     /// The rack.
     pub rack_id: RackId,
@@ -212,7 +239,11 @@ pub struct ReconfigureMsg {
 }
 
 /// Nexus asks a node to coordinate the upgrade of an LRTQ rack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded in place by [`crate::wire::decode_lrtq_upgrade_msg_into`];
+/// serde's derived decoder is the oracle of the tests only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct LrtqUpgradeMsg {
     /// The rack (must match the LRTQ data).
     pub rack_id: RackId,
@@ -222,6 +253,33 @@ pub struct LrtqUpgradeMsg {
     pub members: MemberSet,
     /// Threshold of the new configuration.
     pub threshold: Threshold,
+}
+
+impl ReconfigureMsg {
+    /// A request with no members, for [`crate::wire::decode_reconfigure_msg_into`]
+    /// to overwrite (a node refuses it as it is).
+    pub const fn unfilled() -> Self {
+        Self {
+            rack_id: RackId([0; 16]),
+            epoch: Epoch(0),
+            last_committed_epoch: None,
+            members: MemberSet(heapless::Vec::new()),
+            threshold: Threshold::MIN,
+        }
+    }
+}
+
+impl LrtqUpgradeMsg {
+    /// A request with no members, for [`crate::wire::decode_lrtq_upgrade_msg_into`]
+    /// to overwrite (a node refuses it as it is).
+    pub const fn unfilled() -> Self {
+        Self {
+            rack_id: RackId([0; 16]),
+            epoch: Epoch(0),
+            members: MemberSet(heapless::Vec::new()),
+            threshold: Threshold::MIN,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Decoding the big values straight into caller-owned storage: the only
-//! decoders of peer messages, configurations, persistent states and LRTQ
-//! share data.
+//! decoders of peer messages, configurations, persistent states, LRTQ
+//! share data and Nexus's requests (member sets).
 //!
 //! serde's derived code builds a value field by field in locals, then moves
 //! it through `TryFrom` conversions and `Result`s: every layer is another
 //! copy on the stack, and a configuration is about 4 KiB, LRTQ share data
-//! about 8 KiB, a persistent state about 20 KiB. The seeds here read the
+//! about 8 KiB, a persistent state about 20 KiB, a member set about 2 KiB
+//! (the derived decoder of a Nexus request took an 8.5 KiB frame). The seeds here read the
 //! same postcard encoding (the field order and shapes of the derived
 //! `Serialize` impls) but write each field where it will live, so at most
 //! one small field is in flight; a value is checked with the same rules as
@@ -28,7 +29,7 @@ use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
-use crate::messages::{Body, PeerMsg};
+use crate::messages::{Body, LrtqUpgradeMsg, MemberSet, PeerMsg, ReconfigureMsg, sort_and_check};
 use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
 
 /// Reads field `index` of a struct; postcard yields every field, in order.
@@ -463,6 +464,81 @@ impl<'de> Visitor<'de> for ShareInto<'_> {
         let expected = &"a share";
         *self.epoch = field(&mut seq, 0, expected)?;
         *self.share = field(&mut seq, 1, expected)?;
+        Ok(())
+    }
+}
+
+/// A [`MemberSet`], its list filled in place, then sorted and checked.
+struct MemberSetInto<'a>(&'a mut MemberSet);
+
+impl<'de> DeserializeSeed<'de> for MemberSetInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let ids = self.0.ids_mut_unchecked();
+        VecInto(&mut *ids).deserialize(deserializer)?;
+        sort_and_check(ids).map_err(de::Error::custom)
+    }
+}
+
+const RECONFIGURE_FIELDS: &[&str] = &[
+    "rack_id",
+    "epoch",
+    "last_committed_epoch",
+    "members",
+    "threshold",
+];
+
+/// A [`ReconfigureMsg`], written into an existing one.
+pub(super) struct ReconfigureInto<'a>(pub(super) &'a mut ReconfigureMsg);
+
+impl<'de> DeserializeSeed<'de> for ReconfigureInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("ReconfigureMsg", RECONFIGURE_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReconfigureInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a reconfiguration request")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"a reconfiguration request";
+        let msg = self.0;
+        msg.rack_id = field(&mut seq, 0, expected)?;
+        msg.epoch = field(&mut seq, 1, expected)?;
+        msg.last_committed_epoch = field(&mut seq, 2, expected)?;
+        field_into(&mut seq, MemberSetInto(&mut msg.members), 3, expected)?;
+        msg.threshold = field(&mut seq, 4, expected)?;
+        Ok(())
+    }
+}
+
+const LRTQ_UPGRADE_FIELDS: &[&str] = &["rack_id", "epoch", "members", "threshold"];
+
+/// An [`LrtqUpgradeMsg`], written into an existing one.
+pub(super) struct LrtqUpgradeInto<'a>(pub(super) &'a mut LrtqUpgradeMsg);
+
+impl<'de> DeserializeSeed<'de> for LrtqUpgradeInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("LrtqUpgradeMsg", LRTQ_UPGRADE_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for LrtqUpgradeInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an LRTQ upgrade request")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"an LRTQ upgrade request";
+        let msg = self.0;
+        msg.rack_id = field(&mut seq, 0, expected)?;
+        msg.epoch = field(&mut seq, 1, expected)?;
+        field_into(&mut seq, MemberSetInto(&mut msg.members), 2, expected)?;
+        msg.threshold = field(&mut seq, 3, expected)?;
         Ok(())
     }
 }

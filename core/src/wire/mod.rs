@@ -14,8 +14,10 @@ mod shares;
 mod tests;
 
 use core::fmt;
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeSeed;
-use serde::{Deserialize, Serialize};
 
 use crate::ids::RackId;
 use crate::limits::{
@@ -132,6 +134,9 @@ fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b
     chunked::encode_into(value, buf)
 }
 
+/// serde's derived decoding, the oracle the in-place decoders are tested
+/// against.
+#[cfg(test)]
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
     let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
     if version != WIRE_VERSION {
@@ -253,8 +258,28 @@ pub fn encode_reconfigure_msg<'b>(
 }
 
 /// Decodes a reconfiguration request.
+///
+/// The request is about 2 KiB and is built on this call's stack; a caller
+/// with a small stack decodes into storage it owns with
+/// [`decode_reconfigure_msg_into`].
 pub fn decode_reconfigure_msg(bytes: &[u8]) -> Result<ReconfigureMsg, WireError> {
-    decode(bytes)
+    let mut msg = ReconfigureMsg::unfilled();
+    decode_reconfigure_msg_into(bytes, &mut msg)?;
+    Ok(msg)
+}
+
+/// Decodes a reconfiguration request into `msg`, in place. On an error
+/// `msg` is left with no members (which a node refuses): discard it.
+pub fn decode_reconfigure_msg_into(
+    bytes: &[u8],
+    msg: &mut ReconfigureMsg,
+) -> Result<(), WireError> {
+    let decoded = decode_with(bytes, in_place::ReconfigureInto(msg));
+    if decoded.is_err() {
+        // A half-read list may be unsorted: not a member set any more.
+        msg.members.ids_mut_unchecked().clear();
+    }
+    decoded
 }
 
 /// Encodes an LRTQ upgrade request.
@@ -266,8 +291,27 @@ pub fn encode_lrtq_upgrade_msg<'b>(
 }
 
 /// Decodes an LRTQ upgrade request.
+///
+/// The request is about 2 KiB and is built on this call's stack; a caller
+/// with a small stack decodes into storage it owns with
+/// [`decode_lrtq_upgrade_msg_into`].
 pub fn decode_lrtq_upgrade_msg(bytes: &[u8]) -> Result<LrtqUpgradeMsg, WireError> {
-    decode(bytes)
+    let mut msg = LrtqUpgradeMsg::unfilled();
+    decode_lrtq_upgrade_msg_into(bytes, &mut msg)?;
+    Ok(msg)
+}
+
+/// Decodes an LRTQ upgrade request into `msg`, in place. On an error `msg`
+/// is left with no members (which a node refuses): discard it.
+pub fn decode_lrtq_upgrade_msg_into(
+    bytes: &[u8],
+    msg: &mut LrtqUpgradeMsg,
+) -> Result<(), WireError> {
+    let decoded = decode_with(bytes, in_place::LrtqUpgradeInto(msg));
+    if decoded.is_err() {
+        msg.members.ids_mut_unchecked().clear();
+    }
+    decoded
 }
 
 /// Encodes LRTQ share data.

@@ -666,3 +666,165 @@ fn a_short_buffer_is_refused_by_the_buffer_encoder() {
         Err(WireError::BufferTooSmall)
     );
 }
+
+/// A member set of `n` sleds, listed in reverse so that decoding sorts.
+fn reversed_member_list(n: usize) -> heapless::Vec<PlatformId, MAX_MEMBERS, u8> {
+    (0..n).rev().map(longest_id).collect()
+}
+
+/// Nexus requests of both kinds, the largest and small ones, encoded;
+/// among them member lists that are unsorted or repeat a sled, encoded
+/// from raw fields (bypassing `MemberSet`).
+fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
+    let small_set = MemberSet::new(&[longest_id(2), longest_id(0), longest_id(1)]).unwrap();
+    let reconfigure = |last, members: &MemberSet| ReconfigureMsg {
+        rack_id: RackId([0xff; 16]),
+        epoch: Epoch(u64::MAX),
+        last_committed_epoch: last,
+        members: members.clone(),
+        threshold: Threshold::new(31).unwrap(),
+    };
+    let mut reconfigures: Vec<Vec<u8>> = [
+        reconfigure(Some(Epoch(u64::MAX)), &largest_member_set()),
+        reconfigure(None, &small_set),
+    ]
+    .iter()
+    .map(|msg| encode_reconfigure_msg(msg, &mut buf).unwrap().to_vec())
+    .collect();
+    let upgrade = |members: &MemberSet| LrtqUpgradeMsg {
+        rack_id: RackId([7; 16]),
+        epoch: Epoch(2),
+        members: members.clone(),
+        threshold: Threshold::new(2).unwrap(),
+    };
+    let mut upgrades: Vec<Vec<u8>> = [upgrade(&largest_member_set()), upgrade(&small_set)]
+        .iter()
+        .map(|msg| encode_lrtq_upgrade_msg(msg, &mut buf).unwrap().to_vec())
+        .collect();
+    let mut repeated = reversed_member_list(4);
+    repeated[3] = repeated[0].clone();
+    for list in [reversed_member_list(MAX_MEMBERS), repeated] {
+        let raw = (
+            RackId([1; 16]),
+            Epoch(5),
+            Some(Epoch(4)),
+            &list,
+            Threshold::new(2).unwrap(),
+        );
+        reconfigures.push(encode(&raw, &mut buf).unwrap().to_vec());
+        let raw = (RackId([1; 16]), Epoch(5), &list, Threshold::new(2).unwrap());
+        upgrades.push(encode(&raw, &mut buf).unwrap().to_vec());
+    }
+    (reconfigures, upgrades)
+}
+
+/// The in-place reconfiguration request decoder accepts exactly what
+/// serde's derived decoder accepts, with the same value or the same error,
+/// into a request that held another and into a fresh one; a failed decode
+/// leaves no members.
+fn reconfigure_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let derived = decode::<ReconfigureMsg>(bytes);
+    let mut stale = ReconfigureMsg {
+        rack_id: RackId([9; 16]),
+        epoch: Epoch(77),
+        last_committed_epoch: Some(Epoch(76)),
+        members: largest_member_set(),
+        threshold: Threshold::new(5).unwrap(),
+    };
+    let in_place = decode_reconfigure_msg_into(bytes, &mut stale);
+    let fresh = decode_reconfigure_msg(bytes);
+    match derived {
+        Ok(d) => {
+            prop_assert_eq!(in_place, Ok(()));
+            prop_assert_eq!(&stale, &d);
+            prop_assert_eq!(fresh, Ok(d));
+        }
+        Err(e) => {
+            prop_assert_eq!(in_place, Err(e));
+            prop_assert!(stale.members.is_empty());
+            prop_assert_eq!(fresh, Err(e));
+        }
+    }
+    Ok(())
+}
+
+/// The same for LRTQ upgrade requests.
+fn upgrade_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let derived = decode::<LrtqUpgradeMsg>(bytes);
+    let mut stale = LrtqUpgradeMsg {
+        rack_id: RackId([9; 16]),
+        epoch: Epoch(77),
+        members: largest_member_set(),
+        threshold: Threshold::new(5).unwrap(),
+    };
+    let in_place = decode_lrtq_upgrade_msg_into(bytes, &mut stale);
+    let fresh = decode_lrtq_upgrade_msg(bytes);
+    match derived {
+        Ok(d) => {
+            prop_assert_eq!(in_place, Ok(()));
+            prop_assert_eq!(&stale, &d);
+            prop_assert_eq!(fresh, Ok(d));
+        }
+        Err(e) => {
+            prop_assert_eq!(in_place, Err(e));
+            prop_assert!(stale.members.is_empty());
+            prop_assert_eq!(fresh, Err(e));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_in_place_request_decoders_read_every_kind_back() {
+    let (reconfigures, upgrades) = some_requests();
+    // The first two of each are valid, then an unsorted full list (sorted
+    // on decode), then a repeated sled (refused).
+    let outcomes = [true, true, true, false];
+    for (bytes, ok) in reconfigures.iter().zip(outcomes) {
+        assert_eq!(decode_reconfigure_msg(bytes).is_ok(), ok);
+        reconfigure_decoders_agree(bytes).unwrap();
+    }
+    for (bytes, ok) in upgrades.iter().zip(outcomes) {
+        assert_eq!(decode_lrtq_upgrade_msg(bytes).is_ok(), ok);
+        upgrade_decoders_agree(bytes).unwrap();
+    }
+    let sorted = decode_reconfigure_msg(&reconfigures[2]).unwrap();
+    assert_eq!(sorted.members, largest_member_set());
+    assert_eq!(
+        decode_lrtq_upgrade_msg(&upgrades[3]),
+        Err(WireError::Malformed)
+    );
+}
+
+proptest! {
+    #[test]
+    fn the_in_place_reconfigure_decoder_agrees_with_serde(
+        which in 0usize..4,
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let bytes = some_requests().0.swap_remove(which);
+        reconfigure_decoders_agree(&damage(bytes, at, value, cut))?;
+    }
+
+    #[test]
+    fn the_in_place_upgrade_decoder_agrees_with_serde(
+        which in 0usize..4,
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let bytes = some_requests().1.swap_remove(which);
+        upgrade_decoders_agree(&damage(bytes, at, value, cut))?;
+    }
+
+    #[test]
+    fn the_in_place_request_decoders_agree_with_serde_on_any_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        reconfigure_decoders_agree(&bytes)?;
+        upgrade_decoders_agree(&bytes)?;
+    }
+}
