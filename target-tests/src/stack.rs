@@ -10,6 +10,9 @@
 //! - [`paint_below_here`] and [`deepest_since_paint`] give the deepest the
 //!   stack went below a point of a run (the windows `measure` repaints are
 //!   scanned first, so nothing it erases is lost).
+//! - [`paint_whole_stack`] does the same from the top of the stack, so
+//!   [`deepest_since_paint`] is the peak of the whole program (`main`'s
+//!   own frame and the runtime's entry included).
 //!
 //! This is the only module with `unsafe`: raw writes and reads of the free
 //! stack, and reading the stack pointer.
@@ -34,6 +37,13 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 unsafe extern "C" {
     /// cortex-m-rt: the lowest address the stack may use (end of statics).
     static _stack_end: u32;
+    /// cortex-m-rt: the initial stack pointer (top of the stack).
+    static _stack_start: u32;
+}
+
+/// The initial stack pointer, where the stack starts before `main`.
+fn stack_start() -> usize {
+    (&raw const _stack_start) as usize
 }
 
 /// The lowest address the stack may use.
@@ -89,6 +99,17 @@ fn paint(from: usize, to: usize, scan_first: bool) {
 pub fn paint_below_here() {
     let here = sp();
     BASE.store(here, Ordering::Relaxed);
+    LOWEST.store(usize::MAX, Ordering::Relaxed);
+    paint(stack_end(), here, false);
+}
+
+/// Paints all of the free stack below the caller, and makes the top of the
+/// stack the base [`deepest_since_paint`] counts from: everything above the
+/// caller's stack pointer (its own frame, its callers') counts as used.
+#[inline(always)]
+pub fn paint_whole_stack() {
+    let here = sp();
+    BASE.store(stack_start(), Ordering::Relaxed);
     LOWEST.store(usize::MAX, Ordering::Relaxed);
     paint(stack_end(), here, false);
 }

@@ -15,7 +15,11 @@
 - stack of the boot path of the node binary (the context built in static
   memory, its state restored in place, else the LRTQ ledger restored in
   place), painted on the target and read from the node binary's decoded
-  defmt log; same goal.
+  defmt log; same goal;
+- stack of the whole node task: the node binary paints all of its stack
+  as `main` starts and reports the peak at the end (`main`'s own frame,
+  boot, every entry point it drives, storing the state page by page,
+  encoding messages); same goal, the whole task stack.
 
 Section sizes are read from the ELF's section headers here (no binutils
 needed). Prints every figure; exits 1 if a budget is exceeded, unless
@@ -72,6 +76,15 @@ def deepest_stack(log_path, what):
     sys.exit(f"{log_path}: no stack figure for {what} (did the binary run?)")
 
 
+def whole_task_stack(log_path):
+    pattern = re.compile(r"budget: stack, whole node task: (\d+) bytes")
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if m := pattern.search(line):
+                return int(m.group(1))
+    sys.exit(f"{log_path}: no whole-task stack figure (did the binary finish?)")
+
+
 def check(name, value, budget, detail):
     ok = value <= budget
     verdict = "ok" if ok else "OVER BUDGET"
@@ -96,6 +109,7 @@ def main():
     stack, deepest = deepest_stack(args.rack_log, "node call")
     codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
     boot_stack, boot_path = deepest_stack(args.node_log, "boot path")
+    task_stack = whole_task_stack(args.node_log)
     enforced = [
         check("flash", flash, FLASH_BUDGET,
               f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"),
@@ -103,6 +117,7 @@ def main():
         check("stack", stack, STACK_BUDGET, f"deepest node call: {deepest}"),
         check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),
         check("boot stack", boot_stack, STACK_BUDGET, f"boot path of the node binary: {boot_path}"),
+        check("task stack", task_stack, STACK_BUDGET, "whole node task, from the top of main"),
     ]
     if not all(enforced):
         if args.report_only:
