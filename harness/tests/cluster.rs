@@ -127,10 +127,14 @@ impl Coverage {
             cluster.network().stats(),
         );
         self.cases += 1;
+        self.stats.actions += s.actions;
         self.stats.crashes += s.crashes;
+        self.stats.restarts += s.restarts;
         self.stats.secrets_loaded += s.secrets_loaded;
         self.stats.expunged += s.expunged;
+        self.nexus.started += n.started;
         self.nexus.committed += n.committed;
+        self.nexus.member_commits += n.member_commits;
         self.nexus.upgrades += n.upgrades;
         self.nexus.abandoned += n.abandoned;
         self.nexus.removals += n.removals;
