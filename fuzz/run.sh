@@ -4,7 +4,8 @@
 #   fuzz/run.sh SECONDS [TARGET...]      (all targets when none is named)
 #
 # Needs the nightly toolchain and cargo-fuzz (.ci/run installs both). Each
-# target starts from its committed seeds (fuzz/seeds/<target>) and grows
+# target starts from its committed seeds (fuzz/seeds/<target>) and past
+# findings (fuzz/regressions/<target>, if any) and grows
 # fuzz/corpus/<target> (not committed). A crash, a timeout or an
 # out-of-memory stops the run, is saved in fuzz/artifacts/<target>/ and
 # makes this script exit non-zero. Logs: fuzz/logs/<target>.log.
@@ -25,7 +26,12 @@ for target in "$@"; do
     log="logs/$target.log"
     echo "fuzz: $target for ${seconds}s"
     # -timeout: one input taking over 10 s is a finding (a hang).
-    if ! cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+    # Inputs that once were findings are replayed at the start, as regressions.
+    regressions=()
+    if [ -d "regressions/$target" ]; then
+        regressions=("regressions/$target")
+    fi
+    if ! cargo +nightly fuzz run "$target" "corpus/$target" "${regressions[@]}" "seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         failed+=("$target")
         tail -n 40 "$log"

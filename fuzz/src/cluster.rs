@@ -266,7 +266,15 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
         if trace {
             print_sleds(&cluster);
         }
-        outcome?;
+        match outcome {
+            // A sled that expunged itself by lying refuses what Nexus asks
+            // of it: Nexus cannot go on with that sled, and safety held up
+            // to here. Stop the run.
+            Err(violation) if stats.liveness_waived && refused_as_expunged(&violation) => {
+                return Ok(stats);
+            }
+            outcome => outcome?,
+        }
     }
     stats.committed = cluster.nexus().stats().committed;
     stats.secrets_loaded = cluster.stats().secrets_loaded;
@@ -278,6 +286,34 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
     }
     cluster.check_liveness()?;
     Ok(stats)
+}
+
+/// Whether `violation` is a node refusing a Nexus call because it is
+/// expunged: what Nexus meets once a forgery made a sled expunge itself
+/// (see [`judge`]), not a broken invariant.
+fn refused_as_expunged(violation: &Violation) -> bool {
+    use tq_core::node::{
+        CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
+    };
+    matches!(
+        violation,
+        Violation::ReconfigureRefused {
+            error: ReconfigureError::Expunged,
+            ..
+        } | Violation::LrtqUpgradeRefused {
+            error: LrtqUpgradeError::Expunged,
+            ..
+        } | Violation::CommitRefused {
+            error: CommitError::Expunged,
+            ..
+        } | Violation::PrepareAndCommitRefused {
+            error: PrepareAndCommitError::Expunged,
+            ..
+        } | Violation::LoadRefused {
+            error: LoadSecretError::Expunged,
+            ..
+        }
+    )
 }
 
 /// Whether `TQ_FUZZ_TRACE` is set: then a run prints its layout, each step,
