@@ -300,7 +300,10 @@ impl EncryptedRackSecrets {
 
     /// [`Self::encrypt`] into `self`, so that a caller building a
     /// configuration in place seals straight into it, with no copy on the
-    /// stack. After an error `self` is wiped and invalid: discard it.
+    /// stack. After an error `self` is wiped and invalid: discard it. Out of
+    /// line: the cipher's state is held only while it runs, never in the
+    /// caller's frame.
+    #[inline(never)]
     pub(crate) fn encrypt_into<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,

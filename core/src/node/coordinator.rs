@@ -491,7 +491,7 @@ fn store_new_configuration<R: TryCryptoRng>(
             let sealed = fields
                 .encrypted_rack_secrets
                 .insert(EncryptedRackSecrets::unfilled());
-            seal(sealed, rng, &request.rack_id(), epoch, secret, old)?;
+            sealed.encrypt_into(rng, &request.rack_id(), epoch, secret, old)?;
         }
         Ok(())
     };
@@ -529,20 +529,6 @@ fn split_for<R: TryCryptoRng>(
 ) -> Result<(), PrepareFailed> {
     let threshold = usize::from(request.threshold().get());
     split(secret, threshold, request.members().len(), rng, shares).map_err(|_| PrepareFailed::Rng)
-}
-
-/// Seals `old` into `sealed`, in the configuration being built. Out of
-/// line: the cipher's state is held only while it runs.
-#[inline(never)]
-fn seal<R: TryCryptoRng>(
-    sealed: &mut EncryptedRackSecrets,
-    rng: &mut R,
-    rack_id: &RackId,
-    epoch: Epoch,
-    secret: &RackSecret,
-    old: &RetainedSecrets,
-) -> Result<(), SealError> {
-    sealed.encrypt_into(rng, rack_id, epoch, secret, old)
 }
 
 impl LrtqCollector {
