@@ -378,6 +378,9 @@ impl Node {
         &'a self,
         ctx: &'a mut NodeCtx<R>,
     ) -> Option<(PlatformId, PeerMsgRef<'a>)> {
+        // Skipping a stale message counts it, which needs `ctx` mutably, so
+        // the loop only checks; the message is built again (a few lookups)
+        // once `ctx` is borrowed shared for the returned lifetime.
         let (to, outgoing) = loop {
             let (to, outgoing) = ctx.pop_outgoing()?;
             if self.materialize(ctx.state(), &to, outgoing).is_some() {
