@@ -21,14 +21,18 @@
 //! - **Secrets stay secret.** Secrets and shares zeroize on drop, compare only
 //!   through [`subtle`], never appear in `Debug` output or logs, and are
 //!   processed without secret-dependent branches or table lookups.
-//! - **The caller persists state before sending** anything this crate queued.
+//! - **The caller persists state before sending** anything this crate
+//!   queued, and the API enforces it: a node hands out no message and no
+//!   event until the caller acknowledged storing the state they follow from
+//!   (see [`node`]; [`node::drive`] is the loop that does it right).
 //!
 //! # Layers
 //!
 //! - [`crypto`]: GF(2^8) arithmetic, Shamir sharing, share digests, the rack
 //!   secret, encryption of retained old secrets, and LRTQ share combination.
-//! - [`ids`], [`config`], [`messages`], [`persistent`]: the protocol's data,
-//!   validated as it is built or decoded.
+//! - [`ids`], [`member_set`], [`config`], [`messages`], [`persistent`]: the
+//!   protocol's data, validated as it is built or decoded.
+//! - [`api`]: what Nexus asks of a node and what it gets back.
 //! - [`wire`]: bytes to validated types and back (versioned postcard). The
 //!   node never sees bytes except through it.
 //! - [`node`]: the protocol state machine and the context its caller owns.
@@ -54,10 +58,12 @@ extern crate std;
 
 mod log;
 
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod ids;
 pub mod limits;
+pub mod member_set;
 pub mod messages;
 pub mod node;
 pub mod persistent;

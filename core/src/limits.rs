@@ -58,21 +58,27 @@ pub const PLATFORM_ID_FIELD_LEN: usize = 32;
 /// Nexus committed last, and a configuration makes every older uncommitted
 /// one obsolete (abandoned or superseded), so those are dropped first and
 /// the bound is never hit. Were it hit, the new configuration is refused and
-/// counted (`Event::ConfigDropped`), and never is a stored one dropped.
+/// counted (`Counter::ConfigDropped`), and never is a stored one dropped.
 pub const MAX_STORED_CONFIGS: usize = 3;
 
 /// Most alarms a node's context records. Alarms must never happen; past
-/// this many, further ones are only counted (`Event::AlarmDropped`).
+/// this many, further ones are only counted (`Counter::AlarmDropped`).
 pub const MAX_ALARMS: usize = 8;
 
 /// Most messages queued in a node's context between two drains. One call
 /// queues at most one message per member plus one reply, so this never
 /// fills when the caller drains after every call; if it does, the message is
-/// dropped and counted (`Event::OutgoingQueueFull`) and `on_connect`
+/// dropped and counted (`Counter::OutgoingQueueFull`) and `on_connect`
 /// re-sends what matters.
 pub const MAX_OUTGOING: usize = 2 * MAX_MEMBERS;
 
 /// Most peers a node tracks as connected: every other sled of a rack, with
 /// room for sleds being replaced. Past this, a connection is not recorded
-/// and is counted (`Event::ConnectionTableFull`).
+/// and is counted (`Counter::ConnectionTableFull`).
 pub const MAX_CONNECTED: usize = 2 * MAX_MEMBERS;
+
+/// Most events a node's context holds between two polls. One call raises
+/// at most a few (a commit, a computed share, an alarm), so this never
+/// fills when the caller drains after every call; if it does, the newest
+/// event is dropped and counted (`Counter::EventDropped`).
+pub const MAX_EVENTS: usize = 16;

@@ -1,16 +1,14 @@
-//! What nodes say to each other, and what Nexus asks of a node
-//! (PROTOCOL.md sections 5 and 6). Plain data: validation of the parts
-//! happens as they are built or decoded; the protocol rules live in the node.
+//! What nodes say to each other (PROTOCOL.md section 5). Plain data:
+//! validation of the parts happens as they are built or decoded; the
+//! protocol rules live in the node.
 
-use core::fmt;
 #[cfg(test)]
 use serde::Deserialize;
 use serde::Serialize;
 
 use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
-use crate::ids::{Epoch, PlatformId, RackId, Threshold};
-use crate::limits::MAX_MEMBERS;
+use crate::ids::{Epoch, RackId};
 
 /// A message between nodes. Generic over how the large parts are held, so
 /// that a node sends borrowed parts ([`PeerMsgRef`]) and a receiver decodes
@@ -48,11 +46,56 @@ pub type PeerMsg = Envelope<Configuration, Share, LrtqShare>;
 /// A borrowed peer message, as sent.
 pub type PeerMsgRef<'a> = Envelope<&'a Configuration, &'a Share, &'a LrtqShare>;
 
-/// The body of a peer message. The variant order is the wire tag order:
-/// only ever append.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(Deserialize))]
-pub enum Body<C, S, L> {
+/// Declares the message set once: the [`Body`] enum (its variant order is
+/// the wire tag order), each variant's stable name and its tag. Everything
+/// else that goes by variant (borrowing, resolving a queued message,
+/// decoding in place) is an exhaustive `match`, so a new variant cannot be
+/// forgotten anywhere.
+macro_rules! peer_messages {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident $( ( $part:ty ) )? $( { $( $(#[doc = $fdoc:literal])* $field:ident: $fty:ty ),+ $(,)? } )?,
+    )+) => {
+        /// The body of a peer message, generic over how its large parts are
+        /// held (see [`Envelope`]). Only ever append variants: the order is
+        /// the wire tag.
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+        #[cfg_attr(test, derive(Deserialize))]
+        pub enum Body<C, S, L> {
+            $(
+                $(#[doc = $doc])*
+                $variant $( ($part) )? $( { $( $(#[doc = $fdoc])* $field: $fty ),+ } )?,
+            )+
+        }
+
+        impl<C, S, L> Body<C, S, L> {
+            /// Every variant's name, in wire tag order.
+            pub const KINDS: &'static [&'static str] = &[$(stringify!($variant)),+];
+
+            /// The variant's wire tag.
+            pub fn tag(&self) -> u32 {
+                let mut tag = 0;
+                $(
+                    if let Self::$variant { .. } = self {
+                        return tag;
+                    }
+                    tag += 1;
+                )+
+                tag
+            }
+
+            /// The variant's name, for logs and counters (never the
+            /// contents).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( Self::$variant { .. } => stringify!($variant), )+
+                }
+            }
+        }
+    };
+}
+
+peer_messages! {
     /// Coordinator to member: the new configuration and that member's share.
     Prepare {
         /// The configuration being prepared.
@@ -60,10 +103,9 @@ pub enum Body<C, S, L> {
         /// The receiving member's share.
         share: S,
         /// The epoch Nexus named as committed when it started this
-        /// reconfiguration (`None` for a rack's first configuration). Not in
-        /// PROTOCOL.md's table: it is how a member that missed that commit
-        /// learns it, so that it never drops a committed configuration to
-        /// make room (see `PersistentState::supersede`).
+        /// reconfiguration (`None` for a rack's first configuration): how a
+        /// member that missed that commit learns it, so that it never drops
+        /// a committed configuration to make room.
         last_committed: Option<Epoch>,
     },
     /// Member to coordinator: the prepare is stored durably.
@@ -113,193 +155,61 @@ impl<C, S, L> Body<C, S, L> {
         }
     }
 
-    /// The variant's name, for logs and counters (never the contents).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Prepare { .. } => "Prepare",
-            Self::PrepareAck(_) => "PrepareAck",
-            Self::GetShare(_) => "GetShare",
-            Self::Share { .. } => "Share",
-            Self::GetLrtqShare => "GetLrtqShare",
-            Self::LrtqShare(_) => "LrtqShare",
-            Self::Expunged(_) => "Expunged",
-            Self::CommitAdvance(_) => "CommitAdvance",
-        }
-    }
-}
-
-/// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
-/// sorts and refuses repeats, so two encodings of one set compare equal.
-///
-/// Only the in-place decoder of [`crate::wire`] decodes it: serde's derived
-/// decoder exists in tests only, as that decoder's oracle.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[cfg_attr(
-    test,
-    derive(Deserialize),
-    serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")
-)]
-pub struct MemberSet(heapless::Vec<PlatformId, MAX_MEMBERS, u8>);
-
-/// Why a list of sleds is not a [`MemberSet`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum MemberSetError {
-    /// A sled appears twice.
-    Duplicate,
-    /// More than [`MAX_MEMBERS`] sleds.
-    TooMany,
-}
-
-impl fmt::Display for MemberSetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Duplicate => "a sled is listed twice",
-            Self::TooMany => "too many sleds",
+    /// The same body with each large part replaced by what `config`,
+    /// `share` and `lrtq` make of it; the first failure is returned. This
+    /// is how a queued message, which names its parts, becomes the message
+    /// that borrows them.
+    pub(crate) fn try_map<C2, S2, L2, E>(
+        self,
+        config: impl FnOnce(C) -> Result<C2, E>,
+        share: impl FnOnce(S) -> Result<S2, E>,
+        lrtq: impl FnOnce(L) -> Result<L2, E>,
+    ) -> Result<Body<C2, S2, L2>, E> {
+        Ok(match self {
+            Self::Prepare {
+                config: c,
+                share: s,
+                last_committed,
+            } => Body::Prepare {
+                config: config(c)?,
+                share: share(s)?,
+                last_committed,
+            },
+            Self::PrepareAck(epoch) => Body::PrepareAck(epoch),
+            Self::GetShare(epoch) => Body::GetShare(epoch),
+            Self::Share { epoch, share: s } => Body::Share {
+                epoch,
+                share: share(s)?,
+            },
+            Self::GetLrtqShare => Body::GetLrtqShare,
+            Self::LrtqShare(l) => Body::LrtqShare(lrtq(l)?),
+            Self::Expunged(epoch) => Body::Expunged(epoch),
+            Self::CommitAdvance(c) => Body::CommitAdvance(config(c)?),
         })
     }
 }
 
-impl core::error::Error for MemberSetError {}
+/// A message a node has queued, naming its large parts instead of holding
+/// them: the configuration by its stored epoch, the share by whose it is,
+/// the LRTQ share as this node's own. It becomes a [`PeerMsgRef`] only
+/// when it is encoded, so a queue of 64 messages costs a few kilobytes, not
+/// 64 configurations.
+pub(crate) type QueuedBody = Body<Epoch, QueuedShare, ()>;
 
-impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
-    type Error = MemberSetError;
-
-    fn try_from(mut ids: heapless::Vec<PlatformId, MAX_MEMBERS, u8>) -> Result<Self, Self::Error> {
-        sort_and_check(&mut ids)?;
-        Ok(Self(ids))
-    }
-}
-
-/// Sorts a list of sleds in place and refuses repeats: what makes a list a
-/// [`MemberSet`].
-pub(crate) fn sort_and_check(ids: &mut [PlatformId]) -> Result<(), MemberSetError> {
-    ids.sort_unstable();
-    if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
-        return Err(MemberSetError::Duplicate);
-    }
-    Ok(())
-}
-
-impl MemberSet {
-    /// The list inside, for the in-place decoder, which fills it and then
-    /// calls [`sort_and_check`].
-    pub(crate) fn ids_mut_unchecked(&mut self) -> &mut heapless::Vec<PlatformId, MAX_MEMBERS, u8> {
-        &mut self.0
-    }
-
-    /// A set from any list of sleds.
-    pub fn new<'a>(ids: impl IntoIterator<Item = &'a PlatformId>) -> Result<Self, MemberSetError> {
-        let mut list = heapless::Vec::new();
-        for id in ids {
-            list.push(id.clone()).map_err(|_| MemberSetError::TooMany)?;
-        }
-        Self::try_from(list)
-    }
-
-    /// The sleds, sorted.
-    pub fn as_slice(&self) -> &[PlatformId] {
-        &self.0
-    }
-
-    /// How many sleds.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `id` is in the set.
-    pub fn contains(&self, id: &PlatformId) -> bool {
-        self.0.binary_search(id).is_ok()
-    }
-}
-
-/// Nexus asks a node to coordinate a reconfiguration.
-///
-/// Decoded in place by [`crate::wire::decode_reconfigure_msg_into`] (about
-/// 2 KiB with a full member set); serde's derived decoder is the oracle of
-/// the tests only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(Deserialize))]
-pub struct ReconfigureMsg {
-    /// The rack.
-    pub rack_id: RackId,
-    /// The new epoch.
-    pub epoch: Epoch,
-    /// The epoch Nexus believes is committed last; `None` for a fresh rack.
-    pub last_committed_epoch: Option<Epoch>,
-    /// Members of the new configuration.
-    pub members: MemberSet,
-    /// Threshold of the new configuration.
-    pub threshold: Threshold,
-}
-
-/// Nexus asks a node to coordinate the upgrade of an LRTQ rack.
-///
-/// Decoded in place by [`crate::wire::decode_lrtq_upgrade_msg_into`];
-/// serde's derived decoder is the oracle of the tests only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(Deserialize))]
-pub struct LrtqUpgradeMsg {
-    /// The rack (must match the LRTQ data).
-    pub rack_id: RackId,
-    /// The first new-protocol epoch: 2 or later.
-    pub epoch: Epoch,
-    /// Members of the new configuration.
-    pub members: MemberSet,
-    /// Threshold of the new configuration.
-    pub threshold: Threshold,
-}
-
-impl ReconfigureMsg {
-    /// A request with no members, for [`crate::wire::decode_reconfigure_msg_into`]
-    /// to overwrite (a node refuses it as it is).
-    pub const fn unfilled() -> Self {
-        Self {
-            rack_id: RackId([0; 16]),
-            epoch: Epoch(0),
-            last_committed_epoch: None,
-            members: MemberSet(heapless::Vec::new()),
-            threshold: Threshold::MIN,
-        }
-    }
-}
-
-impl LrtqUpgradeMsg {
-    /// A request with no members, for [`crate::wire::decode_lrtq_upgrade_msg_into`]
-    /// to overwrite (a node refuses it as it is).
-    pub const fn unfilled() -> Self {
-        Self {
-            rack_id: RackId([0; 16]),
-            epoch: Epoch(0),
-            members: MemberSet(heapless::Vec::new()),
-            threshold: Threshold::MIN,
-        }
-    }
+/// Which share a queued message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QueuedShare {
+    /// This node's stored share of the epoch.
+    Own(Epoch),
+    /// The share the coordinator of this epoch made for the receiving
+    /// member.
+    ForReceiver(Epoch),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests::platform;
-
-    #[test]
-    fn member_sets_are_sorted_and_refuse_repeats() {
-        let set = MemberSet::new(&[platform(3), platform(1), platform(2)]).unwrap();
-        assert_eq!(set.as_slice(), &[platform(1), platform(2), platform(3)]);
-        assert!(set.contains(&platform(2)));
-        assert!(!set.contains(&platform(4)));
-        assert_eq!(
-            MemberSet::new(&[platform(1), platform(1)]),
-            Err(MemberSetError::Duplicate)
-        );
-        let many: heapless::Vec<PlatformId, 40> = (0..=MAX_MEMBERS).map(platform).collect();
-        assert_eq!(MemberSet::new(&many), Err(MemberSetError::TooMany));
-    }
 
     /// One owned message of every body variant.
     fn every_body() -> [PeerMsg; 8] {

@@ -1,5 +1,11 @@
 //! What a node must never lose (PROTOCOL.md section 4). The caller stores it
-//! whenever a call reports it changed, and before sending anything queued.
+//! whenever it changed, and before sending anything queued (the driving
+//! contract of [`crate::node`]).
+//!
+//! Every change goes through a method here that bumps the state's
+//! [`Revision`] only if something really changed, so "must this be stored?"
+//! is a comparison of revisions, never a flag some path forgot to set, and a
+//! call that changed nothing never costs a write.
 
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -27,6 +33,11 @@ pub struct LrtqShareData {
 }
 
 impl LrtqShareData {
+    /// How many LRTQ shares rebuild the LRTQ secret.
+    pub fn threshold_shares(&self) -> usize {
+        usize::from(self.threshold)
+    }
+
     /// Whether `digest` is the digest of one of the rack's LRTQ shares.
     pub fn is_known_digest(&self, digest: &ShareDigest) -> bool {
         self.share_digests.iter().any(|d| d == digest)
@@ -102,9 +113,33 @@ pub enum Stored {
 /// in-place decoder of [`crate::wire`] decodes it (and a
 /// [`StoredConfig`]): serde's derived decoders exist in tests only, as that
 /// decoder's oracle.
-#[derive(Clone, Debug, Default, Serialize)]
-#[cfg_attr(test, derive(Deserialize), serde(try_from = "StateFields"))]
-pub struct PersistentState(StateFields);
+#[derive(Clone, Debug, Default)]
+pub struct PersistentState {
+    fields: StateFields,
+    /// Not encoded: it only tells changes apart in memory.
+    revision: Revision,
+}
+
+/// Which change of a [`PersistentState`] this is: bumped by every change
+/// and by nothing else. A caller that stored the state at revision `r`
+/// must store it again exactly when the revision is no longer `r`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Revision(u64);
+
+impl Serialize for PersistentState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.fields.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+impl<'de> serde::Deserialize<'de> for PersistentState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = StateFields::deserialize(deserializer)?;
+        Self::try_from(fields).map_err(serde::de::Error::custom)
+    }
+}
 
 /// The fields of [`PersistentState`] as they are encoded.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -125,7 +160,10 @@ impl TryFrom<StateFields> for PersistentState {
 
     fn try_from(fields: StateFields) -> Result<Self, StateError> {
         check(&fields)?;
-        Ok(Self(fields))
+        Ok(Self {
+            fields,
+            revision: Revision::default(),
+        })
     }
 }
 
@@ -159,12 +197,25 @@ pub(crate) fn check(fields: &StateFields) -> Result<(), StateError> {
 impl PersistentState {
     /// A new sled's state: nothing yet.
     pub const fn new() -> Self {
-        Self(StateFields {
-            lrtq: None,
-            configs: heapless::Vec::new(),
-            latest_committed: None,
-            expunged: None,
-        })
+        Self {
+            fields: StateFields {
+                lrtq: None,
+                configs: heapless::Vec::new(),
+                latest_committed: None,
+                expunged: None,
+            },
+            revision: Revision(0),
+        }
+    }
+
+    /// The revision of this state (see [`Revision`]).
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// Records that the state changed.
+    fn changed(&mut self) {
+        self.revision.0 = self.revision.0.wrapping_add(1);
     }
 
     /// A sled upgraded from LRTQ starts with its LRTQ share data. Built by
@@ -173,13 +224,13 @@ impl PersistentState {
     /// with [`crate::node::NodeCtx::restore_lrtq`].
     pub fn with_lrtq(lrtq: LrtqShareData) -> Self {
         let mut state = Self::new();
-        state.0.lrtq = Some(lrtq);
+        state.fields.lrtq = Some(lrtq);
         state
     }
 
     /// Whether the state holds nothing at all, as [`Self::new`] makes it.
     pub fn is_empty(&self) -> bool {
-        let fields = &self.0;
+        let fields = &self.fields;
         fields.lrtq.is_none()
             && fields.configs.is_empty()
             && fields.latest_committed.is_none()
@@ -188,54 +239,57 @@ impl PersistentState {
 
     /// All fields, read-only.
     pub fn fields(&self) -> &StateFields {
-        &self.0
+        &self.fields
     }
 
     /// The fields, for the in-place decoder of [`crate::wire`] only: it
-    /// runs [`check`] on them before the state is used.
+    /// runs [`check`] on them before the state is used. Counts as a change.
     pub(crate) fn fields_mut_unchecked(&mut self) -> &mut StateFields {
-        &mut self.0
+        self.changed();
+        &mut self.fields
     }
 
     /// The LRTQ share data, if any.
     pub fn lrtq(&self) -> Option<&LrtqShareData> {
-        self.0.lrtq.as_ref()
+        self.fields.lrtq.as_ref()
     }
 
     /// The LRTQ share data's place, to decode into: no rule of the state
     /// involves it, so whatever is written there keeps the state valid.
+    /// Counts as a change.
     pub(crate) fn lrtq_mut(&mut self) -> &mut Option<LrtqShareData> {
-        &mut self.0.lrtq
+        self.changed();
+        &mut self.fields.lrtq
     }
 
     /// The latest committed epoch.
     pub fn latest_committed_epoch(&self) -> Option<Epoch> {
-        self.0.latest_committed
+        self.fields.latest_committed
     }
 
     /// The latest committed configuration with this node's share.
     pub fn latest_committed(&self) -> Option<&StoredConfig> {
-        self.get(self.0.latest_committed?)
+        self.get(self.fields.latest_committed?)
     }
 
     /// The stored configuration of `epoch`.
     pub fn get(&self, epoch: Epoch) -> Option<&StoredConfig> {
-        self.0.configs.iter().find(|c| c.config.epoch() == epoch)
+        self.fields.configs.iter().find(|c| c.config.epoch() == epoch)
     }
 
     /// The highest epoch this node has a configuration for.
     pub fn latest_epoch(&self) -> Option<Epoch> {
-        self.0.configs.last().map(|c| c.config.epoch())
+        self.fields.configs.last().map(|c| c.config.epoch())
     }
 
     /// Whether the node was expunged.
     pub fn expunged(&self) -> Option<&Expunged> {
-        self.0.expunged.as_ref()
+        self.fields.expunged.as_ref()
     }
 
     /// Whether `epoch` is committed (it or a later epoch was committed).
     pub fn is_committed(&self, epoch: Epoch) -> bool {
-        self.0.latest_committed.is_some_and(|c| epoch <= c)
+        self.fields.latest_committed.is_some_and(|c| epoch <= c)
     }
 
     /// Stores a configuration newer than the latest commit, with this node's
@@ -246,11 +300,11 @@ impl PersistentState {
         share: Option<&Share>,
     ) -> Result<Stored, StateError> {
         let epoch = config.epoch();
-        if self.0.latest_committed.is_some_and(|c| epoch <= c) {
+        if self.fields.latest_committed.is_some_and(|c| epoch <= c) {
             return Err(StateError::NotNewerThanCommitted);
         }
         if let Some(existing) = self
-            .0
+            .fields
             .configs
             .iter_mut()
             .find(|c| c.config.epoch() == epoch)
@@ -258,14 +312,16 @@ impl PersistentState {
             if existing.config != *config {
                 return Err(StateError::MismatchedConfiguration);
             }
-            if existing.share.is_none() {
+            if existing.share.is_none() && share.is_some() {
                 existing.share = share.cloned();
+                self.changed();
             }
             return Ok(Stored::AlreadyThere);
         }
         let slot = self.new_slot(epoch)?;
         config.copy_into(&mut slot.config);
         slot.share = share.cloned();
+        self.changed();
         Ok(Stored::Added)
     }
 
@@ -299,10 +355,11 @@ impl PersistentState {
         match built.and_then(|()| Ok(crate::config::check(fields)?)) {
             Ok(()) => {
                 slot.share = Some(share.clone());
+                self.changed();
                 Ok(())
             }
             Err(error) => {
-                self.0.configs.retain(|c| c.config.epoch() != epoch);
+                self.fields.configs.retain(|c| c.config.epoch() != epoch);
                 Err(error)
             }
         }
@@ -312,7 +369,7 @@ impl PersistentState {
     /// place in epoch order and returns the slot, to be filled at once:
     /// until then it holds an invalid configuration.
     fn new_slot(&mut self, epoch: Epoch) -> Result<&mut StoredConfig, StateError> {
-        let configs = &mut self.0.configs;
+        let configs = &mut self.fields.configs;
         let position = configs
             .iter()
             .position(|c| c.config.epoch() > epoch)
@@ -337,23 +394,31 @@ impl PersistentState {
     /// or superseded; it never guesses, because it cannot tell an abandoned
     /// epoch from one Nexus committed without telling it.
     pub(crate) fn drop_uncommitted(&mut self, obsolete: impl Fn(Epoch) -> bool) {
-        let committed = self.0.latest_committed;
-        self.0.configs.retain(|c| {
+        let committed = self.fields.latest_committed;
+        let before = self.fields.configs.len();
+        self.fields.configs.retain(|c| {
             let epoch = c.config.epoch();
             committed.is_some_and(|l| epoch <= l) || !obsolete(epoch)
         });
+        if self.fields.configs.len() != before {
+            self.changed();
+        }
     }
 
-    /// Sets this node's share for a stored configuration.
+    /// Sets this node's share for a stored configuration that has none
+    /// (a computed share); false, changing nothing, if that configuration
+    /// is not stored or already holds a share.
     pub(crate) fn set_share(&mut self, epoch: Epoch, share: &Share) -> bool {
-        match self
-            .0
+        let slot = self
+            .fields
             .configs
             .iter_mut()
             .find(|c| c.config.epoch() == epoch)
-        {
+            .filter(|c| c.share.is_none());
+        match slot {
             Some(stored) => {
                 stored.share = Some(share.clone());
+                self.changed();
                 true
             }
             None => false,
@@ -368,20 +433,22 @@ impl PersistentState {
         if !ready {
             return false;
         }
-        if self.0.latest_committed.is_none_or(|c| c < epoch) {
-            self.0.latest_committed = Some(epoch);
-            self.0.configs.retain(|c| c.config.epoch() >= epoch);
+        if self.fields.latest_committed.is_none_or(|c| c < epoch) {
+            self.fields.latest_committed = Some(epoch);
+            self.fields.configs.retain(|c| c.config.epoch() >= epoch);
+            self.changed();
         }
         true
     }
 
     /// Records an expungement. Permanent: a second one is ignored.
     pub(crate) fn set_expunged(&mut self, epoch: Epoch, from: &PlatformId) {
-        if self.0.expunged.is_none() {
-            self.0.expunged = Some(Expunged {
+        if self.fields.expunged.is_none() {
+            self.fields.expunged = Some(Expunged {
                 epoch,
                 from: from.clone(),
             });
+            self.changed();
         }
     }
 }
@@ -436,7 +503,7 @@ mod tests {
         assert!(committed.commit(Epoch(2)));
         // Only the commit mark left: not a valid state, but not empty.
         let mut mark = PersistentState::new();
-        mark.0.latest_committed = Some(Epoch(2));
+        mark.fields.latest_committed = Some(Epoch(2));
         let mut expunged = PersistentState::new();
         expunged.set_expunged(Epoch(3), &crate::config::tests::platform(1));
         let mut lrtq = PersistentState::new();

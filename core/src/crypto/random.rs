@@ -2,10 +2,14 @@
 
 use core::fmt;
 use rand_core::TryCryptoRng;
+#[cfg(any(test, feature = "host"))]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// The caller's RNG failed to produce bytes (a hardware RNG can fail on the
 /// service processor). Nothing was changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RngError;
 

@@ -4,10 +4,15 @@
 
 use core::fmt;
 
+#[cfg(any(test, feature = "host"))]
+use serde::Deserialize;
+use serde::Serialize;
+
 use crate::ids::Epoch;
 
 /// An invariant violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Alarm {
     /// Two different configurations were seen for one epoch.

@@ -4,14 +4,14 @@
 
 use subtle::ConstantTimeEq;
 
-use rand_core::TryCryptoRng;
 
 use crate::config::Configuration;
 use crate::crypto::Share;
 use crate::ids::{Epoch, PlatformId};
 use crate::limits::MAX_THRESHOLD;
-use crate::node::counters::Event;
-use crate::node::ctx::{NodeCtx, Outgoing};
+use crate::node::counters::Counter;
+use crate::messages::QueuedBody;
+use crate::node::ctx::NodeCtx;
 use crate::persistent::PersistentState;
 
 /// Shares of one epoch, each checked against the configuration's digest for
@@ -44,7 +44,7 @@ impl ShareCollector {
     /// Starts collecting shares of the stored configuration of `epoch`:
     /// takes this node's own share if it has one and asks every connected
     /// member for theirs. `None` if that configuration is not stored.
-    pub(crate) fn start<R: TryCryptoRng>(ctx: &mut NodeCtx<R>, epoch: Epoch) -> Option<Self> {
+    pub(crate) fn start(ctx: &mut NodeCtx, epoch: Epoch) -> Option<Self> {
         let stored = ctx.state().get(epoch)?;
         let members = stored.config.members().len();
         let mut collector = Self::new(&stored.config);
@@ -68,7 +68,7 @@ impl ShareCollector {
                 break;
             };
             if member != *ctx.id() {
-                ctx.request(&member, Outgoing::GetShare(epoch));
+                ctx.request(&member, QueuedBody::GetShare(epoch));
             }
         }
         Some(collector)
@@ -76,12 +76,12 @@ impl ShareCollector {
 
     /// Asks a peer that just connected for its share, if it is a member and
     /// its share is still missing.
-    pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
+    pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
         let wanted = ctx.state().get(self.epoch).is_some_and(|stored| {
             stored.config.is_member(peer) && !self.has_share_of(&stored.config, peer)
         });
         if wanted {
-            ctx.request(peer, Outgoing::GetShare(self.epoch));
+            ctx.request(peer, QueuedBody::GetShare(self.epoch));
         }
     }
 
@@ -93,11 +93,11 @@ impl ShareCollector {
         from: &PlatformId,
         epoch: Epoch,
         share: &Share,
-    ) -> Result<Added, Event> {
+    ) -> Result<Added, Counter> {
         if epoch != self.epoch {
-            return Err(Event::WrongEpoch);
+            return Err(Counter::WrongEpoch);
         }
-        let stored = state.get(epoch).ok_or(Event::WrongEpoch)?;
+        let stored = state.get(epoch).ok_or(Counter::WrongEpoch)?;
         self.add(&stored.config, from, share)
     }
 
@@ -129,24 +129,24 @@ impl ShareCollector {
         config: &Configuration,
         from: &PlatformId,
         share: &Share,
-    ) -> Result<Added, Event> {
+    ) -> Result<Added, Counter> {
         if config.epoch() != self.epoch {
-            return Err(Event::WrongEpoch);
+            return Err(Counter::WrongEpoch);
         }
-        let digest = config.share_digest(from).ok_or(Event::FromNonMember)?;
+        let digest = config.share_digest(from).ok_or(Counter::FromNonMember)?;
         // The digest covers x, so a match also proves the share is `from`'s.
         if !bool::from(share.digest().ct_eq(digest)) {
-            return Err(Event::InvalidShareDigest);
+            return Err(Counter::InvalidShareDigest);
         }
         if self.is_complete() {
             return Ok(Added::Complete);
         }
         if self.shares.iter().any(|s| s.x() == share.x()) {
-            return Err(Event::DuplicateShare);
+            return Err(Counter::DuplicateShare);
         }
         self.shares
             .push(share.clone())
-            .map_err(|_| Event::Unexpected)?;
+            .map_err(|_| Counter::Unexpected)?;
         Ok(if self.is_complete() {
             Added::Complete
         } else {

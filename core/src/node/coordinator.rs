@@ -3,61 +3,51 @@
 //! new secret, split it, and prepare every member.
 
 use rand_core::TryCryptoRng;
+#[cfg(any(test, feature = "host"))]
+use serde::Deserialize;
+use serde::Serialize;
 
-use crate::config::{ConfigError, ConfigFields, Configuration, Member};
+use crate::api::{ReconfigureMsg, acks_to_commit};
+use crate::config::{ConfigError, ConfigFields, Member};
 use crate::crypto::{
-    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, SealError, Share, ShareDigest,
-    combine_lrtq, split,
+    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, SealError, ShamirError, Share,
+    ShareDigest, combine_lrtq, split,
 };
 use crate::ids::{Epoch, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS};
 use crate::log;
-use crate::messages::{LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
+use crate::member_set::MemberSet;
+use crate::messages::{QueuedBody, QueuedShare};
 use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
-use crate::node::counters::Event;
-use crate::node::ctx::{NodeCtx, Outgoing};
-use crate::persistent::StateError;
+use crate::node::counters::Counter;
+use crate::node::ctx::NodeCtx;
+use crate::node::events::Event;
+use crate::node::validate::Validated;
+use crate::persistent::{LrtqShareData, StateError};
 
-/// What Nexus asked for.
+/// What Nexus asked for, as validated and kept by the coordinator.
 #[derive(Debug)]
-pub(crate) enum Request {
-    Reconfigure(ReconfigureMsg),
-    LrtqUpgrade(LrtqUpgradeMsg),
+pub(crate) struct Request {
+    rack_id: RackId,
+    members: MemberSet,
+    threshold: Threshold,
+    /// `Some` for a reconfiguration (the epoch Nexus named as committed
+    /// last), `None` for an LRTQ upgrade.
+    reconfigure_after: Option<Option<Epoch>>,
 }
 
 impl Request {
-    fn rack_id(&self) -> RackId {
-        match self {
-            Self::Reconfigure(m) => m.rack_id,
-            Self::LrtqUpgrade(m) => m.rack_id,
-        }
-    }
     /// The epoch Nexus named as last committed (none for an LRTQ upgrade:
     /// LRTQ's epoch 1 is never a stored configuration).
-    pub(crate) fn last_committed(&self) -> Option<Epoch> {
-        match self {
-            Self::Reconfigure(m) => m.last_committed_epoch,
-            Self::LrtqUpgrade(_) => None,
-        }
-    }
-
-    fn members(&self) -> &MemberSet {
-        match self {
-            Self::Reconfigure(m) => &m.members,
-            Self::LrtqUpgrade(m) => &m.members,
-        }
-    }
-    fn threshold(&self) -> Threshold {
-        match self {
-            Self::Reconfigure(m) => m.threshold,
-            Self::LrtqUpgrade(m) => m.threshold,
-        }
+    fn last_committed(&self) -> Option<Epoch> {
+        self.reconfigure_after.flatten()
     }
 }
 
 /// Where a coordination stands, as Nexus sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CoordinatorPhase {
     /// Collecting shares of the last committed configuration.
@@ -68,13 +58,14 @@ pub enum CoordinatorPhase {
     Preparing,
 }
 
-/// LRTQ shares gathered for an upgrade: each valid, each from a different
-/// sled, no two with the same digest.
+/// LRTQ shares gathered for an upgrade: each valid, no two with the same
+/// digest (a share replayed by another sled is the same share).
 #[derive(Debug, Default)]
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
     digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
-    senders: heapless::Vec<PlatformId, MAX_LRTQ_COMBINE, u8>,
+    /// Members that answered: not asked again when they reconnect.
+    answered: heapless::Vec<PlatformId, MAX_MEMBERS, u8>,
 }
 
 /// Each member's share of a new secret, in member (x-coordinate) order.
@@ -84,7 +75,7 @@ type SharesTable = heapless::Vec<Share, MAX_MEMBERS>;
 #[derive(Debug)]
 pub(crate) struct Preparing {
     shares: SharesTable,
-    acked: heapless::Vec<PlatformId, MAX_MEMBERS, u8>,
+    acked: MemberSet,
 }
 
 // The phases are exclusive and the core does not allocate, so the largest
@@ -101,71 +92,102 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct Coordinator {
     pub(crate) epoch: Epoch,
-    pub(crate) request: Request,
-    pub(crate) phase: Phase,
+    request: Request,
+    phase: Phase,
+}
+
+/// Why a coordination could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartFailed {
+    /// The caller's RNG failed; nothing changed.
+    Rng,
+    /// An invariant of this code broke; counted (and an alarm raised if
+    /// one of the protocol's broke).
+    Internal,
 }
 
 impl Coordinator {
-    /// Starts a reconfiguration in `slot`, where the coordination lives
-    /// from then on (so a prepare moves no phase or coordination out of
-    /// it); on an error `slot` is left empty. `ctx` already passed every
-    /// check.
-    pub(crate) fn start_reconfiguration<R: TryCryptoRng>(
+    /// Starts the coordination `request` describes in `slot`, where it
+    /// lives from then on (so a prepare moves no phase or coordination out
+    /// of it); on an error `slot` is left empty.
+    pub(crate) fn start<R: TryCryptoRng + ?Sized>(
         slot: &mut Option<Self>,
-        ctx: &mut NodeCtx<R>,
-        msg: &ReconfigureMsg,
-    ) -> Result<(), PrepareFailed> {
-        let committed = ctx.state().latest_committed().map(|c| c.config.epoch());
-        let collector = match committed {
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        request: Validated<'_>,
+    ) -> Result<(), StartFailed> {
+        let is_upgrade = request.reconfigure_after.is_none();
+        let committed = ctx.state().latest_committed_epoch();
+        let collector = match committed.filter(|_| !is_upgrade) {
             Some(old_epoch) => {
-                Some(ShareCollector::start(ctx, old_epoch).ok_or(PrepareFailed::Internal)?)
+                let collector = ShareCollector::start(ctx, old_epoch);
+                if collector.is_none() {
+                    ctx.count(Counter::Internal);
+                    return Err(StartFailed::Internal);
+                }
+                collector
             }
             None => None,
         };
         let coordinator = slot.insert(Self {
-            epoch: msg.epoch,
-            request: Request::Reconfigure(msg.clone()),
+            epoch: request.epoch,
+            request: Request {
+                rack_id: request.rack_id,
+                members: request.members.clone(),
+                threshold: request.threshold,
+                reconfigure_after: request.reconfigure_after,
+            },
             phase: Phase::Preparing(Preparing::new()),
         });
+        if is_upgrade {
+            log::info!("coordinating the LRTQ upgrade at epoch {}", request.epoch);
+            coordinator.phase = Phase::CollectingLrtqShares(LrtqCollector::default());
+            coordinator.start_lrtq_collection(ctx);
+            return Ok(());
+        }
+        log::info!("coordinating epoch {}", request.epoch);
         if let Some(collector) = collector {
             coordinator.phase = Phase::CollectingShares(collector);
-            coordinator.after_share(ctx);
+            coordinator.after_share(ctx, rng);
             return Ok(());
         }
         // A fresh rack: nothing old to carry.
-        let prepared = RackSecret::generate(ctx.rng())
+        let prepared = RackSecret::generate(rng)
             .map_err(|_| PrepareFailed::Rng)
-            .and_then(|secret| coordinator.prepare(ctx, &secret, None));
-        if prepared.is_err() {
-            *slot = None;
-        }
-        prepared
-    }
-
-    /// Starts an LRTQ upgrade in `slot`, as [`Self::start_reconfiguration`]
-    /// does. `ctx` already passed every check.
-    pub(crate) fn start_lrtq_upgrade<R: TryCryptoRng>(
-        slot: &mut Option<Self>,
-        ctx: &mut NodeCtx<R>,
-        msg: &LrtqUpgradeMsg,
-    ) {
-        let coordinator = slot.insert(Self {
-            epoch: msg.epoch,
-            request: Request::LrtqUpgrade(msg.clone()),
-            phase: Phase::CollectingLrtqShares(LrtqCollector::default()),
-        });
-        if let Phase::CollectingLrtqShares(collector) = &mut coordinator.phase
-            && let Some(lrtq) = ctx.state().lrtq()
-            && let Err(event) = collector.add(ctx.id(), &lrtq.share, lrtq)
-        {
-            ctx.count(event);
-        }
-        for member in msg.members.as_slice() {
-            if member != ctx.id() {
-                ctx.request(member, Outgoing::GetLrtqShare);
+            .and_then(|secret| coordinator.prepare(ctx, rng, &secret, None));
+        match prepared {
+            Ok(()) => Ok(()),
+            Err(failed) => {
+                *slot = None;
+                Err(failed.count(ctx))
             }
         }
-        coordinator.after_lrtq_share(ctx);
+    }
+
+    /// Takes this node's own LRTQ share and asks every other member for
+    /// theirs.
+    fn start_lrtq_collection(&mut self, ctx: &mut NodeCtx) {
+        if let Phase::CollectingLrtqShares(collector) = &mut self.phase
+            && let Some(lrtq) = ctx.state().lrtq()
+            && let Err(counter) = collector.add(ctx.id(), &lrtq.share, lrtq)
+        {
+            ctx.count(counter);
+        }
+        for member in self.request.members.as_slice() {
+            if member != ctx.id() {
+                ctx.request(member, QueuedBody::GetLrtqShare);
+            }
+        }
+    }
+
+    /// The same request came again: if the shares are all here but the
+    /// prepare failed for want of randomness, try again now.
+    pub(crate) fn retry<R: TryCryptoRng + ?Sized>(&mut self, ctx: &mut NodeCtx, rng: &mut R) {
+        match self.phase {
+            Phase::CollectingShares(_) => self.after_share(ctx, rng),
+            Phase::CollectingLrtqShares(_) => self.after_lrtq_share(ctx, rng),
+            Phase::Preparing(_) => {}
+        }
     }
 
     pub(crate) fn phase(&self) -> CoordinatorPhase {
@@ -177,96 +199,131 @@ impl Coordinator {
     }
 
     pub(crate) fn is_same_request(&self, msg: &ReconfigureMsg) -> bool {
-        matches!(&self.request, Request::Reconfigure(running) if running == msg)
+        let request = &self.request;
+        request.reconfigure_after == Some(msg.last_committed_epoch)
+            && self.epoch == msg.epoch
+            && request.rack_id == msg.rack_id
+            && request.members == msg.members
+            && request.threshold == msg.threshold
     }
 
     pub(crate) fn is_lrtq_upgrade(&self) -> bool {
-        matches!(self.request, Request::LrtqUpgrade(_))
+        self.request.reconfigure_after.is_none()
     }
 
-    /// Members that acked the prepare (the coordinator first).
-    pub(crate) fn acked(&self) -> &[PlatformId] {
+    /// Members that acked the prepare (the coordinator included), once
+    /// preparing.
+    pub(crate) fn acked(&self) -> Option<&MemberSet> {
         match &self.phase {
-            Phase::Preparing(p) => &p.acked,
-            _ => &[],
+            Phase::Preparing(p) => Some(&p.acked),
+            _ => None,
         }
     }
 
-    /// The share of member `to` for the `Prepare` being sent.
-    pub(crate) fn share_for(&self, config: &Configuration, to: &PlatformId) -> Option<&Share> {
+    /// The share this coordination made for member `to`, while preparing.
+    pub(crate) fn share_for(&self, to: &PlatformId) -> Option<&Share> {
         let Phase::Preparing(p) = &self.phase else {
             return None;
         };
-        let x = config.x_coordinate(to)?;
-        p.shares.get(usize::from(x).checked_sub(1)?)
+        // A member set is sorted as a configuration's members are, so a
+        // member's position there is its share's.
+        let at = self.request.members.as_slice().binary_search(to).ok()?;
+        p.shares.get(at)
     }
 
     /// A share of the last committed configuration arrived.
-    pub(crate) fn on_share<R: TryCryptoRng>(
+    pub(crate) fn on_share<R: TryCryptoRng + ?Sized>(
         &mut self,
-        ctx: &mut NodeCtx<R>,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
         from: &PlatformId,
         epoch: Epoch,
         share: &Share,
-    ) -> Result<(), Event> {
+    ) -> Result<(), Counter> {
         let Phase::CollectingShares(collector) = &mut self.phase else {
-            return Err(Event::Unexpected);
+            return Err(Counter::Unexpected);
         };
         collector.offer(ctx.state(), from, epoch, share)?;
-        self.after_share(ctx);
+        self.after_share(ctx, rng);
         Ok(())
     }
 
     /// An LRTQ share arrived.
-    pub(crate) fn on_lrtq_share<R: TryCryptoRng>(
+    pub(crate) fn on_lrtq_share<R: TryCryptoRng + ?Sized>(
         &mut self,
-        ctx: &mut NodeCtx<R>,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
         from: &PlatformId,
         share: &LrtqShare,
-    ) -> Result<(), Event> {
+    ) -> Result<(), Counter> {
         let Phase::CollectingLrtqShares(collector) = &mut self.phase else {
-            return Err(Event::Unexpected);
+            return Err(Counter::Unexpected);
         };
-        let lrtq = ctx.state().lrtq().ok_or(Event::Unexpected)?;
+        if !self.request.members.contains(from) {
+            return Err(Counter::FromNonMember);
+        }
+        let lrtq = ctx.state().lrtq().ok_or(Counter::Unexpected)?;
         collector.add(from, share, lrtq)?;
-        self.after_lrtq_share(ctx);
+        self.after_lrtq_share(ctx, rng);
         Ok(())
     }
 
     /// A prepare ack arrived from `from`.
     pub(crate) fn on_prepare_ack(
         &mut self,
-        config: &Configuration,
+        ctx: &mut NodeCtx,
         from: &PlatformId,
-    ) -> Result<(), Event> {
+    ) -> Result<(), Counter> {
         let Phase::Preparing(p) = &mut self.phase else {
-            return Err(Event::Unexpected);
+            return Err(Counter::Unexpected);
         };
-        if !config.is_member(from) {
-            return Err(Event::FromNonMember);
+        if !self.request.members.contains(from) {
+            return Err(Counter::FromNonMember);
         }
-        p.ack(from)
+        if !p.acked.insert(from).map_err(|_| Counter::Internal)? {
+            return Ok(());
+        }
+        let acks = p.acked.len();
+        if acks == acks_to_commit(self.request.members.len(), self.request.threshold) {
+            ctx.emit(Event::ReadyToCommit {
+                epoch: self.epoch,
+                acks: u8::try_from(acks).unwrap_or(u8::MAX),
+            });
+        }
+        Ok(())
     }
 
     /// What to re-send to a peer that just connected.
-    pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
+    pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
+        if !self.request.members.contains(peer) {
+            return;
+        }
         match &self.phase {
             Phase::CollectingShares(collector) => collector.on_connect(ctx, peer),
             Phase::CollectingLrtqShares(collector) => {
-                if self.request.members().contains(peer) && !collector.senders.contains(peer) {
-                    ctx.request(peer, Outgoing::GetLrtqShare);
+                if !collector.answered.contains(peer) {
+                    ctx.request(peer, QueuedBody::GetLrtqShare);
                 }
             }
             Phase::Preparing(p) => {
-                if self.request.members().contains(peer) && !p.acked.contains(peer) {
-                    ctx.request(peer, Outgoing::Prepare(self.epoch));
+                if !p.acked.contains(peer) {
+                    ctx.request(peer, self.prepare_for());
                 }
             }
+        }
+    }
+
+    /// The `Prepare` of this coordination, as queued for any member.
+    fn prepare_for(&self) -> QueuedBody {
+        QueuedBody::Prepare {
+            config: self.epoch,
+            share: QueuedShare::ForReceiver(self.epoch),
+            last_committed: self.request.last_committed(),
         }
     }
 
     /// Moves to preparing once the collector holds `K` shares.
-    fn after_share<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>) {
+    fn after_share<R: TryCryptoRng + ?Sized>(&mut self, ctx: &mut NodeCtx, rng: &mut R) {
         let Phase::CollectingShares(collector) = &self.phase else {
             return;
         };
@@ -276,19 +333,19 @@ impl Coordinator {
         let old_epoch = collector.epoch();
         let mut retained = RetainedSecrets::new();
         if rebuild_retained(ctx, old_epoch, collector.shares(), &mut retained) {
-            self.prepare_with(ctx, &retained);
+            self.prepare_with(ctx, rng, &retained);
         }
     }
 
     /// Moves to preparing once the LRTQ threshold of shares is here.
-    fn after_lrtq_share<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>) {
+    fn after_lrtq_share<R: TryCryptoRng + ?Sized>(&mut self, ctx: &mut NodeCtx, rng: &mut R) {
         let Phase::CollectingLrtqShares(collector) = &self.phase else {
             return;
         };
         let Some(lrtq) = ctx.state().lrtq() else {
             return;
         };
-        if collector.shares.len() < usize::from(lrtq.threshold) {
+        if collector.shares.len() < lrtq.threshold_shares() {
             return;
         }
         let mut retained = RetainedSecrets::new();
@@ -297,18 +354,23 @@ impl Coordinator {
             return;
         }
         log::info!("rebuilt the LRTQ secret for epoch {}", self.epoch);
-        self.prepare_with(ctx, &retained);
+        self.prepare_with(ctx, rng, &retained);
     }
 
     /// Prepares with a new secret that retains `retained`. On a failure the
-    /// coordination stays in its collecting phase; the next share or a
-    /// repeated request from Nexus tries again.
-    fn prepare_with<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, retained: &RetainedSecrets) {
-        let prepared = RackSecret::generate(ctx.rng())
+    /// coordination stays in its collecting phase; the same request from
+    /// Nexus again retries ([`Self::retry`]).
+    fn prepare_with<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        retained: &RetainedSecrets,
+    ) {
+        let prepared = RackSecret::generate(rng)
             .map_err(|_| PrepareFailed::Rng)
-            .and_then(|secret| self.prepare(ctx, &secret, Some(retained)));
-        if prepared == Err(PrepareFailed::Rng) {
-            ctx.count(Event::RngFailure);
+            .and_then(|secret| self.prepare(ctx, rng, &secret, Some(retained)));
+        if let Err(failed) = prepared {
+            failed.count(ctx);
         }
     }
 
@@ -316,15 +378,17 @@ impl Coordinator {
     /// (see [`store_new_configuration`]), enters the prepare phase and sends
     /// `Prepare` to every other member. The phase is left as it was on an
     /// error.
-    fn prepare<R: TryCryptoRng>(
+    fn prepare<R: TryCryptoRng + ?Sized>(
         &mut self,
-        ctx: &mut NodeCtx<R>,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
         secret: &RackSecret,
         retained: Option<&RetainedSecrets>,
     ) -> Result<(), PrepareFailed> {
         let mut shares = SharesTable::new();
         store_new_configuration(
             ctx,
+            rng,
             self.epoch,
             &self.request,
             secret,
@@ -338,12 +402,13 @@ impl Coordinator {
         };
         core::mem::swap(&mut preparing.shares, &mut shares);
         preparing
-            .ack(ctx.id())
+            .acked
+            .insert(ctx.id())
             .map_err(|_| PrepareFailed::Internal)?;
         log::info!("prepared epoch {}, sending Prepare", self.epoch);
-        for member in self.request.members().as_slice() {
+        for member in self.request.members.as_slice() {
             if member != ctx.id() {
-                ctx.request(member, Outgoing::Prepare(self.epoch));
+                ctx.request(member, self.prepare_for());
             }
         }
         Ok(())
@@ -354,16 +419,8 @@ impl Preparing {
     const fn new() -> Self {
         Self {
             shares: heapless::Vec::new(),
-            acked: heapless::Vec::new(),
+            acked: MemberSet::new_empty(),
         }
-    }
-
-    /// Records that `id` acked (once).
-    fn ack(&mut self, id: &PlatformId) -> Result<(), Event> {
-        if !self.acked.contains(id) {
-            self.acked.push(id.clone()).map_err(|_| Event::Unexpected)?;
-        }
-        Ok(())
     }
 }
 
@@ -377,8 +434,8 @@ pub(crate) const LRTQ_EPOCH: Epoch = Epoch(1);
 /// decrypting hold on the stack must not sit under the prepare that
 /// follows.
 #[inline(never)]
-fn rebuild_retained<R: TryCryptoRng>(
-    ctx: &mut NodeCtx<R>,
+fn rebuild_retained(
+    ctx: &mut NodeCtx,
     epoch: Epoch,
     shares: &[Share],
     retained: &mut RetainedSecrets,
@@ -400,7 +457,7 @@ fn rebuild_retained<R: TryCryptoRng>(
     }
     if retained.is_full() {
         retained.drop_oldest();
-        ctx.count(Event::RetainedSecretDropped);
+        ctx.count(Counter::RetainedSecretDropped);
     }
     retained.push(epoch, secret).is_ok()
 }
@@ -416,11 +473,27 @@ fn retain_lrtq_secret(shares: &[LrtqShare], retained: &mut RetainedSecrets) -> b
 
 /// Why preparing a new configuration failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PrepareFailed {
+enum PrepareFailed {
     /// The caller's RNG failed.
     Rng,
-    /// An invariant broke; an alarm was raised.
+    /// An invariant broke (an alarm was raised if it was the protocol's).
     Internal,
+}
+
+impl PrepareFailed {
+    /// Counts the failure and says what it means for a start.
+    fn count(self, ctx: &mut NodeCtx) -> StartFailed {
+        match self {
+            Self::Rng => {
+                ctx.count(Counter::RngFailure);
+                StartFailed::Rng
+            }
+            Self::Internal => {
+                ctx.count(Counter::Internal);
+                StartFailed::Internal
+            }
+        }
+    }
 }
 
 /// Why the new configuration was not stored.
@@ -452,27 +525,25 @@ impl From<SealError> for StoreFailed {
 /// stores the new configuration, with this node's share, built in its slot
 /// in the state. `retained` is `None` only for a fresh rack's first
 /// configuration.
-fn store_new_configuration<R: TryCryptoRng>(
-    ctx: &mut NodeCtx<R>,
+fn store_new_configuration<R: TryCryptoRng + ?Sized>(
+    ctx: &mut NodeCtx,
+    rng: &mut R,
     epoch: Epoch,
     request: &Request,
     secret: &RackSecret,
     retained: Option<&RetainedSecrets>,
     shares: &mut SharesTable,
 ) -> Result<(), PrepareFailed> {
-    let members = request.members().as_slice();
-    let threshold = request.threshold();
-    split_for(ctx.rng(), request, secret, shares)?;
-    // A member set is sorted as a configuration's members are, so this
-    // node's share is at its position there.
+    let members = request.members.as_slice();
+    split_for(rng, request, secret, shares)?;
     let own_share = members
-        .iter()
-        .position(|id| id == ctx.id())
+        .binary_search(ctx.id())
+        .ok()
         .and_then(|index| shares.get(index))
         .ok_or(PrepareFailed::Internal)?;
     let coordinator = ctx.id().clone();
-    let build = |fields: &mut ConfigFields, rng: &mut R| -> Result<(), StoreFailed> {
-        fields.rack_id = request.rack_id();
+    let build = |fields: &mut ConfigFields| -> Result<(), StoreFailed> {
+        fields.rack_id = request.rack_id;
         fields.coordinator = coordinator;
         fields.members.clear();
         for (id, share) in members.iter().zip(shares.iter()) {
@@ -485,24 +556,22 @@ fn store_new_configuration<R: TryCryptoRng>(
                 .push(member)
                 .map_err(|_| ConfigError::MemberCount)?;
         }
-        fields.threshold = threshold;
+        fields.threshold = request.threshold;
         fields.encrypted_rack_secrets = None;
         if let Some(old) = retained {
             let sealed = fields
                 .encrypted_rack_secrets
                 .insert(EncryptedRackSecrets::unfilled());
-            sealed.encrypt_into(rng, &request.rack_id(), epoch, secret, old)?;
+            sealed.encrypt_into(rng, &request.rack_id, epoch, secret, old)?;
         }
         Ok(())
     };
-    let stored = ctx.update_state_with_rng(|state, rng| {
-        // Nexus started this epoch, so every older uncommitted one was
-        // abandoned (the last committed one is committed here: checked when
-        // the request was accepted).
-        state.drop_uncommitted(|e| e < epoch);
-        state.store_built(epoch, own_share, |fields| build(fields, rng))
-    });
-    match stored {
+    let state = ctx.state_mut();
+    // Nexus started this epoch, so every older uncommitted one was
+    // abandoned (the last committed one is committed here: checked when
+    // the request was validated).
+    state.drop_uncommitted(|e| e < epoch);
+    match state.store_built(epoch, own_share, build) {
         Ok(()) => Ok(()),
         Err(StoreFailed::Seal(SealError::Rng(_))) => Err(PrepareFailed::Rng),
         Err(StoreFailed::State(StateError::MismatchedConfiguration)) => {
@@ -510,7 +579,7 @@ fn store_new_configuration<R: TryCryptoRng>(
             Err(PrepareFailed::Internal)
         }
         Err(StoreFailed::State(_)) => {
-            ctx.count(Event::ConfigDropped);
+            ctx.count(Counter::ConfigDropped);
             Err(PrepareFailed::Internal)
         }
         Err(StoreFailed::Config | StoreFailed::Seal(_)) => Err(PrepareFailed::Internal),
@@ -518,48 +587,50 @@ fn store_new_configuration<R: TryCryptoRng>(
 }
 
 /// Splits `secret` into `shares`, one per member of the request. Out of
-/// line, like [`seal`]: `split`'s coefficient tables must not stay in the
-/// frame the configuration is then built and sealed from.
+/// line: `split`'s tables must not stay in the frame the configuration is
+/// then built and sealed from. Only a failing RNG is reported as one.
 #[inline(never)]
-fn split_for<R: TryCryptoRng>(
+fn split_for<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
     request: &Request,
     secret: &RackSecret,
     shares: &mut SharesTable,
 ) -> Result<(), PrepareFailed> {
-    let threshold = usize::from(request.threshold().get());
-    split(secret, threshold, request.members().len(), rng, shares).map_err(|_| PrepareFailed::Rng)
+    let threshold = usize::from(request.threshold.get());
+    split(secret, threshold, request.members.len(), rng, shares).map_err(|error| match error {
+        ShamirError::Rng(_) => PrepareFailed::Rng,
+        _ => PrepareFailed::Internal,
+    })
 }
 
 impl LrtqCollector {
-    /// Adds an LRTQ share from `from` if its digest is one of the rack's and
-    /// neither the digest nor the sender was seen before.
+    /// Adds an LRTQ share from `from` if its digest is one of the rack's
+    /// and no share with that digest was accepted before.
     fn add(
         &mut self,
         from: &PlatformId,
         share: &LrtqShare,
-        lrtq: &crate::persistent::LrtqShareData,
-    ) -> Result<(), Event> {
+        lrtq: &LrtqShareData,
+    ) -> Result<(), Counter> {
         let digest = share.digest();
         if !lrtq.is_known_digest(&digest) {
-            return Err(Event::UnknownLrtqShareDigest);
-        }
-        if self.senders.contains(from) {
-            return Err(Event::DuplicateShare);
+            return Err(Counter::UnknownLrtqShareDigest);
         }
         if self.digests.contains(&digest) {
-            return Err(Event::DuplicateLrtqShareDigest);
+            return Err(Counter::DuplicateLrtqShareDigest);
         }
-        if self.shares.len() >= usize::from(lrtq.threshold) {
+        if !self.answered.contains(from) {
+            self.answered
+                .push(from.clone())
+                .map_err(|_| Counter::Internal)?;
+        }
+        if self.shares.len() >= lrtq.threshold_shares() {
             return Ok(());
         }
         self.shares
             .push(share.clone())
-            .map_err(|_| Event::Unexpected)?;
-        self.digests.push(digest).map_err(|_| Event::Unexpected)?;
-        self.senders
-            .push(from.clone())
-            .map_err(|_| Event::Unexpected)?;
+            .map_err(|_| Counter::Internal)?;
+        self.digests.push(digest).map_err(|_| Counter::Internal)?;
         Ok(())
     }
 }

@@ -1,35 +1,39 @@
-//! One counter per kind of event that has no caller to return an error to:
-//! a bad message from a peer, a dropped message, a bound that was hit. The
-//! firmware maps them to its ring buffer, the host shim to metrics, so an
-//! operator sees that something is wrong without reading logs.
+//! One counter per kind of occurrence that has no caller to return an error
+//! to: a refused message from a peer, a dropped message, a bound that was
+//! hit. The firmware maps them to its ring buffer, the host shim to metrics,
+//! so an operator sees that something is wrong without reading logs.
+//!
+//! Each occurrence is counted once, in one place: a refused peer message by
+//! the message handler's caller (the handlers return the [`Counter`] as
+//! their error), everything else where it happens.
 
 use core::fmt;
 
-macro_rules! events {
+macro_rules! counters {
     ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )+) => {
-        /// A counted event. The name is stable: exporters use it as a metric
+        /// What is counted. The name is stable: exporters use it as a metric
         /// label.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        pub enum Event {
+        pub enum Counter {
             $( $(#[doc = $doc])* $variant, )+
         }
 
-        impl Event {
-            /// Every event, in counter order.
-            pub const ALL: &'static [Event] = &[$(Event::$variant),+];
+        impl Counter {
+            /// Every counter, in order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant),+];
 
-            /// The event's stable snake_case name.
+            /// The counter's stable snake_case name.
             pub const fn name(self) -> &'static str {
                 match self {
-                    $( Event::$variant => $name, )+
+                    $( Counter::$variant => $name, )+
                 }
             }
         }
     };
 }
 
-events! {
+counters! {
     /// A peer message named another rack.
     WrongRackId => "wrong_rack_id",
     /// A peer message arrived while this node is expunged.
@@ -37,6 +41,12 @@ events! {
     /// A peer message came from a sled that is not a member of the epoch it
     /// is about.
     FromNonMember => "from_non_member",
+    /// A peer message was about a configuration this node is not a member
+    /// of.
+    NotAMember => "not_a_member",
+    /// A configuration differs from the one stored for its epoch (the
+    /// `MismatchedConfigurations` alarm is raised too).
+    ConflictingConfiguration => "conflicting_configuration",
     /// A peer message was about an epoch this node is not working on, or one
     /// already superseded.
     WrongEpoch => "wrong_epoch",
@@ -55,6 +65,13 @@ events! {
     Unexpected => "unexpected",
     /// Bytes from a peer did not decode.
     Undecodable => "undecodable",
+    /// Bytes from a peer were in a wire format version this build does not
+    /// read (a newer peer during a rolling upgrade).
+    UnsupportedVersion => "unsupported_version",
+    /// A peer's `Expunged` or `CommitAdvance` that this node's own state
+    /// proves false, or that came from a sled outside the configuration it
+    /// is about (only a member can truthfully send either).
+    FalseClaim => "false_claim",
     /// A request this node cannot answer (no share, no LRTQ data).
     CannotAnswer => "cannot_answer",
     /// A reply was not queued because the peer that asked is not connected.
@@ -75,30 +92,41 @@ events! {
     AlarmDropped => "alarm_dropped",
     /// The caller's RNG failed during a protocol step.
     RngFailure => "rng_failure",
+    /// An event was not recorded because the event queue is full.
+    EventDropped => "event_dropped",
+    /// A step that cannot fail did (a broken invariant of this code, not
+    /// of the protocol); the step was abandoned.
+    Internal => "internal",
 }
 
-/// The number of counted events.
-pub const EVENT_COUNT: usize = Event::ALL.len();
+/// The number of counters.
+pub const COUNTER_COUNT: usize = Counter::ALL.len();
 
-/// Counts of each [`Event`] since the node's context was made. Saturating.
+/// How often each [`Counter`] happened since the node's context was made.
+/// Saturating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Counters([u32; EVENT_COUNT]);
+pub struct Counters([u32; COUNTER_COUNT]);
 
 impl Default for Counters {
     fn default() -> Self {
-        Self([0; EVENT_COUNT])
+        Self::new()
     }
 }
 
 impl Counters {
-    /// How often `event` happened.
-    pub fn get(&self, event: Event) -> u32 {
-        self.0.get(event as usize).copied().unwrap_or(0)
+    /// All zero.
+    pub const fn new() -> Self {
+        Self([0; COUNTER_COUNT])
     }
 
-    /// Every event with its count, in a fixed order.
-    pub fn iter(&self) -> impl Iterator<Item = (Event, u32)> + '_ {
-        Event::ALL.iter().zip(self.0.iter()).map(|(e, n)| (*e, *n))
+    /// How often `counter` happened.
+    pub fn get(&self, counter: Counter) -> u32 {
+        self.0.get(counter as usize).copied().unwrap_or(0)
+    }
+
+    /// Every counter with its count, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (Counter, u32)> + '_ {
+        Counter::ALL.iter().zip(self.0.iter()).map(|(c, n)| (*c, *n))
     }
 
     /// The sum of all counts: zero means nothing odd has happened.
@@ -106,14 +134,83 @@ impl Counters {
         self.0.iter().map(|&n| u64::from(n)).sum()
     }
 
-    pub(crate) fn bump(&mut self, event: Event) {
-        if let Some(n) = self.0.get_mut(event as usize) {
+    pub(crate) fn bump(&mut self, counter: Counter) {
+        if let Some(n) = self.0.get_mut(counter as usize) {
             *n = n.saturating_add(1);
         }
     }
 }
 
-impl fmt::Display for Event {
+/// In a human-readable format (JSON), a map from each counter's stable name
+/// to its count; in postcard, the counts in counter order.
+impl serde::Serialize for Counters {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeTuple};
+        if serializer.is_human_readable() {
+            let mut map = serializer.serialize_map(Some(COUNTER_COUNT))?;
+            for (counter, count) in self.iter() {
+                map.serialize_entry(counter.name(), &count)?;
+            }
+            map.end()
+        } else {
+            let mut tuple = serializer.serialize_tuple(COUNTER_COUNT)?;
+            for count in &self.0 {
+                tuple.serialize_element(count)?;
+            }
+            tuple.end()
+        }
+    }
+}
+
+#[cfg(any(test, feature = "host"))]
+impl<'de> serde::Deserialize<'de> for Counters {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_map(CountersVisitor)
+        } else {
+            deserializer.deserialize_tuple(COUNTER_COUNT, CountersVisitor)
+        }
+    }
+}
+
+/// Reads [`Counters`] from either of its forms. A name this build does not
+/// know (a newer node's counter) is skipped; a missing one reads as 0.
+#[cfg(any(test, feature = "host"))]
+struct CountersVisitor;
+
+#[cfg(any(test, feature = "host"))]
+impl<'de> serde::de::Visitor<'de> for CountersVisitor {
+    type Value = Counters;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("event counters")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Counters, A::Error> {
+        let mut counters = Counters::new();
+        while let Some(name) = map.next_key::<&str>()? {
+            let count: u32 = map.next_value()?;
+            if let Some(counter) = Counter::ALL.iter().find(|c| c.name() == name)
+                && let Some(slot) = counters.0.get_mut(*counter as usize)
+            {
+                *slot = count;
+            }
+        }
+        Ok(counters)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Counters, A::Error> {
+        let mut counters = Counters::new();
+        for (index, slot) in counters.0.iter_mut().enumerate() {
+            *slot = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::invalid_length(index, &self))?;
+        }
+        Ok(counters)
+    }
+}
+
+impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -124,22 +221,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_event_has_its_own_counter() {
+    fn each_counter_counts_on_its_own() {
         let mut counters = Counters::default();
-        counters.bump(Event::WrongRackId);
-        counters.bump(Event::WrongRackId);
-        counters.bump(Event::RngFailure);
-        assert_eq!(counters.get(Event::WrongRackId), 2);
-        assert_eq!(counters.get(Event::RngFailure), 1);
-        assert_eq!(counters.get(Event::Undecodable), 0);
+        counters.bump(Counter::WrongRackId);
+        counters.bump(Counter::WrongRackId);
+        counters.bump(Counter::RngFailure);
+        assert_eq!(counters.get(Counter::WrongRackId), 2);
+        assert_eq!(counters.get(Counter::RngFailure), 1);
+        assert_eq!(counters.get(Counter::Undecodable), 0);
         assert_eq!(counters.total(), 3);
-        assert_eq!(counters.iter().count(), EVENT_COUNT);
+        assert_eq!(counters.iter().count(), COUNTER_COUNT);
     }
 
     #[test]
-    fn event_names_are_unique() {
-        for (i, a) in Event::ALL.iter().enumerate() {
-            for b in &Event::ALL[i + 1..] {
+    fn counter_names_are_unique() {
+        for (i, a) in Counter::ALL.iter().enumerate() {
+            for b in &Counter::ALL[i + 1..] {
                 assert_ne!(a.name(), b.name());
             }
         }

@@ -1,54 +1,45 @@
-//! The context a caller hands to every node call: persistent state, the
-//! outgoing queue, connected peers, alarms, counters and the RNG.
+//! The context a caller hands to every node call: persistent state,
+//! connected peers and the outgoing queue, alarms, counters and events.
 //!
-//! Its public methods are what the *caller* may do (read and persist the
-//! state, drain messages, poll alarms and counters); its crate-private
-//! methods are what the *node* may do (change the state, queue messages,
-//! raise alarms, count events, draw randomness).
+//! Its public methods are what the *caller* may do (restore, read and
+//! store the state, acknowledge the write, poll events, alarms and
+//! counters); its crate-private methods are what the *node* may do (change
+//! the state, queue messages, raise alarms, count, record events).
 
 use core::fmt;
 
-use rand_core::TryCryptoRng;
-
-use crate::ids::{Epoch, PlatformId};
-use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_OUTGOING};
+use crate::ids::PlatformId;
+use crate::limits::MAX_ALARMS;
 use crate::log;
+use crate::messages::QueuedBody;
 use crate::node::alarms::Alarm;
-use crate::node::counters::{Counters, Event};
-use crate::persistent::PersistentState;
+use crate::node::counters::{Counter, Counters};
+use crate::node::events::{Event, EventQueue};
+use crate::node::outbox::Outbox;
+use crate::persistent::{PersistentState, Revision};
 use crate::wire::{self, WireError};
-
-/// A message the node wants sent, by reference to the state that holds its
-/// contents. [`crate::node::Node::next_message`] turns it into a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub(crate) enum Outgoing {
-    /// The stored configuration of this epoch and the receiver's share, held
-    /// by the coordinator.
-    Prepare(Epoch),
-    PrepareAck(Epoch),
-    GetShare(Epoch),
-    /// This node's stored share of this epoch.
-    Share(Epoch),
-    GetLrtqShare,
-    /// This node's LRTQ share.
-    LrtqShare,
-    Expunged(Epoch),
-    /// The stored configuration of this (committed) epoch.
-    CommitAdvance(Epoch),
-}
 
 /// Everything a node reads and changes besides its in-memory protocol
 /// state. Owned by the caller, passed to each node call.
-pub struct NodeCtx<R> {
+pub struct NodeCtx {
     id: PlatformId,
     state: PersistentState,
-    state_changed: bool,
-    outgoing: heapless::Deque<(PlatformId, Outgoing), MAX_OUTGOING>,
-    connected: heapless::Vec<PlatformId, MAX_CONNECTED, u8>,
+    /// The revision of the state the caller last said it stored.
+    stored: Revision,
+    pub(crate) outbox: Outbox,
     alarms: heapless::Vec<Alarm, MAX_ALARMS, u8>,
     counters: Counters,
-    rng: R,
+    events: EventQueue,
+}
+
+/// The persistent state to store, and the revision to acknowledge once it
+/// is stored ([`NodeCtx::acknowledge_stored`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StateToStore<'a> {
+    /// What to store.
+    pub state: &'a PersistentState,
+    /// Its revision.
+    pub revision: Revision,
 }
 
 /// Why [`NodeCtx::restore_lrtq`] set no LRTQ share data.
@@ -73,30 +64,40 @@ impl fmt::Display for RestoreLrtqError {
 
 impl core::error::Error for RestoreLrtqError {}
 
-impl<R: TryCryptoRng> NodeCtx<R> {
-    /// A context for sled `id` with an empty persistent state; at boot the
-    /// caller then fills the state in place with [`Self::restore_state`]
-    /// (from storage) or [`Self::restore_lrtq`] (from the LRTQ ledger).
+impl fmt::Debug for NodeCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The state holds shares: show only what is public.
+        f.debug_struct("NodeCtx")
+            .field("id", &self.id)
+            .field("stored", &self.is_stored())
+            .field("connected", &self.outbox.connected())
+            .field("alarms", &self.alarms)
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeCtx {
+    /// A context for sled `id` with an empty persistent state (which counts
+    /// as stored); at boot the caller then fills the state in place with
+    /// [`Self::restore_state`] (from storage) or [`Self::restore_lrtq`]
+    /// (from the LRTQ ledger).
     ///
     /// The context is large (about 30 KiB, the persistent state 20 KiB of
     /// it), so a caller with a small stack constructs it straight into the
-    /// static memory it lives in, e.g. `cortex_m::singleton!(: NodeCtx<R>
-    /// = NodeCtx::new(id, rng))`: an empty state is a few length fields,
-    /// which the compiler then writes in place (`target-tests`' node
-    /// binary measures this on the service processor; a temporary copy
-    /// would exceed its stack budget). Not a `const fn` for a static
-    /// initialiser: neither a [`PlatformId`] nor a seeded RNG can be made
-    /// at compile time.
-    pub fn new(id: PlatformId, rng: R) -> Self {
+    /// static memory it lives in, e.g. `cortex_m::singleton!(: NodeCtx =
+    /// NodeCtx::new(id))`: an empty state is a few length fields, which the
+    /// compiler then writes in place (`target-tests`' node binary measures
+    /// this on the service processor).
+    pub fn new(id: PlatformId) -> Self {
         Self {
             id,
             state: PersistentState::new(),
-            state_changed: false,
-            outgoing: heapless::Deque::new(),
-            connected: heapless::Vec::new(),
+            stored: Revision::default(),
+            outbox: Outbox::new(),
             alarms: heapless::Vec::new(),
-            counters: Counters::default(),
-            rng,
+            counters: Counters::new(),
+            events: EventQueue::new(),
         }
     }
 
@@ -105,15 +106,32 @@ impl<R: TryCryptoRng> NodeCtx<R> {
         &self.id
     }
 
-    /// The persistent state, to store after a call that changed it.
+    /// The persistent state as it is now (stored or not).
     pub fn persistent_state(&self) -> &PersistentState {
         &self.state
     }
 
-    /// Whether the persistent state changed since the last call to this
-    /// method. The caller must store the state before sending anything.
-    pub fn take_state_changed(&mut self) -> bool {
-        core::mem::replace(&mut self.state_changed, false)
+    /// The state to store, if it changed since the write last acknowledged.
+    /// Reading it changes nothing: the state stays unstored, and the node
+    /// hands out no message or event, until [`Self::acknowledge_stored`].
+    pub fn state_to_store(&self) -> Option<StateToStore<'_>> {
+        (!self.is_stored()).then_some(StateToStore {
+            state: &self.state,
+            revision: self.state.revision(),
+        })
+    }
+
+    /// The caller stored the state at `revision` durably. If the state
+    /// changed again since (it cannot between two node calls), it stays
+    /// unstored.
+    pub fn acknowledge_stored(&mut self, revision: Revision) {
+        self.stored = revision;
+    }
+
+    /// Whether the state as it is now is stored: only then does the node
+    /// hand out messages ([`crate::node::Node::poll_transmit`]) and events.
+    pub fn is_stored(&self) -> bool {
+        self.stored == self.state.revision()
     }
 
     /// Replaces the persistent state with the one `bytes` encode (what
@@ -128,12 +146,13 @@ impl<R: TryCryptoRng> NodeCtx<R> {
     /// [`WireError::UnsupportedVersion`] means a newer build wrote the
     /// bytes).
     ///
-    /// Either way the state is marked unchanged: after a success it is what
+    /// Either way the state counts as stored: after a success it is what
     /// storage holds, and after an error storing the empty state would
     /// overwrite bytes the caller may still want (a newer format's).
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        self.state_changed = false;
-        wire::decode_persistent_state_into(bytes, &mut self.state)
+        let restored = wire::decode_persistent_state_into(bytes, &mut self.state);
+        self.stored = self.state.revision();
+        restored
     }
 
     /// Sets the LRTQ share data `bytes` encode (as
@@ -143,26 +162,29 @@ impl<R: TryCryptoRng> NodeCtx<R> {
     ///
     /// Refused with [`RestoreLrtqError::StateNotEmpty`], changing nothing,
     /// if the state holds anything (restored from storage, or changed by
-    /// the node). On a decoding error the state is left empty. On success
-    /// the state is marked changed: storage does not hold it yet.
+    /// the node). On a decoding error the state is left empty (and counts
+    /// as stored, as after a failed [`Self::restore_state`]). On success
+    /// the state is unstored: storage does not hold it yet.
     pub fn restore_lrtq(&mut self, bytes: &[u8]) -> Result<(), RestoreLrtqError> {
         if !self.state.is_empty() {
             return Err(RestoreLrtqError::StateNotEmpty);
         }
-        wire::decode_lrtq_share_data_into(bytes, self.state.lrtq_mut())
-            .map_err(RestoreLrtqError::Wire)?;
-        self.state_changed = true;
+        let decoded = wire::decode_lrtq_share_data_into(bytes, self.state.lrtq_mut());
+        if let Err(error) = decoded {
+            self.stored = self.state.revision();
+            return Err(RestoreLrtqError::Wire(error));
+        }
         Ok(())
     }
 
-    /// Whether messages are queued.
+    /// Whether messages are queued (handed out once the state is stored).
     pub fn has_outgoing(&self) -> bool {
-        !self.outgoing.is_empty()
+        self.outbox.has_queued()
     }
 
     /// Peers currently connected.
     pub fn connected(&self) -> &[PlatformId] {
-        &self.connected
+        self.outbox.connected()
     }
 
     /// Alarms raised so far.
@@ -170,109 +192,101 @@ impl<R: TryCryptoRng> NodeCtx<R> {
         &self.alarms
     }
 
-    /// Event counters.
+    /// Counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
-    /// The RNG, for a caller that wants to reseed or inspect it.
-    pub fn rng_mut(&mut self) -> &mut R {
-        &mut self.rng
-    }
-
-    /// Counts an event the caller saw on the node's behalf (bytes that did
-    /// not decode, for example).
-    pub fn count(&mut self, event: Event) {
-        self.counters.bump(event);
+    /// The next event, oldest first; `None` when there is none, and while
+    /// the state is not stored (an event describes the state after the
+    /// call that raised it).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if !self.is_stored() {
+            return None;
+        }
+        self.events.pop_front()
     }
 
     // ---- what the node may do ----
 
+    pub(crate) fn count(&mut self, counter: Counter) {
+        self.counters.bump(counter);
+    }
+
     pub(crate) fn is_connected(&self, peer: &PlatformId) -> bool {
-        self.connected.iter().any(|p| p == peer)
+        self.outbox.is_connected(peer)
     }
 
     /// Records a connection; false if it was not recorded (table full).
     pub(crate) fn add_connection(&mut self, peer: &PlatformId) -> bool {
-        if self.is_connected(peer) {
-            return true;
+        match self.outbox.connect(peer) {
+            Ok(()) => true,
+            Err(counter) => {
+                self.count(counter);
+                false
+            }
         }
-        if self.connected.push(peer.clone()).is_err() {
-            self.count(Event::ConnectionTableFull);
-            return false;
-        }
-        true
     }
 
     pub(crate) fn remove_connection(&mut self, peer: &PlatformId) {
-        self.connected.retain(|p| p != peer);
-        // Nothing still queued for a peer that left will reach it.
-        self.outgoing.retain(|(to, _)| to != peer);
+        self.outbox.disconnect(peer);
     }
 
     /// Queues a request (`Prepare`, `GetShare`, `GetLrtqShare`) if `to` is
     /// connected. A peer that is not connected is normal here: `on_connect`
     /// sends the request when it comes.
-    pub(crate) fn request(&mut self, to: &PlatformId, msg: Outgoing) {
+    pub(crate) fn request(&mut self, to: &PlatformId, body: QueuedBody) {
         if self.is_connected(to) {
-            self.queue(to, msg);
+            self.queue(to, body);
         }
     }
 
     /// Queues a reply. It goes to a peer that just spoke to us, so a peer
     /// that is not connected is odd: counted and dropped.
-    pub(crate) fn reply(&mut self, to: &PlatformId, msg: Outgoing) {
-        if self.is_connected(to) {
-            self.queue(to, msg);
-        } else {
-            self.count(Event::NotConnected);
-        }
+    pub(crate) fn reply(&mut self, to: &PlatformId, body: QueuedBody) {
+        self.queue(to, body);
     }
 
-    fn queue(&mut self, to: &PlatformId, msg: Outgoing) {
-        if self.outgoing.push_back((to.clone(), msg)).is_err() {
-            log::warning!("outgoing queue full, dropping a message");
-            self.count(Event::OutgoingQueueFull);
+    fn queue(&mut self, to: &PlatformId, body: QueuedBody) {
+        if let Err(counter) = self.outbox.queue(to, body) {
+            if counter == Counter::OutgoingQueueFull {
+                log::warning!("outgoing queue full, dropping a message");
+            }
+            self.count(counter);
         }
-    }
-
-    pub(crate) fn pop_outgoing(&mut self) -> Option<(PlatformId, Outgoing)> {
-        self.outgoing.pop_front()
     }
 
     pub(crate) fn state(&self) -> &PersistentState {
         &self.state
     }
 
-    /// Changes the persistent state and marks it changed.
-    pub(crate) fn update_state<T>(&mut self, change: impl FnOnce(&mut PersistentState) -> T) -> T {
-        self.state_changed = true;
-        change(&mut self.state)
-    }
-
-    /// [`Self::update_state`] for a change that draws randomness (sealing
-    /// old secrets into a configuration built in place).
-    pub(crate) fn update_state_with_rng<T>(
-        &mut self,
-        change: impl FnOnce(&mut PersistentState, &mut R) -> T,
-    ) -> T {
-        self.state_changed = true;
-        change(&mut self.state, &mut self.rng)
+    /// The state, to change: every change bumps its revision (see
+    /// [`crate::persistent`]), which makes it unstored.
+    pub(crate) fn state_mut(&mut self) -> &mut PersistentState {
+        &mut self.state
     }
 
     pub(crate) fn raise_alarm(&mut self, alarm: Alarm) {
         log::error!("ALARM: {}", alarm);
-        if !self.alarms.contains(&alarm) && self.alarms.push(alarm).is_err() {
-            self.count(Event::AlarmDropped);
+        if self.alarms.contains(&alarm) {
+            return;
+        }
+        if self.alarms.push(alarm).is_err() {
+            self.count(Counter::AlarmDropped);
+        }
+        self.emit(Event::AlarmRaised(alarm));
+    }
+
+    /// Records an event for the caller to poll.
+    pub(crate) fn emit(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.count(Counter::EventDropped);
         }
     }
 
-    pub(crate) fn rng(&mut self) -> &mut R {
-        &mut self.rng
-    }
-
+    /// Drops everything queued: an expunged node says nothing more.
     pub(crate) fn clear_outgoing(&mut self) {
-        self.outgoing.clear();
+        self.outbox.clear_queue();
     }
 }
 
@@ -283,15 +297,14 @@ mod tests {
     use crate::config::tests::{fields, platform};
     use crate::crypto::{LrtqShare, Share, ShareDigest};
     use crate::ids::RackId;
-    use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_OUTGOING};
+    use crate::ids::Epoch;
+    use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_EVENTS, MAX_OUTGOING};
     use crate::persistent::LrtqShareData;
     use crate::wire::{MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, WIRE_VERSION};
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
     use std::vec::Vec;
 
-    fn ctx() -> NodeCtx<ChaCha20Rng> {
-        NodeCtx::new(platform(0), ChaCha20Rng::seed_from_u64(0))
+    fn ctx() -> NodeCtx {
+        NodeCtx::new(platform(0))
     }
 
     #[test]
@@ -302,7 +315,7 @@ mod tests {
         }
         assert!(ctx.add_connection(&platform(1)), "already connected");
         assert!(!ctx.add_connection(&platform(MAX_CONNECTED + 1)));
-        assert_eq!(ctx.counters().get(Event::ConnectionTableFull), 1);
+        assert_eq!(ctx.counters().get(Counter::ConnectionTableFull), 1);
         ctx.remove_connection(&platform(1));
         assert!(ctx.add_connection(&platform(MAX_CONNECTED + 1)));
     }
@@ -312,12 +325,12 @@ mod tests {
         let mut ctx = ctx();
         ctx.add_connection(&platform(1));
         for _ in 0..MAX_OUTGOING {
-            ctx.request(&platform(1), Outgoing::GetLrtqShare);
+            ctx.request(&platform(1), QueuedBody::GetLrtqShare);
         }
-        ctx.request(&platform(1), Outgoing::GetLrtqShare);
-        assert_eq!(ctx.counters().get(Event::OutgoingQueueFull), 1);
+        ctx.request(&platform(1), QueuedBody::GetLrtqShare);
+        assert_eq!(ctx.counters().get(Counter::OutgoingQueueFull), 1);
         let mut drained = 0;
-        while ctx.pop_outgoing().is_some() {
+        while ctx.outbox.pop().is_some() {
             drained += 1;
         }
         assert_eq!(drained, MAX_OUTGOING);
@@ -333,7 +346,45 @@ mod tests {
             ctx.raise_alarm(Alarm::ReconstructionFailed(Epoch(e)));
         }
         assert_eq!(ctx.alarms().len(), MAX_ALARMS);
-        assert_eq!(ctx.counters().get(Event::AlarmDropped), 1);
+        assert_eq!(ctx.counters().get(Counter::AlarmDropped), 1);
+        // Each recorded alarm is also an event.
+        let mut events = 0;
+        while let Some(event) = ctx.poll_event() {
+            assert!(matches!(event, Event::AlarmRaised(_)));
+            events += 1;
+        }
+        assert_eq!(events, MAX_ALARMS);
+    }
+
+    #[test]
+    fn a_full_event_queue_is_counted() {
+        let mut ctx = ctx();
+        for e in 0..=MAX_EVENTS as u64 {
+            ctx.emit(Event::Committed(Epoch(e)));
+        }
+        assert_eq!(ctx.counters().get(Counter::EventDropped), 1);
+        assert_eq!(ctx.poll_event(), Some(Event::Committed(Epoch(0))));
+    }
+
+    #[test]
+    fn nothing_is_handed_out_while_the_state_is_unstored() {
+        let mut ctx = ctx();
+        ctx.emit(Event::Committed(Epoch(1)));
+        ctx.state_mut().set_expunged(Epoch(2), &platform(1));
+        let Some(to_store) = ctx.state_to_store() else {
+            panic!("a change must be stored");
+        };
+        let revision = to_store.revision;
+        // Reading what to store does not count as storing it.
+        assert!(ctx.state_to_store().is_some());
+        assert_eq!(ctx.poll_event(), None);
+        ctx.acknowledge_stored(revision);
+        assert!(ctx.state_to_store().is_none());
+        assert_eq!(ctx.poll_event(), Some(Event::Committed(Epoch(1))));
+        // An acknowledgement of an older revision does not cover a newer
+        // change.
+        ctx.state_mut().set_expunged(Epoch(3), &platform(1));
+        assert!(ctx.is_stored(), "a second expungement changes nothing");
     }
 
     #[test]
@@ -341,11 +392,11 @@ mod tests {
         let mut ctx = ctx();
         ctx.add_connection(&platform(1));
         ctx.add_connection(&platform(2));
-        ctx.request(&platform(1), Outgoing::GetLrtqShare);
-        ctx.request(&platform(2), Outgoing::GetLrtqShare);
+        ctx.request(&platform(1), QueuedBody::GetLrtqShare);
+        ctx.request(&platform(2), QueuedBody::GetLrtqShare);
         ctx.remove_connection(&platform(1));
-        assert_eq!(ctx.pop_outgoing().map(|(to, _)| to), Some(platform(2)));
-        assert!(ctx.pop_outgoing().is_none());
+        assert_eq!(ctx.outbox.pop().map(|(to, _)| to), Some(platform(2)));
+        assert!(ctx.outbox.pop().is_none());
     }
 
     fn lrtq_data() -> LrtqShareData {
@@ -416,7 +467,7 @@ mod tests {
     fn a_new_context_has_an_empty_unchanged_state() {
         let mut ctx = ctx();
         assert!(ctx.persistent_state().is_empty());
-        assert!(!ctx.take_state_changed());
+        assert!(ctx.is_stored());
     }
 
     #[test]
@@ -425,7 +476,7 @@ mod tests {
         let mut ctx = ctx();
         ctx.restore_state(&stored).unwrap();
         assert_eq!(encoded_state(ctx.persistent_state()), stored);
-        assert!(!ctx.take_state_changed(), "storage already holds it");
+        assert!(ctx.is_stored(), "storage already holds it");
         // Restoring again over a full state gives the same state.
         ctx.restore_state(&stored).unwrap();
         assert_eq!(encoded_state(ctx.persistent_state()), stored);
@@ -438,10 +489,10 @@ mod tests {
             let mut ctx = ctx();
             // Whatever the state held before must not survive.
             ctx.restore_state(&stored).unwrap();
-            ctx.update_state(|_| ());
+            ctx.state_mut().set_expunged(Epoch(9), &platform(3));
             assert_eq!(ctx.restore_state(&bytes), Err(error));
             assert!(ctx.persistent_state().is_empty());
-            assert!(!ctx.take_state_changed(), "nothing to store after {error}");
+            assert!(ctx.is_stored(), "nothing to store after {error}");
         }
     }
 
@@ -454,7 +505,7 @@ mod tests {
             encoded_state(ctx.persistent_state()),
             encoded_state(&PersistentState::with_lrtq(data))
         );
-        assert!(ctx.take_state_changed(), "storage does not hold it yet");
+        assert!(!ctx.is_stored(), "storage does not hold it yet");
     }
 
     #[test]
@@ -468,7 +519,7 @@ mod tests {
             Err(RestoreLrtqError::StateNotEmpty)
         );
         assert_eq!(encoded_state(ctx.persistent_state()), stored);
-        assert!(!ctx.take_state_changed());
+        assert!(ctx.is_stored());
 
         // Not only LRTQ data counts: a lone expungement does too.
         let mut expunged = PersistentState::new();
@@ -498,7 +549,7 @@ mod tests {
             let mut ctx = ctx();
             assert_eq!(ctx.restore_lrtq(&bytes), Err(RestoreLrtqError::Wire(error)));
             assert!(ctx.persistent_state().is_empty());
-            assert!(!ctx.take_state_changed());
+            assert!(ctx.is_stored());
             assert!(
                 std::format!("{}", RestoreLrtqError::Wire(error)).starts_with("LRTQ share data: ")
             );

@@ -2,15 +2,15 @@
 //! configuration, rebuild its secret, decrypt the older ones it carries, and
 //! cache them all until `clear_secrets`.
 
-use rand_core::TryCryptoRng;
 
 use crate::crypto::{RackSecret, RetainedSecrets, Share, combine};
 use crate::ids::{Epoch, PlatformId};
 use crate::log;
 use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
-use crate::node::counters::Event;
+use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
+use crate::node::events::Event;
 use crate::node::errors::LoadSecretError;
 
 /// The secrets of one committed epoch and the older ones it carried.
@@ -32,9 +32,9 @@ pub(crate) struct SecretLoader {
 impl SecretLoader {
     /// The secret of committed `epoch`, `Ok(None)` while shares are still
     /// being collected.
-    pub(crate) fn load<R: TryCryptoRng>(
+    pub(crate) fn load(
         &mut self,
-        ctx: &mut NodeCtx<R>,
+        ctx: &mut NodeCtx,
         epoch: Epoch,
     ) -> Result<Option<RackSecret>, LoadSecretError> {
         let latest = ctx
@@ -68,28 +68,33 @@ impl SecretLoader {
         self.collecting.as_ref().map(ShareCollector::epoch)
     }
 
+    /// The epoch whose secret (and the older ones it carries) is cached.
+    pub(crate) fn loaded_epoch(&self) -> Option<Epoch> {
+        self.cached.as_ref().map(|c| c.epoch)
+    }
+
     /// A share arrived; `Err` is the event to count if it was not used.
-    pub(crate) fn on_share<R: TryCryptoRng>(
+    pub(crate) fn on_share(
         &mut self,
-        ctx: &mut NodeCtx<R>,
+        ctx: &mut NodeCtx,
         from: &PlatformId,
         epoch: Epoch,
         share: &Share,
-    ) -> Result<(), Event> {
-        let collector = self.collecting.as_mut().ok_or(Event::Unexpected)?;
+    ) -> Result<(), Counter> {
+        let collector = self.collecting.as_mut().ok_or(Counter::Unexpected)?;
         collector.offer(ctx.state(), from, epoch, share)?;
         self.finish_if_complete(ctx);
         Ok(())
     }
 
     /// Asks a newly connected member for its share, if still needed.
-    pub(crate) fn on_connect<R: TryCryptoRng>(&self, ctx: &mut NodeCtx<R>, peer: &PlatformId) {
+    pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
         if let Some(collector) = &self.collecting {
             collector.on_connect(ctx, peer);
         }
     }
 
-    fn start<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>, epoch: Epoch) {
+    fn start(&mut self, ctx: &mut NodeCtx, epoch: Epoch) {
         log::debug!("loading rack secret of epoch {}", epoch);
         self.collecting = ShareCollector::start(ctx, epoch);
         if self.collecting.is_none() {
@@ -99,7 +104,7 @@ impl SecretLoader {
         self.finish_if_complete(ctx);
     }
 
-    fn finish_if_complete<R: TryCryptoRng>(&mut self, ctx: &mut NodeCtx<R>) {
+    fn finish_if_complete(&mut self, ctx: &mut NodeCtx) {
         let Some(collector) = self.collecting.as_ref().filter(|c| c.is_complete()) else {
             return;
         };
@@ -121,6 +126,7 @@ impl SecretLoader {
             return;
         };
         log::info!("loaded rack secret of epoch {}", epoch);
+        ctx.emit(Event::SecretLoaded(epoch));
         self.collecting = None;
         self.cached = Some(Cached {
             epoch,
@@ -140,9 +146,11 @@ impl Cached {
         }
         match self.older.oldest_epoch() {
             Some(oldest) if epoch < oldest => Err(LoadSecretError::TooOld {
+                epoch,
                 oldest_retained: oldest,
             }),
             None => Err(LoadSecretError::TooOld {
+                epoch,
                 oldest_retained: self.epoch,
             }),
             Some(_) => Err(LoadSecretError::NotCommitted(epoch)),

@@ -29,7 +29,9 @@ use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
-use crate::messages::{Body, LrtqUpgradeMsg, MemberSet, PeerMsg, ReconfigureMsg, sort_and_check};
+use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
+use crate::member_set::{MemberSet, sort_and_check};
+use crate::messages::{Body, PeerMsg};
 use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
 
 /// Reads field `index` of a struct; postcard yields every field, in order.

@@ -9,24 +9,34 @@
 
 mod chunked;
 mod in_place;
+mod nexus;
 mod shares;
+mod slot;
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
-#[cfg(test)]
 use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeSeed;
 
+use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
+use crate::config::Configuration;
 use crate::ids::RackId;
 use crate::limits::{
     LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS, PLATFORM_ID_FIELD_LEN,
 };
-use crate::messages::{Body, Envelope, LrtqUpgradeMsg, PeerMsg, PeerMsgRef, ReconfigureMsg};
+use crate::messages::{Body, Envelope, PeerMsg, PeerMsgRef};
 use crate::persistent::{LrtqShareData, PersistentState};
 
 pub use chunked::ChunkedEncodeError;
+#[cfg(feature = "host")]
+pub use nexus::decode_answer;
+pub use nexus::{
+    MAX_ANSWER_LEN, MAX_COMMIT_REQUEST_LEN, MAX_CONFIGURATION_LEN, MAX_COORDINATOR_STATUS_LEN,
+    MAX_NODE_STATUS_LEN, NexusWire, decode_commit_request, encode_nexus,
+};
+pub use slot::{DecodeSlot, Fillable};
 
 /// The format version this build writes and reads. A later format bumps it,
 /// so an old node tells "newer format" apart from "garbage".
@@ -130,14 +140,14 @@ pub const MAX_LRTQ_UPGRADE_MSG_LEN: usize =
 /// Largest encoded [`LrtqShareData`].
 pub const MAX_LRTQ_SHARE_DATA_LEN: usize = VERSION_LEN + LRTQ_DATA_LEN;
 
-fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
+pub(crate) fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
     chunked::encode_into(value, buf)
 }
 
-/// serde's derived decoding, the oracle the in-place decoders are tested
+/// serde's derived decoding: the decoder of small values and of Nexus's
+/// answers, and in tests the oracle the in-place decoders are checked
 /// against.
-#[cfg(test)]
-fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
+pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
     let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
     if version != WIRE_VERSION {
         return Err(WireError::UnsupportedVersion(version));
@@ -249,69 +259,31 @@ pub fn decode_persistent_state_into(
     decoded
 }
 
-/// Encodes a reconfiguration request.
-pub fn encode_reconfigure_msg<'b>(
-    msg: &ReconfigureMsg,
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], WireError> {
-    encode(msg, buf)
-}
-
-/// Decodes a reconfiguration request.
-///
-/// The request is about 2 KiB and is built on this call's stack; a caller
-/// with a small stack decodes into storage it owns with
-/// [`decode_reconfigure_msg_into`].
-pub fn decode_reconfigure_msg(bytes: &[u8]) -> Result<ReconfigureMsg, WireError> {
-    let mut msg = ReconfigureMsg::unfilled();
-    decode_reconfigure_msg_into(bytes, &mut msg)?;
-    Ok(msg)
-}
-
-/// Decodes a reconfiguration request into `msg`, in place. On an error
-/// `msg` is left with no members (which a node refuses): discard it.
-pub fn decode_reconfigure_msg_into(
+/// Decodes a reconfiguration request into `slot`, in place (about 2 KiB
+/// with a full member set); the request is there only if this succeeds.
+pub fn decode_reconfigure_msg_into<'s>(
     bytes: &[u8],
-    msg: &mut ReconfigureMsg,
-) -> Result<(), WireError> {
-    let decoded = decode_with(bytes, in_place::ReconfigureInto(msg));
-    if decoded.is_err() {
-        // A half-read list may be unsorted: not a member set any more.
-        msg.members.ids_mut_unchecked().clear();
-    }
-    decoded
+    slot: &'s mut DecodeSlot<ReconfigureMsg>,
+) -> Result<&'s ReconfigureMsg, WireError> {
+    slot.fill(|msg| decode_with(bytes, in_place::ReconfigureInto(msg)))
 }
 
-/// Encodes an LRTQ upgrade request.
-pub fn encode_lrtq_upgrade_msg<'b>(
-    msg: &LrtqUpgradeMsg,
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], WireError> {
-    encode(msg, buf)
-}
-
-/// Decodes an LRTQ upgrade request.
-///
-/// The request is about 2 KiB and is built on this call's stack; a caller
-/// with a small stack decodes into storage it owns with
-/// [`decode_lrtq_upgrade_msg_into`].
-pub fn decode_lrtq_upgrade_msg(bytes: &[u8]) -> Result<LrtqUpgradeMsg, WireError> {
-    let mut msg = LrtqUpgradeMsg::unfilled();
-    decode_lrtq_upgrade_msg_into(bytes, &mut msg)?;
-    Ok(msg)
-}
-
-/// Decodes an LRTQ upgrade request into `msg`, in place. On an error `msg`
-/// is left with no members (which a node refuses): discard it.
-pub fn decode_lrtq_upgrade_msg_into(
+/// Decodes an LRTQ upgrade request into `slot`, in place; the request is
+/// there only if this succeeds.
+pub fn decode_lrtq_upgrade_msg_into<'s>(
     bytes: &[u8],
-    msg: &mut LrtqUpgradeMsg,
-) -> Result<(), WireError> {
-    let decoded = decode_with(bytes, in_place::LrtqUpgradeInto(msg));
-    if decoded.is_err() {
-        msg.members.ids_mut_unchecked().clear();
-    }
-    decoded
+    slot: &'s mut DecodeSlot<LrtqUpgradeMsg>,
+) -> Result<&'s LrtqUpgradeMsg, WireError> {
+    slot.fill(|msg| decode_with(bytes, in_place::LrtqUpgradeInto(msg)))
+}
+
+/// Decodes a configuration (the request of `prepare_and_commit`) into
+/// `slot`, in place (about 4 KiB); it is there only if this succeeds.
+pub fn decode_configuration_into<'s>(
+    bytes: &[u8],
+    slot: &'s mut DecodeSlot<Configuration>,
+) -> Result<&'s Configuration, WireError> {
+    slot.fill(|config| decode_with(bytes, in_place::ConfigInto(config)))
 }
 
 /// Encodes LRTQ share data.

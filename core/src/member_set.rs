@@ -1,0 +1,183 @@
+//! A set of sleds, as Nexus names the members of a new configuration.
+
+use core::fmt;
+#[cfg(any(test, feature = "host"))]
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::ids::PlatformId;
+use crate::limits::MAX_MEMBERS;
+
+/// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
+/// sorts and refuses repeats, so two encodings of one set compare equal.
+///
+/// The in-place decoder of [`crate::wire`] is its postcard decoder; serde's
+/// derived decoder exists for JSON on the host (feature `host`) and as that
+/// decoder's oracle in tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    any(test, feature = "host"),
+    derive(Deserialize),
+    serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")
+)]
+pub struct MemberSet(heapless::Vec<PlatformId, MAX_MEMBERS, u8>);
+
+/// Why a list of sleds is not a [`MemberSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MemberSetError {
+    /// A sled appears twice.
+    Duplicate,
+    /// More than [`MAX_MEMBERS`] sleds.
+    TooMany,
+}
+
+impl fmt::Display for MemberSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Duplicate => "a sled is listed twice",
+            Self::TooMany => "too many sleds",
+        })
+    }
+}
+
+impl core::error::Error for MemberSetError {}
+
+impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
+    type Error = MemberSetError;
+
+    fn try_from(mut ids: heapless::Vec<PlatformId, MAX_MEMBERS, u8>) -> Result<Self, Self::Error> {
+        sort_and_check(&mut ids)?;
+        Ok(Self(ids))
+    }
+}
+
+/// Sorts a list of sleds in place and refuses repeats: what makes a list a
+/// [`MemberSet`]. An insertion sort: at most [`MAX_MEMBERS`] ids, no
+/// panic path and no large stack frame (the library sorts have both).
+pub(crate) fn sort_and_check(ids: &mut [PlatformId]) -> Result<(), MemberSetError> {
+    for end in 1..ids.len() {
+        let mut at = end;
+        while at > 0 {
+            let Some((before, [current, ..])) = ids.split_at_mut_checked(at) else {
+                break;
+            };
+            let Some(previous) = before.last_mut() else {
+                break;
+            };
+            match (*previous).cmp(current) {
+                core::cmp::Ordering::Greater => core::mem::swap(previous, current),
+                core::cmp::Ordering::Equal => return Err(MemberSetError::Duplicate),
+                core::cmp::Ordering::Less => break,
+            }
+            at -= 1;
+        }
+    }
+    Ok(())
+}
+
+impl MemberSet {
+    /// The empty set.
+    pub const fn new_empty() -> Self {
+        Self(heapless::Vec::new())
+    }
+
+    /// The list inside, for the in-place decoder, which fills it and then
+    /// calls [`sort_and_check`].
+    pub(crate) fn ids_mut_unchecked(&mut self) -> &mut heapless::Vec<PlatformId, MAX_MEMBERS, u8> {
+        &mut self.0
+    }
+
+    /// A set from any list of sleds.
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a PlatformId>) -> Result<Self, MemberSetError> {
+        let mut list = heapless::Vec::new();
+        for id in ids {
+            list.push(id.clone()).map_err(|_| MemberSetError::TooMany)?;
+        }
+        Self::try_from(list)
+    }
+
+    /// The sleds, sorted.
+    pub fn as_slice(&self) -> &[PlatformId] {
+        &self.0
+    }
+
+    /// How many sleds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &PlatformId) -> bool {
+        self.0.binary_search(id).is_ok()
+    }
+
+    /// Adds `id` at its place; `Ok(false)` if it was already there.
+    pub fn insert(&mut self, id: &PlatformId) -> Result<bool, MemberSetError> {
+        let Err(at) = self.0.binary_search(id) else {
+            return Ok(false);
+        };
+        self.0
+            .insert(at, id.clone())
+            .map_err(|_| MemberSetError::TooMany)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::platform;
+
+    #[test]
+    fn member_sets_are_sorted_and_refuse_repeats() {
+        let set = MemberSet::new(&[platform(3), platform(1), platform(2)]).unwrap();
+        assert_eq!(set.as_slice(), &[platform(1), platform(2), platform(3)]);
+        assert!(set.contains(&platform(2)));
+        assert!(!set.contains(&platform(4)));
+        assert_eq!(
+            MemberSet::new(&[platform(1), platform(1)]),
+            Err(MemberSetError::Duplicate)
+        );
+        let many: heapless::Vec<PlatformId, 40> = (0..=MAX_MEMBERS).map(platform).collect();
+        assert_eq!(MemberSet::new(&many), Err(MemberSetError::TooMany));
+    }
+
+    #[test]
+    fn insertion_keeps_the_set_sorted() {
+        let mut set = MemberSet::new(&[platform(4), platform(1)]).unwrap();
+        assert_eq!(set.insert(&platform(2)), Ok(true));
+        assert_eq!(set.insert(&platform(2)), Ok(false));
+        assert_eq!(set.as_slice(), &[platform(1), platform(2), platform(4)]);
+    }
+
+    #[test]
+    fn the_sort_matches_the_library_sort_and_finds_every_repeat() {
+        // Every arrangement of up to 6 ids drawn from 4 values.
+        for len in 0..=6u32 {
+            for code in 0..4u32.pow(len) {
+                let mut ids: std::vec::Vec<PlatformId> = (0..len)
+                    .map(|i| platform(((code / 4u32.pow(i)) % 4) as usize))
+                    .collect();
+                let mut expected = ids.clone();
+                expected.sort();
+                let repeated = expected.windows(2).any(|w| w[0] == w[1]);
+                match sort_and_check(&mut ids) {
+                    Ok(()) => {
+                        assert!(!repeated);
+                        assert_eq!(ids, expected);
+                    }
+                    Err(e) => {
+                        assert!(repeated);
+                        assert_eq!(e, MemberSetError::Duplicate);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Messages from peers (PROTOCOL.md section 6, "Peer messages").
+//!
+//! Each handler returns the [`Counter`] of a refusal as its error, and
+//! [`Node::handle`] counts it: one place maps refusals to counters, and
+//! each refusal is counted once.
+
+use rand_core::TryCryptoRng;
+use subtle::ConstantTimeEq;
+
+use super::{Alarm, Node, NodeCtx};
+use crate::api::PrepareAndCommitOutcome;
+use crate::config::Configuration;
+use crate::crypto::{Share, compute_share};
+use crate::ids::{Epoch, PlatformId, RackId};
+use crate::log;
+use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
+use crate::node::collector::{Added, ShareCollector};
+use crate::node::counters::Counter;
+use crate::node::events::Event;
+use crate::node::validate::rack_id;
+use crate::persistent::StateError;
+use crate::wire::{self, WireError};
+
+/// Why a committed configuration (`CommitAdvance` or
+/// `prepare_and_commit`) was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AdvanceRefused {
+    /// This node is not a member of it.
+    NotAMember,
+    /// A newer epoch is committed here.
+    NewerCommitted { latest: Epoch },
+    /// A different configuration is stored for its epoch (alarm raised).
+    Mismatched,
+    /// This node coordinates an epoch newer than it.
+    CoordinatingNewer(Epoch),
+    /// No slot to store it (never expected; counted as `config_dropped`).
+    StoreFull,
+    /// An invariant of this code broke.
+    Internal,
+}
+
+impl AdvanceRefused {
+    /// The counter of this refusal, for a `CommitAdvance`.
+    fn counter(self) -> Counter {
+        match self {
+            Self::NotAMember => Counter::NotAMember,
+            Self::NewerCommitted { .. } => Counter::WrongEpoch,
+            Self::Mismatched => Counter::ConflictingConfiguration,
+            Self::CoordinatingNewer(_) => Counter::Unexpected,
+            Self::StoreFull => Counter::ConfigDropped,
+            Self::Internal => Counter::Internal,
+        }
+    }
+}
+
+impl Node {
+    /// Decodes and handles bytes from `from`; bytes that do not decode are
+    /// counted (`undecodable`, or `unsupported_version` for a newer peer's
+    /// format).
+    pub fn handle_bytes<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        bytes: &[u8],
+    ) {
+        // Decoded in place: the message (about 4 KiB with a configuration)
+        // exists once, in this frame, while it is handled.
+        let mut msg = wire::empty_peer_msg();
+        match wire::decode_peer_msg_into(bytes, &mut msg) {
+            Ok(()) => self.handle(ctx, rng, from, &msg),
+            Err(WireError::UnsupportedVersion(_)) => ctx.count(Counter::UnsupportedVersion),
+            Err(_) => ctx.count(Counter::Undecodable),
+        }
+    }
+
+    /// Handles a message from `from`. Anything refused is counted.
+    pub fn handle<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        msg: &PeerMsg,
+    ) {
+        if let Err(counter) = self.handle_msg(ctx, rng, from, msg.as_ref()) {
+            ctx.count(counter);
+        }
+    }
+
+    fn handle_msg<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        msg: PeerMsgRef<'_>,
+    ) -> Result<(), Counter> {
+        if ctx.state().expunged().is_some() {
+            return Err(Counter::WhileExpunged);
+        }
+        if rack_id(ctx.state()).is_some_and(|r| r != msg.rack_id) {
+            return Err(Counter::WrongRackId);
+        }
+        log::debug!("{} from {}", msg.body.kind(), from);
+        match msg.body {
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => self.on_prepare(ctx, from, msg.rack_id, config, share, last_committed),
+            Body::PrepareAck(epoch) => self.on_prepare_ack(ctx, from, epoch),
+            Body::GetShare(epoch) => on_get_share(ctx, from, epoch),
+            Body::Share { epoch, share } => self.on_share(ctx, rng, from, epoch, share),
+            Body::GetLrtqShare => on_get_lrtq_share(ctx, from),
+            Body::LrtqShare(share) => match &mut self.coordinator {
+                Some(c) => c.on_lrtq_share(ctx, rng, from, share),
+                None => Err(Counter::Unexpected),
+            },
+            Body::Expunged(epoch) => self.on_expunged(ctx, from, epoch),
+            Body::CommitAdvance(config) => self.on_commit_advance(ctx, from, msg.rack_id, config),
+        }
+    }
+
+    fn on_prepare(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        rack: RackId,
+        config: &Configuration,
+        share: &Share,
+        last_committed: Option<Epoch>,
+    ) -> Result<(), Counter> {
+        let epoch = config.epoch();
+        if ctx.state().is_committed(epoch) {
+            return Err(Counter::WrongEpoch);
+        }
+        // A newer configuration is known: Nexus started it after deciding
+        // this one, so this prepare is stale.
+        if ctx
+            .state()
+            .latest_epoch()
+            .is_some_and(|latest| latest > epoch)
+        {
+            return Err(Counter::WrongEpoch);
+        }
+        let digest = config.share_digest(ctx.id()).ok_or(Counter::NotAMember)?;
+        let fits = config.rack_id() == rack
+            && config.coordinator() == from
+            && last_committed.is_none_or(|c| c < epoch)
+            && bool::from(share.digest().ct_eq(digest));
+        if !fits {
+            return Err(Counter::InvalidPrepare);
+        }
+        if let Some(committed) = last_committed {
+            self.learn_committed(ctx, committed);
+        }
+        self.supersede(ctx, epoch, last_committed);
+        store_config(ctx, config, Some(share))?;
+        if self.coordinator.as_ref().is_some_and(|c| c.epoch < epoch) {
+            log::info!("stopped coordinating: prepared newer epoch {}", epoch);
+            self.coordinator = None;
+        }
+        ctx.reply(from, QueuedBody::PrepareAck(epoch));
+        Ok(())
+    }
+
+    /// A coordinator said Nexus committed `epoch`: commit it here too if it
+    /// is prepared here (nothing else can be: Nexus commits only prepared
+    /// epochs, and this node may simply have missed the commit message).
+    fn learn_committed(&mut self, ctx: &mut NodeCtx, epoch: Epoch) {
+        let prepared = !ctx.state().is_committed(epoch)
+            && ctx
+                .state()
+                .get(epoch)
+                .is_some_and(|stored| stored.share.is_some());
+        if prepared {
+            self.commit(ctx, epoch);
+        }
+    }
+
+    /// Drops what a configuration of `epoch` makes obsolete: every stored
+    /// uncommitted configuration older than it, except `keep` (the epoch
+    /// Nexus committed last, which this node may still be computing its
+    /// share of). Older ones were either abandoned by Nexus or superseded by
+    /// a commit, so dropping them loses nothing; this is what keeps the
+    /// store within `MAX_STORED_CONFIGS` without ever guessing.
+    fn supersede(&mut self, ctx: &mut NodeCtx, epoch: Epoch, keep: Option<Epoch>) {
+        let obsolete = |e: Epoch| e < epoch && Some(e) != keep;
+        ctx.state_mut().drop_uncommitted(obsolete);
+        if self
+            .share_computer
+            .as_ref()
+            .is_some_and(|c| obsolete(c.epoch()))
+        {
+            self.share_computer = None;
+        }
+    }
+
+    fn on_prepare_ack(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        epoch: Epoch,
+    ) -> Result<(), Counter> {
+        let coordinator = self.coordinator.as_mut().ok_or(Counter::Unexpected)?;
+        if coordinator.epoch != epoch {
+            return Err(Counter::WrongEpoch);
+        }
+        coordinator.on_prepare_ack(ctx, from)
+    }
+
+    fn on_share<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        epoch: Epoch,
+        share: &Share,
+    ) -> Result<(), Counter> {
+        // Every collector that wants this epoch gets the share; the message
+        // counts as refused only if none of them took it.
+        let mut outcome = Err(Counter::Unexpected);
+        if let Some(coordinator) = &mut self.coordinator {
+            outcome = better(outcome, coordinator.on_share(ctx, rng, from, epoch, share));
+        }
+        if self.share_computer.is_some() {
+            outcome = better(outcome, self.on_share_for_computer(ctx, from, epoch, share));
+        }
+        better(outcome, self.loader.on_share(ctx, from, epoch, share))
+    }
+
+    /// Out of line: computing a share holds interpolation tables, which
+    /// must not sit in the frame every message is handled from.
+    #[inline(never)]
+    fn on_share_for_computer(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        epoch: Epoch,
+        share: &Share,
+    ) -> Result<(), Counter> {
+        let computer = self.share_computer.as_mut().ok_or(Counter::Unexpected)?;
+        if computer.offer(ctx.state(), from, epoch, share)? != Added::Complete {
+            return Ok(());
+        }
+        let computed = ctx.state().get(epoch).and_then(|stored| {
+            let x = stored.config.x_coordinate(ctx.id())?;
+            let own = compute_share(computer.shares(), x).ok()?;
+            let digest = stored.config.share_digest(ctx.id())?;
+            bool::from(own.matches(digest)).then_some(own)
+        });
+        self.share_computer = None;
+        let Some(own) = computed else {
+            ctx.raise_alarm(Alarm::ShareComputationFailed(epoch));
+            return Ok(());
+        };
+        log::info!("computed own share of epoch {}", epoch);
+        if !ctx.state_mut().set_share(epoch, &own) {
+            return Err(Counter::Internal);
+        }
+        ctx.emit(Event::ShareComputed(epoch));
+        self.commit(ctx, epoch);
+        Ok(())
+    }
+
+    fn on_expunged(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        epoch: Epoch,
+    ) -> Result<(), Counter> {
+        let state = ctx.state();
+        if state.latest_epoch().is_some_and(|latest| epoch < latest) {
+            return Err(Counter::WrongEpoch);
+        }
+        // Only a member that committed `epoch` can truthfully say this, and
+        // only to a non-member: what this node stores may prove it false.
+        if let Some(stored) = state.get(epoch)
+            && (stored.config.is_member(ctx.id()) || !stored.config.is_member(from))
+        {
+            return Err(Counter::FalseClaim);
+        }
+        log::warning!("expunged at epoch {} by {}", epoch, from);
+        ctx.state_mut().set_expunged(epoch, from);
+        ctx.emit(Event::Expunged {
+            epoch,
+            from: from.clone(),
+        });
+        self.coordinator = None;
+        self.share_computer = None;
+        self.loader.clear();
+        ctx.clear_outgoing();
+        Ok(())
+    }
+
+    fn on_commit_advance(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        rack: RackId,
+        config: &Configuration,
+    ) -> Result<(), Counter> {
+        if config.rack_id() != rack {
+            return Err(Counter::WrongRackId);
+        }
+        // Only a member that committed `config` can send it.
+        if !config.is_member(from) {
+            return Err(Counter::FalseClaim);
+        }
+        match self.advance(ctx, config) {
+            Ok(_) => Ok(()),
+            Err(refused) => Err(refused.counter()),
+        }
+    }
+
+    /// Takes a configuration Nexus committed (`CommitAdvance`, or
+    /// `prepare_and_commit`): commits it if prepared, else stores it and
+    /// starts computing this node's share of it.
+    pub(super) fn advance(
+        &mut self,
+        ctx: &mut NodeCtx,
+        config: &Configuration,
+    ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
+        let epoch = config.epoch();
+        if !config.is_member(ctx.id()) {
+            return Err(AdvanceRefused::NotAMember);
+        }
+        let stored = ctx.state().get(epoch);
+        if stored.is_some_and(|stored| stored.config != *config) {
+            ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
+            return Err(AdvanceRefused::Mismatched);
+        }
+        if let Some(latest) = ctx.state().latest_committed_epoch() {
+            if latest == epoch {
+                return Ok(PrepareAndCommitOutcome::AlreadyCommitted);
+            }
+            if latest > epoch {
+                return Err(AdvanceRefused::NewerCommitted { latest });
+            }
+        }
+        if stored.is_some_and(|stored| stored.share.is_some()) {
+            self.commit(ctx, epoch);
+            return Ok(PrepareAndCommitOutcome::Committed);
+        }
+        if let Some(running) = self.coordinator.as_ref().filter(|c| c.epoch > epoch) {
+            // Nexus starts a coordination only after the commit it names;
+            // starting a computation here would break invariant 4.
+            return Err(AdvanceRefused::CoordinatingNewer(running.epoch));
+        }
+        if self.computing_share().is_some_and(|e| e >= epoch) {
+            // Already on it (or on a newer commit, which supersedes it).
+            return Ok(PrepareAndCommitOutcome::ComputingShare);
+        }
+        // Nexus committed `config`: older uncommitted ones are obsolete.
+        self.supersede(ctx, epoch, None);
+        store_config(ctx, config, None).map_err(|counter| match counter {
+            Counter::ConfigDropped => AdvanceRefused::StoreFull,
+            _ => AdvanceRefused::Internal,
+        })?;
+        self.coordinator = None;
+        log::info!("computing own share of epoch {}", epoch);
+        self.share_computer = ShareCollector::start(ctx, epoch);
+        if self.share_computer.is_none() {
+            return Err(AdvanceRefused::Internal);
+        }
+        Ok(PrepareAndCommitOutcome::ComputingShare)
+    }
+}
+
+/// `GetShare(epoch)` from `from`.
+fn on_get_share(ctx: &mut NodeCtx, from: &PlatformId, epoch: Epoch) -> Result<(), Counter> {
+    if answer_if_behind(ctx, from, epoch) {
+        return Ok(());
+    }
+    let stored = ctx.state().get(epoch).ok_or(Counter::CannotAnswer)?;
+    if !stored.config.is_member(from) {
+        ctx.reply(from, QueuedBody::Expunged(epoch));
+        return Ok(());
+    }
+    if stored.share.is_none() {
+        return Err(Counter::CannotAnswer);
+    }
+    ctx.reply(
+        from,
+        QueuedBody::Share {
+            epoch,
+            share: QueuedShare::Own(epoch),
+        },
+    );
+    Ok(())
+}
+
+/// `GetLrtqShare` from `from`.
+fn on_get_lrtq_share(ctx: &mut NodeCtx, from: &PlatformId) -> Result<(), Counter> {
+    if ctx.state().latest_committed_epoch().is_some() {
+        // LRTQ shares are only for the upgrade; after a commit the asker is
+        // behind.
+        tell_behind(ctx, from);
+        return Ok(());
+    }
+    if ctx.state().lrtq().is_none() {
+        return Err(Counter::CannotAnswer);
+    }
+    ctx.reply(from, QueuedBody::LrtqShare(()));
+    Ok(())
+}
+
+/// If a later epoch than `epoch` is committed, tells `from` so (`Expunged`
+/// for a non-member of it, else `CommitAdvance`) and returns true.
+fn answer_if_behind(ctx: &mut NodeCtx, from: &PlatformId, epoch: Epoch) -> bool {
+    let behind = ctx
+        .state()
+        .latest_committed_epoch()
+        .is_some_and(|latest| latest > epoch);
+    if behind {
+        tell_behind(ctx, from);
+    }
+    behind
+}
+
+/// Tells `from` about the latest commit: `Expunged` if it is not a member,
+/// else `CommitAdvance`.
+fn tell_behind(ctx: &mut NodeCtx, from: &PlatformId) {
+    let Some(latest) = ctx.state().latest_committed() else {
+        return;
+    };
+    let epoch = latest.config.epoch();
+    if latest.config.is_member(from) {
+        ctx.reply(from, QueuedBody::CommitAdvance(epoch));
+    } else {
+        ctx.reply(from, QueuedBody::Expunged(epoch));
+    }
+}
+
+/// Stores a configuration (with this node's share, if given) unless it is
+/// already stored so, raising the alarm on a mismatch.
+fn store_config(
+    ctx: &mut NodeCtx,
+    config: &Configuration,
+    share: Option<&Share>,
+) -> Result<(), Counter> {
+    let epoch = config.epoch();
+    match ctx.state_mut().store(config, share) {
+        Ok(_) => Ok(()),
+        Err(StateError::MismatchedConfiguration) => {
+            ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
+            Err(Counter::ConflictingConfiguration)
+        }
+        Err(StateError::Full) => Err(Counter::ConfigDropped),
+        Err(_) => Err(Counter::WrongEpoch),
+    }
+}
+
+/// Of two outcomes for one share offered to several collectors, the one to
+/// report: success wins, then the more specific refusal.
+fn better(a: Result<(), Counter>, b: Result<(), Counter>) -> Result<(), Counter> {
+    match (a, b) {
+        (Ok(()), _) | (_, Ok(())) => Ok(()),
+        (Err(Counter::Unexpected), Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+    }
+}
