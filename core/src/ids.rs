@@ -27,12 +27,65 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// The rack's UUID, as its 16 bytes. Fixed for the life of the rack.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The rack's UUID, as its 16 bytes. Fixed for the life of the rack. In
+/// JSON it is the hyphenated UUID string; in postcard its 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RackId(pub [u8; 16]);
 
+impl Serialize for RackId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RackId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return <[u8; 16]>::deserialize(deserializer).map(Self);
+        }
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RackId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a hyphenated UUID")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RackId, E> {
+                RackId::parse(text).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 impl RackId {
+    /// Parses the hyphenated form [`fmt::Display`] writes
+    /// (`67e55044-10b1-426f-9247-bb680e5fe0c8`, either case).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
+        if text.len() != 36 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        let mut digits = text
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !matches!(i, 8 | 13 | 18 | 23));
+        for byte in &mut bytes {
+            let (_, &high) = digits.next()?;
+            let (_, &low) = digits.next()?;
+            *byte = hex_value(high)? << 4 | hex_value(low)?;
+        }
+        let hyphens = [8, 13, 18, 23]
+            .iter()
+            .all(|&i| text.get(i) == Some(&b'-'));
+        hyphens.then_some(Self(bytes))
+    }
+
     /// The UUID bytes in their usual (big-endian) order.
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
@@ -49,6 +102,15 @@ impl fmt::Display for RackId {
             write!(f, "{byte:02x}")?;
         }
         Ok(())
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -203,19 +265,19 @@ fn field(s: &str) -> Result<PlatformIdField, PlatformIdError> {
     PlatformIdField::try_from(s).map_err(|_| PlatformIdError::TooLong)
 }
 
-/// The wire shape of a [`PlatformId`] before its fields are checked.
+/// The wire shape of a [`PlatformId`] before its fields are checked. The
+/// fields are copied, not borrowed, so that a JSON string with escapes
+/// (`\"`, `\\`) reads as well as postcard's raw bytes.
 #[derive(Deserialize)]
-struct RawPlatformId<'a> {
-    #[serde(borrow)]
-    part_number: &'a str,
-    #[serde(borrow)]
-    serial_number: &'a str,
+struct RawPlatformId {
+    part_number: PlatformIdField,
+    serial_number: PlatformIdField,
 }
 
-impl TryFrom<RawPlatformId<'_>> for PlatformId {
+impl TryFrom<RawPlatformId> for PlatformId {
     type Error = PlatformIdError;
-    fn try_from(raw: RawPlatformId<'_>) -> Result<Self, Self::Error> {
-        Self::new(raw.part_number, raw.serial_number)
+    fn try_from(raw: RawPlatformId) -> Result<Self, Self::Error> {
+        Self::new(&raw.part_number, &raw.serial_number)
     }
 }
 

@@ -67,4 +67,5 @@ pub mod member_set;
 pub mod messages;
 pub mod node;
 pub mod persistent;
+mod serde_forms;
 pub mod wire;

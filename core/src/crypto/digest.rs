@@ -7,8 +7,9 @@ use subtle::{Choice, ConstantTimeEq};
 
 /// SHA3-256 of a share's bytes. Public: configurations list one per member
 /// (and the LRTQ share data one per LRTQ share).
+/// Hex in JSON (see [`crate::serde_forms`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ShareDigest(pub [u8; 32]);
+pub struct ShareDigest(#[serde(with = "crate::serde_forms::hex_array")] pub [u8; 32]);
 
 impl ShareDigest {
     /// SHA3-256 over the concatenation of `parts`.

@@ -245,10 +245,14 @@ impl defmt::Format for RetainedSecrets {
 /// at most [`MAX_SEALED_LEN`] bytes: [`Self::from_parts`] and deserialization
 /// both refuse anything else, so a malformed length never reaches
 /// decryption.
+///
+/// In JSON the salt and ciphertext are hex (see [`crate::serde_forms`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "EncryptedRackSecretsWire")]
 pub struct EncryptedRackSecrets {
+    #[serde(with = "crate::serde_forms::hex_array")]
     salt: [u8; SALT_LEN],
+    #[serde(with = "crate::serde_forms::hex_vec")]
     ciphertext: heapless::Vec<u8, MAX_SEALED_LEN>,
 }
 
@@ -257,8 +261,10 @@ pub struct EncryptedRackSecrets {
 #[derive(Deserialize)]
 #[serde(rename = "EncryptedRackSecrets")]
 struct EncryptedRackSecretsWire {
+    #[serde(with = "crate::serde_forms::hex_array")]
     salt: [u8; SALT_LEN],
     // heapless refuses more than MAX_SEALED_LEN bytes before allocating.
+    #[serde(with = "crate::serde_forms::hex_vec")]
     ciphertext: heapless::Vec<u8, MAX_SEALED_LEN>,
 }
 
