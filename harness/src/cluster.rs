@@ -11,17 +11,18 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
+use tq_core::limits::MAX_EVENTS;
 use tq_core::messages::Body;
-use tq_core::node::{LoadSecretError, Node, NodeCtx};
+use tq_core::node::{Event, Io, LoadSecretError, Node, NodeCtx, drive};
 use tq_core::persistent::{LrtqShareData, PersistentState};
-use tq_core::wire;
+use tq_core::wire::{self, MAX_PEER_MSG_LEN};
 
 use crate::action::Action;
 use crate::invariants::{SetupError, Violation};
-use crate::network::{MAX_MSG_LEN, Network, bit};
+use crate::network::{Network, bit};
 use crate::nexus::Nexus;
 use crate::records::{ConfigRecord, SecretRecord, Seen};
-use crate::sled::{Disk, DiskSummary, Sled, platform_id, write_disk};
+use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id, write_disk};
 use crate::{MAX_SLEDS, SledMask};
 
 /// How the rack starts.
@@ -41,6 +42,81 @@ pub enum RackStart<'a> {
     },
 }
 
+/// How a sled's driver misbehaves, to test that the checker catches it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DriverFault {
+    /// It stores, then acknowledges, as the contract says.
+    #[default]
+    None,
+    /// It acknowledges every write without making it: the node then sends
+    /// from state that is not on the disk.
+    AcknowledgeWithoutStoring,
+}
+
+/// The sled's side of the core's driving loop: its disk, the network,
+/// and what it saw.
+struct SledIo<'a> {
+    index: usize,
+    ids: &'a [PlatformId],
+    disk: &'a mut Disk,
+    writes: &'a mut u32,
+    network: &'a mut Network,
+    fault: DriverFault,
+    events: heapless::Vec<Event, MAX_EVENTS>,
+    /// The first broken rule seen while sending.
+    violation: Option<Violation>,
+}
+
+impl Io for SledIo<'_> {
+    type StoreError = wire::WireError;
+
+    fn store(&mut self, state: &PersistentState) -> Result<(), wire::WireError> {
+        if self.fault == DriverFault::AcknowledgeWithoutStoring {
+            return Ok(());
+        }
+        write_disk(self.disk, state)?;
+        *self.writes = self.writes.wrapping_add(1);
+        Ok(())
+    }
+
+    fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
+        if self.violation.is_none() {
+            self.violation = self.send_checked(to, bytes).err();
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        // At most MAX_EVENTS come out of one call.
+        let _ = self.events.push(event);
+    }
+}
+
+impl SledIo<'_> {
+    fn send_checked(&mut self, to: &PlatformId, bytes: &[u8]) -> Result<(), Violation> {
+        let sled = u8::try_from(self.index).unwrap_or(u8::MAX);
+        // Invariant 2, at the source: an ack leaves only once its prepare
+        // is on the disk.
+        if let Ok(msg) = wire::decode_peer_msg(bytes)
+            && let Body::PrepareAck(epoch) = msg.body
+        {
+            let durable = wire::decode_persistent_state(self.disk)
+                .ok()
+                .is_some_and(|state| {
+                    state
+                        .get(epoch)
+                        .is_some_and(|stored| stored.share.is_some())
+                });
+            if !durable {
+                return Err(Violation::AckWithoutDurablePrepare { sled, epoch });
+            }
+        }
+        let to = index_of(self.ids, to).ok_or(Violation::UnknownPeer { sled })?;
+        // A full network is a counted drop, like a lost message.
+        self.network.send(self.index, to, bytes);
+        Ok(())
+    }
+}
+
 /// What a run did, for coverage reports and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -54,6 +130,24 @@ pub struct Stats {
     pub secrets_loaded: u32,
     /// Times a sled's disk first showed it expunged.
     pub expunged: u32,
+    /// `Committed` events handed out by nodes.
+    pub committed_events: u32,
+    /// `ShareComputed` events.
+    pub shares_computed: u32,
+    /// `ReadyToCommit` events.
+    pub ready_to_commit: u32,
+}
+
+impl Stats {
+    fn count_event(&mut self, event: &Event) {
+        let counter = match event {
+            Event::Committed(_) => &mut self.committed_events,
+            Event::ShareComputed(_) => &mut self.shares_computed,
+            Event::ReadyToCommit { .. } => &mut self.ready_to_commit,
+            _ => return,
+        };
+        *counter = counter.saturating_add(1);
+    }
 }
 
 /// What every node call the harness makes itself runs through (see
@@ -98,6 +192,7 @@ pub struct Cluster {
     rng: ChaCha20Rng,
     pub(crate) stats: Stats,
     probe: CallProbe,
+    faults: [DriverFault; MAX_SLEDS],
 }
 
 impl core::fmt::Debug for Cluster {
@@ -149,6 +244,7 @@ impl Cluster {
             rng: ChaCha20Rng::seed_from_u64(seed),
             stats: Stats::default(),
             probe: run_call,
+            faults: [DriverFault::None; MAX_SLEDS],
         };
         for index in 0..sled_count {
             let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
@@ -258,20 +354,21 @@ impl Cluster {
                 self.load_secret(sled(n), epoch)?;
             }
             Action::ClearSecrets(n) => {
-                self.probed(sled(n), "clear_secrets", |node, _, _| node.clear_secrets())?;
+                self.probed(sled(n), "clear_secrets", |node, _, _, _| node.clear_secrets())?;
             }
         }
         self.check()
     }
 
-    /// Runs `f` on sled `index`'s node if it is up, then stores its state
-    /// (if changed) and moves its queued messages into the network. `None`
-    /// if the sled is down. Not run through the probe: the caller sees the
-    /// call itself.
+    /// Runs `f` on sled `index`'s node if it is up, through the core's
+    /// driving loop ([`tq_core::node::drive`]): its state is stored to the
+    /// disk if it changed, and only then do its messages move, encoded,
+    /// into the network. `None` if the sled is down. Not run through the
+    /// probe: the caller sees the call itself.
     pub fn call<T>(
         &mut self,
         index: usize,
-        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
         self.call_through(index, run_call, "call", f)
     }
@@ -285,13 +382,21 @@ impl Cluster {
         self.probe = probe;
     }
 
+    /// Makes sled `index`'s driver misbehave (a test of the checker: a
+    /// driver that acknowledges writes it never made must be caught).
+    pub fn set_driver_fault(&mut self, index: usize, fault: DriverFault) {
+        if let Some(slot) = self.faults.get_mut(index) {
+            *slot = fault;
+        }
+    }
+
     /// [`Cluster::call`] through the probe, for the calls the harness makes
     /// itself.
     pub(crate) fn probed<T>(
         &mut self,
         index: usize,
         name: &'static str,
-        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
         self.call_through(index, self.probe, name, f)
     }
@@ -301,83 +406,95 @@ impl Cluster {
         index: usize,
         probe: CallProbe,
         name: &'static str,
-        f: impl FnOnce(&mut Node, &mut NodeCtx<ChaCha20Rng>, &[PlatformId]) -> T,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
-        let Some(running) = self.sleds.get_mut(index).and_then(Sled::running_mut) else {
+        let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
+        let fault = self.faults.get(index).copied().unwrap_or_default();
+        let Some(sled) = self.sleds.get_mut(index) else {
             return Ok(None);
         };
-        let mut f = Some(f);
-        let mut out = None;
+        let (running, disk, writes) = sled.split_mut();
+        let Some(Running { node, ctx, rng }) = running else {
+            return Ok(None);
+        };
         let ids = &self.ids;
-        probe(name, &mut || {
-            if let Some(f) = f.take() {
-                out = Some(f(&mut running.node, &mut running.ctx, ids));
-            }
+        let mut io = SledIo {
+            index,
+            ids,
+            disk,
+            writes,
+            network: &mut self.network,
+            fault,
+            events: heapless::Vec::new(),
+            violation: None,
+        };
+        let mut buf = [0u8; MAX_PEER_MSG_LEN];
+        let (out, stored) = drive(node, ctx, &mut io, &mut buf, |node, ctx| {
+            let mut f = Some(f);
+            let mut out = None;
+            probe(name, &mut || {
+                if let Some(f) = f.take() {
+                    out = Some(f(node, ctx, rng, ids));
+                }
+            });
+            out
         });
-        self.sync(index)?;
+        let SledIo {
+            events, violation, ..
+        } = io;
+        if let Some(violation) = violation {
+            return Err(violation);
+        }
+        stored.map_err(|error| Violation::Encoding {
+            sled: sled_u8,
+            error,
+        })?;
+        self.check_stored(index)?;
+        self.check_events(index, &events)?;
         // `None` here too if a probe did not run the call.
         Ok(out)
     }
 
-    /// Persist-then-send for sled `index`.
-    fn sync(&mut self, index: usize) -> Result<(), Violation> {
+    /// A sled whose context says its state is stored must have exactly
+    /// that state on its disk: what its messages and events follow from.
+    fn check_stored(&mut self, index: usize) -> Result<(), Violation> {
         let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
-        let Some(sled) = self.sleds.get_mut(index) else {
+        let Some(sled) = self.sleds.get(index) else {
             return Ok(());
         };
-        let (running, disk, writes) = sled.split_mut();
-        let Some(running) = running else {
+        let Some(running) = sled.running() else {
             return Ok(());
         };
-        let mut persisted = false;
-        if running.ctx.take_state_changed() {
-            write_disk(disk, running.ctx.persistent_state()).map_err(|error| {
-                Violation::Encoding {
-                    sled: sled_u8,
-                    error,
-                }
-            })?;
-            *writes = writes.wrapping_add(1);
-            persisted = true;
+        if !running.ctx.is_stored() {
+            return Ok(());
         }
-        if running.ctx.has_outgoing() && !persisted {
-            // Nothing was reported changed: the disk must already hold
-            // exactly the state the messages are sent from.
-            write_disk(&mut self.scratch, running.ctx.persistent_state()).map_err(|error| {
-                Violation::Encoding {
-                    sled: sled_u8,
-                    error,
-                }
-            })?;
-            if self.scratch != *disk {
-                return Err(Violation::StateNotPersisted { sled: sled_u8 });
+        write_disk(&mut self.scratch, running.ctx.persistent_state()).map_err(|error| {
+            Violation::Encoding {
+                sled: sled_u8,
+                error,
             }
+        })?;
+        if self.scratch.as_slice() != sled.disk() {
+            return Err(Violation::StateNotPersisted { sled: sled_u8 });
         }
-        let mut buf = [0u8; MAX_MSG_LEN];
-        while let Some((to, msg)) = running.node.next_message(&mut running.ctx) {
-            if let Body::PrepareAck(epoch) = msg.body {
-                let durable = wire::decode_persistent_state(disk)
-                    .ok()
-                    .is_some_and(|state| {
-                        state
-                            .get(epoch)
-                            .is_some_and(|stored| stored.share.is_some())
-                    });
-                if !durable {
-                    return Err(Violation::AckWithoutDurablePrepare {
-                        sled: sled_u8,
-                        epoch,
-                    });
-                }
+        Ok(())
+    }
+
+    /// Every event a sled handed out describes its disk: a commit or an
+    /// expungement it reports is stored.
+    fn check_events(&mut self, index: usize, events: &[Event]) -> Result<(), Violation> {
+        let sled = u8::try_from(index).unwrap_or(u8::MAX);
+        for event in events {
+            self.stats.count_event(event);
+            let summary = self.summary(index)?;
+            let durable = match event {
+                Event::Committed(epoch) => summary.latest_committed.is_some_and(|c| c >= *epoch),
+                Event::Expunged { epoch, .. } => summary.expunged == Some(*epoch),
+                _ => true,
+            };
+            if !durable {
+                return Err(Violation::EventNotDurable { sled });
             }
-            let bytes =
-                wire::encode_peer_msg(&msg, &mut buf).map_err(|error| Violation::Encoding {
-                    sled: sled_u8,
-                    error,
-                })?;
-            let to = index_of(&self.ids, &to).ok_or(Violation::UnknownPeer { sled: sled_u8 })?;
-            // A full network is a counted drop, like a lost message.
-            self.network.send(index, to, bytes);
         }
         Ok(())
     }
@@ -406,8 +523,8 @@ impl Cluster {
         let Some(from_id) = self.ids.get(from).cloned() else {
             return self.check();
         };
-        self.probed(to, kind, |node, ctx, _| {
-            node.handle_bytes(ctx, &from_id, &msg.bytes)
+        self.probed(to, kind, |node, ctx, rng, _| {
+            node.handle_bytes(ctx, rng, &from_id, &msg.bytes)
         })?;
         self.check()
     }
@@ -455,7 +572,7 @@ impl Cluster {
     fn notify_connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(peer) = self.ids.get(y).cloned() {
-                self.probed(x, "on_connect", |node, ctx, _| node.on_connect(ctx, &peer))?;
+                self.probed(x, "on_connect", |node, ctx, _, _| node.on_connect(ctx, &peer))?;
             }
         }
         Ok(())
@@ -464,7 +581,7 @@ impl Cluster {
     fn notify_disconnect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(peer) = self.ids.get(y).cloned() {
-                self.probed(x, "on_disconnect", |node, ctx, _| {
+                self.probed(x, "on_disconnect", |node, ctx, _, _| {
                     node.on_disconnect(ctx, &peer)
                 })?;
             }
@@ -482,7 +599,7 @@ impl Cluster {
             if self.is_connected(index, peer)
                 && let Some(id) = self.ids.get(index).cloned()
             {
-                self.probed(peer, "on_disconnect", |node, ctx, _| {
+                self.probed(peer, "on_disconnect", |node, ctx, _, _| {
                     node.on_disconnect(ctx, &id)
                 })?;
             }
@@ -532,7 +649,7 @@ impl Cluster {
         index: usize,
         epoch: Epoch,
     ) -> Result<Option<Result<bool, LoadSecretError>>, Violation> {
-        let outcome = self.probed(index, "load_rack_secret", |node, ctx, _| {
+        let outcome = self.probed(index, "load_rack_secret", |node, ctx, _, _| {
             node.load_rack_secret(ctx, epoch)
         })?;
         let Some(outcome) = outcome else {

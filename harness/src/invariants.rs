@@ -12,8 +12,11 @@
 //! | 7 | the liveness check of [`crate::cluster::Cluster::check_liveness`], and every secret loaded for an epoch equals the first one loaded for it ([`Violation::SecretMismatch`]) |
 //!
 //! Besides: a sled commits only a configuration Nexus committed
-//! ([`Violation::CommittedUnknownEpoch`]); the state a node sends from is the
-//! state on its disk ([`Violation::StateNotPersisted`]).
+//! ([`Violation::CommittedUnknownEpoch`]); a node whose context says its
+//! state is stored has exactly that state on its disk, so nothing it sends
+//! follows from state a crash loses ([`Violation::StateNotPersisted`]);
+//! every commit or expungement a node reports as an event is on its disk
+//! ([`Violation::EventNotDurable`]).
 
 use core::fmt;
 
@@ -24,7 +27,7 @@ use tq_core::node::{
 use tq_core::wire::WireError;
 
 /// A broken invariant, a harness limit hit, or a liveness failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
     /// Invariant 1: two configurations for one epoch.
     MismatchedConfigurations {
@@ -98,9 +101,16 @@ pub enum Violation {
         /// The epoch.
         epoch: Epoch,
     },
-    /// A node was about to send while its state differed from its disk: a
-    /// change not reported by `take_state_changed`.
+    /// A node's context said its state was stored while its disk held
+    /// another: its driver acknowledged a write it did not make, and the
+    /// node would send from state a crash loses.
     StateNotPersisted {
+        /// The sled.
+        sled: u8,
+    },
+    /// A node handed out an event (a commit, an expungement) its disk does
+    /// not show.
+    EventNotDurable {
         /// The sled.
         sled: u8,
     },

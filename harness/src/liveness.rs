@@ -181,14 +181,14 @@ impl Cluster {
             let mut told = false;
             for _ in 0..MAX_LOAD_ROUNDS {
                 match self.load_secret(index, last)? {
-                    Some(Err(LoadSecretError::Expunged)) => {
+                    Some(Err(LoadSecretError::Expunged(_))) => {
                         told = true;
                         break;
                     }
                     // A cached secret answers without asking anyone: drop
                     // it so the sled asks.
                     Some(Ok(true)) => {
-                        self.probed(index, "clear_secrets", |node, _, _| node.clear_secrets())?;
+                        self.probed(index, "clear_secrets", |node, _, _, _| node.clear_secrets())?;
                     }
                     _ => {}
                 }

@@ -23,7 +23,7 @@ pub const MAX_IN_FLIGHT: usize = 96;
 pub type MsgBytes = heapless::Vec<u8, MAX_MSG_LEN>;
 
 /// One message in flight.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InFlight {
     /// Sender's sled index.
     pub from: u8,
@@ -31,6 +31,34 @@ pub struct InFlight {
     pub to: u8,
     /// The encoded message (`tq_core::wire::encode_peer_msg`).
     pub bytes: MsgBytes,
+}
+
+impl core::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The bytes may hold a share: only the message kind and size show.
+        f.debug_struct("InFlight")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("kind", &self.kind())
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl InFlight {
+    /// The message's kind, read from its tag (after the version byte and
+    /// the rack id), or `"?"`.
+    pub fn kind(&self) -> &'static str {
+        const TAG_AT: usize = 1 + 16;
+        self.bytes
+            .get(TAG_AT)
+            .and_then(|&tag| {
+                tq_core::messages::Body::<(), (), ()>::KINDS
+                    .get(usize::from(tag))
+                    .copied()
+            })
+            .unwrap_or("?")
+    }
 }
 
 /// What happened to messages, for coverage reports.

@@ -9,9 +9,10 @@
 //! epoch after starting a newer one. A sled it removed is never added back
 //! (it would have to be wiped first).
 
+use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, Threshold};
-use tq_core::messages::{LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
+use tq_core::member_set::MemberSet;
 use tq_core::node::{CommitError, CoordinatorPhase, LrtqUpgradeError, ReconfigureError};
 
 use crate::action::Change;
@@ -378,7 +379,7 @@ impl Cluster {
             let outcome = self.probed(
                 pending.coordinator,
                 "coordinate_upgrade_from_lrtq",
-                |node, ctx, _| node.coordinate_upgrade_from_lrtq(ctx, &msg),
+                |node, ctx, rng, _| node.coordinate_upgrade_from_lrtq(ctx, rng, &msg),
             )?;
             match outcome {
                 None => return Ok(()),
@@ -399,19 +400,19 @@ impl Cluster {
             let outcome = self.probed(
                 pending.coordinator,
                 "coordinate_reconfiguration",
-                |node, ctx, _| node.coordinate_reconfiguration(ctx, &msg),
+                |node, ctx, rng, _| node.coordinate_reconfiguration(ctx, rng, &msg),
             )?;
             match outcome {
                 None => return Ok(()),
-                Some(Ok(())) => PendingState::Running,
+                Some(Ok(_)) => PendingState::Running,
                 Some(Err(ReconfigureError::EpochNotNewer { .. })) => PendingState::Stale,
                 // Not ready yet: it has not learned the last commit, or is
                 // still computing its share of it.
                 Some(Err(
                     ReconfigureError::LastCommittedEpochMismatch { .. }
-                    | ReconfigureError::ComputingShare
+                    | ReconfigureError::ComputingShare(_)
                     | ReconfigureError::MustUpgradeFromLrtq
-                    | ReconfigureError::LrtqUpgradeInProgress,
+                    | ReconfigureError::LrtqUpgradeInProgress(_),
                 )) => PendingState::NotStarted,
                 Some(Err(error)) => {
                     return Err(Violation::ReconfigureRefused { sled, error });
@@ -437,7 +438,7 @@ impl Cluster {
             PendingState::Running => {}
         }
         let sled = u8::try_from(pending.coordinator).unwrap_or(u8::MAX);
-        let status = self.call(pending.coordinator, |node, ctx, ids| {
+        let status = self.call(pending.coordinator, |node, ctx, _, ids| {
             node.coordinator_status(ctx).map(|status| {
                 let acked = status
                     .acked
@@ -533,12 +534,13 @@ impl Cluster {
     ) -> Result<(), Violation> {
         let sled = u8::try_from(member).unwrap_or(u8::MAX);
         let rack_id = self.rack_id;
-        let outcome = self.probed(member, "commit_configuration", |node, ctx, _| {
-            node.commit_configuration(ctx, rack_id, epoch)
+        let request = CommitRequest { rack_id, epoch };
+        let outcome = self.probed(member, "commit_configuration", |node, ctx, _, _| {
+            node.commit_configuration(ctx, &request)
         })?;
         match outcome {
             None => Ok(()),
-            Some(Ok(())) => {
+            Some(Ok(_)) => {
                 let nexus = &mut self.nexus;
                 nexus.commit_confirmed |= bit(member);
                 nexus.stats.member_commits = nexus.stats.member_commits.saturating_add(1);
@@ -553,7 +555,7 @@ impl Cluster {
                 };
                 self.nexus.stats.prepare_and_commits =
                     self.nexus.stats.prepare_and_commits.saturating_add(1);
-                let outcome = self.probed(member, "prepare_and_commit", |node, ctx, _| {
+                let outcome = self.probed(member, "prepare_and_commit", |node, ctx, _, _| {
                     node.prepare_and_commit(ctx, &config)
                 })?;
                 match outcome {

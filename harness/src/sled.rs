@@ -29,27 +29,29 @@ pub fn platform_id(index: usize) -> Option<PlatformId> {
     PlatformId::new(PART_NUMBER, &serial).ok()
 }
 
-/// A running node and its context: what a crash loses.
+/// A running node, its context and its RNG: what a crash loses.
 pub struct Running {
     /// The node's in-memory protocol state.
     pub node: Node,
-    /// Its context (persistent state, queues, connections, alarms, RNG).
-    pub ctx: NodeCtx<ChaCha20Rng>,
+    /// Its context (persistent state, queues, connections, alarms).
+    pub ctx: NodeCtx,
+    /// The RNG its calls draw from.
+    pub rng: ChaCha20Rng,
 }
 
 impl core::fmt::Debug for Running {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // The context holds the RNG and shares: show only what is public.
+        // The node holds shares and the context the state: show only what
+        // is public.
         f.debug_struct("Running")
-            .field("node", &self.node)
-            .field("id", self.ctx.id())
-            .field("alarms", &self.ctx.alarms())
+            .field("ctx", &self.ctx)
+            .field("coordinating", &self.node.coordinating())
+            .field("computing_share", &self.node.computing_share())
             .finish_non_exhaustive()
     }
 }
 
 /// One simulated sled.
-#[derive(Debug)]
 pub struct Sled {
     id: PlatformId,
     disk: Disk,
@@ -93,6 +95,19 @@ impl DiskSummary {
     /// Whether the sled holds its share of `epoch`.
     pub fn holds_share(&self, epoch: Epoch) -> bool {
         self.with_share.contains(&epoch)
+    }
+}
+
+impl core::fmt::Debug for Sled {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The disk holds shares: only its size and write count are shown.
+        f.debug_struct("Sled")
+            .field("id", &self.id)
+            .field("disk_len", &self.disk.len())
+            .field("writes", &self.writes)
+            .field("boots", &self.boots)
+            .field("running", &self.running)
+            .finish()
     }
 }
 
@@ -162,12 +177,13 @@ impl Sled {
             return Ok(());
         }
         // As firmware boots: the state restored in place from the disk.
-        let mut ctx = NodeCtx::new(self.id.clone(), ChaCha20Rng::from_seed(seed));
+        let mut ctx = NodeCtx::new(self.id.clone());
         ctx.restore_state(&self.disk)?;
         self.boots = self.boots.saturating_add(1);
         self.running = Some(Running {
             node: Node::new(),
             ctx,
+            rng: ChaCha20Rng::from_seed(seed),
         });
         Ok(())
     }
