@@ -59,7 +59,7 @@ mod records;
 pub mod sled;
 
 pub use action::{Action, Change};
-pub use cluster::{Cluster, RackStart, Stats};
+pub use cluster::{Cluster, DriverFault, RackStart, Stats};
 pub use invariants::Violation;
 
 /// Most sleds in one simulated rack. Sled indices are `0..MAX_SLEDS`; member

@@ -141,9 +141,10 @@ fn a_removed_sled_that_asks_for_shares_is_expunged() {
         assert_eq!(cluster.load_secret(3, Epoch(1)).unwrap(), Some(Ok(false)));
         cluster.deliver_all().unwrap();
         assert_eq!(cluster.disk_summary(3).unwrap().expunged, Some(Epoch(2)));
-        assert_eq!(
-            cluster.load_secret(3, Epoch(1)).unwrap(),
-            Some(Err(LoadSecretError::Expunged))
+        let refused = cluster.load_secret(3, Epoch(1)).unwrap();
+        assert!(
+            matches!(&refused, Some(Err(LoadSecretError::Expunged(at))) if at.epoch == Epoch(2)),
+            "{refused:?}"
         );
         assert_eq!(cluster.stats().expunged, 1);
         cluster.check_liveness().unwrap();
@@ -180,5 +181,38 @@ fn an_upgrade_abandoned_many_times_on_a_full_network_still_finishes() {
         );
         cluster.check_liveness().unwrap();
         assert_eq!(cluster.nexus().stats().upgrades, 1);
+    });
+}
+
+/// The checker catches a driver that breaks persist-before-send: one that
+/// acknowledges state writes it never made lets the node send (and report
+/// events) from state that is not on its disk, which a crash would lose.
+#[test]
+fn a_driver_that_acknowledges_unwritten_state_is_caught() {
+    with_big_stack(|| {
+        let mut cluster = fresh(4, 4);
+        cluster.set_driver_fault(1, tq_harness::DriverFault::AcknowledgeWithoutStoring);
+        let start = Action::Reconfigure {
+            change: Change::Same,
+            coordinator: 0,
+            threshold: 1,
+        };
+        let caught = cluster
+            .apply(&start)
+            .and_then(|()| cluster.nexus_finish())
+            .expect_err("the broken driver must be caught");
+        assert!(
+            matches!(
+                caught,
+                tq_harness::Violation::StateNotPersisted { sled: 1 }
+                    | tq_harness::Violation::AckWithoutDurablePrepare { sled: 1, .. }
+            ),
+            "{caught:?}"
+        );
+
+        // The same run with a correct driver passes.
+        let mut cluster = fresh(4, 4);
+        cluster.apply(&start).unwrap();
+        cluster.nexus_finish().unwrap();
     });
 }

@@ -16,13 +16,14 @@
 //!   7-sled LRTQ rack the build script set up); the node then starts
 //!   coordinating the LRTQ upgrade from Nexus's encoded request: a real
 //!   call with real output;
-//! - the state goes to storage a 256-byte page at a time
+//! - every input goes through the core's driving loop (`node::drive`) with
+//!   this task's `Io`: the state goes to storage a 256-byte page at a time
 //!   (`wire::encode_persistent_state_chunked`), not through a buffer of
-//!   `wire::MAX_PERSISTENT_STATE_LEN` (about 20 KiB);
-//! - Nexus's requests are decoded in place, each input handled in its own
-//!   out-of-line step so their frames never stack up in `main`'s;
-//! - the configuration handed to `prepare_and_commit` lives in a static
-//!   slot.
+//!   `wire::MAX_PERSISTENT_STATE_LEN` (about 20 KiB), then messages are
+//!   encoded into a static transmit buffer and events logged;
+//! - Nexus's requests are decoded in place into static slots, each input
+//!   handled in its own out-of-line step so their frames never stack up in
+//!   `main`'s.
 //!
 //! Built with the `no-panic` feature it is also the link-time proof that
 //! no panic path survives (see `tq_target_tests::exit`).
@@ -33,11 +34,13 @@ use core::hint::black_box;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_core::messages::{LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
-use tq_core::node::{Node, NodeCtx};
-use tq_core::wire;
+use tq_core::member_set::MemberSet;
+use tq_core::node::{Event, Io, Node, NodeCtx, drive};
+use tq_core::persistent::PersistentState;
+use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN};
 use tq_target_tests::lrtq::{LEDGER_RACK_ID, LRTQ_RACK_7};
 use tq_target_tests::stack;
 use tq_target_tests::{fail, pass};
@@ -70,40 +73,44 @@ fn main() -> ! {
     let Some(node) = cortex_m::singleton!(: Node = Node::new()) else {
         fail("node slot taken");
     };
+    let Some(task) = cortex_m::singleton!(: Task = Task {
+        rng: ChaCha20Rng::from_seed([7; 32]),
+        transmit: [0; MAX_PEER_MSG_LEN],
+        io: TaskIo { sent: 0, events: 0 },
+    }) else {
+        fail("task slot taken");
+    };
 
-    node.on_connect(ctx, &peer);
+    let slots = request_slots();
+
+    task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
     let request = nexus_upgrade_request(ctx.id(), &peer);
-    if !nexus_lrtq_upgrade(node, ctx, request) {
+    if !nexus_lrtq_upgrade(task, node, ctx, slots, request) {
         fail("the LRTQ upgrade was refused");
     }
-    persist_then_send(node, ctx);
 
     // Everything else a task passes in, from opaque bytes.
     let input = black_box(&INPUT[..]);
-    deliver(node, ctx, &peer, input);
-    persist_then_send(node, ctx);
-    nexus_reconfigure(node, ctx, input);
-    black_box(nexus_lrtq_upgrade(node, ctx, input));
-    persist_then_send(node, ctx);
-    let epoch = Epoch(black_box(3));
-    black_box(node.commit_configuration(ctx, RACK_ID, epoch)).ok();
-    nexus_prepare_and_commit(node, ctx, epoch);
-    persist_then_send(node, ctx);
-    load_secret(node, ctx, epoch);
+    deliver(task, node, ctx, &peer, input);
+    nexus_reconfigure(task, node, ctx, slots, input);
+    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, input));
+    nexus_commit(task, node, ctx, input);
+    nexus_prepare_and_commit(task, node, ctx, slots, input);
+    load_secret(task, node, ctx, Epoch(black_box(3)));
     if let Some(status) = node.coordinator_status(ctx) {
         black_box((status.epoch, status.phase, status.acked.len()));
     }
-    node.clear_secrets();
-    node.on_disconnect(ctx, &peer);
-    persist_then_send(node, ctx);
+    task.step(node, ctx, |node, _, _| node.clear_secrets());
+    task.step(node, ctx, |node, ctx, _| node.on_disconnect(ctx, &peer));
     black_box((ctx.alarms().len(), ctx.counters().total()));
 
     let coordinating = node.coordinating() == Some(Epoch(2));
     defmt::println!(
-        "node: coordinating the LRTQ upgrade: {=bool}; size_of Node {=usize}, NodeCtx {=usize}",
+        "node: coordinating the LRTQ upgrade: {=bool}; sent {=u32} messages; size_of Node {=usize}, NodeCtx {=usize}",
         coordinating,
+        task.io.sent,
         core::mem::size_of::<Node>(),
-        core::mem::size_of::<NodeCtx<ChaCha20Rng>>()
+        core::mem::size_of::<NodeCtx>()
     );
     defmt::println!(
         "budget: stack, whole node task: {=usize} bytes",
@@ -114,16 +121,76 @@ fn main() -> ! {
     }
     pass()
 }
+
+/// What the task keeps besides the node and its context, in static memory.
+struct Task {
+    rng: ChaCha20Rng,
+    /// Each outgoing message is encoded here before it is handed over.
+    transmit: [u8; MAX_PEER_MSG_LEN],
+    io: TaskIo,
+}
+
+impl Task {
+    /// One input through the core's driving loop: the input, then storing
+    /// the state if it changed, then sending what it queued.
+    fn step<T>(
+        &mut self,
+        node: &mut Node,
+        ctx: &mut NodeCtx,
+        input: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng) -> T,
+    ) -> T {
+        let rng = &mut self.rng;
+        let (output, stored) = drive(node, ctx, &mut self.io, &mut self.transmit, |node, ctx| {
+            input(node, ctx, rng)
+        });
+        if stored.is_err() {
+            fail("storage write failed");
+        }
+        output
+    }
+}
+
+/// The task's storage, network and log.
+struct TaskIo {
+    sent: u32,
+    events: u32,
+}
+
+impl Io for TaskIo {
+    type StoreError = ();
+
+    /// Writes the state to storage a page at a time (here: each page
+    /// handed to `black_box`, as to a flash driver).
+    #[inline(never)]
+    fn store(&mut self, state: &PersistentState) -> Result<(), ()> {
+        let mut page = [0u8; STORAGE_PAGE_LEN];
+        wire::encode_persistent_state_chunked(state, &mut page, |bytes| {
+            black_box(bytes);
+            Ok::<(), ()>(())
+        })
+        .map(|_| ())
+        .map_err(|_| ())
+    }
+
+    fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
+        black_box((to, bytes));
+        self.sent += 1;
+    }
+
+    fn event(&mut self, event: Event) {
+        defmt::info!("node event: {}", event);
+        self.events += 1;
+    }
+}
+
 /// Boots as firmware should, nothing big ever on the stack: the context
 /// built straight into its static, its state restored in place from
 /// storage, else from the LRTQ ledger in place. Returns the context and
 /// which of the two filled it. Out of line, so that all of its frame is
 /// below `main`'s painted stack.
 #[inline(never)]
-fn boot(id: PlatformId) -> (&'static mut NodeCtx<ChaCha20Rng>, &'static str) {
-    let rng = ChaCha20Rng::from_seed(black_box([7; 32]));
-    let (ctx, measured) =
-        stack::measure(|| cortex_m::singleton!(: NodeCtx<ChaCha20Rng> = NodeCtx::new(id, rng)));
+fn boot(id: PlatformId) -> (&'static mut NodeCtx, &'static str) {
+    let (ctx, measured) = stack::measure(|| cortex_m::singleton!(: NodeCtx = NodeCtx::new(id)));
     defmt::println!("stack: boot: NodeCtx::new into its static: {}", measured);
     let Some(ctx) = ctx else {
         fail("context slot taken");
@@ -171,7 +238,7 @@ fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
     else {
         fail("request buffer taken");
     };
-    match wire::encode_lrtq_upgrade_msg(&upgrade, buf) {
+    match wire::encode_nexus(&upgrade, buf) {
         Ok(bytes) => black_box(bytes),
         Err(_) => fail("upgrade request does not encode"),
     }
@@ -181,93 +248,102 @@ fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
 /// 4 KiB with a configuration) in this call's frame, which must not become
 /// part of `main`'s.
 #[inline(never)]
-fn deliver(node: &mut Node, ctx: &mut NodeCtx<ChaCha20Rng>, from: &PlatformId, bytes: &[u8]) {
-    node.handle_bytes(ctx, from, bytes);
+fn deliver(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, from: &PlatformId, bytes: &[u8]) {
+    task.step(node, ctx, |node, ctx, rng| {
+        node.handle_bytes(ctx, rng, from, bytes);
+    });
+}
+
+/// Nexus's requests, each decoded in place into its slot (a task keeps one
+/// of each in static memory: a member set or a configuration is
+/// kilobytes).
+struct Requests {
+    reconfigure: DecodeSlot<ReconfigureMsg>,
+    upgrade: DecodeSlot<LrtqUpgradeMsg>,
+    config: DecodeSlot<Configuration>,
+}
+
+/// The request slots, built in place in their static (the empty slots are
+/// a few length fields). Out of line, so any temporary is not in `main`'s
+/// frame.
+#[inline(never)]
+fn request_slots() -> &'static mut Requests {
+    let slots = cortex_m::singleton!(: Requests = Requests {
+        reconfigure: DecodeSlot::new(),
+        upgrade: DecodeSlot::new(),
+        config: DecodeSlot::new(),
+    });
+    slots.unwrap_or_else(|| fail("request slots taken"))
 }
 
 /// A reconfiguration request from Nexus, decoded in place.
 #[inline(never)]
-fn nexus_reconfigure(node: &mut Node, ctx: &mut NodeCtx<ChaCha20Rng>, bytes: &[u8]) {
-    let mut msg = ReconfigureMsg::unfilled();
-    if wire::decode_reconfigure_msg_into(bytes, &mut msg).is_ok() {
-        black_box(node.coordinate_reconfiguration(ctx, &msg)).ok();
+fn nexus_reconfigure(
+    task: &mut Task,
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    slots: &mut Requests,
+    bytes: &[u8],
+) {
+    if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, &mut slots.reconfigure) {
+        black_box(task.step(node, ctx, |node, ctx, rng| {
+            node.coordinate_reconfiguration(ctx, rng, msg).is_ok()
+        }));
     }
 }
 
 /// An LRTQ upgrade request from Nexus, decoded in place; whether the node
 /// took it.
 #[inline(never)]
-fn nexus_lrtq_upgrade(node: &mut Node, ctx: &mut NodeCtx<ChaCha20Rng>, bytes: &[u8]) -> bool {
-    let mut msg = LrtqUpgradeMsg::unfilled();
-    wire::decode_lrtq_upgrade_msg_into(bytes, &mut msg).is_ok()
-        && black_box(node.coordinate_upgrade_from_lrtq(ctx, &msg)).is_ok()
+fn nexus_lrtq_upgrade(
+    task: &mut Task,
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    slots: &mut Requests,
+    bytes: &[u8],
+) -> bool {
+    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, &mut slots.upgrade) else {
+        return false;
+    };
+    task.step(node, ctx, |node, ctx, rng| {
+        node.coordinate_upgrade_from_lrtq(ctx, rng, msg).is_ok()
+    })
 }
 
-/// Nexus hands the node the committed configuration of `epoch` (here: the
-/// one the node stored, if any). It goes into a static slot, as a task
-/// would keep it: a configuration is about 4 KiB.
+/// Nexus's commit.
 #[inline(never)]
-fn nexus_prepare_and_commit(node: &mut Node, ctx: &mut NodeCtx<ChaCha20Rng>, epoch: Epoch) {
-    let Some(config) = config_slot(ctx, epoch) else {
-        return;
-    };
-    black_box(node.prepare_and_commit(ctx, config)).ok();
+fn nexus_commit(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, bytes: &[u8]) {
+    let request = wire::decode_commit_request(bytes).unwrap_or(CommitRequest {
+        rack_id: RACK_ID,
+        epoch: Epoch(black_box(3)),
+    });
+    black_box(task.step(node, ctx, |node, ctx, _| {
+        node.commit_configuration(ctx, &request).is_ok()
+    }));
 }
 
-/// Copies the stored configuration of `epoch` into its static slot. Out of
-/// line: `singleton!` builds the value in a local before moving it into
-/// the static, and that 4 KiB frame must be gone before the node's call.
+/// Nexus hands the node a committed configuration, decoded in place.
 #[inline(never)]
-fn config_slot(ctx: &NodeCtx<ChaCha20Rng>, epoch: Epoch) -> Option<&'static mut Configuration> {
-    let stored = ctx.persistent_state().get(epoch)?;
-    let Some(slot) = cortex_m::singleton!(: Configuration = stored.config.clone()) else {
-        fail("configuration slot taken");
-    };
-    Some(slot)
+fn nexus_prepare_and_commit(
+    task: &mut Task,
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    slots: &mut Requests,
+    bytes: &[u8],
+) {
+    if let Ok(config) = wire::decode_configuration_into(bytes, &mut slots.config) {
+        black_box(task.step(node, ctx, |node, ctx, _| {
+            node.prepare_and_commit(ctx, config).is_ok()
+        }));
+    }
 }
 
 /// Nexus asks for the rack secret of `epoch`.
 #[inline(never)]
-fn load_secret(node: &mut Node, ctx: &mut NodeCtx<ChaCha20Rng>, epoch: Epoch) {
-    if let Ok(Some(secret)) = node.load_rack_secret(ctx, epoch) {
-        black_box(secret.expose_secret());
-    }
-}
-
-/// What a task does after every call: store the state if it changed, then
-/// send what was queued.
-fn persist_then_send(node: &Node, ctx: &mut NodeCtx<ChaCha20Rng>) {
-    if ctx.take_state_changed() {
-        persist(ctx);
-    }
-    send_queued(node, ctx);
-}
-
-/// Writes the state to storage a page at a time (here: each page handed
-/// to `black_box`, as to a flash driver).
-#[inline(never)]
-fn persist(ctx: &NodeCtx<ChaCha20Rng>) {
-    let mut page = [0u8; STORAGE_PAGE_LEN];
-    let written =
-        wire::encode_persistent_state_chunked(ctx.persistent_state(), &mut page, |bytes| {
-            black_box(bytes);
-            Ok::<(), ()>(())
-        });
-    if written.is_err() {
-        fail("persistent state does not encode");
-    }
-}
-
-/// Encodes each queued message and hands it over (here: to `black_box`).
-#[inline(never)]
-fn send_queued(node: &Node, ctx: &mut NodeCtx<ChaCha20Rng>) {
-    let mut buf = [0u8; wire::MAX_PEER_MSG_LEN];
-    while let Some((to, msg)) = node.next_message(ctx) {
-        match wire::encode_peer_msg(&msg, &mut buf) {
-            Ok(bytes) => {
-                black_box((&to, bytes));
-            }
-            Err(_) => fail("message does not encode"),
+fn load_secret(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, epoch: Epoch) {
+    task.step(node, ctx, |node, ctx, _| {
+        if let Ok(Some(secret)) = node.load_rack_secret(ctx, epoch) {
+            black_box(secret.expose_secret());
         }
-    }
+    });
 }

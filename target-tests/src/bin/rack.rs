@@ -27,8 +27,6 @@ use core::mem::MaybeUninit;
 
 use cortex_m::interrupt::Mutex;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use subtle::ConstantTimeEq;
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
@@ -89,9 +87,7 @@ fn main() -> ! {
     let Ok(sled_id) = PlatformId::new("913-0000019", "restored") else {
         fail("platform id");
     };
-    let rng = ChaCha20Rng::from_seed([9; 32]);
-    let Some(boot_ctx) = cortex_m::singleton!(: NodeCtx<ChaCha20Rng> = NodeCtx::new(sled_id, rng))
-    else {
+    let Some(boot_ctx) = cortex_m::singleton!(: NodeCtx = NodeCtx::new(sled_id)) else {
         fail("context slot taken");
     };
     let mut whole_run = 0;
@@ -181,7 +177,7 @@ fn run(
     cluster: &mut Cluster,
     rack: &LrtqRack,
     lrtq_secret: &RackSecret,
-    boot_ctx: &mut NodeCtx<ChaCha20Rng>,
+    boot_ctx: &mut NodeCtx,
 ) -> Result<(), Failure> {
     let lrtq_sleds = rack.sleds();
     let spare = lrtq_sleds;
@@ -381,7 +377,7 @@ fn load_until_done(
 
 /// One `load_rack_secret` call on `sled`, measured.
 fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackSecret>, Failure> {
-    let outcome = cluster.call(sled, |node, ctx, _| {
+    let outcome = cluster.call(sled, |node, ctx, _, _| {
         stack::measure(|| node.load_rack_secret(ctx, epoch))
     })?;
     let Some((result, measured)) = outcome else {
@@ -391,7 +387,7 @@ fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackS
     cluster.check()?;
     match result {
         Ok(secret) => Ok(secret),
-        Err(tq_core::node::LoadSecretError::Expunged) => Ok(None),
+        Err(tq_core::node::LoadSecretError::Expunged(_)) => Ok(None),
         Err(_) => Err(Failure::Step("load_rack_secret refused")),
     }
 }
@@ -401,7 +397,7 @@ fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackS
 /// of the scenario, when the disks hold the most.
 fn measure_state_codec(
     cluster: &mut Cluster,
-    ctx: &mut NodeCtx<ChaCha20Rng>,
+    ctx: &mut NodeCtx,
 ) -> Result<(), Failure> {
     let mut buf = [0u8; wire::MAX_PERSISTENT_STATE_LEN];
     for index in 0..cluster.sled_count() {
