@@ -1,5 +1,7 @@
-//! `tq_core::wire::decode_lrtq_upgrade_msg` on arbitrary bytes: never panics, and
+//! `tq_core::wire::decode_lrtq_upgrade_msg_into` on arbitrary bytes: never panics, and
 //! whatever decodes round-trips (see `tq_fuzz::round_trip`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| tq_fuzz::round_trip::lrtq_upgrade_msg(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    tq_fuzz::round_trip::lrtq_upgrade_msg(bytes);
+});

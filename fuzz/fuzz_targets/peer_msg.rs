@@ -2,4 +2,6 @@
 //! whatever decodes round-trips (see `tq_fuzz::round_trip`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| tq_fuzz::round_trip::peer_msg(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    tq_fuzz::round_trip::peer_msg(bytes);
+});

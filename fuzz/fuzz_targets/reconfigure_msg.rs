@@ -1,5 +1,7 @@
-//! `tq_core::wire::decode_reconfigure_msg` on arbitrary bytes: never panics, and
+//! `tq_core::wire::decode_reconfigure_msg_into` on arbitrary bytes: never panics, and
 //! whatever decodes round-trips (see `tq_fuzz::round_trip`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|bytes: &[u8]| tq_fuzz::round_trip::reconfigure_msg(bytes));
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    tq_fuzz::round_trip::reconfigure_msg(bytes);
+});

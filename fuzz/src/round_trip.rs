@@ -6,7 +6,11 @@
 //! encoding need not equal the input `b`: decoding normalises some inputs
 //! (a member set is sorted).
 
-use tq_core::wire::{self, WireError};
+use tq_core::api::{
+    CommitOutcome, CoordinatorStatus, NodeStatus, PrepareAndCommitOutcome, ReconfigureOutcome,
+};
+use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
+use tq_core::wire::{self, DecodeSlot, Fillable, NexusWire, WireError};
 
 /// Decodes `bytes` with `decode`; if that succeeds, re-encodes with
 /// `encode` into a `max_len` buffer and checks the round trip. Returns the
@@ -41,57 +45,101 @@ pub fn check<T>(
     Some((first, second))
 }
 
+// Each target below returns whether `bytes` decoded.
+
 /// A peer message (decoded owned, encoded through a borrowed view).
-pub fn peer_msg(bytes: &[u8]) {
+pub fn peer_msg(bytes: &[u8]) -> bool {
     check(
         bytes,
         wire::MAX_PEER_MSG_LEN,
         wire::decode_peer_msg,
         |msg, buf| wire::encode_peer_msg(&msg.as_ref(), buf),
-    );
+    )
+    .is_some()
 }
 
 /// A persistent state.
-pub fn persistent_state(bytes: &[u8]) {
+pub fn persistent_state(bytes: &[u8]) -> bool {
     check(
         bytes,
         wire::MAX_PERSISTENT_STATE_LEN,
         wire::decode_persistent_state,
         wire::encode_persistent_state,
-    );
+    )
+    .is_some()
 }
 
-/// A reconfiguration request; it has `PartialEq`, so the values must also
-/// be equal.
-pub fn reconfigure_msg(bytes: &[u8]) {
-    if let Some((first, second)) = check(
-        bytes,
-        wire::MAX_RECONFIGURE_MSG_LEN,
-        wire::decode_reconfigure_msg,
-        wire::encode_reconfigure_msg,
-    ) {
-        assert_eq!(first, second, "the round trip changed the request");
+/// A value decoded in place into a fresh slot (as a node does), cloned
+/// out for the comparison.
+fn in_place<T: Fillable + Clone>(
+    decode: impl for<'s> Fn(&[u8], &'s mut DecodeSlot<T>) -> Result<&'s T, WireError>,
+) -> impl Fn(&[u8]) -> Result<T, WireError> {
+    move |bytes| {
+        let mut slot = Box::new(DecodeSlot::new());
+        decode(bytes, &mut slot).cloned()
     }
 }
 
-/// An LRTQ upgrade request; values must also be equal.
-pub fn lrtq_upgrade_msg(bytes: &[u8]) {
-    if let Some((first, second)) = check(
-        bytes,
-        wire::MAX_LRTQ_UPGRADE_MSG_LEN,
-        wire::decode_lrtq_upgrade_msg,
-        wire::encode_lrtq_upgrade_msg,
-    ) {
-        assert_eq!(first, second, "the round trip changed the request");
+/// A request or answer between Nexus and a node: it has `PartialEq`, so
+/// the values must also be equal.
+fn nexus<T: NexusWire + PartialEq + core::fmt::Debug>(
+    bytes: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, WireError>,
+) -> bool {
+    let Some((first, second)) = check(bytes, T::MAX_LEN, decode, |value, buf| {
+        wire::encode_nexus(value, buf)
+    }) else {
+        return false;
+    };
+    assert_eq!(first, second, "the round trip changed the value");
+    true
+}
+
+/// A reconfiguration request, decoded in place.
+pub fn reconfigure_msg(bytes: &[u8]) -> bool {
+    nexus(bytes, in_place(wire::decode_reconfigure_msg_into))
+}
+
+/// An LRTQ upgrade request, decoded in place.
+pub fn lrtq_upgrade_msg(bytes: &[u8]) -> bool {
+    nexus(bytes, in_place(wire::decode_lrtq_upgrade_msg_into))
+}
+
+/// A configuration, as `prepare_and_commit`'s request, decoded in place.
+pub fn configuration(bytes: &[u8]) -> bool {
+    nexus(bytes, in_place(wire::decode_configuration_into))
+}
+
+/// A commit request.
+pub fn commit_request(bytes: &[u8]) -> bool {
+    nexus(bytes, wire::decode_commit_request)
+}
+
+/// Every answer a node gives Nexus; the first byte picks which.
+pub fn nexus_answer(bytes: &[u8]) -> bool {
+    let Some((&which, bytes)) = bytes.split_first() else {
+        return false;
+    };
+    match which % 6 {
+        0 => nexus::<Result<ReconfigureOutcome, ReconfigureError>>(bytes, wire::decode_answer),
+        1 => nexus::<Result<(), LrtqUpgradeError>>(bytes, wire::decode_answer),
+        2 => nexus::<Result<CommitOutcome, CommitError>>(bytes, wire::decode_answer),
+        3 => nexus::<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>(
+            bytes,
+            wire::decode_answer,
+        ),
+        4 => nexus::<Option<CoordinatorStatus>>(bytes, wire::decode_answer),
+        _ => nexus::<NodeStatus>(bytes, wire::decode_answer),
     }
 }
 
 /// LRTQ share data.
-pub fn lrtq_share_data(bytes: &[u8]) {
+pub fn lrtq_share_data(bytes: &[u8]) -> bool {
     check(
         bytes,
         wire::MAX_LRTQ_SHARE_DATA_LEN,
         wire::decode_lrtq_share_data,
         wire::encode_lrtq_share_data,
-    );
+    )
+    .is_some()
 }

@@ -16,7 +16,18 @@ use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::limits::{
     LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_THRESHOLD,
 };
-use tq_core::messages::{Body, Envelope, LrtqUpgradeMsg, MemberSet, PeerMsgRef, ReconfigureMsg};
+use tq_core::api::{
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, LrtqSummary,
+    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    StateSummary,
+};
+use tq_core::member_set::MemberSet;
+use tq_core::messages::{Body, Envelope, PeerMsgRef};
+use tq_core::node::{
+    Alarm, CommitError, CoordinatorPhase, Counters, ExpungedAt, LrtqUpgradeError,
+    PrepareAndCommitError, ReconfigureError,
+};
+use tq_core::wire::NexusWire;
 use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
 
@@ -321,14 +332,17 @@ fn member_set(ids: impl IntoIterator<Item = PlatformId>) -> MemberSet {
     MemberSet::new(&ids).expect("member set")
 }
 
+/// `value` encoded as Nexus and a node exchange it.
+fn encode_nexus<T: NexusWire>(value: &T) -> Vec<u8> {
+    let mut buf = vec![0u8; T::MAX_LEN];
+    wire::encode_nexus(value, &mut buf)
+        .expect("fits MAX_LEN")
+        .to_vec()
+}
+
 /// Reconfiguration requests: a fresh rack's first, a later one, the largest.
 pub fn reconfigure_msgs() -> Vec<Seed> {
-    let encode = |msg: &ReconfigureMsg| {
-        let mut buf = vec![0u8; wire::MAX_RECONFIGURE_MSG_LEN];
-        wire::encode_reconfigure_msg(msg, &mut buf)
-            .expect("fits")
-            .to_vec()
-    };
+    let encode = encode_nexus::<ReconfigureMsg>;
     let first = ReconfigureMsg {
         rack_id: RACK,
         epoch: Epoch(1),
@@ -359,12 +373,7 @@ pub fn reconfigure_msgs() -> Vec<Seed> {
 
 /// LRTQ upgrade requests: a typical one and the largest.
 pub fn lrtq_upgrade_msgs() -> Vec<Seed> {
-    let encode = |msg: &LrtqUpgradeMsg| {
-        let mut buf = vec![0u8; wire::MAX_LRTQ_UPGRADE_MSG_LEN];
-        wire::encode_lrtq_upgrade_msg(msg, &mut buf)
-            .expect("fits")
-            .to_vec()
-    };
+    let encode = encode_nexus::<LrtqUpgradeMsg>;
     let typical = LrtqUpgradeMsg {
         rack_id: RACK,
         epoch: Epoch(2),
@@ -395,6 +404,143 @@ pub fn lrtq_share_data() -> Vec<Seed> {
     vec![("setup", encode(&lrtq[0])), ("short", encode(&short))]
 }
 
+/// Configurations, as `prepare_and_commit`'s request.
+pub fn configurations() -> Vec<Seed> {
+    vec![
+        ("first", encode_nexus(&first_config().config)),
+        ("later", encode_nexus(&later_config().config)),
+        ("largest", encode_nexus(&largest_config().config)),
+    ]
+}
+
+/// Commit requests.
+pub fn commit_requests() -> Vec<Seed> {
+    let request = |epoch| CommitRequest {
+        rack_id: RACK,
+        epoch: Epoch(epoch),
+    };
+    vec![
+        ("first", encode_nexus(&request(1))),
+        ("largest", encode_nexus(&request(u64::MAX))),
+    ]
+}
+
+/// Every answer a node gives Nexus, each after the byte that makes the
+/// `nexus_answer` target read it as its type.
+pub fn nexus_answers() -> Vec<Seed> {
+    let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
+    let expunged = ExpungedAt {
+        epoch: Epoch(u64::MAX),
+        from: longest_sled(1),
+    };
+    let later = later_config();
+    let largest = largest_config();
+    let peers: tq_core::api::PeerList = (0..tq_core::limits::MAX_CONNECTED)
+        .map(longest_sled)
+        .collect();
+    let status = NodeStatus {
+        id: longest_sled(0),
+        connected: peers,
+        state: StateSummary {
+            lrtq: Some(LrtqSummary {
+                rack_id: RACK,
+                threshold: 17,
+            }),
+            configs: (1..=3)
+                .map(|e| ConfigSummary {
+                    epoch: Epoch(u64::MAX - e),
+                    coordinator: longest_sled(e as usize),
+                    members: 32,
+                    threshold: Threshold::new(MAX_THRESHOLD).expect("threshold"),
+                    share_held: true,
+                    committed: e == 3,
+                })
+                .collect(),
+            latest_committed: Some(Epoch(u64::MAX - 3)),
+            expunged: Some(Expunged {
+                epoch: Epoch(u64::MAX),
+                from: longest_sled(2),
+            }),
+        },
+        state_stored: true,
+        activity: Activity {
+            coordinating: Some((Epoch(u64::MAX), CoordinatorPhase::Preparing)),
+            computing_share: Some(Epoch(u64::MAX)),
+            loading_secret: Some(Epoch(u64::MAX)),
+            secret_loaded: Some(Epoch(u64::MAX)),
+        },
+        alarms: (0..tq_core::limits::MAX_ALARMS as u64)
+            .map(|e| Alarm::DecryptionFailed(Epoch(u64::MAX - e)))
+            .collect(),
+        counters: Counters::new(),
+    };
+    vec![
+        (
+            "reconfigure_started",
+            tagged(0, encode_nexus(&Ok::<_, ReconfigureError>(ReconfigureOutcome::Started))),
+        ),
+        (
+            "reconfigure_expunged",
+            tagged(
+                0,
+                encode_nexus(&Err::<ReconfigureOutcome, _>(ReconfigureError::Expunged(
+                    expunged.clone(),
+                ))),
+            ),
+        ),
+        (
+            "upgrade_refused",
+            tagged(
+                1,
+                encode_nexus(&Err::<(), _>(LrtqUpgradeError::EpochNotNewer {
+                    latest: Epoch(9),
+                })),
+            ),
+        ),
+        (
+            "commit_not_prepared",
+            tagged(
+                2,
+                encode_nexus(&Err::<CommitOutcome, _>(CommitError::NotPrepared(Epoch(3)))),
+            ),
+        ),
+        (
+            "prepare_and_commit_computing",
+            tagged(
+                3,
+                encode_nexus(&Ok::<_, PrepareAndCommitError>(
+                    PrepareAndCommitOutcome::ComputingShare,
+                )),
+            ),
+        ),
+        (
+            "coordinator_status_later",
+            tagged(
+                4,
+                encode_nexus(&Some(CoordinatorStatus {
+                    epoch: later.config.epoch(),
+                    phase: CoordinatorPhase::Preparing,
+                    acked: member_set(later.config.members().iter().map(|m| m.id.clone())),
+                    config: Some(later.config.clone()),
+                })),
+            ),
+        ),
+        (
+            "coordinator_status_largest",
+            tagged(
+                4,
+                encode_nexus(&Some(CoordinatorStatus {
+                    epoch: Epoch(u64::MAX),
+                    phase: CoordinatorPhase::Preparing,
+                    acked: member_set(largest.config.members().iter().map(|m| m.id.clone())),
+                    config: Some(largest.config.clone()),
+                })),
+            ),
+        ),
+        ("node_status_largest", tagged(5, encode_nexus(&status))),
+    ]
+}
+
 /// Every decoder target's name with its seeds.
 pub fn all() -> Vec<(&'static str, Vec<Seed>)> {
     vec![
@@ -403,6 +549,9 @@ pub fn all() -> Vec<(&'static str, Vec<Seed>)> {
         ("reconfigure_msg", reconfigure_msgs()),
         ("lrtq_upgrade_msg", lrtq_upgrade_msgs()),
         ("lrtq_share_data", lrtq_share_data()),
+        ("configuration", configurations()),
+        ("commit_request", commit_requests()),
+        ("nexus_answer", nexus_answers()),
     ]
 }
 
@@ -415,22 +564,18 @@ mod tests {
     fn every_seed_decodes_and_round_trips() {
         for (target, seeds) in all() {
             for (name, bytes) in seeds {
-                let decodes = match target {
-                    "peer_msg" => wire::decode_peer_msg(&bytes).is_ok(),
-                    "persistent_state" => wire::decode_persistent_state(&bytes).is_ok(),
-                    "reconfigure_msg" => wire::decode_reconfigure_msg(&bytes).is_ok(),
-                    "lrtq_upgrade_msg" => wire::decode_lrtq_upgrade_msg(&bytes).is_ok(),
-                    "lrtq_share_data" => wire::decode_lrtq_share_data(&bytes).is_ok(),
-                    other => panic!("unknown target {other}"),
-                };
-                assert!(decodes, "{target}/{name} does not decode");
-                match target {
+                let decoded = match target {
                     "peer_msg" => round_trip::peer_msg(&bytes),
                     "persistent_state" => round_trip::persistent_state(&bytes),
                     "reconfigure_msg" => round_trip::reconfigure_msg(&bytes),
                     "lrtq_upgrade_msg" => round_trip::lrtq_upgrade_msg(&bytes),
-                    _ => round_trip::lrtq_share_data(&bytes),
-                }
+                    "lrtq_share_data" => round_trip::lrtq_share_data(&bytes),
+                    "configuration" => round_trip::configuration(&bytes),
+                    "commit_request" => round_trip::commit_request(&bytes),
+                    "nexus_answer" => round_trip::nexus_answer(&bytes),
+                    other => panic!("unknown target {other}"),
+                };
+                assert!(decoded, "{target}/{name} does not decode");
             }
         }
     }
