@@ -1,0 +1,3 @@
+//! placeholder
+pub mod backoff;
+pub mod ledger;
