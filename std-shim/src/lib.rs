@@ -1,3 +1,4 @@
 //! placeholder
 pub mod backoff;
 pub mod ledger;
+pub mod net;
