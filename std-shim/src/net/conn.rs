@@ -76,8 +76,9 @@ where
 
     let established = conn.queue_tx.is_none();
     shared.registry.release(peer, conn_id);
+    // Counted for every connection past the handshake: the peer is known.
+    lock(&conn.cell).closes[reason as usize] += 1;
     if established {
-        lock(&conn.cell).closes[reason as usize] += 1;
         tracing::info!(reason = reason.label(), "disconnected");
         shared.report(NetEvent::Disconnected(peer.clone())).await;
     } else {

@@ -179,7 +179,7 @@ pub struct PeerStats {
     pub pings_out: u64,
     /// Sends refused because the write queue was full.
     pub queue_full: u64,
-    /// Established connections that ended, by reason.
+    /// Connections that ended after their handshake, by reason.
     pub closes: [u64; CloseReason::COUNT],
 }
 
