@@ -70,7 +70,11 @@ impl Backoff {
         let max = self.config.max.max(self.config.initial);
         // 2^31 times any non-zero initial delay is far past any sane cap.
         let factor = 1u32 << self.attempt.min(31);
-        self.config.initial.checked_mul(factor).unwrap_or(max).min(max)
+        self.config
+            .initial
+            .checked_mul(factor)
+            .unwrap_or(max)
+            .min(max)
     }
 }
 
@@ -100,6 +104,8 @@ mod tests {
         assert_eq!(b.next_delay_with(0.0), 50 * MS);
         assert_eq!(b.next_delay_with(0.5), 150 * MS);
         assert_eq!(b.next_delay_with(7.0), 400 * MS, "unit is clamped");
+        assert_eq!(b.next_delay_with(-1.0), 400 * MS, "unit is clamped");
+        // Capped from here on: [500 ms, 1 s].
         for _ in 0..100 {
             let d = b.next_delay();
             assert!((500 * MS..=1000 * MS).contains(&d), "{d:?}");

@@ -68,11 +68,15 @@ impl Rack {
             .net
             .send(&listener, message(RACK, round.as_bytes()))
             .unwrap();
-        let event = wait_event(&mut self.listener.events, |e| {
-            matches!(e, NetEvent::Frame(from, _) if *from == good)
-        })
+        let event = wait_event(
+            &mut self.listener.events,
+            |e| matches!(e, NetEvent::Frame(from, _) if *from == good),
+        )
         .await;
-        assert_eq!(event, NetEvent::Frame(good.clone(), message(RACK, round.as_bytes())));
+        assert_eq!(
+            event,
+            NetEvent::Frame(good.clone(), message(RACK, round.as_bytes()))
+        );
         self.listener
             .net
             .send(&good, message(RACK, round.as_bytes()))
@@ -113,33 +117,83 @@ async fn bad_certificates_are_refused_at_the_handshake() {
 
     let other_ca = Ca::new("another rack");
     let cases: Vec<(&str, Option<TlsIdentity>, Refusal)> = vec![
-        ("another CA", Some(other_ca.identity(&rack.hostile)), Refusal::UnknownIssuer),
-        ("expired", {
-            let (cert, key) = rack.ca.leaf(
-                std::slice::from_ref(&uri),
-                Some((rcgen::date_time_ymd(2000, 1, 1), rcgen::date_time_ymd(2001, 1, 1))),
-            );
-            Some(TlsIdentity { ca_certs: vec![], cert_chain: vec![cert], key })
-        }, Refusal::Expired),
-        ("not yet valid", {
-            let (cert, key) = rack.ca.leaf(
-                std::slice::from_ref(&uri),
-                Some((rcgen::date_time_ymd(2090, 1, 1), rcgen::date_time_ymd(2091, 1, 1))),
-            );
-            Some(TlsIdentity { ca_certs: vec![], cert_chain: vec![cert], key })
-        }, Refusal::NotYetValid),
+        (
+            "another CA",
+            Some(other_ca.identity(&rack.hostile)),
+            Refusal::UnknownIssuer,
+        ),
+        (
+            "expired",
+            {
+                let (cert, key) = rack.ca.leaf(
+                    std::slice::from_ref(&uri),
+                    Some((
+                        rcgen::date_time_ymd(2000, 1, 1),
+                        rcgen::date_time_ymd(2001, 1, 1),
+                    )),
+                );
+                Some(TlsIdentity {
+                    ca_certs: vec![],
+                    cert_chain: vec![cert],
+                    key,
+                })
+            },
+            Refusal::Expired,
+        ),
+        (
+            "not yet valid",
+            {
+                let (cert, key) = rack.ca.leaf(
+                    std::slice::from_ref(&uri),
+                    Some((
+                        rcgen::date_time_ymd(2090, 1, 1),
+                        rcgen::date_time_ymd(2091, 1, 1),
+                    )),
+                );
+                Some(TlsIdentity {
+                    ca_certs: vec![],
+                    cert_chain: vec![cert],
+                    key,
+                })
+            },
+            Refusal::NotYetValid,
+        ),
         ("no client certificate", None, Refusal::NoCertificate),
-        ("no platform id", {
-            let (cert, key) = rack.ca.leaf(&[], None);
-            Some(TlsIdentity { ca_certs: vec![], cert_chain: vec![cert], key })
-        }, Refusal::BadIdentity),
-        ("two platform ids", {
-            let second = platform_id_uri(&pid("913-0000019", "A3"));
-            let (cert, key) = rack.ca.leaf(&[uri.clone(), second], None);
-            Some(TlsIdentity { ca_certs: vec![], cert_chain: vec![cert], key })
-        }, Refusal::BadIdentity),
-        ("not a peer", Some(rack.ca.identity(&pid("913-0000019", "A0"))), Refusal::UnknownPeer),
-        ("higher id dials", Some(rack.ca.identity(&higher())), Refusal::WrongDirection),
+        (
+            "no platform id",
+            {
+                let (cert, key) = rack.ca.leaf(&[], None);
+                Some(TlsIdentity {
+                    ca_certs: vec![],
+                    cert_chain: vec![cert],
+                    key,
+                })
+            },
+            Refusal::BadIdentity,
+        ),
+        (
+            "two platform ids",
+            {
+                let second = platform_id_uri(&pid("913-0000019", "A3"));
+                let (cert, key) = rack.ca.leaf(&[uri.clone(), second], None);
+                Some(TlsIdentity {
+                    ca_certs: vec![],
+                    cert_chain: vec![cert],
+                    key,
+                })
+            },
+            Refusal::BadIdentity,
+        ),
+        (
+            "not a peer",
+            Some(rack.ca.identity(&pid("913-0000019", "A0"))),
+            Refusal::UnknownPeer,
+        ),
+        (
+            "higher id dials",
+            Some(rack.ca.identity(&higher())),
+            Refusal::WrongDirection,
+        ),
     ];
     let mut expected = std::collections::HashMap::new();
     for (round, (name, identity, reason)) in cases.into_iter().enumerate() {
@@ -152,9 +206,14 @@ async fn bad_certificates_are_refused_at_the_handshake() {
         let count = expected.entry(reason).or_insert(0);
         *count += 1;
         rack.refused(reason, *count).await;
-        rack.good_peer_is_served(&format!("round {round}: {name}")).await;
+        rack.good_peer_is_served(&format!("round {round}: {name}"))
+            .await;
     }
-    assert_eq!(rack.listener.net.stats().handshakes, 1, "only the good peer's");
+    assert_eq!(
+        rack.listener.net.stats().handshakes,
+        1,
+        "only the good peer's"
+    );
     rack.no_events_from_strangers();
 }
 
@@ -164,7 +223,10 @@ async fn non_tls_and_silent_clients_are_refused() {
     let addr = rack.listener.net.local_addr();
 
     let mut garbage = TcpStream::connect(addr).await.unwrap();
-    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert!(closed_by_peer(&mut garbage).await);
     rack.refused(Refusal::Protocol, 1).await;
     rack.good_peer_is_served("after plaintext").await;
@@ -178,9 +240,12 @@ async fn non_tls_and_silent_clients_are_refused() {
 
 /// A hostile sled with a valid certificate, past the handshake.
 async fn established_hostile(rack: &Rack) -> tokio_rustls::client::TlsStream<TcpStream> {
-    raw_client(rack.listener.net.local_addr(), Some(&rack.hostile_identity()))
-        .await
-        .unwrap()
+    raw_client(
+        rack.listener.net.local_addr(),
+        Some(&rack.hostile_identity()),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,13 +263,22 @@ async fn bad_frames_drop_only_their_connection() {
 
     // One byte past the largest message.
     let mut stream = established_hostile(&rack).await;
-    stream.write_all(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes()).await.unwrap();
+    stream
+        .write_all(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes())
+        .await
+        .unwrap();
     assert!(closed_by_peer(&mut stream).await);
-    eventually("oversize by one", || closes(&rack, CloseReason::Oversize) == 2).await;
+    eventually("oversize by one", || {
+        closes(&rack, CloseReason::Oversize) == 2
+    })
+    .await;
 
     // Garbage: a plausible length, then random bytes.
     let mut stream = established_hostile(&rack).await;
-    stream.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]).await.unwrap();
+    stream
+        .write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00])
+        .await
+        .unwrap();
     assert!(closed_by_peer(&mut stream).await);
     eventually("garbage", || closes(&rack, CloseReason::BadHeader) == 1).await;
     rack.good_peer_is_served("after garbage").await;
@@ -212,7 +286,10 @@ async fn bad_frames_drop_only_their_connection() {
     // A well-formed frame of another rack.
     let mut stream = established_hostile(&rack).await;
     let frame = message(OTHER_RACK, b"body");
-    stream.write_all(&(frame.len() as u32).to_be_bytes()).await.unwrap();
+    stream
+        .write_all(&(frame.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
     stream.write_all(&frame).await.unwrap();
     assert!(closed_by_peer(&mut stream).await);
     eventually("wrong rack", || closes(&rack, CloseReason::WrongRack) == 1).await;
@@ -222,7 +299,11 @@ async fn bad_frames_drop_only_their_connection() {
     let mut stream = established_hostile(&rack).await;
     let started = tokio::time::Instant::now();
     assert!(closed_by_peer(&mut stream).await);
-    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     eventually("silence", || closes(&rack, CloseReason::Inactivity) == 1).await;
     rack.good_peer_is_served("after silence").await;
 
@@ -238,17 +319,27 @@ async fn an_undecodable_message_is_dropped_by_the_node_layer() {
     // Right header, body the core cannot decode.
     let mut stream = established_hostile(&rack).await;
     let frame = message(RACK, &[0xff; 40]);
-    stream.write_all(&(frame.len() as u32).to_be_bytes()).await.unwrap();
+    stream
+        .write_all(&(frame.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
     stream.write_all(&frame).await.unwrap();
 
     // What the node layer will do: decode with the core, drop on failure.
-    assert_eq!(next_event(&mut rack.listener.events).await, NetEvent::Connected(hostile.clone()));
+    assert_eq!(
+        next_event(&mut rack.listener.events).await,
+        NetEvent::Connected(hostile.clone())
+    );
     let NetEvent::Frame(from, bytes) = next_event(&mut rack.listener.events).await else {
         panic!("expected the frame")
     };
     assert_eq!(from, hostile);
     assert!(tq_core::wire::decode_peer_msg(&bytes).is_err());
-    assert!(rack.listener.net.disconnect(&from, CloseReason::Undecodable));
+    assert!(
+        rack.listener
+            .net
+            .disconnect(&from, CloseReason::Undecodable)
+    );
     assert_eq!(
         next_event(&mut rack.listener.events).await,
         NetEvent::Disconnected(hostile.clone())
@@ -257,7 +348,8 @@ async fn an_undecodable_message_is_dropped_by_the_node_layer() {
     let stats = rack.listener.net.stats().peer(&hostile);
     assert_eq!(stats.closes(CloseReason::Undecodable), 1);
     assert_eq!(stats.frames_in, 1);
-    rack.good_peer_is_served("after an undecodable message").await;
+    rack.good_peer_is_served("after an undecodable message")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,19 +359,27 @@ async fn a_dialer_refuses_a_listener_that_is_not_the_peer_it_dialed() {
     let na = start(&ca.identity(&a), fast_config()).await;
     // `c` (valid rack certificate) sits where `a` expects `b`.
     let impostor = start(&ca.identity(&c), fast_config()).await;
-    na.net.set_peers([(b.clone(), impostor.net.local_addr())].into());
-    eventually("wrong peer", || na.net.stats().refused(Refusal::WrongPeer) >= 2).await;
+    na.net
+        .set_peers([(b.clone(), impostor.net.local_addr())].into());
+    eventually("wrong peer", || {
+        na.net.stats().refused(Refusal::WrongPeer) >= 2
+    })
+    .await;
 
     // A listener under another CA, claiming to be `b`.
     let other = Ca::new("another rack");
     let foreign = start(&other.identity(&b), fast_config()).await;
-    na.net.set_peers([(b.clone(), foreign.net.local_addr())].into());
+    na.net
+        .set_peers([(b.clone(), foreign.net.local_addr())].into());
     eventually("unknown issuer", || {
         na.net.stats().refused(Refusal::UnknownIssuer) >= 2
     })
     .await;
     assert!(na.net.connected().is_empty());
-    assert_eq!(impostor.net.stats().handshakes + foreign.net.stats().handshakes, 0);
+    assert_eq!(
+        impostor.net.stats().handshakes + foreign.net.stats().handshakes,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,19 +95,31 @@ async fn a_fresh_sled_writes_and_reloads() {
     assert!(opened.state.is_none());
     assert_eq!(opened.report.found, [CopyFinding::Absent; 2]);
     let ledger = opened.ledger;
-    assert!(matches!(ledger.write(b"state one").await, Ok(WriteOutcome::Both { generation: 1 })));
-    assert!(matches!(ledger.write(b"state two").await, Ok(WriteOutcome::Both { generation: 2 })));
+    assert!(matches!(
+        ledger.write(b"state one").await,
+        Ok(WriteOutcome::Both { generation: 1 })
+    ));
+    assert!(matches!(
+        ledger.write(b"state two").await,
+        Ok(WriteOutcome::Both { generation: 2 })
+    ));
     drives.assert_mirrored();
     let stats = ledger.stats();
     assert_eq!((stats.generation, stats.writes_both), (2, 2));
     drop(ledger);
 
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"state two"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"state two"[..])
+    );
     assert_eq!(opened.report.generation, Some(2));
     assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
     assert_eq!(opened.report.repair, [Repair::NotNeeded; 2]);
-    assert!(matches!(opened.ledger.write(b"three").await, Ok(WriteOutcome::Both { generation: 3 })));
+    assert!(matches!(
+        opened.ledger.write(b"three").await,
+        Ok(WriteOutcome::Both { generation: 3 })
+    ));
 }
 
 async fn two_generations(drives: &Drives) {
@@ -128,11 +140,21 @@ async fn truncated_copies_are_repaired_at_open() {
         (full - 1, CorruptReason::LengthMismatch),
     ] {
         let victim = len % 2; // alternate the copies
-        let file = fs::OpenOptions::new().write(true).open(drives.copy(victim)).unwrap();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(drives.copy(victim))
+            .unwrap();
         file.set_len(len as u64).unwrap();
         let opened = drives.open().await;
-        assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"newest"[..]));
-        assert_eq!(opened.report.found[victim], CopyFinding::Corrupt(reason), "len {len}");
+        assert_eq!(
+            opened.state.as_deref().map(Vec::as_slice),
+            Some(&b"newest"[..])
+        );
+        assert_eq!(
+            opened.report.found[victim],
+            CopyFinding::Corrupt(reason),
+            "len {len}"
+        );
         assert_eq!(opened.report.found[1 - victim], CopyFinding::Current);
         assert_eq!(opened.report.repair[victim], Repair::Repaired);
         assert_eq!(opened.ledger.stats().copies[victim].repairs, 1);
@@ -160,8 +182,15 @@ async fn flipped_bits_are_detected_and_repaired() {
         bytes[byte] ^= if byte == 8 { 1 } else { 0x10 };
         fs::write(drives.copy(1), &bytes).unwrap();
         let opened = drives.open().await;
-        assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"newest"[..]));
-        assert_eq!(opened.report.found[1], CopyFinding::Corrupt(reason), "byte {byte}");
+        assert_eq!(
+            opened.state.as_deref().map(Vec::as_slice),
+            Some(&b"newest"[..])
+        );
+        assert_eq!(
+            opened.report.found[1],
+            CopyFinding::Corrupt(reason),
+            "byte {byte}"
+        );
         assert_eq!(opened.report.repair[1], Repair::Repaired);
         drives.assert_mirrored();
     }
@@ -173,8 +202,14 @@ async fn a_deleted_copy_is_rewritten() {
     two_generations(&drives).await;
     fs::remove_file(drives.copy(0)).unwrap();
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"newest"[..]));
-    assert_eq!(opened.report.found, [CopyFinding::Absent, CopyFinding::Current]);
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"newest"[..])
+    );
+    assert_eq!(
+        opened.report.found,
+        [CopyFinding::Absent, CopyFinding::Current]
+    );
     assert_eq!(opened.report.repair[0], Repair::Repaired);
     drives.assert_mirrored();
 }
@@ -189,7 +224,11 @@ async fn a_crash_between_the_two_renames_loads_the_newer_copy_and_repairs_the_ol
         let ledger = drives.open().await.ledger;
         let _guard = Unwritable::new(&drives.dirs[1]);
         let outcome = ledger.write(b"generation three").await.unwrap();
-        let WriteOutcome::Degraded { generation: 3, failed } = outcome else {
+        let WriteOutcome::Degraded {
+            generation: 3,
+            failed,
+        } = outcome
+        else {
             panic!("{outcome:?}")
         };
         assert_eq!((failed.copy, failed.step), (1, WriteStep::Create));
@@ -199,7 +238,10 @@ async fn a_crash_between_the_two_renames_loads_the_newer_copy_and_repairs_the_ol
     fs::write(drives.dirs[1].join(format!("{FILE}.tmp")), b"TQLEDGER half").unwrap();
 
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"generation three"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"generation three"[..])
+    );
     assert_eq!(opened.report.generation, Some(3));
     assert_eq!(
         opened.report.found,
@@ -220,20 +262,35 @@ async fn one_unwritable_drive_degrades_and_recovers() {
     ledger.write(b"before").await.unwrap();
     let guard = Unwritable::new(&drives.dirs[0]);
     for n in 0..3 {
-        let outcome = ledger.write(format!("degraded {n}").as_bytes()).await.unwrap();
+        let outcome = ledger
+            .write(format!("degraded {n}").as_bytes())
+            .await
+            .unwrap();
         assert!(matches!(outcome, WriteOutcome::Degraded { failed: ref f, .. } if f.copy == 0));
     }
     assert_eq!(ledger.status(), LedgerStatus::Degraded { failed_copy: 0 });
     let stats = ledger.stats();
-    assert_eq!((stats.writes_degraded, stats.copies[0].write_failures), (3, 3));
+    assert_eq!(
+        (stats.writes_degraded, stats.copies[0].write_failures),
+        (3, 3)
+    );
 
     // A restart while the drive is still bad: the newest state loads from
     // the good copy; the repair fails and is reported.
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"degraded 2"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"degraded 2"[..])
+    );
     assert_eq!(opened.report.found[0], CopyFinding::Stale { generation: 1 });
-    assert!(matches!(opened.report.repair[0], Repair::Failed(WriteStep::Create, _)));
-    assert_eq!(opened.ledger.status(), LedgerStatus::Degraded { failed_copy: 0 });
+    assert!(matches!(
+        opened.report.repair[0],
+        Repair::Failed(WriteStep::Create, _)
+    ));
+    assert_eq!(
+        opened.ledger.status(),
+        LedgerStatus::Degraded { failed_copy: 0 }
+    );
 
     drop(guard);
     let outcome = opened.ledger.write(b"recovered").await.unwrap();
@@ -247,7 +304,10 @@ async fn both_drives_unwritable_fail_typed_and_retry_until_the_disk_returns() {
     let drives = Drives::new();
     let ledger = drives.open().await.ledger;
     ledger.write(b"acknowledged").await.unwrap();
-    let guards = [Unwritable::new(&drives.dirs[0]), Unwritable::new(&drives.dirs[1])];
+    let guards = [
+        Unwritable::new(&drives.dirs[0]),
+        Unwritable::new(&drives.dirs[1]),
+    ];
 
     let Err(WriteError::NoCopy(failures)) = ledger.write(b"lost").await else {
         panic!("a write with both drives unwritable must fail")
@@ -258,7 +318,10 @@ async fn both_drives_unwritable_fail_typed_and_retry_until_the_disk_returns() {
 
     // Nothing acknowledged was lost: a restart now loads the last state.
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"acknowledged"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"acknowledged"[..])
+    );
     drop(opened);
 
     let retrying = tokio::spawn({
@@ -288,7 +351,10 @@ async fn both_drives_unwritable_fail_typed_and_retry_until_the_disk_returns() {
     assert!(matches!(outcome, WriteOutcome::Both { .. }));
     assert_eq!(ledger.status(), LedgerStatus::Healthy);
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"eventually"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"eventually"[..])
+    );
     // Every failed attempt used up a generation; none is reused.
     assert_eq!(opened.report.generation, Some(outcome.generation()));
     assert!(outcome.generation() >= 2 + 3);
@@ -306,7 +372,10 @@ async fn no_valid_copy_is_an_error_not_a_fresh_start() {
     assert_eq!(found, [CopyFinding::Corrupt(CorruptReason::Truncated); 2]);
 
     fs::remove_file(drives.copy(1)).unwrap();
-    assert!(matches!(Ledger::open(drives.paths()).await, Err(OpenError::NoValidCopy(_))));
+    assert!(matches!(
+        Ledger::open(drives.paths()).await,
+        Err(OpenError::NoValidCopy(_))
+    ));
 
     // A missing drive (directory) next to an empty one is not a fresh sled.
     let drives = Drives::new();
@@ -324,11 +393,23 @@ async fn a_missing_drive_next_to_a_good_one_runs_degraded() {
     fs::remove_file(drives.copy(0)).unwrap();
     fs::remove_dir(&drives.dirs[0]).unwrap();
     let opened = drives.open().await;
-    assert_eq!(opened.state.as_deref().map(Vec::as_slice), Some(&b"newest"[..]));
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"newest"[..])
+    );
     assert_eq!(opened.report.found[0], CopyFinding::NoDirectory);
-    assert!(matches!(opened.report.repair[0], Repair::Failed(WriteStep::Create, _)));
-    assert!(!drives.dirs[0].exists(), "the ledger never creates a drive's directory");
-    assert_eq!(opened.ledger.status(), LedgerStatus::Degraded { failed_copy: 0 });
+    assert!(matches!(
+        opened.report.repair[0],
+        Repair::Failed(WriteStep::Create, _)
+    ));
+    assert!(
+        !drives.dirs[0].exists(),
+        "the ledger never creates a drive's directory"
+    );
+    assert_eq!(
+        opened.ledger.status(),
+        LedgerStatus::Degraded { failed_copy: 0 }
+    );
 }
 
 #[tokio::test]
@@ -375,12 +456,21 @@ async fn the_lrtq_share_file_is_read_and_checked_by_the_core() {
     let encoded = encode_lrtq_share_data(&data, &mut buf).unwrap().to_vec();
     fs::write(&path, &encoded).unwrap();
     let file = read_share_file(path.clone()).await.unwrap().unwrap();
-    assert_eq!((file.rack_id, file.bytes.as_slice()), (rack_id, encoded.as_slice()));
+    assert_eq!(
+        (file.rack_id, file.bytes.as_slice()),
+        (rack_id, encoded.as_slice())
+    );
 
     fs::write(&path, &encoded[..encoded.len() - 1]).unwrap();
-    assert!(matches!(read_share_file(path.clone()).await, Err(LrtqFileError::Decode(_))));
+    assert!(matches!(
+        read_share_file(path.clone()).await,
+        Err(LrtqFileError::Decode(_))
+    ));
     fs::write(&path, vec![1; MAX_LRTQ_SHARE_DATA_LEN + 1]).unwrap();
-    assert!(matches!(read_share_file(path.clone()).await, Err(LrtqFileError::TooLong)));
+    assert!(matches!(
+        read_share_file(path.clone()).await,
+        Err(LrtqFileError::TooLong)
+    ));
 }
 
 // --- Real crashes: a writer process killed at random moments. ---
@@ -392,13 +482,19 @@ const CRASH_PAYLOAD_LEN: usize = 16 * 1024;
 /// on it, so a torn or mixed write cannot pass for a valid state.
 fn crash_payload(seq: u64) -> Vec<u8> {
     let mut payload = seq.to_le_bytes().to_vec();
-    payload.extend((0..CRASH_PAYLOAD_LEN).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8));
+    payload.extend(
+        (0..CRASH_PAYLOAD_LEN).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8),
+    );
     payload
 }
 
 fn sequence_of(payload: &[u8]) -> u64 {
     let seq = u64::from_le_bytes(payload[..8].try_into().unwrap());
-    assert_eq!(payload, crash_payload(seq), "payload is not one that was written");
+    assert_eq!(
+        payload,
+        crash_payload(seq),
+        "payload is not one that was written"
+    );
     seq
 }
 
@@ -428,11 +524,20 @@ fn ledger_survives_a_killed_writer() {
     for d in ["a", "b"] {
         fs::create_dir(root.path().join(d)).unwrap();
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut last_acked = 0;
     for round in 0..12u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, root.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -463,13 +568,25 @@ fn ledger_survives_a_killed_writer() {
                 last_acked = n.parse().unwrap();
             }
         }
-        assert!(acked_now == wanted, "round {round}: the child stopped early");
+        assert!(
+            acked_now == wanted,
+            "round {round}: the child stopped early"
+        );
 
-        let paths = [root.path().join("a").join(FILE), root.path().join("b").join(FILE)];
+        let paths = [
+            root.path().join("a").join(FILE),
+            root.path().join("b").join(FILE),
+        ];
         let opened = runtime.block_on(Ledger::open(paths)).unwrap();
         let loaded = sequence_of(&opened.state.unwrap());
-        assert!(loaded >= last_acked, "round {round}: acked {last_acked}, loaded {loaded}");
-        assert!(loaded <= last_acked + 1, "round {round}: a write that never started");
+        assert!(
+            loaded >= last_acked,
+            "round {round}: acked {last_acked}, loaded {loaded}"
+        );
+        assert!(
+            loaded <= last_acked + 1,
+            "round {round}: a write that never started"
+        );
         last_acked = loaded;
     }
 }

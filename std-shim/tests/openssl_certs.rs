@@ -26,12 +26,30 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A rack CA (EC P-256) in `dir/ca.{pem,key}`.
 fn make_ca(dir: &Path) {
-    openssl(dir, &[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=openssl rack CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=openssl rack CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
 }
 
 /// A sled certificate `dir/name.{pem,key}` for `uri`, with `key_args`
@@ -50,10 +68,26 @@ fn make_sled(dir: &Path, name: &str, uri: &str, key_args: &[&str]) {
     args.extend_from_slice(key_args);
     args.extend_from_slice(&["-nodes", "-keyout", &key, "-out", &csr, "-subj", "/CN=sled"]);
     openssl(dir, &args);
-    openssl(dir, &[
-        "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", &pem, "-days", "30", "-extfile", &ext,
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "30",
+            "-extfile",
+            &ext,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +98,12 @@ async fn sleds_with_openssl_certificates_connect() {
     // Every character that needs escaping, in both fields.
     let a = pid("913-00:0019", "A \"quoted\" \\ 100%");
     let b = pid("913-00:0019", "B~_.-");
-    make_sled(dir, "a", &platform_id_uri(&a), &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    make_sled(
+        dir,
+        "a",
+        &platform_id_uri(&a),
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
     make_sled(dir, "b", &platform_id_uri(&b), &["-newkey", "rsa:2048"]);
 
     let load = |name: &str| {
@@ -85,8 +124,14 @@ async fn sleds_with_openssl_certificates_connect() {
     let peers = peer_map(&[&na, &nb]);
     na.net.set_peers(peers.clone());
     nb.net.set_peers(peers);
-    assert_eq!(next_event(&mut na.events).await, NetEvent::Connected(b.clone()));
-    assert_eq!(next_event(&mut nb.events).await, NetEvent::Connected(a.clone()));
+    assert_eq!(
+        next_event(&mut na.events).await,
+        NetEvent::Connected(b.clone())
+    );
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Connected(a.clone())
+    );
     nb.net.send(&a, message(RACK, b"hello from RSA")).unwrap();
     assert_eq!(
         next_event(&mut na.events).await,
@@ -100,10 +145,16 @@ fn a_raw_separator_in_an_openssl_certificate_is_refused() {
     let dir = dir.path();
     make_ca(dir);
     // "a:b:c" could be part "a:b" or serial "b:c": not accepted.
-    make_sled(dir, "x", "urn:tq-platform-id:a:b:c", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
-    let chain = TlsIdentity::from_pem_files(&dir.join("ca.pem"), &dir.join("x.pem"), &dir.join("x.key"))
-        .unwrap()
-        .cert_chain;
+    make_sled(
+        dir,
+        "x",
+        "urn:tq-platform-id:a:b:c",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let chain =
+        TlsIdentity::from_pem_files(&dir.join("ca.pem"), &dir.join("x.pem"), &dir.join("x.key"))
+            .unwrap()
+            .cert_chain;
     assert_eq!(
         platform_id_of_cert(&chain[0]),
         Err(tq_std::net::identity::IdentityError::BadEncoding)

@@ -113,8 +113,11 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, &[u8]), CorruptReason> {
     if checksum(checked, payload) != sum {
         return Err(CorruptReason::ChecksumMismatch);
     }
-    let generation =
-        u64::from_le_bytes(generation.try_into().map_err(|_| CorruptReason::Truncated)?);
+    let generation = u64::from_le_bytes(
+        generation
+            .try_into()
+            .map_err(|_| CorruptReason::Truncated)?,
+    );
     Ok((generation, payload))
 }
 

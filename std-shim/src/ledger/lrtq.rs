@@ -39,7 +39,10 @@ impl std::fmt::Display for LrtqFileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "cannot read the LRTQ share file: {e}"),
-            Self::TooLong => write!(f, "LRTQ share file longer than {MAX_LRTQ_SHARE_DATA_LEN} bytes"),
+            Self::TooLong => write!(
+                f,
+                "LRTQ share file longer than {MAX_LRTQ_SHARE_DATA_LEN} bytes"
+            ),
             Self::Decode(e) => write!(f, "LRTQ share file does not decode: {e}"),
             Self::Interrupted => f.write_str("reading the LRTQ share file was interrupted"),
         }

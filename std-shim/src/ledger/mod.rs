@@ -259,7 +259,9 @@ struct Inner {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these leaves plain data behind.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Ledger {
@@ -339,7 +341,11 @@ impl Inner {
             .iter()
             .enumerate()
             .map(|(copy, path)| {
-                file::replace(path, &bytes).map_err(|(step, error)| CopyFailure { copy, step, error })
+                file::replace(path, &bytes).map_err(|(step, error)| CopyFailure {
+                    copy,
+                    step,
+                    error,
+                })
             })
             .collect();
         drop(current);
@@ -347,9 +353,9 @@ impl Inner {
         let mut stats = lock(&self.stats);
         let mut status = lock(&self.status);
         let mut failures = Vec::new();
-        for result in results {
+        for (result, copy_stats) in results.into_iter().zip(stats.copies.iter_mut()) {
             if let Err(failure) = result {
-                stats.copies[failure.copy].write_failures += 1;
+                copy_stats.write_failures += 1;
                 tracing::warn!(%failure, generation, "ledger copy not written");
                 failures.push(failure);
             }
@@ -411,24 +417,26 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
         .max_by_key(|(i, valid)| (valid.generation, std::cmp::Reverse(*i)))
         .map(|(i, _)| i);
 
-    let found = std::array::from_fn(|i| match (&inspected[i], newest) {
-        (Err(finding), _) => *finding,
-        (Ok(_), Some(n)) if n == i => CopyFinding::Current,
-        (Ok(valid), Some(n)) => match &inspected[n] {
-            Ok(chosen) if chosen.generation > valid.generation => CopyFinding::Stale {
+    let chosen_copy = newest
+        .and_then(|n| inspected.get(n))
+        .and_then(|c| c.as_ref().ok());
+    let found = std::array::from_fn(|i| match (inspected.get(i), newest, chosen_copy) {
+        (Some(Err(finding)), _, _) => *finding,
+        (Some(Ok(_)), Some(n), _) if n == i => CopyFinding::Current,
+        (Some(Ok(valid)), _, Some(chosen)) if chosen.generation > valid.generation => {
+            CopyFinding::Stale {
                 generation: valid.generation,
-            },
-            Ok(chosen) if chosen.bytes == valid.bytes => CopyFinding::Current,
-            _ => CopyFinding::Conflicting,
-        },
-        (Ok(_), None) => CopyFinding::Current,
+            }
+        }
+        (Some(Ok(valid)), _, Some(chosen)) if chosen.bytes == valid.bytes => CopyFinding::Current,
+        _ => CopyFinding::Conflicting,
     });
 
     let mut stats = LedgerStats::default();
-    for (i, finding) in found.iter().enumerate() {
+    for ((finding, path), copy_stats) in found.iter().zip(&paths).zip(stats.copies.iter_mut()) {
         if finding.needs_repair() {
-            stats.copies[i].found_bad += 1;
-            tracing::warn!(copy = i, path = %paths[i].display(), ?finding, "ledger copy is not current");
+            copy_stats.found_bad += 1;
+            tracing::warn!(path = %path.display(), ?finding, "ledger copy is not current");
         }
     }
 
@@ -466,25 +474,32 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
     let generation = loaded.generation;
 
     let mut status = LedgerStatus::Healthy;
-    let repair = std::array::from_fn(|i| {
-        if !found[i].needs_repair() {
-            return Repair::NotNeeded;
+    let mut repair = [Repair::NotNeeded; LEDGER_COPIES];
+    for (copy, (((finding, path), copy_stats), repair)) in found
+        .iter()
+        .zip(&paths)
+        .zip(stats.copies.iter_mut())
+        .zip(repair.iter_mut())
+        .enumerate()
+    {
+        if !finding.needs_repair() {
+            continue;
         }
-        match file::replace(&paths[i], &loaded.bytes) {
+        *repair = match file::replace(path, &loaded.bytes) {
             Ok(()) => {
-                stats.copies[i].repairs += 1;
-                tracing::info!(copy = i, generation, "ledger copy repaired from the other");
+                copy_stats.repairs += 1;
+                tracing::info!(copy, generation, "ledger copy repaired from the other");
                 Repair::Repaired
             }
             Err((step, error)) => {
-                stats.copies[i].repair_failures += 1;
-                stats.copies[i].write_failures += 1;
-                status = LedgerStatus::Degraded { failed_copy: i };
-                tracing::error!(copy = i, %step, %error, "ledger copy could not be repaired");
+                copy_stats.repair_failures += 1;
+                copy_stats.write_failures += 1;
+                status = LedgerStatus::Degraded { failed_copy: copy };
+                tracing::error!(copy, %step, %error, "ledger copy could not be repaired");
                 Repair::Failed(step, error.kind())
             }
-        }
-    });
+        };
+    }
 
     let state = format::decode(&loaded.bytes)
         .map(|(_, payload)| Zeroizing::new(payload.to_vec()))

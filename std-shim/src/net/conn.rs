@@ -17,11 +17,11 @@ use tokio::time::{MissedTickBehavior, interval, timeout};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tq_core::ids::PlatformId;
 
+use super::NetEvent;
 use super::frame::{FRAME_PREFIX_LEN, check_header, codec, is_oversize};
 use super::manager::Shared;
 use super::registry::Ticket;
-use super::stats::{CloseReason, PeerCell, lock};
-use super::NetEvent;
+use super::stats::{CloseReason, PeerCell, bump, lock};
 
 /// How long a closing connection may take to send its TLS close_notify.
 const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_millis(200);
@@ -77,7 +77,7 @@ where
     let established = conn.queue_tx.is_none();
     shared.registry.release(peer, conn_id);
     // Counted for every connection past the handshake: the peer is known.
-    lock(&conn.cell).closes[reason as usize] += 1;
+    bump(&mut lock(&conn.cell).closes, reason as usize);
     if established {
         tracing::info!(reason = reason.label(), "disconnected");
         shared.report(NetEvent::Disconnected(peer.clone())).await;
@@ -118,10 +118,10 @@ impl Conn<'_> {
                 Ok(Some(Ok(frame))) => frame.freeze(),
             };
             let keep_alive = frame.is_empty();
-            if !keep_alive {
-                if let Err(reason) = check_header(&frame, self.shared.config.rack_id.as_ref()) {
-                    return reason;
-                }
+            if !keep_alive
+                && let Err(reason) = check_header(&frame, self.shared.config.rack_id.as_ref())
+            {
+                return reason;
             }
             {
                 let mut stats = lock(&self.cell);
@@ -133,7 +133,11 @@ impl Conn<'_> {
                 }
             }
             if let Some(queue) = self.queue_tx.take() {
-                if !self.shared.registry.establish(self.peer, self.conn_id, queue) {
+                if !self
+                    .shared
+                    .registry
+                    .establish(self.peer, self.conn_id, queue)
+                {
                     return CloseReason::Replaced;
                 }
                 {
@@ -144,7 +148,9 @@ impl Conn<'_> {
                     stats.connects += 1;
                 }
                 tracing::info!("connected");
-                self.shared.report(NetEvent::Connected(self.peer.clone())).await;
+                self.shared
+                    .report(NetEvent::Connected(self.peer.clone()))
+                    .await;
             }
             if !keep_alive {
                 self.shared
@@ -163,12 +169,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> CloseReason {
     let mut keep_alive = interval(shared.config.keepalive_interval);
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The queue closes when the slot is taken or removed, which also fires
+    // the connection's closer: keep going until that wins the race.
+    let mut queue_open = true;
     loop {
         let frame = tokio::select! {
             biased;
-            frame = queue.recv() => match frame {
+            frame = queue.recv(), if queue_open => match frame {
                 Some(frame) => frame,
-                None => return CloseReason::Shutdown,
+                None => {
+                    queue_open = false;
+                    continue;
+                }
             },
             _ = keep_alive.tick() => Bytes::new(),
         };

@@ -73,14 +73,23 @@ mod tests {
         good.push(0xff);
         assert_eq!(check_header(&good, Some(&RACK)), Ok(()));
         assert_eq!(check_header(&good, None), Ok(()));
-        assert_eq!(check_header(&good[..16], Some(&RACK)), Err(CloseReason::BadHeader));
+        assert_eq!(
+            check_header(&good[..16], Some(&RACK)),
+            Err(CloseReason::BadHeader)
+        );
         let mut other_rack = good.clone();
         other_rack[16] = 8;
-        assert_eq!(check_header(&other_rack, Some(&RACK)), Err(CloseReason::WrongRack));
+        assert_eq!(
+            check_header(&other_rack, Some(&RACK)),
+            Err(CloseReason::WrongRack)
+        );
         assert_eq!(check_header(&other_rack, None), Ok(()));
         let mut other_version = good.clone();
         other_version[0] = WIRE_VERSION + 1;
-        assert_eq!(check_header(&other_version, None), Err(CloseReason::BadHeader));
+        assert_eq!(
+            check_header(&other_version, None),
+            Err(CloseReason::BadHeader)
+        );
     }
 
     #[test]
@@ -91,7 +100,10 @@ mod tests {
             .encode(bytes::Bytes::from(vec![1; MAX_FRAME_LEN]), &mut buf)
             .unwrap();
         assert_eq!(&buf[..4], &(MAX_FRAME_LEN as u32).to_be_bytes());
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().len(), MAX_FRAME_LEN);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap().len(),
+            MAX_FRAME_LEN
+        );
 
         let mut buf = BytesMut::from(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes()[..]);
         let error = codec.decode(&mut buf).unwrap_err();

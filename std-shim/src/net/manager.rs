@@ -240,7 +240,10 @@ async fn dial_loop(
             }
             Ok(ended) => {
                 lock(&cell).dial_failures += 1;
-                tracing::debug!(reason = ended.reason.label(), "connection ended before its first frame");
+                tracing::debug!(
+                    reason = ended.reason.label(),
+                    "connection ended before its first frame"
+                );
             }
             Err(reason) => {
                 lock(&cell).dial_failures += 1;

@@ -186,7 +186,7 @@ pub struct PeerStats {
 impl PeerStats {
     /// Connections that ended for `reason`.
     pub fn closes(&self, reason: CloseReason) -> u64 {
-        self.closes[reason as usize]
+        count(&self.closes, reason as usize)
     }
 }
 
@@ -208,7 +208,7 @@ pub struct NetStats {
 impl NetStats {
     /// Handshakes refused for `reason`.
     pub fn refused(&self, reason: Refusal) -> u64 {
-        self.refused[reason as usize]
+        count(&self.refused, reason as usize)
     }
 
     /// The counters of `peer` (zero if it has none of its own).
@@ -235,9 +235,23 @@ struct Global {
     other_peers: Option<PeerCell>,
 }
 
+/// Adds one to a counter of a per-kind array (indexed by the kind's
+/// discriminant, which the tests check is its place in `ALL`).
+pub(crate) fn bump(counts: &mut [u64], index: usize) {
+    if let Some(count) = counts.get_mut(index) {
+        *count += 1;
+    }
+}
+
+fn count(counts: &[u64], index: usize) -> u64 {
+    counts.get(index).copied().unwrap_or(0)
+}
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Counters stay usable even if a holder panicked.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Stats {
@@ -250,7 +264,7 @@ impl Stats {
     }
 
     pub(crate) fn refused(&self, reason: Refusal) {
-        lock(&self.global).refused[reason as usize] += 1;
+        bump(&mut lock(&self.global).refused, reason as usize);
     }
 
     /// The counters `peer`'s connections update.
@@ -264,7 +278,10 @@ impl Stats {
             global.peers.insert(peer.clone(), cell.clone());
             return cell;
         }
-        global.other_peers.get_or_insert_with(PeerCell::default).clone()
+        global
+            .other_peers
+            .get_or_insert_with(PeerCell::default)
+            .clone()
     }
 
     pub(crate) fn snapshot(&self) -> NetStats {
@@ -285,5 +302,46 @@ impl Stats {
                 .collect(),
             other_peers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_listed_in_discriminant_order() {
+        for (i, reason) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        for (i, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        // The last variants: a kind added after them must extend ALL.
+        assert_eq!(Refusal::TooManyHandshakes as usize + 1, Refusal::COUNT);
+        assert_eq!(CloseReason::Shutdown as usize + 1, CloseReason::COUNT);
+    }
+
+    #[test]
+    fn labels_are_distinct() {
+        let mut labels: Vec<_> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        labels.extend(CloseReason::ALL.iter().map(|r| r.label()));
+        let before = labels.len();
+        labels.sort();
+        labels.dedup();
+        // "io" is shared by both kinds on purpose (different metrics).
+        assert_eq!(labels.len(), before - 1);
+    }
+
+    #[test]
+    fn peers_past_the_bound_share_one_bucket() {
+        let stats = Stats::default();
+        for n in 0..MAX_TRACKED_PEERS + 3 {
+            let id = PlatformId::new("p", &n.to_string()).unwrap();
+            lock(&stats.peer(&id)).frames_in += 1;
+        }
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.peers.len(), MAX_TRACKED_PEERS);
+        assert_eq!(snapshot.other_peers.frames_in, 3);
     }
 }

@@ -99,7 +99,10 @@ impl TlsIdentity {
 
     /// The platform id this sled's certificate names.
     pub fn platform_id(&self) -> Result<PlatformId, TlsSetupError> {
-        let leaf = self.cert_chain.first().ok_or(TlsSetupError::NoCertificate)?;
+        let leaf = self
+            .cert_chain
+            .first()
+            .ok_or(TlsSetupError::NoCertificate)?;
         platform_id_of_cert(leaf).map_err(TlsSetupError::Identity)
     }
 }
@@ -119,9 +122,9 @@ impl std::fmt::Display for PeerRefused {
 impl std::error::Error for PeerRefused {}
 
 fn refuse(reason: Refusal) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-        PeerRefused(reason),
-    ))))
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(PeerRefused(
+        reason,
+    )))))
 }
 
 /// Decides whether a verified certificate's platform id may dial us.
@@ -171,7 +174,10 @@ impl Tls {
     }
 
     /// A connector that completes a handshake only with `expected`.
-    pub(crate) fn connector_for(&self, expected: PlatformId) -> Result<TlsConnector, rustls::Error> {
+    pub(crate) fn connector_for(
+        &self,
+        expected: PlatformId,
+    ) -> Result<TlsConnector, rustls::Error> {
         let verifier = Arc::new(DialerVerifier {
             roots: self.roots.clone(),
             algorithms: self.provider.signature_verification_algorithms,
@@ -203,16 +209,17 @@ pub(crate) fn peer_platform_id(conn: &rustls::CommonState) -> Result<PlatformId,
 
 /// Why a handshake failed, from the error tokio-rustls returned.
 pub(crate) fn classify_handshake_error(error: &io::Error) -> Refusal {
-    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
         return Refusal::Io;
     };
     match tls {
         rustls::Error::NoCertificatesPresented => Refusal::NoCertificate,
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer => Refusal::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                Refusal::Expired
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Refusal::Expired,
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Refusal::NotYetValid
             }
@@ -248,7 +255,9 @@ impl ClientCertVerifier for ListenerVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
         Ok(verified)
