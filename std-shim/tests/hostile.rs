@@ -38,8 +38,9 @@ impl Rack {
         // A known sled above the listener: the listener dials it (and fails:
         // nothing listens there); it must never dial the listener.
         peers.insert(higher(), "127.0.0.1:9".parse().unwrap());
-        good.net.set_peers(peers.clone());
-        listener.net.set_peers(peers);
+        // The listener first, so it knows the good peer before its dial.
+        listener.net.set_peers(peers.clone());
+        good.net.set_peers(peers);
         assert_eq!(
             next_event(&mut good.events).await,
             NetEvent::Connected(listener_id.clone())
@@ -91,10 +92,20 @@ impl Rack {
     }
 
     async fn refused(&self, reason: Refusal, count: u64) {
-        eventually(reason.label(), || {
-            self.listener.net.stats().refused(reason) == count
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let refused = self.listener.net.stats().refused;
+            if refused[reason as usize] == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} not refused {count} times: {:?}",
+                reason.label(),
+                Refusal::ALL.map(|r| (r.label(), refused[r as usize]))
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The listener's events hold nothing about anyone but the good peer.

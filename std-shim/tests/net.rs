@@ -118,8 +118,8 @@ async fn a_newer_connection_from_the_dialer_replaces_the_old_one_on_both_sides()
     let mut na = start(&a_identity, fast_config()).await;
     let mut nb = start(&ca.identity(&b), fast_config()).await;
     let peers = peer_map(&[&na, &nb]);
-    na.net.set_peers(peers.clone());
-    nb.net.set_peers(peers);
+    nb.net.set_peers(peers.clone()); // the listener first
+    na.net.set_peers(peers);
     assert_eq!(
         next_event(&mut na.events).await,
         NetEvent::Connected(b.clone())
@@ -175,7 +175,10 @@ async fn a_newer_connection_from_the_dialer_replaces_the_old_one_on_both_sides()
     assert_eq!(na.net.connected(), vec![b.clone()]);
     assert_eq!(nb.net.connected(), vec![a.clone()]);
     let stats = nb.net.stats().peer(&a);
-    assert_eq!((stats.reconnects, stats.closes(CloseReason::Replaced)), (2, 2));
+    assert_eq!(
+        (stats.reconnects, stats.closes(CloseReason::Replaced)),
+        (2, 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,8 +122,8 @@ async fn sleds_with_openssl_certificates_connect() {
     let mut nb = start(&ib, fast_config()).await;
     assert_eq!((&na.id, &nb.id), (&a, &b));
     let peers = peer_map(&[&na, &nb]);
-    na.net.set_peers(peers.clone());
-    nb.net.set_peers(peers);
+    nb.net.set_peers(peers.clone()); // the listener first
+    na.net.set_peers(peers);
     assert_eq!(
         next_event(&mut na.events).await,
         NetEvent::Connected(b.clone())
