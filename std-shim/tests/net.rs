@@ -245,6 +245,44 @@ async fn peers_are_added_moved_and_removed_at_run_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_dialed_peer_closes_its_connection_and_stops_dialing() {
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let mut na = start(&ca.identity(&a), fast_config()).await;
+    let mut nb = start(&ca.identity(&b), fast_config()).await;
+    let peers = peer_map(&[&na, &nb]);
+    nb.net.set_peers(peers.clone()); // the listener first
+    na.net.set_peers(peers);
+    assert_eq!(
+        next_event(&mut na.events).await,
+        NetEvent::Connected(b.clone())
+    );
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Connected(a.clone())
+    );
+
+    na.net.set_peers(Default::default());
+    assert_eq!(
+        next_event(&mut na.events).await,
+        NetEvent::Disconnected(b.clone())
+    );
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Disconnected(a.clone())
+    );
+    assert_eq!(na.net.stats().peer(&b).closes(CloseReason::Removed), 1);
+    let dials = na.net.stats().peer(&b).dials;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        na.net.stats().peer(&b).dials,
+        dials,
+        "still dialing a removed peer"
+    );
+    assert!(na.net.connected().is_empty() && nb.net.connected().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialer_backs_off_and_reconnects_when_its_peer_returns() {
     let ca = Ca::new("rack");
     let [a, b, _] = ids();

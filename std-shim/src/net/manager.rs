@@ -223,14 +223,19 @@ async fn dial_loop(
         let target = *addr.borrow_and_update();
         lock(&cell).dials += 1;
         let started = Instant::now();
-        let attempt = async {
-            let stream = dial_once(&shared, &peer, target).await?;
-            shared.stats.handshake();
-            Ok(conn::run(&shared, &peer, stream).await)
-        };
-        let outcome = tokio::select! {
+        let span = tracing::info_span!("outbound", remote = %target);
+        // Cancelling may interrupt a dial, never a connection: that one is
+        // closed through its slot and must report its end.
+        let dialed = tokio::select! {
             _ = cancel.cancelled() => return,
-            outcome = attempt.instrument(tracing::info_span!("outbound", remote = %target)) => outcome,
+            dialed = dial_once(&shared, &peer, target).instrument(span.clone()) => dialed,
+        };
+        let outcome = match dialed {
+            Ok(stream) => {
+                shared.stats.handshake();
+                Ok(conn::run(&shared, &peer, stream).instrument(span).await)
+            }
+            Err(reason) => Err(reason),
         };
         match outcome {
             Ok(ended) if ended.established => {
