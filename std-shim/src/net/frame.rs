@@ -1,0 +1,120 @@
+//! Framing on a peer connection.
+//!
+//! Each frame is a 4-byte big-endian length, then that many bytes. An empty
+//! frame is a keep-alive. Any other frame is one peer message as the core
+//! encodes it: the wire version byte, the 16 rack-id bytes, the body. The
+//! largest frame is the core's largest peer message ([`MAX_FRAME_LEN`]); a
+//! longer length prefix ends the connection before its bytes are read.
+
+use std::io;
+
+use tokio_util::codec::{LengthDelimitedCodec, LengthDelimitedCodecError};
+use tq_core::ids::RackId;
+use tq_core::wire::{MAX_PEER_MSG_LEN, WIRE_VERSION};
+
+use super::stats::CloseReason;
+
+/// Bytes of the length prefix.
+pub const FRAME_PREFIX_LEN: usize = 4;
+
+/// Largest frame payload: the core's largest encoded peer message.
+pub const MAX_FRAME_LEN: usize = MAX_PEER_MSG_LEN;
+
+/// Bytes of a message's header: the version byte and the rack id.
+pub const MESSAGE_HEADER_LEN: usize = 1 + 16;
+
+/// The codec for both directions.
+pub(crate) fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(FRAME_PREFIX_LEN)
+        .big_endian()
+        .max_frame_length(MAX_FRAME_LEN)
+        .new_codec()
+}
+
+/// Whether a read error is the codec refusing an oversize length prefix.
+pub(crate) fn is_oversize(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|e| e.is::<LengthDelimitedCodecError>())
+}
+
+/// Checks a message frame's header: our wire version and, if `rack` is
+/// given, our rack id. The body is the node layer's to decode.
+pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), CloseReason> {
+    let Some((&version, rest)) = frame.split_first() else {
+        return Err(CloseReason::BadHeader);
+    };
+    let Some(rack_id) = rest.first_chunk::<16>() else {
+        return Err(CloseReason::BadHeader);
+    };
+    if version != WIRE_VERSION {
+        return Err(CloseReason::BadHeader);
+    }
+    match rack {
+        Some(rack) if rack.as_bytes() != rack_id => Err(CloseReason::WrongRack),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
+
+    const RACK: RackId = RackId([7; 16]);
+
+    #[test]
+    fn headers() {
+        let mut good = vec![WIRE_VERSION];
+        good.extend_from_slice(&[7; 16]);
+        assert_eq!(check_header(&good, Some(&RACK)), Ok(()));
+        good.push(0xff);
+        assert_eq!(check_header(&good, Some(&RACK)), Ok(()));
+        assert_eq!(check_header(&good, None), Ok(()));
+        assert_eq!(
+            check_header(&good[..16], Some(&RACK)),
+            Err(CloseReason::BadHeader)
+        );
+        let mut other_rack = good.clone();
+        other_rack[16] = 8;
+        assert_eq!(
+            check_header(&other_rack, Some(&RACK)),
+            Err(CloseReason::WrongRack)
+        );
+        assert_eq!(check_header(&other_rack, None), Ok(()));
+        let mut other_version = good.clone();
+        other_version[0] = WIRE_VERSION + 1;
+        assert_eq!(
+            check_header(&other_version, None),
+            Err(CloseReason::BadHeader)
+        );
+    }
+
+    #[test]
+    fn largest_frame_passes_and_one_more_byte_does_not() {
+        let mut codec = codec();
+        let mut buf = BytesMut::new();
+        codec
+            .encode(bytes::Bytes::from(vec![1; MAX_FRAME_LEN]), &mut buf)
+            .unwrap();
+        assert_eq!(&buf[..4], &(MAX_FRAME_LEN as u32).to_be_bytes());
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap().len(),
+            MAX_FRAME_LEN
+        );
+
+        let mut buf = BytesMut::from(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes()[..]);
+        let error = codec.decode(&mut buf).unwrap_err();
+        assert!(is_oversize(&error), "{error}");
+        assert!(!is_oversize(&io::Error::other("x")));
+    }
+
+    #[test]
+    fn empty_frame_is_four_zero_bytes() {
+        let mut buf = BytesMut::new();
+        codec().encode(bytes::Bytes::new(), &mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,341 @@
+//! TLS 1.3 with mutual authentication under the rack CA.
+//!
+//! Both sides present a certificate chaining to the rack CA and naming a
+//! platform id ([`super::identity`]). The listener verifies the dialer's
+//! certificate with rustls's `WebPkiClientVerifier` (chain, validity,
+//! client-auth key usage) and then the accept policy on its platform id
+//! (known peer, allowed to dial us). The dialer verifies the listener's
+//! certificate chain and validity (server-auth key usage) and that it names
+//! exactly the peer it meant to reach; DNS names and IP addresses in the
+//! certificate are not used. A refusal at either end fails the handshake.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    SignatureScheme,
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tq_core::ids::PlatformId;
+
+use super::identity::{IdentityError, platform_id_of_cert};
+use super::stats::Refusal;
+
+/// The rack CA, this sled's certificate chain and its private key.
+pub struct TlsIdentity {
+    /// Certificates of the rack CA: the only trust anchors.
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    /// This sled's certificate first, then any intermediates.
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    /// This sled's private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("TlsIdentity")
+            .field("ca_certs", &self.ca_certs.len())
+            .field("cert_chain", &self.cert_chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the TLS setup failed.
+#[derive(Debug)]
+pub enum TlsSetupError {
+    /// A PEM file could not be read or parsed.
+    Pem(String, rustls::pki_types::pem::Error),
+    /// The certificate chain is empty.
+    NoCertificate,
+    /// This sled's certificate names no valid platform id.
+    Identity(IdentityError),
+    /// rustls refused the configuration (bad key, CA certificate...).
+    Rustls(rustls::Error),
+    /// The client verifier could not be built from the CA certificates.
+    Verifier(rustls::server::VerifierBuilderError),
+}
+
+impl std::fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pem(path, e) => write!(f, "{path}: {e}"),
+            Self::NoCertificate => f.write_str("no certificate in the chain"),
+            Self::Identity(e) => write!(f, "own certificate: {e}"),
+            Self::Rustls(e) => write!(f, "TLS configuration: {e}"),
+            Self::Verifier(e) => write!(f, "rack CA: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsSetupError {}
+
+impl TlsIdentity {
+    /// Reads the rack CA, the sled's chain and its key from PEM files.
+    pub fn from_pem_files(ca: &Path, chain: &Path, key: &Path) -> Result<Self, TlsSetupError> {
+        let pem_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |e| TlsSetupError::Pem(path, e)
+        };
+        let certs = |path: &Path| {
+            CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(pem_err(path))
+        };
+        Ok(Self {
+            ca_certs: certs(ca)?,
+            cert_chain: certs(chain)?,
+            key: PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?,
+        })
+    }
+
+    /// The platform id this sled's certificate names.
+    pub fn platform_id(&self) -> Result<PlatformId, TlsSetupError> {
+        let leaf = self
+            .cert_chain
+            .first()
+            .ok_or(TlsSetupError::NoCertificate)?;
+        platform_id_of_cert(leaf).map_err(TlsSetupError::Identity)
+    }
+}
+
+/// A refusal by our own checks, carried through rustls inside
+/// `CertificateError::Other` so the handshake fails with an alert and the
+/// reason can be counted.
+#[derive(Debug)]
+pub(crate) struct PeerRefused(pub Refusal);
+
+impl std::fmt::Display for PeerRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer refused: {}", self.0.label())
+    }
+}
+
+impl std::error::Error for PeerRefused {}
+
+fn refuse(reason: Refusal) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(PeerRefused(
+        reason,
+    )))))
+}
+
+/// Decides whether a verified certificate's platform id may dial us.
+pub(crate) type AcceptPolicy = Arc<dyn Fn(&PlatformId) -> Result<(), Refusal> + Send + Sync>;
+
+/// The TLS side of the network: one acceptor, a connector per dial.
+pub(crate) struct Tls {
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    acceptor: TlsAcceptor,
+}
+
+impl Tls {
+    pub(crate) fn new(identity: &TlsIdentity, policy: AcceptPolicy) -> Result<Self, TlsSetupError> {
+        // aws-lc-rs: the provider with the hybrid post-quantum key exchange
+        // (X25519MLKEM768, preferred), since key shares cross this channel
+        // and must stay secret long after a recorded session.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        for ca in &identity.ca_certs {
+            roots.add(ca.clone()).map_err(TlsSetupError::Rustls)?;
+        }
+        let roots = Arc::new(roots);
+        let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(TlsSetupError::Verifier)?;
+        let verifier = Arc::new(ListenerVerifier { inner, policy });
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(TlsSetupError::Rustls)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
+            .map_err(TlsSetupError::Rustls)?;
+        Ok(Self {
+            provider,
+            roots,
+            cert_chain: identity.cert_chain.clone(),
+            key: identity.key.clone_key(),
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+        })
+    }
+
+    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+
+    /// A connector that completes a handshake only with `expected`.
+    pub(crate) fn connector_for(
+        &self,
+        expected: PlatformId,
+    ) -> Result<TlsConnector, rustls::Error> {
+        let verifier = Arc::new(DialerVerifier {
+            roots: self.roots.clone(),
+            algorithms: self.provider.signature_verification_algorithms,
+            expected,
+        });
+        let client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(self.cert_chain.clone(), self.key.clone_key())?;
+        Ok(TlsConnector::from(Arc::new(client)))
+    }
+}
+
+/// The name a dialer gives rustls: an IP address, so no SNI is sent; the
+/// verifier ignores it.
+pub(crate) fn server_name(addr: std::net::SocketAddr) -> ServerName<'static> {
+    ServerName::IpAddress(addr.ip().into())
+}
+
+/// The platform id of the peer of a completed handshake.
+pub(crate) fn peer_platform_id(conn: &rustls::CommonState) -> Result<PlatformId, IdentityError> {
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or(IdentityError::Missing)?;
+    platform_id_of_cert(leaf)
+}
+
+/// Why a handshake failed, from the error tokio-rustls returned.
+pub(crate) fn classify_handshake_error(error: &io::Error) -> Refusal {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return Refusal::Io;
+    };
+    match tls {
+        rustls::Error::NoCertificatesPresented => Refusal::NoCertificate,
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => Refusal::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Refusal::Expired,
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Refusal::NotYetValid
+            }
+            CertificateError::Other(OtherError(other)) => other
+                .downcast_ref::<PeerRefused>()
+                .map_or(Refusal::BadCertificate, |refused| refused.0),
+            _ => Refusal::BadCertificate,
+        },
+        rustls::Error::AlertReceived(_) => Refusal::RefusedByPeer,
+        _ => Refusal::Protocol,
+    }
+}
+
+struct ListenerVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    policy: AcceptPolicy,
+}
+
+impl std::fmt::Debug for ListenerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerVerifier").finish_non_exhaustive()
+    }
+}
+
+impl ClientCertVerifier for ListenerVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
+        (self.policy)(&id).map_err(refuse)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct DialerVerifier {
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+    expected: PlatformId,
+}
+
+impl ServerCertVerifier for DialerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
+        if id != self.expected {
+            return Err(refuse(Refusal::WrongPeer));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,252 @@
+//! Shared test helpers: a rack PKI made with rcgen, fast network settings,
+//! a raw TLS client for playing hostile peers, and event waiting.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tq_core::ids::{PlatformId, RackId};
+use tq_core::wire::WIRE_VERSION;
+use tq_std::backoff::BackoffConfig;
+use tq_std::net::identity::platform_id_uri;
+use tq_std::net::{Net, NetConfig, NetEvent, TlsIdentity};
+
+pub const RACK: RackId = RackId([0x42; 16]);
+pub const OTHER_RACK: RackId = RackId([0x43; 16]);
+
+pub fn pid(part: &str, serial: &str) -> PlatformId {
+    PlatformId::new(part, serial).unwrap()
+}
+
+/// A certificate authority.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A sled certificate with the given SAN URIs and validity.
+    pub fn leaf(
+        &self,
+        uris: &[String],
+        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "sled");
+        params.subject_alt_names = uris
+            .iter()
+            .map(|uri| SanType::URI(uri.as_str().try_into().unwrap()))
+            .collect();
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before;
+            params.not_after = not_after;
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (cert.der().clone(), key)
+    }
+
+    /// A sled identity trusting `rack_ca` (usually `self`).
+    pub fn identity_trusting(&self, id: &PlatformId, rack_ca: &Ca) -> TlsIdentity {
+        let (cert, key) = self.leaf(&[platform_id_uri(id)], None);
+        TlsIdentity {
+            ca_certs: vec![rack_ca.der()],
+            cert_chain: vec![cert],
+            key,
+        }
+    }
+
+    pub fn identity(&self, id: &PlatformId) -> TlsIdentity {
+        self.identity_trusting(id, self)
+    }
+}
+
+/// Short timeouts so tests run in well under a second each.
+pub fn fast_config() -> NetConfig {
+    let mut config = NetConfig::new("127.0.0.1:0".parse().unwrap());
+    config.rack_id = Some(RACK);
+    config.keepalive_interval = Duration::from_millis(100);
+    config.inactivity_timeout = Duration::from_millis(500);
+    config.handshake_timeout = Duration::from_millis(500);
+    config.connect_timeout = Duration::from_millis(500);
+    config.backoff = BackoffConfig {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    config.stable_after = Duration::from_millis(200);
+    config
+}
+
+pub struct Node {
+    pub id: PlatformId,
+    pub net: Net,
+    pub events: mpsc::Receiver<NetEvent>,
+}
+
+pub async fn start(identity: &TlsIdentity, config: NetConfig) -> Node {
+    let (net, events) = Net::start(config, identity, BTreeMap::new()).await.unwrap();
+    Node {
+        id: net.local_id().clone(),
+        net,
+        events,
+    }
+}
+
+pub fn peer_map(nodes: &[&Node]) -> BTreeMap<PlatformId, SocketAddr> {
+    nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.net.local_addr()))
+        .collect()
+}
+
+/// A frame that passes the network's header check.
+pub fn message(rack: RackId, body: &[u8]) -> Bytes {
+    let mut frame = vec![WIRE_VERSION];
+    frame.extend_from_slice(rack.as_bytes());
+    frame.extend_from_slice(body);
+    Bytes::from(frame)
+}
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The next event, or a panic after [`WAIT`].
+pub async fn next_event(events: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("no event in time")
+        .expect("event channel closed")
+}
+
+/// Skips events until one matches.
+pub async fn wait_event(
+    events: &mut mpsc::Receiver<NetEvent>,
+    mut wanted: impl FnMut(&NetEvent) -> bool,
+) -> NetEvent {
+    loop {
+        let event = next_event(events).await;
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+/// Polls `check` until it holds, or panics after [`WAIT`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Accepts any server certificate: the hostile client does not care whom
+/// it talks to.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS client with `identity`'s certificate (or none), as a hostile peer
+/// would make it.
+pub async fn raw_client(
+    addr: SocketAddr,
+    identity: Option<&TlsIdentity>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)));
+    let config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.cert_chain.clone(), identity.key.clone_key())
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+}
+
+/// Reads until the connection ends; true if it ended within [`WAIT`].
+pub async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
