@@ -174,7 +174,17 @@ impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
 /// Sorts a list of sleds in place and refuses repeats: what makes a list a
 /// [`MemberSet`].
 pub(crate) fn sort_and_check(ids: &mut [PlatformId]) -> Result<(), MemberSetError> {
-    ids.sort_unstable();
+    // An insertion sort: at most `MAX_MEMBERS` (32) ids, and unlike the
+    // standard sorts (which check that the order is total) it has no panic
+    // path, so the node binary's link-time no-panic check holds.
+    for end in 1..ids.len() {
+        for at in (1..=end).rev() {
+            match ids.get_mut(at - 1..=at) {
+                Some([left, right]) if *left > *right => core::mem::swap(left, right),
+                _ => break,
+            }
+        }
+    }
     if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
         return Err(MemberSetError::Duplicate);
     }

@@ -207,7 +207,16 @@ impl<R: TryCryptoRng> NodeCtx<R> {
     pub(crate) fn remove_connection(&mut self, peer: &PlatformId) {
         self.connected.retain(|p| p != peer);
         // Nothing still queued for a peer that left will reach it.
-        self.outgoing.retain(|(to, _)| to != peer);
+        // Each entry taken from the front and put back unless it is for
+        // `peer` (order kept); `Deque::retain` has a panic path.
+        for _ in 0..self.outgoing.len() {
+            if let Some(entry) = self.outgoing.pop_front()
+                && entry.0 != *peer
+            {
+                // Cannot fail: an entry was just taken out.
+                let _ = self.outgoing.push_back(entry);
+            }
+        }
     }
 
     /// Queues a request (`Prepare`, `GetShare`, `GetLrtqShare`) if `to` is
