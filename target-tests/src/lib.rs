@@ -14,8 +14,10 @@
 use cortex_m as _;
 
 pub mod exit;
+pub mod icount;
 pub mod log;
 pub mod lrtq;
 pub mod stack;
+pub mod worst;
 
 pub use exit::{fail, pass};
