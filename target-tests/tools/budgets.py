@@ -44,7 +44,7 @@ import sys
 FLASH_BUDGET = 160 * 1024
 RAM_BUDGET = 64 * 1024
 STACK_BUDGET = 16 * 1024
-# Set at about 1.2 times the counts measured (2026, Cortex-M7 under QEMU
+# Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
 # 7.2 -icount shift=0, opt-level "z"): worst node call 1,832,840
 # (LrtqShare: LRTQ combine, then split and seal for the upgrade), worst
 # codec call 1,171,720 (restoring the largest persistent state).
