@@ -46,7 +46,7 @@ RAM_BUDGET = 64 * 1024
 STACK_BUDGET = 16 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
 # 7.2 -icount shift=0, opt-level "z"): worst node call 1,832,840
-# (LrtqShare: LRTQ combine, then split and seal for the upgrade), worst
+# (LrtqShare: the coordinator combining the LRTQ shares and preparing), worst
 # codec call 1,171,720 (restoring the largest persistent state).
 NODE_CALL_INSTRUCTIONS = 2_200_000
 CODEC_CALL_INSTRUCTIONS = 1_410_000
