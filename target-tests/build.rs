@@ -18,6 +18,13 @@
 //!      rack id in `lrtq.rack-id` (16 bytes): what a booting node restores
 //!      in place when it has no state of its own.
 //!
+//! 3. Encodes, with tq-core, the largest peer message (a `Prepare` with a
+//!    full configuration) and the largest persistent state into
+//!    `largest.peer-msg` and `largest.state`: the inputs whose decoding the
+//!    `instructions` binary counts. Each fills its `wire::MAX_*_LEN`
+//!    exactly (checked here), as `core/src/wire/tests.rs` shows of the same
+//!    values.
+//!
 //! The RNG is seeded, so every build embeds the same racks and the binaries
 //! (and their sizes) are reproducible.
 
@@ -28,16 +35,21 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sha3::{Digest, Sha3_256};
-use tq_core::crypto::{LrtqShare, ShareDigest};
-use tq_core::ids::RackId;
-use tq_core::persistent::LrtqShareData;
+use tq_core::config::{ConfigFields, Configuration, Member, Members};
+use tq_core::crypto::{EncryptedRackSecrets, LrtqShare, Share, ShareDigest};
+use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN};
+use tq_core::messages::{Body, Envelope, PeerMsgRef};
+use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
 use vsss_rs::curve25519::WrappedScalar;
 use vsss_rs::curve25519_dalek::Scalar;
 
-/// LRTQ sleds of the racks the scenario runs (each rack also has one spare
-/// sled, which the scenario adds).
-const LRTQ_RACK_SIZES: [usize; 2] = [4, 7];
+/// LRTQ sleds of the racks the scenario runs (4 and 7; each rack also has
+/// one spare sled, which the scenario adds), and of the racks whose LRTQ
+/// combine the `instructions` binary counts (8 and 32: thresholds 5 and
+/// 17, the largest LRTQ rack).
+const LRTQ_RACK_SIZES: [usize; 4] = [4, 7, 8, 32];
 
 /// Shares LRTQ rack setup made, spares for later sleds included.
 const LRTQ_TOTAL_SHARES: usize = 255;
@@ -55,6 +67,7 @@ fn main() {
     for sleds in LRTQ_RACK_SIZES {
         write_lrtq_rack(&out, sleds);
     }
+    write_largest(&out);
 }
 
 fn write_lrtq_rack(out: &Path, sleds: usize) {
@@ -112,4 +125,81 @@ fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
     wire::encode_lrtq_share_data(&data, &mut buf)
         .expect("LRTQ share data encodes")
         .to_vec()
+}
+
+/// Writes the largest peer message and persistent state (see the crate doc).
+fn write_largest(out: &Path) {
+    let config = largest_config(u64::MAX);
+    let share = Share::new(255, &[0xee; 32]).expect("share");
+    let msg: PeerMsgRef<'_> = Envelope {
+        rack_id: RackId([0xff; 16]),
+        body: Body::Prepare {
+            config: &config,
+            share: &share,
+            last_committed: Some(Epoch(u64::MAX)),
+        },
+    };
+    let mut buf = vec![0; wire::MAX_PEER_MSG_LEN];
+    let bytes = wire::encode_peer_msg(&msg, &mut buf).expect("largest message encodes");
+    assert_eq!(bytes.len(), wire::MAX_PEER_MSG_LEN);
+    fs::write(out.join("largest.peer-msg"), bytes).expect("write message");
+
+    let configs = [u64::MAX - 2, u64::MAX - 1, u64::MAX]
+        .into_iter()
+        .map(|epoch| StoredConfig {
+            config: largest_config(epoch),
+            share: Some(share.clone()),
+        })
+        .collect();
+    let mut lrtq_share = [0u8; tq_core::limits::LRTQ_SHARE_LEN];
+    lrtq_share[0] = 255;
+    lrtq_share[1] = 7;
+    let state = PersistentState::try_from(StateFields {
+        lrtq: Some(LrtqShareData {
+            rack_id: RackId([0xff; 16]),
+            threshold: 255,
+            share: LrtqShare::from_bytes(&lrtq_share).expect("LRTQ share"),
+            share_digests: (0..LRTQ_TOTAL_SHARES)
+                .map(|i| ShareDigest([i as u8; 32]))
+                .collect(),
+        }),
+        configs,
+        latest_committed: Some(Epoch(u64::MAX - 2)),
+        expunged: Some(Expunged {
+            epoch: Epoch(u64::MAX),
+            from: longest_id(1),
+        }),
+    })
+    .expect("largest state");
+    let mut buf = vec![0; wire::MAX_PERSISTENT_STATE_LEN];
+    let bytes = wire::encode_persistent_state(&state, &mut buf).expect("largest state encodes");
+    assert_eq!(bytes.len(), wire::MAX_PERSISTENT_STATE_LEN);
+    fs::write(out.join("largest.state"), bytes).expect("write state");
+}
+
+/// A platform id with both fields at their longest, distinct per `i`.
+fn longest_id(i: usize) -> PlatformId {
+    PlatformId::new(&"P".repeat(32), &format!("{i:0>32}")).expect("platform id")
+}
+
+/// A configuration with every field at its largest: 32 members, the
+/// longest ids, 16 sealed secrets.
+fn largest_config(epoch: u64) -> Configuration {
+    let members: Members = (0..MAX_MEMBERS)
+        .map(|i| Member {
+            id: longest_id(i),
+            share_digest: ShareDigest([0xff; 32]),
+        })
+        .collect();
+    let sealed = EncryptedRackSecrets::from_parts([0xaa; 32], &[0xbb; MAX_SEALED_LEN])
+        .expect("sealed secrets");
+    Configuration::new(ConfigFields {
+        rack_id: RackId([0xff; 16]),
+        epoch: Epoch(epoch),
+        coordinator: longest_id(0),
+        members,
+        threshold: Threshold::new(31).expect("threshold"),
+        encrypted_rack_secrets: Some(sealed),
+    })
+    .expect("largest configuration")
 }

@@ -53,25 +53,21 @@ impl TryFrom<heapless::Vec<PlatformId, MAX_MEMBERS, u8>> for MemberSet {
 }
 
 /// Sorts a list of sleds in place and refuses repeats: what makes a list a
-/// [`MemberSet`]. An insertion sort: at most [`MAX_MEMBERS`] ids, no
-/// panic path and no large stack frame (the library sorts have both).
+/// [`MemberSet`].
 pub(crate) fn sort_and_check(ids: &mut [PlatformId]) -> Result<(), MemberSetError> {
+    // An insertion sort: at most `MAX_MEMBERS` (32) ids, and unlike the
+    // standard sorts (which check that the order is total) it has no panic
+    // path, so the node binary's link-time no-panic check holds.
     for end in 1..ids.len() {
-        let mut at = end;
-        while at > 0 {
-            let Some((before, [current, ..])) = ids.split_at_mut_checked(at) else {
-                break;
-            };
-            let Some(previous) = before.last_mut() else {
-                break;
-            };
-            match (*previous).cmp(current) {
-                core::cmp::Ordering::Greater => core::mem::swap(previous, current),
-                core::cmp::Ordering::Equal => return Err(MemberSetError::Duplicate),
-                core::cmp::Ordering::Less => break,
+        for at in (1..=end).rev() {
+            match ids.get_mut(at - 1..=at) {
+                Some([left, right]) if *left > *right => core::mem::swap(left, right),
+                _ => break,
             }
-            at -= 1;
         }
+    }
+    if ids.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
+        return Err(MemberSetError::Duplicate);
     }
     Ok(())
 }
@@ -119,12 +115,20 @@ impl MemberSet {
 
     /// Adds `id` at its place; `Ok(false)` if it was already there.
     pub fn insert(&mut self, id: &PlatformId) -> Result<bool, MemberSetError> {
-        let Err(at) = self.0.binary_search(id) else {
+        if self.contains(id) {
             return Ok(false);
-        };
+        }
         self.0
-            .insert(at, id.clone())
+            .push(id.clone())
             .map_err(|_| MemberSetError::TooMany)?;
+        // Moved down to its place one neighbour at a time, as the sort does
+        // (`Vec::insert` has a panic path).
+        for at in (1..self.0.len()).rev() {
+            match self.0.get_mut(at - 1..=at) {
+                Some([left, right]) if *left > *right => core::mem::swap(left, right),
+                _ => break,
+            }
+        }
         Ok(true)
     }
 }

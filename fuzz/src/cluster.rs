@@ -767,7 +767,9 @@ mod tests {
             // keeps the target's findings real.
             let from = cluster.id(0).cloned().expect("id");
             cluster
-                .call(1, |node, ctx, rng, _| node.handle_bytes(ctx, rng, &from, &lie))
+                .call(1, |node, ctx, rng, _| {
+                    node.handle_bytes(ctx, rng, &from, &lie)
+                })
                 .expect("call");
             assert!(matches!(
                 cluster.check(),

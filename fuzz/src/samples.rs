@@ -8,6 +8,11 @@
 use curve25519_dalek::Scalar;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
+use tq_core::api::{
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, LrtqSummary,
+    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    StateSummary,
+};
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{
     EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, ShareDigest, split,
@@ -16,20 +21,15 @@ use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::limits::{
     LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_THRESHOLD,
 };
-use tq_core::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, LrtqSummary,
-    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
-    StateSummary,
-};
 use tq_core::member_set::MemberSet;
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::node::{
     Alarm, CommitError, CoordinatorPhase, Counters, ExpungedAt, LrtqUpgradeError,
     PrepareAndCommitError, ReconfigureError,
 };
-use tq_core::wire::NexusWire;
 use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
+use tq_core::wire::NexusWire;
 
 /// The rack of every sample.
 pub const RACK: RackId = RackId([0x42; 16]);
@@ -477,7 +477,10 @@ pub fn nexus_answers() -> Vec<Seed> {
     vec![
         (
             "reconfigure_started",
-            tagged(0, encode_nexus(&Ok::<_, ReconfigureError>(ReconfigureOutcome::Started))),
+            tagged(
+                0,
+                encode_nexus(&Ok::<_, ReconfigureError>(ReconfigureOutcome::Started)),
+            ),
         ),
         (
             "reconfigure_expunged",

@@ -354,7 +354,9 @@ impl Cluster {
                 self.load_secret(sled(n), epoch)?;
             }
             Action::ClearSecrets(n) => {
-                self.probed(sled(n), "clear_secrets", |node, _, _, _| node.clear_secrets())?;
+                self.probed(sled(n), "clear_secrets", |node, _, _, _| {
+                    node.clear_secrets()
+                })?;
             }
         }
         self.check()
@@ -572,7 +574,9 @@ impl Cluster {
     fn notify_connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(peer) = self.ids.get(y).cloned() {
-                self.probed(x, "on_connect", |node, ctx, _, _| node.on_connect(ctx, &peer))?;
+                self.probed(x, "on_connect", |node, ctx, _, _| {
+                    node.on_connect(ctx, &peer)
+                })?;
             }
         }
         Ok(())

@@ -6,17 +6,18 @@
 //!   fails to link instead, see the module).
 //! - [`stack`]: stack high-water marks by painting.
 //! - [`lrtq`]: the LRTQ racks the build script set up on the host.
-//!
-//! Logs and reports leave as defmt frames on semihosting's stdout
-//! (`defmt-semihosting`); the host decodes them with `defmt-print`.
+//! - [`log`]: the defmt logger. Logs and reports leave as defmt frames on
+//!   semihosting's stdout; the host decodes them with `defmt-print`.
 #![no_std]
 
 // The critical section defmt's logger takes (single core, privileged).
 use cortex_m as _;
-use defmt_semihosting as _;
 
 pub mod exit;
+pub mod icount;
+pub mod log;
 pub mod lrtq;
 pub mod stack;
+pub mod worst;
 
 pub use exit::{fail, pass};

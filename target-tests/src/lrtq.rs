@@ -45,6 +45,10 @@ macro_rules! lrtq_rack {
 pub static LRTQ_RACK_4: LrtqRack = lrtq_rack!(4);
 /// A rack of 7 LRTQ sleds (threshold 4).
 pub static LRTQ_RACK_7: LrtqRack = lrtq_rack!(7);
+/// A rack of 8 LRTQ sleds (threshold 5).
+pub static LRTQ_RACK_8: LrtqRack = lrtq_rack!(8);
+/// A rack of 32 LRTQ sleds (threshold 17), the largest.
+pub static LRTQ_RACK_32: LrtqRack = lrtq_rack!(32);
 
 /// Why build-script data did not make valid LRTQ share data.
 #[derive(Clone, Copy, Debug, defmt::Format)]
@@ -65,15 +69,20 @@ impl LrtqRack {
         self.shares.len() / LRTQ_SHARE_LEN
     }
 
-    /// What sled `sled` read from its LRTQ ledger.
-    pub fn share_data(&self, rack_id: RackId, sled: usize) -> Result<LrtqShareData, LrtqDataError> {
+    /// The LRTQ share sled `sled` holds.
+    pub fn share(&self, sled: usize) -> Result<LrtqShare, LrtqDataError> {
         let bytes: &[u8; LRTQ_SHARE_LEN] = self
             .shares
             .chunks_exact(LRTQ_SHARE_LEN)
             .nth(sled)
             .and_then(|chunk| chunk.try_into().ok())
             .ok_or(LrtqDataError::NoSuchSled)?;
-        let share = LrtqShare::from_bytes(bytes).map_err(|_| LrtqDataError::BadShare)?;
+        LrtqShare::from_bytes(bytes).map_err(|_| LrtqDataError::BadShare)
+    }
+
+    /// What sled `sled` read from its LRTQ ledger.
+    pub fn share_data(&self, rack_id: RackId, sled: usize) -> Result<LrtqShareData, LrtqDataError> {
+        let share = self.share(sled)?;
         let mut share_digests = heapless::Vec::new();
         for digest in self.digests.as_chunks::<32>().0 {
             share_digests

@@ -20,13 +20,21 @@
   as `main` starts and reports the peak at the end (`main`'s own frame,
   boot, every entry point it drives, storing the state page by page,
   encoding messages); same goal, the whole task stack.
+- instructions of the worst node call of the rack scenario (every node call
+  the harness makes is counted, under QEMU's `-icount shift=0`), read from
+  the rack log; budget NODE_CALL_INSTRUCTIONS, about 20% above what was
+  measured when it was set, so a regression fails the build;
+- instructions of the worst codec call: the most of the rack scenario's
+  codec calls and of the `instructions` binary's (the largest peer message
+  and persistent state, decoded and encoded); budget
+  CODEC_CALL_INSTRUCTIONS, likewise about 20% above.
 
 Section sizes are read from the ELF's section headers here (no binutils
-needed). Prints every figure; exits 1 if a budget is exceeded, unless
-`--report-only`.
+needed). Prints every figure, and a table of every instruction count in
+the logs; exits 1 if a budget is exceeded, unless `--report-only`.
 
     tools/budgets.py --node-elf ELF --rack-log DECODED_LOG --node-log DECODED_LOG
-                     [--report-only]
+                     --instructions-log DECODED_LOG [--report-only]
 """
 import argparse
 import re
@@ -36,6 +44,12 @@ import sys
 FLASH_BUDGET = 160 * 1024
 RAM_BUDGET = 64 * 1024
 STACK_BUDGET = 16 * 1024
+# Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
+# 7.2 -icount shift=0, opt-level "z"): worst node call 1,832,840
+# (LrtqShare: the coordinator combining the LRTQ shares and preparing), worst
+# codec call 1,171,720 (restoring the largest persistent state).
+NODE_CALL_INSTRUCTIONS = 2_200_000
+CODEC_CALL_INSTRUCTIONS = 1_410_000
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
@@ -76,6 +90,37 @@ def deepest_stack(log_path, what):
     sys.exit(f"{log_path}: no stack figure for {what} (did the binary run?)")
 
 
+def worst_instructions(log_path, what):
+    pattern = re.compile(rf"budget: instructions, worst {what}: (\d+) \((.+)\)")
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if m := pattern.search(line):
+                return int(m.group(1)), m.group(2)
+    sys.exit(f"{log_path}: no instruction count for the worst {what} (did the binary run?)")
+
+
+def print_instruction_table(log_paths):
+    """Every `icount: <call>: N instructions` line of the logs, aligned."""
+    pattern = re.compile(r"icount: (.+?): (\d+) instructions(.*)$")
+    rows = []
+    for path in log_paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if m := pattern.search(line.rstrip()):
+                    rows.append((m.group(1), int(m.group(2)), m.group(3).strip()))
+    width = max((len(call) for call, _, _ in rows), default=0)
+    print("instructions (Cortex-M7 under QEMU -icount shift=0; steps of 40):")
+    for call, count, note in rows:
+        print(f"  {call:<{width}} {count:>10,}  {note}")
+
+
+def check_instructions(name, value, budget, detail):
+    ok = value <= budget
+    verdict = "ok" if ok else "OVER BUDGET"
+    print(f"{name:<11} {value:>9,} instructions of {budget:,}  {verdict}  {detail}")
+    return ok
+
+
 def whole_task_stack(log_path):
     pattern = re.compile(r"budget: stack, whole node task: (\d+) bytes")
     with open(log_path, encoding="utf-8", errors="replace") as f:
@@ -100,6 +145,7 @@ def main():
     parser.add_argument("--node-elf", required=True)
     parser.add_argument("--rack-log", required=True)
     parser.add_argument("--node-log", required=True)
+    parser.add_argument("--instructions-log", required=True)
     parser.add_argument("--report-only", action="store_true",
                         help="print the figures but exit 0 even if over budget")
     args = parser.parse_args()
@@ -110,6 +156,12 @@ def main():
     codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
     boot_stack, boot_path = deepest_stack(args.node_log, "boot path")
     task_stack = whole_task_stack(args.node_log)
+    node_insns, node_worst = worst_instructions(args.rack_log, "node call")
+    codec_insns, codec_worst = max(
+        worst_instructions(args.rack_log, "codec call"),
+        worst_instructions(args.instructions_log, "codec call"),
+    )
+    print_instruction_table([args.instructions_log, args.rack_log])
     enforced = [
         check("flash", flash, FLASH_BUDGET,
               f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"),
@@ -118,6 +170,10 @@ def main():
         check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),
         check("boot stack", boot_stack, STACK_BUDGET, f"boot path of the node binary: {boot_path}"),
         check("task stack", task_stack, STACK_BUDGET, "whole node task, from the top of main"),
+        check_instructions("node call", node_insns, NODE_CALL_INSTRUCTIONS,
+                           f"worst node call: {node_worst}"),
+        check_instructions("codec call", codec_insns, CODEC_CALL_INSTRUCTIONS,
+                           f"worst codec call: {codec_worst}"),
     ]
     if not all(enforced):
         if args.report_only:

@@ -4,6 +4,7 @@
 //! Secret data is handled in constant time: no branch, index or table lookup
 //! depends on a secret byte.
 
+mod aead;
 pub mod digest;
 pub mod gf256;
 pub mod lrtq;

@@ -17,7 +17,7 @@
 
 use core::fmt;
 
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
+use chacha20poly1305::{AeadInOut, Key, KeyInit, Nonce, Tag};
 use hkdf::SimpleHkdf;
 use rand_core::TryCryptoRng;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ use sha3::Sha3_256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::crypto::aead::ChaCha20Poly1305;
 use crate::crypto::rack_secret::RackSecret;
 use crate::crypto::random::{self, RngError};
 use crate::ids::{Epoch, RackId};

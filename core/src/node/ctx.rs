@@ -296,8 +296,8 @@ mod tests {
     use crate::config::Configuration;
     use crate::config::tests::{fields, platform};
     use crate::crypto::{LrtqShare, Share, ShareDigest};
-    use crate::ids::RackId;
     use crate::ids::Epoch;
+    use crate::ids::RackId;
     use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_EVENTS, MAX_OUTGOING};
     use crate::persistent::LrtqShareData;
     use crate::wire::{MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, WIRE_VERSION};

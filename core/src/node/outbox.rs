@@ -50,7 +50,16 @@ impl Outbox {
     /// queued for a peer that left will reach it.
     pub(crate) fn disconnect(&mut self, peer: &PlatformId) {
         self.connected.retain(|p| p != peer);
-        self.queue.retain(|(to, _)| to != peer);
+        // Each entry is taken from the front and put back unless it is for
+        // `peer`, keeping the order: `Deque::retain` has a panic path.
+        for _ in 0..self.queue.len() {
+            if let Some(entry) = self.queue.pop_front()
+                && entry.0 != *peer
+            {
+                // Cannot fail: an entry was just taken out.
+                let _ = self.queue.push_back(entry);
+            }
+        }
     }
 
     /// Queues `body` for `to`, which must be connected: the counter to

@@ -15,10 +15,10 @@
 //! 6. the harness's own liveness check.
 //!
 //! The harness checks every safety invariant after every step. Every node
-//! call the harness makes runs through a probe that measures its stack
-//! (`measure_node_call`), and so do the codec calls a caller makes itself;
-//! the run prints the deepest call of each kind and exits non-zero on any
-//! failure.
+//! call the harness makes runs through a probe that measures its stack and
+//! counts its instructions (`measure_node_call`), and so do the codec calls
+//! a caller makes itself; the run prints the deepest and the longest call
+//! of each kind and exits non-zero on any failure.
 #![no_std]
 #![no_main]
 
@@ -35,8 +35,10 @@ use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::nexus::Nexus;
 use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RackStart, Violation};
+use tq_target_tests::icount;
 use tq_target_tests::lrtq::{LRTQ_RACK_4, LRTQ_RACK_7, LrtqRack};
 use tq_target_tests::stack::{self, Measured};
+use tq_target_tests::worst::Worst;
 use tq_target_tests::{fail, pass};
 
 const RACK_ID: RackId = RackId([0x5a; 16]);
@@ -73,6 +75,10 @@ impl From<tq_target_tests::lrtq::LrtqDataError> for Failure {
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    if let Err(e) = icount::start() {
+        defmt::error!("icount: {}", e);
+        fail("the timer does not count instructions (QEMU without -icount shift=0?)");
+    }
     defmt::println!(
         "size_of::<Cluster>() = {=usize} bytes ({=usize} sleds at most)",
         core::mem::size_of::<Cluster>(),
@@ -111,7 +117,7 @@ fn main() -> ! {
         whole_run
     );
     if exhausted != Some(false) {
-        fail("a node call used the whole measuring window");
+        fail("a call used the whole measuring window, or a report table is full");
     }
     defmt::println!("rack scenario passed");
     pass()
@@ -378,12 +384,12 @@ fn load_until_done(
 /// One `load_rack_secret` call on `sled`, measured.
 fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackSecret>, Failure> {
     let outcome = cluster.call(sled, |node, ctx, _, _| {
-        stack::measure(|| node.load_rack_secret(ctx, epoch))
+        measure(|| node.load_rack_secret(ctx, epoch))
     })?;
-    let Some((result, measured)) = outcome else {
+    let Some((result, cost)) = outcome else {
         return Err(Failure::Step("sled is down"));
     };
-    record_node("load_rack_secret", measured);
+    record_node("load_rack_secret", cost);
     cluster.check()?;
     match result {
         Ok(secret) => Ok(secret),
@@ -395,22 +401,19 @@ fn load(cluster: &mut Cluster, sled: usize, epoch: Epoch) -> Result<Option<RackS
 /// Measures restoring each sled's disk into a context in place (as at
 /// boot) and encoding the state back (as after every change), at the end
 /// of the scenario, when the disks hold the most.
-fn measure_state_codec(
-    cluster: &mut Cluster,
-    ctx: &mut NodeCtx,
-) -> Result<(), Failure> {
+fn measure_state_codec(cluster: &mut Cluster, ctx: &mut NodeCtx) -> Result<(), Failure> {
     let mut buf = [0u8; wire::MAX_PERSISTENT_STATE_LEN];
     for index in 0..cluster.sled_count() {
         let Some(sled) = cluster.sled(index) else {
             continue;
         };
-        let (restored, measured) = stack::measure(|| ctx.restore_state(sled.disk()));
-        record_codec("NodeCtx::restore_state", measured);
+        let (restored, cost) = measure(|| ctx.restore_state(sled.disk()));
+        record_codec("NodeCtx::restore_state", cost);
         restored.map_err(|_| Failure::Step("a disk does not decode"))?;
-        let (encoded, measured) = stack::measure(|| {
+        let (encoded, cost) = measure(|| {
             wire::encode_persistent_state(ctx.persistent_state(), &mut buf).map(|bytes| bytes.len())
         });
-        record_codec("encode_persistent_state", measured);
+        record_codec("encode_persistent_state", cost);
         expect(
             encoded.ok() == Some(sled.disk().len()),
             "a state does not encode back to its disk",
@@ -432,7 +435,7 @@ fn deliver_all(cluster: &mut Cluster) -> Result<(), Failure> {
         let bytes = &msg.bytes;
         record_codec(
             "decode_peer_msg",
-            stack::measure(|| wire::decode_peer_msg(bytes).is_ok()).1,
+            measure(|| wire::decode_peer_msg(bytes).is_ok()).1,
         );
         cluster.deliver(0)?;
     }
@@ -442,95 +445,124 @@ fn deliver_all(cluster: &mut Cluster) -> Result<(), Failure> {
 /// The harness's call probe: runs the node call, measured, and records it
 /// under its name.
 fn measure_node_call(call: &'static str, run: &mut dyn FnMut()) {
-    let ((), measured) = stack::measure(run);
-    record_node(call, measured);
+    let ((), cost) = measure(run);
+    record_node(call, cost);
 }
 
-/// The deepest stack use of every kind of call so far. A static, since the
+/// What one call cost: its stack (painted) and its instructions.
+struct Cost {
+    stack: Measured,
+    instructions: u64,
+}
+
+/// Runs `f` and measures what it cost. The instructions are counted inside
+/// the painted window, so that painting and scanning are not counted; the
+/// two timer reads add a few bytes to the stack figure, and a few
+/// instructions to the count.
+#[inline(always)]
+fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
+    let ((out, instructions), stack) = stack::measure(|| icount::count(f));
+    (
+        out,
+        Cost {
+            stack,
+            instructions,
+        },
+    )
+}
+
+/// The worst cost of every kind of call so far. A static, since the
 /// harness's probe (a plain `fn`) records into it.
-static REPORT: Mutex<RefCell<StackReport>> = Mutex::new(RefCell::new(StackReport::new()));
+static REPORT: Mutex<RefCell<Report>> = Mutex::new(RefCell::new(Report::new()));
 
 /// Runs `f` on the report; `None` only if it is already borrowed (never:
 /// nothing records while the report is printed).
-fn with_report<T>(f: impl FnOnce(&mut StackReport) -> T) -> Option<T> {
+fn with_report<T>(f: impl FnOnce(&mut Report) -> T) -> Option<T> {
     cortex_m::interrupt::free(|cs| {
         let mut report = REPORT.borrow(cs).try_borrow_mut().ok()?;
         Some(f(&mut report))
     })
 }
 
-fn record_node(kind: &'static str, measured: Measured) {
-    with_report(|report| report.record(kind, measured));
+fn record_node(kind: &'static str, cost: Cost) {
+    with_report(|report| report.exhausted |= !report.node.record(kind, &cost));
 }
 
-fn record_codec(kind: &'static str, measured: Measured) {
-    with_report(|report| report.record_codec(kind, measured));
+fn record_codec(kind: &'static str, cost: Cost) {
+    with_report(|report| report.exhausted |= !report.codec.record(kind, &cost));
 }
 
-/// The deepest stack use seen per kind of call: node calls, and the wire
+/// The worst cost seen per kind of call: node calls, and the wire
 /// encodings the caller runs itself (state and message codecs).
-struct StackReport {
-    node: Deepest,
-    codec: Deepest,
+struct Report {
+    node: Costs,
+    codec: Costs,
+    /// A call used the whole stack window, or a table was full.
     exhausted: bool,
 }
 
-/// Per kind: the deepest use and the number of calls.
-struct Deepest(heapless::Vec<(&'static str, usize, u32), 24>);
+/// Per kind of call: the deepest stack and the most instructions.
+struct Costs {
+    stack: Worst<24>,
+    instructions: Worst<24>,
+}
 
-impl Deepest {
+impl Costs {
     const fn new() -> Self {
-        Self(heapless::Vec::new())
-    }
-
-    /// False if the table is full.
-    fn record(&mut self, kind: &'static str, bytes: usize) -> bool {
-        if let Some(entry) = self.0.iter_mut().find(|(k, _, _)| *k == kind) {
-            entry.1 = entry.1.max(bytes);
-            entry.2 += 1;
-            true
-        } else {
-            self.0.push((kind, bytes, 1)).is_ok()
+        Self {
+            stack: Worst::new(),
+            instructions: Worst::new(),
         }
     }
 
+    /// False if the call exhausted the stack window or a table is full.
+    fn record(&mut self, kind: &'static str, cost: &Cost) -> bool {
+        let stack = self.stack.record(kind, cost.stack.bytes as u64);
+        let instructions = self.instructions.record(kind, cost.instructions);
+        stack && instructions && !cost.stack.exhausted
+    }
+
     fn print(&self, what: &str) {
-        let mut deepest = ("none", 0);
-        for &(kind, bytes, calls) in &self.0 {
+        for (kind, bytes, calls) in self.stack.iter() {
             defmt::println!(
-                "stack: {=str}: {=usize} bytes at most ({=u32} calls)",
+                "stack: {=str}: {=u64} bytes at most ({=u32} calls)",
                 kind,
                 bytes,
                 calls
             );
-            if bytes > deepest.1 {
-                deepest = (kind, bytes);
-            }
         }
+        let (kind, bytes) = self.stack.worst();
         defmt::println!(
-            "budget: stack, deepest {=str}: {=usize} bytes ({=str})",
+            "budget: stack, deepest {=str}: {=u64} bytes ({=str})",
             what,
-            deepest.1,
-            deepest.0
+            bytes,
+            kind
+        );
+        for (kind, instructions, calls) in self.instructions.iter() {
+            defmt::println!(
+                "icount: {=str}: {=u64} instructions at most ({=u32} calls)",
+                kind,
+                instructions,
+                calls
+            );
+        }
+        let (kind, instructions) = self.instructions.worst();
+        defmt::println!(
+            "budget: instructions, worst {=str}: {=u64} ({=str})",
+            what,
+            instructions,
+            kind
         );
     }
 }
 
-impl StackReport {
+impl Report {
     const fn new() -> Self {
         Self {
-            node: Deepest::new(),
-            codec: Deepest::new(),
+            node: Costs::new(),
+            codec: Costs::new(),
             exhausted: false,
         }
-    }
-
-    fn record(&mut self, kind: &'static str, measured: Measured) {
-        self.exhausted |= measured.exhausted || !self.node.record(kind, measured.bytes);
-    }
-
-    fn record_codec(&mut self, kind: &'static str, measured: Measured) {
-        self.exhausted |= measured.exhausted || !self.codec.record(kind, measured.bytes);
     }
 
     fn print(&self) {
