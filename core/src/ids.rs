@@ -55,7 +55,8 @@ impl<'de> Deserialize<'de> for RackId {
                 f.write_str("a hyphenated UUID")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RackId, E> {
-                RackId::parse(text).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+                RackId::parse(text)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
             }
         }
         deserializer.deserialize_str(Visitor)
@@ -80,9 +81,7 @@ impl RackId {
             let (_, &low) = digits.next()?;
             *byte = hex_value(high)? << 4 | hex_value(low)?;
         }
-        let hyphens = [8, 13, 18, 23]
-            .iter()
-            .all(|&i| text.get(i) == Some(&b'-'));
+        let hyphens = [8, 13, 18, 23].iter().all(|&i| text.get(i) == Some(&b'-'));
         hyphens.then_some(Self(bytes))
     }
 

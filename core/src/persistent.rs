@@ -274,7 +274,10 @@ impl PersistentState {
 
     /// The stored configuration of `epoch`.
     pub fn get(&self, epoch: Epoch) -> Option<&StoredConfig> {
-        self.fields.configs.iter().find(|c| c.config.epoch() == epoch)
+        self.fields
+            .configs
+            .iter()
+            .find(|c| c.config.epoch() == epoch)
     }
 
     /// The highest epoch this node has a configuration for.

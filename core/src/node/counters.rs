@@ -126,7 +126,10 @@ impl Counters {
 
     /// Every counter with its count, in a fixed order.
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u32)> + '_ {
-        Counter::ALL.iter().zip(self.0.iter()).map(|(c, n)| (*c, *n))
+        Counter::ALL
+            .iter()
+            .zip(self.0.iter())
+            .map(|(c, n)| (*c, *n))
     }
 
     /// The sum of all counts: zero means nothing odd has happened.

@@ -219,12 +219,18 @@ impl fmt::Display for ReconfigureError {
                 f.write_str("this sled holds only LRTQ data: the rack must be upgraded first")
             }
             Self::LrtqUpgradeInProgress(epoch) => {
-                write!(f, "the LRTQ upgrade to epoch {epoch} is being coordinated here")
+                write!(
+                    f,
+                    "the LRTQ upgrade to epoch {epoch} is being coordinated here"
+                )
             }
             Self::NotAMember => f.write_str("this sled is not a member of the new configuration"),
             Self::MemberCount(n) => write!(f, "{n} members is outside the allowed range"),
             Self::ThresholdTooLarge { threshold, members } => {
-                write!(f, "threshold {threshold} is not below the {members} members")
+                write!(
+                    f,
+                    "threshold {threshold} is not below the {members} members"
+                )
             }
             Self::LastCommittedEpochMismatch { node, request } => write!(
                 f,
@@ -265,7 +271,10 @@ impl fmt::Display for LrtqUpgradeError {
             Self::NotAMember => f.write_str("this sled is not a member of the new configuration"),
             Self::MemberCount(n) => write!(f, "{n} members is outside the allowed range"),
             Self::ThresholdTooLarge { threshold, members } => {
-                write!(f, "threshold {threshold} is not below the {members} members")
+                write!(
+                    f,
+                    "threshold {threshold} is not below the {members} members"
+                )
             }
             Self::LrtqThresholdAboveMembers {
                 lrtq_threshold,

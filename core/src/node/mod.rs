@@ -43,10 +43,10 @@ mod events;
 mod loader;
 mod outbox;
 mod peer;
-mod transmit;
-mod validate;
 #[cfg(test)]
 mod tests;
+mod transmit;
+mod validate;
 
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
@@ -117,9 +117,7 @@ impl Node {
                 self.coordinator = None;
                 match Coordinator::start(&mut self.coordinator, ctx, rng, request) {
                     Ok(()) => Ok(ReconfigureOutcome::Started),
-                    Err(StartFailed::Rng) => {
-                        Err(ReconfigureError::Rng(crate::crypto::RngError))
-                    }
+                    Err(StartFailed::Rng) => Err(ReconfigureError::Rng(crate::crypto::RngError)),
                     Err(StartFailed::Internal) => Err(ReconfigureError::Internal),
                 }
             }
@@ -207,9 +205,7 @@ impl Node {
             AdvanceRefused::CoordinatingNewer(epoch) => {
                 PrepareAndCommitError::CoordinatingNewerEpoch(epoch)
             }
-            AdvanceRefused::StoreFull | AdvanceRefused::Internal => {
-                PrepareAndCommitError::Internal
-            }
+            AdvanceRefused::StoreFull | AdvanceRefused::Internal => PrepareAndCommitError::Internal,
         })
     }
 

@@ -177,7 +177,10 @@ pub(crate) fn rack_id(state: &PersistentState) -> Option<RackId> {
 
 enum SizeError {
     MemberCount(usize),
-    Threshold { threshold: Threshold, members: usize },
+    Threshold {
+        threshold: Threshold,
+        members: usize,
+    },
 }
 
 fn check_sizes(members: &MemberSet, threshold: Threshold) -> Result<(), SizeError> {

@@ -25,11 +25,11 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
+use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
-use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::member_set::{MemberSet, sort_and_check};
 use crate::messages::{Body, PeerMsg};
 use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};

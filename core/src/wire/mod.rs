@@ -140,7 +140,10 @@ pub const MAX_LRTQ_UPGRADE_MSG_LEN: usize =
 /// Largest encoded [`LrtqShareData`].
 pub const MAX_LRTQ_SHARE_DATA_LEN: usize = VERSION_LEN + LRTQ_DATA_LEN;
 
-pub(crate) fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
+pub(crate) fn encode<'b, T: Serialize + ?Sized>(
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], WireError> {
     chunked::encode_into(value, buf)
 }
 
