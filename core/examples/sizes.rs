@@ -58,7 +58,10 @@ fn main() {
         ("MAX_COMMIT_REQUEST_LEN", wire::MAX_COMMIT_REQUEST_LEN),
         ("MAX_CONFIGURATION_LEN", wire::MAX_CONFIGURATION_LEN),
         ("MAX_ANSWER_LEN", wire::MAX_ANSWER_LEN),
-        ("MAX_COORDINATOR_STATUS_LEN", wire::MAX_COORDINATOR_STATUS_LEN),
+        (
+            "MAX_COORDINATOR_STATUS_LEN",
+            wire::MAX_COORDINATOR_STATUS_LEN,
+        ),
         ("MAX_NODE_STATUS_LEN", wire::MAX_NODE_STATUS_LEN),
     ] {
         println!("{name:<30} {len:>6} bytes");

@@ -1,5 +1,7 @@
 //! Round trips, exact worst-case sizes, and refusal of bad bytes.
 
+mod nexus;
+
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -284,6 +286,8 @@ proptest! {
         let _ = decode_reconfigure_msg(&bytes);
         let _ = decode_lrtq_upgrade_msg(&bytes);
         let _ = decode_lrtq_share_data(&bytes);
+        let _ = decode_commit_request(&bytes);
+        let _ = decode_configuration_into(&bytes, &mut DecodeSlot::new());
     }
 
     #[test]
