@@ -212,6 +212,36 @@ fn refused_and_no_op_nexus_calls_need_no_write() {
 }
 
 #[test]
+fn refused_upgrades_need_no_write() {
+    let mut sleds = lrtq_rack_with_threshold(4, 4);
+    let s = &mut sleds[0];
+    let mut wrong_rack = upgrade(2, set(0..4), 2);
+    wrong_rack.rack_id = OTHER_RACK;
+    for refused in [
+        wrong_rack,
+        upgrade(2, set(1..4), 2),
+        upgrade(2, set(0..2), 2),
+        upgrade(2, set(0..4), 4),
+        upgrade(2, set(0..3), 2),
+        upgrade(1, set(0..4), 2),
+    ] {
+        assert!(s.without_write(|s| s.upgrade(&refused)).is_err());
+    }
+    // Starting one stores nothing either: it collects LRTQ shares first.
+    assert_eq!(
+        s.without_write(|s| s.upgrade(&upgrade(2, set(0..4), 2))),
+        Ok(())
+    );
+    let again = s.without_write(|s| s.upgrade(&upgrade(2, set(0..4), 2)));
+    assert_eq!(
+        again,
+        Err(LrtqUpgradeError::EpochNotNewer { latest: Epoch(2) })
+    );
+    let reconfiguration = reconfigure(3, None, set(0..4), 2);
+    assert!(s.without_write(|s| s.coordinate(&reconfiguration)).is_err());
+}
+
+#[test]
 fn refused_and_no_op_peer_messages_need_no_write() {
     let mut sleds = committed_rack(5, 3);
     let share_of_1 = share_of(&sleds[1], 1);

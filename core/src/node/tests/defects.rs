@@ -54,7 +54,7 @@ fn an_expunged_claim_from_outside_the_configuration_is_ignored() {
     s.without_write(|s| s.receive(&platform(7), &msg(Body::Expunged(Epoch(2)))));
     assert_eq!(s.count(Counter::FalseClaim), 1);
     assert!(s.ctx.persistent_state().expunged().is_none());
-    // A member of epoch 2 says it: true, and stored before it is told.
+    // A member of epoch 2 says it: believed, stored, then raised.
     s.receive(&platform(1), &msg(Body::Expunged(Epoch(2))));
     assert_eq!(s.count(Counter::FalseClaim), 1);
     assert_eq!(

@@ -17,7 +17,7 @@ fn prepared_rack(n: usize, k: u8) -> Vec<Sled> {
 }
 
 #[test]
-fn committed_is_raised_by_nexus_s_commit_once() {
+fn committed_is_raised_once_by_commit_configuration() {
     let mut sleds = prepared_rack(4, 2);
     let s = &mut sleds[1];
     s.commit(RACK, 1).unwrap();
