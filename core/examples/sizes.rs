@@ -20,8 +20,8 @@ fn main() {
     println!("size_of::<Node>()              {node:>6} bytes");
     println!("size_of::<PersistentState>()   {state:>6} bytes");
     println!("  node + persistent state      {:>6} bytes", node + state);
-    let ctx = size_of::<NodeCtx<rand_chacha::ChaCha20Rng>>();
-    println!("size_of::<NodeCtx<ChaCha20>>() {ctx:>6} bytes (holds the persistent state)");
+    let ctx = size_of::<NodeCtx>();
+    println!("size_of::<NodeCtx>()           {ctx:>6} bytes (holds the persistent state)");
     println!(
         "  node + context               {:>6} bytes (budget 65536)",
         node + ctx
@@ -54,4 +54,16 @@ fn main() {
         "MAX_LRTQ_SHARE_DATA_LEN        {:>6} bytes",
         wire::MAX_LRTQ_SHARE_DATA_LEN
     );
+    for (name, len) in [
+        ("MAX_COMMIT_REQUEST_LEN", wire::MAX_COMMIT_REQUEST_LEN),
+        ("MAX_CONFIGURATION_LEN", wire::MAX_CONFIGURATION_LEN),
+        ("MAX_ANSWER_LEN", wire::MAX_ANSWER_LEN),
+        (
+            "MAX_COORDINATOR_STATUS_LEN",
+            wire::MAX_COORDINATOR_STATUS_LEN,
+        ),
+        ("MAX_NODE_STATUS_LEN", wire::MAX_NODE_STATUS_LEN),
+    ] {
+        println!("{name:<30} {len:>6} bytes");
+    }
 }

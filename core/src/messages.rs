@@ -209,7 +209,6 @@ pub(crate) enum QueuedShare {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::platform;
 
     /// One owned message of every body variant.
     fn every_body() -> [PeerMsg; 8] {

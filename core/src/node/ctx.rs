@@ -271,8 +271,11 @@ impl NodeCtx {
         if self.alarms.contains(&alarm) {
             return;
         }
+        // Past `MAX_ALARMS`, an alarm is only counted: an event for it
+        // would come again each time it is raised.
         if self.alarms.push(alarm).is_err() {
             self.count(Counter::AlarmDropped);
+            return;
         }
         self.emit(Event::AlarmRaised(alarm));
     }
@@ -465,7 +468,7 @@ mod tests {
 
     #[test]
     fn a_new_context_has_an_empty_unchanged_state() {
-        let mut ctx = ctx();
+        let ctx = ctx();
         assert!(ctx.persistent_state().is_empty());
         assert!(ctx.is_stored());
     }

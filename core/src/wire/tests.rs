@@ -1,16 +1,32 @@
 //! Round trips, exact worst-case sizes, and refusal of bad bytes.
 
+mod nexus;
+
 use std::vec::Vec;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::config::{ConfigFields, Configuration, Member, Members};
 use crate::crypto::{EncryptedRackSecrets, LrtqShare, Share, ShareDigest};
 use crate::ids::{Epoch, PlatformId, RackId, Threshold};
 use crate::limits::{LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN};
-use crate::messages::{Body, Envelope, LrtqUpgradeMsg, MemberSet, ReconfigureMsg};
+use crate::member_set::MemberSet;
+use crate::messages::{Body, Envelope};
 use crate::persistent::{Expunged, LrtqShareData, StateFields, StoredConfig};
+
+/// A reconfiguration request decoded into a fresh slot, as a value.
+fn decode_reconfigure_msg(bytes: &[u8]) -> Result<ReconfigureMsg, WireError> {
+    let mut slot = DecodeSlot::new();
+    decode_reconfigure_msg_into(bytes, &mut slot).cloned()
+}
+
+/// An LRTQ upgrade request decoded into a fresh slot, as a value.
+fn decode_lrtq_upgrade_msg(bytes: &[u8]) -> Result<LrtqUpgradeMsg, WireError> {
+    let mut slot = DecodeSlot::new();
+    decode_lrtq_upgrade_msg_into(bytes, &mut slot).cloned()
+}
 
 /// A platform id with both fields at their longest, distinct per `i`.
 fn longest_id(i: usize) -> PlatformId {
@@ -142,7 +158,7 @@ fn the_largest_nexus_requests_fill_their_bounds_exactly() {
         threshold: Threshold::new(31).unwrap(),
     };
     let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
-    let bytes = encode_reconfigure_msg(&reconfigure, &mut buf).unwrap();
+    let bytes = encode_nexus(&reconfigure, &mut buf).unwrap();
     assert_eq!(bytes.len(), MAX_RECONFIGURE_MSG_LEN);
     assert_eq!(decode_reconfigure_msg(bytes).unwrap(), reconfigure);
 
@@ -153,7 +169,7 @@ fn the_largest_nexus_requests_fill_their_bounds_exactly() {
         threshold: Threshold::new(31).unwrap(),
     };
     let mut buf = [0u8; MAX_LRTQ_UPGRADE_MSG_LEN];
-    let bytes = encode_lrtq_upgrade_msg(&upgrade, &mut buf).unwrap();
+    let bytes = encode_nexus(&upgrade, &mut buf).unwrap();
     assert_eq!(bytes.len(), MAX_LRTQ_UPGRADE_MSG_LEN);
     assert_eq!(decode_lrtq_upgrade_msg(bytes).unwrap(), upgrade);
 }
@@ -231,9 +247,7 @@ fn values_that_break_type_rules_are_refused() {
         threshold: Threshold::new(2).unwrap(),
     };
     let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
-    let good = encode_reconfigure_msg(&reconfigure, &mut buf)
-        .unwrap()
-        .to_vec();
+    let good = encode_nexus(&reconfigure, &mut buf).unwrap().to_vec();
     let mut bad_threshold = good.clone();
     *bad_threshold.last_mut().unwrap() = 1;
     assert_eq!(
@@ -272,6 +286,8 @@ proptest! {
         let _ = decode_reconfigure_msg(&bytes);
         let _ = decode_lrtq_upgrade_msg(&bytes);
         let _ = decode_lrtq_share_data(&bytes);
+        let _ = decode_commit_request(&bytes);
+        let _ = decode_configuration_into(&bytes, &mut DecodeSlot::new());
     }
 
     #[test]
@@ -690,7 +706,7 @@ fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         reconfigure(None, &small_set),
     ]
     .iter()
-    .map(|msg| encode_reconfigure_msg(msg, &mut buf).unwrap().to_vec())
+    .map(|msg| encode_nexus(msg, &mut buf).unwrap().to_vec())
     .collect();
     let upgrade = |members: &MemberSet| LrtqUpgradeMsg {
         rack_id: RackId([7; 16]),
@@ -700,7 +716,7 @@ fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     };
     let mut upgrades: Vec<Vec<u8>> = [upgrade(&largest_member_set()), upgrade(&small_set)]
         .iter()
-        .map(|msg| encode_lrtq_upgrade_msg(msg, &mut buf).unwrap().to_vec())
+        .map(|msg| encode_nexus(msg, &mut buf).unwrap().to_vec())
         .collect();
     let mut repeated = reversed_member_list(4);
     repeated[3] = repeated[0].clone();
@@ -721,28 +737,31 @@ fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 
 /// The in-place reconfiguration request decoder accepts exactly what
 /// serde's derived decoder accepts, with the same value or the same error,
-/// into a request that held another and into a fresh one; a failed decode
-/// leaves no members.
+/// into a slot that held another request and into a fresh one; after a
+/// failed decode the slot yields nothing.
 fn reconfigure_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
     let derived = decode::<ReconfigureMsg>(bytes);
-    let mut stale = ReconfigureMsg {
+    let held = ReconfigureMsg {
         rack_id: RackId([9; 16]),
         epoch: Epoch(77),
         last_committed_epoch: Some(Epoch(76)),
         members: largest_member_set(),
         threshold: Threshold::new(5).unwrap(),
     };
-    let in_place = decode_reconfigure_msg_into(bytes, &mut stale);
+    let mut buf = [0u8; MAX_RECONFIGURE_MSG_LEN];
+    let mut stale = DecodeSlot::new();
+    decode_reconfigure_msg_into(encode_nexus(&held, &mut buf).unwrap(), &mut stale).unwrap();
+    let in_place = decode_reconfigure_msg_into(bytes, &mut stale).cloned();
     let fresh = decode_reconfigure_msg(bytes);
     match derived {
         Ok(d) => {
-            prop_assert_eq!(in_place, Ok(()));
-            prop_assert_eq!(&stale, &d);
+            prop_assert_eq!(in_place, Ok(d.clone()));
+            prop_assert_eq!(stale.get(), Some(&d));
             prop_assert_eq!(fresh, Ok(d));
         }
         Err(e) => {
             prop_assert_eq!(in_place, Err(e));
-            prop_assert!(stale.members.is_empty());
+            prop_assert!(stale.get().is_none());
             prop_assert_eq!(fresh, Err(e));
         }
     }
@@ -752,23 +771,26 @@ fn reconfigure_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
 /// The same for LRTQ upgrade requests.
 fn upgrade_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
     let derived = decode::<LrtqUpgradeMsg>(bytes);
-    let mut stale = LrtqUpgradeMsg {
+    let held = LrtqUpgradeMsg {
         rack_id: RackId([9; 16]),
         epoch: Epoch(77),
         members: largest_member_set(),
         threshold: Threshold::new(5).unwrap(),
     };
-    let in_place = decode_lrtq_upgrade_msg_into(bytes, &mut stale);
+    let mut buf = [0u8; MAX_LRTQ_UPGRADE_MSG_LEN];
+    let mut stale = DecodeSlot::new();
+    decode_lrtq_upgrade_msg_into(encode_nexus(&held, &mut buf).unwrap(), &mut stale).unwrap();
+    let in_place = decode_lrtq_upgrade_msg_into(bytes, &mut stale).cloned();
     let fresh = decode_lrtq_upgrade_msg(bytes);
     match derived {
         Ok(d) => {
-            prop_assert_eq!(in_place, Ok(()));
-            prop_assert_eq!(&stale, &d);
+            prop_assert_eq!(in_place, Ok(d.clone()));
+            prop_assert_eq!(stale.get(), Some(&d));
             prop_assert_eq!(fresh, Ok(d));
         }
         Err(e) => {
             prop_assert_eq!(in_place, Err(e));
-            prop_assert!(stale.members.is_empty());
+            prop_assert!(stale.get().is_none());
             prop_assert_eq!(fresh, Err(e));
         }
     }
