@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use tq_core::ids::PlatformId;
 use tq_core::limits::MAX_MEMBERS;
-use tq_core::messages::{MemberSet, MemberSetError};
+use tq_core::member_set::{MemberSet, MemberSetError};
 
 /// Ids from a small alphabet, so that lists share prefixes and repeat.
 fn id() -> impl Strategy<Value = PlatformId> {
