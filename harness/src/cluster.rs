@@ -363,7 +363,7 @@ impl Cluster {
     }
 
     /// Runs `f` on sled `index`'s node if it is up, through the core's
-    /// driving loop ([`tq_core::node::drive`]): its state is stored to the
+    /// driving loop ([`tq_core::node::drive()`]): its state is stored to the
     /// disk if it changed, and only then do its messages move, encoded,
     /// into the network. `None` if the sled is down. Not run through the
     /// probe: the caller sees the call itself.

@@ -161,7 +161,7 @@ impl Sled {
     }
 
     /// The running node and context, if up, for a caller that syncs after
-    /// (see [`Sled::split_mut`]).
+    /// (the cluster syncs after through its own split borrow).
     pub fn running_mut(&mut self) -> Option<&mut Running> {
         self.running.as_mut()
     }

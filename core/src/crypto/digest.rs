@@ -7,7 +7,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 /// SHA3-256 of a share's bytes. Public: configurations list one per member
 /// (and the LRTQ share data one per LRTQ share).
-/// Hex in JSON (see [`crate::serde_forms`]).
+/// Lower-case hex in JSON; raw bytes in postcard.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ShareDigest(#[serde(with = "crate::serde_forms::hex_array")] pub [u8; 32]);
 

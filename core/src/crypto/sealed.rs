@@ -247,7 +247,7 @@ impl defmt::Format for RetainedSecrets {
 /// both refuse anything else, so a malformed length never reaches
 /// decryption.
 ///
-/// In JSON the salt and ciphertext are hex (see [`crate::serde_forms`]).
+/// In JSON the salt and ciphertext are lower-case hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "EncryptedRackSecretsWire")]
 pub struct EncryptedRackSecrets {

@@ -25,9 +25,9 @@
 //! The node enforces step 2: while the state is not stored, `poll_transmit`
 //! and `poll_event` hand out nothing, so an ack never leaves for state a
 //! crash could lose, and a write that failed (left unacknowledged) keeps
-//! everything queued until a later write succeeds. [`drive`] is this loop,
-//! written once: [`drive::drive`] runs an input and steps 2 and 3 against
-//! the caller's [`drive::Io`].
+//! everything queued until a later write succeeds. [`drive()`] is this
+//! loop, written once: it runs an input and steps 2 and 3 against the
+//! caller's [`Io`].
 //!
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
@@ -37,7 +37,7 @@ mod collector;
 mod coordinator;
 mod counters;
 mod ctx;
-pub mod drive;
+mod drive;
 mod errors;
 mod events;
 mod loader;

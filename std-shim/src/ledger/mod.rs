@@ -2,7 +2,7 @@
 //! on a sled's two M.2 drives.
 //!
 //! Each copy is a checksummed header and the core's encoding of its
-//! persistent state ([`format`]), replaced atomically on every write
+//! persistent state ([`mod@format`]), replaced atomically on every write
 //! ([`file`]). The payload is opaque here; the node layer encodes and
 //! decodes it with the core.
 //!

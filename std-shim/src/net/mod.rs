@@ -5,7 +5,7 @@
 //! [`NetEvent`]s:
 //!
 //! - [`Net::start`] binds the listener and dials the peers it should (see
-//!   [`manager`] for who dials whom); it returns the handle and the event
+//!   `manager` for who dials whom); it returns the handle and the event
 //!   receiver.
 //! - Events for one peer come in order: `Connected`, its frames,
 //!   `Disconnected`; a replacing connection's `Connected` comes after the
