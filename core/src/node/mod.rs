@@ -52,7 +52,7 @@ pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
 pub use counters::{COUNTER_COUNT, Counter, Counters};
 pub use ctx::{NodeCtx, RestoreLrtqError, StateToStore};
-pub use drive::{Io, drive};
+pub use drive::{AsyncIo, Io, drive, drive_async};
 pub use errors::{
     CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
     RackMismatch, ReconfigureError,
