@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sha3::{Digest, Sha3_256};
 use tq_core::crypto::{LrtqShare, ShareDigest};
-use tq_core::ids::RackId;
+use tq_core::ids::{LrtqThreshold, RackId};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use vsss_rs::curve25519::WrappedScalar;
@@ -100,7 +100,7 @@ fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
         share.try_into().expect("vsss-rs share layout");
     let data = LrtqShareData {
         rack_id: RackId(LEDGER_RACK_ID),
-        threshold,
+        threshold: LrtqThreshold::new(threshold).expect("n/2 + 1 is an LRTQ threshold"),
         share: LrtqShare::from_bytes(share).expect("tq-core takes the vsss-rs share"),
         share_digests: digests
             .chunks_exact(32)

@@ -129,7 +129,7 @@ impl<C, S, L> Body<C, S, L> {
 }
 
 /// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
-/// sorts and refuses repeats, so two encodings of one set compare equal.
+/// refuses repeats and a list out of order (a set has one encoding).
 ///
 /// Only the in-place decoder of [`crate::wire`] decodes it: serde's derived
 /// decoder exists in tests only, as that decoder's oracle.

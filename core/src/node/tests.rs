@@ -213,7 +213,7 @@ fn lrtq_rack(n: usize) -> (Vec<Sled>, [u8; 32]) {
         .map(|i| {
             let data = LrtqShareData {
                 rack_id: RACK,
-                threshold: 3,
+                threshold: crate::ids::LrtqThreshold::new(3).unwrap(),
                 share: shares[i].clone(),
                 share_digests: digests.clone(),
             };

@@ -27,7 +27,7 @@ use serde::de::{
 
 use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
-use crate::ids::{Epoch, RackId};
+use crate::ids::{Epoch, LrtqThreshold, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
 use crate::messages::{Body, LrtqUpgradeMsg, MemberSet, PeerMsg, ReconfigureMsg, sort_and_check};
 use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
@@ -230,7 +230,7 @@ impl<'de> Visitor<'de> for LrtqFieldsInto<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"LRTQ share data";
         let rack_id: RackId = field(&mut seq, 0, expected)?;
-        let threshold: u8 = field(&mut seq, 1, expected)?;
+        let threshold: LrtqThreshold = field(&mut seq, 1, expected)?;
         let share: LrtqShare = field(&mut seq, 2, expected)?;
         let data = fill_lrtq(self.0, rack_id, threshold, share);
         field_into(&mut seq, VecInto(&mut data.share_digests), 3, expected)
@@ -243,7 +243,7 @@ impl<'de> Visitor<'de> for LrtqFieldsInto<'_> {
 fn fill_lrtq(
     slot: &mut Option<LrtqShareData>,
     rack_id: RackId,
-    threshold: u8,
+    threshold: LrtqThreshold,
     share: LrtqShare,
 ) -> &mut LrtqShareData {
     match slot {
