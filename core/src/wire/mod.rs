@@ -236,7 +236,8 @@ pub(crate) const fn empty_peer_msg() -> PeerMsg {
 /// decoded message that may break its types' rules: discard it.
 pub(crate) fn decode_peer_msg_into(bytes: &[u8], msg: &mut PeerMsg) -> Result<(), WireError> {
     let read = decode_with(bytes, in_place::PeerMsgInto(msg))?;
-    accept(read, msg)
+    // Borrowed, as the node encodes what it sends: one encoder in flash.
+    accept(read, &msg.as_ref())
 }
 
 /// Encodes the persistent state into `buf`, returning the bytes written.
