@@ -92,8 +92,20 @@ impl Flavor for &mut Pager<'_, '_> {
         Ok(())
     }
 
+    // Postcard writes most bytes one at a time (every byte of an array or a
+    // byte list), so this is the hot path.
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.try_extend(&[byte])
+        if self.filled == self.page.len() {
+            self.flush()?;
+        }
+        let slot = self
+            .page
+            .get_mut(self.filled)
+            // Only with an empty page, which `encode_chunked` refuses.
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.filled += 1;
+        Ok(())
     }
 
     fn finalize(self) -> postcard::Result<()> {
