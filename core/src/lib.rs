@@ -22,6 +22,10 @@
 //!   through [`subtle`], never appear in `Debug` output or logs, and are
 //!   processed without secret-dependent branches or table lookups.
 //! - **The caller persists state before sending** anything this crate queued.
+//! - **Decoding is total and canonical.** Any bytes decode to a valid value
+//!   or a typed error, and a value has exactly one accepted encoding: every
+//!   decoder of [`wire`] ends by re-encoding what it read and comparing, so
+//!   the host and the 32-bit service processor accept the same bytes.
 //!
 //! # Layers
 //!

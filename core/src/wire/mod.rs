@@ -11,7 +11,7 @@
 //! the encoder writes for the value they decode to, so a non-minimal varint
 //! or a member list out of order is [`WireError::Malformed`], and the
 //! 64-bit host and the 32-bit service processor accept the same bytes.
-//! Every decoder ends with that check (`canonical.rs`, through [`accept`]);
+//! Every decoder ends with that check (`canonical.rs`, through `accept`);
 //! `core/tests/vectors/wire.txt` holds hand-written encodings with their
 //! outcomes, run on the host and on the service processor's CPU.
 

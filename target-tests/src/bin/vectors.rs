@@ -1,6 +1,8 @@
 //! The hand-written wire vectors (`core/tests/vectors/wire.txt`) on the
-//! service processor's CPU: every decoder the node's task uses, on every
-//! vector, with the outcome printed as `vector LINE DECODER OUTCOME`. The
+//! service processor's CPU: each decoder of `tq_core::wire` (the state and
+//! Nexus's requests in place, into statics, as a node's task decodes them)
+//! on every vector, with the outcome printed as `vector LINE DECODER
+//! OUTCOME`, and the deepest stack each decoder took. The
 //! host runs the same file (`tq-core`'s `wire::vector_tests`); the run
 //! exits non-zero if any outcome differs from the file's, and CI checks
 //! from the log that every vector ran (`tools/vectors.py`).
@@ -35,8 +37,8 @@ struct Slots {
     upgrade: &'static mut LrtqUpgradeMsg,
 }
 
-/// Decodes `bytes` with the decoder a node's task uses for `decoder`.
-/// Each decoder runs in its own frame, so each one's stack is its own.
+/// Decodes `bytes` with the decoder of `decoder`. Each decoder runs in its
+/// own frame, so each one's stack is its own.
 fn decode_as(decoder: Decoder, bytes: &[u8], slots: &mut Slots) -> Result<(), WireError> {
     match decoder {
         Decoder::Peer => peer(bytes),
