@@ -91,13 +91,7 @@ fn exactly_the_marked_vectors_are_refused_by_the_canonical_rule_alone() {
 #[test]
 fn the_vectors_cover_every_decoder_with_each_kind_of_outcome() {
     let vectors = all_vectors();
-    for decoder in [
-        Decoder::Peer,
-        Decoder::State,
-        Decoder::Reconfigure,
-        Decoder::Upgrade,
-        Decoder::Lrtq,
-    ] {
+    for decoder in Decoder::ALL {
         let of = |pick: &dyn Fn(&Vector<'_>) -> bool| {
             vectors
                 .iter()

@@ -26,6 +26,15 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// Every decoder, in this order.
+    pub const ALL: [Self; 5] = [
+        Self::Peer,
+        Self::State,
+        Self::Reconfigure,
+        Self::Upgrade,
+        Self::Lrtq,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Peer => "peer",
@@ -37,15 +46,7 @@ impl Decoder {
     }
 
     fn parse(token: &str) -> Option<Self> {
-        [
-            Self::Peer,
-            Self::State,
-            Self::Reconfigure,
-            Self::Upgrade,
-            Self::Lrtq,
-        ]
-        .into_iter()
-        .find(|d| d.name() == token)
+        Self::ALL.into_iter().find(|d| d.name() == token)
     }
 }
 

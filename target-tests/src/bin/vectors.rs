@@ -94,7 +94,7 @@ fn main() -> ! {
     let mut buf = [0u8; MAX_VECTOR_LEN];
     let (mut run, mut by_rule, mut wrong) = (0usize, 0usize, 0usize);
     // Deepest stack per decoder, in `Decoder` order.
-    let mut deepest = [0usize; 5];
+    let mut deepest = [0usize; Decoder::ALL.len()];
     for vector in format::vectors(VECTORS) {
         let Ok(vector) = vector else {
             fail("wire.txt has a line that is not a vector");
@@ -121,13 +121,7 @@ fn main() -> ! {
             );
         }
     }
-    for decoder in [
-        Decoder::Peer,
-        Decoder::State,
-        Decoder::Reconfigure,
-        Decoder::Upgrade,
-        Decoder::Lrtq,
-    ] {
+    for decoder in Decoder::ALL {
         defmt::println!(
             "stack: {=str} vectors: {=usize} bytes at most",
             decoder.name(),
