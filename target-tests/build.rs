@@ -37,7 +37,7 @@ use rand::rngs::StdRng;
 use sha3::{Digest, Sha3_256};
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, LrtqShare, Share, ShareDigest};
-use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN};
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
@@ -113,7 +113,7 @@ fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
         share.try_into().expect("vsss-rs share layout");
     let data = LrtqShareData {
         rack_id: RackId(LEDGER_RACK_ID),
-        threshold,
+        threshold: LrtqThreshold::new(threshold).expect("n/2 + 1 is an LRTQ threshold"),
         share: LrtqShare::from_bytes(share).expect("tq-core takes the vsss-rs share"),
         share_digests: digests
             .chunks_exact(32)

@@ -166,7 +166,8 @@ pub fn lrtq_rack(sleds: usize, seed: u64) -> (Vec<LrtqShareData>, RackSecret) {
         .take(sleds)
         .map(|share| LrtqShareData {
             rack_id: RACK,
-            threshold: threshold as u8,
+            threshold: tq_core::ids::LrtqThreshold::new(threshold as u8)
+                .expect("n/2 + 1 of at most 32 sleds"),
             share: share.clone(),
             share_digests: digests.clone(),
         })

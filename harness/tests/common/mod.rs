@@ -49,7 +49,7 @@ pub fn lrtq_rack(sleds: usize, seed: u64) -> (Vec<LrtqShareData>, RackSecret) {
     let data = (0..sleds)
         .map(|i| LrtqShareData {
             rack_id: RACK,
-            threshold: u8::try_from(threshold).unwrap(),
+            threshold: tq_core::ids::LrtqThreshold::new(u8::try_from(threshold).unwrap()).unwrap(),
             share: shares[i].clone(),
             share_digests: digests.clone(),
         })
