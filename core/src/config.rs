@@ -54,15 +54,21 @@ impl core::error::Error for ConfigError {}
 
 /// A validated configuration (PROTOCOL.md section 3).
 ///
-/// Only the in-place decoder of [`crate::wire`] decodes it: serde's derived
-/// decoder exists in tests only, as that decoder's oracle.
+/// On the service processor only the in-place decoder of [`crate::wire`]
+/// decodes it; serde's derived decoder (checking every rule) exists on the
+/// host (feature `host`: Nexus restores the configurations it stored) and
+/// in tests, as that decoder's oracle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(Deserialize), serde(try_from = "ConfigFields"))]
+#[cfg_attr(
+    any(test, feature = "host"),
+    derive(Deserialize),
+    serde(try_from = "ConfigFields")
+)]
 pub struct Configuration(ConfigFields);
 
 /// The fields of a configuration, as they go on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(Deserialize))]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 pub struct ConfigFields {
     /// The rack this configuration belongs to.
     pub rack_id: RackId,
