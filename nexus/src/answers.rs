@@ -57,7 +57,7 @@ impl Nexus {
             bump(&mut self.stats.unreachable);
         }
         let reaction = if call.method.is_for_coordinator() {
-            self.on_coordinator_answer(now, call, answer)
+            self.on_coordinator_answer(now, answer)
         } else {
             self.on_member_answer(now, call, answer)
         };
@@ -72,15 +72,9 @@ impl Nexus {
         reaction
     }
 
-    fn on_coordinator_answer(&mut self, now: Instant, call: InFlight, answer: Answer<'_>) -> Reaction {
-        let is_this_epoch = self
-            .state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.request.epoch() == call.epoch && p.coordinator == call.to);
-        if !is_this_epoch {
-            return Reaction::Ignored;
-        }
+    /// A coordinator call in flight is always about the pending epoch:
+    /// abandoning forgets it, and a commit ends with its answer.
+    fn on_coordinator_answer(&mut self, now: Instant, answer: Answer<'_>) -> Reaction {
         let retry = now.after(self.timing.retry_interval);
         match answer {
             Answer::Unreachable => {
@@ -239,4 +233,3 @@ impl Nexus {
         reaction
     }
 }
-

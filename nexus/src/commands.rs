@@ -155,7 +155,11 @@ impl Nexus {
     /// is one: the same sled may well be stuck again). Returns the new
     /// epoch. Answers to calls about the abandoned epoch are ignored from
     /// here on, so it is never committed.
-    pub fn abandon(&mut self, now: Instant, coordinator: &PlatformId) -> Result<Epoch, AbandonError> {
+    pub fn abandon(
+        &mut self,
+        now: Instant,
+        coordinator: &PlatformId,
+    ) -> Result<Epoch, AbandonError> {
         let Some(pending) = &self.state.pending else {
             return Err(AbandonError::NothingPending);
         };

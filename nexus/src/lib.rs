@@ -96,9 +96,9 @@ mod outputs;
 mod roster;
 mod state;
 mod stats;
-mod time;
 #[cfg(test)]
 mod tests;
+mod time;
 
 pub use answers::Reaction;
 pub use calls::{Answer, Call, CallId, CallKind, Method, status_ref};

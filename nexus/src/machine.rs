@@ -132,7 +132,10 @@ impl<'a> Committed<'a> {
 
     /// The members that have not confirmed it yet.
     pub fn unconfirmed(&self) -> Sleds<'a> {
-        Sleds::new(self.roster, self.record.members.minus(self.record.confirmed))
+        Sleds::new(
+            self.roster,
+            self.record.members.minus(self.record.confirmed),
+        )
     }
 }
 
@@ -328,12 +331,18 @@ impl Nexus {
 
     /// The latest committed epoch.
     pub fn latest_committed(&self) -> Option<Committed<'_>> {
-        self.state.history.back().map(|&record| self.committed_view(record))
+        self.state
+            .history
+            .back()
+            .map(|&record| self.committed_view(record))
     }
 
     /// Every remembered commit, oldest first.
     pub fn history(&self) -> impl DoubleEndedIterator<Item = Committed<'_>> + '_ {
-        self.state.history.iter().map(|&record| self.committed_view(record))
+        self.state
+            .history
+            .iter()
+            .map(|&record| self.committed_view(record))
     }
 
     /// Committed `epoch`, if Nexus committed it (and remembers it).
@@ -348,7 +357,9 @@ impl Nexus {
 
     /// Whether `epoch` is older than what Nexus remembers.
     pub fn forgot_epoch(&self, epoch: Epoch) -> bool {
-        self.state.forgotten_below.is_some_and(|below| epoch < below)
+        self.state
+            .forgotten_below
+            .is_some_and(|below| epoch < below)
     }
 
     /// The highest remembered epoch `id` confirmed the commit of.
@@ -369,13 +380,10 @@ impl Nexus {
 
     /// The reconfiguration being driven.
     pub fn pending(&self) -> Option<PendingView<'_>> {
-        self.state
-            .pending
-            .as_ref()
-            .map(|pending| PendingView {
-                nexus: self,
-                pending,
-            })
+        self.state.pending.as_ref().map(|pending| PendingView {
+            nexus: self,
+            pending,
+        })
     }
 
     /// Calls handed out and not answered yet.

@@ -208,7 +208,11 @@ impl State {
             .history
             .iter()
             .flat_map(|c| [c.members, c.acked, c.confirmed]);
-        if sets.into_iter().chain(histories).any(|s| !s.minus(everyone).is_empty()) {
+        if sets
+            .into_iter()
+            .chain(histories)
+            .any(|s| !s.minus(everyone).is_empty())
+        {
             return Err(E::UnknownSled);
         }
         if !self.members.intersection(self.removed).is_empty() {
@@ -238,11 +242,11 @@ impl State {
             let request = &pending.request;
             let epoch = request.epoch();
             let members_fit = request.members().len() == pending.members.len()
-                && request
-                    .members()
-                    .as_slice()
-                    .iter()
-                    .all(|id| self.roster.place_of(id).is_some_and(|p| pending.members.contains(p)));
+                && request.members().as_slice().iter().all(|id| {
+                    self.roster
+                        .place_of(id)
+                        .is_some_and(|p| pending.members.contains(p))
+                });
             let kind_fits = matches!(request, Request::Upgrade(_)) == self.on_lrtq;
             if !members_fit || !pending.members.contains(pending.coordinator) || !kind_fits {
                 return Err(E::Pending);
