@@ -2,10 +2,11 @@
 //!
 //! 1. Puts `memory.x` (the emulated board's memory map) where cortex-m-rt's
 //!    linker script finds it.
-//! 2. Sets up the LRTQ racks the scenario starts from, exactly as LRTQ rack
-//!    setup did: one curve25519 scalar secret split with `vsss-rs` 3.3.4
-//!    into 255 shares, threshold `n/2 + 1` for `n` sleds. For each rack size
-//!    it writes into `OUT_DIR`, for `include_bytes!`:
+//! 2. Sets up the LRTQ racks the scenario starts from with the fixture
+//!    every test crate shares (`tq_test_fixtures::lrtq_setup`: exactly as
+//!    LRTQ rack setup did, one curve25519 scalar secret split with
+//!    `vsss-rs` 3.3.4 into 255 shares, threshold `n/2 + 1` for `n` sleds).
+//!    For each rack size it writes into `OUT_DIR`, for `include_bytes!`:
 //!    - `lrtq-N.threshold`: one byte;
 //!    - `lrtq-N.secret`: the secret's 32 bytes, as the old software used
 //!      them (`Scalar::as_bytes`), which the upgraded rack must keep as its
@@ -25,22 +26,13 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use sha3::{Digest, Sha3_256};
-use tq_core::crypto::{LrtqShare, ShareDigest};
 use tq_core::ids::RackId;
-use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
-use vsss_rs::curve25519::WrappedScalar;
-use vsss_rs::curve25519_dalek::Scalar;
+use tq_test_fixtures::{LRTQ_TOTAL_SHARES, lrtq_setup, lrtq_share_data};
 
 /// LRTQ sleds of the racks the scenario runs (each rack also has one spare
 /// sled, which the scenario adds).
 const LRTQ_RACK_SIZES: [usize; 2] = [4, 7];
-
-/// Shares LRTQ rack setup made, spares for later sleds included.
-const LRTQ_TOTAL_SHARES: usize = 255;
 
 /// The rack id the LRTQ ledgers name.
 const LEDGER_RACK_ID: [u8; 16] = [0x5a; 16];
@@ -58,58 +50,19 @@ fn main() {
 }
 
 fn write_lrtq_rack(out: &Path, sleds: usize) {
-    let threshold = sleds / 2 + 1;
-    let mut rng = StdRng::seed_from_u64(0x4c52_5451_0000 + sleds as u64);
-    let secret = Scalar::random(&mut rng);
-    let shares = vsss_rs::shamir::split_secret::<WrappedScalar, u8, Vec<u8>>(
-        threshold,
-        LRTQ_TOTAL_SHARES,
-        secret.into(),
-        &mut rng,
-    )
-    .expect("vsss-rs splits the LRTQ secret");
-    assert_eq!(shares.len(), LRTQ_TOTAL_SHARES);
-
-    // The set-up is only useful if the shares rebuild the secret.
-    let rebuilt: WrappedScalar =
-        vsss_rs::combine_shares(&shares[..threshold]).expect("vsss-rs combines");
-    assert_eq!(rebuilt.0, secret, "LRTQ shares do not rebuild the secret");
-
-    let mut held = Vec::new();
-    for share in &shares[..sleds] {
-        assert_eq!(share.len(), 33, "vsss-rs share layout changed");
-        held.extend_from_slice(share);
-    }
-    let mut digests = Vec::new();
-    for share in &shares {
-        digests.extend_from_slice(&Sha3_256::digest(share));
-    }
+    let setup = lrtq_setup(sleds, 0x4c52_5451_0000 + sleds as u64);
+    assert_eq!(setup.shares.len(), LRTQ_TOTAL_SHARES);
+    let held: Vec<u8> = setup.shares[..sleds].concat();
+    let digests: Vec<u8> = setup.digests().concat();
+    // Sled 0's share data, encoded by tq-core.
+    let data = lrtq_share_data(&setup, RackId(LEDGER_RACK_ID), 0);
+    let mut ledger = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
+    let ledger = wire::encode_lrtq_share_data(&data, &mut ledger).expect("LRTQ share data encodes");
 
     let name = |ext: &str| out.join(format!("lrtq-{sleds}.{ext}"));
-    let threshold = u8::try_from(threshold).expect("small threshold");
-    fs::write(name("threshold"), [threshold]).expect("write threshold");
-    fs::write(name("secret"), secret.as_bytes()).expect("write secret");
+    fs::write(name("threshold"), [setup.threshold]).expect("write threshold");
+    fs::write(name("secret"), setup.secret).expect("write secret");
     fs::write(name("shares"), held).expect("write shares");
-    fs::write(name("ledger"), ledger(threshold, &shares[0], &digests)).expect("write ledger");
+    fs::write(name("ledger"), ledger).expect("write ledger");
     fs::write(name("digests"), digests).expect("write digests");
-}
-
-/// Sled 0's LRTQ share data, encoded by tq-core.
-fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
-    let share: &[u8; tq_core::limits::LRTQ_SHARE_LEN] =
-        share.try_into().expect("vsss-rs share layout");
-    let data = LrtqShareData {
-        rack_id: RackId(LEDGER_RACK_ID),
-        threshold,
-        share: LrtqShare::from_bytes(share).expect("tq-core takes the vsss-rs share"),
-        share_digests: digests
-            .chunks_exact(32)
-            .map(|d| ShareDigest(d.try_into().expect("32-byte digest")))
-            .collect(),
-    };
-    assert_eq!(data.share_digests.len(), LRTQ_TOTAL_SHARES);
-    let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
-    wire::encode_lrtq_share_data(&data, &mut buf)
-        .expect("LRTQ share data encodes")
-        .to_vec()
 }
