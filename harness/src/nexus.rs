@@ -396,59 +396,35 @@ impl Cluster {
     /// Makes call `id` on sled `to` and hands the answer to Nexus.
     fn nexus_call(&mut self, id: CallId, to: usize, method: Method) -> Result<(), Violation> {
         let now = self.nexus.now;
-        let name = Some(method.name());
-        let answered = match method {
+        let answered = if method == Method::CoordinatorStatus {
             // Read-only, and its answer borrows the node: answered inside.
-            Method::CoordinatorStatus => self.call_for_nexus(to, None, |node, ctx, _, nexus| {
+            self.call_for_nexus(to, None, |node, ctx, _, nexus| {
                 let status = node.coordinator_status(ctx);
                 nexus
                     .machine
                     .on_answer(now, id, Answer::CoordinatorStatus(status))
-            })?,
-            Method::Reconfigure => self
-                .call_for_nexus(to, name, |node, ctx, rng, nexus| {
-                    match nexus.machine.call(id).map(|call| call.kind) {
-                        Some(CallKind::Reconfigure(msg)) => Some(Answer::Reconfigure(
-                            node.coordinate_reconfiguration(ctx, rng, msg),
-                        )),
-                        _ => None,
+            })?
+        } else {
+            self.call_for_nexus(to, Some(method.name()), |node, ctx, rng, nexus| {
+                let answer: Answer<'static> = match nexus.machine.call(id)?.kind {
+                    CallKind::Reconfigure(msg) => {
+                        Answer::Reconfigure(node.coordinate_reconfiguration(ctx, rng, msg))
                     }
-                })?
-                .flatten()
-                .map(|answer| self.nexus.machine.on_answer(now, id, answer)),
-            Method::UpgradeFromLrtq => self
-                .call_for_nexus(to, name, |node, ctx, rng, nexus| {
-                    match nexus.machine.call(id).map(|call| call.kind) {
-                        Some(CallKind::UpgradeFromLrtq(msg)) => Some(Answer::UpgradeFromLrtq(
-                            node.coordinate_upgrade_from_lrtq(ctx, rng, msg),
-                        )),
-                        _ => None,
+                    CallKind::UpgradeFromLrtq(msg) => {
+                        Answer::UpgradeFromLrtq(node.coordinate_upgrade_from_lrtq(ctx, rng, msg))
                     }
-                })?
-                .flatten()
-                .map(|answer| self.nexus.machine.on_answer(now, id, answer)),
-            Method::Commit => self
-                .call_for_nexus(to, name, |node, ctx, _, nexus| {
-                    match nexus.machine.call(id).map(|call| call.kind) {
-                        Some(CallKind::Commit(request)) => {
-                            Some(Answer::Commit(node.commit_configuration(ctx, &request)))
-                        }
-                        _ => None,
+                    CallKind::Commit(request) => {
+                        Answer::Commit(node.commit_configuration(ctx, &request))
                     }
-                })?
-                .flatten()
-                .map(|answer| self.nexus.machine.on_answer(now, id, answer)),
-            Method::PrepareAndCommit => self
-                .call_for_nexus(to, name, |node, ctx, _, nexus| {
-                    match nexus.machine.call(id).map(|call| call.kind) {
-                        Some(CallKind::PrepareAndCommit(config)) => Some(Answer::PrepareAndCommit(
-                            node.prepare_and_commit(ctx, config),
-                        )),
-                        _ => None,
+                    CallKind::PrepareAndCommit(config) => {
+                        Answer::PrepareAndCommit(node.prepare_and_commit(ctx, config))
                     }
-                })?
-                .flatten()
-                .map(|answer| self.nexus.machine.on_answer(now, id, answer)),
+                    CallKind::CoordinatorStatus => return None,
+                };
+                Some(answer)
+            })?
+            .flatten()
+            .map(|answer| self.nexus.machine.on_answer(now, id, answer))
         };
         // The sled is down (or the call was gone: answered the same way).
         let reaction =
