@@ -8,11 +8,13 @@ mod common;
 
 use criterion::{Criterion, criterion_group};
 use std::hint::black_box;
+use tq_core::api::ReconfigureMsg;
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, Share, ShareDigest};
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS};
-use tq_core::messages::{Body, Envelope, MemberSet, PeerMsgRef, ReconfigureMsg};
+use tq_core::member_set::MemberSet;
+use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::persistent::{Expunged, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
 
@@ -109,10 +111,7 @@ fn cases() -> Vec<Case> {
             "state",
             wire::encode_persistent_state(&large_state(), &mut buf),
         ),
-        case(
-            "reconfigure",
-            wire::encode_reconfigure_msg(&request, &mut buf),
-        ),
+        case("reconfigure", wire::encode_nexus(&request, &mut buf)),
     ]
 }
 
@@ -120,7 +119,7 @@ fn cases() -> Vec<Case> {
 /// state and the request are decoded in place, as a node does.
 struct Codec {
     state: PersistentState,
-    request: ReconfigureMsg,
+    request: wire::DecodeSlot<ReconfigureMsg>,
     buf: Vec<u8>,
 }
 
@@ -128,7 +127,7 @@ impl Codec {
     fn new() -> Self {
         Self {
             state: PersistentState::new(),
-            request: ReconfigureMsg::unfilled(),
+            request: wire::DecodeSlot::new(),
             buf: vec![0u8; wire::MAX_PERSISTENT_STATE_LEN],
         }
     }
@@ -147,9 +146,9 @@ impl Codec {
                 encode_too.then(|| wire::encode_persistent_state(&self.state, buf).map(<[u8]>::len))
             }
             _ => {
-                wire::decode_reconfigure_msg_into(bytes, &mut self.request).expect("decodes");
-                encode_too
-                    .then(|| wire::encode_reconfigure_msg(&self.request, buf).map(<[u8]>::len))
+                let request =
+                    wire::decode_reconfigure_msg_into(bytes, &mut self.request).expect("decodes");
+                encode_too.then(|| wire::encode_nexus(request, buf).map(<[u8]>::len))
             }
         };
         encoded.map_or(0, |len| len.expect("encodes"))

@@ -11,11 +11,7 @@ use std::path::Path;
 
 fn main() -> std::io::Result<()> {
     // The cluster seeds run a `Cluster`, which is large: give it room.
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(write_all)?
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    tq_test_fixtures::with_big_stack(write_all)
 }
 
 fn write_all() -> std::io::Result<()> {

@@ -71,11 +71,13 @@ mod tests {
                 }
                 Decoder::Reconfigure => {
                     round_trip::reconfigure_msg(bytes);
-                    format::Outcome::of(&wire::decode_reconfigure_msg(bytes))
+                    let mut slot = Box::new(wire::DecodeSlot::new());
+                    format::Outcome::of(&wire::decode_reconfigure_msg_into(bytes, &mut slot))
                 }
                 Decoder::Upgrade => {
                     round_trip::lrtq_upgrade_msg(bytes);
-                    format::Outcome::of(&wire::decode_lrtq_upgrade_msg(bytes))
+                    let mut slot = Box::new(wire::DecodeSlot::new());
+                    format::Outcome::of(&wire::decode_lrtq_upgrade_msg_into(bytes, &mut slot))
                 }
                 Decoder::Lrtq => {
                     round_trip::lrtq_share_data(bytes);

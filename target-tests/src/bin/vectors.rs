@@ -19,9 +19,9 @@ mod format;
 use core::hint::black_box;
 
 use format::{Decoder, Outcome};
-use tq_core::messages::{LrtqUpgradeMsg, ReconfigureMsg};
+use tq_core::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::persistent::PersistentState;
-use tq_core::wire::{self, WireError};
+use tq_core::wire::{self, DecodeSlot, WireError};
 use tq_target_tests::stack;
 use tq_target_tests::{fail, pass};
 
@@ -33,8 +33,8 @@ const MAX_VECTOR_LEN: usize = 1024;
 /// Where decoded values go: statics, as in the node's task.
 struct Slots {
     state: &'static mut PersistentState,
-    reconfigure: &'static mut ReconfigureMsg,
-    upgrade: &'static mut LrtqUpgradeMsg,
+    reconfigure: &'static mut DecodeSlot<ReconfigureMsg>,
+    upgrade: &'static mut DecodeSlot<LrtqUpgradeMsg>,
 }
 
 /// Decodes `bytes` with the decoder of `decoder`. Each decoder runs in its
@@ -61,13 +61,13 @@ fn state(bytes: &[u8], slot: &mut PersistentState) -> Result<(), WireError> {
 }
 
 #[inline(never)]
-fn reconfigure(bytes: &[u8], slot: &mut ReconfigureMsg) -> Result<(), WireError> {
-    wire::decode_reconfigure_msg_into(bytes, slot)
+fn reconfigure(bytes: &[u8], slot: &mut DecodeSlot<ReconfigureMsg>) -> Result<(), WireError> {
+    wire::decode_reconfigure_msg_into(bytes, slot).map(drop)
 }
 
 #[inline(never)]
-fn upgrade(bytes: &[u8], slot: &mut LrtqUpgradeMsg) -> Result<(), WireError> {
-    wire::decode_lrtq_upgrade_msg_into(bytes, slot)
+fn upgrade(bytes: &[u8], slot: &mut DecodeSlot<LrtqUpgradeMsg>) -> Result<(), WireError> {
+    wire::decode_lrtq_upgrade_msg_into(bytes, slot).map(drop)
 }
 
 /// LRTQ share data, by value (about 8 KiB; a booting node decodes it in
@@ -81,8 +81,8 @@ fn lrtq(bytes: &[u8]) -> Result<(), WireError> {
 fn main() -> ! {
     let (Some(state), Some(reconfigure), Some(upgrade)) = (
         cortex_m::singleton!(: PersistentState = PersistentState::new()),
-        cortex_m::singleton!(: ReconfigureMsg = ReconfigureMsg::unfilled()),
-        cortex_m::singleton!(: LrtqUpgradeMsg = LrtqUpgradeMsg::unfilled()),
+        cortex_m::singleton!(: DecodeSlot<ReconfigureMsg> = DecodeSlot::new()),
+        cortex_m::singleton!(: DecodeSlot<LrtqUpgradeMsg> = DecodeSlot::new()),
     ) else {
         fail("slots taken");
     };
