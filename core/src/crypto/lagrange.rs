@@ -21,9 +21,10 @@
 //! # Cost
 //!
 //! The tables are 512 bytes of flash (`LOG` and `EXP`, 256 bytes each, built
-//! at compile time). [`Basis::new`] does one look-up per pair of points,
-//! `len * (len - 1) / 2`; [`Basis::weights_at`] does `3 * len`. A [`Basis`]
-//! takes 776 bytes of stack and its [`Weights`] 264.
+//! at compile time). [`Basis::set_points`] does `len^2` look-ups (one per
+//! ordered pair of points: looking each unordered pair up once would need
+//! 16-bit sums, 255 more bytes of stack); [`Basis::weights_at`] does
+//! `3 * len`. A [`Basis`] takes 520 bytes of stack and its weights 255.
 
 use crate::crypto::gf256::{self, Gf256};
 use crate::crypto::shamir::ShamirError;
@@ -39,7 +40,8 @@ const GROUP_ORDER: u16 = 255;
 static EXP: [u8; 256] = exp_table();
 
 /// `LOG[a]` is the `i` in `0..255` with `3^i = a`, for non-zero `a`.
-/// Zero has no logarithm; `LOG[0]` is 0 and never looked up.
+/// Zero has no logarithm; `LOG[0]` is 0, so that a zero term adds nothing to
+/// a sum of logarithms ([`Basis::set_points`] relies on this).
 static LOG: [u8; 256] = log_table();
 
 // Both tables are built only in the statics' initializers, at compile time,
@@ -71,7 +73,7 @@ const fn log_table() -> [u8; 256] {
     table
 }
 
-/// The logarithm of a non-zero element.
+/// The logarithm of a non-zero element; 0 for zero.
 #[inline]
 fn log(a: u8) -> u16 {
     // A `u8` index is always within the 256 entries.
@@ -92,70 +94,61 @@ fn exp(power: u16) -> Gf256 {
 /// weights at a target then cost `O(len)`.
 pub(crate) struct Basis {
     xs: [u8; MAX_SHARES],
-    /// Reduced below 255 once built.
-    log_denominators: [u16; MAX_SHARES],
+    log_denominators: [u8; MAX_SHARES],
     len: usize,
 }
 
 impl Basis {
-    /// Checks the points (at least two, at most [`MAX_SHARES`], no repeats)
-    /// and precomputes the denominators.
-    pub(crate) fn new(xs: impl Iterator<Item = u8>) -> Result<Self, ShamirError> {
-        let mut basis = Self {
+    /// A basis of no points, to be filled by [`Self::set_points`] where it
+    /// stays: building and returning a filled one would copy its 520 bytes
+    /// on the stack.
+    pub(crate) const fn empty() -> Self {
+        Self {
             xs: [0; MAX_SHARES],
             log_denominators: [0; MAX_SHARES],
             len: 0,
-        };
+        }
+    }
+
+    /// Checks the points (at least two, at most [`MAX_SHARES`], no repeats)
+    /// and precomputes their denominators. On error the basis is left with
+    /// no points.
+    pub(crate) fn set_points(&mut self, xs: impl Iterator<Item = u8>) -> Result<(), ShamirError> {
+        self.len = 0;
+        let mut len = 0;
         // One bit per possible x, to catch a repeat as it arrives.
-        let mut seen = [0u64; 4];
+        let mut seen = [0u32; 8];
         for x in xs {
             let word = seen
-                .get_mut(usize::from(x >> 6))
+                .get_mut(usize::from(x >> 5))
                 .ok_or(ShamirError::TooManyShares)?;
-            let bit = 1 << (x & 63);
+            let bit = 1 << (x & 31);
             if *word & bit != 0 {
                 return Err(ShamirError::DuplicateX);
             }
             *word |= bit;
             // Only reachable with all 256 x values including 0, which shares
             // never have; still an error rather than a panic.
-            let slot = basis
-                .xs
-                .get_mut(basis.len)
-                .ok_or(ShamirError::TooManyShares)?;
+            let slot = self.xs.get_mut(len).ok_or(ShamirError::TooManyShares)?;
             *slot = x;
-            basis.len += 1;
+            len += 1;
         }
-        if basis.len < 2 {
+        if len < 2 {
             return Err(ShamirError::TooFewShares);
         }
 
-        // The difference of a pair (subtraction is XOR in characteristic 2)
-        // is a factor of both points' denominators, so each pair is looked
-        // up once and its logarithm added to both sums. A sum has at most
-        // 254 terms below 255, so it fits in a `u16`.
-        let xs = basis.xs.get(..basis.len).unwrap_or(&[]);
-        let sums = basis
-            .log_denominators
-            .get_mut(..basis.len)
-            .unwrap_or(&mut []);
-        for (j, &x_j) in xs.iter().enumerate() {
-            let (earlier, later) = sums.split_at_mut(j);
-            let mut sum_j = 0;
-            for (&x_m, sum_m) in xs.iter().zip(earlier) {
-                // Non-zero: the points are distinct.
-                let log_difference = log(x_j ^ x_m);
-                sum_j += log_difference;
-                *sum_m += log_difference;
-            }
-            if let Some(sum) = later.first_mut() {
-                *sum += sum_j;
-            }
+        // Subtraction is XOR in characteristic 2. A point's difference with
+        // itself is 0, whose `LOG` entry is 0, so the inner loop needs no
+        // test to skip it. A sum has at most 254 non-zero terms below 255,
+        // so it fits in a `u16`.
+        let xs = self.xs.get(..len).unwrap_or(&[]);
+        for (&x_j, log_denominator) in xs.iter().zip(&mut self.log_denominators) {
+            let sum = xs.iter().map(|&x_m| log(x_j ^ x_m)).sum::<u16>();
+            // Below 255 once reduced.
+            *log_denominator = (sum % GROUP_ORDER) as u8;
         }
-        for sum in sums {
-            *sum %= GROUP_ORDER;
-        }
-        Ok(basis)
+        self.len = len;
+        Ok(())
     }
 
     /// The points' x-coordinates.
@@ -163,53 +156,40 @@ impl Basis {
         self.xs.get(..self.len).unwrap_or(&[])
     }
 
-    /// The Lagrange weight of each point at `target`,
-    /// `prod_{m != j} (target - x_m) / (x_j - x_m)`, in the order of
-    /// [`Self::xs`].
+    /// Writes into `slots` the Lagrange weight of each point at `target`,
+    /// `prod_{m != j} (target - x_m) / (x_j - x_m)`, and returns them: one
+    /// per point, in the order of [`Self::xs`]. The weights are public.
     ///
     /// The numerator of point `j` is the product over all points divided by
     /// its own factor, so in logarithms every weight is one subtraction from
     /// a shared sum.
-    pub(crate) fn weights_at(&self, target: u8) -> Weights {
-        let mut weights = Weights {
-            values: [Gf256::ZERO; MAX_SHARES],
-            len: self.len,
-        };
+    pub(crate) fn weights_at<'w>(
+        &self,
+        target: u8,
+        slots: &'w mut [Gf256; MAX_SHARES],
+    ) -> &'w [Gf256] {
         let xs = self.xs();
+        let weights = slots.get_mut(..xs.len()).unwrap_or(&mut []);
         // At one of the points, the polynomial's value is that point's own
         // y: its weight is 1 and every other is 0 (the product above would
         // contain a zero factor, which has no logarithm).
         if let Some(hit) = xs.iter().position(|&x| x == target) {
-            if let Some(weight) = weights.values.get_mut(hit) {
-                *weight = Gf256::ONE;
+            for (j, weight) in weights.iter_mut().enumerate() {
+                *weight = Gf256(u8::from(j == hit));
             }
             return weights;
         }
         // Up to 255 logarithms below 255: the sum fits in a `u16`.
         let log_numerators = xs.iter().map(|&x| log(target ^ x)).sum::<u16>() % GROUP_ORDER;
-        let log_denominators = self.log_denominators.get(..self.len).unwrap_or(&[]);
-        for ((weight, &x), &log_denominator) in
-            weights.values.iter_mut().zip(xs).zip(log_denominators)
-        {
+        let log_denominators = self.log_denominators.get(..xs.len()).unwrap_or(&[]);
+        for ((weight, &x), &log_denominator) in weights.iter_mut().zip(xs).zip(log_denominators) {
             // Each term is below 255, so adding two group orders keeps the
             // difference non-negative.
-            let power = log_numerators + 2 * GROUP_ORDER - log(target ^ x) - log_denominator;
+            let power =
+                log_numerators + 2 * GROUP_ORDER - log(target ^ x) - u16::from(log_denominator);
             *weight = exp(power % GROUP_ORDER);
         }
         weights
-    }
-}
-
-/// The Lagrange weights of a [`Basis`]'s points at one target: public.
-pub(crate) struct Weights {
-    values: [Gf256; MAX_SHARES],
-    len: usize,
-}
-
-impl Weights {
-    /// One weight per point, in the order of [`Basis::xs`].
-    pub(crate) fn as_slice(&self) -> &[Gf256] {
-        self.values.get(..self.len).unwrap_or(&[])
     }
 }
 
@@ -244,14 +224,20 @@ mod tests {
     }
 
     fn fast_weights(xs: &[u8], target: u8) -> Vec<u8> {
-        let basis = Basis::new(xs.iter().copied()).unwrap();
+        let mut basis = Basis::empty();
+        basis.set_points(xs.iter().copied()).unwrap();
         assert_eq!(basis.xs(), xs);
-        basis
-            .weights_at(target)
-            .as_slice()
+        let mut slots = [Gf256(0xee); MAX_SHARES];
+        let weights: Vec<u8> = basis
+            .weights_at(target, &mut slots)
             .iter()
             .map(|w| w.0)
-            .collect()
+            .collect();
+        assert!(
+            slots[xs.len()..].iter().all(|w| w.0 == 0xee),
+            "only len slots written"
+        );
+        weights
     }
 
     fn assert_same_weights(xs: &[u8], target: u8) {
@@ -277,6 +263,8 @@ mod tests {
         }
         assert_eq!(power.0, 1, "3^255 = 1");
         assert_eq!(EXP[255], 1);
+        // `Basis::set_points` adds each point's zero difference with itself.
+        assert_eq!(LOG[0], 0);
         assert!(!seen[0]);
     }
 
@@ -346,27 +334,29 @@ mod tests {
     }
 
     #[test]
-    fn refuses_repeats_and_too_few_or_too_many_points() {
-        assert_eq!(
-            Basis::new([3, 5, 3].into_iter()).err(),
-            Some(ShamirError::DuplicateX)
-        );
-        assert_eq!(
-            Basis::new([0, 0].into_iter()).err(),
-            Some(ShamirError::DuplicateX)
-        );
-        assert_eq!(
-            Basis::new([7].into_iter()).err(),
-            Some(ShamirError::TooFewShares)
-        );
-        assert_eq!(
-            Basis::new(core::iter::empty()).err(),
-            Some(ShamirError::TooFewShares)
-        );
-        assert_eq!(
-            Basis::new((0..=255).chain([1])).err(),
-            Some(ShamirError::TooManyShares)
-        );
+    fn refuses_repeats_and_too_few_or_too_many_points_and_is_left_empty() {
+        let cases: [(&[u8], ShamirError); 4] = [
+            (&[3, 5, 3], ShamirError::DuplicateX),
+            (&[0, 0], ShamirError::DuplicateX),
+            (&[7], ShamirError::TooFewShares),
+            (&[], ShamirError::TooFewShares),
+        ];
+        let all: Vec<u8> = (0..=255).chain([1]).collect();
+        for (xs, expected) in cases
+            .into_iter()
+            .chain([(&all[..], ShamirError::TooManyShares)])
+        {
+            let mut basis = Basis::empty();
+            basis.set_points([1, 2, 3].into_iter()).unwrap();
+            assert_eq!(
+                basis.set_points(xs.iter().copied()),
+                Err(expected),
+                "{xs:?}"
+            );
+            assert!(basis.xs().is_empty(), "{xs:?}");
+            let mut slots = [Gf256::ZERO; MAX_SHARES];
+            assert!(basis.weights_at(0, &mut slots).is_empty());
+        }
     }
 
     proptest! {

@@ -31,7 +31,7 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::digest::ShareDigest;
-use crate::crypto::gf256;
+use crate::crypto::gf256::{self, Gf256};
 use crate::crypto::lagrange::Basis;
 use crate::crypto::rack_secret::RackSecret;
 use crate::crypto::random::{self, RngError};
@@ -225,15 +225,16 @@ fn push_shares<R: TryCryptoRng + ?Sized, const N: usize>(
     }
 
     // The random shares' points, then the secret's.
-    let basis = Basis::new((1..threshold).chain(iter::once(0)))?;
+    let mut basis = Basis::empty();
+    basis.set_points((1..threshold).chain(iter::once(0)))?;
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
     for x in threshold..=count {
         let mut share = Share {
             x,
             y: [0; SECRET_LEN],
         };
-        let weights = basis.weights_at(x);
-        let (secret_weight, random_weights) = weights
-            .as_slice()
+        let (secret_weight, random_weights) = basis
+            .weights_at(x, &mut weights)
             .split_last()
             .ok_or(ShamirError::TooFewShares)?;
         // `out` starts with the random shares; the weights stop the sum
@@ -262,10 +263,11 @@ fn ys(shares: &[Share]) -> impl Iterator<Item = &[u8; SECRET_LEN]> + Clone {
 /// or shares of different splits, give an unrelated value (or
 /// [`ShamirError::ZeroSecret`]): check shares against their digests first.
 pub fn combine(shares: &[Share]) -> Result<RackSecret, ShamirError> {
-    let basis = Basis::new(shares.iter().map(|s| s.x))?;
+    let mut basis = Basis::empty();
+    basis.set_points(shares.iter().map(|s| s.x))?;
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
     let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
-    let weights = basis.weights_at(0);
-    gf256::add_weighted_sum(&mut secret, weights.as_slice(), ys(shares));
+    gf256::add_weighted_sum(&mut secret, basis.weights_at(0, &mut weights), ys(shares));
     // `from_bytes` refuses only an all-zero secret.
     RackSecret::from_bytes(&secret).map_err(|_| ShamirError::ZeroSecret)
 }
@@ -278,13 +280,14 @@ pub fn compute_share(shares: &[Share], x: u8) -> Result<Share, ShamirError> {
     if x == 0 {
         return Err(ShamirError::ZeroX);
     }
-    let basis = Basis::new(shares.iter().map(|s| s.x))?;
+    let mut basis = Basis::empty();
+    basis.set_points(shares.iter().map(|s| s.x))?;
     let mut share = Share {
         x,
         y: [0; SECRET_LEN],
     };
-    let weights = basis.weights_at(x);
-    gf256::add_weighted_sum(&mut share.y, weights.as_slice(), ys(shares));
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
+    gf256::add_weighted_sum(&mut share.y, basis.weights_at(x, &mut weights), ys(shares));
     Ok(share)
 }
 
