@@ -184,6 +184,9 @@ pub fn add_weighted_sum<'a>(
             *lane = lane_times_x(*lane);
         }
         for (weight, vector) in weights.iter().zip(vectors.clone()) {
+            // All ones if the weight has this bit. (Written as a shift to
+            // the top and an arithmetic shift down, LLVM turned this into
+            // a branch on the bit.)
             let take = 0u64.wrapping_sub(u64::from((weight.0 >> bit) & 1));
             let (chunks, _) = vector.as_chunks::<LANE_BYTES>();
             for (lane, chunk) in sum.iter_mut().zip(chunks) {

@@ -21,10 +21,11 @@
 //! # Cost
 //!
 //! The tables are 512 bytes of flash (`LOG` and `EXP`, 256 bytes each, built
-//! at compile time). [`Basis::set_points`] does `len^2` look-ups (one per
-//! ordered pair of points: looking each unordered pair up once would need
-//! 16-bit sums, 255 more bytes of stack); [`Basis::weights_at`] does
-//! `3 * len`. A [`Basis`] takes 520 bytes of stack and its weights 255.
+//! at compile time). [`Basis::set_points`] does one look-up per pair of
+//! points, `len * (len - 1) / 2`; [`Basis::weights_at`] does `3 * len`. A
+//! [`Basis`] takes 776 bytes of stack (its 16-bit sums let each pair be
+//! looked up once: 8-bit ones would need `len^2` look-ups and save 255
+//! bytes) and its weights 255.
 
 use crate::crypto::gf256::{self, Gf256};
 use crate::crypto::shamir::ShamirError;
@@ -40,8 +41,7 @@ const GROUP_ORDER: u16 = 255;
 static EXP: [u8; 256] = exp_table();
 
 /// `LOG[a]` is the `i` in `0..255` with `3^i = a`, for non-zero `a`.
-/// Zero has no logarithm; `LOG[0]` is 0, so that a zero term adds nothing to
-/// a sum of logarithms ([`Basis::set_points`] relies on this).
+/// Zero has no logarithm; `LOG[0]` is 0 and never looked up.
 static LOG: [u8; 256] = log_table();
 
 // Both tables are built only in the statics' initializers, at compile time,
@@ -73,11 +73,12 @@ const fn log_table() -> [u8; 256] {
     table
 }
 
-/// The logarithm of a non-zero element; 0 for zero.
+/// The logarithm of `a - b` (subtraction is XOR in characteristic 2), for
+/// `a != b`.
 #[inline]
-fn log(a: u8) -> u16 {
+fn log_difference(a: u8, b: u8) -> u16 {
     // A `u8` index is always within the 256 entries.
-    u16::from(LOG.get(usize::from(a)).copied().unwrap_or(0))
+    u16::from(LOG.get(usize::from(a ^ b)).copied().unwrap_or(0))
 }
 
 /// `3^power`, for a power already reduced below [`GROUP_ORDER`].
@@ -94,13 +95,14 @@ fn exp(power: u16) -> Gf256 {
 /// weights at a target then cost `O(len)`.
 pub(crate) struct Basis {
     xs: [u8; MAX_SHARES],
-    log_denominators: [u8; MAX_SHARES],
+    /// Below 255 once the points are set.
+    log_denominators: [u16; MAX_SHARES],
     len: usize,
 }
 
 impl Basis {
     /// A basis of no points, to be filled by [`Self::set_points`] where it
-    /// stays: building and returning a filled one would copy its 520 bytes
+    /// stays: building and returning a filled one would copy its 776 bytes
     /// on the stack.
     pub(crate) const fn empty() -> Self {
         Self {
@@ -137,15 +139,27 @@ impl Basis {
             return Err(ShamirError::TooFewShares);
         }
 
-        // Subtraction is XOR in characteristic 2. A point's difference with
-        // itself is 0, whose `LOG` entry is 0, so the inner loop needs no
-        // test to skip it. A sum has at most 254 non-zero terms below 255,
-        // so it fits in a `u16`.
+        // The difference of a pair is a factor of both points'
+        // denominators, so each pair is looked up once and its logarithm
+        // added to both sums. A sum has at most 254 terms below 255, so it
+        // fits in a `u16`.
         let xs = self.xs.get(..len).unwrap_or(&[]);
-        for (&x_j, log_denominator) in xs.iter().zip(&mut self.log_denominators) {
-            let sum = xs.iter().map(|&x_m| log(x_j ^ x_m)).sum::<u16>();
-            // Below 255 once reduced.
-            *log_denominator = (sum % GROUP_ORDER) as u8;
+        let sums = self.log_denominators.get_mut(..len).unwrap_or(&mut []);
+        sums.fill(0);
+        for (j, &x_j) in xs.iter().enumerate() {
+            let (earlier, later) = sums.split_at_mut(j);
+            let mut sum_j = 0;
+            for (&x_m, sum_m) in xs.iter().zip(earlier) {
+                let log = log_difference(x_j, x_m);
+                sum_j += log;
+                *sum_m += log;
+            }
+            if let Some(sum) = later.first_mut() {
+                *sum += sum_j;
+            }
+        }
+        for sum in sums {
+            *sum %= GROUP_ORDER;
         }
         self.len = len;
         Ok(())
@@ -180,13 +194,14 @@ impl Basis {
             return weights;
         }
         // Up to 255 logarithms below 255: the sum fits in a `u16`.
-        let log_numerators = xs.iter().map(|&x| log(target ^ x)).sum::<u16>() % GROUP_ORDER;
+        let log_numerators =
+            xs.iter().map(|&x| log_difference(target, x)).sum::<u16>() % GROUP_ORDER;
         let log_denominators = self.log_denominators.get(..xs.len()).unwrap_or(&[]);
         for ((weight, &x), &log_denominator) in weights.iter_mut().zip(xs).zip(log_denominators) {
             // Each term is below 255, so adding two group orders keeps the
             // difference non-negative.
             let power =
-                log_numerators + 2 * GROUP_ORDER - log(target ^ x) - u16::from(log_denominator);
+                log_numerators + 2 * GROUP_ORDER - log_difference(target, x) - log_denominator;
             *weight = exp(power % GROUP_ORDER);
         }
         weights
@@ -263,8 +278,6 @@ mod tests {
         }
         assert_eq!(power.0, 1, "3^255 = 1");
         assert_eq!(EXP[255], 1);
-        // `Basis::set_points` adds each point's zero difference with itself.
-        assert_eq!(LOG[0], 0);
         assert!(!seen[0]);
     }
 
