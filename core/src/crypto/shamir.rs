@@ -13,13 +13,14 @@
 //!   target and the counts are public: a share's `x` is its owner's place
 //!   in the configuration's member list, sent in the clear with it, and the
 //!   targets are fixed by the protocol. The Lagrange weights are functions
-//!   of those alone, so they are public too. `lagrange` computes them with
-//!   log/exp tables and may branch on them; a timing or cache side channel
-//!   there reveals only which members took part, which every peer knows.
+//!   of those alone, so they are public too. `crypto::lagrange` computes
+//!   them with log/exp tables and may branch on them; a timing or cache
+//!   side channel there reveals only which members took part, which every
+//!   peer knows.
 //! - **Sums, over secret values.** The `y` bytes, the secret and the random
-//!   shares meet the weights only in [`gf256::add_weighted_sum`], which runs in
-//!   constant time with respect to both (no branch, index or table look-up
-//!   depends on either), and are zeroized afterwards.
+//!   shares meet the weights only in [`gf256::add_weighted_sum`], which
+//!   runs in constant time with respect to both (no branch, index or table
+//!   look-up depends on either), and are zeroized afterwards.
 //!
 //! Memory stays small and independent of the secret's polynomial: no
 //! coefficients are ever stored, only a few bytes per point for the weights.
