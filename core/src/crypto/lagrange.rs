@@ -4,19 +4,19 @@
 //! # Why tables are allowed here
 //!
 //! Everything this module sees is public: the points' x-coordinates (member
-//! `i` holds `x = i + 1`, PROTOCOL.md section 3, and every share carries its
-//! `x` in the clear on the wire and in the configuration's member list), the
-//! target x (0 for the secret, or the x of a member's share being rebuilt,
-//! both fixed by the protocol), and the weights, which are functions of those
-//! alone. No `y` byte, share value or secret enters: the weights are handed
-//! to [`gf256::add_weighted_sum`], which combines the secret vectors in
+//! `i` of a configuration holds `x = i + 1`, PROTOCOL.md section 3, and the
+//! configuration, its member list included, is public), the target x (0 for
+//! the secret, or the x of a member whose share is rebuilt, or of each share
+//! `split` computes), and the weights, which are functions of those alone.
+//! No `y` byte, share value or secret enters: the weights are handed to
+//! [`gf256::add_weighted_sum`], which combines the secret vectors in
 //! constant time with respect to both.
 //!
 //! So this module may branch on, and index tables by, its inputs: a timing
-//! or cache side channel here can reveal only which x-coordinates were used,
-//! which every peer already knows. The tables are private to this module and
-//! its only inputs are x-coordinates, so no other code can look a secret byte
-//! up in them.
+//! or cache side channel here can reveal only which members' shares were
+//! combined, which the messages that carried them already show. The tables
+//! are private to this module and its only inputs are x-coordinates, so no
+//! other code can look a secret byte up in them.
 //!
 //! # Cost
 //!
@@ -118,7 +118,8 @@ impl Basis {
     pub(crate) fn set_points(&mut self, xs: impl Iterator<Item = u8>) -> Result<(), ShamirError> {
         self.len = 0;
         let mut len = 0;
-        // One bit per possible x, to catch a repeat as it arrives.
+        // One bit per possible x, to catch a repeat as it arrives. (`x >> 5`
+        // is below 8, so the word always exists.)
         let mut seen = [0u32; 8];
         for x in xs {
             let word = seen

@@ -11,8 +11,8 @@
 //!
 //! - **Weights, from public values only.** The points' x-coordinates, the
 //!   target and the counts are public: a share's `x` is its owner's place
-//!   in the configuration's member list, sent in the clear with it, and the
-//!   targets are fixed by the protocol. The Lagrange weights are functions
+//!   in the configuration's member list, and the configuration is public;
+//!   the targets are fixed by the protocol. The Lagrange weights are functions
 //!   of those alone, so they are public too. `crypto::lagrange` computes
 //!   them with log/exp tables and may branch on them; a timing or cache
 //!   side channel there reveals only which members took part, which every
