@@ -14,7 +14,6 @@
 //! repetitions. Needs `valgrind` on the PATH (Debian: `apt-get install
 //! valgrind`).
 
-#[allow(dead_code, reason = "the criterion settings are not used here")]
 mod common;
 #[path = "common/shamir_crates.rs"]
 mod shamir_crates;
