@@ -129,7 +129,7 @@ impl Configuration {
             epoch: Epoch(0),
             coordinator: PlatformId::unfilled(),
             members: heapless::Vec::new(),
-            threshold: Threshold::MIN,
+            threshold: Threshold::UNFILLED,
             encrypted_rack_secrets: None,
         })
     }

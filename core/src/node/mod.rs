@@ -51,7 +51,7 @@ mod validate;
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
 pub use counters::{COUNTER_COUNT, Counter, Counters};
-pub use ctx::{NodeCtx, RestoreLrtqError, StateToStore};
+pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
 pub use drive::{AsyncIo, Io, drive, drive_async};
 pub use errors::{
     CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
@@ -78,7 +78,7 @@ use loader::SecretLoader;
 use validate::{Reconfigure, expunged, rack_mismatch};
 
 /// The in-memory state of one trust quorum node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Node {
     coordinator: Option<Coordinator>,
     /// Shares being collected to compute this node's own share of a
@@ -87,11 +87,22 @@ pub struct Node {
     loader: SecretLoader,
 }
 
+impl Default for Node {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Node {
     /// A node with nothing in progress (after boot, or after a crash: the
-    /// persistent state in the context is all that survives).
-    pub fn new() -> Self {
-        Self::default()
+    /// persistent state in the context is all that survives). `const`, so
+    /// firmware declares it as a `static`.
+    pub const fn new() -> Self {
+        Self {
+            coordinator: None,
+            share_computer: None,
+            loader: SecretLoader::new(),
+        }
     }
 
     // ---- Nexus-facing calls ----
