@@ -86,5 +86,11 @@
 )]
 
 pub mod backoff;
+pub mod handle;
 pub mod ledger;
+pub mod metrics;
 pub mod net;
+pub mod node;
+pub mod observe;
+pub mod proxy;
+pub mod secrets;
