@@ -105,6 +105,14 @@ async fn a_proxied_call_fails_at_its_deadline_and_when_the_connection_ends() {
             break;
         }
     }
+    // Each side counts the connection once the other's first frame came.
+    loop {
+        let report = handle.status().await.unwrap();
+        if report.peers.iter().any(|p| p.id == silent_id && p.connected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let started = tokio::time::Instant::now();
     let answer = handle
