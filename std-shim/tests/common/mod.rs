@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lrtq;
+pub mod nexus;
 pub mod rack;
 
 use std::collections::BTreeMap;
