@@ -219,3 +219,72 @@ async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_com
     ));
     rack.shutdown().await;
 }
+
+/// A sled with a valid rack certificate, in the peer set but in no
+/// configuration, asks a committed rack's member for its share (and for an
+/// LRTQ share): it gets no share. (Certificates from another CA, expired
+/// ones, none at all and sleds outside the peer set never get past the
+/// handshake: `tests/hostile.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_in_no_configuration_gets_no_share() {
+    use std::collections::BTreeMap;
+    use tq_core::messages::{Body, Envelope};
+    use tq_core::wire;
+    use tq_std::net::{Net, NetEvent};
+
+    let mut rack = Rack::new(0, 4, 24);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let ids = rack.ids();
+    let mut nexus = Driver::new(Origin::Fresh, &ids);
+    assert_eq!(nexus.start(&rack, &[0, 1, 2, 3], 2, 0), Epoch(1));
+    nexus.settle(&rack, LIMIT).await;
+
+    let stranger = common::rack::sled_id(99);
+    let (net, mut events) = Net::start(
+        common::rack::node_net_config("127.0.0.1:0".parse().unwrap()),
+        &rack.ca.identity(&stranger),
+        BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    let mut peers = rack.peer_map();
+    peers.insert(stranger.clone(), net.local_addr());
+    net.set_peers(peers.clone());
+    rack.handle(0).set_peers(peers).await.unwrap();
+    loop {
+        if let NetEvent::Connected(peer) = common::next_event(&mut events).await {
+            assert_eq!(peer, ids[0]);
+            break;
+        }
+    }
+    for body in [Body::GetShare(Epoch(1)), Body::GetLrtqShare] {
+        let msg = Envelope {
+            rack_id: common::rack::RACK_ID,
+            body,
+        };
+        let mut buf = vec![0; wire::MAX_PEER_MSG_LEN];
+        let bytes = wire::encode_peer_msg(&msg, &mut buf).unwrap();
+        net.send(&ids[0], bytes::Bytes::copy_from_slice(bytes)).unwrap();
+    }
+    let quiet = tokio::time::sleep(Duration::from_millis(500));
+    tokio::pin!(quiet);
+    let mut replies = Vec::new();
+    loop {
+        tokio::select! {
+            () = &mut quiet => break,
+            event = events.recv() => match event {
+                Some(NetEvent::Frame(_, frame)) => {
+                    replies.push(wire::decode_peer_msg(&frame).unwrap().body.kind())
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    // The protocol's answer to a non-member (PROTOCOL.md section 6): that
+    // it is not one. No share, no LRTQ share.
+    assert_eq!(replies, ["Expunged", "Expunged"]);
+    net.shutdown().await;
+    rack.shutdown().await;
+}
