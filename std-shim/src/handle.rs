@@ -143,10 +143,7 @@ pub(crate) enum Request {
     ),
     CoordinatorStatus(Reply<Option<CoordinatorStatus>>),
     Status(Reply<Box<NodeReport>>),
-    LoadSecret(
-        Epoch,
-        Reply<Result<Option<LoadedSecret>, LoadSecretError>>,
-    ),
+    LoadSecret(Epoch, Reply<Result<Option<LoadedSecret>, LoadSecretError>>),
     LoadLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
     ClearSecrets(Reply<()>),
     SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
@@ -283,7 +280,10 @@ impl NodeHandle {
         request: CommitRequest,
         deadline: Duration,
     ) -> Answer<Result<CommitOutcome, CommitError>> {
-        match self.proxy(to, ProxyRequest::Commit(request), deadline).await? {
+        match self
+            .proxy(to, ProxyRequest::Commit(request), deadline)
+            .await?
+        {
             ProxyAnswer::Commit(result) => Ok(result),
             other => Err(unexpected(other)),
         }

@@ -105,7 +105,11 @@ fn node_families(out: &mut Out, s: &Snapshot) {
             u64::from(count),
         );
     }
-    out.gauge("tq_node_alarms", "Alarms raised (invariant violations).", s.alarms as u64);
+    out.gauge(
+        "tq_node_alarms",
+        "Alarms raised (invariant violations).",
+        s.alarms as u64,
+    );
     for (name, help, epoch) in [
         (
             "tq_node_latest_committed_epoch",

@@ -290,7 +290,8 @@ pub fn decode(frame: &[u8]) -> Result<ProxyFrame, ProxyDecodeError> {
         .ok_or(ProxyDecodeError::BadHeader)?;
     let body = match kind {
         KIND_COMMIT => {
-            let request = wire::decode_commit_request(payload).map_err(ProxyDecodeError::Payload)?;
+            let request =
+                wire::decode_commit_request(payload).map_err(ProxyDecodeError::Payload)?;
             let mut again = [0u8; MAX_COMMIT_REQUEST_LEN];
             let encoded =
                 wire::encode_nexus(&request, &mut again).map_err(ProxyDecodeError::Payload)?;

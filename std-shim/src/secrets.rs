@@ -225,7 +225,10 @@ mod tests {
     fn debug_shows_no_key_material() {
         let loaded = LoadedSecret::new(RackId([1; 16]), Epoch(5), secret(0xab));
         let key = loaded.derive_disk_key(b"p").unwrap();
-        assert_eq!(format!("{loaded:?}"), "LoadedSecret { epoch: Epoch(5), .. }");
+        assert_eq!(
+            format!("{loaded:?}"),
+            "LoadedSecret { epoch: Epoch(5), .. }"
+        );
         assert_eq!(format!("{key:?}"), "DiskKey { epoch: Epoch(5), .. }");
     }
 }

@@ -49,7 +49,10 @@ fn a_core_log_line_arrives_as_a_tracing_event_in_the_node_span() {
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     tracing::subscriber::set_global_default(subscriber).unwrap();
     tq_std::observe::bridge_core_logs().unwrap();
-    assert!(tq_std::observe::bridge_core_logs().is_err(), "installed once");
+    assert!(
+        tq_std::observe::bridge_core_logs().is_err(),
+        "installed once"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -65,7 +68,11 @@ fn a_core_log_line_arrives_as_a_tracing_event_in_the_node_span() {
             members: MemberSet::new(&rack.ids()).unwrap(),
             threshold: Threshold::new(2).unwrap(),
         };
-        rack.handle(0).upgrade_from_lrtq(upgrade).await.unwrap().unwrap();
+        rack.handle(0)
+            .upgrade_from_lrtq(upgrade)
+            .await
+            .unwrap()
+            .unwrap();
         rack.shutdown().await;
     });
     let seen = seen.0.lock().unwrap();

@@ -67,7 +67,11 @@ async fn a_nodes_metrics_parse_with_prometheus_client() {
         epoch: Epoch(2),
     };
     handle
-        .proxy_commit(rack.sleds[2].id.clone(), commit, std::time::Duration::from_secs(5))
+        .proxy_commit(
+            rack.sleds[2].id.clone(),
+            commit,
+            std::time::Duration::from_secs(5),
+        )
         .await
         .unwrap()
         .unwrap_err();
@@ -100,7 +104,10 @@ async fn a_nodes_metrics_parse_with_prometheus_client() {
         samples["counter tq_net_handshakes_refused_total{reason=unknown_issuer}"],
         0
     );
-    assert_eq!(samples["counter tq_node_events_total{event=wrong_rack_id}"], 0);
+    assert_eq!(
+        samples["counter tq_node_events_total{event=wrong_rack_id}"],
+        0
+    );
     assert!(!samples.keys().any(|k| k.contains("latest_committed")));
     // Every core counter is there.
     let events = samples

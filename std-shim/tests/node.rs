@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::rack::{RACK_ID, Rack, node_net_config, sled_id};
 use common::Unwritable;
+use common::rack::{RACK_ID, Rack, node_net_config, sled_id};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg};
 use tq_core::ids::{Epoch, Threshold};
 use tq_core::member_set::MemberSet;
@@ -108,7 +108,11 @@ async fn a_proxied_call_fails_at_its_deadline_and_when_the_connection_ends() {
     // Each side counts the connection once the other's first frame came.
     loop {
         let report = handle.status().await.unwrap();
-        if report.peers.iter().any(|p| p.id == silent_id && p.connected) {
+        if report
+            .peers
+            .iter()
+            .any(|p| p.id == silent_id && p.connected)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -210,7 +214,10 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(preparing, "the upgrade went on once sled 3 stored its state");
+    assert!(
+        preparing,
+        "the upgrade went on once sled 3 stored its state"
+    );
     let report = rack.handle(3).status().await.unwrap();
     assert_eq!(report.storage, StorageHealth::Stored);
     assert!(report.node.state_stored);
@@ -252,5 +259,66 @@ async fn a_full_api_queue_is_busy() {
     assert!(answers[0].is_ok());
     let metrics = handle.metrics().await.unwrap();
     assert_eq!(metrics.shim.busy[Bound::ApiQueue as usize], 49);
+    rack.shutdown().await;
+}
+
+/// A peer with a valid certificate whose frames pass the network's header
+/// check but not the node's decoders (a core message, then a proxy frame):
+/// each time the node drops that connection and counts it, and goes on
+/// serving the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_the_node_cannot_decode_drop_only_their_connection() {
+    use tokio::io::AsyncWriteExt;
+    use tq_std::net::CloseReason;
+
+    let mut rack = Rack::new(3, 0, 7);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    // Below every sled: it may dial them.
+    let hostile = common::pid("913-0000019", "A-hostile");
+    let identity = rack.ca.identity(&hostile);
+    let mut peers = rack.peer_map();
+    peers.insert(hostile.clone(), "127.0.0.1:9".parse().unwrap());
+    rack.handle(0).set_peers(peers).await.unwrap();
+    let addr = rack.sleds[0].listen.unwrap();
+
+    let mut bad_proxy = common::message(RACK_ID, &[0x42; 9]).to_vec();
+    bad_proxy[0] = tq_std::proxy::PROXY_FRAME;
+    for (round, frame) in [common::message(RACK_ID, &[0xff; 40]).to_vec(), bad_proxy]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = common::raw_client(addr, Some(&identity)).await.unwrap();
+        stream
+            .write_all(&(frame.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        stream.write_all(&frame).await.unwrap();
+        assert!(common::closed_by_peer(&mut stream).await, "round {round}");
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        loop {
+            let metrics = rack.handle(0).metrics().await.unwrap();
+            let closes = metrics.net.peer(&hostile).closes(CloseReason::Undecodable);
+            if closes == round as u64 + 1 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: {closes}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The others are still served: a proxied call through sled 0.
+        let status = rack
+            .handle(0)
+            .proxy_status(rack.sleds[2].id.clone(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(status.id, rack.sleds[2].id);
+    }
+    let metrics = rack.handle(0).metrics().await.unwrap();
+    assert_eq!(metrics.shim.undecodable_disconnects, 1);
+    assert_eq!(metrics.shim.proxy_bad_frames, 1);
+    assert_eq!(metrics.counters.get(tq_core::node::Counter::Undecodable), 1);
     rack.shutdown().await;
 }

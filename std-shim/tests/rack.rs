@@ -54,12 +54,22 @@ async fn every_member_loads_every_secret(
     let first = all.remove(0);
     for (n, secrets) in all.iter().enumerate() {
         for (a, b) in first.iter().zip(secrets) {
-            assert!(a.same_secret(b), "sled {} disagrees on epoch {}", members[n + 1], a.epoch());
+            assert!(
+                a.same_secret(b),
+                "sled {} disagrees on epoch {}",
+                members[n + 1],
+                a.epoch()
+            );
         }
     }
     for (i, a) in first.iter().enumerate() {
         for b in &first[i + 1..] {
-            assert!(!a.same_secret(b), "epochs {} and {} share a secret", a.epoch(), b.epoch());
+            assert!(
+                !a.same_secret(b),
+                "epochs {} and {} share a secret",
+                a.epoch(),
+                b.epoch()
+            );
         }
     }
     // Disk keys agree too, and a caller needs nothing but the loaded secret.
@@ -118,7 +128,11 @@ async fn an_lrtq_rack_upgrades_grows_through_proxies_shrinks_and_agrees_on_every
     assert!(secrets[0].is(lrtq_secret));
     for i in 0..10 {
         let report = rack.handle(i).status().await.unwrap();
-        assert!(report.node.alarms.is_empty(), "sled {i}: {:?}", report.node.alarms);
+        assert!(
+            report.node.alarms.is_empty(),
+            "sled {i}: {:?}",
+            report.node.alarms
+        );
     }
     rack.shutdown().await;
 }
@@ -149,11 +163,20 @@ async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_c
     loop {
         nexus.step(&rack).await;
         let report = rack.handle(4).status().await.unwrap();
-        if report.node.state.configs.iter().any(|c| c.epoch == Epoch(2)) {
+        if report
+            .node
+            .state
+            .configs
+            .iter()
+            .any(|c| c.epoch == Epoch(2))
+        {
             assert!(!report.node.state_stored);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no prepare reached sled 4");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no prepare reached sled 4"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     rack.crash(4).await;
@@ -265,7 +288,8 @@ async fn a_sled_in_no_configuration_gets_no_share() {
         };
         let mut buf = vec![0; wire::MAX_PEER_MSG_LEN];
         let bytes = wire::encode_peer_msg(&msg, &mut buf).unwrap();
-        net.send(&ids[0], bytes::Bytes::copy_from_slice(bytes)).unwrap();
+        net.send(&ids[0], bytes::Bytes::copy_from_slice(bytes))
+            .unwrap();
     }
     let quiet = tokio::time::sleep(Duration::from_millis(500));
     tokio::pin!(quiet);
@@ -286,5 +310,55 @@ async fn a_sled_in_no_configuration_gets_no_share() {
     // it is not one. No share, no LRTQ share.
     assert_eq!(replies, ["Expunged", "Expunged"]);
     net.shutdown().await;
+    rack.shutdown().await;
+}
+
+/// After a commit, one ledger copy of each of three sleds is damaged (a
+/// flipped bit, a truncation, a deletion) and the sleds are killed: each
+/// restarts from its good copy with everything it acknowledged, rewrites
+/// the bad one at start, and still loads the rack's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleds_restart_from_their_good_ledger_copy_and_repair_the_other() {
+    let mut rack = Rack::new(0, 4, 25);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let ids = rack.ids();
+    let all: Vec<usize> = (0..4).collect();
+    let mut nexus = Driver::new(Origin::Fresh, &ids);
+    assert_eq!(nexus.start(&rack, &all, 2, 0), Epoch(1));
+    nexus.settle(&rack, LIMIT).await;
+
+    for i in 0..3 {
+        rack.crash(i).await;
+    }
+    let copy = |i: usize, c: usize| rack.sleds[i].ledger_paths()[c].clone();
+    let mut flipped = std::fs::read(copy(0, 0)).unwrap();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    std::fs::write(copy(0, 0), flipped).unwrap();
+    let truncated = std::fs::read(copy(1, 1)).unwrap();
+    std::fs::write(copy(1, 1), &truncated[..truncated.len() / 2]).unwrap();
+    std::fs::remove_file(copy(2, 0)).unwrap();
+    for i in 0..3 {
+        rack.start(i).await;
+    }
+    rack.publish_peers().await;
+    rack.wait_connected().await;
+    for (i, bad) in [(0, 0), (1, 1), (2, 0)] {
+        let report = rack.handle(i).status().await.unwrap();
+        assert_eq!(
+            report.node.state.latest_committed,
+            Some(Epoch(1)),
+            "sled {i}"
+        );
+        let ledger = rack.handle(i).metrics().await.unwrap().ledger;
+        assert_eq!(ledger.copies[bad].found_bad, 1, "sled {i}");
+        assert_eq!(ledger.copies[bad].repairs, 1, "sled {i}");
+        let [a, b] = rack.sleds[i]
+            .ledger_paths()
+            .map(|p| std::fs::read(p).unwrap());
+        assert_eq!(a, b, "sled {i}: both copies hold the state again");
+    }
+    every_member_loads_every_secret(&rack, &all, &[1]).await;
     rack.shutdown().await;
 }

@@ -48,9 +48,18 @@ async fn thirty_two_sleds_upgrade_from_lrtq_and_reconfigure() {
         assert_eq!(secret.epoch(), Epoch(3));
         secrets.push(secret);
     }
-    eprintln!("unlock (every sled loads the latest secret) in {:?}", t.elapsed());
+    eprintln!(
+        "unlock (every sled loads the latest secret) in {:?}",
+        t.elapsed()
+    );
     assert!(secrets.iter().all(|s| s.same_secret(&secrets[0])));
-    let lrtq = rack.handle(31).load_rack_secret(Epoch(1)).await.unwrap().unwrap().unwrap();
+    let lrtq = rack
+        .handle(31)
+        .load_rack_secret(Epoch(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(lrtq.is(rack.lrtq_secret.as_ref().unwrap()));
     rack.shutdown().await;
 }

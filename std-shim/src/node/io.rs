@@ -112,10 +112,7 @@ impl ShimIo {
 impl AsyncIo for ShimIo {
     type StoreError = StoreError;
 
-    fn store(
-        &mut self,
-        state: &PersistentState,
-    ) -> impl Future<Output = Result<(), StoreError>> {
+    fn store(&mut self, state: &PersistentState) -> impl Future<Output = Result<(), StoreError>> {
         self.write(state)
     }
 

@@ -15,15 +15,15 @@ use tq_core::wire::MAX_PEER_MSG_LEN;
 use tracing::Instrument;
 
 use super::io::ShimIo;
-use super::report::{NodeReport, PeerReport, StorageHealth, owned_coordinator_status, owned_status};
+use super::report::{
+    NodeReport, PeerReport, StorageHealth, owned_coordinator_status, owned_status,
+};
 use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
 use crate::handle::{Answer, Bound, Reply, Request, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, NetEvent, SendError};
-use crate::proxy::{
-    self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable,
-};
+use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
 /// A proxied call forwarded from here, waiting for its answer.
@@ -104,7 +104,10 @@ impl Task {
     }
 
     /// Runs one input through the core's driving loop.
-    async fn drive<T>(&mut self, input: impl FnOnce(&mut Node, &mut NodeCtx, &mut SysRng) -> T) -> T {
+    async fn drive<T>(
+        &mut self,
+        input: impl FnOnce(&mut Node, &mut NodeCtx, &mut SysRng) -> T,
+    ) -> T {
         let rng = &mut self.rng;
         let (output, _stored) = drive_async(
             &mut self.node,
@@ -220,9 +223,8 @@ impl Task {
     async fn prepare_and_commit(
         &mut self,
         config: &tq_core::config::Configuration,
-    ) -> Answer<
-        Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>,
-    > {
+    ) -> Answer<Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>>
+    {
         let span = tracing::info_span!("prepare_and_commit", epoch = %config.epoch());
         let result = self
             .drive(|node, ctx, _| node.prepare_and_commit(ctx, config))
@@ -400,7 +402,13 @@ impl Task {
 
     /// Runs a call another sled's caller sent here, and answers it. It is
     /// run here, never forwarded again.
-    async fn serve_proxied(&mut self, from: PlatformId, rack: RackId, id: u64, request: ProxyRequest) {
+    async fn serve_proxied(
+        &mut self,
+        from: PlatformId,
+        rack: RackId,
+        id: u64,
+        request: ProxyRequest,
+    ) {
         self.io.stats.proxy_served();
         let not_stored = AnswerRef::Unavailable(RemoteUnavailable::NotStored);
         let frame = match request {
@@ -602,4 +610,3 @@ async fn wait_until(at: Option<Instant>) {
         None => pending().await,
     }
 }
-

@@ -48,7 +48,9 @@ pub fn lrtq_rack(rack_id: RackId, sleds: usize, seed: u64) -> LrtqRack {
                 share_digests: shares.iter().map(LrtqShare::digest).collect(),
             };
             let mut buf = vec![0; MAX_LRTQ_SHARE_DATA_LEN];
-            wire::encode_lrtq_share_data(&data, &mut buf).unwrap().to_vec()
+            wire::encode_lrtq_share_data(&data, &mut buf)
+                .unwrap()
+                .to_vec()
         })
         .collect();
     LrtqRack {

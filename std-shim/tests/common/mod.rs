@@ -290,4 +290,3 @@ impl Drop for Unwritable {
         let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
     }
 }
-

@@ -228,9 +228,10 @@ async fn perform(route: Route, to: &PlatformId, call: &Owned) -> Got {
     let made = async {
         match (route, call) {
             (Route::Down, _) => Got::Unreachable,
-            (Route::Direct(h), Owned::Reconfigure(m)) => {
-                h.reconfigure(m.clone()).await.map_or(Got::Unreachable, Got::Reconfigure)
-            }
+            (Route::Direct(h), Owned::Reconfigure(m)) => h
+                .reconfigure(m.clone())
+                .await
+                .map_or(Got::Unreachable, Got::Reconfigure),
             (Route::Direct(h), Owned::Upgrade(m)) => h
                 .upgrade_from_lrtq(m.clone())
                 .await

@@ -76,11 +76,14 @@ impl Rack {
                 for dir in &dirs {
                     std::fs::create_dir_all(dir).unwrap();
                 }
-                let lrtq_file = setup.as_ref().and_then(|s| s.share_files.get(i)).map(|bytes| {
-                    let path = base.join("lrtq-share");
-                    std::fs::write(&path, bytes).unwrap();
-                    path
-                });
+                let lrtq_file = setup
+                    .as_ref()
+                    .and_then(|s| s.share_files.get(i))
+                    .map(|bytes| {
+                        let path = base.join("lrtq-share");
+                        std::fs::write(&path, bytes).unwrap();
+                        path
+                    });
                 let id = sled_id(i);
                 Sled {
                     identity: ca.identity(&id),
