@@ -15,7 +15,6 @@
 //! connection per peer; later racks reuse memory the allocator kept).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The node handle: every call on a running node, from any task.
 //!
-//! A [`NodeHandle`] is cheap to clone. Each call is one [`Request`] on the
+//! A [`NodeHandle`] is cheap to clone. Each call is one request on the
 //! node task's API queue, with its own reply channel. The queue is
 //! bounded ([`crate::node::NodeConfig::api_queue_len`]): a full queue is
 //! [`Unavailable::Busy`] at once, never a wait and never a panic.

@@ -50,6 +50,10 @@ use crate::net::{CloseReason, NetStats, PeerStats, Refusal};
 use crate::node::report::StorageHealth;
 use crate::node::stats::{ProxyOutcome, ShimCounts};
 
+/// A metric family read from one field of a stats struct: name, help, the
+/// field.
+type FieldFamily<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
 /// Every counter of one node at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -241,7 +245,7 @@ fn ledger_families(out: &mut Out, ledger: &LedgerStats, status: LedgerStatus) {
         "Ledger write retries.",
         ledger.write_retries,
     );
-    let copy_families: [(&str, &str, fn(&crate::ledger::CopyStats) -> u64); 4] = [
+    let copy_families: [FieldFamily<crate::ledger::CopyStats, u64>; 4] = [
         (
             "tq_ledger_copy_write_failures_total",
             "Writes (repairs included) that failed on this copy.",
@@ -312,7 +316,7 @@ fn net_families(out: &mut Out, net: &NetStats, connected: usize) {
     if net.other_peers != PeerStats::default() {
         peers.push(("other".to_owned(), net.other_peers));
     }
-    let directional: [(&str, &str, fn(&PeerStats) -> (u64, u64)); 3] = [
+    let directional: [FieldFamily<PeerStats, (u64, u64)>; 3] = [
         (
             "tq_net_peer_frames_total",
             "Message frames per peer (keep-alives excluded).",
@@ -337,7 +341,7 @@ fn net_families(out: &mut Out, net: &NetStats, connected: usize) {
             out.sample(name, &[("peer", peer), ("direction", "out")], sent);
         }
     }
-    let plain: [(&str, &str, fn(&PeerStats) -> u64); 5] = [
+    let plain: [FieldFamily<PeerStats, u64>; 5] = [
         (
             "tq_net_peer_connects_total",
             "Connections established per peer.",

@@ -14,8 +14,16 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
+/// An event as seen: its target, its message, the names of its spans.
+#[derive(Debug)]
+struct Line {
+    target: String,
+    message: String,
+    spans: Vec<String>,
+}
+
 #[derive(Default, Clone)]
-struct Seen(Arc<Mutex<Vec<(String, String, Vec<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Line>>>);
 
 struct Message(String);
 
@@ -39,7 +47,11 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
         let target = tracing_log::NormalizeEvent::normalized_metadata(event)
             .map(|m| m.target().to_owned())
             .unwrap_or_else(|| event.metadata().target().to_owned());
-        self.0.lock().unwrap().push((target, message.0, spans));
+        self.0.lock().unwrap().push(Line {
+            target,
+            message: message.0,
+            spans,
+        });
     }
 }
 
@@ -78,10 +90,16 @@ fn a_core_log_line_arrives_as_a_tracing_event_in_the_node_span() {
     let seen = seen.0.lock().unwrap();
     let line = seen
         .iter()
-        .find(|(target, message, _)| {
-            target == "tq_core" && message.contains("coordinating the LRTQ upgrade at epoch 2")
+        .find(|line| {
+            line.target == "tq_core"
+                && line
+                    .message
+                    .contains("coordinating the LRTQ upgrade at epoch 2")
         })
         .unwrap_or_else(|| panic!("no core line among {seen:#?}"));
-    assert!(line.2.contains(&"upgrade_from_lrtq".to_owned()), "{line:?}");
-    assert!(line.2.contains(&"node".to_owned()), "{line:?}");
+    assert!(
+        line.spans.contains(&"upgrade_from_lrtq".to_owned()),
+        "{line:?}"
+    );
+    assert!(line.spans.contains(&"node".to_owned()), "{line:?}");
 }

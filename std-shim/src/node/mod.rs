@@ -21,7 +21,7 @@
 //! - **shutdown**.
 //!
 //! Every input to the node goes through the core's driving loop,
-//! [`tq_core::node::drive_async`], over [`io::ShimIo`]: the state is
+//! [`tq_core::node::drive_async`], over the task's `AsyncIo`: the state is
 //! written to the ledger, and only then are the queued messages sent and
 //! the events handed over. The loop is not written again here.
 //!

@@ -29,18 +29,18 @@ pub fn timing() -> Timing {
 
 /// A call the machine handed out, owned, so calls run concurrently.
 enum Owned {
-    Reconfigure(tq_core::api::ReconfigureMsg),
-    Upgrade(tq_core::api::LrtqUpgradeMsg),
+    Reconfigure(Box<tq_core::api::ReconfigureMsg>),
+    Upgrade(Box<tq_core::api::LrtqUpgradeMsg>),
     Status,
     Commit(tq_core::api::CommitRequest),
-    PrepareAndCommit(tq_core::config::Configuration),
+    PrepareAndCommit(Box<tq_core::config::Configuration>),
 }
 
 /// A node's answer, owned.
 enum Got {
     Reconfigure(Result<tq_core::api::ReconfigureOutcome, tq_core::node::ReconfigureError>),
     Upgrade(Result<(), tq_core::node::LrtqUpgradeError>),
-    Status(Option<CoordinatorStatus>),
+    Status(Option<Box<CoordinatorStatus>>),
     Commit(Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>),
     PrepareAndCommit(
         Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>,
@@ -53,7 +53,7 @@ impl Got {
         match self {
             Self::Reconfigure(r) => Answer::Reconfigure(r.clone()),
             Self::Upgrade(r) => Answer::UpgradeFromLrtq(r.clone()),
-            Self::Status(s) => Answer::CoordinatorStatus(s.as_ref().map(status_ref)),
+            Self::Status(s) => Answer::CoordinatorStatus(s.as_deref().map(status_ref)),
             Self::Commit(r) => Answer::Commit(r.clone()),
             Self::PrepareAndCommit(r) => Answer::PrepareAndCommit(r.clone()),
             Self::Unreachable => Answer::Unreachable,
@@ -215,11 +215,11 @@ enum Route {
 
 fn owned(call: Call<'_>) -> (CallId, PlatformId, Owned) {
     let kind = match call.kind {
-        CallKind::Reconfigure(msg) => Owned::Reconfigure(msg.clone()),
-        CallKind::UpgradeFromLrtq(msg) => Owned::Upgrade(msg.clone()),
+        CallKind::Reconfigure(msg) => Owned::Reconfigure(Box::new(msg.clone())),
+        CallKind::UpgradeFromLrtq(msg) => Owned::Upgrade(Box::new(msg.clone())),
         CallKind::CoordinatorStatus => Owned::Status,
         CallKind::Commit(request) => Owned::Commit(request),
-        CallKind::PrepareAndCommit(config) => Owned::PrepareAndCommit(config.clone()),
+        CallKind::PrepareAndCommit(config) => Owned::PrepareAndCommit(Box::new(config.clone())),
     };
     (call.id, call.to.clone(), kind)
 }
@@ -229,22 +229,22 @@ async fn perform(route: Route, to: &PlatformId, call: &Owned) -> Got {
         match (route, call) {
             (Route::Down, _) => Got::Unreachable,
             (Route::Direct(h), Owned::Reconfigure(m)) => h
-                .reconfigure(m.clone())
+                .reconfigure(*m.clone())
                 .await
                 .map_or(Got::Unreachable, Got::Reconfigure),
             (Route::Direct(h), Owned::Upgrade(m)) => h
-                .upgrade_from_lrtq(m.clone())
+                .upgrade_from_lrtq(*m.clone())
                 .await
                 .map_or(Got::Unreachable, Got::Upgrade),
             (Route::Direct(h), Owned::Status) => h
                 .coordinator_status()
                 .await
-                .map_or(Got::Unreachable, Got::Status),
+                .map_or(Got::Unreachable, |s| Got::Status(s.map(Box::new))),
             (Route::Direct(h), Owned::Commit(r)) => {
                 h.commit(*r).await.map_or(Got::Unreachable, Got::Commit)
             }
             (Route::Direct(h), Owned::PrepareAndCommit(c)) => h
-                .prepare_and_commit(c.clone())
+                .prepare_and_commit(*c.clone())
                 .await
                 .map_or(Got::Unreachable, Got::PrepareAndCommit),
             (Route::Proxy(h), Owned::Commit(r)) => h
@@ -252,7 +252,7 @@ async fn perform(route: Route, to: &PlatformId, call: &Owned) -> Got {
                 .await
                 .map_or(Got::Unreachable, Got::Commit),
             (Route::Proxy(h), Owned::PrepareAndCommit(c)) => h
-                .proxy_prepare_and_commit(to.clone(), c.clone(), CALL_TIMEOUT)
+                .proxy_prepare_and_commit(to.clone(), *c.clone(), CALL_TIMEOUT)
                 .await
                 .map_or(Got::Unreachable, Got::PrepareAndCommit),
             // Only member calls are proxied; a coordinator is reachable.
