@@ -186,6 +186,8 @@ impl Task {
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
                 let _ = reply.send(Ok(()));
+                // Whoever still waits for the latest secret starts over.
+                self.serve_waiters().await;
             }
             Request::SetPeers(peers, reply) => {
                 self.peers.clone_from(&peers);
