@@ -2,7 +2,6 @@
 //! a raw TLS client for playing hostile peers, and event waiting.
 #![allow(dead_code)]
 
-pub mod lrtq;
 pub mod nexus;
 pub mod rack;
 

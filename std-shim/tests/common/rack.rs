@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{PlatformId, RackId};
+use tq_core::wire;
 use tq_std::backoff::BackoffConfig;
 use tq_std::handle::NodeHandle;
 use tq_std::net::{NetConfig, TlsIdentity};
@@ -18,7 +19,8 @@ use tq_std::node::{NodeConfig, Started, start};
 
 use super::{Ca, WAIT};
 
-pub const RACK_ID: RackId = RackId([0x42; 16]);
+/// The rack of `tq_test_fixtures`' LRTQ racks.
+pub const RACK_ID: RackId = tq_test_fixtures::RACK;
 
 pub struct Sled {
     pub id: PlatformId,
@@ -68,7 +70,14 @@ impl Rack {
     pub fn new(lrtq: usize, fresh: usize, seed: u64) -> Self {
         let ca = Ca::new("rack");
         let root = tempfile::tempdir().unwrap();
-        let setup = (lrtq > 0).then(|| super::lrtq::lrtq_rack(RACK_ID, lrtq, seed));
+        // An LRTQ rack as rack setup made it (vsss-rs 3.3.4), each sled's
+        // share data in its share file as the core encodes it.
+        let (share_data, lrtq_secret) = if lrtq > 0 {
+            let (data, secret) = tq_test_fixtures::lrtq_rack(lrtq, seed);
+            (data, Some(secret))
+        } else {
+            (Vec::new(), None)
+        };
         let sleds = (0..lrtq + fresh)
             .map(|i| {
                 let base = root.path().join(format!("sled{i}"));
@@ -76,14 +85,13 @@ impl Rack {
                 for dir in &dirs {
                     std::fs::create_dir_all(dir).unwrap();
                 }
-                let lrtq_file = setup
-                    .as_ref()
-                    .and_then(|s| s.share_files.get(i))
-                    .map(|bytes| {
-                        let path = base.join("lrtq-share");
-                        std::fs::write(&path, bytes).unwrap();
-                        path
-                    });
+                let lrtq_file = share_data.get(i).map(|data| {
+                    let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
+                    let path = base.join("lrtq-share");
+                    std::fs::write(&path, wire::encode_lrtq_share_data(data, &mut buf).unwrap())
+                        .unwrap();
+                    path
+                });
                 let id = sled_id(i);
                 Sled {
                     identity: ca.identity(&id),
@@ -99,7 +107,7 @@ impl Rack {
             ca,
             _root: root,
             sleds,
-            lrtq_secret: setup.map(|s| s.secret),
+            lrtq_secret,
         }
     }
 
