@@ -23,7 +23,7 @@ use crate::node::collector::ShareCollector;
 use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
-use crate::node::validate::Validated;
+use crate::node::validate::{RequestKind, Validated};
 use crate::persistent::{LrtqShareData, StateError};
 
 /// What Nexus asked for, as validated and kept by the coordinator.
@@ -32,16 +32,17 @@ pub(crate) struct Request {
     rack_id: RackId,
     members: MemberSet,
     threshold: Threshold,
-    /// `Some` for a reconfiguration (the epoch Nexus named as committed
-    /// last), `None` for an LRTQ upgrade.
-    reconfigure_after: Option<Option<Epoch>>,
+    kind: RequestKind,
 }
 
 impl Request {
     /// The epoch Nexus named as last committed (none for an LRTQ upgrade:
     /// LRTQ's epoch 1 is never a stored configuration).
     fn last_committed(&self) -> Option<Epoch> {
-        self.reconfigure_after.flatten()
+        match self.kind {
+            RequestKind::Reconfigure { last_committed } => last_committed,
+            RequestKind::LrtqUpgrade => None,
+        }
     }
 }
 
@@ -116,7 +117,7 @@ impl Coordinator {
         rng: &mut R,
         request: Validated<'_>,
     ) -> Result<(), StartFailed> {
-        let is_upgrade = request.reconfigure_after.is_none();
+        let is_upgrade = request.kind == RequestKind::LrtqUpgrade;
         let committed = ctx.state().latest_committed_epoch();
         let collector = match committed.filter(|_| !is_upgrade) {
             Some(old_epoch) => {
@@ -135,7 +136,7 @@ impl Coordinator {
                 rack_id: request.rack_id,
                 members: request.members.clone(),
                 threshold: request.threshold,
-                reconfigure_after: request.reconfigure_after,
+                kind: request.kind,
             },
             phase: Phase::Preparing(Preparing::new()),
         });
@@ -200,7 +201,10 @@ impl Coordinator {
 
     pub(crate) fn is_same_request(&self, msg: &ReconfigureMsg) -> bool {
         let request = &self.request;
-        request.reconfigure_after == Some(msg.last_committed_epoch)
+        let kind = RequestKind::Reconfigure {
+            last_committed: msg.last_committed_epoch,
+        };
+        request.kind == kind
             && self.epoch == msg.epoch
             && request.rack_id == msg.rack_id
             && request.members == msg.members
@@ -208,7 +212,7 @@ impl Coordinator {
     }
 
     pub(crate) fn is_lrtq_upgrade(&self) -> bool {
-        self.request.reconfigure_after.is_none()
+        self.request.kind == RequestKind::LrtqUpgrade
     }
 
     /// Members that acked the prepare (the coordinator included), once

@@ -20,9 +20,17 @@ pub(crate) struct Validated<'a> {
     pub(crate) epoch: Epoch,
     pub(crate) members: &'a MemberSet,
     pub(crate) threshold: Threshold,
-    /// `Some` for a reconfiguration: the epoch Nexus named as committed
-    /// last (itself `None` on a fresh rack). `None` for an LRTQ upgrade.
-    pub(crate) reconfigure_after: Option<Option<Epoch>>,
+    pub(crate) kind: RequestKind,
+}
+
+/// Which coordination a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RequestKind {
+    /// A reconfiguration after the commit of `last_committed` (`None` on a
+    /// fresh rack).
+    Reconfigure { last_committed: Option<Epoch> },
+    /// The upgrade of an LRTQ rack.
+    LrtqUpgrade,
 }
 
 /// What validating a reconfiguration request found.
@@ -93,7 +101,9 @@ pub(crate) fn reconfigure<'a>(
         epoch: msg.epoch,
         members: &msg.members,
         threshold: msg.threshold,
-        reconfigure_after: Some(msg.last_committed_epoch),
+        kind: RequestKind::Reconfigure {
+            last_committed: msg.last_committed_epoch,
+        },
     }))
 }
 
@@ -146,7 +156,7 @@ pub(crate) fn lrtq_upgrade<'a>(
         epoch: msg.epoch,
         members: &msg.members,
         threshold: msg.threshold,
-        reconfigure_after: None,
+        kind: RequestKind::LrtqUpgrade,
     })
 }
 

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::tests::fields;
 use crate::crypto::RngError;
 use crate::node::coordinator::{Coordinator, StartFailed};
-use crate::node::validate::Validated;
+use crate::node::validate::{RequestKind, Validated};
 use crate::persistent::{StateFields, StoredConfig};
 
 // ---- (a) false `Expunged` claims ----
@@ -247,7 +247,9 @@ fn a_split_failure_that_is_not_the_rng_is_not_reported_as_one() {
         epoch: Epoch(1),
         members: &members,
         threshold: Threshold::new(5).unwrap(),
-        reconfigure_after: Some(None),
+        kind: RequestKind::Reconfigure {
+            last_committed: None,
+        },
     };
     let mut slot = None;
     let started = Coordinator::start(&mut slot, &mut s.ctx, &mut s.rng, request);
