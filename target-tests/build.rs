@@ -32,27 +32,20 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use sha3::{Digest, Sha3_256};
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, LrtqShare, Share, ShareDigest};
-use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN};
+use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
+use tq_core::limits::{MAX_LRTQ_THRESHOLD, MAX_MEMBERS, MAX_SEALED_LEN};
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
-use vsss_rs::curve25519::WrappedScalar;
-use vsss_rs::curve25519_dalek::Scalar;
+use tq_test_fixtures::{LRTQ_TOTAL_SHARES, lrtq_setup, lrtq_share_data};
 
 /// LRTQ sleds of the racks the scenario runs (4 and 7; each rack also has
 /// one spare sled, which the scenario adds), and of the racks whose LRTQ
 /// combine the `instructions` binary counts (8 and 32: thresholds 5 and
 /// 17, the largest LRTQ rack).
 const LRTQ_RACK_SIZES: [usize; 4] = [4, 7, 8, 32];
-
-/// Shares LRTQ rack setup made, spares for later sleds included.
-const LRTQ_TOTAL_SHARES: usize = 255;
 
 /// The rack id the LRTQ ledgers name.
 const LEDGER_RACK_ID: [u8; 16] = [0x5a; 16];
@@ -71,60 +64,21 @@ fn main() {
 }
 
 fn write_lrtq_rack(out: &Path, sleds: usize) {
-    let threshold = sleds / 2 + 1;
-    let mut rng = StdRng::seed_from_u64(0x4c52_5451_0000 + sleds as u64);
-    let secret = Scalar::random(&mut rng);
-    let shares = vsss_rs::shamir::split_secret::<WrappedScalar, u8, Vec<u8>>(
-        threshold,
-        LRTQ_TOTAL_SHARES,
-        secret.into(),
-        &mut rng,
-    )
-    .expect("vsss-rs splits the LRTQ secret");
-    assert_eq!(shares.len(), LRTQ_TOTAL_SHARES);
-
-    // The set-up is only useful if the shares rebuild the secret.
-    let rebuilt: WrappedScalar =
-        vsss_rs::combine_shares(&shares[..threshold]).expect("vsss-rs combines");
-    assert_eq!(rebuilt.0, secret, "LRTQ shares do not rebuild the secret");
-
-    let mut held = Vec::new();
-    for share in &shares[..sleds] {
-        assert_eq!(share.len(), 33, "vsss-rs share layout changed");
-        held.extend_from_slice(share);
-    }
-    let mut digests = Vec::new();
-    for share in &shares {
-        digests.extend_from_slice(&Sha3_256::digest(share));
-    }
+    let setup = lrtq_setup(sleds, 0x4c52_5451_0000 + sleds as u64);
+    assert_eq!(setup.shares.len(), LRTQ_TOTAL_SHARES);
+    let held: Vec<u8> = setup.shares[..sleds].concat();
+    let digests: Vec<u8> = setup.digests().concat();
+    // Sled 0's share data, encoded by tq-core.
+    let data = lrtq_share_data(&setup, RackId(LEDGER_RACK_ID), 0);
+    let mut ledger = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
+    let ledger = wire::encode_lrtq_share_data(&data, &mut ledger).expect("LRTQ share data encodes");
 
     let name = |ext: &str| out.join(format!("lrtq-{sleds}.{ext}"));
-    let threshold = u8::try_from(threshold).expect("small threshold");
-    fs::write(name("threshold"), [threshold]).expect("write threshold");
-    fs::write(name("secret"), secret.as_bytes()).expect("write secret");
+    fs::write(name("threshold"), [setup.threshold]).expect("write threshold");
+    fs::write(name("secret"), setup.secret).expect("write secret");
     fs::write(name("shares"), held).expect("write shares");
-    fs::write(name("ledger"), ledger(threshold, &shares[0], &digests)).expect("write ledger");
+    fs::write(name("ledger"), ledger).expect("write ledger");
     fs::write(name("digests"), digests).expect("write digests");
-}
-
-/// Sled 0's LRTQ share data, encoded by tq-core.
-fn ledger(threshold: u8, share: &[u8], digests: &[u8]) -> Vec<u8> {
-    let share: &[u8; tq_core::limits::LRTQ_SHARE_LEN] =
-        share.try_into().expect("vsss-rs share layout");
-    let data = LrtqShareData {
-        rack_id: RackId(LEDGER_RACK_ID),
-        threshold,
-        share: LrtqShare::from_bytes(share).expect("tq-core takes the vsss-rs share"),
-        share_digests: digests
-            .chunks_exact(32)
-            .map(|d| ShareDigest(d.try_into().expect("32-byte digest")))
-            .collect(),
-    };
-    assert_eq!(data.share_digests.len(), LRTQ_TOTAL_SHARES);
-    let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
-    wire::encode_lrtq_share_data(&data, &mut buf)
-        .expect("LRTQ share data encodes")
-        .to_vec()
 }
 
 /// Writes the largest peer message and persistent state (see the crate doc).
@@ -157,7 +111,7 @@ fn write_largest(out: &Path) {
     let state = PersistentState::try_from(StateFields {
         lrtq: Some(LrtqShareData {
             rack_id: RackId([0xff; 16]),
-            threshold: 255,
+            threshold: LrtqThreshold::new(MAX_LRTQ_THRESHOLD).expect("LRTQ threshold"),
             share: LrtqShare::from_bytes(&lrtq_share).expect("LRTQ share"),
             share_digests: (0..LRTQ_TOTAL_SHARES)
                 .map(|i| ShareDigest([i as u8; 32]))

@@ -2,6 +2,11 @@
 //! the GF(2^8) arithmetic, the Shamir operations and the LRTQ combine of
 //! `tq-core`.
 //!
+//! The Shamir tests hold the x-coordinates fixed (1..=K) in both classes:
+//! they are public, and the Lagrange weights computed from them with tables
+//! may take time that depends on them. Only the share bytes and the secret
+//! are classed.
+//!
 //! Each test times one operation on inputs of two classes, interleaved at
 //! random: *Left* holds the secret input at a fixed, "special" value (zero
 //! or mostly zero, where table or early-exit code would be fastest), *Right*
@@ -16,11 +21,14 @@
 use dudect_bencher::ctbench::{BenchFn, BenchMetadata, BenchName, BenchOpts, run_benches_console};
 use dudect_bencher::rand::{Rng, RngExt};
 use dudect_bencher::{BenchRng, Class, CtRunner};
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tq_core::crypto::gf256::{self, Gf256};
 use tq_core::crypto::lrtq::{self, LrtqShare};
+use tq_core::crypto::rack_secret::RackSecret;
 use tq_core::crypto::shamir::{self, Share};
 
 /// Samples of each GF(2^8) test: cheap, so many.
@@ -35,8 +43,8 @@ const CHUNK: usize = 10_000;
 /// One multiplication is shorter than the clock's resolution, so a sample
 /// times this many, all on operands of the sample's class.
 const MULS_PER_SAMPLE: usize = 64;
-/// Packed multiply-adds timed together in one sample, for the same reason.
-const ADDS_PER_SAMPLE: usize = 8;
+/// Terms of the `weighted_sum` timed in one sample.
+const TERMS: usize = 8;
 /// Shares in the combine tests: the usual threshold of a 32-sled rack.
 const K: u8 = 17;
 
@@ -110,44 +118,38 @@ fn gf256_mul_secret_rhs(runner: &mut CtRunner, rng: &mut BenchRng) {
     );
 }
 
-/// `ADDS_PER_SAMPLE` calls of `add_scaled` into one accumulator.
-fn add_scaled_all(
-    vectors: &[[u8; 32]; ADDS_PER_SAMPLE],
-    coefficients: &[u8; ADDS_PER_SAMPLE],
-) -> [u8; 32] {
+/// `add_weighted_sum` of `TERMS` vectors.
+fn weighted_sum_all(vectors: &[[u8; 32]; TERMS], weights: &[u8; TERMS]) -> [u8; 32] {
     let mut acc = [0u8; 32];
-    for (vector, &coefficient) in vectors.iter().zip(coefficients) {
-        gf256::add_scaled(&mut acc, vector, Gf256(coefficient));
-    }
+    gf256::add_weighted_sum(&mut acc, &weights.map(Gf256), vectors.iter());
     acc
 }
 
-/// (c) packed `add_scaled`, secret 32-byte vectors: zero vs random.
-fn gf256_add_scaled_secret_vector(runner: &mut CtRunner, rng: &mut BenchRng) {
+/// (c) packed `add_weighted_sum`, secret 32-byte vectors: zero vs random.
+fn gf256_weighted_sum_secret_vectors(runner: &mut CtRunner, rng: &mut BenchRng) {
     time_classes(
         runner,
         rng,
         FIELD_SAMPLES,
         |class, rng| {
-            let vectors: [[u8; 32]; ADDS_PER_SAMPLE] =
-                std::array::from_fn(|_| secret_bytes(class, rng));
+            let vectors: [[u8; 32]; TERMS] = std::array::from_fn(|_| secret_bytes(class, rng));
             (vectors, public_bytes(rng))
         },
-        |(vectors, coefficients)| add_scaled_all(vectors, coefficients),
+        |(vectors, weights)| weighted_sum_all(vectors, weights),
     );
 }
 
-/// (c) packed `add_scaled`, secret coefficients: zero vs random.
-fn gf256_add_scaled_secret_coefficient(runner: &mut CtRunner, rng: &mut BenchRng) {
+/// (c) packed `add_weighted_sum`, secret weights: zero vs random.
+fn gf256_weighted_sum_secret_weights(runner: &mut CtRunner, rng: &mut BenchRng) {
     time_classes(
         runner,
         rng,
         FIELD_SAMPLES,
         |class, rng| {
-            let vectors: [[u8; 32]; ADDS_PER_SAMPLE] = std::array::from_fn(|_| public_bytes(rng));
+            let vectors: [[u8; 32]; TERMS] = std::array::from_fn(|_| public_bytes(rng));
             (vectors, secret_bytes(class, rng))
         },
-        |(vectors, coefficients)| add_scaled_all(vectors, coefficients),
+        |(vectors, weights)| weighted_sum_all(vectors, weights),
     );
 }
 
@@ -181,6 +183,27 @@ fn shamir_combine_k17(runner: &mut CtRunner, rng: &mut BenchRng) {
 fn shamir_compute_share_k17(runner: &mut CtRunner, rng: &mut BenchRng) {
     time_classes(runner, rng, SHARE_SAMPLES, shares_of_class, |shares| {
         shamir::compute_share(shares, 32).map(|share| *share.expose_y())
+    });
+}
+
+/// `split` into 32 shares with threshold K: fixed vs random secret. Left:
+/// the secret is zero except its first byte (a rack secret is never all
+/// zero); Right: uniformly random. The RNG that draws the random shares is
+/// seeded at random in both classes.
+fn shamir_split_k17(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let make = |class: Class, rng: &mut BenchRng| {
+        let mut bytes: [u8; 32] = secret_bytes(class, rng);
+        if let Class::Left = class {
+            bytes[0] = 1;
+        }
+        let secret = RackSecret::from_bytes(&bytes).expect("not all zero");
+        (secret, rng.random::<u64>())
+    };
+    time_classes(runner, rng, SHARE_SAMPLES, make, |(secret, seed)| {
+        let mut shares = heapless::Vec::<Share, 32>::new();
+        let mut dealer = ChaCha12Rng::seed_from_u64(*seed);
+        shamir::split(secret, usize::from(K), 32, &mut dealer, &mut shares)
+            .map(|()| *shares[31].expose_y())
     });
 }
 
@@ -256,26 +279,27 @@ fn control_sharks_recover_k17(runner: &mut CtRunner, rng: &mut BenchRng) {
 }
 
 /// Every test, by name. Names sort alphabetically when run.
-const TESTS: [(&str, BenchFn); 10] = [
+const TESTS: [(&str, BenchFn); 11] = [
     ("control_early_exit_compare", control_early_exit_compare),
     (
         "control_null_lrtq_combine_k17",
         control_null_lrtq_combine_k17,
     ),
     ("control_sharks_recover_k17", control_sharks_recover_k17),
-    (
-        "gf256_add_scaled_secret_coefficient",
-        gf256_add_scaled_secret_coefficient,
-    ),
-    (
-        "gf256_add_scaled_secret_vector",
-        gf256_add_scaled_secret_vector,
-    ),
     ("gf256_mul_secret_lhs", gf256_mul_secret_lhs),
     ("gf256_mul_secret_rhs", gf256_mul_secret_rhs),
+    (
+        "gf256_weighted_sum_secret_weights",
+        gf256_weighted_sum_secret_weights,
+    ),
+    (
+        "gf256_weighted_sum_secret_vectors",
+        gf256_weighted_sum_secret_vectors,
+    ),
     ("lrtq_combine_k17", lrtq_combine_k17),
     ("shamir_combine_k17", shamir_combine_k17),
     ("shamir_compute_share_k17", shamir_compute_share_k17),
+    ("shamir_split_k17", shamir_split_k17),
 ];
 
 const USAGE: &str = "usage: constant_time [NAME] [--filter NAME] [--continuous NAME] \

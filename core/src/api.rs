@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::config::Configuration;
-use crate::ids::{Epoch, PlatformId, RackId, Threshold};
+use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
 use crate::member_set::MemberSet;
 use crate::node::{Alarm, CoordinatorPhase, Counters};
@@ -185,7 +185,7 @@ pub struct LrtqSummary {
     /// The rack, as LRTQ knew it.
     pub rack_id: RackId,
     /// The LRTQ threshold.
-    pub threshold: u8,
+    pub threshold: LrtqThreshold,
 }
 
 /// One stored configuration, summarised.

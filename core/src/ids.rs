@@ -4,7 +4,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    MAX_MEMBERS, MAX_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, PLATFORM_ID_FIELD_LEN,
+    MAX_LRTQ_THRESHOLD, MAX_MEMBERS, MAX_THRESHOLD, MIN_LRTQ_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD,
+    PLATFORM_ID_FIELD_LEN,
 };
 
 /// A configuration number. Strictly increasing over the life of a rack; LRTQ
@@ -188,6 +189,75 @@ impl fmt::Display for Threshold {
     }
 }
 
+/// The threshold of an LRTQ rack, as its ledger recorded it (`n/2 + 1` at
+/// rack setup): [`MIN_LRTQ_THRESHOLD`]`..=`[`MAX_LRTQ_THRESHOLD`]. Decoding
+/// enforces the range, so LRTQ share data never names a threshold an
+/// upgrade could not reach or combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(try_from = "u8", into = "u8")]
+pub struct LrtqThreshold(u8);
+
+/// An LRTQ threshold outside
+/// [`MIN_LRTQ_THRESHOLD`]`..=`[`MAX_LRTQ_THRESHOLD`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LrtqThresholdOutOfRange(pub u8);
+
+impl fmt::Display for LrtqThresholdOutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LRTQ threshold {} is outside {MIN_LRTQ_THRESHOLD}..={MAX_LRTQ_THRESHOLD}",
+            self.0
+        )
+    }
+}
+
+impl core::error::Error for LrtqThresholdOutOfRange {}
+
+impl LrtqThreshold {
+    /// An LRTQ threshold, if `k` is in range.
+    pub const fn new(k: u8) -> Result<Self, LrtqThresholdOutOfRange> {
+        if k >= MIN_LRTQ_THRESHOLD && k <= MAX_LRTQ_THRESHOLD {
+            Ok(Self(k))
+        } else {
+            Err(LrtqThresholdOutOfRange(k))
+        }
+    }
+
+    /// The number of LRTQ shares it takes.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for LrtqThreshold {
+    type Error = LrtqThresholdOutOfRange;
+    fn try_from(k: u8) -> Result<Self, Self::Error> {
+        Self::new(k)
+    }
+}
+
+impl From<LrtqThreshold> for u8 {
+    fn from(k: LrtqThreshold) -> u8 {
+        k.0
+    }
+}
+
+/// As a count of shares, to compare with a collection's length.
+impl From<LrtqThreshold> for usize {
+    fn from(k: LrtqThreshold) -> usize {
+        usize::from(k.0)
+    }
+}
+
+impl fmt::Display for LrtqThreshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// One field of a [`PlatformId`]: 1 to [`PLATFORM_ID_FIELD_LEN`] printable
 /// ASCII bytes (0x20..=0x7e).
 pub type PlatformIdField = heapless::String<PLATFORM_ID_FIELD_LEN, u8>;
@@ -345,6 +415,18 @@ mod platform_and_threshold_tests {
         assert!(k.fits_member_count(32));
         assert!(!k.fits_member_count(33));
         assert!(!Threshold::new(2).unwrap().fits_member_count(2));
+    }
+
+    #[test]
+    fn lrtq_threshold_range_is_enforced() {
+        for k in [0, 1, 33, 255] {
+            assert_eq!(LrtqThreshold::new(k), Err(LrtqThresholdOutOfRange(k)));
+            assert_eq!(LrtqThreshold::try_from(k), Err(LrtqThresholdOutOfRange(k)));
+        }
+        for k in [2, 3, 17, 32] {
+            assert_eq!(LrtqThreshold::new(k).map(LrtqThreshold::get), Ok(k));
+            assert_eq!(LrtqThreshold::new(k).map(usize::from), Ok(usize::from(k)));
+        }
     }
 
     #[test]

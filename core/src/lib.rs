@@ -25,6 +25,10 @@
 //!   queued, and the API enforces it: a node hands out no message and no
 //!   event until the caller acknowledged storing the state they follow from
 //!   (see [`node`]; [`node::drive`] is the loop that does it right).
+//! - **Decoding is total and canonical.** Any bytes decode to a valid value
+//!   or a typed error, and a value has exactly one accepted encoding: every
+//!   decoder of [`wire`] ends by re-encoding what it read and comparing, so
+//!   the host and the 32-bit service processor accept the same bytes.
 //!
 //! # Layers
 //!

@@ -35,6 +35,18 @@ pub const LRTQ_TOTAL_SHARES: usize = 255;
 /// shares are `LrtqError::TooManyShares`.
 pub const MAX_LRTQ_COMBINE: usize = 32;
 
+/// Smallest LRTQ threshold the LRTQ share data may hold: one share alone
+/// would be the secret.
+pub const MIN_LRTQ_THRESHOLD: u8 = 2;
+
+/// Largest LRTQ threshold the LRTQ share data may hold (PROTOCOL.md section
+/// 6, item 2). A ledger naming another is corrupt: its data is refused when
+/// decoded (`ids::LrtqThreshold`), so an upgrade never waits for shares it
+/// could not combine.
+pub const MAX_LRTQ_THRESHOLD: u8 = 32;
+
+const _: () = assert!(MAX_LRTQ_THRESHOLD as usize <= MAX_LRTQ_COMBINE);
+
 /// Fewest members a configuration may have.
 pub const MIN_MEMBERS: usize = 3;
 

@@ -9,7 +9,8 @@ use crate::ids::PlatformId;
 use crate::limits::MAX_MEMBERS;
 
 /// A set of sleds: sorted, no repeats, at most [`MAX_MEMBERS`]. Decoding
-/// sorts and refuses repeats, so two encodings of one set compare equal.
+/// postcard refuses repeats and a list out of order (a set has one
+/// encoding); a JSON list is sorted as it is read.
 ///
 /// The in-place decoder of [`crate::wire`] is its postcard decoder; serde's
 /// derived decoder exists for JSON on the host (feature `host`) and as that

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, ConfigFields, Configuration};
 use crate::crypto::{LrtqShare, Share, ShareDigest};
-use crate::ids::{Epoch, PlatformId, RackId};
+use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId};
 use crate::limits::{LRTQ_TOTAL_SHARES, MAX_STORED_CONFIGS};
 
 /// What an LRTQ sled kept in its old ledger, read once at upgrade time.
@@ -25,7 +25,7 @@ pub struct LrtqShareData {
     /// The rack, as LRTQ knew it.
     pub rack_id: RackId,
     /// LRTQ threshold (`n/2 + 1` at rack setup).
-    pub threshold: u8,
+    pub threshold: LrtqThreshold,
     /// This sled's LRTQ share.
     pub share: LrtqShare,
     /// Digests of all LRTQ shares made at setup, spares included.
@@ -33,11 +33,6 @@ pub struct LrtqShareData {
 }
 
 impl LrtqShareData {
-    /// How many LRTQ shares rebuild the LRTQ secret.
-    pub fn threshold_shares(&self) -> usize {
-        usize::from(self.threshold)
-    }
-
     /// Whether `digest` is the digest of one of the rack's LRTQ shares.
     pub fn is_known_digest(&self, digest: &ShareDigest) -> bool {
         self.share_digests.iter().any(|d| d == digest)
@@ -512,7 +507,7 @@ mod tests {
         let mut lrtq = PersistentState::new();
         *lrtq.lrtq_mut() = Some(LrtqShareData {
             rack_id: RackId([7; 16]),
-            threshold: 2,
+            threshold: LrtqThreshold::new(2).unwrap(),
             share: LrtqShare::from_bytes(&[1; 33]).unwrap(),
             share_digests: heapless::Vec::new(),
         });

@@ -20,10 +20,10 @@ use tq_core::api::{
 };
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, RngError, ShareDigest};
-use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 use tq_core::limits::{
-    MAX_ALARMS, MAX_CONNECTED, MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_STORED_CONFIGS,
-    MAX_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, SECRET_LEN,
+    MAX_ALARMS, MAX_CONNECTED, MAX_LRTQ_THRESHOLD, MAX_MEMBERS, MAX_RETAINED_SECRETS,
+    MAX_STORED_CONFIGS, MAX_THRESHOLD, MIN_LRTQ_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, SECRET_LEN,
 };
 use tq_core::member_set::MemberSet;
 use tq_core::node::{
@@ -56,6 +56,10 @@ fn epoch() -> impl Strategy<Value = Epoch> {
 
 fn threshold() -> impl Strategy<Value = Threshold> {
     (MIN_THRESHOLD..=MAX_THRESHOLD).prop_map(|k| Threshold::new(k).unwrap())
+}
+
+fn lrtq_threshold() -> impl Strategy<Value = LrtqThreshold> {
+    (MIN_LRTQ_THRESHOLD..=MAX_LRTQ_THRESHOLD).prop_map(|k| LrtqThreshold::new(k).unwrap())
 }
 
 fn member_set() -> impl Strategy<Value = MemberSet> {
@@ -182,7 +186,7 @@ fn lrtq_upgrade_error() -> impl Strategy<Value = LrtqUpgradeError> {
         any::<usize>().prop_map(E::MemberCount),
         (threshold(), any::<usize>())
             .prop_map(|(threshold, members)| E::ThresholdTooLarge { threshold, members }),
-        (any::<u8>(), any::<usize>()).prop_map(|(lrtq_threshold, members)| {
+        (lrtq_threshold(), any::<usize>()).prop_map(|(lrtq_threshold, members)| {
             E::LrtqThresholdAboveMembers {
                 lrtq_threshold,
                 members,
@@ -318,7 +322,7 @@ fn state_summary() -> impl Strategy<Value = StateSummary> {
             },
         );
     (
-        option::of((rack_id(), any::<u8>())),
+        option::of((rack_id(), lrtq_threshold())),
         vec(config, 0..=MAX_STORED_CONFIGS),
         option::of(epoch()),
         option::of((epoch(), platform_id())),
@@ -616,7 +620,7 @@ fn json_shows_rack_ids_as_uuids_and_digests_and_ciphertexts_as_hex() {
     // A request's rack id, and a status's.
     let status = LrtqSummary {
         rack_id: rack,
-        threshold: 3,
+        threshold: LrtqThreshold::new(3).unwrap(),
     };
     assert_eq!(
         serde_json::to_string(&status).unwrap(),

@@ -2,21 +2,9 @@
 //! driven through the harness so every safety invariant is checked after
 //! every step.
 
-use tq_core::ids::{Epoch, RackId};
+use tq_core::ids::Epoch;
 use tq_harness::{Action, Change, Cluster, RackStart, Violation};
-
-const RACK: RackId = RackId([0x42; 16]);
-
-/// Runs `f` on a thread with room for a `Cluster` (it keeps every sled
-/// inline).
-fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
+use tq_test_fixtures::{RACK, with_big_stack};
 
 /// A member acked the prepare of epoch 1, Nexus committed on that ack, and
 /// the member was not told yet. Two newer epochs are then prepared and

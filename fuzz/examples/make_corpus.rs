@@ -1,6 +1,7 @@
 //! Writes the seed corpora: `cargo run --example make_corpus` (from
 //! `fuzz/`) replaces `fuzz/seeds/<target>/` with real encodings of every
-//! kind (see `tq_fuzz::samples`), and `fuzz/seeds/cluster/` with runs of
+//! kind (see `tq_fuzz::samples`) and the hand-written wire vectors (see
+//! `tq_fuzz::vectors`), and `fuzz/seeds/cluster/` with runs of
 //! the stateful target that reach commits (see `tq_fuzz::cluster::seeds`).
 //! The output is deterministic: run it in release mode, it plays a few
 //! hundred cluster runs.
@@ -10,11 +11,7 @@ use std::path::Path;
 
 fn main() -> std::io::Result<()> {
     // The cluster seeds run a `Cluster`, which is large: give it room.
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(write_all)?
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    tq_test_fixtures::with_big_stack(write_all)
 }
 
 fn write_all() -> std::io::Result<()> {
@@ -32,5 +29,10 @@ fn write_all() -> std::io::Result<()> {
         }
         println!("{target}: {} seeds", seeds.len());
     }
+    let vectors = tq_fuzz::vectors::seeds();
+    for (target, name, bytes) in &vectors {
+        fs::write(root.join(target).join(name), bytes)?;
+    }
+    println!("wire vectors: {} more seeds", vectors.len());
     Ok(())
 }

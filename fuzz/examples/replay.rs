@@ -5,24 +5,19 @@
 fn main() {
     let paths: Vec<String> = std::env::args().skip(1).collect();
     // A Cluster is large: give it room.
-    let outcome = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let mut failed = false;
-            for path in paths {
-                let bytes = std::fs::read(&path).expect("readable input");
-                match tq_fuzz::cluster::run(&bytes) {
-                    Ok(stats) => println!("{path}: ok, {stats:?}"),
-                    Err(violation) => {
-                        println!("{path}: {violation:?}");
-                        failed = true;
-                    }
+    let outcome = tq_test_fixtures::with_big_stack(move || {
+        let mut failed = false;
+        for path in paths {
+            let bytes = std::fs::read(&path).expect("readable input");
+            match tq_fuzz::cluster::run(&bytes) {
+                Ok(stats) => println!("{path}: ok, {stats:?}"),
+                Err(violation) => {
+                    println!("{path}: {violation:?}");
+                    failed = true;
                 }
             }
-            failed
-        })
-        .expect("thread")
-        .join()
-        .expect("no panic");
+        }
+        failed
+    });
     std::process::exit(i32::from(outcome));
 }

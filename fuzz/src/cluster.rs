@@ -41,7 +41,9 @@ use tq_core::wire;
 use tq_harness::network::InFlight;
 use tq_harness::{Action, Cluster, RackStart, Violation};
 
-use crate::samples::{RACK, lrtq_rack};
+use tq_test_fixtures::lrtq_rack;
+
+use crate::samples::RACK;
 
 /// Reads bytes from the front of the input; past the end, zeros.
 struct Reader<'a>(&'a [u8]);
@@ -627,16 +629,7 @@ mod tests {
     use super::*;
     use tq_core::messages::{Envelope, PeerMsgRef};
     use tq_harness::Change;
-
-    /// Runs `f` on a thread with room for a `Cluster`.
-    fn with_big_stack(f: impl FnOnce() + Send + 'static) {
-        std::thread::Builder::new()
-            .stack_size(64 << 20)
-            .spawn(f)
-            .expect("thread")
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    }
+    use tq_test_fixtures::with_big_stack;
 
     #[test]
     fn headers_and_forgeries_read_back() {

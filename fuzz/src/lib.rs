@@ -1,12 +1,14 @@
 //! Shared code of the `tq-core` fuzz targets.
 //!
 //! - [`round_trip`]: what every decoder target checks (no panic, and a
-//!   decoded value re-encodes into its `MAX_*_LEN` buffer to bytes that
-//!   decode and re-encode identically);
+//!   decoded value re-encodes into its `MAX_*_LEN` buffer to exactly the
+//!   bytes it was decoded from);
 //! - [`cluster`]: the stateful target, a simulated rack driven step by
 //!   step by the fuzzer's bytes, forged messages included;
 //! - [`samples`]: real values of every encodable kind, from which
-//!   `examples/make_corpus.rs` writes the seed corpora.
+//!   `examples/make_corpus.rs` writes the seed corpora;
+//! - [`vectors`]: the hand-written wire vectors of tq-core
+//!   (`core/tests/vectors/wire.txt`), written as seeds too.
 //!
 //! Unlike the core, this crate panics freely: a panic is how a fuzz target
 //! reports a finding.
@@ -14,3 +16,4 @@
 pub mod cluster;
 pub mod round_trip;
 pub mod samples;
+pub mod vectors;

@@ -5,22 +5,17 @@
 //! Everything is drawn from a seeded RNG, so the seeds are reproducible:
 //! `examples/make_corpus.rs` writes the same bytes on every run.
 
-use curve25519_dalek::Scalar;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 use tq_core::api::{
     Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, LrtqSummary,
     LrtqUpgradeMsg, NodeStatus, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
     StateSummary,
 };
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
-use tq_core::crypto::{
-    EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, ShareDigest, split,
-};
+use tq_core::crypto::{EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, split};
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_core::limits::{
-    LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_THRESHOLD,
-};
+use tq_core::limits::{MAX_MEMBERS, MAX_RETAINED_SECRETS, MAX_THRESHOLD};
 use tq_core::member_set::MemberSet;
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::node::{
@@ -30,6 +25,7 @@ use tq_core::node::{
 use tq_core::persistent::{Expunged, LrtqShareData, PersistentState, StateFields, StoredConfig};
 use tq_core::wire;
 use tq_core::wire::NexusWire;
+use tq_test_fixtures::lrtq_rack;
 
 /// The rack of every sample.
 pub const RACK: RackId = RackId([0x42; 16]);
@@ -130,49 +126,6 @@ pub fn largest_config() -> Split {
     }
     let ids = (0..MAX_MEMBERS).map(longest_sled).collect();
     make_config(5, ids, Epoch(u64::MAX), MAX_THRESHOLD, Some(&old))
-}
-
-/// An LRTQ rack of `sleds` sleds as LRTQ setup left it: one secret over the
-/// curve25519 scalar field split into 255 shares with threshold
-/// `sleds / 2 + 1`; sled `i` holds share `i + 1`. Returns each sled's share
-/// data and the secret as the new protocol sees it.
-pub fn lrtq_rack(sleds: usize, seed: u64) -> (Vec<LrtqShareData>, RackSecret) {
-    let mut rng = rng(seed);
-    let mut scalar = || {
-        let mut wide = [0u8; 64];
-        rng.fill_bytes(&mut wide);
-        Scalar::from_bytes_mod_order_wide(&wide)
-    };
-    let threshold = sleds / 2 + 1;
-    // Coefficient 0 is the secret.
-    let coefficients: Vec<Scalar> = (0..threshold).map(|_| scalar()).collect();
-    let shares: Vec<LrtqShare> = (1..=LRTQ_TOTAL_SHARES)
-        .map(|x| {
-            let x_scalar = Scalar::from(x as u64);
-            let y = coefficients
-                .iter()
-                .rev()
-                .fold(Scalar::ZERO, |acc, c| acc * x_scalar + c);
-            let mut bytes = [0u8; LRTQ_SHARE_LEN];
-            bytes[0] = x as u8;
-            bytes[1..].copy_from_slice(y.as_bytes());
-            LrtqShare::from_bytes(&bytes).expect("canonical share")
-        })
-        .collect();
-    let digests: heapless::Vec<ShareDigest, LRTQ_TOTAL_SHARES, u8> =
-        shares.iter().map(LrtqShare::digest).collect();
-    let data = shares
-        .iter()
-        .take(sleds)
-        .map(|share| LrtqShareData {
-            rack_id: RACK,
-            threshold: threshold as u8,
-            share: share.clone(),
-            share_digests: digests.clone(),
-        })
-        .collect();
-    let secret = RackSecret::from_bytes(coefficients[0].as_bytes()).expect("nonzero secret");
-    (data, secret)
 }
 
 fn encode_msg(msg: &PeerMsgRef<'_>) -> Vec<u8> {
@@ -444,7 +397,7 @@ pub fn nexus_answers() -> Vec<Seed> {
         state: StateSummary {
             lrtq: Some(LrtqSummary {
                 rack_id: RACK,
-                threshold: 17,
+                threshold: tq_core::ids::LrtqThreshold::new(17).expect("threshold"),
             }),
             configs: (1..=3)
                 .map(|e| ConfigSummary {

@@ -5,7 +5,8 @@
 //! (deliver with nothing in flight, restart a sled that is up, start a
 //! reconfiguration while one is pending) does nothing. So a fuzzer's bytes
 //! ([`Action::from_bytes`]) or a seeded RNG ([`Action::random`]) can produce
-//! actions freely.
+//! actions freely. Each Nexus action first moves Nexus's clock one step (see
+//! [`crate::nexus`]).
 
 use rand_core::Rng;
 

@@ -160,6 +160,12 @@ fn run_call(_: &'static str, run: &mut dyn FnMut()) {
     run();
 }
 
+/// What a node call may use besides its node: the sled ids, and Nexus.
+struct CallSide<'a> {
+    ids: &'a [PlatformId],
+    nexus: &'a mut Nexus,
+}
+
 /// The last `PrepareAck` delivered, for the ack ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct DeliveredAck {
@@ -229,12 +235,19 @@ impl Cluster {
         if lrtq_count != 0 && lrtq_count != members {
             return Err(Violation::Setup(SetupError::LrtqData));
         }
+        let mut ids = heapless::Vec::<PlatformId, MAX_SLEDS>::new();
+        for index in 0..sled_count {
+            let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
+            ids.push(id)
+                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+        }
+        let nexus = Nexus::new(rack_id, &ids, members, lrtq_count != 0)?;
         let mut cluster = Self {
             rack_id,
-            ids: heapless::Vec::new(),
+            ids,
             sleds: heapless::Vec::new(),
             network: Network::new(),
-            nexus: Nexus::new(sled_count, members, lrtq_count != 0),
+            nexus,
             configs: ConfigRecord::default(),
             secrets: SecretRecord::default(),
             summaries: Default::default(),
@@ -247,7 +260,11 @@ impl Cluster {
             faults: [DriverFault::None; MAX_SLEDS],
         };
         for index in 0..sled_count {
-            let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
+            let id = cluster
+                .ids
+                .get(index)
+                .cloned()
+                .ok_or(Violation::Setup(SetupError::Sizes))?;
             let state = match start {
                 RackStart::Lrtq { data, .. } => match data.get(index) {
                     Some(lrtq) => PersistentState::with_lrtq(lrtq.clone()),
@@ -255,12 +272,7 @@ impl Cluster {
                 },
                 RackStart::Fresh => PersistentState::new(),
             };
-            let sled =
-                Sled::new(id.clone(), &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
-            cluster
-                .ids
-                .push(id)
-                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+            let sled = Sled::new(id, &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
             cluster
                 .sleds
                 .push(sled)
@@ -345,10 +357,22 @@ impl Cluster {
                 change,
                 coordinator,
                 threshold,
-            } => self.nexus_start(change, coordinator, threshold)?,
-            Action::NexusPoll => self.nexus_poll()?,
-            Action::NexusCommit(n) => self.nexus_commit(n)?,
-            Action::NexusAbandon(n) => self.nexus_abandon(n)?,
+            } => {
+                self.nexus.tick();
+                self.nexus_start(change, coordinator, threshold)?;
+            }
+            Action::NexusPoll => {
+                self.nexus.tick();
+                self.nexus_poll()?;
+            }
+            Action::NexusCommit(n) => {
+                self.nexus.tick();
+                self.nexus_commit(n)?;
+            }
+            Action::NexusAbandon(n) => {
+                self.nexus.tick();
+                self.nexus_abandon(n)?;
+            }
             Action::LoadSecret { sled: n, back } => {
                 let epoch = self.nexus.committed_epoch_back(back).unwrap_or(Epoch(1));
                 self.load_secret(sled(n), epoch)?;
@@ -372,7 +396,9 @@ impl Cluster {
         index: usize,
         f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
-        self.call_through(index, run_call, "call", f)
+        self.call_through(index, run_call, "call", |node, ctx, rng, side| {
+            f(node, ctx, rng, side.ids)
+        })
     }
 
     /// Has every node call the harness makes itself (deliveries, named by
@@ -400,7 +426,27 @@ impl Cluster {
         name: &'static str,
         f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
     ) -> Result<Option<T>, Violation> {
-        self.call_through(index, self.probe, name, f)
+        self.call_through(index, self.probe, name, |node, ctx, rng, side| {
+            f(node, ctx, rng, side.ids)
+        })
+    }
+
+    /// [`Cluster::call`] (through the probe if `probed`) with Nexus at
+    /// hand: its calls carry references into its state, and the answer to
+    /// a status borrows the node.
+    pub(crate) fn call_for_nexus<T>(
+        &mut self,
+        index: usize,
+        probed: Option<&'static str>,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &mut Nexus) -> T,
+    ) -> Result<Option<T>, Violation> {
+        let (probe, name) = match probed {
+            Some(name) => (self.probe, name),
+            None => (run_call as CallProbe, "call"),
+        };
+        self.call_through(index, probe, name, |node, ctx, rng, side| {
+            f(node, ctx, rng, side.nexus)
+        })
     }
 
     fn call_through<T>(
@@ -408,7 +454,7 @@ impl Cluster {
         index: usize,
         probe: CallProbe,
         name: &'static str,
-        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &[PlatformId]) -> T,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &mut CallSide<'_>) -> T,
     ) -> Result<Option<T>, Violation> {
         let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
         let fault = self.faults.get(index).copied().unwrap_or_default();
@@ -420,6 +466,10 @@ impl Cluster {
             return Ok(None);
         };
         let ids = &self.ids;
+        let mut side = CallSide {
+            ids,
+            nexus: &mut self.nexus,
+        };
         let mut io = SledIo {
             index,
             ids,
@@ -436,7 +486,7 @@ impl Cluster {
             let mut out = None;
             probe(name, &mut || {
                 if let Some(f) = f.take() {
-                    out = Some(f(node, ctx, rng, ids));
+                    out = Some(f(node, ctx, rng, &mut side));
                 }
             });
             out

@@ -26,6 +26,8 @@ use tq_core::node::{
 };
 use tq_core::wire::WireError;
 
+use crate::nexus::NexusFault;
+
 /// A broken invariant, a harness limit hit, or a liveness failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
@@ -179,6 +181,9 @@ pub enum Violation {
         /// Why.
         error: LoadSecretError,
     },
+    /// Nexus's state machine refused a command the harness built from its
+    /// own sets, or looped.
+    Nexus(NexusFault),
     /// Setting the cluster up failed (bad parameters).
     Setup(SetupError),
     /// The liveness check did not converge.

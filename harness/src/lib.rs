@@ -10,8 +10,9 @@
 //!   but the disk;
 //! - a network ([`network`]): a bounded list of encoded messages in flight,
 //!   delivered in any order, duplicated or dropped, over symmetric links;
-//! - a model of Nexus ([`nexus`]), the control plane of PROTOCOL.md section
-//!   7;
+//! - Nexus, the control plane of PROTOCOL.md section 7: `tq_nexus::Nexus`,
+//!   the state machine the host's Nexus driver runs too, driven by the
+//!   actions ([`nexus`] translates);
 //! - the invariant checker ([`invariants`]) of PROTOCOL.md section 8, run
 //!   after every step, and the liveness check run at the end;
 //! - [`action::Action`]: one step of a run. Every value of it is valid

@@ -10,7 +10,6 @@ use tq_core::node::LoadSecretError;
 use crate::cluster::Cluster;
 use crate::invariants::{LivenessFailure, Violation};
 use crate::network::bit;
-use crate::nexus::PendingState;
 
 /// Rounds (deliver everything, one Nexus step) Nexus gets to finish.
 pub const MAX_NEXUS_ROUNDS: usize = 64;
@@ -75,7 +74,7 @@ impl Cluster {
         self.heal()?;
         self.deliver_reliably()?;
         self.nexus_finish()?;
-        let latest = *self
+        let latest = self
             .nexus
             .latest_committed()
             .ok_or(LivenessFailure::NothingCommitted)?;
@@ -108,20 +107,17 @@ impl Cluster {
     pub fn nexus_finish(&mut self) -> Result<(), Violation> {
         for _ in 0..MAX_NEXUS_ROUNDS {
             self.deliver_reliably()?;
+            // One step of Nexus's clock per round: a coordination that can
+            // never finish, or stops moving, is abandoned by Nexus itself.
+            self.nexus.tick();
             // The latest commit is driven to every member even while a new
             // reconfiguration waits: its coordinator may need it first.
-            let latest = self.nexus.latest_committed().copied();
+            let latest = self.nexus.latest_committed();
             let waiting = latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed());
-            if let Some(latest) = latest {
-                for member in (0..self.sled_count()).filter(|m| waiting & bit(*m) != 0) {
-                    self.nexus_commit_member(member, latest.epoch)?;
-                }
+            for member in (0..self.sled_count()).filter(|m| waiting & bit(*m) != 0) {
+                self.nexus_commit_member(member)?;
             }
-            match self.nexus.pending().copied() {
-                Some(p) if p.state == PendingState::Stale => {
-                    let next = u8::try_from(p.coordinator).unwrap_or(0);
-                    self.nexus_abandon(next)?;
-                }
+            match self.nexus.pending() {
                 Some(_) => self.nexus_poll()?,
                 None if latest.is_none() => {
                     // Nothing ever started: start the first one.
@@ -135,7 +131,7 @@ impl Cluster {
             }
             self.check()?;
         }
-        let latest = self.nexus.latest_committed().copied();
+        let latest = self.nexus.latest_committed();
         Err(LivenessFailure::NexusNeverDone {
             pending: self.nexus.pending().map(|p| p.epoch),
             uncommitted: latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed()),

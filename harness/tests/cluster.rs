@@ -19,19 +19,17 @@
 //!   every later run tries the saved cases first: commit that file with the
 //!   fix.
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use common::{RACK, lrtq_rack, with_big_stack};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
 use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
 use tq_harness::nexus::NexusStats;
 use tq_harness::{Action, Change, Cluster, RackStart, Stats, Violation};
+use tq_test_fixtures::{RACK, lrtq_rack, with_big_stack};
 
 /// Cases per run when `PROPTEST_CASES` is not set.
 const DEFAULT_CASES: u32 = 256;

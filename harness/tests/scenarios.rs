@@ -1,12 +1,10 @@
 //! Deterministic scenarios: each drives the cluster through one story and
 //! ends with the full liveness check.
 
-mod common;
-
-use common::{RACK, lrtq_rack, with_big_stack};
 use tq_core::ids::Epoch;
 use tq_core::node::LoadSecretError;
 use tq_harness::{Action, Change, Cluster, RackStart};
+use tq_test_fixtures::{RACK, lrtq_rack, with_big_stack};
 
 fn fresh(sleds: usize, members: usize) -> Cluster {
     Cluster::new(7, RACK, sleds, members, RackStart::Fresh).unwrap()

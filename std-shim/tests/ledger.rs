@@ -419,7 +419,7 @@ async fn the_lrtq_share_file_is_read_and_checked_by_the_core() {
     let rack_id = RackId([9; 16]);
     let data = LrtqShareData {
         rack_id,
-        threshold: 2,
+        threshold: tq_core::ids::LrtqThreshold::new(2).unwrap(),
         share,
         share_digests,
     };

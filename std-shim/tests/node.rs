@@ -27,7 +27,7 @@ async fn lrtq_sleds_boot_from_their_share_files_then_from_their_ledgers() {
     for i in 0..4 {
         let report = rack.handle(i).status().await.unwrap();
         let lrtq = report.node.state.lrtq.expect("LRTQ data");
-        assert_eq!((lrtq.rack_id, lrtq.threshold), (RACK_ID, 3));
+        assert_eq!((lrtq.rack_id, lrtq.threshold.get()), (RACK_ID, 3));
         assert_eq!(report.storage, StorageHealth::Stored);
         assert!(report.node.state_stored);
         assert_eq!(report.ledger, LedgerStatus::Healthy);

@@ -2,7 +2,7 @@
 //! 3.3.4, as rack setup did (see `build.rs`).
 
 use tq_core::crypto::{LrtqShare, RackSecret, ShareDigest};
-use tq_core::ids::RackId;
+use tq_core::ids::{LrtqThreshold, RackId};
 use tq_core::limits::{LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES};
 use tq_core::persistent::LrtqShareData;
 
@@ -59,6 +59,8 @@ pub enum LrtqDataError {
     BadShare,
     /// The digests did not fit.
     TooManyDigests,
+    /// The threshold is not a valid LRTQ threshold.
+    BadThreshold,
     /// The secret is all zero.
     BadSecret,
 }
@@ -91,7 +93,8 @@ impl LrtqRack {
         }
         Ok(LrtqShareData {
             rack_id,
-            threshold: self.threshold,
+            threshold: LrtqThreshold::new(self.threshold)
+                .map_err(|_| LrtqDataError::BadThreshold)?,
             share,
             share_digests,
         })

@@ -1,4 +1,6 @@
 //! Settings shared by the criterion benchmarks of `tq-core`.
+// Each bench compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 
 use criterion::Criterion;
 use std::time::Duration;

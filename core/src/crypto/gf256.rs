@@ -6,9 +6,11 @@
 //! shift-and-add where each conditional add is a mask, and inversion is a
 //! fixed chain of multiplications.
 //!
-//! The hot path of Shamir sharing is "add a public coefficient times a secret
-//! 32-byte vector into an accumulator", which [`add_scaled`] does on four
-//! 64-bit lanes at once.
+//! The hot path of Shamir sharing is "add a sum of public weights times
+//! secret 32-byte vectors", which [`add_weighted_sum`] computes on four
+//! 64-bit lanes at once, in constant time with respect to the weights as
+//! well. (The weights are Lagrange weights of public x-coordinates, computed
+//! outside this module with tables: see `crypto::lagrange`.)
 
 use core::ops::{Add, AddAssign, Mul, MulAssign};
 use subtle::{Choice, ConstantTimeEq};
@@ -140,7 +142,7 @@ fn bit_masks(b: u8) -> u64 {
 /// Multiplies one element by `x`: shift left, and fold the bit that fell off
 /// back in as the reduction polynomial, selected by multiplying by 0 or 1.
 #[inline]
-fn times_x(a: u8) -> u8 {
+pub(crate) const fn times_x(a: u8) -> u8 {
     (a << 1) ^ ((a >> 7) * REDUCTION)
 }
 
@@ -161,39 +163,41 @@ fn lane_times_x(lane: u64) -> u64 {
     ((lane & LOW_SEVEN_BITS) << 1) ^ (((lane >> 7) & LOW_BIT) * u64::from(REDUCTION))
 }
 
-/// Reads a 32-byte vector as four little-endian lanes.
-#[inline]
-fn to_lanes(bytes: &[u8; SECRET_LEN]) -> [u64; LANES] {
-    let mut lanes = [0u64; LANES];
-    let (chunks, _) = bytes.as_chunks::<LANE_BYTES>();
-    for (lane, chunk) in lanes.iter_mut().zip(chunks) {
-        *lane = u64::from_le_bytes(*chunk);
-    }
-    lanes
-}
-
-/// `acc += coefficient * vector`, byte-wise in GF(2^8), in constant time
-/// with respect to both the vector and the coefficient.
+/// `acc += sum_j weights[j] * vectors[j]`, byte-wise in GF(2^8), in constant
+/// time with respect to both the vectors and the weights. Extra weights or
+/// vectors (if one is longer) are ignored.
 ///
-/// This is the inner step of Lagrange interpolation: the vector is a share's
-/// secret `y` bytes and the coefficient a Lagrange weight.
-pub fn add_scaled(acc: &mut [u8; SECRET_LEN], vector: &[u8; SECRET_LEN], coefficient: Gf256) {
-    let mut powers = to_lanes(vector);
-    let mut sum = to_lanes(acc);
-    for bit in 0..8 {
-        // As in `Gf256::mul`, but each step moves 32 bytes: add
-        // `vector * x^bit` under a mask, then advance to `x^(bit + 1)`.
-        let take = 0u64.wrapping_sub(u64::from((coefficient.0 >> bit) & 1));
-        for (s, p) in sum.iter_mut().zip(powers.iter_mut()) {
-            *s ^= *p & take;
-            *p = lane_times_x(*p);
+/// This is Lagrange interpolation once the weights are known: the vectors
+/// are shares' secret `y` bytes, the weights their Lagrange weights.
+/// `vectors` is walked eight times, once per weight bit from the top
+/// (Horner's rule in `x`): double the sum, then add every vector whose
+/// weight has that bit, under a mask. So each term costs eight masked XORs
+/// and the whole sum eight doublings, instead of eight doublings per term.
+pub fn add_weighted_sum<'a>(
+    acc: &mut [u8; SECRET_LEN],
+    weights: &[Gf256],
+    vectors: impl Iterator<Item = &'a [u8; SECRET_LEN]> + Clone,
+) {
+    let mut sum = [0u64; LANES];
+    for bit in (0..8).rev() {
+        for lane in &mut sum {
+            *lane = lane_times_x(*lane);
+        }
+        for (weight, vector) in weights.iter().zip(vectors.clone()) {
+            // All ones if the weight has this bit. (Written as a shift to
+            // the top and an arithmetic shift down, LLVM turned this into
+            // a branch on the bit.)
+            let take = 0u64.wrapping_sub(u64::from((weight.0 >> bit) & 1));
+            let (chunks, _) = vector.as_chunks::<LANE_BYTES>();
+            for (lane, chunk) in sum.iter_mut().zip(chunks) {
+                *lane ^= u64::from_le_bytes(*chunk) & take;
+            }
         }
     }
     let (chunks, _) = acc.as_chunks_mut::<LANE_BYTES>();
     for (chunk, lane) in chunks.iter_mut().zip(sum.iter()) {
-        *chunk = lane.to_le_bytes();
+        *chunk = (u64::from_le_bytes(*chunk) ^ lane).to_le_bytes();
     }
-    powers.zeroize();
     sum.zeroize();
 }
 
@@ -275,8 +279,8 @@ mod tests {
     }
 
     #[test]
-    fn add_scaled_matches_scalar_products_for_every_byte_in_every_position() {
-        for coefficient in 0..=255u8 {
+    fn weighted_sum_of_one_vector_matches_scalar_products_for_every_byte_in_every_position() {
+        for weight in 0..=255u8 {
             for base in 0..=255u8 {
                 // Every position sees every byte value as `base` runs, and
                 // neighbouring positions hold different values so a carry
@@ -284,13 +288,43 @@ mod tests {
                 let vector: [u8; SECRET_LEN] =
                     core::array::from_fn(|i| base.wrapping_add((i as u8).wrapping_mul(37)));
                 let start: [u8; SECRET_LEN] =
-                    core::array::from_fn(|i| (i as u8).wrapping_mul(11) ^ coefficient);
+                    core::array::from_fn(|i| (i as u8).wrapping_mul(11) ^ weight);
                 let mut acc = start;
-                add_scaled(&mut acc, &vector, Gf256(coefficient));
+                add_weighted_sum(&mut acc, &[Gf256(weight)], core::iter::once(&vector));
                 for i in 0..SECRET_LEN {
-                    let expected = start[i] ^ Gf256(vector[i]).mul(Gf256(coefficient)).0;
-                    assert_eq!(acc[i], expected, "c={coefficient:#04x} base={base} i={i}");
+                    let expected = start[i] ^ (Rijndael(vector[i]) * Rijndael(weight)).0;
+                    assert_eq!(acc[i], expected, "w={weight:#04x} base={base} i={i}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_adds_the_products_of_many_terms() {
+        // Up to 255 terms (the most a basis has), each weight and byte
+        // different, summed term by term with the `gf256` crate; and extra
+        // weights or vectors beyond the shorter side are ignored.
+        for len in [0usize, 1, 2, 3, 17, 31, 255] {
+            let weights: std::vec::Vec<Gf256> = (0..=len)
+                .map(|j| Gf256((j as u8).wrapping_mul(73) ^ 0x5c))
+                .collect();
+            let vectors: std::vec::Vec<[u8; SECRET_LEN]> = (0..=len)
+                .map(|j| core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ (j as u8)))
+                .collect();
+            let start = [0xa5; SECRET_LEN];
+            let mut short_weights = start;
+            add_weighted_sum(&mut short_weights, &weights[..len], vectors.iter());
+            let mut short_vectors = start;
+            add_weighted_sum(&mut short_vectors, &weights, vectors[..len].iter());
+            for i in 0..SECRET_LEN {
+                let expected = weights[..len]
+                    .iter()
+                    .zip(&vectors)
+                    .fold(Rijndael(start[i]), |acc, (w, v)| {
+                        acc + Rijndael(w.0) * Rijndael(v[i])
+                    });
+                assert_eq!(short_weights[i], expected.0, "len={len} i={i}");
+                assert_eq!(short_vectors[i], expected.0, "len={len} i={i}");
             }
         }
     }

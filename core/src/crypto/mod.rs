@@ -2,11 +2,13 @@
 //!
 //! Everything here is a pure function of its inputs and the caller's RNG.
 //! Secret data is handled in constant time: no branch, index or table lookup
-//! depends on a secret byte.
+//! depends on a secret byte. Public values may be looked up in tables: the
+//! Lagrange weights of Shamir's x-coordinates are (see `shamir`).
 
 mod aead;
 pub mod digest;
 pub mod gf256;
+mod lagrange;
 pub mod lrtq;
 pub mod rack_secret;
 pub mod random;

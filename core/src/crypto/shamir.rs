@@ -6,22 +6,34 @@
 //!
 //! Splitting, combining and rebuilding a lost share are all one operation:
 //! Lagrange interpolation through known points, evaluated at a target `x`
-//! ([`combine`] at 0, [`compute_share`] at the lost share's `x`). The
-//! x-coordinates are public, so the work that depends only on them (input
-//! checks, Lagrange weights) may branch; everything that touches `y` bytes or
-//! the secret runs in constant time and is zeroized afterwards.
+//! ([`combine`] at 0, [`compute_share`] at the lost share's `x`, [`split`]
+//! at each share's `x` past the random ones). It has two halves:
+//!
+//! - **Weights, from public values only.** The points' x-coordinates, the
+//!   target and the counts are public: a share's `x` is its owner's place
+//!   in the configuration's member list, and the configuration is public;
+//!   the targets are fixed by the protocol. The Lagrange weights are functions
+//!   of those alone, so they are public too. `crypto::lagrange` computes
+//!   them with log/exp tables and may branch on them; a timing or cache
+//!   side channel there reveals only which members took part, which every
+//!   peer knows.
+//! - **Sums, over secret values.** The `y` bytes, the secret and the random
+//!   shares meet the weights only in [`gf256::add_weighted_sum`], which
+//!   runs in constant time with respect to both (no branch, index or table
+//!   look-up depends on either), and are zeroized afterwards.
 //!
 //! Memory stays small and independent of the secret's polynomial: no
-//! coefficients are ever stored, only one byte per point for the weights.
+//! coefficients are ever stored, only a few bytes per point for the weights.
 
 use core::fmt;
-use core::iter;
+use core::{iter, slice};
 use rand_core::TryCryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::digest::ShareDigest;
 use crate::crypto::gf256::{self, Gf256};
+use crate::crypto::lagrange::Basis;
 use crate::crypto::rack_secret::RackSecret;
 use crate::crypto::random::{self, RngError};
 use crate::limits::{MAX_SHARES, SECRET_LEN};
@@ -213,19 +225,36 @@ fn push_shares<R: TryCryptoRng + ?Sized, const N: usize>(
         out.push(share).map_err(|_| ShamirError::OutputTooSmall)?;
     }
 
-    let basis = Basis::new(iter::once(0).chain(1..threshold))?;
-    let random_points = usize::from(threshold) - 1;
+    // The random shares' points, then the secret's.
+    let mut basis = Basis::empty();
+    basis.set_points((1..threshold).chain(iter::once(0)))?;
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
     for x in threshold..=count {
         let mut share = Share {
             x,
             y: [0; SECRET_LEN],
         };
-        let ys =
-            iter::once(secret.expose_secret()).chain(out.iter().take(random_points).map(|s| &s.y));
-        basis.interpolate(ys, x, &mut share.y);
+        let (secret_weight, random_weights) = basis
+            .weights_at(x, &mut weights)
+            .split_last()
+            .ok_or(ShamirError::TooFewShares)?;
+        // `out` starts with the random shares; the weights stop the sum
+        // before the shares pushed here.
+        gf256::add_weighted_sum(&mut share.y, random_weights, out.iter().map(|s| &s.y));
+        gf256::add_weighted_sum(
+            &mut share.y,
+            slice::from_ref(secret_weight),
+            iter::once(secret.expose_secret()),
+        );
         out.push(share).map_err(|_| ShamirError::OutputTooSmall)?;
     }
     Ok(())
+}
+
+/// The shares' y bytes, in order, for [`gf256::add_weighted_sum`]: the only
+/// place combining and rebuilding touch them.
+fn ys(shares: &[Share]) -> impl Iterator<Item = &[u8; SECRET_LEN]> + Clone {
+    shares.iter().map(|s| &s.y)
 }
 
 /// Rebuilds the secret from shares of one split: the polynomial through all
@@ -235,9 +264,11 @@ fn push_shares<R: TryCryptoRng + ?Sized, const N: usize>(
 /// or shares of different splits, give an unrelated value (or
 /// [`ShamirError::ZeroSecret`]): check shares against their digests first.
 pub fn combine(shares: &[Share]) -> Result<RackSecret, ShamirError> {
-    let basis = Basis::new(shares.iter().map(|s| s.x))?;
+    let mut basis = Basis::empty();
+    basis.set_points(shares.iter().map(|s| s.x))?;
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
     let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
-    basis.interpolate(shares.iter().map(|s| &s.y), 0, &mut secret);
+    gf256::add_weighted_sum(&mut secret, basis.weights_at(0, &mut weights), ys(shares));
     // `from_bytes` refuses only an all-zero secret.
     RackSecret::from_bytes(&secret).map_err(|_| ShamirError::ZeroSecret)
 }
@@ -250,127 +281,15 @@ pub fn compute_share(shares: &[Share], x: u8) -> Result<Share, ShamirError> {
     if x == 0 {
         return Err(ShamirError::ZeroX);
     }
-    let basis = Basis::new(shares.iter().map(|s| s.x))?;
+    let mut basis = Basis::empty();
+    basis.set_points(shares.iter().map(|s| s.x))?;
     let mut share = Share {
         x,
         y: [0; SECRET_LEN],
     };
-    basis.interpolate(shares.iter().map(|s| &s.y), x, &mut share.y);
+    let mut weights = [Gf256::ZERO; MAX_SHARES];
+    gf256::add_weighted_sum(&mut share.y, basis.weights_at(x, &mut weights), ys(shares));
     Ok(share)
-}
-
-/// A set of distinct, public x-coordinates, with what Lagrange interpolation
-/// through them needs that does not depend on the target: the inverse of
-/// each point's denominator `prod_{m != j} (x_j - x_m)`.
-///
-/// Building it costs `O(len^2)` scalar multiplications, once per point set;
-/// each interpolation then costs `O(len)` scalar multiplications plus `len`
-/// vector multiply-adds.
-struct Basis {
-    xs: [u8; MAX_SHARES],
-    inverse_denominators: [Gf256; MAX_SHARES],
-    len: usize,
-}
-
-impl Basis {
-    /// Checks the points (at least two, no repeats) and precomputes the
-    /// denominators.
-    fn new(xs: impl Iterator<Item = u8>) -> Result<Self, ShamirError> {
-        let mut basis = Self {
-            xs: [0; MAX_SHARES],
-            inverse_denominators: [Gf256::ZERO; MAX_SHARES],
-            len: 0,
-        };
-        let mut seen = [false; 256];
-        for x in xs {
-            let seen_x = seen
-                .get_mut(usize::from(x))
-                .ok_or(ShamirError::TooManyShares)?;
-            if *seen_x {
-                return Err(ShamirError::DuplicateX);
-            }
-            *seen_x = true;
-            // Only reachable with all 256 x values including 0, which shares
-            // never have; still an error rather than a panic.
-            let slot = basis
-                .xs
-                .get_mut(basis.len)
-                .ok_or(ShamirError::TooManyShares)?;
-            *slot = x;
-            basis.len += 1;
-        }
-        if basis.len < 2 {
-            return Err(ShamirError::TooFewShares);
-        }
-
-        // Borrow the fields apart: read the x-coordinates, fill the inverses.
-        let xs = basis.xs.get(..basis.len).unwrap_or(&[]);
-        for (j, (&x_j, inverse)) in xs.iter().zip(&mut basis.inverse_denominators).enumerate() {
-            let mut denominator = Gf256::ONE;
-            for (m, &x_m) in xs.iter().enumerate() {
-                if m != j {
-                    // Subtraction is XOR in characteristic 2.
-                    denominator *= Gf256(x_j ^ x_m);
-                }
-            }
-            // Non-zero because the points are distinct.
-            *inverse = denominator.invert();
-        }
-        Ok(basis)
-    }
-
-    /// The points' x-coordinates.
-    fn xs(&self) -> &[u8] {
-        self.xs.get(..self.len).unwrap_or(&[])
-    }
-
-    /// The inverse denominator of each point, in the order of [`Self::xs`].
-    fn inverse_denominators(&self) -> &[Gf256] {
-        self.inverse_denominators.get(..self.len).unwrap_or(&[])
-    }
-
-    /// Writes into `out` the value at `target` of the polynomial through the
-    /// points `(xs[j], ys[j])`. `ys` yields one vector per point, in order.
-    fn interpolate<'a>(
-        &self,
-        ys: impl Iterator<Item = &'a [u8; SECRET_LEN]>,
-        target: u8,
-        out: &mut [u8; SECRET_LEN],
-    ) {
-        let mut weights = [Gf256::ZERO; MAX_SHARES];
-        let weights = weights.get_mut(..self.len).unwrap_or(&mut []);
-        self.weights_at(target, weights);
-        *out = [0; SECRET_LEN];
-        for (&weight, y) in weights.iter().zip(ys) {
-            gf256::add_scaled(out, y, weight);
-        }
-    }
-
-    /// The Lagrange weight of each point at `target`:
-    /// `prod_{m != j} (target - x_m) / (x_j - x_m)`.
-    ///
-    /// The numerator of point `j` is the product of the factors before it
-    /// times the product of those after it, so one pass forward and one
-    /// backward give all of them in `O(len)` multiplications. Weights depend
-    /// only on public x-coordinates.
-    fn weights_at(&self, target: u8, weights: &mut [Gf256]) {
-        let xs = self.xs();
-        let mut before = Gf256::ONE;
-        for (weight, &x) in weights.iter_mut().zip(xs) {
-            *weight = before;
-            before *= Gf256(target ^ x);
-        }
-        let mut after = Gf256::ONE;
-        for ((weight, &x), &inverse) in weights
-            .iter_mut()
-            .zip(xs)
-            .zip(self.inverse_denominators())
-            .rev()
-        {
-            *weight = *weight * after * inverse;
-            after *= Gf256(target ^ x);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -518,6 +437,47 @@ mod tests {
             let target = (k + extra + 1) as u8;
             let rebuilt = compute_share(&shares[..k], target).unwrap();
             prop_assert_eq!(rebuilt.expose_y(), &evaluate(target));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// `vsss-rs` 6 shares bytes over the same field (0x11b) with the
+        /// same layout (x, then the values), so each side combines the
+        /// other's shares, and `compute_share` rebuilds any of its shares.
+        #[test]
+        fn shares_interoperate_with_vsss_rs_6(
+            (seed, n, k, subset) in split_case(40)
+        ) {
+            use vsss6::{Gf256 as VsssField, IdentifierGf256};
+
+            let secret = secret_from_seed(seed);
+            let ours = split_from_seed(&secret, k, n, seed ^ 3);
+            let as_bytes = |s: &Share| -> Vec<u8> { iter::once(s.x).chain(s.y).collect() };
+            let picked: Vec<Vec<u8>> = subset.iter().map(|&i| as_bytes(&ours[i])).collect();
+            let recovered = VsssField::combine_bytes(&picked).unwrap();
+            prop_assert_eq!(recovered.as_slice(), secret.expose_secret().as_slice());
+
+            let ids = (1..=n as u8).map(|x| IdentifierGf256(VsssField(x)));
+            let theirs = VsssField::split_bytes_with_participant_ids_iter(
+                k,
+                n,
+                secret.expose_secret(),
+                ChaCha20Rng::seed_from_u64(seed ^ 4),
+                ids,
+            )
+            .unwrap();
+            let theirs: Vec<Share> = theirs
+                .iter()
+                .map(|bytes| Share::new(bytes[0], bytes[1..].try_into().unwrap()).unwrap())
+                .collect();
+            let known = pick(&theirs, &subset);
+            prop_assert!(same_secret(&combine(&known).unwrap(), &secret));
+            for missing in theirs.iter().filter(|s| !subset.contains(&(usize::from(s.x()) - 1))) {
+                let rebuilt = compute_share(&known, missing.x()).unwrap();
+                prop_assert!(bool::from(rebuilt.ct_eq(missing)), "x = {}", missing.x());
+            }
         }
     }
 

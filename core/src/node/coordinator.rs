@@ -349,7 +349,7 @@ impl Coordinator {
         let Some(lrtq) = ctx.state().lrtq() else {
             return;
         };
-        if collector.shares.len() < lrtq.threshold_shares() {
+        if collector.shares.len() < usize::from(lrtq.threshold) {
             return;
         }
         let mut retained = RetainedSecrets::new();
@@ -628,7 +628,7 @@ impl LrtqCollector {
                 .push(from.clone())
                 .map_err(|_| Counter::Internal)?;
         }
-        if self.shares.len() >= lrtq.threshold_shares() {
+        if self.shares.len() >= usize::from(lrtq.threshold) {
             return Ok(());
         }
         self.shares

@@ -407,7 +407,7 @@ mod tests {
         share[0] = 1;
         LrtqShareData {
             rack_id: RackId([7; 16]),
-            threshold: 3,
+            threshold: crate::ids::LrtqThreshold::new(3).unwrap(),
             share: LrtqShare::from_bytes(&share).unwrap(),
             share_digests: (0..LRTQ_TOTAL_SHARES)
                 .map(|i| ShareDigest([i as u8; 32]))
@@ -558,7 +558,10 @@ mod tests {
             );
             // The failed attempt leaves room for a good one.
             ctx.restore_lrtq(&good).unwrap();
-            assert_eq!(ctx.persistent_state().lrtq().map(|d| d.threshold), Some(3));
+            assert_eq!(
+                ctx.persistent_state().lrtq().map(|d| d.threshold.get()),
+                Some(3)
+            );
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::crypto::RngError;
-use crate::ids::{Epoch, PlatformId, RackId, Threshold};
+use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 
 /// This node was expunged: it is not a member of committed `epoch`, as
 /// `from` said.
@@ -133,7 +133,7 @@ pub enum LrtqUpgradeError {
     /// asked for LRTQ shares: the upgrade could never rebuild the secret.
     LrtqThresholdAboveMembers {
         /// The LRTQ threshold.
-        lrtq_threshold: u8,
+        lrtq_threshold: LrtqThreshold,
         /// The requested member count.
         members: usize,
     },

@@ -260,7 +260,7 @@ impl Node {
             state: StateSummary {
                 lrtq: state.lrtq().map(|lrtq| LrtqSummary {
                     rack_id: lrtq.rack_id,
-                    threshold: u8::try_from(lrtq.threshold_shares()).unwrap_or(u8::MAX),
+                    threshold: lrtq.threshold,
                 }),
                 configs,
                 latest_committed: state.latest_committed_epoch(),

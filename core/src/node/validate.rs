@@ -137,10 +137,9 @@ pub(crate) fn lrtq_upgrade<'a>(
             LrtqUpgradeError::ThresholdTooLarge { threshold, members }
         }
     })?;
-    let lrtq_threshold = lrtq.threshold_shares();
-    if lrtq_threshold > msg.members.len() {
+    if usize::from(lrtq.threshold) > msg.members.len() {
         return Err(LrtqUpgradeError::LrtqThresholdAboveMembers {
-            lrtq_threshold: u8::try_from(lrtq_threshold).unwrap_or(u8::MAX),
+            lrtq_threshold: lrtq.threshold,
             members: msg.members.len(),
         });
     }

@@ -37,34 +37,39 @@ impl<E: fmt::Display> fmt::Display for ChunkedEncodeError<E> {
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for ChunkedEncodeError<E> {}
 
+/// A sink as the pager sees it: every caller's sink behind one type, so
+/// that postcard's serializer of each wire type is compiled once, not once
+/// per sink (about 3 KiB of flash each). `Err` only says "stop"; the
+/// caller's own error is kept by [`encode_chunked`].
+type Sink<'s> = &'s mut dyn FnMut(&[u8]) -> Result<(), Stop>;
+
+/// A sink refused a page.
+struct Stop;
+
 /// The postcard flavor: bytes gathered in `page`, handed to `sink` a full
 /// page at a time (the last page may be shorter). A page is handed over
 /// only when more bytes need its room, or at the end, so a value that fits
 /// the page reaches the sink in one call.
-struct Pager<'p, F, E> {
+struct Pager<'p, 's> {
     page: &'p mut [u8],
     filled: usize,
     handed_over: usize,
-    sink: F,
-    refused: Option<E>,
+    sink: Sink<'s>,
 }
 
-impl<F: FnMut(&[u8]) -> Result<(), E>, E> Pager<'_, F, E> {
+impl Pager<'_, '_> {
     /// Hands the filled part of the page to the sink and empties the page.
     fn flush(&mut self) -> postcard::Result<()> {
         let full = self.page.get(..self.filled).unwrap_or_default();
-        if let Err(error) = (self.sink)(full) {
-            self.refused = Some(error);
-            // Postcard only needs to stop; the cause is kept in `refused`.
-            return Err(postcard::Error::SerializeBufferFull);
-        }
+        // Postcard only needs to stop; `encode_chunked` keeps the cause.
+        (self.sink)(full).map_err(|Stop| postcard::Error::SerializeBufferFull)?;
         self.handed_over += self.filled;
         self.filled = 0;
         Ok(())
     }
 }
 
-impl<F: FnMut(&[u8]) -> Result<(), E>, E> Flavor for &mut Pager<'_, F, E> {
+impl Flavor for &mut Pager<'_, '_> {
     type Output = ();
 
     fn try_extend(&mut self, mut data: &[u8]) -> postcard::Result<()> {
@@ -87,8 +92,20 @@ impl<F: FnMut(&[u8]) -> Result<(), E>, E> Flavor for &mut Pager<'_, F, E> {
         Ok(())
     }
 
+    // Postcard writes most bytes one at a time (every byte of an array or a
+    // byte list), so this is the hot path.
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.try_extend(&[byte])
+        if self.filled == self.page.len() {
+            self.flush()?;
+        }
+        let slot = self
+            .page
+            .get_mut(self.filled)
+            // Only with an empty page, which `encode_chunked` refuses.
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.filled += 1;
+        Ok(())
     }
 
     fn finalize(self) -> postcard::Result<()> {
@@ -104,27 +121,42 @@ impl<F: FnMut(&[u8]) -> Result<(), E>, E> Flavor for &mut Pager<'_, F, E> {
 pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
     value: &T,
     chunk: &mut [u8],
-    sink: impl FnMut(&[u8]) -> Result<(), E>,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<usize, ChunkedEncodeError<E>> {
     if chunk.is_empty() {
         return Err(ChunkedEncodeError::Wire(WireError::BufferTooSmall));
     }
+    let mut refused = None;
+    let mut erased = |page: &[u8]| {
+        sink(page).map_err(|error| {
+            refused = Some(error);
+            Stop
+        })
+    };
+    let encoded = encode_pages(value, chunk, &mut erased);
+    match (encoded, refused) {
+        (Ok(total), _) => Ok(total),
+        (Err(_), Some(error)) => Err(ChunkedEncodeError::Sink(error)),
+        // Only a type's own `Serialize` can fail otherwise; ours do not.
+        (Err(_), None) => Err(ChunkedEncodeError::Wire(WireError::Malformed)),
+    }
+}
+
+/// [`encode_chunked`] behind the erased sink.
+fn encode_pages<T: Serialize + ?Sized>(
+    value: &T,
+    chunk: &mut [u8],
+    sink: Sink<'_>,
+) -> postcard::Result<usize> {
     let mut pager = Pager {
         page: chunk,
         filled: 0,
         handed_over: 0,
         sink,
-        refused: None,
     };
-    let encoded = (&mut pager)
-        .try_push(WIRE_VERSION)
-        .and_then(|()| postcard::serialize_with_flavor(value, &mut pager));
-    match (encoded, pager.refused) {
-        (Ok(()), _) => Ok(pager.handed_over),
-        (Err(_), Some(error)) => Err(ChunkedEncodeError::Sink(error)),
-        // Only a type's own `Serialize` can fail otherwise; ours do not.
-        (Err(_), None) => Err(ChunkedEncodeError::Wire(WireError::Malformed)),
-    }
+    (&mut pager).try_push(WIRE_VERSION)?;
+    postcard::serialize_with_flavor(value, &mut pager)?;
+    Ok(pager.handed_over)
 }
 
 /// The page did not hold the whole encoding.

@@ -28,7 +28,7 @@ use serde::de::{
 use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::config::Configuration;
 use crate::crypto::{LrtqShare, Share};
-use crate::ids::{Epoch, RackId};
+use crate::ids::{Epoch, LrtqThreshold, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
 use crate::member_set::{MemberSet, sort_and_check};
 use crate::messages::{Body, PeerMsg};
@@ -232,7 +232,7 @@ impl<'de> Visitor<'de> for LrtqFieldsInto<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"LRTQ share data";
         let rack_id: RackId = field(&mut seq, 0, expected)?;
-        let threshold: u8 = field(&mut seq, 1, expected)?;
+        let threshold: LrtqThreshold = field(&mut seq, 1, expected)?;
         let share: LrtqShare = field(&mut seq, 2, expected)?;
         let data = fill_lrtq(self.0, rack_id, threshold, share);
         field_into(&mut seq, VecInto(&mut data.share_digests), 3, expected)
@@ -245,7 +245,7 @@ impl<'de> Visitor<'de> for LrtqFieldsInto<'_> {
 fn fill_lrtq(
     slot: &mut Option<LrtqShareData>,
     rack_id: RackId,
-    threshold: u8,
+    threshold: LrtqThreshold,
     share: LrtqShare,
 ) -> &mut LrtqShareData {
     match slot {

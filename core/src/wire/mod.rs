@@ -6,7 +6,16 @@
 //! value itself, whose size is fixed by the bounds in [`crate::limits`].
 //! Each encodable type has a `MAX_*_LEN` constant so callers can size their
 //! buffers; tests encode the largest value of each and check it fits exactly.
+//!
+//! Decoding is canonical: bytes are accepted only if they are exactly what
+//! the encoder writes for the value they decode to, so a non-minimal varint
+//! or a member list out of order is [`WireError::Malformed`], and the
+//! 64-bit host and the 32-bit service processor accept the same bytes.
+//! Every decoder ends with that check (`canonical.rs`, through `accept`);
+//! `core/tests/vectors/wire.txt` holds hand-written encodings with their
+//! outcomes, run on the host and on the service processor's CPU.
 
+mod canonical;
 mod chunked;
 mod in_place;
 mod nexus;
@@ -14,6 +23,8 @@ mod shares;
 mod slot;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vector_tests;
 
 use core::fmt;
 use serde::Deserialize;
@@ -51,8 +62,10 @@ pub enum WireError {
     /// The version byte names a format this build does not read.
     UnsupportedVersion(u8),
     /// The bytes are not a valid encoding of the expected type (including
-    /// values that break a rule of the type, such as an unsorted member
-    /// list or a non-printable platform id).
+    /// values that break a rule of the type, such as a duplicated member or
+    /// a non-printable platform id, and encodings that are not the
+    /// canonical one, such as a non-minimal varint or an unsorted member
+    /// list).
     Malformed,
     /// A valid value followed by extra bytes.
     TrailingBytes,
@@ -147,39 +160,69 @@ pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     chunked::encode_into(value, buf)
 }
 
-/// serde's derived decoding: the decoder of small values and of Nexus's
-/// answers, and in tests the oracle the in-place decoders are checked
-/// against.
-pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
-    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
-    if version != WIRE_VERSION {
-        return Err(WireError::UnsupportedVersion(version));
-    }
+/// serde's derived decoding, under the same canonical rule: the decoder of
+/// small values and of Nexus's answers, and in tests the oracle the
+/// in-place decoders are checked against.
+pub(crate) fn decode<'de, T: Deserialize<'de> + Serialize>(
+    bytes: &'de [u8],
+) -> Result<T, WireError> {
+    let body = body(bytes)?;
     let (value, rest) = postcard::take_from_bytes(body).map_err(|_| WireError::Malformed)?;
-    if rest.is_empty() {
-        Ok(value)
+    accept(Read::of(bytes, rest), &value)?;
+    Ok(value)
+}
+
+/// The postcard part of `bytes`, after a version byte this build reads.
+fn body(bytes: &[u8]) -> Result<&[u8], WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version == WIRE_VERSION {
+        Ok(body)
     } else {
-        Err(WireError::TrailingBytes)
+        Err(WireError::UnsupportedVersion(version))
     }
 }
 
-/// Like [`decode`], but `seed` writes the value into storage it borrows.
+/// What a decoder read: the value's encoding (its version byte included),
+/// and whether bytes were left after it.
+struct Read<'a> {
+    encoding: &'a [u8],
+    trailing: bool,
+}
+
+impl<'a> Read<'a> {
+    /// `bytes` read up to `rest`, a suffix of it.
+    fn of(bytes: &'a [u8], rest: &[u8]) -> Self {
+        let used = bytes.len().saturating_sub(rest.len());
+        Self {
+            encoding: bytes.get(..used).unwrap_or(bytes),
+            trailing: !rest.is_empty(),
+        }
+    }
+}
+
+/// Runs `seed`, which writes the value into storage it borrows, over
+/// `bytes`; the caller then passes the value to [`accept`].
 fn decode_with<'de, S: DeserializeSeed<'de, Value = ()>>(
     bytes: &'de [u8],
     seed: S,
-) -> Result<(), WireError> {
-    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
-    if version != WIRE_VERSION {
-        return Err(WireError::UnsupportedVersion(version));
-    }
-    let mut deserializer = postcard::Deserializer::from_bytes(body);
+) -> Result<Read<'de>, WireError> {
+    let mut deserializer = postcard::Deserializer::from_bytes(body(bytes)?);
     seed.deserialize(&mut deserializer)
         .map_err(|_| WireError::Malformed)?;
     let rest = deserializer.finalize().map_err(|_| WireError::Malformed)?;
-    if rest.is_empty() {
-        Ok(())
-    } else {
+    Ok(Read::of(bytes, rest))
+}
+
+/// The last step of every decoder: `value`, just decoded, is accepted if
+/// its encoding is canonical (see `canonical.rs`) and nothing follows it.
+/// Canonicality is checked first, so that bytes the service processor
+/// refuses inside postcard are `Malformed` on the host too.
+fn accept<T: Serialize + ?Sized>(read: Read<'_>, value: &T) -> Result<(), WireError> {
+    canonical::check(value, read.encoding)?;
+    if read.trailing {
         Err(WireError::TrailingBytes)
+    } else {
+        Ok(())
     }
 }
 
@@ -207,7 +250,9 @@ pub(crate) const fn empty_peer_msg() -> PeerMsg {
 /// message is about 4 KiB with one). After an error `msg` holds a partly
 /// decoded message that may break its types' rules: discard it.
 pub(crate) fn decode_peer_msg_into(bytes: &[u8], msg: &mut PeerMsg) -> Result<(), WireError> {
-    decode_with(bytes, in_place::PeerMsgInto(msg))
+    let read = decode_with(bytes, in_place::PeerMsgInto(msg))?;
+    // Borrowed, as the node encodes what it sends: one encoder in flash.
+    accept(read, &msg.as_ref())
 }
 
 /// Encodes the persistent state into `buf`, returning the bytes written.
@@ -255,7 +300,8 @@ pub fn decode_persistent_state_into(
     bytes: &[u8],
     state: &mut PersistentState,
 ) -> Result<(), WireError> {
-    let decoded = decode_with(bytes, in_place::StateInto(state));
+    let decoded =
+        decode_with(bytes, in_place::StateInto(state)).and_then(|read| accept(read, state));
     if decoded.is_err() {
         in_place::reset(state.fields_mut_unchecked());
     }
@@ -268,7 +314,9 @@ pub fn decode_reconfigure_msg_into<'s>(
     bytes: &[u8],
     slot: &'s mut DecodeSlot<ReconfigureMsg>,
 ) -> Result<&'s ReconfigureMsg, WireError> {
-    slot.fill(|msg| decode_with(bytes, in_place::ReconfigureInto(msg)))
+    slot.fill(|msg| {
+        decode_with(bytes, in_place::ReconfigureInto(msg)).and_then(|read| accept(read, msg))
+    })
 }
 
 /// Decodes an LRTQ upgrade request into `slot`, in place; the request is
@@ -277,7 +325,9 @@ pub fn decode_lrtq_upgrade_msg_into<'s>(
     bytes: &[u8],
     slot: &'s mut DecodeSlot<LrtqUpgradeMsg>,
 ) -> Result<&'s LrtqUpgradeMsg, WireError> {
-    slot.fill(|msg| decode_with(bytes, in_place::LrtqUpgradeInto(msg)))
+    slot.fill(|msg| {
+        decode_with(bytes, in_place::LrtqUpgradeInto(msg)).and_then(|read| accept(read, msg))
+    })
 }
 
 /// Decodes a configuration (the request of `prepare_and_commit`) into
@@ -286,7 +336,9 @@ pub fn decode_configuration_into<'s>(
     bytes: &[u8],
     slot: &'s mut DecodeSlot<Configuration>,
 ) -> Result<&'s Configuration, WireError> {
-    slot.fill(|config| decode_with(bytes, in_place::ConfigInto(config)))
+    slot.fill(|config| {
+        decode_with(bytes, in_place::ConfigInto(config)).and_then(|read| accept(read, config))
+    })
 }
 
 /// Encodes LRTQ share data.
@@ -315,7 +367,10 @@ pub(crate) fn decode_lrtq_share_data_into(
     bytes: &[u8],
     slot: &mut Option<LrtqShareData>,
 ) -> Result<(), WireError> {
-    let decoded = decode_with(bytes, in_place::LrtqDataInto(slot));
+    let decoded = decode_with(bytes, in_place::LrtqDataInto(slot)).and_then(|read| {
+        // A successful decode always fills the slot.
+        accept(read, slot.as_ref().ok_or(WireError::Malformed)?)
+    });
     if decoded.is_err() {
         *slot = None;
     }

@@ -129,7 +129,7 @@ fn an_upgrade_with_fewer_members_than_the_lrtq_threshold_is_refused() {
     assert_eq!(
         refused,
         Err(LrtqUpgradeError::LrtqThresholdAboveMembers {
-            lrtq_threshold: 5,
+            lrtq_threshold: crate::ids::LrtqThreshold::new(5).unwrap(),
             members: 4
         })
     );

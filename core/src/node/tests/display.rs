@@ -168,7 +168,7 @@ fn lrtq_upgrade_errors_are_sentences() {
         ),
         (
             E::LrtqThresholdAboveMembers {
-                lrtq_threshold: 17,
+                lrtq_threshold: crate::ids::LrtqThreshold::new(17).unwrap(),
                 members: 16,
             },
             &["17", "16"],

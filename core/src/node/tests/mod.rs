@@ -440,7 +440,7 @@ fn lrtq_rack_with_threshold(n: usize, threshold: u8) -> Vec<Sled> {
         .map(|i| {
             let data = LrtqShareData {
                 rack_id: RACK,
-                threshold,
+                threshold: crate::ids::LrtqThreshold::new(threshold).unwrap(),
                 share: shares[i].clone(),
                 share_digests: digests.clone(),
             };

@@ -115,7 +115,8 @@ fn the_largest_answers_fill_max_answer_len_exactly() {
             members: big,
         },
         LrtqUpgradeError::LrtqThresholdAboveMembers {
-            lrtq_threshold: u8::MAX,
+            lrtq_threshold: crate::ids::LrtqThreshold::new(crate::limits::MAX_LRTQ_THRESHOLD)
+                .unwrap(),
             members: big,
         },
     ]);
@@ -189,7 +190,8 @@ fn largest_node_status() -> NodeStatus {
         state: StateSummary {
             lrtq: Some(LrtqSummary {
                 rack_id: RackId([0xff; 16]),
-                threshold: u8::MAX,
+                threshold: crate::ids::LrtqThreshold::new(crate::limits::MAX_LRTQ_THRESHOLD)
+                    .unwrap(),
             }),
             configs: core::iter::repeat_n(summary, MAX_STORED_CONFIGS).collect(),
             latest_committed: Some(MAX_EPOCH),

@@ -1,0 +1,67 @@
+//! The canonical rule: a value has exactly one accepted encoding
+//! (PROTOCOL.md section 5).
+//!
+//! Postcard's reader accepts more than its writer writes: a varint padded
+//! with `0x80` bytes (`80 00` for 0), and a length varint as long as the
+//! reader's `usize` allows (10 bytes on a 64-bit host, 5 on the 32-bit
+//! service processor), so the same bytes could decode on one and not on the
+//! other. Checking each varint would mean reading postcard's format
+//! ourselves; instead every decoder ends here: the decoded value is encoded
+//! again and must give back exactly the bytes it was read from. That covers
+//! every varint (epochs, lengths, enum tags) and every other way two
+//! encodings could name one value (a member list out of order), for every
+//! type, present and future.
+//!
+//! Host and service processor then agree: an accepted encoding has only
+//! minimal varints, whose lengths fit 32 bits, and reads the same on both;
+//! bytes one of them refuses inside postcard (a 6-byte length on the
+//! service processor) the other refuses here, as [`WireError::Malformed`]
+//! too. For that the check runs before trailing bytes are reported, so a
+//! non-canonical value followed by extra bytes is `Malformed` on both.
+//!
+//! The encoding is streamed through the chunked encoder with a
+//! [`CHECK_CHUNK_LEN`]-byte page on the stack, compared page by page with
+//! the input, and stops at the first page that differs.
+
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::WireError;
+use super::chunked;
+
+/// Bytes of re-encoding held at once while comparing.
+const CHECK_CHUNK_LEN: usize = 64;
+
+/// A page of the re-encoding was not the input's.
+struct Differs;
+
+/// Whether `encoding` (version byte included, no trailing bytes) is
+/// exactly the encoding of `value`, the value just decoded from it.
+pub(super) fn check<T: Serialize + ?Sized>(value: &T, encoding: &[u8]) -> Result<(), WireError> {
+    let mut page = [0u8; CHECK_CHUNK_LEN];
+    let mut rest = encoding;
+    let encoded = chunked::encode_chunked(value, &mut page, |chunk| {
+        let (expected, after) = rest.split_at_checked(chunk.len()).ok_or(Differs)?;
+        // Pages may hold share bytes: compare without an early exit, so the
+        // time says only whether the bytes are canonical. One constant-time
+        // test per page: subtle's slice comparison fences every byte, which
+        // made the whole check 2.2 times as costly (largest Prepare).
+        let difference = chunk
+            .iter()
+            .zip(expected)
+            .fold(0u8, |any, (a, b)| any | (a ^ b));
+        if bool::from(difference.ct_eq(&0)) {
+            rest = after;
+            Ok(())
+        } else {
+            Err(Differs)
+        }
+    });
+    page.zeroize();
+    match encoded {
+        Ok(_) if rest.is_empty() => Ok(()),
+        // Shorter, different, or (never for our types) not encodable.
+        _ => Err(WireError::Malformed),
+    }
+}
