@@ -2,8 +2,14 @@
 //! a raw TLS client for playing hostile peers, and event waiting.
 #![allow(dead_code)]
 
+pub mod nexus;
+pub mod rack;
+
 use std::collections::BTreeMap;
+use std::fs;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -249,4 +255,37 @@ pub async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> 
     })
     .await
     .is_ok()
+}
+
+/// Makes a directory unwritable: `chmod` for a normal user; as root (who
+/// ignores modes) the immutable attribute. Undone on drop. Fails the test
+/// if the directory is still writable.
+pub struct Unwritable(PathBuf);
+
+pub fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".probe");
+    let ok = fs::write(&probe, b"x").is_ok();
+    let _ = fs::remove_file(&probe);
+    ok
+}
+
+impl Unwritable {
+    pub fn new(dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
+        if writable(dir) {
+            let status = Command::new("chattr").arg("+i").arg(dir).status().unwrap();
+            assert!(status.success(), "chattr +i failed");
+        }
+        assert!(!writable(dir), "cannot make {} unwritable", dir.display());
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+    }
 }
