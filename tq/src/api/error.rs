@@ -30,7 +30,7 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing field), from the framework |
+//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 64 KiB), from the framework |
 //! | `invalid_deadline` | 400 | `deadline_ms` outside 1..=60000 |
 //! | `rack_id_mismatch` | 400 | the request names another rack |
 //! | `not_a_member` | 400 | this sled is not in the configuration or member set |
@@ -39,8 +39,6 @@
 //! | `lrtq_threshold_above_members` | 400 | the LRTQ threshold exceeds the new members |
 //! | `epoch_too_small` | 400 | an LRTQ upgrade to an epoch below 2 |
 //! | `expunged` | 403 | this sled was expunged |
-//! | `not_found` | 404 | no such path, from the framework |
-//! | `method_not_allowed` | 405 | wrong method, from the framework |
 //! | `must_upgrade_from_lrtq` | 409 | a reconfiguration on a sled holding only LRTQ data |
 //! | `lrtq_upgrade_in_progress` | 409 | an LRTQ upgrade is being coordinated here |
 //! | `last_committed_epoch_mismatch` | 409 | `last_committed_epoch` is not this sled's |
@@ -58,8 +56,6 @@
 //! | `not_committed` | 409 | a secret of an epoch not committed |
 //! | `secret_too_old` | 409 | a secret older than what is retained |
 //! | `no_rack` | 409 | a proxied call from a sled that knows no rack yet |
-//! | `payload_too_large` | 413 | request body over the limit, from the framework |
-//! | `unsupported_media_type` | 415 | not JSON, from the framework |
 //! | `internal` | 500 | an invariant of this code broke |
 //! | `not_connected` | 502 | proxied: no connection to the target (unknown sled included) |
 //! | `disconnected` | 502 | proxied: the target disconnected before answering |
@@ -72,8 +68,12 @@
 //! | `rng_failed` | 503 | the random number generator failed; nothing changed |
 //! | `deadline_passed` | 504 | the deadline passed first |
 //!
-//! Any other status the framework produces keeps its status, with code
-//! `invalid_request` (4xx) or `internal` (5xx).
+//! An error the framework raises inside an endpoint (its extractors: the
+//! body's size, content type and JSON) keeps the framework's status, with
+//! code `invalid_request` (4xx) or `internal` (5xx). An unknown path (404)
+//! or method (405) is refused by dropshot's router before any endpoint
+//! runs, so its body is dropshot's own (`request_id`, `message`), without
+//! a code.
 
 use std::fmt;
 
@@ -162,10 +162,6 @@ error_codes! {
     EpochTooSmall => 400,
     /// This sled was expunged.
     Expunged => 403,
-    /// No such path.
-    NotFound => 404,
-    /// Wrong method.
-    MethodNotAllowed => 405,
     /// The sled holds only LRTQ data.
     MustUpgradeFromLrtq => 409,
     /// An LRTQ upgrade is being coordinated here.
@@ -200,10 +196,6 @@ error_codes! {
     SecretTooOld => 409,
     /// This sled knows no rack yet.
     NoRack => 409,
-    /// Request body too large.
-    PayloadTooLarge => 413,
-    /// Request body not JSON.
-    UnsupportedMediaType => 415,
     /// An invariant of this code broke.
     Internal => 500,
     /// Proxied: no connection to the target.
@@ -395,13 +387,10 @@ refusal_from! {
 impl From<HttpError> for ApiError {
     fn from(error: HttpError) -> Self {
         let status = error.status_code;
-        let error_code = match status.as_u16() {
-            404 => ErrorCode::NotFound,
-            405 => ErrorCode::MethodNotAllowed,
-            413 => ErrorCode::PayloadTooLarge,
-            415 => ErrorCode::UnsupportedMediaType,
-            400..=499 => ErrorCode::InvalidRequest,
-            _ => ErrorCode::Internal,
+        let error_code = if status.is_client_error() {
+            ErrorCode::InvalidRequest
+        } else {
+            ErrorCode::Internal
         };
         Self {
             error_code,
@@ -464,7 +453,11 @@ mod tests {
                 400,
                 "invalid_request",
             ),
-            (HttpError::for_not_found(None, "x".into()), 404, "not_found"),
+            (
+                HttpError::for_not_found(None, "x".into()),
+                404,
+                "invalid_request",
+            ),
             (
                 HttpError::for_client_error_with_status(
                     None,
