@@ -475,4 +475,242 @@ mod tests {
             assert_eq!(api.error_code.name(), code);
         }
     }
+
+    /// Every variant of every core error and of `Unavailable`, with the
+    /// code it must get: the mapping's one test.
+    #[test]
+    fn every_refusal_and_failure_has_its_code() {
+        use ErrorCode as C;
+        use tq_core::crypto::RngError;
+        use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
+        use tq_core::node::{ExpungedAt, RackMismatch};
+        use tq_std::handle::Bound;
+
+        let e = Epoch(3);
+        let expunged = ExpungedAt {
+            epoch: Epoch(4),
+            from: PlatformId::new("p", "s").unwrap(),
+        };
+        let mismatch = RackMismatch {
+            expected: RackId([1; 16]),
+            got: RackId([2; 16]),
+        };
+        let k = Threshold::new(3).unwrap();
+        let refusals: Vec<(Refusal, ErrorCode)> = vec![
+            (
+                Refusal::Reconfigure(ReconfigureError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::MustUpgradeFromLrtq),
+                C::MustUpgradeFromLrtq,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::LrtqUpgradeInProgress(e)),
+                C::LrtqUpgradeInProgress,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::MemberCount(2)),
+                C::MemberCount,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::ThresholdTooLarge {
+                    threshold: k,
+                    members: 3,
+                }),
+                C::ThresholdTooLarge,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::LastCommittedEpochMismatch {
+                    node: Some(e),
+                    request: None,
+                }),
+                C::LastCommittedEpochMismatch,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::NewerCoordinationRunning(e)),
+                C::NewerCoordinationRunning,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::DifferentRequestRunning(e)),
+                C::DifferentRequestRunning,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::EpochNotNewer { latest: e }),
+                C::EpochNotNewer,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::ComputingShare(e)),
+                C::ComputingShare,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::Rng(RngError)),
+                C::RngFailed,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::Internal),
+                C::Internal,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::NoLrtqData),
+                C::NoLrtqData,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::AlreadyCommitted(e)),
+                C::AlreadyCommitted,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::MemberCount(40)),
+                C::MemberCount,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::ThresholdTooLarge {
+                    threshold: k,
+                    members: 3,
+                }),
+                C::ThresholdTooLarge,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::LrtqThresholdAboveMembers {
+                    lrtq_threshold: LrtqThreshold::new(5).unwrap(),
+                    members: 4,
+                }),
+                C::LrtqThresholdAboveMembers,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochTooSmall(Epoch(1))),
+                C::EpochTooSmall,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochNotNewer { latest: e }),
+                C::EpochNotNewer,
+            ),
+            (
+                Refusal::Commit(CommitError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::Commit(CommitError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (Refusal::Commit(CommitError::NotPrepared(e)), C::NotPrepared),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::NewerCommitted {
+                    epoch: e,
+                    latest: Epoch(5),
+                }),
+                C::NewerCommitted,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::MismatchedConfiguration(e)),
+                C::MismatchedConfiguration,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::CoordinatingNewerEpoch(e)),
+                C::CoordinatingNewerEpoch,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::Internal),
+                C::Internal,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::Expunged(expunged)),
+                C::Expunged,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::NoCommittedConfiguration),
+                C::NoCommittedConfiguration,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::NotCommitted(e)),
+                C::NotCommitted,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::TooOld {
+                    epoch: e,
+                    oldest_retained: Epoch(4),
+                }),
+                C::SecretTooOld,
+            ),
+        ];
+        for (refusal, code) in refusals {
+            let error = ApiError::from(refusal.clone());
+            assert_eq!(error.error_code, code, "{refusal:?}");
+            assert_eq!(error.status().as_u16(), code.status_u16());
+            assert_eq!(error.message, refusal.message());
+            // Refusals are 4xx, but for the transient RNG failure (503)
+            // and a broken invariant here (500).
+            let status = error.status().as_u16();
+            assert!(
+                (400..500).contains(&status) || matches!(code, C::RngFailed | C::Internal),
+                "{code:?}"
+            );
+            // The body round-trips, the core's error included.
+            let json = serde_json::to_string(&error).unwrap();
+            let back: ApiError = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.refusal, Some(refusal));
+            assert_eq!((back.error_code, back.message), (code, error.message));
+        }
+
+        let failures = [
+            (Unavailable::Busy(Bound::ApiQueue), C::Busy, 503),
+            (Unavailable::Busy(Bound::ProxyTable), C::Busy, 503),
+            (Unavailable::Stopped, C::Stopped, 503),
+            (Unavailable::NotStored { attempts: 2 }, C::NotStored, 503),
+            (Unavailable::NoRack, C::NoRack, 409),
+            (Unavailable::NotConnected, C::NotConnected, 502),
+            (Unavailable::Disconnected, C::Disconnected, 502),
+            (Unavailable::DeadlinePassed, C::DeadlinePassed, 504),
+            (
+                Unavailable::Remote(RemoteUnavailable::NotStored),
+                C::RemoteNotStored,
+                502,
+            ),
+            (
+                Unavailable::Remote(RemoteUnavailable::Stopping),
+                C::RemoteStopping,
+                502,
+            ),
+            (Unavailable::WrongAnswer, C::WrongAnswer, 502),
+            (Unavailable::Internal, C::Internal, 500),
+        ];
+        for (unavailable, code, status) in failures {
+            let error = ApiError::from(unavailable.clone());
+            assert_eq!((error.error_code, error.status().as_u16()), (code, status));
+            assert_eq!(error.message, unavailable.to_string());
+            assert_eq!(error.refusal, None);
+        }
+    }
 }

@@ -86,6 +86,9 @@ pub struct Sled {
     pub peer_addr: Option<SocketAddr>,
     pub api_addr: Option<SocketAddr>,
     pub daemon: Option<Daemon>,
+    /// Where the clients reach its API instead, if set (a recording
+    /// proxy).
+    pub via: Option<SocketAddr>,
 }
 
 pub struct Rack {
@@ -119,6 +122,7 @@ impl Rack {
                     peer_addr: None,
                     api_addr: None,
                     daemon: None,
+                    via: None,
                 }
             })
             .collect();
@@ -223,8 +227,10 @@ impl Rack {
         self.sleds[i].api_addr.expect("sled started")
     }
 
+    /// Where clients reach sled `i`'s API.
     pub fn base_url(&self, i: usize) -> String {
-        format!("http://{}", self.api_addr(i))
+        let addr = self.sleds[i].via.unwrap_or_else(|| self.api_addr(i));
+        format!("http://{addr}")
     }
 
     /// The generated client of sled `i`'s API.
