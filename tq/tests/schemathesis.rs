@@ -25,7 +25,10 @@ use tq_core::ids::Epoch;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_conforms_to_its_document() {
     if Command::new("st").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have schemathesis");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have schemathesis"
+        );
         eprintln!("schemathesis (st) is not installed: skipped");
         return;
     }
