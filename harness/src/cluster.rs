@@ -22,7 +22,7 @@ use crate::invariants::{SetupError, Violation};
 use crate::network::{Network, bit};
 use crate::nexus::Nexus;
 use crate::records::{ConfigRecord, SecretRecord, Seen};
-use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id, write_disk};
+use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id};
 use crate::{MAX_SLEDS, SledMask};
 
 /// How the rack starts.
@@ -74,7 +74,7 @@ impl Io for SledIo<'_> {
         if self.fault == DriverFault::AcknowledgeWithoutStoring {
             return Ok(());
         }
-        write_disk(self.disk, state)?;
+        self.disk.write(state)?;
         *self.writes = self.writes.wrapping_add(1);
         Ok(())
     }
@@ -520,7 +520,7 @@ impl Cluster {
         if !running.ctx.is_stored() {
             return Ok(());
         }
-        write_disk(&mut self.scratch, running.ctx.persistent_state()).map_err(|error| {
+        self.scratch.write(running.ctx.persistent_state()).map_err(|error| {
             Violation::Encoding {
                 sled: sled_u8,
                 error,
