@@ -246,7 +246,7 @@ impl Cluster {
             rack_id,
             ids,
             sleds: heapless::Vec::new(),
-            network: Network::new(),
+            network: Network::new(sled_count),
             nexus,
             configs: ConfigRecord::default(),
             secrets: SecretRecord::default(),
@@ -520,12 +520,12 @@ impl Cluster {
         if !running.ctx.is_stored() {
             return Ok(());
         }
-        self.scratch.write(running.ctx.persistent_state()).map_err(|error| {
-            Violation::Encoding {
+        self.scratch
+            .write(running.ctx.persistent_state())
+            .map_err(|error| Violation::Encoding {
                 sled: sled_u8,
                 error,
-            }
-        })?;
+            })?;
         if self.scratch.as_slice() != sled.disk() {
             return Err(Violation::StateNotPersisted { sled: sled_u8 });
         }
@@ -554,16 +554,17 @@ impl Cluster {
     /// Delivers message `n` (modulo the count) if its link is up.
     pub fn deliver(&mut self, n: usize) -> Result<(), Violation> {
         self.delivered_ack = None;
-        let Some(msg) = self.network.take(n) else {
+        let Some(taken) = self.network.take(n) else {
             return self.check();
         };
+        let msg = taken.message();
         let (from, to) = (usize::from(msg.from), usize::from(msg.to));
         if !self.is_connected(from, to) {
             self.network.count_link_down();
             return self.check();
         }
         self.network.count_delivered();
-        let kind = match wire::decode_peer_msg(&msg.bytes) {
+        let kind = match wire::decode_peer_msg(msg.bytes) {
             Ok(decoded) => {
                 if let Body::PrepareAck(epoch) = decoded.body {
                     self.delivered_ack = Some(DeliveredAck { from, to, epoch });
@@ -576,7 +577,7 @@ impl Cluster {
             return self.check();
         };
         self.probed(to, kind, |node, ctx, rng, _| {
-            node.handle_bytes(ctx, rng, &from_id, &msg.bytes)
+            node.handle_bytes(ctx, rng, &from_id, msg.bytes)
         })?;
         self.check()
     }
@@ -587,7 +588,7 @@ impl Cluster {
     pub fn deliver_all(&mut self) -> Result<(), Violation> {
         const MAX_DELIVERIES: usize = 4096;
         for _ in 0..MAX_DELIVERIES {
-            if self.network.in_flight().is_empty() {
+            if self.network.is_empty() {
                 return Ok(());
             }
             self.deliver(0)?;

@@ -124,7 +124,7 @@ impl Cluster {
                     self.nexus_start(crate::Change::Same, 0, 0)?;
                 }
                 None => {
-                    if waiting == 0 && self.network.in_flight().is_empty() {
+                    if waiting == 0 && self.network.is_empty() {
                         return Ok(());
                     }
                 }
