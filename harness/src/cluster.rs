@@ -23,7 +23,7 @@ use crate::network::{Network, bit};
 use crate::nexus::Nexus;
 use crate::records::{ConfigRecord, SecretRecord, Seen};
 use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id};
-use crate::{MAX_SLEDS, SledMask};
+use crate::{DEFAULT_SLEDS, MAX_SLEDS, SledMask};
 
 /// How the rack starts.
 #[derive(Clone, Copy, Debug)]
@@ -181,27 +181,28 @@ struct AckView {
     acked: SledMask,
 }
 
-/// A simulated rack.
-pub struct Cluster {
+/// A simulated rack of up to `SLEDS` sleds (at most [`MAX_SLEDS`]; see
+/// the crate doc for why the capacity is a parameter).
+pub struct Cluster<const SLEDS: usize = DEFAULT_SLEDS> {
     pub(crate) rack_id: RackId,
-    pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,
-    pub(crate) sleds: heapless::Vec<Sled, MAX_SLEDS>,
+    pub(crate) ids: heapless::Vec<PlatformId, SLEDS>,
+    pub(crate) sleds: heapless::Vec<Sled, SLEDS>,
     pub(crate) network: Network,
     pub(crate) nexus: Nexus,
     pub(crate) configs: ConfigRecord,
     pub(crate) secrets: SecretRecord,
-    summaries: [Option<(u32, DiskSummary)>; MAX_SLEDS],
-    acks: [AckView; MAX_SLEDS],
+    summaries: [Option<(u32, DiskSummary)>; SLEDS],
+    acks: [AckView; SLEDS],
     delivered_ack: Option<DeliveredAck>,
     /// Where a state is encoded to compare it with the disk.
     scratch: Disk,
     rng: ChaCha20Rng,
     pub(crate) stats: Stats,
     probe: CallProbe,
-    faults: [DriverFault; MAX_SLEDS],
+    faults: [DriverFault; SLEDS],
 }
 
-impl core::fmt::Debug for Cluster {
+impl<const SLEDS: usize> core::fmt::Debug for Cluster<SLEDS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Cluster")
             .field("rack_id", &self.rack_id)
@@ -212,8 +213,11 @@ impl core::fmt::Debug for Cluster {
     }
 }
 
-impl Cluster {
-    /// A rack of `sled_count` sleds, all up and all connected. The first
+impl<const SLEDS: usize> Cluster<SLEDS> {
+    /// Most sleds this cluster holds.
+    pub const CAPACITY: usize = SLEDS;
+
+    /// A rack of `sled_count` sleds (at most `SLEDS`), all up and all connected. The first
     /// `members` are the rack's members (for an LRTQ rack: the LRTQ sleds,
     /// `data.len()` of them); the others are spares Nexus may add. Every
     /// random choice of the run derives from `seed`.
@@ -228,14 +232,19 @@ impl Cluster {
             RackStart::Fresh => 0,
             RackStart::Lrtq { data, .. } => data.len(),
         };
-        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > MAX_SLEDS
-        {
+        const {
+            assert!(
+                SLEDS <= MAX_SLEDS,
+                "member sets are bit masks over the sleds"
+            )
+        };
+        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > SLEDS {
             return Err(Violation::Setup(SetupError::Sizes));
         }
         if lrtq_count != 0 && lrtq_count != members {
             return Err(Violation::Setup(SetupError::LrtqData));
         }
-        let mut ids = heapless::Vec::<PlatformId, MAX_SLEDS>::new();
+        let mut ids = heapless::Vec::<PlatformId, SLEDS>::new();
         for index in 0..sled_count {
             let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
             ids.push(id)
@@ -250,14 +259,14 @@ impl Cluster {
             nexus,
             configs: ConfigRecord::default(),
             secrets: SecretRecord::default(),
-            summaries: Default::default(),
-            acks: [AckView::default(); MAX_SLEDS],
+            summaries: core::array::from_fn(|_| None),
+            acks: [AckView::default(); SLEDS],
             delivered_ack: None,
             scratch: Disk::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
             stats: Stats::default(),
             probe: run_call,
-            faults: [DriverFault::None; MAX_SLEDS],
+            faults: [DriverFault::None; SLEDS],
         };
         for index in 0..sled_count {
             let id = cluster
@@ -382,6 +391,7 @@ impl Cluster {
                     node.clear_secrets()
                 })?;
             }
+            Action::Settle => self.settle()?,
         }
         self.check()
     }

@@ -10,9 +10,10 @@
 //! The messages in flight are stored back to back in one byte arena, oldest
 //! first, so a 30-byte ack takes 30 bytes and a rack of 32 sleds can have
 //! hundreds of small messages in flight next to a round of large `Prepare`s.
-//! How many may be in flight at once is set per rack ([`Network::new`]:
-//! [`IN_FLIGHT_PER_SLED`] per sled), so that congestion means the same for
-//! a rack of 3 sleds and one of 32.
+//! How many may be in flight at once grows with the rack ([`Network::new`]:
+//! [`IN_FLIGHT_PER_SLED`] per sled, and never fewer than [`MIN_IN_FLIGHT`],
+//! the bound every rack had before racks grew past 8 sleds, so that a rack
+//! of up to 8 runs exactly as it did then, seeds and regressions included).
 
 use tq_core::wire::MAX_PEER_MSG_LEN;
 
@@ -25,8 +26,11 @@ pub const MAX_MSG_LEN: usize = MAX_PEER_MSG_LEN;
 
 /// Messages a rack may have in flight per sled: sending one more drops it
 /// and counts the drop ([`NetworkStats::dropped_full`]), like a congested
-/// link would. A rack of 8 sleds holds 96.
+/// link would.
 pub const IN_FLIGHT_PER_SLED: usize = 12;
+
+/// Fewest messages any rack may have in flight: what a rack of 8 holds.
+pub const MIN_IN_FLIGHT: usize = IN_FLIGHT_PER_SLED * 8;
 
 /// Most messages in flight in the largest rack.
 pub const MAX_IN_FLIGHT: usize = IN_FLIGHT_PER_SLED * MAX_SLEDS;
@@ -149,14 +153,20 @@ impl core::fmt::Debug for Network {
 
 impl Network {
     /// No messages, no links, room for [`IN_FLIGHT_PER_SLED`] messages per
-    /// sled of a rack of `sleds` (at most [`MAX_SLEDS`]).
+    /// sled of a rack of `sleds` (at most [`MAX_SLEDS`]), and at least
+    /// [`MIN_IN_FLIGHT`].
     pub const fn new(sleds: usize) -> Self {
         let sleds = if sleds < MAX_SLEDS { sleds } else { MAX_SLEDS };
+        let capacity = IN_FLIGHT_PER_SLED * sleds;
         Self {
             headers: heapless::Vec::new(),
             arena: [0; MAX_IN_FLIGHT_BYTES],
             used: 0,
-            capacity: IN_FLIGHT_PER_SLED * sleds,
+            capacity: if capacity < MIN_IN_FLIGHT {
+                MIN_IN_FLIGHT
+            } else {
+                capacity
+            },
             plugged: [0; MAX_SLEDS],
             stats: NetworkStats {
                 sent: 0,
@@ -363,8 +373,9 @@ mod tests {
 
     #[test]
     fn a_full_network_counts_the_drop() {
-        let mut net = Network::new(8);
+        let mut net = Network::new(3);
         assert_eq!(net.capacity(), 96);
+        assert_eq!(Network::new(20).capacity(), 240);
         for _ in 0..net.capacity() {
             assert!(net.send(0, 1, &[1, 2]));
         }

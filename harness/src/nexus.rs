@@ -257,7 +257,7 @@ impl Nexus {
     }
 }
 
-impl Cluster {
+impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Nexus starts a reconfiguration (the LRTQ upgrade on an LRTQ rack)
     /// and asks its coordinator at once. Does nothing while one is
     /// pending, or when no threshold or coordinator fits.
@@ -488,7 +488,8 @@ mod tests {
     #[test]
     fn a_coordinator_that_stops_moving_is_abandoned_and_the_rack_stays_live() {
         with_big_stack(|| {
-            let mut cluster = Cluster::new(9886597241937573282, RACK, 6, 6, RackStart::Fresh)?;
+            let mut cluster: Cluster =
+                Cluster::new(9886597241937573282, RACK, 6, 6, RackStart::Fresh)?;
             for action in [
                 Reconfigure {
                     change: Change::Remove(14),

@@ -51,7 +51,7 @@ fn an_lrtq_rack_of_five_upgrades_and_keeps_the_lrtq_secret_as_epoch_one() {
             data: &data,
             secret: &secret,
         };
-        let mut cluster = Cluster::new(3, RACK, 5, 5, lrtq).unwrap();
+        let mut cluster: Cluster = Cluster::new(3, RACK, 5, 5, lrtq).unwrap();
         reconfigure(&mut cluster, Change::Same);
         assert_eq!(latest_epoch(&cluster), Epoch(2));
         assert_eq!(cluster.nexus().stats().upgrades, 1);
@@ -162,7 +162,7 @@ fn an_upgrade_abandoned_many_times_on_a_full_network_still_finishes() {
             data: &data,
             secret: &secret,
         };
-        let mut cluster = Cluster::new(9, RACK, 8, 8, lrtq).unwrap();
+        let mut cluster: Cluster = Cluster::new(9, RACK, 8, 8, lrtq).unwrap();
         cluster
             .apply(&Action::Reconfigure {
                 change: Change::Same,
