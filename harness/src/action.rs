@@ -69,9 +69,10 @@ pub enum Action {
     },
     /// A sled drops its cached secrets.
     ClearSecrets(u8),
-    /// A calm moment in which Nexus gets its work done if it can
-    /// ([`crate::Cluster::settle`]): rounds of delivering everything in
-    /// flight and one Nexus step, healing nothing. Not read from bytes
+    /// A quiet stretch of time in which Nexus gets its work done if it can
+    /// ([`crate::Cluster::settle`]): crashed sleds boot again, then rounds
+    /// of delivering everything in flight and one Nexus step; cut links
+    /// stay cut. Not read from bytes
     /// ([`Action::from_bytes`] keeps the fuzz targets' input format); the
     /// property test draws it so that a case goes through many
     /// reconfigurations.

@@ -11,10 +11,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::limits::MAX_EVENTS;
+use tq_core::limits::{MAX_EVENTS, MAX_OUTGOING};
 use tq_core::messages::Body;
 use tq_core::node::{Event, Io, LoadSecretError, Node, NodeCtx, drive};
-use tq_core::persistent::{LrtqShareData, PersistentState};
+use tq_core::persistent::{LrtqShareData, PersistentState, Revision};
 use tq_core::wire::{self, MAX_PEER_MSG_LEN};
 
 use crate::action::Action;
@@ -63,6 +63,9 @@ struct SledIo<'a> {
     network: &'a mut Network,
     fault: DriverFault,
     events: heapless::Vec<Event, MAX_EVENTS>,
+    /// Epochs of the `PrepareAck`s sent (at most one message per outgoing
+    /// slot leaves in one call), checked against the disk after the call.
+    acks_sent: heapless::Vec<Epoch, MAX_OUTGOING>,
     /// The first broken rule seen while sending.
     violation: Option<Violation>,
 }
@@ -95,20 +98,14 @@ impl SledIo<'_> {
     fn send_checked(&mut self, to: &PlatformId, bytes: &[u8]) -> Result<(), Violation> {
         let sled = u8::try_from(self.index).unwrap_or(u8::MAX);
         // Invariant 2, at the source: an ack leaves only once its prepare
-        // is on the disk.
+        // is on the disk. The disk is read after the call (by the cached
+        // summary the checker decodes anyway): a call stores before it
+        // sends anything, so the disk then is the disk now.
         if let Ok(msg) = wire::decode_peer_msg(bytes)
             && let Body::PrepareAck(epoch) = msg.body
+            && self.acks_sent.push(epoch).is_err()
         {
-            let durable = wire::decode_persistent_state(self.disk)
-                .ok()
-                .is_some_and(|state| {
-                    state
-                        .get(epoch)
-                        .is_some_and(|stored| stored.share.is_some())
-                });
-            if !durable {
-                return Err(Violation::AckWithoutDurablePrepare { sled, epoch });
-            }
+            return Err(Violation::AckWithoutDurablePrepare { sled, epoch });
         }
         let to = index_of(self.ids, to).ok_or(Violation::UnknownPeer { sled })?;
         // A full network is a counted drop, like a lost message.
@@ -174,6 +171,14 @@ struct DeliveredAck {
     epoch: Epoch,
 }
 
+/// A running sled's state and disk when they were last found equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Compared {
+    boots: u32,
+    revision: Revision,
+    writes: u32,
+}
+
 /// What a coordinator counted at the last check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct AckView {
@@ -196,6 +201,8 @@ pub struct Cluster<const SLEDS: usize = DEFAULT_SLEDS> {
     delivered_ack: Option<DeliveredAck>,
     /// Where a state is encoded to compare it with the disk.
     scratch: Disk,
+    /// Per sled, when its state and disk were last found equal.
+    compared: [Option<Compared>; SLEDS],
     rng: ChaCha20Rng,
     pub(crate) stats: Stats,
     probe: CallProbe,
@@ -263,6 +270,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             acks: [AckView::default(); SLEDS],
             delivered_ack: None,
             scratch: Disk::new(),
+            compared: [None; SLEDS],
             rng: ChaCha20Rng::seed_from_u64(seed),
             stats: Stats::default(),
             probe: run_call,
@@ -488,6 +496,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             network: &mut self.network,
             fault,
             events: heapless::Vec::new(),
+            acks_sent: heapless::Vec::new(),
             violation: None,
         };
         let mut buf = [0u8; MAX_PEER_MSG_LEN];
@@ -502,7 +511,10 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             out
         });
         let SledIo {
-            events, violation, ..
+            events,
+            acks_sent,
+            violation,
+            ..
         } = io;
         if let Some(violation) = violation {
             return Err(violation);
@@ -511,7 +523,8 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             sled: sled_u8,
             error,
         })?;
-        self.check_stored(index)?;
+        self.check_stored(index, false)?;
+        self.check_acks_sent(index, &acks_sent)?;
         self.check_events(index, &events)?;
         // `None` here too if a probe did not run the call.
         Ok(out)
@@ -519,7 +532,14 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
 
     /// A sled whose context says its state is stored must have exactly
     /// that state on its disk: what its messages and events follow from.
-    fn check_stored(&mut self, index: usize) -> Result<(), Violation> {
+    ///
+    /// The state is encoded and compared with the disk whenever either may
+    /// have changed since the last comparison that passed (another
+    /// revision of the state, another disk write, another boot), and with
+    /// `always` (before a crash, and at the end of the liveness check):
+    /// then a change the state made without a new revision is caught too.
+    /// Between, the two are as they were when last found equal.
+    fn check_stored(&mut self, index: usize, always: bool) -> Result<(), Violation> {
         let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
         let Some(sled) = self.sleds.get(index) else {
             return Ok(());
@@ -530,8 +550,18 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         if !running.ctx.is_stored() {
             return Ok(());
         }
+        let state = running.ctx.persistent_state();
+        let seen = Compared {
+            boots: sled.boots(),
+            revision: state.revision(),
+            writes: sled.disk_writes(),
+        };
+        let slot = self.compared.get_mut(index);
+        if !always && slot.as_deref() == Some(&Some(seen)) {
+            return Ok(());
+        }
         self.scratch
-            .write(running.ctx.persistent_state())
+            .write(state)
             .map_err(|error| Violation::Encoding {
                 sled: sled_u8,
                 error,
@@ -539,7 +569,34 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         if self.scratch.as_slice() != sled.disk() {
             return Err(Violation::StateNotPersisted { sled: sled_u8 });
         }
+        if let Some(slot) = slot {
+            *slot = Some(seen);
+        }
         Ok(())
+    }
+
+    /// Compares every running sled's state with its disk, whether or not
+    /// anything changed since the last comparison (see `check_stored`):
+    /// the end of a run calls it.
+    pub fn check_every_state_stored(&mut self) -> Result<(), Violation> {
+        for index in 0..self.sleds.len() {
+            self.check_stored(index, true)?;
+        }
+        Ok(())
+    }
+
+    /// Every `PrepareAck` sled `index` sent in the call just made left with
+    /// its prepare on the disk (invariant 2, at the source).
+    fn check_acks_sent(&mut self, index: usize, epochs: &[Epoch]) -> Result<(), Violation> {
+        if epochs.is_empty() {
+            return Ok(());
+        }
+        let sled = u8::try_from(index).unwrap_or(u8::MAX);
+        let summary = self.summary(index)?;
+        match epochs.iter().find(|&&epoch| !summary.holds_share(epoch)) {
+            Some(&epoch) => Err(Violation::AckWithoutDurablePrepare { sled, epoch }),
+            None => Ok(()),
+        }
     }
 
     /// Every event a sled handed out describes its disk: a commit or an
@@ -660,6 +717,8 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         if !self.is_up(index) {
             return Ok(());
         }
+        // What the crash loses must be on the disk already.
+        self.check_stored(index, true)?;
         for peer in 0..self.sleds.len() {
             if self.is_connected(index, peer)
                 && let Some(id) = self.ids.get(index).cloned()
@@ -829,7 +888,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             }
         }
         if let Some(epoch) = summary.latest_committed
-            && self.nexus.committed_members(epoch).is_none()
+            && !self.nexus.is_committed(epoch)
             && !self.nexus.forgot_epoch(epoch)
         {
             return Err(Violation::CommittedUnknownEpoch { sled, epoch });
@@ -950,9 +1009,13 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     }
 }
 
-/// The sled index of `id`.
+/// The sled index of `id`. Sled `i`'s serial number is `SN{i:04}`
+/// ([`platform_id`]), so the index is read from it, then checked against
+/// `ids` (one comparison instead of a search: the checker maps ids to
+/// sleds at every step, and a rack of 32 made the search its largest cost).
 pub(crate) fn index_of(ids: &[PlatformId], id: &PlatformId) -> Option<usize> {
-    ids.iter().position(|known| known == id)
+    let index: usize = id.serial_number().strip_prefix("SN")?.parse().ok()?;
+    (ids.get(index)? == id).then_some(index)
 }
 
 /// The members of `mask`, as ids.
@@ -977,4 +1040,28 @@ pub(crate) fn nth_bit(mask: SledMask, n: usize) -> Option<usize> {
     (0..MAX_SLEDS)
         .filter(|i| mask & bit(*i) != 0)
         .nth(n % count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_ids_map_back_to_their_index_and_nothing_else_does() {
+        let ids: heapless::Vec<PlatformId, MAX_SLEDS> =
+            (0..MAX_SLEDS).map(|i| platform_id(i).unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index_of(&ids, id), Some(i));
+            assert_eq!(index_of(&ids[..i], id), None);
+        }
+        for (part, serial) in [
+            (crate::sled::PART_NUMBER, "SN+003"),
+            (crate::sled::PART_NUMBER, "SN0032"),
+            (crate::sled::PART_NUMBER, "XX0003"),
+            ("913-0000020", "SN0003"),
+        ] {
+            let id = PlatformId::new(part, serial).unwrap();
+            assert_eq!(index_of(&ids, &id), None, "{id:?}");
+        }
+    }
 }

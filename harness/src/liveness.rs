@@ -72,8 +72,9 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Heals, lets Nexus finish, then checks that every member of the
     /// latest committed configuration loads the same secret for it and for
     /// every older committed epoch still retained, that an upgraded LRTQ
-    /// rack's epoch 1 is the LRTQ secret, and that every removed sled that
-    /// asks for shares learns it is expunged.
+    /// rack's epoch 1 is the LRTQ secret, that every removed sled that
+    /// asks for shares learns it is expunged, and that every sled's state
+    /// is on its disk.
     pub fn check_liveness(&mut self) -> Result<(), Violation> {
         self.heal()?;
         self.deliver_reliably()?;
@@ -103,6 +104,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             }
         }
         self.check_removed_sleds_expunged(latest.members)?;
+        self.check_every_state_stored()?;
         self.check()
     }
 
@@ -129,13 +131,16 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         .into())
     }
 
-    /// A calm moment ([`crate::Action::Settle`]): up to 16
-    /// rounds of delivering everything in flight and one Nexus step, until
-    /// Nexus has nothing left to do and nothing is in flight. Nothing is
-    /// healed: a crashed sled stays down and a cut link cut, so Nexus may
-    /// still be waiting at the end (and may have abandoned a coordinator
-    /// that stopped moving, since every round moves its clock).
+    /// A quiet stretch of time ([`crate::Action::Settle`]): every crashed
+    /// sled boots again (a sled that crashes reboots), then up to 16 rounds
+    /// of delivering everything in flight and one Nexus step, until Nexus
+    /// has nothing left to do and nothing is in flight. Cut links stay cut,
+    /// so Nexus may still be waiting at the end (and may have abandoned a
+    /// coordinator that stopped moving: every round moves its clock).
     pub fn settle(&mut self) -> Result<(), Violation> {
+        for index in 0..self.sled_count() {
+            self.restart(index)?;
+        }
         for _ in 0..SETTLE_ROUNDS {
             self.deliver_all()?;
             if !self.nexus_round()? && self.network.is_empty() {

@@ -153,11 +153,10 @@ impl Nexus {
     }
 
     fn mask(&self, sleds: Sleds<'_>) -> SledMask {
-        self.ids
+        sleds
             .iter()
-            .enumerate()
-            .filter(|(_, id)| sleds.contains(id))
-            .fold(0, |mask, (i, _)| mask | bit(i))
+            .filter_map(|id| index_of(&self.ids, id))
+            .fold(0, |mask, i| mask | bit(i))
     }
 
     /// The sleds that may coordinate the next reconfiguration, were they
@@ -233,6 +232,11 @@ impl Nexus {
         self.machine
             .committed_members(epoch)
             .map(|members| self.mask(members))
+    }
+
+    /// Whether Nexus committed `epoch` (and remembers it).
+    pub fn is_committed(&self, epoch: Epoch) -> bool {
+        self.machine.committed(epoch).is_some()
     }
 
     /// Whether `epoch` is older than what Nexus still remembers.
