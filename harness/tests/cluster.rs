@@ -90,7 +90,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => pair().prop_map(|(a, b)| Action::Disconnect(a, b)),
         3 => any::<u8>().prop_map(Action::Crash),
         4 => any::<u8>().prop_map(Action::Restart),
-        6 => (change(), any::<u8>(), any::<u8>()).prop_map(|(change, coordinator, threshold)| {
+        9 => (change(), any::<u8>(), any::<u8>()).prop_map(|(change, coordinator, threshold)| {
             Action::Reconfigure { change, coordinator, threshold }
         }),
         12 => Just(Action::NexusPoll),
@@ -98,7 +98,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => any::<u8>().prop_map(Action::NexusAbandon),
         6 => pair().prop_map(|(sled, back)| Action::LoadSecret { sled, back }),
         2 => any::<u8>().prop_map(Action::ClearSecrets),
-        5 => Just(Action::Settle),
+        8 => Just(Action::Settle),
     ]
 }
 
