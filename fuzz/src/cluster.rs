@@ -292,11 +292,16 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
     let mut input = Reader(bytes);
     let layout = Layout::read(&mut input, Racks::Whole);
     // A rack of up to 8 in a cluster sized for 8: a whole-rack cluster is
-    // three times larger, and set up for every input.
+    // three times larger, and set up for every input. It is built by value
+    // (2.2 MiB, and copies of it in a sanitized build) on a thread with
+    // room for it: libFuzzer's own stack overflows.
     if layout.sleds <= DEFAULT_SLEDS {
         run_in::<DEFAULT_SLEDS>(&layout, input, Ending::Liveness)
     } else {
-        run_in::<MAX_SLEDS>(&layout, input, Ending::Liveness)
+        let steps = input.0.to_vec();
+        tq_test_fixtures::with_big_stack(move || {
+            run_in::<MAX_SLEDS>(&layout, Reader(&steps), Ending::Liveness)
+        })
     }
 }
 
