@@ -66,6 +66,8 @@ struct SledIo<'a> {
     /// Epochs of the `PrepareAck`s sent (at most one message per outgoing
     /// slot leaves in one call), checked against the disk after the call.
     acks_sent: heapless::Vec<Epoch, MAX_OUTGOING>,
+    /// The revision of the state written to the disk in this call.
+    written: Option<Revision>,
     /// The first broken rule seen while sending.
     violation: Option<Violation>,
 }
@@ -79,6 +81,7 @@ impl Io for SledIo<'_> {
         }
         self.disk.write(state)?;
         *self.writes = self.writes.wrapping_add(1);
+        self.written = Some(state.revision());
         Ok(())
     }
 
@@ -177,6 +180,20 @@ struct Compared {
     boots: u32,
     revision: Revision,
     writes: u32,
+}
+
+/// When [`Cluster::check_stored`] encodes a state to compare it with the
+/// disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compare {
+    /// Whatever changed.
+    Always,
+    /// If the state, the disk or the boot changed since they were last
+    /// known equal.
+    IfChanged,
+    /// The call just made wrote the disk from the state at this revision:
+    /// only if the state has another now.
+    WrittenAt(Revision),
 }
 
 /// What a coordinator counted at the last check.
@@ -497,6 +514,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             fault,
             events: heapless::Vec::new(),
             acks_sent: heapless::Vec::new(),
+            written: None,
             violation: None,
         };
         let mut buf = [0u8; MAX_PEER_MSG_LEN];
@@ -513,6 +531,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         let SledIo {
             events,
             acks_sent,
+            written,
             violation,
             ..
         } = io;
@@ -523,7 +542,11 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             sled: sled_u8,
             error,
         })?;
-        self.check_stored(index, false)?;
+        let compare = match written {
+            Some(revision) => Compare::WrittenAt(revision),
+            None => Compare::IfChanged,
+        };
+        self.check_stored(index, compare)?;
         self.check_acks_sent(index, &acks_sent)?;
         self.check_events(index, &events)?;
         // `None` here too if a probe did not run the call.
@@ -534,12 +557,16 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     /// that state on its disk: what its messages and events follow from.
     ///
     /// The state is encoded and compared with the disk whenever either may
-    /// have changed since the last comparison that passed (another
-    /// revision of the state, another disk write, another boot), and with
-    /// `always` (before a crash, and at the end of the liveness check):
-    /// then a change the state made without a new revision is caught too.
-    /// Between, the two are as they were when last found equal.
-    fn check_stored(&mut self, index: usize, always: bool) -> Result<(), Violation> {
+    /// have changed since they were last known equal (another revision of
+    /// the state, another disk write, another boot), and always with
+    /// [`Compare::Always`] (before a crash, and at the end of the liveness
+    /// check), which also catches a change the state made without a new
+    /// revision. They are known equal after a comparison that passed, and
+    /// after a call that wrote the disk from the state at the revision it
+    /// still has ([`Compare::WrittenAt`]: the disk is that state's
+    /// encoding, made a moment ago; a driver that acknowledges a write it
+    /// did not make never gets there).
+    fn check_stored(&mut self, index: usize, compare: Compare) -> Result<(), Violation> {
         let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
         let Some(sled) = self.sleds.get(index) else {
             return Ok(());
@@ -557,17 +584,21 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             writes: sled.disk_writes(),
         };
         let slot = self.compared.get_mut(index);
-        if !always && slot.as_deref() == Some(&Some(seen)) {
-            return Ok(());
-        }
-        self.scratch
-            .write(state)
-            .map_err(|error| Violation::Encoding {
-                sled: sled_u8,
-                error,
-            })?;
-        if self.scratch.as_slice() != sled.disk() {
-            return Err(Violation::StateNotPersisted { sled: sled_u8 });
+        let known_equal = match compare {
+            Compare::Always => false,
+            Compare::IfChanged => slot.as_deref() == Some(&Some(seen)),
+            Compare::WrittenAt(revision) => revision == seen.revision,
+        };
+        if !known_equal {
+            self.scratch
+                .write(state)
+                .map_err(|error| Violation::Encoding {
+                    sled: sled_u8,
+                    error,
+                })?;
+            if self.scratch.as_slice() != sled.disk() {
+                return Err(Violation::StateNotPersisted { sled: sled_u8 });
+            }
         }
         if let Some(slot) = slot {
             *slot = Some(seen);
@@ -580,7 +611,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     /// the end of a run calls it.
     pub fn check_every_state_stored(&mut self) -> Result<(), Violation> {
         for index in 0..self.sleds.len() {
-            self.check_stored(index, true)?;
+            self.check_stored(index, Compare::Always)?;
         }
         Ok(())
     }
@@ -718,7 +749,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             return Ok(());
         }
         // What the crash loses must be on the disk already.
-        self.check_stored(index, true)?;
+        self.check_stored(index, Compare::Always)?;
         for peer in 0..self.sleds.len() {
             if self.is_connected(index, peer)
                 && let Some(id) = self.ids.get(index).cloned()
