@@ -106,7 +106,9 @@ pub(crate) async fn make<S: SledApi>(
         Vec::new()
     };
     let (first, rest) = match route.proxy_first {
-        true => proxies.split_first().map_or((None, &[][..]), |(p, r)| (Some(p), r)),
+        true => proxies
+            .split_first()
+            .map_or((None, &[][..]), |(p, r)| (Some(p), r)),
         false => (None, &proxies[..]),
     };
     let attempts = first

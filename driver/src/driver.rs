@@ -140,6 +140,8 @@ pub struct Driver<D: Directory> {
     unreachable: BTreeSet<PlatformId>,
     /// The acks last reported, per epoch.
     acks: Option<(Epoch, usize)>,
+    /// Events of answers whose decisions are not stored yet.
+    unreported: Vec<Event>,
     observer: Option<Observer>,
     stats: DriverStats,
 }
@@ -214,6 +216,7 @@ impl<D: Directory> Driver<D> {
             via: BTreeMap::new(),
             unreachable: BTreeSet::new(),
             acks: None,
+            unreported: Vec::new(),
             observer: None,
             stats: DriverStats::default(),
         }
@@ -326,7 +329,8 @@ impl<D: Directory> Driver<D> {
                     what: what.to_owned(),
                 });
             }
-            self.wait(wake.map_or(deadline, |w| w.min(deadline))).await?;
+            self.wait(wake.map_or(deadline, |w| w.min(deadline)))
+                .await?;
         }
     }
 
@@ -345,18 +349,24 @@ impl<D: Directory> Driver<D> {
         self.dispatch().await
     }
 
-    /// Waits for an answer (handling every one that is ready) or `until`.
+    /// Waits for an answer (handling every one that is ready) or `until`;
+    /// then stores what the answers decided, once for them all, and only
+    /// then reports it.
     async fn wait(&mut self, until: tokio::time::Instant) -> Result<(), DriverError> {
         tokio::select! {
             Some(joined) = self.in_flight.join_next() => {
                 if let Ok(finished) = joined {
-                    self.on_finished(finished).await?;
+                    self.on_finished(finished);
                 }
                 while let Some(Ok(finished)) = self.in_flight.try_join_next() {
-                    self.on_finished(finished).await?;
+                    self.on_finished(finished);
                 }
             }
             () = tokio::time::sleep_until(until) => {}
+        }
+        self.store().await?;
+        for event in std::mem::take(&mut self.unreported) {
+            self.emit(event);
         }
         Ok(())
     }
@@ -367,10 +377,7 @@ impl<D: Directory> Driver<D> {
         let old = self.nexus.pending().map(|p| p.epoch());
         if let Some(abandoned) = self.nexus.handle_timeout(now) {
             self.store().await?;
-            let coordinator = self
-                .nexus
-                .pending()
-                .and_then(|p| p.coordinator().cloned());
+            let coordinator = self.nexus.pending().and_then(|p| p.coordinator().cloned());
             tracing::warn!(epoch = %abandoned.epoch, next = %abandoned.next, "abandoned");
             if let Some(coordinator) = coordinator {
                 self.emit(Event::Abandoned {
@@ -431,7 +438,9 @@ impl<D: Directory> Driver<D> {
         }
     }
 
-    async fn on_finished(&mut self, finished: Finished) -> Result<(), DriverError> {
+    /// Tells the machine a call's answer. Its events wait in `unreported`
+    /// until what it decided is stored.
+    fn on_finished(&mut self, finished: Finished) {
         let Finished {
             id,
             to,
@@ -450,7 +459,7 @@ impl<D: Directory> Driver<D> {
                 }
                 if self.unreachable.insert(to.clone()) {
                     tracing::warn!(sled = %to, method = method.name(), %failure, "unreachable");
-                    self.emit(Event::Unreachable {
+                    self.unreported.push(Event::Unreachable {
                         sled: to.clone(),
                         method,
                         failure: failure.clone(),
@@ -461,9 +470,7 @@ impl<D: Directory> Driver<D> {
         };
         let pending = self.nexus.pending().map(|p| p.epoch());
         let reaction = self.nexus.on_answer(self.now(), id, answer);
-        self.store().await?;
         self.react(&to, method, pending, reaction, &outcome);
-        Ok(())
     }
 
     /// A sled answered (through `via`, if a proxy passed it on).
@@ -479,7 +486,7 @@ impl<D: Directory> Driver<D> {
                 if self.via.get(to) != Some(via) {
                     self.via.insert(to.clone(), via.clone());
                     tracing::info!(sled = %to, via = %via, "reached through a proxy");
-                    self.emit(Event::Proxied {
+                    self.unreported.push(Event::Proxied {
                         sled: to.clone(),
                         via: via.clone(),
                         method,
@@ -501,38 +508,36 @@ impl<D: Directory> Driver<D> {
         match reaction {
             Reaction::Started => {
                 if let Some(epoch) = pending {
-                    self.emit(Event::Running { epoch });
+                    self.unreported.push(Event::Running { epoch });
                 }
             }
             Reaction::Stuck => {
                 if let Some(epoch) = pending {
                     tracing::warn!(%epoch, "the coordinator cannot run it");
-                    self.emit(Event::Stuck { epoch });
+                    self.unreported.push(Event::Stuck { epoch });
                 }
             }
             Reaction::Committed(epoch) => {
-                let acked = self
-                    .nexus
-                    .committed(epoch)
-                    .map_or(0, |c| c.acked().len());
+                let acked = self.nexus.committed(epoch).map_or(0, |c| c.acked().len());
                 tracing::info!(%epoch, acked, "committed");
-                self.emit(Event::Committed { epoch, acked });
+                self.unreported.push(Event::Committed { epoch, acked });
             }
-            Reaction::Confirmed(epoch) => self.emit(Event::Confirmed {
+            Reaction::Confirmed(epoch) => self.unreported.push(Event::Confirmed {
                 epoch,
                 sled: to.clone(),
             }),
             Reaction::Refused(refusal) => {
                 self.stats.refused += 1;
                 tracing::error!(sled = %to, %refusal, "refused");
-                self.emit(Event::Refused {
+                self.unreported.push(Event::Refused {
                     sled: to.clone(),
                     refusal,
                 });
             }
             Reaction::Noted => {
                 if method == Method::PrepareAndCommit && outcome.result.is_ok() {
-                    self.emit(Event::PreparedAndCommitted { sled: to.clone() });
+                    self.unreported
+                        .push(Event::PreparedAndCommitted { sled: to.clone() });
                 }
                 self.report_acks();
             }
@@ -549,7 +554,7 @@ impl<D: Directory> Driver<D> {
         let needed = pending.acks_needed();
         if now.1 > 0 && self.acks != Some(now) {
             self.acks = Some(now);
-            self.emit(Event::Acks {
+            self.unreported.push(Event::Acks {
                 epoch: now.0,
                 acked: now.1,
                 needed,

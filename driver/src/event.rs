@@ -142,11 +142,7 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "epoch {epoch} abandoned{}: retried as epoch {next} coordinated by {coordinator}",
-                if *automatically {
-                    " (no progress)"
-                } else {
-                    ""
-                }
+                if *automatically { " (no progress)" } else { "" }
             ),
             Self::Stuck { epoch } => write!(f, "epoch {epoch}: the coordinator cannot run it"),
             Self::Unreachable {

@@ -167,3 +167,76 @@ pub fn decode(bytes: &[u8]) -> Result<Loaded, StoreError> {
         revision: decoded.revision,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tq_core::ids::{PlatformId, RackId, Threshold};
+    use tq_nexus::{Nexus, Origin, Timing};
+
+    fn nexus_with_pending() -> Nexus {
+        let ids: Vec<PlatformId> = (0..4)
+            .map(|i| PlatformId::new("913-0000019", &format!("SN{i}")).unwrap())
+            .collect();
+        let now = tq_nexus::Instant(0);
+        let mut nexus =
+            Nexus::new(RackId([7; 16]), Origin::Fresh, &ids, Timing::default(), now).unwrap();
+        nexus
+            .start(now, &ids, Threshold::new(3).unwrap(), &ids[1])
+            .unwrap();
+        nexus
+    }
+
+    #[tokio::test]
+    async fn a_stored_state_loads_back_and_restores_the_pending_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("nexus.json"));
+        assert!(file.load().unwrap().is_none());
+        let nexus = nexus_with_pending();
+        file.store(5, nexus.state()).await.unwrap();
+        let loaded = file.load().unwrap().unwrap();
+        assert_eq!(loaded.revision, 5);
+        assert_eq!(&loaded.state, nexus.state());
+        let restored =
+            Nexus::restore(loaded.state, Timing::default(), tq_nexus::Instant(0)).unwrap();
+        assert_eq!(restored.pending().map(|p| p.epoch().0), Some(1));
+        // Nothing but the file is left: the temporary one was renamed.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn another_format_a_later_version_or_a_torn_file_is_refused() {
+        let nexus = nexus_with_pending();
+        let good = String::from_utf8(encode(1, nexus.state()).unwrap()).unwrap();
+        assert!(decode(good.as_bytes()).is_ok());
+        let other = good.replacen(FORMAT, "something-else", 1);
+        assert!(matches!(
+            decode(other.as_bytes()),
+            Err(StoreError::Decode(_))
+        ));
+        let later = good.replacen("\"version\": 1", "\"version\": 2", 1);
+        assert!(matches!(
+            decode(later.as_bytes()),
+            Err(StoreError::Decode(_))
+        ));
+        let torn = &good.as_bytes()[..good.len() / 2];
+        assert!(matches!(decode(torn), Err(StoreError::Decode(_))));
+        let extra = good.replacen("{", "{\"extra\": 0,", 1);
+        assert!(matches!(
+            decode(extra.as_bytes()),
+            Err(StoreError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_past_the_bound_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nexus.json");
+        std::fs::write(&path, vec![b' '; MAX_STATE_FILE_LEN as usize + 1]).unwrap();
+        assert!(matches!(
+            StateFile::new(path).load(),
+            Err(StoreError::TooLong)
+        ));
+    }
+}
