@@ -13,6 +13,7 @@ use crate::limits::{MAX_MEMBERS, MIN_MEMBERS};
 
 /// One member of a configuration and the digest of the share it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Member {
     /// The sled.
     pub id: PlatformId,
@@ -69,6 +70,7 @@ pub struct Configuration(ConfigFields);
 /// The fields of a configuration, as they go on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigFields {
     /// The rack this configuration belongs to.
     pub rack_id: RackId,
@@ -78,6 +80,13 @@ pub struct ConfigFields {
     pub coordinator: PlatformId,
     /// Members and share digests, sorted by id. A member's share has
     /// x-coordinate (position + 1).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "std::vec::Vec<Member>",
+            length(min = "MIN_MEMBERS", max = "MAX_MEMBERS")
+        )
+    )]
     pub members: Members,
     /// Shares needed to rebuild the secret.
     pub threshold: Threshold,

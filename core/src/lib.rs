@@ -41,7 +41,10 @@
 //!   node never sees bytes except through it.
 //! - [`node`]: the protocol state machine and the context its caller owns.
 //! - [`limits`]: every bound, in one place.
-#![no_std]
+// No std, but for the host-only `schema` feature: `schemars`'s derived
+// code needs std's prelude. Every other build (the service processor's
+// included) is `no_std`, so nothing here can come to rely on std.
+#![cfg_attr(not(feature = "schema"), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -57,7 +60,7 @@
 )]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "schema")))]
 extern crate std;
 
 mod log;
@@ -71,5 +74,7 @@ pub mod member_set;
 pub mod messages;
 pub mod node;
 pub mod persistent;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod serde_forms;
 pub mod wire;

@@ -52,6 +52,7 @@ pub struct StoredConfig {
 
 /// The node learned it is not a member of a committed configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Expunged {
     /// The committed epoch it is not a member of.
     pub epoch: Epoch,

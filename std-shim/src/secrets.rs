@@ -27,6 +27,21 @@
 //!
 //! Everything holding key material (the secret, each derived key) is
 //! zeroized when dropped.
+//!
+//! # Fingerprint
+//!
+//! To show *which* secret a sled loaded (members agree, an operator or a
+//! test compares them) without the secret, [`LoadedSecret::fingerprint`]
+//! is the same HKDF-SHA3-256 with the info string
+//!
+//! ```text
+//! "trust-quorum-v1-fingerprint" || rack id (16 bytes) || epoch (8 bytes, big-endian)
+//! ```
+//!
+//! to [`FINGERPRINT_LEN`] bytes. It is public: one-way (finding the
+//! secret from it is inverting HKDF on a 32-byte random key), and never a
+//! disk key, since the two contexts differ from their 17th byte on (`f`
+//! against `d`), so no purpose makes the info strings equal.
 
 use std::fmt;
 
@@ -42,6 +57,12 @@ pub const DISK_KEY_CONTEXT: &[u8] = b"trust-quorum-v1-disk-key";
 
 /// Bytes of a disk key.
 pub const DISK_KEY_LEN: usize = 32;
+
+/// The fixed start of the fingerprint's HKDF info string.
+pub const FINGERPRINT_CONTEXT: &[u8] = b"trust-quorum-v1-fingerprint";
+
+/// Bytes of a secret's fingerprint.
+pub const FINGERPRINT_LEN: usize = 32;
 
 /// Most bytes of a key's purpose.
 pub const MAX_PURPOSE_LEN: usize = 64;
@@ -76,6 +97,13 @@ impl LoadedSecret {
     /// The disk key for `purpose` (see the module doc).
     pub fn derive_disk_key(&self, purpose: &[u8]) -> Result<DiskKey, DeriveError> {
         derive_disk_key(&self.secret, self.rack_id, self.epoch, purpose)
+    }
+
+    /// The secret's public fingerprint (see the module doc): equal for
+    /// equal secrets of the same rack and epoch, and says nothing else of
+    /// the secret.
+    pub fn fingerprint(&self) -> [u8; FINGERPRINT_LEN] {
+        fingerprint(&self.secret, self.rack_id, self.epoch)
     }
 
     /// Whether two loaded secrets are the same secret, compared in
@@ -181,6 +209,23 @@ pub fn derive_disk_key(
     Ok(DiskKey { epoch, key })
 }
 
+/// The fingerprint of the module doc, from the secret itself.
+pub fn fingerprint(secret: &RackSecret, rack_id: RackId, epoch: Epoch) -> [u8; FINGERPRINT_LEN] {
+    let hkdf = SimpleHkdf::<Sha3_256>::new(None, secret.expose_secret());
+    let mut out = [0u8; FINGERPRINT_LEN];
+    // Fails only for outputs over 255 hash lengths; this is one, and
+    // `out` stays zero if it ever did.
+    let _ = hkdf.expand_multi_info(
+        &[
+            FINGERPRINT_CONTEXT,
+            rack_id.as_bytes(),
+            &epoch.0.to_be_bytes(),
+        ],
+        &mut out,
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +275,25 @@ mod tests {
             "LoadedSecret { epoch: Epoch(5), .. }"
         );
         assert_eq!(format!("{key:?}"), "DiskKey { epoch: Epoch(5), .. }");
+    }
+
+    #[test]
+    fn the_fingerprint_is_neither_the_secret_nor_a_disk_key() {
+        let rack = RackId([1; 16]);
+        let loaded = LoadedSecret::new(rack, Epoch(5), secret(0xab));
+        let print = loaded.fingerprint();
+        assert_ne!(print, [0xab; 32]);
+        assert_ne!(print, [0; 32]);
+        // The purpose that would line the disk key's info string up with
+        // the fingerprint's, and a few others.
+        for purpose in [&b"fingerprint"[..], b"p", &FINGERPRINT_CONTEXT[16..]] {
+            let key = loaded.derive_disk_key(purpose).unwrap();
+            assert_ne!(&print, key.expose());
+        }
+        // Same secret, rack and epoch: same print; any of them changed: not.
+        assert_eq!(print, fingerprint(&secret(0xab), rack, Epoch(5)));
+        assert_ne!(print, fingerprint(&secret(0xac), rack, Epoch(5)));
+        assert_ne!(print, fingerprint(&secret(0xab), RackId([2; 16]), Epoch(5)));
+        assert_ne!(print, fingerprint(&secret(0xab), rack, Epoch(6)));
     }
 }

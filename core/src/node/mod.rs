@@ -63,9 +63,9 @@ pub use transmit::Transmit;
 use rand_core::TryCryptoRng;
 
 use crate::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatusRef, LrtqSummary,
-    LrtqUpgradeMsg, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
-    StateSummary,
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatusRef,
+    LrtqSummary, LrtqUpgradeMsg, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureMsg,
+    ReconfigureOutcome, StateSummary,
 };
 use crate::config::Configuration;
 use crate::crypto::RackSecret;
@@ -279,7 +279,10 @@ impl Node {
             },
             state_stored: ctx.is_stored(),
             activity: Activity {
-                coordinating: self.coordinator.as_ref().map(|c| (c.epoch, c.phase())),
+                coordinating: self.coordinator.as_ref().map(|c| Coordinating {
+                    epoch: c.epoch,
+                    phase: c.phase(),
+                }),
                 computing_share: self.computing_share(),
                 loading_secret: self.loader.collecting_epoch(),
                 secret_loaded: self.loader.loaded_epoch(),

@@ -576,7 +576,7 @@ impl Task {
             alarms: self.ctx.alarms().len(),
             latest_committed: status.state.latest_committed,
             secret_loaded: status.activity.secret_loaded,
-            coordinating: status.activity.coordinating.map(|(epoch, _)| epoch),
+            coordinating: status.activity.coordinating.map(|c| c.epoch),
             storage: self.storage(),
             ledger_status: self.io.ledger.status(),
             ledger: self.io.ledger.stats(),
