@@ -21,7 +21,7 @@ use clap::{Args, Subcommand};
 use tq::nexus::http::HttpSled;
 use tq::nexus::rack_file::RackFile;
 use tq_core::ids::{PlatformId, Threshold};
-use tq_driver::{Driver, DriverConfig, SledMap, StateFile};
+use tq_driver::{Directory as _, Driver, DriverConfig, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Timing};
 
 /// `tq nexus`'s arguments.
@@ -44,6 +44,13 @@ pub struct NexusArgs {
     /// many seconds (0: only when told, with `abandon`).
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub abandon_after: u64,
+    /// Milliseconds between two polls of a running coordinator.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Milliseconds before calling a sled again that was unreachable or not
+    /// ready, or telling a member of a commit again.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub retry_ms: u64,
     /// What to do.
     #[command(subcommand)]
     pub command: NexusCommand,
@@ -129,9 +136,10 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
     let rack = RackFile::load(&args.rack).map_err(|e| e.to_string())?;
     let config = DriverConfig {
         timing: Timing {
+            poll_interval: Duration::from_millis(args.poll_ms),
+            retry_interval: Duration::from_millis(args.retry_ms),
             abandon_after: (args.abandon_after > 0)
                 .then(|| Duration::from_secs(args.abandon_after)),
-            ..Timing::default()
         },
         call_timeout: Duration::from_secs(args.call_timeout.max(1)),
     };
@@ -240,7 +248,11 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
 fn named(rack: &RackFile, names: &[String]) -> Result<Vec<PlatformId>, String> {
     names
         .iter()
-        .map(|name| rack.find(name).map(|s| s.id.clone()).map_err(|e| e.to_string()))
+        .map(|name| {
+            rack.find(name)
+                .map(|s| s.id.clone())
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -302,5 +314,3 @@ fn show(nexus: &Nexus, json: bool) -> Result<(), String> {
     println!("{}", super::status::nexus_view(nexus));
     Ok(())
 }
-
-use tq_driver::Directory as _;

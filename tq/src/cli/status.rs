@@ -17,22 +17,22 @@ use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use tq::api::types::{Ledger, SledStatus, Storage};
-use tq::demo::sleds::{Traffic, traffic_in_metrics};
-use tq::nexus::http::HttpSled;
+use tq::nexus::http::{HttpSled, Traffic};
 use tq::nexus::rack_file::RackFile;
+use tq_core::api::NodeStatus;
 use tq_core::ids::PlatformId;
 use tq_driver::StateFile;
 use tq_nexus::{Nexus, Timing};
 
 /// `tq status`'s arguments.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "what")]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["sled", "rack"])))]
 pub struct StatusArgs {
     /// One sled, by its API address.
-    #[arg(long, value_name = "ADDR", group = "what")]
+    #[arg(long, value_name = "ADDR")]
     pub sled: Option<SocketAddr>,
     /// Every sled of a rack file.
-    #[arg(long, value_name = "FILE", group = "what")]
+    #[arg(long, value_name = "FILE")]
     pub rack: Option<PathBuf>,
     /// Nexus's state file: adds what Nexus decided (members, who acked and
     /// confirmed each epoch).
@@ -70,8 +70,14 @@ pub fn run(args: StatusArgs) -> ExitCode {
 struct SledView {
     id: Option<PlatformId>,
     api: Option<SocketAddr>,
+    /// Asked directly: the node, the ledger and the connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<SledStatus>,
+    /// No API address: the node's status through this member's proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<PlatformId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxied: Option<NodeStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages_sent: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,54 +87,93 @@ struct SledView {
 }
 
 impl SledView {
+    fn unreached(id: Option<PlatformId>, api: Option<SocketAddr>, error: String) -> Self {
+        Self {
+            id,
+            api,
+            status: None,
+            via: None,
+            proxied: None,
+            messages_sent: None,
+            bytes_sent: None,
+            error: Some(error),
+        }
+    }
+
+    /// The node's status, however it came.
+    fn node(&self) -> Option<&NodeStatus> {
+        self.status
+            .as_ref()
+            .map(|s| &s.node)
+            .or(self.proxied.as_ref())
+    }
+
     fn healthy(&self) -> bool {
-        self.status.as_ref().is_some_and(|s| s.node.alarms.is_empty())
+        self.node().is_some_and(|n| n.alarms.is_empty())
     }
 }
 
 async fn ask(id: Option<PlatformId>, api: Option<SocketAddr>, timeout: Duration) -> SledView {
     let Some(addr) = api else {
-        return SledView {
-            id,
-            api,
-            status: None,
-            messages_sent: None,
-            bytes_sent: None,
-            error: Some("no API address in the rack file".into()),
-        };
+        return SledView::unreached(id, api, "no API address in the rack file".into());
     };
     let sled = match HttpSled::new(addr, timeout) {
         Ok(sled) => sled,
-        Err(e) => {
-            return SledView {
-                id,
-                api,
-                status: None,
-                messages_sent: None,
-                bytes_sent: None,
-                error: Some(e),
-            };
-        }
+        Err(e) => return SledView::unreached(id, api, e),
     };
-    let (status, metrics) = tokio::join!(sled.sled_status(), sled.metrics_text());
-    let traffic: Option<Traffic> = metrics.ok().map(|text| traffic_in_metrics(&text));
+    let (status, traffic) = tokio::join!(sled.sled_status(), sled.traffic());
+    let traffic: Option<Traffic> = traffic.ok();
     match status {
         Ok(status) => SledView {
             id: Some(status.node.id.clone()),
-            api,
-            status: Some(status),
             messages_sent: traffic.map(|t| t.messages),
             bytes_sent: traffic.map(|t| t.bytes),
-            error: None,
-        },
-        Err(e) => SledView {
-            id,
-            api,
-            status: None,
-            messages_sent: None,
-            bytes_sent: None,
-            error: Some(e.to_string()),
-        },
+            status: Some(status),
+            ..SledView::unreached(None, api, String::new())
+        }
+        .reached(),
+        Err(e) => SledView::unreached(id, api, e.to_string()),
+    }
+}
+
+impl SledView {
+    fn reached(mut self) -> Self {
+        self.error = None;
+        self
+    }
+}
+
+/// Asks each sled with no API address through a member connected to it.
+async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
+    let vias: Vec<(PlatformId, SocketAddr, Vec<PlatformId>)> = views
+        .iter()
+        .filter_map(|v| {
+            let status = v.status.as_ref()?;
+            let connected = status
+                .peers
+                .iter()
+                .filter(|p| p.connected)
+                .map(|p| p.id.clone())
+                .collect();
+            Some((status.node.id.clone(), v.api?, connected))
+        })
+        .collect();
+    for view in views.iter_mut().filter(|v| v.api.is_none()) {
+        let Some(id) = view.id.clone() else { continue };
+        let Some((via, addr, _)) = vias.iter().find(|(_, _, peers)| peers.contains(&id)) else {
+            continue;
+        };
+        let Ok(sled) = HttpSled::new(*addr, timeout) else {
+            continue;
+        };
+        match tq_driver::SledApi::proxy_status(&sled, id, timeout).await {
+            Ok(node) => {
+                view.via = Some(via.clone());
+                view.proxied = Some(node);
+                view.error = None;
+            }
+            Err(e) => view.error = Some(format!("through {via}: {e}")),
+        }
     }
 }
 
@@ -148,7 +193,9 @@ async fn execute(args: StatusArgs) -> Result<bool, String> {
                 views.push(joined.map_err(|e| e.to_string())?);
             }
             views.sort_by_key(|(i, _)| *i);
-            views.into_iter().map(|(_, v)| v).collect()
+            let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
+            ask_through_proxies(&mut views, timeout).await;
+            views
         }
         (None, None) => return Err("give --sled ADDR or --rack FILE".into()),
     };
@@ -218,47 +265,68 @@ fn storage(status: &SledStatus) -> String {
 /// One row per sled.
 fn rack_table(views: &[SledView]) -> String {
     let mut t = table(&[
-        "sled", "api", "committed", "epochs stored", "secret", "coordinating", "peers",
-        "ledger", "msgs out", "alarms",
+        "sled",
+        "api",
+        "committed",
+        "epochs stored",
+        "secret",
+        "coordinating",
+        "peers",
+        "ledger",
+        "msgs out",
+        "alarms",
     ]);
     for view in views {
-        let id = view.id.as_ref().map_or_else(|| "?".into(), ToString::to_string);
-        let api = view.api.map_or_else(|| "-".into(), |a| a.to_string());
-        match &view.status {
-            Some(s) => {
-                let node = &s.node;
-                let epochs: Vec<String> = node
-                    .state
-                    .configs
-                    .iter()
-                    .map(|c| format!("{}{}", c.epoch, if c.committed { "" } else { "*" }))
-                    .collect();
-                let connected = s.peers.iter().filter(|p| p.connected).count();
-                t.add_row(vec![
-                    id,
-                    api,
-                    epoch(node.state.latest_committed),
-                    if node.state.lrtq.is_some() && epochs.is_empty() {
-                        "LRTQ".into()
-                    } else {
-                        epochs.join(" ")
-                    },
-                    epoch(node.activity.secret_loaded),
-                    node.activity
-                        .coordinating
-                        .map_or_else(|| "-".into(), |(e, phase)| format!("{e} {phase:?}")),
-                    format!("{connected}/{}", s.peers.len()),
-                    storage(s),
-                    view.messages_sent.map_or_else(|| "-".into(), |m| m.to_string()),
-                    node.alarms.len().to_string(),
-                ]);
-            }
-            None => t.add_row(vec![
+        let id = view
+            .id
+            .as_ref()
+            .map_or_else(|| "?".into(), ToString::to_string);
+        let api = match (&view.api, &view.via) {
+            (Some(addr), _) => addr.to_string(),
+            (None, Some(via)) => format!("via {}", via.serial_number()),
+            (None, None) => "-".into(),
+        };
+        let Some(node) = view.node() else {
+            t.add_row(vec![
                 id,
                 api,
                 format!("unreachable: {}", view.error.as_deref().unwrap_or("")),
-            ]),
+            ]);
+            continue;
         };
+        let epochs: Vec<String> = node
+            .state
+            .configs
+            .iter()
+            .map(|c| format!("{}{}", c.epoch, if c.committed { "" } else { "*" }))
+            .collect();
+        let peers = match &view.status {
+            Some(s) => format!(
+                "{}/{}",
+                s.peers.iter().filter(|p| p.connected).count(),
+                s.peers.len()
+            ),
+            None => node.connected.len().to_string(),
+        };
+        t.add_row(vec![
+            id,
+            api,
+            epoch(node.state.latest_committed),
+            if node.state.lrtq.is_some() && epochs.is_empty() {
+                "LRTQ".into()
+            } else {
+                epochs.join(" ")
+            },
+            epoch(node.activity.secret_loaded),
+            node.activity
+                .coordinating
+                .map_or_else(|| "-".into(), |c| format!("{} {:?}", c.epoch, c.phase)),
+            peers,
+            view.status.as_ref().map_or_else(|| "-".into(), storage),
+            view.messages_sent
+                .map_or_else(|| "-".into(), |m| m.to_string()),
+            node.alarms.len().to_string(),
+        ]);
     }
     format!("{t}\n(* prepared, not committed here)")
 }
@@ -281,12 +349,18 @@ fn sled_detail(view: &SledView) -> String {
         epoch(node.activity.secret_loaded),
         node.activity
             .coordinating
-            .map_or_else(|| "-".into(), |(e, phase)| format!("{e} ({phase:?})")),
+            .map_or_else(|| "-".into(), |c| format!("{} ({:?})", c.epoch, c.phase)),
         epoch(node.activity.computing_share),
-        if node.state_stored { "stored" } else { "NOT STORED" },
+        if node.state_stored {
+            "stored"
+        } else {
+            "NOT STORED"
+        },
         storage(s),
-        view.messages_sent.map_or_else(|| "-".into(), |m| m.to_string()),
-        view.bytes_sent.map_or_else(|| "-".into(), |m| m.to_string()),
+        view.messages_sent
+            .map_or_else(|| "-".into(), |m| m.to_string()),
+        view.bytes_sent
+            .map_or_else(|| "-".into(), |m| m.to_string()),
     );
     if let Some(lrtq) = &node.state.lrtq {
         out.push_str(&format!(
@@ -297,7 +371,14 @@ fn sled_detail(view: &SledView) -> String {
     if let Some(expunged) = &node.state.expunged {
         out.push_str(&format!("  EXPUNGED: {expunged:?}\n"));
     }
-    let mut configs = table(&["epoch", "coordinator", "members", "K", "share held", "committed"]);
+    let mut configs = table(&[
+        "epoch",
+        "coordinator",
+        "members",
+        "K",
+        "share held",
+        "committed",
+    ]);
     for c in &node.state.configs {
         configs.add_row(vec![
             c.epoch.to_string(),
@@ -340,13 +421,24 @@ fn yes(b: bool) -> String {
 /// acked it and who confirmed it, and the pending change.
 pub fn nexus_view(nexus: &Nexus) -> String {
     let names = |sleds: tq_nexus::Sleds<'_>| -> String {
-        let list: Vec<String> = sleds.iter().map(|id| id.serial_number().to_owned()).collect();
-        if list.is_empty() { "-".into() } else { list.join(" ") }
+        let list: Vec<String> = sleds
+            .iter()
+            .map(|id| id.serial_number().to_owned())
+            .collect();
+        if list.is_empty() {
+            "-".into()
+        } else {
+            list.join(" ")
+        }
     };
     let mut out = format!(
         "Nexus: rack {}, {}, {} members, highest epoch started {}\n",
         nexus.rack_id(),
-        if nexus.is_on_lrtq() { "on LRTQ" } else { "upgraded" },
+        if nexus.is_on_lrtq() {
+            "on LRTQ"
+        } else {
+            "upgraded"
+        },
         nexus.members().len(),
         nexus.highest_started(),
     );
@@ -354,7 +446,13 @@ pub fn nexus_view(nexus: &Nexus) -> String {
     if !removed.is_empty() {
         out.push_str(&format!("removed (never added back): {}\n", names(removed)));
     }
-    let mut history = table(&["epoch", "members", "acked (committed on)", "confirmed", "not yet"]);
+    let mut history = table(&[
+        "epoch",
+        "members",
+        "acked (committed on)",
+        "confirmed",
+        "not yet",
+    ]);
     for c in nexus.history() {
         history.add_row(vec![
             c.epoch().to_string(),
@@ -369,10 +467,15 @@ pub fn nexus_view(nexus: &Nexus) -> String {
         Some(p) => out.push_str(&format!(
             "\npending: epoch {} ({}), {} members, K = {}, coordinator {}, needs {} acks",
             p.epoch(),
-            if p.is_upgrade() { "LRTQ upgrade" } else { "reconfiguration" },
+            if p.is_upgrade() {
+                "LRTQ upgrade"
+            } else {
+                "reconfiguration"
+            },
             p.members().len(),
             p.threshold(),
-            p.coordinator().map_or_else(|| "?".into(), ToString::to_string),
+            p.coordinator()
+                .map_or_else(|| "?".into(), ToString::to_string),
             p.acks_needed(),
         )),
         None => out.push_str("\nnothing pending"),

@@ -166,7 +166,10 @@ impl Layout {
 }
 
 /// Sled `i`'s peer and API addresses.
-fn addresses(addressing: &Addressing, count: usize) -> Result<Vec<(SocketAddr, SocketAddr)>, String> {
+fn addresses(
+    addressing: &Addressing,
+    count: usize,
+) -> Result<Vec<(SocketAddr, SocketAddr)>, String> {
     match addressing {
         Addressing::Fixed(ips) if ips.len() >= count => Ok(ips
             .iter()
@@ -192,7 +195,13 @@ fn addresses(addressing: &Addressing, count: usize) -> Result<Vec<(SocketAddr, S
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("picking free ports: {e}"))?;
             let at = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-            Ok(ports.chunks(2).map(|p| (at(p[0]), at(p[1]))).collect())
+            Ok(ports
+                .chunks_exact(2)
+                .filter_map(|p| match p {
+                    [peer, api] => Some((at(*peer), at(*api))),
+                    _ => None,
+                })
+                .collect())
         }
     }
 }

@@ -54,10 +54,11 @@ use tq_driver::{Driver, DriverConfig, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
 
 use crate::nexus::http::HttpSled;
+use crate::nexus::http::Traffic;
 use layout::{Addressing, Layout};
 use progress::Progress;
 use record::{EpochPrint, PhaseRecord, Record};
-use sleds::{Launch, Sleds, Traffic};
+use sleds::{Launch, Sleds};
 
 /// Most sleds in a configuration.
 pub const MAX_SLEDS: usize = tq_core::limits::MAX_MEMBERS;
@@ -126,19 +127,27 @@ pub async fn run(options: Options, progress: Progress) -> Result<Record, String>
     let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress).await?;
     let outcome = demo.scenario(options.sleds, added).await;
     if let Err(e) = &outcome {
-        demo.record.check(format!("the scenario ran to its end ({e})"), false);
+        demo.progress.fail();
         demo.progress.note(&format!("stopped: {e}"));
+        demo.record
+            .check(format!("the scenario ran to its end ({e})"), false);
     }
     demo.final_checks().await;
     demo.sleds.stop_all().await;
     demo.record.total = started.elapsed();
     if options.keep || !demo.record.passed() {
         let kept = dir.keep();
-        demo.progress
-            .note(&format!("ledgers, configs and logs kept in {}", kept.display()));
+        demo.progress.note(&format!(
+            "ledgers, configs and logs kept in {}",
+            kept.display()
+        ));
     }
     Ok(demo.record)
 }
+
+/// What sled `.0` reported: the epoch and fingerprint (hex) of the secret
+/// it loaded, or why it has none.
+type Reported = (usize, Result<(Epoch, String), String>);
 
 /// A phase under way: when it began and the traffic so far.
 struct Mark {
@@ -194,6 +203,7 @@ impl Demo {
         self.boot().await?;
         let upgraded: Vec<usize> = (0..lrtq).collect();
         self.change("LRTQ upgrade", upgraded, 0).await?;
+        self.lrtq_secret().await?;
         if added > 0 {
             let grown: Vec<usize> = (0..lrtq + added).collect();
             let before = self.driver.stats().proxied;
@@ -205,10 +215,17 @@ impl Demo {
             );
         }
         let removed = 2;
-        let shrunk: Vec<usize> = self.members.iter().copied().filter(|&i| i != removed).collect();
+        let shrunk: Vec<usize> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|&i| i != removed)
+            .collect();
         self.change("remove 1 sled", shrunk, 3 % lrtq).await?;
         // A removed sled is wiped: it takes no further part.
         self.sleds.kill(removed).await?;
+        self.progress
+            .note(&format!("sled {removed} removed, and shut down for good"));
         self.killed_mid_prepare().await?;
         self.coordinator_killed().await?;
         self.cold_boot().await
@@ -315,8 +332,9 @@ impl Demo {
             }
         }
         self.sleds.kill(victim).await?;
-        self.progress
-            .note(&format!("sled {victim} killed in the middle of the prepare"));
+        self.progress.note(&format!(
+            "sled {victim} killed in the middle of the prepare"
+        ));
         for (d, p) in drives.iter().zip(&pulled) {
             std::fs::rename(p, d).map_err(|e| format!("plugging {}: {e}", d.display()))?;
         }
@@ -368,8 +386,7 @@ impl Demo {
         let committed: Vec<Epoch> = self.driver.nexus().history().map(|c| c.epoch()).collect();
         self.record.check(
             format!("epoch {epoch} abandoned, never committed; retried as epoch {latest}"),
-            !committed.contains(&epoch)
-                && self.driver.nexus().stats().abandoned_automatically >= 1,
+            !committed.contains(&epoch) && self.driver.nexus().stats().abandoned_automatically >= 1,
         );
         self.end(mark, format!("{epoch} abandoned, {latest}"), Some(k))
             .await;
@@ -403,11 +420,7 @@ impl Demo {
             ),
             unlocked == members.len(),
         );
-        let k = self
-            .driver
-            .nexus()
-            .latest_config()
-            .map(|c| c.threshold());
+        let k = self.driver.nexus().latest_config().map(|c| c.threshold());
         self.end(mark, latest.to_string(), k).await;
         self.agree(latest, name, prints);
         Ok(())
@@ -458,14 +471,18 @@ impl Demo {
     // ---- checks ----
 
     /// Every current member's latest secret's fingerprint.
-    async fn collect(&self, members: &[usize]) -> Vec<(usize, Result<(Epoch, String), String>)> {
+    async fn collect(&self, members: &[usize]) -> Vec<Reported> {
         let mut asks = tokio::task::JoinSet::new();
         for &i in members {
             if let Ok(api) = self.sleds.api(i) {
                 let api = api.clone();
                 asks.spawn(async move {
                     let got = api.secret_fingerprint(SECRET_WAIT).await;
-                    (i, got.map(|p| (p.epoch, p.fingerprint)).map_err(|e| e.to_string()))
+                    (
+                        i,
+                        got.map(|p| (p.epoch, p.fingerprint))
+                            .map_err(|e| e.to_string()),
+                    )
                 });
             }
         }
@@ -479,6 +496,58 @@ impl Demo {
         prints
     }
 
+    /// After the upgrade, every member's epoch-1 secret must be the LRTQ
+    /// secret rack setup made. The API serves only the latest secret's
+    /// fingerprint, so this is asked of in-process sleds through their node
+    /// handles; with `--processes` it is not asked, and the summary says so.
+    async fn lrtq_secret(&mut self) -> Result<(), String> {
+        let expected = hex(&self.sleds.layout.lrtq_fingerprint);
+        let mut prints = Vec::new();
+        for &i in &self.members {
+            let Some(handle) = self.sleds.handle(i) else {
+                continue;
+            };
+            let deadline = Instant::now() + SECRET_WAIT;
+            let got = loop {
+                match handle.load_rack_secret(Epoch(1)).await {
+                    Ok(Ok(Some(secret))) => break Ok((Epoch(1), hex(&secret.fingerprint()))),
+                    Ok(Ok(None)) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Ok(Ok(None)) => break Err("its shares did not come in time".to_owned()),
+                    Ok(Err(e)) => break Err(e.to_string()),
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            prints.push((i, got));
+        }
+        if prints.is_empty() {
+            self.record.prints.insert(
+                Epoch(1),
+                EpochPrint {
+                    fingerprint: None,
+                    agreeing: 0,
+                    asked: 0,
+                    when: vec![
+                        "not asked: the API serves the latest secret only (processes)".into(),
+                    ],
+                },
+            );
+            return Ok(());
+        }
+        self.agree(Epoch(1), "after the upgrade (node handles)", prints);
+        let sleds_say = self
+            .record
+            .prints
+            .get(&Epoch(1))
+            .and_then(|p| p.fingerprint.clone());
+        self.record.check(
+            "epoch 1 is the LRTQ secret rack setup made (vsss-rs 3.3.4)",
+            sleds_say.as_deref() == Some(expected.as_str()),
+        );
+        Ok(())
+    }
+
     /// Every member must report `epoch`'s secret with one fingerprint.
     async fn fingerprints(&mut self, epoch: Epoch, when: &str) -> Result<(), String> {
         let members = self.members.clone();
@@ -487,12 +556,7 @@ impl Demo {
         Ok(())
     }
 
-    fn agree(
-        &mut self,
-        epoch: Epoch,
-        when: &str,
-        prints: Vec<(usize, Result<(Epoch, String), String>)>,
-    ) {
+    fn agree(&mut self, epoch: Epoch, when: &str, prints: Vec<Reported>) {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (i, got) in &prints {
             match got {
@@ -506,8 +570,9 @@ impl Demo {
         let asked = prints.len();
         let top = counts.into_iter().max_by_key(|(_, n)| *n);
         let agreeing = top.as_ref().map_or(0, |(_, n)| *n);
-        let entry = self.record.prints.entry(epoch).or_insert_with(EpochPrint::default);
-        let same = entry.fingerprint.is_none() || entry.fingerprint == top.as_ref().map(|t| t.0.clone());
+        let entry = self.record.prints.entry(epoch).or_default();
+        let same =
+            entry.fingerprint.is_none() || entry.fingerprint == top.as_ref().map(|t| t.0.clone());
         entry.fingerprint = top.map(|(p, _)| p);
         entry.agreeing = agreeing;
         entry.asked = asked;
@@ -527,7 +592,10 @@ impl Demo {
             .values()
             .filter_map(|p| p.fingerprint.as_ref())
             .collect();
-        let distinct = prints.iter().collect::<std::collections::BTreeSet<_>>().len();
+        let distinct = prints
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         self.record.check(
             format!("every epoch has its own secret ({} epochs)", prints.len()),
             distinct == prints.len(),
@@ -544,8 +612,9 @@ impl Demo {
                     alarms += status.node.alarms.len();
                     for (counter, count) in status.node.counters.iter() {
                         if count > 0 {
-                            *counters.entry(format!("node: {}", counter.name())).or_default() +=
-                                u64::from(count);
+                            *counters
+                                .entry(format!("node: {}", counter.name()))
+                                .or_default() += u64::from(count);
                         }
                     }
                 }
@@ -562,12 +631,27 @@ impl Demo {
         let nexus = *self.driver.nexus().stats();
         let mut list = vec![
             ("nexus: epochs started".to_owned(), u64::from(nexus.started)),
-            ("nexus: epochs committed".to_owned(), u64::from(nexus.committed)),
-            ("nexus: epochs abandoned".to_owned(), u64::from(nexus.abandoned)),
-            ("nexus: prepare-and-commit calls".to_owned(), u64::from(nexus.prepare_and_commits)),
+            (
+                "nexus: epochs committed".to_owned(),
+                u64::from(nexus.committed),
+            ),
+            (
+                "nexus: epochs abandoned".to_owned(),
+                u64::from(nexus.abandoned),
+            ),
+            (
+                "nexus: prepare-and-commit calls".to_owned(),
+                u64::from(nexus.prepare_and_commits),
+            ),
             ("nexus: calls answered directly".to_owned(), driver.direct),
-            ("nexus: calls answered through a proxy".to_owned(), driver.proxied),
-            ("nexus: calls unanswered (sled down)".to_owned(), driver.unreachable),
+            (
+                "nexus: calls answered through a proxy".to_owned(),
+                driver.proxied,
+            ),
+            (
+                "nexus: calls unanswered (sled down)".to_owned(),
+                driver.unreachable,
+            ),
             ("nexus: state file writes".to_owned(), driver.stores),
         ];
         list.extend(counters);
@@ -580,6 +664,10 @@ fn ids(layout: &Layout, indexes: &[usize]) -> Vec<PlatformId> {
         .iter()
         .filter_map(|&i| layout.sleds.get(i).map(|s| s.id.clone()))
         .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn show(epoch: Option<Epoch>) -> String {

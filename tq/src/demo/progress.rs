@@ -27,10 +27,7 @@ impl Progress {
     }
 
     fn bar(&self) -> Option<ProgressBar> {
-        self.bar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn fancy() -> bool {
@@ -94,6 +91,14 @@ impl Progress {
         match bar {
             Some(bar) => bar.finish_with_message(format!("{mark} in {:.2} s", took.as_secs_f64())),
             None => eprintln!("[{:>6.2}s] {line}", self.elapsed()),
+        }
+    }
+
+    /// The phase under way (if any) stopped with an error.
+    pub fn fail(&self) {
+        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(bar) = bar {
+            bar.abandon_with_message("FAILED");
         }
     }
 

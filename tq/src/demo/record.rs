@@ -7,7 +7,7 @@ use std::time::Duration;
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use tq_core::ids::Epoch;
 
-use super::sleds::Traffic;
+use crate::nexus::http::Traffic;
 
 /// One phase, measured.
 #[derive(Clone, Debug)]
@@ -111,7 +111,12 @@ impl Record {
         right_align(&mut phases, &[1, 3, 4, 5, 6, 7]);
         let _ = writeln!(out, "{phases}");
 
-        let mut prints = table(&["epoch", "secret fingerprint (SHA3 HKDF, not the secret)", "sleds agreeing", "asked"]);
+        let mut prints = table(&[
+            "epoch",
+            "secret fingerprint (SHA3 HKDF, not the secret)",
+            "sleds agreeing",
+            "asked",
+        ]);
         for (epoch, print) in &self.prints {
             prints.add_row(vec![
                 epoch.to_string(),
@@ -126,7 +131,10 @@ impl Record {
         for (name, value) in &self.counters {
             counters.add_row(vec![name.clone(), value.to_string()]);
         }
-        counters.add_row(vec!["alarms (must be 0)".to_owned(), self.alarms.to_string()]);
+        counters.add_row(vec![
+            "alarms (must be 0)".to_owned(),
+            self.alarms.to_string(),
+        ]);
         right_align(&mut counters, &[1]);
         let _ = writeln!(out, "{counters}");
 

@@ -18,7 +18,7 @@ use tq_driver::{CallFailure, FailureKind};
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
 use crate::config::SledConfig;
-use crate::nexus::http::HttpSled;
+use crate::nexus::http::{HttpSled, Traffic};
 use crate::sled::Daemon;
 
 /// How long a sled may take to answer on its API after it starts.
@@ -42,32 +42,6 @@ pub enum Launch {
 enum Running {
     Task(Daemon),
     Child(Child),
-}
-
-/// Messages and bytes sent over the peer network.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Message frames (core messages and proxy frames).
-    pub messages: u64,
-    /// Their bytes, length prefixes included, keep-alives not.
-    pub bytes: u64,
-}
-
-impl Traffic {
-    fn add(self, other: Self) -> Self {
-        Self {
-            messages: self.messages + other.messages,
-            bytes: self.bytes + other.bytes,
-        }
-    }
-
-    /// `self - earlier`, saturating.
-    pub fn since(self, earlier: Self) -> Self {
-        Self {
-            messages: self.messages.saturating_sub(earlier.messages),
-            bytes: self.bytes.saturating_sub(earlier.bytes),
-        }
-    }
 }
 
 /// The rack's daemons.
@@ -121,6 +95,14 @@ impl Sleds {
     /// Sled `i`'s API.
     pub fn api(&self, i: usize) -> Result<&HttpSled, String> {
         self.apis.get(i).ok_or_else(|| format!("no sled {i}"))
+    }
+
+    /// Sled `i`'s node handle, when it runs in this process.
+    pub fn handle(&self, i: usize) -> Option<&tq_std::handle::NodeHandle> {
+        match self.running.get(i) {
+            Some(Some(Running::Task(daemon))) => Some(daemon.handle()),
+            _ => None,
+        }
     }
 
     /// Whether sled `i` runs.
@@ -209,7 +191,7 @@ impl Sleds {
         if let Ok(traffic) = self.traffic_of(i).await
             && let Some(earlier) = self.earlier.get_mut(i)
         {
-            *earlier = earlier.add(traffic);
+            *earlier = *earlier + traffic;
         }
         let running = self.running.get_mut(i).and_then(Option::take);
         match running {
@@ -289,66 +271,17 @@ impl Sleds {
     pub async fn traffic(&self) -> Traffic {
         let mut total = Traffic::default();
         for i in 0..self.len() {
-            total = total.add(self.earlier.get(i).copied().unwrap_or_default());
+            total = total + self.earlier.get(i).copied().unwrap_or_default();
             if self.is_running(i)
                 && let Ok(now) = self.traffic_of(i).await
             {
-                total = total.add(now);
+                total = total + now;
             }
         }
         total
     }
 
     async fn traffic_of(&self, i: usize) -> Result<Traffic, String> {
-        let text = self
-            .api(i)?
-            .metrics_text()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(traffic_in_metrics(&text))
-    }
-}
-
-/// Sums the outgoing frames and bytes (keep-alives taken out) of every
-/// peer in a node's Prometheus text.
-pub fn traffic_in_metrics(text: &str) -> Traffic {
-    let sum = |family: &str| -> u64 {
-        text.lines()
-            .filter(|l| l.starts_with(family) && l.contains("direction=\"out\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    };
-    let frames = sum("tq_net_peer_frames_total{");
-    let bytes = sum("tq_net_peer_bytes_total{");
-    // Each keep-alive is a bare 4-byte length prefix.
-    let keepalives = sum("tq_net_peer_keepalives_total{");
-    Traffic {
-        messages: frames,
-        bytes: bytes.saturating_sub(4 * keepalives),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn traffic_sums_outgoing_frames_and_bytes_without_keepalives() {
-        let text = "\
-# TYPE tq_net_peer_frames_total counter
-tq_net_peer_frames_total{peer=\"a:1\",direction=\"out\"} 3
-tq_net_peer_frames_total{peer=\"a:1\",direction=\"in\"} 9
-tq_net_peer_frames_total{peer=\"b:2\",direction=\"out\"} 4
-tq_net_peer_bytes_total{peer=\"a:1\",direction=\"out\"} 1000
-tq_net_peer_bytes_total{peer=\"b:2\",direction=\"out\"} 208
-tq_net_peer_keepalives_total{peer=\"b:2\",direction=\"out\"} 2
-";
-        assert_eq!(
-            traffic_in_metrics(text),
-            Traffic {
-                messages: 7,
-                bytes: 1200
-            }
-        );
+        self.api(i)?.traffic().await.map_err(|e| e.to_string())
     }
 }

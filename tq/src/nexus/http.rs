@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use progenitor_client::{Error, ResponseValue};
+use progenitor_client::{ClientInfo, Error, ResponseValue};
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
@@ -98,6 +98,62 @@ impl HttpSled {
             .text()
             .await
             .map_err(|e| CallFailure::new(FailureKind::Transport, e.to_string()))
+    }
+
+    /// Messages and bytes it sent to its peers so far, from its counters.
+    pub async fn traffic(&self) -> Reply<Traffic> {
+        self.metrics_text()
+            .await
+            .map(|text| traffic_in_metrics(&text))
+    }
+}
+
+/// Messages and bytes sent over the peer network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Message frames (core messages and proxy frames).
+    pub messages: u64,
+    /// Their bytes, length prefixes included, keep-alives not.
+    pub bytes: u64,
+}
+
+impl std::ops::Add for Traffic {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            messages: self.messages + other.messages,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+impl Traffic {
+    /// `self - earlier`, saturating.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            messages: self.messages.saturating_sub(earlier.messages),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
+/// Sums the outgoing frames and bytes (keep-alives taken out) of every
+/// peer in a node's Prometheus text.
+pub fn traffic_in_metrics(text: &str) -> Traffic {
+    let sum = |family: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(family) && l.contains("direction=\"out\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let frames = sum("tq_net_peer_frames_total{");
+    let bytes = sum("tq_net_peer_bytes_total{");
+    // Each keep-alive is a bare 4-byte length prefix.
+    let keepalives = sum("tq_net_peer_keepalives_total{");
+    Traffic {
+        messages: frames,
+        bytes: bytes.saturating_sub(4 * keepalives),
     }
 }
 
@@ -253,5 +309,30 @@ impl SledApi for HttpSled {
             deadline_ms: millis(deadline),
         };
         plain(self.client.proxy_status(&body).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_sums_outgoing_frames_and_bytes_without_keepalives() {
+        let text = "\
+# TYPE tq_net_peer_frames_total counter
+tq_net_peer_frames_total{peer=\"a:1\",direction=\"out\"} 3
+tq_net_peer_frames_total{peer=\"a:1\",direction=\"in\"} 9
+tq_net_peer_frames_total{peer=\"b:2\",direction=\"out\"} 4
+tq_net_peer_bytes_total{peer=\"a:1\",direction=\"out\"} 1000
+tq_net_peer_bytes_total{peer=\"b:2\",direction=\"out\"} 208
+tq_net_peer_keepalives_total{peer=\"b:2\",direction=\"out\"} 2
+";
+        assert_eq!(
+            traffic_in_metrics(text),
+            Traffic {
+                messages: 7,
+                bytes: 1200
+            }
+        );
     }
 }

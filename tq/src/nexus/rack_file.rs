@@ -89,7 +89,10 @@ impl fmt::Display for RackFileError {
             Self::Repeated(path, id) => write!(f, "{}: sled {id} is listed twice", path.display()),
             Self::UnknownSled(name) => write!(f, "no sled {name:?} in the rack file"),
             Self::Ambiguous(name) => {
-                write!(f, "more than one sled has serial {name:?}: name it part:serial")
+                write!(
+                    f,
+                    "more than one sled has serial {name:?}: name it part:serial"
+                )
             }
         }
     }
@@ -107,8 +110,8 @@ impl RackFile {
 
     /// Parses `text`, read from `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Self, RackFileError> {
-        let form: FileForm =
-            toml::from_str(text).map_err(|e| RackFileError::Parse(path.to_owned(), e.to_string()))?;
+        let form: FileForm = toml::from_str(text)
+            .map_err(|e| RackFileError::Parse(path.to_owned(), e.to_string()))?;
         let mut sleds: Vec<RackSled> = Vec::with_capacity(form.sleds.len());
         for sled in form.sleds {
             let id = PlatformId::new(&sled.part, &sled.serial)
@@ -205,7 +208,10 @@ api = "127.0.0.1:7150"
             rack.find("913-0000020:SN2").unwrap().api,
             Some("127.0.0.1:7150".parse().unwrap())
         );
-        assert!(matches!(rack.find("SN9"), Err(RackFileError::UnknownSled(_))));
+        assert!(matches!(
+            rack.find("SN9"),
+            Err(RackFileError::UnknownSled(_))
+        ));
         let again = RackFile::parse(path, &rack.to_toml().unwrap()).unwrap();
         assert_eq!(again, rack);
     }
