@@ -97,6 +97,12 @@ impl JsonSchema for RackId {
         "RackId".to_string()
     }
 
+    // Inline, as the plain UUID string it is: a generated client reads it
+    // as its UUID type (progenitor: `uuid::Uuid`).
+    fn is_referenceable() -> bool {
+        false
+    }
+
     fn schema_id() -> Cow<'static, str> {
         Cow::Borrowed("tq_core::ids::RackId")
     }

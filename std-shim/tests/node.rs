@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Unwritable;
 use common::rack::{RACK_ID, Rack, node_net_config, sled_id};
+use common::{CaIdentity, Unwritable};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg};
 use tq_core::ids::{Epoch, Threshold};
 use tq_core::member_set::MemberSet;

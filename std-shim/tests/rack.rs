@@ -11,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Unwritable;
 use common::nexus::Driver;
 use common::rack::Rack;
+use common::{CaIdentity, Unwritable};
 use tq_core::ids::Epoch;
 use tq_nexus::{Origin, Phase};
 use tq_std::secrets::LoadedSecret;

@@ -52,7 +52,6 @@ progenitor::generate_api!(
         ProxyCommitRequest = crate::api::types::ProxyCommitRequest,
         ProxyPrepareAndCommitRequest = crate::api::types::ProxyPrepareAndCommitRequest,
         ProxyStatusRequest = crate::api::types::ProxyStatusRequest,
-        RackId = tq_core::ids::RackId,
         RackMismatch = tq_core::node::RackMismatch,
         ReconfigureError = tq_core::node::ReconfigureError,
         ReconfigureMsg = tq_core::api::ReconfigureMsg,

@@ -25,9 +25,9 @@
 //! The node enforces step 2: while the state is not stored, `poll_transmit`
 //! and `poll_event` hand out nothing, so an ack never leaves for state a
 //! crash could lose, and a write that failed (left unacknowledged) keeps
-//! everything queued until a later write succeeds. [`drive()`] is this
-//! loop, written once: it runs an input and steps 2 and 3 against the
-//! caller's [`Io`].
+//! everything queued until a later write succeeds. [`drive()`] (and
+//! [`drive_async`] for a caller that awaits its storage) is this loop: it
+//! runs an input and steps 2 and 3 against the caller's [`Io`].
 //!
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
@@ -52,7 +52,7 @@ pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
 pub use counters::{COUNTER_COUNT, Counter, Counters};
 pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
-pub use drive::{AsyncIo, Io, drive, drive_async};
+pub use drive::{AsyncIo, Io, Outputs, drive, drive_async};
 pub use errors::{
     CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
     RackMismatch, ReconfigureError,

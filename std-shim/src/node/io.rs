@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 use tq_core::ids::PlatformId;
-use tq_core::node::{AsyncIo, Event};
+use tq_core::node::{AsyncIo, Event, Outputs};
 use tq_core::persistent::PersistentState;
 use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN};
 use zeroize::Zeroizing;
@@ -115,7 +115,9 @@ impl AsyncIo for ShimIo {
     fn store(&mut self, state: &PersistentState) -> impl Future<Output = Result<(), StoreError>> {
         self.write(state)
     }
+}
 
+impl Outputs for ShimIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         match self.net.send(to, Bytes::copy_from_slice(bytes)) {
             Ok(()) => {}

@@ -17,7 +17,7 @@ use tq_std::handle::NodeHandle;
 use tq_std::net::{NetConfig, TlsIdentity};
 use tq_std::node::{NodeConfig, Started, start};
 
-use super::{Ca, WAIT};
+use super::{Ca, CaIdentity, WAIT};
 
 /// The rack of `tq_test_fixtures`' LRTQ racks.
 pub const RACK_ID: RackId = tq_test_fixtures::RACK;

@@ -39,7 +39,7 @@ use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::member_set::MemberSet;
-use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, drive};
+use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::PersistentState;
 use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN, PageReader};
 use tq_target_tests::lrtq::{LEDGER_RACK_ID, LRTQ_RACK_7};
@@ -82,7 +82,9 @@ fn main() -> ! {
         fail("task slot taken");
     };
 
-    let slots = REQUESTS.take();
+    let Some(slots) = REQUESTS.try_take() else {
+        fail("request slots taken");
+    };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
     let request = nexus_upgrade_request(ctx.id(), &peer);
@@ -172,7 +174,9 @@ impl Io for TaskIo {
         .map(|_| ())
         .map_err(|_| ())
     }
+}
 
+impl Outputs for TaskIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         black_box((to, bytes));
         self.sent += 1;
@@ -211,7 +215,9 @@ impl PageReader for Storage {
 /// frame is below `main`'s painted stack.
 #[inline(never)]
 fn boot(id: PlatformId) -> (&'static mut NodeCtx, &'static str) {
-    let slot = CTX.take();
+    let Some(slot) = CTX.try_take() else {
+        fail("context slot taken");
+    };
     let (ctx, measured) = stack::measure(|| slot.boot(id));
     defmt::println!("stack: boot: CtxSlot::boot: {}", measured);
     let mut storage = Storage(&INPUT);

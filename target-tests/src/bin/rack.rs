@@ -97,7 +97,10 @@ fn main() -> ! {
     let Ok(sled_id) = PlatformId::new("913-0000019", "restored") else {
         fail("platform id");
     };
-    let boot_ctx = BOOT_CTX.take().boot(sled_id);
+    let Some(boot_slot) = BOOT_CTX.try_take() else {
+        fail("context slot taken");
+    };
+    let boot_ctx = boot_slot.boot(sled_id);
     let mut whole_run = 0;
     for rack in [&LRTQ_RACK_4, &LRTQ_RACK_7] {
         let (cluster, secret) = install(home, rack).unwrap_or_else(|f| report_failure(&f));

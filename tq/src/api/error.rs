@@ -30,7 +30,7 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing field), from the framework |
+//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 64 KiB), from the framework |
 //! | `invalid_deadline` | 400 | `deadline_ms` outside 1..=60000 |
 //! | `rack_id_mismatch` | 400 | the request names another rack |
 //! | `not_a_member` | 400 | this sled is not in the configuration or member set |
@@ -39,8 +39,6 @@
 //! | `lrtq_threshold_above_members` | 400 | the LRTQ threshold exceeds the new members |
 //! | `epoch_too_small` | 400 | an LRTQ upgrade to an epoch below 2 |
 //! | `expunged` | 403 | this sled was expunged |
-//! | `not_found` | 404 | no such path, from the framework |
-//! | `method_not_allowed` | 405 | wrong method, from the framework |
 //! | `must_upgrade_from_lrtq` | 409 | a reconfiguration on a sled holding only LRTQ data |
 //! | `lrtq_upgrade_in_progress` | 409 | an LRTQ upgrade is being coordinated here |
 //! | `last_committed_epoch_mismatch` | 409 | `last_committed_epoch` is not this sled's |
@@ -58,8 +56,6 @@
 //! | `not_committed` | 409 | a secret of an epoch not committed |
 //! | `secret_too_old` | 409 | a secret older than what is retained |
 //! | `no_rack` | 409 | a proxied call from a sled that knows no rack yet |
-//! | `payload_too_large` | 413 | request body over the limit, from the framework |
-//! | `unsupported_media_type` | 415 | not JSON, from the framework |
 //! | `internal` | 500 | an invariant of this code broke |
 //! | `not_connected` | 502 | proxied: no connection to the target (unknown sled included) |
 //! | `disconnected` | 502 | proxied: the target disconnected before answering |
@@ -72,8 +68,12 @@
 //! | `rng_failed` | 503 | the random number generator failed; nothing changed |
 //! | `deadline_passed` | 504 | the deadline passed first |
 //!
-//! Any other status the framework produces keeps its status, with code
-//! `invalid_request` (4xx) or `internal` (5xx).
+//! An error the framework raises inside an endpoint (its extractors: the
+//! body's size, content type and JSON) keeps the framework's status, with
+//! code `invalid_request` (4xx) or `internal` (5xx). An unknown path (404)
+//! or method (405) is refused by dropshot's router before any endpoint
+//! runs, so its body is dropshot's own (`request_id`, `message`), without
+//! a code.
 
 use std::fmt;
 
@@ -162,10 +162,6 @@ error_codes! {
     EpochTooSmall => 400,
     /// This sled was expunged.
     Expunged => 403,
-    /// No such path.
-    NotFound => 404,
-    /// Wrong method.
-    MethodNotAllowed => 405,
     /// The sled holds only LRTQ data.
     MustUpgradeFromLrtq => 409,
     /// An LRTQ upgrade is being coordinated here.
@@ -200,10 +196,6 @@ error_codes! {
     SecretTooOld => 409,
     /// This sled knows no rack yet.
     NoRack => 409,
-    /// Request body too large.
-    PayloadTooLarge => 413,
-    /// Request body not JSON.
-    UnsupportedMediaType => 415,
     /// An invariant of this code broke.
     Internal => 500,
     /// Proxied: no connection to the target.
@@ -395,13 +387,10 @@ refusal_from! {
 impl From<HttpError> for ApiError {
     fn from(error: HttpError) -> Self {
         let status = error.status_code;
-        let error_code = match status.as_u16() {
-            404 => ErrorCode::NotFound,
-            405 => ErrorCode::MethodNotAllowed,
-            413 => ErrorCode::PayloadTooLarge,
-            415 => ErrorCode::UnsupportedMediaType,
-            400..=499 => ErrorCode::InvalidRequest,
-            _ => ErrorCode::Internal,
+        let error_code = if status.is_client_error() {
+            ErrorCode::InvalidRequest
+        } else {
+            ErrorCode::Internal
         };
         Self {
             error_code,
@@ -464,7 +453,11 @@ mod tests {
                 400,
                 "invalid_request",
             ),
-            (HttpError::for_not_found(None, "x".into()), 404, "not_found"),
+            (
+                HttpError::for_not_found(None, "x".into()),
+                404,
+                "invalid_request",
+            ),
             (
                 HttpError::for_client_error_with_status(
                     None,
@@ -480,6 +473,244 @@ mod tests {
             let api = ApiError::from(error);
             assert_eq!(api.status().as_u16(), status);
             assert_eq!(api.error_code.name(), code);
+        }
+    }
+
+    /// Every variant of every core error and of `Unavailable`, with the
+    /// code it must get: the mapping's one test.
+    #[test]
+    fn every_refusal_and_failure_has_its_code() {
+        use ErrorCode as C;
+        use tq_core::crypto::RngError;
+        use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
+        use tq_core::node::{ExpungedAt, RackMismatch};
+        use tq_std::handle::Bound;
+
+        let e = Epoch(3);
+        let expunged = ExpungedAt {
+            epoch: Epoch(4),
+            from: PlatformId::new("p", "s").unwrap(),
+        };
+        let mismatch = RackMismatch {
+            expected: RackId([1; 16]),
+            got: RackId([2; 16]),
+        };
+        let k = Threshold::new(3).unwrap();
+        let refusals: Vec<(Refusal, ErrorCode)> = vec![
+            (
+                Refusal::Reconfigure(ReconfigureError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::MustUpgradeFromLrtq),
+                C::MustUpgradeFromLrtq,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::LrtqUpgradeInProgress(e)),
+                C::LrtqUpgradeInProgress,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::MemberCount(2)),
+                C::MemberCount,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::ThresholdTooLarge {
+                    threshold: k,
+                    members: 3,
+                }),
+                C::ThresholdTooLarge,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::LastCommittedEpochMismatch {
+                    node: Some(e),
+                    request: None,
+                }),
+                C::LastCommittedEpochMismatch,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::NewerCoordinationRunning(e)),
+                C::NewerCoordinationRunning,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::DifferentRequestRunning(e)),
+                C::DifferentRequestRunning,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::EpochNotNewer { latest: e }),
+                C::EpochNotNewer,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::ComputingShare(e)),
+                C::ComputingShare,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::Rng(RngError)),
+                C::RngFailed,
+            ),
+            (
+                Refusal::Reconfigure(ReconfigureError::Internal),
+                C::Internal,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::NoLrtqData),
+                C::NoLrtqData,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::AlreadyCommitted(e)),
+                C::AlreadyCommitted,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::MemberCount(40)),
+                C::MemberCount,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::ThresholdTooLarge {
+                    threshold: k,
+                    members: 3,
+                }),
+                C::ThresholdTooLarge,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::LrtqThresholdAboveMembers {
+                    lrtq_threshold: LrtqThreshold::new(5).unwrap(),
+                    members: 4,
+                }),
+                C::LrtqThresholdAboveMembers,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochTooSmall(Epoch(1))),
+                C::EpochTooSmall,
+            ),
+            (
+                Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochNotNewer { latest: e }),
+                C::EpochNotNewer,
+            ),
+            (
+                Refusal::Commit(CommitError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::Commit(CommitError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (Refusal::Commit(CommitError::NotPrepared(e)), C::NotPrepared),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::Expunged(expunged.clone())),
+                C::Expunged,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::RackIdMismatch(mismatch)),
+                C::RackIdMismatch,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::NotAMember),
+                C::NotAMember,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::NewerCommitted {
+                    epoch: e,
+                    latest: Epoch(5),
+                }),
+                C::NewerCommitted,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::MismatchedConfiguration(e)),
+                C::MismatchedConfiguration,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::CoordinatingNewerEpoch(e)),
+                C::CoordinatingNewerEpoch,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::Internal),
+                C::Internal,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::Expunged(expunged)),
+                C::Expunged,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::NoCommittedConfiguration),
+                C::NoCommittedConfiguration,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::NotCommitted(e)),
+                C::NotCommitted,
+            ),
+            (
+                Refusal::LoadSecret(LoadSecretError::TooOld {
+                    epoch: e,
+                    oldest_retained: Epoch(4),
+                }),
+                C::SecretTooOld,
+            ),
+        ];
+        for (refusal, code) in refusals {
+            let error = ApiError::from(refusal.clone());
+            assert_eq!(error.error_code, code, "{refusal:?}");
+            assert_eq!(error.status().as_u16(), code.status_u16());
+            assert_eq!(error.message, refusal.message());
+            // Refusals are 4xx, but for the transient RNG failure (503)
+            // and a broken invariant here (500).
+            let status = error.status().as_u16();
+            assert!(
+                (400..500).contains(&status) || matches!(code, C::RngFailed | C::Internal),
+                "{code:?}"
+            );
+            // The body round-trips, the core's error included.
+            let json = serde_json::to_string(&error).unwrap();
+            let back: ApiError = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.refusal, Some(refusal));
+            assert_eq!((back.error_code, back.message), (code, error.message));
+        }
+
+        let failures = [
+            (Unavailable::Busy(Bound::ApiQueue), C::Busy, 503),
+            (Unavailable::Busy(Bound::ProxyTable), C::Busy, 503),
+            (Unavailable::Stopped, C::Stopped, 503),
+            (Unavailable::NotStored { attempts: 2 }, C::NotStored, 503),
+            (Unavailable::NoRack, C::NoRack, 409),
+            (Unavailable::NotConnected, C::NotConnected, 502),
+            (Unavailable::Disconnected, C::Disconnected, 502),
+            (Unavailable::DeadlinePassed, C::DeadlinePassed, 504),
+            (
+                Unavailable::Remote(RemoteUnavailable::NotStored),
+                C::RemoteNotStored,
+                502,
+            ),
+            (
+                Unavailable::Remote(RemoteUnavailable::Stopping),
+                C::RemoteStopping,
+                502,
+            ),
+            (Unavailable::WrongAnswer, C::WrongAnswer, 502),
+            (Unavailable::Internal, C::Internal, 500),
+        ];
+        for (unavailable, code, status) in failures {
+            let error = ApiError::from(unavailable.clone());
+            assert_eq!((error.error_code, error.status().as_u16()), (code, status));
+            assert_eq!(error.message, unavailable.to_string());
+            assert_eq!(error.refusal, None);
         }
     }
 }

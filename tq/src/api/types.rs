@@ -22,6 +22,10 @@ pub const MAX_DEADLINE_MS: u64 = 60_000;
 pub type DeadlineMs = u64;
 
 /// A deadline in range, as a duration; `invalid_deadline` otherwise.
+#[allow(
+    clippy::result_large_err,
+    reason = "ApiError is the HTTP error body dropshot returns by value; an error path, not a hot one"
+)]
 pub fn deadline(ms: DeadlineMs) -> Result<Duration, ApiError> {
     if (1..=MAX_DEADLINE_MS).contains(&ms) {
         Ok(Duration::from_millis(ms))

@@ -1,5 +1,7 @@
 //! Logs: `tracing` to stderr, the core's `log` lines bridged in.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// The variable that sets the log filter (`tracing-subscriber`'s syntax);
@@ -18,6 +20,7 @@ pub fn init_with_default(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     let _ = tq_std::observe::bridge_core_logs();
 }
