@@ -130,5 +130,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod demo;
+pub mod nexus;
 pub mod server;
 pub mod sled;
