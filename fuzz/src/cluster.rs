@@ -651,11 +651,16 @@ pub fn judge<const N: usize>(
             inject_if(!for_receiver || real)
         }
         // Only a member of `config` can send it: from anyone else it is
-        // ignored.
+        // ignored. For an epoch the receiver has committed, only the
+        // configuration it stores is harmless: another one is a lie the
+        // receiver catches and raises an alarm for (rightly; the harness
+        // counts every alarm as a violation).
         Body::CommitAdvance(config) => inject_if(
             !config.is_member(to_id)
                 || !config.is_member(from_id)
-                || state.is_committed(config.epoch())
+                || state.get(config.epoch()).is_some_and(|stored| {
+                    state.is_committed(config.epoch()) && stored.config == *config
+                })
                 || original_commit().as_ref() == Some(config),
         ),
         // Ignored when stale, or when the receiver's own state proves it
