@@ -79,6 +79,19 @@ async fn every_member_loads_every_secret(
     first
 }
 
+/// A fresh rack of `sleds` sleds, started and connected, that committed
+/// epoch 1 with every sled a member (threshold `k`, coordinator sled 0).
+async fn fresh_rack_at_epoch_1(sleds: usize, k: u8, seed: u64) -> (Rack, Driver) {
+    let mut rack = Rack::new(0, sleds, seed);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let all: Vec<usize> = (0..sleds).collect();
+    let mut nexus = Driver::new(Origin::Fresh, &rack.ids()).await;
+    assert_eq!(nexus.start(&rack, &all, k, 0).await, Epoch(1));
+    nexus.settle(&rack, LIMIT).await;
+    (rack, nexus)
+}
+
 async fn committed_everywhere(rack: &Rack, members: &[usize], epoch: Epoch) {
     for &i in members {
         let mut watch = rack.handle(i).watch_committed();
@@ -150,14 +163,8 @@ async fn an_lrtq_rack_upgrades_grows_through_proxies_shrinks_and_agrees_on_every
 /// others, and agrees on every secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_catches_up() {
-    let mut rack = Rack::new(0, 5, 22);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 22).await;
     let all: Vec<usize> = (0..5).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids).await;
-    assert_eq!(nexus.start(&rack, &all, 3, 0).await, Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     let guards = [
         Unwritable::new(&rack.sleds[4].dirs[0]),
@@ -210,14 +217,8 @@ async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_c
 /// up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_commits() {
-    let mut rack = Rack::new(0, 5, 23);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 23).await;
     let all: Vec<usize> = (0..5).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids).await;
-    assert_eq!(nexus.start(&rack, &all, 3, 0).await, Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     assert_eq!(nexus.start(&rack, &all, 3, 1).await, Epoch(2));
     nexus
@@ -257,14 +258,9 @@ async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_com
 /// the commit it had not heard from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_restarted_mid_reconfiguration_resumes_from_its_state_file() {
-    let mut rack = Rack::new(0, 5, 26);
-    rack.start_all().await;
-    rack.wait_connected().await;
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 26).await;
     let ids = rack.ids();
     let all: Vec<usize> = (0..5).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids).await;
-    assert_eq!(nexus.start(&rack, &all, 3, 0).await, Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     assert_eq!(nexus.start(&rack, &all, 3, 1).await, Epoch(2));
     nexus
@@ -313,13 +309,8 @@ async fn a_sled_in_no_configuration_gets_no_share() {
     use tq_core::wire;
     use tq_std::net::{Net, NetEvent};
 
-    let mut rack = Rack::new(0, 4, 24);
-    rack.start_all().await;
-    rack.wait_connected().await;
+    let (mut rack, _nexus) = fresh_rack_at_epoch_1(4, 2, 24).await;
     let ids = rack.ids();
-    let mut nexus = Driver::new(Origin::Fresh, &ids).await;
-    assert_eq!(nexus.start(&rack, &[0, 1, 2, 3], 2, 0).await, Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     let stranger = common::rack::sled_id(99);
     let (net, mut events) = Net::start(
@@ -377,14 +368,8 @@ async fn a_sled_in_no_configuration_gets_no_share() {
 /// the bad one at start, and still loads the rack's secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleds_restart_from_their_good_ledger_copy_and_repair_the_other() {
-    let mut rack = Rack::new(0, 4, 25);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, _nexus) = fresh_rack_at_epoch_1(4, 2, 25).await;
     let all: Vec<usize> = (0..4).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids).await;
-    assert_eq!(nexus.start(&rack, &all, 2, 0).await, Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     for i in 0..3 {
         rack.crash(i).await;
