@@ -12,6 +12,7 @@ use rand_core::Rng;
 
 /// How a new configuration's members differ from the current ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Change {
     /// Add the n-th sled that was never a member (none left: same members).
     Add(u8),
@@ -23,6 +24,7 @@ pub enum Change {
 
 /// One step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Action {
     /// Deliver the n-th message in flight.
     Deliver(u8),

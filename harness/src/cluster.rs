@@ -682,6 +682,19 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         self.check()
     }
 
+    /// Hands `bytes` to sled `to` as if sled `from` had sent them, past the
+    /// network (a forged or replayed message), then checks every invariant.
+    /// The message reaches nobody if `to` is down or `from` is no sled.
+    pub fn inject(&mut self, from: usize, to: usize, bytes: &[u8]) -> Result<(), Violation> {
+        self.delivered_ack = None;
+        if let Some(from_id) = self.ids.get(from).cloned() {
+            self.call(to, |node, ctx, rng, _| {
+                node.handle_bytes(ctx, rng, &from_id, bytes)
+            })?;
+        }
+        self.check()
+    }
+
     /// Delivers every message, oldest first, checking after each, until
     /// none is left. Fails if the network does not go quiet within a bound
     /// (a message loop between nodes).

@@ -27,7 +27,10 @@
 //! - A failure prints the shrunk case (`Case { lrtq, sleds, members, seed,
 //!   actions }`): a run is a pure function of it (the cluster draws every
 //!   random choice from `seed`, the LRTQ rack from a fixed seed per size),
-//!   so pasting it into [`replay`]'s call reproduces it exactly. Proptest
+//!   so pasting it into [`replay`]'s call reproduces it exactly. The
+//!   failure also writes the case as an event log and prints its path:
+//!   `cargo run -p tq-replay -- <path>` steps through it (see the
+//!   harness README). Proptest
 //!   also appends it to `harness/tests/cluster.proptest-regressions`, and
 //!   every later run tries the saved seeds first: commit that file with the
 //!   fix. A saved seed makes the same case only while the strategies stay
@@ -37,15 +40,18 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
+use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestError, TestRunner};
 use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
 use tq_harness::nexus::NexusStats;
-use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RackStart, Stats, Violation};
+use tq_harness::{Action, Change, Cluster, MAX_SLEDS, Stats, Violation};
+use tq_replay::session::{SessionError, Stepped};
+use tq_replay::{Check, Event, EventLog, Session};
 use tq_test_fixtures::{RACK, lrtq_rack, with_big_stack};
 
 /// Cases per run when `PROPTEST_CASES` is not set.
@@ -133,8 +139,41 @@ fn cached_lrtq_rack(members: usize) -> LrtqRack {
         .lock()
         .unwrap()
         .entry(members)
-        .or_insert_with(|| lrtq_rack(members, 0x4c52_5451 + members as u64))
+        .or_insert_with(|| lrtq_rack(members, lrtq_seed(members)))
         .clone()
+}
+
+/// The seed the LRTQ rack of `members` sleds is split with.
+fn lrtq_seed(members: usize) -> u64 {
+    0x4c52_5451 + members as u64
+}
+
+/// `case` as an event log for `tq-replay`: its actions, then the liveness
+/// check.
+fn event_log(case: &Case) -> EventLog {
+    let rack = tq_replay::Rack {
+        rack_id: RACK,
+        capacity: Rack::CAPACITY,
+        sleds: case.sleds,
+        members: case.members,
+        seed: case.seed,
+        lrtq_seed: case.lrtq.then(|| lrtq_seed(case.members)),
+    };
+    let mut log = EventLog::new("harness/tests/cluster.rs, a failing case", rack);
+    log.events = case.actions.iter().copied().map(Event::Act).collect();
+    log.events.push(Event::Check(Check::Liveness));
+    log
+}
+
+/// Writes the event log of a failing case where cargo keeps the tests'
+/// files, and returns its path.
+fn write_event_log(case: &Case) -> std::io::Result<PathBuf> {
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cluster-{:016x}.json", case.seed));
+    event_log(case)
+        .write(&path)
+        .map_err(std::io::Error::other)?;
+    Ok(path)
 }
 
 /// What all cases did together, to show the run covered what it claims.
@@ -289,25 +328,30 @@ impl Coverage {
 }
 
 /// Runs one case: every action with the safety checks, then liveness.
+/// The case runs as its event log does in `tq-replay`, so the log of a
+/// failing case shows exactly what failed.
 fn run(case: &Case, coverage: Option<&RefCell<Coverage>>) -> Result<(), Violation> {
     let lrtq = case.lrtq.then(|| cached_lrtq_rack(case.members));
-    let start = match &lrtq {
-        Some((data, secret)) => RackStart::Lrtq { data, secret },
-        None => RackStart::Fresh,
+    let mut session = match Session::<MAX_SLEDS>::with_lrtq_rack(event_log(case), lrtq) {
+        Ok(session) => session,
+        Err(SessionError::Setup(violation)) => return Err(violation),
+        Err(e) => panic!("{e}"),
     };
-    let mut cluster = Box::new(Rack::new(case.seed, RACK, case.sleds, case.members, start)?);
     let mut commits = CaseCommits::default();
-    for action in &case.actions {
-        cluster.apply(action)?;
-        commits.observe(&cluster);
+    let mut before_liveness = 0;
+    while let Some(event) = session.next_event() {
+        if *event == Event::Check(Check::Liveness) {
+            before_liveness = session.cluster().nexus().stats().committed;
+        }
+        if let Stepped::Failed(failure) = session.step() {
+            return Err(failure.violation);
+        }
+        commits.observe(session.cluster());
     }
-    let before_liveness = cluster.nexus().stats().committed;
-    cluster.check_liveness()?;
-    commits.observe(&cluster);
     if let Some(coverage) = coverage {
         coverage
             .borrow_mut()
-            .add(case, &cluster, &commits, before_liveness);
+            .add(case, session.cluster(), &commits, before_liveness);
     }
     Ok(())
 }
@@ -340,6 +384,16 @@ fn random_runs_keep_every_invariant_and_stay_live() {
             run(&case, Some(&coverage)).map_err(|v| TestCaseError::fail(format!("{v:?}")))
         });
         if let Err(e) = outcome {
+            if let TestError::Fail(_, case) = &e {
+                match write_event_log(case) {
+                    Ok(path) => eprintln!(
+                        "the shrunk case's event log: {}\nstep through it with: cargo run -p tq-replay -- {}",
+                        path.display(),
+                        path.display()
+                    ),
+                    Err(write) => eprintln!("could not write the event log: {write}"),
+                }
+            }
             panic!("{e}");
         }
         let elapsed = started.elapsed();

@@ -1,0 +1,202 @@
+//! The debugger on a run that breaks an invariant: a sled lies to the
+//! coordinator that it acked a prepare it never received (what the fuzz
+//! targets' judge never injects, since the protocol believes an
+//! authenticated sled's ack), and the checker flags the coordinator's
+//! count. Through the library, then through the binary.
+
+use std::process::Command;
+
+use tq_core::ids::Epoch;
+use tq_core::messages::{Body, Envelope};
+use tq_harness::{Action, Change, DEFAULT_SLEDS, Violation};
+use tq_replay::debugger::{self, Command as Cmd};
+use tq_replay::session::Stepped;
+use tq_replay::{Check, Debugger, Event, EventLog, Rack, Session};
+use tq_test_fixtures::{RACK, with_big_stack};
+
+/// A fresh rack of 4 sleds: Nexus starts epoch 1, a few messages move,
+/// then a member that has not acked tells the coordinator it did.
+fn forged_ack_log() -> EventLog {
+    let rack = Rack {
+        rack_id: RACK,
+        capacity: DEFAULT_SLEDS,
+        sleds: 4,
+        members: 4,
+        seed: 5,
+        lrtq_seed: None,
+    };
+    let mut log = EventLog::new("tq-replay tests: a forged ack", rack);
+    log.events = vec![
+        Event::Act(Action::Reconfigure {
+            change: Change::Same,
+            coordinator: 0,
+            threshold: 0,
+        }),
+        Event::Act(Action::Deliver(0)),
+        Event::Act(Action::NexusPoll),
+    ];
+    // Who coordinates, and a member that has not acked yet.
+    let (coordinator, liar) = with_big_stack({
+        let log = log.clone();
+        move || {
+            let mut session = Session::<DEFAULT_SLEDS>::new(log).unwrap();
+            session.goto(3).unwrap();
+            let pending = session.cluster().nexus().pending().unwrap();
+            let coordinator = pending.coordinator.unwrap();
+            let acked = session
+                .cluster()
+                .sled(coordinator)
+                .unwrap()
+                .running()
+                .unwrap();
+            let status = acked.node.coordinator_status(&acked.ctx).unwrap();
+            let liar = (0..4)
+                .find(|&i| {
+                    i != coordinator && !status.acked.contains(session.cluster().id(i).unwrap())
+                })
+                .unwrap();
+            (coordinator, liar)
+        }
+    });
+    let mut buf = [0u8; 64];
+    let ack = Envelope {
+        rack_id: RACK,
+        body: Body::PrepareAck(Epoch(1)),
+    };
+    let bytes = tq_core::wire::encode_peer_msg(&ack.as_ref(), &mut buf).unwrap();
+    log.events.push(Event::Inject {
+        from: liar as u8,
+        to: coordinator as u8,
+        bytes: bytes.to_vec(),
+    });
+    log.events.push(Event::Act(Action::DeliverAll));
+    log.events.push(Event::Check(Check::Liveness));
+    log
+}
+
+#[test]
+fn the_session_stops_at_the_violation_and_goes_back_to_the_same_states() {
+    let log = forged_ack_log();
+    with_big_stack(move || {
+        let mut session = Session::<DEFAULT_SLEDS>::new(log).unwrap();
+        for expected in 0..3 {
+            assert_eq!(session.step(), Stepped::Applied(expected));
+        }
+        let before_lie = tq_replay::view::snapshot(session.cluster());
+        let Stepped::Failed(failure) = session.step() else {
+            panic!("the forged ack passed");
+        };
+        assert_eq!(failure.event, 3);
+        assert!(
+            matches!(
+                failure.violation,
+                Violation::AckNotSent {
+                    epoch: Epoch(1),
+                    ..
+                }
+            ),
+            "{:?}",
+            failure.violation
+        );
+        assert_eq!(session.step(), Stepped::Stuck);
+        assert_eq!(session.position(), 4);
+        // Back to 3 rebuilds the rack and replays: the same state.
+        assert_eq!(session.goto(3).unwrap(), 3);
+        assert!(session.failure().is_none());
+        assert_eq!(tq_replay::view::snapshot(session.cluster()), before_lie);
+        // Past the failure, the session stops at it.
+        assert_eq!(session.goto(6).unwrap(), 4);
+    });
+}
+
+#[test]
+fn continue_stops_at_breakpoints_then_at_the_violation() {
+    let log = forged_ack_log();
+    with_big_stack(move || {
+        let mut debugger = Debugger::new(Session::<DEFAULT_SLEDS>::new(log).unwrap());
+        let mut run = |line: &str| debugger.run(&Cmd::parse(line).unwrap()).unwrap();
+        run("break nexuspoll");
+        let out = run("continue");
+        assert!(out.contains("after 2 events"), "{out}");
+        assert!(out.contains("next [2] NexusPoll"), "{out}");
+        let out = run("continue");
+        assert!(out.contains("[3] Inject"), "{out}");
+        assert!(out.contains("VIOLATION AckNotSent"), "{out}");
+        let out = run("diff 3 4");
+        assert!(out.contains("+++ position 4"), "{out}");
+        // The coordinator counted the liar.
+        assert!(out.contains("+sled 0 coordinating epoch 1 (Preparing), acked by [913-0000019:SN0000, 913-0000019:SN0001"), "{out}");
+    });
+}
+
+#[test]
+fn bad_commands_are_refused_with_a_reason() {
+    assert!(
+        Cmd::parse("break Delivr")
+            .unwrap_err()
+            .contains("kinds: Deliver,")
+    );
+    assert!(Cmd::parse("sled").unwrap_err().contains("needs a number"));
+    assert!(Cmd::parse("goto x").unwrap_err().contains("not a number"));
+    assert!(Cmd::parse("frobnicate").unwrap_err().contains("try help"));
+    assert_eq!(
+        Cmd::parse("b 7"),
+        Ok(Cmd::Break(debugger::Breakpoint::Event(7)))
+    );
+}
+
+/// The binary, as a user runs it: the log in a file, commands as `-e`
+/// arguments and on standard input.
+#[test]
+fn the_binary_steps_through_a_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged-ack.json");
+    forged_ack_log().write(&path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
+        .arg(&path)
+        .args([
+            "-e", "continue", "-e", "sled 1", "-e", "flight", "-e", "nexus",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("6 events, 4 sleds (4 members, fresh), seed 5"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[3] Inject"), "{stdout}");
+    assert!(stdout.contains("VIOLATION AckNotSent"), "{stdout}");
+    assert!(stdout.contains("\"counters\""), "{stdout}");
+    assert!(stdout.contains("in flight"), "{stdout}");
+    assert!(stdout.contains("pending: epoch 1"), "{stdout}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"step 2\nwhere\nquit\nstep\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("[1] Deliver(0): ok"), "{stdout}");
+    assert!(
+        stdout.contains("at position 2 of 6; next [2] NexusPoll"),
+        "{stdout}"
+    );
+    // Nothing after quit.
+    assert!(!stdout.contains("[2] NexusPoll: ok"), "{stdout}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
+        .arg(dir.path().join("missing.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
