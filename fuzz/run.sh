@@ -31,7 +31,7 @@ fi
 # How a target is built and run besides cargo-fuzz's defaults (which
 # include AddressSanitizer). cluster_safety goes without it: every crate
 # of the project forbids unsafe code, and the sanitizer made that target
-# three to four times slower (README); `cluster` and the decoder targets
+# several times slower (README); `cluster` and the decoder targets
 # keep it. Its own target directory, so the two builds do not evict each
 # other.
 build_flags() {
