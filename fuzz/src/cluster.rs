@@ -260,8 +260,8 @@ pub enum Ledger {
     /// simulated sled holds. What the full ledger costs is its encoding:
     /// 8 KiB more to write and read back at every disk write of an LRTQ
     /// sled, most of such a run's time. The test
-    /// `the_members_ledger_changes_nothing_a_run_does` runs every seed and
-    /// regression with both.
+    /// `the_members_ledger_changes_nothing_a_run_does` runs the target's
+    /// seeds and regressions and random LRTQ inputs with both.
     Members,
 }
 
