@@ -2,7 +2,9 @@
 //! bytes (the `cluster` target's input format, see `tq_fuzz::cluster`),
 //! forged messages included, with the safety invariants after every step
 //! and every sled's state compared with its disk at the end; no liveness
-//! check. A panic or a violated invariant is a finding.
+//! check, and an LRTQ rack's ledger lists its members' shares only
+//! (`tq_fuzz::cluster::Ledger`). A panic or a violated invariant is a
+//! finding. `run.sh` builds it without AddressSanitizer (see README.md).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| tq_fuzz::cluster::fuzz_one_safely(bytes));

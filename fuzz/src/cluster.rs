@@ -8,7 +8,9 @@
 //!   cluster sized for 8), the safety invariants after every step, and at
 //!   the end a comparison of every sled's state with its disk, but no
 //!   liveness check (healing a rack and loading every secret costs far
-//!   more than the steps): many more inputs a second, for the invariants.
+//!   more than the steps), and an LRTQ rack's ledger lists only the
+//!   members' shares ([`Ledger`]): many more inputs a second, for the
+//!   invariants.
 //!
 //! # Input format
 //!
@@ -53,7 +55,7 @@ use tq_core::ids::Epoch;
 use tq_core::messages::{Body, PeerMsg};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
-use tq_harness::network::Message;
+use tq_harness::network::{Message, NetworkStats};
 use tq_harness::{Action, Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
 
 use tq_test_fixtures::lrtq_rack;
@@ -243,6 +245,26 @@ impl Step {
     }
 }
 
+/// The share digests an LRTQ rack's ledger lists (every sled's
+/// `LrtqShareData::share_digests`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ledger {
+    /// All 255, as LRTQ's setup made them (PROTOCOL.md section 3): the
+    /// `cluster` target.
+    Full,
+    /// Only the digests of the shares the members hold: the
+    /// `cluster_safety` target. A node reads the ledger only to ask whether
+    /// a share it got is one of the rack's, and the answer is the same for
+    /// every share a run can present: the members' own, or bytes whose
+    /// SHA3-256 digest would have to match one of the 247 spare shares no
+    /// simulated sled holds. What the full ledger costs is its encoding:
+    /// 8 KiB more to write and read back at every disk write of an LRTQ
+    /// sled, most of such a run's time. The test
+    /// `the_members_ledger_changes_nothing_a_run_does` runs the target's
+    /// seeds and regressions and random LRTQ inputs with both.
+    Members,
+}
+
 /// What a run did, for the seed generator and the README's numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -255,8 +277,11 @@ pub struct RunStats {
     pub forgeries_skipped: u32,
     /// Epochs Nexus committed before the final liveness check.
     pub committed: u32,
-    /// Secrets loaded before the final liveness check.
-    pub secrets_loaded: u32,
+    /// What the harness counted before the final liveness check (secrets
+    /// loaded, crashes, shares computed, ...).
+    pub harness: tq_harness::Stats,
+    /// What happened to messages before the final liveness check.
+    pub network: NetworkStats,
     /// A forgery waived the final liveness check (see [`Verdict`]).
     pub liveness_waived: bool,
 }
@@ -296,31 +321,36 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
     // (2.2 MiB, and copies of it in a sanitized build) on a thread with
     // room for it: libFuzzer's own stack overflows.
     if layout.sleds <= DEFAULT_SLEDS {
-        run_in::<DEFAULT_SLEDS>(&layout, input, Ending::Liveness)
+        run_in::<DEFAULT_SLEDS>(&layout, Ledger::Full, input, Ending::Liveness)
     } else {
         let steps = input.0.to_vec();
         tq_test_fixtures::with_big_stack(move || {
-            run_in::<MAX_SLEDS>(&layout, Reader(&steps), Ending::Liveness)
+            run_in::<MAX_SLEDS>(&layout, Ledger::Full, Reader(&steps), Ending::Liveness)
         })
     }
 }
 
-/// The `cluster_safety` target: builds the rack (3 to 8 sleds), applies
-/// every step with the safety check after each, then compares every
-/// sled's state with its disk; no liveness check. Returns the first
-/// violation.
+/// The `cluster_safety` target: builds the rack (3 to 8 sleds, an LRTQ
+/// rack with the members' [`Ledger`]), applies every step with the safety
+/// check after each, then compares every sled's state with its disk; no
+/// liveness check. Returns the first violation.
 pub fn run_safety(bytes: &[u8]) -> Result<RunStats, Violation> {
+    run_safety_with(bytes, Ledger::Members)
+}
+
+fn run_safety_with(bytes: &[u8], ledger: Ledger) -> Result<RunStats, Violation> {
     let mut input = Reader(bytes);
     let layout = Layout::read(&mut input, Racks::Small);
-    run_in::<DEFAULT_SLEDS>(&layout, input, Ending::Safety)
+    run_in::<DEFAULT_SLEDS>(&layout, ledger, input, Ending::Safety)
 }
 
 fn run_in<const N: usize>(
     layout: &Layout,
+    ledger: Ledger,
     mut input: Reader<'_>,
     ending: Ending,
 ) -> Result<RunStats, Violation> {
-    let mut cluster = Box::new(new_cluster::<N>(layout)?);
+    let mut cluster = Box::new(new_cluster::<N>(layout, ledger)?);
     let mut stats = RunStats::default();
     let trace = tracing();
     if trace {
@@ -354,7 +384,8 @@ fn run_in<const N: usize>(
         }
     }
     stats.committed = cluster.nexus().stats().committed;
-    stats.secrets_loaded = cluster.stats().secrets_loaded;
+    stats.harness = *cluster.stats();
+    stats.network = *cluster.network().stats();
     if ending == Ending::Safety {
         cluster.check_every_state_stored()?;
         return Ok(stats);
@@ -432,16 +463,35 @@ fn skipping_forgeries() -> bool {
     *SKIP.get_or_init(|| std::env::var_os("TQ_FUZZ_SKIP_FORGERIES").is_some())
 }
 
-/// The LRTQ rack of `members` sleds, made once per size.
-fn lrtq(members: usize) -> &'static (Vec<LrtqShareData>, RackSecret) {
-    static RACKS: [OnceLock<(Vec<LrtqShareData>, RackSecret)>; MAX_SLEDS + 1] =
+/// An LRTQ rack: each member's share data, and the secret.
+type LrtqRack = (Vec<LrtqShareData>, RackSecret);
+
+/// The LRTQ rack of `members` sleds with `ledger`, made once per size.
+fn lrtq(members: usize, ledger: Ledger) -> &'static LrtqRack {
+    static FULL: [OnceLock<LrtqRack>; MAX_SLEDS + 1] = [const { OnceLock::new() }; MAX_SLEDS + 1];
+    static MEMBERS: [OnceLock<LrtqRack>; MAX_SLEDS + 1] =
         [const { OnceLock::new() }; MAX_SLEDS + 1];
-    RACKS[members].get_or_init(|| lrtq_rack(members, 1000 + members as u64))
+    let full = FULL[members].get_or_init(|| lrtq_rack(members, 1000 + members as u64));
+    match ledger {
+        Ledger::Full => full,
+        Ledger::Members => MEMBERS[members].get_or_init(|| {
+            let (data, secret) = full;
+            let digests: heapless::Vec<_, _, _> = data.iter().map(|d| d.share.digest()).collect();
+            let data = data
+                .iter()
+                .map(|d| LrtqShareData {
+                    share_digests: digests.clone(),
+                    ..d.clone()
+                })
+                .collect();
+            (data, secret.clone())
+        }),
+    }
 }
 
-fn new_cluster<const N: usize>(layout: &Layout) -> Result<Cluster<N>, Violation> {
+fn new_cluster<const N: usize>(layout: &Layout, ledger: Ledger) -> Result<Cluster<N>, Violation> {
     let start = if layout.lrtq {
-        let (data, secret) = lrtq(layout.members);
+        let (data, secret) = lrtq(layout.members, ledger);
         RackStart::Lrtq { data, secret }
     } else {
         RackStart::Fresh
@@ -736,7 +786,7 @@ pub fn seeds() -> Vec<crate::samples::Seed> {
                 Ok(stats) => stats,
                 Err(violation) => panic!("seed candidate {input:?} finds {violation:?}"),
             };
-            let score = (stats.committed, stats.secrets_loaded, stats.forged);
+            let score = (stats.committed, stats.harness.secrets_loaded, stats.forged);
             if best.as_ref().is_none_or(|(b, _)| score > *b) {
                 best = Some((score, input));
             }
@@ -848,6 +898,44 @@ mod tests {
         });
     }
 
+    /// The members' ledger (`cluster_safety`'s) and the full one make the
+    /// same run: the target's seeds and regressions, and random LRTQ
+    /// inputs, end alike and count alike.
+    #[test]
+    fn the_members_ledger_changes_nothing_a_run_does() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::{Rng, SeedableRng};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut inputs = Vec::new();
+        for corpus in ["seeds/cluster_safety", "regressions/cluster_safety"] {
+            for entry in std::fs::read_dir(dir.join(corpus)).expect("corpus") {
+                inputs.push(std::fs::read(entry.expect("entry").path()).expect("input"));
+            }
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for _ in 0..32 {
+            let mut input = vec![0u8; 400];
+            rng.fill_bytes(&mut input);
+            input[0] |= 1; // an LRTQ rack
+            inputs.push(input);
+        }
+        let upgrades = with_big_stack(move || {
+            let mut upgrades = 0;
+            for input in inputs {
+                let members = run_safety_with(&input, Ledger::Members);
+                assert_eq!(members, run_safety_with(&input, Ledger::Full), "{input:?}");
+                let lrtq = Layout::read(&mut Reader(&input), Racks::Small).lrtq;
+                if lrtq && members.is_ok_and(|stats| stats.committed > 0) {
+                    upgrades += 1;
+                }
+            }
+            upgrades
+        });
+        // Not vacuous: LRTQ racks upgraded (their shares checked against
+        // the ledger).
+        assert!(upgrades >= 3, "{upgrades}");
+    }
+
     /// A rack of four members and one spare (sled 4) whose epoch 1
     /// committed everywhere.
     fn committed_rack() -> Box<Cluster<DEFAULT_SLEDS>> {
@@ -857,7 +945,8 @@ mod tests {
             members: 4,
             seed: 1,
         };
-        let mut cluster = Box::new(new_cluster::<DEFAULT_SLEDS>(&layout).expect("cluster"));
+        let mut cluster =
+            Box::new(new_cluster::<DEFAULT_SLEDS>(&layout, Ledger::Full).expect("cluster"));
         cluster
             .apply(&Action::Reconfigure {
                 change: Change::Same,
