@@ -57,6 +57,7 @@ use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::network::{Message, NetworkStats};
 use tq_harness::{Action, Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
+use tq_replay::{Check, Event, EventLog};
 
 use tq_test_fixtures::lrtq_rack;
 
@@ -314,20 +315,7 @@ enum Ending {
 /// step with the safety check after each, then the liveness check.
 /// Returns the first violation.
 pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
-    let mut input = Reader(bytes);
-    let layout = Layout::read(&mut input, Racks::Whole);
-    // A rack of up to 8 in a cluster sized for 8: a whole-rack cluster is
-    // three times larger, and set up for every input. It is built by value
-    // (2.2 MiB, and copies of it in a sanitized build) on a thread with
-    // room for it: libFuzzer's own stack overflows.
-    if layout.sleds <= DEFAULT_SLEDS {
-        run_in::<DEFAULT_SLEDS>(&layout, Ledger::Full, input, Ending::Liveness)
-    } else {
-        let steps = input.0.to_vec();
-        tq_test_fixtures::with_big_stack(move || {
-            run_in::<MAX_SLEDS>(&layout, Ledger::Full, Reader(&steps), Ending::Liveness)
-        })
-    }
+    run_as(bytes, Target::Cluster, Ledger::Full, None)
 }
 
 /// The `cluster_safety` target: builds the rack (3 to 8 sleds, an LRTQ
@@ -335,20 +323,105 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
 /// check after each, then compares every sled's state with its disk; no
 /// liveness check. Returns the first violation.
 pub fn run_safety(bytes: &[u8]) -> Result<RunStats, Violation> {
-    run_safety_with(bytes, Ledger::Members)
+    run_as(bytes, Target::ClusterSafety, Ledger::Members, None)
 }
 
-fn run_safety_with(bytes: &[u8], ledger: Ledger) -> Result<RunStats, Violation> {
+/// Which stateful target's way an input runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// [`run`].
+    Cluster,
+    /// [`run_safety`].
+    ClusterSafety,
+}
+
+/// Runs `bytes` as `target` does and writes down every event it applied
+/// (the forgeries [`judge`] let through as the bytes injected, the final
+/// check included, up to the first violation) as an event log that
+/// `tq-replay` steps through. The log names the LRTQ rack by its seed, so
+/// the run records with the full ledger, as `tq-replay` replays it (the
+/// other ledger changes nothing a run does, see [`Ledger`]). A run whose
+/// forger waived liveness and that met a call a self-expunged sled refused
+/// (which the targets excuse, see [`judge`]) replays up to that refusal.
+pub fn event_log(
+    bytes: &[u8],
+    target: Target,
+    source: impl Into<String>,
+) -> (EventLog, Result<RunStats, Violation>) {
+    let mut events = Vec::new();
+    let outcome = run_as(bytes, target, Ledger::Full, Some(&mut events));
+    let layout = Layout::read(&mut Reader(bytes), target.racks());
+    let rack = tq_replay::Rack {
+        rack_id: RACK,
+        capacity: if layout.sleds <= DEFAULT_SLEDS {
+            DEFAULT_SLEDS
+        } else {
+            MAX_SLEDS
+        },
+        sleds: layout.sleds,
+        members: layout.members,
+        seed: layout.seed,
+        lrtq_seed: layout.lrtq.then(|| lrtq_seed(layout.members)),
+    };
+    let mut log = EventLog::new(source, rack);
+    log.events = events;
+    (log, outcome)
+}
+
+impl Target {
+    fn racks(self) -> Racks {
+        match self {
+            Self::Cluster => Racks::Whole,
+            Self::ClusterSafety => Racks::Small,
+        }
+    }
+
+    fn ending(self) -> Ending {
+        match self {
+            Self::Cluster => Ending::Liveness,
+            Self::ClusterSafety => Ending::Safety,
+        }
+    }
+}
+
+fn run_as(
+    bytes: &[u8],
+    target: Target,
+    ledger: Ledger,
+    events: Option<&mut Vec<Event>>,
+) -> Result<RunStats, Violation> {
     let mut input = Reader(bytes);
-    let layout = Layout::read(&mut input, Racks::Small);
-    run_in::<DEFAULT_SLEDS>(&layout, ledger, input, Ending::Safety)
+    let layout = Layout::read(&mut input, target.racks());
+    let ending = target.ending();
+    // A rack of up to 8 in a cluster sized for 8: a whole-rack cluster is
+    // three times larger, and set up for every input. It is built by value
+    // (2.2 MiB, and copies of it in a sanitized build) on a thread with
+    // room for it: libFuzzer's own stack overflows.
+    if layout.sleds <= DEFAULT_SLEDS {
+        return run_in::<DEFAULT_SLEDS>(&layout, ledger, input, ending, events);
+    }
+    let steps = input.0.to_vec();
+    let record = events.is_some();
+    let (outcome, recorded) = tq_test_fixtures::with_big_stack(move || {
+        let mut recorded = Vec::new();
+        let events = record.then_some(&mut recorded);
+        let outcome = run_in::<MAX_SLEDS>(&layout, ledger, Reader(&steps), ending, events);
+        (outcome, recorded)
+    });
+    if let Some(events) = events {
+        events.extend(recorded);
+    }
+    outcome
 }
 
+/// Runs the steps of `input` on the rack of `layout`, then `ending`;
+/// appends every event it applied to `events` if given.
 fn run_in<const N: usize>(
     layout: &Layout,
     ledger: Ledger,
     mut input: Reader<'_>,
     ending: Ending,
+    mut events: Option<&mut Vec<Event>>,
 ) -> Result<RunStats, Violation> {
     let mut cluster = Box::new(new_cluster::<N>(layout, ledger)?);
     let mut stats = RunStats::default();
@@ -361,17 +434,28 @@ fn run_in<const N: usize>(
         if trace {
             eprintln!("step {}: {step:?}", stats.steps);
         }
-        let outcome = match step {
-            Step::Act(action) => cluster.apply(&action),
-            Step::Forge(forgery) => forge(&mut cluster, &forgery).map(|verdict| match verdict {
-                Verdict::Skip => stats.forgeries_skipped += 1,
-                Verdict::Inject => stats.forged += 1,
-                Verdict::InjectWaivingLiveness => {
-                    stats.forged += 1;
-                    stats.liveness_waived = true;
+        let event = match step {
+            Step::Act(action) => Some(Event::Act(action)),
+            Step::Forge(forgery) => {
+                let (verdict, event) = forge(&cluster, &forgery);
+                match verdict {
+                    Verdict::Skip => stats.forgeries_skipped += 1,
+                    Verdict::Inject => stats.forged += 1,
+                    Verdict::InjectWaivingLiveness => {
+                        stats.forged += 1;
+                        stats.liveness_waived = true;
+                    }
                 }
-            }),
+                event
+            }
         };
+        let Some(event) = event else {
+            continue;
+        };
+        let outcome = event.apply(&mut cluster);
+        if let Some(events) = events.as_deref_mut() {
+            events.push(event);
+        }
         if trace {
             print_sleds(&cluster);
         }
@@ -386,18 +470,19 @@ fn run_in<const N: usize>(
     stats.committed = cluster.nexus().stats().committed;
     stats.harness = *cluster.stats();
     stats.network = *cluster.network().stats();
-    if ending == Ending::Safety {
-        cluster.check_every_state_stored()?;
-        return Ok(stats);
-    }
-    if stats.liveness_waived {
+    let check = match ending {
+        Ending::Safety => Check::Stored,
         // Safety was checked after every step; liveness is not promised
         // to a rack with a lying sled (see `Verdict`).
-        cluster.heal()?;
-        return Ok(stats);
+        Ending::Liveness if stats.liveness_waived => Check::Heal,
+        Ending::Liveness => Check::Liveness,
+    };
+    let event = Event::Check(check);
+    let outcome = event.apply(&mut cluster);
+    if let Some(events) = events {
+        events.push(event);
     }
-    cluster.check_liveness()?;
-    Ok(stats)
+    outcome.map(|()| stats)
 }
 
 /// Whether `violation` is a node refusing a Nexus call because it is
@@ -467,11 +552,16 @@ fn skipping_forgeries() -> bool {
 type LrtqRack = (Vec<LrtqShareData>, RackSecret);
 
 /// The LRTQ rack of `members` sleds with `ledger`, made once per size.
+/// The seed the LRTQ rack of `members` sleds is split with.
+fn lrtq_seed(members: usize) -> u64 {
+    1000 + members as u64
+}
+
 fn lrtq(members: usize, ledger: Ledger) -> &'static LrtqRack {
     static FULL: [OnceLock<LrtqRack>; MAX_SLEDS + 1] = [const { OnceLock::new() }; MAX_SLEDS + 1];
     static MEMBERS: [OnceLock<LrtqRack>; MAX_SLEDS + 1] =
         [const { OnceLock::new() }; MAX_SLEDS + 1];
-    let full = FULL[members].get_or_init(|| lrtq_rack(members, 1000 + members as u64));
+    let full = FULL[members].get_or_init(|| lrtq_rack(members, lrtq_seed(members)));
     match ledger {
         Ledger::Full => full,
         Ledger::Members => MEMBERS[members].get_or_init(|| {
@@ -499,12 +589,9 @@ fn new_cluster<const N: usize>(layout: &Layout, ledger: Ledger) -> Result<Cluste
     Cluster::new(layout.seed, RACK, layout.sleds, layout.members, start)
 }
 
-/// Injects `forgery` unless [`judge`] says to skip it, then checks the
-/// invariants.
-fn forge<const N: usize>(
-    cluster: &mut Cluster<N>,
-    forgery: &Forgery,
-) -> Result<Verdict, Violation> {
+/// What to do with `forgery`: [`judge`]'s verdict, and the message to
+/// inject unless it says to skip it.
+fn forge<const N: usize>(cluster: &Cluster<N>, forgery: &Forgery) -> (Verdict, Option<Event>) {
     let count = cluster.sled_count();
     let sled = |n: u8| usize::from(n) % count;
     let in_flight = |n: u8| -> Option<Owned> {
@@ -519,7 +606,7 @@ fn forge<const N: usize>(
         Forgery::Garbage { from, to, bytes } => (sled(*from), sled(*to), bytes.clone(), None),
         Forgery::Corrupt { n, at, xor } => {
             let Some(msg) = in_flight(*n) else {
-                return Ok(Verdict::Skip);
+                return (Verdict::Skip, None);
             };
             let mut bytes = msg.bytes.to_vec();
             let at = usize::from(*at) % bytes.len().max(1);
@@ -532,7 +619,7 @@ fn forge<const N: usize>(
         }
         Forgery::Replay { n, from, to } => {
             let Some(msg) = in_flight(*n) else {
-                return Ok(Verdict::Skip);
+                return (Verdict::Skip, None);
             };
             let bytes = msg.bytes.to_vec();
             (sled(*from), sled(*to), bytes, Some(msg))
@@ -553,16 +640,14 @@ fn forge<const N: usize>(
         let decoded = wire::decode_peer_msg(&bytes);
         eprintln!("  forged {from} -> {to}: {decoded:?}; {verdict:?}");
     }
-    let Some(from_id) = cluster.id(from).cloned() else {
-        return Ok(Verdict::Skip);
-    };
-    if verdict != Verdict::Skip {
-        cluster.call(to, |node, ctx, rng, _| {
-            node.handle_bytes(ctx, rng, &from_id, &bytes)
-        })?;
-        cluster.check()?;
+    if verdict == Verdict::Skip {
+        return (verdict, None);
     }
-    Ok(verdict)
+    // Both are sled indices taken modulo the count: they fit.
+    let (Ok(from), Ok(to)) = (u8::try_from(from), u8::try_from(to)) else {
+        return (Verdict::Skip, None);
+    };
+    (verdict, Some(Event::Inject { from, to, bytes }))
 }
 
 /// A message in flight, copied out of the network.
@@ -922,8 +1007,12 @@ mod tests {
         let upgrades = with_big_stack(move || {
             let mut upgrades = 0;
             for input in inputs {
-                let members = run_safety_with(&input, Ledger::Members);
-                assert_eq!(members, run_safety_with(&input, Ledger::Full), "{input:?}");
+                let members = run_as(&input, Target::ClusterSafety, Ledger::Members, None);
+                assert_eq!(
+                    members,
+                    run_as(&input, Target::ClusterSafety, Ledger::Full, None),
+                    "{input:?}"
+                );
                 let lrtq = Layout::read(&mut Reader(&input), Racks::Small).lrtq;
                 if lrtq && members.is_ok_and(|stats| stats.committed > 0) {
                     upgrades += 1;
@@ -934,6 +1023,63 @@ mod tests {
         // Not vacuous: LRTQ racks upgraded (their shares checked against
         // the ledger).
         assert!(upgrades >= 3, "{upgrades}");
+    }
+
+    /// The event log of a run replays in `tq-replay`'s session to the same
+    /// end: every committed seed and regression of both targets (forged
+    /// messages included), and an input whose forged ack the harness
+    /// catches (what the judge never lets through), stopped at the same
+    /// event with the same violation.
+    #[test]
+    fn event_logs_replay_to_the_same_outcome() {
+        use tq_replay::session::{Session, Stepped};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut inputs = Vec::new();
+        for (target, name) in [
+            (Target::Cluster, "cluster"),
+            (Target::ClusterSafety, "cluster_safety"),
+        ] {
+            for corpus in ["seeds", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(dir.join(corpus).join(name)) else {
+                    continue;
+                };
+                for entry in entries {
+                    let path = entry.expect("entry").path();
+                    inputs.push((target, std::fs::read(path).expect("input")));
+                }
+            }
+        }
+        assert!(inputs.len() > 10);
+        with_big_stack(move || {
+            let mut injected = 0;
+            for (target, input) in inputs {
+                let (log, outcome) = event_log(&input, target, "test");
+                let log = EventLog::from_json(&log.to_json()).expect("reads back");
+                injected += log
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Inject { .. }))
+                    .count();
+                let failure = if log.rack.capacity == DEFAULT_SLEDS {
+                    let mut session = Session::<DEFAULT_SLEDS>::new(log).expect("session");
+                    while let Stepped::Applied(_) = session.step() {}
+                    session.failure().cloned()
+                } else {
+                    let mut session = Session::<MAX_SLEDS>::new(log).expect("session");
+                    while let Stepped::Applied(_) = session.step() {}
+                    session.failure().cloned()
+                };
+                match (failure.map(|f| f.violation), outcome) {
+                    // The target excuses a call a self-expunged sled
+                    // refuses once a forger waived liveness; the session
+                    // stops there.
+                    (Some(refusal), Ok(stats))
+                        if stats.liveness_waived && refused_as_expunged(&refusal) => {}
+                    (failure, outcome) => assert_eq!(failure, outcome.err(), "{input:?}"),
+                }
+            }
+            assert!(injected > 0);
+        });
     }
 
     /// A rack of four members and one spare (sled 4) whose epoch 1
