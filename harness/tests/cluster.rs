@@ -442,7 +442,10 @@ fn saved_regressions_replay() {
     assert!(!cases.is_empty());
     with_big_stack(move || {
         for case in &cases {
-            run(case, None).unwrap_or_else(|v| panic!("{v:?} in {case:?}"));
+            if let Err(v) = run(case, None) {
+                let log = write_event_log(case);
+                panic!("{v:?} in {case:?}; its event log: {log:?}");
+            }
         }
     });
 }
