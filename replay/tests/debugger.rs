@@ -1,5 +1,6 @@
 //! The debugger on a run that breaks an invariant: a sled lies to the
-//! coordinator that it acked a prepare it never received (what the fuzz
+//! coordinator that it acked a prepare it never received (the log of
+//! `replay/examples/forged-ack.json`, the harness README's example) (what the fuzz
 //! targets' judge never injects, since the protocol believes an
 //! authenticated sled's ack), and the checker flags the coordinator's
 //! count. Through the library, then through the binary.
@@ -8,6 +9,7 @@ use std::process::Command;
 
 use tq_core::ids::Epoch;
 use tq_core::messages::{Body, Envelope};
+use tq_harness::sled::DiskSummary;
 use tq_harness::{Action, Change, DEFAULT_SLEDS, Violation};
 use tq_replay::debugger::{self, Command as Cmd};
 use tq_replay::session::Stepped;
@@ -25,7 +27,10 @@ fn forged_ack_log() -> EventLog {
         seed: 5,
         lrtq_seed: None,
     };
-    let mut log = EventLog::new("tq-replay tests: a forged ack", rack);
+    let mut log = EventLog::new(
+        "replay/examples/forged-ack.json (replay/tests/debugger.rs makes it)",
+        rack,
+    );
     log.events = vec![
         Event::Act(Action::Reconfigure {
             change: Change::Same,
@@ -35,24 +40,19 @@ fn forged_ack_log() -> EventLog {
         Event::Act(Action::Deliver(0)),
         Event::Act(Action::NexusPoll),
     ];
-    // Who coordinates, and a member that has not acked yet.
+    // Who coordinates, and a member that has not stored the prepare (so
+    // sent no ack).
     let (coordinator, liar) = with_big_stack({
         let log = log.clone();
         move || {
             let mut session = Session::<DEFAULT_SLEDS>::new(log).unwrap();
             session.goto(3).unwrap();
-            let pending = session.cluster().nexus().pending().unwrap();
-            let coordinator = pending.coordinator.unwrap();
-            let acked = session
-                .cluster()
-                .sled(coordinator)
-                .unwrap()
-                .running()
-                .unwrap();
-            let status = acked.node.coordinator_status(&acked.ctx).unwrap();
+            let cluster = session.cluster();
+            let coordinator = cluster.nexus().pending().unwrap().coordinator.unwrap();
             let liar = (0..4)
                 .find(|&i| {
-                    i != coordinator && !status.acked.contains(session.cluster().id(i).unwrap())
+                    let disk = DiskSummary::of(&cluster.sled(i).unwrap().read_disk().unwrap());
+                    i != coordinator && !disk.holds_share(Epoch(1))
                 })
                 .unwrap();
             (coordinator, liar)
@@ -125,7 +125,10 @@ fn continue_stops_at_breakpoints_then_at_the_violation() {
         let out = run("diff 3 4");
         assert!(out.contains("+++ position 4"), "{out}");
         // The coordinator counted the liar.
-        assert!(out.contains("+sled 0 coordinating epoch 1 (Preparing), acked by [913-0000019:SN0000, 913-0000019:SN0001"), "{out}");
+        assert!(
+            out.contains("+sled 0 coordinating epoch 1 (Preparing), acked by [913-0000019:SN0000, 913-0000019:SN0002"),
+            "{out}"
+        );
     });
 }
 
@@ -199,4 +202,58 @@ fn the_binary_steps_through_a_log_file() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// The example log is the one [`forged_ack_log`] makes
+/// (`TQ_UPDATE_EXAMPLES=1` rewrites it).
+#[test]
+fn the_example_log_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/forged-ack.json");
+    let made = forged_ack_log().to_json();
+    if std::env::var_os("TQ_UPDATE_EXAMPLES").is_some() {
+        std::fs::write(path, &made).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        made,
+        "TQ_UPDATE_EXAMPLES=1 rewrites it"
+    );
+}
+
+/// The harness README's worked example, run as written: its commands (the
+/// `(tq-replay) ` lines of the block) on the binary's standard input print
+/// exactly the block.
+#[test]
+fn the_readme_example_works_as_written() {
+    let readme = include_str!("../../harness/README.md");
+    let block = readme
+        .split("```text\n$ cargo run -q -p tq-replay -- replay/examples/forged-ack.json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the example block");
+    let commands: String = block
+        .lines()
+        .filter_map(|line| line.strip_prefix("(tq-replay) "))
+        .map(|command| format!("{command}\n"))
+        .collect();
+    assert!(commands.lines().count() >= 5);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/forged-ack.json"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), block);
 }
