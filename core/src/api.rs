@@ -37,6 +37,7 @@ use crate::persistent::Expunged;
 /// 2 KiB with a full member set).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct ReconfigureMsg {
     /// The rack.
     pub rack_id: RackId,
@@ -55,6 +56,7 @@ pub struct ReconfigureMsg {
 /// Decoded in place by [`crate::wire::decode_lrtq_upgrade_msg_into`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct LrtqUpgradeMsg {
     /// The rack (must match the LRTQ data).
     pub rack_id: RackId,

@@ -80,6 +80,7 @@ pub struct NetworkStats {
 
 /// Links and messages in flight.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Network {
     in_flight: heapless::Vec<InFlight, MAX_IN_FLIGHT>,
     /// Bit `b` of `plugged[a]` is set iff the link a–b is plugged.

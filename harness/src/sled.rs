@@ -30,6 +30,7 @@ pub fn platform_id(index: usize) -> Option<PlatformId> {
 }
 
 /// A running node, its context and its RNG: what a crash loses.
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Running {
     /// The node's in-memory protocol state.
     pub node: Node,
@@ -52,6 +53,7 @@ impl core::fmt::Debug for Running {
 }
 
 /// One simulated sled.
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Sled {
     id: PlatformId,
     disk: Disk,

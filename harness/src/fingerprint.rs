@@ -1,0 +1,91 @@
+//! A cluster's fingerprint, for a model checker (feature `model`): two
+//! clusters that hash alike answer every future action alike, and the
+//! checker judges them alike, provided each sled's RNG is reseeded before
+//! an action from what is hashed (the RNGs are left out: `tq-model`
+//! reseeds them).
+//!
+//! Hashed: each sled's disk, whether it is up, its node and its context
+//! (secrets and shares through a digest only: tq-core's `model` feature);
+//! the plugged links; the messages in flight as a multiset (sorted, since
+//! an action picks a message by what it is, not where it sits); Nexus, with
+//! time relative to its clock (tq-nexus's `model` feature); the checker's
+//! memory (the first configuration and secret seen for each epoch, what
+//! each coordinator counted at the last check) and the driver faults.
+//! Left out: the RNGs, counters and statistics, the disk summaries (read
+//! again from the disks), and what one step leaves for the next check
+//! only (the last ack delivered).
+//!
+//! One caveat: [`Cluster::deliver_all`] (and so the liveness check) takes
+//! messages oldest first, an order the fingerprint does not see; a checker
+//! that merges two clusters by fingerprint runs the liveness check in the
+//! order of the one it kept.
+
+use core::hash::{Hash, Hasher};
+
+use super::Cluster;
+use crate::network::InFlight;
+use crate::network::MAX_IN_FLIGHT;
+
+impl Cluster {
+    /// Feeds everything that decides this cluster's future to `h`.
+    pub fn fingerprint<H: Hasher>(&self, h: &mut H) {
+        let Self {
+            rack_id,
+            ids,
+            sleds,
+            network,
+            nexus,
+            configs,
+            secrets,
+            summaries: _,
+            acks,
+            delivered_ack: _,
+            scratch: _,
+            rng: _,
+            stats: _,
+            probe: _,
+            faults,
+        } = self;
+        (rack_id, ids).hash(h);
+        sleds.len().hash(h);
+        for index in 0..sleds.len() {
+            self.sled_fingerprint(index, h);
+        }
+        for a in 0..sleds.len() {
+            for b in a + 1..sleds.len() {
+                network.is_plugged(a, b).hash(h);
+            }
+        }
+        let mut in_flight: heapless::Vec<&InFlight, MAX_IN_FLIGHT> =
+            network.in_flight().iter().collect();
+        in_flight.sort_unstable_by(|x, y| message_key(x).cmp(&message_key(y)));
+        in_flight.len().hash(h);
+        for msg in in_flight {
+            message_key(msg).hash(h);
+        }
+        nexus.machine().fingerprint(nexus.now(), h);
+        (configs, secrets, acks, faults).hash(h);
+    }
+
+    /// Feeds sled `index`'s disk and, if it is up, its node and context
+    /// (not its RNG) to `h`.
+    pub fn sled_fingerprint<H: Hasher>(&self, index: usize, h: &mut H) {
+        let Some(sled) = self.sleds.get(index) else {
+            return;
+        };
+        sled.disk().hash(h);
+        match sled.running() {
+            Some(running) => {
+                true.hash(h);
+                running.node.hash(h);
+                running.ctx.hash(h);
+            }
+            None => false.hash(h),
+        }
+    }
+}
+
+/// A message as the multiset of messages in flight sees it.
+fn message_key(msg: &InFlight) -> (u8, u8, &[u8]) {
+    (msg.from, msg.to, &msg.bytes)
+}
