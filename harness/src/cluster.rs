@@ -27,8 +27,8 @@ use crate::{MAX_SLEDS, SledMask};
 
 // A child of this module, so it sees the checker's private memory.
 #[cfg(feature = "model")]
-#[path = "fingerprint.rs"]
-mod fingerprint;
+#[path = "model.rs"]
+mod model;
 
 /// How the rack starts.
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +189,6 @@ struct AckView {
 }
 
 /// A simulated rack.
-#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Cluster {
     pub(crate) rack_id: RackId,
     pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,

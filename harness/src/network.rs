@@ -80,12 +80,39 @@ pub struct NetworkStats {
 
 /// Links and messages in flight.
 #[derive(Debug)]
-#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Network {
     in_flight: heapless::Vec<InFlight, MAX_IN_FLIGHT>,
     /// Bit `b` of `plugged[a]` is set iff the link a–b is plugged.
     plugged: [SledMask; MAX_SLEDS],
     stats: NetworkStats,
+}
+
+/// Copies the messages in flight, not the capacity around them (a model
+/// checker copies many networks).
+#[cfg(feature = "model")]
+impl Clone for Network {
+    fn clone(&self) -> Self {
+        let mut copy = Self::new();
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.in_flight.clear();
+        for msg in &source.in_flight {
+            // Same capacity: cannot fail.
+            let _ = self.in_flight.push(InFlight {
+                from: msg.from,
+                to: msg.to,
+                bytes: MsgBytes::new(),
+            });
+            if let Some(last) = self.in_flight.last_mut() {
+                let _ = last.bytes.extend_from_slice(&msg.bytes);
+            }
+        }
+        self.plugged = source.plugged;
+        self.stats = source.stats;
+    }
 }
 
 impl Default for Network {

@@ -28,7 +28,6 @@ pub(crate) enum Seen {
 /// One encoding per epoch (the configuration wrapped in a `CommitAdvance`
 /// message, so the wire's own encoding is what is compared).
 #[derive(Debug, Default)]
-#[cfg_attr(feature = "model", derive(Clone))]
 pub(crate) struct ConfigRecord {
     entries: heapless::Vec<(Epoch, MsgBytes), MAX_TRACKED_EPOCHS>,
     forgotten: u32,
@@ -89,6 +88,28 @@ impl SecretRecord {
     /// Epochs with a recorded secret.
     pub(crate) fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
         self.entries.iter().map(|(e, _)| *e)
+    }
+}
+
+/// Copies the encodings, not the capacity around them.
+#[cfg(feature = "model")]
+impl Clone for ConfigRecord {
+    fn clone(&self) -> Self {
+        let mut copy = Self::default();
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.entries.clear();
+        for (epoch, bytes) in &source.entries {
+            // Same capacity: cannot fail.
+            let _ = self.entries.push((*epoch, MsgBytes::new()));
+            if let Some((_, copy)) = self.entries.last_mut() {
+                let _ = copy.extend_from_slice(bytes);
+            }
+        }
+        self.forgotten = source.forgotten;
     }
 }
 

@@ -53,7 +53,6 @@ impl core::fmt::Debug for Running {
 }
 
 /// One simulated sled.
-#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Sled {
     id: PlatformId,
     disk: Disk,
@@ -110,6 +109,38 @@ impl core::fmt::Debug for Sled {
             .field("boots", &self.boots)
             .field("running", &self.running)
             .finish()
+    }
+}
+
+/// Copies a sled in place: the disk's bytes and the running parts only,
+/// not the capacity around them (a model checker copies many).
+#[cfg(feature = "model")]
+impl Clone for Sled {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            disk: self.disk.clone(),
+            writes: self.writes,
+            boots: self.boots,
+            running: self.running.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.id.clone_from(&source.id);
+        self.disk.clear();
+        // Same capacity: cannot fail.
+        let _ = self.disk.extend_from_slice(&source.disk);
+        self.writes = source.writes;
+        self.boots = source.boots;
+        match (&mut self.running, &source.running) {
+            (Some(to), Some(from)) => {
+                to.node.clone_from(&from.node);
+                to.ctx.clone_from(&from.ctx);
+                to.rng.clone_from(&from.rng);
+            }
+            (to, from) => to.clone_from(from),
+        }
     }
 }
 

@@ -201,6 +201,8 @@ struct Search<'a> {
     nodes: Vec<Node>,
     seen: Seen,
     report: Report,
+    /// Clusters no longer used, copied into again instead of allocated.
+    spare: Vec<Box<Cluster>>,
 }
 
 /// Runs the breadth-first search within `bounds`; `on_layer` hears about
@@ -215,6 +217,7 @@ pub fn explore(bounds: &Bounds, on_layer: &mut dyn FnMut(&Report)) -> (Report, O
         nodes: Vec::new(),
         seen: Seen::default(),
         report: Report::default(),
+        spare: Vec::new(),
     };
     let found = search.run(on_layer);
     search.report.complete = found.is_none();
@@ -247,7 +250,8 @@ impl Search<'_> {
             let next = self.nodes.len();
             // The clusters along the current path: the start, then one per
             // level.
-            let mut path: Vec<(u32, Box<Cluster>)> = vec![(0, Box::new((*root).clone()))];
+            let start = self.copy(&root);
+            let mut path: Vec<(u32, Box<Cluster>)> = vec![(0, start)];
             for index in layer.clone() {
                 let index = index as u32;
                 if let Err(failure) = self.walk_to(&mut path, index) {
@@ -262,9 +266,10 @@ impl Search<'_> {
                 }
                 step::enabled(state, &self.bounds, &mut steps);
                 for step in &steps {
-                    let mut child = Box::new((**state).clone());
+                    let mut child = self.copy(state);
                     self.report.transitions += 1;
-                    match step::take(&mut child, step) {
+                    let taken = step::take(&mut child, step);
+                    match taken {
                         Ok(Taken::Done(_)) => {}
                         Ok(Taken::Impossible) => {
                             return Some(self.found(Failure::Nondeterministic, index, Some(*step)));
@@ -275,6 +280,7 @@ impl Search<'_> {
                     }
                     let fp = fingerprint::of(&child);
                     if !self.seen.insert(fp) {
+                        self.spare.push(child);
                         continue;
                     }
                     let new = self.nodes.len() as u32;
@@ -287,6 +293,7 @@ impl Search<'_> {
                     if let Some(failure) = self.check_state(&child, self.report.unique - 1) {
                         return Some(self.found(failure, new, None));
                     }
+                    self.spare.push(child);
                 }
             }
             layer = next..self.nodes.len();
@@ -308,9 +315,10 @@ impl Search<'_> {
         }
         if self.bounds.liveness.checks(index) {
             self.report.liveness_checked += 1;
-            let mut copy = Box::new(state.clone());
+            let mut copy = self.copy(state);
             let healed = fingerprint::reseed(&mut copy, &Step::Poll)
                 .and_then(|()| copy.check_liveness());
+            self.spare.push(copy);
             if let Err(violation) = healed {
                 return Some(Failure::Liveness(violation));
             }
@@ -328,12 +336,16 @@ impl Search<'_> {
             .zip(&chain)
             .take_while(|((at, _), want)| at == *want)
             .count();
-        path.truncate(shared.max(1));
+        while path.len() > shared.max(1) {
+            if let Some((_, cluster)) = path.pop() {
+                self.spare.push(cluster);
+            }
+        }
         for &node in chain.iter().skip(path.len()) {
             let Some((_, parent)) = path.last() else {
                 return Err(Failure::Nondeterministic);
             };
-            let mut cluster = Box::new((**parent).clone());
+            let mut cluster = self.copy(parent);
             let Some(record) = self.nodes.get(node as usize) else {
                 return Err(Failure::Nondeterministic);
             };
@@ -345,6 +357,17 @@ impl Search<'_> {
             path.push((node, cluster));
         }
         Ok(())
+    }
+
+    /// A copy of `cluster`, into a spare one if there is one.
+    fn copy(&mut self, cluster: &Cluster) -> Box<Cluster> {
+        match self.spare.pop() {
+            Some(mut spare) => {
+                Cluster::clone_from(&mut spare, cluster);
+                spare
+            }
+            None => Box::new(cluster.clone()),
+        }
     }
 
     /// The nodes from the start to `index`.

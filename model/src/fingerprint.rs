@@ -33,10 +33,25 @@ pub fn of(cluster: &Cluster) -> Fingerprint {
     h.finish128().as_u128()
 }
 
-/// Reseeds every running sled's RNG from its own fingerprint and `step`.
+/// Reseeds the RNG of every running sled that `step` may make draw
+/// randomness from its own fingerprint and `step`. Only a delivery (to its
+/// receiver) and Nexus's calls (to a coordinator) hand a node its RNG; a
+/// sled not reseeded draws nothing in this step, and is reseeded before
+/// any step that may make it draw, so RNG states never need hashing.
 pub(crate) fn reseed(cluster: &mut Cluster, step: &Step) -> Result<(), Violation> {
+    let draws = |index: usize| match step {
+        Step::Deliver(msg) => usize::from(msg.to) == index,
+        Step::Start { .. } | Step::Poll | Step::Abandon(_) => true,
+        Step::Drop(_)
+        | Step::Duplicate(_)
+        | Step::Crash(_)
+        | Step::Restart(_)
+        | Step::Reconnect(..)
+        | Step::Commit(_)
+        | Step::Load(_) => false,
+    };
     for index in 0..cluster.sled_count() {
-        if !cluster.sled(index).is_some_and(|s| s.is_up()) {
+        if !draws(index) || !cluster.sled(index).is_some_and(|s| s.is_up()) {
             continue;
         }
         let mut seed = [0u8; 32];

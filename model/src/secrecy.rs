@@ -82,12 +82,19 @@ pub fn check(cluster: &Cluster, lrtq_secret: Option<&RackSecret>) -> Result<(), 
             outputs.push((format!("context of sled {index}"), format!("{:?}", running.ctx)));
         }
     }
-    for (place, text) in &outputs {
-        if material.iter().any(|secret| text.contains(secret.as_str())) {
-            return Err(Leak {
-                place: place.clone(),
-            });
-        }
-    }
-    Ok(())
+    // One search per secret over all outputs at once; the place is looked
+    // up only if something is found.
+    let all = outputs
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(secret) = material.iter().find(|secret| all.contains(secret.as_str())) else {
+        return Ok(());
+    };
+    let place = outputs
+        .iter()
+        .find(|(_, text)| text.contains(secret.as_str()))
+        .map_or_else(|| "across outputs".to_string(), |(place, _)| place.clone());
+    Err(Leak { place })
 }
