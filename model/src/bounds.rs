@@ -29,7 +29,7 @@ impl Liveness {
     pub fn checks(self, index: u64) -> bool {
         match self {
             Self::Every => true,
-            Self::EveryNth(n) => n != 0 && index % n == 0,
+            Self::EveryNth(n) => n != 0 && index.is_multiple_of(n),
             Self::Off => false,
         }
     }

@@ -3,8 +3,8 @@
 //! States are not kept: each is a whole simulated rack (hundreds of KiB),
 //! and it cannot be written out and read back (a node's in-memory state is
 //! the core's own). What is kept per state is its fingerprint, its parent
-//! and the step from the parent: a tree of shortest paths, about 48 bytes
-//! a state. Each layer of the search is re-created by walking that tree
+//! and the step from the parent (48 bytes), plus its fingerprint in the
+//! set of states seen: a tree of shortest paths. Each layer of the search is re-created by walking that tree
 //! depth first with one cloned rack per level of the current path, so a
 //! state is re-created from its parent by one step (and checked to have
 //! the fingerprint it had when found: the search stops if the model is not
@@ -143,7 +143,10 @@ impl Coverage {
             .is_some_and(|p| p.phase == tq_nexus::Phase::Running);
         count(running, &mut self.with_running_coordination);
         count(stats.abandoned >= 1, &mut self.with_abandoned_epoch);
-        count(cluster.stats().secrets_loaded >= 1, &mut self.with_secret_loaded);
+        count(
+            cluster.stats().secrets_loaded >= 1,
+            &mut self.with_secret_loaded,
+        );
         let latest = nexus.latest_committed();
         let all = latest.is_some_and(|l| l.members & !nexus.commit_confirmed() == 0);
         count(all, &mut self.with_commit_confirmed_everywhere);
@@ -316,8 +319,8 @@ impl Search<'_> {
         if self.bounds.liveness.checks(index) {
             self.report.liveness_checked += 1;
             let mut copy = self.copy(state);
-            let healed = fingerprint::reseed(&mut copy, &Step::Poll)
-                .and_then(|()| copy.check_liveness());
+            let healed =
+                fingerprint::reseed(&mut copy, &Step::Poll).and_then(|()| copy.check_liveness());
             self.spare.push(copy);
             if let Err(violation) = healed {
                 return Some(Failure::Liveness(violation));
@@ -390,7 +393,7 @@ impl Search<'_> {
             .filter_map(|i| self.nodes.get(i as usize).map(|n| n.step))
             .collect();
         path.extend(last);
-        let actions = replay(self.rack, &path).map_or_else(|(actions, _)| actions, |(a, _)| a);
+        let actions = replay(self.rack, &path).actions;
         Found {
             failure,
             path,
@@ -399,27 +402,46 @@ impl Search<'_> {
     }
 }
 
+/// What taking a path again did.
+pub struct Replay {
+    /// The harness actions taken (up to the failing one).
+    pub actions: Vec<Action>,
+    /// The cluster reached, or the violation that stopped it (`None`: a
+    /// step was not possible).
+    pub end: Result<Box<Cluster>, Option<Violation>>,
+}
+
 /// Takes `path` from the start of `rack`, as the search does (reseeding
-/// before each step). Ok: the harness actions taken and the cluster
-/// reached; Err: the actions up to the failing one and the violation.
-#[allow(clippy::type_complexity)]
-pub fn replay(
-    rack: &Rack,
-    path: &[Step],
-) -> Result<(Vec<Action>, Box<Cluster>), (Vec<Action>, Option<Violation>)> {
+/// before each step).
+pub fn replay(rack: &Rack, path: &[Step]) -> Replay {
     let mut actions = Vec::new();
-    let mut cluster = rack.cluster().map_err(|v| (Vec::new(), Some(v)))?;
+    let mut cluster = match rack.cluster() {
+        Ok(cluster) => cluster,
+        Err(violation) => {
+            return Replay {
+                actions,
+                end: Err(Some(violation)),
+            };
+        }
+    };
     for step in path {
         if let Some(taken) = step::actions(&cluster, step) {
             actions.extend(taken);
         }
-        match step::take(&mut cluster, step) {
-            Ok(Taken::Done(_)) => {}
-            Ok(Taken::Impossible) => return Err((actions, None)),
-            Err(violation) => return Err((actions, Some(violation))),
-        }
+        let failed = match step::take(&mut cluster, step) {
+            Ok(Taken::Done(_)) => continue,
+            Ok(Taken::Impossible) => None,
+            Err(violation) => Some(violation),
+        };
+        return Replay {
+            actions,
+            end: Err(failed),
+        };
     }
-    Ok((actions, cluster))
+    Replay {
+        actions,
+        end: Ok(cluster),
+    }
 }
 
 /// The liveness setting to use for `bounds`, spelled out for a report.

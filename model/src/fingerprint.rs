@@ -26,9 +26,16 @@ use crate::step::Step;
 /// A state's fingerprint.
 pub type Fingerprint = u128;
 
+/// SipHash keys, one pair per use, so a fingerprint, a seed and a message
+/// key never coincide by construction ("tq-model", "state"; "tq-rng").
+const STATE_KEY: (u64, u64) = (0x7471_2d6d_6f64_656c, 0x0073_7461_7465);
+const RNG_KEY: u64 = 0x7471_2d72_6e67;
+/// The key of message names ([`crate::step::Msg`]): "msg".
+pub(crate) const MESSAGE_KEY: (u64, u64) = (0x006d_7367, 0);
+
 /// The fingerprint of `cluster`.
 pub fn of(cluster: &Cluster) -> Fingerprint {
-    let mut h = SipHasher13::new_with_keys(0x7471_2d6d_6f64_656c, 0x7374_6174_65);
+    let mut h = SipHasher13::new_with_keys(STATE_KEY.0, STATE_KEY.1);
     cluster.fingerprint(&mut h);
     h.finish128().as_u128()
 }
@@ -56,7 +63,7 @@ pub(crate) fn reseed(cluster: &mut Cluster, step: &Step) -> Result<(), Violation
         }
         let mut seed = [0u8; 32];
         for (half, chunk) in seed.chunks_mut(16).enumerate() {
-            let mut h = SipHasher13::new_with_keys(0x7471_2d72_6e67, half as u64);
+            let mut h = SipHasher13::new_with_keys(RNG_KEY, half as u64);
             index.hash(&mut h);
             cluster.sled_fingerprint(index, &mut h);
             step.hash(&mut h);

@@ -22,11 +22,12 @@
 //! 64-bit fingerprint. Here a state is a whole simulated rack, hundreds of
 //! KiB, that cannot be serialized (a node's in-memory state is the core's
 //! own, and holds shares): a frontier of 10^5 states would need tens of
-//! GiB. This search keeps 48 bytes per state (a 128-bit fingerprint, the
-//! parent, the step) and re-creates each layer by walking the tree of
-//! shortest paths with one cloned rack per level ([`explore`]'s doc). Its
-//! liveness check is the harness's (heal, let Nexus finish, every member
-//! loads the secret), not a temporal property over paths.
+//! GiB. This search keeps a few dozen bytes per state (a 128-bit
+//! fingerprint, the parent, the step) and re-creates each layer by walking
+//! the tree of shortest paths with one cloned rack per level (see the
+//! [`explore`](mod@explore) module). Its liveness check is the harness's
+//! (heal, let Nexus finish, every member loads the secret), not a temporal
+//! property over paths.
 //!
 //! # What makes "each state once" exact
 //!
@@ -57,4 +58,4 @@ pub mod secrecy;
 pub mod step;
 
 pub use bounds::{Bounds, Liveness, Start};
-pub use explore::{Coverage, Failure, Found, Rack, Report, explore, replay};
+pub use explore::{Coverage, Failure, Found, Rack, Replay, Report, explore, replay};

@@ -78,8 +78,14 @@ pub fn check(cluster: &Cluster, lrtq_secret: Option<&RackSecret>) -> Result<(), 
         };
         outputs.push((format!("sled {index}"), format!("{sled:?}")));
         if let Some(running) = sled.running() {
-            outputs.push((format!("node of sled {index}"), format!("{:?}", running.node)));
-            outputs.push((format!("context of sled {index}"), format!("{:?}", running.ctx)));
+            outputs.push((
+                format!("node of sled {index}"),
+                format!("{:?}", running.node),
+            ));
+            outputs.push((
+                format!("context of sled {index}"),
+                format!("{:?}", running.ctx),
+            ));
         }
     }
     // One search per secret over all outputs at once; the place is looked

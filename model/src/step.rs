@@ -33,7 +33,8 @@ pub struct Msg {
 
 impl Msg {
     fn of(msg: &InFlight) -> Self {
-        let mut h = SipHasher13::new_with_keys(0x6d73_67, 0);
+        let (k0, k1) = crate::fingerprint::MESSAGE_KEY;
+        let mut h = SipHasher13::new_with_keys(k0, k1);
         msg.bytes.hash(&mut h);
         let kind = KINDS.iter().position(|k| *k == msg.kind());
         Self {
@@ -117,7 +118,10 @@ impl fmt::Display for Step {
             ),
             Self::Poll => write!(f, "Nexus polls the coordinator"),
             Self::Commit(n) => write!(f, "Nexus tells waiting member #{n} to commit"),
-            Self::Abandon(n) => write!(f, "Nexus abandons the pending epoch (next coordinator #{n})"),
+            Self::Abandon(n) => write!(
+                f,
+                "Nexus abandons the pending epoch (next coordinator #{n})"
+            ),
             Self::Load(s) => write!(f, "sled {s} loads the latest rack secret"),
         }
     }
@@ -197,8 +201,7 @@ fn nexus_steps(cluster: &Cluster, bounds: &Bounds, out: &mut Vec<Step>) {
             .filter(|i| pick(*i))
             .fold(0, |mask, i| mask | bit(i))
     };
-    let may_coordinate =
-        mask_of(&|i| cluster.id(i).is_some_and(|id| machine.may_coordinate(id)));
+    let may_coordinate = mask_of(&|i| cluster.id(i).is_some_and(|id| machine.may_coordinate(id)));
     let below_bound = machine.highest_started().0 < bounds.max_epoch;
     match nexus.pending() {
         Some(pending) => {
@@ -212,7 +215,11 @@ fn nexus_steps(cluster: &Cluster, bounds: &Bounds, out: &mut Vec<Step>) {
         }
         None if below_bound => {
             let current = nexus.members();
-            let removed = mask_of(&|i| cluster.id(i).is_some_and(|id| machine.removed().contains(id)));
+            let removed = mask_of(&|i| {
+                cluster
+                    .id(i)
+                    .is_some_and(|id| machine.removed().contains(id))
+            });
             let spares = mask_of(&|_| true) & !current & !removed;
             let mut changes = vec![(Change::Same, current)];
             for n in 0..count(spares) {
@@ -294,7 +301,7 @@ pub enum Taken {
 }
 
 /// Takes `step` in `cluster`: reseeds every running sled's RNG from its
-/// own fingerprint and the step (see [`crate::fingerprint::reseed`]), then
+/// own fingerprint and the step (see [`crate::fingerprint`]), then
 /// applies the harness actions, each checked by the harness's checker.
 pub fn take(cluster: &mut Cluster, step: &Step) -> Result<Taken, Violation> {
     let Some(actions) = actions(cluster, step) else {

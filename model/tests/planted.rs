@@ -48,7 +48,10 @@ fn the_checker_finds_the_planted_bug_by_a_shortest_path() {
     let (report, found) = with_big_stack(move || explore(&bounds, &mut |_| {}));
     let found = found.expect("the planted bug is found");
     println!("planted: {:?}", tq_core::planted::PLANTED_BUG);
-    println!("after {} states, {} transitions", report.unique, report.transitions);
+    println!(
+        "after {} states, {} transitions",
+        report.unique, report.transitions
+    );
     println!("{found}");
     println!("harness actions: {:?}", found.actions);
     let (is_expected, shortest) = EXPECTED;
@@ -63,9 +66,8 @@ fn the_checker_finds_the_planted_bug_by_a_shortest_path() {
     // The path alone, taken again from the start, breaks the same
     // invariant.
     let path = found.path.clone();
-    let replayed = with_big_stack(move || {
-        tq_model::replay(&Rack::new(bounds), &path).map(|_| ()).map_err(|(_, v)| v)
-    });
+    let replayed =
+        with_big_stack(move || tq_model::replay(&Rack::new(bounds), &path).end.map(|_| ()));
     assert_eq!(replayed, Err(Some(violation.clone())));
 }
 

@@ -21,10 +21,9 @@ impl Nexus {
     /// instant the machine was given).
     pub fn fingerprint<H: Hasher>(&self, now: Instant, h: &mut H) {
         let until = |at: Instant| at.millis().saturating_sub(now.millis());
-        let abandon_after = self
-            .timing
-            .abandon_after
-            .map_or(u64::MAX, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let abandon_after = self.timing.abandon_after.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        });
         self.state.hash(h);
         self.is_stored().hash(h);
         let progress = &self.progress;
