@@ -10,6 +10,31 @@ pub enum Start {
     /// An LRTQ rack (every member holds LRTQ share data): the first
     /// reconfiguration is the upgrade (epoch 2).
     Lrtq,
+    /// A fresh rack after its first configuration: Nexus committed epoch 1,
+    /// every member confirmed it, nothing is in flight. The next
+    /// reconfiguration (epoch 2) collects the old secret's shares,
+    /// re-encrypts it and prepares: the path a fresh start reaches only
+    /// past the bounds an exhaustive search can afford.
+    Committed,
+    /// An LRTQ rack after its upgrade (epoch 2 committed and confirmed,
+    /// nothing in flight); the next reconfiguration is epoch 3.
+    Upgraded,
+}
+
+impl Start {
+    /// Whether the rack holds LRTQ share data.
+    pub fn is_lrtq(self) -> bool {
+        matches!(self, Self::Lrtq | Self::Upgraded)
+    }
+
+    /// The epoch of the first reconfiguration Nexus starts from here.
+    pub fn first_epoch(self) -> u64 {
+        match self {
+            Self::Fresh => 1,
+            Self::Lrtq | Self::Committed => 2,
+            Self::Upgraded => 3,
+        }
+    }
 }
 
 /// When the liveness check runs.
@@ -76,10 +101,7 @@ impl Bounds {
     /// `max_depth` steps deep through two epochs of reconfiguration, with
     /// every kind of step and the liveness check from every state.
     pub fn new(sleds: usize, start: Start, max_depth: usize) -> Self {
-        let first_epoch = match start {
-            Start::Fresh => 1,
-            Start::Lrtq => 2,
-        };
+        let first_epoch = start.first_epoch();
         Self {
             sleds,
             members: sleds,

@@ -45,7 +45,9 @@ pub struct Rack {
 impl Rack {
     /// The rack `bounds` describe.
     pub fn new(bounds: Bounds) -> Self {
-        let lrtq = (bounds.start == Start::Lrtq)
+        let lrtq = bounds
+            .start
+            .is_lrtq()
             .then(|| lrtq_rack(bounds.members, 0x4c52_5451 + bounds.members as u64));
         Self { bounds, lrtq }
     }
@@ -57,7 +59,13 @@ impl Rack {
             None => RackStart::Fresh,
         };
         let b = &self.bounds;
-        Cluster::new(b.seed, RACK, b.sleds, b.members, start).map(Box::new)
+        let mut cluster = Box::new(Cluster::new(b.seed, RACK, b.sleds, b.members, start)?);
+        if matches!(b.start, Start::Committed | Start::Upgraded) {
+            // The harness's own driving: the first reconfiguration, to a
+            // commit every member confirmed, and a quiet network.
+            cluster.nexus_finish()?;
+        }
+        Ok(cluster)
     }
 
     fn lrtq_secret(&self) -> Option<&RackSecret> {

@@ -5,9 +5,10 @@
 //! [`step::Step`] (deliver, drop or duplicate any message in flight;
 //! crash or restart any sled; reset any connection; Nexus starts,
 //! polls, commits, abandons; a sled loads the rack secret) from a fresh
-//! rack or an LRTQ rack, within a [`Bounds`] (depth, epochs, copies,
-//! sleds down), over the *real* code: each state is a `tq_harness::Cluster`
-//! of real `tq_core::node::Node`s with disks, the harness's lossy network
+//! rack, an LRTQ rack, or either past its first commit ([`Start`]), within
+//! a [`Bounds`] (depth, epochs, copies, sleds down), over the *real* code:
+//! each state is a `tq_harness::Cluster` of real `tq_core::node::Node`s
+//! with disks, the harness's lossy network
 //! and `tq-nexus`'s state machine. Every state is fingerprinted
 //! ([`fingerprint`]) and explored once. In every state the harness's
 //! checker has run (PROTOCOL.md section 8, invariants 1 to 6 and the

@@ -1,7 +1,7 @@
 //! The model checker over the real core, at bounds a test can afford: every
-//! interleaving of the model's steps within the bound, from a fresh rack
-//! and from an LRTQ rack of three sleds, every state checked (section 8 of
-//! PROTOCOL.md, liveness included).
+//! interleaving of the model's steps within the bound, from a fresh rack,
+//! an LRTQ rack, and a rack past its first commit, of three sleds, every
+//! state checked (section 8 of PROTOCOL.md, liveness included).
 //!
 //! The `#[ignore]`d tests are CI's bound: a few minutes each in the `model`
 //! profile (`cargo test -p tq-model --profile model --test bounded --
@@ -50,6 +50,13 @@ fn an_lrtq_rack_of_three_keeps_every_invariant_in_every_state_to_depth_2() {
 }
 
 #[test]
+fn a_committed_rack_of_three_keeps_every_invariant_in_every_state_to_depth_2() {
+    let report = run(Bounds::new(3, Start::Committed, SMOKE_DEPTH));
+    assert!(report.coverage.with_running_coordination > 0);
+    assert_eq!(report.coverage.highest_commit, 1);
+}
+
+#[test]
 #[ignore = "CI's bound: run in the model profile (see the file doc)"]
 fn ci_bound_fresh_rack_of_three_to_depth_6_live_from_every_state() {
     let report = run(Bounds::new(3, Start::Fresh, 6));
@@ -68,4 +75,16 @@ fn ci_bound_lrtq_rack_of_three_to_depth_6_live_from_every_state() {
     // LRTQ shares), one request, its answer (with its own share, the LRTQ
     // threshold of two: prepare), a prepare, its ack, a poll.
     assert!(report.coverage.with_commit > 0);
+}
+
+#[test]
+#[ignore = "CI's bound: run in the model profile (see the file doc)"]
+fn ci_bound_committed_rack_of_three_to_depth_6_live_from_every_state() {
+    let report = run(Bounds::new(3, Start::Committed, 6));
+    // Epoch 2 commits in six steps: start (the coordinator asks for shares
+    // of epoch 1), one request, its answer (with its own share, the
+    // threshold of two: rebuild the old secret, re-encrypt, prepare), a
+    // prepare, its ack, a poll.
+    assert!(report.coverage.with_two_commits > 0);
+    assert_eq!(report.coverage.highest_commit, 2);
 }

@@ -13,6 +13,8 @@ use tq_model::{Bounds, Liveness, Report, Start, explore};
 enum StartArg {
     Fresh,
     Lrtq,
+    Committed,
+    Upgraded,
 }
 
 /// Exhaustive, bounded model checking of the trust quorum core.
@@ -65,6 +67,8 @@ fn main() -> ExitCode {
     let start = match args.start {
         StartArg::Fresh => Start::Fresh,
         StartArg::Lrtq => Start::Lrtq,
+        StartArg::Committed => Start::Committed,
+        StartArg::Upgraded => Start::Upgraded,
     };
     let mut bounds = Bounds::new(args.sleds, start, args.depth);
     bounds.members = args.members.unwrap_or(args.sleds);
