@@ -38,6 +38,7 @@ use crate::persistent::Expunged;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReconfigureMsg {
     /// The rack.
     pub rack_id: RackId,
@@ -57,6 +58,7 @@ pub struct ReconfigureMsg {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LrtqUpgradeMsg {
     /// The rack (must match the LRTQ data).
     pub rack_id: RackId,
@@ -71,6 +73,7 @@ pub struct LrtqUpgradeMsg {
 /// Nexus committed `epoch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CommitRequest {
     /// The rack.
     pub rack_id: RackId,
@@ -82,6 +85,7 @@ pub struct CommitRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ReconfigureOutcome {
     /// The coordination started.
     Started,
@@ -94,6 +98,7 @@ pub enum ReconfigureOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CommitOutcome {
     /// The epoch is now committed here.
     Committed,
@@ -105,6 +110,7 @@ pub enum CommitOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PrepareAndCommitOutcome {
     /// The node had prepared this configuration and is now committed.
     Committed,
@@ -120,6 +126,8 @@ pub enum PrepareAndCommitOutcome {
 /// list and the configuration are held; see the module doc.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "CoordinatorStatus"))]
 pub struct CoordinatorStatus<A = MemberSet, C = Configuration> {
     /// The epoch being coordinated.
     pub epoch: Epoch,
@@ -144,10 +152,16 @@ pub type PeerList = heapless::Vec<PlatformId, MAX_CONNECTED, u8>;
 /// see the module doc.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "NodeStatus", bound = ""))]
 pub struct NodeStatus<P = PeerList> {
     /// This sled.
     pub id: PlatformId,
     /// Peers currently connected.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::vec::Vec<PlatformId>", length(max = "MAX_CONNECTED"))
+    )]
     pub connected: P,
     /// What the persistent state holds.
     pub state: StateSummary,
@@ -157,6 +171,10 @@ pub struct NodeStatus<P = PeerList> {
     /// What is in progress.
     pub activity: Activity,
     /// Alarms raised so far.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::vec::Vec<Alarm>", length(max = "MAX_ALARMS"))
+    )]
     pub alarms: heapless::Vec<Alarm, MAX_ALARMS, u8>,
     /// Event counters.
     pub counters: Counters,
@@ -168,10 +186,18 @@ pub type NodeStatusRef<'a> = NodeStatus<&'a [PlatformId]>;
 /// A summary of a node's persistent state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StateSummary {
     /// The LRTQ share data, if this sled came from an LRTQ rack.
     pub lrtq: Option<LrtqSummary>,
     /// The configurations stored, oldest first.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "std::vec::Vec<ConfigSummary>",
+            length(max = "MAX_STORED_CONFIGS")
+        )
+    )]
     pub configs: heapless::Vec<ConfigSummary, MAX_STORED_CONFIGS, u8>,
     /// The latest committed epoch.
     pub latest_committed: Option<Epoch>,
@@ -183,6 +209,7 @@ pub struct StateSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LrtqSummary {
     /// The rack, as LRTQ knew it.
     pub rack_id: RackId,
@@ -193,6 +220,7 @@ pub struct LrtqSummary {
 /// One stored configuration, summarised.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigSummary {
     /// Its epoch.
     pub epoch: Epoch,
@@ -212,15 +240,29 @@ pub struct ConfigSummary {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Activity {
-    /// The epoch being coordinated and its phase.
-    pub coordinating: Option<(Epoch, CoordinatorPhase)>,
+    /// The coordination running here: its epoch and phase.
+    pub coordinating: Option<Coordinating>,
     /// The committed epoch whose own share is being computed.
     pub computing_share: Option<Epoch>,
     /// The epoch whose shares are being collected to load its secret.
     pub loading_secret: Option<Epoch>,
     /// The epoch whose secret (and older ones) is loaded.
     pub secret_loaded: Option<Epoch>,
+}
+
+/// A coordination running on a node. (A struct, not a tuple: JSON and
+/// OpenAPI 3.0 name its fields; postcard encodes both alike.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Coordinating {
+    /// The epoch being coordinated.
+    pub epoch: Epoch,
+    /// Where it stands.
+    pub phase: CoordinatorPhase,
 }
 
 /// Nexus's crash tolerance `Z` for a configuration with `spare = members -

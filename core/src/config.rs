@@ -14,6 +14,7 @@ use crate::limits::{MAX_MEMBERS, MIN_MEMBERS};
 /// One member of a configuration and the digest of the share it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Member {
     /// The sled.
     pub id: PlatformId,
@@ -72,6 +73,7 @@ pub struct Configuration(ConfigFields);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigFields {
     /// The rack this configuration belongs to.
     pub rack_id: RackId,
@@ -81,6 +83,13 @@ pub struct ConfigFields {
     pub coordinator: PlatformId,
     /// Members and share digests, sorted by id. A member's share has
     /// x-coordinate (position + 1).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "std::vec::Vec<Member>",
+            length(min = "MIN_MEMBERS", max = "MAX_MEMBERS")
+        )
+    )]
     pub members: Members,
     /// Shares needed to rebuild the secret.
     pub threshold: Threshold,
@@ -132,7 +141,7 @@ impl Configuration {
             epoch: Epoch(0),
             coordinator: PlatformId::unfilled(),
             members: heapless::Vec::new(),
-            threshold: Threshold::MIN,
+            threshold: Threshold::UNFILLED,
             encrypted_rack_secrets: None,
         })
     }

@@ -12,6 +12,7 @@ use crate::limits::{
 /// is epoch 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Epoch(pub u64);
 
 impl Epoch {
@@ -146,8 +147,11 @@ impl fmt::Display for ThresholdOutOfRange {
 impl core::error::Error for ThresholdOutOfRange {}
 
 impl Threshold {
-    /// The smallest threshold.
-    pub(crate) const MIN: Self = Self(MIN_THRESHOLD);
+    /// Zero: only the placeholder of a slot not yet filled (see
+    /// [`crate::wire::DecodeSlot`]), never a threshold anyone reads. Zero,
+    /// so that a slot's `const` initializer is all zero bytes and a static
+    /// one sits in `.bss`, costing no flash.
+    pub(crate) const UNFILLED: Self = Self(0);
 
     /// A threshold, if `k` is in range.
     pub const fn new(k: u8) -> Result<Self, ThresholdOutOfRange> {
@@ -336,17 +340,41 @@ fn field(s: &str) -> Result<PlatformIdField, PlatformIdError> {
 
 /// The wire shape of a [`PlatformId`] before its fields are checked. The
 /// fields are copied, not borrowed, so that a JSON string with escapes
-/// (`\"`, `\\`) reads as well as postcard's raw bytes.
+/// (`\"`, `\\`) reads as well as postcard's raw bytes, and so that a state
+/// read from storage a page at a time keeps nothing of its input.
 #[derive(Deserialize)]
 struct RawPlatformId {
-    part_number: PlatformIdField,
-    serial_number: PlatformIdField,
+    part_number: CopiedField,
+    serial_number: CopiedField,
 }
 
 impl TryFrom<RawPlatformId> for PlatformId {
     type Error = PlatformIdError;
     fn try_from(raw: RawPlatformId) -> Result<Self, Self::Error> {
-        Self::new(&raw.part_number, &raw.serial_number)
+        Self::new(&raw.part_number.0, &raw.serial_number.0)
+    }
+}
+
+/// A field read as an owned string (`deserialize_string`: the format may
+/// hand it over from a temporary buffer), at most
+/// [`PLATFORM_ID_FIELD_LEN`] bytes.
+struct CopiedField(PlatformIdField);
+
+impl<'de> Deserialize<'de> for CopiedField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CopiedField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a string of at most {PLATFORM_ID_FIELD_LEN} bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<CopiedField, E> {
+                PlatformIdField::try_from(text)
+                    .map(CopiedField)
+                    .map_err(|_| E::invalid_length(text.len(), &self))
+            }
+        }
+        deserializer.deserialize_string(Visitor)
     }
 }
 

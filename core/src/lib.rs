@@ -49,7 +49,10 @@
 //! can copy a state and tell states apart. The `planted-bug-*` features
 //! break the core on purpose ([`planted`]), so `tq-model` can show that its
 //! checker finds such a bug. Nothing that ships enables any of them.
-#![no_std]
+// No std, but for the host-only `schema` feature: `schemars`'s derived
+// code needs std's prelude. Every other build (the service processor's
+// included) is `no_std`, so nothing here can come to rely on std.
+#![cfg_attr(not(feature = "schema"), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -65,7 +68,7 @@
 )]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "schema")))]
 extern crate std;
 
 mod log;
@@ -80,5 +83,7 @@ pub mod messages;
 pub mod node;
 pub mod persistent;
 pub mod planted;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod serde_forms;
 pub mod wire;

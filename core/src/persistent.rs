@@ -55,6 +55,7 @@ pub struct StoredConfig {
 /// The node learned it is not a member of a committed configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Expunged {
     /// The committed epoch it is not a member of.
     pub epoch: Epoch,
@@ -124,6 +125,11 @@ pub struct PersistentState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Revision(u64);
+
+impl Revision {
+    /// The revision of a state as [`PersistentState::new`] makes it.
+    pub(crate) const ZERO: Self = Self(0);
+}
 
 /// The fields only: the revision tells changes apart in memory, nothing
 /// more.
@@ -218,6 +224,16 @@ impl PersistentState {
             },
             revision: Revision(0),
         }
+    }
+
+    /// Empties the state in place, field by field (assigning a new state
+    /// would build 20 KiB on the stack first). Counts as a change.
+    pub(crate) fn clear(&mut self) {
+        self.changed();
+        self.fields.lrtq = None;
+        self.fields.configs.clear();
+        self.fields.latest_committed = None;
+        self.fields.expunged = None;
     }
 
     /// The revision of this state (see [`Revision`]).

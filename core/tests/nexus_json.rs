@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use tq_core::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, CoordinatorStatusRef,
-    LrtqSummary, LrtqUpgradeMsg, NodeStatus, NodeStatusRef, PeerList, PrepareAndCommitOutcome,
-    ReconfigureMsg, ReconfigureOutcome, StateSummary,
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatus,
+    CoordinatorStatusRef, LrtqSummary, LrtqUpgradeMsg, NodeStatus, NodeStatusRef, PeerList,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, StateSummary,
 };
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, RngError, ShareDigest};
@@ -337,7 +337,7 @@ fn state_summary() -> impl Strategy<Value = StateSummary> {
 
 fn activity() -> impl Strategy<Value = Activity> {
     (
-        option::of((epoch(), phase())),
+        option::of((epoch(), phase()).prop_map(|(epoch, phase)| Coordinating { epoch, phase })),
         option::of(epoch()),
         option::of(epoch()),
         option::of(epoch()),

@@ -417,7 +417,10 @@ pub fn nexus_answers() -> Vec<Seed> {
         },
         state_stored: true,
         activity: Activity {
-            coordinating: Some((Epoch(u64::MAX), CoordinatorPhase::Preparing)),
+            coordinating: Some(tq_core::api::Coordinating {
+                epoch: Epoch(u64::MAX),
+                phase: CoordinatorPhase::Preparing,
+            }),
             computing_share: Some(Epoch(u64::MAX)),
             loading_secret: Some(Epoch(u64::MAX)),
             secret_loaded: Some(Epoch(u64::MAX)),

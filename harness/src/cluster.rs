@@ -13,7 +13,7 @@ use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_core::limits::MAX_EVENTS;
 use tq_core::messages::Body;
-use tq_core::node::{Event, Io, LoadSecretError, Node, NodeCtx, drive};
+use tq_core::node::{Event, Io, LoadSecretError, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::{LrtqShareData, PersistentState};
 use tq_core::wire::{self, MAX_PEER_MSG_LEN};
 
@@ -84,7 +84,9 @@ impl Io for SledIo<'_> {
         *self.writes = self.writes.wrapping_add(1);
         Ok(())
     }
+}
 
+impl Outputs for SledIo<'_> {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         if self.violation.is_none() {
             self.violation = self.send_checked(to, bytes).err();

@@ -13,7 +13,7 @@ use rand_core::SeedableRng;
 use tq_core::api::CoordinatorStatus;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_core::member_set::MemberSet;
-use tq_core::node::{Event, Io, Node, NodeCtx, drive};
+use tq_core::node::{Event, Io, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::{LrtqShareData, PersistentState};
 use tq_core::wire::{self, MAX_PEER_MSG_LEN, MAX_PERSISTENT_STATE_LEN};
 use tq_nexus::{Answer, CallKind, Nexus, Origin, Phase, Reaction, Timing, status_ref};
@@ -54,7 +54,9 @@ impl Io for SledIo<'_> {
         *self.disk = wire::encode_persistent_state(state, &mut buf)?.to_vec();
         Ok(())
     }
+}
 
+impl Outputs for SledIo<'_> {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         let to = self.ids.iter().position(|id| id == to).unwrap();
         self.in_flight.push_back((self.from, to, bytes.to_vec()));

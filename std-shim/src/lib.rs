@@ -1,14 +1,32 @@
-//! `tq-std`: the host (std, tokio) side of the rack trust quorum, below the
-//! node task: the durable ledger and the peer network.
+//! `tq-std`: the host (std, tokio) side of the rack trust quorum: a sled's
+//! trust quorum node as sled-agent runs it.
 //!
-//! Both modules move bytes only. The core's encodings (the persistent
-//! state, peer messages, LRTQ share data) pass through them opaque; the
-//! node layer built on top decodes them with `tq_core::wire` and feeds the
-//! core, as the core's crate doc requires: it persists the state before
-//! sending anything the core queued.
+//! [`node::start`] boots a node from its ledger (or, for a sled with no
+//! ledger, from its LRTQ share file), starts the peer network and spawns
+//! the node task, the only thing that touches the core's node and context.
+//! Everything else goes through the cloneable [`handle::NodeHandle`].
 //!
 //! # Modules
 //!
+//! - [`node`]: the node task: one `select!` loop over API requests,
+//!   network events and timers; every input runs through the core's one
+//!   driving loop (`tq_core::node::drive_async`), so the state is on disk
+//!   before anything it queued is sent; a Nexus-facing call is answered
+//!   only once its state is stored. Status reports ([`node::report`]) and
+//!   the node layer's own counters ([`node::stats`]).
+//! - [`handle`]: the calls (reconfigure, upgrade from LRTQ, commit,
+//!   prepare-and-commit, coordinator and node status, load a secret, wait
+//!   for the latest one with a deadline, clear secrets, replace peer
+//!   addresses, metrics, shutdown, a watch of the latest committed epoch,
+//!   and proxied commit, prepare-and-commit and status). A full queue is
+//!   [`handle::Unavailable::Busy`].
+//! - [`proxy`]: calls passed through a connected sled to one Nexus cannot
+//!   reach, and their frames next to the core's on the peer connections.
+//! - [`secrets`]: the loaded secret as a typed in-process value, and disk
+//!   keys derived from it (HKDF-SHA3-256 with a documented context).
+//! - [`metrics`]: every counter (core, network, ledger, node layer) in the
+//!   Prometheus text format, by one function.
+//! - [`observe`]: the core's `log` lines bridged into `tracing`.
 //! - [`ledger`]: the persistent state in two mirrored files, one per M.2
 //!   drive. Header with magic, format version, generation, length and a
 //!   SHA3-256 checksum ([`ledger::format`]); each copy replaced atomically
@@ -20,11 +38,10 @@
 //! - [`net`]: TCP with mutual TLS 1.3 under the rack CA, the peer's
 //!   platform id taken from its certificate, one connection per pair (the
 //!   lower platform id dials), length-prefixed frames no longer than the
-//!   core's largest peer message, keep-alives and an inactivity timeout,
-//!   a bounded write queue per peer, capped jittered reconnection, and
-//!   per-peer counters. The node layer gets [`net::NetEvent`]s and calls
-//!   [`net::Net::send`] / [`net::Net::disconnect`].
-//! - [`backoff`]: the retry schedule both use.
+//!   largest core message or proxy frame, keep-alives and an inactivity
+//!   timeout, a bounded write queue per peer, capped jittered
+//!   reconnection, and per-peer counters.
+//! - [`backoff`]: the retry schedule of redials and ledger writes.
 //!
 //! # Rules this crate keeps
 //!
@@ -36,13 +53,24 @@
 //!   acknowledge, retried with backoff. Open never mistakes a broken or
 //!   missing drive for a fresh sled.
 //! - **Every bound is a named constant or a config field**
-//!   ([`net::NetConfig`], [`net::MAX_FRAME_LEN`],
-//!   [`ledger::MAX_PAYLOAD_LEN`], [`net::MAX_TRACKED_PEERS`]).
+//!   ([`node::NodeConfig`], [`net::NetConfig`], [`net::MAX_FRAME_LEN`],
+//!   [`proxy::MAX_PROXY_FRAME_LEN`], [`ledger::MAX_PAYLOAD_LEN`],
+//!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`]); a full
+//!   queue is a typed `Busy` or a counted drop, never a wait without end
+//!   or a panic.
+//! - **Nothing is acknowledged before it is stored.** If no ledger copy
+//!   takes the state, the node sends nothing, answers Nexus's calls with
+//!   `NotStored`, retries the write with backoff and says so in its status
+//!   and metrics.
 //! - **Counters are plain structs** read by one snapshot call
-//!   ([`net::Net::stats`], [`ledger::Ledger::stats`]), for the Prometheus
-//!   export; `tracing` spans name the peer and connection of every log line.
-//! - **Key shares stay secret**: ledger and LRTQ buffers are zeroized on
-//!   drop; frame contents are never logged.
+//!   ([`handle::NodeHandle::metrics`], gathering [`net::Net::stats`],
+//!   [`ledger::Ledger::stats`], the core's and the node layer's) for the
+//!   Prometheus export; `tracing` spans name the node, peer, connection
+//!   and epoch of every log line, the core's included.
+//! - **Secrets stay in the process**: a loaded secret is handed out only
+//!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
+//!   them; disk keys are derived from it); ledger, LRTQ and key buffers are
+//!   zeroized on drop; frame contents are never logged.
 //!
 //! # Where a sled's platform id is in its certificate
 //!
@@ -73,6 +101,16 @@
 //! - **Certificate parsing: `x509-parser`**, to read the SAN URI that
 //!   rustls does not expose; chain and validity checks stay with rustls's
 //!   webpki verifiers.
+//! - **Proxy payloads: the core's own Nexus codecs** (`tq_core::wire`)
+//!   behind a fixed 26-byte header, so a proxied request or answer is
+//!   decoded by the same bounded decoders as a direct one.
+//! - **Log bridge: `tracing-log`** (`LogTracer`), the `tracing` project's
+//!   own bridge from the `log` crate.
+//! - **Prometheus text written here** (one function, about a hundred
+//!   lines) rather than with the `prometheus` crate, whose registry is
+//!   process-wide while a process may run several nodes (tests, the demo);
+//!   the output is checked with the reference parser (Python
+//!   `prometheus_client`) in the tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -86,5 +124,11 @@
 )]
 
 pub mod backoff;
+pub mod handle;
 pub mod ledger;
+pub mod metrics;
 pub mod net;
+pub mod node;
+pub mod observe;
+pub mod proxy;
+pub mod secrets;

@@ -2,10 +2,14 @@
 //! copy, a crash between the two renames, unwritable directories (one, then
 //! both), and real crashes (a writer process killed with SIGKILL).
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+
+use common::Unwritable;
 
 use tq_std::backoff::BackoffConfig;
 use tq_std::ledger::format::HEADER_LEN;
@@ -52,39 +56,6 @@ impl Drives {
         assert_eq!(a, b);
         assert!(!self.copy(0).with_file_name(format!("{FILE}.tmp")).exists());
         assert!(!self.copy(1).with_file_name(format!("{FILE}.tmp")).exists());
-    }
-}
-
-/// Makes a directory unwritable: `chmod` for a normal user; as root (who
-/// ignores modes) the immutable attribute. Undone on drop. Fails the test
-/// if the directory is still writable.
-struct Unwritable(PathBuf);
-
-fn writable(dir: &Path) -> bool {
-    let probe = dir.join(".probe");
-    let ok = fs::write(&probe, b"x").is_ok();
-    let _ = fs::remove_file(&probe);
-    ok
-}
-
-impl Unwritable {
-    fn new(dir: &Path) -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
-        if writable(dir) {
-            let status = Command::new("chattr").arg("+i").arg(dir).status().unwrap();
-            assert!(status.success(), "chattr +i failed");
-        }
-        assert!(!writable(dir), "cannot make {} unwritable", dir.display());
-        Self(dir.to_owned())
-    }
-}
-
-impl Drop for Unwritable {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
     }
 }
 

@@ -45,11 +45,12 @@ FLASH_BUDGET = 160 * 1024
 RAM_BUDGET = 64 * 1024
 STACK_BUDGET = 16 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
-# 7.2 -icount shift=0, opt-level "z"): worst node call 1,832,840
-# (LrtqShare: the coordinator combining the LRTQ shares and preparing), worst
-# codec call 1,171,720 (restoring the largest persistent state).
-NODE_CALL_INSTRUCTIONS = 2_200_000
-CODEC_CALL_INSTRUCTIONS = 1_410_000
+# -icount shift=0, opt-level "z"): worst node call 1,803,040 (LrtqShare:
+# the coordinator combining the LRTQ shares and preparing), worst codec call
+# 2,131,520 (restoring the largest persistent state, its canonical check
+# re-encoding it included).
+NODE_CALL_INSTRUCTIONS = 2_160_000
+CODEC_CALL_INSTRUCTIONS = 2_560_000
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8

@@ -148,7 +148,10 @@ impl Basis {
         let sums = self.log_denominators.get_mut(..len).unwrap_or(&mut []);
         sums.fill(0);
         for (j, &x_j) in xs.iter().enumerate() {
-            let (earlier, later) = sums.split_at_mut(j);
+            // Always splits: `sums` is as long as `xs`.
+            let Some((earlier, later)) = sums.split_at_mut_checked(j) else {
+                break;
+            };
             let mut sum_j = 0;
             for (&x_m, sum_m) in xs.iter().zip(earlier) {
                 let log = log_difference(x_j, x_m);

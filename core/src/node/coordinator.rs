@@ -52,6 +52,7 @@ impl Request {
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CoordinatorPhase {
     /// Collecting shares of the last committed configuration.
     CollectingShares,

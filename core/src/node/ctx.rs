@@ -101,23 +101,68 @@ impl fmt::Debug for NodeCtx {
     }
 }
 
+/// Static memory for a node's context, for firmware: [`CtxSlot::new`] is
+/// `const`, so a task declares the slot in a `static` and the context
+/// (about 33 KiB, the persistent state 20 KiB of it) is in `.bss` by
+/// construction, never built on the stack. The slot yields a context only
+/// once booted with the sled's id, which is known only at run time.
+pub struct CtxSlot {
+    ctx: NodeCtx,
+    booted: bool,
+}
+
+impl CtxSlot {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self {
+            ctx: NodeCtx::empty(PlatformId::unfilled()),
+            booted: false,
+        }
+    }
+
+    /// Boots sled `id`: an empty context in the slot, to be filled with
+    /// [`NodeCtx::restore_state`] or [`NodeCtx::restore_lrtq`]. Booting
+    /// again starts over, as a restart does (field by field, in place).
+    pub fn boot(&mut self, id: PlatformId) -> &mut NodeCtx {
+        let ctx = &mut self.ctx;
+        ctx.id = id;
+        ctx.state.clear();
+        ctx.stored = ctx.state.revision();
+        ctx.outbox.clear();
+        ctx.alarms.clear();
+        ctx.counters = Counters::new();
+        ctx.events.clear();
+        self.booted = true;
+        ctx
+    }
+
+    /// The booted context, if the slot was booted.
+    pub fn get_mut(&mut self) -> Option<&mut NodeCtx> {
+        self.booted.then_some(&mut self.ctx)
+    }
+}
+
+impl Default for CtxSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl NodeCtx {
     /// A context for sled `id` with an empty persistent state (which counts
     /// as stored); at boot the caller then fills the state in place with
     /// [`Self::restore_state`] (from storage) or [`Self::restore_lrtq`]
-    /// (from the LRTQ ledger).
-    ///
-    /// The context is large (about 30 KiB, the persistent state 20 KiB of
-    /// it), so a caller with a small stack constructs it straight into the
-    /// static memory it lives in, e.g. `cortex_m::singleton!(: NodeCtx =
-    /// NodeCtx::new(id))`: an empty state is a few length fields, which the
-    /// compiler then writes in place (`target-tests`' node binary measures
-    /// this on the service processor).
+    /// (from the LRTQ ledger). Built by value (about 33 KiB): firmware
+    /// boots a [`CtxSlot`] in static memory instead.
     pub fn new(id: PlatformId) -> Self {
+        Self::empty(id)
+    }
+
+    const fn empty(id: PlatformId) -> Self {
         Self {
             id,
             state: PersistentState::new(),
-            stored: Revision::default(),
+            stored: Revision::ZERO,
             outbox: Outbox::new(),
             alarms: heapless::Vec::new(),
             counters: Counters::new(),
@@ -175,6 +220,19 @@ impl NodeCtx {
     /// overwrite bytes the caller may still want (a newer format's).
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         let restored = wire::decode_persistent_state_into(bytes, &mut self.state);
+        self.stored = self.state.revision();
+        restored
+    }
+
+    /// [`Self::restore_state`] from storage read a page at a time (flash
+    /// that is not memory-mapped) instead of one slice: the `len` stored
+    /// bytes behind `reader`, decoded in place through a 64-byte buffer.
+    pub fn restore_state_from<R: wire::PageReader>(
+        &mut self,
+        reader: &mut R,
+        len: usize,
+    ) -> Result<(), wire::PagedError<R::Error>> {
+        let restored = wire::decode_persistent_state_from(reader, len, &mut self.state);
         self.stored = self.state.revision();
         restored
     }
@@ -488,6 +546,36 @@ mod tests {
             ),
             (truncated, WireError::Malformed),
         ]
+    }
+
+    #[test]
+    fn a_slot_yields_a_context_only_once_booted_and_a_reboot_starts_over() {
+        static_assertions_const();
+        let mut slot = CtxSlot::new();
+        assert!(slot.get_mut().is_none());
+        let ctx = slot.boot(platform(0));
+        assert_eq!(ctx.id(), &platform(0));
+        assert!(ctx.persistent_state().is_empty() && ctx.is_stored());
+        ctx.restore_state(&encoded_state(&full_state())).unwrap();
+        ctx.add_connection(&platform(1));
+        ctx.request(&platform(1), QueuedBody::GetLrtqShare);
+        ctx.raise_alarm(Alarm::DecryptionFailed(Epoch(1)));
+        ctx.count(Counter::Undecodable);
+        let ctx = slot.boot(platform(2));
+        assert_eq!(ctx.id(), &platform(2));
+        assert!(ctx.persistent_state().is_empty() && ctx.is_stored());
+        assert!(ctx.connected().is_empty() && !ctx.has_outgoing());
+        assert!(ctx.alarms().is_empty() && ctx.counters().total() == 0);
+        assert_eq!(ctx.poll_event(), None);
+        assert!(slot.get_mut().is_some());
+    }
+
+    /// A slot and a node are `const`: firmware declares them as statics.
+    fn static_assertions_const() {
+        static SLOT: std::sync::Mutex<CtxSlot> = std::sync::Mutex::new(CtxSlot::new());
+        static NODE: std::sync::Mutex<crate::node::Node> =
+            std::sync::Mutex::new(crate::node::Node::new());
+        assert!(SLOT.lock().is_ok() && NODE.lock().is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExpungedAt {
     /// The committed epoch this node is not a member of.
     pub epoch: Epoch,
@@ -37,6 +38,7 @@ impl fmt::Display for ExpungedAt {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RackMismatch {
     /// This node's rack.
     pub expected: RackId,
@@ -58,6 +60,7 @@ impl fmt::Display for RackMismatch {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ReconfigureError {
     /// This node was expunged.
     Expunged(ExpungedAt),
@@ -109,6 +112,7 @@ pub enum ReconfigureError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LrtqUpgradeError {
     /// This node was expunged.
     Expunged(ExpungedAt),
@@ -151,6 +155,7 @@ pub enum LrtqUpgradeError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CommitError {
     /// This node was expunged.
     Expunged(ExpungedAt),
@@ -165,6 +170,7 @@ pub enum CommitError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PrepareAndCommitError {
     /// This node was expunged.
     Expunged(ExpungedAt),
@@ -193,6 +199,7 @@ pub enum PrepareAndCommitError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LoadSecretError {
     /// This node was expunged.
     Expunged(ExpungedAt),

@@ -31,6 +31,13 @@ pub(crate) struct SecretLoader {
 }
 
 impl SecretLoader {
+    pub(crate) const fn new() -> Self {
+        Self {
+            collecting: None,
+            cached: None,
+        }
+    }
+
     /// The secret of committed `epoch`, `Ok(None)` while shares are still
     /// being collected.
     pub(crate) fn load(

@@ -25,9 +25,9 @@
 //! The node enforces step 2: while the state is not stored, `poll_transmit`
 //! and `poll_event` hand out nothing, so an ack never leaves for state a
 //! crash could lose, and a write that failed (left unacknowledged) keeps
-//! everything queued until a later write succeeds. [`drive()`] is this
-//! loop, written once: it runs an input and steps 2 and 3 against the
-//! caller's [`Io`].
+//! everything queued until a later write succeeds. [`drive()`] (and
+//! [`drive_async`] for a caller that awaits its storage) is this loop: it
+//! runs an input and steps 2 and 3 against the caller's [`Io`].
 //!
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
@@ -51,8 +51,8 @@ mod validate;
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
 pub use counters::{COUNTER_COUNT, Counter, Counters};
-pub use ctx::{NodeCtx, RestoreLrtqError, StateToStore};
-pub use drive::{AsyncIo, Io, drive, drive_async};
+pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
+pub use drive::{AsyncIo, Io, Outputs, drive, drive_async};
 pub use errors::{
     CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
     RackMismatch, ReconfigureError,
@@ -63,9 +63,9 @@ pub use transmit::Transmit;
 use rand_core::TryCryptoRng;
 
 use crate::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatusRef, LrtqSummary,
-    LrtqUpgradeMsg, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
-    StateSummary,
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatusRef,
+    LrtqSummary, LrtqUpgradeMsg, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureMsg,
+    ReconfigureOutcome, StateSummary,
 };
 use crate::config::Configuration;
 use crate::crypto::RackSecret;
@@ -78,7 +78,7 @@ use loader::SecretLoader;
 use validate::{Reconfigure, expunged, rack_mismatch};
 
 /// The in-memory state of one trust quorum node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub struct Node {
     coordinator: Option<Coordinator>,
@@ -88,11 +88,22 @@ pub struct Node {
     loader: SecretLoader,
 }
 
+impl Default for Node {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Node {
     /// A node with nothing in progress (after boot, or after a crash: the
-    /// persistent state in the context is all that survives).
-    pub fn new() -> Self {
-        Self::default()
+    /// persistent state in the context is all that survives). `const`, so
+    /// firmware declares it as a `static`.
+    pub const fn new() -> Self {
+        Self {
+            coordinator: None,
+            share_computer: None,
+            loader: SecretLoader::new(),
+        }
     }
 
     // ---- Nexus-facing calls ----
@@ -269,7 +280,10 @@ impl Node {
             },
             state_stored: ctx.is_stored(),
             activity: Activity {
-                coordinating: self.coordinator.as_ref().map(|c| (c.epoch, c.phase())),
+                coordinating: self.coordinator.as_ref().map(|c| Coordinating {
+                    epoch: c.epoch,
+                    phase: c.phase(),
+                }),
                 computing_share: self.computing_share(),
                 loading_secret: self.loader.collecting_epoch(),
                 secret_loaded: self.loader.loaded_epoch(),

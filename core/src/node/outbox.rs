@@ -91,4 +91,10 @@ impl Outbox {
     pub(crate) fn clear_queue(&mut self) {
         self.queue.clear();
     }
+
+    /// Forgets every connection and everything queued.
+    pub(crate) fn clear(&mut self) {
+        self.connected.clear();
+        self.queue.clear();
+    }
 }

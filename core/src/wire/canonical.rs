@@ -31,37 +31,60 @@ use super::WireError;
 use super::chunked;
 
 /// Bytes of re-encoding held at once while comparing.
-const CHECK_CHUNK_LEN: usize = 64;
-
-/// A page of the re-encoding was not the input's.
-struct Differs;
+pub(super) const CHECK_CHUNK_LEN: usize = 64;
 
 /// Whether `encoding` (version byte included, no trailing bytes) is
 /// exactly the encoding of `value`, the value just decoded from it.
 pub(super) fn check<T: Serialize + ?Sized>(value: &T, encoding: &[u8]) -> Result<(), WireError> {
+    check_against(value, encoding.len(), |offset, chunk| {
+        let expected = encoding
+            .get(offset..)
+            .and_then(|rest| rest.get(..chunk.len()));
+        Ok::<_, core::convert::Infallible>(expected.is_some_and(|expected| same(chunk, expected)))
+    })
+    .map_err(|_| WireError::Malformed)
+}
+
+/// Whether `value` encodes to exactly `len` stored bytes: `compare` is
+/// handed each chunk of the re-encoding with its offset and says whether
+/// the stored bytes there are the same, or fails. `Err(None)`: not the
+/// canonical encoding; `Err(Some(error))`: `compare` failed.
+pub(super) fn check_against<T: Serialize + ?Sized, E>(
+    value: &T,
+    len: usize,
+    mut compare: impl FnMut(usize, &[u8]) -> Result<bool, E>,
+) -> Result<(), Option<E>> {
     let mut page = [0u8; CHECK_CHUNK_LEN];
-    let mut rest = encoding;
+    let mut offset = 0usize;
     let encoded = chunked::encode_chunked(value, &mut page, |chunk| {
-        let (expected, after) = rest.split_at_checked(chunk.len()).ok_or(Differs)?;
-        // Pages may hold share bytes: compare without an early exit, so the
-        // time says only whether the bytes are canonical. One constant-time
-        // test per page: subtle's slice comparison fences every byte, which
-        // made the whole check 2.2 times as costly (largest Prepare).
-        let difference = chunk
-            .iter()
-            .zip(expected)
-            .fold(0u8, |any, (a, b)| any | (a ^ b));
-        if bool::from(difference.ct_eq(&0)) {
-            rest = after;
-            Ok(())
-        } else {
-            Err(Differs)
+        let end = offset
+            .checked_add(chunk.len())
+            .filter(|&end| end <= len)
+            .ok_or(None)?;
+        match compare(offset, chunk) {
+            Ok(true) => {
+                offset = end;
+                Ok(())
+            }
+            Ok(false) => Err(None),
+            Err(error) => Err(Some(error)),
         }
     });
     page.zeroize();
     match encoded {
-        Ok(_) if rest.is_empty() => Ok(()),
-        // Shorter, different, or (never for our types) not encodable.
-        _ => Err(WireError::Malformed),
+        Ok(_) if offset == len => Ok(()),
+        Err(chunked::ChunkedEncodeError::Sink(failed)) => Err(failed),
+        // Shorter, or (never for our types) not encodable.
+        _ => Err(None),
     }
+}
+
+/// Whether two pages are equal. Pages may hold share bytes: compared
+/// without an early exit, so the time says only whether the bytes are
+/// canonical. One constant-time test per page: subtle's slice comparison
+/// fences every byte, which made the whole check 2.2 times as costly
+/// (largest Prepare).
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |any, (x, y)| any | (x ^ y));
+    a.len() == b.len() && bool::from(difference.ct_eq(&0))
 }

@@ -32,7 +32,7 @@ use crate::ids::{Epoch, LrtqThreshold, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
 use crate::member_set::{MemberSet, sort_and_check};
 use crate::messages::{Body, PeerMsg};
-use crate::persistent::{LrtqShareData, PersistentState, StateFields, StoredConfig, push_unfilled};
+use crate::persistent::{LrtqShareData, PersistentState, StoredConfig, push_unfilled};
 
 /// Reads field `index` of a struct; postcard yields every field, in order.
 fn field<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
@@ -290,15 +290,6 @@ impl<'de> Visitor<'de> for StateInto<'_> {
         fields.expunged = field(&mut seq, 3, expected)?;
         crate::persistent::check(fields).map_err(de::Error::custom)
     }
-}
-
-/// Empties a state after a failed decode, field by field (assigning a new
-/// state would build it on the stack first).
-pub(super) fn reset(fields: &mut StateFields) {
-    fields.lrtq = None;
-    fields.configs.clear();
-    fields.latest_committed = None;
-    fields.expunged = None;
 }
 
 const BODY_VARIANTS: &[&str] = &[

@@ -19,6 +19,7 @@ mod canonical;
 mod chunked;
 mod in_place;
 mod nexus;
+mod pages;
 mod shares;
 mod slot;
 #[cfg(test)]
@@ -47,6 +48,7 @@ pub use nexus::{
     MAX_ANSWER_LEN, MAX_COMMIT_REQUEST_LEN, MAX_CONFIGURATION_LEN, MAX_COORDINATOR_STATUS_LEN,
     MAX_NODE_STATUS_LEN, NexusWire, decode_commit_request, encode_nexus,
 };
+pub use pages::{PageReader, PagedError, decode_persistent_state_from};
 pub use slot::{DecodeSlot, Fillable};
 
 /// The format version this build writes and reads. A later format bumps it,
@@ -303,7 +305,7 @@ pub fn decode_persistent_state_into(
     let decoded =
         decode_with(bytes, in_place::StateInto(state)).and_then(|read| accept(read, state));
     if decoded.is_err() {
-        in_place::reset(state.fields_mut_unchecked());
+        state.clear();
     }
     decoded
 }

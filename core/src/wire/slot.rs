@@ -69,7 +69,7 @@ impl Fillable for ReconfigureMsg {
         epoch: Epoch(0),
         last_committed_epoch: None,
         members: MemberSet::new_empty(),
-        threshold: Threshold::MIN,
+        threshold: Threshold::UNFILLED,
     };
 }
 
@@ -79,7 +79,7 @@ impl Fillable for LrtqUpgradeMsg {
         rack_id: RackId([0; 16]),
         epoch: Epoch(0),
         members: MemberSet::new_empty(),
-        threshold: Threshold::MIN,
+        threshold: Threshold::UNFILLED,
     };
 }
 

@@ -1,6 +1,7 @@
 //! Round trips, exact worst-case sizes, and refusal of bad bytes.
 
 mod nexus;
+mod pages;
 
 use std::vec::Vec;
 

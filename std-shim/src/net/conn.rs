@@ -172,8 +172,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // The queue closes when the slot is taken or removed, which also fires
     // the connection's closer: keep going until that wins the race.
     let mut queue_open = true;
+    let mut batch = Vec::with_capacity(shared.config.write_queue_len.max(1));
     loop {
-        let frame = tokio::select! {
+        let first = tokio::select! {
             biased;
             frame = queue.recv(), if queue_open => match frame {
                 Some(frame) => frame,
@@ -184,8 +185,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             },
             _ = keep_alive.tick() => Bytes::new(),
         };
-        let len = frame.len();
-        match timeout(shared.config.inactivity_timeout, writer.send(frame)).await {
+        // Whatever else is queued goes out with it, in one flush (one TLS
+        // write), not one each: a burst (a prepare to every member, shares
+        // to every loader) costs one system call.
+        batch.push(first);
+        while batch.len() < batch.capacity() {
+            match queue.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
+            }
+        }
+        let sent = timeout(shared.config.inactivity_timeout, async {
+            for frame in &batch {
+                SinkExt::<Bytes>::feed(writer, frame.clone()).await?;
+            }
+            SinkExt::<Bytes>::flush(writer).await
+        })
+        .await;
+        match sent {
             Err(_) => return CloseReason::WriteTimeout,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "write failed");
@@ -193,11 +210,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             Ok(Ok(())) => {
                 let mut stats = lock(cell);
-                stats.bytes_out += (FRAME_PREFIX_LEN + len) as u64;
-                if len == 0 {
-                    stats.pings_out += 1;
-                } else {
-                    stats.frames_out += 1;
+                for frame in batch.drain(..) {
+                    stats.bytes_out += (FRAME_PREFIX_LEN + frame.len()) as u64;
+                    if frame.is_empty() {
+                        stats.pings_out += 1;
+                    } else {
+                        stats.frames_out += 1;
+                    }
                 }
             }
         }

@@ -1,10 +1,13 @@
 //! Framing on a peer connection.
 //!
 //! Each frame is a 4-byte big-endian length, then that many bytes. An empty
-//! frame is a keep-alive. Any other frame is one peer message as the core
-//! encodes it: the wire version byte, the 16 rack-id bytes, the body. The
-//! largest frame is the core's largest peer message ([`MAX_FRAME_LEN`]); a
-//! longer length prefix ends the connection before its bytes are read.
+//! frame is a keep-alive. Any other frame starts with a format byte and the
+//! 16 rack-id bytes: either one peer message as the core encodes it (the
+//! format byte is the core's wire version) or a proxy frame
+//! ([`crate::proxy`], format byte [`crate::proxy::PROXY_FRAME`]). The
+//! largest frame is the larger of the core's largest peer message and the
+//! largest proxy frame ([`MAX_FRAME_LEN`]); a longer length prefix ends the
+//! connection before its bytes are read.
 
 use std::io;
 
@@ -13,14 +16,20 @@ use tq_core::ids::RackId;
 use tq_core::wire::{MAX_PEER_MSG_LEN, WIRE_VERSION};
 
 use super::stats::CloseReason;
+use crate::proxy::{MAX_PROXY_FRAME_LEN, PROXY_FRAME};
 
 /// Bytes of the length prefix.
 pub const FRAME_PREFIX_LEN: usize = 4;
 
-/// Largest frame payload: the core's largest encoded peer message.
-pub const MAX_FRAME_LEN: usize = MAX_PEER_MSG_LEN;
+/// Largest frame payload: the core's largest encoded peer message or the
+/// largest proxy frame.
+pub const MAX_FRAME_LEN: usize = if MAX_PEER_MSG_LEN > MAX_PROXY_FRAME_LEN {
+    MAX_PEER_MSG_LEN
+} else {
+    MAX_PROXY_FRAME_LEN
+};
 
-/// Bytes of a message's header: the version byte and the rack id.
+/// Bytes of a frame's header: the format byte and the rack id.
 pub const MESSAGE_HEADER_LEN: usize = 1 + 16;
 
 /// The codec for both directions.
@@ -39,8 +48,8 @@ pub(crate) fn is_oversize(error: &io::Error) -> bool {
         .is_some_and(|e| e.is::<LengthDelimitedCodecError>())
 }
 
-/// Checks a message frame's header: our wire version and, if `rack` is
-/// given, our rack id. The body is the node layer's to decode.
+/// Checks a frame's header: our wire version or the proxy format and, if
+/// `rack` is given, our rack id. The body is the node layer's to decode.
 pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), CloseReason> {
     let Some((&version, rest)) = frame.split_first() else {
         return Err(CloseReason::BadHeader);
@@ -48,7 +57,7 @@ pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), Cl
     let Some(rack_id) = rest.first_chunk::<16>() else {
         return Err(CloseReason::BadHeader);
     };
-    if version != WIRE_VERSION {
+    if version != WIRE_VERSION && version != PROXY_FRAME {
         return Err(CloseReason::BadHeader);
     }
     match rack {

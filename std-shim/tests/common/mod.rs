@@ -1,19 +1,21 @@
-//! Shared test helpers: a rack PKI made with rcgen, fast network settings,
+//! Shared test helpers: sled identities from the fixture PKI, fast network settings,
 //! a raw TLS client for playing hostile peers, and event waiting.
 #![allow(dead_code)]
 
+pub mod nexus;
+pub mod rack;
+
 use std::collections::BTreeMap;
+use std::fs;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -31,58 +33,19 @@ pub fn pid(part: &str, serial: &str) -> PlatformId {
     PlatformId::new(part, serial).unwrap()
 }
 
-/// A certificate authority.
-pub struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+pub use tq_test_fixtures::pki::Ca;
+
+/// Sled identities from a [`Ca`].
+pub trait CaIdentity {
+    /// A sled identity trusting `rack_ca` (usually `self`).
+    fn identity_trusting(&self, id: &PlatformId, rack_ca: &Ca) -> TlsIdentity;
+
+    /// A sled identity trusting this CA.
+    fn identity(&self, id: &PlatformId) -> TlsIdentity;
 }
 
-impl Ca {
-    pub fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { issuer }
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    pub fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A sled certificate with the given SAN URIs and validity.
-    pub fn leaf(
-        &self,
-        uris: &[String],
-        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
-    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "sled");
-        params.subject_alt_names = uris
-            .iter()
-            .map(|uri| SanType::URI(uri.as_str().try_into().unwrap()))
-            .collect();
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        if let Some((not_before, not_after)) = validity {
-            params.not_before = not_before;
-            params.not_after = not_after;
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        (cert.der().clone(), key)
-    }
-
-    /// A sled identity trusting `rack_ca` (usually `self`).
-    pub fn identity_trusting(&self, id: &PlatformId, rack_ca: &Ca) -> TlsIdentity {
+impl CaIdentity for Ca {
+    fn identity_trusting(&self, id: &PlatformId, rack_ca: &Ca) -> TlsIdentity {
         let (cert, key) = self.leaf(&[platform_id_uri(id)], None);
         TlsIdentity {
             ca_certs: vec![rack_ca.der()],
@@ -91,7 +54,7 @@ impl Ca {
         }
     }
 
-    pub fn identity(&self, id: &PlatformId) -> TlsIdentity {
+    fn identity(&self, id: &PlatformId) -> TlsIdentity {
         self.identity_trusting(id, self)
     }
 }
@@ -249,4 +212,37 @@ pub async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> 
     })
     .await
     .is_ok()
+}
+
+/// Makes a directory unwritable: `chmod` for a normal user; as root (who
+/// ignores modes) the immutable attribute. Undone on drop. Fails the test
+/// if the directory is still writable.
+pub struct Unwritable(PathBuf);
+
+pub fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".probe");
+    let ok = fs::write(&probe, b"x").is_ok();
+    let _ = fs::remove_file(&probe);
+    ok
+}
+
+impl Unwritable {
+    pub fn new(dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
+        if writable(dir) {
+            let status = Command::new("chattr").arg("+i").arg(dir).status().unwrap();
+            assert!(status.success(), "chattr +i failed");
+        }
+        assert!(!writable(dir), "cannot make {} unwritable", dir.display());
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+    }
 }

@@ -34,13 +34,14 @@ use core::hint::black_box;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use static_cell::ConstStaticCell;
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::member_set::MemberSet;
-use tq_core::node::{Event, Io, Node, NodeCtx, drive};
+use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::PersistentState;
-use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN};
+use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN, PageReader};
 use tq_target_tests::lrtq::{LEDGER_RACK_ID, LRTQ_RACK_7};
 use tq_target_tests::stack;
 use tq_target_tests::{fail, pass};
@@ -81,7 +82,9 @@ fn main() -> ! {
         fail("task slot taken");
     };
 
-    let slots = request_slots();
+    let Some(slots) = REQUESTS.try_take() else {
+        fail("request slots taken");
+    };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
     let request = nexus_upgrade_request(ctx.id(), &peer);
@@ -171,7 +174,9 @@ impl Io for TaskIo {
         .map(|_| ())
         .map_err(|_| ())
     }
+}
 
+impl Outputs for TaskIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         black_box((to, bytes));
         self.sent += 1;
@@ -183,21 +188,42 @@ impl Io for TaskIo {
     }
 }
 
+/// The context, in static memory by construction: its slot is
+/// `const`-constructible with all-zero bytes, so it sits in `.bss` and is
+/// never built on the stack (`ConstStaticCell` hands it out once).
+static CTX: ConstStaticCell<CtxSlot> = ConstStaticCell::new(CtxSlot::new());
+
+/// The task's storage, read back a page at a time as flash that is not
+/// memory-mapped would be: here it holds the opaque input, so it holds no
+/// state (a sled upgrading from LRTQ).
+struct Storage(&'static [u8]);
+
+impl PageReader for Storage {
+    type Error = ();
+
+    fn read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), ()> {
+        let end = offset.checked_add(buf.len()).ok_or(())?;
+        buf.copy_from_slice(black_box(self.0).get(offset..end).ok_or(())?);
+        Ok(())
+    }
+}
+
 /// Boots as firmware should, nothing big ever on the stack: the context
-/// built straight into its static, its state restored in place from
-/// storage, else from the LRTQ ledger in place. Returns the context and
-/// which of the two filled it. Out of line, so that all of its frame is
-/// below `main`'s painted stack.
+/// booted in its static slot, its state restored in place from storage
+/// read a page at a time, else from the LRTQ ledger in place. Returns the
+/// context and which of the two filled it. Out of line, so that all of its
+/// frame is below `main`'s painted stack.
 #[inline(never)]
 fn boot(id: PlatformId) -> (&'static mut NodeCtx, &'static str) {
-    let (ctx, measured) = stack::measure(|| cortex_m::singleton!(: NodeCtx = NodeCtx::new(id)));
-    defmt::println!("stack: boot: NodeCtx::new into its static: {}", measured);
-    let Some(ctx) = ctx else {
+    let Some(slot) = CTX.try_take() else {
         fail("context slot taken");
     };
-    // Storage: here it holds no state (a sled upgrading from LRTQ).
-    let (restored, measured) = stack::measure(|| ctx.restore_state(black_box(&INPUT[..])));
-    defmt::println!("stack: boot: NodeCtx::restore_state: {}", measured);
+    let (ctx, measured) = stack::measure(|| slot.boot(id));
+    defmt::println!("stack: boot: CtxSlot::boot: {}", measured);
+    let mut storage = Storage(&INPUT);
+    let stored_len = black_box(INPUT.len());
+    let (restored, measured) = stack::measure(|| ctx.restore_state_from(&mut storage, stored_len));
+    defmt::println!("stack: boot: NodeCtx::restore_state_from: {}", measured);
     if restored.is_ok() {
         return (ctx, "restored");
     }
@@ -263,18 +289,13 @@ struct Requests {
     config: DecodeSlot<Configuration>,
 }
 
-/// The request slots, built in place in their static (the empty slots are
-/// a few length fields). Out of line, so any temporary is not in `main`'s
-/// frame.
-#[inline(never)]
-fn request_slots() -> &'static mut Requests {
-    let slots = cortex_m::singleton!(: Requests = Requests {
-        reconfigure: DecodeSlot::new(),
-        upgrade: DecodeSlot::new(),
-        config: DecodeSlot::new(),
-    });
-    slots.unwrap_or_else(|| fail("request slots taken"))
-}
+/// The request slots, in static memory by construction (a decode slot is
+/// `const`).
+static REQUESTS: ConstStaticCell<Requests> = ConstStaticCell::new(Requests {
+    reconfigure: DecodeSlot::new(),
+    upgrade: DecodeSlot::new(),
+    config: DecodeSlot::new(),
+});
 
 /// A reconfiguration request from Nexus, decoded in place.
 #[inline(never)]

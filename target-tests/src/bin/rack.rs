@@ -27,10 +27,11 @@ use core::mem::MaybeUninit;
 
 use cortex_m::interrupt::Mutex;
 
+use static_cell::ConstStaticCell;
 use subtle::ConstantTimeEq;
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::node::NodeCtx;
+use tq_core::node::{CtxSlot, NodeCtx};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::nexus::Nexus;
@@ -73,6 +74,9 @@ impl From<tq_target_tests::lrtq::LrtqDataError> for Failure {
     }
 }
 
+/// The context each sled's disk is restored into (see `main`).
+static BOOT_CTX: ConstStaticCell<CtxSlot> = ConstStaticCell::new(CtxSlot::new());
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     if let Err(e) = icount::start() {
@@ -88,14 +92,15 @@ fn main() -> ! {
         fail("cluster slot taken");
     };
     let mut home = Home::Empty(slot);
-    // The context each sled's disk is restored into, as at boot: in static
-    // memory, like a firmware's (it holds the 20 KiB state).
+    // The context each sled's disk is restored into, as at boot: in its
+    // static slot, like a firmware's (it holds the 20 KiB state).
     let Ok(sled_id) = PlatformId::new("913-0000019", "restored") else {
         fail("platform id");
     };
-    let Some(boot_ctx) = cortex_m::singleton!(: NodeCtx = NodeCtx::new(sled_id)) else {
+    let Some(boot_slot) = BOOT_CTX.try_take() else {
         fail("context slot taken");
     };
+    let boot_ctx = boot_slot.boot(sled_id);
     let mut whole_run = 0;
     for rack in [&LRTQ_RACK_4, &LRTQ_RACK_7] {
         let (cluster, secret) = install(home, rack).unwrap_or_else(|f| report_failure(&f));
@@ -410,6 +415,13 @@ fn measure_state_codec(cluster: &mut Cluster, ctx: &mut NodeCtx) -> Result<(), F
         let (restored, cost) = measure(|| ctx.restore_state(sled.disk()));
         record_codec("NodeCtx::restore_state", cost);
         restored.map_err(|_| Failure::Step("a disk does not decode"))?;
+        // The same disk read back a page at a time, as from flash that is
+        // not memory-mapped.
+        let mut pages = Pages(sled.disk());
+        let len = sled.disk().len();
+        let (restored, cost) = measure(|| ctx.restore_state_from(&mut pages, len));
+        record_codec("NodeCtx::restore_state_from", cost);
+        restored.map_err(|_| Failure::Step("a disk does not decode from pages"))?;
         let (encoded, cost) = measure(|| {
             wire::encode_persistent_state(ctx.persistent_state(), &mut buf).map(|bytes| bytes.len())
         });
@@ -420,6 +432,19 @@ fn measure_state_codec(cluster: &mut Cluster, ctx: &mut NodeCtx) -> Result<(), F
         )?;
     }
     Ok(())
+}
+
+/// A sled's disk as storage read a piece at a time.
+struct Pages<'a>(&'a [u8]);
+
+impl wire::PageReader for Pages<'_> {
+    type Error = ();
+
+    fn read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), ()> {
+        let end = offset.checked_add(buf.len()).ok_or(())?;
+        buf.copy_from_slice(self.0.get(offset..end).ok_or(())?);
+        Ok(())
+    }
 }
 
 /// Delivers every message in flight, oldest first, until none is left,

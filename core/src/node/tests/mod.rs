@@ -62,7 +62,9 @@ impl Io for TestIo {
         self.writes += 1;
         Ok(())
     }
+}
 
+impl Outputs for TestIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
         self.sent.push((to.clone(), bytes.to_vec()));
     }

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, CoordinatorStatus, CoordinatorStatusRef,
-    LrtqSummary, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureOutcome,
-    StateSummary,
+    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatus,
+    CoordinatorStatusRef, LrtqSummary, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome,
+    ReconfigureOutcome, StateSummary,
 };
 use crate::crypto::RngError;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
@@ -202,7 +202,10 @@ fn largest_node_status() -> NodeStatus {
         },
         state_stored: true,
         activity: Activity {
-            coordinating: Some((MAX_EPOCH, CoordinatorPhase::CollectingLrtqShares)),
+            coordinating: Some(Coordinating {
+                epoch: MAX_EPOCH,
+                phase: CoordinatorPhase::CollectingLrtqShares,
+            }),
             computing_share: Some(MAX_EPOCH),
             loading_secret: Some(MAX_EPOCH),
             secret_loaded: Some(MAX_EPOCH),

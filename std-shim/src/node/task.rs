@@ -1,0 +1,614 @@
+//! The node task's loop (see the module doc of [`super`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::pending;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::SysRng;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tq_core::ids::{Epoch, PlatformId, RackId};
+use tq_core::node::{Counter, Event, LoadSecretError, Node, NodeCtx, drive_async};
+use tq_core::wire::MAX_PEER_MSG_LEN;
+use tracing::Instrument;
+
+use super::io::ShimIo;
+use super::report::{
+    NodeReport, PeerReport, StorageHealth, owned_coordinator_status, owned_status,
+};
+use super::stats::ProxyOutcome;
+use super::{NodeConfig, rack_of};
+use crate::handle::{Answer, Bound, Reply, Request, Unavailable};
+use crate::metrics::Snapshot;
+use crate::net::{CloseReason, NetEvent, SendError};
+use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
+use crate::secrets::LoadedSecret;
+
+/// A proxied call forwarded from here, waiting for its answer.
+struct Forwarded {
+    to: PlatformId,
+    deadline: Instant,
+    reply: Reply<ProxyAnswer>,
+}
+
+type SecretReply = Reply<Result<LoadedSecret, LoadSecretError>>;
+
+pub(crate) struct Task {
+    node: Box<Node>,
+    ctx: Box<NodeCtx>,
+    buf: Box<[u8; MAX_PEER_MSG_LEN]>,
+    io: ShimIo,
+    rng: SysRng,
+    committed: watch::Sender<Option<Epoch>>,
+    peers: BTreeMap<PlatformId, SocketAddr>,
+    /// Callers of `load_latest_secret` waiting for shares.
+    waiters: Vec<SecretReply>,
+    max_waiters: usize,
+    forwarded: BTreeMap<u64, Forwarded>,
+    max_proxied: usize,
+    next_proxy_id: u64,
+}
+
+impl Task {
+    pub(crate) fn new(
+        ctx: Box<NodeCtx>,
+        io: ShimIo,
+        config: &NodeConfig,
+        committed: watch::Sender<Option<Epoch>>,
+    ) -> Self {
+        Self {
+            node: Box::new(Node::new()),
+            ctx,
+            buf: Box::new([0; MAX_PEER_MSG_LEN]),
+            io,
+            rng: SysRng,
+            committed,
+            peers: config.peers.clone(),
+            waiters: Vec::new(),
+            max_waiters: config.max_secret_waiters,
+            forwarded: BTreeMap::new(),
+            max_proxied: config.max_proxied,
+            next_proxy_id: 0,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<Request>,
+        mut net_events: mpsc::Receiver<NetEvent>,
+    ) {
+        // Store what boot left unstored (LRTQ data) before anything else.
+        self.drive(|_, _, _| ()).await;
+        self.settle().await;
+        let mut api_open = true;
+        let shutdown_reply = loop {
+            let timer = self.next_timer();
+            tokio::select! {
+                request = requests.recv(), if api_open => match request {
+                    Some(Request::Shutdown(reply)) => break Some(reply),
+                    Some(request) => self.on_request(request).await,
+                    // No handle is left, but peers are still served.
+                    None => api_open = false,
+                },
+                event = net_events.recv() => match event {
+                    Some(event) => self.on_net_event(event).await,
+                    None => break None,
+                },
+                () = wait_until(timer) => self.on_timer().await,
+            }
+            self.settle().await;
+        };
+        self.stop(shutdown_reply).await;
+    }
+
+    /// Runs one input through the core's driving loop.
+    async fn drive<T>(
+        &mut self,
+        input: impl FnOnce(&mut Node, &mut NodeCtx, &mut SysRng) -> T,
+    ) -> T {
+        let rng = &mut self.rng;
+        let (output, _stored) = drive_async(
+            &mut self.node,
+            &mut self.ctx,
+            &mut self.io,
+            &mut self.buf,
+            |node, ctx| input(node, ctx, rng),
+        )
+        .await;
+        output
+    }
+
+    /// `answer` if the state it follows from is stored; otherwise nothing
+    /// may be acknowledged.
+    fn acknowledged<T>(&self, answer: T) -> Answer<T> {
+        if self.ctx.is_stored() {
+            Ok(answer)
+        } else {
+            Err(Unavailable::NotStored {
+                attempts: self.io.failing(),
+            })
+        }
+    }
+
+    fn rack(&self) -> Option<RackId> {
+        rack_of(self.ctx.persistent_state())
+    }
+
+    // ---- API requests ----
+
+    async fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Reconfigure(msg, reply) => {
+                let span = tracing::info_span!("reconfigure", epoch = %msg.epoch);
+                let result = self
+                    .drive(|node, ctx, rng| node.coordinate_reconfiguration(ctx, rng, &msg))
+                    .instrument(span)
+                    .await;
+                let _ = reply.send(self.acknowledged(result));
+            }
+            Request::UpgradeFromLrtq(msg, reply) => {
+                let span = tracing::info_span!("upgrade_from_lrtq", epoch = %msg.epoch);
+                let result = self
+                    .drive(|node, ctx, rng| node.coordinate_upgrade_from_lrtq(ctx, rng, &msg))
+                    .instrument(span)
+                    .await;
+                let _ = reply.send(self.acknowledged(result));
+            }
+            Request::Commit(request, reply) => {
+                let _ = reply.send(self.commit(&request).await);
+            }
+            Request::PrepareAndCommit(config, reply) => {
+                let _ = reply.send(self.prepare_and_commit(&config).await);
+            }
+            Request::CoordinatorStatus(reply) => {
+                let status = self
+                    .node
+                    .coordinator_status(&self.ctx)
+                    .map(owned_coordinator_status);
+                let _ = reply.send(self.acknowledged(status));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(Ok(Box::new(self.report())));
+            }
+            Request::LoadSecret(epoch, reply) => {
+                let rack = self.rack();
+                let result = self
+                    .drive(|node, ctx, _| node.load_rack_secret(ctx, epoch))
+                    .await;
+                let loaded = result.map(|secret| {
+                    secret.and_then(|s| rack.map(|rack| LoadedSecret::new(rack, epoch, s)))
+                });
+                let _ = reply.send(Ok(loaded));
+            }
+            Request::LoadLatestSecret(reply) => self.wait_for_latest(reply).await,
+            Request::ClearSecrets(reply) => {
+                self.drive(|node, _, _| node.clear_secrets()).await;
+                let _ = reply.send(Ok(()));
+                // Whoever still waits for the latest secret starts over.
+                self.serve_waiters().await;
+            }
+            Request::SetPeers(peers, reply) => {
+                self.peers.clone_from(&peers);
+                self.io.net.set_peers(peers);
+                let _ = reply.send(Ok(()));
+            }
+            Request::Metrics(reply) => {
+                let _ = reply.send(Ok(Box::new(self.snapshot())));
+            }
+            Request::Proxy {
+                to,
+                request,
+                deadline,
+                reply,
+            } => self.forward(to, request, deadline, reply),
+            // Handled by the loop.
+            Request::Shutdown(reply) => {
+                let _ = reply.send(Err(Unavailable::Stopped));
+            }
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        request: &tq_core::api::CommitRequest,
+    ) -> Answer<Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>> {
+        let span = tracing::info_span!("commit", epoch = %request.epoch);
+        let result = self
+            .drive(|node, ctx, _| node.commit_configuration(ctx, request))
+            .instrument(span)
+            .await;
+        self.acknowledged(result)
+    }
+
+    async fn prepare_and_commit(
+        &mut self,
+        config: &tq_core::config::Configuration,
+    ) -> Answer<Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>>
+    {
+        let span = tracing::info_span!("prepare_and_commit", epoch = %config.epoch());
+        let result = self
+            .drive(|node, ctx, _| node.prepare_and_commit(ctx, config))
+            .instrument(span)
+            .await;
+        self.acknowledged(result)
+    }
+
+    // ---- the latest secret, waited for ----
+
+    async fn wait_for_latest(&mut self, reply: SecretReply) {
+        if let Some(result) = self.load_latest().await {
+            let _ = reply.send(Ok(result));
+            return;
+        }
+        self.waiters.retain(|waiter| !waiter.is_closed());
+        if self.waiters.len() >= self.max_waiters {
+            self.io.stats.busy(Bound::SecretWaiters);
+            let _ = reply.send(Err(Unavailable::Busy(Bound::SecretWaiters)));
+            return;
+        }
+        self.waiters.push(reply);
+    }
+
+    /// The latest committed secret; `None` while its shares are being
+    /// collected or nothing is committed yet (a waiter waits for both).
+    async fn load_latest(&mut self) -> Option<Result<LoadedSecret, LoadSecretError>> {
+        let latest = self.ctx.persistent_state().latest_committed_epoch()?;
+        let rack = self.rack()?;
+        match self
+            .drive(|node, ctx, _| node.load_rack_secret(ctx, latest))
+            .await
+        {
+            Ok(Some(secret)) => Some(Ok(LoadedSecret::new(rack, latest, secret))),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    async fn serve_waiters(&mut self) {
+        self.waiters.retain(|waiter| !waiter.is_closed());
+        while let Some(waiter) = self.waiters.pop() {
+            match self.load_latest().await {
+                Some(result) => {
+                    let _ = waiter.send(Ok(result));
+                }
+                None => {
+                    self.waiters.push(waiter);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ---- events ----
+
+    /// Hands every event of the inputs run so far to whoever waits for it.
+    async fn settle(&mut self) {
+        loop {
+            let events = std::mem::take(&mut self.io.events);
+            if events.is_empty() {
+                return;
+            }
+            let mut serve = false;
+            for event in events {
+                serve |= self.on_event(event);
+            }
+            if serve {
+                self.serve_waiters().await;
+            }
+        }
+    }
+
+    /// Acts on one event; true if secret waiters should be served.
+    fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::Committed(epoch) => {
+                tracing::info!(epoch = %epoch, "committed");
+                self.committed.send_if_modified(|latest| {
+                    let newer = latest.is_none_or(|l| l < epoch);
+                    if newer {
+                        *latest = Some(epoch);
+                    }
+                    newer
+                });
+                true
+            }
+            Event::SecretLoaded(epoch) => {
+                tracing::info!(epoch = %epoch, "rack secret loaded");
+                true
+            }
+            Event::Expunged { epoch, from } => {
+                tracing::warn!(epoch = %epoch, from = %from, "this sled was expunged");
+                true
+            }
+            Event::AlarmRaised(alarm) => {
+                tracing::error!(%alarm, "ALARM");
+                false
+            }
+            Event::ShareComputed(epoch) => {
+                tracing::info!(epoch = %epoch, "computed own share");
+                false
+            }
+            Event::ReadyToCommit { epoch, acks } => {
+                tracing::info!(epoch = %epoch, acks, "enough prepare acks to commit");
+                false
+            }
+        }
+    }
+
+    // ---- the network ----
+
+    async fn on_net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Connected(peer) => {
+                let span = tracing::info_span!("peer", peer = %peer);
+                self.drive(|node, ctx, _| node.on_connect(ctx, &peer))
+                    .instrument(span)
+                    .await;
+            }
+            NetEvent::Disconnected(peer) => {
+                self.drive(|node, ctx, _| node.on_disconnect(ctx, &peer))
+                    .await;
+                self.fail_forwarded(|f| f.to == peer, ProxyOutcome::Disconnected);
+            }
+            NetEvent::Frame(peer, frame) if proxy::is_proxy_frame(&frame) => {
+                let span = tracing::info_span!("proxy", peer = %peer);
+                self.on_proxy_frame(peer, frame).instrument(span).await;
+            }
+            NetEvent::Frame(peer, frame) => {
+                let span = tracing::info_span!("peer", peer = %peer);
+                let undecodable = self.ctx.counters().get(Counter::Undecodable);
+                self.drive(|node, ctx, rng| node.handle_bytes(ctx, rng, &peer, &frame))
+                    .instrument(span)
+                    .await;
+                if self.ctx.counters().get(Counter::Undecodable) != undecodable {
+                    self.io.stats.undecodable_disconnect();
+                    self.io.net.disconnect(&peer, CloseReason::Undecodable);
+                }
+            }
+        }
+    }
+
+    async fn on_proxy_frame(&mut self, from: PlatformId, frame: Bytes) {
+        let decoded = match proxy::decode(&frame) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, "bad proxy frame; dropping the connection");
+                self.io.stats.proxy_bad_frame();
+                self.io.net.disconnect(&from, CloseReason::Undecodable);
+                return;
+            }
+        };
+        match decoded.body {
+            ProxyBody::Request(request) => {
+                self.serve_proxied(from, decoded.rack_id, decoded.id, request)
+                    .await;
+            }
+            ProxyBody::Answer(answer) => match self.forwarded.remove(&decoded.id) {
+                Some(call) if call.to == from => {
+                    self.io.stats.proxied(ProxyOutcome::Answered);
+                    let _ = call.reply.send(Ok(answer));
+                }
+                other => {
+                    if let Some(call) = other {
+                        // Not this peer's call: keep waiting for the right one.
+                        self.forwarded.insert(decoded.id, call);
+                    }
+                    self.io.stats.proxy_late_answer();
+                    tracing::debug!(id = decoded.id, "proxy answer for no call in flight");
+                }
+            },
+        }
+    }
+
+    /// Runs a call another sled's caller sent here, and answers it. It is
+    /// run here, never forwarded again.
+    async fn serve_proxied(
+        &mut self,
+        from: PlatformId,
+        rack: RackId,
+        id: u64,
+        request: ProxyRequest,
+    ) {
+        self.io.stats.proxy_served();
+        let not_stored = AnswerRef::Unavailable(RemoteUnavailable::NotStored);
+        let frame = match request {
+            ProxyRequest::Commit(request) => match self.commit(&request).await {
+                Ok(result) => proxy::encode_answer(rack, id, AnswerRef::Commit(&result)),
+                Err(_) => proxy::encode_answer(rack, id, not_stored),
+            },
+            ProxyRequest::PrepareAndCommit(config) => {
+                match self.prepare_and_commit(&config).await {
+                    Ok(result) => {
+                        proxy::encode_answer(rack, id, AnswerRef::PrepareAndCommit(&result))
+                    }
+                    Err(_) => proxy::encode_answer(rack, id, not_stored),
+                }
+            }
+            ProxyRequest::NodeStatus => {
+                let status = self.node.status(&self.ctx);
+                proxy::encode_answer(rack, id, AnswerRef::NodeStatus(&status))
+            }
+        };
+        match frame {
+            Ok(frame) => match self.io.net.send(&from, frame) {
+                Ok(()) => {}
+                Err(SendError::Busy) => self.io.stats.send_busy(),
+                Err(_) => self.io.stats.send_not_connected(),
+            },
+            Err(error) => tracing::error!(%error, "cannot encode a proxy answer"),
+        }
+    }
+
+    /// Sends a proxied call to `to` and waits (in the table) for its
+    /// answer.
+    fn forward(
+        &mut self,
+        to: PlatformId,
+        request: ProxyRequest,
+        deadline: Duration,
+        reply: Reply<ProxyAnswer>,
+    ) {
+        if self.forwarded.len() >= self.max_proxied {
+            self.io.stats.busy(Bound::ProxyTable);
+            let _ = reply.send(Err(Unavailable::Busy(Bound::ProxyTable)));
+            return;
+        }
+        let rack = self.rack().or(match &request {
+            ProxyRequest::Commit(commit) => Some(commit.rack_id),
+            ProxyRequest::PrepareAndCommit(config) => Some(config.rack_id()),
+            ProxyRequest::NodeStatus => None,
+        });
+        let Some(rack) = rack else {
+            let _ = reply.send(Err(Unavailable::NoRack));
+            return;
+        };
+        let id = self.next_proxy_id;
+        self.next_proxy_id = self.next_proxy_id.wrapping_add(1);
+        let sent = proxy::encode_request(rack, id, &request)
+            .map_err(|_| Unavailable::Internal)
+            .and_then(|frame| {
+                self.io.net.send(&to, frame).map_err(|e| match e {
+                    SendError::Busy => {
+                        self.io.stats.busy(Bound::PeerQueue);
+                        Unavailable::Busy(Bound::PeerQueue)
+                    }
+                    SendError::NotConnected | SendError::BadLength(_) => {
+                        self.io.stats.proxied(ProxyOutcome::NotConnected);
+                        Unavailable::NotConnected
+                    }
+                })
+            });
+        match sent {
+            Ok(()) => {
+                let deadline = Instant::now() + deadline;
+                self.forwarded.insert(
+                    id,
+                    Forwarded {
+                        to,
+                        deadline,
+                        reply,
+                    },
+                );
+            }
+            Err(unavailable) => {
+                let _ = reply.send(Err(unavailable));
+            }
+        }
+    }
+
+    fn fail_forwarded(&mut self, which: impl Fn(&Forwarded) -> bool, outcome: ProxyOutcome) {
+        let failed: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, call)| which(call))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some(call) = self.forwarded.remove(&id) {
+                self.io.stats.proxied(outcome);
+                let error = match outcome {
+                    ProxyOutcome::Disconnected => Unavailable::Disconnected,
+                    ProxyOutcome::DeadlinePassed => Unavailable::DeadlinePassed,
+                    ProxyOutcome::NotConnected => Unavailable::NotConnected,
+                    ProxyOutcome::Answered => Unavailable::Internal,
+                };
+                let _ = call.reply.send(Err(error));
+            }
+        }
+    }
+
+    // ---- timers ----
+
+    fn next_timer(&self) -> Option<Instant> {
+        let retry = self.io.retry_at().filter(|_| !self.ctx.is_stored());
+        let deadline = self.forwarded.values().map(|call| call.deadline).min();
+        retry.into_iter().chain(deadline).min()
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        self.fail_forwarded(|call| call.deadline <= now, ProxyOutcome::DeadlinePassed);
+        if !self.ctx.is_stored() && self.io.retry_at().is_some_and(|at| at <= now) {
+            // Retry the write; once it succeeds the queued messages go.
+            self.drive(|_, _, _| ()).await;
+        }
+    }
+
+    // ---- reading ----
+
+    fn storage(&self) -> StorageHealth {
+        if self.ctx.is_stored() {
+            StorageHealth::Stored
+        } else {
+            StorageHealth::Failing {
+                attempts: self.io.failing(),
+            }
+        }
+    }
+
+    fn report(&self) -> NodeReport {
+        let connected: HashSet<PlatformId> = self.io.net.connected().into_iter().collect();
+        let stats = self.io.net.stats();
+        NodeReport {
+            node: owned_status(self.node.status(&self.ctx)),
+            storage: self.storage(),
+            ledger: self.io.ledger.status(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(id, addr)| PeerReport {
+                    id: id.clone(),
+                    addr: *addr,
+                    connected: connected.contains(id),
+                    stats: stats.peer(id),
+                })
+                .collect(),
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let status = self.node.status(&self.ctx);
+        Snapshot {
+            sled: self.ctx.id().clone(),
+            counters: *self.ctx.counters(),
+            alarms: self.ctx.alarms().len(),
+            latest_committed: status.state.latest_committed,
+            secret_loaded: status.activity.secret_loaded,
+            coordinating: status.activity.coordinating.map(|c| c.epoch),
+            storage: self.storage(),
+            ledger_status: self.io.ledger.status(),
+            ledger: self.io.ledger.stats(),
+            net: self.io.net.stats(),
+            connected: self.io.net.connected().len(),
+            shim: self.io.stats.snapshot(),
+            proxied_in_flight: self.forwarded.len(),
+            secret_waiters: self.waiters.len(),
+        }
+    }
+
+    // ---- the end ----
+
+    async fn stop(mut self, reply: Option<Reply<()>>) {
+        tracing::info!("node task stopping");
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(Err(Unavailable::Stopped));
+        }
+        for (_, call) in std::mem::take(&mut self.forwarded) {
+            let _ = call.reply.send(Err(Unavailable::Stopped));
+        }
+        let Task { io, .. } = self;
+        io.net.shutdown().await;
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,181 @@
+//! The API's own request and answer types: what wraps the core's types for
+//! the calls the core has no single type for (proxied calls, the secret's
+//! fingerprint, the sled's status with what the shim adds).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tq_core::api::{CommitRequest, NodeStatus};
+use tq_core::config::Configuration;
+use tq_core::ids::{Epoch, PlatformId};
+use tq_std::ledger::LedgerStatus;
+use tq_std::node::report::{NodeReport, StorageHealth};
+
+use super::error::{ApiError, ErrorCode};
+
+/// Longest deadline a caller may give, in milliseconds.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+/// How long a call may wait, in milliseconds: 1 to [`MAX_DEADLINE_MS`].
+pub type DeadlineMs = u64;
+
+/// A deadline in range, as a duration; `invalid_deadline` otherwise.
+pub fn deadline(ms: DeadlineMs) -> Result<Duration, ApiError> {
+    if (1..=MAX_DEADLINE_MS).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidDeadline,
+            format!("a deadline of {ms} ms is outside 1..={MAX_DEADLINE_MS}"),
+        ))
+    }
+}
+
+/// `commit_configuration` on another sled, through this one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyCommitRequest {
+    /// The sled to run it on.
+    pub target: PlatformId,
+    /// How long to wait for its answer, in milliseconds (1 to 60000).
+    #[schemars(range(min = 1, max = 60000))]
+    pub deadline_ms: DeadlineMs,
+    /// The call.
+    pub request: CommitRequest,
+}
+
+/// `prepare_and_commit` on another sled, through this one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyPrepareAndCommitRequest {
+    /// The sled to run it on.
+    pub target: PlatformId,
+    /// How long to wait for its answer, in milliseconds (1 to 60000).
+    #[schemars(range(min = 1, max = 60000))]
+    pub deadline_ms: DeadlineMs,
+    /// The configuration to prepare and commit.
+    pub config: Configuration,
+}
+
+/// The node status of another sled, through this one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyStatusRequest {
+    /// The sled to ask.
+    pub target: PlatformId,
+    /// How long to wait for its answer, in milliseconds (1 to 60000).
+    #[schemars(range(min = 1, max = 60000))]
+    pub deadline_ms: DeadlineMs,
+}
+
+/// Load the latest committed epoch's secret, waiting up to the deadline
+/// for its shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFingerprintRequest {
+    /// How long to wait for the shares, in milliseconds (1 to 60000).
+    #[schemars(range(min = 1, max = 60000))]
+    pub deadline_ms: DeadlineMs,
+}
+
+/// Which secret a sled loaded, without the secret: its epoch and its
+/// fingerprint (tq-std's `LoadedSecret::fingerprint`, a one-way,
+/// domain-separated hash), so members can be compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretFingerprint {
+    /// The epoch whose secret was loaded.
+    pub epoch: Epoch,
+    /// The fingerprint, 32 bytes in lower-case hex.
+    #[schemars(length(equal = 64), regex(pattern = r"^[0-9a-f]*$"))]
+    pub fingerprint: String,
+}
+
+/// A sled's status: the core's node status, and what the shim adds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SledStatus {
+    /// The core's status (never a secret or a share).
+    pub node: NodeStatus,
+    /// Whether the node's state reaches the ledger.
+    pub storage: Storage,
+    /// The ledger copies' health.
+    pub ledger: Ledger,
+    /// Every peer in the peer set, in order.
+    pub peers: Vec<Peer>,
+}
+
+/// Whether the node's state reaches the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// The state is stored (at least one copy).
+    Stored,
+    /// The last writes reached no copy; nothing is sent or acknowledged
+    /// until a retry succeeds.
+    Failing {
+        /// Failed writes in a row.
+        attempts: u32,
+    },
+}
+
+/// The ledger copies' health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ledger {
+    /// Both copies hold the latest state.
+    Healthy,
+    /// Only one copy holds the latest state.
+    Degraded {
+        /// The copy that is behind (0 or 1).
+        failed_copy: u8,
+    },
+    /// The last write reached no copy.
+    Failing {
+        /// Failed attempts in a row.
+        attempts: u32,
+    },
+}
+
+/// One peer's connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Peer {
+    /// The peer.
+    pub id: PlatformId,
+    /// Its peer network address.
+    #[schemars(with = "String")]
+    pub address: SocketAddr,
+    /// Whether a connection is established.
+    pub connected: bool,
+    /// Connections established with it so far.
+    pub connects: u64,
+}
+
+impl From<NodeReport> for SledStatus {
+    fn from(report: NodeReport) -> Self {
+        Self {
+            node: report.node,
+            storage: match report.storage {
+                StorageHealth::Stored => Storage::Stored,
+                StorageHealth::Failing { attempts } => Storage::Failing { attempts },
+            },
+            ledger: match report.ledger {
+                LedgerStatus::Healthy => Ledger::Healthy,
+                LedgerStatus::Degraded { failed_copy } => Ledger::Degraded {
+                    failed_copy: u8::try_from(failed_copy).unwrap_or(u8::MAX),
+                },
+                LedgerStatus::Failing { attempts } => Ledger::Failing { attempts },
+            },
+            peers: report
+                .peers
+                .into_iter()
+                .map(|peer| Peer {
+                    id: peer.id,
+                    address: peer.addr,
+                    connected: peer.connected,
+                    connects: peer.stats.connects,
+                })
+                .collect(),
+        }
+    }
+}

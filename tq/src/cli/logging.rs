@@ -1,0 +1,21 @@
+//! Logs: `tracing` to stderr, the core's `log` lines bridged in.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// The variable that sets the log filter (`tracing-subscriber`'s syntax);
+/// `info` when unset.
+pub const LOG_ENV: &str = "TQ_LOG";
+
+/// Installs the subscriber and the bridge. Logging is best effort: a
+/// second call or a logger installed by someone else changes nothing.
+pub fn init() {
+    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let _ = tq_std::observe::bridge_core_logs();
+}

@@ -1,0 +1,411 @@
+//! The sled daemon's configuration file (TOML), as `tq sled --config FILE`
+//! reads it. Every field is described in the crate doc and in
+//! `tq/examples/sled.toml`.
+//!
+//! Reading is strict: an unknown key, a missing required one, a bad
+//! address or platform id, or a sled listed twice is a [`ConfigError`]
+//! that names the file and, for a syntax or type error, the line and
+//! column. Relative paths are taken from the directory of the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tq_core::ids::{PlatformId, PlatformIdError};
+use tq_std::ledger::LEDGER_COPIES;
+use tq_std::net::NetConfig;
+use tq_std::node::{
+    DEFAULT_API_QUEUE_LEN, DEFAULT_MAX_PROXIED, DEFAULT_MAX_SECRET_WAITERS, NodeConfig,
+};
+
+/// The HTTP API's port when `[api] listen` is not given.
+pub const DEFAULT_API_PORT: u16 = 7150;
+
+/// The peer network's port when `[peer] listen` is not given.
+pub const DEFAULT_PEER_PORT: u16 = 7151;
+
+/// The file name of each ledger copy inside its directory.
+pub const LEDGER_FILE_NAME: &str = "trust-quorum.ledger";
+
+/// The whole file. See the crate doc for each field.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SledConfig {
+    /// Where the state is kept.
+    pub ledger: LedgerSection,
+    /// The rack CA, this sled's certificate and key.
+    pub tls: TlsSection,
+    /// The peer network.
+    #[serde(default)]
+    pub peer: PeerSection,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// Queue bounds of the node.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// The other sleds of the rack.
+    #[serde(default)]
+    pub peers: Vec<PeerEntry>,
+}
+
+/// `[ledger]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSection {
+    /// The two directories holding a ledger copy each (one per M.2 drive).
+    /// They must exist: a missing one is a drive that is not mounted.
+    pub dirs: [PathBuf; LEDGER_COPIES],
+    /// The LRTQ share file, read once when the ledger holds nothing.
+    #[serde(default)]
+    pub lrtq_share_file: Option<PathBuf>,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM file of the rack CA certificate(s): the only trust anchors.
+    pub rack_ca: PathBuf,
+    /// PEM file of this sled's certificate (then any intermediates),
+    /// naming its platform id.
+    pub certificate: PathBuf,
+    /// PEM file of this sled's private key.
+    pub key: PathBuf,
+}
+
+/// `[peer]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    /// Where the peer network listens.
+    #[serde(default = "default_peer_listen")]
+    pub listen: SocketAddr,
+    /// Seconds between keep-alives on each connection.
+    #[serde(default = "default_keepalive_secs")]
+    pub keepalive_secs: u64,
+    /// Seconds of silence after which a connection is dropped.
+    #[serde(default = "default_inactivity_secs")]
+    pub inactivity_timeout_secs: u64,
+}
+
+impl Default for PeerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_peer_listen(),
+            keepalive_secs: default_keepalive_secs(),
+            inactivity_timeout_secs: default_inactivity_secs(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Where the HTTP API listens: loopback by default, since it is plain
+    /// HTTP and anyone who reaches it can reconfigure the rack.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+        }
+    }
+}
+
+/// `[limits]`: the node's queue bounds (a full one answers `busy`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// API calls queued on the node task.
+    #[serde(default = "default_api_queue_len")]
+    pub api_queue_len: usize,
+    /// Callers waiting for the latest secret at once.
+    #[serde(default = "default_max_secret_waiters")]
+    pub max_secret_waiters: usize,
+    /// Proxied calls in flight at once.
+    #[serde(default = "default_max_proxied")]
+    pub max_proxied: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            api_queue_len: DEFAULT_API_QUEUE_LEN,
+            max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
+            max_proxied: DEFAULT_MAX_PROXIED,
+        }
+    }
+}
+
+/// One `[[peers]]` entry: another sled of the rack.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    /// Its part number, as its certificate names it.
+    pub part: String,
+    /// Its serial number, as its certificate names it.
+    pub serial: String,
+    /// Its peer network address.
+    pub address: SocketAddr,
+}
+
+fn default_peer_listen() -> SocketAddr {
+    SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PEER_PORT))
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_API_PORT))
+}
+
+fn default_keepalive_secs() -> u64 {
+    1
+}
+
+fn default_inactivity_secs() -> u64 {
+    10
+}
+
+fn default_api_queue_len() -> usize {
+    DEFAULT_API_QUEUE_LEN
+}
+
+fn default_max_secret_waiters() -> usize {
+    DEFAULT_MAX_SECRET_WAITERS
+}
+
+fn default_max_proxied() -> usize {
+    DEFAULT_MAX_PROXIED
+}
+
+/// Why the configuration could not be used. Displays as one line.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML or does not fit the format.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line and column of the error, when known.
+        at: Option<(usize, usize)>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A peer's platform id is invalid.
+    PeerId {
+        /// Its index in `[[peers]]`.
+        index: usize,
+        /// Why.
+        error: PlatformIdError,
+    },
+    /// A sled is listed twice.
+    DuplicatePeer(PlatformId),
+    /// A timing field is zero or out of range.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+            Self::Parse { path, at, message } => {
+                write!(f, "{}", path.display())?;
+                if let Some((line, column)) = at {
+                    write!(f, ", line {line}, column {column}")?;
+                }
+                // TOML's messages may span lines; keep one.
+                write!(f, ": {}", message.trim().replace('\n', " "))
+            }
+            Self::PeerId { index, error } => write!(f, "peers[{index}]: {error}"),
+            Self::DuplicatePeer(id) => write!(f, "sled {id} is listed twice in [[peers]]"),
+            Self::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl SledConfig {
+    /// Reads and checks the file at `path`, making relative paths relative
+    /// to its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let mut config = Self::parse(&text).map_err(|(at, message)| ConfigError::Parse {
+            path: path.to_owned(),
+            at,
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.peer_map()?;
+        config.timing()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (paths left as written). On error: the 1-based
+    /// line and column, when known, and the message.
+    #[allow(clippy::result_large_err)]
+    pub fn parse(text: &str) -> Result<Self, (Option<(usize, usize)>, String)> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = e.span().map(|span| line_column(text, span.start));
+            (at, e.message().to_owned())
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.ledger.dirs.iter_mut().for_each(resolve);
+        if let Some(p) = self.ledger.lrtq_share_file.as_mut() {
+            resolve(p);
+        }
+        resolve(&mut self.tls.rack_ca);
+        resolve(&mut self.tls.certificate);
+        resolve(&mut self.tls.key);
+    }
+
+    /// The peers by platform id; refuses an invalid id or a repeat.
+    pub fn peer_map(&self) -> Result<BTreeMap<PlatformId, SocketAddr>, ConfigError> {
+        let mut peers = BTreeMap::new();
+        for (index, entry) in self.peers.iter().enumerate() {
+            let id = PlatformId::new(&entry.part, &entry.serial)
+                .map_err(|error| ConfigError::PeerId { index, error })?;
+            if peers.insert(id.clone(), entry.address).is_some() {
+                return Err(ConfigError::DuplicatePeer(id));
+            }
+        }
+        Ok(peers)
+    }
+
+    fn timing(&self) -> Result<(Duration, Duration), ConfigError> {
+        let keepalive = self.peer.keepalive_secs;
+        let inactivity = self.peer.inactivity_timeout_secs;
+        if keepalive == 0 || inactivity <= keepalive {
+            return Err(ConfigError::Invalid(
+                "[peer] keepalive_secs must be at least 1 and below inactivity_timeout_secs",
+            ));
+        }
+        Ok((
+            Duration::from_secs(keepalive),
+            Duration::from_secs(inactivity),
+        ))
+    }
+
+    /// The two ledger copies' file paths.
+    pub fn ledger_paths(&self) -> [PathBuf; LEDGER_COPIES] {
+        self.ledger
+            .dirs
+            .clone()
+            .map(|dir| dir.join(LEDGER_FILE_NAME))
+    }
+
+    /// The node's configuration.
+    pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
+        let (keepalive, inactivity) = self.timing()?;
+        let mut net = NetConfig::new(self.peer.listen);
+        net.keepalive_interval = keepalive;
+        net.inactivity_timeout = inactivity;
+        let mut node = NodeConfig::new(self.ledger_paths(), net);
+        node.lrtq_share_file = self.ledger.lrtq_share_file.clone();
+        node.peers = self.peer_map()?;
+        node.api_queue_len = self.limits.api_queue_len;
+        node.max_secret_waiters = self.limits.max_secret_waiters;
+        node.max_proxied = self.limits.max_proxied;
+        Ok(node)
+    }
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[ledger]
+dirs = ["m2-0", "/m2-1"]
+
+[tls]
+rack_ca = "ca.pem"
+certificate = "sled.pem"
+key = "sled.key"
+"#;
+
+    #[test]
+    fn defaults_put_the_api_on_loopback() {
+        let config = SledConfig::parse(MINIMAL).unwrap();
+        assert_eq!(config.api.listen, "127.0.0.1:7150".parse().unwrap());
+        assert_eq!(config.peer.listen, "[::]:7151".parse().unwrap());
+        assert!(config.peers.is_empty());
+        assert_eq!(config.ledger.lrtq_share_file, None);
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../examples/sled.toml");
+        let config = SledConfig::parse(text).unwrap();
+        assert_eq!(config.peers.len(), 2);
+        assert_eq!(config.peer_map().unwrap().len(), 2);
+        config.node_config().unwrap();
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let mut config = SledConfig::parse(MINIMAL).unwrap();
+        config.resolve_paths(Path::new("/etc/tq"));
+        assert_eq!(
+            config.ledger_paths(),
+            [
+                PathBuf::from("/etc/tq/m2-0/trust-quorum.ledger"),
+                PathBuf::from("/m2-1/trust-quorum.ledger")
+            ]
+        );
+        assert_eq!(config.tls.key, PathBuf::from("/etc/tq/sled.key"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = format!("{MINIMAL}\n[api]\nlisten = \"not an address\"\n");
+        let (at, message) = SledConfig::parse(&text).unwrap_err();
+        assert_eq!(at.map(|(line, _)| line), Some(11), "{message}");
+        let (_, message) = SledConfig::parse("[ledger]\ndirs = [\"a\", \"b\"]\n").unwrap_err();
+        assert!(message.contains("missing field `tls`"), "{message}");
+        let (_, message) = SledConfig::parse(&format!("{MINIMAL}\nextra = 1\n")).unwrap_err();
+        assert!(message.contains("unknown field `extra`"), "{message}");
+    }
+
+    #[test]
+    fn peers_are_checked() {
+        let peer = |serial: &str| {
+            format!("[[peers]]\npart = \"p\"\nserial = \"{serial}\"\naddress = \"[::1]:1\"\n")
+        };
+        let twice = format!("{MINIMAL}{}{}", peer("a"), peer("a"));
+        let config = SledConfig::parse(&twice).unwrap();
+        assert!(matches!(
+            config.peer_map(),
+            Err(ConfigError::DuplicatePeer(_))
+        ));
+        let empty = format!("{MINIMAL}{}", peer(""));
+        let config = SledConfig::parse(&empty).unwrap();
+        let error = config.peer_map().unwrap_err();
+        assert_eq!(error.to_string(), "peers[0]: platform id field is empty");
+    }
+}

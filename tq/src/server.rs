@@ -1,0 +1,203 @@
+//! The HTTP API's implementation over a node handle ([`SledApiImpl`]), and
+//! the server that runs it ([`ApiServer`]).
+//!
+//! Each endpoint is one handle call: the node's answer is the response,
+//! its refusal an [`ApiError`] with the core's error, and a shim failure
+//! (`Unavailable`) an [`ApiError`] with its code. Handlers run detached
+//! from their connection, so a client that goes away never cuts a node
+//! call short.
+
+use std::net::SocketAddr;
+
+use dropshot::{
+    Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, HttpResponseUpdatedNoContent,
+    RequestContext, ServerBuilder, TypedBody,
+};
+use http::Response;
+use tq_core::api::{
+    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+};
+use tq_core::config::Configuration;
+use tq_std::handle::{Answer, NodeHandle};
+
+use crate::api::error::{ApiError, ErrorCode};
+use crate::api::types::{
+    ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
+    SecretFingerprintRequest, SledStatus, deadline,
+};
+use crate::api::{SledApi, sled_api_mod};
+
+/// Largest request body accepted, in bytes: four times the JSON of the
+/// largest configuration (a test checks it fits).
+pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+
+/// The content type of `/metrics`.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The trait's implementation (never constructed).
+pub enum SledApiImpl {}
+
+/// A node call's outcome as an HTTP result: the shim's failure or the
+/// node's refusal become the error.
+fn answered<T, E>(answer: Answer<Result<T, E>>) -> Result<T, ApiError>
+where
+    ApiError: From<E>,
+{
+    answer?.map_err(ApiError::from)
+}
+
+impl SledApi for SledApiImpl {
+    type Context = NodeHandle;
+
+    async fn reconfigure(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<ReconfigureMsg>,
+    ) -> Result<HttpResponseOk<ReconfigureOutcome>, ApiError> {
+        let answer = rqctx.context().reconfigure(body.into_inner()).await;
+        answered(answer).map(HttpResponseOk)
+    }
+
+    async fn upgrade_from_lrtq(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<LrtqUpgradeMsg>,
+    ) -> Result<HttpResponseUpdatedNoContent, ApiError> {
+        let answer = rqctx.context().upgrade_from_lrtq(body.into_inner()).await;
+        answered(answer).map(|()| HttpResponseUpdatedNoContent())
+    }
+
+    async fn commit(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<CommitRequest>,
+    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError> {
+        let answer = rqctx.context().commit(body.into_inner()).await;
+        answered(answer).map(HttpResponseOk)
+    }
+
+    async fn prepare_and_commit(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<Configuration>,
+    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError> {
+        let answer = rqctx.context().prepare_and_commit(body.into_inner()).await;
+        answered(answer).map(HttpResponseOk)
+    }
+
+    async fn coordinator_status(
+        rqctx: RequestContext<NodeHandle>,
+    ) -> Result<HttpResponseOk<Option<CoordinatorStatus>>, ApiError> {
+        Ok(HttpResponseOk(rqctx.context().coordinator_status().await?))
+    }
+
+    async fn status(
+        rqctx: RequestContext<NodeHandle>,
+    ) -> Result<HttpResponseOk<SledStatus>, ApiError> {
+        let report = rqctx.context().status().await?;
+        Ok(HttpResponseOk(report.into()))
+    }
+
+    async fn proxy_commit(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<ProxyCommitRequest>,
+    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError> {
+        let ProxyCommitRequest {
+            target,
+            deadline_ms,
+            request,
+        } = body.into_inner();
+        let deadline = deadline(deadline_ms)?;
+        let answer = rqctx
+            .context()
+            .proxy_commit(target, request, deadline)
+            .await;
+        answered(answer).map(HttpResponseOk)
+    }
+
+    async fn proxy_prepare_and_commit(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<ProxyPrepareAndCommitRequest>,
+    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError> {
+        let ProxyPrepareAndCommitRequest {
+            target,
+            deadline_ms,
+            config,
+        } = body.into_inner();
+        let deadline = deadline(deadline_ms)?;
+        let answer = rqctx
+            .context()
+            .proxy_prepare_and_commit(target, config, deadline)
+            .await;
+        answered(answer).map(HttpResponseOk)
+    }
+
+    async fn proxy_status(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<ProxyStatusRequest>,
+    ) -> Result<HttpResponseOk<NodeStatus>, ApiError> {
+        let ProxyStatusRequest {
+            target,
+            deadline_ms,
+        } = body.into_inner();
+        let deadline = deadline(deadline_ms)?;
+        let status = rqctx.context().proxy_status(target, deadline).await?;
+        Ok(HttpResponseOk(status))
+    }
+
+    async fn secret_fingerprint(
+        rqctx: RequestContext<NodeHandle>,
+        body: TypedBody<SecretFingerprintRequest>,
+    ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError> {
+        let deadline = deadline(body.into_inner().deadline_ms)?;
+        let answer = rqctx.context().load_latest_secret(deadline).await;
+        let secret = answered(answer)?;
+        Ok(HttpResponseOk(SecretFingerprint {
+            epoch: secret.epoch(),
+            fingerprint: hex::encode(secret.fingerprint()),
+        }))
+    }
+
+    async fn metrics(rqctx: RequestContext<NodeHandle>) -> Result<Response<Body>, ApiError> {
+        let snapshot = rqctx.context().metrics().await?;
+        Response::builder()
+            .header(http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
+            .body(tq_std::metrics::render(&snapshot).into())
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+}
+
+/// A running API server.
+pub struct ApiServer {
+    server: dropshot::HttpServer<NodeHandle>,
+}
+
+impl ApiServer {
+    /// Starts serving the API for `handle` on `listen`. Must be called
+    /// within a tokio runtime.
+    pub fn start(listen: SocketAddr, handle: NodeHandle) -> Result<Self, String> {
+        let api = sled_api_mod::api_description::<SledApiImpl>().map_err(|e| e.to_string())?;
+        let config = ConfigDropshot {
+            bind_address: listen,
+            default_request_body_max_bytes: MAX_REQUEST_BODY_BYTES,
+            default_handler_task_mode: HandlerTaskMode::Detached,
+            ..ConfigDropshot::default()
+        };
+        // dropshot logs through slog; its records join the tracing ones.
+        let log = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
+        let server = ServerBuilder::new(api, handle, log)
+            .config(config)
+            .start()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { server })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting connections and waits for the calls in progress.
+    pub async fn stop(self) {
+        if let Err(e) = self.server.close().await {
+            tracing::warn!(error = %e, "API server close");
+        }
+    }
+}
