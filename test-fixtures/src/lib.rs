@@ -9,7 +9,7 @@
 //! - [`lrtq_rack`] (feature `core`, on by default): the same rack as each
 //!   sled's `LrtqShareData` and the secret as the new protocol sees it.
 //! - [`with_big_stack`]: a thread with room for a whole simulated rack.
-//! - [`pki`] (feature `pki`): a rack CA and sled certificates (rcgen), as
+//! - `pki` (feature `pki`): a rack CA and sled certificates (rcgen), as
 //!   DER or PEM files.
 //!
 //! Test-only: it panics on any failure, as a test should.
