@@ -64,6 +64,7 @@
 //! | `Fresh`     | 6     | 85,564  | 54 s  |
 //! | `Lrtq`      | 6     | 64,416  | 180 s |
 //! | `Committed` | 6     | 275,045 | 238 s |
+//! | `Fresh` (binary: `target/model/tq-model --sleds 3 --start fresh --depth 7`) | 7 | 362,684 | 161 s |
 //! | `Fresh`, 4 sleds (binary: `target/model/tq-model --sleds 4 --start fresh --depth 4`) | 4 | 66,345 | 24.5 s |
 //! | planted `ack-stale-prepare`: found, shortest path 3 steps | | 284 | 0.1 s |
 //! | planted `ack-any-epoch`: found, shortest path 5 steps | | 10,499 | 1.9 s |
