@@ -13,7 +13,9 @@
 //! Each has a postcard codec in [`crate::wire`] (in place where the value
 //! is large) for the service processor; with the `host` feature each also
 //! derives serde's `Deserialize`, and all of them round-trip through JSON
-//! (a rack id as its UUID string, digests and ciphertexts as hex).
+//! (a rack id as its UUID string, digests and ciphertexts as hex); with
+//! the `schema` feature each also describes that JSON as a JSON Schema
+//! (`crate::schema`), for the host's HTTP API.
 //!
 //! The two large answers are generic over how they hold their lists, like
 //! [`crate::messages::Envelope`]: a node answers with borrowed parts

@@ -12,7 +12,10 @@
 //!   send; nothing here waits, sleeps or retries on a timer.
 //! - **No allocation.** `#![no_std]` without `alloc`; every collection is a
 //!   fixed-capacity `heapless` type whose bound is a named constant in
-//!   [`limits`]. A full collection is a typed error, never a panic.
+//!   [`limits`]. A full collection is a typed error, never a panic. (The
+//!   host-only `schema` feature, JSON Schemas of the Nexus-facing types
+//!   for an HTTP API, links `std` for `schemars`; no other build does, the
+//!   service processor's included.)
 //! - **No panic on any input.** Indexing, `unwrap` and `expect` are denied
 //!   outside tests; every fallible step returns a typed error.
 //! - **Randomness comes from the caller** as a [`rand_core::TryCryptoRng`], so

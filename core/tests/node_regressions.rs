@@ -16,7 +16,7 @@ use tq_test_fixtures::{RACK, with_big_stack};
 #[test]
 fn an_acked_prepare_of_a_committed_epoch_is_never_dropped() {
     with_big_stack(|| {
-        let mut cluster = Cluster::new(1, RACK, 4, 4, RackStart::Fresh).unwrap();
+        let mut cluster: Cluster = Cluster::new(1, RACK, 4, 4, RackStart::Fresh).unwrap();
         let outcome = (|| -> Result<(), Violation> {
             cluster.apply(&Action::Crash(3))?;
             // Epoch 1, K = 3, Z = 0: acks from sleds 0, 1 and 2 commit it.

@@ -2,7 +2,8 @@
 //! `fuzz/`) replaces `fuzz/seeds/<target>/` with real encodings of every
 //! kind (see `tq_fuzz::samples`) and the hand-written wire vectors (see
 //! `tq_fuzz::vectors`), and `fuzz/seeds/cluster/` with runs of
-//! the stateful target that reach commits (see `tq_fuzz::cluster::seeds`).
+//! the stateful target that reach commits (see `tq_fuzz::cluster::seeds`),
+//! and `fuzz/seeds/cluster_safety/` with those of racks of up to 8 sleds.
 //! The output is deterministic: run it in release mode, it plays a few
 //! hundred cluster runs.
 
@@ -17,7 +18,9 @@ fn main() -> std::io::Result<()> {
 fn write_all() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let mut all = tq_fuzz::samples::all();
-    all.push(("cluster", tq_fuzz::cluster::seeds()));
+    let cluster = tq_fuzz::cluster::seeds();
+    all.push(("cluster_safety", tq_fuzz::cluster::safety_seeds(&cluster)));
+    all.push(("cluster", cluster));
     for (target, seeds) in all {
         let dir = root.join(target);
         if dir.exists() {

@@ -1,10 +1,25 @@
-//! The stateful target: the fuzzer's bytes drive a `tq_harness::Cluster`.
+//! The stateful targets: the fuzzer's bytes drive a `tq_harness::Cluster`.
+//!
+//! Two targets read the same input format:
+//!
+//! - `cluster` ([`run`]): racks of 3 to 32 sleds, the safety invariants
+//!   after every step, and the liveness check at the end;
+//! - `cluster_safety` ([`run_safety`]): racks of 3 to 8 sleds only (in a
+//!   cluster sized for 8), the safety invariants after every step, and at
+//!   the end a comparison of every sled's state with its disk, but no
+//!   liveness check (healing a rack and loading every secret costs far
+//!   more than the steps): many more inputs a second, for the invariants.
 //!
 //! # Input format
 //!
-//! - byte 0, the rack: bit 0 set = an LRTQ rack (else fresh); sleds
-//!   `3 + ((b >> 1) & 7) % 6` (3 to 8); initial members `3 + (b >> 4) % (sleds - 2)`.
-//! - byte 1: the cluster's seed (every random choice of a run follows it).
+//! - byte 0, the rack: bit 0 set = an LRTQ rack (else fresh). With
+//!   `f = (b >> 1) & 7` below 6, sleds `3 + f` (3 to 8) and initial
+//!   members `3 + (b >> 4) % (sleds - 2)`. With `f` 6 or 7, a large rack:
+//!   the next byte `s` gives sleds `9 + s % 24` (9 to 32), and initial
+//!   members are the sleds less `(b >> 4) % 3` spares. (`cluster_safety`
+//!   reads `f` 6 and 7 as 3 and 4 sleds, with no extra byte.)
+//! - next byte: the cluster's seed (every random choice of a run follows
+//!   it).
 //! - then steps until the bytes run out. Each step starts with a selector
 //!   byte: `selector % 8 == 7` is a [`Forgery`] read from the next bytes,
 //!   anything else is one `tq_harness::Action` read by
@@ -12,10 +27,10 @@
 //!   losses, link changes, crashes, restarts, Nexus steps, secret loads).
 //!   Missing trailing bytes read as zero.
 //!
-//! Every step is followed by the harness's full safety check; at the end the
-//! harness's liveness check runs (heal everything, Nexus finishes, every
-//! member loads the same secrets, removed sleds learn they are expunged).
-//! A violation panics: that is the finding.
+//! Every step is followed by the harness's full safety check; at the end of
+//! a `cluster` run the harness's liveness check runs (heal everything,
+//! Nexus finishes, every member loads the same secrets, removed sleds learn
+//! they are expunged). A violation panics: that is the finding.
 //!
 //! # Forged messages
 //!
@@ -38,8 +53,8 @@ use tq_core::ids::Epoch;
 use tq_core::messages::{Body, PeerMsg};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
-use tq_harness::network::InFlight;
-use tq_harness::{Action, Cluster, RackStart, Violation};
+use tq_harness::network::Message;
+use tq_harness::{Action, Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
 
 use tq_test_fixtures::lrtq_rack;
 
@@ -75,7 +90,7 @@ impl Reader<'_> {
 pub struct Layout {
     /// An LRTQ rack (else fresh).
     pub lrtq: bool,
-    /// Sleds, 3 to 8.
+    /// Sleds, 3 to 32 (3 to 8 for `cluster_safety`).
     pub sleds: usize,
     /// Initial members, 3 to `sleds`.
     pub members: usize,
@@ -83,11 +98,26 @@ pub struct Layout {
     pub seed: u64,
 }
 
+/// Which racks a target reads from the header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Racks {
+    /// 3 to 8 sleds.
+    Small,
+    /// 3 to 32 sleds.
+    Whole,
+}
+
 impl Layout {
-    fn read(input: &mut Reader<'_>) -> Self {
+    fn read(input: &mut Reader<'_>, racks: Racks) -> Self {
         let rack = input.byte();
-        let sleds = 3 + usize::from((rack >> 1) & 7) % 6;
-        let members = 3 + usize::from(rack >> 4) % (sleds - 2);
+        let f = usize::from((rack >> 1) & 7);
+        let (sleds, members) = if f >= 6 && racks == Racks::Whole {
+            let sleds = 9 + usize::from(input.byte()) % 24;
+            (sleds, sleds - usize::from(rack >> 4) % 3)
+        } else {
+            let sleds = 3 + f % 6;
+            (sleds, 3 + usize::from(rack >> 4) % (sleds - 2))
+        };
         Self {
             lrtq: rack & 1 == 1,
             sleds,
@@ -96,15 +126,22 @@ impl Layout {
         }
     }
 
-    /// The two header bytes that read back as this layout (`sleds` and
-    /// `members` must be in range).
-    pub fn header(&self) -> [u8; 2] {
-        let sleds = (self.sleds - 3) as u8;
-        let members = (self.members - 3) as u8;
-        [
-            u8::from(self.lrtq) | sleds << 1 | members << 4,
-            self.seed as u8,
-        ]
+    /// The header bytes that read back as this layout (`sleds` and
+    /// `members` must be in range: for a large rack, at most two spares).
+    pub fn header(&self) -> Vec<u8> {
+        let lrtq = u8::from(self.lrtq);
+        if self.sleds <= 8 {
+            let sleds = (self.sleds - 3) as u8;
+            let members = (self.members - 3) as u8;
+            vec![lrtq | sleds << 1 | members << 4, self.seed as u8]
+        } else {
+            let spares = (self.sleds - self.members) as u8;
+            vec![
+                lrtq | 6 << 1 | spares << 4,
+                (self.sleds - 9) as u8,
+                self.seed as u8,
+            ]
+        }
     }
 }
 
@@ -238,12 +275,52 @@ pub enum Verdict {
     InjectWaivingLiveness,
 }
 
-/// Runs the input: builds the rack, applies every step with the safety
-/// check after each, then the liveness check. Returns the first violation.
+/// How a run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// The liveness check (the `cluster` target).
+    Liveness,
+    /// Every sled's state compared with its disk (the `cluster_safety`
+    /// target).
+    Safety,
+}
+
+/// The `cluster` target: builds the rack (3 to 32 sleds), applies every
+/// step with the safety check after each, then the liveness check.
+/// Returns the first violation.
 pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
     let mut input = Reader(bytes);
-    let layout = Layout::read(&mut input);
-    let mut cluster = Box::new(new_cluster(&layout)?);
+    let layout = Layout::read(&mut input, Racks::Whole);
+    // A rack of up to 8 in a cluster sized for 8: a whole-rack cluster is
+    // three times larger, and set up for every input. It is built by value
+    // (2.2 MiB, and copies of it in a sanitized build) on a thread with
+    // room for it: libFuzzer's own stack overflows.
+    if layout.sleds <= DEFAULT_SLEDS {
+        run_in::<DEFAULT_SLEDS>(&layout, input, Ending::Liveness)
+    } else {
+        let steps = input.0.to_vec();
+        tq_test_fixtures::with_big_stack(move || {
+            run_in::<MAX_SLEDS>(&layout, Reader(&steps), Ending::Liveness)
+        })
+    }
+}
+
+/// The `cluster_safety` target: builds the rack (3 to 8 sleds), applies
+/// every step with the safety check after each, then compares every
+/// sled's state with its disk; no liveness check. Returns the first
+/// violation.
+pub fn run_safety(bytes: &[u8]) -> Result<RunStats, Violation> {
+    let mut input = Reader(bytes);
+    let layout = Layout::read(&mut input, Racks::Small);
+    run_in::<DEFAULT_SLEDS>(&layout, input, Ending::Safety)
+}
+
+fn run_in<const N: usize>(
+    layout: &Layout,
+    mut input: Reader<'_>,
+    ending: Ending,
+) -> Result<RunStats, Violation> {
+    let mut cluster = Box::new(new_cluster::<N>(layout)?);
     let mut stats = RunStats::default();
     let trace = tracing();
     if trace {
@@ -278,6 +355,10 @@ pub fn run(bytes: &[u8]) -> Result<RunStats, Violation> {
     }
     stats.committed = cluster.nexus().stats().committed;
     stats.secrets_loaded = cluster.stats().secrets_loaded;
+    if ending == Ending::Safety {
+        cluster.check_every_state_stored()?;
+        return Ok(stats);
+    }
     if stats.liveness_waived {
         // Safety was checked after every step; liveness is not promised
         // to a rack with a lying sled (see `Verdict`).
@@ -324,7 +405,7 @@ fn tracing() -> bool {
 }
 
 /// Prints each sled's role and what its disk holds (for `TQ_FUZZ_TRACE`).
-pub fn print_sleds(cluster: &Cluster) {
+pub fn print_sleds<const N: usize>(cluster: &Cluster<N>) {
     for index in 0..cluster.sled_count() {
         let Some(sled) = cluster.sled(index) else {
             continue;
@@ -341,7 +422,7 @@ pub fn print_sleds(cluster: &Cluster) {
         });
         eprintln!("    sled {index}: (coordinating, computing, loading) {roles:?}, disk {disk:?}");
     }
-    eprintln!("    in flight: {}", cluster.network().in_flight().len());
+    eprintln!("    in flight: {}", cluster.network().len());
 }
 
 /// Whether `TQ_FUZZ_SKIP_FORGERIES` is set: then every forgery is skipped,
@@ -353,11 +434,12 @@ fn skipping_forgeries() -> bool {
 
 /// The LRTQ rack of `members` sleds, made once per size.
 fn lrtq(members: usize) -> &'static (Vec<LrtqShareData>, RackSecret) {
-    static RACKS: [OnceLock<(Vec<LrtqShareData>, RackSecret)>; 9] = [const { OnceLock::new() }; 9];
+    static RACKS: [OnceLock<(Vec<LrtqShareData>, RackSecret)>; MAX_SLEDS + 1] =
+        [const { OnceLock::new() }; MAX_SLEDS + 1];
     RACKS[members].get_or_init(|| lrtq_rack(members, 1000 + members as u64))
 }
 
-fn new_cluster(layout: &Layout) -> Result<Cluster, Violation> {
+fn new_cluster<const N: usize>(layout: &Layout) -> Result<Cluster<N>, Violation> {
     let start = if layout.lrtq {
         let (data, secret) = lrtq(layout.members);
         RackStart::Lrtq { data, secret }
@@ -369,12 +451,19 @@ fn new_cluster(layout: &Layout) -> Result<Cluster, Violation> {
 
 /// Injects `forgery` unless [`judge`] says to skip it, then checks the
 /// invariants.
-fn forge(cluster: &mut Cluster, forgery: &Forgery) -> Result<Verdict, Violation> {
+fn forge<const N: usize>(
+    cluster: &mut Cluster<N>,
+    forgery: &Forgery,
+) -> Result<Verdict, Violation> {
     let count = cluster.sled_count();
     let sled = |n: u8| usize::from(n) % count;
-    let in_flight = |n: u8| -> Option<InFlight> {
-        let messages = cluster.network().in_flight();
-        (!messages.is_empty()).then(|| messages[usize::from(n) % messages.len()].clone())
+    let in_flight = |n: u8| -> Option<Owned> {
+        let msg = cluster.network().get(usize::from(n))?;
+        Some(Owned {
+            from: msg.from,
+            to: msg.to,
+            bytes: msg.bytes.to_vec(),
+        })
     };
     let (from, to, bytes, original) = match forgery {
         Forgery::Garbage { from, to, bytes } => (sled(*from), sled(*to), bytes.clone(), None),
@@ -402,7 +491,13 @@ fn forge(cluster: &mut Cluster, forgery: &Forgery) -> Result<Verdict, Violation>
     let verdict = if skipping_forgeries() {
         Verdict::Skip
     } else {
-        judge(cluster, from, to, &bytes, original.as_ref())
+        judge(
+            cluster,
+            from,
+            to,
+            &bytes,
+            original.as_ref().map(Owned::message),
+        )
     };
     if tracing() {
         let decoded = wire::decode_peer_msg(&bytes);
@@ -418,6 +513,23 @@ fn forge(cluster: &mut Cluster, forgery: &Forgery) -> Result<Verdict, Violation>
         cluster.check()?;
     }
     Ok(verdict)
+}
+
+/// A message in flight, copied out of the network.
+struct Owned {
+    from: u8,
+    to: u8,
+    bytes: Vec<u8>,
+}
+
+impl Owned {
+    fn message(&self) -> Message<'_> {
+        Message {
+            from: self.from,
+            to: self.to,
+            bytes: &self.bytes,
+        }
+    }
 }
 
 /// Judges `bytes` from sled `from` to sled `to`, made from the real message
@@ -448,12 +560,12 @@ fn forge(cluster: &mut Cluster, forgery: &Forgery) -> Result<Verdict, Violation>
 ///   request is skipped (the answer would expunge the asker for an epoch
 ///   that may never commit; honest sleds ask only for committed epochs
 ///   they are members of).
-pub fn judge(
-    cluster: &Cluster,
+pub fn judge<const N: usize>(
+    cluster: &Cluster<N>,
     from: usize,
     to: usize,
     bytes: &[u8],
-    original: Option<&InFlight>,
+    original: Option<Message<'_>>,
 ) -> Verdict {
     if from == to {
         return Verdict::Skip;
@@ -480,7 +592,7 @@ pub fn judge(
     if rack.is_some_and(|rack| rack != msg.rack_id) {
         return Verdict::Inject;
     }
-    let original: Option<PeerMsg> = original.and_then(|o| wire::decode_peer_msg(&o.bytes).ok());
+    let original: Option<PeerMsg> = original.and_then(|o| wire::decode_peer_msg(o.bytes).ok());
     let original_commit = || match original.as_ref().map(|o| &o.body) {
         Some(Body::CommitAdvance(config)) => Some(config.clone()),
         _ => None,
@@ -539,11 +651,16 @@ pub fn judge(
             inject_if(!for_receiver || real)
         }
         // Only a member of `config` can send it: from anyone else it is
-        // ignored.
+        // ignored. For an epoch the receiver has committed, only the
+        // configuration it stores is harmless: another one is a lie the
+        // receiver catches and raises an alarm for (rightly; the harness
+        // counts every alarm as a violation).
         Body::CommitAdvance(config) => inject_if(
             !config.is_member(to_id)
                 || !config.is_member(from_id)
-                || state.is_committed(config.epoch())
+                || state.get(config.epoch()).is_some_and(|stored| {
+                    state.is_committed(config.epoch()) && stored.config == *config
+                })
                 || original_commit().as_ref() == Some(config),
         ),
         // Ignored when stale, or when the receiver's own state proves it
@@ -559,17 +676,27 @@ pub fn judge(
     }
 }
 
-/// Panics with the violation and the input's layout: the fuzz target's
-/// check.
+/// Panics with the violation and the input's layout: the `cluster`
+/// target's check.
 pub fn fuzz_one(bytes: &[u8]) {
     if let Err(violation) = run(bytes) {
-        let layout = Layout::read(&mut Reader(bytes));
+        let layout = Layout::read(&mut Reader(bytes), Racks::Whole);
+        panic!("{violation:?} (rack {layout:?})");
+    }
+}
+
+/// The `cluster_safety` target's check: panics with the violation and the
+/// input's layout.
+pub fn fuzz_one_safely(bytes: &[u8]) {
+    if let Err(violation) = run_safety(bytes) {
+        let layout = Layout::read(&mut Reader(bytes), Racks::Small);
         panic!("{violation:?} (rack {layout:?})");
     }
 }
 
 /// Seeds for the cluster target: for each of a few racks (fresh and LRTQ,
-/// small to the largest), the random input of [`SEED_CANDIDATES`] tried
+/// from 3 sleds to a whole rack of 32), the random input of
+/// [`SEED_CANDIDATES`] tried
 /// whose run went furthest (most commits, then most secrets loaded, then
 /// most forgeries injected). Deterministic; every seed runs clean.
 ///
@@ -579,13 +706,16 @@ pub fn fuzz_one(bytes: &[u8]) {
 pub fn seeds() -> Vec<crate::samples::Seed> {
     use rand_chacha::ChaCha20Rng;
     use rand_core::{Rng, SeedableRng};
-    const RACKS: [(&str, bool, usize, usize); 6] = [
+    const RACKS: [(&str, bool, usize, usize); 9] = [
         ("fresh_3", false, 3, 3),
         ("fresh_5_of_6", false, 6, 5),
         ("fresh_8", false, 8, 8),
         ("lrtq_4", true, 4, 4),
         ("lrtq_5_of_7", true, 7, 5),
         ("lrtq_8", true, 8, 8),
+        ("fresh_12_of_13", false, 13, 12),
+        ("lrtq_17", true, 17, 17),
+        ("lrtq_32", true, 32, 32),
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(2026);
     let mut seeds = Vec::new();
@@ -598,7 +728,7 @@ pub fn seeds() -> Vec<crate::samples::Seed> {
                 members,
                 seed: u64::from(rng.next_u32() as u8),
             };
-            let mut input = layout.header().to_vec();
+            let mut input = layout.header();
             let mut body = vec![0u8; SEED_LEN];
             rng.fill_bytes(&mut body);
             input.extend_from_slice(&body);
@@ -618,6 +748,20 @@ pub fn seeds() -> Vec<crate::samples::Seed> {
     seeds
 }
 
+/// Seeds for the `cluster_safety` target: the `cluster` seeds of racks of
+/// up to 8 sleds, whose header both targets read alike.
+pub fn safety_seeds(cluster_seeds: &[crate::samples::Seed]) -> Vec<crate::samples::Seed> {
+    cluster_seeds
+        .iter()
+        .filter(|(_, input)| {
+            let layout = Layout::read(&mut Reader(input), Racks::Whole);
+            layout.sleds <= DEFAULT_SLEDS
+                && Layout::read(&mut Reader(input), Racks::Small) == layout
+        })
+        .cloned()
+        .collect()
+}
+
 /// Random inputs tried per seed.
 pub const SEED_CANDIDATES: usize = 64;
 
@@ -634,18 +778,32 @@ mod tests {
     #[test]
     fn headers_and_forgeries_read_back() {
         for lrtq in [false, true] {
-            for sleds in 3..=8 {
-                for members in 3..=sleds {
+            for sleds in 3..=MAX_SLEDS {
+                let fewest = if sleds <= 8 { 3 } else { sleds - 2 };
+                for members in fewest..=sleds {
                     let layout = Layout {
                         lrtq,
                         sleds,
                         members,
                         seed: 9,
                     };
-                    assert_eq!(Layout::read(&mut Reader(&layout.header())), layout);
+                    let header = layout.header();
+                    assert_eq!(Layout::read(&mut Reader(&header), Racks::Whole), layout);
+                    if sleds <= 8 {
+                        assert_eq!(Layout::read(&mut Reader(&header), Racks::Small), layout);
+                    }
                 }
             }
         }
+        // The safety target reads a large rack's header as a small rack.
+        let large = Layout {
+            lrtq: true,
+            sleds: 20,
+            members: 19,
+            seed: 5,
+        };
+        let small = Layout::read(&mut Reader(&large.header()), Racks::Small);
+        assert!(small.sleds <= 8 && small.lrtq);
         let forgeries = [
             Forgery::Garbage {
                 from: 1,
@@ -684,20 +842,22 @@ mod tests {
                 };
                 let stats = run(&layout.header()).expect("no violation");
                 assert_eq!(stats.steps, 0);
+                let stats = run_safety(&layout.header()).expect("no violation");
+                assert_eq!(stats.steps, 0);
             }
         });
     }
 
     /// A rack of four members and one spare (sled 4) whose epoch 1
     /// committed everywhere.
-    fn committed_rack() -> Box<Cluster> {
+    fn committed_rack() -> Box<Cluster<DEFAULT_SLEDS>> {
         let layout = Layout {
             lrtq: false,
             sleds: 5,
             members: 4,
             seed: 1,
         };
-        let mut cluster = Box::new(new_cluster(&layout).expect("cluster"));
+        let mut cluster = Box::new(new_cluster::<DEFAULT_SLEDS>(&layout).expect("cluster"));
         cluster
             .apply(&Action::Reconfigure {
                 change: Change::Same,
@@ -780,10 +940,18 @@ mod tests {
         // 3's own (a second share from sled 3), and the upgrade stalled.
         // De-duplicating by digest only, it takes sled 3's own share and
         // the rack stays live.
-        let input = [
-            0xff, 0x0e, 0x99, 0x9a, 0x97, 0x0e, 0x00, 0xff, 0xfe, 0x00, 0x0e, 0x0f, 0x11, 0x11,
-            0xff,
-        ];
+        // The header read 4 LRTQ sleds, all members, seed 14, when racks
+        // stopped at 8 (its `0xff` now reads a large rack).
+        let mut input = Layout {
+            lrtq: true,
+            sleds: 4,
+            members: 4,
+            seed: 0x0e,
+        }
+        .header();
+        input.extend_from_slice(&[
+            0x99, 0x9a, 0x97, 0x0e, 0x00, 0xff, 0xfe, 0x00, 0x0e, 0x0f, 0x11, 0x11, 0xff,
+        ]);
         with_big_stack(move || {
             let stats = run(&input).expect("safe and live");
             assert!(stats.forged >= 1, "{stats:?}");
@@ -815,15 +983,13 @@ mod tests {
             }
             let unknown_epoch = encode(Body::GetShare(Epoch(epoch.0 + 5)));
             assert_eq!(judge(&cluster, 4, 1, &unknown_epoch, None), Verdict::Inject);
-            let mut input = Vec::from(
-                Layout {
-                    lrtq: false,
-                    sleds: 4,
-                    members: 4,
-                    seed: 1,
-                }
-                .header(),
-            );
+            let mut input = Layout {
+                lrtq: false,
+                sleds: 4,
+                members: 4,
+                seed: 1,
+            }
+            .header();
             // Start epoch 1, then forge around it while it runs.
             input.extend_from_slice(&[0, 150, 2, 0, 0]);
             for n in 0..6u8 {

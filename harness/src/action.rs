@@ -6,7 +6,7 @@
 //! reconfiguration while one is pending) does nothing. So a fuzzer's bytes
 //! ([`Action::from_bytes`]) or a seeded RNG ([`Action::random`]) can produce
 //! actions freely. Each Nexus action first moves Nexus's clock one step (see
-//! [`crate::nexus`]).
+//! [`crate::nexus`]); [`Action::Settle`] moves it one step per round.
 
 use rand_core::Rng;
 
@@ -70,6 +70,14 @@ pub enum Action {
     },
     /// A sled drops its cached secrets.
     ClearSecrets(u8),
+    /// A quiet stretch of time in which Nexus gets its work done if it can
+    /// ([`crate::Cluster::settle`]): crashed sleds boot again, then rounds
+    /// of delivering everything in flight and one Nexus step; cut links
+    /// stay cut. Not read from bytes
+    /// ([`Action::from_bytes`] keeps the fuzz targets' input format); the
+    /// property test draws it so that a case goes through many
+    /// reconfigurations.
+    Settle,
 }
 
 impl Action {

@@ -11,10 +11,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::limits::MAX_EVENTS;
+use tq_core::limits::{MAX_EVENTS, MAX_OUTGOING};
 use tq_core::messages::Body;
 use tq_core::node::{Event, Io, LoadSecretError, Node, NodeCtx, Outputs, drive};
-use tq_core::persistent::{LrtqShareData, PersistentState};
+use tq_core::persistent::{LrtqShareData, PersistentState, Revision};
 use tq_core::wire::{self, MAX_PEER_MSG_LEN};
 
 use crate::action::Action;
@@ -22,8 +22,8 @@ use crate::invariants::{SetupError, Violation};
 use crate::network::{Network, bit};
 use crate::nexus::Nexus;
 use crate::records::{ConfigRecord, SecretRecord, Seen};
-use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id, write_disk};
-use crate::{MAX_SLEDS, SledMask};
+use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id};
+use crate::{DEFAULT_SLEDS, MAX_SLEDS, SledMask};
 
 // A child of this module, so it sees the checker's private memory.
 #[cfg(feature = "model")]
@@ -69,6 +69,11 @@ struct SledIo<'a> {
     network: &'a mut Network,
     fault: DriverFault,
     events: heapless::Vec<Event, MAX_EVENTS>,
+    /// Epochs of the `PrepareAck`s sent (at most one message per outgoing
+    /// slot leaves in one call), checked against the disk after the call.
+    acks_sent: heapless::Vec<Epoch, MAX_OUTGOING>,
+    /// The revision of the state written to the disk in this call.
+    written: Option<Revision>,
     /// The first broken rule seen while sending.
     violation: Option<Violation>,
 }
@@ -80,8 +85,9 @@ impl Io for SledIo<'_> {
         if self.fault == DriverFault::AcknowledgeWithoutStoring {
             return Ok(());
         }
-        write_disk(self.disk, state)?;
+        self.disk.write(state)?;
         *self.writes = self.writes.wrapping_add(1);
+        self.written = Some(state.revision());
         Ok(())
     }
 }
@@ -103,20 +109,14 @@ impl SledIo<'_> {
     fn send_checked(&mut self, to: &PlatformId, bytes: &[u8]) -> Result<(), Violation> {
         let sled = u8::try_from(self.index).unwrap_or(u8::MAX);
         // Invariant 2, at the source: an ack leaves only once its prepare
-        // is on the disk.
+        // is on the disk. The disk is read after the call (by the cached
+        // summary the checker decodes anyway): a call stores before it
+        // sends anything, so the disk then is the disk now.
         if let Ok(msg) = wire::decode_peer_msg(bytes)
             && let Body::PrepareAck(epoch) = msg.body
+            && self.acks_sent.push(epoch).is_err()
         {
-            let durable = wire::decode_persistent_state(self.disk)
-                .ok()
-                .is_some_and(|state| {
-                    state
-                        .get(epoch)
-                        .is_some_and(|stored| stored.share.is_some())
-                });
-            if !durable {
-                return Err(Violation::AckWithoutDurablePrepare { sled, epoch });
-            }
+            return Err(Violation::AckWithoutDurablePrepare { sled, epoch });
         }
         let to = index_of(self.ids, to).ok_or(Violation::UnknownPeer { sled })?;
         // A full network is a counted drop, like a lost message.
@@ -182,6 +182,28 @@ struct DeliveredAck {
     epoch: Epoch,
 }
 
+/// A running sled's state and disk when they were last found equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Compared {
+    boots: u32,
+    revision: Revision,
+    writes: u32,
+}
+
+/// When [`Cluster::check_stored`] encodes a state to compare it with the
+/// disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compare {
+    /// Whatever changed.
+    Always,
+    /// If the state, the disk or the boot changed since they were last
+    /// known equal.
+    IfChanged,
+    /// The call just made wrote the disk from the state at this revision:
+    /// only if the state has another now.
+    WrittenAt(Revision),
+}
+
 /// What a coordinator counted at the last check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "model", derive(Hash))]
@@ -190,27 +212,30 @@ struct AckView {
     acked: SledMask,
 }
 
-/// A simulated rack.
-pub struct Cluster {
+/// A simulated rack of up to `SLEDS` sleds (at most [`MAX_SLEDS`]; see
+/// the crate doc for why the capacity is a parameter).
+pub struct Cluster<const SLEDS: usize = DEFAULT_SLEDS> {
     pub(crate) rack_id: RackId,
-    pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,
-    pub(crate) sleds: heapless::Vec<Sled, MAX_SLEDS>,
+    pub(crate) ids: heapless::Vec<PlatformId, SLEDS>,
+    pub(crate) sleds: heapless::Vec<Sled, SLEDS>,
     pub(crate) network: Network,
     pub(crate) nexus: Nexus,
     pub(crate) configs: ConfigRecord,
     pub(crate) secrets: SecretRecord,
-    summaries: [Option<(u32, DiskSummary)>; MAX_SLEDS],
-    acks: [AckView; MAX_SLEDS],
+    summaries: [Option<(u32, DiskSummary)>; SLEDS],
+    acks: [AckView; SLEDS],
     delivered_ack: Option<DeliveredAck>,
     /// Where a state is encoded to compare it with the disk.
     scratch: Disk,
+    /// Per sled, when its state and disk were last found equal.
+    compared: [Option<Compared>; SLEDS],
     rng: ChaCha20Rng,
     pub(crate) stats: Stats,
     probe: CallProbe,
-    faults: [DriverFault; MAX_SLEDS],
+    faults: [DriverFault; SLEDS],
 }
 
-impl core::fmt::Debug for Cluster {
+impl<const SLEDS: usize> core::fmt::Debug for Cluster<SLEDS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Cluster")
             .field("rack_id", &self.rack_id)
@@ -221,8 +246,11 @@ impl core::fmt::Debug for Cluster {
     }
 }
 
-impl Cluster {
-    /// A rack of `sled_count` sleds, all up and all connected. The first
+impl<const SLEDS: usize> Cluster<SLEDS> {
+    /// Most sleds this cluster holds.
+    pub const CAPACITY: usize = SLEDS;
+
+    /// A rack of `sled_count` sleds (at most `SLEDS`), all up and all connected. The first
     /// `members` are the rack's members (for an LRTQ rack: the LRTQ sleds,
     /// `data.len()` of them); the others are spares Nexus may add. Every
     /// random choice of the run derives from `seed`.
@@ -237,14 +265,19 @@ impl Cluster {
             RackStart::Fresh => 0,
             RackStart::Lrtq { data, .. } => data.len(),
         };
-        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > MAX_SLEDS
-        {
+        const {
+            assert!(
+                SLEDS <= MAX_SLEDS,
+                "member sets are bit masks over the sleds"
+            )
+        };
+        if !(tq_core::limits::MIN_MEMBERS..=sled_count).contains(&members) || sled_count > SLEDS {
             return Err(Violation::Setup(SetupError::Sizes));
         }
         if lrtq_count != 0 && lrtq_count != members {
             return Err(Violation::Setup(SetupError::LrtqData));
         }
-        let mut ids = heapless::Vec::<PlatformId, MAX_SLEDS>::new();
+        let mut ids = heapless::Vec::<PlatformId, SLEDS>::new();
         for index in 0..sled_count {
             let id = platform_id(index).ok_or(Violation::Setup(SetupError::Sizes))?;
             ids.push(id)
@@ -255,18 +288,19 @@ impl Cluster {
             rack_id,
             ids,
             sleds: heapless::Vec::new(),
-            network: Network::new(),
+            network: Network::new(sled_count),
             nexus,
             configs: ConfigRecord::default(),
             secrets: SecretRecord::default(),
-            summaries: Default::default(),
-            acks: [AckView::default(); MAX_SLEDS],
+            summaries: core::array::from_fn(|_| None),
+            acks: [AckView::default(); SLEDS],
             delivered_ack: None,
             scratch: Disk::new(),
+            compared: [None; SLEDS],
             rng: ChaCha20Rng::seed_from_u64(seed),
             stats: Stats::default(),
             probe: run_call,
-            faults: [DriverFault::None; MAX_SLEDS],
+            faults: [DriverFault::None; SLEDS],
         };
         for index in 0..sled_count {
             let id = cluster
@@ -391,6 +425,7 @@ impl Cluster {
                     node.clear_secrets()
                 })?;
             }
+            Action::Settle => self.settle()?,
         }
         self.check()
     }
@@ -474,11 +509,6 @@ impl Cluster {
         let Some(Running { node, ctx, rng }) = running else {
             return Ok(None);
         };
-        // What the stored-state check needs to look at again: a call that
-        // neither changed the state nor wrote the disk leaves both as the
-        // last check (or the boot, which decoded the one from the other)
-        // saw them.
-        let before = (ctx.persistent_state().revision(), *writes);
         let ids = &self.ids;
         let mut side = CallSide {
             ids,
@@ -492,6 +522,8 @@ impl Cluster {
             network: &mut self.network,
             fault,
             events: heapless::Vec::new(),
+            acks_sent: heapless::Vec::new(),
+            written: None,
             violation: None,
         };
         let mut buf = [0u8; MAX_PEER_MSG_LEN];
@@ -506,7 +538,11 @@ impl Cluster {
             out
         });
         let SledIo {
-            events, violation, ..
+            events,
+            acks_sent,
+            written,
+            violation,
+            ..
         } = io;
         if let Some(violation) = violation {
             return Err(violation);
@@ -515,15 +551,12 @@ impl Cluster {
             sled: sled_u8,
             error,
         })?;
-        let after = self.sleds.get(index).and_then(|sled| {
-            Some((
-                sled.running()?.ctx.persistent_state().revision(),
-                sled.disk_writes(),
-            ))
-        });
-        if after != Some(before) {
-            self.check_stored(index)?;
-        }
+        let compare = match written {
+            Some(revision) => Compare::WrittenAt(revision),
+            None => Compare::IfChanged,
+        };
+        self.check_stored(index, compare)?;
+        self.check_acks_sent(index, &acks_sent)?;
         self.check_events(index, &events)?;
         // `None` here too if a probe did not run the call.
         Ok(out)
@@ -531,7 +564,18 @@ impl Cluster {
 
     /// A sled whose context says its state is stored must have exactly
     /// that state on its disk: what its messages and events follow from.
-    fn check_stored(&mut self, index: usize) -> Result<(), Violation> {
+    ///
+    /// The state is encoded and compared with the disk whenever either may
+    /// have changed since they were last known equal (another revision of
+    /// the state, another disk write, another boot), and always with
+    /// [`Compare::Always`] (before a crash, and at the end of the liveness
+    /// check), which also catches a change the state made without a new
+    /// revision. They are known equal after a comparison that passed, and
+    /// after a call that wrote the disk from the state at the revision it
+    /// still has ([`Compare::WrittenAt`]: the disk is that state's
+    /// encoding, made a moment ago; a driver that acknowledges a write it
+    /// did not make never gets there).
+    fn check_stored(&mut self, index: usize, compare: Compare) -> Result<(), Violation> {
         let sled_u8 = u8::try_from(index).unwrap_or(u8::MAX);
         let Some(sled) = self.sleds.get(index) else {
             return Ok(());
@@ -542,16 +586,57 @@ impl Cluster {
         if !running.ctx.is_stored() {
             return Ok(());
         }
-        write_disk(&mut self.scratch, running.ctx.persistent_state()).map_err(|error| {
-            Violation::Encoding {
-                sled: sled_u8,
-                error,
+        let state = running.ctx.persistent_state();
+        let seen = Compared {
+            boots: sled.boots(),
+            revision: state.revision(),
+            writes: sled.disk_writes(),
+        };
+        let slot = self.compared.get_mut(index);
+        let known_equal = match compare {
+            Compare::Always => false,
+            Compare::IfChanged => slot.as_deref() == Some(&Some(seen)),
+            Compare::WrittenAt(revision) => revision == seen.revision,
+        };
+        if !known_equal {
+            self.scratch
+                .write(state)
+                .map_err(|error| Violation::Encoding {
+                    sled: sled_u8,
+                    error,
+                })?;
+            if self.scratch.as_slice() != sled.disk() {
+                return Err(Violation::StateNotPersisted { sled: sled_u8 });
             }
-        })?;
-        if self.scratch.as_slice() != sled.disk() {
-            return Err(Violation::StateNotPersisted { sled: sled_u8 });
+        }
+        if let Some(slot) = slot {
+            *slot = Some(seen);
         }
         Ok(())
+    }
+
+    /// Compares every running sled's state with its disk, whether or not
+    /// anything changed since the last comparison (see `check_stored`):
+    /// the end of a run calls it.
+    pub fn check_every_state_stored(&mut self) -> Result<(), Violation> {
+        for index in 0..self.sleds.len() {
+            self.check_stored(index, Compare::Always)?;
+        }
+        Ok(())
+    }
+
+    /// Every `PrepareAck` sled `index` sent in the call just made left with
+    /// its prepare on the disk (invariant 2, at the source).
+    fn check_acks_sent(&mut self, index: usize, epochs: &[Epoch]) -> Result<(), Violation> {
+        if epochs.is_empty() {
+            return Ok(());
+        }
+        let sled = u8::try_from(index).unwrap_or(u8::MAX);
+        let summary = self.summary(index)?;
+        match epochs.iter().find(|&&epoch| !summary.holds_share(epoch)) {
+            Some(&epoch) => Err(Violation::AckWithoutDurablePrepare { sled, epoch }),
+            None => Ok(()),
+        }
     }
 
     /// Every event a sled handed out describes its disk: a commit or an
@@ -576,16 +661,17 @@ impl Cluster {
     /// Delivers message `n` (modulo the count) if its link is up.
     pub fn deliver(&mut self, n: usize) -> Result<(), Violation> {
         self.delivered_ack = None;
-        let Some(msg) = self.network.take(n) else {
+        let Some(taken) = self.network.take(n) else {
             return self.check();
         };
+        let msg = taken.message();
         let (from, to) = (usize::from(msg.from), usize::from(msg.to));
         if !self.is_connected(from, to) {
             self.network.count_link_down();
             return self.check();
         }
         self.network.count_delivered();
-        let kind = match wire::decode_peer_msg(&msg.bytes) {
+        let kind = match wire::decode_peer_msg(msg.bytes) {
             Ok(decoded) => {
                 if let Body::PrepareAck(epoch) = decoded.body {
                     self.delivered_ack = Some(DeliveredAck { from, to, epoch });
@@ -598,7 +684,7 @@ impl Cluster {
             return self.check();
         };
         self.probed(to, kind, |node, ctx, rng, _| {
-            node.handle_bytes(ctx, rng, &from_id, &msg.bytes)
+            node.handle_bytes(ctx, rng, &from_id, msg.bytes)
         })?;
         self.check()
     }
@@ -609,7 +695,7 @@ impl Cluster {
     pub fn deliver_all(&mut self) -> Result<(), Violation> {
         const MAX_DELIVERIES: usize = 4096;
         for _ in 0..MAX_DELIVERIES {
-            if self.network.in_flight().is_empty() {
+            if self.network.is_empty() {
                 return Ok(());
             }
             self.deliver(0)?;
@@ -671,6 +757,8 @@ impl Cluster {
         if !self.is_up(index) {
             return Ok(());
         }
+        // What the crash loses must be on the disk already.
+        self.check_stored(index, Compare::Always)?;
         for peer in 0..self.sleds.len() {
             if self.is_connected(index, peer)
                 && let Some(id) = self.ids.get(index).cloned()
@@ -840,7 +928,7 @@ impl Cluster {
             }
         }
         if let Some(epoch) = summary.latest_committed
-            && self.nexus.committed_members(epoch).is_none()
+            && !self.nexus.is_committed(epoch)
             && !self.nexus.forgot_epoch(epoch)
         {
             return Err(Violation::CommittedUnknownEpoch { sled, epoch });
@@ -961,9 +1049,13 @@ impl Cluster {
     }
 }
 
-/// The sled index of `id`.
+/// The sled index of `id`. Sled `i`'s serial number is `SN{i:04}`
+/// ([`platform_id`]), so the index is read from it, then checked against
+/// `ids` (one comparison instead of a search: the checker maps ids to
+/// sleds at every step, and a rack of 32 made the search its largest cost).
 pub(crate) fn index_of(ids: &[PlatformId], id: &PlatformId) -> Option<usize> {
-    ids.iter().position(|known| known == id)
+    let index: usize = id.serial_number().strip_prefix("SN")?.parse().ok()?;
+    (ids.get(index)? == id).then_some(index)
 }
 
 /// The members of `mask`, as ids.
@@ -988,4 +1080,28 @@ pub(crate) fn nth_bit(mask: SledMask, n: usize) -> Option<usize> {
     (0..MAX_SLEDS)
         .filter(|i| mask & bit(*i) != 0)
         .nth(n % count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_ids_map_back_to_their_index_and_nothing_else_does() {
+        let ids: heapless::Vec<PlatformId, MAX_SLEDS> =
+            (0..MAX_SLEDS).map(|i| platform_id(i).unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index_of(&ids, id), Some(i));
+            assert_eq!(index_of(&ids[..i], id), None);
+        }
+        for (part, serial) in [
+            (crate::sled::PART_NUMBER, "SN+003"),
+            (crate::sled::PART_NUMBER, "SN0032"),
+            (crate::sled::PART_NUMBER, "XX0003"),
+            ("913-0000020", "SN0003"),
+        ] {
+            let id = PlatformId::new(part, serial).unwrap();
+            assert_eq!(index_of(&ids, &id), None, "{id:?}");
+        }
+    }
 }

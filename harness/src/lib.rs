@@ -30,10 +30,24 @@
 //! random choice drawn from a seed (`ChaCha20Rng`), so a run is a pure
 //! function of its seed and its actions.
 //!
-//! The [`cluster::Cluster`] is large (every sled's disk and state live
-//! inline: about 700 KiB with [`MAX_SLEDS`] = 8): keep it in a `static`, or
-//! on a thread with a large stack (the tests use 256 MiB of address space,
-//! since debug builds copy it around).
+//! # How big a cluster is
+//!
+//! A [`Cluster`] holds every sled inline (its disk, node and context: about
+//! 62 KiB a sled), so its sled capacity is a const generic parameter,
+//! `Cluster<SLEDS>`, at most [`MAX_SLEDS`] (a whole rack); a rack of `n`
+//! sleds runs in any cluster with `SLEDS >= n`. `Cluster` alone is
+//! `Cluster<DEFAULT_SLEDS>`, about 790 KiB; `Cluster<MAX_SLEDS>` is about
+//! 2.2 MiB. A parameter, not a cargo feature, because one build wants
+//! several sizes: the fuzz crate runs racks of 3 to 8 sleds in small
+//! clusters and racks of up to 32 in whole-rack ones, and a feature would
+//! give every cluster of a build (features unify) the largest size. The
+//! Cortex-M7 run (`target-tests`) keeps the default, which its RAM holds.
+//! The network is not sized by the parameter: its byte arena (128 KiB) and
+//! its limit per sled serve every size.
+//!
+//! Either size is too big for a small stack: keep a cluster in a `static`,
+//! in a `Box`, or on a thread with a large stack (the tests use 256 MiB of
+//! address space, since debug builds copy it around).
 //!
 //! # Feature `model`
 //!
@@ -70,9 +84,14 @@ pub use action::{Action, Change};
 pub use cluster::{Cluster, DriverFault, RackStart, Stats};
 pub use invariants::Violation;
 
-/// Most sleds in one simulated rack. Sled indices are `0..MAX_SLEDS`; member
+/// Most sleds in one simulated rack: a whole rack, as many as a
+/// configuration may have members. Sled indices are `0..MAX_SLEDS`; member
 /// sets are bit masks over them (`u32`), so this must stay at most 32.
-pub const MAX_SLEDS: usize = 8;
+pub const MAX_SLEDS: usize = tq_core::limits::MAX_MEMBERS;
+
+/// The sled capacity of a [`Cluster`] whose capacity is not named: racks
+/// of 3 to 8 sleds, what the Cortex-M7 run and the fast fuzz target use.
+pub const DEFAULT_SLEDS: usize = 8;
 
 /// A set of sleds, bit `i` for sled `i`.
 pub type SledMask = u32;

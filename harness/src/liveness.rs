@@ -14,11 +14,15 @@ use crate::network::bit;
 /// Rounds (deliver everything, one Nexus step) Nexus gets to finish.
 pub const MAX_NEXUS_ROUNDS: usize = 64;
 
+/// Rounds (deliver everything, one Nexus step) of one
+/// [`crate::Action::Settle`].
+pub const SETTLE_ROUNDS: usize = 16;
+
 /// Rounds (ask, deliver everything) a sled gets to load a secret or to be
 /// told it is expunged.
 pub const MAX_LOAD_ROUNDS: usize = 8;
 
-impl Cluster {
+impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Restarts every crashed sled, plugs every link, and gives every pair
     /// a fresh connection (so each side re-sends what it still needs, as a
     /// real reconnection would after lost messages).
@@ -68,8 +72,9 @@ impl Cluster {
     /// Heals, lets Nexus finish, then checks that every member of the
     /// latest committed configuration loads the same secret for it and for
     /// every older committed epoch still retained, that an upgraded LRTQ
-    /// rack's epoch 1 is the LRTQ secret, and that every removed sled that
-    /// asks for shares learns it is expunged.
+    /// rack's epoch 1 is the LRTQ secret, that every removed sled that
+    /// asks for shares learns it is expunged, and that every sled's state
+    /// is on its disk.
     pub fn check_liveness(&mut self) -> Result<(), Violation> {
         self.heal()?;
         self.deliver_reliably()?;
@@ -99,6 +104,7 @@ impl Cluster {
             }
         }
         self.check_removed_sleds_expunged(latest.members)?;
+        self.check_every_state_stored()?;
         self.check()
     }
 
@@ -107,26 +113,12 @@ impl Cluster {
     pub fn nexus_finish(&mut self) -> Result<(), Violation> {
         for _ in 0..MAX_NEXUS_ROUNDS {
             self.deliver_reliably()?;
-            // One step of Nexus's clock per round: a coordination that can
-            // never finish, or stops moving, is abandoned by Nexus itself.
-            self.nexus.tick();
-            // The latest commit is driven to every member even while a new
-            // reconfiguration waits: its coordinator may need it first.
-            let latest = self.nexus.latest_committed();
-            let waiting = latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed());
-            for member in (0..self.sled_count()).filter(|m| waiting & bit(*m) != 0) {
-                self.nexus_commit_member(member)?;
-            }
-            match self.nexus.pending() {
-                Some(_) => self.nexus_poll()?,
-                None if latest.is_none() => {
+            if !self.nexus_round()? {
+                if self.nexus.latest_committed().is_none() {
                     // Nothing ever started: start the first one.
                     self.nexus_start(crate::Change::Same, 0, 0)?;
-                }
-                None => {
-                    if waiting == 0 && self.network.in_flight().is_empty() {
-                        return Ok(());
-                    }
+                } else if self.network.is_empty() {
+                    return Ok(());
                 }
             }
             self.check()?;
@@ -137,6 +129,46 @@ impl Cluster {
             uncommitted: latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed()),
         }
         .into())
+    }
+
+    /// A quiet stretch of time ([`crate::Action::Settle`]): every crashed
+    /// sled boots again (a sled that crashes reboots), then up to 16 rounds
+    /// of delivering everything in flight and one Nexus step, until Nexus
+    /// has nothing left to do and nothing is in flight. Cut links stay cut,
+    /// so Nexus may still be waiting at the end (and may have abandoned a
+    /// coordinator that stopped moving: every round moves its clock).
+    pub fn settle(&mut self) -> Result<(), Violation> {
+        for index in 0..self.sled_count() {
+            self.restart(index)?;
+        }
+        for _ in 0..SETTLE_ROUNDS {
+            self.deliver_all()?;
+            if !self.nexus_round()? && self.network.is_empty() {
+                break;
+            }
+            self.check()?;
+        }
+        self.check()
+    }
+
+    /// One round of Nexus's work: one step of its clock (a coordination
+    /// that can never finish, or stops moving, is abandoned by Nexus
+    /// itself), the latest commit to every member that has not confirmed
+    /// it (even while a new reconfiguration waits: its coordinator may need
+    /// it first), and the pending coordinator polled. Returns whether Nexus
+    /// had anything to do: a pending epoch, or members to tell.
+    fn nexus_round(&mut self) -> Result<bool, Violation> {
+        self.nexus.tick();
+        let latest = self.nexus.latest_committed();
+        let waiting = latest.map_or(0, |l| l.members & !self.nexus.commit_confirmed());
+        for member in (0..self.sled_count()).filter(|m| waiting & bit(*m) != 0) {
+            self.nexus_commit_member(member)?;
+        }
+        let pending = self.nexus.pending().is_some();
+        if pending {
+            self.nexus_poll()?;
+        }
+        Ok(pending || waiting != 0)
     }
 
     /// Asks `member` for the secret of `epoch` until it has it.

@@ -13,8 +13,9 @@
 //! memory (the first configuration and secret seen for each epoch, what
 //! each coordinator counted at the last check) and the driver faults.
 //! Left out: the RNGs, counters and statistics, the disk summaries (read
-//! again from the disks), and what one step leaves for the next check
-//! only (the last ack delivered).
+//! again from the disks), when each sled's state and disk were last found
+//! equal (it only spares a comparison that would pass), and what one step
+//! leaves for the next check only (the last ack delivered).
 //!
 //! One caveat: [`Cluster::deliver_all`] (and so the liveness check) takes
 //! messages oldest first, an order the fingerprint does not see; a checker
@@ -24,10 +25,9 @@
 use core::hash::{Hash, Hasher};
 
 use super::Cluster;
-use crate::network::InFlight;
-use crate::network::MAX_IN_FLIGHT;
+use crate::network::{MAX_IN_FLIGHT, Message};
 
-impl Cluster {
+impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Feeds everything that decides this cluster's future to `h`.
     pub fn fingerprint<H: Hasher>(&self, h: &mut H) {
         let Self {
@@ -42,6 +42,7 @@ impl Cluster {
             acks,
             delivered_ack: _,
             scratch: _,
+            compared: _,
             rng: _,
             stats: _,
             probe: _,
@@ -57,11 +58,11 @@ impl Cluster {
                 network.is_plugged(a, b).hash(h);
             }
         }
-        let mut in_flight: heapless::Vec<&InFlight, MAX_IN_FLIGHT> =
-            network.in_flight().iter().collect();
+        let mut in_flight: heapless::Vec<Message<'_>, MAX_IN_FLIGHT> =
+            network.in_flight().collect();
         in_flight.sort_unstable_by(|x, y| message_key(x).cmp(&message_key(y)));
         in_flight.len().hash(h);
-        for msg in in_flight {
+        for msg in &in_flight {
             message_key(msg).hash(h);
         }
         nexus.machine().fingerprint(nexus.now(), h);
@@ -87,15 +88,15 @@ impl Cluster {
 }
 
 /// A message as the multiset of messages in flight sees it.
-fn message_key(msg: &InFlight) -> (u8, u8, &[u8]) {
-    (msg.from, msg.to, &msg.bytes)
+fn message_key<'a>(msg: &Message<'a>) -> (u8, u8, &'a [u8]) {
+    (msg.from, msg.to, msg.bytes)
 }
 
 /// Copies a cluster; [`Clone::clone_from`] copies into an existing one
 /// without moving whole sleds or networks around (a model checker copies
-/// many: the cluster is about 750 KiB, mostly capacity a small rack does
-/// not use).
-impl Clone for Cluster {
+/// many: a cluster is mostly capacity a small rack does not use, and its
+/// network alone is a 128 KiB arena).
+impl<const SLEDS: usize> Clone for Cluster<SLEDS> {
     fn clone(&self) -> Self {
         Self {
             rack_id: self.rack_id,
@@ -109,6 +110,7 @@ impl Clone for Cluster {
             acks: self.acks,
             delivered_ack: self.delivered_ack,
             scratch: super::Disk::new(),
+            compared: self.compared,
             rng: self.rng.clone(),
             stats: self.stats,
             probe: self.probe,
@@ -129,6 +131,7 @@ impl Clone for Cluster {
             acks,
             delivered_ack,
             scratch: _,
+            compared,
             rng,
             stats,
             probe,
@@ -150,6 +153,7 @@ impl Clone for Cluster {
         summaries.clone_from(&source.summaries);
         *acks = source.acks;
         *delivered_ack = source.delivered_ack;
+        *compared = source.compared;
         rng.clone_from(&source.rng);
         *stats = source.stats;
         *probe = source.probe;

@@ -154,11 +154,10 @@ impl Nexus {
     }
 
     fn mask(&self, sleds: Sleds<'_>) -> SledMask {
-        self.ids
+        sleds
             .iter()
-            .enumerate()
-            .filter(|(_, id)| sleds.contains(id))
-            .fold(0, |mask, (i, _)| mask | bit(i))
+            .filter_map(|id| index_of(&self.ids, id))
+            .fold(0, |mask, i| mask | bit(i))
     }
 
     /// The sleds that may coordinate the next reconfiguration, were they
@@ -236,6 +235,11 @@ impl Nexus {
             .map(|members| self.mask(members))
     }
 
+    /// Whether Nexus committed `epoch` (and remembers it).
+    pub fn is_committed(&self, epoch: Epoch) -> bool {
+        self.machine.committed(epoch).is_some()
+    }
+
     /// Whether `epoch` is older than what Nexus still remembers.
     pub fn forgot_epoch(&self, epoch: Epoch) -> bool {
         self.machine.forgot_epoch(epoch)
@@ -258,7 +262,7 @@ impl Nexus {
     }
 }
 
-impl Cluster {
+impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Nexus starts a reconfiguration (the LRTQ upgrade on an LRTQ rack)
     /// and asks its coordinator at once. Does nothing while one is
     /// pending, or when no threshold or coordinator fits.
@@ -489,7 +493,8 @@ mod tests {
     #[test]
     fn a_coordinator_that_stops_moving_is_abandoned_and_the_rack_stays_live() {
         with_big_stack(|| {
-            let mut cluster = Cluster::new(9886597241937573282, RACK, 6, 6, RackStart::Fresh)?;
+            let mut cluster: Cluster =
+                Cluster::new(9886597241937573282, RACK, 6, 6, RackStart::Fresh)?;
             for action in [
                 Reconfigure {
                     change: Change::Remove(14),

@@ -9,7 +9,10 @@ use tq_core::ids::Epoch;
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::wire::{self, WireError};
 
-use crate::network::{MAX_MSG_LEN, MsgBytes};
+use crate::network::MAX_MSG_LEN;
+
+/// One configuration's encoding, as a `CommitAdvance` message.
+type MsgBytes = heapless::Vec<u8, MAX_MSG_LEN>;
 
 /// Most epochs whose configuration and secret are remembered.
 pub const MAX_TRACKED_EPOCHS: usize = 32;

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
-use tq_harness::{Action, Cluster, RackStart, Violation};
+use tq_harness::{Action, RackStart, Violation};
 use tq_test_fixtures::{RACK, lrtq_rack};
 
+use crate::Cluster;
 use crate::bounds::{Bounds, Liveness, Start};
 use crate::fingerprint::{self, Fingerprint, PassThrough};
 use crate::secrecy::{self, Leak};

@@ -19,7 +19,9 @@ use std::hash::{Hash, Hasher};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use siphasher::sip128::{Hasher128, SipHasher13};
-use tq_harness::{Cluster, Violation};
+use tq_harness::Violation;
+
+use crate::Cluster;
 
 use crate::step::Step;
 

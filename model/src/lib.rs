@@ -74,6 +74,18 @@
 //! (`--start lrtq|committed|upgraded`, `--sleds 4`, `--liveness-every 10`,
 //! `--help` for the rest). The planted bugs are in `tq_core::planted`.
 
+/// Most sleds of a rack the checker explores: the issue asks for racks of
+/// 3 and 4 sleds. Every state is a [`Cluster`] with room for this many
+/// (the harness's default is 8): a smaller capacity is a smaller box to
+/// allocate and copy and fewer sled slots to carry. A larger rack is
+/// refused at its setup
+/// (`tq_harness::invariants::SetupError::Sizes`).
+pub const MAX_RACK_SLEDS: usize = 4;
+
+/// One state of the model: the harness's cluster, sized for
+/// [`MAX_RACK_SLEDS`].
+pub type Cluster = tq_harness::Cluster<MAX_RACK_SLEDS>;
+
 pub mod bounds;
 pub mod explore;
 pub mod fingerprint;

@@ -15,7 +15,8 @@
 use std::fmt::Write;
 
 use tq_core::crypto::RackSecret;
-use tq_harness::Cluster;
+
+use crate::Cluster;
 
 /// Renderings of one secret's bytes.
 fn renderings(bytes: &[u8], out: &mut Vec<String>) {

@@ -13,9 +13,10 @@ use std::hash::{Hash, Hasher};
 use siphasher::sip::SipHasher13;
 use tq_core::limits::MIN_MEMBERS;
 use tq_core::messages::Body;
-use tq_harness::network::InFlight;
-use tq_harness::{Action, Change, Cluster, SledMask, Violation};
+use tq_harness::network::Message;
+use tq_harness::{Action, Change, SledMask, Violation};
 
+use crate::Cluster;
 use crate::bounds::Bounds;
 
 /// A message in flight, by what it is.
@@ -32,7 +33,7 @@ pub struct Msg {
 }
 
 impl Msg {
-    fn of(msg: &InFlight) -> Self {
+    fn of(msg: &Message<'_>) -> Self {
         let (k0, k1) = crate::fingerprint::MESSAGE_KEY;
         let mut h = SipHasher13::new_with_keys(k0, k1);
         msg.bytes.hash(&mut h);
@@ -147,10 +148,10 @@ pub fn enabled(cluster: &Cluster, bounds: &Bounds, out: &mut Vec<Step>) {
     let sleds = cluster.sled_count();
     let up = |s: usize| cluster.sled(s).is_some_and(|sled| sled.is_up());
     // Messages: each distinct one once.
-    let in_flight = cluster.network().in_flight();
+    let in_flight = cluster.network().len();
     let mut distinct: Vec<(Msg, usize)> = Vec::new();
-    for msg in in_flight {
-        let key = Msg::of(msg);
+    for msg in cluster.network().in_flight() {
+        let key = Msg::of(&msg);
         match distinct.iter_mut().find(|(m, _)| *m == key) {
             Some((_, copies)) => *copies += 1,
             None => distinct.push((key, 1)),
@@ -161,7 +162,7 @@ pub fn enabled(cluster: &Cluster, bounds: &Bounds, out: &mut Vec<Step>) {
             out.push(Step::Deliver(msg));
         }
         out.push(Step::Drop(msg));
-        if copies < bounds.max_copies && in_flight.len() < bounds.max_in_flight {
+        if copies < bounds.max_copies && in_flight < bounds.max_in_flight {
             out.push(Step::Duplicate(msg));
         }
     }
@@ -264,8 +265,7 @@ pub fn actions(cluster: &Cluster, step: &Step) -> Option<Vec<Action>> {
         cluster
             .network()
             .in_flight()
-            .iter()
-            .position(|msg| Msg::of(msg) == *m)
+            .position(|msg| Msg::of(&msg) == *m)
             .and_then(|i| u8::try_from(i).ok())
     };
     Some(match *step {

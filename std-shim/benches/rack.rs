@@ -87,17 +87,17 @@ async fn measure(sleds: usize) -> Row {
         row.rss_per_sled_kib
             .push(rss_kib().saturating_sub(before) / sleds as u64);
         let ids = rack.ids();
-        let mut nexus = Driver::with_timing(Origin::Lrtq, &ids, timing());
+        let mut nexus = Driver::with_timing(Origin::Lrtq, &ids, timing()).await;
 
         let t = Instant::now();
-        nexus.start(&rack, &all, k, 0);
+        nexus.start(&rack, &all, k, 0).await;
         nexus.settle(&rack, LIMIT).await;
         row.upgrade.push(t.elapsed());
 
         for n in 0..RECONFIGURATIONS {
             let (frames, bytes) = sent(&rack).await;
             let t = Instant::now();
-            nexus.start(&rack, &all, k, (n + 1) % sleds);
+            nexus.start(&rack, &all, k, (n + 1) % sleds).await;
             nexus.settle(&rack, LIMIT).await;
             row.reconfigure.push(t.elapsed());
             let (frames_after, bytes_after) = sent(&rack).await;

@@ -69,7 +69,8 @@
 //!   and epoch of every log line, the core's included.
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
-//!   them; disk keys are derived from it); ledger, LRTQ and key buffers are
+//!   them; disk keys are derived from it, and a public fingerprint shows
+//!   which secret it is); ledger, LRTQ and key buffers are
 //!   zeroized on drop; frame contents are never logged.
 //!
 //! # Where a sled's platform id is in its certificate

@@ -5,7 +5,7 @@
 //! node: every `log` record then becomes a `tracing` event (target
 //! `tq_core` for the core's), inside whatever span is current, so a core
 //! line carries the node task's `node`, `peer` and `epoch` spans like the
-//! shim's own. The `tq` daemon (next issue) calls it from `main`; this
+//! shim's own. The `tq` binary calls it from `main`; this
 //! library never installs a global logger by itself.
 
 pub use tracing_log::log::SetLoggerError;

@@ -2,7 +2,8 @@
 //!
 //! The node task hands a loaded secret out only as a [`LoadedSecret`]: it
 //! names its rack and epoch, never shows its bytes (`Debug` prints the
-//! epoch only), and offers one thing to do with it: derive a [`DiskKey`].
+//! epoch only), and offers two things to do with it: derive a [`DiskKey`],
+//! and show its public fingerprint ([`LoadedSecret::fingerprint`]).
 //! So a caller (sled-agent unlocking its drives) never handles the raw
 //! secret, and the secret never leaves the process: nothing in this crate
 //! encodes, logs or exports it.

@@ -1,10 +1,11 @@
-//! Whole racks of node tasks over loopback TLS, driven by Nexus's state
-//! machine (`tq-nexus`) through their handles: an LRTQ rack upgrades,
-//! grows through proxied commits and shrinks, and every member agrees on
-//! every epoch's secret; a sled killed in the middle of a prepare restarts
-//! from its ledger and catches up; a coordinator killed mid-reconfiguration
-//! is abandoned and the next one commits; a sled in no configuration gets
-//! no share.
+//! Whole racks of node tasks over loopback TLS, driven by the Nexus driver
+//! (`tq-driver`, over `tq-nexus`'s state machine) through their handles:
+//! an LRTQ rack upgrades, grows through proxied commits and shrinks, and
+//! every member agrees on every epoch's secret; a sled killed in the
+//! middle of a prepare restarts from its ledger and catches up; a
+//! coordinator killed mid-reconfiguration is abandoned and the next one
+//! commits; a Nexus driver restarted mid-reconfiguration resumes from its
+//! state file; a sled in no configuration gets no share.
 
 mod common;
 
@@ -78,6 +79,19 @@ async fn every_member_loads_every_secret(
     first
 }
 
+/// A fresh rack of `sleds` sleds, started and connected, that committed
+/// epoch 1 with every sled a member (threshold `k`, coordinator sled 0).
+async fn fresh_rack_at_epoch_1(sleds: usize, k: u8, seed: u64) -> (Rack, Driver) {
+    let mut rack = Rack::new(0, sleds, seed);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let all: Vec<usize> = (0..sleds).collect();
+    let mut nexus = Driver::new(Origin::Fresh, &rack.ids()).await;
+    assert_eq!(nexus.start(&rack, &all, k, 0).await, Epoch(1));
+    nexus.settle(&rack, LIMIT).await;
+    (rack, nexus)
+}
+
 async fn committed_everywhere(rack: &Rack, members: &[usize], epoch: Epoch) {
     for &i in members {
         let mut watch = rack.handle(i).watch_committed();
@@ -95,33 +109,38 @@ async fn an_lrtq_rack_upgrades_grows_through_proxies_shrinks_and_agrees_on_every
     rack.start_all().await;
     rack.wait_connected().await;
     let ids = rack.ids();
-    let mut nexus = Driver::new(Origin::Lrtq, &ids[..8]);
+    let mut nexus = Driver::new(Origin::Lrtq, &ids[..8]).await;
 
     let lrtq: Vec<usize> = (0..8).collect();
-    assert_eq!(nexus.start(&rack, &lrtq, 5, 0), Epoch(2));
+    assert_eq!(nexus.start(&rack, &lrtq, 5, 0).await, Epoch(2));
     nexus.settle(&rack, LIMIT).await;
-    assert_eq!(nexus.nexus.stats().upgrades, 1);
+    assert_eq!(nexus.nexus().stats().upgrades, 1);
     committed_everywhere(&rack, &lrtq, Epoch(2)).await;
     let secrets = every_member_loads_every_secret(&rack, &lrtq, &[1, 2]).await;
     let lrtq_secret = rack.lrtq_secret.as_ref().unwrap();
     assert!(secrets[0].is(lrtq_secret), "epoch 1 is the LRTQ secret");
 
-    // The two new sleds have no control-plane address: Nexus reaches them
-    // only through sled 0's proxy.
-    nexus.via = Some(ids[0].clone());
+    // The two new sleds have no control-plane address: the driver reaches
+    // them only through a member's proxy (the first member it reaches,
+    // sled 0).
     nexus.proxied.extend([ids[8].clone(), ids[9].clone()]);
     let grown: Vec<usize> = (0..10).collect();
-    assert_eq!(nexus.start(&rack, &grown, 6, 1), Epoch(3));
+    assert_eq!(nexus.start(&rack, &grown, 6, 1).await, Epoch(3));
     nexus.settle(&rack, LIMIT).await;
     committed_everywhere(&rack, &grown, Epoch(3)).await;
+    let through_driver = nexus.driver.stats().proxied;
+    assert!(
+        through_driver >= 2,
+        "commits went through the proxy: {through_driver}"
+    );
     let proxied = rack.handle(0).metrics().await.unwrap().shim.proxied[0];
-    assert!(proxied >= 2, "commits went through the proxy: {proxied}");
+    assert!(proxied >= 2, "sled 0 passed them on: {proxied}");
     let secrets = every_member_loads_every_secret(&rack, &grown, &[1, 2, 3]).await;
     assert!(secrets[0].is(lrtq_secret));
 
     // Sled 4 leaves.
     let shrunk: Vec<usize> = (0..10).filter(|&i| i != 4).collect();
-    assert_eq!(nexus.start(&rack, &shrunk, 5, 2), Epoch(4));
+    assert_eq!(nexus.start(&rack, &shrunk, 5, 2).await, Epoch(4));
     nexus.settle(&rack, LIMIT).await;
     committed_everywhere(&rack, &shrunk, Epoch(4)).await;
     let secrets = every_member_loads_every_secret(&rack, &shrunk, &[1, 2, 3, 4]).await;
@@ -144,20 +163,14 @@ async fn an_lrtq_rack_upgrades_grows_through_proxies_shrinks_and_agrees_on_every
 /// others, and agrees on every secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_catches_up() {
-    let mut rack = Rack::new(0, 5, 22);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 22).await;
     let all: Vec<usize> = (0..5).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids);
-    assert_eq!(nexus.start(&rack, &all, 3, 0), Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     let guards = [
         Unwritable::new(&rack.sleds[4].dirs[0]),
         Unwritable::new(&rack.sleds[4].dirs[1]),
     ];
-    assert_eq!(nexus.start(&rack, &all, 3, 1), Epoch(2));
+    assert_eq!(nexus.start(&rack, &all, 3, 1).await, Epoch(2));
     // Until sled 4 holds the prepare in memory, unable to store it.
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
@@ -192,7 +205,7 @@ async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_c
     let restarted = rack.handle(4).status().await.unwrap();
     assert_eq!(restarted.node.state.latest_committed, Some(Epoch(1)));
     nexus.settle(&rack, LIMIT).await;
-    assert!(nexus.nexus.stats().prepare_and_commits >= 1);
+    assert!(nexus.nexus().stats().prepare_and_commits >= 1);
     committed_everywhere(&rack, &all, Epoch(2)).await;
     every_member_loads_every_secret(&rack, &all, &[1, 2]).await;
     rack.shutdown().await;
@@ -204,16 +217,10 @@ async fn a_sled_killed_in_the_middle_of_a_prepare_restarts_from_its_ledger_and_c
 /// up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_commits() {
-    let mut rack = Rack::new(0, 5, 23);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 23).await;
     let all: Vec<usize> = (0..5).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids);
-    assert_eq!(nexus.start(&rack, &all, 3, 0), Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
-    assert_eq!(nexus.start(&rack, &all, 3, 1), Epoch(2));
+    assert_eq!(nexus.start(&rack, &all, 3, 1).await, Epoch(2));
     nexus
         .run_until(&rack, LIMIT, "coordinator running", |n| {
             n.pending().is_some_and(|p| p.phase() == Phase::Running)
@@ -225,13 +232,13 @@ async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_com
             n.latest_committed().is_some_and(|c| c.epoch() > Epoch(2))
         })
         .await;
-    assert!(nexus.nexus.stats().abandoned_automatically >= 1);
-    let latest = nexus.nexus.latest_committed().unwrap().epoch();
+    assert!(nexus.nexus().stats().abandoned_automatically >= 1);
+    let latest = nexus.nexus().latest_committed().unwrap().epoch();
     rack.start(1).await;
     rack.publish_peers().await;
     nexus.settle(&rack, LIMIT).await;
     committed_everywhere(&rack, &all, latest).await;
-    let committed: Vec<u64> = nexus.nexus.history().map(|c| c.epoch().0).collect();
+    let committed: Vec<u64> = nexus.nexus().history().map(|c| c.epoch().0).collect();
     assert!(!committed.contains(&2), "the abandoned epoch never commits");
     assert_eq!(committed.last(), Some(&latest.0));
     every_member_loads_every_secret(&rack, &[0, 2, 3, 4, 1], &committed).await;
@@ -240,6 +247,53 @@ async fn a_coordinator_killed_mid_reconfiguration_is_abandoned_and_the_retry_com
         rack.handle(0).load_rack_secret(Epoch(2)).await,
         Ok(Err(tq_core::node::LoadSecretError::NotCommitted(Epoch(2))))
     ));
+    rack.shutdown().await;
+}
+
+/// The driver is stopped (dropped: its calls in flight are abandoned, as
+/// in a crash) while the coordinator of epoch 2 runs it, and again right
+/// after it committed epoch 3, before any member confirmed. Each time a new
+/// driver resumes from the state file: it asks the same coordinator for the
+/// same epoch again (no abandon, no new epoch), and tells every member of
+/// the commit it had not heard from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_restarted_mid_reconfiguration_resumes_from_its_state_file() {
+    let (mut rack, mut nexus) = fresh_rack_at_epoch_1(5, 3, 26).await;
+    let ids = rack.ids();
+    let all: Vec<usize> = (0..5).collect();
+
+    assert_eq!(nexus.start(&rack, &all, 3, 1).await, Epoch(2));
+    nexus
+        .run_until(&rack, LIMIT, "coordinator running", |n| {
+            n.pending().is_some_and(|p| p.phase() == Phase::Running)
+        })
+        .await;
+    let mut nexus = nexus.restart().await;
+    let pending = nexus.nexus().pending().expect("epoch 2 pending");
+    assert_eq!(pending.epoch(), Epoch(2));
+    assert_eq!(pending.coordinator(), Some(&ids[1]));
+    nexus.settle(&rack, LIMIT).await;
+    let committed: Vec<u64> = nexus.nexus().history().map(|c| c.epoch().0).collect();
+    assert_eq!(committed, [1, 2]);
+    assert_eq!(nexus.nexus().stats().abandoned, 0);
+    assert_eq!(nexus.nexus().highest_started(), Epoch(2));
+    committed_everywhere(&rack, &all, Epoch(2)).await;
+
+    assert_eq!(nexus.start(&rack, &all, 3, 2).await, Epoch(3));
+    nexus
+        .run_until(&rack, LIMIT, "epoch 3 committed", |n| {
+            n.latest_committed().is_some_and(|c| c.epoch() == Epoch(3))
+        })
+        .await;
+    let mut nexus = nexus.restart().await;
+    let latest = nexus.nexus().latest_committed().unwrap();
+    assert_eq!(latest.epoch(), Epoch(3));
+    assert_eq!(latest.unconfirmed().len(), 5, "no member confirmed yet");
+    assert!(nexus.nexus().pending().is_none());
+    nexus.settle(&rack, LIMIT).await;
+    assert!(nexus.nexus().stats().member_commits >= 5);
+    committed_everywhere(&rack, &all, Epoch(3)).await;
+    every_member_loads_every_secret(&rack, &all, &[1, 2, 3]).await;
     rack.shutdown().await;
 }
 
@@ -255,13 +309,8 @@ async fn a_sled_in_no_configuration_gets_no_share() {
     use tq_core::wire;
     use tq_std::net::{Net, NetEvent};
 
-    let mut rack = Rack::new(0, 4, 24);
-    rack.start_all().await;
-    rack.wait_connected().await;
+    let (mut rack, _nexus) = fresh_rack_at_epoch_1(4, 2, 24).await;
     let ids = rack.ids();
-    let mut nexus = Driver::new(Origin::Fresh, &ids);
-    assert_eq!(nexus.start(&rack, &[0, 1, 2, 3], 2, 0), Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     let stranger = common::rack::sled_id(99);
     let (net, mut events) = Net::start(
@@ -319,14 +368,8 @@ async fn a_sled_in_no_configuration_gets_no_share() {
 /// the bad one at start, and still loads the rack's secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleds_restart_from_their_good_ledger_copy_and_repair_the_other() {
-    let mut rack = Rack::new(0, 4, 25);
-    rack.start_all().await;
-    rack.wait_connected().await;
-    let ids = rack.ids();
+    let (mut rack, _nexus) = fresh_rack_at_epoch_1(4, 2, 25).await;
     let all: Vec<usize> = (0..4).collect();
-    let mut nexus = Driver::new(Origin::Fresh, &ids);
-    assert_eq!(nexus.start(&rack, &all, 2, 0), Epoch(1));
-    nexus.settle(&rack, LIMIT).await;
 
     for i in 0..3 {
         rack.crash(i).await;

@@ -24,15 +24,15 @@ async fn thirty_two_sleds_upgrade_from_lrtq_and_reconfigure() {
     eprintln!("32 sleds up and fully connected in {:?}", started.elapsed());
     let ids = rack.ids();
     let all: Vec<usize> = (0..32).collect();
-    let mut nexus = Driver::new(Origin::Lrtq, &ids);
+    let mut nexus = Driver::new(Origin::Lrtq, &ids).await;
 
     let t = Instant::now();
-    assert_eq!(nexus.start(&rack, &all, 17, 0), Epoch(2));
+    assert_eq!(nexus.start(&rack, &all, 17, 0).await, Epoch(2));
     nexus.settle(&rack, LIMIT).await;
     eprintln!("LRTQ upgrade committed everywhere in {:?}", t.elapsed());
 
     let t = Instant::now();
-    assert_eq!(nexus.start(&rack, &all, 17, 5), Epoch(3));
+    assert_eq!(nexus.start(&rack, &all, 17, 5).await, Epoch(3));
     nexus.settle(&rack, LIMIT).await;
     eprintln!("reconfiguration committed everywhere in {:?}", t.elapsed());
 

@@ -95,8 +95,11 @@ pub fn lrtq_rack(
     tq_core::crypto::RackSecret,
 ) {
     let setup = lrtq_setup(sleds, seed);
+    // The digests of all 255 shares are the same for every sled: hash them
+    // once (a rack of 32 would hash 8,160 shares, slowly in debug builds).
+    let digests = share_digests(&setup);
     let data = (0..sleds)
-        .map(|sled| lrtq_share_data(&setup, RACK, sled))
+        .map(|sled| share_data_with(&setup, RACK, sled, &digests))
         .collect();
     let secret = tq_core::crypto::RackSecret::from_bytes(&setup.secret).expect("nonzero secret");
     (data, secret)
@@ -109,17 +112,43 @@ pub fn lrtq_share_data(
     rack_id: tq_core::ids::RackId,
     sled: usize,
 ) -> tq_core::persistent::LrtqShareData {
-    use tq_core::crypto::LrtqShare;
-    let share = |bytes: &[u8; LRTQ_SHARE_LEN]| {
-        LrtqShare::from_bytes(bytes).expect("tq-core takes the vsss-rs share")
-    };
+    share_data_with(setup, rack_id, sled, &share_digests(setup))
+}
+
+/// The digests an LRTQ ledger lists, as the core holds them.
+#[cfg(feature = "core")]
+type Digests = heapless::Vec<tq_core::crypto::ShareDigest, LRTQ_TOTAL_SHARES, u8>;
+
+/// The digest of every share of `setup`, as the core computes it.
+#[cfg(feature = "core")]
+fn share_digests(setup: &LrtqSetup) -> Digests {
+    setup
+        .shares
+        .iter()
+        .map(|s| lrtq_share(s).digest())
+        .collect()
+}
+
+/// [`lrtq_share_data`] with the digests already computed.
+#[cfg(feature = "core")]
+fn share_data_with(
+    setup: &LrtqSetup,
+    rack_id: tq_core::ids::RackId,
+    sled: usize,
+    digests: &Digests,
+) -> tq_core::persistent::LrtqShareData {
     tq_core::persistent::LrtqShareData {
         rack_id,
         threshold: tq_core::ids::LrtqThreshold::new(setup.threshold)
             .expect("n/2 + 1 is an LRTQ threshold"),
-        share: share(&setup.shares[sled]),
-        share_digests: setup.shares.iter().map(|s| share(s).digest()).collect(),
+        share: lrtq_share(&setup.shares[sled]),
+        share_digests: digests.clone(),
     }
+}
+
+#[cfg(feature = "core")]
+fn lrtq_share(bytes: &[u8; LRTQ_SHARE_LEN]) -> tq_core::crypto::LrtqShare {
+    tq_core::crypto::LrtqShare::from_bytes(bytes).expect("tq-core takes the vsss-rs share")
 }
 
 /// Runs `f` on a thread with a stack large enough for a whole simulated

@@ -28,9 +28,11 @@ use crate::api::types::{
 };
 use crate::api::{SledApi, sled_api_mod};
 
-/// Largest request body accepted, in bytes: four times the JSON of the
-/// largest configuration (a test checks it fits).
-pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+/// Largest request body accepted, in bytes: four times the largest
+/// request, a proxied prepare-and-commit of a full configuration,
+/// pretty-printed, its ids all characters JSON escapes (12,203 bytes; a
+/// test checks both ends).
+pub const MAX_REQUEST_BODY_BYTES: usize = 48 * 1024;
 
 /// The content type of `/metrics`.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -200,5 +202,63 @@ impl ApiServer {
         if let Err(e) = self.server.close().await {
             tracing::warn!(error = %e, "API server close");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tq_core::config::{ConfigFields, Member};
+    use tq_core::crypto::{EncryptedRackSecrets, ShareDigest};
+    use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+    use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN, PLATFORM_ID_FIELD_LEN};
+
+    /// The largest request: a proxied prepare-and-commit of a full
+    /// configuration whose ids are all characters JSON escapes.
+    #[test]
+    fn the_largest_request_fits_the_body_limit() {
+        let field = |i: usize| {
+            // `"` is written `\"` in JSON: two bytes for one.
+            let mut text: String = std::iter::repeat_n('"', PLATFORM_ID_FIELD_LEN - 2).collect();
+            text.push_str(&format!("{i:02}"));
+            text
+        };
+        let ids: Vec<PlatformId> = (0..MAX_MEMBERS)
+            .map(|i| PlatformId::new(&field(i), &field(i)).unwrap())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        let members = sorted
+            .iter()
+            .map(|id| Member {
+                id: id.clone(),
+                share_digest: ShareDigest([0xab; 32]),
+            })
+            .collect();
+        let config = Configuration::new(ConfigFields {
+            rack_id: RackId([1; 16]),
+            epoch: Epoch(u64::MAX),
+            coordinator: sorted[0].clone(),
+            members,
+            threshold: Threshold::new(31).unwrap(),
+            encrypted_rack_secrets: Some(
+                EncryptedRackSecrets::from_parts([7; 32], &[9; MAX_SEALED_LEN]).unwrap(),
+            ),
+        })
+        .unwrap();
+        let request = ProxyPrepareAndCommitRequest {
+            target: sorted[1].clone(),
+            deadline_ms: crate::api::types::MAX_DEADLINE_MS,
+            config,
+        };
+        let len = serde_json::to_vec_pretty(&request).unwrap().len();
+        assert!(
+            4 * len <= MAX_REQUEST_BODY_BYTES,
+            "{len} bytes, pretty-printed"
+        );
+        assert!(
+            5 * len > MAX_REQUEST_BODY_BYTES,
+            "{len}: the limit could be lower"
+        );
     }
 }

@@ -224,6 +224,16 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon where it stands, as a crash or a power cut would:
+    /// the node task (and with it the peer network) is aborted wherever it
+    /// is, then the API stops. What the ledger holds is what the sled
+    /// restarts from.
+    pub async fn crash(self) {
+        self.node_task.abort();
+        let _ = self.node_task.await;
+        self.api.stop().await;
+    }
+
     /// Stops the API (no new calls), then the node: its task ends between
     /// calls, after the ledger write of the last one.
     pub async fn stop(self) {

@@ -35,7 +35,7 @@ fn assert_refused<T: std::fmt::Debug>(
     let (got, error) = refusal(result);
     assert_eq!((got, error.error_code), (status, code), "{error:?}");
     assert_eq!(code.status_u16(), status);
-    if let Some(refusal) = &error.refusal {
+    if let Some(refusal) = error.refusal.as_deref() {
         assert_eq!(error.message, refusal.message());
         assert_eq!(refusal.code(), code);
     }
@@ -131,8 +131,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ErrorCode::EpochTooSmall,
     );
     assert_eq!(
-        error.refusal,
-        Some(Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochTooSmall(
+        error.refusal.as_deref(),
+        Some(&Refusal::UpgradeFromLrtq(LrtqUpgradeError::EpochTooSmall(
             Epoch(1)
         )))
     );
@@ -175,8 +175,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ErrorCode::NotPrepared,
     );
     assert_eq!(
-        error.refusal,
-        Some(Refusal::Commit(CommitError::NotPrepared(Epoch(2))))
+        error.refusal.as_deref(),
+        Some(&Refusal::Commit(CommitError::NotPrepared(Epoch(2))))
     );
     assert_refused(
         rack.client(0)
@@ -220,8 +220,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ErrorCode::AlreadyCommitted,
     );
     assert_eq!(
-        error.refusal,
-        Some(Refusal::UpgradeFromLrtq(
+        error.refusal.as_deref(),
+        Some(&Refusal::UpgradeFromLrtq(
             LrtqUpgradeError::AlreadyCommitted(Epoch(2))
         ))
     );
@@ -254,8 +254,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ErrorCode::EpochNotNewer,
     );
     assert_eq!(
-        error.refusal,
-        Some(Refusal::Reconfigure(ReconfigureError::EpochNotNewer {
+        error.refusal.as_deref(),
+        Some(&Refusal::Reconfigure(ReconfigureError::EpochNotNewer {
             latest: Epoch(2)
         }))
     );
@@ -309,8 +309,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ErrorCode::NewerCommitted,
     );
     assert_eq!(
-        error.refusal,
-        Some(Refusal::PrepareAndCommit(
+        error.refusal.as_deref(),
+        Some(&Refusal::PrepareAndCommit(
             PrepareAndCommitError::NewerCommitted {
                 epoch: Epoch(2),
                 latest: Epoch(3)
@@ -402,7 +402,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         assert!(tokio::time::Instant::now() < deadline, "never expunged");
     };
     assert!(matches!(
-        expunged.refusal,
+        expunged.refusal.as_deref(),
         Some(Refusal::LoadSecret(LoadSecretError::Expunged(_)))
     ));
     assert_refused(

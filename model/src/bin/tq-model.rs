@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use tq_model::explore::describe_liveness;
-use tq_model::{Bounds, Liveness, Report, Start, explore};
+use tq_model::{Bounds, Liveness, MAX_RACK_SLEDS, Report, Start, explore};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum StartArg {
@@ -20,7 +20,7 @@ enum StartArg {
 /// Exhaustive, bounded model checking of the trust quorum core.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Sleds in the rack.
+    /// Sleds in the rack: 3 up to `tq_model::MAX_RACK_SLEDS` (4).
     #[arg(long, default_value_t = 3)]
     sleds: usize,
     /// Members at the start (default: every sled); the rest are spares.
@@ -64,6 +64,14 @@ fn peak_rss_mib() -> Option<u64> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !(tq_core::limits::MIN_MEMBERS..=MAX_RACK_SLEDS).contains(&args.sleds) {
+        eprintln!(
+            "--sleds {}: the checker explores racks of {} to {MAX_RACK_SLEDS} sleds",
+            args.sleds,
+            tq_core::limits::MIN_MEMBERS
+        );
+        return ExitCode::from(2);
+    }
     let start = match args.start {
         StartArg::Fresh => Start::Fresh,
         StartArg::Lrtq => Start::Lrtq,

@@ -88,9 +88,11 @@ pub(super) fn read(path: &Path) -> ReadCopy {
     }
 }
 
-/// Replaces the copy at `path` with `bytes` so that after a crash at any
-/// point the copy holds either its old or its new bytes.
-pub(super) fn replace(path: &Path, bytes: &[u8]) -> Result<(), (WriteStep, io::Error)> {
+/// Replaces the file at `path` with `bytes` so that after a crash at any
+/// point it holds either its old or its new bytes (temporary file beside
+/// it, fsync, rename, fsync of the directory). Blocking. Also keeps the
+/// Nexus driver's state file.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), (WriteStep, io::Error)> {
     let temp = temp_path(path);
     let result = write_temp(&temp, bytes).and_then(|()| {
         fs::rename(&temp, path).map_err(|e| (WriteStep::Rename, e))?;

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::backoff::{Backoff, BackoffConfig};
-pub use file::WriteStep;
+pub use file::{WriteStep, replace as replace_atomically};
 pub use format::{CorruptReason, MAX_PAYLOAD_LEN};
 
 /// Copies of the state kept: one per M.2 drive.

@@ -1,22 +1,21 @@
-//! A small driver of Nexus's state machine (`tq-nexus`) over the rack's
-//! node handles: it makes each call the machine hands out on the sled's
-//! handle (or through a proxy for sleds Nexus cannot reach), feeds the
-//! answer back, and tells the machine the time. Every decision (when to
-//! commit, whom to tell, when to abandon) is the machine's.
+//! Nexus over the rack's node handles: `tq-driver` (the host's Nexus
+//! driver, the one adapter from the machine's calls to sled calls) with a
+//! directory of the rack's running handles and its state file in a
+//! temporary directory. Every decision (when to commit, whom to tell, when
+//! to abandon) is the machine's; every call, route and proxy the driver's.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tq_core::api::CoordinatorStatus;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_nexus::{Answer, Call, CallId, CallKind, Nexus, Origin, Reaction, Timing, status_ref};
+use tq_driver::{DriverConfig, SledMap, StateFile};
+use tq_nexus::{Nexus, Origin, Timing};
 use tq_std::handle::NodeHandle;
 
 use super::rack::{RACK_ID, Rack};
 
 /// How long one call may take before it counts as unreachable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Quick polls: the rack runs on loopback.
 pub fn timing() -> Timing {
@@ -27,239 +26,138 @@ pub fn timing() -> Timing {
     }
 }
 
-/// A call the machine handed out, owned, so calls run concurrently.
-enum Owned {
-    Reconfigure(Box<tq_core::api::ReconfigureMsg>),
-    Upgrade(Box<tq_core::api::LrtqUpgradeMsg>),
-    Status,
-    Commit(tq_core::api::CommitRequest),
-    PrepareAndCommit(Box<tq_core::config::Configuration>),
-}
-
-/// A node's answer, owned.
-enum Got {
-    Reconfigure(Result<tq_core::api::ReconfigureOutcome, tq_core::node::ReconfigureError>),
-    Upgrade(Result<(), tq_core::node::LrtqUpgradeError>),
-    Status(Option<Box<CoordinatorStatus>>),
-    Commit(Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>),
-    PrepareAndCommit(
-        Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>,
-    ),
-    Unreachable,
-}
-
-impl Got {
-    fn answer(&self) -> Answer<'_> {
-        match self {
-            Self::Reconfigure(r) => Answer::Reconfigure(r.clone()),
-            Self::Upgrade(r) => Answer::UpgradeFromLrtq(r.clone()),
-            Self::Status(s) => Answer::CoordinatorStatus(s.as_deref().map(status_ref)),
-            Self::Commit(r) => Answer::Commit(r.clone()),
-            Self::PrepareAndCommit(r) => Answer::PrepareAndCommit(r.clone()),
-            Self::Unreachable => Answer::Unreachable,
-        }
-    }
-}
-
 pub struct Driver {
-    pub nexus: Nexus,
-    origin: Instant,
-    /// Sleds Nexus reaches only through `via`'s proxy.
+    pub driver: tq_driver::Driver<SledMap<NodeHandle>>,
+    /// Sleds Nexus has no direct route to: reached only through proxies.
     pub proxied: BTreeSet<PlatformId>,
-    pub via: Option<PlatformId>,
-    pub reactions: Vec<Reaction>,
-    /// Calls made.
-    pub calls: usize,
+    pub dir: tempfile::TempDir,
+    timing: Timing,
 }
 
 impl Driver {
-    pub fn new(origin: Origin, sleds: &[PlatformId]) -> Self {
-        Self::with_timing(origin, sleds, timing())
+    pub async fn new(origin: Origin, sleds: &[PlatformId]) -> Self {
+        Self::with_timing(origin, sleds, timing()).await
     }
 
-    pub fn with_timing(origin: Origin, sleds: &[PlatformId], timing: Timing) -> Self {
-        let start = Instant::now();
-        let nexus = Nexus::new(
+    pub async fn with_timing(origin: Origin, sleds: &[PlatformId], timing: Timing) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = tq_driver::Driver::create(
+            StateFile::new(dir.path().join("nexus.json")),
+            SledMap::new(),
+            config(timing),
             RACK_ID,
             origin,
             sleds,
-            timing,
-            tq_nexus::Instant::from_millis(0),
         )
+        .await
         .unwrap();
-        let mut driver = Self {
-            nexus,
-            origin: start,
+        Self {
+            driver,
             proxied: BTreeSet::new(),
-            via: None,
-            reactions: Vec::new(),
-            calls: 0,
-        };
-        driver.store();
-        driver
-    }
-
-    fn now(&self) -> tq_nexus::Instant {
-        tq_nexus::Instant::from_millis(self.origin.elapsed().as_millis() as u64)
-    }
-
-    /// Nexus's state lives in this test's memory: "stored" at once.
-    fn store(&mut self) {
-        if let Some(to_store) = self.nexus.state_to_store() {
-            let revision = to_store.revision;
-            self.nexus.acknowledge_stored(revision);
+            dir,
+            timing,
         }
     }
 
-    pub fn start(&mut self, rack: &Rack, members: &[usize], k: u8, coordinator: usize) -> Epoch {
-        let ids = rack.ids();
-        let members: Vec<&PlatformId> = members.iter().map(|&i| &ids[i]).collect();
-        let epoch = self
-            .nexus
-            .start(
-                self.now(),
-                members,
-                Threshold::new(k).unwrap(),
-                &ids[coordinator],
-            )
+    /// A driver restarted from this one's state file (this one dropped:
+    /// its calls in flight are abandoned, as in a crash).
+    pub async fn restart(self) -> Self {
+        let Self {
+            driver,
+            proxied,
+            dir,
+            timing,
+        } = self;
+        let file = driver.state_file().clone();
+        drop(driver);
+        let driver = tq_driver::Driver::resume(file, SledMap::new(), config(timing))
+            .await
             .unwrap();
-        self.store();
-        epoch
+        Self {
+            driver,
+            proxied,
+            dir,
+            timing,
+        }
     }
 
-    /// One round: time, then every due call made (concurrently) and
-    /// answered.
+    pub fn nexus(&self) -> &Nexus {
+        self.driver.nexus()
+    }
+
+    /// Points the directory at the rack's current handles (a restarted
+    /// sled has a new one; a crashed one keeps its old, stopped handle,
+    /// which answers nothing).
+    fn sync(&self, rack: &Rack) {
+        let map = self.driver.directory();
+        for sled in &rack.sleds {
+            if self.proxied.contains(&sled.id) {
+                map.remove(&sled.id);
+            } else if let Some(running) = &sled.running {
+                map.insert(sled.id.clone(), running.handle.clone());
+            }
+        }
+    }
+
+    pub async fn start(
+        &mut self,
+        rack: &Rack,
+        members: &[usize],
+        k: u8,
+        coordinator: usize,
+    ) -> Epoch {
+        let ids = rack.ids();
+        let members: Vec<PlatformId> = members.iter().map(|&i| ids[i].clone()).collect();
+        self.driver
+            .start(&members, Threshold::new(k).unwrap(), &ids[coordinator])
+            .await
+            .unwrap()
+    }
+
+    /// One turn: the due calls made, one answer awaited briefly.
     pub async fn step(&mut self, rack: &Rack) {
-        let now = self.now();
-        self.nexus.handle_timeout(now);
-        self.store();
-        let mut calls = Vec::new();
-        while let Some(call) = self.nexus.poll_call(now) {
-            calls.push(owned(call));
-        }
-        let made = calls.iter().map(|(id, to, call)| {
-            let route = self.route(rack, to);
-            async move { (*id, perform(route, to, call).await) }
-        });
-        let answers = futures_util::future::join_all(made).await;
-        for (id, got) in answers {
-            self.calls += 1;
-            let reaction = self.nexus.on_answer(self.now(), id, got.answer());
-            assert!(
-                !matches!(reaction, Reaction::Refused(_)),
-                "refused: {reaction:?}"
-            );
-            self.reactions.push(reaction);
-            self.store();
-        }
+        self.sync(rack);
+        self.driver.turn(Duration::from_millis(2)).await.unwrap();
+        self.no_refusals();
     }
 
-    fn route(&self, rack: &Rack, to: &PlatformId) -> Route {
-        let handle_of = |id: &PlatformId| {
-            rack.sleds
-                .iter()
-                .find(|s| s.id == *id)
-                .and_then(|s| s.running.as_ref())
-                .map(|r| r.handle.clone())
-        };
-        match (&self.via, self.proxied.contains(to)) {
-            (Some(via), true) => match handle_of(via) {
-                Some(handle) => Route::Proxy(handle),
-                None => Route::Down,
-            },
-            _ => handle_of(to).map_or(Route::Down, Route::Direct),
-        }
-    }
-
-    /// Steps until `done` holds, for at most `limit`.
+    /// Drives until `done` holds, for at most `limit`.
     pub async fn run_until(
         &mut self,
         rack: &Rack,
         limit: Duration,
         what: &str,
-        mut done: impl FnMut(&Nexus) -> bool,
+        done: impl FnMut(&Nexus) -> bool,
     ) {
-        let deadline = Instant::now() + limit;
-        while !done(&self.nexus) {
-            assert!(
-                Instant::now() < deadline,
-                "not done after {limit:?}: {what}; pending {:?}, latest {:?}, stats {:?}",
-                self.nexus.pending(),
-                self.nexus.latest_committed().map(|c| c.epoch()),
-                self.nexus.stats()
+        self.sync(rack);
+        if let Err(e) = self.driver.run_until(what, limit, done).await {
+            let nexus = self.nexus();
+            panic!(
+                "{e}; pending {:?}, latest {:?}, stats {:?}, driver {:?}",
+                nexus.pending(),
+                nexus.latest_committed().map(|c| c.epoch()),
+                nexus.stats(),
+                self.driver.stats()
             );
-            self.step(rack).await;
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        self.no_refusals();
     }
 
     /// Until nothing is pending and every member confirmed the latest
     /// commit.
     pub async fn settle(&mut self, rack: &Rack, limit: Duration) {
-        self.run_until(rack, limit, "settled", settled).await;
+        self.run_until(rack, limit, "settled", tq_driver::settled)
+            .await;
+    }
+
+    fn no_refusals(&self) {
+        assert_eq!(self.driver.stats().refused, 0, "a sled refused Nexus");
     }
 }
 
-pub fn settled(nexus: &Nexus) -> bool {
-    nexus.pending().is_none()
-        && nexus
-            .latest_committed()
-            .is_some_and(|c| c.unconfirmed().is_empty())
-}
-
-enum Route {
-    Direct(NodeHandle),
-    Proxy(NodeHandle),
-    Down,
-}
-
-fn owned(call: Call<'_>) -> (CallId, PlatformId, Owned) {
-    let kind = match call.kind {
-        CallKind::Reconfigure(msg) => Owned::Reconfigure(Box::new(msg.clone())),
-        CallKind::UpgradeFromLrtq(msg) => Owned::Upgrade(Box::new(msg.clone())),
-        CallKind::CoordinatorStatus => Owned::Status,
-        CallKind::Commit(request) => Owned::Commit(request),
-        CallKind::PrepareAndCommit(config) => Owned::PrepareAndCommit(Box::new(config.clone())),
-    };
-    (call.id, call.to.clone(), kind)
-}
-
-async fn perform(route: Route, to: &PlatformId, call: &Owned) -> Got {
-    let made = async {
-        match (route, call) {
-            (Route::Down, _) => Got::Unreachable,
-            (Route::Direct(h), Owned::Reconfigure(m)) => h
-                .reconfigure(*m.clone())
-                .await
-                .map_or(Got::Unreachable, Got::Reconfigure),
-            (Route::Direct(h), Owned::Upgrade(m)) => h
-                .upgrade_from_lrtq(*m.clone())
-                .await
-                .map_or(Got::Unreachable, Got::Upgrade),
-            (Route::Direct(h), Owned::Status) => h
-                .coordinator_status()
-                .await
-                .map_or(Got::Unreachable, |s| Got::Status(s.map(Box::new))),
-            (Route::Direct(h), Owned::Commit(r)) => {
-                h.commit(*r).await.map_or(Got::Unreachable, Got::Commit)
-            }
-            (Route::Direct(h), Owned::PrepareAndCommit(c)) => h
-                .prepare_and_commit(*c.clone())
-                .await
-                .map_or(Got::Unreachable, Got::PrepareAndCommit),
-            (Route::Proxy(h), Owned::Commit(r)) => h
-                .proxy_commit(to.clone(), *r, CALL_TIMEOUT)
-                .await
-                .map_or(Got::Unreachable, Got::Commit),
-            (Route::Proxy(h), Owned::PrepareAndCommit(c)) => h
-                .proxy_prepare_and_commit(to.clone(), *c.clone(), CALL_TIMEOUT)
-                .await
-                .map_or(Got::Unreachable, Got::PrepareAndCommit),
-            // Only member calls are proxied; a coordinator is reachable.
-            (Route::Proxy(_), _) => Got::Unreachable,
-        }
-    };
-    tokio::time::timeout(CALL_TIMEOUT, made)
-        .await
-        .unwrap_or(Got::Unreachable)
+fn config(timing: Timing) -> DriverConfig {
+    DriverConfig {
+        timing,
+        call_timeout: CALL_TIMEOUT,
+    }
 }

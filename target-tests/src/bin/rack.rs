@@ -35,7 +35,7 @@ use tq_core::node::{CtxSlot, NodeCtx};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::nexus::Nexus;
-use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RackStart, Violation};
+use tq_harness::{Action, Change, Cluster, RackStart, Violation};
 use tq_target_tests::icount;
 use tq_target_tests::lrtq::{LRTQ_RACK_4, LRTQ_RACK_7, LrtqRack};
 use tq_target_tests::stack::{self, Measured};
@@ -86,7 +86,7 @@ fn main() -> ! {
     defmt::println!(
         "size_of::<Cluster>() = {=usize} bytes ({=usize} sleds at most)",
         core::mem::size_of::<Cluster>(),
-        MAX_SLEDS
+        <Cluster>::CAPACITY
     );
     let Some(slot) = cortex_m::singleton!(: MaybeUninit<Cluster> = MaybeUninit::uninit()) else {
         fail("cluster slot taken");
@@ -165,7 +165,7 @@ fn install(home: Home, rack: &LrtqRack) -> Result<(&'static mut Cluster, RackSec
 /// A new cluster for `rack`, plus the LRTQ secret.
 fn set_up(rack: &LrtqRack) -> Result<(Cluster, RackSecret), Failure> {
     let lrtq_sleds = rack.sleds();
-    let mut data: heapless::Vec<LrtqShareData, MAX_SLEDS> = heapless::Vec::new();
+    let mut data: heapless::Vec<LrtqShareData, { <Cluster>::CAPACITY }> = heapless::Vec::new();
     for sled in 0..lrtq_sleds {
         data.push(rack.share_data(RACK_ID, sled)?)
             .map_err(|_| Failure::Step("too many LRTQ sleds"))?;
@@ -454,10 +454,10 @@ impl wire::PageReader for Pages<'_> {
 /// received: decode them.
 fn deliver_all(cluster: &mut Cluster) -> Result<(), Failure> {
     for _ in 0..MAX_DELIVERIES {
-        let Some(msg) = cluster.network().in_flight().first() else {
+        let Some(msg) = cluster.network().in_flight().next() else {
             return Ok(());
         };
-        let bytes = &msg.bytes;
+        let bytes = msg.bytes;
         record_codec(
             "decode_peer_msg",
             measure(|| wire::decode_peer_msg(bytes).is_ok()).1,

@@ -30,7 +30,7 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 64 KiB), from the framework |
+//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 48 KiB), from the framework |
 //! | `invalid_deadline` | 400 | `deadline_ms` outside 1..=60000 |
 //! | `rack_id_mismatch` | 400 | the request names another rack |
 //! | `not_a_member` | 400 | this sled is not in the configuration or member set |
@@ -96,7 +96,7 @@ pub struct ApiError {
     /// The node's refusal, as the core's error value, when the node
     /// refused the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<Refusal>,
+    pub refusal: Option<Box<Refusal>>,
     /// The HTTP status of a framework error (not in the body; the others
     /// follow from the code).
     #[serde(skip)]
@@ -352,7 +352,7 @@ impl From<Refusal> for ApiError {
         Self {
             error_code: refusal.code(),
             message: refusal.message(),
-            refusal: Some(refusal),
+            refusal: Some(Box::new(refusal)),
             status: None,
         }
     }
@@ -680,7 +680,7 @@ mod tests {
             // The body round-trips, the core's error included.
             let json = serde_json::to_string(&error).unwrap();
             let back: ApiError = serde_json::from_str(&json).unwrap();
-            assert_eq!(back.refusal, Some(refusal));
+            assert_eq!(back.refusal.as_deref(), Some(&refusal));
             assert_eq!((back.error_code, back.message), (code, error.message));
         }
 

@@ -11,7 +11,12 @@ pub const LOG_ENV: &str = "TQ_LOG";
 /// Installs the subscriber and the bridge. Logging is best effort: a
 /// second call or a logger installed by someone else changes nothing.
 pub fn init() {
-    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default("info");
+}
+
+/// [`init`], with `default` as the filter when `TQ_LOG` is unset.
+pub fn init_with_default(default: &str) {
+    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod logging;
+mod nexus;
 mod sled;
+mod status;
 
 /// The rack trust quorum.
 #[derive(Debug, Parser)]
@@ -21,6 +24,15 @@ pub struct Cli {
 pub enum Command {
     /// Run one sled's daemon: its trust quorum node and HTTP API.
     Sled(sled::SledArgs),
+    /// Drive a rack as Nexus does: the LRTQ upgrade, adding and removing
+    /// sleds, abandoning a stuck epoch; decisions kept in a state file.
+    Nexus(nexus::NexusArgs),
+    /// What an operator sees of one sled or the whole rack.
+    Status(status::StatusArgs),
+    /// An 8-sled LRTQ rack on this machine through upgrade, growth,
+    /// removal, crashes and a cold boot, driven by Nexus over HTTP; checked
+    /// and summed up (exit code 0 only if every check held).
+    Demo(demo::DemoArgs),
 }
 
 impl Cli {
@@ -28,6 +40,9 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Sled(args) => sled::run(args),
+            Command::Nexus(args) => nexus::run(args),
+            Command::Status(args) => status::run(args),
+            Command::Demo(args) => demo::run(args),
         }
     }
 }

@@ -1,0 +1,188 @@
+//! Making one call the machine handed out: owned copies of the request and
+//! the answer (so calls run concurrently on their own tasks), the route
+//! (direct, then through proxies for a member call), and the timeout.
+
+use std::time::Duration;
+
+use tq_core::api::{
+    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
+    ReconfigureMsg, ReconfigureOutcome,
+};
+use tq_core::config::Configuration;
+use tq_core::ids::PlatformId;
+use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
+use tq_nexus::{Answer, Call, CallKind, Method, status_ref};
+
+use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
+
+/// A call's request, owned.
+#[derive(Clone, Debug)]
+pub(crate) enum Request {
+    Reconfigure(Box<ReconfigureMsg>),
+    Upgrade(Box<LrtqUpgradeMsg>),
+    CoordinatorStatus,
+    Commit(CommitRequest),
+    PrepareAndCommit(Box<Configuration>),
+}
+
+impl Request {
+    pub(crate) fn of(call: &Call<'_>) -> Self {
+        match call.kind {
+            CallKind::Reconfigure(msg) => Self::Reconfigure(Box::new(msg.clone())),
+            CallKind::UpgradeFromLrtq(msg) => Self::Upgrade(Box::new(msg.clone())),
+            CallKind::CoordinatorStatus => Self::CoordinatorStatus,
+            CallKind::Commit(request) => Self::Commit(request),
+            CallKind::PrepareAndCommit(config) => Self::PrepareAndCommit(Box::new(config.clone())),
+        }
+    }
+
+    pub(crate) fn method(&self) -> Method {
+        match self {
+            Self::Reconfigure(_) => Method::Reconfigure,
+            Self::Upgrade(_) => Method::UpgradeFromLrtq,
+            Self::CoordinatorStatus => Method::CoordinatorStatus,
+            Self::Commit(_) => Method::Commit,
+            Self::PrepareAndCommit(_) => Method::PrepareAndCommit,
+        }
+    }
+
+    /// Whether a sled can pass this call on (only the calls to members of
+    /// a commit: the coordinator of a new epoch must be reachable).
+    fn proxiable(&self) -> bool {
+        matches!(self, Self::Commit(_) | Self::PrepareAndCommit(_))
+    }
+}
+
+/// A node's answer, owned.
+#[derive(Clone, Debug)]
+pub(crate) enum Got {
+    Reconfigure(Result<ReconfigureOutcome, ReconfigureError>),
+    Upgrade(Result<(), LrtqUpgradeError>),
+    CoordinatorStatus(Option<Box<CoordinatorStatus>>),
+    Commit(Result<CommitOutcome, CommitError>),
+    PrepareAndCommit(Result<PrepareAndCommitOutcome, PrepareAndCommitError>),
+}
+
+impl Got {
+    pub(crate) fn answer(&self) -> Answer<'_> {
+        match self {
+            Self::Reconfigure(r) => Answer::Reconfigure(r.clone()),
+            Self::Upgrade(r) => Answer::UpgradeFromLrtq(r.clone()),
+            Self::CoordinatorStatus(s) => Answer::CoordinatorStatus(s.as_deref().map(status_ref)),
+            Self::Commit(r) => Answer::Commit(r.clone()),
+            Self::PrepareAndCommit(r) => Answer::PrepareAndCommit(r.clone()),
+        }
+    }
+}
+
+/// How a call went: the answer and who passed it on, or the last failure.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) result: Result<Got, CallFailure>,
+    /// The proxy that passed the call on, if one did.
+    pub(crate) via: Option<PlatformId>,
+}
+
+/// Where to send a call: the sled itself, if Nexus has a route, and the
+/// sleds to try as proxies after it, in order (the one that worked last
+/// time first, when `proxy_first`).
+pub(crate) struct Route<S> {
+    pub(crate) direct: Option<S>,
+    pub(crate) proxies: Vec<(PlatformId, S)>,
+    pub(crate) proxy_first: bool,
+}
+
+/// Makes `request` on `to` by `route`, each attempt bounded by `timeout`.
+pub(crate) async fn make<S: SledApi>(
+    to: PlatformId,
+    request: Request,
+    route: Route<S>,
+    timeout: Duration,
+) -> Outcome {
+    let mut last = CallFailure::new(FailureKind::NoRoute, "no address and no proxy");
+    let proxies = if request.proxiable() {
+        route.proxies
+    } else {
+        Vec::new()
+    };
+    let (first, rest) = match route.proxy_first {
+        true => proxies
+            .split_first()
+            .map_or((None, &[][..]), |(p, r)| (Some(p), r)),
+        false => (None, &proxies[..]),
+    };
+    let attempts = first
+        .map(|(via, s)| (Some(via), s))
+        .into_iter()
+        .chain(route.direct.as_ref().map(|s| (None, s)))
+        .chain(rest.iter().map(|(via, s)| (Some(via), s)));
+    for (via, sled) in attempts {
+        let attempt = async {
+            match via {
+                None => direct(sled, &request).await,
+                Some(_) => proxied(sled, &to, &request, timeout).await,
+            }
+        };
+        let result = tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(CallFailure::new(FailureKind::Timeout, "")));
+        match result {
+            Ok(got) => {
+                return Outcome {
+                    result: Ok(got),
+                    via: via.cloned(),
+                };
+            }
+            Err(failure) => {
+                tracing::debug!(sled = %to, via = ?via.map(ToString::to_string),
+                    method = request.method().name(), %failure, "call failed");
+                last = match via {
+                    Some(via) => CallFailure::new(failure.kind, format!("via {via}: {failure}")),
+                    None => failure,
+                };
+            }
+        }
+    }
+    Outcome {
+        result: Err(last),
+        via: None,
+    }
+}
+
+async fn direct<S: SledApi>(sled: &S, request: &Request) -> Reply<Got> {
+    Ok(match request {
+        Request::Reconfigure(msg) => Got::Reconfigure(sled.reconfigure((**msg).clone()).await?),
+        Request::Upgrade(msg) => Got::Upgrade(sled.upgrade_from_lrtq((**msg).clone()).await?),
+        Request::CoordinatorStatus => {
+            Got::CoordinatorStatus(sled.coordinator_status().await?.map(Box::new))
+        }
+        Request::Commit(r) => Got::Commit(sled.commit(*r).await?),
+        Request::PrepareAndCommit(c) => {
+            Got::PrepareAndCommit(sled.prepare_and_commit((**c).clone()).await?)
+        }
+    })
+}
+
+/// Through `via` (the proxy's own deadline a little inside the driver's,
+/// so the proxy's answer, not the driver's timer, says what happened).
+async fn proxied<S: SledApi>(
+    via: &S,
+    to: &PlatformId,
+    request: &Request,
+    timeout: Duration,
+) -> Reply<Got> {
+    let deadline = timeout.mul_f32(0.8);
+    Ok(match request {
+        Request::Commit(r) => Got::Commit(via.proxy_commit(to.clone(), *r, deadline).await?),
+        Request::PrepareAndCommit(c) => Got::PrepareAndCommit(
+            via.proxy_prepare_and_commit(to.clone(), (**c).clone(), deadline)
+                .await?,
+        ),
+        _ => {
+            return Err(CallFailure::new(
+                FailureKind::NoRoute,
+                "only member calls are proxied",
+            ));
+        }
+    })
+}

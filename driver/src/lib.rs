@@ -1,0 +1,67 @@
+//! `tq-driver`: the host's Nexus driver. It owns Nexus's sans-io state
+//! machine ([`tq_nexus::Nexus`]), makes on the sleds the calls the machine
+//! hands out, tells it the answers and the time, and keeps its decisions
+//! in a state file, so a restarted driver resumes where it stopped.
+//!
+//! It is the one adapter from the machine's calls to sled calls: the `tq`
+//! binary's `nexus` commands and demo drive sleds over HTTP with it, and
+//! tq-std's rack tests drive in-process node tasks with it.
+//!
+//! # Parts
+//!
+//! - [`sled`]: how a sled is reached: [`SledApi`], one async method per
+//!   call (the Nexus-facing calls, the node status, and the proxied
+//!   variants), implemented here for tq-std's in-process
+//!   [`tq_std::handle::NodeHandle`] and in the `tq` crate for its HTTP
+//!   client; [`Directory`], the sleds Nexus reaches directly, looked up at
+//!   every call ([`SledMap`]).
+//! - [`Driver`]: the loop. Commands ([`Driver::start`],
+//!   [`Driver::abandon`]) and runs ([`Driver::run_until`],
+//!   [`Driver::settle`], [`Driver::turn`]); each call on its own task,
+//!   each attempt bounded by [`DriverConfig::call_timeout`]; a member call
+//!   (commit, prepare-and-commit) that cannot reach its sled directly is
+//!   passed through up to [`MAX_PROXY_TRIES`] members Nexus reaches,
+//!   the one that worked last first; no answer at all is the machine's
+//!   `Unreachable`.
+//! - [`store`]: the state file (JSON, replaced atomically with tq-std's
+//!   ledger primitive).
+//! - [`Event`]: every decision and outcome, for live progress; each is
+//!   also logged with `tracing`.
+//!
+//! # Rules it keeps
+//!
+//! - **Nothing follows from a decision before it is stored.** The state
+//!   file is written after every command and every answer that changed a
+//!   decision, before any further call (the machine hands out none while
+//!   a decision is unstored), and before a run returns. A write that fails
+//!   stops the run with [`DriverError::Store`]; the machine still holds
+//!   the decision and writes it at the next run.
+//! - **Every call is answered to the machine exactly once**: with the
+//!   node's own answer, or `Unreachable` when no route gave one in time.
+//! - **The machine decides, the driver acts**: when to commit, whom to
+//!   tell, when to abandon and with which coordinator are the machine's.
+//! - One driver per state file at a time (not locked: the operator's
+//!   rule, as for any Nexus).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod call;
+mod driver;
+mod event;
+mod in_process;
+pub mod sled;
+pub mod store;
+
+pub use driver::{Driver, DriverConfig, DriverError, DriverStats, MAX_PROXY_TRIES, settled};
+pub use event::Event;
+pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap};
+pub use store::StateFile;

@@ -1,0 +1,316 @@
+//! `tq nexus`: Nexus's side of the trust quorum from the command line. The
+//! Nexus driver (`tq-driver`) drives the sleds of a rack file over their
+//! HTTP APIs; its decisions live in a state file, so every command picks
+//! up where the last one (or a crashed one) stopped.
+//!
+//! ```text
+//! tq nexus --rack rack.toml --state nexus.json init            # an LRTQ rack: every sled of the file
+//! tq nexus --rack rack.toml --state nexus.json upgrade         # the LRTQ upgrade, driven to its end
+//! tq nexus --rack rack.toml --state nexus.json add SN0009 SN0010
+//! tq nexus --rack rack.toml --state nexus.json remove SN0002
+//! tq nexus --rack rack.toml --state nexus.json run             # drive what is pending to its end
+//! tq nexus --rack rack.toml --state nexus.json abandon         # give up the pending epoch, retry higher
+//! tq nexus --rack rack.toml --state nexus.json show [--json]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use tq::nexus::http::HttpSled;
+use tq::nexus::rack_file::RackFile;
+use tq_core::ids::{PlatformId, Threshold};
+use tq_driver::{Directory as _, Driver, DriverConfig, SledMap, StateFile};
+use tq_nexus::{Nexus, Origin, Timing};
+
+/// `tq nexus`'s arguments.
+#[derive(Debug, Args)]
+pub struct NexusArgs {
+    /// The rack file: the rack id, each sled's platform id and API address.
+    #[arg(long, value_name = "FILE")]
+    pub rack: PathBuf,
+    /// Nexus's state file (written atomically at every decision).
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// How long a command may drive before giving up, in seconds (what it
+    /// decided stays in the state file; `run` goes on from there).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// How long one call on a sled may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub call_timeout: u64,
+    /// Abandon a pending epoch whose coordinator made no progress for this
+    /// many seconds (0: only when told, with `abandon`).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub abandon_after: u64,
+    /// Milliseconds between two polls of a running coordinator.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Milliseconds before calling a sled again that was unreachable or not
+    /// ready, or telling a member of a commit again.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub retry_ms: u64,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: NexusCommand,
+}
+
+/// The things Nexus does.
+#[derive(Debug, Subcommand)]
+pub enum NexusCommand {
+    /// Create the state file for the rack file's sleds (or those named).
+    Init {
+        /// The sleds are new (no LRTQ data): the first configuration makes
+        /// the first secret. Without it, they hold LRTQ shares and the first
+        /// configuration is the LRTQ upgrade.
+        #[arg(long)]
+        fresh: bool,
+        /// The rack's sleds (default: every sled of the rack file).
+        #[arg(long, value_delimiter = ',', value_name = "SLED,...")]
+        sleds: Vec<String>,
+    },
+    /// Upgrade the LRTQ rack (its sleds, or those named) and drive it to
+    /// its end.
+    Upgrade(ChangeArgs),
+    /// Add sleds to the current members and drive it to its end.
+    Add(ChangeArgs),
+    /// Remove sleds from the current members and drive it to its end.
+    Remove(ChangeArgs),
+    /// Drive what is pending to its end: poll the coordinator, commit at
+    /// K + Z acks, tell every member.
+    Run,
+    /// Abandon the pending epoch and start the same change at a higher
+    /// epoch with another coordinator, then drive it.
+    Abandon {
+        /// The new coordinator (default: the next one able to).
+        #[arg(long, value_name = "SLED")]
+        coordinator: Option<String>,
+    },
+    /// What Nexus decided: members, epochs, who acked and confirmed.
+    Show {
+        /// As JSON (the state file's own form).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A membership change.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// The sleds (for `upgrade`: the members, default every LRTQ sled).
+    #[arg(value_name = "SLED")]
+    pub sleds: Vec<String>,
+    /// The new threshold K (default: a majority, n/2 + 1).
+    #[arg(long)]
+    pub threshold: Option<u8>,
+    /// The coordinator (default: the first member able to coordinate that
+    /// Nexus reaches).
+    #[arg(long, value_name = "SLED")]
+    pub coordinator: Option<String>,
+    /// Start it and return, without driving it.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Runs the command; exit code 0 on success, 1 with one line on stderr.
+pub fn run(args: NexusArgs) -> ExitCode {
+    super::logging::init_with_default("warn");
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(execute(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tq nexus: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type HttpDriver = Driver<SledMap<HttpSled>>;
+
+async fn execute(args: NexusArgs) -> Result<(), String> {
+    let rack = RackFile::load(&args.rack).map_err(|e| e.to_string())?;
+    let config = DriverConfig {
+        timing: Timing {
+            poll_interval: Duration::from_millis(args.poll_ms),
+            retry_interval: Duration::from_millis(args.retry_ms),
+            abandon_after: (args.abandon_after > 0)
+                .then(|| Duration::from_secs(args.abandon_after)),
+        },
+        call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+    };
+    let directory = tq::nexus::directory(&rack, config.call_timeout)?;
+    let file = StateFile::new(&args.state);
+    let limit = Duration::from_secs(args.timeout);
+    if let NexusCommand::Init { fresh, sleds } = &args.command {
+        let ids = named(&rack, sleds)?;
+        let ids = if ids.is_empty() { rack.ids() } else { ids };
+        let origin = if *fresh { Origin::Fresh } else { Origin::Lrtq };
+        Driver::create(file, directory, config, rack.rack_id, origin, &ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}: {} sleds of rack {}, {}",
+            args.state.display(),
+            ids.len(),
+            rack.rack_id,
+            if *fresh { "fresh" } else { "on LRTQ" }
+        );
+        return Ok(());
+    }
+    let mut driver = Driver::resume(file, directory, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    driver.observe(|event| eprintln!("{event}"));
+    let wait = match &args.command {
+        NexusCommand::Init { .. } => false,
+        NexusCommand::Show { json } => {
+            show(driver.nexus(), *json)?;
+            false
+        }
+        NexusCommand::Run => true,
+        NexusCommand::Abandon { coordinator } => {
+            let coordinator = match coordinator {
+                Some(name) => rack.find(name).map_err(|e| e.to_string())?.id.clone(),
+                None => next_coordinator(&driver)?,
+            };
+            driver
+                .abandon(&coordinator)
+                .await
+                .map_err(|e| e.to_string())?;
+            true
+        }
+        NexusCommand::Upgrade(change) => {
+            if !driver.nexus().is_on_lrtq() {
+                return Err("the rack is not on LRTQ: it was upgraded already".into());
+            }
+            let members = named(&rack, &change.sleds)?;
+            let members = if members.is_empty() {
+                driver.nexus().members().iter().cloned().collect()
+            } else {
+                members
+            };
+            start(&mut driver, &rack, members, change).await?;
+            !change.no_wait
+        }
+        NexusCommand::Add(change) => {
+            let mut members: Vec<PlatformId> = driver.nexus().members().iter().cloned().collect();
+            for id in named(&rack, &change.sleds)? {
+                if members.contains(&id) {
+                    return Err(format!("{id} is a member already"));
+                }
+                members.push(id);
+            }
+            start(&mut driver, &rack, members, change).await?;
+            !change.no_wait
+        }
+        NexusCommand::Remove(change) => {
+            let gone = named(&rack, &change.sleds)?;
+            if let Some(id) = gone
+                .iter()
+                .find(|id| !driver.nexus().members().contains(id))
+            {
+                return Err(format!("{id} is not a member"));
+            }
+            let members = driver
+                .nexus()
+                .members()
+                .iter()
+                .filter(|id| !gone.contains(id))
+                .cloned()
+                .collect();
+            start(&mut driver, &rack, members, change).await?;
+            !change.no_wait
+        }
+    };
+    if wait {
+        driver.settle(limit).await.map_err(|e| e.to_string())?;
+        if let Some(latest) = driver.nexus().latest_committed() {
+            println!(
+                "epoch {} committed; {} members confirmed",
+                latest.epoch(),
+                latest.confirmed().len()
+            );
+        }
+    }
+    let refused = driver.stats().refused;
+    if refused > 0 {
+        return Err(format!("{refused} calls were refused by sleds (see above)"));
+    }
+    Ok(())
+}
+
+/// The sleds named.
+fn named(rack: &RackFile, names: &[String]) -> Result<Vec<PlatformId>, String> {
+    names
+        .iter()
+        .map(|name| {
+            rack.find(name)
+                .map(|s| s.id.clone())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+async fn start(
+    driver: &mut HttpDriver,
+    rack: &RackFile,
+    members: Vec<PlatformId>,
+    change: &ChangeArgs,
+) -> Result<(), String> {
+    let threshold = match change.threshold {
+        Some(k) => Threshold::new(k).map_err(|e| e.to_string())?,
+        None => tq::nexus::majority(members.len())?,
+    };
+    let coordinator = match &change.coordinator {
+        Some(name) => rack.find(name).map_err(|e| e.to_string())?.id.clone(),
+        None => members
+            .iter()
+            .find(|id| {
+                driver.nexus().may_coordinate(id)
+                    && rack.sleds.iter().any(|s| &s.id == *id && s.api.is_some())
+            })
+            .cloned()
+            .ok_or("no member can coordinate: name one with --coordinator")?,
+    };
+    driver
+        .start(&members, threshold, &coordinator)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The eligible coordinator after the pending one, in platform id order.
+fn next_coordinator(driver: &HttpDriver) -> Result<PlatformId, String> {
+    let nexus = driver.nexus();
+    let pending = nexus.pending().ok_or("nothing is pending")?;
+    let current = pending.coordinator().cloned();
+    let mut eligible: Vec<&PlatformId> = pending
+        .members()
+        .iter()
+        .filter(|id| nexus.may_coordinate(id) && driver.directory().direct(id).is_some())
+        .collect();
+    eligible.sort();
+    let after = eligible
+        .iter()
+        .find(|id| current.as_ref().is_some_and(|c| **id > c));
+    after
+        .or(eligible.first())
+        .map(|id| (*id).clone())
+        .ok_or_else(|| "no other member can coordinate".into())
+}
+
+/// What Nexus decided, as a table or the state file's JSON.
+fn show(nexus: &Nexus, json: bool) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(nexus.state()).map_err(|e| e.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!("{}", super::status::nexus_view(nexus));
+    Ok(())
+}

@@ -1,0 +1,675 @@
+//! `tq demo`: an LRTQ rack of real sled daemons on this machine, driven by
+//! the real Nexus driver over HTTP through every change a rack lives
+//! through, checked at each step, and summed up at the end.
+//!
+//! # The scenario
+//!
+//! An LRTQ rack of `N` sleds (8 by default; shares made as LRTQ rack setup
+//! made them, see [`layout`]) and two new sleds (fewer when `N` is above
+//! 30, since a configuration has at most 32 members), each with its
+//! certificate from a rack CA made at start, its ledger on two "drives" in
+//! a temporary directory, its peer network (mutual TLS) and HTTP API on
+//! this machine:
+//!
+//! 1. **boot**: every daemon starts; every pair connects.
+//! 2. **LRTQ upgrade** of the `N` LRTQ sleds (coordinated by an LRTQ sled).
+//! 3. **add** the new sleds. Nexus has no API address for them: it
+//!    reaches them only through a member's proxy.
+//! 4. **remove** one sled (it is then shut down, as a removed sled is
+//!    wiped).
+//! 5. **sled killed mid-prepare**: a member's drives are pulled (its
+//!    ledger directories renamed away, so it cannot store the prepare and
+//!    does not ack), the reconfiguration starts, and as soon as the member
+//!    holds the prepare in memory it is killed (SIGKILL with
+//!    `--processes`). Its drives back, Nexus commits on the others' acks;
+//!    restarted from its ledger, the member catches up
+//!    (`prepare_and_commit`).
+//! 6. **coordinator killed**: the coordinator is killed once it runs the
+//!    reconfiguration; Nexus abandons the epoch after its deadline and
+//!    retries at a higher epoch with the next coordinator, which commits;
+//!    the old coordinator comes back and catches up. The abandoned epoch
+//!    is never committed.
+//! 7. **cold boot**: every member is killed at once and started again from
+//!    its ledger; every one unlocks (loads the latest secret).
+//!
+//! After each change every member reports the latest secret's
+//! fingerprint (a one-way, domain-separated hash, never the secret):
+//! all must agree, and differ from every other epoch's. At the end every
+//! sled must have raised no alarm and Nexus must have seen no refusal.
+//! The exit code is 0 only if every check held.
+
+pub mod layout;
+pub mod pki;
+pub mod progress;
+pub mod record;
+pub mod sleds;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tq_core::api::crash_tolerance;
+use tq_core::ids::{Epoch, PlatformId, Threshold};
+use tq_driver::{Driver, DriverConfig, SledMap, StateFile};
+use tq_nexus::{Nexus, Origin, Phase, Timing};
+
+use crate::nexus::http::HttpSled;
+use crate::nexus::http::Traffic;
+use layout::{Addressing, Layout};
+use progress::Progress;
+use record::{EpochPrint, PhaseRecord, Record};
+use sleds::{Launch, Sleds};
+
+/// Most sleds in a configuration.
+pub const MAX_SLEDS: usize = tq_core::limits::MAX_MEMBERS;
+
+/// Fewest sleds in an LRTQ rack the demo runs.
+pub const MIN_SLEDS: usize = 3;
+
+/// New sleds added after the upgrade (fewer if the rack has no room).
+pub const ADDED: usize = 2;
+
+/// How long any one phase may take before the demo gives up.
+const PHASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long a sled may wait for the shares of the latest secret.
+const SECRET_WAIT: Duration = Duration::from_secs(30);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Sleds of the LRTQ rack (`MIN_SLEDS..=MAX_SLEDS`).
+    pub sleds: usize,
+    /// Seed of the LRTQ rack setup and the rack id.
+    pub seed: u64,
+    /// How the sleds run.
+    pub launch: Launch,
+    /// Where they listen.
+    pub addressing: Addressing,
+    /// Keep the temporary directory (ledgers, configs, logs) afterwards.
+    pub keep: bool,
+}
+
+/// Nexus's timing in the demo: quick polls (everything is on one machine)
+/// and a short deadline before abandoning a coordinator that stopped
+/// answering.
+pub fn timing() -> Timing {
+    Timing {
+        poll_interval: Duration::from_millis(10),
+        retry_interval: Duration::from_millis(100),
+        abandon_after: Some(Duration::from_secs(2)),
+    }
+}
+
+/// Runs the demo and returns what it measured; `Err` only when it could
+/// not run at all (then nothing was checked).
+pub async fn run(options: Options, progress: Progress) -> Result<Record, String> {
+    if !(MIN_SLEDS..=MAX_SLEDS).contains(&options.sleds) {
+        return Err(format!(
+            "--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not {}",
+            options.sleds
+        ));
+    }
+    let started = Instant::now();
+    let added = ADDED.min(MAX_SLEDS - options.sleds);
+    let dir = tempfile::Builder::new()
+        .prefix("tq-demo-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    let layout = Layout::create(
+        dir.path(),
+        options.sleds,
+        added,
+        options.seed,
+        &options.addressing,
+    )?;
+    let sleds = Sleds::new(layout, options.launch.clone())?;
+    let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress).await?;
+    let outcome = demo.scenario(options.sleds, added).await;
+    if let Err(e) = &outcome {
+        demo.progress.fail();
+        demo.progress.note(&format!("stopped: {e}"));
+        demo.record
+            .check(format!("the scenario ran to its end ({e})"), false);
+    }
+    demo.final_checks().await;
+    demo.sleds.stop_all().await;
+    demo.record.total = started.elapsed();
+    if options.keep || !demo.record.passed() {
+        let kept = dir.keep();
+        demo.progress.note(&format!(
+            "ledgers, configs and logs kept in {}",
+            kept.display()
+        ));
+    }
+    Ok(demo.record)
+}
+
+/// What sled `.0` reported: the epoch and fingerprint (hex) of the secret
+/// it loaded, or why it has none.
+type Reported = (usize, Result<(Epoch, String), String>);
+
+/// A phase under way: when it began and the traffic so far.
+struct Mark {
+    name: String,
+    started: Instant,
+    traffic: Traffic,
+}
+
+struct Demo {
+    sleds: Sleds,
+    driver: Driver<SledMap<HttpSled>>,
+    progress: Progress,
+    record: Record,
+    /// The current members, by index.
+    members: Vec<usize>,
+}
+
+impl Demo {
+    async fn new(sleds: Sleds, state: PathBuf, progress: Progress) -> Result<Self, String> {
+        let lrtq: Vec<usize> = (0..sleds.len())
+            .filter(|&i| sleds.files(i).is_ok_and(|f| f.lrtq))
+            .collect();
+        // Nexus knows every sled's API address but the new sleds'.
+        let rack = sleds.layout.rack_file(|s| s.lrtq);
+        let config = DriverConfig {
+            timing: timing(),
+            call_timeout: Duration::from_secs(5),
+        };
+        let directory = crate::nexus::directory(&rack, config.call_timeout)?;
+        let ids = ids(&sleds.layout, &lrtq);
+        let mut driver = Driver::create(
+            StateFile::new(state),
+            directory,
+            config,
+            rack.rack_id,
+            Origin::Lrtq,
+            &ids,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let observer = progress.clone();
+        driver.observe(move |event| observer.event(event));
+        Ok(Self {
+            sleds,
+            driver,
+            progress,
+            record: Record::default(),
+            members: lrtq,
+        })
+    }
+
+    async fn scenario(&mut self, lrtq: usize, added: usize) -> Result<(), String> {
+        self.boot().await?;
+        let upgraded: Vec<usize> = (0..lrtq).collect();
+        self.change("LRTQ upgrade", upgraded, 0).await?;
+        self.lrtq_secret().await?;
+        if added > 0 {
+            let grown: Vec<usize> = (0..lrtq + added).collect();
+            let before = self.driver.stats().proxied;
+            self.change(&format!("add {added} sleds"), grown, 1).await?;
+            let proxied = self.driver.stats().proxied - before;
+            self.record.check(
+                format!("Nexus reached the new sleds only through a proxy ({proxied} calls)"),
+                proxied >= added as u64,
+            );
+        }
+        let removed = 2;
+        let shrunk: Vec<usize> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|&i| i != removed)
+            .collect();
+        self.change("remove 1 sled", shrunk, 3 % lrtq).await?;
+        // A removed sled is wiped: it takes no further part.
+        self.sleds.kill(removed).await?;
+        self.progress
+            .note(&format!("sled {removed} removed, and shut down for good"));
+        self.killed_mid_prepare().await?;
+        self.coordinator_killed().await?;
+        self.cold_boot().await
+    }
+
+    // ---- phases ----
+
+    async fn begin(&mut self, name: &str) -> Mark {
+        let traffic = self.sleds.traffic().await;
+        self.progress.begin(name);
+        Mark {
+            name: name.to_owned(),
+            started: Instant::now(),
+            traffic,
+        }
+    }
+
+    async fn end(&mut self, mark: Mark, epochs: String, k: Option<Threshold>) {
+        let took = mark.started.elapsed();
+        let traffic = self.sleds.traffic().await.since(mark.traffic);
+        self.progress.end(&mark.name, true, took);
+        let members = self.members.len();
+        let k = k.map_or(0, Threshold::get);
+        self.record.phases.push(PhaseRecord {
+            name: mark.name,
+            took,
+            epochs,
+            members,
+            k,
+            z: crash_tolerance(members.saturating_sub(usize::from(k))),
+            traffic,
+        });
+    }
+
+    async fn boot(&mut self) -> Result<(), String> {
+        let mark = self.begin("boot").await;
+        let all: Vec<usize> = (0..self.sleds.len()).collect();
+        for &i in &all {
+            self.sleds.start(i).await?;
+            self.progress.status(&format!("{} sleds started", i + 1));
+        }
+        self.progress.status("connecting");
+        self.sleds.wait_connected(&all, PHASE_LIMIT).await?;
+        self.progress.note(&format!(
+            "{} sleds up, every pair connected over mutual TLS",
+            all.len()
+        ));
+        self.end(mark, "1 (LRTQ)".into(), None).await;
+        Ok(())
+    }
+
+    /// A reconfiguration to `members` coordinated by sled `coordinator`,
+    /// driven until every member confirmed it; then every member's
+    /// fingerprint.
+    async fn change(
+        &mut self,
+        name: &str,
+        members: Vec<usize>,
+        coordinator: usize,
+    ) -> Result<(), String> {
+        let mark = self.begin(name).await;
+        let k = crate::nexus::majority(members.len())?;
+        let epoch = self.start(&members, k, coordinator).await?;
+        self.settle().await?;
+        self.members = members;
+        self.end(mark, epoch.to_string(), Some(k)).await;
+        self.fingerprints(epoch, name).await
+    }
+
+    async fn killed_mid_prepare(&mut self) -> Result<(), String> {
+        let name = "sled killed mid-prepare";
+        let members = self.members.clone();
+        // The last member: a sled added after the upgrade when there is
+        // one, which Nexus reaches only through a proxy.
+        let victim = *members.last().ok_or("no members")?;
+        let coordinator = *members.first().ok_or("no members")?;
+        let mark = self.begin(name).await;
+        let k = crate::nexus::majority(members.len())?;
+        let drives = self.sleds.files(victim)?.drives.clone();
+        let pulled = drives.clone().map(|d| d.with_extension("pulled"));
+        for (d, p) in drives.iter().zip(&pulled) {
+            std::fs::rename(d, p).map_err(|e| format!("pulling {}: {e}", d.display()))?;
+        }
+        let epoch = self.start(&members, k, coordinator).await?;
+        // Until the victim holds the prepare, unable to store it.
+        let deadline = Instant::now() + PHASE_LIMIT;
+        loop {
+            self.driver
+                .turn(Duration::from_millis(5))
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(status) = self.sleds.status(victim).await
+                && status.node.state.configs.iter().any(|c| c.epoch == epoch)
+            {
+                let unstored = !status.node.state_stored;
+                self.record.check(
+                    format!("sled {victim} held the prepare of epoch {epoch} unstored when killed"),
+                    unstored,
+                );
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no prepare reached sled {victim}"));
+            }
+        }
+        self.sleds.kill(victim).await?;
+        self.progress.note(&format!(
+            "sled {victim} killed in the middle of the prepare"
+        ));
+        for (d, p) in drives.iter().zip(&pulled) {
+            std::fs::rename(p, d).map_err(|e| format!("plugging {}: {e}", d.display()))?;
+        }
+        self.run_until("committed without it", |n| {
+            n.latest_committed().is_some_and(|c| c.epoch() == epoch)
+        })
+        .await?;
+        self.sleds.start(victim).await?;
+        let restarted = self.sleds.status(victim).await.map_err(|e| e.to_string())?;
+        self.record.check(
+            format!(
+                "sled {victim} restarted from its ledger at epoch {}",
+                show(restarted.node.state.latest_committed)
+            ),
+            restarted.node.state.latest_committed < Some(epoch),
+        );
+        let before = self.driver.nexus().stats().prepare_and_commits;
+        self.settle().await?;
+        let handed = self.driver.nexus().stats().prepare_and_commits - before;
+        self.record.check(
+            format!("sled {victim} caught up through prepare-and-commit"),
+            handed >= 1,
+        );
+        self.end(mark, epoch.to_string(), Some(k)).await;
+        self.fingerprints(epoch, name).await
+    }
+
+    async fn coordinator_killed(&mut self) -> Result<(), String> {
+        let name = "coordinator killed";
+        let members = self.members.clone();
+        let coordinator = *members.get(1).ok_or("too few members")?;
+        let mark = self.begin(name).await;
+        let k = crate::nexus::majority(members.len())?;
+        let epoch = self.start(&members, k, coordinator).await?;
+        self.run_until("coordinator running", |n| {
+            n.pending().is_some_and(|p| p.phase() == Phase::Running)
+        })
+        .await?;
+        self.sleds.kill(coordinator).await?;
+        self.progress
+            .note(&format!("coordinator (sled {coordinator}) killed"));
+        self.run_until("a later epoch committed", |n| {
+            n.latest_committed().is_some_and(|c| c.epoch() > epoch)
+        })
+        .await?;
+        let latest = self.latest_epoch()?;
+        self.sleds.start(coordinator).await?;
+        self.settle().await?;
+        let committed: Vec<Epoch> = self.driver.nexus().history().map(|c| c.epoch()).collect();
+        self.record.check(
+            format!("epoch {epoch} abandoned, never committed; retried as epoch {latest}"),
+            !committed.contains(&epoch) && self.driver.nexus().stats().abandoned_automatically >= 1,
+        );
+        self.end(mark, format!("{epoch} abandoned, {latest}"), Some(k))
+            .await;
+        self.fingerprints(latest, name).await
+    }
+
+    async fn cold_boot(&mut self) -> Result<(), String> {
+        let name = "cold boot";
+        let members = self.members.clone();
+        let latest = self.latest_epoch()?;
+        let mark = self.begin(name).await;
+        for &i in &members {
+            self.sleds.kill(i).await?;
+        }
+        self.progress
+            .note(&format!("all {} members killed at once", members.len()));
+        for &i in &members {
+            self.sleds.start(i).await?;
+        }
+        self.sleds.wait_connected(&members, PHASE_LIMIT).await?;
+        // Unlocking is loading the latest secret: part of the phase.
+        let prints = self.collect(&members).await;
+        let unlocked = prints
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_ok_and(|(e, _)| *e == latest))
+            .count();
+        self.record.check(
+            format!(
+                "every member unlocked after the cold boot ({unlocked}/{})",
+                members.len()
+            ),
+            unlocked == members.len(),
+        );
+        let k = self.driver.nexus().latest_config().map(|c| c.threshold());
+        self.end(mark, latest.to_string(), k).await;
+        self.agree(latest, name, prints);
+        Ok(())
+    }
+
+    // ---- driving ----
+
+    async fn start(
+        &mut self,
+        members: &[usize],
+        k: Threshold,
+        coordinator: usize,
+    ) -> Result<Epoch, String> {
+        let ids = ids(&self.sleds.layout, members);
+        let coordinator = self.sleds.files(coordinator)?.id.clone();
+        self.driver
+            .start(&ids, k, &coordinator)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn settle(&mut self) -> Result<(), String> {
+        self.driver
+            .settle(PHASE_LIMIT)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn run_until(
+        &mut self,
+        what: &str,
+        done: impl FnMut(&Nexus) -> bool,
+    ) -> Result<(), String> {
+        self.driver
+            .run_until(what, PHASE_LIMIT, done)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn latest_epoch(&self) -> Result<Epoch, String> {
+        self.driver
+            .nexus()
+            .latest_committed()
+            .map(|c| c.epoch())
+            .ok_or_else(|| "nothing committed".to_owned())
+    }
+
+    // ---- checks ----
+
+    /// Every current member's latest secret's fingerprint.
+    async fn collect(&self, members: &[usize]) -> Vec<Reported> {
+        let mut asks = tokio::task::JoinSet::new();
+        for &i in members {
+            if let Ok(api) = self.sleds.api(i) {
+                let api = api.clone();
+                asks.spawn(async move {
+                    let got = api.secret_fingerprint(SECRET_WAIT).await;
+                    (
+                        i,
+                        got.map(|p| (p.epoch, p.fingerprint))
+                            .map_err(|e| e.to_string()),
+                    )
+                });
+            }
+        }
+        let mut prints = Vec::new();
+        while let Some(joined) = asks.join_next().await {
+            if let Ok(got) = joined {
+                prints.push(got);
+            }
+        }
+        prints.sort_by_key(|(i, _)| *i);
+        prints
+    }
+
+    /// After the upgrade, every member's epoch-1 secret must be the LRTQ
+    /// secret rack setup made. The API serves only the latest secret's
+    /// fingerprint, so this is asked of in-process sleds through their node
+    /// handles; with `--processes` it is not asked, and the summary says so.
+    async fn lrtq_secret(&mut self) -> Result<(), String> {
+        let expected = hex(&self.sleds.layout.lrtq_fingerprint);
+        let mut prints = Vec::new();
+        for &i in &self.members {
+            let Some(handle) = self.sleds.handle(i) else {
+                continue;
+            };
+            let deadline = Instant::now() + SECRET_WAIT;
+            let got = loop {
+                match handle.load_rack_secret(Epoch(1)).await {
+                    Ok(Ok(Some(secret))) => break Ok((Epoch(1), hex(&secret.fingerprint()))),
+                    Ok(Ok(None)) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Ok(Ok(None)) => break Err("its shares did not come in time".to_owned()),
+                    Ok(Err(e)) => break Err(e.to_string()),
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            prints.push((i, got));
+        }
+        if prints.is_empty() {
+            self.record.prints.insert(
+                Epoch(1),
+                EpochPrint {
+                    fingerprint: None,
+                    agreeing: 0,
+                    asked: 0,
+                    when: vec![
+                        "not asked: the API serves the latest secret only (processes)".into(),
+                    ],
+                },
+            );
+            return Ok(());
+        }
+        self.agree(Epoch(1), "after the upgrade (node handles)", prints);
+        let sleds_say = self
+            .record
+            .prints
+            .get(&Epoch(1))
+            .and_then(|p| p.fingerprint.clone());
+        self.record.check(
+            "epoch 1 is the LRTQ secret rack setup made (vsss-rs 3.3.4)",
+            sleds_say.as_deref() == Some(expected.as_str()),
+        );
+        Ok(())
+    }
+
+    /// Every member must report `epoch`'s secret with one fingerprint.
+    async fn fingerprints(&mut self, epoch: Epoch, when: &str) -> Result<(), String> {
+        let members = self.members.clone();
+        let prints = self.collect(&members).await;
+        self.agree(epoch, when, prints);
+        Ok(())
+    }
+
+    fn agree(&mut self, epoch: Epoch, when: &str, prints: Vec<Reported>) {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, got) in &prints {
+            match got {
+                Ok((e, print)) if *e == epoch => *counts.entry(print.clone()).or_default() += 1,
+                Ok((e, _)) => self.progress.note(&format!(
+                    "sled {i} reported epoch {e}'s secret, not epoch {epoch}'s"
+                )),
+                Err(e) => self.progress.note(&format!("sled {i}: no secret: {e}")),
+            }
+        }
+        let asked = prints.len();
+        let top = counts.into_iter().max_by_key(|(_, n)| *n);
+        let agreeing = top.as_ref().map_or(0, |(_, n)| *n);
+        let entry = self.record.prints.entry(epoch).or_default();
+        let same =
+            entry.fingerprint.is_none() || entry.fingerprint == top.as_ref().map(|t| t.0.clone());
+        entry.fingerprint = top.map(|(p, _)| p);
+        entry.agreeing = agreeing;
+        entry.asked = asked;
+        entry.when.push(when.to_owned());
+        self.record.check(
+            format!("epoch {epoch}: all {asked} members agree on the secret ({when})"),
+            agreeing == asked && asked > 0 && same,
+        );
+    }
+
+    /// At the end: fingerprints differ between epochs, no alarm on any
+    /// sled, no refusal seen by Nexus; the counters for the summary.
+    async fn final_checks(&mut self) {
+        let prints: Vec<&String> = self
+            .record
+            .prints
+            .values()
+            .filter_map(|p| p.fingerprint.as_ref())
+            .collect();
+        let distinct = prints
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        self.record.check(
+            format!("every epoch has its own secret ({} epochs)", prints.len()),
+            distinct == prints.len(),
+        );
+        let mut alarms = 0;
+        let mut unanswered = 0;
+        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+        for i in 0..self.sleds.len() {
+            if !self.sleds.is_running(i) {
+                continue;
+            }
+            match self.sleds.status(i).await {
+                Ok(status) => {
+                    alarms += status.node.alarms.len();
+                    for (counter, count) in status.node.counters.iter() {
+                        if count > 0 {
+                            *counters
+                                .entry(format!("node: {}", counter.name()))
+                                .or_default() += u64::from(count);
+                        }
+                    }
+                }
+                Err(_) => unanswered += 1,
+            }
+        }
+        self.record.alarms = alarms;
+        self.record.check("no sled raised an alarm", alarms == 0);
+        self.record
+            .check("every running sled answered its status", unanswered == 0);
+        let driver = self.driver.stats();
+        self.record
+            .check("Nexus saw no refusal", driver.refused == 0);
+        let nexus = *self.driver.nexus().stats();
+        let mut list = vec![
+            ("nexus: epochs started".to_owned(), u64::from(nexus.started)),
+            (
+                "nexus: epochs committed".to_owned(),
+                u64::from(nexus.committed),
+            ),
+            (
+                "nexus: epochs abandoned".to_owned(),
+                u64::from(nexus.abandoned),
+            ),
+            (
+                "nexus: prepare-and-commit calls".to_owned(),
+                u64::from(nexus.prepare_and_commits),
+            ),
+            ("nexus: calls answered directly".to_owned(), driver.direct),
+            (
+                "nexus: calls answered through a proxy".to_owned(),
+                driver.proxied,
+            ),
+            (
+                "nexus: calls unanswered (sled down)".to_owned(),
+                driver.unreachable,
+            ),
+            ("nexus: state file writes".to_owned(), driver.stores),
+        ];
+        list.extend(counters);
+        self.record.counters = list;
+    }
+}
+
+fn ids(layout: &Layout, indexes: &[usize]) -> Vec<PlatformId> {
+    indexes
+        .iter()
+        .filter_map(|&i| layout.sleds.get(i).map(|s| s.id.clone()))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn show(epoch: Option<Epoch>) -> String {
+    epoch.map_or_else(|| "none".into(), |e| e.to_string())
+}

@@ -1,0 +1,238 @@
+//! The rack description file Nexus drives a rack from (TOML): the rack's
+//! id and every sled's platform id and API address.
+//!
+//! ```toml
+//! rack_id = "42424242-4242-4242-4242-424242424242"
+//!
+//! [[sleds]]
+//! part = "913-0000019"
+//! serial = "BRM42220016"
+//! api = "[fd00:1122:3344:101::1]:7150"
+//!
+//! [[sleds]]
+//! part = "913-0000019"
+//! serial = "BRM42220099"
+//! # No `api`: Nexus has no address for it, and reaches it only through
+//! # a member's proxy.
+//! ```
+//!
+//! Reading is strict: an unknown key, a bad address or platform id, or a
+//! sled listed twice is an error naming the file. Sleds are named on the
+//! command line as `part:serial`, or by serial alone when no other sled
+//! has it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tq_core::ids::{PlatformId, RackId};
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RackFile {
+    /// The rack.
+    pub rack_id: RackId,
+    /// Its sleds, in the file's order.
+    pub sleds: Vec<RackSled>,
+}
+
+/// One sled of the rack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RackSled {
+    /// Its platform id.
+    pub id: PlatformId,
+    /// Its HTTP API, if Nexus can reach it.
+    pub api: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FileForm {
+    rack_id: RackId,
+    #[serde(default)]
+    sleds: Vec<SledForm>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SledForm {
+    part: String,
+    serial: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api: Option<SocketAddr>,
+}
+
+/// Why a rack file could not be used, or a sled not named.
+#[derive(Debug)]
+pub enum RackFileError {
+    /// Reading or writing the file failed.
+    Io(PathBuf, std::io::Error),
+    /// Not TOML of the format.
+    Parse(PathBuf, String),
+    /// A platform id field is not valid.
+    PlatformId(PathBuf, String),
+    /// A sled is listed twice.
+    Repeated(PathBuf, PlatformId),
+    /// No sled of the rack has this name.
+    UnknownSled(String),
+    /// More than one sled has this serial: name it `part:serial`.
+    Ambiguous(String),
+}
+
+impl fmt::Display for RackFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::Parse(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::PlatformId(path, e) => write!(f, "{}: platform id: {e}", path.display()),
+            Self::Repeated(path, id) => write!(f, "{}: sled {id} is listed twice", path.display()),
+            Self::UnknownSled(name) => write!(f, "no sled {name:?} in the rack file"),
+            Self::Ambiguous(name) => {
+                write!(
+                    f,
+                    "more than one sled has serial {name:?}: name it part:serial"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RackFileError {}
+
+impl RackFile {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, RackFileError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| RackFileError::Io(path.to_owned(), e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text`, read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, RackFileError> {
+        let form: FileForm = toml::from_str(text)
+            .map_err(|e| RackFileError::Parse(path.to_owned(), e.to_string()))?;
+        let mut sleds: Vec<RackSled> = Vec::with_capacity(form.sleds.len());
+        for sled in form.sleds {
+            let id = PlatformId::new(&sled.part, &sled.serial)
+                .map_err(|e| RackFileError::PlatformId(path.to_owned(), e.to_string()))?;
+            if sleds.iter().any(|s| s.id == id) {
+                return Err(RackFileError::Repeated(path.to_owned(), id));
+            }
+            sleds.push(RackSled { id, api: sled.api });
+        }
+        Ok(Self {
+            rack_id: form.rack_id,
+            sleds,
+        })
+    }
+
+    /// The file's text.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let form = FileForm {
+            rack_id: self.rack_id,
+            sleds: self
+                .sleds
+                .iter()
+                .map(|s| SledForm {
+                    part: s.id.part_number().to_owned(),
+                    serial: s.id.serial_number().to_owned(),
+                    api: s.api,
+                })
+                .collect(),
+        };
+        toml::to_string(&form).map_err(|e| e.to_string())
+    }
+
+    /// Writes the file at `path`.
+    pub fn write(&self, path: &Path) -> Result<(), RackFileError> {
+        let text = self
+            .to_toml()
+            .map_err(|e| RackFileError::Parse(path.to_owned(), e))?;
+        std::fs::write(path, text).map_err(|e| RackFileError::Io(path.to_owned(), e))
+    }
+
+    /// Every sled's platform id, in the file's order.
+    pub fn ids(&self) -> Vec<PlatformId> {
+        self.sleds.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// The sled named `name`: `part:serial`, or a serial no other sled has.
+    pub fn find(&self, name: &str) -> Result<&RackSled, RackFileError> {
+        let unknown = || RackFileError::UnknownSled(name.to_owned());
+        if let Some((part, serial)) = name.split_once(':') {
+            let id = PlatformId::new(part, serial).map_err(|_| unknown())?;
+            return self.sleds.iter().find(|s| s.id == id).ok_or_else(unknown);
+        }
+        let mut found = self.sleds.iter().filter(|s| s.id.serial_number() == name);
+        match (found.next(), found.next()) {
+            (Some(sled), None) => Ok(sled),
+            (Some(_), Some(_)) => Err(RackFileError::Ambiguous(name.to_owned())),
+            (None, _) => Err(unknown()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+rack_id = "42424242-4242-4242-4242-424242424242"
+
+[[sleds]]
+part = "913-0000019"
+serial = "SN1"
+api = "[fd00::1]:7150"
+
+[[sleds]]
+part = "913-0000019"
+serial = "SN2"
+
+[[sleds]]
+part = "913-0000020"
+serial = "SN2"
+api = "127.0.0.1:7150"
+"#;
+
+    #[test]
+    fn a_rack_file_reads_names_and_writes_back() {
+        let path = Path::new("rack.toml");
+        let rack = RackFile::parse(path, FILE).unwrap();
+        assert_eq!(rack.rack_id, RackId([0x42; 16]));
+        assert_eq!(rack.sleds.len(), 3);
+        assert_eq!(rack.sleds[1].api, None);
+        assert_eq!(rack.find("SN1").unwrap().id.serial_number(), "SN1");
+        assert!(matches!(rack.find("SN2"), Err(RackFileError::Ambiguous(_))));
+        assert_eq!(
+            rack.find("913-0000020:SN2").unwrap().api,
+            Some("127.0.0.1:7150".parse().unwrap())
+        );
+        assert!(matches!(
+            rack.find("SN9"),
+            Err(RackFileError::UnknownSled(_))
+        ));
+        let again = RackFile::parse(path, &rack.to_toml().unwrap()).unwrap();
+        assert_eq!(again, rack);
+    }
+
+    #[test]
+    fn unknown_keys_repeats_and_bad_ids_are_refused() {
+        let path = Path::new("rack.toml");
+        let unknown = FILE.replacen("serial = \"SN1\"", "serial = \"SN1\"\nport = 3", 1);
+        assert!(matches!(
+            RackFile::parse(path, &unknown),
+            Err(RackFileError::Parse(..))
+        ));
+        let repeated = FILE.replacen("913-0000020", "913-0000019", 1);
+        assert!(matches!(
+            RackFile::parse(path, &repeated),
+            Err(RackFileError::Repeated(..))
+        ));
+        let empty = FILE.replacen("SN1", "", 1);
+        assert!(matches!(
+            RackFile::parse(path, &empty),
+            Err(RackFileError::PlatformId(..))
+        ));
+    }
+}

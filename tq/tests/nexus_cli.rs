@@ -1,0 +1,158 @@
+//! `tq nexus` and `tq status` as an operator runs them: each command its
+//! own `tq` process, the rack's daemons serving their HTTP APIs on
+//! loopback, Nexus's decisions carried from one process to the next by the
+//! state file.
+//!
+//! An LRTQ rack of four sleds and one new sled. The upgrade is started
+//! with a coordinator that is then killed, and the process driving it
+//! gives up after its time limit: a later `tq nexus run` (a new driver,
+//! from the state file) abandons the dead coordinator's epoch and commits
+//! the retry with another one, and once the killed sled is back, tells it.
+//! The new sled has no API address in the rack file: it is added, and
+//! told of the commit, only through a member's proxy. One sled is
+//! removed. `show` and `status` report it all.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tq::demo::layout::{Addressing, Layout};
+use tq::demo::sleds::{Launch, Sleds};
+use tq_core::ids::Epoch;
+use tq_driver::StateFile;
+use tq_nexus::{Nexus, Timing};
+
+const TQ: &str = env!("CARGO_BIN_EXE_tq");
+
+/// Runs `tq args...`; its success, stdout and stderr.
+async fn tq(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(TQ)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+fn nexus(state: &Path) -> Nexus {
+    let loaded = StateFile::new(state).load().unwrap().unwrap();
+    Nexus::restore(loaded.state, Timing::default(), tq_nexus::Instant(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator_and_a_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path(), 4, 1, 7, &Addressing::Loopback).unwrap();
+    let rack_path = dir.path().join("rack.toml");
+    // The new sled (4) has no address Nexus knows.
+    layout.rack_file(|s| s.lrtq).write(&rack_path).unwrap();
+    let mut sleds = Sleds::new(layout, Launch::InProcess).unwrap();
+    let all: Vec<usize> = (0..5).collect();
+    for &i in &all {
+        sleds.start(i).await.unwrap();
+    }
+    sleds
+        .wait_connected(&all, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let state_path = dir.path().join("nexus.json");
+    let (rack, state) = (rack_path.to_str().unwrap(), state_path.to_str().unwrap());
+    let base = [
+        "nexus",
+        "--rack",
+        rack,
+        "--state",
+        state,
+        "--poll-ms",
+        "20",
+        "--retry-ms",
+        "200",
+    ];
+    let cmd = |rest: &[&'static str]| -> Vec<String> {
+        base.iter().chain(rest).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tq(&args).await
+    };
+
+    // The four LRTQ sleds (the file's fifth has no LRTQ share: named out).
+    let (ok, out, err) = run(cmd(&[
+        "init",
+        "--sleds",
+        "DEMO0000,DEMO0001,DEMO0002,DEMO0003",
+    ]))
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("4 sleds"), "{out}");
+
+    // The upgrade is started with sled 1 as coordinator, which dies.
+    let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "DEMO0001"])).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(nexus(&state_path).pending().unwrap().epoch(), Epoch(2));
+    sleds.kill(1).await.unwrap();
+    // Driven for a while: the retry commits, but sled 1 cannot be told.
+    let (ok, _, err) = run(cmd(&["--abandon-after", "1", "--timeout", "8", "run"])).await;
+    assert!(!ok, "cannot settle with a member down: {err}");
+    assert!(err.contains("epoch 2 abandoned"), "{err}");
+    let decided = nexus(&state_path);
+    let latest = decided.latest_committed().unwrap();
+    assert_eq!(latest.epoch(), Epoch(3));
+    assert_eq!(decided.pending().map(|p| p.epoch()), None);
+    assert!(!latest.unconfirmed().is_empty());
+    // Sled 1 back (from its LRTQ share file): a new driver tells it.
+    sleds.start(1).await.unwrap();
+    let (ok, out, err) = run(cmd(&["run"])).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("epoch 3 committed; 4 members confirmed"),
+        "{out}"
+    );
+    let status = sleds.status(1).await.unwrap();
+    assert_eq!(status.node.state.latest_committed, Some(Epoch(3)));
+
+    // The new sled, reached only through a proxy.
+    let (ok, out, err) = run(cmd(&["add", "DEMO0004"])).await;
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("DEMO0004 reached through"), "{err}");
+    let status = sleds.status(4).await.unwrap();
+    assert_eq!(status.node.state.latest_committed, Some(Epoch(4)));
+
+    let (ok, out, err) = run(cmd(&["remove", "DEMO0003"])).await;
+    assert!(ok, "{out}{err}");
+    let decided = nexus(&state_path);
+    let epochs: Vec<u64> = decided.history().map(|c| c.epoch().0).collect();
+    assert_eq!(epochs, [3, 4, 5], "epoch 2 was abandoned, never committed");
+    assert_eq!(decided.members().len(), 4);
+    assert_eq!(decided.removed().len(), 1);
+
+    let (ok, out, err) = run(cmd(&["show"])).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("removed (never added back): DEMO0003"),
+        "{out}"
+    );
+    assert!(out.contains("nothing pending"), "{out}");
+    let (ok, json, err) = run(cmd(&["show", "--json"])).await;
+    assert!(ok, "{err}");
+    let shown: tq_nexus::State = serde_json::from_str(&json).unwrap();
+    assert_eq!(&shown, decided.state());
+
+    let (ok, out, err) = tq(&["status", "--rack", rack, "--state", state]).await;
+    assert!(ok, "{out}{err}");
+    for serial in ["DEMO0000", "DEMO0002", "DEMO0003"] {
+        assert!(out.contains(serial), "{out}");
+    }
+    assert!(
+        out.contains("via DEMO"),
+        "sled 4 is asked through a proxy: {out}"
+    );
+    let api = sleds.api(0).unwrap().addr().to_string();
+    let (ok, json, err) = tq(&["status", "--sled", &api, "--json"]).await;
+    assert!(ok, "{err}");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let node = &view["sleds"][0]["status"]["node"];
+    assert_eq!(node["state"]["latest_committed"], 5);
+    assert_eq!(node["alarms"].as_array().unwrap().len(), 0);
+    sleds.stop_all().await;
+}
