@@ -287,3 +287,27 @@ impl Sled {
         self.running = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_cloned_into_another_holds_the_same_bytes() {
+        let fresh = PersistentState::new();
+        let mut written = Disk::new();
+        written.write(&fresh).unwrap();
+        assert!(!written.is_empty());
+        // Into an empty disk, and back into a disk holding more.
+        let mut copy = Disk::new();
+        copy.clone_from(&written);
+        assert_eq!(copy.as_slice(), written.as_slice());
+        let mut longer = Disk::new();
+        longer.bytes.fill(7);
+        longer.len = MAX_PERSISTENT_STATE_LEN;
+        longer.clone_from(&written);
+        assert_eq!(longer.as_slice(), written.as_slice());
+        longer.clone_from(&Disk::new());
+        assert!(longer.is_empty());
+    }
+}
