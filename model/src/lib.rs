@@ -47,32 +47,49 @@
 //! # Running it
 //!
 //! `cargo test -p tq-model` runs the search two steps deep (unoptimized, a
-//! state costs tens to hundreds of milliseconds). CI's bound runs in the
-//! `model` profile (release without fat LTO), as `.ci/run` does:
+//! state costs tens to hundreds of milliseconds). Deeper searches run with
+//! the crates the search spends its time in optimized, from the workspace
+//! root: `--config model/optimized.toml` (a Cargo configuration file; it
+//! says which crates and why). That stays in the test profile, so CI
+//! builds only those crates again on top of its `cargo test --workspace`
+//! build, and `.ci/run` runs:
 //!
-//! - `cargo test -p tq-model --profile model --test bounded -- --ignored --nocapture --test-threads 1`
-//! - `cargo test -p tq-model --profile model --features planted-bug-ack-stale-prepare --test planted -- --nocapture`
+//! - `cargo test --workspace --config model/optimized.toml --test bounded -- --ignored --nocapture --test-threads 1`:
+//!   CI's bound, three searches of a 3-sled rack with liveness from every
+//!   state: fresh to depth 6 (85,564 states, 40.6 s), LRTQ to depth 5
+//!   (13,926 states, 26.2 s), committed to depth 4 (7,584 states, 3.9 s);
+//! - `cargo test --workspace --config model/optimized.toml --features tq-model/planted-bug-ack-stale-prepare --test planted -- --nocapture`
 //!   (and the same with `planted-bug-ack-any-epoch`): the planted bug is
 //!   found and its shortest path printed.
 //!
-//! Measured on the 2-core development machine (shared with other builds),
-//! 3 sleds, liveness checked from every state, times as the tests print
-//! them (`elapsed`), builds excluded:
+//! The whole CI section took 196 s on the shared 2-core development
+//! machine after `cargo test --workspace` (builds 45 s, 39 s and 39 s, one
+//! per feature set; searches 73 s). `-p tq-model` instead of
+//! `--workspace` works too, but resolves features for this crate alone,
+//! so it builds every dependency again once.
 //!
-//! | start       | depth | states  | time  |
-//! |-------------|-------|---------|-------|
-//! | `Fresh`     | 6     | 85,564  | 54 s  |
-//! | `Lrtq`      | 6     | 64,416  | 180 s |
-//! | `Committed` | 6     | 275,045 | 238 s |
-//! | `Fresh` (binary: `target/model/tq-model --sleds 3 --start fresh --depth 7`) | 7 | 362,684 | 161 s |
-//! | `Fresh`, 4 sleds (binary: `target/model/tq-model --sleds 4 --start fresh --depth 4`) | 4 | 66,345 | 24.5 s |
-//! | planted `ack-stale-prepare`: found, shortest path 3 steps | | 284 | 0.1 s |
-//! | planted `ack-any-epoch`: found, shortest path 5 steps | | 10,499 | 1.9 s |
-//!
-//! The binary runs any bound and prints the same report:
-//! `cargo run -p tq-model --profile model -- --sleds 3 --start fresh --depth 7`
+//! Measured on the same machine (shared with other builds, so times vary
+//! by a quarter), liveness checked from every state, times as printed
+//! (`elapsed`), builds excluded, with the binary:
+//! `cargo run -p tq-model --config model/optimized.toml -- --sleds 3 --start fresh --depth 6`
 //! (`--start lrtq|committed|upgraded`, `--sleds 4`, `--liveness-every 10`,
-//! `--help` for the rest). The planted bugs are in `tq_core::planted`.
+//! `--help` for the rest):
+//!
+//! | sleds | start       | depth | states  | time  | peak RSS |
+//! |-------|-------------|-------|---------|-------|----------|
+//! | 3     | `Fresh`     | 6     | 85,564  | 43 s  | 17 MiB   |
+//! | 3     | `Lrtq`      | 6     | 64,416  | 109 s | 17 MiB   |
+//! | 3     | `Committed` | 6     | 275,045 | 164 s | 34 MiB   |
+//! | 3     | `Fresh`     | 7     | 362,684 | 183 s | 36 MiB   |
+//! | 3     | `Lrtq`      | 7     | 287,711 | 507 s | 35 MiB   |
+//! | 4     | `Fresh`     | 4     | 66,345  | 41 s  | 16 MiB   |
+//! | 4     | `Lrtq`      | 4     | 54,014  | 107 s | 14 MiB   |
+//! | 4     | `Fresh`     | 5     | 532,723 | 304 s | 57 MiB   |
+//!
+//! The planted bugs (in `tq_core::planted`), by the test above: a
+//! `Prepare` acked though stale is found after 284 states (78 ms), by a
+//! shortest path of 3 steps; an ack counted for any epoch after 10,499
+//! states (1.8 s), by a shortest path of 5 steps.
 
 /// Most sleds of a rack the checker explores: the issue asks for racks of
 /// 3 and 4 sleds. Every state is a [`Cluster`] with room for this many

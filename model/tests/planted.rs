@@ -3,7 +3,7 @@
 //! the broken invariant and prints a shortest path to it, which replays to
 //! the same violation in the harness alone.
 //!
-//! `cargo test -p tq-model --profile model --features planted-bug-ack-stale-prepare --test planted -- --nocapture`
+//! `cargo test -p tq-model --config model/optimized.toml --features planted-bug-ack-stale-prepare --test planted -- --nocapture`
 //! (and the same with `planted-bug-ack-any-epoch`); `.ci/run` runs both.
 #![cfg(any(
     feature = "planted-bug-ack-stale-prepare",
@@ -49,8 +49,8 @@ fn the_checker_finds_the_planted_bug_by_a_shortest_path() {
     let found = found.expect("the planted bug is found");
     println!("planted: {:?}", tq_core::planted::PLANTED_BUG);
     println!(
-        "after {} states, {} transitions",
-        report.unique, report.transitions
+        "after {} states, {} transitions, in {:.2?}",
+        report.unique, report.transitions, report.elapsed
     );
     println!("{found}");
     println!("harness actions: {:?}", found.actions);

@@ -1,5 +1,5 @@
 //! Runs the model checker at any bound and prints what it explored, e.g.
-//! `cargo run -p tq-model --release -- --sleds 3 --start lrtq --depth 9`.
+//! `cargo run -p tq-model --config model/optimized.toml -- --sleds 3 --start lrtq --depth 7`.
 //! Exits 1 with a shortest path if an invariant breaks.
 
 use std::process::ExitCode;
