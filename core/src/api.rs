@@ -39,6 +39,7 @@ use crate::persistent::Expunged;
 /// 2 KiB with a full member set).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReconfigureMsg {
     /// The rack.
@@ -58,6 +59,7 @@ pub struct ReconfigureMsg {
 /// Decoded in place by [`crate::wire::decode_lrtq_upgrade_msg_into`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LrtqUpgradeMsg {
     /// The rack (must match the LRTQ data).

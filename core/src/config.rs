@@ -13,6 +13,7 @@ use crate::limits::{MAX_MEMBERS, MIN_MEMBERS};
 
 /// One member of a configuration and the digest of the share it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Member {
     /// The sled.
@@ -65,11 +66,13 @@ impl core::error::Error for ConfigError {}
     derive(Deserialize),
     serde(try_from = "ConfigFields")
 )]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct Configuration(ConfigFields);
 
 /// The fields of a configuration, as they go on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigFields {
     /// The rack this configuration belongs to.

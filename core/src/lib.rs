@@ -44,6 +44,14 @@
 //!   node never sees bytes except through it.
 //! - [`node`]: the protocol state machine and the context its caller owns.
 //! - [`limits`]: every bound, in one place.
+//!
+//! # Features for the model checker only
+//!
+//! `model` gives the node and its context `Clone` and all their state
+//! `Hash` (secrets and shares through a SHA3 digest only), so `tq-model`
+//! can copy a state and tell states apart. The `planted-bug-*` features
+//! break the core on purpose ([`planted`]), so `tq-model` can show that its
+//! checker finds such a bug. Nothing that ships enables any of them.
 // No std, but for the host-only `schema` feature: `schemars`'s derived
 // code needs std's prelude. Every other build (the service processor's
 // included) is `no_std`, so nothing here can come to rely on std.
@@ -77,6 +85,7 @@ pub mod member_set;
 pub mod messages;
 pub mod node;
 pub mod persistent;
+pub mod planted;
 #[cfg(feature = "schema")]
 pub mod schema;
 mod serde_forms;

@@ -21,6 +21,7 @@ use crate::limits::MAX_MEMBERS;
     derive(Deserialize),
     serde(try_from = "heapless::Vec<PlatformId, MAX_MEMBERS, u8>")
 )]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct MemberSet(heapless::Vec<PlatformId, MAX_MEMBERS, u8>);
 
 /// Why a list of sleds is not a [`MemberSet`].

@@ -61,6 +61,7 @@ macro_rules! peer_messages {
         /// the wire tag.
         #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
         #[cfg_attr(test, derive(Deserialize))]
+        #[cfg_attr(feature = "model", derive(Hash))]
         pub enum Body<C, S, L> {
             $(
                 $(#[doc = $doc])*
@@ -198,6 +199,7 @@ pub(crate) type QueuedBody = Body<Epoch, QueuedShare, ()>;
 
 /// Which share a queued message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) enum QueuedShare {
     /// This node's stored share of the epoch.
     Own(Epoch),

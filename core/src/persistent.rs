@@ -21,6 +21,7 @@ use crate::limits::{LRTQ_TOTAL_SHARES, MAX_STORED_CONFIGS};
 /// decoder exists in tests only, as that decoder's oracle.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct LrtqShareData {
     /// The rack, as LRTQ knew it.
     pub rack_id: RackId,
@@ -43,6 +44,7 @@ impl LrtqShareData {
 /// (from a `Prepare`, or computed after a `CommitAdvance`).
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct StoredConfig {
     /// The configuration.
     pub config: Configuration,
@@ -52,6 +54,7 @@ pub struct StoredConfig {
 
 /// The node learned it is not a member of a committed configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Expunged {
     /// The committed epoch it is not a member of.
@@ -128,6 +131,19 @@ impl Revision {
     pub(crate) const ZERO: Self = Self(0);
 }
 
+/// The fields only: the revision tells changes apart in memory, nothing
+/// more.
+#[cfg(feature = "model")]
+impl core::hash::Hash for PersistentState {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        let Self {
+            fields,
+            revision: _,
+        } = self;
+        fields.hash(h);
+    }
+}
+
 impl Serialize for PersistentState {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.fields.serialize(serializer)
@@ -145,6 +161,7 @@ impl<'de> serde::Deserialize<'de> for PersistentState {
 /// The fields of [`PersistentState`] as they are encoded.
 #[derive(Clone, Debug, Default, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct StateFields {
     /// LRTQ share data, if this sled came from an LRTQ rack.
     pub lrtq: Option<LrtqShareData>,

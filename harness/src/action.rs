@@ -13,6 +13,7 @@ use rand_core::Rng;
 /// How a new configuration's members differ from the current ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum Change {
     /// Add the n-th sled that was never a member (none left: same members).
     Add(u8),

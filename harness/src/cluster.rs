@@ -25,6 +25,11 @@ use crate::records::{ConfigRecord, SecretRecord, Seen};
 use crate::sled::{Disk, DiskSummary, Running, Sled, platform_id};
 use crate::{DEFAULT_SLEDS, MAX_SLEDS, SledMask};
 
+// A child of this module, so it sees the checker's private memory.
+#[cfg(feature = "model")]
+#[path = "model.rs"]
+mod model;
+
 /// How the rack starts.
 #[derive(Clone, Copy, Debug)]
 pub enum RackStart<'a> {
@@ -44,6 +49,7 @@ pub enum RackStart<'a> {
 
 /// How a sled's driver misbehaves, to test that the checker catches it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum DriverFault {
     /// It stores, then acknowledges, as the contract says.
     #[default]
@@ -200,6 +206,7 @@ enum Compare {
 
 /// What a coordinator counted at the last check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 struct AckView {
     epoch: Option<Epoch>,
     acked: SledMask,

@@ -48,6 +48,13 @@
 //! Either size is too big for a small stack: keep a cluster in a `static`,
 //! in a `Box`, or on a thread with a large stack (the tests use 256 MiB of
 //! address space, since debug builds copy it around).
+//!
+//! # Feature `model`
+//!
+//! For the model checker (`tq-model`) only: `Clone` on the cluster (copied
+//! in place by `clone_from`, without the capacity a small rack leaves
+//! unused) and `Cluster::fingerprint`, a hash of everything that decides a
+//! cluster's future; `src/model.rs` says what it leaves out and why.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -151,6 +151,31 @@ impl core::fmt::Debug for Network {
     }
 }
 
+/// Copies the messages in flight, not the free arena and headers around
+/// them (a model checker copies many networks).
+#[cfg(feature = "model")]
+impl Clone for Network {
+    fn clone(&self) -> Self {
+        let mut copy = Self::new(0);
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.headers.clone_from(&source.headers);
+        if let (Some(to), Some(from)) = (
+            self.arena.get_mut(..source.used),
+            source.arena.get(..source.used),
+        ) {
+            to.copy_from_slice(from);
+        }
+        self.used = source.used;
+        self.capacity = source.capacity;
+        self.plugged = source.plugged;
+        self.stats = source.stats;
+    }
+}
+
 impl Network {
     /// No messages, no links, room for [`IN_FLIGHT_PER_SLED`] messages per
     /// sled of a rack of `sleds` (at most [`MAX_SLEDS`]), and at least
@@ -410,6 +435,33 @@ mod tests {
         );
         assert_eq!(net.get(5).unwrap().bytes, [3, 3, 3, 3]);
         assert_eq!(net.used, 2 + 4 + 5 + 2);
+    }
+
+    #[cfg(feature = "model")]
+    #[test]
+    fn a_network_cloned_into_another_has_the_same_messages_links_and_counts() {
+        let mut net = Network::new(3);
+        net.set_plugged(0, 2, true);
+        for n in 0..4u8 {
+            assert!(net.send(usize::from(n % 3), 1, &[n; 9][..usize::from(n) + 2]));
+        }
+        net.drop_message(1);
+        let mut copy = Network::new(MAX_SLEDS);
+        for _ in 0..20 {
+            copy.send(5, 6, &[0xee; 40]);
+        }
+        copy.clone_from(&net);
+        let messages = |n: &Network| -> Vec<(u8, u8, Vec<u8>)> {
+            n.in_flight()
+                .map(|m| (m.from, m.to, m.bytes.to_vec()))
+                .collect()
+        };
+        assert_eq!(messages(&copy), messages(&net));
+        assert_eq!(copy.used, net.used);
+        assert_eq!(copy.capacity(), net.capacity());
+        assert!(copy.is_plugged(2, 0));
+        assert_eq!(copy.stats(), net.stats());
+        assert_eq!(messages(&net.clone()), messages(&net));
     }
 
     #[test]

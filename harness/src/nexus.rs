@@ -97,6 +97,7 @@ pub enum NexusFault {
 
 /// Nexus, its clock, and the sled ids to map its answers back to indices.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Nexus {
     machine: tq_nexus::Nexus,
     ids: heapless::Vec<PlatformId, MAX_SLEDS>,

@@ -65,6 +65,7 @@ impl ConfigRecord {
 
 /// The first secret loaded for each epoch.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub(crate) struct SecretRecord {
     entries: heapless::Vec<(Epoch, RackSecret), MAX_TRACKED_EPOCHS>,
     forgotten: u32,
@@ -91,6 +92,57 @@ impl SecretRecord {
     pub(crate) fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
         self.entries.iter().map(|(e, _)| *e)
     }
+}
+
+/// Copies the encodings, not the capacity around them.
+#[cfg(feature = "model")]
+impl Clone for ConfigRecord {
+    fn clone(&self) -> Self {
+        let mut copy = Self::default();
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.entries.clear();
+        for (epoch, bytes) in &source.entries {
+            // Same capacity: cannot fail.
+            let _ = self.entries.push((*epoch, MsgBytes::new()));
+            if let Some((_, copy)) = self.entries.last_mut() {
+                let _ = copy.extend_from_slice(bytes);
+            }
+        }
+        self.forgotten = source.forgotten;
+    }
+}
+
+/// The record as a map from epoch to what was first seen (the count of
+/// forgotten entries is a statistic).
+#[cfg(feature = "model")]
+impl core::hash::Hash for ConfigRecord {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        hash_by_epoch(&self.entries, h);
+    }
+}
+
+/// As for [`ConfigRecord`]; each secret through its digest.
+#[cfg(feature = "model")]
+impl core::hash::Hash for SecretRecord {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        hash_by_epoch(&self.entries, h);
+    }
+}
+
+/// Hashes the entries in epoch order, whatever order they were kept in.
+#[cfg(feature = "model")]
+fn hash_by_epoch<T: core::hash::Hash, const N: usize, H: core::hash::Hasher>(
+    entries: &heapless::Vec<(Epoch, T), N>,
+    h: &mut H,
+) {
+    use core::hash::Hash;
+    let mut sorted: heapless::Vec<&(Epoch, T), N> = entries.iter().collect();
+    sorted.sort_unstable_by_key(|(epoch, _)| *epoch);
+    sorted.hash(h);
 }
 
 fn forget_lowest<T, const N: usize>(entries: &mut heapless::Vec<(Epoch, T), N>) {

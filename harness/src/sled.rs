@@ -21,7 +21,6 @@ use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN, WireError};
 /// straight into the array, so nothing is filled byte by byte first (the
 /// harness writes and compares states at every node call, and a debug
 /// build spent most of its time resizing a vector to the full length).
-#[derive(Clone)]
 pub struct Disk {
     bytes: [u8; MAX_PERSISTENT_STATE_LEN],
     len: usize,
@@ -47,6 +46,24 @@ impl Disk {
         self.len = 0;
         self.len = wire::encode_persistent_state(state, &mut self.bytes)?.len();
         Ok(())
+    }
+}
+
+/// `clone_from` copies the bytes in use only (a model checker copies many
+/// disks into one another).
+impl Clone for Disk {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes,
+            len: self.len,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        if let Some(to) = self.bytes.get_mut(..source.len) {
+            to.copy_from_slice(source.as_slice());
+            self.len = source.len;
+        }
     }
 }
 
@@ -76,6 +93,7 @@ pub fn platform_id(index: usize) -> Option<PlatformId> {
 }
 
 /// A running node, its context and its RNG: what a crash loses.
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Running {
     /// The node's in-memory protocol state.
     pub node: Node,
@@ -154,6 +172,36 @@ impl core::fmt::Debug for Sled {
             .field("boots", &self.boots)
             .field("running", &self.running)
             .finish()
+    }
+}
+
+/// Copies a sled in place: the disk's bytes and the running parts only,
+/// not the capacity around them (a model checker copies many).
+#[cfg(feature = "model")]
+impl Clone for Sled {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            disk: self.disk.clone(),
+            writes: self.writes,
+            boots: self.boots,
+            running: self.running.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.id.clone_from(&source.id);
+        self.disk.clone_from(&source.disk);
+        self.writes = source.writes;
+        self.boots = source.boots;
+        match (&mut self.running, &source.running) {
+            (Some(to), Some(from)) => {
+                to.node.clone_from(&from.node);
+                to.ctx.clone_from(&from.ctx);
+                to.rng.clone_from(&from.rng);
+            }
+            (to, from) => to.clone_from(from),
+        }
     }
 }
 
@@ -237,5 +285,29 @@ impl Sled {
     /// Loses everything but the disk.
     pub fn crash(&mut self) {
         self.running = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_cloned_into_another_holds_the_same_bytes() {
+        let fresh = PersistentState::new();
+        let mut written = Disk::new();
+        written.write(&fresh).unwrap();
+        assert!(!written.is_empty());
+        // Into an empty disk, and back into a disk holding more.
+        let mut copy = Disk::new();
+        copy.clone_from(&written);
+        assert_eq!(copy.as_slice(), written.as_slice());
+        let mut longer = Disk::new();
+        longer.bytes.fill(7);
+        longer.len = MAX_PERSISTENT_STATE_LEN;
+        longer.clone_from(&written);
+        assert_eq!(longer.as_slice(), written.as_slice());
+        longer.clone_from(&Disk::new());
+        assert!(longer.is_empty());
     }
 }

@@ -17,6 +17,7 @@ pub struct CallId(pub u64);
 
 /// The node method a call invokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum Method {
     /// `coordinate_reconfiguration`.
     Reconfigure,
@@ -155,6 +156,7 @@ pub(crate) struct InFlight {
 
 /// The calls in flight.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub(crate) struct Calls {
     next_id: u64,
     in_flight: heapless::Vec<InFlight, MAX_IN_FLIGHT, u8>,
@@ -207,5 +209,15 @@ impl Calls {
 
     pub(crate) fn len(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// The calls in flight, without their ids (see `crate::fingerprint`).
+    #[cfg(feature = "model")]
+    pub(crate) fn fingerprint<H: core::hash::Hasher>(&self, h: &mut H) {
+        use core::hash::Hash;
+        self.in_flight.len().hash(h);
+        for call in &self.in_flight {
+            (call.to, call.method, call.epoch).hash(h);
+        }
     }
 }

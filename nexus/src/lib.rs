@@ -94,6 +94,8 @@ mod answers;
 mod calls;
 mod commands;
 mod errors;
+#[cfg(feature = "model")]
+mod fingerprint;
 mod machine;
 mod outputs;
 mod roster;

@@ -25,6 +25,7 @@ pub enum Origin {
 
 /// Nexus's side of the trust quorum: see the crate doc.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct Nexus {
     pub(crate) state: State,
     /// Bumped at every decision; `stored` is the last one the caller
@@ -44,6 +45,7 @@ pub struct Nexus {
 
 /// Where the pending reconfiguration stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum Phase {
     /// The coordinator has not accepted it yet (not asked yet, unreachable,
     /// not ready, or it lost it in a crash).
@@ -56,6 +58,7 @@ pub enum Phase {
 
 /// Why the coordinator can never run the pending epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum Stuck {
     /// It knows an epoch at least as new (it stored this one and then lost
     /// the coordination in a crash, or Nexus lost its own state).

@@ -16,6 +16,7 @@ pub const MAX_KNOWN_SLEDS: usize = 128;
 
 /// A set of sleds: bit `i` for the sled at place `i` of the roster.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) struct SledSet(u128);
 
 const _: () = assert!(MAX_KNOWN_SLEDS <= u128::BITS as usize);
@@ -68,6 +69,7 @@ impl SledSet {
 /// Every sled Nexus knows, each at a fixed place.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) struct Roster(heapless::Vec<PlatformId, MAX_KNOWN_SLEDS, u8>);
 
 impl Roster {

@@ -48,6 +48,7 @@ pub struct State {
 
 /// One committed epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) struct CommitRecord {
     pub(crate) epoch: Epoch,
     pub(crate) members: SledSet,
@@ -61,6 +62,7 @@ pub(crate) struct CommitRecord {
 /// (kept whole, so each call hands out a reference to it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) struct Pending {
     pub(crate) request: Request,
     /// The coordinator's place in the roster.
@@ -74,6 +76,7 @@ pub(crate) struct Pending {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) enum Request {
     /// The LRTQ upgrade.
     Upgrade(LrtqUpgradeMsg),

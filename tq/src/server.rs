@@ -42,6 +42,7 @@ pub enum SledApiImpl {}
 
 /// A node call's outcome as an HTTP result: the shim's failure or the
 /// node's refusal become the error.
+#[allow(clippy::result_large_err)] // the handlers' error type, as `deadline`
 fn answered<T, E>(answer: Answer<Result<T, E>>) -> Result<T, ApiError>
 where
     ApiError: From<E>,

@@ -115,6 +115,14 @@ impl ConstantTimeEq for LrtqShare {
     }
 }
 
+/// Through the share's digest (public anyway), never its bytes.
+#[cfg(feature = "model")]
+impl core::hash::Hash for LrtqShare {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.digest().hash(h);
+    }
+}
+
 impl fmt::Debug for LrtqShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LrtqShare")

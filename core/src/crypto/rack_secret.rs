@@ -80,6 +80,15 @@ impl ConstantTimeEq for RackSecret {
     }
 }
 
+/// Through a SHA3-256 digest of the secret (one-way, and apart from share
+/// digests by its prefix), never its bytes.
+#[cfg(feature = "model")]
+impl core::hash::Hash for RackSecret {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        crate::crypto::digest::ShareDigest::of_parts(&[b"tq-model rack secret", &self.0]).hash(h);
+    }
+}
+
 impl fmt::Debug for RackSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RackSecret(..)")

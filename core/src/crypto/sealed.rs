@@ -215,6 +215,14 @@ impl RetainedSecrets {
     }
 }
 
+#[cfg(feature = "model")]
+impl core::hash::Hash for RetainedSecrets {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.len().hash(h);
+        self.iter().for_each(|entry| entry.hash(h));
+    }
+}
+
 impl fmt::Debug for RetainedSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         /// Lists the epochs only, never the secrets.
@@ -250,6 +258,7 @@ impl defmt::Format for RetainedSecrets {
 /// In JSON the salt and ciphertext are lower-case hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "EncryptedRackSecretsWire")]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub struct EncryptedRackSecrets {
     #[serde(with = "crate::serde_forms::hex_array")]
     salt: [u8; SALT_LEN],

@@ -148,6 +148,14 @@ impl ConstantTimeEq for Share {
     }
 }
 
+/// Through the share's digest (public anyway), never its bytes.
+#[cfg(feature = "model")]
+impl core::hash::Hash for Share {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.digest().hash(h);
+    }
+}
+
 impl fmt::Debug for Share {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Share")

@@ -14,6 +14,7 @@ use crate::ids::Epoch;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Alarm {
     /// Two different configurations were seen for one epoch.

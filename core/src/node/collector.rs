@@ -16,6 +16,7 @@ use crate::persistent::PersistentState;
 /// Shares of one epoch, each checked against the configuration's digest for
 /// its sender, at most one per member.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct ShareCollector {
     epoch: Epoch,
     threshold: usize,

@@ -28,6 +28,7 @@ use crate::persistent::{LrtqShareData, StateError};
 
 /// What Nexus asked for, as validated and kept by the coordinator.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct Request {
     rack_id: RackId,
     members: MemberSet,
@@ -50,6 +51,7 @@ impl Request {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "model", derive(Hash))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CoordinatorPhase {
     /// Collecting shares of the last committed configuration.
@@ -63,6 +65,7 @@ pub enum CoordinatorPhase {
 /// LRTQ shares gathered for an upgrade: each valid, no two with the same
 /// digest (a share replayed by another sled is the same share).
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
     digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
@@ -75,6 +78,7 @@ type SharesTable = heapless::Vec<Share, MAX_MEMBERS>;
 
 /// The prepare phase: each member's share, and who has acked.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct Preparing {
     shares: SharesTable,
     acked: MemberSet,
@@ -84,6 +88,7 @@ pub(crate) struct Preparing {
 // (LRTQ collection, about 4 KiB) sets the size; boxing is not an option.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) enum Phase {
     CollectingShares(ShareCollector),
     CollectingLrtqShares(LrtqCollector),
@@ -92,6 +97,7 @@ pub(crate) enum Phase {
 
 /// One running coordination.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct Coordinator {
     pub(crate) epoch: Epoch,
     request: Request,

@@ -21,6 +21,7 @@ use crate::wire::{self, WireError};
 
 /// Everything a node reads and changes besides its in-memory protocol
 /// state. Owned by the caller, passed to each node call.
+#[cfg_attr(feature = "model", derive(Clone))]
 pub struct NodeCtx {
     id: PlatformId,
     state: PersistentState,
@@ -63,6 +64,29 @@ impl fmt::Display for RestoreLrtqError {
 }
 
 impl core::error::Error for RestoreLrtqError {}
+
+/// Two contexts hash alike when a node would behave alike with either:
+/// the counters (never read by the node) and the revision numbers (only
+/// compared with each other) are left out, whether the state is stored is
+/// not.
+#[cfg(feature = "model")]
+impl core::hash::Hash for NodeCtx {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        // Every field named, so a new one is not left out unseen.
+        let Self {
+            id,
+            state,
+            stored: _,
+            outbox,
+            alarms,
+            counters: _,
+            events,
+        } = self;
+        (id, state, self.is_stored(), outbox, alarms).hash(h);
+        events.len().hash(h);
+        events.iter().for_each(|event| event.hash(h));
+    }
+}
 
 impl fmt::Debug for NodeCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -20,6 +20,7 @@ use crate::node::alarms::Alarm;
 /// Something that happened on the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub enum Event {
     /// This epoch is now committed here (by Nexus's call, a peer's
     /// `CommitAdvance`, a `Prepare` naming it, or a computed share).

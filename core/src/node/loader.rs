@@ -14,6 +14,7 @@ use crate::node::events::Event;
 
 /// The secrets of one committed epoch and the older ones it carried.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 struct Cached {
     epoch: Epoch,
     secret: RackSecret,
@@ -23,6 +24,7 @@ struct Cached {
 /// Rack secret loading state: possibly a collection under way, possibly
 /// a cache of loaded secrets.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct SecretLoader {
     collecting: Option<ShareCollector>,
     cached: Option<Cached>,

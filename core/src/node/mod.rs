@@ -79,6 +79,7 @@ use validate::{Reconfigure, expunged, rack_mismatch};
 
 /// The in-memory state of one trust quorum node.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub struct Node {
     coordinator: Option<Coordinator>,
     /// Shares being collected to compute this node's own share of a

@@ -11,9 +11,20 @@ use crate::node::counters::Counter;
 
 /// Connected peers and the outgoing queue.
 #[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone))]
 pub(crate) struct Outbox {
     connected: heapless::Vec<PlatformId, MAX_CONNECTED, u8>,
     queue: heapless::Deque<(PlatformId, QueuedBody), MAX_OUTGOING>,
+}
+
+#[cfg(feature = "model")]
+impl core::hash::Hash for Outbox {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        let Self { connected, queue } = self;
+        connected.hash(h);
+        queue.len().hash(h);
+        queue.iter().for_each(|entry| entry.hash(h));
+    }
 }
 
 impl Outbox {

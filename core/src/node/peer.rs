@@ -140,6 +140,10 @@ impl Node {
             .latest_epoch()
             .is_some_and(|latest| latest > epoch)
         {
+            // Planted bug (test-only, see `crate::planted`): the stale
+            // prepare is acked, though nothing of it is stored.
+            #[cfg(feature = "planted-bug-ack-stale-prepare")]
+            ctx.reply(from, QueuedBody::PrepareAck(epoch));
             return Err(Counter::WrongEpoch);
         }
         let digest = config.share_digest(ctx.id()).ok_or(Counter::NotAMember)?;
@@ -202,7 +206,10 @@ impl Node {
         epoch: Epoch,
     ) -> Result<(), Counter> {
         let coordinator = self.coordinator.as_mut().ok_or(Counter::Unexpected)?;
-        if coordinator.epoch != epoch {
+        // Planted bug (test-only, see `crate::planted`): an ack of any
+        // epoch counts for the running coordination.
+        let checks_epoch = cfg!(not(feature = "planted-bug-ack-any-epoch"));
+        if checks_epoch && coordinator.epoch != epoch {
             return Err(Counter::WrongEpoch);
         }
         coordinator.on_prepare_ack(ctx, from)

@@ -25,6 +25,7 @@ pub(crate) struct Validated<'a> {
 
 /// Which coordination a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "model", derive(Hash))]
 pub(crate) enum RequestKind {
     /// A reconfiguration after the commit of `last_committed` (`None` on a
     /// fresh rack).

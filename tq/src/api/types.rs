@@ -22,6 +22,9 @@ pub const MAX_DEADLINE_MS: u64 = 60_000;
 pub type DeadlineMs = u64;
 
 /// A deadline in range, as a duration; `invalid_deadline` otherwise.
+// ApiError is the HTTP handlers' error type (dropshot's HttpError
+// conversion); it is built once per refused request, not carried around.
+#[allow(clippy::result_large_err)]
 pub fn deadline(ms: DeadlineMs) -> Result<Duration, ApiError> {
     if (1..=MAX_DEADLINE_MS).contains(&ms) {
         Ok(Duration::from_millis(ms))
