@@ -1032,7 +1032,7 @@ mod tests {
     /// event with the same violation.
     #[test]
     fn event_logs_replay_to_the_same_outcome() {
-        use tq_replay::session::{Session, Stepped};
+        use tq_replay::session::first_failure;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut inputs = Vec::new();
         for (target, name) in [
@@ -1060,15 +1060,7 @@ mod tests {
                     .iter()
                     .filter(|e| matches!(e, Event::Inject { .. }))
                     .count();
-                let failure = if log.rack.capacity == DEFAULT_SLEDS {
-                    let mut session = Session::<DEFAULT_SLEDS>::new(log).expect("session");
-                    while let Stepped::Applied(_) = session.step() {}
-                    session.failure().cloned()
-                } else {
-                    let mut session = Session::<MAX_SLEDS>::new(log).expect("session");
-                    while let Stepped::Applied(_) = session.step() {}
-                    session.failure().cloned()
-                };
+                let failure = first_failure(log).expect("session");
                 match (failure.map(|f| f.violation), outcome) {
                     // The target excuses a call a self-expunged sled
                     // refuses once a forger waived liveness; the session

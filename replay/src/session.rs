@@ -8,7 +8,7 @@
 
 use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
-use tq_harness::{Cluster, RackStart, Violation};
+use tq_harness::{Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
 
 use crate::log::{Event, EventLog};
 
@@ -172,6 +172,22 @@ impl<const N: usize> Session<N> {
             }
         }
         Ok(self.position)
+    }
+}
+
+/// Runs `log` to its end, or to its first failure, which it returns, in a
+/// cluster of the capacity the log names.
+pub fn first_failure(log: EventLog) -> Result<Option<Failure>, SessionError> {
+    fn run<const N: usize>(log: EventLog) -> Result<Option<Failure>, SessionError> {
+        let mut session = Session::<N>::new(log)?;
+        session.goto(usize::MAX)?;
+        Ok(session.failure)
+    }
+    if log.rack.capacity == DEFAULT_SLEDS {
+        run::<DEFAULT_SLEDS>(log)
+    } else {
+        // Any other capacity than the two is refused by `Session::new`.
+        run::<MAX_SLEDS>(log)
     }
 }
 

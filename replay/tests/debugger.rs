@@ -174,20 +174,7 @@ fn the_binary_steps_through_a_log_file() {
     assert!(stdout.contains("in flight"), "{stdout}");
     assert!(stdout.contains("pending: epoch 1"), "{stdout}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"step 2\nwhere\nquit\nstep\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = tq_replay_with_input(&path, "step 2\nwhere\nquit\nstep\n");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("[1] Deliver(0): ok"), "{stdout}");
     assert!(
@@ -237,23 +224,26 @@ fn the_readme_example_works_as_written() {
         .map(|command| format!("{command}\n"))
         .collect();
     assert!(commands.lines().count() >= 5);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/forged-ack.json");
+    let out = tq_replay_with_input(std::path::Path::new(example), &commands);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), block);
+}
+
+/// Runs the binary on `log` with `input` as its standard input.
+fn tq_replay_with_input(log: &std::path::Path, input: &str) -> std::process::Output {
+    use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tq-replay"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/forged-ack.json"
-        ))
+        .arg(log)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(commands.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), block);
+    child.wait_with_output().unwrap()
 }
