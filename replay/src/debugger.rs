@@ -148,11 +148,6 @@ impl<const N: usize> Debugger<N> {
         }
     }
 
-    /// The session.
-    pub fn session(&self) -> &Session<N> {
-        &self.session
-    }
-
     /// Runs `command` and returns what it prints.
     pub fn run(&mut self, command: &Command) -> Result<String, SessionError> {
         let cluster = self.session.cluster();
