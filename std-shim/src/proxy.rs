@@ -40,13 +40,13 @@
 //! decoders and are re-encoded and compared, so a value has one accepted
 //! encoding.
 
+use crate::net::Frame;
 use tq_core::api::{
     CommitOutcome, CommitRequest, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome,
 };
 use tq_core::config::Configuration;
 use tq_core::ids::RackId;
 use tq_core::node::{CommitError, PrepareAndCommitError};
-use crate::net::Frame;
 use tq_core::wire::{
     self, DecodeSlot, MAX_ANSWER_LEN, MAX_COMMIT_REQUEST_LEN, MAX_CONFIGURATION_LEN,
     MAX_NODE_STATUS_LEN, NexusWire, WIRE_VERSION, WireError,

@@ -57,14 +57,13 @@ pub fn forbid_core_dumps() -> Result<(), HardeningError> {
     Ok(())
 }
 
-
 /// Whether the kernel says this process is dumpable (true where it cannot
 /// tell, or off Linux).
 pub fn is_dumpable() -> bool {
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{DumpableBehavior, dumpable_behavior};
-        dumpable_behavior().map_or(true, |b| b != DumpableBehavior::NotDumpable)
+        dumpable_behavior() != Ok(DumpableBehavior::NotDumpable)
     }
     #[cfg(not(target_os = "linux"))]
     true

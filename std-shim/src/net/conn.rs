@@ -96,10 +96,7 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    async fn read_loop<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-    ) -> CloseReason {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> CloseReason {
         let inactivity = self.shared.config.inactivity_timeout;
         loop {
             let frame = match timeout(inactivity, read_frame(reader)).await {
@@ -190,7 +187,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
-        let sent = timeout(shared.config.inactivity_timeout, write_frames(writer, &batch)).await;
+        let sent = timeout(
+            shared.config.inactivity_timeout,
+            write_frames(writer, &batch),
+        )
+        .await;
         match sent {
             Err(_) => return CloseReason::WriteTimeout,
             Ok(Err(e)) => {

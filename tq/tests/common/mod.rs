@@ -424,7 +424,10 @@ pub async fn wait_committed(rack: &Rack, sleds: &[usize], epoch: Epoch) {
 pub fn ledger_shares_of(rack: &Rack, i: usize) -> Vec<(Epoch, tq_core::crypto::Share)> {
     let mut shares = Vec::new();
     for copy in ["m2-a", "m2-b"] {
-        let path = rack.sleds[i].dir.join(copy).join(tq::config::LEDGER_FILE_NAME);
+        let path = rack.sleds[i]
+            .dir
+            .join(copy)
+            .join(tq::config::LEDGER_FILE_NAME);
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
