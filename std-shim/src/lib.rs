@@ -70,8 +70,26 @@
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
 //!   them; disk keys are derived from it, and a public fingerprint shows
-//!   which secret it is); ledger, LRTQ and key buffers are
-//!   zeroized on drop; frame contents are never logged.
+//!   which secret it is); frame contents are never logged.
+//! - **Every buffer that held a share is zeroized.** Where and how:
+//!   the node task's encode buffer (where the core writes each outgoing
+//!   Prepare, Share or LRTQ share) is zeroed after every drive; each
+//!   message then lives in a [`net::Frame`], a buffer of exactly its size
+//!   that is zeroized on drop and never grown (so no reallocation leaves a
+//!   copy in freed memory), from the node task through the write queue to
+//!   a vectored write that hands it to TLS without a write buffer of our
+//!   own; incoming frames are read into a [`net::Frame`] allocated at the
+//!   length their prefix gives, not through a growable codec buffer; the
+//!   encoded state and the ledger's read and write buffers are
+//!   `Zeroizing`, as are the LRTQ share file's bytes. Not reachable from
+//!   here: rustls decrypts each received record in place in its own
+//!   buffer and queues the plaintext in its own, and zeroizes neither, so
+//!   a share another sled sent can remain there until overwritten (only
+//!   rustls's unbuffered API, which leaves those buffers to the caller,
+//!   would close this). Outgoing records are encrypted in place, so
+//!   nothing we send stays in rustls in the clear. `tq sled` also makes
+//!   its process undumpable with no core limit. `tq/tests/memory.rs`
+//!   searches real sled processes' memory for shares to check all this.
 //!
 //! # Where a sled's platform id is in its certificate
 //!
@@ -96,9 +114,15 @@
 //!   microseconds for the largest state) that does not matter for a write
 //!   that waits on two fsyncs. It is an integrity check, not
 //!   authentication: whoever can write the drive can write the state.
-//! - **Frames: `tokio_util::codec::LengthDelimitedCodec`** with a 4-byte
-//!   big-endian length, which refuses an oversize prefix before reading
-//!   its bytes.
+//! - **Frames read and written here** (`net::frame`, two short
+//!   functions), not with `tokio_util::codec::LengthDelimitedCodec`: the
+//!   codec's `BytesMut` buffers grow, split and reallocate, leaving copies
+//!   of frames (shares) in memory nobody zeroizes. A 4-byte big-endian
+//!   length; an oversize prefix is refused before its bytes are read.
+//! - **Refusal warnings rate-limited by a small type of our own**
+//!   (`net::refusal_log`: one line per reason per interval, then the count
+//!   left out) rather than `governor`, a general token-bucket limiter that
+//!   would not keep the count.
 //! - **Certificate parsing: `x509-parser`**, to read the SAN URI that
 //!   rustls does not expose; chain and validity checks stay with rustls's
 //!   webpki verifiers.

@@ -40,7 +40,7 @@
 //! decoders and are re-encoded and compared, so a value has one accepted
 //! encoding.
 
-use bytes::Bytes;
+use crate::net::Frame;
 use tq_core::api::{
     CommitOutcome, CommitRequest, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome,
 };
@@ -184,7 +184,7 @@ fn frame_with<T: NexusWire + ?Sized>(
     kind: u8,
     id: u64,
     value: &T,
-) -> Result<Bytes, WireError> {
+) -> Result<Frame, WireError> {
     let mut buf = vec![0u8; PROXY_HEADER_LEN + T::MAX_LEN];
     let len = {
         let (header, payload) = buf.split_at_mut(PROXY_HEADER_LEN);
@@ -192,7 +192,7 @@ fn frame_with<T: NexusWire + ?Sized>(
         wire::encode_nexus(value, payload)?.len()
     };
     buf.truncate(PROXY_HEADER_LEN + len);
-    Ok(Bytes::from(buf))
+    Ok(Frame::from(buf))
 }
 
 fn write_header(header: &mut [u8], rack: RackId, kind: u8, id: u64) {
@@ -209,7 +209,7 @@ fn write_header(header: &mut [u8], rack: RackId, kind: u8, id: u64) {
 }
 
 /// Encodes a request frame.
-pub fn encode_request(rack: RackId, id: u64, request: &ProxyRequest) -> Result<Bytes, WireError> {
+pub fn encode_request(rack: RackId, id: u64, request: &ProxyRequest) -> Result<Frame, WireError> {
     match request {
         ProxyRequest::Commit(commit) => frame_with(rack, KIND_COMMIT, id, commit),
         ProxyRequest::PrepareAndCommit(config) => {
@@ -218,7 +218,7 @@ pub fn encode_request(rack: RackId, id: u64, request: &ProxyRequest) -> Result<B
         ProxyRequest::NodeStatus => {
             let mut buf = vec![0u8; PROXY_HEADER_LEN];
             write_header(&mut buf, rack, KIND_STATUS, id);
-            Ok(Bytes::from(buf))
+            Ok(Frame::from(buf))
         }
     }
 }
@@ -237,7 +237,7 @@ pub enum AnswerRef<'a> {
 }
 
 /// Encodes an answer frame.
-pub fn encode_answer(rack: RackId, id: u64, answer: AnswerRef<'_>) -> Result<Bytes, WireError> {
+pub fn encode_answer(rack: RackId, id: u64, answer: AnswerRef<'_>) -> Result<Frame, WireError> {
     match answer {
         AnswerRef::Commit(result) => frame_with(rack, ANSWER | KIND_COMMIT, id, result),
         AnswerRef::PrepareAndCommit(result) => {
@@ -250,7 +250,7 @@ pub fn encode_answer(rack: RackId, id: u64, answer: AnswerRef<'_>) -> Result<Byt
             if let Some(last) = buf.last_mut() {
                 *last = reason as u8;
             }
-            Ok(Bytes::from(buf))
+            Ok(Frame::from(buf))
         }
     }
 }

@@ -345,10 +345,10 @@ async fn sends_are_refused_with_a_typed_error_never_blocking() {
         Err(SendError::NotConnected)
     );
     assert_eq!(
-        nb.net.send(&a, bytes::Bytes::new()),
+        nb.net.send(&a, tq_std::net::Frame::default()),
         Err(SendError::BadLength(0))
     );
-    let huge = bytes::Bytes::from(vec![1; MAX_FRAME_LEN + 1]);
+    let huge = tq_std::net::Frame::from(vec![1; MAX_FRAME_LEN + 1]);
     assert_eq!(
         nb.net.send(&a, huge),
         Err(SendError::BadLength(MAX_FRAME_LEN + 1))

@@ -337,7 +337,7 @@ async fn a_sled_in_no_configuration_gets_no_share() {
         };
         let mut buf = vec![0; wire::MAX_PEER_MSG_LEN];
         let bytes = wire::encode_peer_msg(&msg, &mut buf).unwrap();
-        net.send(&ids[0], bytes::Bytes::copy_from_slice(bytes))
+        net.send(&ids[0], tq_std::net::Frame::copy_from_slice(bytes))
             .unwrap();
     }
     let quiet = tokio::time::sleep(Duration::from_millis(500));

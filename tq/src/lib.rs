@@ -11,6 +11,8 @@
 //!   ([`api::error`]: one stable code per reason), and the OpenAPI
 //!   document generated from it.
 //! - [`server`]: the trait's implementation over a node handle.
+//! - [`hardening`]: what `tq sled` does to its process first: no core
+//!   dumps, not dumpable.
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
 //!
@@ -22,6 +24,9 @@
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
 //! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
+//! Before anything else it turns core dumps off and makes itself
+//! undumpable ([`hardening`]); if it cannot, it does not start
+//! (`<what>` is `process hardening`).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
 //!
@@ -131,6 +136,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod hardening;
 pub mod nexus;
 pub mod server;
 pub mod sled;

@@ -21,7 +21,6 @@ use tq::api::types::{
 use tq_core::api::CommitRequest;
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
-use tq_core::wire;
 
 /// Bytes sent each way through one proxy.
 #[derive(Default)]
@@ -129,23 +128,9 @@ fn the_search_finds_what_it_looks_for() {
 
 /// Every share in every sled's ledger copies, with its epoch.
 fn ledger_shares(rack: &Rack) -> Vec<(Epoch, Share)> {
-    let mut shares = Vec::new();
-    for sled in &rack.sleds {
-        for copy in ["m2-a", "m2-b"] {
-            let path = sled.dir.join(copy).join(tq::config::LEDGER_FILE_NAME);
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            let (_, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
-            let state = wire::decode_persistent_state(payload).unwrap();
-            for stored in &state.fields().configs {
-                if let Some(share) = &stored.share {
-                    shares.push((stored.config.epoch(), share.clone()));
-                }
-            }
-        }
-    }
-    shares
+    (0..rack.sleds.len())
+        .flat_map(|i| ledger_shares_of(rack, i))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,16 +9,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, timeout};
-use tokio_util::codec::{FramedRead, FramedWrite};
 use tq_core::ids::PlatformId;
 
 use super::NetEvent;
-use super::frame::{FRAME_PREFIX_LEN, check_header, codec, is_oversize};
+use super::frame::{FRAME_PREFIX_LEN, Frame, ReadError, check_header, read_frame, write_frames};
 use super::manager::Shared;
 use super::registry::Ticket;
 use super::stats::{CloseReason, PeerCell, bump, lock};
@@ -61,9 +58,7 @@ where
         queue_tx: Some(queue_tx),
     };
 
-    let (read_half, write_half) = tokio::io::split(stream);
-    let mut reader = FramedRead::new(read_half, codec());
-    let mut writer = FramedWrite::new(write_half, codec());
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let reason = tokio::select! {
         // A close request wins over what it caused (a dropped queue).
         biased;
@@ -72,7 +67,7 @@ where
         reason = write_loop(shared, &write_cell, &mut writer, queue_rx) => reason,
     };
     // Best effort: a peer that does not read cannot hold us here.
-    let _ = timeout(CLOSE_NOTIFY_TIMEOUT, writer.get_mut().shutdown()).await;
+    let _ = timeout(CLOSE_NOTIFY_TIMEOUT, writer.shutdown()).await;
 
     let established = conn.queue_tx.is_none();
     shared.registry.release(peer, conn_id);
@@ -97,25 +92,22 @@ struct Conn<'a> {
     conn_id: u64,
     cell: PeerCell,
     /// Present until the connection is established.
-    queue_tx: Option<mpsc::Sender<Bytes>>,
+    queue_tx: Option<mpsc::Sender<Frame>>,
 }
 
 impl Conn<'_> {
-    async fn read_loop<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut FramedRead<R, tokio_util::codec::LengthDelimitedCodec>,
-    ) -> CloseReason {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> CloseReason {
         let inactivity = self.shared.config.inactivity_timeout;
         loop {
-            let frame = match timeout(inactivity, reader.next()).await {
+            let frame = match timeout(inactivity, read_frame(reader)).await {
                 Err(_) => return CloseReason::Inactivity,
-                Ok(None) => return CloseReason::PeerClosed,
-                Ok(Some(Err(e))) if is_oversize(&e) => return CloseReason::Oversize,
-                Ok(Some(Err(e))) => {
+                Ok(Ok(None)) => return CloseReason::PeerClosed,
+                Ok(Err(ReadError::Oversize)) => return CloseReason::Oversize,
+                Ok(Err(ReadError::Io(e))) => {
                     tracing::debug!(error = %e, "read failed");
                     return CloseReason::Io;
                 }
-                Ok(Some(Ok(frame))) => frame.freeze(),
+                Ok(Ok(Some(frame))) => frame,
             };
             let keep_alive = frame.is_empty();
             if !keep_alive
@@ -164,8 +156,8 @@ impl Conn<'_> {
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: &Shared,
     cell: &PeerCell,
-    writer: &mut FramedWrite<W, tokio_util::codec::LengthDelimitedCodec>,
-    mut queue: mpsc::Receiver<Bytes>,
+    writer: &mut W,
+    mut queue: mpsc::Receiver<Frame>,
 ) -> CloseReason {
     let mut keep_alive = interval(shared.config.keepalive_interval);
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -183,7 +175,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     continue;
                 }
             },
-            _ = keep_alive.tick() => Bytes::new(),
+            _ = keep_alive.tick() => Frame::default(),
         };
         // Whatever else is queued goes out with it, in one flush (one TLS
         // write), not one each: a burst (a prepare to every member, shares
@@ -195,12 +187,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
-        let sent = timeout(shared.config.inactivity_timeout, async {
-            for frame in &batch {
-                SinkExt::<Bytes>::feed(writer, frame.clone()).await?;
-            }
-            SinkExt::<Bytes>::flush(writer).await
-        })
+        let sent = timeout(
+            shared.config.inactivity_timeout,
+            write_frames(writer, &batch),
+        )
         .await;
         match sent {
             Err(_) => return CloseReason::WriteTimeout,

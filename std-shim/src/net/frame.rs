@@ -9,11 +9,14 @@
 //! largest proxy frame ([`MAX_FRAME_LEN`]); a longer length prefix ends the
 //! connection before its bytes are read.
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::ops::Deref;
 
-use tokio_util::codec::{LengthDelimitedCodec, LengthDelimitedCodecError};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tq_core::ids::RackId;
 use tq_core::wire::{MAX_PEER_MSG_LEN, WIRE_VERSION};
+use zeroize::Zeroizing;
 
 use super::stats::CloseReason;
 use crate::proxy::{MAX_PROXY_FRAME_LEN, PROXY_FRAME};
@@ -32,20 +35,111 @@ pub const MAX_FRAME_LEN: usize = if MAX_PEER_MSG_LEN > MAX_PROXY_FRAME_LEN {
 /// Bytes of a frame's header: the format byte and the rack id.
 pub const MESSAGE_HEADER_LEN: usize = 1 + 16;
 
-/// The codec for both directions.
-pub(crate) fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(FRAME_PREFIX_LEN)
-        .big_endian()
-        .max_frame_length(MAX_FRAME_LEN)
-        .new_codec()
+/// One frame's payload (without its length prefix), in a buffer of exactly
+/// its size that is zeroized on drop: a Prepare or a Share carries a key
+/// share. It is never grown (so never copied by a reallocation), its
+/// `Debug` shows only its length, and it compares in constant time.
+#[derive(Clone, Default)]
+pub struct Frame(Zeroizing<Vec<u8>>);
+
+impl Frame {
+    /// A frame holding a copy of `bytes`.
+    pub fn copy_from_slice(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
+    }
 }
 
-/// Whether a read error is the codec refusing an oversize length prefix.
-pub(crate) fn is_oversize(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|e| e.is::<LengthDelimitedCodecError>())
+impl From<Vec<u8>> for Frame {
+    /// Takes the vector as it is (no copy is left behind).
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_slice().ct_eq(other.0.as_slice()).into()
+    }
+}
+
+impl Eq for Frame {}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Frame({} bytes)", self.0.len())
+    }
+}
+
+/// Why [`read_frame`] returned no frame.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The length prefix is above [`MAX_FRAME_LEN`]; nothing after it was
+    /// read.
+    Oversize,
+    /// The stream failed or ended inside a frame.
+    Io(io::Error),
+}
+
+/// Reads one frame: the length prefix, then exactly that many bytes into a
+/// [`Frame`] allocated at that size. `None` if the stream ended cleanly
+/// between frames. Not cancel safe: a caller that drops it mid-frame must
+/// drop the stream too.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Option<Frame>, ReadError> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    let first = reader.read(&mut prefix).await.map_err(ReadError::Io)?;
+    if first == 0 {
+        return Ok(None);
+    }
+    let rest = prefix.get_mut(first..).unwrap_or_default();
+    reader.read_exact(rest).await.map_err(ReadError::Io)?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(ReadError::Oversize);
+    }
+    let mut frame = Frame(Zeroizing::new(vec![0; len]));
+    reader
+        .read_exact(frame.0.as_mut_slice())
+        .await
+        .map_err(ReadError::Io)?;
+    Ok(Some(frame))
+}
+
+/// Writes `frames`, each after its length prefix, with vectored writes
+/// straight from the frames (no copy into a write buffer: the TLS layer
+/// encrypts them into its records), then flushes. Every frame must be at
+/// most [`MAX_FRAME_LEN`] bytes ([`super::Net::send`] checks).
+pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frames: &[Frame],
+) -> io::Result<()> {
+    let prefixes: Vec<[u8; FRAME_PREFIX_LEN]> = frames
+        .iter()
+        .map(|frame| u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes())
+        .collect();
+    let mut slices: Vec<IoSlice<'_>> = prefixes
+        .iter()
+        .zip(frames)
+        .flat_map(|(prefix, frame)| [IoSlice::new(prefix), IoSlice::new(frame)])
+        .collect();
+    let mut rest = slices.as_mut_slice();
+    while !rest.is_empty() {
+        let written = writer.write_vectored(rest).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    writer.flush().await
 }
 
 /// Checks a frame's header: our wire version or the proxy format and, if
@@ -69,8 +163,6 @@ pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), Cl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use tokio_util::codec::{Decoder, Encoder};
 
     const RACK: RackId = RackId([7; 16]);
 
@@ -101,29 +193,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn largest_frame_passes_and_one_more_byte_does_not() {
-        let mut codec = codec();
-        let mut buf = BytesMut::new();
-        codec
-            .encode(bytes::Bytes::from(vec![1; MAX_FRAME_LEN]), &mut buf)
-            .unwrap();
-        assert_eq!(&buf[..4], &(MAX_FRAME_LEN as u32).to_be_bytes());
-        assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap().len(),
-            MAX_FRAME_LEN
-        );
+    #[tokio::test]
+    async fn frames_round_trip_and_the_largest_passes() {
+        let (mut a, mut b) = tokio::io::duplex(4 * MAX_FRAME_LEN);
+        let frames = [
+            Frame::default(),
+            Frame::copy_from_slice(b"one"),
+            Frame::from(vec![1; MAX_FRAME_LEN]),
+        ];
+        write_frames(&mut a, &frames).await.unwrap();
+        drop(a);
+        for frame in &frames {
+            assert_eq!(read_frame(&mut b).await.unwrap().as_ref(), Some(frame));
+        }
+        assert!(matches!(read_frame(&mut b).await, Ok(None)));
+    }
 
-        let mut buf = BytesMut::from(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes()[..]);
-        let error = codec.decode(&mut buf).unwrap_err();
-        assert!(is_oversize(&error), "{error}");
-        assert!(!is_oversize(&io::Error::other("x")));
+    #[tokio::test]
+    async fn one_more_byte_is_oversize_before_its_bytes_are_read() {
+        let prefix = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
+        let mut stream: &[u8] = &prefix;
+        assert!(matches!(
+            read_frame(&mut stream).await,
+            Err(ReadError::Oversize)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_empty_frame_is_four_zero_bytes_and_a_cut_frame_fails() {
+        let mut out = Vec::new();
+        write_frames(&mut out, &[Frame::default()]).await.unwrap();
+        assert_eq!(out, [0, 0, 0, 0]);
+        let mut cut: &[u8] = &[0, 0, 0, 5, 1, 2];
+        assert!(matches!(read_frame(&mut cut).await, Err(ReadError::Io(_))));
+        let mut cut_prefix: &[u8] = &[0, 0];
+        assert!(matches!(
+            read_frame(&mut cut_prefix).await,
+            Err(ReadError::Io(_))
+        ));
     }
 
     #[test]
-    fn empty_frame_is_four_zero_bytes() {
-        let mut buf = BytesMut::new();
-        codec().encode(bytes::Bytes::new(), &mut buf).unwrap();
-        assert_eq!(&buf[..], &[0, 0, 0, 0]);
+    fn debug_shows_only_the_length() {
+        assert_eq!(
+            format!("{:?}", Frame::copy_from_slice(&[0xab; 3])),
+            "Frame(3 bytes)"
+        );
     }
 }

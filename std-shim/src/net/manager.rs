@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tq_core::ids::PlatformId;
 use tracing::Instrument;
 
+use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
 use super::stats::{CloseReason, Refusal, Stats, lock};
 use super::tls::{Tls, classify_handshake_error, peer_platform_id, server_name};
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) config: NetConfig,
     pub(crate) tls: Tls,
     pub(crate) stats: Stats,
+    /// Rate-limits the warnings about refused connections.
+    pub(crate) refusal_log: RefusalLog,
     pub(crate) registry: Registry,
     pub(crate) events: mpsc::Sender<NetEvent>,
     pub(crate) shutdown: CancellationToken,
@@ -66,6 +69,7 @@ impl Shared {
             config,
             tls,
             stats: Stats::default(),
+            refusal_log: RefusalLog::new(REFUSAL_LOG_INTERVAL),
             registry: Registry::default(),
             events,
             shutdown: CancellationToken::new(),
@@ -149,9 +153,15 @@ impl Shared {
 /// Accepts connections until shutdown, each handshake in its own task.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let handshakes = Arc::new(Semaphore::new(shared.config.max_pending_handshakes));
+    let mut report_suppressed = interval(REFUSAL_LOG_INTERVAL);
+    report_suppressed.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let (tcp, remote) = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
+            _ = report_suppressed.tick() => {
+                shared.refusal_log.report_suppressed();
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -164,7 +174,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         shared.stats.accepted();
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             shared.stats.refused(Refusal::TooManyHandshakes);
-            tracing::warn!(%remote, "too many handshakes under way; connection dropped");
+            shared.refusal_log.refused(
+                Refusal::TooManyHandshakes,
+                "too many handshakes under way; connection dropped",
+            );
             continue;
         };
         let task_shared = shared.clone();
@@ -190,13 +203,16 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     Ok(stream) => stream,
                     Err(reason) => {
                         shared.stats.refused(reason);
-                        tracing::warn!(reason = reason.label(), "handshake refused");
+                        shared.refusal_log.refused(reason, "handshake refused");
                         return;
                     }
                 };
                 // The verifier checked the identity; read it back.
                 let Ok(peer) = peer_platform_id(stream.get_ref().1) else {
                     shared.stats.refused(Refusal::BadIdentity);
+                    shared
+                        .refusal_log
+                        .refused(Refusal::BadIdentity, "handshake refused");
                     return;
                 };
                 shared.stats.handshake();

@@ -28,6 +28,7 @@ mod conn;
 mod frame;
 pub mod identity;
 mod manager;
+mod refusal_log;
 mod registry;
 mod stats;
 pub mod tls;
@@ -37,14 +38,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tq_core::ids::{PlatformId, RackId};
 use tracing::Instrument;
 
 use crate::backoff::BackoffConfig;
-pub use frame::{FRAME_PREFIX_LEN, MAX_FRAME_LEN, MESSAGE_HEADER_LEN};
+pub use frame::{FRAME_PREFIX_LEN, Frame, MAX_FRAME_LEN, MESSAGE_HEADER_LEN};
 use manager::Shared;
 pub use registry::SendError;
 pub use stats::{CloseReason, MAX_TRACKED_PEERS, NetStats, PeerStats, Refusal};
@@ -58,7 +58,7 @@ pub enum NetEvent {
     /// The connection to this peer ended.
     Disconnected(PlatformId),
     /// One message from this peer, as the core encodes it.
-    Frame(PlatformId, Bytes),
+    Frame(PlatformId, Frame),
 }
 
 /// The network's settings. Every bound is here or a named constant.
@@ -193,7 +193,7 @@ impl Net {
     }
 
     /// Queues one encoded message for `peer`; never waits.
-    pub fn send(&self, peer: &PlatformId, frame: Bytes) -> Result<(), SendError> {
+    pub fn send(&self, peer: &PlatformId, frame: Frame) -> Result<(), SendError> {
         if frame.is_empty() || frame.len() > MAX_FRAME_LEN {
             return Err(SendError::BadLength(frame.len()));
         }

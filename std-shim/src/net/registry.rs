@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tq_core::ids::PlatformId;
 
+use super::frame::Frame;
 use super::stats::{CloseReason, lock};
 
 /// Closes one connection with a reason; the first reason given wins.
@@ -50,7 +50,7 @@ impl Closer {
 struct Slot {
     conn_id: u64,
     closer: Closer,
-    queue: Option<mpsc::Sender<Bytes>>,
+    queue: Option<mpsc::Sender<Frame>>,
     done: Option<oneshot::Receiver<()>>,
 }
 
@@ -122,7 +122,7 @@ impl Registry {
         &self,
         peer: &PlatformId,
         conn_id: u64,
-        queue: mpsc::Sender<Bytes>,
+        queue: mpsc::Sender<Frame>,
     ) -> bool {
         match lock(&self.slots).get_mut(peer) {
             Some(slot) if slot.conn_id == conn_id => {
@@ -141,7 +141,7 @@ impl Registry {
         }
     }
 
-    pub(crate) fn send(&self, peer: &PlatformId, frame: Bytes) -> Result<(), SendError> {
+    pub(crate) fn send(&self, peer: &PlatformId, frame: Frame) -> Result<(), SendError> {
         let slots = lock(&self.slots);
         let queue = slots
             .get(peer)

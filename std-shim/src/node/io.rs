@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 use tq_core::ids::PlatformId;
 use tq_core::node::{AsyncIo, Event, Outputs};
@@ -20,7 +19,7 @@ use zeroize::Zeroizing;
 use super::stats::ShimStats;
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::ledger::{Ledger, WriteOutcome};
-use crate::net::{Net, SendError};
+use crate::net::{Frame, Net, SendError};
 
 /// Why the state was not stored.
 #[derive(Debug)]
@@ -119,7 +118,7 @@ impl AsyncIo for ShimIo {
 
 impl Outputs for ShimIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
-        match self.net.send(to, Bytes::copy_from_slice(bytes)) {
+        match self.net.send(to, Frame::copy_from_slice(bytes)) {
             Ok(()) => {}
             // The core sends again what matters when the peer reconnects.
             Err(SendError::NotConnected) => self.stats.send_not_connected(),

@@ -5,7 +5,6 @@ use std::future::pending;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rand::rngs::SysRng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
@@ -13,6 +12,7 @@ use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_core::node::{Counter, Event, LoadSecretError, Node, NodeCtx, drive_async};
 use tq_core::wire::MAX_PEER_MSG_LEN;
 use tracing::Instrument;
+use zeroize::Zeroize;
 
 use super::io::ShimIo;
 use super::report::{
@@ -22,7 +22,7 @@ use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
 use crate::handle::{Answer, Bound, Reply, Request, Unavailable};
 use crate::metrics::Snapshot;
-use crate::net::{CloseReason, NetEvent, SendError};
+use crate::net::{CloseReason, Frame, NetEvent, SendError};
 use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
@@ -38,6 +38,8 @@ type SecretReply = Reply<Result<LoadedSecret, LoadSecretError>>;
 pub(crate) struct Task {
     node: Box<Node>,
     ctx: Box<NodeCtx>,
+    /// Where the core encodes each outgoing message (a Prepare or a Share
+    /// carries a key share): zeroed after every drive.
     buf: Box<[u8; MAX_PEER_MSG_LEN]>,
     io: ShimIo,
     rng: SysRng,
@@ -117,6 +119,8 @@ impl Task {
             |node, ctx| input(node, ctx, rng),
         )
         .await;
+        // Every message was copied into its own zeroizing frame.
+        self.buf.zeroize();
         output
     }
 
@@ -370,7 +374,7 @@ impl Task {
         }
     }
 
-    async fn on_proxy_frame(&mut self, from: PlatformId, frame: Bytes) {
+    async fn on_proxy_frame(&mut self, from: PlatformId, frame: Frame) {
         let decoded = match proxy::decode(&frame) {
             Ok(decoded) => decoded,
             Err(error) => {

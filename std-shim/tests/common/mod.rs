@@ -13,7 +13,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -24,7 +23,7 @@ use tq_core::ids::{PlatformId, RackId};
 use tq_core::wire::WIRE_VERSION;
 use tq_std::backoff::BackoffConfig;
 use tq_std::net::identity::platform_id_uri;
-use tq_std::net::{Net, NetConfig, NetEvent, TlsIdentity};
+use tq_std::net::{Frame, Net, NetConfig, NetEvent, TlsIdentity};
 
 pub const RACK: RackId = RackId([0x42; 16]);
 pub const OTHER_RACK: RackId = RackId([0x43; 16]);
@@ -98,11 +97,11 @@ pub fn peer_map(nodes: &[&Node]) -> BTreeMap<PlatformId, SocketAddr> {
 }
 
 /// A frame that passes the network's header check.
-pub fn message(rack: RackId, body: &[u8]) -> Bytes {
+pub fn message(rack: RackId, body: &[u8]) -> Frame {
     let mut frame = vec![WIRE_VERSION];
     frame.extend_from_slice(rack.as_bytes());
     frame.extend_from_slice(body);
-    Bytes::from(frame)
+    Frame::from(frame)
 }
 
 pub const WAIT: Duration = Duration::from_secs(5);

@@ -18,7 +18,16 @@ pub struct SledArgs {
 /// Runs the daemon until SIGTERM or Ctrl-C. Exit code 0 after a clean
 /// shutdown, 1 with one line on stderr for any failure.
 pub fn run(args: SledArgs) -> ExitCode {
+    // Before any key or share is read.
+    if let Err(e) = tq::hardening::forbid_core_dumps() {
+        eprintln!("tq sled: process hardening: {e}");
+        return ExitCode::FAILURE;
+    }
     super::logging::init();
+    tracing::info!(
+        dumpable = tq::hardening::is_dumpable(),
+        "core dumps off (RLIMIT_CORE 0)"
+    );
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -418,3 +418,26 @@ pub async fn wait_committed(rack: &Rack, sleds: &[usize], epoch: Epoch) {
         }
     }
 }
+
+/// The shares in sled `i`'s ledger copies, with their epochs (a sled keeps
+/// only the configurations it still needs: read them while they are there).
+pub fn ledger_shares_of(rack: &Rack, i: usize) -> Vec<(Epoch, tq_core::crypto::Share)> {
+    let mut shares = Vec::new();
+    for copy in ["m2-a", "m2-b"] {
+        let path = rack.sleds[i]
+            .dir
+            .join(copy)
+            .join(tq::config::LEDGER_FILE_NAME);
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let (_, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
+        let state = wire::decode_persistent_state(payload).unwrap();
+        for stored in &state.fields().configs {
+            if let Some(share) = &stored.share {
+                shares.push((stored.config.epoch(), share.clone()));
+            }
+        }
+    }
+    shares
+}
