@@ -1,6 +1,6 @@
 //! External programs some tests run (a client or a CLI we did not write).
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
 use std::process::{Command, Stdio};
 
 /// Whether `program` can be run here (probed as `program probe_args`; only
@@ -27,7 +27,12 @@ pub fn available(program: &str, probe_args: &[&str], install: &str) -> bool {
                 std::env::var_os("CI").is_none(),
                 "CI must have `{program}` ({install})"
             );
-            eprintln!("SKIPPED (not run, not passed): `{program}` is not installed ({install})");
+            // Straight to stderr, not `eprintln!`, which the test harness
+            // captures and hides for a test that passes.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (not run, not passed): `{program}` is not installed ({install})"
+            );
             false
         }
         _ => true,
