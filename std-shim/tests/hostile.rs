@@ -395,6 +395,9 @@ async fn a_dialer_refuses_a_listener_that_is_not_the_peer_it_dialed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_2_is_refused_by_a_real_openssl_client() {
+    if !tq_test_fixtures::tools::available("openssl", &["version"], "apt-get install openssl") {
+        return;
+    }
     let mut rack = Rack::new().await;
     let addr = rack.listener.net.local_addr();
     let output = tokio::process::Command::new("openssl")
@@ -402,7 +405,7 @@ async fn tls_1_2_is_refused_by_a_real_openssl_client() {
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .expect("the openssl CLI is needed (apt-get install openssl)");
+        .expect("the openssl CLI runs");
     assert!(!output.status.success());
     rack.refused(Refusal::Protocol, 1).await;
     rack.good_peer_is_served("after TLS 1.2").await;

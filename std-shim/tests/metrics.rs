@@ -1,62 +1,58 @@
-//! The Prometheus text of a running node, read back by a real parser
-//! (Python's `prometheus_client`), with peer ids that need escaping.
+//! The Prometheus text of a running node, read back by a parser we did
+//! not write (`openmetrics-parser`'s grammar of the text format), with
+//! peer ids that need escaping, and every family under its documented name
+//! and type.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::rack::{RACK_ID, Rack};
+use openmetrics_parser::PrometheusValue;
+use openmetrics_parser::prometheus::parse_prometheus;
 use tq_core::api::CommitRequest;
 use tq_core::ids::Epoch;
-use tq_std::metrics::render;
+use tq_std::metrics::{Snapshot, render};
+use tq_std::net::{NetStats, PeerStats};
+use tq_std::node::report::StorageHealth;
 
-/// Parses `text` with prometheus_client and prints `name{labels} value`
-/// per sample, sorted.
-const PARSER: &str = r#"
-import sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for family in text_string_to_metric_families(sys.stdin.read()):
-    for s in family.samples:
-        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-        out.append(f"{family.type} {s.name}{{{labels}}} {int(s.value)}")
-print("\n".join(sorted(out)))
-"#;
-
+/// Parses `text` and returns `type name{label=value,...} -> value` per
+/// sample, labels sorted and unescaped. Fails the test if the parser
+/// refuses the text, a value is not a whole number, or a sample repeats.
 fn parse(text: &str) -> BTreeMap<String, u64> {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args(["-c", PARSER])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "prometheus_client refused the text (pip install prometheus_client): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let (key, value) = line.rsplit_once(' ').unwrap();
-            (key.to_owned(), value.parse().unwrap())
-        })
-        .collect()
+    let exposition = parse_prometheus(text)
+        .unwrap_or_else(|e| panic!("the parser refused the text: {e:?}\n{text}"));
+    let mut samples = BTreeMap::new();
+    for (name, family) in &exposition.families {
+        for sample in family.iter_samples() {
+            let mut labels: Vec<String> = sample
+                .get_labelset()
+                .unwrap()
+                .iter()
+                .map(|(label, value)| format!("{label}={value}"))
+                .collect();
+            labels.sort();
+            let value = match &sample.value {
+                PrometheusValue::Counter(counter) => counter.value,
+                PrometheusValue::Gauge(value) => *value,
+                other => panic!("{name}: neither a counter nor a gauge: {other:?}"),
+            };
+            let value = value
+                .as_i64()
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or_else(|| panic!("{name}: {value} is not a count"));
+            let key = format!("{} {name}{{{}}}", family.family_type, labels.join(","));
+            assert!(
+                samples.insert(key, value).is_none(),
+                "{name}: a sample repeats"
+            );
+        }
+    }
+    samples
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nodes_metrics_parse_with_prometheus_client() {
+async fn a_nodes_metrics_parse_back() {
     let mut rack = Rack::new(3, 0, 12);
     rack.start_all().await;
     rack.wait_connected().await;
@@ -118,26 +114,17 @@ async fn a_nodes_metrics_parse_with_prometheus_client() {
     rack.shutdown().await;
 }
 
-#[test]
-fn peer_ids_that_need_escaping_survive_the_parser() {
-    use tq_std::metrics::Snapshot;
-    let awkward = common::pid("913\"x", "a\\b c");
-    let mut net = tq_std::net::NetStats::default();
-    net.peers.insert(
-        awkward.clone(),
-        tq_std::net::PeerStats {
-            frames_in: 7,
-            ..Default::default()
-        },
-    );
-    let snapshot = Snapshot {
+/// A node's snapshot with nothing counted but `net`'s counters, its
+/// latest commit at epoch 4 and three failed writes in a row.
+fn quiet_snapshot(net: NetStats) -> Snapshot {
+    Snapshot {
         sled: common::pid("p", "s"),
         counters: tq_core::node::Counters::new(),
         alarms: 0,
         latest_committed: Some(Epoch(4)),
         secret_loaded: None,
         coordinating: None,
-        storage: tq_std::node::report::StorageHealth::Failing { attempts: 3 },
+        storage: StorageHealth::Failing { attempts: 3 },
         ledger_status: tq_std::ledger::LedgerStatus::Healthy,
         ledger: Default::default(),
         net,
@@ -145,8 +132,21 @@ fn peer_ids_that_need_escaping_survive_the_parser() {
         shim: Default::default(),
         proxied_in_flight: 0,
         secret_waiters: 0,
-    };
-    let samples = parse(&render(&snapshot));
+    }
+}
+
+#[test]
+fn peer_ids_that_need_escaping_survive_the_parser() {
+    let awkward = common::pid("913\"x", "a\\b c");
+    let mut net = NetStats::default();
+    net.peers.insert(
+        awkward.clone(),
+        PeerStats {
+            frames_in: 7,
+            ..Default::default()
+        },
+    );
+    let samples = parse(&render(&quiet_snapshot(net)));
     assert_eq!(
         samples[&format!("counter tq_net_peer_frames_total{{direction=in,peer={awkward}}}")],
         7
@@ -154,4 +154,104 @@ fn peer_ids_that_need_escaping_survive_the_parser() {
     assert_eq!(samples["gauge tq_node_latest_committed_epoch{}"], 4);
     assert_eq!(samples["gauge tq_node_store_failing_attempts{}"], 3);
     assert_eq!(samples["gauge tq_node_state_stored{}"], 0);
+}
+
+/// Every family under the name, type and labels of the table in
+/// `tq_std::metrics`'s doc: dashboards and `tq demo` query these names,
+/// so a rename (or a doubled `_total`) is a breaking change.
+#[test]
+fn every_family_has_its_documented_name_type_and_labels() {
+    let mut net = NetStats::default();
+    net.peers
+        .insert(common::pid("p", "1"), PeerStats::default());
+    let exposition = parse_prometheus(&render(&quiet_snapshot(net))).unwrap();
+    let mut families: Vec<String> = exposition
+        .families
+        .values()
+        .map(|family| {
+            let mut labels = family.get_label_names().to_vec();
+            labels.sort();
+            format!(
+                "{} {} {}",
+                family.family_name,
+                family.family_type,
+                labels.join(",")
+            )
+        })
+        .collect();
+    families.sort();
+    let mut documented = vec![
+        "tq_node_events_total counter event",
+        "tq_node_alarms gauge ",
+        "tq_node_latest_committed_epoch gauge ",
+        "tq_node_secret_loaded_epoch gauge ",
+        "tq_node_coordinating_epoch gauge ",
+        "tq_node_state_stored gauge ",
+        "tq_node_store_failures_total counter ",
+        "tq_node_store_failing_attempts gauge ",
+        "tq_node_busy_total counter bound",
+        "tq_node_sends_dropped_total counter reason",
+        "tq_node_undecodable_disconnects_total counter ",
+        "tq_node_secret_waiters gauge ",
+        "tq_proxy_forwarded_total counter outcome",
+        "tq_proxy_served_total counter ",
+        "tq_proxy_bad_frames_total counter ",
+        "tq_proxy_late_answers_total counter ",
+        "tq_proxy_in_flight gauge ",
+        "tq_ledger_generation gauge ",
+        "tq_ledger_writes_total counter outcome",
+        "tq_ledger_write_retries_total counter ",
+        "tq_ledger_copy_write_failures_total counter copy",
+        "tq_ledger_copy_found_bad_total counter copy",
+        "tq_ledger_copy_repairs_total counter copy",
+        "tq_ledger_copy_repair_failures_total counter copy",
+        "tq_ledger_degraded gauge ",
+        "tq_net_accepted_total counter ",
+        "tq_net_handshakes_total counter ",
+        "tq_net_handshakes_refused_total counter reason",
+        "tq_net_connected_peers gauge ",
+        "tq_net_peer_frames_total counter direction,peer",
+        "tq_net_peer_bytes_total counter direction,peer",
+        "tq_net_peer_keepalives_total counter direction,peer",
+        "tq_net_peer_connects_total counter peer",
+        "tq_net_peer_reconnects_total counter peer",
+        "tq_net_peer_dials_total counter peer",
+        "tq_net_peer_dial_failures_total counter peer",
+        "tq_net_peer_queue_full_total counter peer",
+        "tq_net_peer_closes_total counter peer,reason",
+    ];
+    documented.sort();
+    assert_eq!(families, documented);
+}
+
+/// The parser the tests above rely on refuses what Prometheus would, so
+/// their passing means something: each pair is a text it reads and the
+/// same text with one mistake.
+#[test]
+fn the_parser_refuses_malformed_text() {
+    for (well_formed, malformed) in [
+        // An unescaped quote in a label value.
+        (
+            "# TYPE a_total counter\na_total{peer=\"x\\\"y\"} 1\n",
+            "# TYPE a_total counter\na_total{peer=\"x\"y\"} 1\n",
+        ),
+        // A value that is not a number.
+        (
+            "# TYPE a_total counter\na_total{peer=\"x\"} 1\n",
+            "# TYPE a_total counter\na_total{peer=\"x\"} one\n",
+        ),
+        // One family typed twice.
+        (
+            "# TYPE a gauge\na 1\n",
+            "# TYPE a gauge\n# TYPE a counter\na 1\n",
+        ),
+        // A label set given twice.
+        (
+            "# TYPE a gauge\na{b=\"1\"} 1\na{b=\"2\"} 2\n",
+            "# TYPE a gauge\na{b=\"1\"} 1\na{b=\"1\"} 2\n",
+        ),
+    ] {
+        parse(well_formed);
+        assert!(parse_prometheus(malformed).is_err(), "{malformed}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Certificates made by the real `openssl` CLI, not by us: our parser reads
 //! their platform ids (with every awkward character), and two sleds using
-//! them connect over mutual TLS.
+//! them connect over mutual TLS. Skipped (`SKIPPED`) where the CLI is
+//! missing, but not under CI, which installs it.
 
 mod common;
 
@@ -16,7 +17,7 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .args(args)
         .output()
-        .expect("the openssl CLI is needed (apt-get install openssl)");
+        .expect("the openssl CLI runs");
     assert!(
         output.status.success(),
         "openssl {args:?}: {}",
@@ -92,6 +93,9 @@ fn make_sled(dir: &Path, name: &str, uri: &str, key_args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleds_with_openssl_certificates_connect() {
+    if !tq_test_fixtures::tools::available("openssl", &["version"], "apt-get install openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     make_ca(dir);
@@ -141,6 +145,9 @@ async fn sleds_with_openssl_certificates_connect() {
 
 #[test]
 fn a_raw_separator_in_an_openssl_certificate_is_refused() {
+    if !tq_test_fixtures::tools::available("openssl", &["version"], "apt-get install openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     make_ca(dir);

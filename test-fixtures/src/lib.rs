@@ -11,11 +11,14 @@
 //! - [`with_big_stack`]: a thread with room for a whole simulated rack.
 //! - `pki` (feature `pki`): a rack CA and sled certificates (rcgen), as
 //!   DER or PEM files.
+//! - [`tools::available`]: whether an external program a test runs is
+//!   here; without it the test skips loudly, or fails under CI.
 //!
 //! Test-only: it panics on any failure, as a test should.
 
 #[cfg(feature = "pki")]
 pub mod pki;
+pub mod tools;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -34,8 +34,9 @@ use crate::api::{SledApi, sled_api_mod};
 /// test checks both ends).
 pub const MAX_REQUEST_BODY_BYTES: usize = 48 * 1024;
 
-/// The content type of `/metrics`.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of `/metrics`: the Prometheus text format, as
+/// [`tq_std::metrics::render`] writes it.
+pub const METRICS_CONTENT_TYPE: &str = tq_std::metrics::CONTENT_TYPE;
 
 /// The trait's implementation (never constructed).
 pub enum SledApiImpl {}

@@ -302,13 +302,10 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 /// curl, a client we did not write, against a running daemon. Skipped
-/// (with a note) where curl is missing, but not under CI, which installs
-/// it.
+/// (`SKIPPED`) where curl is missing, but not under CI, which installs it.
 #[test]
 fn curl_talks_to_the_api() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have curl");
-        eprintln!("curl is not installed: skipped");
+    if !tq_test_fixtures::tools::available("curl", &["--version"], "apt-get install curl") {
         return;
     }
     let root = tempfile::tempdir().unwrap();

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -214,8 +213,9 @@ pub async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> 
 }
 
 /// Makes a directory unwritable: `chmod` for a normal user; as root (who
-/// ignores modes) the immutable attribute. Undone on drop. Fails the test
-/// if the directory is still writable.
+/// ignores modes) the immutable attribute (the ioctl `chattr +i` makes, so
+/// no external tool is needed). Undone on drop. Fails the test if the
+/// directory is still writable.
 pub struct Unwritable(PathBuf);
 
 pub fn writable(dir: &Path) -> bool {
@@ -230,18 +230,27 @@ impl Unwritable {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
         if writable(dir) {
-            let status = Command::new("chattr").arg("+i").arg(dir).status().unwrap();
-            assert!(status.success(), "chattr +i failed");
+            set_immutable(dir, true)
+                .unwrap_or_else(|e| panic!("making {} immutable: {e}", dir.display()));
         }
         assert!(!writable(dir), "cannot make {} unwritable", dir.display());
         Self(dir.to_owned())
     }
 }
 
+/// Sets or clears a file's immutable inode flag.
+fn set_immutable(path: &Path, immutable: bool) -> std::io::Result<()> {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let file = fs::File::open(path)?;
+    let mut flags = ioctl_getflags(&file)?;
+    flags.set(IFlags::IMMUTABLE, immutable);
+    Ok(ioctl_setflags(&file, flags)?)
+}
+
 impl Drop for Unwritable {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = set_immutable(&self.0, false);
         let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
     }
 }
