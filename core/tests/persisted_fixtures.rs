@@ -56,7 +56,12 @@ fn assert_fixture_content(state: &PersistentState) {
         "the LRTQ share data, share included"
     );
 
-    let epochs: Vec<Epoch> = state.fields().configs.iter().map(|c| c.config.epoch()).collect();
+    let epochs: Vec<Epoch> = state
+        .fields()
+        .configs
+        .iter()
+        .map(|c| c.config.epoch())
+        .collect();
     // Epoch 2 was dropped once epoch 3 committed.
     assert_eq!(epochs, [Epoch(3)]);
     assert_eq!(state.latest_committed_epoch(), Some(Epoch(3)));
@@ -73,7 +78,10 @@ fn assert_fixture_content(state: &PersistentState) {
         let share = stored.share.as_ref().expect("sled 1 holds its share");
         assert_eq!(Some(share.x()), config.x_coordinate(&sled(1)));
         let digest = config.share_digest(&sled(1)).unwrap();
-        assert!(bool::from(share.matches(digest)), "the share matches its digest");
+        assert!(
+            bool::from(share.matches(digest)),
+            "the share matches its digest"
+        );
     }
 }
 

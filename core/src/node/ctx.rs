@@ -8,12 +8,11 @@
 
 use core::fmt;
 
+use crate::api::{Alarm, Counter, Counters};
 use crate::ids::PlatformId;
 use crate::limits::MAX_ALARMS;
 use crate::log;
 use crate::messages::QueuedBody;
-use crate::node::alarms::Alarm;
-use crate::node::counters::{Counter, Counters};
 use crate::node::events::{Event, EventQueue};
 use crate::node::outbox::Outbox;
 use crate::persistent::{PersistentState, Revision};

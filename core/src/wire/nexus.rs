@@ -14,14 +14,12 @@ use super::{
     OPTION_LEN, PLATFORM_ID_LEN, RACK_ID_LEN, TAG_LEN, VERSION_LEN, WireError, varint_len,
 };
 use crate::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeError,
+    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitError, PrepareAndCommitOutcome, ReconfigureError,
+    ReconfigureMsg, ReconfigureOutcome,
 };
 use crate::config::Configuration;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
-use crate::node::{
-    COUNTER_COUNT, CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
-};
 
 /// A request or answer between Nexus and a node, and the most bytes its
 /// encoding takes (tests encode the largest value of each and check it

@@ -3,16 +3,13 @@
 
 use super::*;
 use crate::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatus,
-    CoordinatorStatusRef, LrtqSummary, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome,
-    ReconfigureOutcome, StateSummary,
+    Activity, Alarm, COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, ConfigSummary,
+    Coordinating, CoordinatorPhase, CoordinatorStatus, CoordinatorStatusRef, Counters, ExpungedAt,
+    LrtqSummary, LrtqUpgradeError, NodeStatus, NodeStatusRef, PrepareAndCommitError,
+    PrepareAndCommitOutcome, RackMismatch, ReconfigureError, ReconfigureOutcome, StateSummary,
 };
 use crate::crypto::RngError;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
-use crate::node::{
-    Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counters, ExpungedAt, LrtqUpgradeError,
-    PrepareAndCommitError, RackMismatch, ReconfigureError,
-};
 
 /// `value` encoded into a buffer of exactly its `MAX_LEN`.
 fn encoded<T: NexusWire + ?Sized>(value: &T) -> Vec<u8> {
