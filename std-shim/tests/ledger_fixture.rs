@@ -39,6 +39,8 @@ async fn a_v1_ledger_opens_and_its_state_restores() {
         state.lrtq().map(|lrtq| lrtq.rack_id),
         Some(tq_test_fixtures::RACK)
     );
-    let share = state.latest_committed().and_then(|stored| stored.share.as_ref());
+    let share = state
+        .latest_committed()
+        .and_then(|stored| stored.share.as_ref());
     assert!(share.is_some(), "sled 1 holds its share of epoch 3");
 }

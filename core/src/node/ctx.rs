@@ -384,7 +384,9 @@ mod tests {
     use crate::ids::RackId;
     use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_EVENTS, MAX_OUTGOING};
     use crate::persistent::LrtqShareData;
-    use crate::wire::{MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, WIRE_VERSION};
+    use crate::wire::{
+        MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, PERSISTENT_STATE_VERSION,
+    };
     use std::vec::Vec;
 
     fn ctx() -> NodeCtx {
@@ -540,7 +542,7 @@ mod tests {
             (Vec::new(), WireError::Empty),
             (std::vec![0xff; 40], WireError::UnsupportedVersion(0xff)),
             (
-                std::vec![WIRE_VERSION, 0xff, 0xff, 0xff],
+                std::vec![PERSISTENT_STATE_VERSION, 0xff, 0xff, 0xff],
                 WireError::Malformed,
             ),
             (truncated, WireError::Malformed),

@@ -77,11 +77,14 @@ where
 {
     let answers: Vec<Result<O, E>> = errors.iter().cloned().map(Err).collect();
     assert_eq!(<Result<O, E>>::MAX_LEN, MAX_ANSWER_LEN);
-    assert_fills_its_bound(&answers[0], |bytes| decode(bytes));
+    assert_fills_its_bound(&answers[0], |bytes| decode(bytes, NEXUS_VERSION));
     for answer in &answers[1..] {
         let bytes = encoded(answer);
         assert!(bytes.len() < MAX_ANSWER_LEN, "{answer:?}");
-        assert_eq!(decode::<Result<O, E>>(&bytes).as_ref(), Ok(answer));
+        assert_eq!(
+            decode::<Result<O, E>>(&bytes, NEXUS_VERSION).as_ref(),
+            Ok(answer)
+        );
     }
 }
 
@@ -152,7 +155,7 @@ fn the_largest_coordinator_status_fills_its_bound_exactly() {
         <Option<CoordinatorStatus>>::MAX_LEN,
         MAX_COORDINATOR_STATUS_LEN
     );
-    assert_fills_its_bound(&status, |bytes| decode(bytes));
+    assert_fills_its_bound(&status, |bytes| decode(bytes, NEXUS_VERSION));
     // What a node answers, borrowing its parts, is the same bytes.
     let owned = status.as_ref().unwrap();
     let borrowed: Option<CoordinatorStatusRef<'_>> = Some(CoordinatorStatus {
@@ -220,7 +223,7 @@ fn the_largest_node_status_fills_its_bound_exactly() {
     assert_eq!(status.counters.iter().count(), COUNTER_COUNT);
     assert!(status.counters.iter().all(|(_, n)| n == u32::MAX));
     assert_eq!(<NodeStatus>::MAX_LEN, MAX_NODE_STATUS_LEN);
-    assert_fills_its_bound(&status, |bytes| decode(bytes));
+    assert_fills_its_bound(&status, |bytes| decode(bytes, NEXUS_VERSION));
     let borrowed: NodeStatusRef<'_> = NodeStatus {
         id: status.id.clone(),
         connected: &status.connected,
