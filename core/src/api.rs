@@ -3,10 +3,10 @@
 //!
 //! | call | request | answer |
 //! |---|---|---|
-//! | `coordinate_reconfiguration` | [`ReconfigureMsg`] | [`ReconfigureOutcome`] or [`crate::node::ReconfigureError`] |
-//! | `coordinate_upgrade_from_lrtq` | [`LrtqUpgradeMsg`] | `()` or [`crate::node::LrtqUpgradeError`] |
-//! | `commit_configuration` | [`CommitRequest`] | [`CommitOutcome`] or [`crate::node::CommitError`] |
-//! | `prepare_and_commit` | a [`Configuration`] | [`PrepareAndCommitOutcome`] or [`crate::node::PrepareAndCommitError`] |
+//! | `coordinate_reconfiguration` | [`ReconfigureMsg`] | [`ReconfigureOutcome`] or [`ReconfigureError`] |
+//! | `coordinate_upgrade_from_lrtq` | [`LrtqUpgradeMsg`] | `()` or [`LrtqUpgradeError`] |
+//! | `commit_configuration` | [`CommitRequest`] | [`CommitOutcome`] or [`CommitError`] |
+//! | `prepare_and_commit` | a [`Configuration`] | [`PrepareAndCommitOutcome`] or [`PrepareAndCommitError`] |
 //! | `coordinator_status` | none | `Option<`[`CoordinatorStatus`]`>` |
 //! | `status` | none | [`NodeStatus`] |
 //!
@@ -21,6 +21,23 @@
 //! [`crate::messages::Envelope`]: a node answers with borrowed parts
 //! ([`CoordinatorStatusRef`], [`NodeStatusRef`]) that encode exactly as the
 //! owned values a caller decodes ([`CoordinatorStatus`], [`NodeStatus`]).
+//!
+//! The refusals of the calls ([`ReconfigureError`], ...), the alarms and
+//! the counters a status reports live here too, below the node that
+//! raises them: this module and [`crate::wire`] use nothing of
+//! [`crate::node`] (`tests/layers.rs` checks it), and the node re-exports
+//! them under their old paths.
+
+mod alarms;
+mod counters;
+mod errors;
+
+pub use alarms::Alarm;
+pub use counters::{COUNTER_COUNT, Counter, Counters};
+pub use errors::{
+    CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
+    RackMismatch, ReconfigureError,
+};
 
 #[cfg(any(test, feature = "host"))]
 use serde::Deserialize;
@@ -30,7 +47,6 @@ use crate::config::Configuration;
 use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
 use crate::member_set::MemberSet;
-use crate::node::{Alarm, CoordinatorPhase, Counters};
 use crate::persistent::Expunged;
 
 /// Nexus asks a node to coordinate a reconfiguration.
@@ -122,6 +138,21 @@ pub enum PrepareAndCommitOutcome {
     ComputingShare,
     /// This configuration is already committed here: nothing changed.
     AlreadyCommitted,
+}
+
+/// Where a coordination stands, as Nexus sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "model", derive(Hash))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum CoordinatorPhase {
+    /// Collecting shares of the last committed configuration.
+    CollectingShares,
+    /// Collecting LRTQ shares (upgrade from LRTQ).
+    CollectingLrtqShares,
+    /// The configuration exists; collecting prepare acks.
+    Preparing,
 }
 
 /// A running coordination, as Nexus polls it. Generic over how the member

@@ -35,15 +35,23 @@
 //!
 //! # Layers
 //!
+//! Each module uses only the ones listed before it (doc links aside), so
+//! no two modules use each other; `tests/layers.rs` reads the sources and
+//! fails on any import cycle.
+//!
+//! - [`limits`]: every bound, in one place.
+//! - [`ids`]: epochs, thresholds, rack and platform ids.
 //! - [`crypto`]: GF(2^8) arithmetic, Shamir sharing, share digests, the rack
 //!   secret, encryption of retained old secrets, and LRTQ share combination.
-//! - [`ids`], [`member_set`], [`config`], [`messages`], [`persistent`]: the
+//! - [`member_set`], [`config`], [`messages`], [`persistent`]: the
 //!   protocol's data, validated as it is built or decoded.
-//! - [`api`]: what Nexus asks of a node and what it gets back.
-//! - [`wire`]: bytes to validated types and back (versioned postcard). The
-//!   node never sees bytes except through it.
+//! - [`api`]: what Nexus asks of a node and what it gets back, the
+//!   refusals, and the alarms and counters a node reports.
+//! - [`wire`]: bytes to validated types and back (postcard after a version
+//!   byte, each encoding versioned on its own). The node never sees bytes
+//!   except through it.
 //! - [`node`]: the protocol state machine and the context its caller owns.
-//! - [`limits`]: every bound, in one place.
+//! - `schema` (host only): JSON Schemas of the [`api`] types.
 //!
 //! # Features for the model checker only
 //!

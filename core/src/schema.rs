@@ -20,6 +20,7 @@ use schemars::schema::{
     SchemaObject, StringValidation,
 };
 
+use crate::api::{Counter, Counters};
 use crate::config::{ConfigFields, Configuration};
 use crate::crypto::sealed::SALT_LEN;
 use crate::crypto::{EncryptedRackSecrets, RngError, ShareDigest};
@@ -29,7 +30,6 @@ use crate::limits::{
     MIN_THRESHOLD, PLATFORM_ID_FIELD_LEN,
 };
 use crate::member_set::MemberSet;
-use crate::node::{Counter, Counters};
 
 /// Bytes of a sealed ciphertext's authentication tag: the shortest one.
 const TAG_LEN: usize = 16;

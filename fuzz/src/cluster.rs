@@ -1197,7 +1197,7 @@ mod tests {
                 bytes
             };
             let requests = [encode(Body::GetShare(epoch)), encode(Body::GetLrtqShare)];
-            let garbage = vec![wire::WIRE_VERSION, 0xff, 0x00, 0x13];
+            let garbage = vec![wire::PEER_MSG_VERSION, 0xff, 0x00, 0x13];
             for bytes in [other_rack, garbage].iter().chain(&requests) {
                 assert_eq!(judge(&cluster, 2, 1, bytes, None), Verdict::Inject);
             }

@@ -13,11 +13,11 @@
 //! # Frames
 //!
 //! Proxy frames share the peer connections with the core's messages. A
-//! frame's first byte says which it is: the core's wire version
-//! ([`tq_core::wire::WIRE_VERSION`], a peer message as the core encodes it)
-//! or [`PROXY_FRAME`] (the first proxy format). The core's versions count
-//! up from 1 and stay below 0xF0 (checked at compile time), so the two
-//! never meet. Both start with the same header, so the network checks the
+//! frame's first byte says which it is: the core's peer message version
+//! ([`tq_core::wire::PEER_MSG_VERSION`], a peer message as the core encodes
+//! it) or [`PROXY_FRAME`] (the first proxy format). The core's peer message
+//! versions count up from 1 and stay below 0xF0 (checked at compile time),
+//! so the two never meet. Both start with the same header, so the network checks the
 //! rack id of either the same way:
 //!
 //! ```text
@@ -49,15 +49,15 @@ use tq_core::ids::RackId;
 use tq_core::node::{CommitError, PrepareAndCommitError};
 use tq_core::wire::{
     self, DecodeSlot, MAX_ANSWER_LEN, MAX_COMMIT_REQUEST_LEN, MAX_CONFIGURATION_LEN,
-    MAX_NODE_STATUS_LEN, NexusWire, WIRE_VERSION, WireError,
+    MAX_NODE_STATUS_LEN, NexusWire, PEER_MSG_VERSION, WireError,
 };
 
 /// The first byte of a proxy frame (format 1).
 pub const PROXY_FRAME: u8 = 0xF1;
 
 const _: () = assert!(
-    WIRE_VERSION < 0xF0,
-    "core wire versions must stay below the proxy formats"
+    PEER_MSG_VERSION < 0xF0,
+    "core peer message versions must stay below the proxy formats"
 );
 
 /// Bytes before the payload.
@@ -406,7 +406,7 @@ mod tests {
         let good = encode_request(RACK, 1, &ProxyRequest::NodeStatus).unwrap();
         assert_eq!(decode(&good[..25]), Err(ProxyDecodeError::BadHeader));
         let mut core_version = good.to_vec();
-        core_version[0] = WIRE_VERSION;
+        core_version[0] = PEER_MSG_VERSION;
         assert_eq!(decode(&core_version), Err(ProxyDecodeError::BadHeader));
         let mut kind = good.to_vec();
         kind[17] = 0x42;

@@ -4,12 +4,12 @@
 
 use subtle::ConstantTimeEq;
 
+use crate::api::Counter;
 use crate::config::Configuration;
 use crate::crypto::Share;
 use crate::ids::{Epoch, PlatformId};
 use crate::limits::MAX_THRESHOLD;
 use crate::messages::QueuedBody;
-use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
 use crate::persistent::PersistentState;
 

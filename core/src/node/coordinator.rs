@@ -3,11 +3,10 @@
 //! new secret, split it, and prepare every member.
 
 use rand_core::TryCryptoRng;
-#[cfg(any(test, feature = "host"))]
-use serde::Deserialize;
-use serde::Serialize;
 
-use crate::api::{ReconfigureMsg, acks_to_commit};
+use crate::api::Alarm;
+use crate::api::Counter;
+use crate::api::{CoordinatorPhase, ReconfigureMsg, acks_to_commit};
 use crate::config::{ConfigError, ConfigFields, Member};
 use crate::crypto::{
     EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, SealError, ShamirError, Share,
@@ -18,9 +17,7 @@ use crate::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS};
 use crate::log;
 use crate::member_set::MemberSet;
 use crate::messages::{QueuedBody, QueuedShare};
-use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
-use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
 use crate::node::validate::{RequestKind, Validated};
@@ -45,21 +42,6 @@ impl Request {
             RequestKind::LrtqUpgrade => None,
         }
     }
-}
-
-/// Where a coordination stands, as Nexus sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[cfg_attr(feature = "model", derive(Hash))]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub enum CoordinatorPhase {
-    /// Collecting shares of the last committed configuration.
-    CollectingShares,
-    /// Collecting LRTQ shares (upgrade from LRTQ).
-    CollectingLrtqShares,
-    /// The configuration exists; collecting prepare acks.
-    Preparing,
 }
 
 /// LRTQ shares gathered for an upgrade: each valid, no two with the same

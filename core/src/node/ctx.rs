@@ -8,12 +8,11 @@
 
 use core::fmt;
 
+use crate::api::{Alarm, Counter, Counters};
 use crate::ids::PlatformId;
 use crate::limits::MAX_ALARMS;
 use crate::log;
 use crate::messages::QueuedBody;
-use crate::node::alarms::Alarm;
-use crate::node::counters::{Counter, Counters};
 use crate::node::events::{Event, EventQueue};
 use crate::node::outbox::Outbox;
 use crate::persistent::{PersistentState, Revision};
@@ -385,7 +384,9 @@ mod tests {
     use crate::ids::RackId;
     use crate::limits::{LRTQ_TOTAL_SHARES, MAX_ALARMS, MAX_CONNECTED, MAX_EVENTS, MAX_OUTGOING};
     use crate::persistent::LrtqShareData;
-    use crate::wire::{MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, WIRE_VERSION};
+    use crate::wire::{
+        MAX_LRTQ_SHARE_DATA_LEN, MAX_PERSISTENT_STATE_LEN, PERSISTENT_STATE_VERSION,
+    };
     use std::vec::Vec;
 
     fn ctx() -> NodeCtx {
@@ -541,7 +542,7 @@ mod tests {
             (Vec::new(), WireError::Empty),
             (std::vec![0xff; 40], WireError::UnsupportedVersion(0xff)),
             (
-                std::vec![WIRE_VERSION, 0xff, 0xff, 0xff],
+                std::vec![PERSISTENT_STATE_VERSION, 0xff, 0xff, 0xff],
                 WireError::Malformed,
             ),
             (truncated, WireError::Malformed),

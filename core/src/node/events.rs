@@ -13,9 +13,9 @@
 
 use core::fmt;
 
+use crate::api::Alarm;
 use crate::ids::{Epoch, PlatformId};
 use crate::limits::MAX_EVENTS;
-use crate::node::alarms::Alarm;
 
 /// Something that happened on the node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,14 +2,12 @@
 //! configuration, rebuild its secret, decrypt the older ones it carries, and
 //! cache them all until `clear_secrets`.
 
+use crate::api::{Alarm, Counter, LoadSecretError};
 use crate::crypto::{RackSecret, RetainedSecrets, Share, combine};
 use crate::ids::{Epoch, PlatformId};
 use crate::log;
-use crate::node::alarms::Alarm;
 use crate::node::collector::ShareCollector;
-use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
-use crate::node::errors::LoadSecretError;
 use crate::node::events::Event;
 
 /// The secrets of one committed epoch and the older ones it carried.

@@ -32,13 +32,10 @@
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
 
-mod alarms;
 mod collector;
 mod coordinator;
-mod counters;
 mod ctx;
 mod drive;
-mod errors;
 mod events;
 mod loader;
 mod outbox;
@@ -48,15 +45,14 @@ mod tests;
 mod transmit;
 mod validate;
 
-pub use alarms::Alarm;
-pub use coordinator::CoordinatorPhase;
-pub use counters::{COUNTER_COUNT, Counter, Counters};
+// The Nexus-facing types the node answers with live a layer below it, in
+// `api`; re-exported so that callers keep their paths.
+pub use crate::api::{
+    Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counter, Counters, ExpungedAt,
+    LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, RackMismatch, ReconfigureError,
+};
 pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
 pub use drive::{AsyncIo, Io, Outputs, drive, drive_async};
-pub use errors::{
-    CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
-    RackMismatch, ReconfigureError,
-};
 pub use events::Event;
 pub use transmit::Transmit;
 

@@ -4,10 +4,10 @@
 //! queued message into bytes can pop from here while reading the state
 //! (which holds the message's parts) in the same step.
 
+use crate::api::Counter;
 use crate::ids::PlatformId;
 use crate::limits::{MAX_CONNECTED, MAX_OUTGOING};
 use crate::messages::QueuedBody;
-use crate::node::counters::Counter;
 
 /// Connected peers and the outgoing queue.
 #[derive(Debug)]

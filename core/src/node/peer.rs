@@ -8,14 +8,13 @@ use rand_core::TryCryptoRng;
 use subtle::ConstantTimeEq;
 
 use super::{Alarm, Node, NodeCtx};
-use crate::api::PrepareAndCommitOutcome;
+use crate::api::{Counter, PrepareAndCommitOutcome};
 use crate::config::Configuration;
 use crate::crypto::{Share, compute_share};
 use crate::ids::{Epoch, PlatformId, RackId};
 use crate::log;
 use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
 use crate::node::collector::{Added, ShareCollector};
-use crate::node::counters::Counter;
 use crate::node::events::Event;
 use crate::node::validate::rack_id;
 use crate::persistent::StateError;

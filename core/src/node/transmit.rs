@@ -1,9 +1,9 @@
 //! Turning queued messages into bytes for the caller to send.
 
+use crate::api::Counter;
 use crate::ids::PlatformId;
 use crate::messages::{Envelope, PeerMsgRef, QueuedBody, QueuedShare};
 use crate::node::coordinator::Coordinator;
-use crate::node::counters::Counter;
 use crate::node::validate::rack_id;
 use crate::node::{Node, NodeCtx};
 use crate::persistent::PersistentState;

@@ -2,13 +2,14 @@
 //! [`Validated`] request is the only thing a coordination starts from, and
 //! only the functions here make one.
 
-use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
+use crate::api::{
+    ExpungedAt, LrtqUpgradeError, LrtqUpgradeMsg, RackMismatch, ReconfigureError, ReconfigureMsg,
+};
 use crate::ids::{Epoch, RackId, Threshold};
 use crate::limits::{MAX_MEMBERS, MIN_MEMBERS};
 use crate::member_set::MemberSet;
 use crate::node::coordinator::Coordinator;
 use crate::node::ctx::NodeCtx;
-use crate::node::errors::{ExpungedAt, LrtqUpgradeError, RackMismatch, ReconfigureError};
 use crate::persistent::PersistentState;
 
 /// A request that passed every check of PROTOCOL.md section 6 against the

@@ -33,10 +33,14 @@ use super::chunked;
 /// Bytes of re-encoding held at once while comparing.
 pub(super) const CHECK_CHUNK_LEN: usize = 64;
 
-/// Whether `encoding` (version byte included, no trailing bytes) is
+/// Whether `encoding` (its `version` byte included, no trailing bytes) is
 /// exactly the encoding of `value`, the value just decoded from it.
-pub(super) fn check<T: Serialize + ?Sized>(value: &T, encoding: &[u8]) -> Result<(), WireError> {
-    check_against(value, encoding.len(), |offset, chunk| {
+pub(super) fn check<T: Serialize + ?Sized>(
+    value: &T,
+    version: u8,
+    encoding: &[u8],
+) -> Result<(), WireError> {
+    check_against(value, version, encoding.len(), |offset, chunk| {
         let expected = encoding
             .get(offset..)
             .and_then(|rest| rest.get(..chunk.len()));
@@ -45,18 +49,19 @@ pub(super) fn check<T: Serialize + ?Sized>(value: &T, encoding: &[u8]) -> Result
     .map_err(|_| WireError::Malformed)
 }
 
-/// Whether `value` encodes to exactly `len` stored bytes: `compare` is
-/// handed each chunk of the re-encoding with its offset and says whether
-/// the stored bytes there are the same, or fails. `Err(None)`: not the
+/// Whether `value` encodes (after its `version` byte) to exactly `len`
+/// stored bytes: `compare` is handed each chunk of the re-encoding with its
+/// offset and says whether the stored bytes there are the same, or fails. `Err(None)`: not the
 /// canonical encoding; `Err(Some(error))`: `compare` failed.
 pub(super) fn check_against<T: Serialize + ?Sized, E>(
     value: &T,
+    version: u8,
     len: usize,
     mut compare: impl FnMut(usize, &[u8]) -> Result<bool, E>,
 ) -> Result<(), Option<E>> {
     let mut page = [0u8; CHECK_CHUNK_LEN];
     let mut offset = 0usize;
-    let encoded = chunked::encode_chunked(value, &mut page, |chunk| {
+    let encoded = chunked::encode_chunked(value, version, &mut page, |chunk| {
         let end = offset
             .checked_add(chunk.len())
             .filter(|&end| end <= len)

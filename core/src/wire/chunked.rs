@@ -13,7 +13,7 @@ use core::fmt;
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
 
-use super::{WIRE_VERSION, WireError};
+use super::WireError;
 
 /// Why a value could not be encoded through a sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,10 +116,11 @@ impl Flavor for &mut Pager<'_, '_> {
     }
 }
 
-/// Encodes `value` (the version byte, then postcard) through `chunk`,
+/// Encodes `value` (the `version` byte, then postcard) through `chunk`,
 /// handing the bytes to `sink` in order; returns how many it was handed.
 pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
     value: &T,
+    version: u8,
     chunk: &mut [u8],
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<usize, ChunkedEncodeError<E>> {
@@ -133,7 +134,7 @@ pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
             Stop
         })
     };
-    let encoded = encode_pages(value, chunk, &mut erased);
+    let encoded = encode_pages(value, version, chunk, &mut erased);
     match (encoded, refused) {
         (Ok(total), _) => Ok(total),
         (Err(_), Some(error)) => Err(ChunkedEncodeError::Sink(error)),
@@ -145,6 +146,7 @@ pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
 /// [`encode_chunked`] behind the erased sink.
 fn encode_pages<T: Serialize + ?Sized>(
     value: &T,
+    version: u8,
     chunk: &mut [u8],
     sink: Sink<'_>,
 ) -> postcard::Result<usize> {
@@ -154,7 +156,7 @@ fn encode_pages<T: Serialize + ?Sized>(
         handed_over: 0,
         sink,
     };
-    (&mut pager).try_push(WIRE_VERSION)?;
+    (&mut pager).try_push(version)?;
     postcard::serialize_with_flavor(value, &mut pager)?;
     Ok(pager.handed_over)
 }
@@ -162,16 +164,18 @@ fn encode_pages<T: Serialize + ?Sized>(
 /// The page did not hold the whole encoding.
 struct PageFull;
 
-/// Encodes `value` into `buf`, returning the bytes written: the pager with
-/// `buf` as its page and a sink that accepts the last page only.
+/// Encodes `value` after its `version` byte into `buf`, returning the
+/// bytes written: the pager with `buf` as its page and a sink that accepts
+/// the last page only.
 pub(super) fn encode_into<'b, T: Serialize + ?Sized>(
     value: &T,
+    version: u8,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
     // The first page the sink sees is either the whole encoding (at the
     // end) or a full buffer with more to come, which a second call shows.
     let mut pages = 0usize;
-    let written = encode_chunked(value, buf, |_| {
+    let written = encode_chunked(value, version, buf, |_| {
         pages += 1;
         if pages > 1 { Err(PageFull) } else { Ok(()) }
     })

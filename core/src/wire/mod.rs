@@ -14,6 +14,53 @@
 //! Every decoder ends with that check (`canonical.rs`, through `accept`);
 //! `core/tests/vectors/wire.txt` holds hand-written encodings with their
 //! outcomes, run on the host and on the service processor's CPU.
+//!
+//! # Versions
+//!
+//! Each encoding has its own version, a constant next to its encoder, so
+//! that one changes without the others (a new ledger format is no new peer
+//! protocol):
+//!
+//! | encoding | version | who reads it |
+//! |---|---|---|
+//! | peer messages | [`PEER_MSG_VERSION`] | the other sleds, maybe of another build |
+//! | the persistent state | [`PERSISTENT_STATE_VERSION`] | this sled, after a reboot into maybe another build |
+//! | LRTQ share data | [`LRTQ_SHARE_DATA_VERSION`] | this sled, from the LRTQ ledger |
+//! | Nexus's requests and answers | [`NEXUS_VERSION`] | Nexus, and a node for the requests |
+//!
+//! A decoder refuses a version it does not read as
+//! [`WireError::UnsupportedVersion`], except where it reads older ones too:
+//! the persistent state's decoders dispatch on the version byte, so that a
+//! sled keeps its state across a format change.
+//!
+//! # Changing the persistent state's format
+//!
+//! A sled must open the state an older build stored. To change what is
+//! persisted (a field of [`PersistentState`] or of anything in it,
+//! configurations and LRTQ data included):
+//!
+//! 1. Freeze the version being replaced, `N`, in a module of its own
+//!    (`persistent_vN.rs` here): its serde shape as types of their own,
+//!    unchanged types reused (omicron's versioned types do the same). The
+//!    state is too large to hold in two versions on the service
+//!    processor's stack, so version `N` is decoded field by field into the
+//!    current [`PersistentState`], as the in-place decoders of
+//!    `in_place.rs` do: that conversion is the `From<vN>` of the new
+//!    version. The canonical rule still holds: version `N` gets a
+//!    `Serialize` view of a current state in `N`'s shape, and the decoder
+//!    compares the stored bytes with it.
+//! 2. Bump [`PERSISTENT_STATE_VERSION`], change the types, and add the arm
+//!    for `N` to the version `match` of both decoders (a slice,
+//!    [`decode_persistent_state_into`], and paged storage,
+//!    [`decode_persistent_state_from`]).
+//! 3. Keep `core/tests/fixtures/persistent_state_vN.bin` (see its README)
+//!    and make `tests/persisted_fixtures.rs` check that it still decodes to
+//!    the same content; add a fixture of the new version.
+//!
+//! A state read in an older version is written in the new one at the
+//! node's next change; from then on a build that reads only the older
+//! version refuses it, so a build that can read the new version ships
+//! before one that writes it if downgrades must keep working.
 
 mod canonical;
 mod chunked;
@@ -46,14 +93,10 @@ pub use chunked::ChunkedEncodeError;
 pub use nexus::decode_answer;
 pub use nexus::{
     MAX_ANSWER_LEN, MAX_COMMIT_REQUEST_LEN, MAX_CONFIGURATION_LEN, MAX_COORDINATOR_STATUS_LEN,
-    MAX_NODE_STATUS_LEN, NexusWire, decode_commit_request, encode_nexus,
+    MAX_NODE_STATUS_LEN, NEXUS_VERSION, NexusWire, decode_commit_request, encode_nexus,
 };
 pub use pages::{PageReader, PagedError, decode_persistent_state_from};
 pub use slot::{DecodeSlot, Fillable};
-
-/// The format version this build writes and reads. A later format bumps it,
-/// so an old node tells "newer format" apart from "garbage".
-pub const WIRE_VERSION: u8 = 1;
 
 /// Why bytes could not be decoded, or a value not encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,11 +198,13 @@ pub const MAX_LRTQ_UPGRADE_MSG_LEN: usize =
 /// Largest encoded [`LrtqShareData`].
 pub const MAX_LRTQ_SHARE_DATA_LEN: usize = VERSION_LEN + LRTQ_DATA_LEN;
 
+/// Encodes `value` after its encoding's `version` byte.
 pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     value: &T,
+    version: u8,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
-    chunked::encode_into(value, buf)
+    chunked::encode_into(value, version, buf)
 }
 
 /// serde's derived decoding, under the same canonical rule: the decoder of
@@ -167,35 +212,42 @@ pub(crate) fn encode<'b, T: Serialize + ?Sized>(
 /// in-place decoders are checked against.
 pub(crate) fn decode<'de, T: Deserialize<'de> + Serialize>(
     bytes: &'de [u8],
+    version: u8,
 ) -> Result<T, WireError> {
-    let body = body(bytes)?;
+    let body = body(bytes, version)?;
     let (value, rest) = postcard::take_from_bytes(body).map_err(|_| WireError::Malformed)?;
-    accept(Read::of(bytes, rest), &value)?;
+    accept(Read::of(bytes, version, rest), &value)?;
     Ok(value)
 }
 
-/// The postcard part of `bytes`, after a version byte this build reads.
-fn body(bytes: &[u8]) -> Result<&[u8], WireError> {
-    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
-    if version == WIRE_VERSION {
-        Ok(body)
-    } else {
-        Err(WireError::UnsupportedVersion(version))
+/// The version byte of `bytes`.
+fn version_of(bytes: &[u8]) -> Result<u8, WireError> {
+    bytes.first().copied().ok_or(WireError::Empty)
+}
+
+/// The postcard part of `bytes`, after the version byte `version`.
+fn body(bytes: &[u8], version: u8) -> Result<&[u8], WireError> {
+    match bytes.split_first() {
+        Some((&read, body)) if read == version => Ok(body),
+        Some((&read, _)) => Err(WireError::UnsupportedVersion(read)),
+        None => Err(WireError::Empty),
     }
 }
 
 /// What a decoder read: the value's encoding (its version byte included),
 /// and whether bytes were left after it.
 struct Read<'a> {
+    version: u8,
     encoding: &'a [u8],
     trailing: bool,
 }
 
 impl<'a> Read<'a> {
-    /// `bytes` read up to `rest`, a suffix of it.
-    fn of(bytes: &'a [u8], rest: &[u8]) -> Self {
+    /// `bytes`, of version `version`, read up to `rest`, a suffix of it.
+    fn of(bytes: &'a [u8], version: u8, rest: &[u8]) -> Self {
         let used = bytes.len().saturating_sub(rest.len());
         Self {
+            version,
             encoding: bytes.get(..used).unwrap_or(bytes),
             trailing: !rest.is_empty(),
         }
@@ -203,16 +255,18 @@ impl<'a> Read<'a> {
 }
 
 /// Runs `seed`, which writes the value into storage it borrows, over
-/// `bytes`; the caller then passes the value to [`accept`].
+/// `bytes` of version `version`; the caller then passes the value to
+/// [`accept`].
 fn decode_with<'de, S: DeserializeSeed<'de, Value = ()>>(
     bytes: &'de [u8],
+    version: u8,
     seed: S,
 ) -> Result<Read<'de>, WireError> {
-    let mut deserializer = postcard::Deserializer::from_bytes(body(bytes)?);
+    let mut deserializer = postcard::Deserializer::from_bytes(body(bytes, version)?);
     seed.deserialize(&mut deserializer)
         .map_err(|_| WireError::Malformed)?;
     let rest = deserializer.finalize().map_err(|_| WireError::Malformed)?;
-    Ok(Read::of(bytes, rest))
+    Ok(Read::of(bytes, version, rest))
 }
 
 /// The last step of every decoder: `value`, just decoded, is accepted if
@@ -220,7 +274,7 @@ fn decode_with<'de, S: DeserializeSeed<'de, Value = ()>>(
 /// Canonicality is checked first, so that bytes the service processor
 /// refuses inside postcard are `Malformed` on the host too.
 fn accept<T: Serialize + ?Sized>(read: Read<'_>, value: &T) -> Result<(), WireError> {
-    canonical::check(value, read.encoding)?;
+    canonical::check(value, read.version, read.encoding)?;
     if read.trailing {
         Err(WireError::TrailingBytes)
     } else {
@@ -228,9 +282,12 @@ fn accept<T: Serialize + ?Sized>(read: Read<'_>, value: &T) -> Result<(), WireEr
     }
 }
 
+/// The version of the peer messages this build sends and reads.
+pub const PEER_MSG_VERSION: u8 = 1;
+
 /// Encodes a peer message into `buf`, returning the bytes written.
 pub fn encode_peer_msg<'b>(msg: &PeerMsgRef<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], WireError> {
-    encode(msg, buf)
+    encode(msg, PEER_MSG_VERSION, buf)
 }
 
 /// Decodes a peer message.
@@ -252,17 +309,22 @@ pub(crate) const fn empty_peer_msg() -> PeerMsg {
 /// message is about 4 KiB with one). After an error `msg` holds a partly
 /// decoded message that may break its types' rules: discard it.
 pub(crate) fn decode_peer_msg_into(bytes: &[u8], msg: &mut PeerMsg) -> Result<(), WireError> {
-    let read = decode_with(bytes, in_place::PeerMsgInto(msg))?;
+    let read = decode_with(bytes, PEER_MSG_VERSION, in_place::PeerMsgInto(msg))?;
     // Borrowed, as the node encodes what it sends: one encoder in flash.
     accept(read, &msg.as_ref())
 }
+
+/// The version of the persistent state this build writes. Its decoders
+/// dispatch on the version they read: see the module doc for how a new
+/// version keeps the older ones readable.
+pub const PERSISTENT_STATE_VERSION: u8 = 1;
 
 /// Encodes the persistent state into `buf`, returning the bytes written.
 pub fn encode_persistent_state<'b>(
     state: &PersistentState,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
-    encode(state, buf)
+    encode(state, PERSISTENT_STATE_VERSION, buf)
 }
 
 /// Encodes the persistent state a chunk at a time, for a caller that
@@ -280,7 +342,7 @@ pub fn encode_persistent_state_chunked<E>(
     chunk: &mut [u8],
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<usize, ChunkedEncodeError<E>> {
-    chunked::encode_chunked(state, chunk, sink)
+    chunked::encode_chunked(state, PERSISTENT_STATE_VERSION, chunk, sink)
 }
 
 /// Decodes a persistent state, checking its invariants.
@@ -302,8 +364,15 @@ pub fn decode_persistent_state_into(
     bytes: &[u8],
     state: &mut PersistentState,
 ) -> Result<(), WireError> {
-    let decoded =
-        decode_with(bytes, in_place::StateInto(state)).and_then(|read| accept(read, state));
+    let decoded = match version_of(bytes) {
+        Ok(PERSISTENT_STATE_VERSION) => {
+            decode_with(bytes, PERSISTENT_STATE_VERSION, in_place::StateInto(state))
+                .and_then(|read| accept(read, state))
+        }
+        // An older version's arm goes here (module doc).
+        Ok(other) => Err(WireError::UnsupportedVersion(other)),
+        Err(error) => Err(error),
+    };
     if decoded.is_err() {
         state.clear();
     }
@@ -317,7 +386,8 @@ pub fn decode_reconfigure_msg_into<'s>(
     slot: &'s mut DecodeSlot<ReconfigureMsg>,
 ) -> Result<&'s ReconfigureMsg, WireError> {
     slot.fill(|msg| {
-        decode_with(bytes, in_place::ReconfigureInto(msg)).and_then(|read| accept(read, msg))
+        decode_with(bytes, NEXUS_VERSION, in_place::ReconfigureInto(msg))
+            .and_then(|read| accept(read, msg))
     })
 }
 
@@ -328,7 +398,8 @@ pub fn decode_lrtq_upgrade_msg_into<'s>(
     slot: &'s mut DecodeSlot<LrtqUpgradeMsg>,
 ) -> Result<&'s LrtqUpgradeMsg, WireError> {
     slot.fill(|msg| {
-        decode_with(bytes, in_place::LrtqUpgradeInto(msg)).and_then(|read| accept(read, msg))
+        decode_with(bytes, NEXUS_VERSION, in_place::LrtqUpgradeInto(msg))
+            .and_then(|read| accept(read, msg))
     })
 }
 
@@ -339,16 +410,20 @@ pub fn decode_configuration_into<'s>(
     slot: &'s mut DecodeSlot<Configuration>,
 ) -> Result<&'s Configuration, WireError> {
     slot.fill(|config| {
-        decode_with(bytes, in_place::ConfigInto(config)).and_then(|read| accept(read, config))
+        decode_with(bytes, NEXUS_VERSION, in_place::ConfigInto(config))
+            .and_then(|read| accept(read, config))
     })
 }
+
+/// The version of the LRTQ share data this build writes and reads.
+pub const LRTQ_SHARE_DATA_VERSION: u8 = 1;
 
 /// Encodes LRTQ share data.
 pub fn encode_lrtq_share_data<'b>(
     data: &LrtqShareData,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
-    encode(data, buf)
+    encode(data, LRTQ_SHARE_DATA_VERSION, buf)
 }
 
 /// Decodes LRTQ share data.
@@ -369,10 +444,11 @@ pub(crate) fn decode_lrtq_share_data_into(
     bytes: &[u8],
     slot: &mut Option<LrtqShareData>,
 ) -> Result<(), WireError> {
-    let decoded = decode_with(bytes, in_place::LrtqDataInto(slot)).and_then(|read| {
-        // A successful decode always fills the slot.
-        accept(read, slot.as_ref().ok_or(WireError::Malformed)?)
-    });
+    let decoded = decode_with(bytes, LRTQ_SHARE_DATA_VERSION, in_place::LrtqDataInto(slot))
+        .and_then(|read| {
+            // A successful decode always fills the slot.
+            accept(read, slot.as_ref().ok_or(WireError::Malformed)?)
+        });
     if decoded.is_err() {
         *slot = None;
     }

@@ -14,14 +14,15 @@ use super::{
     OPTION_LEN, PLATFORM_ID_LEN, RACK_ID_LEN, TAG_LEN, VERSION_LEN, WireError, varint_len,
 };
 use crate::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeError,
+    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitError, PrepareAndCommitOutcome, ReconfigureError,
+    ReconfigureMsg, ReconfigureOutcome,
 };
 use crate::config::Configuration;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
-use crate::node::{
-    COUNTER_COUNT, CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
-};
+
+/// The version of every request and answer between Nexus and a node.
+pub const NEXUS_VERSION: u8 = 1;
 
 /// A request or answer between Nexus and a node, and the most bytes its
 /// encoding takes (tests encode the largest value of each and check it
@@ -36,12 +37,12 @@ pub fn encode_nexus<'b, T: NexusWire + ?Sized>(
     value: &T,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
-    super::encode(value, buf)
+    super::encode(value, NEXUS_VERSION, buf)
 }
 
 /// Decodes `commit_configuration`'s request.
 pub fn decode_commit_request(bytes: &[u8]) -> Result<CommitRequest, WireError> {
-    super::decode(bytes)
+    super::decode(bytes, NEXUS_VERSION)
 }
 
 /// Decodes an answer (on the host: the derived decoders of the `host`
@@ -50,7 +51,7 @@ pub fn decode_commit_request(bytes: &[u8]) -> Result<CommitRequest, WireError> {
 pub fn decode_answer<T: NexusWire + serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, WireError> {
-    super::decode(bytes)
+    super::decode(bytes, NEXUS_VERSION)
 }
 
 /// Largest encoded [`CommitRequest`].

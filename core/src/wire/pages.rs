@@ -11,7 +11,7 @@ use postcard::de_flavors::Flavor;
 use serde::Serialize;
 use serde::de::DeserializeSeed;
 
-use super::{WIRE_VERSION, WireError, canonical, in_place};
+use super::{PERSISTENT_STATE_VERSION, WireError, canonical, in_place};
 use crate::persistent::PersistentState;
 
 /// Storage the encoded persistent state is read back from, a piece at a
@@ -66,9 +66,19 @@ fn decode_into<R: PageReader>(
     }
     let mut version = [0u8; 1];
     reader.read(0, &mut version).map_err(PagedError::Read)?;
-    if version[0] != WIRE_VERSION {
-        return Err(PagedError::Wire(WireError::UnsupportedVersion(version[0])));
+    match version[0] {
+        PERSISTENT_STATE_VERSION => decode_current(reader, len, state),
+        // An older version's arm goes here (see the recipe in `super`).
+        other => Err(PagedError::Wire(WireError::UnsupportedVersion(other))),
     }
+}
+
+/// [`decode_into`] of the current version.
+fn decode_current<R: PageReader>(
+    reader: &mut R,
+    len: usize,
+    state: &mut PersistentState,
+) -> Result<(), PagedError<R::Error>> {
     let mut pages = Pages::new(reader, len);
     let mut deserializer = postcard::Deserializer::from_flavor(&mut pages);
     let read = in_place::StateInto(state).deserialize(&mut deserializer);
@@ -80,22 +90,23 @@ fn decode_into<R: PageReader>(
         (Ok(()), Ok(used)) => used,
         _ => return Err(PagedError::Wire(WireError::Malformed)),
     };
-    check_canonical(pages.reader, used, state)?;
+    check_canonical(pages.reader, PERSISTENT_STATE_VERSION, used, state)?;
     if used < len {
         return Err(PagedError::Wire(WireError::TrailingBytes));
     }
     Ok(())
 }
 
-/// The canonical rule against the stored bytes: `value` must encode to the
-/// first `len` of them exactly.
+/// The canonical rule against the stored bytes: `value` must encode (as
+/// version `version`) to the first `len` of them exactly.
 fn check_canonical<R: PageReader, T: Serialize + ?Sized>(
     reader: &mut R,
+    version: u8,
     len: usize,
     value: &T,
 ) -> Result<(), PagedError<R::Error>> {
     let mut stored = [0u8; canonical::CHECK_CHUNK_LEN];
-    canonical::check_against(value, len, |offset, chunk| {
+    canonical::check_against(value, version, len, |offset, chunk| {
         let Some(stored) = stored.get_mut(..chunk.len()) else {
             return Ok(false);
         };

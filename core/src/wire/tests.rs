@@ -198,7 +198,7 @@ fn small_msg_bytes() -> Vec<u8> {
 #[test]
 fn a_small_message_has_a_stable_layout() {
     // version, rack id, variant tag 2 (GetShare), epoch 300 as a varint.
-    let mut expected = std::vec![WIRE_VERSION];
+    let mut expected = std::vec![PEER_MSG_VERSION];
     expected.extend_from_slice(&[1; 16]);
     expected.extend_from_slice(&[2, 0xac, 0x02]);
     assert_eq!(small_msg_bytes(), expected);
@@ -208,10 +208,10 @@ fn a_small_message_has_a_stable_layout() {
 fn bad_framing_is_refused() {
     assert_eq!(decode_peer_msg(&[]).err(), Some(WireError::Empty));
     let mut bytes = small_msg_bytes();
-    bytes[0] = WIRE_VERSION + 1;
+    bytes[0] = PEER_MSG_VERSION + 1;
     assert_eq!(
         decode_peer_msg(&bytes).err(),
-        Some(WireError::UnsupportedVersion(WIRE_VERSION + 1))
+        Some(WireError::UnsupportedVersion(PEER_MSG_VERSION + 1))
     );
     let mut bytes = small_msg_bytes();
     bytes.push(0);
@@ -231,7 +231,7 @@ fn bad_framing_is_refused() {
 #[test]
 fn values_that_break_type_rules_are_refused() {
     // A share with x = 0.
-    let mut bytes = std::vec![WIRE_VERSION];
+    let mut bytes = std::vec![PEER_MSG_VERSION];
     bytes.extend_from_slice(&[1; 16]);
     bytes.extend_from_slice(&[3, 5, 0]); // Share { epoch 5, x 0, .. }
     bytes.extend_from_slice(&[9; 32]);
@@ -394,7 +394,7 @@ fn damage(mut bytes: Vec<u8>, at: prop::sample::Index, value: u8, cut: bool) -> 
 /// decoder accepts, with the same value or the same error; what it accepts
 /// is the encoding of the value it gives (canonical).
 fn peer_msg_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let derived = decode::<PeerMsg>(bytes);
+    let derived = decode::<PeerMsg>(bytes, PEER_MSG_VERSION);
     let in_place = decode_peer_msg(bytes);
     match (derived, in_place) {
         (Ok(a), Ok(b)) => {
@@ -402,8 +402,11 @@ fn peer_msg_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
                 std::vec![0; MAX_PEER_MSG_LEN],
                 std::vec![0; MAX_PEER_MSG_LEN],
             );
-            prop_assert_eq!(encode(&a, &mut x).unwrap(), encode(&b, &mut y).unwrap());
-            prop_assert_eq!(encode(&b, &mut y).unwrap(), bytes);
+            prop_assert_eq!(
+                encode(&a, PEER_MSG_VERSION, &mut x).unwrap(),
+                encode(&b, PEER_MSG_VERSION, &mut y).unwrap()
+            );
+            prop_assert_eq!(encode(&b, PEER_MSG_VERSION, &mut y).unwrap(), bytes);
         }
         (a, b) => prop_assert_eq!(a.err(), b.err()),
     }
@@ -412,7 +415,7 @@ fn peer_msg_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 /// The same for the persistent state; a failed decode leaves it empty.
 fn state_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let derived = decode::<PersistentState>(bytes);
+    let derived = decode::<PersistentState>(bytes, PERSISTENT_STATE_VERSION);
     let mut state = PersistentState::new();
     // Stale contents must not survive a failed decode.
     state.store(&largest_config(1), Some(&share())).unwrap();
@@ -455,7 +458,7 @@ fn some_lrtq_data() -> Vec<Vec<u8>> {
 /// The same for LRTQ share data, decoded into a slot that held other data
 /// and into an empty one; a failed decode leaves the slot empty.
 fn lrtq_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let derived = decode::<LrtqShareData>(bytes);
+    let derived = decode::<LrtqShareData>(bytes, LRTQ_SHARE_DATA_VERSION);
     let mut stale = Some(LrtqShareData {
         rack_id: RackId([1; 16]),
         threshold: LrtqThreshold::new(9).unwrap(),
@@ -634,7 +637,7 @@ fn the_chunked_state_encoder_writes_exactly_the_buffer_encoding() {
     // The largest state, in one call when the chunk holds it exactly.
     let (pages, _) = pages_of(&largest_state(), MAX_PERSISTENT_STATE_LEN);
     assert_eq!(pages.len(), 1);
-    assert_eq!(pages[0][0], WIRE_VERSION);
+    assert_eq!(pages[0][0], PERSISTENT_STATE_VERSION);
 }
 
 #[test]
@@ -734,9 +737,9 @@ fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             &list,
             Threshold::new(2).unwrap(),
         );
-        reconfigures.push(encode(&raw, &mut buf).unwrap().to_vec());
+        reconfigures.push(encode(&raw, NEXUS_VERSION, &mut buf).unwrap().to_vec());
         let raw = (RackId([1; 16]), Epoch(5), &list, Threshold::new(2).unwrap());
-        upgrades.push(encode(&raw, &mut buf).unwrap().to_vec());
+        upgrades.push(encode(&raw, NEXUS_VERSION, &mut buf).unwrap().to_vec());
     }
     (reconfigures, upgrades)
 }
@@ -746,7 +749,7 @@ fn some_requests() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 /// into a slot that held another request and into a fresh one; after a
 /// failed decode the slot yields nothing.
 fn reconfigure_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let derived = decode::<ReconfigureMsg>(bytes);
+    let derived = decode::<ReconfigureMsg>(bytes, NEXUS_VERSION);
     let held = ReconfigureMsg {
         rack_id: RackId([9; 16]),
         epoch: Epoch(77),
@@ -778,7 +781,7 @@ fn reconfigure_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 /// The same for LRTQ upgrade requests.
 fn upgrade_decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let derived = decode::<LrtqUpgradeMsg>(bytes);
+    let derived = decode::<LrtqUpgradeMsg>(bytes, NEXUS_VERSION);
     let held = LrtqUpgradeMsg {
         rack_id: RackId([9; 16]),
         epoch: Epoch(77),

@@ -51,20 +51,35 @@ fn decode_as(decoder: Decoder, bytes: &[u8]) -> Result<(), WireError> {
 /// decoders accepted before the check.
 fn postcard_alone_reads(decoder: Decoder, bytes: &[u8]) -> bool {
     match decoder {
-        Decoder::Peer => decode_with(bytes, in_place::PeerMsgInto(&mut empty_peer_msg())).is_ok(),
+        Decoder::Peer => decode_with(
+            bytes,
+            PEER_MSG_VERSION,
+            in_place::PeerMsgInto(&mut empty_peer_msg()),
+        )
+        .is_ok(),
         Decoder::State => {
             let mut state = PersistentState::new();
-            decode_with(bytes, in_place::StateInto(&mut state)).is_ok()
+            decode_with(
+                bytes,
+                PERSISTENT_STATE_VERSION,
+                in_place::StateInto(&mut state),
+            )
+            .is_ok()
         }
         Decoder::Reconfigure => {
             let mut msg = <ReconfigureMsg as Fillable>::UNFILLED;
-            decode_with(bytes, in_place::ReconfigureInto(&mut msg)).is_ok()
+            decode_with(bytes, NEXUS_VERSION, in_place::ReconfigureInto(&mut msg)).is_ok()
         }
         Decoder::Upgrade => {
             let mut msg = <LrtqUpgradeMsg as Fillable>::UNFILLED;
-            decode_with(bytes, in_place::LrtqUpgradeInto(&mut msg)).is_ok()
+            decode_with(bytes, NEXUS_VERSION, in_place::LrtqUpgradeInto(&mut msg)).is_ok()
         }
-        Decoder::Lrtq => decode_with(bytes, in_place::LrtqDataInto(&mut None)).is_ok(),
+        Decoder::Lrtq => decode_with(
+            bytes,
+            LRTQ_SHARE_DATA_VERSION,
+            in_place::LrtqDataInto(&mut None),
+        )
+        .is_ok(),
     }
 }
 

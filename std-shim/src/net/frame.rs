@@ -3,7 +3,7 @@
 //! Each frame is a 4-byte big-endian length, then that many bytes. An empty
 //! frame is a keep-alive. Any other frame starts with a format byte and the
 //! 16 rack-id bytes: either one peer message as the core encodes it (the
-//! format byte is the core's wire version) or a proxy frame
+//! format byte is the core's peer message version) or a proxy frame
 //! ([`crate::proxy`], format byte [`crate::proxy::PROXY_FRAME`]). The
 //! largest frame is the larger of the core's largest peer message and the
 //! largest proxy frame ([`MAX_FRAME_LEN`]); a longer length prefix ends the
@@ -15,7 +15,7 @@ use std::ops::Deref;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tq_core::ids::RackId;
-use tq_core::wire::{MAX_PEER_MSG_LEN, WIRE_VERSION};
+use tq_core::wire::{MAX_PEER_MSG_LEN, PEER_MSG_VERSION};
 use zeroize::Zeroizing;
 
 use super::stats::CloseReason;
@@ -142,7 +142,7 @@ pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
     writer.flush().await
 }
 
-/// Checks a frame's header: our wire version or the proxy format and, if
+/// Checks a frame's header: our peer message version or the proxy format and, if
 /// `rack` is given, our rack id. The body is the node layer's to decode.
 pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), CloseReason> {
     let Some((&version, rest)) = frame.split_first() else {
@@ -151,7 +151,7 @@ pub(crate) fn check_header(frame: &[u8], rack: Option<&RackId>) -> Result<(), Cl
     let Some(rack_id) = rest.first_chunk::<16>() else {
         return Err(CloseReason::BadHeader);
     };
-    if version != WIRE_VERSION && version != PROXY_FRAME {
+    if version != PEER_MSG_VERSION && version != PROXY_FRAME {
         return Err(CloseReason::BadHeader);
     }
     match rack {
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn headers() {
-        let mut good = vec![WIRE_VERSION];
+        let mut good = vec![PEER_MSG_VERSION];
         good.extend_from_slice(&[7; 16]);
         assert_eq!(check_header(&good, Some(&RACK)), Ok(()));
         good.push(0xff);
@@ -186,7 +186,7 @@ mod tests {
         );
         assert_eq!(check_header(&other_rack, None), Ok(()));
         let mut other_version = good.clone();
-        other_version[0] = WIRE_VERSION + 1;
+        other_version[0] = PEER_MSG_VERSION + 1;
         assert_eq!(
             check_header(&other_version, None),
             Err(CloseReason::BadHeader)

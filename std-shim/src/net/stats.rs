@@ -96,7 +96,7 @@ pub enum CloseReason {
     Inactivity,
     /// A frame's length prefix was above [`super::MAX_FRAME_LEN`].
     Oversize,
-    /// A frame too short for a message header, or of another wire version.
+    /// A frame too short for a message header, or of another peer message version.
     BadHeader,
     /// A frame carrying another rack's id.
     WrongRack,

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 use tq_core::ids::{PlatformId, RackId};
-use tq_core::wire::WIRE_VERSION;
+use tq_core::wire::PEER_MSG_VERSION;
 use tq_std::backoff::BackoffConfig;
 use tq_std::net::identity::platform_id_uri;
 use tq_std::net::{Frame, Net, NetConfig, NetEvent, TlsIdentity};
@@ -97,7 +97,7 @@ pub fn peer_map(nodes: &[&Node]) -> BTreeMap<PlatformId, SocketAddr> {
 
 /// A frame that passes the network's header check.
 pub fn message(rack: RackId, body: &[u8]) -> Frame {
-    let mut frame = vec![WIRE_VERSION];
+    let mut frame = vec![PEER_MSG_VERSION];
     frame.extend_from_slice(rack.as_bytes());
     frame.extend_from_slice(body);
     Frame::from(frame)

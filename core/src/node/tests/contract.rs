@@ -265,9 +265,9 @@ fn refused_and_no_op_peer_messages_need_no_write() {
             body: Body::Expunged(Epoch(9)),
         };
         s.receive(&platform(1), &other);
-        s.receive_bytes(&platform(1), &[wire::WIRE_VERSION, 0xff, 0xff, 0xff]);
+        s.receive_bytes(&platform(1), &[wire::PEER_MSG_VERSION, 0xff, 0xff, 0xff]);
         s.receive_bytes(&platform(1), &[]);
-        s.receive_bytes(&platform(1), &[wire::WIRE_VERSION + 1]);
+        s.receive_bytes(&platform(1), &[wire::PEER_MSG_VERSION + 1]);
         s.receive(&platform(1), &msg(Body::PrepareAck(Epoch(1))));
         s.receive(&platform(1), &msg(Body::Expunged(Epoch(1))));
     });

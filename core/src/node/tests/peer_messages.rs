@@ -21,11 +21,11 @@ fn messages_for_another_rack_are_counted_and_dropped() {
 fn undecodable_bytes_are_counted() {
     let mut sleds = committed_rack(4, 2);
     let s = &mut sleds[0];
-    s.receive_bytes(&platform(1), &[wire::WIRE_VERSION, 0xff, 0xff]);
+    s.receive_bytes(&platform(1), &[wire::PEER_MSG_VERSION, 0xff, 0xff]);
     s.receive_bytes(&platform(1), &[]);
     assert_eq!(s.count(Counter::Undecodable), 2);
     // A newer peer's format is counted apart.
-    s.receive_bytes(&platform(1), &[wire::WIRE_VERSION + 1, 0]);
+    s.receive_bytes(&platform(1), &[wire::PEER_MSG_VERSION + 1, 0]);
     assert_eq!(s.count(Counter::UnsupportedVersion), 1);
     assert_eq!(s.count(Counter::Undecodable), 2);
 }

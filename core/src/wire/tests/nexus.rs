@@ -3,16 +3,13 @@
 
 use super::*;
 use crate::api::{
-    Activity, CommitOutcome, CommitRequest, ConfigSummary, Coordinating, CoordinatorStatus,
-    CoordinatorStatusRef, LrtqSummary, NodeStatus, NodeStatusRef, PrepareAndCommitOutcome,
-    ReconfigureOutcome, StateSummary,
+    Activity, Alarm, COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, ConfigSummary,
+    Coordinating, CoordinatorPhase, CoordinatorStatus, CoordinatorStatusRef, Counters, ExpungedAt,
+    LrtqSummary, LrtqUpgradeError, NodeStatus, NodeStatusRef, PrepareAndCommitError,
+    PrepareAndCommitOutcome, RackMismatch, ReconfigureError, ReconfigureOutcome, StateSummary,
 };
 use crate::crypto::RngError;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
-use crate::node::{
-    Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counters, ExpungedAt, LrtqUpgradeError,
-    PrepareAndCommitError, RackMismatch, ReconfigureError,
-};
 
 /// `value` encoded into a buffer of exactly its `MAX_LEN`.
 fn encoded<T: NexusWire + ?Sized>(value: &T) -> Vec<u8> {
@@ -80,11 +77,14 @@ where
 {
     let answers: Vec<Result<O, E>> = errors.iter().cloned().map(Err).collect();
     assert_eq!(<Result<O, E>>::MAX_LEN, MAX_ANSWER_LEN);
-    assert_fills_its_bound(&answers[0], |bytes| decode(bytes));
+    assert_fills_its_bound(&answers[0], |bytes| decode(bytes, NEXUS_VERSION));
     for answer in &answers[1..] {
         let bytes = encoded(answer);
         assert!(bytes.len() < MAX_ANSWER_LEN, "{answer:?}");
-        assert_eq!(decode::<Result<O, E>>(&bytes).as_ref(), Ok(answer));
+        assert_eq!(
+            decode::<Result<O, E>>(&bytes, NEXUS_VERSION).as_ref(),
+            Ok(answer)
+        );
     }
 }
 
@@ -155,7 +155,7 @@ fn the_largest_coordinator_status_fills_its_bound_exactly() {
         <Option<CoordinatorStatus>>::MAX_LEN,
         MAX_COORDINATOR_STATUS_LEN
     );
-    assert_fills_its_bound(&status, |bytes| decode(bytes));
+    assert_fills_its_bound(&status, |bytes| decode(bytes, NEXUS_VERSION));
     // What a node answers, borrowing its parts, is the same bytes.
     let owned = status.as_ref().unwrap();
     let borrowed: Option<CoordinatorStatusRef<'_>> = Some(CoordinatorStatus {
@@ -223,7 +223,7 @@ fn the_largest_node_status_fills_its_bound_exactly() {
     assert_eq!(status.counters.iter().count(), COUNTER_COUNT);
     assert!(status.counters.iter().all(|(_, n)| n == u32::MAX));
     assert_eq!(<NodeStatus>::MAX_LEN, MAX_NODE_STATUS_LEN);
-    assert_fills_its_bound(&status, |bytes| decode(bytes));
+    assert_fills_its_bound(&status, |bytes| decode(bytes, NEXUS_VERSION));
     let borrowed: NodeStatusRef<'_> = NodeStatus {
         id: status.id.clone(),
         connected: &status.connected,
