@@ -11,6 +11,7 @@ use crate::node::counters::Counter;
 use crate::node::ctx::NodeCtx;
 use crate::node::errors::LoadSecretError;
 use crate::node::events::Event;
+use crate::node::peer::NOT_WANTED;
 
 /// The secrets of one committed epoch and the older ones it carried.
 #[derive(Debug)]
@@ -89,7 +90,7 @@ impl SecretLoader {
         epoch: Epoch,
         share: &Share,
     ) -> Result<(), Counter> {
-        let collector = self.collecting.as_mut().ok_or(Counter::Unexpected)?;
+        let collector = self.collecting.as_mut().ok_or(NOT_WANTED)?;
         collector.offer(ctx.state(), from, epoch, share)?;
         self.finish_if_complete(ctx);
         Ok(())

@@ -50,7 +50,7 @@ mod validate;
 
 pub use alarms::Alarm;
 pub use coordinator::CoordinatorPhase;
-pub use counters::{COUNTER_COUNT, Counter, Counters};
+pub use counters::{COUNTER_COUNT, Counter, CounterKind, Counters};
 pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
 pub use drive::{AsyncIo, Io, Outputs, drive, drive_async};
 pub use errors::{
