@@ -126,6 +126,7 @@
 
 pub mod backoff;
 pub mod handle;
+pub mod health;
 pub mod ledger;
 pub mod metrics;
 pub mod net;
