@@ -51,6 +51,7 @@ pub mod pki;
 pub mod progress;
 pub mod record;
 pub mod sleds;
+pub mod tally;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -725,36 +726,17 @@ impl Demo {
     /// fault must show. Returns the normal counters that are not zero,
     /// summed over sleds; the anomalies go to the record.
     async fn anomaly_checks(&mut self) -> BTreeMap<String, u64> {
-        let mut normal: BTreeMap<String, u64> = BTreeMap::new();
-        let mut anomalies: BTreeMap<String, u64> = BTreeMap::new();
-        let mut unexplained = Vec::new();
         let mut unread: Vec<usize> = self.sleds.unread().to_vec();
-        let mut shown: BTreeMap<usize, sleds::Counts> = BTreeMap::new();
+        let mut by_sled: BTreeMap<usize, sleds::Counts> = BTreeMap::new();
         for i in 0..self.sleds.len() {
-            let counts = match self.sleds.counts(i).await {
-                Ok(counts) => counts,
-                Err(_) => {
-                    unread.push(i);
-                    continue;
+            match self.sleds.counts(i).await {
+                Ok(counts) => {
+                    by_sled.insert(i, counts);
                 }
-            };
-            for reading in counts.values() {
-                if !reading.anomaly {
-                    if reading.count > 0 {
-                        *normal.entry(reading.name.clone()).or_default() += reading.count;
-                    }
-                    continue;
-                }
-                *anomalies.entry(reading.name.clone()).or_default() += reading.count;
-                let explained = self.record.injected.iter().any(|fault| {
-                    fault.sleds.contains(&i) && fault.explains.contains(&reading.name.as_str())
-                });
-                if reading.count > 0 && !explained {
-                    unexplained.push(format!("{} {} on sled {i}", reading.name, reading.count));
-                }
+                Err(_) => unread.push(i),
             }
-            shown.insert(i, counts);
         }
+        let tally = tally::tally(&by_sled, &self.record.injected);
         let scope = if self.sleds.reads_host_counters() {
             "every layer"
         } else {
@@ -763,13 +745,13 @@ impl Demo {
         self.record.check(
             format!(
                 "no anomaly counter but the injected faults' ({scope}): {}",
-                if unexplained.is_empty() {
+                if tally.unexplained.is_empty() {
                     "none".to_owned()
                 } else {
-                    unexplained.join(", ")
+                    tally.unexplained.join(", ")
                 }
             ),
-            unexplained.is_empty(),
+            tally.unexplained.is_empty(),
         );
         unread.sort_unstable();
         unread.dedup();
@@ -777,32 +759,18 @@ impl Demo {
             format!("every sled's counters were read, before each kill too {unread:?}"),
             unread.is_empty(),
         );
+        // A process's status reports the core's counters only, where no
+        // injected fault shows.
         if self.sleds.reads_host_counters() {
-            let faults: Vec<(String, u64)> = self
-                .record
-                .injected
-                .iter()
-                .filter(|fault| !fault.explains.is_empty())
-                .map(|fault| {
-                    let seen = fault
-                        .sleds
-                        .iter()
-                        .filter_map(|i| shown.get(i))
-                        .flat_map(|counts| fault.explains.iter().filter_map(|n| counts.get(*n)))
-                        .map(|r| r.count)
-                        .sum();
-                    (fault.what.clone(), seen)
-                })
-                .collect();
-            for (what, seen) in faults {
+            for (what, seen) in tally.seen {
                 self.record.check(
                     format!("the injected {what} showed in its counters ({seen})"),
                     seen > 0,
                 );
             }
         }
-        self.record.anomalies = anomalies.into_iter().collect();
-        normal
+        self.record.anomalies = tally.anomalies.into_iter().collect();
+        tally.normal
     }
 }
 
