@@ -756,7 +756,13 @@ impl Demo {
         unread.sort_unstable();
         unread.dedup();
         self.record.check(
-            format!("every sled's counters were read, before each kill too {unread:?}"),
+            if unread.is_empty() {
+                "every sled's counters were read, before each kill too".to_owned()
+            } else {
+                format!(
+                    "every sled's counters were read, before each kill too (not: sleds {unread:?})"
+                )
+            },
             unread.is_empty(),
         );
         // A process's status reports the core's counters only, where no
