@@ -33,7 +33,7 @@ mod counters;
 mod errors;
 
 pub use alarms::Alarm;
-pub use counters::{COUNTER_COUNT, Counter, Counters};
+pub use counters::{COUNTER_COUNT, Counter, CounterKind, Counters};
 pub use errors::{
     CommitError, ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError,
     RackMismatch, ReconfigureError,

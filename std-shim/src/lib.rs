@@ -150,6 +150,7 @@
 
 pub mod backoff;
 pub mod handle;
+pub mod health;
 pub mod ledger;
 pub mod metrics;
 pub mod net;

@@ -66,6 +66,9 @@ async fn a_fresh_sled_writes_and_reloads() {
     assert!(opened.state.is_none());
     assert_eq!(opened.report.found, [CopyFinding::Absent; 2]);
     let ledger = opened.ledger;
+    // A new sled's ledger is not a bad copy.
+    let found_bad: Vec<u64> = ledger.stats().copies.iter().map(|c| c.found_bad).collect();
+    assert_eq!(found_bad, [0, 0]);
     assert!(matches!(
         ledger.write(b"state one").await,
         Ok(WriteOutcome::Both { generation: 1 })

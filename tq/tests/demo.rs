@@ -9,17 +9,45 @@ const TQ: &str = env!("CARGO_BIN_EXE_tq");
 
 /// Runs `tq demo args...`; its exit status and stdout (the summary).
 fn demo(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (status, stdout, _) = demo_with_progress(args);
+    (status, stdout)
+}
+
+/// [`demo`], and its stderr (the progress).
+fn demo_with_progress(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let out = Command::new(TQ)
         .arg("demo")
         .args(args)
         .output()
         .expect("tq runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{stderr}");
         eprintln!("{stdout}");
     }
-    (out.status, stdout)
+    (out.status, stdout, stderr)
+}
+
+/// The value next to the counter `name` in the summary's tables.
+fn count(summary: &str, name: &str) -> u64 {
+    let value = summary.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split(['│', '┆']).map(str::trim).collect();
+        let at = cells.iter().position(|c| *c == name)?;
+        cells.get(at + 1)?.parse().ok()
+    });
+    value.unwrap_or_else(|| panic!("no counter {name:?} in:\n{summary}"))
+}
+
+/// The progress announces the faults it injects, and the sleds' logs
+/// (with the injected fault's ERROR line) stay out of it.
+fn check_progress(progress: &str) {
+    assert!(
+        progress.contains("injecting: ledger write failure on sled"),
+        "{progress}"
+    );
+    assert!(progress.contains("injecting: power cut"), "{progress}");
+    assert!(!progress.contains("ERROR"), "{progress}");
 }
 
 /// The summary's row for `label`, its cells trimmed (`┆` separates them).
@@ -43,6 +71,21 @@ fn check_summary(summary: &str, lrtq: usize) {
     );
     assert!(!summary.contains("FAILED"), "{summary}");
     assert_eq!(row(summary, "alarms (must be 0)")[1], "0");
+    // The anomaly counters are shown, and an honest run leaves them at 0
+    // (the injected ledger fault's are explained, and checked, apart).
+    for anomaly in [
+        "core: unexpected",
+        "core: invalid_share_digest",
+        "core: undecodable",
+        "core: false_claim",
+    ] {
+        assert_eq!(count(summary, anomaly), 0, "{summary}");
+    }
+    assert!(
+        row(summary, "no anomaly counter but the injected faults'")[0].ends_with(": none"),
+        "{summary}"
+    );
+    assert!(summary.contains("\nlogs: "), "{summary}");
     // Every phase ran, with the membership the scenario implies.
     let members = |phase: &str| row(summary, phase)[3].parse::<usize>().unwrap();
     assert_eq!(members("LRTQ upgrade"), lrtq);
@@ -76,16 +119,21 @@ fn check_summary(summary: &str, lrtq: usize) {
 
 #[test]
 fn demo_of_a_small_rack_passes_every_check() {
-    let (status, summary) = demo(&["--sleds", "4", "--seed", "7"]);
+    let (status, summary, progress) = demo_with_progress(&["--sleds", "4", "--seed", "7"]);
     assert_eq!(status.code(), Some(0), "{summary}");
     check_summary(&summary, 4);
+    check_progress(&progress);
+    // In-process, every layer's anomalies are shown, the ledger's too.
+    assert_eq!(count(&summary, "net: handshake_refused_unknown_issuer"), 0);
+    assert!(count(&summary, "ledger: writes_failed") > 0, "{summary}");
 }
 
 #[test]
 fn demo_with_each_sled_a_process_passes_every_check() {
-    let (status, summary) = demo(&["--sleds", "4", "--processes"]);
+    let (status, summary, progress) = demo_with_progress(&["--sleds", "4", "--processes"]);
     assert_eq!(status.code(), Some(0), "{summary}");
     check_summary(&summary, 4);
+    check_progress(&progress);
 }
 
 #[test]

@@ -6,11 +6,17 @@
 //! Each occurrence is counted once, in one place: a refused peer message by
 //! the message handler's caller (the handlers return the [`Counter`] as
 //! their error), everything else where it happens.
+//!
+//! Each counter is declared with its [`CounterKind`]: an anomaly (a healthy
+//! rack never counts it) or normal (the churn of a live rack, such as the
+//! shares that arrive after a collection finished). An honest run leaves
+//! every anomaly at zero, so a nonzero one is worth a look, and counting a
+//! normal occurrence as an anomaly (or the reverse) is a bug.
 
 use core::fmt;
 
 macro_rules! counters {
-    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )+) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, $kind:ident, )+) => {
         /// What is counted. The name is stable: exporters use it as a metric
         /// label.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,74 +35,121 @@ macro_rules! counters {
                     $( Counter::$variant => $name, )+
                 }
             }
+
+            /// Whether a healthy rack ever counts it.
+            pub const fn kind(self) -> CounterKind {
+                match self {
+                    $( Counter::$variant => CounterKind::$kind, )+
+                }
+            }
         }
     };
 }
 
+/// Whether a healthy rack ever counts a [`Counter`]: each counter is
+/// declared with its kind, so a new one cannot be added unclassified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CounterKind {
+    /// Something a healthy rack never does (a forged or invalid message,
+    /// another rack's, bytes that do not decode, a bound or an invariant
+    /// broken): any count is worth an operator's look.
+    Anomaly,
+    /// The ordinary churn of a live rack: a message that arrives after the
+    /// work it answered is over, a repeat, a peer that has not caught up, a
+    /// peer that went away.
+    Normal,
+}
+
+impl Counter {
+    /// Whether this counter is an [`CounterKind::Anomaly`]: an honest run
+    /// leaves every one of them at zero.
+    pub const fn is_anomaly(self) -> bool {
+        matches!(self.kind(), CounterKind::Anomaly)
+    }
+}
+
 counters! {
     /// A peer message named another rack.
-    WrongRackId => "wrong_rack_id",
-    /// A peer message arrived while this node is expunged.
-    WhileExpunged => "while_expunged",
+    WrongRackId => "wrong_rack_id", Anomaly,
+    /// A peer message arrived while this node is expunged (from a peer not
+    /// yet told of the commit that removed it).
+    WhileExpunged => "while_expunged", Normal,
     /// A peer message came from a sled that is not a member of the epoch it
     /// is about.
-    FromNonMember => "from_non_member",
+    FromNonMember => "from_non_member", Anomaly,
     /// A peer message was about a configuration this node is not a member
     /// of.
-    NotAMember => "not_a_member",
+    NotAMember => "not_a_member", Anomaly,
     /// A configuration differs from the one stored for its epoch (the
     /// `MismatchedConfigurations` alarm is raised too).
-    ConflictingConfiguration => "conflicting_configuration",
+    ConflictingConfiguration => "conflicting_configuration", Anomaly,
     /// A peer message was about an epoch this node is not working on, or one
-    /// already superseded.
-    WrongEpoch => "wrong_epoch",
+    /// already superseded (a rack that reconfigures sees stragglers).
+    WrongEpoch => "wrong_epoch", Normal,
     /// A `Prepare` did not come from its configuration's coordinator, or its
     /// configuration or share did not fit this node.
-    InvalidPrepare => "invalid_prepare",
+    InvalidPrepare => "invalid_prepare", Anomaly,
     /// A received share did not match the digest listed for its sender.
-    InvalidShareDigest => "invalid_share_digest",
-    /// A peer sent a share it had already sent.
-    DuplicateShare => "duplicate_share",
+    InvalidShareDigest => "invalid_share_digest", Anomaly,
+    /// A peer sent a share it had already sent (asked again after a
+    /// reconnect, and both answers came).
+    DuplicateShare => "duplicate_share", Normal,
     /// An LRTQ share's digest is not one of the rack's LRTQ digests.
-    UnknownLrtqShareDigest => "unknown_lrtq_share_digest",
+    UnknownLrtqShareDigest => "unknown_lrtq_share_digest", Anomaly,
     /// An LRTQ share with the same digest already came from another node.
-    DuplicateLrtqShareDigest => "duplicate_lrtq_share_digest",
-    /// A message nobody on this node was waiting for.
-    Unexpected => "unexpected",
+    DuplicateLrtqShareDigest => "duplicate_lrtq_share_digest", Anomaly,
+    /// A message that nothing this node did or stores explains: an ack of
+    /// a prepare it never sent, a share of an epoch it does not know, an
+    /// LRTQ share while it holds no LRTQ data.
+    Unexpected => "unexpected", Anomaly,
+    /// A prepare ack of a configuration this node coordinated, from one of
+    /// its members, after the coordination ended (committed, or this node
+    /// restarted): the acks past what Nexus needed.
+    LatePrepareAck => "late_prepare_ack", Normal,
+    /// A share of a stored configuration, from one of its members and
+    /// matching its digest, that no collection here wanted any more: a
+    /// collection finishes with the first `K` shares, and the other members
+    /// asked answer too.
+    LateShare => "late_share", Normal,
+    /// A genuine LRTQ share of this rack after the upgrade stopped
+    /// collecting them (it needs only the LRTQ threshold of them).
+    LateLrtqShare => "late_lrtq_share", Normal,
     /// Bytes from a peer did not decode.
-    Undecodable => "undecodable",
+    Undecodable => "undecodable", Anomaly,
     /// Bytes from a peer were in a wire format version this build does not
     /// read (a newer peer during a rolling upgrade).
-    UnsupportedVersion => "unsupported_version",
+    UnsupportedVersion => "unsupported_version", Anomaly,
     /// A peer's `Expunged` or `CommitAdvance` that this node's own state
     /// proves false, or that came from a sled outside the configuration it
     /// is about (only a member can truthfully send either).
-    FalseClaim => "false_claim",
-    /// A request this node cannot answer (no share, no LRTQ data).
-    CannotAnswer => "cannot_answer",
+    FalseClaim => "false_claim", Anomaly,
+    /// A request this node cannot answer (no share, no LRTQ data): a sled
+    /// that missed a prepare is asked for its share before it computed it.
+    CannotAnswer => "cannot_answer", Normal,
     /// A reply was not queued because the peer that asked is not connected.
-    NotConnected => "not_connected",
+    NotConnected => "not_connected", Normal,
     /// A message was not queued because the outgoing queue is full.
-    OutgoingQueueFull => "outgoing_queue_full",
+    OutgoingQueueFull => "outgoing_queue_full", Anomaly,
     /// A queued message was dropped because what it referred to is gone.
-    OutgoingStale => "outgoing_stale",
+    OutgoingStale => "outgoing_stale", Normal,
     /// A connection was not recorded because the table of peers is full.
-    ConnectionTableFull => "connection_table_full",
+    ConnectionTableFull => "connection_table_full", Anomaly,
     /// A configuration was not stored because `MAX_STORED_CONFIGS` was
     /// reached (never expected: obsolete ones are dropped first).
-    ConfigDropped => "config_dropped",
+    ConfigDropped => "config_dropped", Anomaly,
     /// The oldest retained secret was dropped to respect
     /// `MAX_RETAINED_SECRETS`.
-    RetainedSecretDropped => "retained_secret_dropped",
+    RetainedSecretDropped => "retained_secret_dropped", Normal,
     /// An alarm was not recorded because the alarm list is full.
-    AlarmDropped => "alarm_dropped",
+    AlarmDropped => "alarm_dropped", Anomaly,
     /// The caller's RNG failed during a protocol step.
-    RngFailure => "rng_failure",
+    RngFailure => "rng_failure", Anomaly,
     /// An event was not recorded because the event queue is full.
-    EventDropped => "event_dropped",
+    EventDropped => "event_dropped", Anomaly,
     /// A step that cannot fail did (a broken invariant of this code, not
     /// of the protocol); the step was abandoned.
-    Internal => "internal",
+    Internal => "internal", Anomaly,
 }
 
 /// The number of counters.
@@ -132,9 +185,18 @@ impl Counters {
             .map(|(c, n)| (*c, *n))
     }
 
-    /// The sum of all counts: zero means nothing odd has happened.
+    /// The sum of all counts.
     pub fn total(&self) -> u64 {
         self.0.iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// The sum of the [anomalies](Counter::is_anomaly): zero in an honest
+    /// rack.
+    pub fn anomalies(&self) -> u64 {
+        self.iter()
+            .filter(|(counter, _)| counter.is_anomaly())
+            .map(|(_, n)| u64::from(n))
+            .sum()
     }
 
     pub(crate) fn bump(&mut self, counter: Counter) {
@@ -234,6 +296,41 @@ mod tests {
         assert_eq!(counters.get(Counter::Undecodable), 0);
         assert_eq!(counters.total(), 3);
         assert_eq!(counters.iter().count(), COUNTER_COUNT);
+    }
+
+    #[test]
+    fn anomalies_sum_only_anomaly_counters() {
+        let mut counters = Counters::default();
+        counters.bump(Counter::LateShare);
+        counters.bump(Counter::LatePrepareAck);
+        counters.bump(Counter::DuplicateShare);
+        assert_eq!(counters.anomalies(), 0);
+        counters.bump(Counter::InvalidShareDigest);
+        counters.bump(Counter::Unexpected);
+        assert_eq!(counters.anomalies(), 2);
+        assert_eq!(counters.total(), 5);
+    }
+
+    #[test]
+    fn both_kinds_are_used_and_the_usual_anomalies_are_anomalies() {
+        for counter in [
+            Counter::WrongRackId,
+            Counter::InvalidShareDigest,
+            Counter::Undecodable,
+            Counter::FalseClaim,
+            Counter::Unexpected,
+            Counter::Internal,
+        ] {
+            assert!(counter.is_anomaly(), "{counter}");
+        }
+        for counter in [
+            Counter::LatePrepareAck,
+            Counter::LateShare,
+            Counter::LateLrtqShare,
+            Counter::DuplicateShare,
+        ] {
+            assert!(!counter.is_anomaly(), "{counter}");
+        }
     }
 
     #[test]

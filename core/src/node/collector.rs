@@ -144,9 +144,10 @@ impl ShareCollector {
         if self.shares.iter().any(|s| s.x() == share.x()) {
             return Err(Counter::DuplicateShare);
         }
+        // Room for `K` shares, and a complete collection takes no more.
         self.shares
             .push(share.clone())
-            .map_err(|_| Counter::Unexpected)?;
+            .map_err(|_| Counter::Internal)?;
         Ok(if self.is_complete() {
             Added::Complete
         } else {

@@ -20,6 +20,7 @@ use crate::messages::{QueuedBody, QueuedShare};
 use crate::node::collector::ShareCollector;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
+use crate::node::peer::NOT_WANTED;
 use crate::node::validate::{RequestKind, Validated};
 use crate::persistent::{LrtqShareData, StateError};
 
@@ -234,7 +235,7 @@ impl Coordinator {
         share: &Share,
     ) -> Result<(), Counter> {
         let Phase::CollectingShares(collector) = &mut self.phase else {
-            return Err(Counter::Unexpected);
+            return Err(NOT_WANTED);
         };
         collector.offer(ctx.state(), from, epoch, share)?;
         self.after_share(ctx, rng);
@@ -250,12 +251,13 @@ impl Coordinator {
         share: &LrtqShare,
     ) -> Result<(), Counter> {
         let Phase::CollectingLrtqShares(collector) = &mut self.phase else {
-            return Err(Counter::Unexpected);
+            return Err(NOT_WANTED);
         };
         if !self.request.members.contains(from) {
             return Err(Counter::FromNonMember);
         }
-        let lrtq = ctx.state().lrtq().ok_or(Counter::Unexpected)?;
+        // An upgrade starts only on a node with LRTQ data (validated).
+        let lrtq = ctx.state().lrtq().ok_or(Counter::Internal)?;
         collector.add(from, share, lrtq)?;
         self.after_lrtq_share(ctx, rng);
         Ok(())
@@ -267,6 +269,7 @@ impl Coordinator {
         ctx: &mut NodeCtx,
         from: &PlatformId,
     ) -> Result<(), Counter> {
+        // No prepare of this epoch has left before its preparing phase.
         let Phase::Preparing(p) = &mut self.phase else {
             return Err(Counter::Unexpected);
         };

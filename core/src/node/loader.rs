@@ -9,6 +9,7 @@ use crate::log;
 use crate::node::collector::ShareCollector;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
+use crate::node::peer::NOT_WANTED;
 
 /// The secrets of one committed epoch and the older ones it carried.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ impl SecretLoader {
         epoch: Epoch,
         share: &Share,
     ) -> Result<(), Counter> {
-        let collector = self.collecting.as_mut().ok_or(Counter::Unexpected)?;
+        let collector = self.collecting.as_mut().ok_or(NOT_WANTED)?;
         collector.offer(ctx.state(), from, epoch, share)?;
         self.finish_if_complete(ctx);
         Ok(())

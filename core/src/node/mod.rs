@@ -48,8 +48,9 @@ mod validate;
 // The Nexus-facing types the node answers with live a layer below it, in
 // `api`; re-exported so that callers keep their paths.
 pub use crate::api::{
-    Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counter, Counters, ExpungedAt,
-    LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, RackMismatch, ReconfigureError,
+    Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counter, CounterKind, Counters,
+    ExpungedAt, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, RackMismatch,
+    ReconfigureError,
 };
 pub use ctx::{CtxSlot, NodeCtx, RestoreLrtqError, StateToStore};
 pub use drive::{AsyncIo, Io, Outputs, drive, drive_async};

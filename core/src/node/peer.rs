@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use super::{Alarm, Node, NodeCtx};
 use crate::api::{Counter, PrepareAndCommitOutcome};
 use crate::config::Configuration;
-use crate::crypto::{Share, compute_share};
+use crate::crypto::{LrtqShare, Share, compute_share};
 use crate::ids::{Epoch, PlatformId, RackId};
 use crate::log;
 use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
@@ -110,10 +110,16 @@ impl Node {
             Body::GetShare(epoch) => on_get_share(ctx, from, epoch),
             Body::Share { epoch, share } => self.on_share(ctx, rng, from, epoch, share),
             Body::GetLrtqShare => on_get_lrtq_share(ctx, from),
-            Body::LrtqShare(share) => match &mut self.coordinator {
-                Some(c) => c.on_lrtq_share(ctx, rng, from, share),
-                None => Err(Counter::Unexpected),
-            },
+            Body::LrtqShare(share) => {
+                let taken = match &mut self.coordinator {
+                    Some(c) => c.on_lrtq_share(ctx, rng, from, share),
+                    None => Err(NOT_WANTED),
+                };
+                taken.map_err(|counter| match counter {
+                    NOT_WANTED => unwanted_lrtq_share(ctx, share),
+                    other => other,
+                })
+            }
             Body::Expunged(epoch) => self.on_expunged(ctx, from, epoch),
             Body::CommitAdvance(config) => self.on_commit_advance(ctx, from, msg.rack_id, config),
         }
@@ -204,7 +210,9 @@ impl Node {
         from: &PlatformId,
         epoch: Epoch,
     ) -> Result<(), Counter> {
-        let coordinator = self.coordinator.as_mut().ok_or(Counter::Unexpected)?;
+        let Some(coordinator) = self.coordinator.as_mut() else {
+            return Err(unwanted_prepare_ack(ctx, from, epoch));
+        };
         // Planted bug (test-only, see `crate::planted`): an ack of any
         // epoch counts for the running coordination.
         let checks_epoch = cfg!(not(feature = "planted-bug-ack-any-epoch"));
@@ -224,14 +232,17 @@ impl Node {
     ) -> Result<(), Counter> {
         // Every collector that wants this epoch gets the share; the message
         // counts as refused only if none of them took it.
-        let mut outcome = Err(Counter::Unexpected);
+        let mut outcome = Err(NOT_WANTED);
         if let Some(coordinator) = &mut self.coordinator {
             outcome = better(outcome, coordinator.on_share(ctx, rng, from, epoch, share));
         }
         if self.share_computer.is_some() {
             outcome = better(outcome, self.on_share_for_computer(ctx, from, epoch, share));
         }
-        better(outcome, self.loader.on_share(ctx, from, epoch, share))
+        match better(outcome, self.loader.on_share(ctx, from, epoch, share)) {
+            Err(NOT_WANTED) => Err(unwanted_share(ctx, from, epoch, share)),
+            other => other,
+        }
     }
 
     /// Out of line: computing a share holds interpolation tables, which
@@ -244,7 +255,7 @@ impl Node {
         epoch: Epoch,
         share: &Share,
     ) -> Result<(), Counter> {
-        let computer = self.share_computer.as_mut().ok_or(Counter::Unexpected)?;
+        let computer = self.share_computer.as_mut().ok_or(NOT_WANTED)?;
         if computer.offer(ctx.state(), from, epoch, share)? != Added::Complete {
             return Ok(());
         }
@@ -456,12 +467,78 @@ fn store_config(
     }
 }
 
+/// What a collector (the coordinator's, the share computer, the loader)
+/// returns for a share it is not collecting: the handler then decides
+/// whether the share is late or unexplained ([`unwanted_share`],
+/// [`unwanted_lrtq_share`]). Never counted as such.
+pub(crate) const NOT_WANTED: Counter = Counter::Unexpected;
+
 /// Of two outcomes for one share offered to several collectors, the one to
 /// report: success wins, then the more specific refusal.
 fn better(a: Result<(), Counter>, b: Result<(), Counter>) -> Result<(), Counter> {
     match (a, b) {
         (Ok(()), _) | (_, Ok(())) => Ok(()),
-        (Err(Counter::Unexpected), Err(e)) => Err(e),
+        (Err(NOT_WANTED), Err(e)) => Err(e),
         (Err(e), _) => Err(e),
+    }
+}
+
+/// Why a share no collection here wanted is refused. A collection ends
+/// with its first `K` shares while every member it asked answers, so a
+/// share of a stored configuration that matches its sender's digest is
+/// late (normal); one that does not match is forged; one of an epoch this
+/// node never stored is unexplained.
+fn unwanted_share(ctx: &NodeCtx, from: &PlatformId, epoch: Epoch, share: &Share) -> Counter {
+    let state = ctx.state();
+    let Some(stored) = state.get(epoch) else {
+        // An older configuration may have been dropped since it was asked.
+        let superseded = state.latest_epoch().is_some_and(|latest| latest > epoch);
+        return if superseded {
+            Counter::WrongEpoch
+        } else {
+            Counter::Unexpected
+        };
+    };
+    match stored.config.share_digest(from) {
+        None => Counter::FromNonMember,
+        Some(digest) if !bool::from(share.digest().ct_eq(digest)) => Counter::InvalidShareDigest,
+        Some(_) => Counter::LateShare,
+    }
+}
+
+/// Why a prepare ack is refused when this node coordinates nothing: late
+/// (normal) if this node coordinated that epoch's configuration and the
+/// sender is one of its members (Nexus commits before every ack is in, and
+/// a restart ends the coordination), else unexplained.
+fn unwanted_prepare_ack(ctx: &NodeCtx, from: &PlatformId, epoch: Epoch) -> Counter {
+    let state = ctx.state();
+    let Some(stored) = state.get(epoch) else {
+        // An abandoned epoch's configuration is dropped once a newer one
+        // is known.
+        let superseded = state.latest_epoch().is_some_and(|latest| latest > epoch);
+        return if superseded {
+            Counter::WrongEpoch
+        } else {
+            Counter::Unexpected
+        };
+    };
+    if stored.config.coordinator() != ctx.id() {
+        Counter::Unexpected
+    } else if !stored.config.is_member(from) {
+        Counter::FromNonMember
+    } else {
+        Counter::LatePrepareAck
+    }
+}
+
+/// Why an LRTQ share is refused when no upgrade here collects them: one of
+/// this rack's genuine LRTQ shares is late (an upgrade needs only the LRTQ
+/// threshold of them, and its holder sends it only to a sled that asked);
+/// any other is forged or unexplained.
+fn unwanted_lrtq_share(ctx: &NodeCtx, share: &LrtqShare) -> Counter {
+    match ctx.state().lrtq() {
+        Some(lrtq) if lrtq.is_known_digest(&share.digest()) => Counter::LateLrtqShare,
+        Some(_) => Counter::UnknownLrtqShareDigest,
+        None => Counter::Unexpected,
     }
 }

@@ -433,8 +433,10 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
     });
 
     let mut stats = LedgerStats::default();
+    // No copy at all is a new sled's ledger, not a copy gone bad.
+    let fresh = found.iter().all(|finding| *finding == CopyFinding::Absent);
     for ((finding, path), copy_stats) in found.iter().zip(&paths).zip(stats.copies.iter_mut()) {
-        if finding.needs_repair() {
+        if finding.needs_repair() && !fresh {
             copy_stats.found_bad += 1;
             tracing::warn!(path = %path.display(), ?finding, "ledger copy is not current");
         }

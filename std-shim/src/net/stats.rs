@@ -85,6 +85,27 @@ impl Refusal {
             Self::TooManyHandshakes => "too_many_handshakes",
         }
     }
+
+    /// Whether a healthy rack never refuses for this reason. A peer that
+    /// goes down mid-handshake (timeout, I/O) is normal churn; everything
+    /// else is a bad certificate, a confused peer or a flood.
+    pub fn is_anomaly(self) -> bool {
+        match self {
+            Self::Timeout | Self::Io => false,
+            Self::UnknownIssuer
+            | Self::Expired
+            | Self::NotYetValid
+            | Self::NoCertificate
+            | Self::BadCertificate
+            | Self::BadIdentity
+            | Self::UnknownPeer
+            | Self::WrongDirection
+            | Self::WrongPeer
+            | Self::RefusedByPeer
+            | Self::Protocol
+            | Self::TooManyHandshakes => true,
+        }
+    }
 }
 
 /// Why an established connection ended.
@@ -150,6 +171,23 @@ impl CloseReason {
             Self::Removed => "removed",
             Self::Requested => "requested",
             Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// Whether a healthy rack never closes a connection for this reason:
+    /// a frame that breaks the protocol or names another rack. Peers that
+    /// restart, go quiet or leave are normal churn.
+    pub fn is_anomaly(self) -> bool {
+        match self {
+            Self::Oversize | Self::BadHeader | Self::WrongRack | Self::Undecodable => true,
+            Self::PeerClosed
+            | Self::Inactivity
+            | Self::WriteTimeout
+            | Self::Io
+            | Self::Replaced
+            | Self::Removed
+            | Self::Requested
+            | Self::Shutdown => false,
         }
     }
 }

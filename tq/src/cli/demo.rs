@@ -31,9 +31,24 @@ pub struct DemoArgs {
 
 /// Runs the demo; exit code 0 only if every check held.
 pub fn run(args: DemoArgs) -> ExitCode {
-    // The in-process daemons log through this process: only errors, so
-    // the progress stays readable (TQ_LOG sets more).
-    super::logging::init_with_default("error");
+    let dir = match tq::demo::temporary_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("tq demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The in-process daemons log through this process, to a file the
+    // summary names: the terminal shows the progress (TQ_LOG sets the
+    // filter).
+    let log = dir.path().join(tq::demo::LOG_FILE);
+    match std::fs::File::create(&log) {
+        Ok(file) => super::logging::init_to_file("info", file),
+        Err(e) => {
+            eprintln!("tq demo: cannot create {}: {e}", log.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let launch = if args.processes {
         match std::env::current_exe() {
             Ok(exe) => Launch::Processes {
@@ -59,7 +74,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
-        .and_then(|runtime| runtime.block_on(tq::demo::run(options, Progress::new())));
+        .and_then(|runtime| runtime.block_on(tq::demo::run_in(dir, options, Progress::new())));
     match outcome {
         Ok(record) => {
             println!("{}", record.summary());

@@ -1,4 +1,5 @@
-//! Logs: `tracing` to stderr, the core's `log` lines bridged in.
+//! Logs: `tracing` to stderr (or a file), the core's `log` lines bridged
+//! in.
 
 use std::io::IsTerminal;
 
@@ -21,6 +22,19 @@ pub fn init_with_default(default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let _ = tq_std::observe::bridge_core_logs();
+}
+
+/// [`init`] into `file` (appended to, no colours), with `default` as the
+/// filter when `TQ_LOG` is unset: for a command whose terminal shows
+/// something else (the demo's progress).
+pub fn init_to_file(default: &str, file: std::fs::File) {
+    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
         .try_init();
     let _ = tq_std::observe::bridge_core_logs();
 }

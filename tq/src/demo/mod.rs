@@ -35,14 +35,23 @@
 //! After each change every member reports the latest secret's
 //! fingerprint (a one-way, domain-separated hash, never the secret):
 //! all must agree, and differ from every other epoch's. At the end every
-//! sled must have raised no alarm and Nexus must have seen no refusal.
-//! The exit code is 0 only if every check held.
+//! sled must have raised no alarm, Nexus must have seen no refusal, and
+//! every anomaly counter ([`tq_std::health`]), summed over each sled's
+//! runs, must be zero but those the injected faults explain, on the sleds
+//! they were injected on (pulled drives fail ledger writes; killed sleds
+//! cause only normal churn). Each fault is announced as injected. The exit
+//! code is 0 only if every check held.
+//!
+//! The in-process sleds log to [`LOG_FILE`] in the demo's directory when
+//! the caller routes its logs there ([`run_in`]); the terminal keeps the
+//! progress and the summary, which names the file.
 
 pub mod layout;
 pub mod pki;
 pub mod progress;
 pub mod record;
 pub mod sleds;
+pub mod tally;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,7 +66,7 @@ use crate::nexus::http::HttpSled;
 use crate::nexus::http::Traffic;
 use layout::{Addressing, Layout};
 use progress::Progress;
-use record::{EpochPrint, PhaseRecord, Record};
+use record::{EpochPrint, Injected, PhaseRecord, Record};
 use sleds::{Launch, Sleds};
 
 /// Most sleds in a configuration.
@@ -74,6 +83,28 @@ const PHASE_LIMIT: Duration = Duration::from_secs(120);
 
 /// How long a sled may wait for the shares of the latest secret.
 const SECRET_WAIT: Duration = Duration::from_secs(30);
+
+/// The log file of the in-process sleds, in the demo's directory.
+pub const LOG_FILE: &str = "demo.log";
+
+/// The anomalies pulling a sled's drives raises on it: every write of its
+/// state fails on both copies.
+const PULLED_DRIVES_EXPLAIN: &[&str] = &[
+    "ledger: writes_failed",
+    "ledger: copy_write_failures",
+    "node: store_failures",
+];
+
+/// A prefix for the demo's temporary directory.
+const DIR_PREFIX: &str = "tq-demo-";
+
+/// A new temporary directory for [`run_in`].
+pub fn temporary_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -104,6 +135,16 @@ pub fn timing() -> Timing {
 /// Runs the demo and returns what it measured; `Err` only when it could
 /// not run at all (then nothing was checked).
 pub async fn run(options: Options, progress: Progress) -> Result<Record, String> {
+    run_in(temporary_dir()?, options, progress).await
+}
+
+/// [`run`], in `dir` (removed at the end unless kept). A caller that sends
+/// its logs to [`LOG_FILE`] in `dir` has the summary name it.
+pub async fn run_in(
+    dir: tempfile::TempDir,
+    options: Options,
+    progress: Progress,
+) -> Result<Record, String> {
     if !(MIN_SLEDS..=MAX_SLEDS).contains(&options.sleds) {
         return Err(format!(
             "--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not {}",
@@ -112,10 +153,6 @@ pub async fn run(options: Options, progress: Progress) -> Result<Record, String>
     }
     let started = Instant::now();
     let added = ADDED.min(MAX_SLEDS - options.sleds);
-    let dir = tempfile::Builder::new()
-        .prefix("tq-demo-")
-        .tempdir()
-        .map_err(|e| format!("temporary directory: {e}"))?;
     let layout = Layout::create(
         dir.path(),
         options.sleds,
@@ -135,7 +172,15 @@ pub async fn run(options: Options, progress: Progress) -> Result<Record, String>
     demo.final_checks().await;
     demo.sleds.stop_all().await;
     demo.record.total = started.elapsed();
-    if options.keep || !demo.record.passed() {
+    let kept = options.keep || !demo.record.passed();
+    let logs = match options.launch {
+        Launch::InProcess => dir.path().join(LOG_FILE),
+        Launch::Processes { .. } => dir.path().join("*").join("sled.log"),
+    };
+    if matches!(options.launch, Launch::Processes { .. }) || logs.exists() {
+        demo.record.logs = Some((logs, kept));
+    }
+    if kept {
         let kept = dir.keep();
         demo.progress.note(&format!(
             "ledgers, configs and logs kept in {}",
@@ -224,8 +269,9 @@ impl Demo {
         self.change("remove 1 sled", shrunk, 3 % lrtq).await?;
         // A removed sled is wiped: it takes no further part.
         self.sleds.kill(removed).await?;
-        self.progress
-            .note(&format!("sled {removed} removed, and shut down for good"));
+        self.progress.note(&format!(
+            "sled {removed} removed, and shut down for good (as a removed sled is wiped)"
+        ));
         self.killed_mid_prepare().await?;
         self.coordinator_killed().await?;
         self.cold_boot().await
@@ -306,6 +352,11 @@ impl Demo {
         let k = crate::nexus::majority(members.len())?;
         let drives = self.sleds.files(victim)?.drives.clone();
         let pulled = drives.clone().map(|d| d.with_extension("pulled"));
+        self.inject(
+            &[victim],
+            format!("ledger write failure on sled {victim} (its drives pulled)"),
+            PULLED_DRIVES_EXPLAIN,
+        );
         for (d, p) in drives.iter().zip(&pulled) {
             std::fs::rename(d, p).map_err(|e| format!("pulling {}: {e}", d.display()))?;
         }
@@ -331,10 +382,14 @@ impl Demo {
                 return Err(format!("no prepare reached sled {victim}"));
             }
         }
+        self.inject(
+            &[victim],
+            format!("sled {victim} killed in the middle of the prepare"),
+            &[],
+        );
         self.sleds.kill(victim).await?;
-        self.progress.note(&format!(
-            "sled {victim} killed in the middle of the prepare"
-        ));
+        self.progress
+            .note(&format!("sled {victim}'s drives plugged back"));
         for (d, p) in drives.iter().zip(&pulled) {
             std::fs::rename(p, d).map_err(|e| format!("plugging {}: {e}", d.display()))?;
         }
@@ -373,9 +428,12 @@ impl Demo {
             n.pending().is_some_and(|p| p.phase() == Phase::Running)
         })
         .await?;
+        self.inject(
+            &[coordinator],
+            format!("the coordinator (sled {coordinator}) killed"),
+            &[],
+        );
         self.sleds.kill(coordinator).await?;
-        self.progress
-            .note(&format!("coordinator (sled {coordinator}) killed"));
         self.run_until("a later epoch committed", |n| {
             n.latest_committed().is_some_and(|c| c.epoch() > epoch)
         })
@@ -398,11 +456,14 @@ impl Demo {
         let members = self.members.clone();
         let latest = self.latest_epoch()?;
         let mark = self.begin(name).await;
+        self.inject(
+            &members,
+            format!("power cut: all {} members killed at once", members.len()),
+            &[],
+        );
         for &i in &members {
             self.sleds.kill(i).await?;
         }
-        self.progress
-            .note(&format!("all {} members killed at once", members.len()));
         for &i in &members {
             self.sleds.start(i).await?;
         }
@@ -424,6 +485,17 @@ impl Demo {
         self.end(mark, latest.to_string(), k).await;
         self.agree(latest, name, prints);
         Ok(())
+    }
+
+    /// Announces a fault injected on `sleds` and records the anomaly
+    /// counters it explains there.
+    fn inject(&mut self, sleds: &[usize], what: String, explains: &'static [&'static str]) {
+        self.progress.inject(&what);
+        self.record.injected.push(Injected {
+            sleds: sleds.to_vec(),
+            what,
+            explains,
+        });
     }
 
     // ---- driving ----
@@ -602,25 +674,16 @@ impl Demo {
         );
         let mut alarms = 0;
         let mut unanswered = 0;
-        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
         for i in 0..self.sleds.len() {
             if !self.sleds.is_running(i) {
                 continue;
             }
             match self.sleds.status(i).await {
-                Ok(status) => {
-                    alarms += status.node.alarms.len();
-                    for (counter, count) in status.node.counters.iter() {
-                        if count > 0 {
-                            *counters
-                                .entry(format!("node: {}", counter.name()))
-                                .or_default() += u64::from(count);
-                        }
-                    }
-                }
+                Ok(status) => alarms += status.node.alarms.len(),
                 Err(_) => unanswered += 1,
             }
         }
+        let counters = self.anomaly_checks().await;
         self.record.alarms = alarms;
         self.record.check("no sled raised an alarm", alarms == 0);
         self.record
@@ -656,6 +719,64 @@ impl Demo {
         ];
         list.extend(counters);
         self.record.counters = list;
+    }
+
+    /// Every sled's counters over all its runs: anomalies must be zero
+    /// but those an injected fault explains on its sled, and each such
+    /// fault must show. Returns the normal counters that are not zero,
+    /// summed over sleds; the anomalies go to the record.
+    async fn anomaly_checks(&mut self) -> BTreeMap<String, u64> {
+        let mut unread: Vec<usize> = self.sleds.unread().to_vec();
+        let mut by_sled: BTreeMap<usize, sleds::Counts> = BTreeMap::new();
+        for i in 0..self.sleds.len() {
+            match self.sleds.counts(i).await {
+                Ok(counts) => {
+                    by_sled.insert(i, counts);
+                }
+                Err(_) => unread.push(i),
+            }
+        }
+        let tally = tally::tally(&by_sled, &self.record.injected);
+        let scope = if self.sleds.reads_host_counters() {
+            "every layer"
+        } else {
+            "the core's only: --processes"
+        };
+        self.record.check(
+            format!(
+                "no anomaly counter but the injected faults' ({scope}): {}",
+                if tally.unexplained.is_empty() {
+                    "none".to_owned()
+                } else {
+                    tally.unexplained.join(", ")
+                }
+            ),
+            tally.unexplained.is_empty(),
+        );
+        unread.sort_unstable();
+        unread.dedup();
+        self.record.check(
+            if unread.is_empty() {
+                "every sled's counters were read, before each kill too".to_owned()
+            } else {
+                format!(
+                    "every sled's counters were read, before each kill too (not: sleds {unread:?})"
+                )
+            },
+            unread.is_empty(),
+        );
+        // A process's status reports the core's counters only, where no
+        // injected fault shows.
+        if self.sleds.reads_host_counters() {
+            for (what, seen) in tally.seen {
+                self.record.check(
+                    format!("the injected {what} showed in its counters ({seen})"),
+                    seen > 0,
+                );
+            }
+        }
+        self.record.anomalies = tally.anomalies.into_iter().collect();
+        tally.normal
     }
 }
 

@@ -65,6 +65,12 @@ impl Progress {
         }
     }
 
+    /// A fault the demo injects on purpose, announced as such so that what
+    /// follows from it is not read as a failure.
+    pub fn inject(&self, what: &str) {
+        self.note(&format!("injecting: {what}"));
+    }
+
     /// A driver event: notable ones are kept, the rest shown in passing.
     pub fn event(&self, event: &Event) {
         let text = event.to_string();

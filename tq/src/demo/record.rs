@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
@@ -50,6 +51,18 @@ pub struct Check {
     pub ok: bool,
 }
 
+/// A fault the demo injected on purpose.
+#[derive(Clone, Debug)]
+pub struct Injected {
+    /// The sleds it was injected on.
+    pub sleds: Vec<usize>,
+    /// What it was, as announced.
+    pub what: String,
+    /// The anomaly counters it raises on those sleds, by name; they are the
+    /// only anomalies a passing run may show, and only on those sleds.
+    pub explains: &'static [&'static str],
+}
+
 /// Everything measured.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
@@ -59,8 +72,15 @@ pub struct Record {
     pub prints: BTreeMap<Epoch, EpochPrint>,
     /// Every check.
     pub checks: Vec<Check>,
-    /// Counters (name, value), in order.
+    /// Counters (name, value), in order: Nexus's, then the sleds' normal
+    /// ones that are not zero, summed over sleds.
     pub counters: Vec<(String, u64)>,
+    /// Every anomaly counter (name, value), summed over sleds and runs.
+    pub anomalies: Vec<(String, u64)>,
+    /// The faults injected, in order.
+    pub injected: Vec<Injected>,
+    /// Where the sleds' logs went, and whether that file is kept.
+    pub logs: Option<(PathBuf, bool)>,
     /// Alarms raised on any sled.
     pub alarms: usize,
     /// Wall time of the whole run.
@@ -138,6 +158,44 @@ impl Record {
         right_align(&mut counters, &[1]);
         let _ = writeln!(out, "{counters}");
 
+        if !self.injected.is_empty() {
+            let mut injected = table(&["injected fault", "sleds", "anomalies it explains"]);
+            for fault in &self.injected {
+                injected.add_row(vec![
+                    fault.what.clone(),
+                    fault
+                        .sleds
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if fault.explains.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        fault.explains.join(", ")
+                    },
+                ]);
+            }
+            let _ = writeln!(out, "{injected}");
+        }
+
+        // Name and value side by side, three to a row: there are many.
+        const PER_ROW: usize = 3;
+        let mut header = Vec::new();
+        for _ in 0..PER_ROW {
+            header.extend(["anomaly counter (sum over sleds)", ""]);
+        }
+        let mut anomalies = table(&header);
+        for chunk in self.anomalies.chunks(PER_ROW) {
+            let mut row = Vec::new();
+            for (name, value) in chunk {
+                row.extend([name.clone(), value.to_string()]);
+            }
+            anomalies.add_row(row);
+        }
+        right_align(&mut anomalies, &[1, 3, 5]);
+        let _ = writeln!(out, "{anomalies}");
+
         let mut checks = table(&["check", ""]);
         for check in &self.checks {
             checks.add_row(vec![
@@ -146,6 +204,14 @@ impl Record {
             ]);
         }
         let _ = writeln!(out, "{checks}");
+        if let Some((path, kept)) = &self.logs {
+            let fate = if *kept {
+                "kept"
+            } else {
+                "removed with the directory; --keep keeps it"
+            };
+            let _ = writeln!(out, "logs: {} ({fate})", path.display());
+        }
         let failed = self.checks.iter().filter(|c| !c.ok).count();
         let _ = writeln!(
             out,

@@ -8,12 +8,14 @@
 //! over the network, and a kill is SIGKILL; its logs go to `sled.log` in
 //! its directory.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tq_driver::{CallFailure, FailureKind};
+use tq_std::health::{self, Reading};
 
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
@@ -54,6 +56,22 @@ pub struct Sleds {
     apis: Vec<HttpSled>,
     /// Traffic of each sled's earlier runs (counters restart with it).
     earlier: Vec<Traffic>,
+    /// Counters of each sled's earlier runs, by name.
+    earlier_counts: Vec<Counts>,
+    /// Sleds killed before their counters could be read.
+    unread: Vec<usize>,
+}
+
+/// A sled's counters by name (see [`tq_std::health`]).
+pub type Counts = BTreeMap<String, Reading>;
+
+fn add_readings(counts: &mut Counts, readings: impl IntoIterator<Item = Reading>) {
+    for reading in readings {
+        counts
+            .entry(reading.name.clone())
+            .and_modify(|r| r.count += reading.count)
+            .or_insert(reading);
+    }
 }
 
 impl Sleds {
@@ -71,6 +89,8 @@ impl Sleds {
             running: (0..count).map(|_| None).collect(),
             apis,
             earlier: vec![Traffic::default(); count],
+            earlier_counts: vec![Counts::new(); count],
+            unread: Vec::new(),
         })
     }
 
@@ -193,6 +213,16 @@ impl Sleds {
         {
             *earlier = *earlier + traffic;
         }
+        if self.is_running(i) {
+            match self.readings_now(i).await {
+                Ok(now) => {
+                    if let Some(earlier) = self.earlier_counts.get_mut(i) {
+                        add_readings(earlier, now);
+                    }
+                }
+                Err(_) => self.unread.push(i),
+            }
+        }
         let running = self.running.get_mut(i).and_then(Option::take);
         match running {
             Some(Running::Task(daemon)) => daemon.crash().await,
@@ -279,6 +309,44 @@ impl Sleds {
             }
         }
         total
+    }
+
+    /// Sled `i`'s counters over all its runs, by name: every layer's when
+    /// it runs in this process, the core's alone for a process (its status
+    /// API reports no more).
+    pub async fn counts(&self, i: usize) -> Result<Counts, String> {
+        let mut counts = self.earlier_counts.get(i).cloned().unwrap_or_default();
+        add_readings(&mut counts, self.readings_now(i).await?);
+        Ok(counts)
+    }
+
+    /// Sleds whose counters of a run were lost: they did not answer before
+    /// they were killed.
+    pub fn unread(&self) -> &[usize] {
+        &self.unread
+    }
+
+    /// Whether the host's counters are read, not only the core's.
+    pub fn reads_host_counters(&self) -> bool {
+        matches!(self.launch, Launch::InProcess)
+    }
+
+    /// Sled `i`'s counters of its current run (none if it is not running).
+    async fn readings_now(&self, i: usize) -> Result<Vec<Reading>, String> {
+        match self.running.get(i) {
+            Some(Some(Running::Task(daemon))) => daemon
+                .handle()
+                .metrics()
+                .await
+                .map(|snapshot| health::readings(&snapshot))
+                .map_err(|e| format!("sled {i}'s counters: {e}")),
+            Some(Some(Running::Child(_))) => self
+                .status(i)
+                .await
+                .map(|status| health::core_readings(&status.node.counters))
+                .map_err(|e| format!("sled {i}'s counters: {e}")),
+            _ => Ok(Vec::new()),
+        }
     }
 
     async fn traffic_of(&self, i: usize) -> Result<Traffic, String> {

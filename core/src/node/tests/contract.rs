@@ -257,7 +257,7 @@ fn refused_and_no_op_peer_messages_need_no_write() {
         s.receive(&platform(1), &share);
     });
     assert_eq!(s.count(Counter::DuplicateShare), 1);
-    // Another rack, garbage, a newer format, an unexpected ack, a false
+    // Another rack, garbage, a newer format, a late ack, a false
     // expungement.
     s.without_write(|s| {
         let other = Envelope {
@@ -274,7 +274,7 @@ fn refused_and_no_op_peer_messages_need_no_write() {
     assert_eq!(s.count(Counter::WrongRackId), 1);
     assert_eq!(s.count(Counter::Undecodable), 2);
     assert_eq!(s.count(Counter::UnsupportedVersion), 1);
-    assert_eq!(s.count(Counter::Unexpected), 1);
+    assert_eq!(s.count(Counter::LatePrepareAck), 1);
     assert_eq!(s.count(Counter::FalseClaim), 1);
     assert!(s.ctx.persistent_state().expunged().is_none());
 }

@@ -191,21 +191,89 @@ fn shares_that_do_not_match_their_digest_are_counted() {
     assert!(s.load(1).unwrap().is_none());
 }
 
+/// The sum of every sled's anomaly counters.
+fn anomalies(sleds: &[Sled]) -> u64 {
+    sleds.iter().map(|s| s.ctx.counters().anomalies()).sum()
+}
+
 #[test]
-fn unexpected_acks_and_shares_are_counted() {
+fn acks_after_the_commit_are_late_not_anomalies() {
     let mut sleds = committed_rack(4, 2);
+    // Sled 0 coordinated epoch 1; Nexus committed before sled 1's ack came.
     let s = &mut sleds[0];
     s.receive(&platform(1), &msg(Body::PrepareAck(Epoch(1))));
-    assert_eq!(s.count(Counter::Unexpected), 1);
-    let share = Share::new(2, &[1; 32]).unwrap();
-    s.receive(
-        &platform(1),
-        &msg(Body::Share {
-            epoch: Epoch(1),
-            share,
-        }),
-    );
+    assert_eq!(s.count(Counter::LatePrepareAck), 1);
+    assert_eq!(s.ctx.counters().anomalies(), 0);
+}
+
+#[test]
+fn acks_nothing_explains_are_anomalies() {
+    let mut sleds = committed_rack(4, 2);
+    // Sled 1 coordinated nothing; nobody prepared epoch 7.
+    let s = &mut sleds[1];
+    s.receive(&platform(2), &msg(Body::PrepareAck(Epoch(1))));
+    s.receive(&platform(2), &msg(Body::PrepareAck(Epoch(7))));
     assert_eq!(s.count(Counter::Unexpected), 2);
+    assert_eq!(s.count(Counter::LatePrepareAck), 0);
+}
+
+#[test]
+fn shares_after_a_load_finished_are_late_not_anomalies() {
+    let mut sleds = committed_rack(5, 3);
+    // Every sled asks every other one and keeps the first shares that make
+    // K: the rest arrive after its collection finished.
+    assert_all_equal(&load_everywhere(&mut sleds, 1));
+    let late: u32 = sleds.iter().map(|s| s.count(Counter::LateShare)).sum();
+    assert!(late > 0, "the scenario makes late shares");
+    assert_eq!(anomalies(&sleds), 0);
+}
+
+#[test]
+fn unwanted_shares_that_are_forged_or_unexplained_are_anomalies() {
+    let mut sleds = committed_rack(4, 2);
+    let share_of_1 = share_of(&sleds[1], 1);
+    let s = &mut sleds[0];
+    // Nothing is being collected here.
+    let bogus = Share::new(2, &[1; 32]).unwrap();
+    let share = |epoch, share| msg(Body::Share { epoch, share });
+    s.receive(&platform(1), &share(Epoch(1), bogus));
+    assert_eq!(s.count(Counter::InvalidShareDigest), 1);
+    s.receive(&platform(1), &share(Epoch(9), share_of_1.clone()));
+    assert_eq!(s.count(Counter::Unexpected), 1);
+    // Sled 1's genuine share, but sent by sled 2.
+    s.receive(&platform(2), &share(Epoch(1), share_of_1));
+    assert_eq!(s.count(Counter::InvalidShareDigest), 2);
+    assert_eq!(s.count(Counter::LateShare), 0);
+}
+
+#[test]
+fn an_lrtq_upgrade_and_loads_count_no_anomaly() {
+    let (mut sleds, _) = lrtq_rack(5);
+    connect_all(&mut sleds);
+    sleds[0].upgrade(&upgrade(2, set(0..5), 3)).unwrap();
+    settle(&mut sleds);
+    commit_all(&mut sleds, 2);
+    assert_all_equal(&load_everywhere(&mut sleds, 2));
+    // The coordinator needs 3 LRTQ shares of the 5 it asked for.
+    assert!(sleds[0].count(Counter::LateLrtqShare) > 0);
+    assert_eq!(anomalies(&sleds), 0);
+}
+
+#[test]
+fn lrtq_shares_nothing_explains_are_anomalies() {
+    let (mut lrtq, _) = lrtq_rack(2);
+    let genuine = lrtq[1].ctx.persistent_state().lrtq().unwrap().share.clone();
+    // Forged, at an LRTQ sled that collects nothing.
+    let mut forged = *genuine.expose_bytes();
+    forged[5] ^= 1;
+    let forged = LrtqShare::from_bytes(&forged).unwrap();
+    lrtq[0].receive(&platform(1), &msg(Body::LrtqShare(forged)));
+    assert_eq!(lrtq[0].count(Counter::UnknownLrtqShareDigest), 1);
+    // At a sled that never had LRTQ data.
+    let mut fresh = committed_rack(4, 2);
+    fresh[0].receive(&platform(1), &msg(Body::LrtqShare(genuine)));
+    assert_eq!(fresh[0].count(Counter::Unexpected), 1);
+    assert_eq!(fresh[0].count(Counter::LateLrtqShare), 0);
 }
 
 #[test]
