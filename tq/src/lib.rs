@@ -131,6 +131,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod front;
 pub mod nexus;
 pub mod server;
 pub mod sled;
