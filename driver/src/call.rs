@@ -211,7 +211,10 @@ mod tests {
         for secs in [75, 76, 100, 3600, u64::MAX] {
             let deadline = proxy_deadline(Duration::from_secs(secs));
             assert!(deadline <= MAX_DEADLINE, "{secs} s: {deadline:?}");
-            assert!(deadline >= Duration::from_secs(59), "{secs} s: {deadline:?}");
+            assert!(
+                deadline >= Duration::from_secs(59),
+                "{secs} s: {deadline:?}"
+            );
         }
         assert_eq!(proxy_deadline(Duration::MAX), MAX_DEADLINE);
     }

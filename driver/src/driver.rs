@@ -26,7 +26,9 @@ pub struct DriverConfig {
     /// The machine's own timing (polls, retries, automatic abandonment).
     pub timing: Timing,
     /// How long one attempt of a call may take before it counts as
-    /// unreachable (each proxy tried gets as long).
+    /// unreachable (each proxy tried gets as long; the proxy itself is
+    /// given four fifths of it, at most
+    /// [`tq_std::handle::MAX_DEADLINE`]).
     pub call_timeout: Duration,
 }
 
@@ -345,7 +347,8 @@ impl<D: Directory> Driver<D> {
     /// else between turns).
     pub async fn turn(&mut self, max_wait: Duration) -> Result<(), DriverError> {
         self.dispatch().await?;
-        self.wait(later(tokio::time::Instant::now(), max_wait)).await?;
+        self.wait(later(tokio::time::Instant::now(), max_wait))
+            .await?;
         self.dispatch().await
     }
 
@@ -621,7 +624,10 @@ mod tests {
     #[test]
     fn a_wait_too_long_for_the_clock_saturates() {
         let now = tokio::time::Instant::now();
-        assert_eq!(later(now, Duration::from_secs(3)), now + Duration::from_secs(3));
+        assert_eq!(
+            later(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
         assert!(later(now, Duration::MAX) >= now + FAR_FUTURE);
         assert!(later(now, Duration::from_secs(u64::MAX)) > now);
     }

@@ -113,9 +113,7 @@ async fn waiting_for_shares_ends_at_the_deadline() {
     let handle = rack.handle(0).clone();
     handle.clear_secrets().await.unwrap();
     let started = std::time::Instant::now();
-    let answer = handle
-        .load_latest_secret(Duration::from_millis(300))
-        .await;
+    let answer = handle.load_latest_secret(Duration::from_millis(300)).await;
     assert!(
         matches!(answer, Err(tq_std::handle::Unavailable::DeadlinePassed)),
         "{answer:?}"

@@ -20,9 +20,11 @@
 //!    [`ApiError`] (the router's) is rewritten into one with the same
 //!    status and sentence.
 //!
-//! One request per connection (the answer closes it), so every request
-//! goes through steps 1 and 2, and no connection idles between requests.
-//! A connection lives at most [`lifetime`] in all.
+//! HTTP/1.1, one request per connection (the answer closes it), so every
+//! request goes through steps 1 and 2, and no connection idles between
+//! requests. A connection lives at most [`lifetime`] in all. Dropshot's
+//! own loopback port has none of these bounds, but only this host
+//! reaches it.
 
 use std::convert::Infallible;
 use std::io;
@@ -110,7 +112,8 @@ async fn accept(listener: TcpListener, backend: SocketAddr, idle: Duration) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(lifetime(idle), serve(stream, backend, idle)).await;
+                    let _ =
+                        tokio::time::timeout(lifetime(idle), serve(stream, backend, idle)).await;
                 });
             }
             Err(error) => {

@@ -360,7 +360,11 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let content_type = head
         .lines()
-        .find_map(|l| l.to_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
         .unwrap_or_default();
     (status, content_type, body.to_owned())
 }
@@ -371,7 +375,8 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
 /// code's status the answer's.
 fn assert_api_error(status: u16, content_type: &str, body: &str) {
     let document: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/sled.json")).unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/sled.json"))
+            .unwrap(),
     )
     .unwrap();
     let schemas = &document["components"]["schemas"];
@@ -386,14 +391,19 @@ fn assert_api_error(status: u16, content_type: &str, body: &str) {
     assert_eq!(content_type, "application/json", "{status}: {body:?}");
     let value: serde_json::Value =
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: {body:?}: {e}"));
-    let object = value.as_object().unwrap_or_else(|| panic!("{status}: {body}"));
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{status}: {body}"));
     for required in schema["required"].as_array().unwrap() {
         let key = required.as_str().unwrap();
         assert!(object.contains_key(key), "{status}: no {key} in {body}");
     }
     let properties = schema["properties"].as_object().unwrap();
     for key in object.keys() {
-        assert!(properties.contains_key(key), "{status}: {key} undeclared in {body}");
+        assert!(
+            properties.contains_key(key),
+            "{status}: {key} undeclared in {body}"
+        );
     }
     assert!(object["message"].is_string(), "{body}");
     let code = object["error_code"].as_str().unwrap();
@@ -455,11 +465,17 @@ fn idle_connections_are_closed() {
     for sent in [&b""[..], b"GET /v1/status HTTP/1.1\r\nhost:"] {
         let mut stream = std::net::TcpStream::connect(running.api).unwrap();
         stream.write_all(sent).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let started = std::time::Instant::now();
         let mut buf = [0u8; 64];
         let read = stream.read(&mut buf);
-        assert!(matches!(read, Ok(0)), "still open after {:?}: {read:?}", started.elapsed());
+        assert!(
+            matches!(read, Ok(0)),
+            "still open after {:?}: {read:?}",
+            started.elapsed()
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
     }
     // A request sent in time is answered as ever.

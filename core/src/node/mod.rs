@@ -251,7 +251,10 @@ impl Node {
             .state()
             .latest_committed_epoch()
             .ok_or(LoadSecretError::NoCommittedConfiguration)?;
-        Ok(self.loader.load(ctx, latest)?.map(|secret| (latest, secret)))
+        Ok(self
+            .loader
+            .load(ctx, latest)?
+            .map(|secret| (latest, secret)))
     }
 
     /// Drops every cached secret and stops collecting shares for loading.

@@ -379,7 +379,8 @@ mod tests {
     /// A valid fingerprint answer, padded with spaces (still valid JSON)
     /// to `len` bytes.
     fn fingerprint_answer(len: usize) -> Vec<u8> {
-        let mut body = format!(r#"{{"epoch": 2, "fingerprint": "{}"}}"#, "ab".repeat(32)).into_bytes();
+        let mut body =
+            format!(r#"{{"epoch": 2, "fingerprint": "{}"}}"#, "ab".repeat(32)).into_bytes();
         body.resize(len, b' ');
         body
     }
@@ -393,7 +394,10 @@ mod tests {
         for chunked in [false, true] {
             let fits = answering(fingerprint_answer(limit), chunked, "application/json").await;
             let sled = HttpSled::new(fits, Duration::from_secs(10)).unwrap();
-            let print = sled.secret_fingerprint(Duration::from_secs(1)).await.unwrap();
+            let print = sled
+                .secret_fingerprint(Duration::from_secs(1))
+                .await
+                .unwrap();
             assert_eq!(print.epoch, tq_core::ids::Epoch(2));
 
             let over = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
