@@ -312,11 +312,14 @@ async fn conform(response: Response<Incoming>) -> Response<FrontBody> {
         .map(|body| body.message)
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     let mut rewritten = error_response(status, &ApiError::new(code_of(status), message));
-    if let Some(id) = parts.headers.get(dropshot::HEADER_REQUEST_ID) {
-        rewritten
-            .headers_mut()
-            .insert(dropshot::HEADER_REQUEST_ID, id.clone());
-    }
+    // The other headers stand (a 405's `Allow`, the request id); the
+    // body's own are the new body's.
+    let mut headers = parts.headers;
+    headers.remove(hyper::header::CONTENT_LENGTH);
+    headers.remove(hyper::header::TRANSFER_ENCODING);
+    headers.remove(hyper::header::CONTENT_TYPE);
+    let new = std::mem::replace(rewritten.headers_mut(), headers);
+    rewritten.headers_mut().extend(new);
     rewritten
 }
 

@@ -549,6 +549,10 @@ async fn malformed_requests_get_the_framework_codes() {
         ),
     ] {
         assert_eq!(response.status().as_u16(), status);
+        // A 405 names the methods the path takes (RFC 9110 15.5.6).
+        if status == 405 {
+            assert_eq!(response.headers()["allow"], "POST");
+        }
         let error: tq::api::error::ApiError = response.json().await.unwrap();
         assert_eq!(error.error_code, code);
         assert!(!error.message.is_empty());
