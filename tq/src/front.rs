@@ -170,7 +170,7 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        buf.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         match judge(&buf) {
             Verdict::NeedMore => {}
             Verdict::Complete => return Ok(Head::Complete(buf)),
@@ -365,10 +365,10 @@ impl AsyncRead for Prefixed {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let rest = &this.prefix[this.at..];
+        let rest = this.prefix.get(this.at..).unwrap_or_default();
         if !rest.is_empty() {
             let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
+            buf.put_slice(rest.get(..n).unwrap_or_default());
             this.at += n;
             return Poll::Ready(Ok(()));
         }
