@@ -200,8 +200,8 @@ mod tests {
     use super::*;
 
     /// A call timeout past what a sled accepts still gives proxies a
-    /// deadline it accepts (it once gave 80 s for 100 s, which every
-    /// sled refused).
+    /// deadline it accepts (four fifths of 100 s would be refused by
+    /// every sled).
     #[test]
     fn proxy_deadlines_stay_within_what_sleds_accept() {
         assert_eq!(

@@ -83,7 +83,7 @@ async fn proxied_calls_reach_a_sled_through_a_connected_one() {
 
 /// A library caller's deadline too long for the clock (`Duration::MAX`)
 /// is cut to `MAX_DEADLINE`: the call is answered and the node task
-/// lives on (the sum once overflowed and killed it).
+/// lives on (`Instant + Duration::MAX` would overflow).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_too_long_for_the_clock_is_cut_to_the_limit() {
     let mut rack = Rack::new(2, 0, 12);

@@ -72,8 +72,9 @@ progenitor::generate_api!(
     }
 );
 
-/// Most bytes of an answer's body the client reads: many times the
-/// largest answer (a full sled status or its metrics text, tens of KiB).
+/// Most bytes of an answer's body the client reads: well above the
+/// largest answer (a sled status or its metrics text with a full rack of
+/// peers).
 pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
 
 /// `response`, its body cut off with an error past `limit` bytes (whether
