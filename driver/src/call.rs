@@ -12,6 +12,7 @@ use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 use tq_nexus::{Answer, Call, CallKind, Method, status_ref};
+use tq_std::handle::MAX_DEADLINE;
 
 use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
 
@@ -163,15 +164,22 @@ async fn direct<S: SledApi>(sled: &S, request: &Request) -> Reply<Got> {
     })
 }
 
-/// Through `via` (the proxy's own deadline a little inside the driver's,
-/// so the proxy's answer, not the driver's timer, says what happened).
+/// The deadline a proxy is given for a call the driver bounds by
+/// `timeout`: a little inside it, so the proxy's answer, not the driver's
+/// timer, says what happened, and never above what a sled accepts
+/// ([`MAX_DEADLINE`]).
+pub(crate) fn proxy_deadline(timeout: Duration) -> Duration {
+    (timeout / 5 * 4).min(MAX_DEADLINE)
+}
+
+/// Through `via`, with [`proxy_deadline`].
 async fn proxied<S: SledApi>(
     via: &S,
     to: &PlatformId,
     request: &Request,
     timeout: Duration,
 ) -> Reply<Got> {
-    let deadline = timeout.mul_f32(0.8);
+    let deadline = proxy_deadline(timeout);
     Ok(match request {
         Request::Commit(r) => Got::Commit(via.proxy_commit(to.clone(), *r, deadline).await?),
         Request::PrepareAndCommit(c) => Got::PrepareAndCommit(
@@ -185,4 +193,29 @@ async fn proxied<S: SledApi>(
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call timeout past what a sled accepts still gives proxies a
+    /// deadline it accepts (four fifths of 100 s would be refused by
+    /// every sled).
+    #[test]
+    fn proxy_deadlines_stay_within_what_sleds_accept() {
+        assert_eq!(
+            proxy_deadline(Duration::from_secs(10)),
+            Duration::from_secs(8)
+        );
+        for secs in [75, 76, 100, 3600, u64::MAX] {
+            let deadline = proxy_deadline(Duration::from_secs(secs));
+            assert!(deadline <= MAX_DEADLINE, "{secs} s: {deadline:?}");
+            assert!(
+                deadline >= Duration::from_secs(59),
+                "{secs} s: {deadline:?}"
+            );
+        }
+        assert_eq!(proxy_deadline(Duration::MAX), MAX_DEADLINE);
+    }
 }

@@ -26,7 +26,9 @@ pub struct DriverConfig {
     /// The machine's own timing (polls, retries, automatic abandonment).
     pub timing: Timing,
     /// How long one attempt of a call may take before it counts as
-    /// unreachable (each proxy tried gets as long).
+    /// unreachable (each proxy tried gets as long; the proxy itself is
+    /// given four fifths of it, at most
+    /// [`tq_std::handle::MAX_DEADLINE`]).
     pub call_timeout: Duration,
 }
 
@@ -310,7 +312,7 @@ impl<D: Directory> Driver<D> {
         limit: Duration,
         mut done: impl FnMut(&Nexus) -> bool,
     ) -> Result<(), DriverError> {
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = later(tokio::time::Instant::now(), limit);
         loop {
             self.dispatch().await?;
             if done(&self.nexus) {
@@ -345,7 +347,8 @@ impl<D: Directory> Driver<D> {
     /// else between turns).
     pub async fn turn(&mut self, max_wait: Duration) -> Result<(), DriverError> {
         self.dispatch().await?;
-        self.wait(tokio::time::Instant::now() + max_wait).await?;
+        self.wait(later(tokio::time::Instant::now(), max_wait))
+            .await?;
         self.dispatch().await
     }
 
@@ -587,8 +590,22 @@ impl<D: Directory> Driver<D> {
     }
 
     fn instant_at(&self, at: tq_nexus::Instant) -> tokio::time::Instant {
-        self.origin + Duration::from_millis(at.millis())
+        later(self.origin, Duration::from_millis(at.millis()))
     }
+}
+
+/// How far ahead a wait with no representable end is put: as good as
+/// never, for a process.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `start + wait`, saturating: a limit or a timer too long for the clock
+/// (`--timeout` of `u64::MAX` seconds) waits as good as forever instead of
+/// overflowing.
+fn later(start: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
+    start
+        .checked_add(wait)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .unwrap_or(start)
 }
 
 /// Whether nothing is pending and every member confirmed the latest
@@ -598,4 +615,20 @@ pub fn settled(nexus: &Nexus) -> bool {
         && nexus
             .latest_committed()
             .is_some_and(|c| c.unconfirmed().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_too_long_for_the_clock_saturates() {
+        let now = tokio::time::Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        assert!(later(now, Duration::MAX) >= now + FAR_FUTURE);
+        assert!(later(now, Duration::from_secs(u64::MAX)) > now);
+    }
 }

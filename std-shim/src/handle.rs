@@ -34,6 +34,15 @@ use crate::node::stats::ShimStats;
 use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
+/// Longest deadline a call waits, in milliseconds: a proxied call's
+/// answer, or the latest secret's shares. The one copy of this limit: the
+/// HTTP API refuses longer deadlines, the Nexus driver keeps its proxy
+/// deadlines within it, and a longer one given to a handle is cut to it.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+/// [`MAX_DEADLINE_MS`] as a duration.
+pub const MAX_DEADLINE: Duration = Duration::from_millis(MAX_DEADLINE_MS);
+
 /// Why the shim has no answer from the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unavailable {
@@ -239,12 +248,15 @@ impl NodeHandle {
     }
 
     /// The secret of the latest committed epoch, waiting up to `deadline`
-    /// for its shares ([`Unavailable::DeadlinePassed`] after that). If a
-    /// newer epoch commits meanwhile, that one's secret is what comes.
+    /// (at most [`MAX_DEADLINE`]) for its shares ([`Unavailable::DeadlinePassed`] after that). If a
+    /// newer epoch commits meanwhile, that one's secret is what comes. A
+    /// refusal (nothing committed, expunged) comes at once: only shares
+    /// are waited for.
     pub async fn load_latest_secret(
         &self,
         deadline: Duration,
     ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+        let deadline = deadline.min(MAX_DEADLINE);
         tokio::time::timeout(deadline, self.call(Request::LoadLatestSecret))
             .await
             .unwrap_or(Err(Unavailable::DeadlinePassed))
@@ -273,7 +285,8 @@ impl NodeHandle {
     }
 
     /// `commit_configuration` on `to`, through this sled's connection to
-    /// it, failing after `deadline` or if the connection ends first.
+    /// it, failing after `deadline` (at most [`MAX_DEADLINE`]) or if the
+    /// connection ends first.
     pub async fn proxy_commit(
         &self,
         to: PlatformId,

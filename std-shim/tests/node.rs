@@ -81,6 +81,25 @@ async fn proxied_calls_reach_a_sled_through_a_connected_one() {
     rack.shutdown().await;
 }
 
+/// A library caller's deadline too long for the clock (`Duration::MAX`)
+/// is cut to `MAX_DEADLINE`: the call is answered and the node task
+/// lives on (`Instant + Duration::MAX` would overflow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_too_long_for_the_clock_is_cut_to_the_limit() {
+    let mut rack = Rack::new(2, 0, 12);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let (via, target) = (rack.handle(0).clone(), rack.sleds[1].id.clone());
+    let proxied = via.proxy_status(target.clone(), Duration::MAX).await;
+    assert_eq!(proxied.map(|status| status.id), Ok(target));
+    assert_eq!(
+        via.proxy_status(sled_id(9), Duration::MAX).await,
+        Err(Unavailable::NotConnected)
+    );
+    assert!(via.status().await.is_ok(), "the node task is alive");
+    rack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxied_call_fails_at_its_deadline_and_when_the_connection_ends() {
     let mut rack = Rack::new(3, 0, 3);
@@ -224,15 +243,26 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
     rack.shutdown().await;
 }
 
+/// An LRTQ sled has committed no configuration: the latest secret is
+/// refused at once, however long the caller would wait (no share can
+/// change the answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiting_for_a_secret_ends_at_its_deadline() {
+async fn the_latest_secret_with_nothing_committed_is_refused_at_once() {
     let mut rack = Rack::new(3, 0, 5);
     rack.start_all().await;
     let handle = rack.handle(0).clone();
-    assert!(matches!(
-        handle.load_latest_secret(Duration::from_millis(200)).await,
-        Err(Unavailable::DeadlinePassed)
-    ));
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        handle.load_latest_secret(Duration::from_secs(60)),
+    )
+    .await
+    .expect("answered before its deadline");
+    assert!(
+        matches!(answer, Ok(Err(LoadSecretError::NoCommittedConfiguration))),
+        "{answer:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(
         handle.load_rack_secret(Epoch(1)).await,
         Ok(Err(LoadSecretError::NoCommittedConfiguration))

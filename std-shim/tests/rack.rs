@@ -102,6 +102,26 @@ async fn committed_everywhere(rack: &Rack, members: &[usize], epoch: Epoch) {
     }
 }
 
+/// A committed sled whose peers are all gone waits for shares that do not
+/// come, until its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_shares_ends_at_the_deadline() {
+    let (mut rack, _nexus) = fresh_rack_at_epoch_1(3, 2, 41).await;
+    committed_everywhere(&rack, &[0, 1, 2], Epoch(1)).await;
+    rack.crash(1).await;
+    rack.crash(2).await;
+    let handle = rack.handle(0).clone();
+    handle.clear_secrets().await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = handle.load_latest_secret(Duration::from_millis(300)).await;
+    assert!(
+        matches!(answer, Err(tq_std::handle::Unavailable::DeadlinePassed)),
+        "{answer:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    rack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_lrtq_rack_upgrades_grows_through_proxies_shrinks_and_agrees_on_every_secret() {
     // Eight sleds from an LRTQ rack, two new ones.

@@ -13,6 +13,10 @@
 //!
 //! An error response is `Error::ErrorResponse` holding an [`ApiError`].
 //!
+//! No answer's body is read past [`MAX_RESPONSE_BODY_BYTES`]: a sled (or
+//! whatever answers at its address) cannot make Nexus hold an unbounded
+//! body in memory; a longer one is a body error.
+//!
 //! [`ApiError`]: crate::api::error::ApiError
 
 progenitor::generate_api!(
@@ -67,3 +71,28 @@ progenitor::generate_api!(
         Threshold = tq_core::ids::Threshold,
     }
 );
+
+/// Most bytes of an answer's body the client reads: well above the
+/// largest answer (a sled status or its metrics text with a full rack of
+/// peers).
+pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
+
+/// `response`, its body cut off with an error past `limit` bytes (whether
+/// or not it declared its length).
+pub fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    http::Response::from(response)
+        .map(|body| reqwest::Body::wrap(http_body_util::Limited::new(body, limit)))
+        .into()
+}
+
+/// Every generated call reads its answer through [`bounded`].
+impl progenitor_client::ClientHooks for Client {
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &progenitor_client::OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client().execute(request).await?;
+        Ok(bounded(response, MAX_RESPONSE_BODY_BYTES))
+    }
+}

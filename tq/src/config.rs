@@ -110,12 +110,29 @@ pub struct ApiSection {
     /// HTTP and anyone who reaches it can reconfigure the rack.
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// How long a connection may wait for its request's head before it is
+    /// closed, in milliseconds ([`DEFAULT_API_IDLE_TIMEOUT_MS`]).
+    #[serde(default = "default_api_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+/// `[api] idle_timeout_ms` when not given: long enough for any client
+/// that means to send a request, short enough that idle connections do
+/// not pile up.
+pub const DEFAULT_API_IDLE_TIMEOUT_MS: u64 = 30_000;
+
+impl ApiSection {
+    /// `idle_timeout_ms` as a duration (at least 1 ms).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(1))
+    }
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
             listen: default_api_listen(),
+            idle_timeout_ms: DEFAULT_API_IDLE_TIMEOUT_MS,
         }
     }
 }
@@ -159,6 +176,10 @@ pub struct PeerEntry {
 
 fn default_peer_listen() -> SocketAddr {
     SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PEER_PORT))
+}
+
+fn default_api_idle_timeout_ms() -> u64 {
+    DEFAULT_API_IDLE_TIMEOUT_MS
 }
 
 fn default_api_listen() -> SocketAddr {

@@ -13,6 +13,8 @@
 //! - [`server`]: the trait's implementation over a node handle.
 //! - [`hardening`]: what `tq sled` does to its process first: no core
 //!   dumps, not dumpable.
+//! - [`front`]: the listener in front of dropshot: bounds each connection's
+//!   wait and request head, and puts every error in the API's form.
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
 //!
@@ -46,6 +48,7 @@
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |
 //! | `api.listen` | `127.0.0.1:7150` | where the HTTP API listens: loopback unless set |
+//! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may wait for its request's head before it is closed |
 //! | `limits.api_queue_len` | 64 | calls queued on the node before `busy` |
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
@@ -58,7 +61,9 @@
 //! counters as a map from name to count). Every refusal is an
 //! [`api::error::ApiError`]: `error_code`, `message` (the error's
 //! sentence) and, when the node refused, `refusal` (the core's error
-//! value); the status of each code is the table of [`api::error`].
+//! value); the status of each code is the table of [`api::error`]. So is
+//! every other error the server sends (an unknown path or method, a
+//! request head too long). HTTP/1.1, one request per connection.
 //!
 //! | method | path | request | answer | refusal codes |
 //! |---|---|---|---|---|
@@ -136,6 +141,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod front;
 pub mod hardening;
 pub mod nexus;
 pub mod server;

@@ -8,6 +8,7 @@
 //! call short.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use dropshot::{
     Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, HttpResponseUpdatedNoContent,
@@ -27,6 +28,7 @@ use crate::api::types::{
     SecretFingerprintRequest, SledStatus, deadline,
 };
 use crate::api::{SledApi, sled_api_mod};
+use crate::front::Front;
 
 /// Largest request body accepted, in bytes: four times the largest
 /// request, a proxied prepare-and-commit of a full configuration,
@@ -168,18 +170,21 @@ impl SledApi for SledApiImpl {
     }
 }
 
-/// A running API server.
+/// A running API server: dropshot on loopback, behind the front door
+/// ([`crate::front`]) that listens where clients reach it.
 pub struct ApiServer {
     server: dropshot::HttpServer<NodeHandle>,
+    front: Front,
 }
 
 impl ApiServer {
-    /// Starts serving the API for `handle` on `listen`. Must be called
+    /// Starts serving the API for `handle` on `listen`, closing a
+    /// connection whose request has not come within `idle`. Must be called
     /// within a tokio runtime.
-    pub fn start(listen: SocketAddr, handle: NodeHandle) -> Result<Self, String> {
+    pub fn start(listen: SocketAddr, handle: NodeHandle, idle: Duration) -> Result<Self, String> {
         let api = sled_api_mod::api_description::<SledApiImpl>().map_err(|e| e.to_string())?;
         let config = ConfigDropshot {
-            bind_address: listen,
+            bind_address: crate::front::backend_listen(),
             default_request_body_max_bytes: MAX_REQUEST_BODY_BYTES,
             default_handler_task_mode: HandlerTaskMode::Detached,
             ..ConfigDropshot::default()
@@ -190,16 +195,18 @@ impl ApiServer {
             .config(config)
             .start()
             .map_err(|e| e.to_string())?;
-        Ok(Self { server })
+        let front = Front::start(listen, server.local_addr(), idle).map_err(|e| e.to_string())?;
+        Ok(Self { server, front })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+        self.front.local_addr()
     }
 
     /// Stops accepting connections and waits for the calls in progress.
     pub async fn stop(self) {
+        drop(self.front);
         if let Err(e) = self.server.close().await {
             tracing::warn!(error = %e, "API server close");
         }

@@ -158,7 +158,11 @@ impl Daemon {
         let started = tq_std::node::start(node_config, &identity)
             .await
             .map_err(|e| start_error(config, e))?;
-        let api = match crate::server::ApiServer::start(config.api.listen, started.handle.clone()) {
+        let api = match crate::server::ApiServer::start(
+            config.api.listen,
+            started.handle.clone(),
+            config.api.idle_timeout(),
+        ) {
             Ok(api) => api,
             Err(e) => {
                 // The node is running: stop it before giving up.

@@ -90,15 +90,22 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
             .is_none()
     );
 
-    // Nothing committed: the latest secret is waited for, in vain.
+    // Nothing committed: refused at once, whatever the deadline.
     let error = assert_refused(
         rack.client(fresh)
-            .secret_fingerprint(&SecretFingerprintRequest { deadline_ms: 300 })
+            .secret_fingerprint(&SecretFingerprintRequest {
+                deadline_ms: 60_000,
+            })
             .await,
-        504,
-        ErrorCode::DeadlinePassed,
+        409,
+        ErrorCode::NoCommittedConfiguration,
     );
-    assert_eq!(error.refusal, None);
+    assert_eq!(
+        error.refusal.as_deref(),
+        Some(&Refusal::LoadSecret(
+            LoadSecretError::NoCommittedConfiguration
+        ))
+    );
     assert_refused(
         rack.client(fresh)
             .proxy_status(&ProxyStatusRequest {
@@ -463,8 +470,8 @@ async fn body_bytes(stream: tq::client::ByteStream) -> Vec<u8> {
 /// The framework's own refusals: malformed JSON, wrong field types,
 /// unknown fields, a wrong content type, an oversized body (dropshot
 /// answers 400 to each, with our code), an unknown path, a wrong method
-/// (dropshot's router answers, with its own body), an oversized body, an unknown
-/// path, a wrong method: each with the table's status and code.
+/// (dropshot's router answers, the front door puts it in our form): each
+/// with the table's status and code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_the_framework_codes() {
     let mut rack = Rack::new(0, 3, 1);
@@ -527,20 +534,28 @@ async fn malformed_requests_get_the_framework_codes() {
         assert_eq!(error.error_code, code);
         assert_eq!(error.refusal, None);
     }
-    // Routing fails before any endpoint: dropshot's own error body.
-    for (response, status) in [
+    // Routing fails before any endpoint: the front door gives the body
+    // our form too.
+    for (response, status, code) in [
         (
             http.get(format!("{base}/v1/nothing")).send().await.unwrap(),
             404,
+            ErrorCode::UnknownPath,
         ),
         (
             http.get(format!("{base}/v1/commit")).send().await.unwrap(),
             405,
+            ErrorCode::MethodNotAllowed,
         ),
     ] {
         assert_eq!(response.status().as_u16(), status);
-        let body: dropshot::HttpErrorResponseBody = response.json().await.unwrap();
-        assert!(!body.message.is_empty());
+        // A 405 names the methods the path takes (RFC 9110 15.5.6).
+        if status == 405 {
+            assert_eq!(response.headers()["allow"], "POST");
+        }
+        let error: tq::api::error::ApiError = response.json().await.unwrap();
+        assert_eq!(error.error_code, code);
+        assert!(!error.message.is_empty());
     }
     rack.stop_all().await;
 }

@@ -301,6 +301,189 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     response
 }
 
+/// One request over a plain TCP socket (`Connection: close`): the status
+/// and the body of the answer, which must come within `WAIT`.
+fn http_exchange(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// PROTOCOL.md 6.6: with nothing committed, loading a secret is refused
+/// (`no_committed_configuration`) at once, not after the whole deadline.
+#[test]
+fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let running = start(&fresh_sled(root.path()));
+    let started = std::time::Instant::now();
+    let (status, body) = http_exchange(
+        running.api,
+        "POST",
+        "/v1/secret/fingerprint",
+        r#"{"deadline_ms": 60000}"#,
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 409, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error_code"], "no_committed_configuration", "{body}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+}
+
+/// Raw bytes over a plain TCP socket: the status, content type and body
+/// of the answer.
+fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {response:?}"));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+/// Checks `body` against the `ApiError` schema of the committed OpenAPI
+/// document: an object with every required property, no undeclared one,
+/// `message` a string, `error_code` one of `ErrorCode`'s values, and that
+/// code's status the answer's.
+fn assert_api_error(status: u16, content_type: &str, body: &str) {
+    let document: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/sled.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let schemas = &document["components"]["schemas"];
+    let schema = &schemas["ApiError"];
+    let codes: Vec<&str> = schemas["ErrorCode"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["enum"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(content_type, "application/json", "{status}: {body:?}");
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: {body:?}: {e}"));
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{status}: {body}"));
+    for required in schema["required"].as_array().unwrap() {
+        let key = required.as_str().unwrap();
+        assert!(object.contains_key(key), "{status}: no {key} in {body}");
+    }
+    let properties = schema["properties"].as_object().unwrap();
+    for key in object.keys() {
+        assert!(
+            properties.contains_key(key),
+            "{status}: {key} undeclared in {body}"
+        );
+    }
+    assert!(object["message"].is_string(), "{body}");
+    let code = object["error_code"].as_str().unwrap();
+    assert!(codes.contains(&code), "{code} is not an ErrorCode");
+    let typed: tq::api::error::ApiError = serde_json::from_str(body).unwrap();
+    assert_eq!(typed.error_code.status_u16(), status, "{body}");
+}
+
+/// Every kind of error the framework raises before an endpoint runs
+/// (unknown path, wrong method, a path that does not decode, a target or
+/// head too long) comes with an `ApiError` body, as the document says.
+#[test]
+fn every_error_body_is_an_api_error() {
+    let root = tempfile::tempdir().unwrap();
+    let running = start(&fresh_sled(root.path()));
+    let get = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n").into_bytes()
+    };
+    let long_path = format!("/v1/{}", "a".repeat(70_000));
+    let big_header = format!("x-big: {}\r\n", "b".repeat(20_000));
+    let refused_body = r#"{"deadline_ms": 99999}"#;
+    let cases: [(&str, Vec<u8>, u16); 6] = [
+        ("unknown path", get("/v1/nothing", ""), 404),
+        ("wrong method", get("/v1/commit", ""), 405),
+        ("bad percent-encoding", get("/v1/%ff%fe", ""), 400),
+        ("over-long target", get(&long_path, ""), 414),
+        ("over-large head", get("/v1/status", &big_header), 431),
+        (
+            "an endpoint's own refusal",
+            format!(
+                "POST /v1/secret/fingerprint HTTP/1.1\r\nhost: x\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{refused_body}",
+                refused_body.len()
+            )
+            .into_bytes(),
+            400,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let (status, content_type, body) = raw_exchange(running.api, &request);
+        assert_eq!(status, expected, "{what}: {body:?}");
+        assert_api_error(status, &content_type, &body);
+    }
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+}
+
+/// A connection that sends no request, or never finishes its head, is
+/// closed by the server after `[api] idle_timeout_ms`.
+#[test]
+fn idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    let config = fresh_sled(root.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}idle_timeout_ms = 300\n")).unwrap();
+    let running = start(&config);
+    for sent in [&b""[..], b"GET /v1/status HTTP/1.1\r\nhost:"] {
+        let mut stream = std::net::TcpStream::connect(running.api).unwrap();
+        stream.write_all(sent).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = stream.read(&mut buf);
+        assert!(
+            matches!(read, Ok(0)),
+            "still open after {:?}: {read:?}",
+            started.elapsed()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // A request sent in time is answered as ever.
+    assert!(http_get(running.api, "/v1/status").contains("\"node\""));
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+}
+
 /// curl, a client we did not write, against a running daemon. Skipped
 /// (`SKIPPED`) where curl is missing, but not under CI, which installs it.
 #[test]

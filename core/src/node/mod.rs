@@ -232,6 +232,28 @@ impl Node {
         self.loader.load(ctx, epoch)
     }
 
+    /// The secret of the latest committed epoch, with that epoch: what a
+    /// caller that waits for "the current secret" asks. `Ok(None)` means
+    /// "not yet", as for [`Self::load_rack_secret`]; with nothing
+    /// committed the refusal comes at once, since no share will ever make
+    /// an answer.
+    pub fn load_latest_rack_secret(
+        &mut self,
+        ctx: &mut NodeCtx,
+    ) -> Result<Option<(Epoch, RackSecret)>, LoadSecretError> {
+        if let Some(expunged) = expunged(ctx.state()) {
+            return Err(LoadSecretError::Expunged(expunged));
+        }
+        let latest = ctx
+            .state()
+            .latest_committed_epoch()
+            .ok_or(LoadSecretError::NoCommittedConfiguration)?;
+        Ok(self
+            .loader
+            .load(ctx, latest)?
+            .map(|secret| (latest, secret)))
+    }
+
     /// Drops every cached secret and stops collecting shares for loading.
     pub fn clear_secrets(&mut self) {
         self.loader.clear();

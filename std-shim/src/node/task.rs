@@ -20,7 +20,7 @@ use super::report::{
 };
 use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
-use crate::handle::{Answer, Bound, Reply, Request, Unavailable};
+use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, Frame, NetEvent, SendError};
 use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
@@ -255,16 +255,18 @@ impl Task {
         self.waiters.push(reply);
     }
 
-    /// The latest committed secret; `None` while its shares are being
-    /// collected or nothing is committed yet (a waiter waits for both).
+    /// The latest committed secret, or the core's refusal (nothing
+    /// committed included: no share will change that, so it is answered
+    /// at once); `None` only while its shares are being collected (a
+    /// waiter waits for that alone).
     async fn load_latest(&mut self) -> Option<Result<LoadedSecret, LoadSecretError>> {
-        let latest = self.ctx.persistent_state().latest_committed_epoch()?;
-        let rack = self.rack()?;
+        let rack = self.rack();
         match self
-            .drive(|node, ctx, _| node.load_rack_secret(ctx, latest))
+            .drive(|node, ctx, _| node.load_latest_rack_secret(ctx))
             .await
         {
-            Ok(Some(secret)) => Some(Ok(LoadedSecret::new(rack, latest, secret))),
+            // A committed configuration names its rack.
+            Ok(Some((epoch, secret))) => Some(Ok(LoadedSecret::new(rack?, epoch, secret))),
             Ok(None) => None,
             Err(error) => Some(Err(error)),
         }
@@ -486,7 +488,13 @@ impl Task {
             });
         match sent {
             Ok(()) => {
-                let deadline = Instant::now() + deadline;
+                // Any caller's deadline is cut to the one limit, so the sum
+                // stays within the clock; checked all the same, since this
+                // task must not panic on what a caller gives it.
+                let Some(deadline) = Instant::now().checked_add(deadline.min(MAX_DEADLINE)) else {
+                    let _ = reply.send(Err(Unavailable::Internal));
+                    return;
+                };
                 self.forwarded.insert(
                     id,
                     Forwarded {

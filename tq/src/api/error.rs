@@ -39,6 +39,10 @@
 //! | `lrtq_threshold_above_members` | 400 | the LRTQ threshold exceeds the new members |
 //! | `epoch_too_small` | 400 | an LRTQ upgrade to an epoch below 2 |
 //! | `expunged` | 403 | this sled was expunged |
+//! | `unknown_path` | 404 | no endpoint has this path, from the front door |
+//! | `method_not_allowed` | 405 | the endpoint takes another method, from the front door |
+//! | `uri_too_long` | 414 | a request target over 8 KiB, from the front door |
+//! | `headers_too_large` | 431 | a request head over 16 KiB or 64 headers, from the front door |
 //! | `must_upgrade_from_lrtq` | 409 | a reconfiguration on a sled holding only LRTQ data |
 //! | `lrtq_upgrade_in_progress` | 409 | an LRTQ upgrade is being coordinated here |
 //! | `last_committed_epoch_mismatch` | 409 | `last_committed_epoch` is not this sled's |
@@ -70,10 +74,11 @@
 //!
 //! An error the framework raises inside an endpoint (its extractors: the
 //! body's size, content type and JSON) keeps the framework's status, with
-//! code `invalid_request` (4xx) or `internal` (5xx). An unknown path (404)
-//! or method (405) is refused by dropshot's router before any endpoint
-//! runs, so its body is dropshot's own (`request_id`, `message`), without
-//! a code.
+//! code `invalid_request` (4xx) or `internal` (5xx). What dropshot's
+//! router or hyper refuse before any endpoint runs (an unknown path or
+//! method, a path that does not decode, a head too long) is answered or
+//! rewritten by the front door ([`crate::front`]) in this same form: every
+//! error body the server sends is an [`ApiError`].
 
 use std::fmt;
 
@@ -162,6 +167,14 @@ error_codes! {
     EpochTooSmall => 400,
     /// This sled was expunged.
     Expunged => 403,
+    /// No endpoint has this path.
+    UnknownPath => 404,
+    /// The endpoint takes another method.
+    MethodNotAllowed => 405,
+    /// The request target is too long.
+    UriTooLong => 414,
+    /// The request head is too large.
+    HeadersTooLarge => 431,
     /// The sled holds only LRTQ data.
     MustUpgradeFromLrtq => 409,
     /// An LRTQ upgrade is being coordinated here.

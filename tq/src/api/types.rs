@@ -15,8 +15,9 @@ use tq_std::node::report::{NodeReport, StorageHealth};
 
 use super::error::{ApiError, ErrorCode};
 
-/// Longest deadline a caller may give, in milliseconds.
-pub const MAX_DEADLINE_MS: u64 = 60_000;
+/// Longest deadline a caller may give, in milliseconds: the node
+/// handle's own limit.
+pub use tq_std::handle::MAX_DEADLINE_MS;
 
 /// How long a call may wait, in milliseconds: 1 to [`MAX_DEADLINE_MS`].
 pub type DeadlineMs = u64;
@@ -43,7 +44,7 @@ pub struct ProxyCommitRequest {
     /// The sled to run it on.
     pub target: PlatformId,
     /// How long to wait for its answer, in milliseconds (1 to 60000).
-    #[schemars(range(min = 1, max = 60000))]
+    #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
     /// The call.
     pub request: CommitRequest,
@@ -56,7 +57,7 @@ pub struct ProxyPrepareAndCommitRequest {
     /// The sled to run it on.
     pub target: PlatformId,
     /// How long to wait for its answer, in milliseconds (1 to 60000).
-    #[schemars(range(min = 1, max = 60000))]
+    #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
     /// The configuration to prepare and commit.
     pub config: Configuration,
@@ -69,7 +70,7 @@ pub struct ProxyStatusRequest {
     /// The sled to ask.
     pub target: PlatformId,
     /// How long to wait for its answer, in milliseconds (1 to 60000).
-    #[schemars(range(min = 1, max = 60000))]
+    #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
 }
 
@@ -79,7 +80,7 @@ pub struct ProxyStatusRequest {
 #[serde(deny_unknown_fields)]
 pub struct SecretFingerprintRequest {
     /// How long to wait for the shares, in milliseconds (1 to 60000).
-    #[schemars(range(min = 1, max = 60000))]
+    #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
 }
 

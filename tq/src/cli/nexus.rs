@@ -37,7 +37,8 @@ pub struct NexusArgs {
     /// decided stays in the state file; `run` goes on from there).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
-    /// How long one call on a sled may take, in seconds.
+    /// How long one call on a sled may take, in seconds (a proxy is given
+    /// four fifths of it, at most 60).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub call_timeout: u64,
     /// Abandon a pending epoch whose coordinator made no progress for this

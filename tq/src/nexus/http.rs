@@ -26,7 +26,7 @@ use crate::api::types::{
     ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
     SecretFingerprintRequest, SledStatus,
 };
-use crate::client::Client;
+use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
 
 /// How long to wait for a TCP connection to a sled's API.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -94,7 +94,7 @@ impl HttpSled {
                 format!("/metrics answered {}", response.status()),
             ));
         }
-        response
+        bounded(response, MAX_RESPONSE_BODY_BYTES)
             .text()
             .await
             .map_err(|e| CallFailure::new(FailureKind::Transport, e.to_string()))
@@ -315,6 +315,104 @@ impl SledApi for HttpSled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `200` and `body`, chunked
+    /// (no declared length) or not. Its address.
+    async fn answering(body: Vec<u8>, chunked: bool, content_type: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    // The request: its head, then as many bytes as it declares.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let head_end = loop {
+                        let n = stream.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+                    let declared: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while request.len() < head_end + declared {
+                        let n = stream.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let mut answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: close\r\n"
+                    )
+                    .into_bytes();
+                    if chunked {
+                        answer.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                        for chunk in body.chunks(64 * 1024) {
+                            answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                            answer.extend_from_slice(chunk);
+                            answer.extend_from_slice(b"\r\n");
+                        }
+                        answer.extend_from_slice(b"0\r\n\r\n");
+                    } else {
+                        answer.extend_from_slice(
+                            format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                        );
+                        answer.extend_from_slice(&body);
+                    }
+                    let _ = stream.write_all(&answer).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A valid fingerprint answer, padded with spaces (still valid JSON)
+    /// to `len` bytes.
+    fn fingerprint_answer(len: usize) -> Vec<u8> {
+        let mut body =
+            format!(r#"{{"epoch": 2, "fingerprint": "{}"}}"#, "ab".repeat(32)).into_bytes();
+        body.resize(len, b' ');
+        body
+    }
+
+    /// No answer is read past `MAX_RESPONSE_BODY_BYTES`, declared or
+    /// chunked, from the generated calls or the metrics text; one just
+    /// under it is read whole.
+    #[tokio::test]
+    async fn answers_are_read_only_up_to_the_limit() {
+        let limit = MAX_RESPONSE_BODY_BYTES;
+        for chunked in [false, true] {
+            let fits = answering(fingerprint_answer(limit), chunked, "application/json").await;
+            let sled = HttpSled::new(fits, Duration::from_secs(10)).unwrap();
+            let print = sled
+                .secret_fingerprint(Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(print.epoch, tq_core::ids::Epoch(2));
+
+            let over = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
+            let sled = HttpSled::new(over, Duration::from_secs(10)).unwrap();
+            let failure = sled
+                .secret_fingerprint(Duration::from_secs(1))
+                .await
+                .unwrap_err();
+            assert!(failure.to_string().contains("body"), "{failure}");
+
+            let text = answering(vec![b'#'; limit + 1], chunked, "text/plain").await;
+            let sled = HttpSled::new(text, Duration::from_secs(10)).unwrap();
+            assert!(sled.metrics_text().await.is_err());
+        }
+    }
 
     #[test]
     fn traffic_sums_outgoing_frames_and_bytes_without_keepalives() {

@@ -248,6 +248,10 @@ impl Sled {
         self.call(|node, ctx, _| node.load_rack_secret(ctx, Epoch(epoch)))
     }
 
+    fn load_latest(&mut self) -> Result<Option<(Epoch, RackSecret)>, LoadSecretError> {
+        self.call(|node, ctx, _| node.load_latest_rack_secret(ctx))
+    }
+
     fn status(&self) -> Option<CoordinatorStatusRef<'_>> {
         self.node.coordinator_status(&self.ctx)
     }

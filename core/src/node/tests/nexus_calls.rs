@@ -342,6 +342,23 @@ fn load_rejections_and_clearing() {
     assert!(s.load(1).unwrap().is_none());
 }
 
+/// The latest secret: refused at once with nothing committed, "not yet"
+/// while its shares come, then the latest epoch's.
+#[test]
+fn the_latest_secret_names_its_epoch() {
+    let mut fresh = fresh_sleds(1);
+    assert_eq!(
+        fresh[0].load_latest().err(),
+        Some(LoadSecretError::NoCommittedConfiguration)
+    );
+    let mut sleds = committed_rack(4, 2);
+    assert!(sleds[0].load_latest().unwrap().is_none());
+    let loaded = load_everywhere(&mut sleds, 1);
+    let (epoch, secret) = sleds[0].load_latest().unwrap().unwrap();
+    assert_eq!(epoch, Epoch(1));
+    assert!(bool::from(secret.ct_eq(&loaded[0])));
+}
+
 #[test]
 fn the_oldest_secret_is_dropped_past_max_retained_secrets() {
     use crate::limits::MAX_RETAINED_SECRETS;
