@@ -785,17 +785,16 @@ pub fn judge<const N: usize>(
                 .is_some_and(|(real, real_last)| real == *config && real_last == *last_committed);
             inject_if(!for_receiver || real)
         }
-        // Only a member of `config` can send it: from anyone else it is
-        // ignored. For an epoch the receiver has committed, only the
-        // configuration it stores is harmless: another one is a lie the
-        // receiver catches and raises an alarm for (rightly; the harness
-        // counts every alarm as a violation).
+        // Ignored when the receiver is not a member of `config`, when its
+        // epoch is not newer than the receiver's latest commit (whatever
+        // configuration it carries: the receiver's own commit settles it),
+        // and when the sender is not a member (only one can send it).
         Body::CommitAdvance(config) => inject_if(
             !config.is_member(to_id)
+                || state
+                    .latest_committed_epoch()
+                    .is_some_and(|latest| config.epoch() <= latest)
                 || !config.is_member(from_id)
-                || state.get(config.epoch()).is_some_and(|stored| {
-                    state.is_committed(config.epoch()) && stored.config == *config
-                })
                 || original_commit().as_ref() == Some(config),
         ),
         // Ignored when stale, or when the receiver's own state proves it
@@ -1131,6 +1130,41 @@ mod tests {
                 .expect("call");
             assert_eq!(counted, Some(1));
             cluster.check().expect("still safe");
+        });
+    }
+
+    /// PROTOCOL.md section 6: a `CommitAdvance` whose epoch is not newer
+    /// than the receiver's latest commit is ignored, whatever configuration
+    /// it carries. A member's lie about the committed epoch is injected,
+    /// counted as false, and raises no alarm (it once did: any member could
+    /// put any node in alarm).
+    #[test]
+    fn a_commit_advance_for_the_committed_epoch_is_injected_and_ignored() {
+        with_big_stack(|| {
+            let mut cluster = committed_rack();
+            let committed = cluster
+                .sled(1)
+                .and_then(|s| s.running())
+                .and_then(|r| r.ctx.persistent_state().latest_committed())
+                .map(|stored| stored.config.clone())
+                .expect("sled 1 committed");
+            let mut fields = committed.fields().clone();
+            fields.members[2].share_digest = tq_core::crypto::ShareDigest([0x5a; 32]);
+            let other = tq_core::config::Configuration::new(fields).expect("config");
+            for config in [&committed, &other] {
+                let bytes = encode(Body::CommitAdvance(config));
+                assert_eq!(judge(&cluster, 0, 1, &bytes, None), Verdict::Inject);
+            }
+            let lie = encode(Body::CommitAdvance(&other));
+            let from = cluster.id(0).cloned().expect("id");
+            let counted = cluster
+                .call(1, |node, ctx, rng, _| {
+                    node.handle_bytes(ctx, rng, &from, &lie);
+                    ctx.counters().get(tq_core::node::Counter::FalseClaim)
+                })
+                .expect("call");
+            assert_eq!(counted, Some(1));
+            cluster.check().expect("no alarm");
         });
     }
 

@@ -211,6 +211,9 @@ impl Node {
                 epoch: config.epoch(),
                 latest,
             },
+            AdvanceRefused::ConflictsWithCommitted => {
+                PrepareAndCommitError::ConflictsWithCommitted(config.epoch())
+            }
             AdvanceRefused::Mismatched => {
                 PrepareAndCommitError::MismatchedConfiguration(config.epoch())
             }

@@ -4,6 +4,8 @@
 //! [`Node::handle`] counts it: one place maps refusals to counters, and
 //! each refusal is counted once.
 
+use core::cmp::Ordering;
+
 use rand_core::TryCryptoRng;
 use subtle::ConstantTimeEq;
 
@@ -29,7 +31,11 @@ pub(crate) enum AdvanceRefused {
     NotAMember,
     /// A newer epoch is committed here.
     NewerCommitted { latest: Epoch },
-    /// A different configuration is stored for its epoch (alarm raised).
+    /// A different configuration is committed here for its epoch (no
+    /// alarm: this node's state is intact, and proves the claim false).
+    ConflictsWithCommitted,
+    /// A different configuration is stored, uncommitted, for its epoch
+    /// (alarm raised).
     Mismatched,
     /// This node coordinates an epoch newer than it.
     CoordinatingNewer(Epoch),
@@ -45,6 +51,7 @@ impl AdvanceRefused {
         match self {
             Self::NotAMember => Counter::NotAMember,
             Self::NewerCommitted { .. } => Counter::WrongEpoch,
+            Self::ConflictsWithCommitted => Counter::FalseClaim,
             Self::Mismatched => Counter::ConflictingConfiguration,
             Self::CoordinatingNewer(_) => Counter::Unexpected,
             Self::StoreFull => Counter::ConfigDropped,
@@ -299,6 +306,10 @@ impl Node {
         Ok(())
     }
 
+    /// `CommitAdvance(config)` from `from`, checked in the order of
+    /// PROTOCOL.md section 6: what this node's own commits settle first
+    /// (so a stale claim never reaches the checks that can raise an alarm),
+    /// then the sender.
     fn on_commit_advance(
         &mut self,
         ctx: &mut NodeCtx,
@@ -309,40 +320,49 @@ impl Node {
         if config.rack_id() != rack {
             return Err(Counter::WrongRackId);
         }
+        if settled_by_commits(ctx, config)
+            .map_err(AdvanceRefused::counter)?
+            .is_some()
+        {
+            // Already committed here: stale, like an older epoch.
+            return Err(Counter::WrongEpoch);
+        }
         // Only a member that committed `config` can send it.
         if !config.is_member(from) {
             return Err(Counter::FalseClaim);
         }
-        match self.advance(ctx, config) {
-            Ok(_) => Ok(()),
-            Err(refused) => Err(refused.counter()),
-        }
+        self.take_committed(ctx, config)
+            .map(drop)
+            .map_err(AdvanceRefused::counter)
     }
 
-    /// Takes a configuration Nexus committed (`CommitAdvance`, or
-    /// `prepare_and_commit`): commits it if prepared, else stores it and
-    /// starts computing this node's share of it.
+    /// Takes a configuration Nexus committed (`prepare_and_commit`; a
+    /// `CommitAdvance` checks its sender between the two steps): commits
+    /// it if prepared, else stores it and starts computing this node's
+    /// share of it.
     pub(super) fn advance(
         &mut self,
         ctx: &mut NodeCtx,
         config: &Configuration,
     ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
-        let epoch = config.epoch();
-        if !config.is_member(ctx.id()) {
-            return Err(AdvanceRefused::NotAMember);
+        if let Some(outcome) = settled_by_commits(ctx, config)? {
+            return Ok(outcome);
         }
+        self.take_committed(ctx, config)
+    }
+
+    /// The part of [`Self::advance`] after [`settled_by_commits`]: `config`
+    /// is newer than every commit here.
+    fn take_committed(
+        &mut self,
+        ctx: &mut NodeCtx,
+        config: &Configuration,
+    ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
+        let epoch = config.epoch();
         let stored = ctx.state().get(epoch);
         if stored.is_some_and(|stored| stored.config != *config) {
             ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
             return Err(AdvanceRefused::Mismatched);
-        }
-        if let Some(latest) = ctx.state().latest_committed_epoch() {
-            if latest == epoch {
-                return Ok(PrepareAndCommitOutcome::AlreadyCommitted);
-            }
-            if latest > epoch {
-                return Err(AdvanceRefused::NewerCommitted { latest });
-            }
         }
         if stored.is_some_and(|stored| stored.share.is_some()) {
             self.commit(ctx, epoch);
@@ -370,6 +390,32 @@ impl Node {
             return Err(AdvanceRefused::Internal);
         }
         Ok(PrepareAndCommitOutcome::ComputingShare)
+    }
+}
+
+/// The first checks of a committed configuration (PROTOCOL.md section 6):
+/// this node must be a member of it, and its epoch newer than the latest
+/// commit here. `Some(AlreadyCommitted)` when it is the configuration
+/// committed here; `None` when it is newer.
+fn settled_by_commits(
+    ctx: &NodeCtx,
+    config: &Configuration,
+) -> Result<Option<PrepareAndCommitOutcome>, AdvanceRefused> {
+    if !config.is_member(ctx.id()) {
+        return Err(AdvanceRefused::NotAMember);
+    }
+    let Some(latest) = ctx.state().latest_committed() else {
+        return Ok(None);
+    };
+    match config.epoch().cmp(&latest.config.epoch()) {
+        Ordering::Greater => Ok(None),
+        Ordering::Equal if latest.config == *config => {
+            Ok(Some(PrepareAndCommitOutcome::AlreadyCommitted))
+        }
+        Ordering::Equal => Err(AdvanceRefused::ConflictsWithCommitted),
+        Ordering::Less => Err(AdvanceRefused::NewerCommitted {
+            latest: latest.config.epoch(),
+        }),
     }
 }
 

@@ -186,6 +186,8 @@ error_codes! {
     NewerCommitted => 409,
     /// This sled stores another configuration for the epoch.
     MismatchedConfiguration => 409,
+    /// This sled committed another configuration for the epoch.
+    ConflictsWithCommitted => 409,
     /// This sled coordinates a newer epoch than the committed one.
     CoordinatingNewerEpoch => 409,
     /// Nothing is committed yet.
@@ -289,6 +291,7 @@ impl Refusal {
                 PrepareAndCommitError::NotAMember => C::NotAMember,
                 PrepareAndCommitError::NewerCommitted { .. } => C::NewerCommitted,
                 PrepareAndCommitError::MismatchedConfiguration(_) => C::MismatchedConfiguration,
+                PrepareAndCommitError::ConflictsWithCommitted(_) => C::ConflictsWithCommitted,
                 PrepareAndCommitError::CoordinatingNewerEpoch(_) => C::CoordinatingNewerEpoch,
                 PrepareAndCommitError::Internal => C::Internal,
             },
@@ -636,6 +639,10 @@ mod tests {
             (
                 Refusal::PrepareAndCommit(PrepareAndCommitError::MismatchedConfiguration(e)),
                 C::MismatchedConfiguration,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::ConflictsWithCommitted(e)),
+                C::ConflictsWithCommitted,
             ),
             (
                 Refusal::PrepareAndCommit(PrepareAndCommitError::CoordinatingNewerEpoch(e)),
