@@ -51,6 +51,7 @@
 //! | `not_prepared` | 409 | a commit of an epoch this sled has not prepared |
 //! | `newer_committed` | 409 | prepare-and-commit of a stale configuration |
 //! | `mismatched_configuration` | 409 | this sled stores another configuration for the epoch |
+//! | `conflicts_with_committed` | 409 | this sled committed another configuration for the epoch |
 //! | `coordinating_newer_epoch` | 409 | prepare-and-commit while coordinating a newer epoch |
 //! | `no_committed_configuration` | 409 | a secret asked for before any commit |
 //! | `not_committed` | 409 | a secret of an epoch not committed |
