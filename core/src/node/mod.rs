@@ -33,6 +33,7 @@
 //! sent again what it still needs.
 
 mod alarms;
+pub mod claims;
 mod collector;
 mod coordinator;
 mod counters;

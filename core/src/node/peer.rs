@@ -4,8 +4,6 @@
 //! [`Node::handle`] counts it: one place maps refusals to counters, and
 //! each refusal is counted once.
 
-use core::cmp::Ordering;
-
 use rand_core::TryCryptoRng;
 use subtle::ConstantTimeEq;
 
@@ -16,6 +14,7 @@ use crate::crypto::{Share, compute_share};
 use crate::ids::{Epoch, PlatformId, RackId};
 use crate::log;
 use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
+use crate::node::claims;
 use crate::node::collector::{Added, ShareCollector};
 use crate::node::counters::Counter;
 use crate::node::events::Event;
@@ -47,7 +46,7 @@ pub(crate) enum AdvanceRefused {
 
 impl AdvanceRefused {
     /// The counter of this refusal, for a `CommitAdvance`.
-    fn counter(self) -> Counter {
+    pub(super) fn counter(self) -> Counter {
         match self {
             Self::NotAMember => Counter::NotAMember,
             Self::NewerCommitted { .. } => Counter::WrongEpoch,
@@ -282,16 +281,8 @@ impl Node {
         from: &PlatformId,
         epoch: Epoch,
     ) -> Result<(), Counter> {
-        let state = ctx.state();
-        if state.latest_epoch().is_some_and(|latest| epoch < latest) {
-            return Err(Counter::WrongEpoch);
-        }
-        // Only a member that committed `epoch` can truthfully say this, and
-        // only to a non-member: what this node stores may prove it false.
-        if let Some(stored) = state.get(epoch)
-            && (stored.config.is_member(ctx.id()) || !stored.config.is_member(from))
-        {
-            return Err(Counter::FalseClaim);
+        if let Some(counter) = claims::expunged_ignored(ctx.state(), ctx.id(), from, epoch) {
+            return Err(counter);
         }
         log::warning!("expunged at epoch {} by {}", epoch, from);
         ctx.state_mut().set_expunged(epoch, from);
@@ -320,16 +311,8 @@ impl Node {
         if config.rack_id() != rack {
             return Err(Counter::WrongRackId);
         }
-        if settled_by_commits(ctx, config)
-            .map_err(AdvanceRefused::counter)?
-            .is_some()
-        {
-            // Already committed here: stale, like an older epoch.
-            return Err(Counter::WrongEpoch);
-        }
-        // Only a member that committed `config` can send it.
-        if !config.is_member(from) {
-            return Err(Counter::FalseClaim);
+        if let Some(counter) = claims::commit_advance_ignored(ctx.state(), ctx.id(), from, config) {
+            return Err(counter);
         }
         self.take_committed(ctx, config)
             .map(drop)
@@ -345,13 +328,13 @@ impl Node {
         ctx: &mut NodeCtx,
         config: &Configuration,
     ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
-        if let Some(outcome) = settled_by_commits(ctx, config)? {
+        if let Some(outcome) = claims::settled_by_commits(ctx.state(), ctx.id(), config)? {
             return Ok(outcome);
         }
         self.take_committed(ctx, config)
     }
 
-    /// The part of [`Self::advance`] after [`settled_by_commits`]: `config`
+    /// The part of [`Self::advance`] after [`claims::settled_by_commits`]: `config`
     /// is newer than every commit here.
     fn take_committed(
         &mut self,
@@ -390,32 +373,6 @@ impl Node {
             return Err(AdvanceRefused::Internal);
         }
         Ok(PrepareAndCommitOutcome::ComputingShare)
-    }
-}
-
-/// The first checks of a committed configuration (PROTOCOL.md section 6):
-/// this node must be a member of it, and its epoch newer than the latest
-/// commit here. `Some(AlreadyCommitted)` when it is the configuration
-/// committed here; `None` when it is newer.
-fn settled_by_commits(
-    ctx: &NodeCtx,
-    config: &Configuration,
-) -> Result<Option<PrepareAndCommitOutcome>, AdvanceRefused> {
-    if !config.is_member(ctx.id()) {
-        return Err(AdvanceRefused::NotAMember);
-    }
-    let Some(latest) = ctx.state().latest_committed() else {
-        return Ok(None);
-    };
-    match config.epoch().cmp(&latest.config.epoch()) {
-        Ordering::Greater => Ok(None),
-        Ordering::Equal if latest.config == *config => {
-            Ok(Some(PrepareAndCommitOutcome::AlreadyCommitted))
-        }
-        Ordering::Equal => Err(AdvanceRefused::ConflictsWithCommitted),
-        Ordering::Less => Err(AdvanceRefused::NewerCommitted {
-            latest: latest.config.epoch(),
-        }),
     }
 }
 
