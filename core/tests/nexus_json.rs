@@ -213,6 +213,7 @@ fn prepare_and_commit_error() -> impl Strategy<Value = PrepareAndCommitError> {
         Just(E::NotAMember),
         (epoch(), epoch()).prop_map(|(epoch, latest)| E::NewerCommitted { epoch, latest }),
         epoch().prop_map(E::MismatchedConfiguration),
+        epoch().prop_map(E::ConflictsWithCommitted),
         epoch().prop_map(E::CoordinatingNewerEpoch),
         Just(E::Internal),
     ]

@@ -3,8 +3,9 @@
 //! - [`round_trip`]: what every decoder target checks (no panic, and a
 //!   decoded value re-encodes into its `MAX_*_LEN` buffer to exactly the
 //!   bytes it was decoded from);
-//! - [`cluster`]: the stateful target, a simulated rack driven step by
-//!   step by the fuzzer's bytes, forged messages included;
+//! - [`cluster`]: the stateful targets, a simulated rack driven step by
+//!   step by the fuzzer's bytes, forged messages included (its input
+//!   format, run loop, forgery judge and seed corpus each a file);
 //! - [`samples`]: real values of every encodable kind, from which
 //!   `examples/make_corpus.rs` writes the seed corpora;
 //! - [`vectors`]: the hand-written wire vectors of tq-core

@@ -25,8 +25,21 @@ use tq_core::node::{
     Alarm, CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
 use tq_core::wire::WireError;
+use tq_nexus::{AbandonError, StartError};
 
-use crate::nexus::NexusFault;
+/// Nexus doing what it must not: refusing a command the harness checked,
+/// or handing out calls without end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NexusFault {
+    /// A start the harness built from Nexus's own sets was refused.
+    StartRefused(StartError),
+    /// An abandon the harness built from Nexus's own sets was refused.
+    AbandonRefused(AbandonError),
+    /// An answer did not fit its call.
+    WrongAnswer,
+    /// One action drained more than `MAX_CALLS_PER_ACTION` (cluster/nexus_steps.rs) calls.
+    EndlessCalls,
+}
 
 /// A broken invariant, a harness limit hit, or a liveness failure.
 #[derive(Clone, Debug, PartialEq, Eq)]

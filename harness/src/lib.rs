@@ -10,17 +10,21 @@
 //!   but the disk;
 //! - a network ([`network`]): a bounded list of encoded messages in flight,
 //!   delivered in any order, duplicated or dropped, over symmetric links;
-//! - Nexus, the control plane of PROTOCOL.md section 7: `tq_nexus::Nexus`,
-//!   the state machine the host's Nexus driver runs too, driven by the
-//!   actions ([`nexus`] translates);
-//! - the invariant checker ([`invariants`]) of PROTOCOL.md section 8, run
-//!   after every step, and the liveness check run at the end;
+//! - Nexus, the control plane of PROTOCOL.md section 7 ([`nexus`]):
+//!   `tq_nexus::Nexus`, the state machine the host's Nexus driver runs too;
+//! - the checker (`checker`) of the invariants of PROTOCOL.md section 8
+//!   ([`invariants`] lists them and holds the [`Violation`] a broken one
+//!   yields), run after every step, owning what it remembers between steps;
 //! - [`action::Action`]: one step of a run. Every value of it is valid
 //!   (indices are taken modulo the current sizes), so a fuzzer's bytes or a
-//!   seeded RNG can produce them freely.
+//!   seeded RNG can produce them freely;
+//! - sets of sleds as bit masks ([`mask`]) and what a run did ([`Stats`]).
 //!
-//! [`cluster::Cluster`] ties these together.
-//!
+//! [`cluster::Cluster`] ties these together: its module holds the world,
+//! and its files the driving, Nexus's steps and the liveness check run at
+//! the end. The modules depend one way: the cluster on the checker, the
+//! checker on the world's parts (sleds, network, Nexus), those on masks.
+
 //! # Rules this crate keeps
 //!
 //! Like the core, and because it must run where the core runs: no `std`, no
@@ -72,17 +76,20 @@
 #![warn(missing_docs)]
 
 pub mod action;
+mod checker;
 pub mod cluster;
 pub mod invariants;
-mod liveness;
+pub mod mask;
 pub mod network;
 pub mod nexus;
-mod records;
 pub mod sled;
+mod stats;
 
 pub use action::{Action, Change};
-pub use cluster::{Cluster, DriverFault, RackStart, Stats};
+pub use cluster::{Cluster, DriverFault, RackStart};
 pub use invariants::Violation;
+pub use mask::SledMask;
+pub use stats::Stats;
 
 /// Most sleds in one simulated rack: a whole rack, as many as a
 /// configuration may have members. Sled indices are `0..MAX_SLEDS`; member
@@ -92,8 +99,3 @@ pub const MAX_SLEDS: usize = tq_core::limits::MAX_MEMBERS;
 /// The sled capacity of a [`Cluster`] whose capacity is not named: racks
 /// of 3 to 8 sleds, what the Cortex-M7 run and the fast fuzz target use.
 pub const DEFAULT_SLEDS: usize = 8;
-
-/// A set of sleds, bit `i` for sled `i`.
-pub type SledMask = u32;
-
-const _: () = assert!(MAX_SLEDS <= SledMask::BITS as usize);

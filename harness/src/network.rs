@@ -17,7 +17,8 @@
 
 use tq_core::wire::MAX_PEER_MSG_LEN;
 
-use crate::{MAX_SLEDS, SledMask};
+use crate::MAX_SLEDS;
+use crate::mask::{SledMask, bit};
 
 /// Most bytes of one message in flight: the largest peer message the core
 /// encodes. A longer one is not put in flight and is counted as a drop
@@ -373,11 +374,6 @@ impl Network {
         self.used += len;
         self.stats.duplicated = self.stats.duplicated.saturating_add(1);
     }
-}
-
-/// The mask bit of sled `index` (0 past [`MAX_SLEDS`]).
-pub(crate) const fn bit(index: usize) -> SledMask {
-    if index < MAX_SLEDS { 1 << index } else { 0 }
 }
 
 #[cfg(test)]

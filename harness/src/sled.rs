@@ -92,6 +92,15 @@ pub fn platform_id(index: usize) -> Option<PlatformId> {
     PlatformId::new(PART_NUMBER, &serial).ok()
 }
 
+/// The sled index of `id`: the inverse of [`platform_id`] over `ids`. The
+/// index is read from the serial number, then checked against `ids` (one
+/// comparison instead of a search: the checker maps ids to sleds at every
+/// step, and a rack of 32 made the search its largest cost).
+pub fn index_of(ids: &[PlatformId], id: &PlatformId) -> Option<usize> {
+    let index: usize = id.serial_number().strip_prefix("SN")?.parse().ok()?;
+    (ids.get(index)? == id).then_some(index)
+}
+
 /// A running node, its context and its RNG: what a crash loses.
 #[cfg_attr(feature = "model", derive(Clone))]
 pub struct Running {
@@ -309,5 +318,25 @@ mod tests {
         assert_eq!(longer.as_slice(), written.as_slice());
         longer.clone_from(&Disk::new());
         assert!(longer.is_empty());
+    }
+
+    #[test]
+    fn sled_ids_map_back_to_their_index_and_nothing_else_does() {
+        let ids: heapless::Vec<PlatformId, { crate::MAX_SLEDS }> = (0..crate::MAX_SLEDS)
+            .map(|i| platform_id(i).unwrap())
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index_of(&ids, id), Some(i));
+            assert_eq!(index_of(&ids[..i], id), None);
+        }
+        for (part, serial) in [
+            (PART_NUMBER, "SN+003"),
+            (PART_NUMBER, "SN0032"),
+            (PART_NUMBER, "XX0003"),
+            ("913-0000020", "SN0003"),
+        ] {
+            let id = PlatformId::new(part, serial).unwrap();
+            assert_eq!(index_of(&ids, &id), None, "{id:?}");
+        }
     }
 }

@@ -185,9 +185,13 @@ pub enum PrepareAndCommitError {
         /// This node's latest commit.
         latest: Epoch,
     },
-    /// This node stores a different configuration for the epoch: the
-    /// `MismatchedConfigurations` alarm is raised.
+    /// This node stores a different configuration for the epoch, not yet
+    /// committed: the `MismatchedConfigurations` alarm is raised.
     MismatchedConfiguration(Epoch),
+    /// This node committed a different configuration for the epoch. Its own
+    /// state is intact, so no alarm: the call is refused, as any call for
+    /// an epoch not newer than the latest commit is ignored.
+    ConflictsWithCommitted(Epoch),
     /// This node coordinates a newer epoch than the committed one, which
     /// Nexus never starts before the commit it names.
     CoordinatingNewerEpoch(Epoch),
@@ -327,6 +331,10 @@ impl fmt::Display for PrepareAndCommitError {
             Self::MismatchedConfiguration(epoch) => write!(
                 f,
                 "this sled stores a different configuration for epoch {epoch}"
+            ),
+            Self::ConflictsWithCommitted(epoch) => write!(
+                f,
+                "this sled committed a different configuration for epoch {epoch}"
             ),
             Self::CoordinatingNewerEpoch(epoch) => {
                 write!(f, "this sled is coordinating newer epoch {epoch}")

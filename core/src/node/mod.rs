@@ -32,6 +32,7 @@
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
 
+pub mod claims;
 mod collector;
 mod coordinator;
 mod ctx;
@@ -208,6 +209,9 @@ impl Node {
                 epoch: config.epoch(),
                 latest,
             },
+            AdvanceRefused::ConflictsWithCommitted => {
+                PrepareAndCommitError::ConflictsWithCommitted(config.epoch())
+            }
             AdvanceRefused::Mismatched => {
                 PrepareAndCommitError::MismatchedConfiguration(config.epoch())
             }

@@ -14,6 +14,7 @@ use crate::crypto::{LrtqShare, Share, compute_share};
 use crate::ids::{Epoch, PlatformId, RackId};
 use crate::log;
 use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
+use crate::node::claims;
 use crate::node::collector::{Added, ShareCollector};
 use crate::node::events::Event;
 use crate::node::validate::rack_id;
@@ -28,7 +29,11 @@ pub(crate) enum AdvanceRefused {
     NotAMember,
     /// A newer epoch is committed here.
     NewerCommitted { latest: Epoch },
-    /// A different configuration is stored for its epoch (alarm raised).
+    /// A different configuration is committed here for its epoch (no
+    /// alarm: this node's state is intact, and proves the claim false).
+    ConflictsWithCommitted,
+    /// A different configuration is stored, uncommitted, for its epoch
+    /// (alarm raised).
     Mismatched,
     /// This node coordinates an epoch newer than it.
     CoordinatingNewer(Epoch),
@@ -40,10 +45,11 @@ pub(crate) enum AdvanceRefused {
 
 impl AdvanceRefused {
     /// The counter of this refusal, for a `CommitAdvance`.
-    fn counter(self) -> Counter {
+    pub(super) fn counter(self) -> Counter {
         match self {
             Self::NotAMember => Counter::NotAMember,
             Self::NewerCommitted { .. } => Counter::WrongEpoch,
+            Self::ConflictsWithCommitted => Counter::FalseClaim,
             Self::Mismatched => Counter::ConflictingConfiguration,
             Self::CoordinatingNewer(_) => Counter::Unexpected,
             Self::StoreFull => Counter::ConfigDropped,
@@ -285,16 +291,8 @@ impl Node {
         from: &PlatformId,
         epoch: Epoch,
     ) -> Result<(), Counter> {
-        let state = ctx.state();
-        if state.latest_epoch().is_some_and(|latest| epoch < latest) {
-            return Err(Counter::WrongEpoch);
-        }
-        // Only a member that committed `epoch` can truthfully say this, and
-        // only to a non-member: what this node stores may prove it false.
-        if let Some(stored) = state.get(epoch)
-            && (stored.config.is_member(ctx.id()) || !stored.config.is_member(from))
-        {
-            return Err(Counter::FalseClaim);
+        if let Some(counter) = claims::expunged_ignored(ctx.state(), ctx.id(), from, epoch) {
+            return Err(counter);
         }
         log::warning!("expunged at epoch {} by {}", epoch, from);
         ctx.state_mut().set_expunged(epoch, from);
@@ -309,6 +307,10 @@ impl Node {
         Ok(())
     }
 
+    /// `CommitAdvance(config)` from `from`, checked in the order of
+    /// PROTOCOL.md section 6: what this node's own commits settle first
+    /// (so a stale claim never reaches the checks that can raise an alarm),
+    /// then the sender.
     fn on_commit_advance(
         &mut self,
         ctx: &mut NodeCtx,
@@ -319,40 +321,41 @@ impl Node {
         if config.rack_id() != rack {
             return Err(Counter::WrongRackId);
         }
-        // Only a member that committed `config` can send it.
-        if !config.is_member(from) {
-            return Err(Counter::FalseClaim);
+        if let Some(counter) = claims::commit_advance_ignored(ctx.state(), ctx.id(), from, config) {
+            return Err(counter);
         }
-        match self.advance(ctx, config) {
-            Ok(_) => Ok(()),
-            Err(refused) => Err(refused.counter()),
-        }
+        self.take_committed(ctx, config)
+            .map(drop)
+            .map_err(AdvanceRefused::counter)
     }
 
-    /// Takes a configuration Nexus committed (`CommitAdvance`, or
-    /// `prepare_and_commit`): commits it if prepared, else stores it and
-    /// starts computing this node's share of it.
+    /// Takes a configuration Nexus committed (`prepare_and_commit`; a
+    /// `CommitAdvance` checks its sender between the two steps): commits
+    /// it if prepared, else stores it and starts computing this node's
+    /// share of it.
     pub(super) fn advance(
         &mut self,
         ctx: &mut NodeCtx,
         config: &Configuration,
     ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
-        let epoch = config.epoch();
-        if !config.is_member(ctx.id()) {
-            return Err(AdvanceRefused::NotAMember);
+        if let Some(outcome) = claims::settled_by_commits(ctx.state(), ctx.id(), config)? {
+            return Ok(outcome);
         }
+        self.take_committed(ctx, config)
+    }
+
+    /// The part of [`Self::advance`] after [`claims::settled_by_commits`]: `config`
+    /// is newer than every commit here.
+    fn take_committed(
+        &mut self,
+        ctx: &mut NodeCtx,
+        config: &Configuration,
+    ) -> Result<PrepareAndCommitOutcome, AdvanceRefused> {
+        let epoch = config.epoch();
         let stored = ctx.state().get(epoch);
         if stored.is_some_and(|stored| stored.config != *config) {
             ctx.raise_alarm(Alarm::MismatchedConfigurations(epoch));
             return Err(AdvanceRefused::Mismatched);
-        }
-        if let Some(latest) = ctx.state().latest_committed_epoch() {
-            if latest == epoch {
-                return Ok(PrepareAndCommitOutcome::AlreadyCommitted);
-            }
-            if latest > epoch {
-                return Err(AdvanceRefused::NewerCommitted { latest });
-            }
         }
         if stored.is_some_and(|stored| stored.share.is_some()) {
             self.commit(ctx, epoch);

@@ -55,6 +55,7 @@
 //! | `not_prepared` | 409 | a commit of an epoch this sled has not prepared |
 //! | `newer_committed` | 409 | prepare-and-commit of a stale configuration |
 //! | `mismatched_configuration` | 409 | this sled stores another configuration for the epoch |
+//! | `conflicts_with_committed` | 409 | this sled committed another configuration for the epoch |
 //! | `coordinating_newer_epoch` | 409 | prepare-and-commit while coordinating a newer epoch |
 //! | `no_committed_configuration` | 409 | a secret asked for before any commit |
 //! | `not_committed` | 409 | a secret of an epoch not committed |
@@ -199,6 +200,8 @@ error_codes! {
     NewerCommitted => 409,
     /// This sled stores another configuration for the epoch.
     MismatchedConfiguration => 409,
+    /// This sled committed another configuration for the epoch.
+    ConflictsWithCommitted => 409,
     /// This sled coordinates a newer epoch than the committed one.
     CoordinatingNewerEpoch => 409,
     /// Nothing is committed yet.
@@ -302,6 +305,7 @@ impl Refusal {
                 PrepareAndCommitError::NotAMember => C::NotAMember,
                 PrepareAndCommitError::NewerCommitted { .. } => C::NewerCommitted,
                 PrepareAndCommitError::MismatchedConfiguration(_) => C::MismatchedConfiguration,
+                PrepareAndCommitError::ConflictsWithCommitted(_) => C::ConflictsWithCommitted,
                 PrepareAndCommitError::CoordinatingNewerEpoch(_) => C::CoordinatingNewerEpoch,
                 PrepareAndCommitError::Internal => C::Internal,
             },
@@ -649,6 +653,10 @@ mod tests {
             (
                 Refusal::PrepareAndCommit(PrepareAndCommitError::MismatchedConfiguration(e)),
                 C::MismatchedConfiguration,
+            ),
+            (
+                Refusal::PrepareAndCommit(PrepareAndCommitError::ConflictsWithCommitted(e)),
+                C::ConflictsWithCommitted,
             ),
             (
                 Refusal::PrepareAndCommit(PrepareAndCommitError::CoordinatingNewerEpoch(e)),

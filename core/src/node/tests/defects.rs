@@ -1,5 +1,6 @@
-//! Regressions of defects fixed with the driving contract (issue 9). Each
-//! test says what the node used to do; each fails against that code.
+//! Regressions of defects fixed with the driving contract (issue 9) and
+//! after it (issue 17). Each test says what the node used to do; each fails
+//! against that code.
 
 use super::*;
 use crate::config::tests::fields;
@@ -379,17 +380,11 @@ fn prepare_and_commit_refusals_are_typed() {
             latest: Epoch(2)
         })
     );
-    // Another configuration for epoch 2 (the alarm is raised).
-    let mut other = config_2.fields().clone();
-    other.members[1].share_digest = ShareDigest([0x5a; 32]);
-    let other = Configuration::new(other).unwrap();
+    // Another configuration for committed epoch 2 (no alarm: see
+    // `another_configuration_for_a_committed_epoch_raises_no_alarm`).
     assert_eq!(
-        sleds[1].without_write(|s| s.prepare_and_commit(&other)),
-        Err(PrepareAndCommitError::MismatchedConfiguration(Epoch(2)))
-    );
-    assert_eq!(
-        sleds[1].ctx.alarms(),
-        &[Alarm::MismatchedConfigurations(Epoch(2))]
+        sleds[1].without_write(|s| s.prepare_and_commit(&differing(&config_2))),
+        Err(PrepareAndCommitError::ConflictsWithCommitted(Epoch(2)))
     );
     // Another rack.
     let mut other_rack = config_2.fields().clone();
@@ -439,4 +434,95 @@ fn prepare_and_commit_refuses_below_a_running_coordination() {
         Err(PrepareAndCommitError::CoordinatingNewerEpoch(Epoch(3)))
     );
     assert_eq!(s.node.computing_share(), None);
+}
+
+// ---- (g) an alarm any member could raise (issue 17, defect 4) ----
+
+/// `config` with one member's share digest changed: another configuration
+/// for the same epoch, from the same members.
+fn differing(config: &Configuration) -> Configuration {
+    let mut other = config.fields().clone();
+    other.members[1].share_digest = ShareDigest([0x5a; 32]);
+    Configuration::new(other).unwrap()
+}
+
+/// A `CommitAdvance` carrying another configuration for the epoch a node
+/// had committed used to raise `MismatchedConfigurations` there: any member
+/// could put any node in alarm. An epoch not newer than the latest commit
+/// is ignored and counted (PROTOCOL.md section 6); the node's own state
+/// proves this one false.
+#[test]
+fn a_commit_advance_with_another_configuration_for_the_committed_epoch_is_ignored() {
+    let mut sleds = committed_rack(4, 2);
+    let committed = config_of(&sleds[1], 1);
+    let s = &mut sleds[1];
+    s.take_events();
+    s.without_write(|s| {
+        s.receive(
+            &platform(0),
+            &msg(Body::CommitAdvance(differing(&committed))),
+        )
+    });
+    assert_eq!(s.ctx.alarms(), &[]);
+    assert_eq!(s.count(Counter::FalseClaim), 1);
+    assert_eq!(s.count(Counter::ConflictingConfiguration), 0);
+    assert!(s.take_events().is_empty());
+    assert_eq!(config_of(s, 1), committed);
+    // The same for an epoch older than the latest commit: stale.
+    sleds[0]
+        .coordinate(&reconfigure(2, Some(1), set(0..4), 2))
+        .unwrap();
+    settle(&mut sleds);
+    commit_all(&mut sleds, 2);
+    let s = &mut sleds[1];
+    s.without_write(|s| {
+        s.receive(
+            &platform(0),
+            &msg(Body::CommitAdvance(differing(&committed))),
+        )
+    });
+    assert_eq!(s.ctx.alarms(), &[]);
+    assert_eq!(s.count(Counter::WrongEpoch), 1);
+}
+
+/// The order of PROTOCOL.md section 6: a stale `CommitAdvance` is ignored
+/// as stale before its sender is looked at, so one from outside its
+/// configuration for an epoch already committed counts as `wrong_epoch`,
+/// not `false_claim`.
+#[test]
+fn a_commit_advance_is_judged_stale_before_its_sender() {
+    let mut sleds = committed_rack(5, 2);
+    sleds[0]
+        .coordinate(&reconfigure(2, Some(1), set(0..4), 2))
+        .unwrap();
+    settle(&mut sleds);
+    commit_all(&mut sleds, 2);
+    let config_2 = config_of(&sleds[0], 2);
+    let s = &mut sleds[1];
+    // Sled 4 was removed by epoch 2.
+    s.without_write(|s| s.receive(&platform(4), &msg(Body::CommitAdvance(config_2.clone()))));
+    assert_eq!(s.count(Counter::WrongEpoch), 1);
+    assert_eq!(s.count(Counter::FalseClaim), 0);
+}
+
+/// Nexus handing `prepare_and_commit` another configuration for an epoch
+/// the node committed used to raise the alarm too. It is a typed refusal:
+/// the node's own state is intact, and the same configuration again is
+/// still `AlreadyCommitted`.
+#[test]
+fn prepare_and_commit_of_another_configuration_for_the_committed_epoch_is_refused() {
+    let mut sleds = committed_rack(4, 2);
+    let committed = config_of(&sleds[1], 1);
+    let s = &mut sleds[1];
+    s.take_events();
+    assert_eq!(
+        s.without_write(|s| s.prepare_and_commit(&differing(&committed))),
+        Err(PrepareAndCommitError::ConflictsWithCommitted(Epoch(1)))
+    );
+    assert_eq!(s.ctx.alarms(), &[]);
+    assert!(s.take_events().is_empty());
+    assert_eq!(
+        s.without_write(|s| s.prepare_and_commit(&committed)),
+        Ok(PrepareAndCommitOutcome::AlreadyCommitted)
+    );
 }

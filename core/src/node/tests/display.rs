@@ -210,7 +210,7 @@ fn commit_errors_are_sentences() {
 #[test]
 fn prepare_and_commit_errors_are_sentences() {
     use PrepareAndCommitError as E;
-    let errors: [(E, &[&str]); 7] = [
+    let errors: [(E, &[&str]); 8] = [
         (E::Expunged(expunged_at()), EXPUNGED_CONTEXT),
         (E::RackIdMismatch(mismatch()), MISMATCH_CONTEXT),
         (E::NotAMember, &[]),
@@ -222,17 +222,19 @@ fn prepare_and_commit_errors_are_sentences() {
             &["7001", "7002"],
         ),
         (E::MismatchedConfiguration(EPOCH), &["7001"]),
+        (E::ConflictsWithCommitted(EPOCH), &["7001"]),
         (E::CoordinatingNewerEpoch(LATEST), &["7002"]),
         (E::Internal, &[]),
     ];
-    assert_every_variant(&errors, 7, |e| match e {
+    assert_every_variant(&errors, 8, |e| match e {
         E::Expunged(_) => 0,
         E::RackIdMismatch(_) => 1,
         E::NotAMember => 2,
         E::NewerCommitted { .. } => 3,
         E::MismatchedConfiguration(_) => 4,
-        E::CoordinatingNewerEpoch(_) => 5,
-        E::Internal => 6,
+        E::ConflictsWithCommitted(_) => 5,
+        E::CoordinatingNewerEpoch(_) => 6,
+        E::Internal => 7,
     });
     check(&errors);
 }

@@ -36,13 +36,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             sleds,
             network,
             nexus,
-            configs,
-            secrets,
-            summaries: _,
-            acks,
-            delivered_ack: _,
-            scratch: _,
-            compared: _,
+            checker,
             rng: _,
             stats: _,
             probe: _,
@@ -66,7 +60,8 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             message_key(msg).hash(h);
         }
         nexus.machine().fingerprint(nexus.now(), h);
-        (configs, secrets, acks, faults).hash(h);
+        checker.fingerprint(h);
+        faults.hash(h);
     }
 
     /// Feeds sled `index`'s disk and, if it is up, its node and context
@@ -104,13 +99,7 @@ impl<const SLEDS: usize> Clone for Cluster<SLEDS> {
             sleds: self.sleds.clone(),
             network: self.network.clone(),
             nexus: self.nexus.clone(),
-            configs: self.configs.clone(),
-            secrets: self.secrets.clone(),
-            summaries: self.summaries.clone(),
-            acks: self.acks,
-            delivered_ack: self.delivered_ack,
-            scratch: super::Disk::new(),
-            compared: self.compared,
+            checker: self.checker.clone(),
             rng: self.rng.clone(),
             stats: self.stats,
             probe: self.probe,
@@ -125,13 +114,7 @@ impl<const SLEDS: usize> Clone for Cluster<SLEDS> {
             sleds,
             network,
             nexus,
-            configs,
-            secrets,
-            summaries,
-            acks,
-            delivered_ack,
-            scratch: _,
-            compared,
+            checker,
             rng,
             stats,
             probe,
@@ -148,12 +131,7 @@ impl<const SLEDS: usize> Clone for Cluster<SLEDS> {
         }
         network.clone_from(&source.network);
         nexus.clone_from(&source.nexus);
-        configs.clone_from(&source.configs);
-        secrets.clone_from(&source.secrets);
-        summaries.clone_from(&source.summaries);
-        *acks = source.acks;
-        *delivered_ack = source.delivered_ack;
-        *compared = source.compared;
+        checker.clone_from(&source.checker);
         rng.clone_from(&source.rng);
         *stats = source.stats;
         *probe = source.probe;

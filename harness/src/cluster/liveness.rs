@@ -7,9 +7,9 @@ use tq_core::ids::Epoch;
 use tq_core::limits::MAX_RETAINED_SECRETS;
 use tq_core::node::LoadSecretError;
 
-use crate::cluster::Cluster;
+use super::Cluster;
 use crate::invariants::{LivenessFailure, Violation};
-use crate::network::bit;
+use crate::mask::bit;
 
 /// Rounds (deliver everything, one Nexus step) Nexus gets to finish.
 pub const MAX_NEXUS_ROUNDS: usize = 64;
