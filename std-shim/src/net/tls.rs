@@ -2,23 +2,30 @@
 //!
 //! Both sides present a certificate chaining to the rack CA and naming a
 //! platform id ([`super::identity`]). The listener verifies the dialer's
-//! certificate with rustls's `WebPkiClientVerifier` (chain, validity,
+//! certificate with rustls's `WebPkiClientVerifier` (chain, signatures,
 //! client-auth key usage) and then the accept policy on its platform id
 //! (known peer, allowed to dial us). The dialer verifies the listener's
-//! certificate chain and validity (server-auth key usage) and that it names
-//! exactly the peer it meant to reach; DNS names and IP addresses in the
-//! certificate are not used. A refusal at either end fails the handshake.
+//! certificate chain (server-auth key usage) and that it names exactly the
+//! peer it meant to reach; DNS names and IP addresses in the certificate
+//! are not used. A refusal at either end fails the handshake. Both judge
+//! validity periods as of the leaf's issuance, not the sled's clock
+//! ([`super::validity`]).
+//!
+//! Session resumption is off on both sides (no session cache, no tickets
+//! sent or used): a resumed session would skip the verifiers, so a peer
+//! removed from the peer set could come back on an earlier session.
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::{NoServerSessionStorage, ParsedCertificate, WebPkiClientVerifier};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     SignatureScheme,
@@ -28,6 +35,7 @@ use tq_core::ids::PlatformId;
 
 use super::identity::{IdentityError, platform_id_of_cert};
 use super::stats::Refusal;
+use super::validity::verification_time;
 
 /// The rack CA, this sled's certificate chain and its private key.
 pub struct TlsIdentity {
@@ -154,12 +162,17 @@ impl Tls {
             .build()
             .map_err(TlsSetupError::Verifier)?;
         let verifier = Arc::new(ListenerVerifier { inner, policy });
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TlsSetupError::Rustls)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
             .map_err(TlsSetupError::Rustls)?;
+        // No resumption: every handshake goes through the verifier and the
+        // accept policy. No session is stored and no ticket is sent (the
+        // default ticketer makes no stateless tickets either).
+        server.session_storage = Arc::new(NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         Ok(Self {
             provider,
             roots,
@@ -183,11 +196,13 @@ impl Tls {
             algorithms: self.provider.signature_verification_algorithms,
             expected,
         });
-        let client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+        let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.cert_chain.clone(), self.key.clone_key())?;
+        // No resumption: every handshake verifies the listener afresh.
+        client.resumption = Resumption::disabled();
         Ok(TlsConnector::from(Arc::new(client)))
     }
 }
@@ -253,11 +268,13 @@ impl ClientCertVerifier for ListenerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
+        _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        // Not the sled's clock: see `super::validity`.
+        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
         let verified = self
             .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+            .verify_client_cert(end_entity, intermediates, at)?;
         let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
         Ok(verified)
@@ -300,14 +317,16 @@ impl ServerCertVerifier for DialerVerifier {
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        now: UnixTime,
+        _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
+        // Not the sled's clock: see `super::validity`.
+        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &self.roots,
             intermediates,
-            now,
+            at,
             self.algorithms.all,
         )?;
         let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
