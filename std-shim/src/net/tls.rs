@@ -358,3 +358,135 @@ impl ServerCertVerifier for DialerVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tq_test_fixtures::pki::Ca;
+
+    use super::*;
+    use crate::net::identity::platform_id_uri;
+
+    fn id() -> PlatformId {
+        PlatformId::new("p", "a").unwrap()
+    }
+
+    /// A sled identity whose certificate is valid from January 1st of
+    /// `from` to January 1st of `to`.
+    fn identity(ca: &Ca, from: i32, to: i32) -> TlsIdentity {
+        let (cert, key) = ca.leaf(
+            &[platform_id_uri(&id())],
+            Some((
+                rcgen::date_time_ymd(from, 1, 1),
+                rcgen::date_time_ymd(to, 1, 1),
+            )),
+        );
+        TlsIdentity {
+            ca_certs: vec![ca.der()],
+            cert_chain: vec![cert],
+            key,
+        }
+    }
+
+    fn admit_all() -> AcceptPolicy {
+        Arc::new(|_: &PlatformId| Ok(()))
+    }
+
+    /// Both verifiers of `tls`, checking a certificate at `now`.
+    fn verify_both(tls: &Tls, cert: &CertificateDer<'_>, now: UnixTime) -> [bool; 2] {
+        let listener = ListenerVerifier {
+            inner: WebPkiClientVerifier::builder_with_provider(
+                tls.roots.clone(),
+                tls.provider.clone(),
+            )
+            .build()
+            .unwrap(),
+            policy: admit_all(),
+        };
+        let dialer = DialerVerifier {
+            roots: tls.roots.clone(),
+            algorithms: tls.provider.signature_verification_algorithms,
+            expected: id(),
+        };
+        let name = server_name("127.0.0.1:1".parse().unwrap());
+        [
+            listener.verify_client_cert(cert, &[], now).is_ok(),
+            dialer
+                .verify_server_cert(cert, &[], &name, &[], now)
+                .is_ok(),
+        ]
+    }
+
+    fn year(year: u64) -> UnixTime {
+        // Close enough to January 1st for these checks.
+        UnixTime::since_unix_epoch(Duration::from_secs((year - 1970) * 31_556_952))
+    }
+
+    #[test]
+    fn the_sleds_clock_does_not_decide_admission() {
+        let ca = Ca::new("rack");
+        let current = identity(&ca, 2025, 2035);
+        let tls = Tls::new(&current, admit_all()).unwrap();
+        // A real-time clock reset to 1970, one far ahead, and a sane one.
+        for now in [year(1970), year(2030), year(2200)] {
+            assert_eq!(
+                verify_both(&tls, &current.cert_chain[0], now),
+                [true, true],
+                "{now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_cas_certificate_is_refused_at_any_clock() {
+        let ca = Ca::new("rack");
+        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all()).unwrap();
+        let other = identity(&Ca::new("another rack"), 2025, 2035);
+        for now in [year(1970), year(2030), year(2200)] {
+            assert_eq!(
+                verify_both(&tls, &other.cert_chain[0], now),
+                [false, false],
+                "{now:?}"
+            );
+        }
+    }
+
+    /// One connector dialing twice a listener that hands out session
+    /// tickets (rustls's defaults) does a full handshake both times.
+    #[tokio::test]
+    async fn the_dialer_never_resumes() {
+        let ca = Ca::new("rack");
+        let sled = identity(&ca, 2025, 2035);
+        let tls = Tls::new(&sled, admit_all()).unwrap();
+        let resuming_server = rustls::ServerConfig::builder_with_provider(tls.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(sled.cert_chain.clone(), sled.key.clone_key())
+            .unwrap();
+        assert!(resuming_server.send_tls13_tickets > 0);
+        let acceptor = TlsAcceptor::from(Arc::new(resuming_server));
+        let connector = tls.connector_for(id()).unwrap();
+        for round in 0..2 {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = async {
+                let mut stream = acceptor.accept(server_io).await.unwrap();
+                stream.write_all(b"x").await.unwrap();
+                stream.flush().await.unwrap();
+                stream
+            };
+            let client = async {
+                let name = server_name("127.0.0.1:1".parse().unwrap());
+                let mut stream = connector.connect(name, client_io).await.unwrap();
+                // The tickets come after the handshake, before this byte.
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).await.unwrap();
+                stream.get_ref().1.handshake_kind()
+            };
+            let (_server, kind) = tokio::join!(server, client);
+            assert_eq!(kind, Some(rustls::HandshakeKind::Full), "round {round}");
+        }
+    }
+}

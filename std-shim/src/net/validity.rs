@@ -4,11 +4,11 @@
 //!
 //! A peer certificate is verified as of the moment it was issued (its own
 //! `notBefore`), never as of the sled's clock: the chain must reach the
-//! rack CA, every signature and key usage must hold, and every certificate
-//! of the chain must have been valid when the leaf was issued. So a leaf
-//! whose `notAfter` has passed, or whose `notBefore` is still ahead of the
-//! sled's clock, is admitted; a leaf the CA signed outside the CA's own
-//! validity is not.
+//! rack CA, every signature and key usage must hold, and any intermediate
+//! certificate must have been valid when the leaf was issued (the rack CA
+//! is a trust anchor: webpki does not read its dates). So a leaf whose
+//! `notAfter` has passed, or whose `notBefore` is still ahead of the
+//! sled's clock, is admitted.
 //!
 //! # Why
 //!
