@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::flood::Flood;
+use common::flood::{Flood, REOPEN_PAUSE};
 use common::*;
 use rustls::HandshakeKind;
 use tokio::io::AsyncReadExt;
@@ -41,7 +41,7 @@ async fn a_flood_of_strangers_does_not_keep_a_peer_out() {
     listener.net.set_peers(peers.clone());
 
     let sources = [loopback(2), loopback(3), loopback(4)];
-    let flood = Flood::start(&[listener.net.local_addr()], &sources, 70);
+    let flood = Flood::start(&[listener.net.local_addr()], &sources, 70, REOPEN_PAUSE);
     // The flood holds the pool and is being turned away.
     eventually("the flood fills the stranger pool", || {
         let stats = listener.net.stats();

@@ -14,9 +14,9 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a flood connection waits before opening again after it was
-/// closed, or after a connect failed: the flood is heavy, not a busy loop
-/// that would starve the machine the test runs on.
+/// How long a flood connection of the tests waits before opening again
+/// after it was closed, or after a connect failed: the flood is heavy, not
+/// a busy loop that would starve the machine the test runs on.
 pub const REOPEN_PAUSE: Duration = Duration::from_millis(50);
 
 pub struct Flood {
@@ -26,15 +26,21 @@ pub struct Flood {
 }
 
 impl Flood {
-    /// `per_target` connections to each target from each source.
-    pub fn start(targets: &[SocketAddr], sources: &[IpAddr], per_target: usize) -> Self {
+    /// `per_target` connections to each target from each source, each
+    /// opened again `pause` after it ends.
+    pub fn start(
+        targets: &[SocketAddr],
+        sources: &[IpAddr],
+        per_target: usize,
+        pause: Duration,
+    ) -> Self {
         let stop = CancellationToken::new();
         let opened = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         for &target in targets {
             for &source in sources {
                 for _ in 0..per_target {
-                    tasks.spawn(hold(target, source, stop.clone(), opened.clone()));
+                    tasks.spawn(hold(target, source, pause, stop.clone(), opened.clone()));
                 }
             }
         }
@@ -58,7 +64,13 @@ impl Flood {
     }
 }
 
-async fn hold(target: SocketAddr, source: IpAddr, stop: CancellationToken, opened: Arc<AtomicU64>) {
+async fn hold(
+    target: SocketAddr,
+    source: IpAddr,
+    pause: Duration,
+    stop: CancellationToken,
+    opened: Arc<AtomicU64>,
+) {
     while !stop.is_cancelled() {
         let connected = async {
             let socket = TcpSocket::new_v4()?;
@@ -87,7 +99,7 @@ async fn hold(target: SocketAddr, source: IpAddr, stop: CancellationToken, opene
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(REOPEN_PAUSE) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
