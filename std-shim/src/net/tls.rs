@@ -9,7 +9,7 @@
 //! peer it meant to reach; DNS names and IP addresses in the certificate
 //! are not used. A refusal at either end fails the handshake. Both judge
 //! validity periods as of the leaf's issuance, not the sled's clock
-//! ([`super::validity`]).
+//! (`net::validity`).
 //!
 //! Session resumption is off on both sides (no session cache, no tickets
 //! sent or used): a resumed session would skip the verifiers, so a peer
