@@ -101,6 +101,24 @@
 //! both the server-auth and client-auth extended key usages, since every
 //! sled both listens and dials.
 //!
+//! # Who the listener admits, and the clock
+//!
+//! - **Strangers cannot starve the peers.** A TLS handshake needs a slot:
+//!   a configured peer's address has a reserve of its own
+//!   ([`net::HANDSHAKES_PER_PEER`] per peer at that address), every other
+//!   source shares a bounded pool with a per-address share and a shorter
+//!   timeout ([`net::NetConfig`]); a connection that finds no slot is
+//!   closed at once and counted, never queued ahead of a peer. A dialer
+//!   connects from its listen address (when that is a specific one), so
+//!   its peers see the address they configured. Only a host holding a
+//!   peer's address can spend that peer's reserve.
+//! - **No session resumption**, on either side: every handshake goes
+//!   through the certificate checks and the peer set.
+//! - **Certificate validity does not use the sled's clock**, which may
+//!   have been reset at boot: a peer's chain is verified as of its leaf's
+//!   `notBefore`, so a certificate expired or not yet valid by the clock
+//!   is admitted; revocation is by the peer set and the rack CA.
+//!
 //! # Choices
 //!
 //! - **TLS provider: aws-lc-rs**, rustls's default, because it offers the
@@ -123,9 +141,9 @@
 //!   (`net::refusal_log`: one line per reason per interval, then the count
 //!   left out) rather than `governor`, a general token-bucket limiter that
 //!   would not keep the count.
-//! - **Certificate parsing: `x509-parser`**, to read the SAN URI that
-//!   rustls does not expose; chain and validity checks stay with rustls's
-//!   webpki verifiers.
+//! - **Certificate parsing: `x509-parser`**, to read the SAN URI and the
+//!   leaf's `notBefore` that rustls does not expose; chain, signature and
+//!   validity checks stay with rustls's webpki verifiers.
 //! - **Proxy payloads: the core's own Nexus codecs** (`tq_core::wire`)
 //!   behind a fixed 26-byte header, so a proxied request or answer is
 //!   decoded by the same bounded decoders as a direct one.

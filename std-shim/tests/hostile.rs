@@ -133,42 +133,6 @@ async fn bad_certificates_are_refused_at_the_handshake() {
             Some(other_ca.identity(&rack.hostile)),
             Refusal::UnknownIssuer,
         ),
-        (
-            "expired",
-            {
-                let (cert, key) = rack.ca.leaf(
-                    std::slice::from_ref(&uri),
-                    Some((
-                        rcgen::date_time_ymd(2000, 1, 1),
-                        rcgen::date_time_ymd(2001, 1, 1),
-                    )),
-                );
-                Some(TlsIdentity {
-                    ca_certs: vec![],
-                    cert_chain: vec![cert],
-                    key,
-                })
-            },
-            Refusal::Expired,
-        ),
-        (
-            "not yet valid",
-            {
-                let (cert, key) = rack.ca.leaf(
-                    std::slice::from_ref(&uri),
-                    Some((
-                        rcgen::date_time_ymd(2090, 1, 1),
-                        rcgen::date_time_ymd(2091, 1, 1),
-                    )),
-                );
-                Some(TlsIdentity {
-                    ca_certs: vec![],
-                    cert_chain: vec![cert],
-                    key,
-                })
-            },
-            Refusal::NotYetValid,
-        ),
         ("no client certificate", None, Refusal::NoCertificate),
         (
             "no platform id",

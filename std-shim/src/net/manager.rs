@@ -10,19 +10,20 @@
 //! (the listener closes the older one, [`super::CloseReason::Replaced`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tq_core::ids::PlatformId;
 use tracing::Instrument;
 
+use super::admission::{Admission, Pool, StrangerLimits, canonical};
 use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
 use super::stats::{CloseReason, Refusal, Stats, lock};
@@ -84,6 +85,17 @@ impl Shared {
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         self.registry
             .take_slot(peer, conn_id, Closer::child_of(&self.shutdown))
+    }
+
+    /// How many configured peers have their address at `ip`.
+    pub(crate) fn peers_at(&self, ip: IpAddr) -> usize {
+        let ip = canonical(ip);
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|addr| canonical(addr.ip()) == ip)
+            .count()
     }
 
     /// Hands an event to the node layer, waiting for room; during shutdown
@@ -150,9 +162,13 @@ impl Shared {
     }
 }
 
-/// Accepts connections until shutdown, each handshake in its own task.
+/// Accepts connections until shutdown, each handshake in its own task with
+/// a slot from `admission` (or closed at once if there is none).
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let handshakes = Arc::new(Semaphore::new(shared.config.max_pending_handshakes));
+    let admission = Arc::new(Admission::new(StrangerLimits {
+        total: shared.config.max_stranger_handshakes,
+        per_source: shared.config.max_handshakes_per_source,
+    }));
     let mut report_suppressed = interval(REFUSAL_LOG_INTERVAL);
     report_suppressed.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -172,13 +188,19 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             },
         };
         shared.stats.accepted();
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            shared.stats.refused(Refusal::TooManyHandshakes);
-            shared.refusal_log.refused(
-                Refusal::TooManyHandshakes,
-                "too many handshakes under way; connection dropped",
-            );
-            continue;
+        let permit = match admission.admit(remote.ip(), shared.peers_at(remote.ip())) {
+            Ok(permit) => permit,
+            Err(reason) => {
+                shared.stats.refused(reason);
+                shared
+                    .refusal_log
+                    .refused(reason, "no handshake slot; connection dropped");
+                continue;
+            }
+        };
+        let handshake_timeout = match permit.pool() {
+            Pool::Peer => shared.config.handshake_timeout,
+            Pool::Stranger => shared.config.stranger_handshake_timeout,
         };
         let task_shared = shared.clone();
         let span = tracing::info_span!("inbound", %remote, peer = tracing::field::Empty);
@@ -186,10 +208,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             async move {
                 let shared = task_shared;
                 let _ = tcp.set_nodelay(true);
-                let handshake = timeout(
-                    shared.config.handshake_timeout,
-                    shared.tls.acceptor().accept(tcp),
-                );
+                let handshake = timeout(handshake_timeout, shared.tls.acceptor().accept(tcp));
                 let stream = tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     result = handshake => match result {
@@ -286,12 +305,35 @@ async fn dial_loop(
     }
 }
 
+/// Connects to `addr` from the address we listen on when that is a
+/// specific one, so the peer sees the source it has configured for us and
+/// admits us to our reserve (`super::admission`); from any address
+/// otherwise.
+async fn connect_from_listen_ip(shared: &Shared, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let listen = shared.config.listen.ip();
+    if listen.is_unspecified() || listen.is_ipv4() != addr.is_ipv4() {
+        return TcpStream::connect(addr).await;
+    }
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(listen, 0))?;
+    socket.connect(addr).await
+}
+
 async fn dial_once(
     shared: &Shared,
     peer: &PlatformId,
     addr: SocketAddr,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Refusal> {
-    let tcp = match timeout(shared.config.connect_timeout, TcpStream::connect(addr)).await {
+    let tcp = match timeout(
+        shared.config.connect_timeout,
+        connect_from_listen_ip(shared, addr),
+    )
+    .await
+    {
         Err(_) => return Err(Refusal::Timeout),
         Ok(Err(_)) => return Err(Refusal::Io),
         Ok(Ok(tcp)) => tcp,

@@ -23,7 +23,15 @@
 //! A misbehaving peer (bad certificate, oversize or malformed frame,
 //! silence) costs only its own connection: it is counted and dropped, and
 //! nothing it sends can stop the network or another peer's connection.
+//!
+//! Strangers cannot starve the peers: handshakes from configured peers'
+//! addresses have slots of their own, strangers share a bounded pool with
+//! a per-address share and a shorter timeout, and a connection that finds
+//! no slot is closed at once rather than queued (`admission`). Session
+//! resumption is off ([`tls`]), and certificate validity is judged without
+//! the sled's clock, which cannot be trusted at boot (`validity`).
 
+mod admission;
 mod conn;
 mod frame;
 pub mod identity;
@@ -32,6 +40,7 @@ mod refusal_log;
 mod registry;
 mod stats;
 pub mod tls;
+mod validity;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +53,7 @@ use tq_core::ids::{PlatformId, RackId};
 use tracing::Instrument;
 
 use crate::backoff::BackoffConfig;
+pub use admission::HANDSHAKES_PER_PEER;
 pub use frame::{FRAME_PREFIX_LEN, Frame, MAX_FRAME_LEN, MESSAGE_HEADER_LEN};
 use manager::Shared;
 pub use registry::SendError;
@@ -75,17 +85,24 @@ pub struct NetConfig {
     /// A connection that receives nothing for this long, or cannot write a
     /// frame for this long, is dropped.
     pub inactivity_timeout: Duration,
-    /// Longest TLS handshake.
+    /// Longest TLS handshake from a configured peer's address.
     pub handshake_timeout: Duration,
+    /// Longest TLS handshake from any other address (`admission`).
+    pub stranger_handshake_timeout: Duration,
     /// Longest TCP connect when dialing.
     pub connect_timeout: Duration,
     /// Frames queued per peer before [`SendError::Busy`].
     pub write_queue_len: usize,
     /// Events queued for the node layer before connections wait for it.
     pub event_queue_len: usize,
-    /// Handshakes under way at once; connections past it are dropped
+    /// Handshakes under way at once from addresses that are not a
+    /// configured peer's (or past a peer's reserve of
+    /// [`HANDSHAKES_PER_PEER`]); connections past it are dropped
     /// ([`Refusal::TooManyHandshakes`]).
-    pub max_pending_handshakes: usize,
+    pub max_stranger_handshakes: usize,
+    /// Of those, at most this many from one address; connections past it
+    /// are dropped ([`Refusal::SourceBusy`]).
+    pub max_handshakes_per_source: usize,
     /// Redial backoff.
     pub backoff: BackoffConfig,
     /// A dialed connection that lasted this long resets the backoff.
@@ -102,11 +119,15 @@ impl NetConfig {
             keepalive_interval: Duration::from_secs(1),
             inactivity_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            // A handshake takes two round trips and two signatures: a
+            // stranger slower than this is holding a slot, not connecting.
+            stranger_handshake_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             // A node queues at most a few messages per peer per call.
             write_queue_len: 32,
             event_queue_len: 256,
-            max_pending_handshakes: 64,
+            max_stranger_handshakes: 64,
+            max_handshakes_per_source: 4,
             backoff: BackoffConfig::default(),
             stable_after: Duration::from_secs(10),
         }

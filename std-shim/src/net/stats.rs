@@ -41,13 +41,16 @@ pub enum Refusal {
     Timeout,
     /// The connection failed during the handshake.
     Io,
-    /// Too many handshakes were already under way.
+    /// The stranger pool of handshake slots was full
+    /// (`super::admission`).
     TooManyHandshakes,
+    /// The source address already had its share of the stranger pool.
+    SourceBusy,
 }
 
 impl Refusal {
     /// Number of kinds.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::UnknownIssuer,
@@ -64,6 +67,7 @@ impl Refusal {
         Self::Timeout,
         Self::Io,
         Self::TooManyHandshakes,
+        Self::SourceBusy,
     ];
 
     /// A stable snake-case name, for logs and metric labels.
@@ -83,6 +87,7 @@ impl Refusal {
             Self::Timeout => "timeout",
             Self::Io => "io",
             Self::TooManyHandshakes => "too_many_handshakes",
+            Self::SourceBusy => "source_busy",
         }
     }
 
@@ -103,7 +108,8 @@ impl Refusal {
             | Self::WrongPeer
             | Self::RefusedByPeer
             | Self::Protocol
-            | Self::TooManyHandshakes => true,
+            | Self::TooManyHandshakes
+            | Self::SourceBusy => true,
         }
     }
 }
@@ -356,7 +362,7 @@ mod tests {
             assert_eq!(*reason as usize, i);
         }
         // The last variants: a kind added after them must extend ALL.
-        assert_eq!(Refusal::TooManyHandshakes as usize + 1, Refusal::COUNT);
+        assert_eq!(Refusal::SourceBusy as usize + 1, Refusal::COUNT);
         assert_eq!(CloseReason::Shutdown as usize + 1, CloseReason::COUNT);
     }
 

@@ -2,23 +2,30 @@
 //!
 //! Both sides present a certificate chaining to the rack CA and naming a
 //! platform id ([`super::identity`]). The listener verifies the dialer's
-//! certificate with rustls's `WebPkiClientVerifier` (chain, validity,
+//! certificate with rustls's `WebPkiClientVerifier` (chain, signatures,
 //! client-auth key usage) and then the accept policy on its platform id
 //! (known peer, allowed to dial us). The dialer verifies the listener's
-//! certificate chain and validity (server-auth key usage) and that it names
-//! exactly the peer it meant to reach; DNS names and IP addresses in the
-//! certificate are not used. A refusal at either end fails the handshake.
+//! certificate chain (server-auth key usage) and that it names exactly the
+//! peer it meant to reach; DNS names and IP addresses in the certificate
+//! are not used. A refusal at either end fails the handshake. Both judge
+//! validity periods as of the leaf's issuance, not the sled's clock
+//! (`net::validity`).
+//!
+//! Session resumption is off on both sides (no session cache, no tickets
+//! sent or used): a resumed session would skip the verifiers, so a peer
+//! removed from the peer set could come back on an earlier session.
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::{NoServerSessionStorage, ParsedCertificate, WebPkiClientVerifier};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     SignatureScheme,
@@ -28,6 +35,7 @@ use tq_core::ids::PlatformId;
 
 use super::identity::{IdentityError, platform_id_of_cert};
 use super::stats::Refusal;
+use super::validity::verification_time;
 
 /// The rack CA, this sled's certificate chain and its private key.
 pub struct TlsIdentity {
@@ -154,12 +162,17 @@ impl Tls {
             .build()
             .map_err(TlsSetupError::Verifier)?;
         let verifier = Arc::new(ListenerVerifier { inner, policy });
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TlsSetupError::Rustls)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
             .map_err(TlsSetupError::Rustls)?;
+        // No resumption: every handshake goes through the verifier and the
+        // accept policy. No session is stored and no ticket is sent (the
+        // default ticketer makes no stateless tickets either).
+        server.session_storage = Arc::new(NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         Ok(Self {
             provider,
             roots,
@@ -183,11 +196,13 @@ impl Tls {
             algorithms: self.provider.signature_verification_algorithms,
             expected,
         });
-        let client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+        let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.cert_chain.clone(), self.key.clone_key())?;
+        // No resumption: every handshake verifies the listener afresh.
+        client.resumption = Resumption::disabled();
         Ok(TlsConnector::from(Arc::new(client)))
     }
 }
@@ -253,11 +268,13 @@ impl ClientCertVerifier for ListenerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
+        _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        // Not the sled's clock: see `super::validity`.
+        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
         let verified = self
             .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+            .verify_client_cert(end_entity, intermediates, at)?;
         let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
         Ok(verified)
@@ -300,14 +317,16 @@ impl ServerCertVerifier for DialerVerifier {
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        now: UnixTime,
+        _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
+        // Not the sled's clock: see `super::validity`.
+        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &self.roots,
             intermediates,
-            now,
+            at,
             self.algorithms.all,
         )?;
         let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
@@ -337,5 +356,137 @@ impl ServerCertVerifier for DialerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tq_test_fixtures::pki::Ca;
+
+    use super::*;
+    use crate::net::identity::platform_id_uri;
+
+    fn id() -> PlatformId {
+        PlatformId::new("p", "a").unwrap()
+    }
+
+    /// A sled identity whose certificate is valid from January 1st of
+    /// `from` to January 1st of `to`.
+    fn identity(ca: &Ca, from: i32, to: i32) -> TlsIdentity {
+        let (cert, key) = ca.leaf(
+            &[platform_id_uri(&id())],
+            Some((
+                rcgen::date_time_ymd(from, 1, 1),
+                rcgen::date_time_ymd(to, 1, 1),
+            )),
+        );
+        TlsIdentity {
+            ca_certs: vec![ca.der()],
+            cert_chain: vec![cert],
+            key,
+        }
+    }
+
+    fn admit_all() -> AcceptPolicy {
+        Arc::new(|_: &PlatformId| Ok(()))
+    }
+
+    /// Both verifiers of `tls`, checking a certificate at `now`.
+    fn verify_both(tls: &Tls, cert: &CertificateDer<'_>, now: UnixTime) -> [bool; 2] {
+        let listener = ListenerVerifier {
+            inner: WebPkiClientVerifier::builder_with_provider(
+                tls.roots.clone(),
+                tls.provider.clone(),
+            )
+            .build()
+            .unwrap(),
+            policy: admit_all(),
+        };
+        let dialer = DialerVerifier {
+            roots: tls.roots.clone(),
+            algorithms: tls.provider.signature_verification_algorithms,
+            expected: id(),
+        };
+        let name = server_name("127.0.0.1:1".parse().unwrap());
+        [
+            listener.verify_client_cert(cert, &[], now).is_ok(),
+            dialer
+                .verify_server_cert(cert, &[], &name, &[], now)
+                .is_ok(),
+        ]
+    }
+
+    fn year(year: u64) -> UnixTime {
+        // Close enough to January 1st for these checks.
+        UnixTime::since_unix_epoch(Duration::from_secs((year - 1970) * 31_556_952))
+    }
+
+    #[test]
+    fn the_sleds_clock_does_not_decide_admission() {
+        let ca = Ca::new("rack");
+        let current = identity(&ca, 2025, 2035);
+        let tls = Tls::new(&current, admit_all()).unwrap();
+        // A real-time clock reset to 1970, one far ahead, and a sane one.
+        for now in [year(1970), year(2030), year(2200)] {
+            assert_eq!(
+                verify_both(&tls, &current.cert_chain[0], now),
+                [true, true],
+                "{now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_cas_certificate_is_refused_at_any_clock() {
+        let ca = Ca::new("rack");
+        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all()).unwrap();
+        let other = identity(&Ca::new("another rack"), 2025, 2035);
+        for now in [year(1970), year(2030), year(2200)] {
+            assert_eq!(
+                verify_both(&tls, &other.cert_chain[0], now),
+                [false, false],
+                "{now:?}"
+            );
+        }
+    }
+
+    /// One connector dialing twice a listener that hands out session
+    /// tickets (rustls's defaults) does a full handshake both times.
+    #[tokio::test]
+    async fn the_dialer_never_resumes() {
+        let ca = Ca::new("rack");
+        let sled = identity(&ca, 2025, 2035);
+        let tls = Tls::new(&sled, admit_all()).unwrap();
+        let resuming_server = rustls::ServerConfig::builder_with_provider(tls.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(sled.cert_chain.clone(), sled.key.clone_key())
+            .unwrap();
+        assert!(resuming_server.send_tls13_tickets > 0);
+        let acceptor = TlsAcceptor::from(Arc::new(resuming_server));
+        let connector = tls.connector_for(id()).unwrap();
+        for round in 0..2 {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = async {
+                let mut stream = acceptor.accept(server_io).await.unwrap();
+                stream.write_all(b"x").await.unwrap();
+                stream.flush().await.unwrap();
+                stream
+            };
+            let client = async {
+                let name = server_name("127.0.0.1:1".parse().unwrap());
+                let mut stream = connector.connect(name, client_io).await.unwrap();
+                // The tickets come after the handshake, before this byte.
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).await.unwrap();
+                stream.get_ref().1.handshake_kind()
+            };
+            let (_server, kind) = tokio::join!(server, client);
+            assert_eq!(kind, Some(rustls::HandshakeKind::Full), "round {round}");
+        }
     }
 }

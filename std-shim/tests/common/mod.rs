@@ -2,6 +2,7 @@
 //! a raw TLS client for playing hostile peers, and event waiting.
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod nexus;
 pub mod rack;
 
@@ -64,6 +65,7 @@ pub fn fast_config() -> NetConfig {
     config.keepalive_interval = Duration::from_millis(100);
     config.inactivity_timeout = Duration::from_millis(500);
     config.handshake_timeout = Duration::from_millis(500);
+    config.stranger_handshake_timeout = Duration::from_millis(300);
     config.connect_timeout = Duration::from_millis(500);
     config.backoff = BackoffConfig {
         initial: Duration::from_millis(20),
@@ -178,6 +180,24 @@ pub async fn raw_client(
     addr: SocketAddr,
     identity: Option<&TlsIdentity>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    raw_connect(addr, raw_client_config(identity)).await
+}
+
+/// Connects with a client configuration of [`raw_client_config`]; one
+/// configuration used for several connections keeps rustls's session
+/// cache between them (resumption is on, as rustls defaults).
+pub async fn raw_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(config)
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+}
+
+/// The configuration of [`raw_client`].
+pub fn raw_client_config(identity: Option<&TlsIdentity>) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -190,10 +210,7 @@ pub async fn raw_client(
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(Arc::new(config))
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-        .await
+    Arc::new(config)
 }
 
 /// Reads until the connection ends; true if it ended within [`WAIT`].
