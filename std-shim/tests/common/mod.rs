@@ -229,7 +229,8 @@ pub fn writable(dir: &Path) -> bool {
 impl Unwritable {
     pub fn new(dir: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
+        // Closed to others, as the ledger requires of its directories.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o500)).unwrap();
         if writable(dir) {
             let status = Command::new("chattr").arg("+i").arg(dir).status().unwrap();
             assert!(status.success(), "chattr +i failed");
@@ -243,6 +244,6 @@ impl Drop for Unwritable {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
         let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
     }
 }
