@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_std::ledger::lock::FileLock;
 use tq_nexus::{
     AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
 };
+use tq_std::ledger::lock::FileLock;
 
 use crate::call::{self, Outcome, Request, Route};
 use crate::event::Event;

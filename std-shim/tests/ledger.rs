@@ -13,10 +13,10 @@ use std::time::Duration;
 use common::Unwritable;
 
 use tq_std::backoff::BackoffConfig;
-use tq_std::ledger::format::HEADER_LEN;
-use tq_std::ledger::lrtq::{LrtqFileError, read_share_file};
 use tq_std::ledger::access::AccessProblem;
+use tq_std::ledger::format::HEADER_LEN;
 use tq_std::ledger::lock::LockError;
+use tq_std::ledger::lrtq::{LrtqFileError, read_share_file};
 use tq_std::ledger::{
     CopyFinding, CorruptReason, InitError, Ledger, LedgerStatus, MAX_PAYLOAD_LEN, OpenError,
     Repair, WriteError, WriteOutcome, WriteStep,
@@ -579,7 +579,11 @@ async fn copies_are_private_and_never_written_through_a_link() {
 fn refused(result: Result<tq_std::ledger::Opened, OpenError>) -> AccessProblem {
     match result {
         Err(OpenError::Unsafe(refused)) => {
-            assert!(refused.to_string().contains(&*refused.path.to_string_lossy()));
+            assert!(
+                refused
+                    .to_string()
+                    .contains(&*refused.path.to_string_lossy())
+            );
             refused.problem
         }
         Err(e) => panic!("{e}"),

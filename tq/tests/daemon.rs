@@ -221,7 +221,11 @@ fn set_mode(path: &Path, mode: u32) {
 
 fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Runs `tq sled init --config path`; its exit code, stdout and stderr.
@@ -252,9 +256,18 @@ fn only_tq_sled_init_makes_a_fresh_sled() {
         line.starts_with("tq sled: ledger: no ledger on either drive"),
         "{line}"
     );
-    assert!(line.contains(&*dir.join("m2-a").to_string_lossy()), "{line}");
-    assert!(line.contains(&*dir.join("m2-b").to_string_lossy()), "{line}");
-    assert!(line.contains("mounted") && line.contains("tq sled init"), "{line}");
+    assert!(
+        line.contains(&*dir.join("m2-a").to_string_lossy()),
+        "{line}"
+    );
+    assert!(
+        line.contains(&*dir.join("m2-b").to_string_lossy()),
+        "{line}"
+    );
+    assert!(
+        line.contains("mounted") && line.contains("tq sled init"),
+        "{line}"
+    );
 
     // Empty directories, as an unmounted drive's mount point looks: the
     // same refusal, never a fresh sled.
@@ -352,8 +365,16 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
         probe.local_addr().unwrap().port()
     };
     let (peer, api) = (free(), free());
-    edit(&config, "[peer]\nlisten = \"127.0.0.1:0\"", &format!("[peer]\nlisten = \"127.0.0.1:{peer}\""));
-    edit(&config, "[api]\nlisten = \"127.0.0.1:0\"", &format!("[api]\nlisten = \"127.0.0.1:{api}\""));
+    edit(
+        &config,
+        "[peer]\nlisten = \"127.0.0.1:0\"",
+        &format!("[peer]\nlisten = \"127.0.0.1:{peer}\""),
+    );
+    edit(
+        &config,
+        "[api]\nlisten = \"127.0.0.1:0\"",
+        &format!("[api]\nlisten = \"127.0.0.1:{api}\""),
+    );
     let first = start(&config);
 
     // What the first one's write in flight looks like on disk.
@@ -366,7 +387,10 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
         line.starts_with("tq sled: ledger: in use by another process"),
         "{line}"
     );
-    assert!(temp.exists(), "the second daemon removed the first one's file");
+    assert!(
+        temp.exists(),
+        "the second daemon removed the first one's file"
+    );
     let (code, _, stderr) = init(&config);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("in use by another process"), "{stderr}");

@@ -190,7 +190,11 @@ async fn a_second_nexus_on_one_state_file_is_refused_in_one_line() {
     // `init` too: it checks for an existing file only under the lock.
     let (ok, _, err) = tq(&with(&["init"])).await;
     assert!(!ok && err.contains("in use by another process"), "{err}");
-    assert_eq!(std::fs::read(&state_path).unwrap(), before, "the file was touched");
+    assert_eq!(
+        std::fs::read(&state_path).unwrap(),
+        before,
+        "the file was touched"
+    );
     let (ok, out, err) = tq(&with(&["show"])).await;
     assert!(ok && out.contains("nothing pending"), "{out}{err}");
 

@@ -136,7 +136,10 @@ fn ledger_shares(rack: &Rack) -> Vec<(Epoch, Share)> {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            let (_, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
+            let (generation, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
+            if generation == 0 {
+                continue; // as `init` left it: nothing stored yet
+            }
             let state = wire::decode_persistent_state(payload).unwrap();
             for stored in &state.fields().configs {
                 if let Some(share) = &stored.share {

@@ -65,7 +65,9 @@ impl fmt::Display for Unsafe {
                 "{path} is owned by uid {owner}, not by this process's uid {euid}"
             ),
             AccessProblem::Symlink => write!(f, "{path} is a symbolic link"),
-            AccessProblem::WrongKind => write!(f, "{path} is not a regular file or directory as expected"),
+            AccessProblem::WrongKind => {
+                write!(f, "{path} is not a regular file or directory as expected")
+            }
         }
     }
 }

@@ -57,8 +57,8 @@ use zeroize::Zeroizing;
 use crate::backoff::{Backoff, BackoffConfig};
 use access::Unsafe;
 pub use file::{WriteStep, replace as replace_atomically};
-use lock::{FileLock, LockError};
 pub use format::{CorruptReason, MAX_PAYLOAD_LEN};
+use lock::{FileLock, LockError};
 
 /// Copies of the state kept: one per M.2 drive.
 pub const LEDGER_COPIES: usize = 2;
