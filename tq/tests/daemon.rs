@@ -32,14 +32,31 @@ fn fresh_sled(root: &Path) -> PathBuf {
     write_sled_dir(&ca, &sled_id(0), root, None)
 }
 
-/// Runs `tq sled --config path` to its end; returns stderr's lines.
+/// Runs `tq sled --config path`, which must fail within [`WAIT`] (a
+/// daemon that starts instead is killed and fails the test); returns
+/// stderr's lines.
 fn fails(config: &Path) -> Vec<String> {
-    let output = tq()
+    let mut child = tq()
         .args(["sled", "--config"])
         .arg(config)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the daemon started instead of failing: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(!output.status.success(), "{output:?}");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
