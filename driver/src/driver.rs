@@ -11,6 +11,7 @@ use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_nexus::{
     AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
 };
+use tq_std::ledger::lock::FileLock;
 
 use crate::call::{self, Outcome, Request, Route};
 use crate::event::Event;
@@ -132,6 +133,8 @@ struct Finished {
 pub struct Driver<D: Directory> {
     nexus: Box<Nexus>,
     file: StateFile,
+    /// This driver's ownership of the file, for its whole life.
+    _lock: FileLock,
     directory: D,
     config: DriverConfig,
     origin: tokio::time::Instant,
@@ -151,7 +154,7 @@ pub struct Driver<D: Directory> {
 impl<D: Directory> Driver<D> {
     /// A driver for a new rack of `sleds` (an LRTQ rack's, or a fresh
     /// rack's first members): its first state is stored at `file`, which
-    /// must not exist.
+    /// must not exist. Locks the file for the driver's life.
     pub async fn create(
         file: StateFile,
         directory: D,
@@ -160,13 +163,14 @@ impl<D: Directory> Driver<D> {
         origin: Origin,
         sleds: &[PlatformId],
     ) -> Result<Self, DriverError> {
+        let lock = file.lock().await?;
         if file.path().exists() {
             return Err(DriverError::StateExists(file.path().to_owned()));
         }
         let clock = tokio::time::Instant::now();
         let nexus = Nexus::new(rack_id, origin, sleds, config.timing, tq_nexus::Instant(0))
             .map_err(DriverError::Start)?;
-        let mut driver = Self::with(Box::new(nexus), file, directory, config, clock);
+        let mut driver = Self::with(Box::new(nexus), file, lock, directory, config, clock);
         driver.store().await?;
         tracing::info!(rack = %rack_id, sleds = sleds.len(), ?origin, "Nexus state created");
         Ok(driver)
@@ -174,12 +178,14 @@ impl<D: Directory> Driver<D> {
 
     /// The driver as it was when its state file was last written: the
     /// pending epoch (if any) is asked for again, and every member that
-    /// has not confirmed the latest commit is told again.
+    /// has not confirmed the latest commit is told again. Locks the file
+    /// for the driver's life.
     pub async fn resume(
         file: StateFile,
         directory: D,
         config: DriverConfig,
     ) -> Result<Self, DriverError> {
+        let lock = file.lock().await?;
         let loaded = file
             .load()?
             .ok_or_else(|| DriverError::NoState(file.path().to_owned()))?;
@@ -188,6 +194,7 @@ impl<D: Directory> Driver<D> {
         let driver = Self::with(
             Box::new(nexus),
             file,
+            lock,
             directory,
             config,
             tokio::time::Instant::now(),
@@ -204,6 +211,7 @@ impl<D: Directory> Driver<D> {
     fn with(
         nexus: Box<Nexus>,
         file: StateFile,
+        lock: FileLock,
         directory: D,
         config: DriverConfig,
         origin: tokio::time::Instant,
@@ -211,6 +219,7 @@ impl<D: Directory> Driver<D> {
         Self {
             nexus,
             file,
+            _lock: lock,
             directory,
             config,
             origin,

@@ -40,8 +40,12 @@
 //!   node's own answer, or `Unreachable` when no route gave one in time.
 //! - **The machine decides, the driver acts**: when to commit, whom to
 //!   tell, when to abandon and with which coordinator are the machine's.
-//! - One driver per state file at a time (not locked: the operator's
-//!   rule, as for any Nexus).
+//! - **One driver per state file at a time**: [`Driver::create`] and
+//!   [`Driver::resume`] take an exclusive lock beside it (tq-std's
+//!   [`tq_std::ledger::lock`]), held for the driver's life; a second one
+//!   is refused ([`store::StoreError::Locked`]) before it reads or writes
+//!   anything, so two cannot issue conflicting configurations for one
+//!   epoch. Reading the file ([`StateFile::load`]) needs no lock.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tq_nexus::State;
+use tq_std::ledger::lock::{FileLock, LockError, lock_exclusive};
 use tq_std::ledger::{WriteStep, replace_atomically};
 
 /// The `format` field of every state file.
@@ -63,6 +64,8 @@ pub enum StoreError {
     /// Replacing the file failed at this step; it still holds the
     /// previous state.
     Write(WriteStep, io::Error),
+    /// Another driver holds the state file (or its lock failed).
+    Locked(LockError),
     /// The blocking write did not finish (the runtime is shutting down).
     Interrupted,
 }
@@ -75,6 +78,7 @@ impl fmt::Display for StoreError {
             Self::Decode(e) => write!(f, "not a Nexus state file: {e}"),
             Self::Encode(e) => write!(f, "encoding the state: {e}"),
             Self::Write(step, e) => write!(f, "writing the state file: {step}: {e}"),
+            Self::Locked(e) => write!(f, "the Nexus state file is {e}"),
             Self::Interrupted => f.write_str("the state file write was interrupted"),
         }
     }
@@ -126,8 +130,19 @@ impl StateFile {
         decode(&bytes).map(Some)
     }
 
+    /// Takes the exclusive lock that makes the caller the file's one
+    /// writer, for as long as the returned lock lives (waiting up to
+    /// [`tq_std::ledger::lock::LOCK_WAIT`] for an owner that is ending).
+    pub async fn lock(&self) -> Result<FileLock, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || lock_exclusive(&path))
+            .await
+            .map_err(|_| StoreError::Interrupted)?
+            .map_err(StoreError::Locked)
+    }
+
     /// Replaces the file with `state` at `revision`, durably, off the async
-    /// threads.
+    /// threads. The caller holds the [`lock`](Self::lock).
     pub async fn store(&self, revision: u64, state: &State) -> Result<(), StoreError> {
         let bytes = encode(revision, state)?;
         let path = self.path.clone();
@@ -203,6 +218,9 @@ mod tests {
         // Nothing but the file is left: the temporary one was renamed.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "Nexus's decisions are its own");
     }
 
     #[test]
@@ -227,6 +245,19 @@ mod tests {
             decode(extra.as_bytes()),
             Err(StoreError::Decode(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("nexus.json"));
+        let held = file.lock().await.unwrap();
+        assert!(matches!(
+            file.lock().await,
+            Err(StoreError::Locked(LockError::Held(_)))
+        ));
+        drop(held);
+        file.lock().await.unwrap();
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `tq-std`: the host (std, tokio) side of the rack trust quorum: a sled's
 //! trust quorum node as sled-agent runs it.
 //!
-//! [`node::start`] boots a node from its ledger (or, for a sled with no
-//! ledger, from its LRTQ share file), starts the peer network and spawns
+//! [`node::start`] boots a node from its ledger (or, for a sled whose
+//! ledger holds nothing since [`ledger::init`], from its LRTQ share file),
+//! starts the peer network and spawns
 //! the node task, the only thing that touches the core's node and context.
 //! Everything else goes through the cloneable [`handle::NodeHandle`].
 //!
@@ -33,8 +34,10 @@
 //!   (temporary file, fsync, rename, fsync of the directory) on tokio's
 //!   blocking pool; the newest valid copy loaded and every bad copy
 //!   rewritten from it at open; typed outcomes for a write that reached
-//!   both copies, one (degraded) or none (acknowledge nothing). Also the
-//!   loader of the read-only LRTQ share file ([`ledger::lrtq`]).
+//!   both copies, one (degraded) or none (acknowledge nothing); a fresh
+//!   start only after an explicit [`ledger::init`]; one owning process
+//!   (a lock); files 0600 and directories 0700, never through a link.
+//!   Also the loader of the read-only LRTQ share file ([`ledger::lrtq`]).
 //! - [`net`]: TCP with mutual TLS 1.3 under the rack CA, the peer's
 //!   platform id taken from its certificate, one connection per pair (the
 //!   lower platform id dials), length-prefixed frames no longer than the
@@ -51,7 +54,7 @@
 //! - **Nothing acknowledged is lost.** A write counts as done once one
 //!   copy is on disk; otherwise it is an error the caller must not
 //!   acknowledge, retried with backoff. Open never mistakes a broken or
-//!   missing drive for a fresh sled.
+//!   missing drive for a fresh sled: only [`ledger::init`] makes one.
 //! - **Every bound is a named constant or a config field**
 //!   ([`node::NodeConfig`], [`net::NetConfig`], [`net::MAX_FRAME_LEN`],
 //!   [`proxy::MAX_PROXY_FRAME_LEN`], [`ledger::MAX_PAYLOAD_LEN`],

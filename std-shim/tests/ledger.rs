@@ -1,6 +1,7 @@
 //! Ledger fault injection over real files: truncation, bit flips, a deleted
 //! copy, a crash between the two renames, unwritable directories (one, then
-//! both), and real crashes (a writer process killed with SIGKILL).
+//! both), and real crashes (a writer process killed with SIGKILL); init as
+//! the only fresh start; modes, owners and links; one owner at a time.
 
 mod common;
 
@@ -12,11 +13,13 @@ use std::time::Duration;
 use common::Unwritable;
 
 use tq_std::backoff::BackoffConfig;
+use tq_std::ledger::access::AccessProblem;
 use tq_std::ledger::format::HEADER_LEN;
+use tq_std::ledger::lock::LockError;
 use tq_std::ledger::lrtq::{LrtqFileError, read_share_file};
 use tq_std::ledger::{
-    CopyFinding, CorruptReason, Ledger, LedgerStatus, MAX_PAYLOAD_LEN, OpenError, Repair,
-    WriteError, WriteOutcome, WriteStep,
+    CopyFinding, CorruptReason, InitError, Ledger, LedgerStatus, MAX_PAYLOAD_LEN, OpenError,
+    Repair, WriteError, WriteOutcome, WriteStep,
 };
 
 const FILE: &str = "tq-ledger";
@@ -28,11 +31,20 @@ struct Drives {
 }
 
 impl Drives {
+    /// Initialized, as `tq sled init` leaves them.
     fn new() -> Self {
+        let drives = Self::uninitialized();
+        tq_std::ledger::init(&drives.paths()).unwrap();
+        drives
+    }
+
+    /// Empty directories (mode 0700), never initialized.
+    fn uninitialized() -> Self {
+        use std::os::unix::fs::DirBuilderExt;
         let root = tempfile::tempdir().unwrap();
         let dirs = ["m2-a", "m2-b"].map(|d| root.path().join(d));
         for dir in &dirs {
-            fs::create_dir(dir).unwrap();
+            fs::DirBuilder::new().mode(0o700).create(dir).unwrap();
         }
         Self { _root: root, dirs }
     }
@@ -60,11 +72,12 @@ impl Drives {
 }
 
 #[tokio::test]
-async fn a_fresh_sled_writes_and_reloads() {
+async fn an_initialized_sled_writes_and_reloads() {
     let drives = Drives::new();
     let opened = drives.open().await;
     assert!(opened.state.is_none());
-    assert_eq!(opened.report.found, [CopyFinding::Absent; 2]);
+    assert_eq!(opened.report.generation, 0);
+    assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
     let ledger = opened.ledger;
     // A new sled's ledger is not a bad copy.
     let found_bad: Vec<u64> = ledger.stats().copies.iter().map(|c| c.found_bad).collect();
@@ -87,7 +100,7 @@ async fn a_fresh_sled_writes_and_reloads() {
         opened.state.as_deref().map(Vec::as_slice),
         Some(&b"state two"[..])
     );
-    assert_eq!(opened.report.generation, Some(2));
+    assert_eq!(opened.report.generation, 2);
     assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
     assert_eq!(opened.report.repair, [Repair::NotNeeded; 2]);
     assert!(matches!(
@@ -216,7 +229,7 @@ async fn a_crash_between_the_two_renames_loads_the_newer_copy_and_repairs_the_ol
         opened.state.as_deref().map(Vec::as_slice),
         Some(&b"generation three"[..])
     );
-    assert_eq!(opened.report.generation, Some(3));
+    assert_eq!(opened.report.generation, 3);
     assert_eq!(
         opened.report.found,
         [CopyFinding::Current, CopyFinding::Stale { generation: 2 }]
@@ -251,6 +264,7 @@ async fn one_unwritable_drive_degrades_and_recovers() {
 
     // A restart while the drive is still bad: the newest state loads from
     // the good copy; the repair fails and is reported.
+    drop(ledger);
     let opened = drives.open().await;
     assert_eq!(
         opened.state.as_deref().map(Vec::as_slice),
@@ -290,13 +304,15 @@ async fn both_drives_unwritable_fail_typed_and_retry_until_the_disk_returns() {
     assert!(matches!(ledger.status(), LedgerStatus::Failing { .. }));
     assert_eq!(ledger.stats().writes_failed, 1);
 
-    // Nothing acknowledged was lost: a restart now loads the last state.
+    // Nothing acknowledged was lost: a restart now loads the last state
+    // (and the restarted ledger is the one that retries).
+    drop(ledger);
     let opened = drives.open().await;
     assert_eq!(
         opened.state.as_deref().map(Vec::as_slice),
         Some(&b"acknowledged"[..])
     );
-    drop(opened);
+    let ledger = opened.ledger;
 
     let retrying = tokio::spawn({
         let ledger = ledger.clone();
@@ -335,13 +351,14 @@ async fn both_drives_unwritable_fail_typed_and_retry_until_the_disk_returns() {
     };
     assert!(matches!(outcome, WriteOutcome::Both { .. }));
     assert_eq!(ledger.status(), LedgerStatus::Healthy);
+    drop(ledger);
     let opened = drives.open().await;
     assert_eq!(
         opened.state.as_deref().map(Vec::as_slice),
         Some(&b"eventually"[..])
     );
     // Every failed attempt used up a generation; none is reused.
-    assert_eq!(opened.report.generation, Some(outcome.generation()));
+    assert_eq!(opened.report.generation, outcome.generation());
     assert!(outcome.generation() >= 2 + 3);
 }
 
@@ -363,9 +380,9 @@ async fn no_valid_copy_is_an_error_not_a_fresh_start() {
     ));
 
     // A missing drive (directory) next to an empty one is not a fresh sled.
-    let drives = Drives::new();
+    let drives = Drives::uninitialized();
     fs::remove_dir(&drives.dirs[0]).unwrap();
-    let Err(OpenError::NoValidCopy(found)) = Ledger::open(drives.paths()).await else {
+    let Err(OpenError::NotInitialized(found)) = Ledger::open(drives.paths()).await else {
         panic!("a missing drive was taken for a fresh sled")
     };
     assert_eq!(found, [CopyFinding::NoDirectory, CopyFinding::Absent]);
@@ -375,8 +392,7 @@ async fn no_valid_copy_is_an_error_not_a_fresh_start() {
 async fn a_missing_drive_next_to_a_good_one_runs_degraded() {
     let drives = Drives::new();
     two_generations(&drives).await;
-    fs::remove_file(drives.copy(0)).unwrap();
-    fs::remove_dir(&drives.dirs[0]).unwrap();
+    fs::remove_dir_all(&drives.dirs[0]).unwrap();
     let opened = drives.open().await;
     assert_eq!(
         opened.state.as_deref().map(Vec::as_slice),
@@ -403,9 +419,10 @@ async fn an_oversize_state_is_refused_before_any_io() {
     let ledger = drives.open().await.ledger;
     let big = vec![0; MAX_PAYLOAD_LEN + 1];
     assert!(matches!(ledger.write(&big).await, Err(WriteError::TooLarge(n)) if n == big.len()));
-    assert!(!drives.copy(0).exists());
+    assert_eq!(ledger.stats().generation, 0, "nothing written");
     let largest = vec![1; MAX_PAYLOAD_LEN];
     ledger.write(&largest).await.unwrap();
+    drop(ledger);
     assert_eq!(drives.open().await.state.unwrap().len(), MAX_PAYLOAD_LEN);
 }
 
@@ -419,7 +436,11 @@ async fn the_lrtq_share_file_is_read_and_checked_by_the_core() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lrtq");
-    assert!(read_share_file(path.clone()).await.unwrap().is_none());
+    // Configured but missing: an error naming it, never a fresh start.
+    let Err(LrtqFileError::Missing(missing)) = read_share_file(path.clone()).await else {
+        panic!("a missing LRTQ share file was not an error")
+    };
+    assert_eq!(missing, path);
 
     let mut share_bytes = [0u8; 33];
     share_bytes[0] = 1;
@@ -440,7 +461,7 @@ async fn the_lrtq_share_file_is_read_and_checked_by_the_core() {
     let mut buf = vec![0; MAX_LRTQ_SHARE_DATA_LEN];
     let encoded = encode_lrtq_share_data(&data, &mut buf).unwrap().to_vec();
     fs::write(&path, &encoded).unwrap();
-    let file = read_share_file(path.clone()).await.unwrap().unwrap();
+    let file = read_share_file(path.clone()).await.unwrap();
     assert_eq!(
         (file.rack_id, file.bytes.as_slice()),
         (rack_id, encoded.as_slice())
@@ -456,6 +477,199 @@ async fn the_lrtq_share_file_is_read_and_checked_by_the_core() {
         read_share_file(path.clone()).await,
         Err(LrtqFileError::TooLong)
     ));
+}
+
+// --- Init, access and ownership. ---
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn only_init_makes_a_fresh_sled_and_it_marks_both_copies() {
+    // Nothing on either drive (unmounted, or never initialized) does not
+    // open, whether the directories are there or not.
+    let drives = Drives::uninitialized();
+    let Err(OpenError::NotInitialized(found)) = Ledger::open(drives.paths()).await else {
+        panic!("empty drives were taken for a fresh sled")
+    };
+    assert_eq!(found, [CopyFinding::Absent; 2]);
+    for dir in &drives.dirs {
+        fs::remove_dir_all(dir).unwrap();
+    }
+    let Err(OpenError::NotInitialized(found)) = Ledger::open(drives.paths()).await else {
+        panic!("missing drives were taken for a fresh sled")
+    };
+    assert_eq!(found, [CopyFinding::NoDirectory; 2]);
+
+    // Init creates the directories (0700) and marks both copies.
+    tq_std::ledger::init(&drives.paths()).unwrap();
+    for i in 0..2 {
+        assert_eq!(mode_of(&drives.dirs[i]), 0o700);
+        assert_eq!(mode_of(&drives.copy(i)), 0o600);
+    }
+    drives.assert_mirrored();
+    let opened = drives.open().await;
+    assert!(opened.state.is_none());
+    assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
+    drop(opened);
+
+    // A second init refuses: the sled is set up.
+    assert!(matches!(
+        tq_std::ledger::init(&drives.paths()),
+        Err(InitError::AlreadyInitialized(_))
+    ));
+
+    // One initialized copy missing is a degraded mirror, repaired; never
+    // a fresh start.
+    fs::remove_file(drives.copy(1)).unwrap();
+    let opened = drives.open().await;
+    assert!(opened.state.is_none());
+    assert_eq!(
+        opened.report.found,
+        [CopyFinding::Current, CopyFinding::Absent]
+    );
+    assert_eq!(opened.report.repair[1], Repair::Repaired);
+    drives.assert_mirrored();
+    drop(opened);
+
+    // Init never creates a drive: a missing parent is an error.
+    let root = tempfile::tempdir().unwrap();
+    let paths = ["m2-a", "m2-b"].map(|d| root.path().join(d).join("tq").join(FILE));
+    let Err(InitError::Directory(dir, _)) = tq_std::ledger::init(&paths) else {
+        panic!("init created a drive's directory")
+    };
+    assert_eq!(dir, root.path().join("m2-a").join("tq"));
+    assert!(!root.path().join("m2-a").exists());
+}
+
+#[tokio::test]
+async fn copies_are_private_and_never_written_through_a_link() {
+    // Under the usual umask, not because of it.
+    let drives = Drives::new();
+    let ledger = drives.open().await.ledger;
+    ledger.write(b"a key share").await.unwrap();
+    for i in 0..2 {
+        assert_eq!(mode_of(&drives.copy(i)), 0o600, "copy {i}");
+    }
+
+    // A link planted at the temporary file's name receives nothing.
+    let elsewhere = drives.dirs[0].parent().unwrap().join("elsewhere");
+    fs::write(&elsewhere, b"").unwrap();
+    for dir in &drives.dirs {
+        std::os::unix::fs::symlink(&elsewhere, dir.join(format!("{FILE}.tmp"))).unwrap();
+    }
+    ledger.write(b"another key share").await.unwrap();
+    assert_eq!(fs::read(&elsewhere).unwrap(), b"");
+    for i in 0..2 {
+        assert_eq!(mode_of(&drives.copy(i)), 0o600, "copy {i}");
+        assert!(fs::symlink_metadata(drives.copy(i)).unwrap().is_file());
+    }
+    drop(ledger);
+    let opened = drives.open().await;
+    assert_eq!(
+        opened.state.as_deref().map(Vec::as_slice),
+        Some(&b"another key share"[..])
+    );
+}
+
+fn refused(result: Result<tq_std::ledger::Opened, OpenError>) -> AccessProblem {
+    match result {
+        Err(OpenError::Unsafe(refused)) => {
+            assert!(
+                refused
+                    .to_string()
+                    .contains(&*refused.path.to_string_lossy())
+            );
+            refused.problem
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened"),
+    }
+}
+
+#[tokio::test]
+async fn a_copy_or_directory_open_to_others_or_foreign_is_refused() {
+    let drives = Drives::new();
+    two_generations(&drives).await;
+
+    set_mode(&drives.copy(1), 0o644);
+    assert_eq!(
+        refused(Ledger::open(drives.paths()).await),
+        AccessProblem::OpenToOthers { mode: 0o644 }
+    );
+    assert_eq!(mode_of(&drives.copy(1)), 0o644, "refused, not repaired");
+    set_mode(&drives.copy(1), 0o600);
+
+    set_mode(&drives.dirs[0], 0o755);
+    assert_eq!(
+        refused(Ledger::open(drives.paths()).await),
+        AccessProblem::OpenToOthers { mode: 0o755 }
+    );
+    set_mode(&drives.dirs[0], 0o700);
+
+    // A copy that is a link (to a valid copy, even) is refused.
+    let moved = drives.dirs[0].parent().unwrap().join("moved");
+    fs::rename(drives.copy(0), &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, drives.copy(0)).unwrap();
+    assert_eq!(
+        refused(Ledger::open(drives.paths()).await),
+        AccessProblem::Symlink
+    );
+    fs::remove_file(drives.copy(0)).unwrap();
+    fs::rename(&moved, drives.copy(0)).unwrap();
+
+    // Another user's copy (only root can make one).
+    if effective_uid() == 0 {
+        std::os::unix::fs::chown(drives.copy(0), Some(1), None).unwrap();
+        assert_eq!(
+            refused(Ledger::open(drives.paths()).await),
+            AccessProblem::ForeignOwner { owner: 1, euid: 0 }
+        );
+        std::os::unix::fs::chown(drives.copy(0), Some(0), None).unwrap();
+    }
+    assert_eq!(drives.open().await.report.generation, 2);
+}
+
+fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of a file this process just made is its effective uid.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    fs::write(&probe, b"").unwrap();
+    fs::metadata(&probe).unwrap().uid()
+}
+
+#[tokio::test]
+async fn a_second_owner_is_refused_while_the_first_lives() {
+    let drives = Drives::new();
+    let first = drives.open().await;
+    first.ledger.write(b"owned").await.unwrap();
+    // A leftover of the owner's: the second opener must not touch it.
+    let leftover = drives.dirs[1].join(format!("{FILE}.tmp"));
+    fs::write(&leftover, b"in flight").unwrap();
+    let Err(OpenError::Locked(LockError::Held(lock))) = Ledger::open(drives.paths()).await else {
+        panic!("two owners of one ledger")
+    };
+    assert_eq!(lock, drives.dirs[0].join(format!("{FILE}.lock")));
+    assert!(leftover.exists(), "the refused opener removed a file");
+    assert!(matches!(
+        tq_std::ledger::init(&drives.paths()),
+        Err(InitError::Locked(_))
+    ));
+    drop(first);
+    let second = drives.open().await;
+    assert_eq!(
+        second.state.as_deref().map(Vec::as_slice),
+        Some(&b"owned"[..])
+    );
+    assert!(!leftover.exists());
 }
 
 // --- Real crashes: a writer process killed at random moments. ---
@@ -506,9 +720,7 @@ async fn crash_child() {
 fn ledger_survives_a_killed_writer() {
     use std::io::{BufRead, BufReader};
     let root = tempfile::tempdir().unwrap();
-    for d in ["a", "b"] {
-        fs::create_dir(root.path().join(d)).unwrap();
-    }
+    tq_std::ledger::init(&["a", "b"].map(|d| root.path().join(d).join(FILE))).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

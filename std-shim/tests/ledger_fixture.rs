@@ -6,6 +6,7 @@
 //! open.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use tq_core::ids::{Epoch, PlatformId};
@@ -20,13 +21,16 @@ async fn a_v1_ledger_opens_and_its_state_restores() {
     let paths: [PathBuf; 2] = ["m2-a", "m2-b"].map(|drive| {
         let dir = root.path().join(drive);
         fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         let path = dir.join("tq-ledger");
         fs::write(&path, LEDGER_V1).unwrap();
+        // The modes the ledger requires of what it opens (git keeps 0644).
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         path
     });
 
     let opened = Ledger::open(paths).await.unwrap();
-    assert_eq!(opened.report.generation, Some(1));
+    assert_eq!(opened.report.generation, 1);
     assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
     let payload = opened.state.expect("the ledger holds a state");
 

@@ -56,10 +56,11 @@ pub struct SledConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerSection {
-    /// The two directories holding a ledger copy each (one per M.2 drive).
-    /// They must exist: a missing one is a drive that is not mounted.
+    /// The two directories holding a ledger copy each (one per M.2 drive),
+    /// made by `tq sled init`; a missing one is a drive not mounted.
     pub dirs: [PathBuf; LEDGER_COPIES],
-    /// The LRTQ share file, read once when the ledger holds nothing.
+    /// The LRTQ share file, read while the ledger holds nothing since
+    /// `init` (it must then exist).
     #[serde(default)]
     pub lrtq_share_file: Option<PathBuf>,
 }

@@ -18,6 +18,14 @@
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
 //!
+//! # `tq sled init --config FILE`
+//!
+//! Once, for a new sled: creates the two ledger directories (mode 0700;
+//! their parents, the drives, must exist) and marks both copies
+//! initialized, so the daemon starts fresh (or from the LRTQ share file).
+//! Refuses if a ledger copy is there. Without it the daemon does not
+//! start: no ledger on either drive is what an unmounted drive looks like.
+//!
 //! # `tq sled --config FILE`
 //!
 //! Runs until SIGTERM or SIGINT (Ctrl-C), then stops the API (calls in
@@ -39,8 +47,8 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `ledger.dirs` | required | the two directories (one per M.2 drive) holding a ledger copy each, `trust-quorum.ledger`; they must exist |
-//! | `ledger.lrtq_share_file` | none | the LRTQ share file of a sled from an LRTQ rack, read only while the ledger holds nothing |
+//! | `ledger.dirs` | required | the two directories (one per M.2 drive) holding a ledger copy each, `trust-quorum.ledger`, made by `tq sled init`; mode 0700, copies 0600, owned by the daemon's user (anything wider is refused); one daemon at a time (a lock file beside each copy) |
+//! | `ledger.lrtq_share_file` | none | the LRTQ share file of a sled from an LRTQ rack, read only while the ledger holds nothing since `init`; missing then is an error |
 //! | `tls.rack_ca` | required | PEM: the rack CA certificate(s), the only trust anchors |
 //! | `tls.certificate` | required | PEM: this sled's certificate (then any intermediates), naming its platform id in a `urn:tq-platform-id:<part>:<serial>` SAN URI |
 //! | `tls.key` | required | PEM: this sled's private key |

@@ -1,8 +1,10 @@
 //! One sled's daemon: the node (tq-std) and its HTTP API, started from a
 //! [`SledConfig`] and stopped cleanly.
 //!
-//! [`Daemon::start`] loads the TLS identity, boots the node from its
-//! ledger (or LRTQ share file) and starts the API; [`Daemon::stop`] stops
+//! [`init`] is `tq sled init`: the ledger of a new sled, the only way one
+//! starts fresh. [`Daemon::start`] loads the TLS identity, boots the node
+//! from its ledger (or, while it holds nothing, the LRTQ share file) and
+//! starts the API; [`Daemon::stop`] stops
 //! the API, then the node (its task ends between calls, so every ledger
 //! write it started is finished). [`run`] is what `tq sled` does: start,
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
@@ -110,9 +112,30 @@ fn tls_error(error: TlsSetupError) -> String {
     error.to_string()
 }
 
+/// `tq sled init`: creates the ledger directories (mode 0700) and marks
+/// both copies initialized, so that the sled starts fresh (or from its
+/// LRTQ share file). Refuses if a ledger copy exists. Blocking.
+pub fn init(config: &SledConfig) -> Result<(), DaemonError> {
+    tq_std::ledger::init(&config.ledger_paths()).map_err(|e| DaemonError::Ledger(e.to_string()))
+}
+
 /// A ledger open failure in words, copy by copy.
 fn open_error(config: &SledConfig, error: &OpenError) -> String {
     match error {
+        OpenError::NotInitialized(found) => {
+            let dirs: Vec<String> = found
+                .iter()
+                .zip(&config.ledger.dirs)
+                .map(|(finding, dir)| format!("{}: {}", dir.display(), finding_words(*finding)))
+                .collect();
+            format!(
+                "no ledger on either drive ({}); check that both drives are mounted; \
+                 a new sled needs `tq sled init --config FILE` first",
+                dirs.join("; ")
+            )
+        }
+        OpenError::Locked(e) => e.to_string(),
+        OpenError::Unsafe(e) => format!("refused: {e}"),
         OpenError::NoValidCopy(found) => {
             let paths = config.ledger_paths();
             let copies: Vec<String> = found
@@ -134,7 +157,7 @@ fn finding_words(finding: CopyFinding) -> String {
         CopyFinding::Current => "valid".into(),
         CopyFinding::Stale { generation } => format!("stale (generation {generation})"),
         CopyFinding::Conflicting => "conflicting".into(),
-        CopyFinding::Absent => "absent".into(),
+        CopyFinding::Absent => "no ledger file".into(),
         CopyFinding::NoDirectory => "its directory does not exist (drive not mounted?)".into(),
         CopyFinding::Corrupt(reason) => format!("corrupt ({reason:?})"),
         CopyFinding::Unreadable(kind) => format!("unreadable ({kind})"),

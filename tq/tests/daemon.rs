@@ -1,9 +1,11 @@
 //! The real `tq sled` binary: a bad or missing config, certificate, ledger
 //! or LRTQ share file, or a taken port, is one readable line on stderr and
-//! a non-zero exit (no panic, no backtrace); SIGTERM and Ctrl-C (SIGINT)
-//! stop a running daemon cleanly with exit code 0 (and it starts again on
-//! the same directories); curl, a client we did not write, talks to its
-//! API.
+//! a non-zero exit (no panic, no backtrace); only `tq sled init` makes a
+//! fresh sled; ledger files are the daemon's user's alone; a second daemon
+//! on one ledger is refused without touching it; SIGTERM and Ctrl-C
+//! (SIGINT) stop a running daemon cleanly with exit code 0 (and it starts
+//! again on the same directories); curl, a client we did not write, talks
+//! to its API.
 
 mod common;
 
@@ -30,14 +32,31 @@ fn fresh_sled(root: &Path) -> PathBuf {
     write_sled_dir(&ca, &sled_id(0), root, None)
 }
 
-/// Runs `tq sled --config path` to its end; returns stderr's lines.
+/// Runs `tq sled --config path`, which must fail within [`WAIT`] (a
+/// daemon that starts instead is killed and fails the test); returns
+/// stderr's lines.
 fn fails(config: &Path) -> Vec<String> {
-    let output = tq()
+    let mut child = tq()
         .args(["sled", "--config"])
         .arg(config)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the daemon started instead of failing: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(!output.status.success(), "{output:?}");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -135,20 +154,23 @@ fn a_bad_ledger_is_one_line() {
     let dir = root.path();
 
     // Both drives missing: not a fresh sled, a fault.
-    std::fs::remove_dir(dir.join("m2-a")).unwrap();
-    std::fs::remove_dir(dir.join("m2-b")).unwrap();
+    for copy in ["m2-a", "m2-b"] {
+        std::fs::remove_dir_all(dir.join(copy)).unwrap();
+    }
     let line = error_line(&config);
-    assert!(line.starts_with("tq sled: ledger: no valid copy"), "{line}");
+    assert!(
+        line.starts_with("tq sled: ledger: no ledger on either drive"),
+        "{line}"
+    );
     assert!(line.contains("does not exist"), "{line}");
 
     // Both copies corrupt.
     for copy in ["m2-a", "m2-b"] {
         std::fs::create_dir(dir.join(copy)).unwrap();
-        std::fs::write(
-            dir.join(copy).join(tq::config::LEDGER_FILE_NAME),
-            b"not a ledger",
-        )
-        .unwrap();
+        set_mode(&dir.join(copy), 0o700);
+        let file = dir.join(copy).join(tq::config::LEDGER_FILE_NAME);
+        std::fs::write(&file, b"not a ledger").unwrap();
+        set_mode(&file, 0o600);
     }
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: ledger: no valid copy"), "{line}");
@@ -168,7 +190,16 @@ fn a_bad_lrtq_share_file_or_a_taken_port_is_one_line() {
     std::fs::write(root.path().join("share.bin"), b"garbage").unwrap();
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: LRTQ share file: "), "{line}");
+    // Configured and missing: not a fresh sled either.
     std::fs::remove_file(root.path().join("share.bin")).unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: LRTQ share file: ")
+            && line.contains("share.bin is missing")
+            && line.contains("mounted"),
+        "{line}"
+    );
+    edit(&config, "lrtq_share_file = \"share.bin\"\n", "");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -198,6 +229,196 @@ fn a_bad_lrtq_share_file_or_a_taken_port_is_one_line() {
         line.starts_with("tq sled: peer network: cannot listen on"),
         "{line}"
     );
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Runs `tq sled init --config path`; its exit code, stdout and stderr.
+fn init(config: &Path) -> (Option<i32>, String, String) {
+    let output = tq()
+        .args(["sled", "init", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn only_tq_sled_init_makes_a_fresh_sled() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let config = write_sled_files(&Ca::new("rack"), &sled_id(0), dir, None);
+
+    // Drives not there.
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: ledger: no ledger on either drive"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&*dir.join("m2-a").to_string_lossy()),
+        "{line}"
+    );
+    assert!(
+        line.contains(&*dir.join("m2-b").to_string_lossy()),
+        "{line}"
+    );
+    assert!(
+        line.contains("mounted") && line.contains("tq sled init"),
+        "{line}"
+    );
+
+    // Empty directories, as an unmounted drive's mount point looks: the
+    // same refusal, never a fresh sled.
+    for copy in ["m2-a", "m2-b"] {
+        std::fs::create_dir(dir.join(copy)).unwrap();
+        set_mode(&dir.join(copy), 0o700);
+    }
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: ledger: no ledger on either drive")
+            && line.contains("no ledger file"),
+        "{line}"
+    );
+
+    // Init marks both copies; the sled then starts fresh.
+    let (code, stdout, stderr) = init(&config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("ledger initialized in "), "{stdout}");
+    for copy in ["m2-a", "m2-b"] {
+        let file = dir.join(copy).join(tq::config::LEDGER_FILE_NAME);
+        assert_eq!(mode_of(&file), 0o600, "{}", file.display());
+    }
+    let running = start(&config);
+    let status = http_get(running.api, "/v1/status");
+    assert!(status.contains("\"lrtq\":null"), "{status}");
+    assert!(status.contains("\"latest_committed\":null"), "{status}");
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+
+    // Twice is refused, in one line.
+    let (code, _, stderr) = init(&config);
+    assert_eq!(code, Some(1));
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("tq sled: ledger: ") && line.contains("initialized already"),
+        "{stderr}"
+    );
+
+    // One initialized copy gone (a replaced drive): a degraded mirror,
+    // repaired at start, not a fresh sled.
+    std::fs::remove_file(dir.join("m2-b").join(tq::config::LEDGER_FILE_NAME)).unwrap();
+    let running = start(&config);
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+    assert!(dir.join("m2-b").join(tq::config::LEDGER_FILE_NAME).exists());
+
+    // Init creates the directories (0700) itself, but never a drive.
+    let root = tempfile::tempdir().unwrap();
+    let config = write_sled_files(&Ca::new("rack"), &sled_id(0), root.path(), None);
+    assert_eq!(init(&config).0, Some(0));
+    for copy in ["m2-a", "m2-b"] {
+        assert_eq!(mode_of(&root.path().join(copy)), 0o700);
+    }
+    edit(&config, "\"m2-a\"", "\"unmounted/m2-a\"");
+    let (code, _, stderr) = init(&config);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("tq sled: ledger: cannot create ") && stderr.contains("mounted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_ledger_open_to_others_is_refused_in_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let config = fresh_sled(dir);
+    let copy = dir.join("m2-a").join(tq::config::LEDGER_FILE_NAME);
+    assert_eq!(mode_of(&copy), 0o600);
+
+    set_mode(&copy, 0o644);
+    let line = error_line(&config);
+    assert!(line.starts_with("tq sled: ledger: refused: "), "{line}");
+    assert!(line.contains(&*copy.to_string_lossy()), "{line}");
+    assert!(line.contains("mode 0644"), "{line}");
+    set_mode(&copy, 0o600);
+
+    set_mode(&dir.join("m2-b"), 0o755);
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: ledger: refused: ") && line.contains("mode 0755"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let config = fresh_sled(dir);
+    // Fixed ports, as a real sled's: the second daemon would otherwise
+    // just listen elsewhere.
+    let free = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let (peer, api) = (free(), free());
+    edit(
+        &config,
+        "[peer]\nlisten = \"127.0.0.1:0\"",
+        &format!("[peer]\nlisten = \"127.0.0.1:{peer}\""),
+    );
+    edit(
+        &config,
+        "[api]\nlisten = \"127.0.0.1:0\"",
+        &format!("[api]\nlisten = \"127.0.0.1:{api}\""),
+    );
+    let first = start(&config);
+
+    // What the first one's write in flight looks like on disk.
+    let temp = dir
+        .join("m2-b")
+        .join(format!("{}.tmp", tq::config::LEDGER_FILE_NAME));
+    std::fs::write(&temp, b"in flight").unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: ledger: in use by another process"),
+        "{line}"
+    );
+    assert!(
+        temp.exists(),
+        "the second daemon removed the first one's file"
+    );
+    let (code, _, stderr) = init(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+
+    http_get(first.api, "/v1/status");
+    signal(&first.child, "TERM");
+    assert_eq!(exit_code(first.child), Some(0));
+    // Gone with its owner, the lock lets the next one in.
+    let next = start(&config);
+    signal(&next.child, "TERM");
+    assert_eq!(exit_code(next.child), Some(0));
 }
 
 /// A running daemon: its process, its API address, its stderr lines.

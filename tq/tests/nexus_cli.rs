@@ -156,3 +156,55 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     assert_eq!(node["alarms"].as_array().unwrap().len(), 0);
     sleds.stop_all().await;
 }
+
+/// Two `tq nexus` on one state file: while one holds it (here, this test
+/// process holding its lock), every command that drives is refused in one
+/// line and the file is left as it was; `show` still reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_nexus_on_one_state_file_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path(), 3, 0, 7, &Addressing::Loopback).unwrap();
+    let rack_path = dir.path().join("rack.toml");
+    layout.rack_file(|_| true).write(&rack_path).unwrap();
+    let state_path = dir.path().join("nexus.json");
+    let (rack, state) = (rack_path.to_str().unwrap(), state_path.to_str().unwrap());
+    let base = ["nexus", "--rack", rack, "--state", state, "--timeout", "5"];
+    let with = |rest: &[&'static str]| -> Vec<&str> { base.iter().chain(rest).copied().collect() };
+
+    let (ok, _, err) = tq(&with(&["init"])).await;
+    assert!(ok, "{err}");
+    let before = std::fs::read(&state_path).unwrap();
+
+    let held = StateFile::new(&state_path).lock().await.unwrap();
+    for command in [&["upgrade"][..], &["run"], &["abandon"]] {
+        let (ok, out, err) = tq(&with(command)).await;
+        assert!(!ok, "{command:?} ran beside another driver: {out}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{command:?}: {err}");
+        assert!(
+            lines[0].starts_with("tq nexus: the Nexus state file is in use by another process"),
+            "{err}"
+        );
+        assert!(lines[0].contains("nexus.json.lock"), "{err}");
+    }
+    // `init` too: it checks for an existing file only under the lock.
+    let (ok, _, err) = tq(&with(&["init"])).await;
+    assert!(!ok && err.contains("in use by another process"), "{err}");
+    assert_eq!(
+        std::fs::read(&state_path).unwrap(),
+        before,
+        "the file was touched"
+    );
+    let (ok, out, err) = tq(&with(&["show"])).await;
+    assert!(ok && out.contains("nothing pending"), "{out}{err}");
+
+    drop(held);
+    let (ok, out, err) = tq(&with(&["show"])).await;
+    assert!(ok, "{out}{err}");
+    // Driving is allowed again (with no sled running it goes no further).
+    let (_, out, err) = tq(&with(&["run"])).await;
+    assert!(
+        !err.contains("in use by another process"),
+        "the lock outlived its owner: {out}{err}"
+    );
+}

@@ -3,9 +3,11 @@
 //!
 //! It holds the core's encoding of [`tq_core::persistent::LrtqShareData`]
 //! (`tq_core::wire::encode_lrtq_share_data`). The node layer reads it only
-//! when [`super::Ledger::open`] found a fresh sled, hands the bytes to the
-//! core (`NodeCtx::restore_lrtq`), and from then on the ledger holds the
-//! state. This module never writes it.
+//! when [`super::Ledger::open`] found a ledger holding nothing yet (just
+//! initialized), hands the bytes to the core (`NodeCtx::restore_lrtq`),
+//! and from then on the ledger holds the state. A configured file that is
+//! missing is [`LrtqFileError::Missing`], never a fresh start: the sled
+//! would forget the share its rack counts on. This module never writes it.
 
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -25,6 +27,8 @@ pub struct LrtqFile {
 /// Why an LRTQ share file could not be used.
 #[derive(Debug)]
 pub enum LrtqFileError {
+    /// No file at the path.
+    Missing(PathBuf),
     /// Reading failed.
     Io(io::Error),
     /// Longer than the core's largest LRTQ share data.
@@ -38,6 +42,11 @@ pub enum LrtqFileError {
 impl std::fmt::Display for LrtqFileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Missing(path) => write!(
+                f,
+                "{} is missing (is its drive mounted? a sled from an LRTQ rack needs it to start)",
+                path.display()
+            ),
             Self::Io(e) => write!(f, "cannot read the LRTQ share file: {e}"),
             Self::TooLong => write!(
                 f,
@@ -51,18 +60,19 @@ impl std::fmt::Display for LrtqFileError {
 
 impl std::error::Error for LrtqFileError {}
 
-/// Reads and checks the LRTQ share file at `path`; `Ok(None)` if there is
-/// none.
-pub async fn read_share_file(path: PathBuf) -> Result<Option<LrtqFile>, LrtqFileError> {
+/// Reads and checks the LRTQ share file at `path`.
+pub async fn read_share_file(path: PathBuf) -> Result<LrtqFile, LrtqFileError> {
     tokio::task::spawn_blocking(move || read_blocking(&path))
         .await
         .unwrap_or(Err(LrtqFileError::Interrupted))
 }
 
-fn read_blocking(path: &std::path::Path) -> Result<Option<LrtqFile>, LrtqFileError> {
+fn read_blocking(path: &std::path::Path) -> Result<LrtqFile, LrtqFileError> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(LrtqFileError::Missing(path.to_owned()));
+        }
         Err(e) => return Err(LrtqFileError::Io(e)),
     };
     let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_LRTQ_SHARE_DATA_LEN + 1));
@@ -73,8 +83,8 @@ fn read_blocking(path: &std::path::Path) -> Result<Option<LrtqFile>, LrtqFileErr
         return Err(LrtqFileError::TooLong);
     }
     let data = wire::decode_lrtq_share_data(&bytes).map_err(LrtqFileError::Decode)?;
-    Ok(Some(LrtqFile {
+    Ok(LrtqFile {
         rack_id: data.rack_id,
         bytes,
-    }))
+    })
 }

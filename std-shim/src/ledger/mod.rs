@@ -3,41 +3,62 @@
 //!
 //! Each copy is a checksummed header and the core's encoding of its
 //! persistent state ([`mod@format`]), replaced atomically on every write
-//! ([`file`]). The payload is opaque here; the node layer encodes and
-//! decodes it with the core.
+//! ([`replace_atomically`]). The payload is opaque here; the node layer
+//! encodes and decodes it with the core.
 //!
-//! - **Open** reads both copies, loads the one with the highest generation
-//!   whose checksum holds, and rewrites every other copy (absent,
-//!   truncated, corrupted, unreadable or stale) from it before returning.
-//!   Both copies absent from existing directories is a fresh sled; any other
-//!   state with no valid copy is [`OpenError::NoValidCopy`], never a silent
-//!   fresh start.
+//! - **Init** ([`init`], `tq sled init`) is the only way a sled starts
+//!   fresh: it creates each copy's directory (mode 0700; its parent, the
+//!   drive, must exist) and writes generation 0 with no payload to *both*
+//!   copies, the mark that this sled was set up and has stored nothing yet.
+//!   It refuses if either copy exists.
+//! - **Open** ([`Ledger::open`]) reads both copies, loads the one with the
+//!   highest generation whose checksum holds, and rewrites every other
+//!   copy (absent, truncated, corrupted, unreadable or stale) from it
+//!   before returning. So one valid copy, even generation 0, is a degraded
+//!   mirror to repair, never a fresh sled. No copy on either drive (absent
+//!   files, missing directories: an unmounted drive looks like this) is
+//!   [`OpenError::NotInitialized`]; no valid copy otherwise is
+//!   [`OpenError::NoValidCopy`]. Neither starts the sled.
 //! - **Write** gives the state the next generation (never reused, even when
-//!   the write fails) and replaces copy 0, then copy 1. Both written is
-//!   [`WriteOutcome::Both`]; one is [`WriteOutcome::Degraded`] (counted,
-//!   the state is durable); none is [`WriteError::NoCopy`]: the caller must
-//!   not acknowledge anything to the core. [`Ledger::write_retrying`] keeps
-//!   trying with backoff until a copy is written, showing
-//!   [`LedgerStatus::Failing`] meanwhile.
+//!   the write fails; never 0) and replaces copy 0, then copy 1. Both
+//!   written is [`WriteOutcome::Both`]; one is [`WriteOutcome::Degraded`]
+//!   (counted, the state is durable); none is [`WriteError::NoCopy`]: the
+//!   caller must not acknowledge anything to the core.
+//!   [`Ledger::write_retrying`] keeps trying with backoff until a copy is
+//!   written, showing [`LedgerStatus::Failing`] meanwhile.
+//!
+//! One process owns a ledger: open and init take an exclusive lock
+//! ([`lock`]) in each copy's directory, held as long as the [`Ledger`] (or
+//! a write it started) lives; a second one gets [`OpenError::Locked`]
+//! before touching any file. Files and directories are the process user's
+//! alone ([`access`]): copies and temporary files mode 0600, directories
+//! 0700, temporary files created exclusively and never through a link. A
+//! copy or directory found wider, owned by another user or a symbolic
+//! link (a copy) is [`OpenError::Unsafe`].
 //!
 //! File work runs on tokio's blocking pool, one operation at a time (a
 //! mutex held on the blocking thread, so a dropped future cannot let two
 //! writes interleave). Payloads hold key shares: every buffer is zeroized
 //! when dropped.
 
+pub mod access;
 mod file;
 pub mod format;
+pub mod lock;
 pub mod lrtq;
 
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use zeroize::Zeroizing;
 
 use crate::backoff::{Backoff, BackoffConfig};
+use access::Unsafe;
 pub use file::{WriteStep, replace as replace_atomically};
 pub use format::{CorruptReason, MAX_PAYLOAD_LEN};
+use lock::{FileLock, LockError};
 
 /// Copies of the state kept: one per M.2 drive.
 pub const LEDGER_COPIES: usize = 2;
@@ -87,8 +108,8 @@ pub enum Repair {
 /// What open found and did, per copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenReport {
-    /// The loaded generation; `None` for a fresh sled.
-    pub generation: Option<u64>,
+    /// The loaded generation (0: initialized, nothing stored yet).
+    pub generation: u64,
     /// Per copy: what was found.
     pub found: [CopyFinding; LEDGER_COPIES],
     /// Per copy: the repair.
@@ -101,7 +122,8 @@ pub struct OpenReport {
 pub struct Opened {
     /// The ledger, ready for writes.
     pub ledger: Ledger,
-    /// The newest valid payload, or `None` for a fresh sled.
+    /// The newest valid payload, or `None` if nothing was stored since
+    /// [`init`] (a fresh sled, or one to start from its LRTQ share file).
     pub state: Option<Zeroizing<Vec<u8>>>,
     /// What was found and repaired.
     pub report: OpenReport,
@@ -110,9 +132,18 @@ pub struct Opened {
 /// Why a ledger could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
-    /// No copy is valid and not both are cleanly absent: starting fresh
+    /// No copy on either drive (each absent, or its directory missing): a
+    /// drive not mounted, or a sled never initialized ([`init`]). Starting
+    /// fresh could forget acknowledged state, so the node must not start.
+    NotInitialized([CopyFinding; LEDGER_COPIES]),
+    /// No copy is valid and not every one is missing: starting fresh
     /// could forget acknowledged state, so the node must not start.
     NoValidCopy([CopyFinding; LEDGER_COPIES]),
+    /// Another process owns the ledger (or its lock could not be taken).
+    Locked(LockError),
+    /// A copy or directory is open to others, owned by another user, or a
+    /// symbolic link: see [`access`].
+    Unsafe(Unsafe),
     /// The blocking task did not finish (the runtime is shutting down).
     Interrupted,
 }
@@ -120,11 +151,54 @@ pub enum OpenError {
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::NotInitialized(found) => write!(f, "no ledger copy on any drive: {found:?}"),
             Self::NoValidCopy(found) => write!(f, "no valid ledger copy: {found:?}"),
+            Self::Locked(e) => write!(f, "ledger {e}"),
+            Self::Unsafe(e) => write!(f, "refused: {e}"),
             Self::Interrupted => f.write_str("ledger open interrupted"),
         }
     }
 }
+
+/// Why [`init`] did not initialize a ledger. Only a [`InitError::Write`]
+/// can leave something behind: one copy at generation 0, which the next
+/// open repairs onto the other.
+#[derive(Debug)]
+pub enum InitError {
+    /// A copy's directory could not be created (its parent, the drive,
+    /// missing?).
+    Directory(PathBuf, io::Error),
+    /// A ledger copy is already there: this sled holds state.
+    AlreadyInitialized(PathBuf),
+    /// Another process owns the ledger.
+    Locked(LockError),
+    /// A directory is open to others, owned by another user or a link.
+    Unsafe(Unsafe),
+    /// A copy could not be written.
+    Write(CopyFailure),
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Directory(dir, e) => write!(
+                f,
+                "cannot create {}: {e} (is its drive mounted?)",
+                dir.display()
+            ),
+            Self::AlreadyInitialized(path) => write!(
+                f,
+                "{} exists: this sled is initialized already",
+                path.display()
+            ),
+            Self::Locked(e) => write!(f, "ledger {e}"),
+            Self::Unsafe(e) => write!(f, "refused: {e}"),
+            Self::Write(e) => write!(f, "writing the ledger: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
 
 impl std::error::Error for OpenError {}
 
@@ -251,6 +325,9 @@ pub struct Ledger {
 
 struct Inner {
     paths: [PathBuf; LEDGER_COPIES],
+    /// This process's ownership of each existing directory; released when
+    /// the last handle or write ends.
+    _locks: Vec<FileLock>,
     /// The next write's generation is one more; held across the file work.
     generation: Mutex<u64>,
     stats: Mutex<LedgerStats>,
@@ -266,8 +343,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Ledger {
     /// Opens the ledger whose copies live at `paths` (one per drive; the
-    /// directories must exist), loading and repairing as the module doc
-    /// says.
+    /// directories must exist), locking, loading and repairing as the
+    /// module doc says.
     pub async fn open(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
         tokio::task::spawn_blocking(move || open_blocking(paths))
             .await
@@ -395,20 +472,82 @@ struct ValidCopy {
     bytes: Zeroizing<Vec<u8>>,
 }
 
-fn inspect(path: &std::path::Path) -> Result<ValidCopy, CopyFinding> {
-    match file::read(path) {
+fn inspect(path: &Path) -> Result<Result<ValidCopy, CopyFinding>, Unsafe> {
+    Ok(match file::read(path) {
         file::ReadCopy::Absent => Err(CopyFinding::Absent),
         file::ReadCopy::NoDirectory => Err(CopyFinding::NoDirectory),
         file::ReadCopy::Failed(e) => Err(CopyFinding::Unreadable(e.kind())),
+        file::ReadCopy::Unsafe(refused) => return Err(refused),
         file::ReadCopy::Bytes(bytes) => match format::decode(&bytes) {
             Ok((generation, _)) => Ok(ValidCopy { generation, bytes }),
             Err(reason) => Err(CopyFinding::Corrupt(reason)),
         },
+    })
+}
+
+/// Checks each existing copy directory and takes its lock. A missing
+/// directory is left to the copy's finding.
+fn lock_directories(paths: &[PathBuf; LEDGER_COPIES]) -> Result<Vec<FileLock>, OpenError> {
+    let mut locks = Vec::with_capacity(LEDGER_COPIES);
+    for path in paths {
+        let dir = file::directory(path);
+        let Ok(metadata) = std::fs::metadata(dir) else {
+            continue;
+        };
+        access::check(dir, &metadata, true).map_err(OpenError::Unsafe)?;
+        locks.push(lock::lock_exclusive(path).map_err(OpenError::Locked)?);
     }
+    Ok(locks)
+}
+
+/// Sets up the ledger of a new sled at `paths`, as the module doc says:
+/// creates each copy's directory (mode 0700) if needed, then writes
+/// generation 0, holding nothing, to both copies. Blocking; for
+/// `tq sled init` and test setups, never while a node runs.
+pub fn init(paths: &[PathBuf; LEDGER_COPIES]) -> Result<(), InitError> {
+    for path in paths {
+        let dir = file::directory(path);
+        match std::fs::DirBuilder::new()
+            .mode(access::DIRECTORY_MODE)
+            .create(dir)
+        {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(InitError::Directory(dir.to_owned(), e));
+            }
+            _ => {}
+        }
+        let metadata =
+            std::fs::metadata(dir).map_err(|e| InitError::Directory(dir.to_owned(), e))?;
+        access::check(dir, &metadata, true).map_err(InitError::Unsafe)?;
+    }
+    let _locks = paths
+        .iter()
+        .map(|path| lock::lock_exclusive(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(InitError::Locked)?;
+    for path in paths {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => return Err(InitError::AlreadyInitialized(path.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(InitError::Directory(file::directory(path).to_owned(), e)),
+        }
+    }
+    let initialized = format::encode(0, &[]);
+    for (copy, path) in paths.iter().enumerate() {
+        file::replace(path, &initialized)
+            .map_err(|(step, error)| InitError::Write(CopyFailure { copy, step, error }))?;
+    }
+    tracing::info!(paths = ?paths, "ledger initialized");
+    Ok(())
 }
 
 fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
-    let inspected = paths.clone().map(|path| inspect(&path));
+    let locks = lock_directories(&paths)?;
+    let [first, second] = paths.each_ref().map(|path| inspect(path));
+    let inspected = [
+        first.map_err(OpenError::Unsafe)?,
+        second.map_err(OpenError::Unsafe)?,
+    ];
     let newest = inspected
         .iter()
         .enumerate()
@@ -451,19 +590,10 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
     });
 
     let Some(chosen) = newest else {
-        if found.iter().all(|f| *f == CopyFinding::Absent) {
-            tracing::info!("no ledger: a fresh sled");
-            let report = OpenReport {
-                generation: None,
-                found,
-                repair: [Repair::NotNeeded; LEDGER_COPIES],
-                leftover_removed,
-            };
-            return Ok(Opened {
-                ledger: Ledger::from_parts(paths, 0, stats, LedgerStatus::Healthy),
-                state: None,
-                report,
-            });
+        let missing = |f: &CopyFinding| matches!(f, CopyFinding::Absent | CopyFinding::NoDirectory);
+        if found.iter().all(missing) {
+            tracing::error!(?found, "no ledger copy on any drive");
+            return Err(OpenError::NotInitialized(found));
         }
         tracing::error!(?found, "no valid ledger copy");
         return Err(OpenError::NoValidCopy(found));
@@ -503,16 +633,18 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
         };
     }
 
-    let state = format::decode(&loaded.bytes)
+    let payload = format::decode(&loaded.bytes)
         .map(|(_, payload)| Zeroizing::new(payload.to_vec()))
         .map_err(|_| OpenError::NoValidCopy(found))?;
+    // Generation 0 is what init wrote: nothing stored yet.
+    let state = (generation > 0).then_some(payload);
     stats.generation = generation;
     tracing::info!(generation, copy = chosen, "ledger loaded");
     Ok(Opened {
-        ledger: Ledger::from_parts(paths, generation, stats, status),
-        state: Some(state),
+        ledger: Ledger::from_parts(paths, locks, generation, stats, status),
+        state,
         report: OpenReport {
-            generation: Some(generation),
+            generation,
             found,
             repair,
             leftover_removed,
@@ -523,6 +655,7 @@ fn open_blocking(paths: [PathBuf; LEDGER_COPIES]) -> Result<Opened, OpenError> {
 impl Ledger {
     fn from_parts(
         paths: [PathBuf; LEDGER_COPIES],
+        locks: Vec<FileLock>,
         generation: u64,
         stats: LedgerStats,
         status: LedgerStatus,
@@ -530,6 +663,7 @@ impl Ledger {
         Self {
             inner: Arc::new(Inner {
                 paths,
+                _locks: locks,
                 generation: Mutex::new(generation),
                 stats: Mutex::new(stats),
                 status: Mutex::new(status),

@@ -79,7 +79,8 @@ pub const DEFAULT_MAX_PROXIED: usize = 64;
 pub struct NodeConfig {
     /// The two ledger copies, one per M.2 drive.
     pub ledger: [PathBuf; LEDGER_COPIES],
-    /// The LRTQ share file, read only if the ledger holds nothing.
+    /// The LRTQ share file, read only if the ledger holds nothing yet (it
+    /// must then exist).
     pub lrtq_share_file: Option<PathBuf>,
     /// The peer network's settings (its `rack_id` is filled from the
     /// state when the node knows its rack).
@@ -183,10 +184,8 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
         None => {
             if let Some(path) = config.lrtq_share_file.clone() {
                 let file = read_share_file(path).await.map_err(StartError::LrtqFile)?;
-                if let Some(file) = file {
-                    ctx.restore_lrtq(&file.bytes).map_err(StartError::Lrtq)?;
-                    span.in_scope(|| tracing::info!("starting from the LRTQ share file"));
-                }
+                ctx.restore_lrtq(&file.bytes).map_err(StartError::Lrtq)?;
+                span.in_scope(|| tracing::info!("starting from the LRTQ share file"));
             }
         }
     }

@@ -245,7 +245,8 @@ pub fn writable(dir: &Path) -> bool {
 impl Unwritable {
     pub fn new(dir: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
+        // Closed to others, as the ledger requires of its directories.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o500)).unwrap();
         if writable(dir) {
             set_immutable(dir, true)
                 .unwrap_or_else(|e| panic!("making {} immutable: {e}", dir.display()));
@@ -268,6 +269,6 @@ impl Drop for Unwritable {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
         let _ = set_immutable(&self.0, false);
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
     }
 }

@@ -19,6 +19,9 @@ use tq_std::node::{NodeConfig, Started, start};
 
 use super::{Ca, CaIdentity, WAIT};
 
+/// Each ledger copy's file name in its directory.
+const LEDGER_FILE: &str = "tq-ledger";
+
 /// The rack of `tq_test_fixtures`' LRTQ racks.
 pub const RACK_ID: RackId = tq_test_fixtures::RACK;
 
@@ -33,7 +36,7 @@ pub struct Sled {
 
 impl Sled {
     pub fn ledger_paths(&self) -> [PathBuf; 2] {
-        self.dirs.clone().map(|d| d.join("tq-ledger"))
+        self.dirs.clone().map(|d| d.join(LEDGER_FILE))
     }
 }
 
@@ -82,9 +85,9 @@ impl Rack {
             .map(|i| {
                 let base = root.path().join(format!("sled{i}"));
                 let dirs = ["m2-a", "m2-b"].map(|d| base.join(d));
-                for dir in &dirs {
-                    std::fs::create_dir_all(dir).unwrap();
-                }
+                // As `tq sled init` does: the only way to a fresh ledger.
+                std::fs::create_dir_all(&base).unwrap();
+                tq_std::ledger::init(&dirs.clone().map(|d| d.join(LEDGER_FILE))).unwrap();
                 let lrtq_file = share_data.get(i).map(|data| {
                     let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
                     let path = base.join("lrtq-share");

@@ -22,7 +22,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one sled's daemon: its trust quorum node and HTTP API.
+    /// Run one sled's daemon: its trust quorum node and HTTP API (`tq sled
+    /// init` sets up a new sled's ledger first).
     Sled(sled::SledArgs),
     /// Drive a rack as Nexus does: the LRTQ upgrade, adding and removing
     /// sleds, abandoning a stuck epoch; decisions kept in a state file.

@@ -12,6 +12,10 @@
 //! tq nexus --rack rack.toml --state nexus.json abandon         # give up the pending epoch, retry higher
 //! tq nexus --rack rack.toml --state nexus.json show [--json]
 //! ```
+//!
+//! Every command but `show` holds the state file's lock while it runs: a
+//! second one at the same time is refused in one line, so two can never
+//! issue conflicting configurations for one epoch.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -163,16 +167,24 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
         );
         return Ok(());
     }
+    if let NexusCommand::Show { json } = &args.command {
+        // Only reads: no lock, so it works while another command drives.
+        let loaded = file
+            .load()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no Nexus state file at {}", args.state.display()))?;
+        let nexus = Nexus::restore(loaded.state, config.timing, tq_nexus::Instant(0))
+            .map_err(|e| format!("the stored state is refused: {e}"))?;
+        return show(&nexus, *json);
+    }
+    // From here on this process is the state file's one writer (the
+    // driver's lock) until it exits.
     let mut driver = Driver::resume(file, directory, config)
         .await
         .map_err(|e| e.to_string())?;
     driver.observe(|event| eprintln!("{event}"));
     let wait = match &args.command {
-        NexusCommand::Init { .. } => false,
-        NexusCommand::Show { json } => {
-            show(driver.nexus(), *json)?;
-            false
-        }
+        NexusCommand::Init { .. } | NexusCommand::Show { .. } => false,
         NexusCommand::Run => true,
         NexusCommand::Abandon { coordinator } => {
             let coordinator = match coordinator {

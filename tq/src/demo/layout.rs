@@ -1,8 +1,8 @@
 //! The demo rack on disk, in a temporary directory: per sled its two
-//! "drives" (ledger directories), its certificate and key, its LRTQ share
-//! file if it comes from the LRTQ rack, and its `tq sled` configuration
-//! file naming every other sled as a peer; and the rack file Nexus drives
-//! from.
+//! "drives" (ledger directories, initialized as `tq sled init` does), its
+//! certificate and key, its LRTQ share file if it comes from the LRTQ
+//! rack, and its `tq sled` configuration file naming every other sled as a
+//! peer; and the rack file Nexus drives from.
 //!
 //! The LRTQ shares are made as LRTQ rack setup made them:
 //! `tq_test_fixtures::lrtq_setup` (vsss-rs 3.3.4, threshold `n/2 + 1`,
@@ -18,7 +18,7 @@ use tq_core::wire;
 use zeroize::Zeroize;
 
 use super::pki::RackCa;
-use crate::config::{DEFAULT_API_PORT, DEFAULT_PEER_PORT};
+use crate::config::{DEFAULT_API_PORT, DEFAULT_PEER_PORT, SledConfig};
 use crate::nexus::rack_file::{RackFile, RackSled};
 
 /// The part number of every demo sled.
@@ -104,10 +104,9 @@ impl Layout {
         for (index, (peer, api)) in addresses.into_iter().enumerate() {
             let id = sled_id(index)?;
             let dir = root.join(format!("sled-{index:02}"));
+            // The drives themselves are made by `tq sled init` below.
             let drives = [dir.join("m2-a"), dir.join("m2-b")];
-            for d in &drives {
-                create_dir(d)?;
-            }
+            create_dir(&dir)?;
             let pki = ca.write_sled(&id, &dir)?;
             let share_file = if index < lrtq {
                 let data = tq_test_fixtures::lrtq_share_data(&setup, rack_id, index);
@@ -139,6 +138,9 @@ impl Layout {
         for (sled, pki, share_file) in &sleds {
             let text = sled_config(sled, pki, share_file.as_deref(), sleds.iter().map(|s| &s.0))?;
             write(&sled.config, text.as_bytes())?;
+            // What an operator does once for a new sled: `tq sled init`.
+            let config = SledConfig::load(&sled.config).map_err(|e| e.to_string())?;
+            crate::sled::init(&config).map_err(|e| format!("sled {}: {e}", sled.id))?;
         }
         Ok(Self {
             rack_id,

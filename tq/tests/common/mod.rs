@@ -1,5 +1,6 @@
 //! A rack of `tq sled` daemons in one process, each from its own TOML
-//! file (PEM files from the fixture PKI, two ledger directories, an LRTQ
+//! file (PEM files from the fixture PKI, two initialized ledger
+//! directories, an LRTQ
 //! share file for sleds of an LRTQ rack), serving its API on loopback; the
 //! generated client for each; a scripted Nexus that runs an LRTQ upgrade
 //! or a reconfiguration to its commit over the API.
@@ -53,10 +54,22 @@ pub fn config_text(dir: &Path, lrtq: bool, peer: &str, api: &str) -> String {
     )
 }
 
-/// Writes sled `id`'s directory: PEM files from `ca`, the ledger
-/// directories, the LRTQ share file if any, and `sled.toml`. Returns the
-/// TOML file's path.
+/// Writes sled `id`'s directory (PEM files from `ca`, the LRTQ share file
+/// if any, and `sled.toml`) and initializes its ledger as `tq sled init`
+/// does. Returns the TOML file's path.
 pub fn write_sled_dir(
+    ca: &Ca,
+    id: &PlatformId,
+    dir: &Path,
+    lrtq: Option<&LrtqShareData>,
+) -> PathBuf {
+    let path = write_sled_files(ca, id, dir, lrtq);
+    tq::sled::init(&SledConfig::load(&path).unwrap()).unwrap();
+    path
+}
+
+/// [`write_sled_dir`] without the ledger: no directory `m2-a` or `m2-b`.
+pub fn write_sled_files(
     ca: &Ca,
     id: &PlatformId,
     dir: &Path,
@@ -64,9 +77,6 @@ pub fn write_sled_dir(
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     ca.write_pem_files(&[platform_id_uri(id)], dir);
-    for copy in ["m2-a", "m2-b"] {
-        std::fs::create_dir_all(dir.join(copy)).unwrap();
-    }
     if let Some(data) = lrtq {
         let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
         let bytes = wire::encode_lrtq_share_data(data, &mut buf).unwrap();
@@ -431,7 +441,10 @@ pub fn ledger_shares_of(rack: &Rack, i: usize) -> Vec<(Epoch, tq_core::crypto::S
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        let (_, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
+        let (generation, payload) = tq_std::ledger::format::decode(&bytes).unwrap();
+        if generation == 0 {
+            continue; // as `init` left it: nothing stored yet
+        }
         let state = wire::decode_persistent_state(payload).unwrap();
         for stored in &state.fields().configs {
             if let Some(share) = &stored.share {
