@@ -425,6 +425,20 @@ key = "sled.key"
     }
 
     #[test]
+    fn a_missing_file_keeps_its_cause() {
+        let error = SledConfig::load(Path::new("/nonexistent/sled.toml")).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{error:?}"
+        );
+        let line = crate::error::Chain(&error).to_string();
+        assert!(
+            line.starts_with("cannot read /nonexistent/sled.toml: No such file"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn peers_are_checked() {
         let peer = |serial: &str| {
             format!("[[peers]]\npart = \"p\"\nserial = \"{serial}\"\naddress = \"[::1]:1\"\n")
