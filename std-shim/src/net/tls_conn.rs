@@ -287,7 +287,9 @@ impl<C: Side> TlsConn<C> {
     /// data is cut into frames into `self.received`.
     fn step(&mut self) -> Result<Step, Failure> {
         if self.failed {
-            return Err(Failure::Tls(rustls::Error::General("connection failed".into())));
+            return Err(Failure::Tls(rustls::Error::General(
+                "connection failed".into(),
+            )));
         }
         let UnbufferedStatus { mut discard, state } = self.conn.process(self.incoming.filled());
         let state = match state {
