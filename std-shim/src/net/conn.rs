@@ -10,8 +10,10 @@
 //! One task does both directions over a [`TlsConn`] (whose buffers are
 //! ours, see `tls_conn`): it waits for whichever comes first of received
 //! bytes, a queued frame and the keep-alive tick. While it hands a frame to
-//! the node or writes a batch it does not read; the kernel's socket buffers
-//! hold what arrives meanwhile.
+//! the node or writes a batch it does not read (the kernel's socket buffers
+//! hold what arrives meanwhile) nor send keep-alives: a node that leaves
+//! its event queue full for the peer's inactivity timeout loses the
+//! connection.
 
 use std::time::Duration;
 
