@@ -38,7 +38,10 @@
 //! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
-//! (`<what>` is `process hardening`).
+//! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
+//! every block it frees, so copies of shares that libraries free (rustls's
+//! plaintext of each received record) do not stay in freed memory (see
+//! tq-std's crate doc, on zeroization).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
 //!
