@@ -266,6 +266,11 @@ impl fmt::Display for LrtqThreshold {
 /// ASCII bytes (0x20..=0x7e).
 pub type PlatformIdField = heapless::String<PLATFORM_ID_FIELD_LEN, u8>;
 
+/// The part number of the sleds every rack this project sets up is made
+/// of (the demo, the tests, the harness). The node accepts any part
+/// number; this is only the one place the project's own racks name it.
+pub const SLED_PART_NUMBER: &str = "913-0000019";
+
 /// A sled's hardware identity: part number and serial number. Ordered by
 /// (part, serial), which fixes each member's share x-coordinate; displayed as
 /// `part:serial`. Decoding enforces the length and character rules.

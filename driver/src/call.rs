@@ -12,7 +12,7 @@ use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 use tq_nexus::{Answer, Call, CallKind, Method, status_ref};
-use tq_std::handle::MAX_DEADLINE;
+use tq_core::api::MAX_DEADLINE;
 
 use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
 

@@ -44,7 +44,7 @@
 pub mod access;
 mod file;
 pub mod format;
-pub mod lock;
+pub use tq_atomic_file::lock;
 pub mod lrtq;
 
 use std::io;
@@ -56,7 +56,7 @@ use zeroize::Zeroizing;
 
 use crate::backoff::{Backoff, BackoffConfig};
 use access::Unsafe;
-pub use file::{WriteStep, replace as replace_atomically};
+pub use tq_atomic_file::{WriteStep, replace as replace_atomically};
 pub use format::{CorruptReason, MAX_PAYLOAD_LEN};
 use lock::{FileLock, LockError};
 
