@@ -484,8 +484,8 @@ mod platform_and_threshold_tests {
 
     #[test]
     fn platform_ids_order_by_part_then_serial() {
-        let a = PlatformId::new("913-0000019", "BRM02").unwrap();
-        let b = PlatformId::new("913-0000019", "BRM10").unwrap();
+        let a = PlatformId::new(SLED_PART_NUMBER, "BRM02").unwrap();
+        let b = PlatformId::new(SLED_PART_NUMBER, "BRM10").unwrap();
         let c = PlatformId::new("913-0000020", "AAA00").unwrap();
         assert!(a < b && b < c);
     }

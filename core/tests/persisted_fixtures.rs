@@ -24,7 +24,7 @@ const LRTQ_V1: &[u8] = include_bytes!("fixtures/lrtq_share_data_v1.bin");
 
 /// The harness's sled `index`.
 fn sled(index: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("SN{index:04}")).unwrap()
+    tq_test_fixtures::sled_id(index)
 }
 
 /// The encoding of `lrtq_rack(5, 11)`'s data of sled 1, as this build

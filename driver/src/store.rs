@@ -191,7 +191,7 @@ mod tests {
 
     fn nexus_with_pending() -> Nexus {
         let ids: Vec<PlatformId> = (0..4)
-            .map(|i| PlatformId::new("913-0000019", &format!("SN{i}")).unwrap())
+            .map(|i| PlatformId::new(tq_core::ids::SLED_PART_NUMBER, &format!("SN{i}")).unwrap())
             .collect();
         let now = tq_nexus::Instant(0);
         let mut nexus =

@@ -13,8 +13,6 @@ pub enum SetupError {
     Pki(rcgen::Error),
     /// A platform id was refused.
     PlatformId(tq_core::ids::PlatformIdError),
-    /// The configuration file could not be written as TOML.
-    Config(toml::ser::Error),
     /// A file or directory could not be made.
     Io(PathBuf, io::Error),
 }
@@ -25,7 +23,6 @@ impl fmt::Display for SetupError {
             Self::Lrtq(why) => write!(f, "LRTQ rack: {why}"),
             Self::Pki(e) => write!(f, "rack PKI: {e}"),
             Self::PlatformId(e) => write!(f, "platform id: {e}"),
-            Self::Config(e) => write!(f, "sled configuration: {e}"),
             Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
         }
     }
@@ -37,7 +34,6 @@ impl std::error::Error for SetupError {
             Self::Lrtq(_) => None,
             Self::Pki(e) => Some(e),
             Self::PlatformId(e) => Some(e),
-            Self::Config(e) => Some(e),
             Self::Io(_, e) => Some(e),
         }
     }

@@ -133,8 +133,7 @@ impl SledDir {
     /// Writes the configuration file; returns its path.
     pub fn write_config(&self, config: &SledConfigFile) -> Result<PathBuf, SetupError> {
         let path = self.config_file();
-        let text = config.to_toml()?;
-        std::fs::write(&path, text).map_err(|e| SetupError::Io(path.clone(), e))?;
+        std::fs::write(&path, config.to_toml()).map_err(|e| SetupError::Io(path.clone(), e))?;
         Ok(path)
     }
 }
@@ -152,40 +151,35 @@ impl SledConfigFile {
     }
 
     /// The `tq sled` configuration file's text: the sled's files (relative
-    /// to its directory), its addresses and its peers.
-    pub fn to_toml(&self) -> Result<String, SetupError> {
-        use toml::{Table, Value};
-        let text = |s: &str| Value::String(s.to_owned());
-        let mut ledger = Table::new();
-        ledger.insert("dirs".into(), Value::Array(LEDGER_DIRS.map(text).into()));
-        if self.lrtq {
-            ledger.insert("lrtq_share_file".into(), text(LRTQ_SHARE_FILE));
-        }
-        let mut tls = Table::new();
-        tls.insert("rack_ca".into(), text(RACK_CA_FILE));
-        tls.insert("certificate".into(), text(CERTIFICATE_FILE));
-        tls.insert("key".into(), text(KEY_FILE));
-        let listen = |addr: SocketAddr| {
-            let mut table = Table::new();
-            table.insert("listen".into(), Value::String(addr.to_string()));
-            Value::Table(table)
+    /// to its directory), its addresses and its peers, in a fixed order
+    /// (ledger, tls, peer, api, peers) that tests may edit by line.
+    pub fn to_toml(&self) -> String {
+        // TOML strings, quoted and escaped (a serial may hold a quote).
+        let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let [a, b] = LEDGER_DIRS.map(quote);
+        let lrtq = if self.lrtq {
+            format!("lrtq_share_file = {}\n", quote(LRTQ_SHARE_FILE))
+        } else {
+            String::new()
         };
-        let mut file = Table::new();
-        file.insert("ledger".into(), Value::Table(ledger));
-        file.insert("tls".into(), Value::Table(tls));
-        file.insert("peer".into(), listen(self.peer_listen));
-        file.insert("api".into(), listen(self.api_listen));
-        if !self.peers.is_empty() {
-            let peers = self.peers.iter().map(|(id, address)| {
-                let mut entry = Table::new();
-                entry.insert("part".into(), text(id.part_number()));
-                entry.insert("serial".into(), text(id.serial_number()));
-                entry.insert("address".into(), Value::String(address.to_string()));
-                Value::Table(entry)
-            });
-            file.insert("peers".into(), Value::Array(peers.collect()));
+        let mut text = format!(
+            "[ledger]\ndirs = [{a}, {b}]\n{lrtq}\n\
+             [tls]\nrack_ca = {}\ncertificate = {}\nkey = {}\n\n\
+             [peer]\nlisten = \"{}\"\n\n[api]\nlisten = \"{}\"\n",
+            quote(RACK_CA_FILE),
+            quote(CERTIFICATE_FILE),
+            quote(KEY_FILE),
+            self.peer_listen,
+            self.api_listen,
+        );
+        for (id, address) in &self.peers {
+            text.push_str(&format!(
+                "\n[[peers]]\npart = {}\nserial = {}\naddress = \"{address}\"\n",
+                quote(id.part_number()),
+                quote(id.serial_number()),
+            ));
         }
-        toml::to_string(&file).map_err(SetupError::Config)
+        text
     }
 }
 
@@ -211,17 +205,29 @@ mod tests {
     fn the_configuration_names_the_files_relative_to_the_sled() {
         let mut config = SledConfigFile::loopback(true);
         config.peers = vec![(crate::sled_id(1).unwrap(), "127.0.0.1:7000".parse().unwrap())];
-        let text = config.to_toml().unwrap();
+        let text = config.to_toml();
+        toml::from_str::<toml::Table>(&text).unwrap();
         for wanted in [
             "dirs = [\"m2-a\", \"m2-b\"]",
             "lrtq_share_file = \"lrtq-share.bin\"",
             "rack_ca = \"rack-ca.pem\"",
             "[[peers]]",
             "serial = \"SN0001\"",
+            "[api]\nlisten = \"127.0.0.1:0\"",
         ] {
             assert!(text.contains(wanted), "{wanted} in {text}");
         }
-        assert!(!SledConfigFile::loopback(false).to_toml().unwrap().contains("lrtq"));
+        assert!(!SledConfigFile::loopback(false).to_toml().contains("lrtq"));
+    }
+
+    #[test]
+    fn a_serial_with_a_quote_stays_one_toml_string() {
+        let mut config = SledConfigFile::loopback(false);
+        let id = PlatformId::new(tq_core::ids::SLED_PART_NUMBER, "B\"2").unwrap();
+        config.peers = vec![(id, "127.0.0.1:7000".parse().unwrap())];
+        let file: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+        let serial = &file["peers"].as_array().unwrap()[0]["serial"];
+        assert_eq!(serial.as_str(), Some("B\"2"));
     }
 
     #[test]
