@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tq_atomic_file::lock::FileLock;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_nexus::{
     AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
 };
-use tq_atomic_file::lock::FileLock;
 
 use crate::call::{self, Outcome, Request, Route};
 use crate::event::Event;

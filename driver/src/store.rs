@@ -18,9 +18,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tq_nexus::State;
 use tq_atomic_file::lock::{FileLock, LockError, lock_exclusive};
 use tq_atomic_file::{WriteStep, replace as replace_atomically};
+use tq_nexus::State;
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "tq-nexus-state";

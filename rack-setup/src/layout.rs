@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn the_configuration_names_the_files_relative_to_the_sled() {
         let mut config = SledConfigFile::loopback(true);
-        config.peers = vec![(crate::sled_id(1).unwrap(), "127.0.0.1:7000".parse().unwrap())];
+        config.peers = vec![(
+            crate::sled_id(1).unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+        )];
         let text = config.to_toml();
         toml::from_str::<toml::Table>(&text).unwrap();
         for wanted in [
@@ -237,7 +240,8 @@ mod tests {
         let sled = SledDir::in_rack(root.path(), 3);
         sled.create().unwrap();
         let ca = RackCa::new("rack").unwrap();
-        sled.write_pki(&ca, "urn:tq-platform-id:913-0000019:SN0003").unwrap();
+        sled.write_pki(&ca, "urn:tq-platform-id:913-0000019:SN0003")
+            .unwrap();
         let mode = std::fs::metadata(sled.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
         assert!(sled.path().ends_with("sled-03"));

@@ -106,7 +106,11 @@ impl RackCa {
     /// Writes this CA's certificate, and a sled certificate naming `uris`
     /// with its key, as PEM files at the paths of `files` (the key mode
     /// 0600).
-    pub fn write_sled_files(&self, uris: &[String], files: &PemFiles<'_>) -> Result<(), SetupError> {
+    pub fn write_sled_files(
+        &self,
+        uris: &[String],
+        files: &PemFiles<'_>,
+    ) -> Result<(), SetupError> {
         let sled = self.sled_cert(uris, None)?;
         write(files.rack_ca, self.pem().as_bytes())?;
         write(files.certificate, sled.pem().as_bytes())?;

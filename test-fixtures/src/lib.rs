@@ -20,8 +20,8 @@
 pub mod pki;
 pub mod tools;
 
-pub use tq_rack_setup::lrtq::{LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, LrtqSetup};
 use tq_core::ids::{PlatformId, RackId};
+pub use tq_rack_setup::lrtq::{LRTQ_SHARE_LEN, LRTQ_TOTAL_SHARES, LrtqSetup};
 
 /// The rack id of the racks these fixtures make (as raw bytes).
 pub const RACK_ID: [u8; 16] = [0x42; 16];

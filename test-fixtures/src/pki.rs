@@ -40,7 +40,10 @@ impl Ca {
         uris: &[String],
         validity: Option<Validity>,
     ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let sled = self.0.sled_cert(uris, validity).expect("rcgen signs a sled");
+        let sled = self
+            .0
+            .sled_cert(uris, validity)
+            .expect("rcgen signs a sled");
         (sled.der(), sled.key_der())
     }
 

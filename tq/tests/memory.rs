@@ -39,11 +39,11 @@ use std::time::Duration;
 
 use common::*;
 use tq::api::types::SecretFingerprintRequest;
-use tq_rack_setup::layout::{SledConfigFile, SledDir};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
 use tq_core::node::CoordinatorPhase;
+use tq_rack_setup::layout::{SledConfigFile, SledDir};
 
 /// Sleds 0-3 are the LRTQ rack; sled 4 joins at epoch 3.
 const SLEDS: usize = 5;

@@ -77,12 +77,7 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     };
 
     // The four LRTQ sleds (the file's fifth has no LRTQ share: named out).
-    let (ok, out, err) = run(cmd(&[
-        "init",
-        "--sleds",
-        "SN0000,SN0001,SN0002,SN0003",
-    ]))
-    .await;
+    let (ok, out, err) = run(cmd(&["init", "--sleds", "SN0000,SN0001,SN0002,SN0003"])).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("4 sleds"), "{out}");
 
@@ -128,10 +123,7 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
 
     let (ok, out, err) = run(cmd(&["show"])).await;
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains("removed (never added back): SN0003"),
-        "{out}"
-    );
+    assert!(out.contains("removed (never added back): SN0003"), "{out}");
     assert!(out.contains("nothing pending"), "{out}");
     let (ok, json, err) = run(cmd(&["show", "--json"])).await;
     assert!(ok, "{err}");
