@@ -10,6 +10,7 @@ pub enum SetupError {
     /// The LRTQ rack could not be made as asked (its size, or the split).
     Lrtq(String),
     /// A certificate or key could not be made.
+    #[cfg(feature = "pki")]
     Pki(rcgen::Error),
     /// A platform id was refused.
     PlatformId(tq_core::ids::PlatformIdError),
@@ -21,6 +22,7 @@ impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Lrtq(why) => write!(f, "LRTQ rack: {why}"),
+            #[cfg(feature = "pki")]
             Self::Pki(e) => write!(f, "rack PKI: {e}"),
             Self::PlatformId(e) => write!(f, "platform id: {e}"),
             Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
@@ -32,6 +34,7 @@ impl std::error::Error for SetupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Lrtq(_) => None,
+            #[cfg(feature = "pki")]
             Self::Pki(e) => Some(e),
             Self::PlatformId(e) => Some(e),
             Self::Io(_, e) => Some(e),
@@ -39,6 +42,7 @@ impl std::error::Error for SetupError {
     }
 }
 
+#[cfg(feature = "pki")]
 impl From<rcgen::Error> for SetupError {
     fn from(e: rcgen::Error) -> Self {
         Self::Pki(e)

@@ -19,6 +19,7 @@ use tq_core::wire;
 use zeroize::Zeroizing;
 
 use crate::SetupError;
+#[cfg(feature = "pki")]
 use crate::pki::{PemFiles, RackCa};
 
 /// The ledger directories, one per M.2 drive.
@@ -107,6 +108,7 @@ impl SledDir {
 
     /// Writes the rack CA's certificate and a sled certificate naming
     /// `uri` (the platform id's SAN URI), with its key.
+    #[cfg(feature = "pki")]
     pub fn write_pki(&self, ca: &RackCa, uri: &str) -> Result<(), SetupError> {
         let (rack_ca, certificate, key) = (self.rack_ca(), self.certificate(), self.key());
         ca.write_sled_files(
@@ -233,6 +235,7 @@ mod tests {
         assert_eq!(serial.as_str(), Some("B\"2"));
     }
 
+    #[cfg(feature = "pki")]
     #[test]
     fn keys_are_written_private() {
         use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 //!   very crate and version LRTQ used (`vsss-rs` 3.3.4: one curve25519
 //!   scalar secret, 255 shares, threshold `n/2 + 1`) from a seed, and
 //!   each sled's share data as the core holds it.
-//! - [`pki`]: the rack PKI made with rcgen: a CA that signs sled
+//! - `pki` (feature `pki`, on by default): the rack PKI made with rcgen: a CA that signs sled
 //!   certificates directly, each sled certificate naming its platform id
 //!   in a SAN URI, with both TLS usages (every sled listens and dials).
 //! - [`layout`]: one sled's directory: its two ledger directories
@@ -24,6 +24,7 @@
 mod error;
 pub mod layout;
 pub mod lrtq;
+#[cfg(feature = "pki")]
 pub mod pki;
 
 pub use error::SetupError;
