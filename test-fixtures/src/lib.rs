@@ -55,6 +55,22 @@ pub fn lrtq_rack(
     (data, setup.rack_secret().expect("nonzero secret"))
 }
 
+/// [`lrtq_rack`] for a test rack whose first `lrtq` sleds come from an
+/// LRTQ rack: nothing (no data, no secret) when `lrtq` is 0.
+pub fn lrtq_rack_or_fresh(
+    lrtq: usize,
+    seed: u64,
+) -> (
+    Vec<tq_core::persistent::LrtqShareData>,
+    Option<tq_core::crypto::RackSecret>,
+) {
+    if lrtq == 0 {
+        return (Vec::new(), None);
+    }
+    let (data, secret) = lrtq_rack(lrtq, seed);
+    (data, Some(secret))
+}
+
 /// Sled `sled`'s LRTQ share data of `setup`, under `rack_id`.
 pub fn lrtq_share_data(
     setup: &LrtqSetup,

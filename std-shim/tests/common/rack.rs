@@ -72,12 +72,7 @@ impl Rack {
         let root = tempfile::tempdir().unwrap();
         // An LRTQ rack as rack setup made it (vsss-rs 3.3.4), each sled's
         // share data in its share file as the core encodes it.
-        let (share_data, lrtq_secret) = if lrtq > 0 {
-            let (data, secret) = tq_test_fixtures::lrtq_rack(lrtq, seed);
-            (data, Some(secret))
-        } else {
-            (Vec::new(), None)
-        };
+        let (share_data, lrtq_secret) = tq_test_fixtures::lrtq_rack_or_fresh(lrtq, seed);
         let sleds = (0..lrtq + fresh)
             .map(|i| {
                 // Laid out as the demo's sleds are.

@@ -94,12 +94,7 @@ impl Rack {
     pub fn new(lrtq: usize, fresh: usize, seed: u64) -> Self {
         let ca = Ca::new("rack");
         let root = tempfile::tempdir().unwrap();
-        let (lrtq_data, lrtq_secret) = if lrtq > 0 {
-            let (data, secret) = tq_test_fixtures::lrtq_rack(lrtq, seed);
-            (data, Some(secret))
-        } else {
-            (Vec::new(), None)
-        };
+        let (lrtq_data, lrtq_secret) = tq_test_fixtures::lrtq_rack_or_fresh(lrtq, seed);
         let sleds = (0..lrtq + fresh)
             .map(|i| {
                 let id = sled_id(i);
