@@ -4,6 +4,8 @@
 //! is the daemon of one sled. This library holds what they and the Nexus
 //! driver share:
 //!
+//! - [`error`]: how errors are built (typed, their causes kept as
+//!   `source()`) and shown: [`error::Chain`], one line.
 //! - [`config`]: the sled daemon's TOML file.
 //! - [`sled`]: the daemon: the tq-std node and its HTTP API, started from a
 //!   config, stopped cleanly on SIGTERM or Ctrl-C.
@@ -149,6 +151,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod error;
 pub mod front;
 pub mod hardening;
 pub mod nexus;

@@ -200,3 +200,50 @@ async fn a_second_nexus_on_one_state_file_is_refused_in_one_line() {
         "the lock outlived its owner: {out}{err}"
     );
 }
+
+/// A command that fails says so on one line of stderr, `tq <command>: `
+/// then the error and each of its causes, and exits 1. A rack file that
+/// is not of the format is named with the line and column of the fault
+/// (TOML's multi-line snippet left out), by `tq nexus` and `tq status`
+/// alike; a missing state file is named as Nexus's.
+#[tokio::test]
+async fn a_failed_command_is_one_line_naming_the_file_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let rack_id = "rack_id = \"42424242-4242-4242-4242-424242424242\"\n";
+    let bad = dir.path().join("bad.toml");
+    let sled = "\n[[sleds]]\npart = \"913-0000019\"\nserial = \"SN1\"\nport = 3\n";
+    std::fs::write(&bad, format!("{rack_id}{sled}")).unwrap();
+    let good = dir.path().join("rack.toml");
+    std::fs::write(&good, rack_id).unwrap();
+    let state = dir.path().join("nexus.json");
+    let (bad, good, state) = (
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+        state.to_str().unwrap(),
+    );
+
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["nexus", "--rack", bad, "--state", state, "show"],
+            format!("tq nexus: {bad}, line 6, column 1: unknown field `port`"),
+        ),
+        (
+            &["status", "--rack", bad],
+            format!("tq status: {bad}, line 6, column 1: unknown field `port`"),
+        ),
+        (
+            &["nexus", "--rack", good, "--state", state, "show"],
+            format!("tq nexus: no Nexus state file at {state}"),
+        ),
+        (
+            &["status", "--rack", good, "--state", state],
+            format!("tq status: no Nexus state file at {state}"),
+        ),
+    ];
+    for (args, start) in cases {
+        let (ok, _, err) = tq(args).await;
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(&start), "{args:?}: {err}");
+    }
+}
