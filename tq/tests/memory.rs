@@ -45,6 +45,7 @@ use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
 use tq_core::node::CoordinatorPhase;
+use tq_rack_setup::layout::{SledConfigFile, SledDir};
 
 /// Sleds 0-3 are the LRTQ rack; sled 4 joins at epoch 3.
 const SLEDS: usize = 5;
@@ -82,14 +83,16 @@ fn start_processes(rack: &mut Rack) -> Vec<Process> {
     let mut processes = Vec::new();
     for i in 0..SLEDS {
         let sled = &rack.sleds[i];
-        let mut text = config_text(&sled.dir, i < 4, &peer[i].to_string(), &api[i].to_string());
-        for j in (0..SLEDS).filter(|&j| j != i) {
-            text.push_str(&format!(
-                "\n[[peers]]\npart = \"913-0000019\"\nserial = \"SN{j:04}\"\naddress = \"{}\"\n",
-                peer[j]
-            ));
-        }
-        std::fs::write(&sled.config_path, text).unwrap();
+        let config = SledConfigFile {
+            lrtq: i < 4,
+            peer_listen: peer[i],
+            api_listen: api[i],
+            peers: (0..SLEDS)
+                .filter(|&j| j != i)
+                .map(|j| (rack.sleds[j].id.clone(), peer[j]))
+                .collect(),
+        };
+        SledDir::new(&sled.dir).write_config(&config).unwrap();
         let log = File::create(sled.dir.join("sled.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tq"))
             .args(["sled", "--config"])

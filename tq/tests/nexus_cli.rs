@@ -77,17 +77,12 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     };
 
     // The four LRTQ sleds (the file's fifth has no LRTQ share: named out).
-    let (ok, out, err) = run(cmd(&[
-        "init",
-        "--sleds",
-        "DEMO0000,DEMO0001,DEMO0002,DEMO0003",
-    ]))
-    .await;
+    let (ok, out, err) = run(cmd(&["init", "--sleds", "SN0000,SN0001,SN0002,SN0003"])).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("4 sleds"), "{out}");
 
     // The upgrade is started with sled 1 as coordinator, which dies.
-    let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "DEMO0001"])).await;
+    let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "SN0001"])).await;
     assert!(ok, "{out}{err}");
     assert_eq!(nexus(&state_path).pending().unwrap().epoch(), Epoch(2));
     sleds.kill(1).await.unwrap();
@@ -112,13 +107,13 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     assert_eq!(status.node.state.latest_committed, Some(Epoch(3)));
 
     // The new sled, reached only through a proxy.
-    let (ok, out, err) = run(cmd(&["add", "DEMO0004"])).await;
+    let (ok, out, err) = run(cmd(&["add", "SN0004"])).await;
     assert!(ok, "{out}{err}");
-    assert!(err.contains("DEMO0004 reached through"), "{err}");
+    assert!(err.contains("SN0004 reached through"), "{err}");
     let status = sleds.status(4).await.unwrap();
     assert_eq!(status.node.state.latest_committed, Some(Epoch(4)));
 
-    let (ok, out, err) = run(cmd(&["remove", "DEMO0003"])).await;
+    let (ok, out, err) = run(cmd(&["remove", "SN0003"])).await;
     assert!(ok, "{out}{err}");
     let decided = nexus(&state_path);
     let epochs: Vec<u64> = decided.history().map(|c| c.epoch().0).collect();
@@ -128,10 +123,7 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
 
     let (ok, out, err) = run(cmd(&["show"])).await;
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains("removed (never added back): DEMO0003"),
-        "{out}"
-    );
+    assert!(out.contains("removed (never added back): SN0003"), "{out}");
     assert!(out.contains("nothing pending"), "{out}");
     let (ok, json, err) = run(cmd(&["show", "--json"])).await;
     assert!(ok, "{err}");
@@ -140,11 +132,11 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
 
     let (ok, out, err) = tq(&["status", "--rack", rack, "--state", state]).await;
     assert!(ok, "{out}{err}");
-    for serial in ["DEMO0000", "DEMO0002", "DEMO0003"] {
+    for serial in ["SN0000", "SN0002", "SN0003"] {
         assert!(out.contains(serial), "{out}");
     }
     assert!(
-        out.contains("via DEMO"),
+        out.contains("via SN"),
         "sled 4 is asked through a proxy: {out}"
     );
     let api = sleds.api(0).unwrap().addr().to_string();
