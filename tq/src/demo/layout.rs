@@ -20,6 +20,7 @@ use tq_rack_setup::pki::RackCa;
 use tq_std::net::identity::platform_id_uri;
 
 use crate::config::{DEFAULT_API_PORT, DEFAULT_PEER_PORT, SledConfig};
+use crate::error::Chain;
 use crate::nexus::rack_file::{RackFile, RackSled};
 
 /// Where each sled listens.
@@ -135,8 +136,8 @@ impl Layout {
                 .write_config(&config)
                 .map_err(|e| e.to_string())?;
             // What an operator does once for a new sled: `tq sled init`.
-            let config = SledConfig::load(&sled.config).map_err(|e| e.to_string())?;
-            crate::sled::init(&config).map_err(|e| format!("sled {}: {e}", sled.id))?;
+            let config = SledConfig::load(&sled.config).map_err(|e| Chain(&e).to_string())?;
+            crate::sled::init(&config).map_err(|e| format!("sled {}: {}", sled.id, Chain(&e)))?;
         }
         Ok(Self {
             rack_id,

@@ -20,6 +20,7 @@ use tq_std::health::{self, Reading};
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
 use crate::config::SledConfig;
+use crate::error::Chain;
 use crate::nexus::http::{HttpSled, Traffic};
 use crate::sled::Daemon;
 
@@ -136,10 +137,10 @@ impl Sleds {
         let files = self.files(i)?.clone();
         let running = match &self.launch {
             Launch::InProcess => {
-                let config = SledConfig::load(&files.config).map_err(|e| e.to_string())?;
+                let config = SledConfig::load(&files.config).map_err(|e| Chain(&e).to_string())?;
                 let daemon = Daemon::start(&config)
                     .await
-                    .map_err(|e| format!("sled {}: {e}", files.id))?;
+                    .map_err(|e| format!("sled {}: {}", files.id, Chain(&e)))?;
                 Running::Task(daemon)
             }
             Launch::Processes { exe, wrappers } => {
