@@ -46,17 +46,6 @@
 //!   is refused ([`store::StoreError::Locked`]) before it reads or writes
 //!   anything, so two cannot issue conflicting configurations for one
 //!   epoch. Reading the file ([`StateFile::load`]) needs no lock.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 mod call;
 mod driver;

@@ -60,20 +60,6 @@
 //! unused) and `Cluster::fingerprint`, a hash of everything that decides a
 //! cluster's future; `src/model.rs` says what it leaves out and why.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-#![warn(missing_docs)]
 
 pub mod action;
 mod checker;

@@ -37,6 +37,13 @@
 //!   the same, so [`saved_regressions_replay`] also replays each case as
 //!   the file prints it (`# shrinks to Case { ... }`), whatever the
 //!   strategies became.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;

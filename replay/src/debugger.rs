@@ -249,12 +249,13 @@ impl<const N: usize> Debugger<N> {
         let mut out = format!("at position {} of {total}", session.position());
         match (session.failure(), session.next_event()) {
             (Some(failure), _) => {
-                let event = &session.log().events[failure.event];
+                // A session's failure names one of its own log's events.
+                let event = session.log().events.get(failure.event);
                 let _ = write!(
                     out,
                     "; stopped after [{}] {}: VIOLATION {:?}",
                     failure.event,
-                    describe(event),
+                    event.map_or_else(|| "(no such event)".to_owned(), describe),
                     failure.violation
                 );
             }

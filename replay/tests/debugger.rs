@@ -4,6 +4,13 @@
 //! targets' judge never injects, since the protocol believes an
 //! authenticated sled's ack), and the checker flags the coordinator's
 //! count. Through the library, then through the binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::process::Command;
 

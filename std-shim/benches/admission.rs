@@ -24,6 +24,13 @@
 //! the admission pools (one pool of 64 slots for everyone), the same flood
 //! kept a 4-sled rack from connecting at all: 30 s later sled 0 was
 //! connected to 2 of its 3 peers, and the rack never unlocked.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -13,6 +13,13 @@
 //! before and after starting the first rack's sleds, divided by their
 //! count (each sled: node, context, ledger, TLS listener and one
 //! connection per peer; later racks reuse memory the allocator kept).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -2,6 +2,13 @@
 //! copy, a crash between the two renames, unwritable directories (one, then
 //! both), and real crashes (a writer process killed with SIGKILL); init as
 //! the only fresh start; modes, owners and links; one owner at a time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

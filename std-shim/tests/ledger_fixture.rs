@@ -4,6 +4,13 @@
 //! were made). When the ledger layout or the core's state encoding
 //! changes, this file stays: it is the previous version that must still
 //! open.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,13 @@
 //! not write (`openmetrics-parser`'s grammar of the text format), with
 //! peer ids that need escaping, and every family under its documented name
 //! and type.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! The peer network between real sleds over loopback TLS: connection,
 //! the dial rule, frames, replacement of a duplicate, run-time peer
 //! changes, reconnection, send errors.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -2,6 +2,13 @@
 //! LRTQ share file and from the ledger, proxied calls (answers, deadline,
 //! disconnection), a sled whose ledger takes no write, bounded queues,
 //! waiting for a secret.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

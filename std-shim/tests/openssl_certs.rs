@@ -2,6 +2,13 @@
 //! their platform ids (with every awkward character), and two sleds using
 //! them connect over mutual TLS. Skipped (`SKIPPED`) where the CLI is
 //! missing, but not under CI, which installs it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

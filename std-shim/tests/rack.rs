@@ -6,6 +6,13 @@
 //! coordinator killed mid-reconfiguration is abandoned and the next one
 //! commits; a Nexus driver restarted mid-reconfiguration resumes from its
 //! state file; a sled in no configuration gets no share.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 
