@@ -10,10 +10,10 @@
 
 use core::cmp::Ordering;
 
+use crate::api::Counter;
 use crate::api::PrepareAndCommitOutcome;
 use crate::config::Configuration;
 use crate::ids::{Epoch, PlatformId};
-use crate::api::Counter;
 use crate::node::peer::AdvanceRefused;
 use crate::persistent::PersistentState;
 
