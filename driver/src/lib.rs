@@ -25,7 +25,7 @@
 //!   `Unreachable`.
 //! - [`store`]: the state file (JSON, replaced atomically with tq-std's
 //!   ledger primitive).
-//! - [`Event`]: every decision and outcome, for live progress; each is
+//! - [`DriverEvent`]: every decision and outcome, for live progress; each is
 //!   also logged with `tracing`.
 //!
 //! # Rules it keeps
@@ -55,6 +55,6 @@ pub mod sled;
 pub mod store;
 
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, MAX_PROXY_TRIES, settled};
-pub use event::Event;
+pub use event::DriverEvent;
 pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap};
 pub use store::StateFile;

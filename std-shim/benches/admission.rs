@@ -43,7 +43,7 @@ use common::flood::Flood;
 use common::nexus::Driver;
 use common::rack::Rack;
 use tq_nexus::Origin;
-use tq_std::net::Refusal;
+use tq_std::net::HandshakeRefusal;
 
 const LIMIT: Duration = Duration::from_secs(120);
 const FLOOD_PER_SLED: usize = 200;
@@ -95,9 +95,9 @@ async fn cold_boot(sleds: usize, seed: u64, flood: bool) -> Run {
     for i in 0..sleds {
         let net = rack.handle(i).metrics().await.unwrap().net;
         refused += [
-            Refusal::SourceBusy,
-            Refusal::TooManyHandshakes,
-            Refusal::Timeout,
+            HandshakeRefusal::SourceBusy,
+            HandshakeRefusal::TooManyHandshakes,
+            HandshakeRefusal::Timeout,
         ]
         .map(|r| net.refused(r))
         .iter()

@@ -30,7 +30,7 @@ use tq_core::node::{
 
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
-use crate::node::stats::ShimStats;
+use crate::node::stats::ShimCounters;
 use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
@@ -172,7 +172,7 @@ pub struct NodeHandle {
     pub(crate) id: PlatformId,
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) committed: watch::Receiver<Option<Epoch>>,
-    pub(crate) stats: Arc<ShimStats>,
+    pub(crate) stats: Arc<ShimCounters>,
 }
 
 impl NodeHandle {

@@ -15,8 +15,8 @@ use tq_core::node::Counters;
 use crate::handle::Bound;
 use crate::ledger::LedgerStats;
 use crate::metrics::Snapshot;
-use crate::net::{CloseReason, NetStats, PeerStats, Refusal};
-use crate::node::stats::{ProxyOutcome, ShimCounts};
+use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
+use crate::node::stats::{ProxyOutcome, ShimStats};
 
 /// One counter of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub fn core_readings(counters: &Counters) -> Vec<Reading> {
 
 /// A bound that was hit means the node could not keep up: never in a
 /// healthy rack.
-fn shim_readings(shim: &ShimCounts) -> Vec<Reading> {
+fn shim_readings(shim: &ShimStats) -> Vec<Reading> {
     let mut all: Vec<Reading> = Bound::ALL
         .iter()
         .zip(shim.busy)
@@ -133,7 +133,7 @@ fn ledger_readings(ledger: &LedgerStats) -> Vec<Reading> {
 }
 
 fn net_readings(net: &NetStats) -> Vec<Reading> {
-    let mut all: Vec<Reading> = Refusal::ALL
+    let mut all: Vec<Reading> = HandshakeRefusal::ALL
         .iter()
         .map(|&reason| {
             reading(
@@ -185,7 +185,7 @@ mod tests {
             ledger: LedgerStats::default(),
             net: NetStats::default(),
             connected: 0,
-            shim: ShimCounts::default(),
+            shim: ShimStats::default(),
             proxied_in_flight: 0,
             secret_waiters: 0,
         };

@@ -6,7 +6,7 @@
 //! `render` writes each as one metric family with a stable name, `HELP` and
 //! `TYPE`, through the `prometheus-client` crate's encoder (which appends
 //! the counters' `_total` and escapes label values). Families that follow
-//! a list (the core's counters, [`Bound::ALL`], [`Refusal::ALL`]...) are
+//! a list (the core's counters, [`Bound::ALL`], [`HandshakeRefusal::ALL`]...) are
 //! written from the list, so a counter added to it needs no change here. Labels: `event` (the core counter's stable name), `peer` (the
 //! peer's platform id as `part:serial`, or `other` for peers past
 //! [`crate::net::MAX_TRACKED_PEERS`]), `direction` (`in`/`out`), `reason`
@@ -57,9 +57,9 @@ use tq_core::node::Counters;
 
 use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
-use crate::net::{CloseReason, NetStats, PeerStats, Refusal};
+use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
 use crate::node::report::StorageHealth;
-use crate::node::stats::{ProxyOutcome, ShimCounts};
+use crate::node::stats::{ProxyOutcome, ShimStats};
 
 /// Every counter of one node at one moment.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ pub struct Snapshot {
     /// Peers connected now.
     pub connected: usize,
     /// The node layer's counters.
-    pub shim: ShimCounts,
+    pub shim: ShimStats,
     /// Proxied calls waiting for their answer.
     pub proxied_in_flight: usize,
     /// Callers waiting for the latest secret.
@@ -312,7 +312,7 @@ fn net_families(out: &mut Families, net: &NetStats, connected: usize) -> fmt::Re
     out.counters(
         "tq_net_handshakes_refused",
         "TLS handshakes refused, by reason.",
-        Refusal::ALL
+        HandshakeRefusal::ALL
             .into_iter()
             .map(|reason| ([("reason", reason.label())], net.refused(reason))),
     )?;

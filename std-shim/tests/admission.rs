@@ -19,7 +19,7 @@ use common::*;
 use rustls::HandshakeKind;
 use tokio::io::AsyncReadExt;
 use tq_std::net::identity::platform_id_uri;
-use tq_std::net::{NetConfig, NetEvent, Refusal, TlsIdentity};
+use tq_std::net::{HandshakeRefusal, NetConfig, NetEvent, TlsIdentity};
 
 fn loopback(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
@@ -52,7 +52,8 @@ async fn a_flood_of_strangers_does_not_keep_a_peer_out() {
     // The flood holds the pool and is being turned away.
     eventually("the flood fills the stranger pool", || {
         let stats = listener.net.stats();
-        stats.refused(Refusal::SourceBusy) > 100 && stats.refused(Refusal::TooManyHandshakes) > 0
+        stats.refused(HandshakeRefusal::SourceBusy) > 100
+            && stats.refused(HandshakeRefusal::TooManyHandshakes) > 0
     })
     .await;
 
@@ -68,14 +69,14 @@ async fn a_flood_of_strangers_does_not_keep_a_peer_out() {
     );
     let took = started.elapsed();
     // Strangers kept being refused while the peer connected...
-    let refused_before = listener.net.stats().refused(Refusal::SourceBusy);
+    let refused_before = listener.net.stats().refused(HandshakeRefusal::SourceBusy);
     eventually("the flood goes on", || {
-        listener.net.stats().refused(Refusal::SourceBusy) > refused_before
+        listener.net.stats().refused(HandshakeRefusal::SourceBusy) > refused_before
     })
     .await;
     // ...and timed out when they held a slot.
     eventually("held strangers time out", || {
-        listener.net.stats().refused(Refusal::Timeout) > 0
+        listener.net.stats().refused(HandshakeRefusal::Timeout) > 0
     })
     .await;
     let opened = flood.stop().await;
@@ -128,7 +129,7 @@ async fn no_session_is_resumed() {
         assert!(closed_by_peer(&mut stream).await);
     }
     eventually("the removed peer is refused", || {
-        listener.net.stats().refused(Refusal::UnknownPeer) == 1
+        listener.net.stats().refused(HandshakeRefusal::UnknownPeer) == 1
     })
     .await;
     assert_eq!(listener.net.stats().handshakes, 2);
@@ -206,5 +207,5 @@ async fn a_silent_stranger_is_dropped_sooner_than_a_silent_peer_address() {
     let peer_address = held_for(loopback(6)).await;
     assert!(stranger < Duration::from_secs(1), "{stranger:?}");
     assert!(peer_address >= Duration::from_secs(2), "{peer_address:?}");
-    assert_eq!(listener.net.stats().refused(Refusal::Timeout), 2);
+    assert_eq!(listener.net.stats().refused(HandshakeRefusal::Timeout), 2);
 }

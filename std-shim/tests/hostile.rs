@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tq_core::ids::PlatformId;
 use tq_std::net::identity::platform_id_uri;
-use tq_std::net::{CloseReason, MAX_FRAME_LEN, NetEvent, Refusal, TlsIdentity};
+use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetEvent, TlsIdentity};
 
 struct Rack {
     ca: Ca,
@@ -98,7 +98,7 @@ impl Rack {
         assert_eq!(stats.closes.iter().sum::<u64>(), 0, "{round}");
     }
 
-    async fn refused(&self, reason: Refusal, count: u64) {
+    async fn refused(&self, reason: HandshakeRefusal, count: u64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let refused = self.listener.net.stats().refused;
@@ -109,7 +109,7 @@ impl Rack {
                 tokio::time::Instant::now() < deadline,
                 "{} not refused {count} times: {:?}",
                 reason.label(),
-                Refusal::ALL.map(|r| (r.label(), refused[r as usize]))
+                HandshakeRefusal::ALL.map(|r| (r.label(), refused[r as usize]))
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -134,13 +134,17 @@ async fn bad_certificates_are_refused_at_the_handshake() {
     let uri = platform_id_uri(&rack.hostile);
 
     let other_ca = Ca::new("another rack");
-    let cases: Vec<(&str, Option<TlsIdentity>, Refusal)> = vec![
+    let cases: Vec<(&str, Option<TlsIdentity>, HandshakeRefusal)> = vec![
         (
             "another CA",
             Some(other_ca.identity(&rack.hostile)),
-            Refusal::UnknownIssuer,
+            HandshakeRefusal::UnknownIssuer,
         ),
-        ("no client certificate", None, Refusal::NoCertificate),
+        (
+            "no client certificate",
+            None,
+            HandshakeRefusal::NoCertificate,
+        ),
         (
             "no platform id",
             {
@@ -151,7 +155,7 @@ async fn bad_certificates_are_refused_at_the_handshake() {
                     key,
                 })
             },
-            Refusal::BadIdentity,
+            HandshakeRefusal::BadIdentity,
         ),
         (
             "two platform ids",
@@ -164,17 +168,17 @@ async fn bad_certificates_are_refused_at_the_handshake() {
                     key,
                 })
             },
-            Refusal::BadIdentity,
+            HandshakeRefusal::BadIdentity,
         ),
         (
             "not a peer",
             Some(rack.ca.identity(&pid("913-0000019", "A0"))),
-            Refusal::UnknownPeer,
+            HandshakeRefusal::UnknownPeer,
         ),
         (
             "higher id dials",
             Some(rack.ca.identity(&higher())),
-            Refusal::WrongDirection,
+            HandshakeRefusal::WrongDirection,
         ),
     ];
     let mut expected = std::collections::HashMap::new();
@@ -210,12 +214,12 @@ async fn non_tls_and_silent_clients_are_refused() {
         .await
         .unwrap();
     assert!(closed_by_peer(&mut garbage).await);
-    rack.refused(Refusal::Protocol, 1).await;
+    rack.refused(HandshakeRefusal::Protocol, 1).await;
     rack.good_peer_is_served("after plaintext").await;
 
     let mut silent = TcpStream::connect(addr).await.unwrap();
     assert!(closed_by_peer(&mut silent).await);
-    rack.refused(Refusal::Timeout, 1).await;
+    rack.refused(HandshakeRefusal::Timeout, 1).await;
     rack.good_peer_is_served("after a silent TCP client").await;
     rack.no_events_from_strangers();
 }
@@ -344,7 +348,7 @@ async fn a_dialer_refuses_a_listener_that_is_not_the_peer_it_dialed() {
     na.net
         .set_peers([(b.clone(), impostor.net.local_addr())].into());
     eventually("wrong peer", || {
-        na.net.stats().refused(Refusal::WrongPeer) >= 2
+        na.net.stats().refused(HandshakeRefusal::WrongPeer) >= 2
     })
     .await;
 
@@ -354,7 +358,7 @@ async fn a_dialer_refuses_a_listener_that_is_not_the_peer_it_dialed() {
     na.net
         .set_peers([(b.clone(), foreign.net.local_addr())].into());
     eventually("unknown issuer", || {
-        na.net.stats().refused(Refusal::UnknownIssuer) >= 2
+        na.net.stats().refused(HandshakeRefusal::UnknownIssuer) >= 2
     })
     .await;
     assert!(na.net.connected().is_empty());
@@ -378,6 +382,6 @@ async fn tls_1_2_is_refused_by_a_real_openssl_client() {
         .await
         .expect("the openssl CLI runs");
     assert!(!output.status.success());
-    rack.refused(Refusal::Protocol, 1).await;
+    rack.refused(HandshakeRefusal::Protocol, 1).await;
     rack.good_peer_is_served("after TLS 1.2").await;
 }

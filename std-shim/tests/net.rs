@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tq_std::net::{CloseReason, MAX_FRAME_LEN, NetEvent, Refusal, SendError};
+use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetEvent, SendError};
 
 fn ids() -> [tq_core::ids::PlatformId; 3] {
     // Ordered a < b < c, with separators and quotes in the fields.
@@ -244,7 +244,7 @@ async fn peers_are_added_moved_and_removed_at_run_time() {
         NetEvent::Disconnected(b.clone())
     );
     eventually("a refused as unknown", || {
-        nb.net.stats().refused(Refusal::UnknownPeer) >= 1
+        nb.net.stats().refused(HandshakeRefusal::UnknownPeer) >= 1
     })
     .await;
     assert!(nb.net.connected().is_empty());

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tq_std::net::Refusal;
+use tq_std::net::HandshakeRefusal;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -65,7 +65,7 @@ async fn a_flood_of_refusals_logs_one_warning_per_reason() {
         assert!(closed_by_peer(&mut garbage).await);
     }
     eventually("every refusal counted", || {
-        listener.net.stats().refused(Refusal::Protocol) == FLOOD
+        listener.net.stats().refused(HandshakeRefusal::Protocol) == FLOOD
     })
     .await;
 

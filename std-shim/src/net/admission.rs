@@ -16,7 +16,7 @@
 //!   [`super::NetConfig::stranger_handshake_timeout`].
 //!
 //! A connection that gets no slot is closed at once and counted
-//! ([`Refusal::SourceBusy`] or [`Refusal::TooManyHandshakes`]); nothing
+//! ([`HandshakeRefusal::SourceBusy`] or [`HandshakeRefusal::TooManyHandshakes`]); nothing
 //! waits in line, so no number of strangers delays a peer's handshake.
 //!
 //! The limit of this: TCP needs a reply to complete, so a stranger cannot
@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::stats::{Refusal, lock};
+use super::stats::{HandshakeRefusal, lock};
 
 /// Handshake slots reserved per configured peer at a source address.
 pub const HANDSHAKES_PER_PEER: usize = 2;
@@ -100,7 +100,7 @@ impl Admission {
         self: &Arc<Self>,
         source: IpAddr,
         peers_at_source: usize,
-    ) -> Result<Permit, Refusal> {
+    ) -> Result<Permit, HandshakeRefusal> {
         let source = canonical(source);
         let mut in_use = lock(&self.state);
         let reserve = peers_at_source.saturating_mul(HANDSHAKES_PER_PEER);
@@ -111,10 +111,10 @@ impl Admission {
         } else {
             let used = in_use.stranger.get(&source).copied().unwrap_or(0);
             if used >= self.limits.per_source {
-                return Err(Refusal::SourceBusy);
+                return Err(HandshakeRefusal::SourceBusy);
             }
             if in_use.stranger_total >= self.limits.total {
-                return Err(Refusal::TooManyHandshakes);
+                return Err(HandshakeRefusal::TooManyHandshakes);
             }
             *in_use.stranger.entry(source).or_default() += 1;
             in_use.stranger_total += 1;
@@ -167,7 +167,10 @@ mod tests {
         let admission = admission(10, 3);
         let held: Vec<_> = (0..3).map(|_| admission.admit(ip(2), 0).unwrap()).collect();
         assert!(held.iter().all(|p| p.pool() == Pool::Stranger));
-        assert_eq!(admission.admit(ip(2), 0).err(), Some(Refusal::SourceBusy));
+        assert_eq!(
+            admission.admit(ip(2), 0).err(),
+            Some(HandshakeRefusal::SourceBusy)
+        );
         // Another stranger still gets in.
         assert!(admission.admit(ip(3), 0).is_ok());
         drop(held);
@@ -188,7 +191,7 @@ mod tests {
             .collect();
         assert_eq!(
             admission.admit(ip(5), 0).err(),
-            Some(Refusal::TooManyHandshakes)
+            Some(HandshakeRefusal::TooManyHandshakes)
         );
         // Two peers at 127.0.0.1: four reserved slots, then the (full)
         // stranger pool.
@@ -196,7 +199,7 @@ mod tests {
         assert!(peers.iter().all(|p| p.pool() == Pool::Peer));
         assert_eq!(
             admission.admit(ip(1), 2).err(),
-            Some(Refusal::TooManyHandshakes)
+            Some(HandshakeRefusal::TooManyHandshakes)
         );
     }
 
@@ -217,6 +220,9 @@ mod tests {
         let admission = admission(2, 1);
         let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
         let _held = admission.admit(mapped, 0).unwrap();
-        assert_eq!(admission.admit(ip(2), 0).err(), Some(Refusal::SourceBusy));
+        assert_eq!(
+            admission.admit(ip(2), 0).err(),
+            Some(HandshakeRefusal::SourceBusy)
+        );
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Who dials: of two sleds, the one with the lower [`PlatformId`] dials the
 //! other. The listener refuses, at the handshake, a peer that is not in the
-//! peer set ([`Refusal::UnknownPeer`]) or that we should dial
-//! ([`Refusal::WrongDirection`]). So every pair has one dialer, and a
+//! peer set ([`HandshakeRefusal::UnknownPeer`]) or that we should dial
+//! ([`HandshakeRefusal::WrongDirection`]). So every pair has one dialer, and a
 //! second connection between a pair can only be that dialer's newer
 //! attempt after it gave up on the old one: both sides keep the newest
 //! (the listener closes the older one, [`super::CloseReason::Replaced`]).
@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::admission::{Admission, Pool, StrangerLimits, canonical};
 use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
-use super::stats::{CloseReason, Refusal, Stats, lock};
+use super::stats::{CloseReason, HandshakeRefusal, NetCounters, lock};
 use super::tls::{Tls, classify_handshake_error, peer_platform_id, server_name};
 use super::{NetConfig, NetEvent, conn};
 use crate::backoff::Backoff;
@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     pub(crate) local: PlatformId,
     pub(crate) config: NetConfig,
     pub(crate) tls: Tls,
-    pub(crate) stats: Stats,
+    pub(crate) stats: NetCounters,
     /// Rate-limits the warnings about refused connections.
     pub(crate) refusal_log: RefusalLog,
     pub(crate) registry: Registry,
@@ -69,7 +69,7 @@ impl Shared {
             local,
             config,
             tls,
-            stats: Stats::default(),
+            stats: NetCounters::default(),
             refusal_log: RefusalLog::new(REFUSAL_LOG_INTERVAL),
             registry: Registry::default(),
             events,
@@ -212,7 +212,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 let stream = tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     result = handshake => match result {
-                        Err(_) => Err(Refusal::Timeout),
+                        Err(_) => Err(HandshakeRefusal::Timeout),
                         Ok(Err(error)) => Err(classify_handshake_error(&error)),
                         Ok(Ok(stream)) => Ok(stream),
                     },
@@ -228,10 +228,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 };
                 // The verifier checked the identity; read it back.
                 let Ok(peer) = peer_platform_id(stream.get_ref().1) else {
-                    shared.stats.refused(Refusal::BadIdentity);
+                    shared.stats.refused(HandshakeRefusal::BadIdentity);
                     shared
                         .refusal_log
-                        .refused(Refusal::BadIdentity, "handshake refused");
+                        .refused(HandshakeRefusal::BadIdentity, "handshake refused");
                     return;
                 };
                 shared.stats.handshake();
@@ -327,33 +327,33 @@ async fn dial_once(
     shared: &Shared,
     peer: &PlatformId,
     addr: SocketAddr,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Refusal> {
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HandshakeRefusal> {
     let tcp = match timeout(
         shared.config.connect_timeout,
         connect_from_listen_ip(shared, addr),
     )
     .await
     {
-        Err(_) => return Err(Refusal::Timeout),
-        Ok(Err(_)) => return Err(Refusal::Io),
+        Err(_) => return Err(HandshakeRefusal::Timeout),
+        Ok(Err(_)) => return Err(HandshakeRefusal::Io),
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
     let connector = shared
         .tls
         .connector_for(peer.clone())
-        .map_err(|_| Refusal::BadCertificate)?;
+        .map_err(|_| HandshakeRefusal::BadCertificate)?;
     match timeout(
         shared.config.handshake_timeout,
         connector.connect(server_name(addr), tcp),
     )
     .await
     {
-        Err(_) => Err(Refusal::Timeout),
+        Err(_) => Err(HandshakeRefusal::Timeout),
         Ok(Err(error)) => Err(classify_handshake_error(&error)),
         Ok(Ok(stream)) => match peer_platform_id(stream.get_ref().1) {
             Ok(id) if id == *peer => Ok(stream),
-            _ => Err(Refusal::WrongPeer),
+            _ => Err(HandshakeRefusal::WrongPeer),
         },
     }
 }

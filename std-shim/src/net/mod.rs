@@ -57,7 +57,7 @@ pub use admission::HANDSHAKES_PER_PEER;
 pub use frame::{FRAME_PREFIX_LEN, Frame, MAX_FRAME_LEN, MESSAGE_HEADER_LEN};
 use manager::Shared;
 pub use registry::SendError;
-pub use stats::{CloseReason, MAX_TRACKED_PEERS, NetStats, PeerStats, Refusal};
+pub use stats::{CloseReason, HandshakeRefusal, MAX_TRACKED_PEERS, NetStats, PeerStats};
 pub use tls::{TlsIdentity, TlsSetupError};
 
 /// What the network tells the node layer.
@@ -98,10 +98,10 @@ pub struct NetConfig {
     /// Handshakes under way at once from addresses that are not a
     /// configured peer's (or past a peer's reserve of
     /// [`HANDSHAKES_PER_PEER`]); connections past it are dropped
-    /// ([`Refusal::TooManyHandshakes`]).
+    /// ([`HandshakeRefusal::TooManyHandshakes`]).
     pub max_stranger_handshakes: usize,
     /// Of those, at most this many from one address; connections past it
-    /// are dropped ([`Refusal::SourceBusy`]).
+    /// are dropped ([`HandshakeRefusal::SourceBusy`]).
     pub max_handshakes_per_source: usize,
     /// Redial backoff.
     pub backoff: BackoffConfig,
@@ -180,9 +180,9 @@ impl Net {
                 .unwrap_or_else(|p| p.into_inner())
                 .contains_key(id);
             if !known {
-                Err(Refusal::UnknownPeer)
+                Err(HandshakeRefusal::UnknownPeer)
             } else if *id >= policy_local {
-                Err(Refusal::WrongDirection)
+                Err(HandshakeRefusal::WrongDirection)
             } else {
                 Ok(())
             }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::stats::{Refusal, lock};
+use super::stats::{HandshakeRefusal, lock};
 
 /// How often each reason may be logged.
 pub(crate) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -27,7 +27,7 @@ pub(crate) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The rate limit of refusal warnings, shared by the listener's tasks.
 pub(crate) struct RefusalLog {
     interval: Duration,
-    reasons: Mutex<[Slot; Refusal::COUNT]>,
+    reasons: Mutex<[Slot; HandshakeRefusal::COUNT]>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -42,13 +42,13 @@ impl RefusalLog {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
-            reasons: Mutex::new([Slot::default(); Refusal::COUNT]),
+            reasons: Mutex::new([Slot::default(); HandshakeRefusal::COUNT]),
         }
     }
 
     /// Logs one refusal, unless a line about `reason` was written less than
     /// an interval ago; then it is only counted as suppressed.
-    pub(crate) fn refused(&self, reason: Refusal, what: &str) {
+    pub(crate) fn refused(&self, reason: HandshakeRefusal, what: &str) {
         if let Some(suppressed) = self.admit(reason, Instant::now()) {
             tracing::warn!(
                 reason = reason.label(),
@@ -73,7 +73,7 @@ impl RefusalLog {
 
     /// Whether a refusal of `reason` at `now` is logged; if so, with how
     /// many of its reason were suppressed before it and not yet reported.
-    fn admit(&self, reason: Refusal, now: Instant) -> Option<u64> {
+    fn admit(&self, reason: HandshakeRefusal, now: Instant) -> Option<u64> {
         let mut reasons = lock(&self.reasons);
         let slot = reasons.get_mut(reason as usize)?;
         match slot.last_line {
@@ -91,9 +91,9 @@ impl RefusalLog {
     /// The suppressed counts due for a line at `now` (their reason's last
     /// line is an interval old), reset; that line counts as the reason's
     /// line of this interval.
-    fn take_suppressed(&self, now: Instant) -> Vec<(Refusal, u64)> {
+    fn take_suppressed(&self, now: Instant) -> Vec<(HandshakeRefusal, u64)> {
         let mut reasons = lock(&self.reasons);
-        Refusal::ALL
+        HandshakeRefusal::ALL
             .iter()
             .zip(reasons.iter_mut())
             .filter(|(_, slot)| {
@@ -121,31 +121,37 @@ mod tests {
         let at = |secs: u64| start + Duration::from_secs(secs);
 
         // A flood of one reason: the first is logged, the rest counted.
-        assert_eq!(log.admit(Refusal::Protocol, at(0)), Some(0));
+        assert_eq!(log.admit(HandshakeRefusal::Protocol, at(0)), Some(0));
         for _ in 0..1000 {
-            assert_eq!(log.admit(Refusal::Protocol, at(1)), None);
+            assert_eq!(log.admit(HandshakeRefusal::Protocol, at(1)), None);
         }
         // Another reason has its own allowance.
-        assert_eq!(log.admit(Refusal::UnknownIssuer, at(1)), Some(0));
-        assert_eq!(log.admit(Refusal::UnknownIssuer, at(2)), None);
+        assert_eq!(log.admit(HandshakeRefusal::UnknownIssuer, at(1)), Some(0));
+        assert_eq!(log.admit(HandshakeRefusal::UnknownIssuer, at(2)), None);
 
         // Not before the interval is over...
         assert!(log.take_suppressed(at(9)).is_empty());
         // ...then one line per reason with its count.
         assert_eq!(
             log.take_suppressed(at(11)),
-            [(Refusal::UnknownIssuer, 1), (Refusal::Protocol, 1000)]
+            [
+                (HandshakeRefusal::UnknownIssuer, 1),
+                (HandshakeRefusal::Protocol, 1000)
+            ]
         );
         assert!(log.take_suppressed(at(12)).is_empty());
 
         // That line was this interval's: the flood goes on, counted.
-        assert_eq!(log.admit(Refusal::Protocol, at(12)), None);
+        assert_eq!(log.admit(HandshakeRefusal::Protocol, at(12)), None);
         assert!(log.take_suppressed(at(20)).is_empty());
-        assert_eq!(log.take_suppressed(at(21)), [(Refusal::Protocol, 1)]);
+        assert_eq!(
+            log.take_suppressed(at(21)),
+            [(HandshakeRefusal::Protocol, 1)]
+        );
         // A refusal after a quiet interval is logged again.
-        assert_eq!(log.admit(Refusal::Protocol, at(40)), Some(0));
-        assert_eq!(log.admit(Refusal::Protocol, at(41)), None);
+        assert_eq!(log.admit(HandshakeRefusal::Protocol, at(40)), Some(0));
+        assert_eq!(log.admit(HandshakeRefusal::Protocol, at(41)), None);
         // If it comes before the report, it carries the count.
-        assert_eq!(log.admit(Refusal::Protocol, at(50)), Some(1));
+        assert_eq!(log.admit(HandshakeRefusal::Protocol, at(50)), Some(1));
     }
 }

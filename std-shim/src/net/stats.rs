@@ -14,7 +14,7 @@ pub const MAX_TRACKED_PEERS: usize = 2 * MAX_MEMBERS;
 
 /// Why a handshake was refused (by us, or by the peer as we saw it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Refusal {
+pub enum HandshakeRefusal {
     /// The certificate does not chain to the rack CA.
     UnknownIssuer,
     /// The certificate has expired.
@@ -48,7 +48,7 @@ pub enum Refusal {
     SourceBusy,
 }
 
-impl Refusal {
+impl HandshakeRefusal {
     /// Number of kinds.
     pub const COUNT: usize = 15;
     /// Every kind, in counter order.
@@ -242,7 +242,7 @@ pub struct NetStats {
     /// Handshakes completed (both directions).
     pub handshakes: u64,
     /// Handshakes refused, by reason (both directions).
-    pub refused: [u64; Refusal::COUNT],
+    pub refused: [u64; HandshakeRefusal::COUNT],
     /// Per peer, for up to [`MAX_TRACKED_PEERS`] peers.
     pub peers: BTreeMap<PlatformId, PeerStats>,
     /// All peers past that bound, summed.
@@ -251,7 +251,7 @@ pub struct NetStats {
 
 impl NetStats {
     /// Handshakes refused for `reason`.
-    pub fn refused(&self, reason: Refusal) -> u64 {
+    pub fn refused(&self, reason: HandshakeRefusal) -> u64 {
         count(&self.refused, reason as usize)
     }
 
@@ -266,7 +266,7 @@ pub(crate) type PeerCell = Arc<Mutex<PeerStats>>;
 
 /// The live counters behind [`NetStats`].
 #[derive(Default)]
-pub(crate) struct Stats {
+pub(crate) struct NetCounters {
     global: Mutex<Global>,
 }
 
@@ -274,7 +274,7 @@ pub(crate) struct Stats {
 struct Global {
     accepted: u64,
     handshakes: u64,
-    refused: [u64; Refusal::COUNT],
+    refused: [u64; HandshakeRefusal::COUNT],
     peers: BTreeMap<PlatformId, PeerCell>,
     other_peers: Option<PeerCell>,
 }
@@ -298,7 +298,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Stats {
+impl NetCounters {
     pub(crate) fn accepted(&self) {
         lock(&self.global).accepted += 1;
     }
@@ -307,7 +307,7 @@ impl Stats {
         lock(&self.global).handshakes += 1;
     }
 
-    pub(crate) fn refused(&self, reason: Refusal) {
+    pub(crate) fn refused(&self, reason: HandshakeRefusal) {
         bump(&mut lock(&self.global).refused, reason as usize);
     }
 
@@ -355,20 +355,23 @@ mod tests {
 
     #[test]
     fn kinds_are_listed_in_discriminant_order() {
-        for (i, reason) in Refusal::ALL.iter().enumerate() {
+        for (i, reason) in HandshakeRefusal::ALL.iter().enumerate() {
             assert_eq!(*reason as usize, i);
         }
         for (i, reason) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(*reason as usize, i);
         }
         // The last variants: a kind added after them must extend ALL.
-        assert_eq!(Refusal::SourceBusy as usize + 1, Refusal::COUNT);
+        assert_eq!(
+            HandshakeRefusal::SourceBusy as usize + 1,
+            HandshakeRefusal::COUNT
+        );
         assert_eq!(CloseReason::Shutdown as usize + 1, CloseReason::COUNT);
     }
 
     #[test]
     fn labels_are_distinct() {
-        let mut labels: Vec<_> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        let mut labels: Vec<_> = HandshakeRefusal::ALL.iter().map(|r| r.label()).collect();
         labels.extend(CloseReason::ALL.iter().map(|r| r.label()));
         let before = labels.len();
         labels.sort();
@@ -379,7 +382,7 @@ mod tests {
 
     #[test]
     fn peers_past_the_bound_share_one_bucket() {
-        let stats = Stats::default();
+        let stats = NetCounters::default();
         for n in 0..MAX_TRACKED_PEERS + 3 {
             let id = PlatformId::new("p", &n.to_string()).unwrap();
             lock(&stats.peer(&id)).frames_in += 1;

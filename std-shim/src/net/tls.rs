@@ -34,7 +34,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tq_core::ids::PlatformId;
 
 use super::identity::{IdentityError, platform_id_of_cert};
-use super::stats::Refusal;
+use super::stats::HandshakeRefusal;
 use super::validity::verification_time;
 
 /// The rack CA, this sled's certificate chain and its private key.
@@ -119,7 +119,7 @@ impl TlsIdentity {
 /// `CertificateError::Other` so the handshake fails with an alert and the
 /// reason can be counted.
 #[derive(Debug)]
-pub(crate) struct PeerRefused(pub Refusal);
+pub(crate) struct PeerRefused(pub HandshakeRefusal);
 
 impl std::fmt::Display for PeerRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,14 +129,15 @@ impl std::fmt::Display for PeerRefused {
 
 impl std::error::Error for PeerRefused {}
 
-fn refuse(reason: Refusal) -> rustls::Error {
+fn refuse(reason: HandshakeRefusal) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(PeerRefused(
         reason,
     )))))
 }
 
 /// Decides whether a verified certificate's platform id may dial us.
-pub(crate) type AcceptPolicy = Arc<dyn Fn(&PlatformId) -> Result<(), Refusal> + Send + Sync>;
+pub(crate) type AcceptPolicy =
+    Arc<dyn Fn(&PlatformId) -> Result<(), HandshakeRefusal> + Send + Sync>;
 
 /// The TLS side of the network: one acceptor, a connector per dial.
 pub(crate) struct Tls {
@@ -223,28 +224,30 @@ pub(crate) fn peer_platform_id(conn: &rustls::CommonState) -> Result<PlatformId,
 }
 
 /// Why a handshake failed, from the error tokio-rustls returned.
-pub(crate) fn classify_handshake_error(error: &io::Error) -> Refusal {
+pub(crate) fn classify_handshake_error(error: &io::Error) -> HandshakeRefusal {
     let Some(tls) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     else {
-        return Refusal::Io;
+        return HandshakeRefusal::Io;
     };
     match tls {
-        rustls::Error::NoCertificatesPresented => Refusal::NoCertificate,
+        rustls::Error::NoCertificatesPresented => HandshakeRefusal::NoCertificate,
         rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => Refusal::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Refusal::Expired,
+            CertificateError::UnknownIssuer => HandshakeRefusal::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                HandshakeRefusal::Expired
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                Refusal::NotYetValid
+                HandshakeRefusal::NotYetValid
             }
             CertificateError::Other(OtherError(other)) => other
                 .downcast_ref::<PeerRefused>()
-                .map_or(Refusal::BadCertificate, |refused| refused.0),
-            _ => Refusal::BadCertificate,
+                .map_or(HandshakeRefusal::BadCertificate, |refused| refused.0),
+            _ => HandshakeRefusal::BadCertificate,
         },
-        rustls::Error::AlertReceived(_) => Refusal::RefusedByPeer,
-        _ => Refusal::Protocol,
+        rustls::Error::AlertReceived(_) => HandshakeRefusal::RefusedByPeer,
+        _ => HandshakeRefusal::Protocol,
     }
 }
 
@@ -271,11 +274,13 @@ impl ClientCertVerifier for ListenerVerifier {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Not the sled's clock: see `super::validity`.
-        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
+        let at = verification_time(end_entity)
+            .ok_or_else(|| refuse(HandshakeRefusal::BadCertificate))?;
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, at)?;
-        let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
+        let id =
+            platform_id_of_cert(end_entity).map_err(|_| refuse(HandshakeRefusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
         Ok(verified)
     }
@@ -321,7 +326,8 @@ impl ServerCertVerifier for DialerVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
         // Not the sled's clock: see `super::validity`.
-        let at = verification_time(end_entity).ok_or_else(|| refuse(Refusal::BadCertificate))?;
+        let at = verification_time(end_entity)
+            .ok_or_else(|| refuse(HandshakeRefusal::BadCertificate))?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &self.roots,
@@ -329,9 +335,10 @@ impl ServerCertVerifier for DialerVerifier {
             at,
             self.algorithms.all,
         )?;
-        let id = platform_id_of_cert(end_entity).map_err(|_| refuse(Refusal::BadIdentity))?;
+        let id =
+            platform_id_of_cert(end_entity).map_err(|_| refuse(HandshakeRefusal::BadIdentity))?;
         if id != self.expected {
-            return Err(refuse(Refusal::WrongPeer));
+            return Err(refuse(HandshakeRefusal::WrongPeer));
         }
         Ok(ServerCertVerified::assertion())
     }

@@ -23,7 +23,7 @@
 //!
 //! What validity periods would have given, revocation, comes from two
 //! places instead: the peer set (a sled removed from it is refused at the
-//! handshake, [`super::Refusal::UnknownPeer`]; session resumption is off
+//! handshake, [`super::HandshakeRefusal::UnknownPeer`]; session resumption is off
 //! so no earlier session skips that check) and the rack CA (a new CA
 //! retires every certificate of the old one). The price: a stolen sled key
 //! stays usable for as long as that sled is in the peer set and the CA is

@@ -16,7 +16,7 @@ use tq_core::persistent::PersistentState;
 use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN};
 use zeroize::Zeroizing;
 
-use super::stats::ShimStats;
+use super::stats::ShimCounters;
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::ledger::{Ledger, WriteOutcome};
 use crate::net::{Frame, Net, SendError};
@@ -33,7 +33,7 @@ pub(crate) enum StoreError {
 pub(crate) struct ShimIo {
     pub(crate) ledger: Ledger,
     pub(crate) net: Net,
-    pub(crate) stats: Arc<ShimStats>,
+    pub(crate) stats: Arc<ShimCounters>,
     /// The encoded state; holds key shares.
     encoded: Zeroizing<Vec<u8>>,
     backoff: Backoff,
@@ -49,7 +49,7 @@ impl ShimIo {
     pub(crate) fn new(
         ledger: Ledger,
         net: Net,
-        stats: Arc<ShimStats>,
+        stats: Arc<ShimCounters>,
         backoff: BackoffConfig,
     ) -> Self {
         Self {

@@ -200,7 +200,7 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     let latest = ctx.persistent_state().latest_committed_epoch();
     let (committed_tx, committed) = watch::channel(latest);
     let (requests_tx, requests) = mpsc::channel(config.api_queue_len.max(1));
-    let stats = Arc::new(stats::ShimStats::default());
+    let stats = Arc::new(stats::ShimCounters::default());
     let io = io::ShimIo::new(opened.ledger, net, stats.clone(), config.store_backoff);
     let task = task::Task::new(ctx, io, &config, committed_tx);
     let join = tokio::spawn(task.run(requests, net_events).instrument(span));

@@ -40,7 +40,7 @@ impl ProxyOutcome {
 
 /// The live counters (atomics: handles bump them from other tasks).
 #[derive(Debug, Default)]
-pub struct ShimStats {
+pub struct ShimCounters {
     busy: [AtomicU64; Bound::ALL.len()],
     proxied: [AtomicU64; ProxyOutcome::ALL.len()],
     proxy_served: AtomicU64,
@@ -52,9 +52,9 @@ pub struct ShimStats {
     undecodable_disconnects: AtomicU64,
 }
 
-/// A snapshot of [`ShimStats`].
+/// A snapshot of [`ShimCounters`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ShimCounts {
+pub struct ShimStats {
     /// Calls refused because a bound was full, per [`Bound`] (in
     /// [`Bound::ALL`] order).
     pub busy: [u64; Bound::ALL.len()],
@@ -81,7 +81,7 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-impl ShimStats {
+impl ShimCounters {
     pub(crate) fn busy(&self, bound: Bound) {
         if let Some(counter) = self.busy.get(bound as usize) {
             bump(counter);
@@ -123,9 +123,9 @@ impl ShimStats {
     }
 
     /// The counts now.
-    pub fn snapshot(&self) -> ShimCounts {
+    pub fn snapshot(&self) -> ShimStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ShimCounts {
+        ShimStats {
             busy: self.busy.each_ref().map(load),
             proxied: self.proxied.each_ref().map(load),
             proxy_served: load(&self.proxy_served),
