@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Known-answer vectors for tq-std's disk keys (std-shim/src/secrets.rs).
+"""Known-answer vectors for tq-std's disk keys (std/src/secrets.rs).
 
 An independent implementation of the derivation, on the `cryptography`
 package rather than the Rust crates tq-std uses: HKDF-SHA3-256, no salt,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Known-answer vectors for tq-std's secret fingerprints
-(std-shim/src/secrets.rs, `LoadedSecret::fingerprint`).
+(std/src/secrets.rs, `LoadedSecret::fingerprint`).
 
 An independent implementation on the `cryptography` package: HKDF-SHA3-256,
 no salt, the rack secret as input key material, info =
