@@ -49,6 +49,16 @@ use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
 use crate::member_set::MemberSet;
 use crate::persistent::Expunged;
 
+/// Longest deadline a Nexus-facing call waits, in milliseconds: a proxied
+/// call's answer, or the latest secret's shares. The one copy of this
+/// limit: the host's HTTP API refuses longer deadlines, the Nexus driver
+/// keeps its proxy deadlines within it, and a longer one given to a node
+/// handle is cut to it.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+/// [`MAX_DEADLINE_MS`] as a duration.
+pub const MAX_DEADLINE: core::time::Duration = core::time::Duration::from_millis(MAX_DEADLINE_MS);
+
 /// Nexus asks a node to coordinate a reconfiguration.
 ///
 /// Decoded in place by [`crate::wire::decode_reconfigure_msg_into`] (about

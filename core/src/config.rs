@@ -246,7 +246,7 @@ pub(crate) mod tests {
     pub(crate) fn platform(n: usize) -> PlatformId {
         let mut serial = heapless::String::<8>::new();
         core::fmt::write(&mut serial, format_args!("SN{n:04}")).unwrap();
-        PlatformId::new("913-0000019", &serial).unwrap()
+        PlatformId::new(crate::ids::SLED_PART_NUMBER, &serial).unwrap()
     }
 
     pub(crate) fn fields(count: usize, k: u8) -> ConfigFields {

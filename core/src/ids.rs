@@ -266,6 +266,11 @@ impl fmt::Display for LrtqThreshold {
 /// ASCII bytes (0x20..=0x7e).
 pub type PlatformIdField = heapless::String<PLATFORM_ID_FIELD_LEN, u8>;
 
+/// The part number of the sleds every rack this project sets up is made
+/// of (the demo, the tests, the harness). The node accepts any part
+/// number; this is only the one place the project's own racks name it.
+pub const SLED_PART_NUMBER: &str = "913-0000019";
+
 /// A sled's hardware identity: part number and serial number. Ordered by
 /// (part, serial), which fixes each member's share x-coordinate; displayed as
 /// `part:serial`. Decoding enforces the length and character rules.
@@ -479,8 +484,8 @@ mod platform_and_threshold_tests {
 
     #[test]
     fn platform_ids_order_by_part_then_serial() {
-        let a = PlatformId::new("913-0000019", "BRM02").unwrap();
-        let b = PlatformId::new("913-0000019", "BRM10").unwrap();
+        let a = PlatformId::new(SLED_PART_NUMBER, "BRM02").unwrap();
+        let b = PlatformId::new(SLED_PART_NUMBER, "BRM10").unwrap();
         let c = PlatformId::new("913-0000020", "AAA00").unwrap();
         assert!(a < b && b < c);
     }

@@ -10,7 +10,7 @@
 )]
 
 use proptest::prelude::*;
-use tq_core::ids::PlatformId;
+use tq_core::ids::{PlatformId, SLED_PART_NUMBER};
 use tq_core::limits::MAX_MEMBERS;
 use tq_core::member_set::{MemberSet, MemberSetError};
 
@@ -46,7 +46,7 @@ proptest! {
 fn sorts_the_worst_case_a_reversed_full_list() {
     let ids: Vec<PlatformId> = (0..MAX_MEMBERS)
         .rev()
-        .map(|i| PlatformId::new("913-0000019", &format!("{i:0>4}")).unwrap())
+        .map(|i| PlatformId::new(SLED_PART_NUMBER, &format!("{i:0>4}")).unwrap())
         .collect();
     let set = MemberSet::new(&ids).unwrap();
     let mut expected = ids.clone();

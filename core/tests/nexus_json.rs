@@ -583,7 +583,7 @@ fn json_shows_rack_ids_as_uuids_and_digests_and_ciphertexts_as_hex() {
     ]);
     let members: Members = (0..3u8)
         .map(|i| Member {
-            id: PlatformId::new("913-0000019", &format!("SN{i}")).unwrap(),
+            id: PlatformId::new(tq_core::ids::SLED_PART_NUMBER, &format!("SN{i}")).unwrap(),
             share_digest: ShareDigest([0xa0 + i; 32]),
         })
         .collect();

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tq_core::api::MAX_DEADLINE;
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
     ReconfigureMsg, ReconfigureOutcome,
@@ -12,7 +13,6 @@ use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 use tq_nexus::{Answer, Call, CallKind, Method, status_ref};
-use tq_std::handle::MAX_DEADLINE;
 
 use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tq_atomic_file::lock::FileLock;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_nexus::{
     AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
 };
-use tq_std::ledger::lock::FileLock;
 
 use crate::call::{self, Outcome, Request, Route};
 use crate::event::DriverEvent;
@@ -29,7 +29,7 @@ pub struct DriverConfig {
     /// How long one attempt of a call may take before it counts as
     /// unreachable (each proxy tried gets as long; the proxy itself is
     /// given four fifths of it, at most
-    /// [`tq_std::handle::MAX_DEADLINE`]).
+    /// [`tq_core::api::MAX_DEADLINE`]).
     pub call_timeout: Duration,
 }
 

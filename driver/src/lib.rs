@@ -5,16 +5,16 @@
 //!
 //! It is the one adapter from the machine's calls to sled calls: the `tq`
 //! binary's `nexus` commands and demo drive sleds over HTTP with it, and
-//! tq-std's rack tests drive in-process node tasks with it.
+//! tq-std's rack tests drive in-process node tasks with it (their adapter
+//! lives with those tests: this crate does not depend on tq-std).
 //!
 //! # Parts
 //!
 //! - [`sled`]: how a sled is reached: [`SledApi`], one async method per
 //!   call (the Nexus-facing calls, the node status, and the proxied
-//!   variants), implemented here for tq-std's in-process
-//!   [`tq_std::handle::NodeHandle`] and in the `tq` crate for its HTTP
-//!   client; [`Directory`], the sleds Nexus reaches directly, looked up at
-//!   every call ([`SledMap`]).
+//!   variants), implemented in the `tq` crate for its HTTP client and in
+//!   tq-std's tests for an in-process node handle; [`Directory`], the
+//!   sleds Nexus reaches directly, looked up at every call ([`SledMap`]).
 //! - [`Driver`]: the loop. Commands ([`Driver::start`],
 //!   [`Driver::abandon`]) and runs ([`Driver::run_until`],
 //!   [`Driver::settle`], [`Driver::turn`]); each call on its own task,
@@ -23,8 +23,8 @@
 //!   passed through up to [`MAX_PROXY_TRIES`] members Nexus reaches,
 //!   the one that worked last first; no answer at all is the machine's
 //!   `Unreachable`.
-//! - [`store`]: the state file (JSON, replaced atomically with tq-std's
-//!   ledger primitive).
+//! - [`store`]: the state file (JSON, replaced atomically with
+//!   `tq-atomic-file`, as the sleds' ledgers are).
 //! - [`DriverEvent`]: every decision and outcome, for live progress; each is
 //!   also logged with `tracing`.
 //!
@@ -41,8 +41,8 @@
 //! - **The machine decides, the driver acts**: when to commit, whom to
 //!   tell, when to abandon and with which coordinator are the machine's.
 //! - **One driver per state file at a time**: [`Driver::create`] and
-//!   [`Driver::resume`] take an exclusive lock beside it (tq-std's
-//!   [`tq_std::ledger::lock`]), held for the driver's life; a second one
+//!   [`Driver::resume`] take an exclusive lock beside it
+//!   ([`tq_atomic_file::lock`]), held for the driver's life; a second one
 //!   is refused ([`store::StoreError::Locked`]) before it reads or writes
 //!   anything, so two cannot issue conflicting configurations for one
 //!   epoch. Reading the file ([`StateFile::load`]) needs no lock.
@@ -50,7 +50,6 @@
 mod call;
 mod driver;
 mod event;
-mod in_process;
 pub mod sled;
 pub mod store;
 

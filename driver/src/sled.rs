@@ -82,8 +82,8 @@ pub type Reply<T> = Result<T, CallFailure>;
 /// status, and the calls a sled passes through its peer connection to one
 /// Nexus cannot reach (`proxy_*`, with a deadline for the proxy).
 ///
-/// Implemented by the in-process node handle ([`tq_std::handle::NodeHandle`],
-/// in this crate) and by the `tq` crate's HTTP client. Cheap to clone: the
+/// Implemented by the `tq` crate's HTTP client, and in tq-std's tests over
+/// an in-process node handle. Cheap to clone: the
 /// driver clones a sled's handle into every call it makes.
 pub trait SledApi: Clone + Send + Sync + 'static {
     /// `coordinate_reconfiguration`.

@@ -1,5 +1,5 @@
 //! The state file: Nexus's decisions ([`tq_nexus::State`]) as JSON in one
-//! file, replaced atomically at every decision (tq-std's ledger primitive:
+//! file, replaced atomically at every decision (`tq-atomic-file`, as ledgers:
 //! temporary file beside it, fsync, rename, fsync of the directory), so
 //! after a crash at any point it holds the last decision stored or the
 //! one before, never a mix.
@@ -18,9 +18,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tq_atomic_file::lock::{FileLock, LockError, lock_exclusive};
+use tq_atomic_file::{WriteStep, replace as replace_atomically};
 use tq_nexus::State;
-use tq_std::ledger::lock::{FileLock, LockError, lock_exclusive};
-use tq_std::ledger::{WriteStep, replace_atomically};
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "tq-nexus-state";
@@ -132,7 +132,7 @@ impl StateFile {
 
     /// Takes the exclusive lock that makes the caller the file's one
     /// writer, for as long as the returned lock lives (waiting up to
-    /// [`tq_std::ledger::lock::LOCK_WAIT`] for an owner that is ending).
+    /// [`tq_atomic_file::lock::LOCK_WAIT`] for an owner that is ending).
     pub async fn lock(&self) -> Result<FileLock, StoreError> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || lock_exclusive(&path))
@@ -191,7 +191,7 @@ mod tests {
 
     fn nexus_with_pending() -> Nexus {
         let ids: Vec<PlatformId> = (0..4)
-            .map(|i| PlatformId::new("913-0000019", &format!("SN{i}")).unwrap())
+            .map(|i| PlatformId::new(tq_core::ids::SLED_PART_NUMBER, &format!("SN{i}")).unwrap())
             .collect();
         let now = tq_nexus::Instant(0);
         let mut nexus =

@@ -39,7 +39,7 @@ fn rng(seed: u64) -> ChaCha20Rng {
 
 /// A realistic sled id (`913-0000019:BRM4222NNNN`).
 pub fn sled(i: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("BRM4222{i:04}")).expect("valid id")
+    PlatformId::new(tq_core::ids::SLED_PART_NUMBER, &format!("BRM4222{i:04}")).expect("valid id")
 }
 
 /// A sled id with both fields at their 32-byte maximum.

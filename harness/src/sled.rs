@@ -82,7 +82,7 @@ impl core::ops::Deref for Disk {
 }
 
 /// The part number every simulated sled has.
-pub const PART_NUMBER: &str = "913-0000019";
+pub use tq_core::ids::SLED_PART_NUMBER as PART_NUMBER;
 
 /// The id of sled `index`: serial numbers `SN0000`, `SN0001`, ... so that
 /// sled order is `PlatformId` order (and x-coordinate order).

@@ -2,7 +2,6 @@
 //! checked on them. `tests/real_nodes.rs` drives it against real nodes.
 
 use core::time::Duration;
-use std::format;
 use std::vec::Vec;
 
 use tq_core::api::{
@@ -22,7 +21,7 @@ const RACK: RackId = RackId([7; 16]);
 const SECOND: Duration = Duration::from_secs(1);
 
 fn id(i: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("SN{i:04}")).unwrap()
+    tq_test_fixtures::sled_id(i)
 }
 
 fn ids(range: impl IntoIterator<Item = usize>) -> Vec<PlatformId> {

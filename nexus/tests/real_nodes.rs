@@ -85,7 +85,7 @@ impl Rack {
                     .unwrap()
                     .to_vec();
                 Sled {
-                    id: PlatformId::new("913-0000019", &format!("SN{i:04}")).unwrap(),
+                    id: tq_test_fixtures::sled_id(i),
                     disk,
                     running: None,
                 }

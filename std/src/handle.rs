@@ -34,14 +34,7 @@ use crate::node::stats::ShimCounters;
 use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
-/// Longest deadline a call waits, in milliseconds: a proxied call's
-/// answer, or the latest secret's shares. The one copy of this limit: the
-/// HTTP API refuses longer deadlines, the Nexus driver keeps its proxy
-/// deadlines within it, and a longer one given to a handle is cut to it.
-pub const MAX_DEADLINE_MS: u64 = 60_000;
-
-/// [`MAX_DEADLINE_MS`] as a duration.
-pub const MAX_DEADLINE: Duration = Duration::from_millis(MAX_DEADLINE_MS);
+pub use tq_core::api::{MAX_DEADLINE, MAX_DEADLINE_MS};
 
 /// Why the shim has no answer from the node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -80,16 +80,25 @@
 //!   message then lives in a [`net::Frame`], a buffer of exactly its size
 //!   that is zeroized on drop and never grown (so no reallocation leaves a
 //!   copy in freed memory), from the node task through the write queue to
-//!   a vectored write that hands it to TLS without a write buffer of our
-//!   own; incoming frames are read into a [`net::Frame`] allocated at the
+//!   the TLS layer (below); incoming frames are copied into a [`net::Frame`] allocated at the
 //!   length their prefix gives, not through a growable codec buffer; the
 //!   encoded state and the ledger's read and write buffers are
-//!   `Zeroizing`, as are the LRTQ share file's bytes. Not reachable from
-//!   here: rustls decrypts each received record in place in its own
-//!   buffer and queues the plaintext in its own, and zeroizes neither, so
-//!   a share another sled sent can remain there until overwritten (only
-//!   rustls's unbuffered API, which leaves those buffers to the caller,
-//!   would close this). Outgoing records are encrypted in place, so
+//!   `Zeroizing`, as are the LRTQ share file's bytes.
+//! - **TLS buffers are ours, and zeroized** (`net::tls_conn`): the peer
+//!   network drives rustls's unbuffered API, not tokio-rustls, because
+//!   rustls's buffered connections decrypt each record in place in a
+//!   receive buffer of their own that they never clear, so the last
+//!   records received (shares) stayed there. Received bytes go into a
+//!   fixed-size `Zeroizing` buffer that rustls decrypts in place, and
+//!   every record's bytes are zeroed as soon as rustls is done with them;
+//!   a frame to send is staged with its prefix in a `Zeroizing` buffer,
+//!   zeroed once encrypted into our outgoing buffer. One copy stays out of
+//!   our reach: rustls 0.23 copies each received record's plaintext into a
+//!   vector of its own (even in the unbuffered API) and frees it, without
+//!   zeroing, once we have copied it into a [`net::Frame`]. `tq sled`
+//!   therefore runs on an allocator that zeroes every block it frees
+//!   (`zeroizing-alloc`); a program that embeds this crate needs the same
+//!   to close that gap. Outgoing records are encrypted in place, so
 //!   nothing we send stays in rustls in the clear. `tq sled` also makes
 //!   its process undumpable with no core limit. `tq/tests/memory.rs`
 //!   searches real sled processes' memory for shares to check all this.
@@ -135,8 +144,8 @@
 //!   microseconds for the largest state) that does not matter for a write
 //!   that waits on two fsyncs. It is an integrity check, not
 //!   authentication: whoever can write the drive can write the state.
-//! - **Frames read and written here** (`net::frame`, two short
-//!   functions), not with `tokio_util::codec::LengthDelimitedCodec`: the
+//! - **Frames cut and written here** (`net::frame`'s `FrameReader`,
+//!   `net::tls_conn`), not with `tokio_util::codec::LengthDelimitedCodec`: the
 //!   codec's `BytesMut` buffers grow, split and reallocate, leaving copies
 //!   of frames (shares) in memory nobody zeroizes. A 4-byte big-endian
 //!   length; an oversize prefix is refused before its bytes are read.

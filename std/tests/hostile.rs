@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tq_core::ids::PlatformId;
+use tq_core::ids::{PlatformId, SLED_PART_NUMBER};
 use tq_std::net::identity::platform_id_uri;
 use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetEvent, TlsIdentity};
 
@@ -28,16 +28,16 @@ struct Rack {
 }
 
 fn higher() -> PlatformId {
-    pid("913-0000019", "C")
+    pid(SLED_PART_NUMBER, "C")
 }
 
 impl Rack {
     async fn new() -> Self {
         let ca = Ca::new("rack");
         // good < hostile < listener: both may dial the listener.
-        let good_id = pid("913-0000019", "A1");
-        let hostile = pid("913-0000019", "A2");
-        let listener_id = pid("913-0000019", "B");
+        let good_id = pid(SLED_PART_NUMBER, "A1");
+        let hostile = pid(SLED_PART_NUMBER, "A2");
+        let listener_id = pid(SLED_PART_NUMBER, "B");
         let mut good = start(&ca.identity(&good_id), fast_config()).await;
         let mut listener = start(&ca.identity(&listener_id), fast_config()).await;
         let mut peers = peer_map(&[&good, &listener]);
@@ -160,7 +160,7 @@ async fn bad_certificates_are_refused_at_the_handshake() {
         (
             "two platform ids",
             {
-                let second = platform_id_uri(&pid("913-0000019", "A3"));
+                let second = platform_id_uri(&pid(SLED_PART_NUMBER, "A3"));
                 let (cert, key) = rack.ca.leaf(&[uri.clone(), second], None);
                 Some(TlsIdentity {
                     ca_certs: vec![],
@@ -172,7 +172,7 @@ async fn bad_certificates_are_refused_at_the_handshake() {
         ),
         (
             "not a peer",
-            Some(rack.ca.identity(&pid("913-0000019", "A0"))),
+            Some(rack.ca.identity(&pid(SLED_PART_NUMBER, "A0"))),
             HandshakeRefusal::UnknownPeer,
         ),
         (

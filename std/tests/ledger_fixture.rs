@@ -41,7 +41,7 @@ async fn a_v1_ledger_opens_and_its_state_restores() {
     assert_eq!(opened.report.found, [CopyFinding::Current; 2]);
     let payload = opened.state.expect("the ledger holds a state");
 
-    let sled_1 = PlatformId::new("913-0000019", "SN0001").unwrap();
+    let sled_1 = PlatformId::new(tq_core::ids::SLED_PART_NUMBER, "SN0001").unwrap();
     let mut ctx = NodeCtx::new(sled_1);
     ctx.restore_state(&payload).unwrap();
     let state = ctx.persistent_state();

@@ -14,13 +14,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tq_core::ids::SLED_PART_NUMBER;
 use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetEvent, SendError};
 
 fn ids() -> [tq_core::ids::PlatformId; 3] {
     // Ordered a < b < c, with separators and quotes in the fields.
     [
-        pid("913-0000019", "A:1"),
-        pid("913-0000019", "B\"2"),
+        pid(SLED_PART_NUMBER, "A:1"),
+        pid(SLED_PART_NUMBER, "B\"2"),
         pid("913-0000020", "C\\3"),
     ]
 }

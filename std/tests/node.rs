@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::rack::{RACK_ID, Rack, node_net_config, sled_id};
 use common::{CaIdentity, Unwritable};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg};
-use tq_core::ids::{Epoch, Threshold};
+use tq_core::ids::{Epoch, SLED_PART_NUMBER, Threshold};
 use tq_core::member_set::MemberSet;
 use tq_core::node::{CommitError, CoordinatorPhase, LoadSecretError};
 use tq_std::handle::{Bound, Unavailable};
@@ -312,7 +312,7 @@ async fn frames_the_node_cannot_decode_drop_only_their_connection() {
     rack.start_all().await;
     rack.wait_connected().await;
     // Below every sled: it may dial them.
-    let hostile = common::pid("913-0000019", "A-hostile");
+    let hostile = common::pid(SLED_PART_NUMBER, "A-hostile");
     let identity = rack.ca.identity(&hostile);
     let mut peers = rack.peer_map();
     peers.insert(hostile.clone(), "127.0.0.1:9".parse().unwrap());

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tq_core::ids::SLED_PART_NUMBER;
 use tq_std::net::HandshakeRefusal;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -53,7 +54,7 @@ async fn a_flood_of_refusals_logs_one_warning_per_reason() {
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
     let ca = Ca::new("rack");
-    let listener = start(&ca.identity(&pid("913-0000019", "B")), fast_config()).await;
+    let listener = start(&ca.identity(&pid(SLED_PART_NUMBER, "B")), fast_config()).await;
     let addr = listener.net.local_addr();
 
     for _ in 0..FLOOD {

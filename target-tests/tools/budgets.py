@@ -2,10 +2,10 @@
 """Checks the service processor budgets of the trust quorum core.
 
 - flash: text + rodata + data of the node binary (data's initial values
-  are stored in flash too); goal 160 KiB;
+  are stored in flash too), storage stand-ins left out; budget FLASH_BUDGET;
 - static RAM: data + bss of the node binary (one `Node` and its
   `NodeCtx`, which holds the persistent state, plus the runtime's own
-  statics); goal 64 KiB;
+  statics); budget RAM_BUDGET;
 - stack: the deepest node call of the rack scenario, measured on the
   target by painting, read from its decoded defmt log; goal 16 KiB;
 - stack of the codec calls the caller makes itself (restoring the state
@@ -30,7 +30,12 @@
   CODEC_CALL_INSTRUCTIONS, likewise about 20% above.
 
 Section sizes are read from the ELF's section headers here (no binutils
-needed). Prints every figure, and a table of every instruction count in
+needed). The flash figure leaves out the storage stand-ins named with
+`--storage-stand-in`: data the node binary embeds only because QEMU gives
+it no storage (the LRTQ ledger it restores at boot, 8 KiB with its 255
+share digests), which a firmware reads from the storage the caller
+provides and never links. Each must be found byte for byte in the ELF's
+read-only data, else the check fails; its size is printed. Prints every figure, and a table of every instruction count in
 the logs; exits 1 if a budget is exceeded, unless `--report-only`.
 
     tools/budgets.py --node-elf ELF --rack-log DECODED_LOG --node-log DECODED_LOG
@@ -41,16 +46,18 @@ import re
 import struct
 import sys
 
-FLASH_BUDGET = 160 * 1024
-RAM_BUDGET = 64 * 1024
+# Flash and static RAM: just above what the release build measured (77,279
+# and 57,212 bytes), so any growth fails; the goals are 64 KiB and, with
+# the deepest stack, 32 KiB (see README).
+FLASH_BUDGET = 76 * 1024
+RAM_BUDGET = 56 * 1024
 STACK_BUDGET = 16 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
-# -icount shift=0, opt-level "z"): worst node call 1,803,040 (LrtqShare:
-# the coordinator combining the LRTQ shares and preparing), worst codec call
-# 2,131,520 (restoring the largest persistent state, its canonical check
-# re-encoding it included).
-NODE_CALL_INSTRUCTIONS = 2_160_000
-CODEC_CALL_INSTRUCTIONS = 2_560_000
+# -icount shift=0, opt-level "s"): worst node call 1,310,680 (Share), worst
+# codec call 1,183,080 (restoring the largest persistent state, its
+# canonical check re-encoding it included).
+NODE_CALL_INSTRUCTIONS = 1_580_000
+CODEC_CALL_INSTRUCTIONS = 1_420_000
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
 SHT_NOBITS = 8
@@ -80,6 +87,37 @@ def section_sizes(path):
         else:
             sizes["rodata"] += size
     return sizes
+
+
+def read_only_data(path):
+    """The bytes of the ELF's allocated, read-only, non-executable sections."""
+    with open(path, "rb") as f:
+        elf = f.read()
+    shoff = struct.unpack_from("<I", elf, 0x20)[0]
+    shentsize, shnum = struct.unpack_from("<HH", elf, 0x2E)
+    chunks = []
+    for i in range(shnum):
+        _, sh_type, flags, _, offset, size = struct.unpack_from(
+            "<IIIIII", elf, shoff + i * shentsize
+        )
+        if flags & SHF_ALLOC and not flags & (SHF_WRITE | SHF_EXECINSTR) and sh_type != SHT_NOBITS:
+            chunks.append(elf[offset:offset + size])
+    return chunks
+
+
+def storage_stand_ins(elf_path, files):
+    """Total size of the stand-in files, each found in the ELF's read-only
+    data (else exits)."""
+    chunks = read_only_data(elf_path)
+    total = 0
+    for name in files:
+        with open(name, "rb") as f:
+            data = f.read()
+        if not data or not any(data in chunk for chunk in chunks):
+            sys.exit(f"{elf_path}: storage stand-in {name} not found in its read-only data")
+        print(f"storage stand-in, not counted in flash: {len(data)} bytes ({name})")
+        total += len(data)
+    return total
 
 
 def deepest_stack(log_path, what):
@@ -147,11 +185,14 @@ def main():
     parser.add_argument("--rack-log", required=True)
     parser.add_argument("--node-log", required=True)
     parser.add_argument("--instructions-log", required=True)
+    parser.add_argument("--storage-stand-in", action="append", default=[],
+                        help="a file of data the binary embeds in place of storage")
     parser.add_argument("--report-only", action="store_true",
                         help="print the figures but exit 0 even if over budget")
     args = parser.parse_args()
     s = section_sizes(args.node_elf)
-    flash = s["text"] + s["rodata"] + s["data"]
+    stand_ins = storage_stand_ins(args.node_elf, args.storage_stand_in)
+    flash = s["text"] + s["rodata"] + s["data"] - stand_ins
     ram = s["data"] + s["bss"]
     stack, deepest = deepest_stack(args.rack_log, "node call")
     codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
@@ -165,7 +206,8 @@ def main():
     print_instruction_table([args.instructions_log, args.rack_log])
     enforced = [
         check("flash", flash, FLASH_BUDGET,
-              f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"),
+              f"text {s['text']} + rodata {s['rodata']} + data {s['data']}"
+              f" - storage stand-ins {stand_ins}"),
         check("static RAM", ram, RAM_BUDGET, f"data {s['data']} + bss {s['bss']}"),
         check("stack", stack, STACK_BUDGET, f"deepest node call: {deepest}"),
         check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),

@@ -207,60 +207,66 @@ fn default_max_proxied() -> usize {
     DEFAULT_MAX_PROXIED
 }
 
-/// Why the configuration could not be used. Displays as one line.
-#[derive(Debug)]
+/// Why the configuration could not be used. Its message and its causes
+/// ([`crate::error::Chain`]) make one line naming the file.
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    Read(PathBuf, std::io::Error),
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is not valid TOML or does not fit the format.
+    #[error("{}{}: {message}", .path.display(), At(*.at))]
     Parse {
         /// The file.
         path: PathBuf,
         /// 1-based line and column of the error, when known.
         at: Option<(usize, usize)>,
-        /// What is wrong.
+        /// What is wrong (TOML's message, whose position is `at`).
         message: String,
     },
     /// A peer's platform id is invalid.
+    #[error("peers[{index}]")]
     PeerId {
         /// Its index in `[[peers]]`.
         index: usize,
         /// Why.
+        #[source]
         error: PlatformIdError,
     },
     /// A sled is listed twice.
+    #[error("sled {0} is listed twice in [[peers]]")]
     DuplicatePeer(PlatformId),
     /// A timing field is zero or out of range.
+    #[error("{0}")]
     Invalid(&'static str),
 }
 
-impl fmt::Display for ConfigError {
+/// `, line L, column C` when the position is known.
+pub(crate) struct At(pub(crate) Option<(usize, usize)>);
+
+impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read(path, e) => write!(f, "cannot read {}: {e}", path.display()),
-            Self::Parse { path, at, message } => {
-                write!(f, "{}", path.display())?;
-                if let Some((line, column)) = at {
-                    write!(f, ", line {line}, column {column}")?;
-                }
-                // TOML's messages may span lines; keep one.
-                write!(f, ": {}", message.trim().replace('\n', " "))
-            }
-            Self::PeerId { index, error } => write!(f, "peers[{index}]: {error}"),
-            Self::DuplicatePeer(id) => write!(f, "sled {id} is listed twice in [[peers]]"),
-            Self::Invalid(what) => f.write_str(what),
+        match self.0 {
+            Some((line, column)) => write!(f, ", line {line}, column {column}"),
+            None => Ok(()),
         }
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 impl SledConfig {
     /// Reads and checks the file at `path`, making relative paths relative
     /// to its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut config = Self::parse(&text).map_err(|(at, message)| ConfigError::Parse {
             path: path.to_owned(),
             at,
@@ -277,10 +283,7 @@ impl SledConfig {
     /// line and column, when known, and the message.
     #[allow(clippy::result_large_err)]
     pub fn parse(text: &str) -> Result<Self, (Option<(usize, usize)>, String)> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
-            let at = e.span().map(|span| line_column(text, span.start));
-            (at, e.message().to_owned())
-        })
+        toml::from_str(text).map_err(|e: toml::de::Error| toml_error(text, &e))
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -349,6 +352,13 @@ impl SledConfig {
     }
 }
 
+/// A TOML error as one line: where in `text` (1-based line and column,
+/// when known) and TOML's message without its multi-line snippet.
+pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> (Option<(usize, usize)>, String) {
+    let at = error.span().map(|span| line_column(text, span.start));
+    (at, error.message().trim().replace('\n', " "))
+}
+
 /// The 1-based line and column of byte `offset` in `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
@@ -415,6 +425,20 @@ key = "sled.key"
     }
 
     #[test]
+    fn a_missing_file_keeps_its_cause() {
+        let error = SledConfig::load(Path::new("/nonexistent/sled.toml")).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{error:?}"
+        );
+        let line = crate::error::Chain(&error).to_string();
+        assert!(
+            line.starts_with("cannot read /nonexistent/sled.toml: No such file"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn peers_are_checked() {
         let peer = |serial: &str| {
             format!("[[peers]]\npart = \"p\"\nserial = \"{serial}\"\naddress = \"[::1]:1\"\n")
@@ -428,6 +452,9 @@ key = "sled.key"
         let empty = format!("{MINIMAL}{}", peer(""));
         let config = SledConfig::parse(&empty).unwrap();
         let error = config.peer_map().unwrap_err();
-        assert_eq!(error.to_string(), "peers[0]: platform id field is empty");
+        assert_eq!(
+            crate::error::Chain(&error).to_string(),
+            "peers[0]: platform id field is empty"
+        );
     }
 }

@@ -18,24 +18,16 @@
 //! Linux's; elsewhere only the core limit is set (illumos would need
 //! `coreadm`/`setpflags`, not done).
 
-use std::fmt;
-
 use rustix::process::{Resource, Rlimit, setrlimit};
 
-/// Which step failed.
-#[derive(Debug)]
+/// Which step failed, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
 pub struct HardeningError {
     what: &'static str,
+    #[source]
     error: rustix::io::Errno,
 }
-
-impl fmt::Display for HardeningError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, self.error)
-    }
-}
-
-impl std::error::Error for HardeningError {}
 
 /// Turns core dumps off and makes this process undumpable (see the module
 /// doc). Call it first, before any secret is read.

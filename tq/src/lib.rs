@@ -4,6 +4,8 @@
 //! is the daemon of one sled. This library holds what they and the Nexus
 //! driver share:
 //!
+//! - [`error`]: how errors are built (typed, their causes kept as
+//!   `source()`) and shown: [`error::Chain`], one line.
 //! - [`config`]: the sled daemon's TOML file.
 //! - [`sled`]: the daemon: the tq-std node and its HTTP API, started from a
 //!   config, stopped cleanly on SIGTERM or Ctrl-C.
@@ -36,7 +38,10 @@
 //! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
-//! (`<what>` is `process hardening`).
+//! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
+//! every block it frees, so copies of shares that libraries free (rustls's
+//! plaintext of each received record) do not stay in freed memory (see
+//! tq-std's crate doc, on zeroization).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
 //!
@@ -138,6 +143,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod error;
 pub mod front;
 pub mod hardening;
 pub mod nexus;

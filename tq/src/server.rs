@@ -28,6 +28,7 @@ use crate::api::types::{
     SecretFingerprintRequest, SledStatus, deadline,
 };
 use crate::api::{SledApi, sled_api_mod};
+use crate::error::ListenError;
 use crate::front::Front;
 
 /// Largest request body accepted, in bytes: four times the largest
@@ -170,6 +171,20 @@ impl SledApi for SledApiImpl {
     }
 }
 
+/// Why the API server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The endpoints do not make a valid API (a bug, caught by tests).
+    #[error("the API description is invalid")]
+    Description(#[source] dropshot::ApiDescriptionBuildErrors),
+    /// dropshot's server behind the front door did not start.
+    #[error("the server behind the front door did not start")]
+    Server(#[source] dropshot::BuildError),
+    /// The front door could not listen where clients reach it.
+    #[error(transparent)]
+    Listen(ListenError),
+}
+
 /// A running API server: dropshot on loopback, behind the front door
 /// ([`crate::front`]) that listens where clients reach it.
 pub struct ApiServer {
@@ -181,8 +196,13 @@ impl ApiServer {
     /// Starts serving the API for `handle` on `listen`, closing a
     /// connection whose request has not come within `idle`. Must be called
     /// within a tokio runtime.
-    pub fn start(listen: SocketAddr, handle: NodeHandle, idle: Duration) -> Result<Self, String> {
-        let api = sled_api_mod::api_description::<SledApiImpl>().map_err(|e| e.to_string())?;
+    pub fn start(
+        listen: SocketAddr,
+        handle: NodeHandle,
+        idle: Duration,
+    ) -> Result<Self, ApiStartError> {
+        let api =
+            sled_api_mod::api_description::<SledApiImpl>().map_err(ApiStartError::Description)?;
         let config = ConfigDropshot {
             bind_address: crate::front::backend_listen(),
             default_request_body_max_bytes: MAX_REQUEST_BODY_BYTES,
@@ -194,8 +214,9 @@ impl ApiServer {
         let server = ServerBuilder::new(api, handle, log)
             .config(config)
             .start()
-            .map_err(|e| e.to_string())?;
-        let front = Front::start(listen, server.local_addr(), idle).map_err(|e| e.to_string())?;
+            .map_err(ApiStartError::Server)?;
+        let front = Front::start(listen, server.local_addr(), idle)
+            .map_err(|source| ApiStartError::Listen(ListenError { listen, source }))?;
         Ok(Self { server, front })
     }
 

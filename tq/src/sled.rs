@@ -9,84 +9,186 @@
 //! write it started is finished). [`run`] is what `tq sled` does: start,
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
 //!
-//! Every way to fail before running is a [`DaemonError`] that displays as
-//! one line starting with what is wrong: `config:`, `certificate:`,
-//! `ledger:`, `LRTQ share file:`, `peer network:` or `API:`.
+//! Every way to fail before running is a [`DaemonError`] whose variant is
+//! what is wrong (`config`, `certificate`, `ledger`, `LRTQ share file`,
+//! `peer network` or `API`) and whose causes say why, each its own error
+//! ([`CertificateError`], [`LedgerError`], ...); [`crate::error::Chain`]
+//! shows them as one line, `ledger: refused: ...`.
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tq_core::ids::PlatformId;
+use tq_core::node::RestoreLrtqError;
+use tq_core::wire::WireError;
 use tq_std::handle::NodeHandle;
-use tq_std::ledger::{CopyFinding, OpenError};
+use tq_std::ledger::access::Unsafe;
+use tq_std::ledger::lock::LockError;
+use tq_std::ledger::lrtq::LrtqFileError;
+use tq_std::ledger::{CopyFinding, InitError, OpenError};
 use tq_std::net::{StartError as NetStartError, TlsIdentity, TlsSetupError};
 use tq_std::node::StartError;
 
 use crate::config::{ConfigError, SledConfig, TlsSection};
+use crate::error::ListenError;
+use crate::server::ApiStartError;
 
-/// Why the daemon could not start. See the module doc.
-#[derive(Debug)]
+/// Why the daemon could not start (or `init` did not initialize), by what
+/// the operator must fix. See the module doc.
+#[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The configuration file.
-    Config(ConfigError),
+    #[error("config")]
+    Config(#[from] ConfigError),
     /// The rack CA, the sled's certificate or its key.
-    Certificate(String),
+    #[error("certificate")]
+    Certificate(#[source] CertificateError),
     /// The ledger copies, or the state they hold.
-    Ledger(String),
+    #[error("ledger")]
+    Ledger(#[source] LedgerError),
     /// The LRTQ share file.
-    LrtqShareFile(String),
+    #[error("LRTQ share file")]
+    LrtqShareFile(#[source] LrtqShareError),
     /// The peer network (its listener).
-    PeerNetwork(String),
+    #[error("peer network")]
+    PeerNetwork(#[source] ListenError),
     /// The HTTP API (its listener).
-    Api(String),
+    #[error("API")]
+    Api(#[source] ApiStartError),
     /// The signal handlers.
-    Signals(std::io::Error),
+    #[error("signals")]
+    Signals(#[source] std::io::Error),
     /// The node task ended by itself.
-    Node(String),
+    #[error("node")]
+    Node(#[source] NodeEnded),
 }
 
-impl fmt::Display for DaemonError {
+/// What is wrong with the TLS identity's files.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// A file could not be read or parsed, or the identity is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// A PEM file holds no certificate.
+    #[error("{}: no certificate in the file", .0.display())]
+    Empty(PathBuf),
+    /// The sled's certificate names no platform id.
+    #[error("{}", .path.display())]
+    NoPlatformId {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: TlsSetupError,
+    },
+}
+
+/// What is wrong with the ledger, copy by copy where that helps.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// `tq sled init` did not initialize it.
+    #[error(transparent)]
+    Init(#[from] InitError),
+    /// Neither copy is there: drives not mounted, or never initialized.
+    #[error(
+        "no ledger on either drive ({}); check that both drives are mounted; \
+         a new sled needs `tq sled init --config FILE` first",
+        Findings(.0)
+    )]
+    NotInitialized(Vec<(PathBuf, CopyFinding)>),
+    /// Another process holds the ledger.
+    #[error(transparent)]
+    Locked(LockError),
+    /// A directory or copy is open to others, foreign or a link.
+    #[error("refused")]
+    Unsafe(#[source] Unsafe),
+    /// No copy is valid, yet one was there: starting afresh could forget
+    /// acknowledged state.
+    #[error("no valid copy, so the sled must not start afresh ({})", Findings(.0))]
+    NoValidCopy(Vec<(PathBuf, CopyFinding)>),
+    /// Any other open failure.
+    #[error(transparent)]
+    Open(OpenError),
+    /// The core refuses the state the ledger holds.
+    #[error(
+        "the stored state cannot be restored (a newer build's ledger, or corrupt bytes under a valid checksum)"
+    )]
+    State(#[source] WireError),
+}
+
+/// What is wrong with the LRTQ share file or its data.
+#[derive(Debug, thiserror::Error)]
+pub enum LrtqShareError {
+    /// The file could not be used.
+    #[error(transparent)]
+    File(LrtqFileError),
+    /// The core refused its data.
+    #[error(transparent)]
+    Refused(RestoreLrtqError),
+}
+
+/// Why the node task ended while the daemon ran.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeEnded {
+    /// It returned.
+    #[error("the node task ended")]
+    Returned,
+    /// It panicked or was cancelled.
+    #[error("the node task failed")]
+    Failed(#[source] JoinError),
+}
+
+/// Each path with what was found there, `; `-separated.
+struct Findings<'a>(&'a [(PathBuf, CopyFinding)]);
+
+impl fmt::Display for Findings<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(e) => write!(f, "config: {e}"),
-            Self::Certificate(e) => write!(f, "certificate: {e}"),
-            Self::Ledger(e) => write!(f, "ledger: {e}"),
-            Self::LrtqShareFile(e) => write!(f, "LRTQ share file: {e}"),
-            Self::PeerNetwork(e) => write!(f, "peer network: {e}"),
-            Self::Api(e) => write!(f, "API: {e}"),
-            Self::Signals(e) => write!(f, "signals: {e}"),
-            Self::Node(e) => write!(f, "node: {e}"),
+        for (i, (path, finding)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: ", path.display())?;
+            match finding {
+                CopyFinding::Current => f.write_str("valid")?,
+                CopyFinding::Stale { generation } => {
+                    write!(f, "stale (generation {generation})")?;
+                }
+                CopyFinding::Conflicting => f.write_str("conflicting")?,
+                CopyFinding::Absent => f.write_str("no ledger file")?,
+                CopyFinding::NoDirectory => {
+                    f.write_str("its directory does not exist (drive not mounted?)")?;
+                }
+                CopyFinding::Corrupt(reason) => write!(f, "corrupt ({reason:?})")?,
+                CopyFinding::Unreadable(kind) => write!(f, "unreadable ({kind})")?,
+            }
         }
-    }
-}
-
-impl std::error::Error for DaemonError {}
-
-impl From<ConfigError> for DaemonError {
-    fn from(e: ConfigError) -> Self {
-        Self::Config(e)
+        Ok(())
     }
 }
 
 /// Reads the rack CA, the certificate chain and the key, and checks that
 /// the certificate names a platform id.
 pub fn load_identity(tls: &TlsSection) -> Result<(TlsIdentity, PlatformId), DaemonError> {
+    let certificate = |e: CertificateError| DaemonError::Certificate(e);
     let identity = TlsIdentity::from_pem_files(&tls.rack_ca, &tls.certificate, &tls.key)
-        .map_err(|e| DaemonError::Certificate(e.to_string()))?;
-    let none_in = |path: &std::path::Path| {
-        DaemonError::Certificate(format!("{}: no certificate in the file", path.display()))
-    };
+        .map_err(|e| certificate(e.into()))?;
     if identity.ca_certs.is_empty() {
-        return Err(none_in(&tls.rack_ca));
+        return Err(certificate(CertificateError::Empty(tls.rack_ca.clone())));
     }
     if identity.cert_chain.is_empty() {
-        return Err(none_in(&tls.certificate));
+        return Err(certificate(CertificateError::Empty(
+            tls.certificate.clone(),
+        )));
     }
-    let id = identity
-        .platform_id()
-        .map_err(|e| DaemonError::Certificate(format!("{}: {e}", tls.certificate.display())))?;
+    let id = identity.platform_id().map_err(|source| {
+        certificate(CertificateError::NoPlatformId {
+            path: tls.certificate.clone(),
+            source,
+        })
+    })?;
     Ok((identity, id))
 }
 
@@ -94,73 +196,41 @@ pub fn load_identity(tls: &TlsSection) -> Result<(TlsIdentity, PlatformId), Daem
 fn start_error(config: &SledConfig, error: StartError) -> DaemonError {
     match error {
         StartError::Identity(e) | StartError::Net(NetStartError::Tls(e)) => {
-            DaemonError::Certificate(tls_error(e))
+            DaemonError::Certificate(e.into())
         }
-        StartError::Ledger(e) => DaemonError::Ledger(open_error(config, &e)),
-        StartError::State(e) => DaemonError::Ledger(format!(
-            "the stored state cannot be restored: {e} (a newer build's ledger, or corrupt bytes under a valid checksum)"
-        )),
-        StartError::LrtqFile(e) => DaemonError::LrtqShareFile(e.to_string()),
-        StartError::Lrtq(e) => DaemonError::LrtqShareFile(e.to_string()),
-        StartError::Net(NetStartError::Bind(e)) => {
-            DaemonError::PeerNetwork(format!("cannot listen on {}: {e}", config.peer.listen))
-        }
+        StartError::Ledger(e) => DaemonError::Ledger(open_error(config, e)),
+        StartError::State(e) => DaemonError::Ledger(LedgerError::State(e)),
+        StartError::LrtqFile(e) => DaemonError::LrtqShareFile(LrtqShareError::File(e)),
+        StartError::Lrtq(e) => DaemonError::LrtqShareFile(LrtqShareError::Refused(e)),
+        StartError::Net(NetStartError::Bind(source)) => DaemonError::PeerNetwork(ListenError {
+            listen: config.peer.listen,
+            source,
+        }),
     }
-}
-
-fn tls_error(error: TlsSetupError) -> String {
-    error.to_string()
 }
 
 /// `tq sled init`: creates the ledger directories (mode 0700) and marks
 /// both copies initialized, so that the sled starts fresh (or from its
 /// LRTQ share file). Refuses if a ledger copy exists. Blocking.
 pub fn init(config: &SledConfig) -> Result<(), DaemonError> {
-    tq_std::ledger::init(&config.ledger_paths()).map_err(|e| DaemonError::Ledger(e.to_string()))
+    tq_std::ledger::init(&config.ledger_paths()).map_err(|e| DaemonError::Ledger(e.into()))
 }
 
-/// A ledger open failure in words, copy by copy.
-fn open_error(config: &SledConfig, error: &OpenError) -> String {
+/// A ledger open failure with each copy's path beside what was found.
+fn open_error(config: &SledConfig, error: OpenError) -> LedgerError {
+    let beside = |paths: &[PathBuf], found: &[CopyFinding]| {
+        paths.iter().cloned().zip(found.iter().copied()).collect()
+    };
     match error {
         OpenError::NotInitialized(found) => {
-            let dirs: Vec<String> = found
-                .iter()
-                .zip(&config.ledger.dirs)
-                .map(|(finding, dir)| format!("{}: {}", dir.display(), finding_words(*finding)))
-                .collect();
-            format!(
-                "no ledger on either drive ({}); check that both drives are mounted; \
-                 a new sled needs `tq sled init --config FILE` first",
-                dirs.join("; ")
-            )
+            LedgerError::NotInitialized(beside(&config.ledger.dirs, &found))
         }
-        OpenError::Locked(e) => e.to_string(),
-        OpenError::Unsafe(e) => format!("refused: {e}"),
         OpenError::NoValidCopy(found) => {
-            let paths = config.ledger_paths();
-            let copies: Vec<String> = found
-                .iter()
-                .zip(&paths)
-                .map(|(finding, path)| format!("{}: {}", path.display(), finding_words(*finding)))
-                .collect();
-            format!(
-                "no valid copy, so the sled must not start afresh ({})",
-                copies.join("; ")
-            )
+            LedgerError::NoValidCopy(beside(&config.ledger_paths(), &found))
         }
-        OpenError::Interrupted => error.to_string(),
-    }
-}
-
-fn finding_words(finding: CopyFinding) -> String {
-    match finding {
-        CopyFinding::Current => "valid".into(),
-        CopyFinding::Stale { generation } => format!("stale (generation {generation})"),
-        CopyFinding::Conflicting => "conflicting".into(),
-        CopyFinding::Absent => "no ledger file".into(),
-        CopyFinding::NoDirectory => "its directory does not exist (drive not mounted?)".into(),
-        CopyFinding::Corrupt(reason) => format!("corrupt ({reason:?})"),
-        CopyFinding::Unreadable(kind) => format!("unreadable ({kind})"),
+        OpenError::Locked(e) => LedgerError::Locked(e),
+        OpenError::Unsafe(e) => LedgerError::Unsafe(e),
+        OpenError::Interrupted => LedgerError::Open(error),
     }
 }
 
@@ -191,10 +261,7 @@ impl Daemon {
                 // The node is running: stop it before giving up.
                 let _ = started.handle.shutdown().await;
                 let _ = started.task.await;
-                return Err(DaemonError::Api(format!(
-                    "cannot listen on {}: {e}",
-                    config.api.listen
-                )));
+                return Err(DaemonError::Api(e));
             }
         };
         tracing::info!(
@@ -234,7 +301,7 @@ impl Daemon {
 
     /// Runs until `shutdown` completes or the node task ends, then stops.
     /// `Err` if the node task ended by itself.
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeEnded> {
         tokio::select! {
             () = shutdown => {
                 tracing::info!("shutting down");
@@ -244,8 +311,8 @@ impl Daemon {
             ended = &mut self.node_task => {
                 self.api.stop().await;
                 Err(match ended {
-                    Ok(()) => "the node task ended".to_owned(),
-                    Err(e) => format!("the node task failed: {e}"),
+                    Ok(()) => NodeEnded::Returned,
+                    Err(e) => NodeEnded::Failed(e),
                 })
             }
         }

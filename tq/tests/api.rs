@@ -205,7 +205,8 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     assert_refused(
         rack.client(0)
             .proxy_status(&ProxyStatusRequest {
-                target: tq_core::ids::PlatformId::new("913-0000019", "NOSUCH").unwrap(),
+                target: tq_core::ids::PlatformId::new(tq_core::ids::SLED_PART_NUMBER, "NOSUCH")
+                    .unwrap(),
                 deadline_ms: 1000,
             })
             .await,

@@ -148,7 +148,7 @@ fn a_bad_certificate_is_one_line() {
 
     // An empty CA file.
     ca.write_pem_files(&[platform_id_uri(&sled_id(0))], dir);
-    std::fs::write(dir.join("ca.pem"), "").unwrap();
+    std::fs::write(dir.join(tq_rack_setup::layout::RACK_CA_FILE), "").unwrap();
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: certificate: "), "{line}");
     assert!(line.contains("no certificate"), "{line}");

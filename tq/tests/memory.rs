@@ -10,14 +10,16 @@
 //! - its own shares, of every epoch in its ledger, and its own LRTQ share:
 //!   they are its persistent state, which the node context keeps;
 //! - the secret it loaded (the unlocking sled's epoch-3 secret) and the
-//!   older secrets that epoch carries, which the loader decrypts and keeps;
-//! - a share another sled sent it over the peer network. The TLS library
-//!   (rustls) decrypts each record in place in its own receive buffer and
-//!   queues the plaintext in its own buffers, and zeroizes neither; tq
-//!   cannot reach them (see tq-std's crate doc). So "received" pairs are
-//!   searched and reported, not asserted.
+//!   older secrets that epoch carries, which the loader decrypts and keeps.
 //!
-//! Everything else is asserted absent. In particular a coordinator makes
+//! Everything else is asserted absent. That includes a share another sled
+//! sent it over the peer network: once the node has taken it, no buffer
+//! may keep it, neither our frames nor the TLS layer's (see tq-std's crate
+//! doc, on zeroization); such finds are named "received over TLS" in the
+//! failure. One place is left out for received shares only: a thread's
+//! stack (the mapping a thread's stack pointer is in), where the node's
+//! handling of a decoded share leaves copies in dead stack frames that no buffer
+//! zeroization reaches; those are reported, not asserted. A coordinator makes
 //! every member's share of its new epoch and sends each in a Prepare, and
 //! receives none of them: once the epoch is committed, no other member's
 //! share of it may remain in the coordinator's memory (its encode buffer,
@@ -50,6 +52,7 @@ use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
 use tq_core::node::CoordinatorPhase;
+use tq_rack_setup::layout::{SledConfigFile, SledDir};
 
 /// Sleds 0-3 are the LRTQ rack; sled 4 joins at epoch 3.
 const SLEDS: usize = 5;
@@ -87,14 +90,16 @@ fn start_processes(rack: &mut Rack) -> Vec<Process> {
     let mut processes = Vec::new();
     for i in 0..SLEDS {
         let sled = &rack.sleds[i];
-        let mut text = config_text(&sled.dir, i < 4, &peer[i].to_string(), &api[i].to_string());
-        for j in (0..SLEDS).filter(|&j| j != i) {
-            text.push_str(&format!(
-                "\n[[peers]]\npart = \"913-0000019\"\nserial = \"SN{j:04}\"\naddress = \"{}\"\n",
-                peer[j]
-            ));
-        }
-        std::fs::write(&sled.config_path, text).unwrap();
+        let config = SledConfigFile {
+            lrtq: i < 4,
+            peer_listen: peer[i],
+            api_listen: api[i],
+            peers: (0..SLEDS)
+                .filter(|&j| j != i)
+                .map(|j| (rack.sleds[j].id.clone(), peer[j]))
+                .collect(),
+        };
+        SledDir::new(&sled.dir).write_config(&config).unwrap();
         let log = File::create(sled.dir.join("sled.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tq"))
             .args(["sled", "--config"])
@@ -167,15 +172,41 @@ struct Needle {
     bytes: Vec<u8>,
     /// Sleds that hold it legitimately (their own, or loaded).
     held_by: BTreeSet<usize>,
-    /// Sleds that received it over TLS (reported, not asserted).
+    /// Sleds that received it over TLS: must not hold it either; named
+    /// apart so a failure says where a copy came from.
     received_by: BTreeSet<usize>,
+}
+
+/// One mapping of a process's memory.
+struct Region {
+    bytes: Vec<u8>,
+    /// Some thread's stack pointer is in it.
+    stack: bool,
+}
+
+/// The stack pointer of every thread of `pid` that is in a system call
+/// (`/proc/PID/task/TID/syscall`: number, six arguments, sp, pc). An idle
+/// sled's threads all wait in one.
+fn stack_pointers(pid: u32) -> Vec<u64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let sp = fields.len().checked_sub(2).and_then(|i| fields.get(i))?;
+            u64::from_str_radix(sp.strip_prefix("0x")?, 16).ok()
+        })
+        .collect()
 }
 
 /// A process's memory, region by region: every readable mapping except
 /// the kernel's (`[vvar]`, `[vsyscall]`...) and files mapped without
 /// write access (code and read-only data of the binary and its libraries,
 /// which hold nothing made at run time). `Err` if it cannot be read.
-fn read_memory(pid: u32) -> Result<Vec<Vec<u8>>, String> {
+fn read_memory(pid: u32) -> Result<Vec<Region>, String> {
+    let stack_pointers = stack_pointers(pid);
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
     let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
     let mut regions = Vec::new();
@@ -198,7 +229,10 @@ fn read_memory(pid: u32) -> Result<Vec<Vec<u8>>, String> {
         match mem.read_at(&mut region, start) {
             Ok(n) => {
                 region.truncate(n);
-                regions.push(region);
+                regions.push(Region {
+                    bytes: region,
+                    stack: stack_pointers.iter().any(|sp| (start..end).contains(sp)),
+                });
             }
             // A region that went away or cannot be read (guard pages).
             Err(_) => continue,
@@ -375,24 +409,38 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
             Ok(regions) => regions,
             Err(why) => return cannot_read(&why),
         };
-        let bytes: usize = regions.iter().map(Vec::len).sum();
+        let bytes: usize = regions.iter().map(|r| r.bytes.len()).sum();
         assert!(bytes > 1 << 20, "sled {i}: only {bytes} bytes read");
         for needle in &needles {
             let finder = memchr::memmem::Finder::new(&needle.bytes);
-            let hits: usize = regions.iter().map(|r| finder.find_iter(r).count()).sum();
+            let hits_in = |stack: bool| -> usize {
+                regions
+                    .iter()
+                    .filter(|r| r.stack == stack)
+                    .map(|r| finder.find_iter(&r.bytes).count())
+                    .sum()
+            };
+            let (on_stacks, elsewhere) = (hits_in(true), hits_in(false));
+            let hits = on_stacks + elsewhere;
             if hits == 0 {
                 continue;
             }
             let verdict = if needle.held_by.contains(&i) {
                 "held"
+            } else if needle.received_by.contains(&i) && elsewhere == 0 {
+                "received, only on a thread's stack (not asserted)"
             } else if needle.received_by.contains(&i) {
-                "received over TLS (not asserted)"
+                forbidden.push(format!(
+                    "sled {i}: {} ({elsewhere}x off the stacks, received over TLS)",
+                    needle.name
+                ));
+                "FORBIDDEN (received over TLS)"
             } else {
                 forbidden.push(format!("sled {i}: {} ({hits}x)", needle.name));
                 "FORBIDDEN"
             };
             println!(
-                "sled {i} ({} MiB read): {} found {hits}x: {verdict}",
+                "sled {i} ({} MiB read): {} found {hits}x ({on_stacks}x on stacks): {verdict}",
                 bytes >> 20,
                 needle.name
             );
@@ -404,7 +452,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
             .unwrap();
         let finder = memchr::memmem::Finder::new(&own.bytes);
         assert!(
-            regions.iter().any(|r| finder.find(r).is_some()),
+            regions.iter().any(|r| finder.find(&r.bytes).is_some()),
             "sled {i}'s own epoch-3 share was not found: the search is broken"
         );
     }

@@ -84,17 +84,12 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     };
 
     // The four LRTQ sleds (the file's fifth has no LRTQ share: named out).
-    let (ok, out, err) = run(cmd(&[
-        "init",
-        "--sleds",
-        "DEMO0000,DEMO0001,DEMO0002,DEMO0003",
-    ]))
-    .await;
+    let (ok, out, err) = run(cmd(&["init", "--sleds", "SN0000,SN0001,SN0002,SN0003"])).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("4 sleds"), "{out}");
 
     // The upgrade is started with sled 1 as coordinator, which dies.
-    let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "DEMO0001"])).await;
+    let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "SN0001"])).await;
     assert!(ok, "{out}{err}");
     assert_eq!(nexus(&state_path).pending().unwrap().epoch(), Epoch(2));
     sleds.kill(1).await.unwrap();
@@ -119,13 +114,13 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     assert_eq!(status.node.state.latest_committed, Some(Epoch(3)));
 
     // The new sled, reached only through a proxy.
-    let (ok, out, err) = run(cmd(&["add", "DEMO0004"])).await;
+    let (ok, out, err) = run(cmd(&["add", "SN0004"])).await;
     assert!(ok, "{out}{err}");
-    assert!(err.contains("DEMO0004 reached through"), "{err}");
+    assert!(err.contains("SN0004 reached through"), "{err}");
     let status = sleds.status(4).await.unwrap();
     assert_eq!(status.node.state.latest_committed, Some(Epoch(4)));
 
-    let (ok, out, err) = run(cmd(&["remove", "DEMO0003"])).await;
+    let (ok, out, err) = run(cmd(&["remove", "SN0003"])).await;
     assert!(ok, "{out}{err}");
     let decided = nexus(&state_path);
     let epochs: Vec<u64> = decided.history().map(|c| c.epoch().0).collect();
@@ -135,10 +130,7 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
 
     let (ok, out, err) = run(cmd(&["show"])).await;
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains("removed (never added back): DEMO0003"),
-        "{out}"
-    );
+    assert!(out.contains("removed (never added back): SN0003"), "{out}");
     assert!(out.contains("nothing pending"), "{out}");
     let (ok, json, err) = run(cmd(&["show", "--json"])).await;
     assert!(ok, "{err}");
@@ -147,11 +139,11 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
 
     let (ok, out, err) = tq(&["status", "--rack", rack, "--state", state]).await;
     assert!(ok, "{out}{err}");
-    for serial in ["DEMO0000", "DEMO0002", "DEMO0003"] {
+    for serial in ["SN0000", "SN0002", "SN0003"] {
         assert!(out.contains(serial), "{out}");
     }
     assert!(
-        out.contains("via DEMO"),
+        out.contains("via SN"),
         "sled 4 is asked through a proxy: {out}"
     );
     let api = sleds.api(0).unwrap().addr().to_string();
@@ -214,4 +206,51 @@ async fn a_second_nexus_on_one_state_file_is_refused_in_one_line() {
         !err.contains("in use by another process"),
         "the lock outlived its owner: {out}{err}"
     );
+}
+
+/// A command that fails says so on one line of stderr, `tq <command>: `
+/// then the error and each of its causes, and exits 1. A rack file that
+/// is not of the format is named with the line and column of the fault
+/// (TOML's multi-line snippet left out), by `tq nexus` and `tq status`
+/// alike; a missing state file is named as Nexus's.
+#[tokio::test]
+async fn a_failed_command_is_one_line_naming_the_file_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let rack_id = "rack_id = \"42424242-4242-4242-4242-424242424242\"\n";
+    let bad = dir.path().join("bad.toml");
+    let sled = "\n[[sleds]]\npart = \"913-0000019\"\nserial = \"SN1\"\nport = 3\n";
+    std::fs::write(&bad, format!("{rack_id}{sled}")).unwrap();
+    let good = dir.path().join("rack.toml");
+    std::fs::write(&good, rack_id).unwrap();
+    let state = dir.path().join("nexus.json");
+    let (bad, good, state) = (
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+        state.to_str().unwrap(),
+    );
+
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["nexus", "--rack", bad, "--state", state, "show"],
+            format!("tq nexus: {bad}, line 6, column 1: unknown field `port`"),
+        ),
+        (
+            &["status", "--rack", bad],
+            format!("tq status: {bad}, line 6, column 1: unknown field `port`"),
+        ),
+        (
+            &["nexus", "--rack", good, "--state", state, "show"],
+            format!("tq nexus: no Nexus state file at {state}"),
+        ),
+        (
+            &["status", "--rack", good, "--state", state],
+            format!("tq status: no Nexus state file at {state}"),
+        ),
+    ];
+    for (args, start) in cases {
+        let (ok, _, err) = tq(args).await;
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(&start), "{args:?}: {err}");
+    }
 }

@@ -54,7 +54,7 @@
 //!    [`decode_persistent_state_into`], and paged storage,
 //!    [`decode_persistent_state_from`]).
 //! 3. Keep `core/tests/fixtures/persistent_state_vN.bin` (see its README)
-//!    and make `tests/persisted_fixtures.rs` check that it still decodes to
+//!    and make `harness/tests/persisted_fixtures.rs` check that it still decodes to
 //!    the same content; add a fixture of the new version.
 //!
 //! A state read in an older version is written in the new one at the

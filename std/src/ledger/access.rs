@@ -12,8 +12,9 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Mode of a ledger copy, its temporary and lock files.
-pub const FILE_MODE: u32 = 0o600;
+/// Mode of a ledger copy, its temporary and lock files (the one every
+/// file `tq-atomic-file` creates).
+pub use tq_atomic_file::FILE_MODE;
 
 /// Mode of a ledger directory.
 pub const DIRECTORY_MODE: u32 = 0o700;

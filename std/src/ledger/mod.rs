@@ -44,7 +44,7 @@
 pub mod access;
 mod file;
 pub mod format;
-pub mod lock;
+pub use tq_atomic_file::lock;
 pub mod lrtq;
 
 use std::io;
@@ -56,9 +56,9 @@ use zeroize::Zeroizing;
 
 use crate::backoff::{Backoff, BackoffConfig};
 use access::Unsafe;
-pub use file::{WriteStep, replace as replace_atomically};
 pub use format::{CorruptReason, MAX_PAYLOAD_LEN};
 use lock::{FileLock, LockError};
+pub use tq_atomic_file::{WriteStep, replace as replace_atomically};
 
 /// Copies of the state kept: one per M.2 drive.
 pub const LEDGER_COPIES: usize = 2;

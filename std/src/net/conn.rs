@@ -6,19 +6,27 @@
 //! TLS 1.3 a dialer finishes its handshake before the listener has checked
 //! the dialer's certificate, so only a frame proves the peer accepted us.
 //! Both sides send a keep-alive at once, so this takes one round trip.
+//!
+//! One task does both directions over a [`TlsConn`] (whose buffers are
+//! ours, see `tls_conn`): it waits for whichever comes first of received
+//! bytes, a queued frame and the keep-alive tick. While it hands a frame to
+//! the node or writes a batch it does not read (the kernel's socket buffers
+//! hold what arrives meanwhile) nor send keep-alives: a node that leaves
+//! its event queue full for the peer's inactivity timeout loses the
+//! connection.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use tq_core::ids::PlatformId;
 
 use super::NetEvent;
-use super::frame::{FRAME_PREFIX_LEN, Frame, ReadError, check_header, read_frame, write_frames};
+use super::frame::{FRAME_PREFIX_LEN, Frame, check_header};
 use super::manager::Shared;
 use super::registry::Ticket;
 use super::stats::{CloseReason, PeerCell, bump, lock};
+use super::tls_conn::{Side, TlsConn};
 
 /// How long a closing connection may take to send its TLS close_notify.
 const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_millis(200);
@@ -31,10 +39,7 @@ pub(crate) struct Ended {
 
 /// Runs a connection whose handshake with `peer` completed, from taking its
 /// slot to reporting `Disconnected`.
-pub(crate) async fn run<S>(shared: &Shared, peer: &PlatformId, stream: S) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+pub(crate) async fn run<C: Side>(shared: &Shared, peer: &PlatformId, mut tls: TlsConn<C>) -> Ended {
     let ticket = shared.take_slot(peer);
     let Ticket {
         conn_id,
@@ -48,7 +53,6 @@ where
         let _ = predecessor.await;
     }
     let cell = shared.stats.peer(peer);
-    let write_cell = cell.clone();
     let (queue_tx, queue_rx) = mpsc::channel(shared.config.write_queue_len.max(1));
     let mut conn = Conn {
         shared,
@@ -58,16 +62,14 @@ where
         queue_tx: Some(queue_tx),
     };
 
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let reason = tokio::select! {
         // A close request wins over what it caused (a dropped queue).
         biased;
         reason = closer.closed() => reason,
-        reason = conn.read_loop(&mut reader) => reason,
-        reason = write_loop(shared, &write_cell, &mut writer, queue_rx) => reason,
+        reason = conn.serve(&mut tls, queue_rx) => reason,
     };
     // Best effort: a peer that does not read cannot hold us here.
-    let _ = timeout(CLOSE_NOTIFY_TIMEOUT, writer.shutdown()).await;
+    let _ = timeout(CLOSE_NOTIFY_TIMEOUT, tls.close()).await;
 
     let established = conn.queue_tx.is_none();
     shared.registry.release(peer, conn_id);
@@ -95,120 +97,160 @@ struct Conn<'a> {
     queue_tx: Option<mpsc::Sender<Frame>>,
 }
 
+/// What woke the connection up.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Send(Frame),
+}
+
 impl Conn<'_> {
-    async fn read_loop<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> CloseReason {
-        let inactivity = self.shared.config.inactivity_timeout;
+    async fn serve<C: Side>(
+        &mut self,
+        tls: &mut TlsConn<C>,
+        mut queue: mpsc::Receiver<Frame>,
+    ) -> CloseReason {
+        let config = &self.shared.config;
+        let mut keep_alive = interval(config.keepalive_interval);
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The queue closes when the slot is taken or removed, which also
+        // fires the connection's closer: keep going until that wins.
+        let mut queue_open = true;
+        let mut batch = Vec::with_capacity(config.write_queue_len.max(1));
+        let mut received = Vec::new();
+        let mut silent_until = Instant::now() + config.inactivity_timeout;
+        // Frames that came with the end of the handshake.
+        let mut peer_closed = match tls.take_received(&mut received) {
+            Ok(closed) => closed,
+            Err(reason) => return reason,
+        };
         loop {
-            let frame = match timeout(inactivity, read_frame(reader)).await {
-                Err(_) => return CloseReason::Inactivity,
-                Ok(Ok(None)) => return CloseReason::PeerClosed,
-                Ok(Err(ReadError::Oversize)) => return CloseReason::Oversize,
-                Ok(Err(ReadError::Io(e))) => {
+            for frame in received.drain(..) {
+                silent_until = Instant::now() + config.inactivity_timeout;
+                if let Err(reason) = self.take_frame(frame).await {
+                    return reason;
+                }
+            }
+            if peer_closed {
+                return if tls.mid_frame() {
+                    CloseReason::Io
+                } else {
+                    CloseReason::PeerClosed
+                };
+            }
+            let wake = tokio::select! {
+                biased;
+                _ = sleep_until(silent_until) => return CloseReason::Inactivity,
+                read = tls.read() => Wake::Read(read),
+                frame = queue.recv(), if queue_open => match frame {
+                    Some(frame) => Wake::Send(frame),
+                    None => {
+                        queue_open = false;
+                        continue;
+                    }
+                },
+                _ = keep_alive.tick() => Wake::Send(Frame::default()),
+            };
+            match wake {
+                Wake::Read(Err(e)) => {
                     tracing::debug!(error = %e, "read failed");
                     return CloseReason::Io;
                 }
-                Ok(Ok(Some(frame))) => frame,
-            };
-            let keep_alive = frame.is_empty();
-            if !keep_alive
-                && let Err(reason) = check_header(&frame, self.shared.config.rack_id.as_ref())
-            {
-                return reason;
-            }
-            {
-                let mut stats = lock(&self.cell);
-                stats.bytes_in += (FRAME_PREFIX_LEN + frame.len()) as u64;
-                if keep_alive {
-                    stats.pings_in += 1;
-                } else {
-                    stats.frames_in += 1;
-                }
-            }
-            if let Some(queue) = self.queue_tx.take() {
-                if !self
-                    .shared
-                    .registry
-                    .establish(self.peer, self.conn_id, queue)
-                {
-                    return CloseReason::Replaced;
-                }
-                {
-                    let mut stats = lock(&self.cell);
-                    if stats.connects > 0 {
-                        stats.reconnects += 1;
+                // The TCP stream ended without close_notify.
+                Wake::Read(Ok(0)) => peer_closed = true,
+                Wake::Read(Ok(_)) => {
+                    peer_closed = match tls.take_received(&mut received) {
+                        Ok(closed) => closed,
+                        Err(reason) => return reason,
+                    };
+                    // What rustls answered (a key update), if anything.
+                    if let Err(reason) = self.within_timeout(tls.flush()).await {
+                        return reason;
                     }
-                    stats.connects += 1;
                 }
-                tracing::info!("connected");
-                self.shared
-                    .report(NetEvent::Connected(self.peer.clone()))
-                    .await;
-            }
-            if !keep_alive {
-                self.shared
-                    .report(NetEvent::Frame(self.peer.clone(), frame))
-                    .await;
+                Wake::Send(first) => {
+                    // Whatever else is queued goes out with it, in one
+                    // write, not one each: a burst (a prepare to every
+                    // member, shares to every loader) costs one system call.
+                    batch.push(first);
+                    while batch.len() < batch.capacity() {
+                        match queue.try_recv() {
+                            Ok(frame) => batch.push(frame),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(reason) = self.within_timeout(tls.send(&batch)).await {
+                        return reason;
+                    }
+                    let mut stats = lock(&self.cell);
+                    for frame in batch.drain(..) {
+                        stats.bytes_out += (FRAME_PREFIX_LEN + frame.len()) as u64;
+                        if frame.is_empty() {
+                            stats.pings_out += 1;
+                        } else {
+                            stats.frames_out += 1;
+                        }
+                    }
+                }
             }
         }
     }
-}
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: &Shared,
-    cell: &PeerCell,
-    writer: &mut W,
-    mut queue: mpsc::Receiver<Frame>,
-) -> CloseReason {
-    let mut keep_alive = interval(shared.config.keepalive_interval);
-    keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The queue closes when the slot is taken or removed, which also fires
-    // the connection's closer: keep going until that wins the race.
-    let mut queue_open = true;
-    let mut batch = Vec::with_capacity(shared.config.write_queue_len.max(1));
-    loop {
-        let first = tokio::select! {
-            biased;
-            frame = queue.recv(), if queue_open => match frame {
-                Some(frame) => frame,
-                None => {
-                    queue_open = false;
-                    continue;
-                }
-            },
-            _ = keep_alive.tick() => Frame::default(),
-        };
-        // Whatever else is queued goes out with it, in one flush (one TLS
-        // write), not one each: a burst (a prepare to every member, shares
-        // to every loader) costs one system call.
-        batch.push(first);
-        while batch.len() < batch.capacity() {
-            match queue.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(_) => break,
-            }
-        }
-        let sent = timeout(
-            shared.config.inactivity_timeout,
-            write_frames(writer, &batch),
-        )
-        .await;
-        match sent {
-            Err(_) => return CloseReason::WriteTimeout,
+    /// Runs a write, which must end within the inactivity timeout.
+    async fn within_timeout(
+        &self,
+        write: impl Future<Output = std::io::Result<()>>,
+    ) -> Result<(), CloseReason> {
+        match timeout(self.shared.config.inactivity_timeout, write).await {
+            Err(_) => Err(CloseReason::WriteTimeout),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "write failed");
-                return CloseReason::Io;
+                Err(CloseReason::Io)
             }
-            Ok(Ok(())) => {
-                let mut stats = lock(cell);
-                for frame in batch.drain(..) {
-                    stats.bytes_out += (FRAME_PREFIX_LEN + frame.len()) as u64;
-                    if frame.is_empty() {
-                        stats.pings_out += 1;
-                    } else {
-                        stats.frames_out += 1;
-                    }
-                }
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Counts a received frame, establishes the connection on the first,
+    /// and hands every message to the node.
+    async fn take_frame(&mut self, frame: Frame) -> Result<(), CloseReason> {
+        let keep_alive = frame.is_empty();
+        if !keep_alive {
+            check_header(&frame, self.shared.config.rack_id.as_ref())?;
+        }
+        {
+            let mut stats = lock(&self.cell);
+            stats.bytes_in += (FRAME_PREFIX_LEN + frame.len()) as u64;
+            if keep_alive {
+                stats.pings_in += 1;
+            } else {
+                stats.frames_in += 1;
             }
         }
+        if let Some(queue) = self.queue_tx.take() {
+            if !self
+                .shared
+                .registry
+                .establish(self.peer, self.conn_id, queue)
+            {
+                return Err(CloseReason::Replaced);
+            }
+            {
+                let mut stats = lock(&self.cell);
+                if stats.connects > 0 {
+                    stats.reconnects += 1;
+                }
+                stats.connects += 1;
+            }
+            tracing::info!("connected");
+            self.shared
+                .report(NetEvent::Connected(self.peer.clone()))
+                .await;
+        }
+        if !keep_alive {
+            self.shared
+                .report(NetEvent::Frame(self.peer.clone(), frame))
+                .await;
+        }
+        Ok(())
     }
 }

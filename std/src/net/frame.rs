@@ -9,11 +9,9 @@
 //! largest proxy frame ([`MAX_FRAME_LEN`]); a longer length prefix ends the
 //! connection before its bytes are read.
 
-use std::io::{self, IoSlice};
 use std::ops::Deref;
 
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tq_core::ids::RackId;
 use tq_core::wire::{MAX_PEER_MSG_LEN, PEER_MSG_VERSION};
 use zeroize::Zeroizing;
@@ -78,68 +76,75 @@ impl std::fmt::Debug for Frame {
     }
 }
 
-/// Why [`read_frame`] returned no frame.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The length prefix is above [`MAX_FRAME_LEN`]; nothing after it was
-    /// read.
-    Oversize,
-    /// The stream failed or ended inside a frame.
-    Io(io::Error),
+/// A frame's length prefix is above [`MAX_FRAME_LEN`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Oversize;
+
+/// The length prefix of a frame of `len` bytes.
+pub(crate) fn prefix_of(len: usize) -> [u8; FRAME_PREFIX_LEN] {
+    u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
 }
 
-/// Reads one frame: the length prefix, then exactly that many bytes into a
-/// [`Frame`] allocated at that size. `None` if the stream ended cleanly
-/// between frames. Not cancel safe: a caller that drops it mid-frame must
-/// drop the stream too.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-) -> Result<Option<Frame>, ReadError> {
-    let mut prefix = [0u8; FRAME_PREFIX_LEN];
-    let first = reader.read(&mut prefix).await.map_err(ReadError::Io)?;
-    if first == 0 {
-        return Ok(None);
-    }
-    let rest = prefix.get_mut(first..).unwrap_or_default();
-    reader.read_exact(rest).await.map_err(ReadError::Io)?;
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(ReadError::Oversize);
-    }
-    let mut frame = Frame(Zeroizing::new(vec![0; len]));
-    reader
-        .read_exact(frame.0.as_mut_slice())
-        .await
-        .map_err(ReadError::Io)?;
-    Ok(Some(frame))
+/// Cuts a received byte stream, given in pieces of any size, into frames.
+/// Each frame is copied straight into a [`Frame`] allocated at the length
+/// its prefix gives (no growable buffer in between); an oversize prefix is
+/// refused before any of its bytes are taken.
+#[derive(Default)]
+pub(crate) struct FrameReader {
+    prefix: [u8; FRAME_PREFIX_LEN],
+    /// Bytes of `prefix` received so far.
+    prefix_len: usize,
+    /// The frame being filled, and how many of its bytes arrived.
+    body: Option<(Frame, usize)>,
 }
 
-/// Writes `frames`, each after its length prefix, with vectored writes
-/// straight from the frames (no copy into a write buffer: the TLS layer
-/// encrypts them into its records), then flushes. Every frame must be at
-/// most [`MAX_FRAME_LEN`] bytes ([`super::Net::send`] checks).
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    frames: &[Frame],
-) -> io::Result<()> {
-    let prefixes: Vec<[u8; FRAME_PREFIX_LEN]> = frames
-        .iter()
-        .map(|frame| u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes())
-        .collect();
-    let mut slices: Vec<IoSlice<'_>> = prefixes
-        .iter()
-        .zip(frames)
-        .flat_map(|(prefix, frame)| [IoSlice::new(prefix), IoSlice::new(frame)])
-        .collect();
-    let mut rest = slices.as_mut_slice();
-    while !rest.is_empty() {
-        let written = writer.write_vectored(rest).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+impl FrameReader {
+    /// Takes `bytes`, pushing every frame they complete onto `out`.
+    pub(crate) fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Frame>) -> Result<(), Oversize> {
+        while !bytes.is_empty() {
+            let Some((frame, filled)) = &mut self.body else {
+                let take = (FRAME_PREFIX_LEN - self.prefix_len).min(bytes.len());
+                let (head, rest) = bytes.split_at(take);
+                if let Some(to) = self.prefix.get_mut(self.prefix_len..self.prefix_len + take) {
+                    to.copy_from_slice(head);
+                }
+                self.prefix_len += take;
+                bytes = rest;
+                if self.prefix_len == FRAME_PREFIX_LEN {
+                    self.prefix_len = 0;
+                    let len = u32::from_be_bytes(self.prefix) as usize;
+                    if len > MAX_FRAME_LEN {
+                        return Err(Oversize);
+                    }
+                    let frame = Frame(Zeroizing::new(vec![0; len]));
+                    if len == 0 {
+                        out.push(frame);
+                    } else {
+                        self.body = Some((frame, 0));
+                    }
+                }
+                continue;
+            };
+            let take = (frame.len() - *filled).min(bytes.len());
+            let (head, rest) = bytes.split_at(take);
+            if let Some(to) = frame.0.get_mut(*filled..*filled + take) {
+                to.copy_from_slice(head);
+            }
+            *filled += take;
+            bytes = rest;
+            if *filled == frame.len()
+                && let Some((frame, _)) = self.body.take()
+            {
+                out.push(frame);
+            }
         }
-        IoSlice::advance_slices(&mut rest, written);
+        Ok(())
     }
-    writer.flush().await
+
+    /// Whether part of a frame (or of its prefix) is waiting for the rest.
+    pub(crate) fn mid_frame(&self) -> bool {
+        self.prefix_len > 0 || self.body.is_some()
+    }
 }
 
 /// Checks a frame's header: our peer message version or the proxy format and, if
@@ -193,44 +198,55 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn frames_round_trip_and_the_largest_passes() {
-        let (mut a, mut b) = tokio::io::duplex(4 * MAX_FRAME_LEN);
+    /// The stream of `frames`, each after its prefix.
+    fn stream_of(frames: &[Frame]) -> Vec<u8> {
+        frames
+            .iter()
+            .flat_map(|frame| {
+                prefix_of(frame.len())
+                    .into_iter()
+                    .chain(frame.iter().copied())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_round_trip_in_pieces_of_any_size_and_the_largest_passes() {
         let frames = [
             Frame::default(),
             Frame::copy_from_slice(b"one"),
             Frame::from(vec![1; MAX_FRAME_LEN]),
+            Frame::default(),
         ];
-        write_frames(&mut a, &frames).await.unwrap();
-        drop(a);
-        for frame in &frames {
-            assert_eq!(read_frame(&mut b).await.unwrap().as_ref(), Some(frame));
+        let stream = stream_of(&frames);
+        for piece in [1, 3, 4, 5, 1000, stream.len()] {
+            let mut reader = FrameReader::default();
+            let mut out = Vec::new();
+            for chunk in stream.chunks(piece) {
+                reader.push(chunk, &mut out).unwrap();
+            }
+            assert_eq!(out, frames, "pieces of {piece}");
+            assert!(!reader.mid_frame());
         }
-        assert!(matches!(read_frame(&mut b).await, Ok(None)));
     }
 
-    #[tokio::test]
-    async fn one_more_byte_is_oversize_before_its_bytes_are_read() {
-        let prefix = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
-        let mut stream: &[u8] = &prefix;
-        assert!(matches!(
-            read_frame(&mut stream).await,
-            Err(ReadError::Oversize)
-        ));
+    #[test]
+    fn one_more_byte_is_oversize_before_its_bytes_are_taken() {
+        let mut reader = FrameReader::default();
+        let prefix = prefix_of(MAX_FRAME_LEN + 1);
+        assert_eq!(reader.push(&prefix, &mut Vec::new()), Err(Oversize));
     }
 
-    #[tokio::test]
-    async fn an_empty_frame_is_four_zero_bytes_and_a_cut_frame_fails() {
+    #[test]
+    fn an_empty_frame_is_four_zero_bytes_and_a_cut_frame_is_pending() {
+        assert_eq!(stream_of(&[Frame::default()]), [0, 0, 0, 0]);
+        let mut reader = FrameReader::default();
         let mut out = Vec::new();
-        write_frames(&mut out, &[Frame::default()]).await.unwrap();
-        assert_eq!(out, [0, 0, 0, 0]);
-        let mut cut: &[u8] = &[0, 0, 0, 5, 1, 2];
-        assert!(matches!(read_frame(&mut cut).await, Err(ReadError::Io(_))));
-        let mut cut_prefix: &[u8] = &[0, 0];
-        assert!(matches!(
-            read_frame(&mut cut_prefix).await,
-            Err(ReadError::Io(_))
-        ));
+        reader.push(&[0, 0, 0, 5, 1, 2], &mut out).unwrap();
+        assert!(out.is_empty() && reader.mid_frame());
+        let mut reader = FrameReader::default();
+        reader.push(&[0, 0], &mut out).unwrap();
+        assert!(out.is_empty() && reader.mid_frame());
     }
 
     #[test]

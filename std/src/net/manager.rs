@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use rustls::client::UnbufferedClientConnection;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
@@ -27,7 +28,8 @@ use super::admission::{Admission, Pool, StrangerLimits, canonical};
 use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
 use super::stats::{CloseReason, HandshakeRefusal, NetCounters, lock};
-use super::tls::{Tls, classify_handshake_error, peer_platform_id, server_name};
+use super::tls::{Tls, classify_handshake_error, peer_platform_id};
+use super::tls_conn::TlsConn;
 use super::{NetConfig, NetEvent, conn};
 use crate::backoff::Backoff;
 
@@ -208,7 +210,11 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             async move {
                 let shared = task_shared;
                 let _ = tcp.set_nodelay(true);
-                let handshake = timeout(handshake_timeout, shared.tls.acceptor().accept(tcp));
+                let Ok(server) = shared.tls.accept() else {
+                    shared.stats.refused(HandshakeRefusal::Protocol);
+                    return;
+                };
+                let handshake = timeout(handshake_timeout, TlsConn::handshake(tcp, server));
                 let stream = tokio::select! {
                     _ = shared.shutdown.cancelled() => return,
                     result = handshake => match result {
@@ -227,7 +233,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     }
                 };
                 // The verifier checked the identity; read it back.
-                let Ok(peer) = peer_platform_id(stream.get_ref().1) else {
+                let Ok(peer) = peer_platform_id(stream.common()) else {
                     shared.stats.refused(HandshakeRefusal::BadIdentity);
                     shared
                         .refusal_log
@@ -327,7 +333,7 @@ async fn dial_once(
     shared: &Shared,
     peer: &PlatformId,
     addr: SocketAddr,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HandshakeRefusal> {
+) -> Result<TlsConn<UnbufferedClientConnection>, HandshakeRefusal> {
     let tcp = match timeout(
         shared.config.connect_timeout,
         connect_from_listen_ip(shared, addr),
@@ -339,19 +345,19 @@ async fn dial_once(
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
-    let connector = shared
+    let client = shared
         .tls
-        .connector_for(peer.clone())
+        .dial(peer.clone(), addr)
         .map_err(|_| HandshakeRefusal::BadCertificate)?;
     match timeout(
         shared.config.handshake_timeout,
-        connector.connect(server_name(addr), tcp),
+        TlsConn::handshake(tcp, client),
     )
     .await
     {
         Err(_) => Err(HandshakeRefusal::Timeout),
         Ok(Err(error)) => Err(classify_handshake_error(&error)),
-        Ok(Ok(stream)) => match peer_platform_id(stream.get_ref().1) {
+        Ok(Ok(stream)) => match peer_platform_id(stream.common()) {
             Ok(id) if id == *peer => Ok(stream),
             _ => Err(HandshakeRefusal::WrongPeer),
         },

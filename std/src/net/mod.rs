@@ -40,6 +40,7 @@ mod refusal_log;
 mod registry;
 mod stats;
 pub mod tls;
+mod tls_conn;
 mod validity;
 
 use std::collections::BTreeMap;

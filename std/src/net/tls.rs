@@ -15,7 +15,6 @@
 //! sent or used): a resumed session would skip the verifiers, so a peer
 //! removed from the peer set could come back on an earlier session.
 
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,11 +29,14 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     SignatureScheme,
 };
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tq_core::ids::PlatformId;
+
+use rustls::client::UnbufferedClientConnection;
+use rustls::server::UnbufferedServerConnection;
 
 use super::identity::{IdentityError, platform_id_of_cert};
 use super::stats::HandshakeRefusal;
+use super::tls_conn::HandshakeError;
 use super::validity::verification_time;
 
 /// The rack CA, this sled's certificate chain and its private key.
@@ -145,7 +147,7 @@ pub(crate) struct Tls {
     roots: Arc<RootCertStore>,
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    acceptor: TlsAcceptor,
+    server: Arc<rustls::ServerConfig>,
 }
 
 impl Tls {
@@ -179,19 +181,31 @@ impl Tls {
             roots,
             cert_chain: identity.cert_chain.clone(),
             key: identity.key.clone_key(),
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            server: Arc::new(server),
         })
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// A listener's side of a new connection.
+    pub(crate) fn accept(&self) -> Result<UnbufferedServerConnection, rustls::Error> {
+        UnbufferedServerConnection::new(self.server.clone())
     }
 
-    /// A connector that completes a handshake only with `expected`.
-    pub(crate) fn connector_for(
+    /// A dialer's side of a new connection to `addr`, which completes a
+    /// handshake only with `expected`.
+    pub(crate) fn dial(
         &self,
         expected: PlatformId,
-    ) -> Result<TlsConnector, rustls::Error> {
+        addr: std::net::SocketAddr,
+    ) -> Result<UnbufferedClientConnection, rustls::Error> {
+        UnbufferedClientConnection::new(self.client_config(expected)?, server_name(addr))
+    }
+
+    /// The dialer's configuration: completes a handshake only with
+    /// `expected`.
+    fn client_config(
+        &self,
+        expected: PlatformId,
+    ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
         let verifier = Arc::new(DialerVerifier {
             roots: self.roots.clone(),
             algorithms: self.provider.signature_verification_algorithms,
@@ -204,7 +218,7 @@ impl Tls {
             .with_client_auth_cert(self.cert_chain.clone(), self.key.clone_key())?;
         // No resumption: every handshake verifies the listener afresh.
         client.resumption = Resumption::disabled();
-        Ok(TlsConnector::from(Arc::new(client)))
+        Ok(Arc::new(client))
     }
 }
 
@@ -223,13 +237,14 @@ pub(crate) fn peer_platform_id(conn: &rustls::CommonState) -> Result<PlatformId,
     platform_id_of_cert(leaf)
 }
 
-/// Why a handshake failed, from the error tokio-rustls returned.
-pub(crate) fn classify_handshake_error(error: &io::Error) -> HandshakeRefusal {
-    let Some(tls) = error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    else {
-        return HandshakeRefusal::Io;
+/// Why a handshake failed.
+pub(crate) fn classify_handshake_error(error: &HandshakeError) -> HandshakeRefusal {
+    let tls = match error {
+        HandshakeError::Tls(tls) => tls,
+        HandshakeError::Io(error) => {
+            tracing::debug!(%error, "handshake I/O failed");
+            return HandshakeRefusal::Io;
+        }
     };
     match tls {
         rustls::Error::NoCertificatesPresented => HandshakeRefusal::NoCertificate,
@@ -474,8 +489,8 @@ mod tests {
             .with_single_cert(sled.cert_chain.clone(), sled.key.clone_key())
             .unwrap();
         assert!(resuming_server.send_tls13_tickets > 0);
-        let acceptor = TlsAcceptor::from(Arc::new(resuming_server));
-        let connector = tls.connector_for(id()).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(resuming_server));
+        let connector = tokio_rustls::TlsConnector::from(tls.client_config(id()).unwrap());
         for round in 0..2 {
             let (client_io, server_io) = tokio::io::duplex(64 * 1024);
             let server = async {

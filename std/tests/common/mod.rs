@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod in_process;
 pub mod nexus;
 pub mod rack;
 

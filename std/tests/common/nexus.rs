@@ -10,8 +10,8 @@ use std::time::Duration;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_driver::{DriverConfig, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Timing};
-use tq_std::handle::NodeHandle;
 
+use super::in_process::InProcess;
 use super::rack::{RACK_ID, Rack};
 
 /// How long one call may take before it counts as unreachable.
@@ -27,7 +27,7 @@ pub fn timing() -> Timing {
 }
 
 pub struct Driver {
-    pub driver: tq_driver::Driver<SledMap<NodeHandle>>,
+    pub driver: tq_driver::Driver<SledMap<InProcess>>,
     /// Sleds Nexus has no direct route to: reached only through proxies.
     pub proxied: BTreeSet<PlatformId>,
     pub dir: tempfile::TempDir,
@@ -94,7 +94,7 @@ impl Driver {
             if self.proxied.contains(&sled.id) {
                 map.remove(&sled.id);
             } else if let Some(running) = &sled.running {
-                map.insert(sled.id.clone(), running.handle.clone());
+                map.insert(sled.id.clone(), InProcess(running.handle.clone()));
             }
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{PlatformId, RackId};
-use tq_core::wire;
+use tq_rack_setup::layout::SledDir;
 use tq_std::backoff::BackoffConfig;
 use tq_std::handle::NodeHandle;
 use tq_std::net::{NetConfig, TlsIdentity};
@@ -47,10 +47,7 @@ pub struct Rack {
     pub lrtq_secret: Option<RackSecret>,
 }
 
-/// Sled `i`'s platform id (ordered as `i`).
-pub fn sled_id(i: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("SN{i:04}")).unwrap()
-}
+pub use tq_test_fixtures::sled_id;
 
 /// Settings for a loaded machine: quick retries, timeouts that debug
 /// builds of 32 sleds on 2 cores do not trip.
@@ -75,26 +72,18 @@ impl Rack {
         let root = tempfile::tempdir().unwrap();
         // An LRTQ rack as rack setup made it (vsss-rs 3.3.4), each sled's
         // share data in its share file as the core encodes it.
-        let (share_data, lrtq_secret) = if lrtq > 0 {
-            let (data, secret) = tq_test_fixtures::lrtq_rack(lrtq, seed);
-            (data, Some(secret))
-        } else {
-            (Vec::new(), None)
-        };
+        let (share_data, lrtq_secret) = tq_test_fixtures::lrtq_rack_or_fresh(lrtq, seed);
         let sleds = (0..lrtq + fresh)
             .map(|i| {
-                let base = root.path().join(format!("sled{i}"));
-                let dirs = ["m2-a", "m2-b"].map(|d| base.join(d));
+                // Laid out as the demo's sleds are.
+                let files = SledDir::in_rack(root.path(), i);
+                let dirs = files.drives();
                 // As `tq sled init` does: the only way to a fresh ledger.
-                std::fs::create_dir_all(&base).unwrap();
+                files.create().unwrap();
                 tq_std::ledger::init(&dirs.clone().map(|d| d.join(LEDGER_FILE))).unwrap();
-                let lrtq_file = share_data.get(i).map(|data| {
-                    let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
-                    let path = base.join("lrtq-share");
-                    std::fs::write(&path, wire::encode_lrtq_share_data(data, &mut buf).unwrap())
-                        .unwrap();
-                    path
-                });
+                let lrtq_file = share_data
+                    .get(i)
+                    .map(|data| files.write_lrtq_share(data).unwrap());
                 let id = sled_id(i);
                 Sled {
                     identity: ca.identity(&id),

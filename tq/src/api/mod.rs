@@ -117,21 +117,32 @@ pub trait SledApi {
     async fn metrics(rqctx: RequestContext<Self::Context>) -> Result<Response<Body>, ApiError>;
 }
 
+/// Why the OpenAPI document could not be made (a bug in the API's
+/// declaration, caught by the `openapi` test).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenApiError {
+    /// The endpoints do not make a valid API.
+    #[error("the API description is invalid")]
+    Description(#[source] dropshot::ApiDescriptionBuildErrors),
+    /// The document does not serialize.
+    #[error("the OpenAPI document does not serialize")]
+    Json(#[source] serde_json::Error),
+}
+
 /// The OpenAPI document, generated from the trait without a server.
-pub fn openapi() -> Result<serde_json::Value, String> {
-    let description = sled_api_mod::stub_api_description()
-        .map_err(|errors| format!("the API description is invalid: {errors}"))?;
+pub fn openapi() -> Result<serde_json::Value, OpenApiError> {
+    let description = sled_api_mod::stub_api_description().map_err(OpenApiError::Description)?;
     description
         .openapi(API_TITLE, API_VERSION)
         .description("One sled's trust quorum node: what Nexus calls, and what an operator reads.")
         .json()
-        .map_err(|e| format!("the OpenAPI document does not serialize: {e}"))
+        .map_err(OpenApiError::Json)
 }
 
 /// The OpenAPI document as committed: pretty JSON with a final newline.
-pub fn openapi_text() -> Result<String, String> {
+pub fn openapi_text() -> Result<String, OpenApiError> {
     let document = openapi()?;
-    let mut text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string_pretty(&document).map_err(OpenApiError::Json)?;
     text.push('\n');
     Ok(text)
 }

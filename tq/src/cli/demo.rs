@@ -1,13 +1,18 @@
 //! `tq demo`: the project's main job, with no argument needed (see
 //! `tq::demo` for the scenario).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use tq::demo::layout::Addressing;
 use tq::demo::progress::Progress;
+use tq::demo::record::Record;
 use tq::demo::sleds::Launch;
 use tq::demo::{MAX_SLEDS, MIN_SLEDS, Options};
+
+use super::report::Report;
+use super::{RuntimeError, runtime};
 
 /// `tq demo`'s arguments.
 #[derive(Debug, Args)]
@@ -29,36 +34,52 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+/// Why the demo could not run (a check that failed is not one: the
+/// summary says which, and the exit code is 1).
+#[derive(Debug, thiserror::Error)]
+enum DemoCliError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot create {}", .path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find the tq binary to run sleds with")]
+    Exe(#[source] std::io::Error),
+    /// `tq::demo`'s own failures, still sentences (see `tq::demo`).
+    #[error("{0}")]
+    Demo(String),
+}
+
 /// Runs the demo; exit code 0 only if every check held.
 pub fn run(args: DemoArgs) -> ExitCode {
-    let dir = match tq::demo::temporary_dir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("tq demo: {e}");
-            return ExitCode::FAILURE;
+    match execute(args) {
+        Ok(record) => {
+            println!("{}", record.summary());
+            if record.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
-    };
+        Err(e) => Report::new("demo", e).exit(),
+    }
+}
+
+fn execute(args: DemoArgs) -> Result<Record, DemoCliError> {
+    let dir = tq::demo::temporary_dir().map_err(DemoCliError::Demo)?;
     // The in-process daemons log through this process, to a file the
     // summary names: the terminal shows the progress (TQ_LOG sets the
     // filter).
-    let log = dir.path().join(tq::demo::LOG_FILE);
-    match std::fs::File::create(&log) {
-        Ok(file) => super::logging::init_to_file("info", file),
-        Err(e) => {
-            eprintln!("tq demo: cannot create {}: {e}", log.display());
-            return ExitCode::FAILURE;
-        }
-    }
+    let path = dir.path().join(tq::demo::LOG_FILE);
+    let file = std::fs::File::create(&path).map_err(|source| DemoCliError::Log { path, source })?;
+    super::logging::init_to_file("info", file);
     let launch = if args.processes {
-        match std::env::current_exe() {
-            Ok(exe) => Launch::Processes {
-                exe,
-                wrappers: Vec::new(),
-            },
-            Err(e) => {
-                eprintln!("tq demo: cannot find the tq binary to run sleds with: {e}");
-                return ExitCode::FAILURE;
-            }
+        Launch::Processes {
+            exe: std::env::current_exe().map_err(DemoCliError::Exe)?,
+            wrappers: Vec::new(),
         }
     } else {
         Launch::InProcess
@@ -70,23 +91,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         addressing: Addressing::Loopback,
         keep: args.keep,
     };
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-        .and_then(|runtime| runtime.block_on(tq::demo::run_in(dir, options, Progress::new())));
-    match outcome {
-        Ok(record) => {
-            println!("{}", record.summary());
-            if record.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("tq demo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime()?
+        .block_on(tq::demo::run_in(dir, options, Progress::new()))
+        .map_err(DemoCliError::Demo)
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod logging;
 mod nexus;
+mod report;
 mod sled;
 mod status;
 
@@ -46,4 +47,17 @@ impl Cli {
             Command::Demo(args) => demo::run(args),
         }
     }
+}
+
+/// The async runtime did not start (threads, or the I/O driver).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the runtime")]
+pub struct RuntimeError(#[source] std::io::Error);
+
+/// The multi-threaded runtime every subcommand but `tq sled init` runs in.
+pub fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RuntimeError)
 }

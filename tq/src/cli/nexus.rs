@@ -22,11 +22,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use tq::nexus::http::HttpSled;
-use tq::nexus::rack_file::RackFile;
-use tq_core::ids::{PlatformId, Threshold};
-use tq_driver::{Directory as _, Driver, DriverConfig, SledMap, StateFile};
+use tq::nexus::http::{ClientError, HttpSled};
+use tq::nexus::rack_file::{RackFile, RackFileError};
+use tq::nexus::{MajorityError, StateFileError};
+use tq_core::ids::{PlatformId, Threshold, ThresholdOutOfRange};
+use tq_driver::{Directory as _, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Timing};
+
+use super::report::Report;
+use super::{RuntimeError, runtime};
 
 /// `tq nexus`'s arguments.
 #[derive(Debug, Args)]
@@ -118,27 +122,59 @@ pub struct ChangeArgs {
     pub no_wait: bool,
 }
 
-/// Runs the command; exit code 0 on success, 1 with one line on stderr.
+/// Why a `tq nexus` command failed.
+#[derive(Debug, thiserror::Error)]
+enum NexusCliError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    RackFile(#[from] RackFileError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error(transparent)]
+    StateFile(#[from] StateFileError),
+    #[error(transparent)]
+    Threshold(#[from] ThresholdOutOfRange),
+    #[error(transparent)]
+    Majority(#[from] MajorityError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("the rack is not on LRTQ: it was upgraded already")]
+    NotOnLrtq,
+    #[error("{0} is a member already")]
+    AlreadyMember(PlatformId),
+    #[error("{0} is not a member")]
+    NotMember(PlatformId),
+    #[error("no member can coordinate: name one with --coordinator")]
+    NoCoordinator,
+    #[error("nothing is pending")]
+    NothingPending,
+    #[error("no other member can coordinate")]
+    NoOtherCoordinator,
+    /// The command did its part, but sleds refused calls (logged above).
+    #[error("{0} calls were refused by sleds (see above)")]
+    Refused(u64),
+}
+
+/// Runs the command; exit code 0 on success, 1 with one line on stderr
+/// ([`Report`]).
 pub fn run(args: NexusArgs) -> ExitCode {
     super::logging::init_with_default("warn");
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    let outcome = runtime()
+        .map_err(NexusCliError::from)
         .and_then(|runtime| runtime.block_on(execute(args)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tq nexus: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Report::new("nexus", e).exit(),
     }
 }
 
 type HttpDriver = Driver<SledMap<HttpSled>>;
 
-async fn execute(args: NexusArgs) -> Result<(), String> {
-    let rack = RackFile::load(&args.rack).map_err(|e| e.to_string())?;
+async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
+    let rack = RackFile::load(&args.rack)?;
     let config = DriverConfig {
         timing: Timing {
             poll_interval: Duration::from_millis(args.poll_ms),
@@ -155,9 +191,7 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
         let ids = named(&rack, sleds)?;
         let ids = if ids.is_empty() { rack.ids() } else { ids };
         let origin = if *fresh { Origin::Fresh } else { Origin::Lrtq };
-        Driver::create(file, directory, config, rack.rack_id, origin, &ids)
-            .await
-            .map_err(|e| e.to_string())?;
+        Driver::create(file, directory, config, rack.rack_id, origin, &ids).await?;
         println!(
             "{}: {} sleds of rack {}, {}",
             args.state.display(),
@@ -169,37 +203,27 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
     }
     if let NexusCommand::Show { json } = &args.command {
         // Only reads: no lock, so it works while another command drives.
-        let loaded = file
-            .load()
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no Nexus state file at {}", args.state.display()))?;
-        let nexus = Nexus::restore(loaded.state, config.timing, tq_nexus::Instant(0))
-            .map_err(|e| format!("the stored state is refused: {e}"))?;
-        return show(&nexus, *json);
+        let nexus = tq::nexus::read_state(&args.state, config.timing)?;
+        return Ok(show(&nexus, *json)?);
     }
     // From here on this process is the state file's one writer (the
     // driver's lock) until it exits.
-    let mut driver = Driver::resume(file, directory, config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut driver = Driver::resume(file, directory, config).await?;
     driver.observe(|event| eprintln!("{event}"));
     let wait = match &args.command {
         NexusCommand::Init { .. } | NexusCommand::Show { .. } => false,
         NexusCommand::Run => true,
         NexusCommand::Abandon { coordinator } => {
             let coordinator = match coordinator {
-                Some(name) => rack.find(name).map_err(|e| e.to_string())?.id.clone(),
+                Some(name) => rack.find(name)?.id.clone(),
                 None => next_coordinator(&driver)?,
             };
-            driver
-                .abandon(&coordinator)
-                .await
-                .map_err(|e| e.to_string())?;
+            driver.abandon(&coordinator).await?;
             true
         }
         NexusCommand::Upgrade(change) => {
             if !driver.nexus().is_on_lrtq() {
-                return Err("the rack is not on LRTQ: it was upgraded already".into());
+                return Err(NexusCliError::NotOnLrtq);
             }
             let members = named(&rack, &change.sleds)?;
             let members = if members.is_empty() {
@@ -214,7 +238,7 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
             let mut members: Vec<PlatformId> = driver.nexus().members().iter().cloned().collect();
             for id in named(&rack, &change.sleds)? {
                 if members.contains(&id) {
-                    return Err(format!("{id} is a member already"));
+                    return Err(NexusCliError::AlreadyMember(id));
                 }
                 members.push(id);
             }
@@ -227,7 +251,7 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
                 .iter()
                 .find(|id| !driver.nexus().members().contains(id))
             {
-                return Err(format!("{id} is not a member"));
+                return Err(NexusCliError::NotMember(id.clone()));
             }
             let members = driver
                 .nexus()
@@ -241,7 +265,7 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
         }
     };
     if wait {
-        driver.settle(limit).await.map_err(|e| e.to_string())?;
+        driver.settle(limit).await?;
         if let Some(latest) = driver.nexus().latest_committed() {
             println!(
                 "epoch {} committed; {} members confirmed",
@@ -252,20 +276,16 @@ async fn execute(args: NexusArgs) -> Result<(), String> {
     }
     let refused = driver.stats().refused;
     if refused > 0 {
-        return Err(format!("{refused} calls were refused by sleds (see above)"));
+        return Err(NexusCliError::Refused(refused));
     }
     Ok(())
 }
 
 /// The sleds named.
-fn named(rack: &RackFile, names: &[String]) -> Result<Vec<PlatformId>, String> {
+fn named(rack: &RackFile, names: &[String]) -> Result<Vec<PlatformId>, RackFileError> {
     names
         .iter()
-        .map(|name| {
-            rack.find(name)
-                .map(|s| s.id.clone())
-                .map_err(|e| e.to_string())
-        })
+        .map(|name| rack.find(name).map(|s| s.id.clone()))
         .collect()
 }
 
@@ -274,13 +294,13 @@ async fn start(
     rack: &RackFile,
     members: Vec<PlatformId>,
     change: &ChangeArgs,
-) -> Result<(), String> {
+) -> Result<(), NexusCliError> {
     let threshold = match change.threshold {
-        Some(k) => Threshold::new(k).map_err(|e| e.to_string())?,
+        Some(k) => Threshold::new(k)?,
         None => tq::nexus::majority(members.len())?,
     };
     let coordinator = match &change.coordinator {
-        Some(name) => rack.find(name).map_err(|e| e.to_string())?.id.clone(),
+        Some(name) => rack.find(name)?.id.clone(),
         None => members
             .iter()
             .find(|id| {
@@ -288,19 +308,16 @@ async fn start(
                     && rack.sleds.iter().any(|s| &s.id == *id && s.api.is_some())
             })
             .cloned()
-            .ok_or("no member can coordinate: name one with --coordinator")?,
+            .ok_or(NexusCliError::NoCoordinator)?,
     };
-    driver
-        .start(&members, threshold, &coordinator)
-        .await
-        .map_err(|e| e.to_string())?;
+    driver.start(&members, threshold, &coordinator).await?;
     Ok(())
 }
 
 /// The eligible coordinator after the pending one, in platform id order.
-fn next_coordinator(driver: &HttpDriver) -> Result<PlatformId, String> {
+fn next_coordinator(driver: &HttpDriver) -> Result<PlatformId, NexusCliError> {
     let nexus = driver.nexus();
-    let pending = nexus.pending().ok_or("nothing is pending")?;
+    let pending = nexus.pending().ok_or(NexusCliError::NothingPending)?;
     let current = pending.coordinator().cloned();
     let mut eligible: Vec<&PlatformId> = pending
         .members()
@@ -314,13 +331,13 @@ fn next_coordinator(driver: &HttpDriver) -> Result<PlatformId, String> {
     after
         .or(eligible.first())
         .map(|id| (*id).clone())
-        .ok_or_else(|| "no other member can coordinate".into())
+        .ok_or(NexusCliError::NoOtherCoordinator)
 }
 
 /// What Nexus decided, as a table or the state file's JSON.
-fn show(nexus: &Nexus, json: bool) -> Result<(), String> {
+fn show(nexus: &Nexus, json: bool) -> Result<(), serde_json::Error> {
     if json {
-        let text = serde_json::to_string_pretty(nexus.state()).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(nexus.state())?;
         println!("{text}");
         return Ok(());
     }

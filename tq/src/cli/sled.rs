@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use tq::config::SledConfig;
+use tq::hardening::HardeningError;
 use tq::sled::DaemonError;
+
+use super::report::Report;
+use super::{RuntimeError, runtime};
 
 /// The sled daemon's arguments.
 #[derive(Debug, Args)]
@@ -33,14 +37,28 @@ pub enum SledCommand {
     },
 }
 
+/// Why `tq sled` (or `tq sled init`) failed.
+#[derive(Debug, thiserror::Error)]
+enum SledCliError {
+    /// Core dumps could not be turned off: no key is read then.
+    #[error("process hardening")]
+    Hardening(#[source] HardeningError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// clap requires one of them; here for completeness.
+    #[error("--config FILE is required")]
+    NoConfig,
+}
+
 /// Runs the daemon until SIGTERM or Ctrl-C (or initializes the ledger).
 /// Exit code 0 after a clean shutdown, 1 with one line on stderr for any
-/// failure.
+/// failure ([`Report`]).
 pub fn run(args: SledArgs) -> ExitCode {
     // Before any key or share is read.
     if let Err(e) = tq::hardening::forbid_core_dumps() {
-        eprintln!("tq sled: process hardening: {e}");
-        return ExitCode::FAILURE;
+        return Report::new("sled", SledCliError::Hardening(e)).exit();
     }
     super::logging::init();
     tracing::info!(
@@ -50,21 +68,17 @@ pub fn run(args: SledArgs) -> ExitCode {
     let outcome = match (&args.command, &args.config) {
         (Some(SledCommand::Init { config }), _) => init(config),
         (None, Some(config)) => serve(config),
-        // clap requires one or the other.
-        (None, None) => Err("--config FILE is required".to_owned()),
+        (None, None) => Err(SledCliError::NoConfig),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tq sled: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Report::new("sled", e).exit(),
     }
 }
 
-fn init(path: &Path) -> Result<(), String> {
-    let config = SledConfig::load(path).map_err(|e| DaemonError::Config(e).to_string())?;
-    tq::sled::init(&config).map_err(|e| e.to_string())?;
+fn init(path: &Path) -> Result<(), SledCliError> {
+    let config = SledConfig::load(path).map_err(DaemonError::Config)?;
+    tq::sled::init(&config)?;
     let dirs: Vec<String> = config
         .ledger
         .dirs
@@ -75,17 +89,9 @@ fn init(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(path: &Path) -> Result<(), String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-        .and_then(|runtime| {
-            runtime
-                .block_on(async {
-                    let config = SledConfig::load(path).map_err(DaemonError::Config)?;
-                    tq::sled::run(&config).await
-                })
-                .map_err(|e| e.to_string())
-        })
+fn serve(path: &Path) -> Result<(), SledCliError> {
+    runtime()?.block_on(async {
+        let config = SledConfig::load(path).map_err(DaemonError::Config)?;
+        Ok(tq::sled::run(&config).await?)
+    })
 }

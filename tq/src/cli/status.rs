@@ -17,12 +17,16 @@ use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use tq::api::types::{Ledger, SledStatus, Storage};
+use tq::error::Chain;
+use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
-use tq::nexus::rack_file::RackFile;
+use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq_core::api::NodeStatus;
 use tq_core::ids::PlatformId;
-use tq_driver::StateFile;
 use tq_nexus::{Nexus, Timing};
+
+use super::report::Report;
+use super::{RuntimeError, runtime};
 
 /// `tq status`'s arguments.
 #[derive(Debug, Args)]
@@ -46,22 +50,37 @@ pub struct StatusArgs {
     pub timeout: u64,
 }
 
+/// Why `tq status` could not say (a sled that does not answer is not
+/// one: it is shown, and the exit code is 1).
+#[derive(Debug, thiserror::Error)]
+enum StatusCliError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    RackFile(#[from] RackFileError),
+    #[error(transparent)]
+    StateFile(#[from] StateFileError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("asking a sled failed")]
+    Ask(#[source] tokio::task::JoinError),
+    /// clap requires one of them; here for completeness.
+    #[error("give --sled ADDR or --rack FILE")]
+    NothingToAsk,
+}
+
 /// Prints the status; exit code 1 if a sled did not answer, raised an
-/// alarm, or a file could not be read.
+/// alarm, or a file could not be read (then with one line on stderr,
+/// [`Report`]).
 pub fn run(args: StatusArgs) -> ExitCode {
     super::logging::init_with_default("warn");
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    let outcome = runtime()
+        .map_err(StatusCliError::from)
         .and_then(|runtime| runtime.block_on(execute(args)));
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("tq status: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Report::new("status", e).exit(),
     }
 }
 
@@ -119,7 +138,7 @@ async fn ask(id: Option<PlatformId>, api: Option<SocketAddr>, timeout: Duration)
     };
     let sled = match HttpSled::new(addr, timeout) {
         Ok(sled) => sled,
-        Err(e) => return SledView::unreached(id, api, e),
+        Err(e) => return SledView::unreached(id, api, Chain(&e).to_string()),
     };
     let (status, traffic) = tokio::join!(sled.sled_status(), sled.traffic());
     let traffic: Option<Traffic> = traffic.ok();
@@ -177,12 +196,12 @@ async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
     }
 }
 
-async fn execute(args: StatusArgs) -> Result<bool, String> {
+async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let views = match (&args.sled, &args.rack) {
         (Some(addr), _) => vec![ask(None, Some(*addr), timeout).await],
         (None, Some(path)) => {
-            let rack = RackFile::load(path).map_err(|e| e.to_string())?;
+            let rack = RackFile::load(path)?;
             let mut asks = tokio::task::JoinSet::new();
             for (i, sled) in rack.sleds.iter().enumerate() {
                 let (id, api) = (sled.id.clone(), sled.api);
@@ -190,17 +209,17 @@ async fn execute(args: StatusArgs) -> Result<bool, String> {
             }
             let mut views = Vec::new();
             while let Some(joined) = asks.join_next().await {
-                views.push(joined.map_err(|e| e.to_string())?);
+                views.push(joined.map_err(StatusCliError::Ask)?);
             }
             views.sort_by_key(|(i, _)| *i);
             let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
             ask_through_proxies(&mut views, timeout).await;
             views
         }
-        (None, None) => return Err("give --sled ADDR or --rack FILE".into()),
+        (None, None) => return Err(StatusCliError::NothingToAsk),
     };
     let nexus = match &args.state {
-        Some(path) => Some(load_nexus(path)?),
+        Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
         None => None,
     };
     let healthy = views.iter().all(SledView::healthy);
@@ -215,7 +234,7 @@ async fn execute(args: StatusArgs) -> Result<bool, String> {
             sleds: &views,
             nexus: nexus.as_ref().map(Nexus::state),
         };
-        let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&out)?;
         println!("{text}");
         return Ok(healthy);
     }
@@ -227,15 +246,6 @@ async fn execute(args: StatusArgs) -> Result<bool, String> {
         println!("{}", nexus_view(nexus));
     }
     Ok(healthy)
-}
-
-fn load_nexus(path: &std::path::Path) -> Result<Nexus, String> {
-    let loaded = StateFile::new(path)
-        .load()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no state file at {}", path.display()))?;
-    Nexus::restore(loaded.state, Timing::default(), tq_nexus::Instant(0))
-        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn table(header: &[&str]) -> Table {

@@ -4,25 +4,23 @@
 //! rack, and its `tq sled` configuration file naming every other sled as a
 //! peer; and the rack file Nexus drives from.
 //!
-//! The LRTQ shares are made as LRTQ rack setup made them:
-//! `tq_test_fixtures::lrtq_setup` (vsss-rs 3.3.4, threshold `n/2 + 1`,
-//! 255 shares, from the seed), each sled's share data in its share file
-//! as the core encodes it.
+//! Each sled's files are laid out as `tq_rack_setup::layout` lays them
+//! out (the tests that start sleds use the same), its certificate made by
+//! the rack CA of `tq_rack_setup::pki`. The LRTQ shares are made as LRTQ
+//! rack setup made them: `tq_rack_setup::lrtq` (vsss-rs 3.3.4, threshold
+//! `n/2 + 1`, 255 shares, from the seed), each sled's share data in its
+//! share file as the core encodes it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::wire;
-use zeroize::Zeroize;
+use tq_rack_setup::layout::{SledConfigFile, SledDir};
+use tq_rack_setup::pki::RackCa;
+use tq_std::net::identity::platform_id_uri;
 
-use super::pki::RackCa;
 use crate::config::{DEFAULT_API_PORT, DEFAULT_PEER_PORT, SledConfig};
 use crate::nexus::rack_file::{RackFile, RackSled};
-
-/// The part number of every demo sled.
-pub const PART: &str = "913-0000019";
 
 /// Where each sled listens.
 #[derive(Clone, Debug)]
@@ -68,11 +66,6 @@ pub struct Layout {
     pub lrtq_fingerprint: [u8; 32],
 }
 
-/// Sled `index`'s platform id.
-pub fn sled_id(index: usize) -> Result<PlatformId, String> {
-    PlatformId::new(PART, &format!("DEMO{index:04}")).map_err(|e| e.to_string())
-}
-
 /// The rack id of the demo with `seed`.
 pub fn rack_id(seed: u64) -> RackId {
     let mut bytes = [0x7d; 16];
@@ -93,58 +86,61 @@ impl Layout {
         let count = lrtq + fresh;
         let rack_id = rack_id(seed);
         let addresses = addresses(addressing, count)?;
-        let ca = RackCa::new().map_err(|e| format!("rack CA: {e}"))?;
-        let mut setup = tq_test_fixtures::lrtq_setup(lrtq, seed);
-        let lrtq_fingerprint = {
-            let secret = RackSecret::from_bytes(&setup.secret).map_err(|e| e.to_string());
-            setup.secret.zeroize();
-            tq_std::secrets::fingerprint(&secret?, rack_id, Epoch(1))
-        };
+        let ca = RackCa::new("tq demo rack CA").map_err(|e| e.to_string())?;
+        let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(|e| e.to_string())?;
+        let lrtq_fingerprint = tq_std::secrets::fingerprint(
+            &setup.rack_secret().map_err(|e| e.to_string())?,
+            rack_id,
+            Epoch(1),
+        );
+        let digests = setup.share_digests().map_err(|e| e.to_string())?;
         let mut sleds = Vec::with_capacity(count);
         for (index, (peer, api)) in addresses.into_iter().enumerate() {
-            let id = sled_id(index)?;
-            let dir = root.join(format!("sled-{index:02}"));
-            // The drives themselves are made by `tq sled init` below.
-            let drives = [dir.join("m2-a"), dir.join("m2-b")];
-            create_dir(&dir)?;
-            let pki = ca.write_sled(&id, &dir)?;
-            let share_file = if index < lrtq {
-                let data = tq_test_fixtures::lrtq_share_data(&setup, rack_id, index);
-                let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
-                let bytes = wire::encode_lrtq_share_data(&data, &mut buf)
-                    .map_err(|e| format!("LRTQ share data: {e:?}"))?;
-                let path = dir.join("lrtq-share.bin");
-                write(&path, bytes)?;
-                buf.zeroize();
-                Some(path)
-            } else {
-                None
-            };
-            sleds.push((
-                SledFiles {
-                    index,
-                    id,
-                    config: dir.join("sled.toml"),
-                    dir,
-                    drives,
-                    lrtq: index < lrtq,
-                    peer,
-                    api,
-                },
-                pki,
-                share_file,
-            ));
+            let id = tq_rack_setup::sled_id(index).map_err(|e| e.to_string())?;
+            let files = SledDir::in_rack(root, index);
+            files.create().map_err(|e| e.to_string())?;
+            files
+                .write_pki(&ca, &platform_id_uri(&id))
+                .map_err(|e| e.to_string())?;
+            if index < lrtq {
+                let data = setup
+                    .share_data(rack_id, index, &digests)
+                    .map_err(|e| e.to_string())?;
+                files.write_lrtq_share(&data).map_err(|e| e.to_string())?;
+            }
+            sleds.push(SledFiles {
+                index,
+                id,
+                config: files.config_file(),
+                // The drives themselves are made by `tq sled init` below.
+                drives: files.drives(),
+                dir: files.path().to_owned(),
+                lrtq: index < lrtq,
+                peer,
+                api,
+            });
         }
-        for (sled, pki, share_file) in &sleds {
-            let text = sled_config(sled, pki, share_file.as_deref(), sleds.iter().map(|s| &s.0))?;
-            write(&sled.config, text.as_bytes())?;
+        for sled in &sleds {
+            let config = SledConfigFile {
+                lrtq: sled.lrtq,
+                peer_listen: sled.peer,
+                api_listen: sled.api,
+                peers: sleds
+                    .iter()
+                    .filter(|other| other.index != sled.index)
+                    .map(|other| (other.id.clone(), other.peer))
+                    .collect(),
+            };
+            SledDir::new(&sled.dir)
+                .write_config(&config)
+                .map_err(|e| e.to_string())?;
             // What an operator does once for a new sled: `tq sled init`.
             let config = SledConfig::load(&sled.config).map_err(|e| e.to_string())?;
             crate::sled::init(&config).map_err(|e| format!("sled {}: {e}", sled.id))?;
         }
         Ok(Self {
             rack_id,
-            sleds: sleds.into_iter().map(|(sled, _, _)| sled).collect(),
+            sleds,
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
         })
@@ -206,60 +202,4 @@ fn addresses(
                 .collect())
         }
     }
-}
-
-/// Sled `sled`'s `tq sled` configuration: its files, its addresses, and
-/// every other sled of `all` as a peer.
-fn sled_config<'a>(
-    sled: &SledFiles,
-    pki: &super::pki::SledPki,
-    share_file: Option<&Path>,
-    all: impl Iterator<Item = &'a SledFiles>,
-) -> Result<String, String> {
-    use toml::{Table, Value};
-    let path = |p: &Path| Value::String(p.display().to_string());
-    let mut ledger = Table::new();
-    ledger.insert(
-        "dirs".into(),
-        Value::Array(sled.drives.iter().map(|d| path(d)).collect()),
-    );
-    if let Some(file) = share_file {
-        ledger.insert("lrtq_share_file".into(), path(file));
-    }
-    let mut tls = Table::new();
-    tls.insert("rack_ca".into(), path(&pki.rack_ca));
-    tls.insert("certificate".into(), path(&pki.certificate));
-    tls.insert("key".into(), path(&pki.key));
-    let mut peer = Table::new();
-    peer.insert("listen".into(), Value::String(sled.peer.to_string()));
-    let mut api = Table::new();
-    api.insert("listen".into(), Value::String(sled.api.to_string()));
-    let peers = all
-        .filter(|other| other.index != sled.index)
-        .map(|other| {
-            let mut entry = Table::new();
-            entry.insert("part".into(), Value::String(PART.into()));
-            entry.insert(
-                "serial".into(),
-                Value::String(other.id.serial_number().into()),
-            );
-            entry.insert("address".into(), Value::String(other.peer.to_string()));
-            Value::Table(entry)
-        })
-        .collect();
-    let mut file = Table::new();
-    file.insert("ledger".into(), Value::Table(ledger));
-    file.insert("tls".into(), Value::Table(tls));
-    file.insert("peer".into(), Value::Table(peer));
-    file.insert("api".into(), Value::Table(api));
-    file.insert("peers".into(), Value::Array(peers));
-    toml::to_string(&file).map_err(|e| format!("sled config: {e}"))
-}
-
-fn create_dir(path: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

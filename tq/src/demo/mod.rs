@@ -47,7 +47,6 @@
 //! progress and the summary, which names the file.
 
 pub mod layout;
-pub mod pki;
 pub mod progress;
 pub mod record;
 pub mod sleds;

@@ -31,6 +31,12 @@ use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
 /// How long to wait for a TCP connection to a sled's API.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The HTTP client could not be built (its TLS backend or the system's
+/// resolver configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP client")]
+pub struct ClientError(#[source] reqwest::Error);
+
 /// One sled's API over HTTP. Cheap to clone (the connection pool is
 /// shared).
 #[derive(Clone, Debug)]
@@ -42,12 +48,12 @@ pub struct HttpSled {
 impl HttpSled {
     /// The sled whose API listens at `addr`; every request gives up after
     /// `timeout`.
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Result<Self, String> {
+    pub fn new(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(ClientError)?;
         Ok(Self {
             client: Client::new_with_client(&format!("http://{addr}"), http),
             addr,

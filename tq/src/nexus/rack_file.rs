@@ -21,12 +21,13 @@
 //! command line as `part:serial`, or by serial alone when no other sled
 //! has it.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tq_core::ids::{PlatformId, RackId};
+use tq_core::ids::{PlatformId, PlatformIdError, RackId};
+
+use crate::config::{At, toml_error};
 
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,41 +65,37 @@ struct SledForm {
 }
 
 /// Why a rack file could not be used, or a sled not named.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RackFileError {
     /// Reading or writing the file failed.
-    Io(PathBuf, std::io::Error),
+    #[error("{}", .0.display())]
+    Io(PathBuf, #[source] std::io::Error),
     /// Not TOML of the format.
-    Parse(PathBuf, String),
+    #[error("{}{}: {message}", .path.display(), At(*.at))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line and column of the error, when known.
+        at: Option<(usize, usize)>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The rack does not serialize as TOML.
+    #[error("{}", .0.display())]
+    Serialize(PathBuf, #[source] toml::ser::Error),
     /// A platform id field is not valid.
-    PlatformId(PathBuf, String),
+    #[error("{}: platform id", .0.display())]
+    PlatformId(PathBuf, #[source] PlatformIdError),
     /// A sled is listed twice.
+    #[error("{}: sled {} is listed twice", .0.display(), .1)]
     Repeated(PathBuf, PlatformId),
     /// No sled of the rack has this name.
+    #[error("no sled {0:?} in the rack file")]
     UnknownSled(String),
     /// More than one sled has this serial: name it `part:serial`.
+    #[error("more than one sled has serial {0:?}: name it part:serial")]
     Ambiguous(String),
 }
-
-impl fmt::Display for RackFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            Self::Parse(path, e) => write!(f, "{}: {e}", path.display()),
-            Self::PlatformId(path, e) => write!(f, "{}: platform id: {e}", path.display()),
-            Self::Repeated(path, id) => write!(f, "{}: sled {id} is listed twice", path.display()),
-            Self::UnknownSled(name) => write!(f, "no sled {name:?} in the rack file"),
-            Self::Ambiguous(name) => {
-                write!(
-                    f,
-                    "more than one sled has serial {name:?}: name it part:serial"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for RackFileError {}
 
 impl RackFile {
     /// Reads and checks the file at `path`.
@@ -110,12 +107,18 @@ impl RackFile {
 
     /// Parses `text`, read from `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Self, RackFileError> {
-        let form: FileForm = toml::from_str(text)
-            .map_err(|e| RackFileError::Parse(path.to_owned(), e.to_string()))?;
+        let form: FileForm = toml::from_str(text).map_err(|e| {
+            let (at, message) = toml_error(text, &e);
+            RackFileError::Parse {
+                path: path.to_owned(),
+                at,
+                message,
+            }
+        })?;
         let mut sleds: Vec<RackSled> = Vec::with_capacity(form.sleds.len());
         for sled in form.sleds {
             let id = PlatformId::new(&sled.part, &sled.serial)
-                .map_err(|e| RackFileError::PlatformId(path.to_owned(), e.to_string()))?;
+                .map_err(|e| RackFileError::PlatformId(path.to_owned(), e))?;
             if sleds.iter().any(|s| s.id == id) {
                 return Err(RackFileError::Repeated(path.to_owned(), id));
             }
@@ -128,7 +131,7 @@ impl RackFile {
     }
 
     /// The file's text.
-    pub fn to_toml(&self) -> Result<String, String> {
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         let form = FileForm {
             rack_id: self.rack_id,
             sleds: self
@@ -141,14 +144,14 @@ impl RackFile {
                 })
                 .collect(),
         };
-        toml::to_string(&form).map_err(|e| e.to_string())
+        toml::to_string(&form)
     }
 
     /// Writes the file at `path`.
     pub fn write(&self, path: &Path) -> Result<(), RackFileError> {
         let text = self
             .to_toml()
-            .map_err(|e| RackFileError::Parse(path.to_owned(), e))?;
+            .map_err(|e| RackFileError::Serialize(path.to_owned(), e))?;
         std::fs::write(path, text).map_err(|e| RackFileError::Io(path.to_owned(), e))
     }
 
@@ -222,7 +225,7 @@ api = "127.0.0.1:7150"
         let unknown = FILE.replacen("serial = \"SN1\"", "serial = \"SN1\"\nport = 3", 1);
         assert!(matches!(
             RackFile::parse(path, &unknown),
-            Err(RackFileError::Parse(..))
+            Err(RackFileError::Parse { .. })
         ));
         let repeated = FILE.replacen("913-0000020", "913-0000019", 1);
         assert!(matches!(

@@ -1,7 +1,8 @@
 //! A rack of `tq sled` daemons in one process, each from its own TOML
-//! file (PEM files from the fixture PKI, two initialized ledger
-//! directories, an LRTQ
-//! share file for sleds of an LRTQ rack), serving its API on loopback; the
+//! file, its directory laid out as the demo lays it out
+//! (`tq_rack_setup::layout`: PEM files from the fixture PKI, two
+//! initialized ledger directories, an LRTQ share file for sleds of an
+//! LRTQ rack), serving its API on loopback; the
 //! generated client for each; a scripted Nexus that runs an LRTQ upgrade
 //! or a reconfiguration to its commit over the API.
 #![allow(dead_code)]
@@ -25,34 +26,16 @@ use tq_core::member_set::MemberSet;
 use tq_core::node::CoordinatorPhase;
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
+use tq_rack_setup::layout::{LEDGER_DIRS, SledConfigFile, SledDir};
 use tq_std::net::identity::platform_id_uri;
 use tq_test_fixtures::pki::Ca;
+pub use tq_test_fixtures::sled_id;
 
 /// The rack of the fixture's LRTQ racks.
 pub const RACK_ID: RackId = tq_test_fixtures::RACK;
 
 /// How long anything may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
-
-/// Sled `i`'s platform id (ordered as `i`).
-pub fn sled_id(i: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("SN{i:04}")).unwrap()
-}
-
-/// A sled's TOML file: loopback, ports chosen at start.
-pub fn config_text(dir: &Path, lrtq: bool, peer: &str, api: &str) -> String {
-    let lrtq = if lrtq {
-        "lrtq_share_file = \"lrtq-share\"\n"
-    } else {
-        ""
-    };
-    let _ = dir;
-    format!(
-        "[ledger]\ndirs = [\"m2-a\", \"m2-b\"]\n{lrtq}\n\
-         [tls]\nrack_ca = \"ca.pem\"\ncertificate = \"sled.pem\"\nkey = \"sled.key\"\n\n\
-         [peer]\nlisten = \"{peer}\"\n\n[api]\nlisten = \"{api}\"\n"
-    )
-}
 
 /// Writes sled `id`'s directory (PEM files from `ca`, the LRTQ share file
 /// if any, and `sled.toml`) and initializes its ledger as `tq sled init`
@@ -68,24 +51,21 @@ pub fn write_sled_dir(
     path
 }
 
-/// [`write_sled_dir`] without the ledger: no directory `m2-a` or `m2-b`.
+/// [`write_sled_dir`] without the ledger: no ledger directories.
 pub fn write_sled_files(
     ca: &Ca,
     id: &PlatformId,
     dir: &Path,
     lrtq: Option<&LrtqShareData>,
 ) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    ca.write_pem_files(&[platform_id_uri(id)], dir);
+    let sled = SledDir::new(dir);
+    sled.create().unwrap();
+    sled.write_pki(ca.rack_ca(), &platform_id_uri(id)).unwrap();
     if let Some(data) = lrtq {
-        let mut buf = vec![0; wire::MAX_LRTQ_SHARE_DATA_LEN];
-        let bytes = wire::encode_lrtq_share_data(data, &mut buf).unwrap();
-        std::fs::write(dir.join("lrtq-share"), bytes).unwrap();
+        sled.write_lrtq_share(data).unwrap();
     }
-    let path = dir.join("sled.toml");
-    let text = config_text(dir, lrtq.is_some(), "127.0.0.1:0", "127.0.0.1:0");
-    std::fs::write(&path, text).unwrap();
-    path
+    sled.write_config(&SledConfigFile::loopback(lrtq.is_some()))
+        .unwrap()
 }
 
 pub struct Sled {
@@ -114,16 +94,11 @@ impl Rack {
     pub fn new(lrtq: usize, fresh: usize, seed: u64) -> Self {
         let ca = Ca::new("rack");
         let root = tempfile::tempdir().unwrap();
-        let (lrtq_data, lrtq_secret) = if lrtq > 0 {
-            let (data, secret) = tq_test_fixtures::lrtq_rack(lrtq, seed);
-            (data, Some(secret))
-        } else {
-            (Vec::new(), None)
-        };
+        let (lrtq_data, lrtq_secret) = tq_test_fixtures::lrtq_rack_or_fresh(lrtq, seed);
         let sleds = (0..lrtq + fresh)
             .map(|i| {
                 let id = sled_id(i);
-                let dir = root.path().join(format!("sled{i}"));
+                let dir = SledDir::in_rack(root.path(), i).path().to_owned();
                 let config_path = write_sled_dir(&ca, &id, &dir, lrtq_data.get(i));
                 Sled {
                     id,
@@ -433,7 +408,7 @@ pub async fn wait_committed(rack: &Rack, sleds: &[usize], epoch: Epoch) {
 /// only the configurations it still needs: read them while they are there).
 pub fn ledger_shares_of(rack: &Rack, i: usize) -> Vec<(Epoch, tq_core::crypto::Share)> {
     let mut shares = Vec::new();
-    for copy in ["m2-a", "m2-b"] {
+    for copy in LEDGER_DIRS {
         let path = rack.sleds[i]
             .dir
             .join(copy)

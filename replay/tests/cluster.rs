@@ -14,13 +14,13 @@
 //!
 //! # Running more cases, and reproducing a failure
 //!
-//! - `PROPTEST_CASES=5000 cargo test -p tq-harness --test cluster --release
+//! - `PROPTEST_CASES=5000 cargo test -p tq-replay --test cluster --release
 //!   -- --nocapture` runs more cases (the default is [`DEFAULT_CASES`]) and
 //!   prints the coverage and the spread of commits per case.
 //! - The long run, a million cases (about five hours of one core: 100,000
 //!   cases took under 1,736 s of CPU, see `harness/README.md`), with a fixed
 //!   seed so that it can be repeated:
-//!   `PROPTEST_CASES=1000000 PROPTEST_RNG_SEED=1 cargo test -p tq-harness
+//!   `PROPTEST_CASES=1000000 PROPTEST_RNG_SEED=1 cargo test -p tq-replay
 //!   --test cluster --release -- --nocapture`.
 //! - Each run draws a random proptest seed, unless `PROPTEST_RNG_SEED=<u64>`
 //!   fixes it: the same seed and case count replay the same cases.
@@ -31,7 +31,7 @@
 //!   failure also writes the case as an event log and prints its path:
 //!   `cargo run -p tq-replay -- <path>` steps through it (see the
 //!   harness README). Proptest
-//!   also appends it to `harness/tests/cluster.proptest-regressions`, and
+//!   also appends it to `replay/tests/cluster.proptest-regressions`, and
 //!   every later run tries the saved seeds first: commit that file with the
 //!   fix. A saved seed makes the same case only while the strategies stay
 //!   the same, so [`saved_regressions_replay`] also replays each case as
@@ -166,7 +166,7 @@ fn event_log(case: &Case) -> EventLog {
         seed: case.seed,
         lrtq_seed: case.lrtq.then(|| lrtq_seed(case.members)),
     };
-    let mut log = EventLog::new("harness/tests/cluster.rs, a failing case", rack);
+    let mut log = EventLog::new("replay/tests/cluster.rs, a failing case", rack);
     log.events = case.actions.iter().copied().map(RunEvent::Act).collect();
     log.events.push(RunEvent::Check(Check::Liveness));
     log

@@ -1,5 +1,7 @@
-//! The in-process sled: [`SledApi`] over tq-std's [`NodeHandle`], for
-//! tests and for a Nexus that runs in the same process as its sleds.
+//! The in-process sled: the Nexus driver's [`SledApi`] over a node task's
+//! [`NodeHandle`], so the driver drives the rack tests' node tasks. Here,
+//! not in either crate: tq-std ships without the driver, and the driver
+//! without the host runtime.
 
 use std::time::Duration;
 
@@ -10,59 +12,60 @@ use tq_core::api::{
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
+use tq_driver::{CallFailure, FailureKind, Reply, SledApi};
 use tq_std::handle::{NodeHandle, Unavailable};
 
-use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
+/// A node task's handle as the driver reaches a sled.
+#[derive(Clone)]
+pub struct InProcess(pub NodeHandle);
 
-impl From<Unavailable> for CallFailure {
-    fn from(reason: Unavailable) -> Self {
-        let kind = match reason {
-            Unavailable::Stopped | Unavailable::Disconnected => FailureKind::Transport,
-            Unavailable::DeadlinePassed => FailureKind::Timeout,
-            Unavailable::WrongAnswer | Unavailable::Internal => FailureKind::BadAnswer,
-            Unavailable::Busy(_)
-            | Unavailable::NotStored { .. }
-            | Unavailable::NoRack
-            | Unavailable::NotConnected
-            | Unavailable::Remote(_) => FailureKind::Unavailable,
-        };
-        Self::new(kind, reason.to_string())
-    }
+fn call_failure(reason: Unavailable) -> CallFailure {
+    let kind = match reason {
+        Unavailable::Stopped | Unavailable::Disconnected => FailureKind::Transport,
+        Unavailable::DeadlinePassed => FailureKind::Timeout,
+        Unavailable::WrongAnswer | Unavailable::Internal => FailureKind::BadAnswer,
+        Unavailable::Busy(_)
+        | Unavailable::NotStored { .. }
+        | Unavailable::NoRack
+        | Unavailable::NotConnected
+        | Unavailable::Remote(_) => FailureKind::Unavailable,
+    };
+    CallFailure::new(kind, reason.to_string())
 }
 
 fn reply<T>(answer: Result<T, Unavailable>) -> Reply<T> {
-    answer.map_err(CallFailure::from)
+    answer.map_err(call_failure)
 }
 
-impl SledApi for NodeHandle {
+impl SledApi for InProcess {
     async fn reconfigure(
         &self,
         msg: ReconfigureMsg,
     ) -> Reply<Result<ReconfigureOutcome, ReconfigureError>> {
-        reply(NodeHandle::reconfigure(self, msg).await)
+        reply(self.0.reconfigure(msg).await)
     }
 
     async fn upgrade_from_lrtq(&self, msg: LrtqUpgradeMsg) -> Reply<Result<(), LrtqUpgradeError>> {
-        reply(NodeHandle::upgrade_from_lrtq(self, msg).await)
+        reply(self.0.upgrade_from_lrtq(msg).await)
     }
 
     async fn commit(&self, request: CommitRequest) -> Reply<Result<CommitOutcome, CommitError>> {
-        reply(NodeHandle::commit(self, request).await)
+        reply(self.0.commit(request).await)
     }
 
     async fn prepare_and_commit(
         &self,
         config: Configuration,
     ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
-        reply(NodeHandle::prepare_and_commit(self, config).await)
+        reply(self.0.prepare_and_commit(config).await)
     }
 
     async fn coordinator_status(&self) -> Reply<Option<CoordinatorStatus>> {
-        reply(NodeHandle::coordinator_status(self).await)
+        reply(self.0.coordinator_status().await)
     }
 
     async fn status(&self) -> Reply<NodeStatus> {
-        reply(NodeHandle::status(self).await).map(|report| report.node)
+        reply(self.0.status().await).map(|report| report.node)
     }
 
     async fn proxy_commit(
@@ -71,7 +74,7 @@ impl SledApi for NodeHandle {
         request: CommitRequest,
         deadline: Duration,
     ) -> Reply<Result<CommitOutcome, CommitError>> {
-        reply(NodeHandle::proxy_commit(self, to, request, deadline).await)
+        reply(self.0.proxy_commit(to, request, deadline).await)
     }
 
     async fn proxy_prepare_and_commit(
@@ -80,10 +83,10 @@ impl SledApi for NodeHandle {
         config: Configuration,
         deadline: Duration,
     ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
-        reply(NodeHandle::proxy_prepare_and_commit(self, to, config, deadline).await)
+        reply(self.0.proxy_prepare_and_commit(to, config, deadline).await)
     }
 
     async fn proxy_status(&self, to: PlatformId, deadline: Duration) -> Reply<NodeStatus> {
-        reply(NodeHandle::proxy_status(self, to, deadline).await)
+        reply(self.0.proxy_status(to, deadline).await)
     }
 }

@@ -1,6 +1,6 @@
 //! Persisted bytes written by an earlier build still open: the persistent
-//! state and the LRTQ share data in `tests/fixtures/` (how they were made:
-//! `tests/fixtures/README.md`) decode to what was written, restore into a
+//! state and the LRTQ share data in `core/tests/fixtures/` (how they were made:
+//! `core/tests/fixtures/README.md`) decode to what was written, restore into a
 //! node's context, and encode again to the same bytes.
 //!
 //! When a format changes, these files stay: they are the previous version
@@ -24,14 +24,14 @@ use tq_test_fixtures::{RACK, lrtq_rack};
 
 /// Sled 1 of a six-sled harness rack (five LRTQ sleds and a spare) after
 /// the LRTQ upgrade (epoch 2) and the addition of the spare (epoch 3).
-const STATE_V1: &[u8] = include_bytes!("fixtures/persistent_state_v1.bin");
+const STATE_V1: &[u8] = include_bytes!("../../core/tests/fixtures/persistent_state_v1.bin");
 
 /// Sled 1's LRTQ share data of `lrtq_rack(5, 11)`.
-const LRTQ_V1: &[u8] = include_bytes!("fixtures/lrtq_share_data_v1.bin");
+const LRTQ_V1: &[u8] = include_bytes!("../../core/tests/fixtures/lrtq_share_data_v1.bin");
 
 /// The harness's sled `index`.
 fn sled(index: usize) -> PlatformId {
-    PlatformId::new("913-0000019", &format!("SN{index:04}")).unwrap()
+    tq_test_fixtures::sled_id(index)
 }
 
 /// The encoding of `lrtq_rack(5, 11)`'s data of sled 1, as this build

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 
-use super::access::FILE_MODE;
+use crate::FILE_MODE;
 
 /// How long a lock held by someone else is waited for before giving up:
 /// enough for an owner that is ending (its last write finishing, its

@@ -1,0 +1,50 @@
+//! Why setting up a rack failed.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why setting up a rack (or one sled's files) failed.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The LRTQ rack could not be made as asked (its size, or the split).
+    Lrtq(String),
+    /// A certificate or key could not be made.
+    #[cfg(feature = "pki")]
+    Pki(rcgen::Error),
+    /// A platform id was refused.
+    PlatformId(tq_core::ids::PlatformIdError),
+    /// A file or directory could not be made.
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Lrtq(why) => write!(f, "LRTQ rack: {why}"),
+            #[cfg(feature = "pki")]
+            Self::Pki(e) => write!(f, "rack PKI: {e}"),
+            Self::PlatformId(e) => write!(f, "platform id: {e}"),
+            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Lrtq(_) => None,
+            #[cfg(feature = "pki")]
+            Self::Pki(e) => Some(e),
+            Self::PlatformId(e) => Some(e),
+            Self::Io(_, e) => Some(e),
+        }
+    }
+}
+
+#[cfg(feature = "pki")]
+impl From<rcgen::Error> for SetupError {
+    fn from(e: rcgen::Error) -> Self {
+        Self::Pki(e)
+    }
+}
