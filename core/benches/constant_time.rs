@@ -17,6 +17,13 @@
 //! Inputs are made a chunk at a time, before the chunk is timed, so drawing
 //! them is not measured. Run with `cargo bench --bench constant_time`
 //! (`-- --help` lists the options).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use dudect_bencher::ctbench::{BenchFn, BenchMetadata, BenchName, BenchOpts, run_benches_console};
 use dudect_bencher::rand::{Rng, RngExt};

@@ -13,6 +13,13 @@
 //! counted (`--toggle-collect` on [`measured`]), and divides by the
 //! repetitions. Needs `valgrind` on the PATH (Debian: `apt-get install
 //! valgrind`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 #[path = "common/shamir_crates.rs"]

@@ -4,6 +4,13 @@
 //! As at LRTQ rack setup, 255 shares are made with threshold `n/2 + 1`; both
 //! crates then combine the same first `k` shares (identifiers 1..=k), byte
 //! for byte.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -2,6 +2,13 @@
 //! crates `sharks` 0.5 and `vsss-rs` 6 doing the same job, in the same
 //! criterion group (see `common/shamir_crates.rs` for how the crates are
 //! called and what is checked first).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 #[path = "common/shamir_crates.rs"]

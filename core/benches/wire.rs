@@ -3,6 +3,13 @@
 //! what it decoded to check the bytes are canonical, so `decode` includes
 //! one encode through a 64-byte page; the second function adds an encode
 //! into a buffer, for scale.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -64,20 +64,6 @@
 // code needs std's prelude. Every other build (the service processor's
 // included) is `no_std`, so nothing here can come to rely on std.
 #![cfg_attr(not(feature = "schema"), no_std)]
-#![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-#![warn(missing_docs)]
 
 #[cfg(all(test, not(feature = "schema")))]
 extern crate std;

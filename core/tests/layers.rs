@@ -5,6 +5,13 @@
 //! comments, so doc links may point up) outside the unit tests is an edge
 //! from the top-level module of its file to `<module>`. Tests may reach
 //! across layers; shipped code may not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,6 +1,13 @@
 //! `MemberSet` sorts its ids with its own insertion sort (no panic path, at
 //! most 32 ids): it must agree with the standard library's sort on every
 //! list, and refuse exactly the lists with a repeat.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use proptest::prelude::*;
 use tq_core::ids::{PlatformId, SLED_PART_NUMBER};

@@ -14,7 +14,7 @@ use tq_nexus::{
 };
 
 use crate::call::{self, Outcome, Request, Route};
-use crate::event::Event;
+use crate::event::DriverEvent;
 use crate::sled::{Directory, FailureKind};
 use crate::store::{StateFile, StoreError};
 
@@ -44,7 +44,7 @@ impl Default for DriverConfig {
 }
 
 /// What the driver did, besides what the machine counts
-/// ([`tq_nexus::Stats`]).
+/// ([`tq_nexus::NexusStats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
     /// Calls answered by their sled directly.
@@ -57,7 +57,7 @@ pub struct DriverStats {
     pub timeouts: u64,
     /// Times the state file was written.
     pub stores: u64,
-    /// Refusals seen (each also an [`Event::Refused`]).
+    /// Refusals seen (each also an [`DriverEvent::Refused`]).
     pub refused: u64,
 }
 
@@ -119,7 +119,7 @@ impl From<StoreError> for DriverError {
     }
 }
 
-type Observer = Box<dyn FnMut(&Event) + Send>;
+type Observer = Box<dyn FnMut(&DriverEvent) + Send>;
 
 /// A finished call, as its task hands it back.
 struct Finished {
@@ -146,7 +146,7 @@ pub struct Driver<D: Directory> {
     /// The acks last reported, per epoch.
     acks: Option<(Epoch, usize)>,
     /// Events of answers whose decisions are not stored yet.
-    unreported: Vec<Event>,
+    unreported: Vec<DriverEvent>,
     observer: Option<Observer>,
     stats: DriverStats,
 }
@@ -234,7 +234,7 @@ impl<D: Directory> Driver<D> {
     }
 
     /// Calls `observer` with every event from now on (live progress).
-    pub fn observe(&mut self, observer: impl FnMut(&Event) + Send + 'static) {
+    pub fn observe(&mut self, observer: impl FnMut(&DriverEvent) + Send + 'static) {
         self.observer = Some(Box::new(observer));
     }
 
@@ -281,7 +281,7 @@ impl<D: Directory> Driver<D> {
             .map_err(DriverError::Start)?;
         self.store().await?;
         self.acks = None;
-        self.emit(Event::Started {
+        self.emit(DriverEvent::Started {
             epoch,
             coordinator: coordinator.clone(),
             members: members.len(),
@@ -301,7 +301,7 @@ impl<D: Directory> Driver<D> {
             .abandon(self.now(), coordinator)
             .map_err(DriverError::Abandon)?;
         self.store().await?;
-        self.emit(Event::Abandoned {
+        self.emit(DriverEvent::Abandoned {
             epoch: old.unwrap_or(next),
             next,
             coordinator: coordinator.clone(),
@@ -392,7 +392,7 @@ impl<D: Directory> Driver<D> {
             let coordinator = self.nexus.pending().and_then(|p| p.coordinator().cloned());
             tracing::warn!(epoch = %abandoned.epoch, next = %abandoned.next, "abandoned");
             if let Some(coordinator) = coordinator {
-                self.emit(Event::Abandoned {
+                self.emit(DriverEvent::Abandoned {
                     epoch: old.unwrap_or(abandoned.epoch),
                     next: abandoned.next,
                     coordinator,
@@ -471,7 +471,7 @@ impl<D: Directory> Driver<D> {
                 }
                 if self.unreachable.insert(to.clone()) {
                     tracing::warn!(sled = %to, method = method.name(), %failure, "unreachable");
-                    self.unreported.push(Event::Unreachable {
+                    self.unreported.push(DriverEvent::Unreachable {
                         sled: to.clone(),
                         method,
                         failure: failure.clone(),
@@ -498,7 +498,7 @@ impl<D: Directory> Driver<D> {
                 if self.via.get(to) != Some(via) {
                     self.via.insert(to.clone(), via.clone());
                     tracing::info!(sled = %to, via = %via, "reached through a proxy");
-                    self.unreported.push(Event::Proxied {
+                    self.unreported.push(DriverEvent::Proxied {
                         sled: to.clone(),
                         via: via.clone(),
                         method,
@@ -520,28 +520,29 @@ impl<D: Directory> Driver<D> {
         match reaction {
             Reaction::Started => {
                 if let Some(epoch) = pending {
-                    self.unreported.push(Event::Running { epoch });
+                    self.unreported.push(DriverEvent::Running { epoch });
                 }
             }
             Reaction::Stuck => {
                 if let Some(epoch) = pending {
                     tracing::warn!(%epoch, "the coordinator cannot run it");
-                    self.unreported.push(Event::Stuck { epoch });
+                    self.unreported.push(DriverEvent::Stuck { epoch });
                 }
             }
             Reaction::Committed(epoch) => {
                 let acked = self.nexus.committed(epoch).map_or(0, |c| c.acked().len());
                 tracing::info!(%epoch, acked, "committed");
-                self.unreported.push(Event::Committed { epoch, acked });
+                self.unreported
+                    .push(DriverEvent::Committed { epoch, acked });
             }
-            Reaction::Confirmed(epoch) => self.unreported.push(Event::Confirmed {
+            Reaction::Confirmed(epoch) => self.unreported.push(DriverEvent::Confirmed {
                 epoch,
                 sled: to.clone(),
             }),
             Reaction::Refused(refusal) => {
                 self.stats.refused += 1;
                 tracing::error!(sled = %to, %refusal, "refused");
-                self.unreported.push(Event::Refused {
+                self.unreported.push(DriverEvent::Refused {
                     sled: to.clone(),
                     refusal,
                 });
@@ -549,7 +550,7 @@ impl<D: Directory> Driver<D> {
             Reaction::Noted => {
                 if method == Method::PrepareAndCommit && outcome.result.is_ok() {
                     self.unreported
-                        .push(Event::PreparedAndCommitted { sled: to.clone() });
+                        .push(DriverEvent::PreparedAndCommitted { sled: to.clone() });
                 }
                 self.report_acks();
             }
@@ -557,7 +558,7 @@ impl<D: Directory> Driver<D> {
         }
     }
 
-    /// An [`Event::Acks`] when the coordinator's acks changed.
+    /// An [`DriverEvent::Acks`] when the coordinator's acks changed.
     fn report_acks(&mut self) {
         let Some(pending) = self.nexus.pending() else {
             return;
@@ -566,7 +567,7 @@ impl<D: Directory> Driver<D> {
         let needed = pending.acks_needed();
         if now.1 > 0 && self.acks != Some(now) {
             self.acks = Some(now);
-            self.unreported.push(Event::Acks {
+            self.unreported.push(DriverEvent::Acks {
                 epoch: now.0,
                 acked: now.1,
                 needed,
@@ -586,7 +587,7 @@ impl<D: Directory> Driver<D> {
         Ok(())
     }
 
-    fn emit(&mut self, event: Event) {
+    fn emit(&mut self, event: DriverEvent) {
         tracing::debug!(%event, "event");
         if let Some(observer) = &mut self.observer {
             observer(&event);

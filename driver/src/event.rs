@@ -5,13 +5,13 @@
 use std::fmt;
 
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_nexus::{Method, Refusal};
+use tq_nexus::{Method, NodeRefusal};
 
 use crate::sled::CallFailure;
 
 /// One thing the driver decided or saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum DriverEvent {
     /// A reconfiguration started (stored).
     Started {
         /// Its epoch.
@@ -99,11 +99,11 @@ pub enum Event {
         /// The sled.
         sled: PlatformId,
         /// What it refused.
-        refusal: Refusal,
+        refusal: NodeRefusal,
     },
 }
 
-impl fmt::Display for Event {
+impl fmt::Display for DriverEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Started {

@@ -25,7 +25,7 @@
 //!   `Unreachable`.
 //! - [`store`]: the state file (JSON, replaced atomically with
 //!   `tq-atomic-file`, as the sleds' ledgers are).
-//! - [`Event`]: every decision and outcome, for live progress; each is
+//! - [`DriverEvent`]: every decision and outcome, for live progress; each is
 //!   also logged with `tracing`.
 //!
 //! # Rules it keeps
@@ -46,17 +46,6 @@
 //!   is refused ([`store::StoreError::Locked`]) before it reads or writes
 //!   anything, so two cannot issue conflicting configurations for one
 //!   epoch. Reading the file ([`StateFile::load`]) needs no lock.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 mod call;
 mod driver;
@@ -65,6 +54,6 @@ pub mod sled;
 pub mod store;
 
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, MAX_PROXY_TRIES, settled};
-pub use event::Event;
+pub use event::DriverEvent;
 pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap};
 pub use store::StateFile;

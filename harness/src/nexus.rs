@@ -27,7 +27,7 @@ use crate::mask::{SledMask, mask_of};
 use crate::sled::index_of;
 
 pub use crate::invariants::NexusFault;
-pub use tq_nexus::{MAX_HISTORY, Stats as NexusStats};
+pub use tq_nexus::{MAX_HISTORY, NexusStats};
 
 /// How far the clock moves per Nexus action.
 pub const STEP: Duration = Duration::from_secs(1);
@@ -70,16 +70,17 @@ pub struct Pending {
     pub phase: Phase,
 }
 
-/// Nexus, its clock, and the sled ids to map its answers back to indices.
+/// Nexus in the simulation: `tq-nexus`'s machine, its clock, and the sled
+/// ids to map its answers back to indices.
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone))]
-pub struct Nexus {
+pub struct SimNexus {
     pub(crate) machine: tq_nexus::Nexus,
     pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,
     pub(crate) now: Instant,
 }
 
-impl Nexus {
+impl SimNexus {
     /// Nexus for a rack whose first `members` sleds of `ids` are its
     /// members (the LRTQ sleds if `lrtq`).
     pub(crate) fn new(

@@ -5,7 +5,7 @@ use tq_core::node::Event;
 
 /// What a run did, for coverage reports and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct RunStats {
     /// Actions applied.
     pub actions: u32,
     /// Crashes of a running sled.
@@ -24,7 +24,7 @@ pub struct Stats {
     pub ready_to_commit: u32,
 }
 
-impl Stats {
+impl RunStats {
     pub(crate) fn count_event(&mut self, event: &Event) {
         let counter = match event {
             Event::Committed(_) => &mut self.committed_events,

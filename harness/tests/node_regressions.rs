@@ -1,6 +1,13 @@
 //! Regressions found by the cluster harness (`tq-harness`), one test each,
 //! driven through the harness so every safety invariant is checked after
 //! every step.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use tq_core::ids::Epoch;
 use tq_harness::{Action, Change, Cluster, RackStart, Violation};

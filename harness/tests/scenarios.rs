@@ -1,5 +1,12 @@
 //! Deterministic scenarios: each drives the cluster through one story and
 //! ends with the full liveness check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use tq_core::ids::Epoch;
 use tq_core::node::LoadSecretError;

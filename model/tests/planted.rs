@@ -9,6 +9,13 @@
     feature = "planted-bug-ack-stale-prepare",
     feature = "planted-bug-ack-any-epoch"
 ))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use tq_harness::Violation;
 use tq_model::{Bounds, Failure, Liveness, Rack, Start, explore};

@@ -6,7 +6,7 @@ use tq_core::ids::Epoch;
 use tq_core::node::{CommitError, CoordinatorPhase, LrtqUpgradeError, ReconfigureError};
 
 use crate::calls::{Answer, CallId, InFlight};
-use crate::errors::Refusal;
+use crate::errors::NodeRefusal;
 use crate::machine::{Nexus, Phase, Progress, Stuck};
 use crate::roster::SledSet;
 use crate::state::Pending;
@@ -39,7 +39,7 @@ pub enum Reaction {
     /// lost state, or a bug): for an operator. A coordinator that refused
     /// is stuck, except for a failed RNG or an internal error, which are
     /// tried again later, as is a member that refused.
-    Refused(Refusal),
+    Refused(NodeRefusal),
 }
 
 impl Nexus {
@@ -64,7 +64,7 @@ impl Nexus {
         let reaction = if fits {
             reaction
         } else {
-            Reaction::Refused(Refusal::WrongAnswer)
+            Reaction::Refused(NodeRefusal::WrongAnswer)
         };
         if matches!(reaction, Reaction::Refused(_)) {
             bump(&mut self.stats.refused);
@@ -102,13 +102,13 @@ impl Nexus {
                 // The same request again tries again.
                 ReconfigureError::Rng(_) | ReconfigureError::Internal => {
                     self.progress.due = retry;
-                    Reaction::Refused(Refusal::Reconfigure(error))
+                    Reaction::Refused(NodeRefusal::Reconfigure(error))
                 }
-                _ => self.stuck(Stuck::Refused, Some(Refusal::Reconfigure(error))),
+                _ => self.stuck(Stuck::Refused, Some(NodeRefusal::Reconfigure(error))),
             },
             Answer::UpgradeFromLrtq(Err(error)) => match error {
                 LrtqUpgradeError::EpochNotNewer { .. } => self.stuck(Stuck::EpochNotNewer, None),
-                _ => self.stuck(Stuck::Refused, Some(Refusal::UpgradeFromLrtq(error))),
+                _ => self.stuck(Stuck::Refused, Some(NodeRefusal::UpgradeFromLrtq(error))),
             },
             Answer::CoordinatorStatus(status) => self.on_status(now, status),
             // Member answers never reach here (`on_answer` checked).
@@ -116,7 +116,7 @@ impl Nexus {
         }
     }
 
-    fn stuck(&mut self, why: Stuck, refusal: Option<Refusal>) -> Reaction {
+    fn stuck(&mut self, why: Stuck, refusal: Option<NodeRefusal>) -> Reaction {
         self.progress.phase = Phase::Stuck(why);
         refusal.map_or(Reaction::Stuck, Reaction::Refused)
     }
@@ -145,7 +145,7 @@ impl Nexus {
         }
         self.progress.acked = acked;
         let Some(config) = status.config.filter(|c| self.fits(pending, c)) else {
-            return self.stuck(Stuck::Refused, Some(Refusal::StatusMismatch(epoch)));
+            return self.stuck(Stuck::Refused, Some(NodeRefusal::StatusMismatch(epoch)));
         };
         let needed = acks_to_commit(pending.members.len(), pending.request.threshold());
         if acked.len() < needed {
@@ -214,7 +214,7 @@ impl Nexus {
                 }
                 (now, Reaction::Noted)
             }
-            Answer::Commit(Err(error)) => (retry, Reaction::Refused(Refusal::Commit(error))),
+            Answer::Commit(Err(error)) => (retry, Reaction::Refused(NodeRefusal::Commit(error))),
             // Asked to confirm after a while: it may be computing its share.
             Answer::PrepareAndCommit(Ok(_)) => {
                 self.needs_prepare = self.needs_prepare.without(call.to);
@@ -222,7 +222,10 @@ impl Nexus {
             }
             Answer::PrepareAndCommit(Err(error)) => {
                 self.needs_prepare = self.needs_prepare.without(call.to);
-                (retry, Reaction::Refused(Refusal::PrepareAndCommit(error)))
+                (
+                    retry,
+                    Reaction::Refused(NodeRefusal::PrepareAndCommit(error)),
+                )
             }
             // Coordinator answers never reach here (`on_answer` checked).
             _ => (retry, Reaction::Ignored),

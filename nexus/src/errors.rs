@@ -67,7 +67,7 @@ pub enum RestoreError {
 /// bug, for an operator to see. The machine has already reacted (see
 /// [`crate::Reaction::Refused`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum NodeRefusal {
     /// The coordinator refused the reconfiguration.
     Reconfigure(ReconfigureError),
     /// The coordinator refused the LRTQ upgrade.
@@ -123,7 +123,7 @@ impl fmt::Display for RestoreError {
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for NodeRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Reconfigure(e) => write!(f, "the coordinator refused: {e}"),
@@ -142,4 +142,4 @@ impl fmt::Display for Refusal {
 impl core::error::Error for StartError {}
 impl core::error::Error for AbandonError {}
 impl core::error::Error for RestoreError {}
-impl core::error::Error for Refusal {}
+impl core::error::Error for NodeRefusal {}

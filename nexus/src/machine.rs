@@ -10,7 +10,7 @@ use crate::calls::Calls;
 use crate::errors::{RestoreError, StartError};
 use crate::roster::{MAX_KNOWN_SLEDS, Roster, SledSet, Sleds};
 use crate::state::{CommitRecord, Pending, Request, State};
-use crate::stats::Stats;
+use crate::stats::NexusStats;
 use crate::time::{Instant, Timing};
 
 /// How the rack starts.
@@ -40,7 +40,7 @@ pub struct Nexus {
     pub(crate) member_due: [Instant; MAX_KNOWN_SLEDS],
     /// Members that answered `NotPrepared`: `prepare_and_commit` next.
     pub(crate) needs_prepare: SledSet,
-    pub(crate) stats: Stats,
+    pub(crate) stats: NexusStats,
 }
 
 /// Where the pending reconfiguration stands.
@@ -248,7 +248,7 @@ impl Nexus {
             calls: Calls::default(),
             member_due: [now; MAX_KNOWN_SLEDS],
             needs_prepare: SledSet::EMPTY,
-            stats: Stats::default(),
+            stats: NexusStats::default(),
         }
     }
 
@@ -395,7 +395,7 @@ impl Nexus {
     }
 
     /// Counters.
-    pub fn stats(&self) -> &Stats {
+    pub fn stats(&self) -> &NexusStats {
         &self.stats
     }
 

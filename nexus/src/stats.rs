@@ -2,7 +2,7 @@
 
 /// Counters since the machine was made or restored. Saturating.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct NexusStats {
     /// Reconfigurations started (restarts after an abandon included).
     pub started: u32,
     /// Epochs committed.

@@ -546,7 +546,10 @@ fn a_status_with_another_configuration_is_refused() {
         start_running(&mut nexus, &members, 2, at(0));
         let call = expect_call(&mut nexus, at(1), &id(0), Method::CoordinatorStatus);
         let reaction = nexus.on_answer(at(1), call, preparing(epoch, &members, &wrong));
-        assert_eq!(reaction, Reaction::Refused(Refusal::StatusMismatch(epoch)));
+        assert_eq!(
+            reaction,
+            Reaction::Refused(NodeRefusal::StatusMismatch(epoch))
+        );
         assert_eq!(
             nexus.pending().unwrap().phase(),
             Phase::Stuck(Stuck::Refused)
@@ -636,7 +639,7 @@ fn an_lrtq_rack_upgrades_first_coordinated_by_an_lrtq_sled() {
     let reaction = nexus.on_answer(at(0), call, refused);
     assert_eq!(
         reaction,
-        Reaction::Refused(Refusal::UpgradeFromLrtq(LrtqUpgradeError::NoLrtqData))
+        Reaction::Refused(NodeRefusal::UpgradeFromLrtq(LrtqUpgradeError::NoLrtqData))
     );
     nexus.abandon(at(1), &id(0)).unwrap();
     store(&mut nexus);
@@ -661,7 +664,7 @@ fn an_answer_of_the_wrong_kind_counts_as_unreachable() {
     let wrong = Answer::Commit(Ok(CommitOutcome::Committed));
     assert_eq!(
         nexus.on_answer(at(0), call, wrong),
-        Reaction::Refused(Refusal::WrongAnswer)
+        Reaction::Refused(NodeRefusal::WrongAnswer)
     );
     assert_eq!(nexus.pending().unwrap().phase(), Phase::Starting);
     assert_eq!(
@@ -684,7 +687,7 @@ fn a_member_refusal_is_reported_and_retried() {
     let reaction = nexus.on_answer(at(2), call, Answer::PrepareAndCommit(Err(error.clone())));
     assert_eq!(
         reaction,
-        Reaction::Refused(Refusal::PrepareAndCommit(error))
+        Reaction::Refused(NodeRefusal::PrepareAndCommit(error))
     );
     assert_eq!(nexus.stats().refused, 1);
     // Asked to commit again after the retry interval.

@@ -4,6 +4,13 @@
 //! and answered the way a host driver would after decoding it (the
 //! coordinator's status as an owned value, borrowed back with
 //! `status_ref`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -18,8 +18,6 @@
 //! Everything returns [`SetupError`], never panics: the `tq` binary ships
 //! this crate. Test-only conveniences that panic live in
 //! `tq-test-fixtures`, which builds on this one.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod error;
 pub mod layout;

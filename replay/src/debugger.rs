@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::log::{Event, KINDS};
+use crate::log::{KINDS, RunEvent};
 use crate::session::{Session, SessionError, Stepped};
 use crate::view;
 
@@ -11,7 +11,7 @@ use crate::view;
 pub enum Breakpoint {
     /// The event with this index.
     Event(usize),
-    /// Any event of this kind (see [`Event::kind`]).
+    /// Any event of this kind (see [`RunEvent::kind`]).
     Kind(&'static str),
 }
 
@@ -249,12 +249,13 @@ impl<const N: usize> Debugger<N> {
         let mut out = format!("at position {} of {total}", session.position());
         match (session.failure(), session.next_event()) {
             (Some(failure), _) => {
-                let event = &session.log().events[failure.event];
+                // A session's failure names one of its own log's events.
+                let event = session.log().events.get(failure.event);
                 let _ = write!(
                     out,
                     "; stopped after [{}] {}: VIOLATION {:?}",
                     failure.event,
-                    describe(event),
+                    event.map_or_else(|| "(no such event)".to_owned(), describe),
                     failure.violation
                 );
             }
@@ -312,10 +313,10 @@ impl<const N: usize> Debugger<N> {
 }
 
 /// One event, as the debugger prints it.
-pub fn describe(event: &Event) -> String {
+pub fn describe(event: &RunEvent) -> String {
     match event {
-        Event::Act(action) => format!("{action:?}"),
-        Event::Inject { from, to, bytes } => format!(
+        RunEvent::Act(action) => format!("{action:?}"),
+        RunEvent::Inject { from, to, bytes } => format!(
             "Inject {from} -> {to}: {} bytes ({})",
             bytes.len(),
             tq_harness::network::Message {
@@ -325,6 +326,6 @@ pub fn describe(event: &Event) -> String {
             }
             .kind()
         ),
-        Event::Check(check) => format!("Check {check:?}"),
+        RunEvent::Check(check) => format!("Check {check:?}"),
     }
 }

@@ -22,5 +22,5 @@ pub mod session;
 pub mod view;
 
 pub use debugger::{Breakpoint, Command, Debugger};
-pub use log::{Check, Event, EventLog, Rack};
+pub use log::{Check, EventLog, Rack, RunEvent};
 pub use session::Session;

@@ -9,7 +9,7 @@
 //! rack's secret, which a test log may show.
 //!
 //! The file is JSON: a header, then one event per line, each an
-//! [`Event`] as serde writes it (`{"Act":{"Deliver":3}}`,
+//! [`RunEvent`] as serde writes it (`{"Act":{"Deliver":3}}`,
 //! `{"Inject":{"from":0,"to":2,"bytes":"01ab..."}}`, `{"Check":"Liveness"}`).
 
 use std::fmt::Write as _;
@@ -32,7 +32,7 @@ pub struct EventLog {
     /// The rack the run starts from.
     pub rack: Rack,
     /// What happened, in order.
-    pub events: Vec<Event>,
+    pub events: Vec<RunEvent>,
 }
 
 /// How the rack of a run is set up (the arguments of
@@ -57,7 +57,7 @@ pub struct Rack {
 
 /// One step of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Event {
+pub enum RunEvent {
     /// A harness action ([`Cluster::apply`]).
     Act(Action),
     /// A forged message handed to sled `to` as if from sled `from`
@@ -88,7 +88,7 @@ pub enum Check {
     Heal,
 }
 
-impl Event {
+impl RunEvent {
     /// Applies the event to `cluster`, with the invariant checks that
     /// follow it.
     pub fn apply<const N: usize>(&self, cluster: &mut Cluster<N>) -> Result<(), Violation> {
@@ -138,7 +138,7 @@ fn action_kind(action: &Action) -> &'static str {
     }
 }
 
-/// Every kind [`Event::kind`] returns, for checking a breakpoint's name.
+/// Every kind [`RunEvent::kind`] returns, for checking a breakpoint's name.
 pub const KINDS: &[&str] = &[
     "Deliver",
     "DeliverAll",
@@ -258,19 +258,19 @@ mod tests {
     fn a_log_reads_back_and_has_one_event_a_line() {
         let mut log = EventLog::new("test", rack());
         log.events = vec![
-            Event::Act(Action::Deliver(3)),
-            Event::Act(Action::Reconfigure {
+            RunEvent::Act(Action::Deliver(3)),
+            RunEvent::Act(Action::Reconfigure {
                 change: Change::Add(1),
                 coordinator: 0,
                 threshold: 2,
             }),
-            Event::Act(Action::Settle),
-            Event::Inject {
+            RunEvent::Act(Action::Settle),
+            RunEvent::Inject {
                 from: 0,
                 to: 2,
                 bytes: vec![1, 0xab],
             },
-            Event::Check(Check::Liveness),
+            RunEvent::Check(Check::Liveness),
         ];
         let json = log.to_json();
         assert_eq!(EventLog::from_json(&json).unwrap(), log);
@@ -296,10 +296,10 @@ mod tests {
     /// writes.
     #[test]
     fn every_kind_is_listed_under_its_serde_name() {
-        let mut events: Vec<Event> = (0..=255u8)
-            .filter_map(|tag| Action::from_bytes(&mut &[tag][..]).map(Event::Act))
+        let mut events: Vec<RunEvent> = (0..=255u8)
+            .filter_map(|tag| Action::from_bytes(&mut &[tag][..]).map(RunEvent::Act))
             .collect();
-        events.push(Event::Act(Action::Settle));
+        events.push(RunEvent::Act(Action::Settle));
         for event in &events {
             let json = serde_json::to_value(event).unwrap();
             let action = &json["Act"];
@@ -309,13 +309,13 @@ mod tests {
             };
             assert_eq!(event.kind(), name);
         }
-        events.push(Event::Inject {
+        events.push(RunEvent::Inject {
             from: 0,
             to: 0,
             bytes: vec![],
         });
-        events.extend([Check::Liveness, Check::Stored, Check::Heal].map(Event::Check));
-        let mut kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+        events.extend([Check::Liveness, Check::Stored, Check::Heal].map(RunEvent::Check));
+        let mut kinds: Vec<&str> = events.iter().map(RunEvent::kind).collect();
         kinds.sort_unstable();
         kinds.dedup();
         let mut listed = KINDS.to_vec();

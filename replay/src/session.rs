@@ -10,7 +10,7 @@ use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
 use tq_harness::{Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
 
-use crate::log::{Event, EventLog};
+use crate::log::{EventLog, RunEvent};
 
 /// The first event that failed, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl<const N: usize> Session<N> {
 
     /// The next event, unless the session is at the end or stopped after a
     /// failure.
-    pub fn next_event(&self) -> Option<&Event> {
+    pub fn next_event(&self) -> Option<&RunEvent> {
         if self.failure.is_some() {
             return None;
         }

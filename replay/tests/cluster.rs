@@ -37,6 +37,13 @@
 //!   the same, so [`saved_regressions_replay`] also replays each case as
 //!   the file prints it (`# shrinks to Case { ... }`), whatever the
 //!   strategies became.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,9 +56,9 @@ use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestError, Te
 use tq_core::crypto::RackSecret;
 use tq_core::persistent::LrtqShareData;
 use tq_harness::nexus::NexusStats;
-use tq_harness::{Action, Change, Cluster, MAX_SLEDS, Stats, Violation};
+use tq_harness::{Action, Change, Cluster, MAX_SLEDS, RunStats, Violation};
 use tq_replay::session::{SessionError, Stepped};
-use tq_replay::{Check, Event, EventLog, Session};
+use tq_replay::{Check, EventLog, RunEvent, Session};
 use tq_test_fixtures::{RACK, lrtq_rack, with_big_stack};
 
 /// Cases per run when `PROPTEST_CASES` is not set.
@@ -160,8 +167,8 @@ fn event_log(case: &Case) -> EventLog {
         lrtq_seed: case.lrtq.then(|| lrtq_seed(case.members)),
     };
     let mut log = EventLog::new("replay/tests/cluster.rs, a failing case", rack);
-    log.events = case.actions.iter().copied().map(Event::Act).collect();
-    log.events.push(Event::Check(Check::Liveness));
+    log.events = case.actions.iter().copied().map(RunEvent::Act).collect();
+    log.events.push(RunEvent::Check(Check::Liveness));
     log
 }
 
@@ -180,7 +187,7 @@ fn write_event_log(case: &Case) -> std::io::Result<PathBuf> {
 #[derive(Default, Debug)]
 struct Coverage {
     cases: u32,
-    stats: Stats,
+    stats: RunStats,
     nexus: NexusStats,
     duplicated: u32,
     dropped: u32,
@@ -340,7 +347,7 @@ fn run(case: &Case, coverage: Option<&RefCell<Coverage>>) -> Result<(), Violatio
     let mut commits = CaseCommits::default();
     let mut before_liveness = 0;
     while let Some(event) = session.next_event() {
-        if *event == Event::Check(Check::Liveness) {
+        if *event == RunEvent::Check(Check::Liveness) {
             before_liveness = session.cluster().nexus().stats().committed;
         }
         if let Stepped::Failed(failure) = session.step() {

@@ -4,6 +4,13 @@
 //! targets' judge never injects, since the protocol believes an
 //! authenticated sled's ack), and the checker flags the coordinator's
 //! count. Through the library, then through the binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::process::Command;
 
@@ -13,7 +20,7 @@ use tq_harness::sled::DiskSummary;
 use tq_harness::{Action, Change, DEFAULT_SLEDS, Violation};
 use tq_replay::debugger::{self, Command as Cmd};
 use tq_replay::session::Stepped;
-use tq_replay::{Check, Debugger, Event, EventLog, Rack, Session};
+use tq_replay::{Check, Debugger, EventLog, Rack, RunEvent, Session};
 use tq_test_fixtures::{RACK, with_big_stack};
 
 /// A fresh rack of 4 sleds: Nexus starts epoch 1, a few messages move,
@@ -32,13 +39,13 @@ fn forged_ack_log() -> EventLog {
         rack,
     );
     log.events = vec![
-        Event::Act(Action::Reconfigure {
+        RunEvent::Act(Action::Reconfigure {
             change: Change::Same,
             coordinator: 0,
             threshold: 0,
         }),
-        Event::Act(Action::Deliver(0)),
-        Event::Act(Action::NexusPoll),
+        RunEvent::Act(Action::Deliver(0)),
+        RunEvent::Act(Action::NexusPoll),
     ];
     // Who coordinates, and a member that has not stored the prepare (so
     // sent no ack).
@@ -64,13 +71,13 @@ fn forged_ack_log() -> EventLog {
         body: Body::PrepareAck(Epoch(1)),
     };
     let bytes = tq_core::wire::encode_peer_msg(&ack.as_ref(), &mut buf).unwrap();
-    log.events.push(Event::Inject {
+    log.events.push(RunEvent::Inject {
         from: liar as u8,
         to: coordinator as u8,
         bytes: bytes.to_vec(),
     });
-    log.events.push(Event::Act(Action::DeliverAll));
-    log.events.push(Event::Check(Check::Liveness));
+    log.events.push(RunEvent::Act(Action::DeliverAll));
+    log.events.push(RunEvent::Check(Check::Liveness));
     log
 }
 

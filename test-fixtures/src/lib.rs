@@ -15,6 +15,13 @@
 //!
 //! Test-only: it panics on any failure, as a test should. Nothing that
 //! ships depends on it (`.ci/check-deps` checks).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test-only: a failed set-up fails the test that asked for it"
+)]
 
 #[cfg(feature = "pki")]
 pub mod pki;

@@ -4,6 +4,13 @@
 //! the upgrade, a reconfiguration adding the fresh sled and one removing a
 //! sled; on the way every refusal a real node can be driven into is asked
 //! for, and its status, code, sentence and core error checked.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

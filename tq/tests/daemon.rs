@@ -6,6 +6,13 @@
 //! (SIGINT) stop a running daemon cleanly with exit code 0 (and it starts
 //! again on the same directories); curl, a client we did not write, talks
 //! to its API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -2,6 +2,13 @@
 //! small rack, its exit code and the summary it prints. Both ways of
 //! running the sleds: tasks of the demo's process, and `--processes`
 //! (each sled its own `tq sled` process, reached only over the network).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::process::Command;
 

@@ -10,6 +10,13 @@
 //! Needs root and iproute2 (`ip`); where namespaces cannot be made it says
 //! so and checks nothing (`SKIPPED` on stderr). Everything it made is
 //! removed at the end, whether it passed or not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::Command;

@@ -7,6 +7,13 @@
 //! secret (rebuilt from those shares): raw, as hex in either case, as
 //! base64 (standard and URL-safe, at every alignment) and as a JSON array
 //! of numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -3,6 +3,13 @@
 //! and commit it with the change:
 //!
 //!     TQ_UPDATE_OPENAPI=1 cargo test -p tq --test openapi
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 use std::path::PathBuf;
 

@@ -3,6 +3,13 @@
 //! reading of each schema, none replaced by the crate's), and every
 //! endpoint's answers and refusals of a real rack are decoded into them.
 //! A schema that said less or other than the JSON would fail here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

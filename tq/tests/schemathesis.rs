@@ -14,6 +14,13 @@
 //! Needs the `st` command (`pip install schemathesis`); skipped with a
 //! `SKIPPED` line where it is missing, but not under CI, which installs
 //! it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: what goes wrong panics and fails the run"
+)]
 
 mod common;
 

@@ -9,7 +9,7 @@ use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::network::{Message, NetworkStats};
 use tq_harness::{Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
-use tq_replay::{Check, Event, EventLog};
+use tq_replay::{Check, RunEvent, EventLog};
 use tq_test_fixtures::lrtq_rack;
 
 use super::input::{Forgery, Layout, Racks, Reader, Step};
@@ -50,7 +50,7 @@ pub struct RunStats {
     pub committed: u32,
     /// What the harness counted before the final liveness check (secrets
     /// loaded, crashes, shares computed, ...).
-    pub harness: tq_harness::Stats,
+    pub harness: tq_harness::RunStats,
     /// What happened to messages before the final liveness check.
     pub network: NetworkStats,
     /// A forgery waived the final liveness check (see [`Verdict`]).
@@ -144,7 +144,7 @@ pub(super) fn run_as(
     bytes: &[u8],
     target: Target,
     ledger: Ledger,
-    events: Option<&mut Vec<Event>>,
+    events: Option<&mut Vec<RunEvent>>,
 ) -> Result<RunStats, Violation> {
     let mut input = Reader(bytes);
     let layout = Layout::read(&mut input, target.racks());
@@ -177,7 +177,7 @@ fn run_in<const N: usize>(
     ledger: Ledger,
     mut input: Reader<'_>,
     ending: Ending,
-    mut events: Option<&mut Vec<Event>>,
+    mut events: Option<&mut Vec<RunEvent>>,
 ) -> Result<RunStats, Violation> {
     let mut cluster = Box::new(new_cluster::<N>(layout, ledger)?);
     let mut stats = RunStats::default();
@@ -191,7 +191,7 @@ fn run_in<const N: usize>(
             eprintln!("step {}: {step:?}", stats.steps);
         }
         let event = match step {
-            Step::Act(action) => Some(Event::Act(action)),
+            Step::Act(action) => Some(RunEvent::Act(action)),
             Step::Forge(forgery) => {
                 let (verdict, event) = forge(&cluster, &forgery);
                 match verdict {
@@ -233,7 +233,7 @@ fn run_in<const N: usize>(
         Ending::Liveness if stats.liveness_waived => Check::Heal,
         Ending::Liveness => Check::Liveness,
     };
-    let event = Event::Check(check);
+    let event = RunEvent::Check(check);
     let outcome = event.apply(&mut cluster);
     if let Some(events) = events {
         events.push(event);
@@ -350,7 +350,7 @@ pub(super) fn new_cluster<const N: usize>(
 
 /// What to do with `forgery`: [`judge`]'s verdict, and the message to
 /// inject unless it says to skip it.
-fn forge<const N: usize>(cluster: &Cluster<N>, forgery: &Forgery) -> (Verdict, Option<Event>) {
+fn forge<const N: usize>(cluster: &Cluster<N>, forgery: &Forgery) -> (Verdict, Option<RunEvent>) {
     let count = cluster.sled_count();
     let sled = |n: u8| usize::from(n) % count;
     let in_flight = |n: u8| -> Option<Owned> {
@@ -406,7 +406,7 @@ fn forge<const N: usize>(cluster: &Cluster<N>, forgery: &Forgery) -> (Verdict, O
     let (Ok(from), Ok(to)) = (u8::try_from(from), u8::try_from(to)) else {
         return (Verdict::Skip, None);
     };
-    (verdict, Some(Event::Inject { from, to, bytes }))
+    (verdict, Some(RunEvent::Inject { from, to, bytes }))
 }
 
 /// A message in flight, copied out of the network.

@@ -6,7 +6,7 @@ use tq_core::ids::Epoch;
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::wire;
 use tq_harness::{Action, Change, Cluster, DEFAULT_SLEDS, MAX_SLEDS, Violation};
-use tq_replay::{Event, EventLog};
+use tq_replay::{RunEvent, EventLog};
 use tq_test_fixtures::with_big_stack;
 
 use super::input::Reader;
@@ -162,7 +162,7 @@ fn event_logs_replay_to_the_same_outcome() {
             injected += log
                 .events
                 .iter()
-                .filter(|e| matches!(e, Event::Inject { .. }))
+                .filter(|e| matches!(e, RunEvent::Inject { .. }))
                 .count();
             let failure = first_failure(log).expect("session");
             match (failure.map(|f| f.violation), outcome) {

@@ -18,9 +18,9 @@ use tq_core::wire;
 
 use crate::invariants::Violation;
 use crate::mask::{SledMask, bit, first_bit};
-use crate::nexus::Nexus;
+use crate::nexus::SimNexus;
 use crate::sled::{Disk, DiskSummary, Sled, index_of};
-use crate::stats::Stats;
+use crate::stats::RunStats;
 use records::{ConfigRecord, SecretRecord, Seen};
 
 /// What the checker reads of the world: the sled ids (`ids[i]` is sled
@@ -29,7 +29,7 @@ use records::{ConfigRecord, SecretRecord, Seen};
 pub(crate) struct World<'a> {
     pub ids: &'a [PlatformId],
     pub sleds: &'a [Sled],
-    pub nexus: &'a Nexus,
+    pub nexus: &'a SimNexus,
 }
 
 /// The last `PrepareAck` delivered, for the ack ledger.
@@ -236,7 +236,7 @@ impl<const SLEDS: usize> Checker<SLEDS> {
     pub(crate) fn check_acks_sent(
         &mut self,
         world: World<'_>,
-        stats: &mut Stats,
+        stats: &mut RunStats,
         index: usize,
         epochs: &[Epoch],
     ) -> Result<(), Violation> {
@@ -258,7 +258,7 @@ impl<const SLEDS: usize> Checker<SLEDS> {
     pub(crate) fn check_events(
         &mut self,
         world: World<'_>,
-        stats: &mut Stats,
+        stats: &mut RunStats,
         index: usize,
         events: &[Event],
     ) -> Result<(), Violation> {
@@ -285,7 +285,7 @@ impl<const SLEDS: usize> Checker<SLEDS> {
     pub(crate) fn summary(
         &mut self,
         world: World<'_>,
-        stats: &mut Stats,
+        stats: &mut RunStats,
         index: usize,
     ) -> Result<&DiskSummary, Violation> {
         let sled = sled_u8(index);
@@ -341,7 +341,11 @@ impl<const SLEDS: usize> Checker<SLEDS> {
     // ---- after every step ----
 
     /// Checks every safety invariant (see [`crate::invariants`]).
-    pub(crate) fn check(&mut self, world: World<'_>, stats: &mut Stats) -> Result<(), Violation> {
+    pub(crate) fn check(
+        &mut self,
+        world: World<'_>,
+        stats: &mut RunStats,
+    ) -> Result<(), Violation> {
         let count = world.sleds.len();
         for index in 0..count {
             self.summary(world, stats, index)?;

@@ -21,7 +21,7 @@ use crate::action::Action;
 use crate::checker::Compare;
 use crate::invariants::{LivenessFailure, Violation};
 use crate::network::Network;
-use crate::nexus::Nexus;
+use crate::nexus::SimNexus;
 use crate::sled::{Disk, Running, Sled, index_of};
 
 /// The sled's side of the core's driving loop: its disk, the network,
@@ -103,7 +103,7 @@ pub(super) fn run_call(_: &'static str, run: &mut dyn FnMut()) {
 /// What a node call may use besides its node: the sled ids, and Nexus.
 struct CallSide<'a> {
     ids: &'a [PlatformId],
-    nexus: &'a mut Nexus,
+    nexus: &'a mut SimNexus,
 }
 
 impl<const SLEDS: usize> Cluster<SLEDS> {
@@ -208,7 +208,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         &mut self,
         index: usize,
         probed: Option<&'static str>,
-        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &mut Nexus) -> T,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, &mut SimNexus) -> T,
     ) -> Result<Option<T>, Violation> {
         let (probe, name) = match probed {
             Some(name) => (self.probe, name),

@@ -16,9 +16,9 @@ use tq_core::persistent::{LrtqShareData, PersistentState};
 use crate::checker::{Checker, Compare, World};
 use crate::invariants::{SetupError, Violation};
 use crate::network::Network;
-use crate::nexus::Nexus;
+use crate::nexus::SimNexus;
 use crate::sled::{DiskSummary, Sled, platform_id};
-use crate::stats::Stats;
+use crate::stats::RunStats;
 use crate::{DEFAULT_SLEDS, MAX_SLEDS};
 
 mod drive;
@@ -65,10 +65,10 @@ pub struct Cluster<const SLEDS: usize = DEFAULT_SLEDS> {
     pub(crate) ids: heapless::Vec<PlatformId, SLEDS>,
     pub(crate) sleds: heapless::Vec<Sled, SLEDS>,
     pub(crate) network: Network,
-    pub(crate) nexus: Nexus,
+    pub(crate) nexus: SimNexus,
     pub(crate) checker: Checker<SLEDS>,
     rng: ChaCha20Rng,
-    pub(crate) stats: Stats,
+    pub(crate) stats: RunStats,
     probe: CallProbe,
     faults: [DriverFault; SLEDS],
 }
@@ -121,7 +121,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             ids.push(id)
                 .map_err(|_| Violation::Setup(SetupError::Sizes))?;
         }
-        let nexus = Nexus::new(rack_id, &ids, members, lrtq_count != 0)?;
+        let nexus = SimNexus::new(rack_id, &ids, members, lrtq_count != 0)?;
         let mut cluster = Self {
             rack_id,
             ids,
@@ -130,7 +130,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             nexus,
             checker: Checker::new(),
             rng: ChaCha20Rng::seed_from_u64(seed),
-            stats: Stats::default(),
+            stats: RunStats::default(),
             probe: drive::run_call,
             faults: [DriverFault::None; SLEDS],
         };
@@ -196,12 +196,12 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     }
 
     /// The Nexus model.
-    pub fn nexus(&self) -> &Nexus {
+    pub fn nexus(&self) -> &SimNexus {
         &self.nexus
     }
 
     /// What the run did so far.
-    pub fn stats(&self) -> &Stats {
+    pub fn stats(&self) -> &RunStats {
         &self.stats
     }
 
@@ -214,7 +214,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     // ---- checking ----
 
     /// The checker, the world it reads, and the run's counts it keeps.
-    pub(crate) fn checking(&mut self) -> (&mut Checker<SLEDS>, World<'_>, &mut Stats) {
+    pub(crate) fn checking(&mut self) -> (&mut Checker<SLEDS>, World<'_>, &mut RunStats) {
         let world = World {
             ids: &self.ids,
             sleds: &self.sleds,

@@ -1,13 +1,13 @@
 //! The cluster's Nexus steps: an action's numbers become commands to
-//! Nexus's state machine ([`crate::nexus::Nexus`]), and the calls it wants
-//! are made on the nodes through the cluster's call path (the core's
-//! driving loop, and the probe for everything but status reads), their
-//! answers handed back to it. A node refusing what Nexus had every right
+//! Nexus's state machine (through [`crate::nexus::SimNexus`]), and the
+//! calls it wants are made on the nodes through the cluster's call path
+//! (the core's driving loop, and the probe for everything but status
+//! reads), their answers handed back to it. A node refusing what Nexus had every right
 //! to ask is a [`Violation`]; the configuration Nexus commits goes to the
 //! checker (invariant 1).
 
 use tq_core::ids::Threshold;
-use tq_nexus::{Answer, CallId, CallKind, Method, Reaction, Refusal};
+use tq_nexus::{Answer, CallId, CallKind, Method, NodeRefusal, Reaction};
 
 use super::Cluster;
 use crate::MAX_SLEDS;
@@ -203,14 +203,16 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         let sled = u8::try_from(to).unwrap_or(u8::MAX);
         match reaction {
             Reaction::Refused(refusal) => Err(match refusal {
-                Refusal::Reconfigure(error) => Violation::ReconfigureRefused { sled, error },
-                Refusal::UpgradeFromLrtq(error) => Violation::LrtqUpgradeRefused { sled, error },
-                Refusal::Commit(error) => Violation::CommitRefused { sled, error },
-                Refusal::PrepareAndCommit(error) => {
+                NodeRefusal::Reconfigure(error) => Violation::ReconfigureRefused { sled, error },
+                NodeRefusal::UpgradeFromLrtq(error) => {
+                    Violation::LrtqUpgradeRefused { sled, error }
+                }
+                NodeRefusal::Commit(error) => Violation::CommitRefused { sled, error },
+                NodeRefusal::PrepareAndCommit(error) => {
                     Violation::PrepareAndCommitRefused { sled, error }
                 }
-                Refusal::StatusMismatch(epoch) => Violation::StatusMismatch { sled, epoch },
-                Refusal::WrongAnswer => Violation::Nexus(NexusFault::WrongAnswer),
+                NodeRefusal::StatusMismatch(epoch) => Violation::StatusMismatch { sled, epoch },
+                NodeRefusal::WrongAnswer => Violation::Nexus(NexusFault::WrongAnswer),
             }),
             Reaction::Committed(epoch) => match self.nexus.machine.latest_config() {
                 Some(config) => self.checker.nexus_committed(sled, epoch, config),

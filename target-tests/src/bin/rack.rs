@@ -34,7 +34,7 @@ use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_core::node::{CtxSlot, NodeCtx};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
-use tq_harness::nexus::Nexus;
+use tq_harness::nexus::SimNexus;
 use tq_harness::{Action, Change, Cluster, RackStart, Violation};
 use tq_target_tests::icount;
 use tq_target_tests::lrtq::{LRTQ_RACK_4, LRTQ_RACK_7, LrtqRack};
@@ -314,7 +314,7 @@ fn expect(ok: bool, why: &'static str) -> Result<(), Failure> {
     if ok { Ok(()) } else { Err(Failure::Step(why)) }
 }
 
-fn expect_latest(nexus: &Nexus, epoch: Epoch) -> Result<(), Failure> {
+fn expect_latest(nexus: &SimNexus, epoch: Epoch) -> Result<(), Failure> {
     expect(
         nexus.latest_committed().map(|c| c.epoch) == Some(epoch),
         "unexpected latest committed epoch",

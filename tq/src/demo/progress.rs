@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tq_driver::Event;
+use tq_driver::DriverEvent;
 
 /// The display. Cheap to clone: the driver's observer holds a clone, and
 /// all clones show the current phase's spinner.
@@ -72,20 +72,20 @@ impl Progress {
     }
 
     /// A driver event: notable ones are kept, the rest shown in passing.
-    pub fn event(&self, event: &Event) {
+    pub fn event(&self, event: &DriverEvent) {
         let text = event.to_string();
         match event {
-            Event::Started { .. }
-            | Event::Committed { .. }
-            | Event::Abandoned { .. }
-            | Event::Stuck { .. }
-            | Event::Unreachable { .. }
-            | Event::Proxied { .. }
-            | Event::PreparedAndCommitted { .. }
-            | Event::Refused { .. } => self.note(&text),
-            Event::Running { .. } | Event::Acks { .. } | Event::Confirmed { .. } => {
-                self.status(&text)
-            }
+            DriverEvent::Started { .. }
+            | DriverEvent::Committed { .. }
+            | DriverEvent::Abandoned { .. }
+            | DriverEvent::Stuck { .. }
+            | DriverEvent::Unreachable { .. }
+            | DriverEvent::Proxied { .. }
+            | DriverEvent::PreparedAndCommitted { .. }
+            | DriverEvent::Refused { .. } => self.note(&text),
+            DriverEvent::Running { .. }
+            | DriverEvent::Acks { .. }
+            | DriverEvent::Confirmed { .. } => self.status(&text),
         }
     }
 

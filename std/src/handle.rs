@@ -1,0 +1,350 @@
+//! The node handle: every call on a running node, from any task.
+//!
+//! A [`NodeHandle`] is cheap to clone. Each call is one request on the
+//! node task's API queue, with its own reply channel. The queue is
+//! bounded ([`crate::node::NodeConfig::api_queue_len`]): a full queue is
+//! [`Unavailable::Busy`] at once, never a wait and never a panic.
+//!
+//! A Nexus-facing call answers `Ok(answer)` with the node's own answer
+//! (exactly the core's types, so a Nexus driver passes it on), or
+//! `Err(`[`Unavailable`]`)` when the shim could not get one: the queue is
+//! full, the task stopped, the ledger could not store what the call
+//! changed (nothing is acknowledged while the state is not on disk), or,
+//! for a proxied call, the target could not be reached in time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tq_core::api::{
+    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
+    ReconfigureMsg, ReconfigureOutcome,
+};
+use tq_core::config::Configuration;
+use tq_core::ids::{Epoch, PlatformId};
+use tq_core::node::{
+    CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
+};
+
+use crate::metrics::Snapshot;
+use crate::node::report::NodeReport;
+use crate::node::stats::ShimCounters;
+use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
+use crate::secrets::LoadedSecret;
+
+pub use tq_core::api::{MAX_DEADLINE, MAX_DEADLINE_MS};
+
+/// Why the shim has no answer from the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// A bounded queue or table is full; try again later.
+    Busy(Bound),
+    /// The node task has stopped.
+    Stopped,
+    /// The call changed the node's state, and neither ledger copy could
+    /// store it: nothing is acknowledged (the write is retried with
+    /// backoff, and what the change queued is sent once it is stored).
+    NotStored {
+        /// Failed writes in a row.
+        attempts: u32,
+    },
+    /// The node knows no rack yet, so it cannot address a proxy frame.
+    NoRack,
+    /// Proxied: no connection to the target.
+    NotConnected,
+    /// Proxied: the connection to the target ended before its answer.
+    Disconnected,
+    /// Proxied or waited for: the deadline passed first.
+    DeadlinePassed,
+    /// Proxied: the target could not run the call.
+    Remote(RemoteUnavailable),
+    /// Proxied: the target answered with another call's answer.
+    WrongAnswer,
+    /// An invariant of this code broke (a frame that cannot be encoded).
+    Internal,
+}
+
+/// Which bound was hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// The node task's API queue.
+    ApiQueue,
+    /// Callers waiting for the latest secret.
+    SecretWaiters,
+    /// Proxied calls in flight.
+    ProxyTable,
+    /// The write queue of the connection to a proxy target.
+    PeerQueue,
+}
+
+impl Bound {
+    /// A stable snake-case name, for metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ApiQueue => "api_queue",
+            Self::SecretWaiters => "secret_waiters",
+            Self::ProxyTable => "proxy_table",
+            Self::PeerQueue => "peer_queue",
+        }
+    }
+
+    /// Every bound, in label order.
+    pub const ALL: [Self; 4] = [
+        Self::ApiQueue,
+        Self::SecretWaiters,
+        Self::ProxyTable,
+        Self::PeerQueue,
+    ];
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Busy(bound) => write!(f, "busy: the {} is full", bound.label()),
+            Self::Stopped => f.write_str("the node task has stopped"),
+            Self::NotStored { attempts } => write!(
+                f,
+                "the ledger could not store the change ({attempts} failed writes); nothing was acknowledged"
+            ),
+            Self::NoRack => f.write_str("this sled knows no rack yet"),
+            Self::NotConnected => f.write_str("not connected to the target sled"),
+            Self::Disconnected => f.write_str("the target sled disconnected before answering"),
+            Self::DeadlinePassed => f.write_str("the deadline passed"),
+            Self::Remote(RemoteUnavailable::NotStored) => {
+                f.write_str("the target sled could not store the change")
+            }
+            Self::Remote(RemoteUnavailable::Stopping) => {
+                f.write_str("the target sled is shutting down")
+            }
+            Self::WrongAnswer => f.write_str("the target sled answered another call"),
+            Self::Internal => f.write_str("internal error"),
+        }
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// A Nexus-facing call's result: the node's answer, or why there is none.
+pub type Answer<T> = Result<T, Unavailable>;
+
+pub(crate) type Reply<T> = oneshot::Sender<Answer<T>>;
+
+/// One call on the node task.
+pub(crate) enum Request {
+    Reconfigure(
+        Box<ReconfigureMsg>,
+        Reply<Result<ReconfigureOutcome, ReconfigureError>>,
+    ),
+    UpgradeFromLrtq(Box<LrtqUpgradeMsg>, Reply<Result<(), LrtqUpgradeError>>),
+    Commit(CommitRequest, Reply<Result<CommitOutcome, CommitError>>),
+    PrepareAndCommit(
+        Box<Configuration>,
+        Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>,
+    ),
+    CoordinatorStatus(Reply<Option<CoordinatorStatus>>),
+    Status(Reply<Box<NodeReport>>),
+    LoadSecret(Epoch, Reply<Result<Option<LoadedSecret>, LoadSecretError>>),
+    LoadLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
+    ClearSecrets(Reply<()>),
+    SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
+    Metrics(Reply<Box<Snapshot>>),
+    Proxy {
+        to: PlatformId,
+        request: ProxyRequest,
+        deadline: Duration,
+        reply: Reply<ProxyAnswer>,
+    },
+    Shutdown(Reply<()>),
+}
+
+/// Calls on a running node task. See the module doc.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) id: PlatformId,
+    pub(crate) requests: mpsc::Sender<Request>,
+    pub(crate) committed: watch::Receiver<Option<Epoch>>,
+    pub(crate) stats: Arc<ShimCounters>,
+}
+
+impl NodeHandle {
+    /// This sled.
+    pub fn id(&self) -> &PlatformId {
+        &self.id
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Answer<T> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.stats.busy(Bound::ApiQueue);
+                Unavailable::Busy(Bound::ApiQueue)
+            }
+            mpsc::error::TrySendError::Closed(_) => Unavailable::Stopped,
+        })?;
+        answer.await.unwrap_or(Err(Unavailable::Stopped))
+    }
+
+    /// `coordinate_reconfiguration`.
+    pub async fn reconfigure(
+        &self,
+        msg: ReconfigureMsg,
+    ) -> Answer<Result<ReconfigureOutcome, ReconfigureError>> {
+        self.call(|reply| Request::Reconfigure(Box::new(msg), reply))
+            .await
+    }
+
+    /// `coordinate_upgrade_from_lrtq`.
+    pub async fn upgrade_from_lrtq(
+        &self,
+        msg: LrtqUpgradeMsg,
+    ) -> Answer<Result<(), LrtqUpgradeError>> {
+        self.call(|reply| Request::UpgradeFromLrtq(Box::new(msg), reply))
+            .await
+    }
+
+    /// `commit_configuration`.
+    pub async fn commit(
+        &self,
+        request: CommitRequest,
+    ) -> Answer<Result<CommitOutcome, CommitError>> {
+        self.call(|reply| Request::Commit(request, reply)).await
+    }
+
+    /// `prepare_and_commit`.
+    pub async fn prepare_and_commit(
+        &self,
+        config: Configuration,
+    ) -> Answer<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+        self.call(|reply| Request::PrepareAndCommit(Box::new(config), reply))
+            .await
+    }
+
+    /// The running coordination, as Nexus polls it.
+    pub async fn coordinator_status(&self) -> Answer<Option<CoordinatorStatus>> {
+        self.call(Request::CoordinatorStatus).await
+    }
+
+    /// The node's status, its ledger's health and its connections.
+    pub async fn status(&self) -> Answer<NodeReport> {
+        self.call(Request::Status).await.map(|report| *report)
+    }
+
+    /// The secret of committed `epoch`; `Ok(Ok(None))` while shares are
+    /// being collected (see [`Self::load_latest_secret`] to wait instead).
+    pub async fn load_rack_secret(
+        &self,
+        epoch: Epoch,
+    ) -> Answer<Result<Option<LoadedSecret>, LoadSecretError>> {
+        self.call(|reply| Request::LoadSecret(epoch, reply)).await
+    }
+
+    /// The secret of the latest committed epoch, waiting up to `deadline`
+    /// (at most [`MAX_DEADLINE`]) for its shares ([`Unavailable::DeadlinePassed`] after that). If a
+    /// newer epoch commits meanwhile, that one's secret is what comes. A
+    /// refusal (nothing committed, expunged) comes at once: only shares
+    /// are waited for.
+    pub async fn load_latest_secret(
+        &self,
+        deadline: Duration,
+    ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+        let deadline = deadline.min(MAX_DEADLINE);
+        tokio::time::timeout(deadline, self.call(Request::LoadLatestSecret))
+            .await
+            .unwrap_or(Err(Unavailable::DeadlinePassed))
+    }
+
+    /// Drops every cached secret and stops collecting shares for one.
+    pub async fn clear_secrets(&self) -> Answer<()> {
+        self.call(Request::ClearSecrets).await
+    }
+
+    /// Replaces the peer addresses.
+    pub async fn set_peers(&self, peers: BTreeMap<PlatformId, SocketAddr>) -> Answer<()> {
+        self.call(|reply| Request::SetPeers(peers, reply)).await
+    }
+
+    /// Every counter: the core's, the network's, the ledger's and the
+    /// shim's (render with [`crate::metrics::render`]).
+    pub async fn metrics(&self) -> Answer<Snapshot> {
+        self.call(Request::Metrics).await.map(|s| *s)
+    }
+
+    /// The latest committed epoch, as it changes (what sled-agent watches
+    /// to rotate disk keys).
+    pub fn watch_committed(&self) -> watch::Receiver<Option<Epoch>> {
+        self.committed.clone()
+    }
+
+    /// `commit_configuration` on `to`, through this sled's connection to
+    /// it, failing after `deadline` (at most [`MAX_DEADLINE`]) or if the
+    /// connection ends first.
+    pub async fn proxy_commit(
+        &self,
+        to: PlatformId,
+        request: CommitRequest,
+        deadline: Duration,
+    ) -> Answer<Result<CommitOutcome, CommitError>> {
+        match self
+            .proxy(to, ProxyRequest::Commit(request), deadline)
+            .await?
+        {
+            ProxyAnswer::Commit(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `prepare_and_commit` on `to`, proxied (see [`Self::proxy_commit`]).
+    pub async fn proxy_prepare_and_commit(
+        &self,
+        to: PlatformId,
+        config: Configuration,
+        deadline: Duration,
+    ) -> Answer<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+        let request = ProxyRequest::PrepareAndCommit(Box::new(config));
+        match self.proxy(to, request, deadline).await? {
+            ProxyAnswer::PrepareAndCommit(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node status of `to`, proxied (see [`Self::proxy_commit`]).
+    pub async fn proxy_status(
+        &self,
+        to: PlatformId,
+        deadline: Duration,
+    ) -> Answer<tq_core::api::NodeStatus> {
+        match self.proxy(to, ProxyRequest::NodeStatus, deadline).await? {
+            ProxyAnswer::NodeStatus(status) => Ok(*status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn proxy(
+        &self,
+        to: PlatformId,
+        request: ProxyRequest,
+        deadline: Duration,
+    ) -> Answer<ProxyAnswer> {
+        self.call(|reply| Request::Proxy {
+            to,
+            request,
+            deadline,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops the node task and waits for it (and its connections) to end.
+    pub async fn shutdown(&self) -> Answer<()> {
+        self.call(Request::Shutdown).await
+    }
+}
+
+fn unexpected(answer: ProxyAnswer) -> Unavailable {
+    match answer {
+        ProxyAnswer::Unavailable(reason) => Unavailable::Remote(reason),
+        _ => Unavailable::WrongAnswer,
+    }
+}

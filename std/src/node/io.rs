@@ -1,0 +1,135 @@
+//! The node's outputs, as the core's driving loop hands them over
+//! ([`tq_core::node::AsyncIo`]): the state to the ledger, messages to the
+//! network, events to the task.
+//!
+//! A write that reaches no ledger copy fails the store, so the core keeps
+//! every message and event of that state queued; the next attempt waits
+//! for a backoff delay (a store asked for earlier fails at once without
+//! touching the disk), and the task retries when the delay is over.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tq_core::ids::PlatformId;
+use tq_core::node::{AsyncIo, Event, Outputs};
+use tq_core::persistent::PersistentState;
+use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN};
+use zeroize::Zeroizing;
+
+use super::stats::ShimCounters;
+use crate::backoff::{Backoff, BackoffConfig};
+use crate::ledger::{Ledger, WriteOutcome};
+use crate::net::{Frame, Net, SendError};
+
+/// Why the state was not stored.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// The last write failed and its backoff delay is not over.
+    BackingOff,
+    /// This write failed.
+    Failed,
+}
+
+pub(crate) struct ShimIo {
+    pub(crate) ledger: Ledger,
+    pub(crate) net: Net,
+    pub(crate) stats: Arc<ShimCounters>,
+    /// The encoded state; holds key shares.
+    encoded: Zeroizing<Vec<u8>>,
+    backoff: Backoff,
+    /// Failed writes in a row.
+    failing: u32,
+    /// When the next write may be tried, after a failure.
+    retry_at: Option<Instant>,
+    /// Events of the last drive, for the task.
+    pub(crate) events: Vec<Event>,
+}
+
+impl ShimIo {
+    pub(crate) fn new(
+        ledger: Ledger,
+        net: Net,
+        stats: Arc<ShimCounters>,
+        backoff: BackoffConfig,
+    ) -> Self {
+        Self {
+            ledger,
+            net,
+            stats,
+            encoded: Zeroizing::new(vec![0; MAX_PERSISTENT_STATE_LEN]),
+            backoff: Backoff::new(backoff),
+            failing: 0,
+            retry_at: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Failed writes in a row (0: the last write reached a copy).
+    pub(crate) fn failing(&self) -> u32 {
+        self.failing
+    }
+
+    /// When the store should be tried again, if a write failed.
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    async fn write(&mut self, state: &PersistentState) -> Result<(), StoreError> {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(StoreError::BackingOff);
+        }
+        let written = match wire::encode_persistent_state(state, &mut self.encoded) {
+            Ok(bytes) => self.ledger.write(bytes).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("encoding the state: {e}")),
+        };
+        match written {
+            Ok(outcome) => {
+                if let WriteOutcome::Degraded { failed, .. } = &outcome {
+                    tracing::warn!(%failed, "state stored in one ledger copy only");
+                }
+                if self.failing > 0 {
+                    tracing::info!(attempts = self.failing, "ledger writable again");
+                }
+                self.failing = 0;
+                self.retry_at = None;
+                self.backoff.reset();
+                Ok(())
+            }
+            Err(error) => {
+                self.failing = self.failing.saturating_add(1);
+                let delay = self.backoff.next_delay();
+                self.retry_at = Some(Instant::now() + delay);
+                self.stats.store_failure();
+                tracing::error!(%error, attempts = self.failing, ?delay,
+                    "state not stored: nothing is sent or acknowledged until it is");
+                Err(StoreError::Failed)
+            }
+        }
+    }
+}
+
+impl AsyncIo for ShimIo {
+    type StoreError = StoreError;
+
+    fn store(&mut self, state: &PersistentState) -> impl Future<Output = Result<(), StoreError>> {
+        self.write(state)
+    }
+}
+
+impl Outputs for ShimIo {
+    fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
+        match self.net.send(to, Frame::copy_from_slice(bytes)) {
+            Ok(()) => {}
+            // The core sends again what matters when the peer reconnects.
+            Err(SendError::NotConnected) => self.stats.send_not_connected(),
+            Err(SendError::Busy) => self.stats.send_busy(),
+            Err(SendError::BadLength(len)) => {
+                tracing::error!(len, "the core produced a message the network cannot frame");
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
