@@ -889,3 +889,52 @@ fn hex(bytes: &[u8]) -> String {
 fn show(epoch: Option<Epoch>) -> String {
     epoch.map_or_else(|| "none".into(), |e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(sleds: usize) -> Options {
+        Options {
+            sleds,
+            seed: 1,
+            launch: Launch::InProcess,
+            addressing: Addressing::Loopback,
+            keep: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_set_up_failure_shows_its_sled_and_each_cause_once() {
+        let dir = temporary_dir().unwrap();
+        // Where sled 0's directory goes, a file: it cannot be made.
+        let blocked = dir.path().join("sled-00");
+        std::fs::write(&blocked, "").unwrap();
+        let io = std::fs::create_dir(&blocked).err().unwrap().to_string();
+        let error = run_in(dir, options(MIN_SLEDS), Progress::new())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(
+            &error,
+            DemoError::SetUp(LayoutError::Files { index: 0, .. })
+        ));
+        let line = Chain(&error).to_string();
+        assert_eq!(
+            line,
+            format!("set-up: sled 0's files: {}: {io}", blocked.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rack_size_out_of_bounds_is_refused_before_anything_runs() {
+        let error = run_in(temporary_dir().unwrap(), options(2), Progress::new())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            Chain(&error).to_string(),
+            format!("--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not 2")
+        );
+    }
+}
