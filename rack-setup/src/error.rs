@@ -4,7 +4,9 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// Why setting up a rack (or one sled's files) failed.
+/// Why setting up a rack (or one sled's files) failed. Its message says
+/// only its own part; the cause is its [`source`](std::error::Error::source),
+/// so that a caller printing the whole chain shows each cause once.
 #[derive(Debug)]
 pub enum SetupError {
     /// The LRTQ rack could not be made as asked (its size, or the split).
@@ -23,9 +25,9 @@ impl fmt::Display for SetupError {
         match self {
             Self::Lrtq(why) => write!(f, "LRTQ rack: {why}"),
             #[cfg(feature = "pki")]
-            Self::Pki(e) => write!(f, "rack PKI: {e}"),
-            Self::PlatformId(e) => write!(f, "platform id: {e}"),
-            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::Pki(_) => f.write_str("rack PKI"),
+            Self::PlatformId(_) => f.write_str("platform id"),
+            Self::Io(path, _) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -46,5 +48,18 @@ impl std::error::Error for SetupError {
 impl From<rcgen::Error> for SetupError {
     fn from(e: rcgen::Error) -> Self {
         Self::Pki(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_source_not_in_the_message() {
+        let error = SetupError::Io(PathBuf::from("/x"), io::Error::other("the cause"));
+        assert_eq!(error.to_string(), "/x");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("the cause"));
     }
 }

@@ -9,7 +9,7 @@ use tq::demo::layout::Addressing;
 use tq::demo::progress::Progress;
 use tq::demo::record::Record;
 use tq::demo::sleds::Launch;
-use tq::demo::{MAX_SLEDS, MIN_SLEDS, Options};
+use tq::demo::{DemoError, MAX_SLEDS, MIN_SLEDS, Options};
 
 use super::report::Report;
 use super::{RuntimeError, runtime};
@@ -48,9 +48,8 @@ enum DemoCliError {
     },
     #[error("cannot find the tq binary to run sleds with")]
     Exe(#[source] std::io::Error),
-    /// `tq::demo`'s own failures, still sentences (see `tq::demo`).
-    #[error("{0}")]
-    Demo(String),
+    #[error(transparent)]
+    Demo(#[from] DemoError),
 }
 
 /// Runs the demo; exit code 0 only if every check held.
@@ -69,7 +68,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
 }
 
 fn execute(args: DemoArgs) -> Result<Record, DemoCliError> {
-    let dir = tq::demo::temporary_dir().map_err(DemoCliError::Demo)?;
+    let dir = tq::demo::temporary_dir()?;
     // The in-process daemons log through this process, to a file the
     // summary names: the terminal shows the progress (TQ_LOG sets the
     // filter).
@@ -91,7 +90,5 @@ fn execute(args: DemoArgs) -> Result<Record, DemoCliError> {
         addressing: Addressing::Loopback,
         keep: args.keep,
     };
-    runtime()?
-        .block_on(tq::demo::run_in(dir, options, Progress::new()))
-        .map_err(DemoCliError::Demo)
+    Ok(runtime()?.block_on(tq::demo::run_in(dir, options, Progress::new()))?)
 }

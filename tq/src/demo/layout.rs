@@ -19,9 +19,60 @@ use tq_rack_setup::layout::{SledConfigFile, SledDir};
 use tq_rack_setup::pki::RackCa;
 use tq_std::net::identity::platform_id_uri;
 
-use crate::config::{DEFAULT_API_PORT, DEFAULT_PEER_PORT, SledConfig};
-use crate::error::Chain;
+use tq_rack_setup::SetupError;
+
+use crate::config::{ConfigError, DEFAULT_API_PORT, DEFAULT_PEER_PORT, SledConfig};
 use crate::nexus::rack_file::{RackFile, RackSled};
+use crate::sled::DaemonError;
+
+/// Why the rack could not be laid out on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// Fewer fixed addresses than sleds.
+    #[error("{given} addresses for {sleds} sleds")]
+    TooFewAddresses {
+        /// Addresses given.
+        given: usize,
+        /// Sleds to place.
+        sleds: usize,
+    },
+    /// The system gave no free port on the loopback.
+    #[error("cannot pick free ports")]
+    FreePorts(#[source] std::io::Error),
+    /// The rack CA could not be made.
+    #[error("the rack CA")]
+    Ca(#[source] SetupError),
+    /// The LRTQ rack's secret and shares could not be made.
+    #[error("the LRTQ rack setup")]
+    Lrtq(#[source] SetupError),
+    /// A sled's id, directory, certificate, share or config file.
+    #[error("sled {index}'s files")]
+    Files {
+        /// The sled's place in the demo.
+        index: usize,
+        /// Why.
+        #[source]
+        source: SetupError,
+    },
+    /// A sled's configuration file, once written, does not load.
+    #[error("sled {index}'s configuration")]
+    Config {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// `tq sled init` failed for a sled.
+    #[error("sled {index}: init")]
+    Init {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: DaemonError,
+    },
+}
 
 /// Where each sled listens.
 #[derive(Clone, Debug)]
@@ -83,31 +134,30 @@ impl Layout {
         fresh: usize,
         seed: u64,
         addressing: &Addressing,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LayoutError> {
         let count = lrtq + fresh;
         let rack_id = rack_id(seed);
         let addresses = addresses(addressing, count)?;
-        let ca = RackCa::new("tq demo rack CA").map_err(|e| e.to_string())?;
-        let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(|e| e.to_string())?;
+        let ca = RackCa::new("tq demo rack CA").map_err(LayoutError::Ca)?;
+        let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(LayoutError::Lrtq)?;
         let lrtq_fingerprint = tq_std::secrets::fingerprint(
-            &setup.rack_secret().map_err(|e| e.to_string())?,
+            &setup.rack_secret().map_err(LayoutError::Lrtq)?,
             rack_id,
             Epoch(1),
         );
-        let digests = setup.share_digests().map_err(|e| e.to_string())?;
+        let digests = setup.share_digests().map_err(LayoutError::Lrtq)?;
         let mut sleds = Vec::with_capacity(count);
         for (index, (peer, api)) in addresses.into_iter().enumerate() {
-            let id = tq_rack_setup::sled_id(index).map_err(|e| e.to_string())?;
+            let failed = |source| LayoutError::Files { index, source };
+            let id = tq_rack_setup::sled_id(index).map_err(failed)?;
             let files = SledDir::in_rack(root, index);
-            files.create().map_err(|e| e.to_string())?;
+            files.create().map_err(failed)?;
             files
                 .write_pki(&ca, &platform_id_uri(&id))
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
             if index < lrtq {
-                let data = setup
-                    .share_data(rack_id, index, &digests)
-                    .map_err(|e| e.to_string())?;
-                files.write_lrtq_share(&data).map_err(|e| e.to_string())?;
+                let data = setup.share_data(rack_id, index, &digests).map_err(failed)?;
+                files.write_lrtq_share(&data).map_err(failed)?;
             }
             sleds.push(SledFiles {
                 index,
@@ -134,10 +184,19 @@ impl Layout {
             };
             SledDir::new(&sled.dir)
                 .write_config(&config)
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| LayoutError::Files {
+                    index: sled.index,
+                    source,
+                })?;
             // What an operator does once for a new sled: `tq sled init`.
-            let config = SledConfig::load(&sled.config).map_err(|e| Chain(&e).to_string())?;
-            crate::sled::init(&config).map_err(|e| format!("sled {}: {}", sled.id, Chain(&e)))?;
+            let config = SledConfig::load(&sled.config).map_err(|source| LayoutError::Config {
+                index: sled.index,
+                source,
+            })?;
+            crate::sled::init(&config).map_err(|source| LayoutError::Init {
+                index: sled.index,
+                source,
+            })?;
         }
         Ok(Self {
             rack_id,
@@ -168,7 +227,7 @@ impl Layout {
 fn addresses(
     addressing: &Addressing,
     count: usize,
-) -> Result<Vec<(SocketAddr, SocketAddr)>, String> {
+) -> Result<Vec<(SocketAddr, SocketAddr)>, LayoutError> {
     match addressing {
         Addressing::Fixed(ips) if ips.len() >= count => Ok(ips
             .iter()
@@ -180,19 +239,22 @@ fn addresses(
                 )
             })
             .collect()),
-        Addressing::Fixed(ips) => Err(format!("{} addresses for {count} sleds", ips.len())),
+        Addressing::Fixed(ips) => Err(LayoutError::TooFewAddresses {
+            given: ips.len(),
+            sleds: count,
+        }),
         Addressing::Loopback => {
             // Ports the system has free now, held until all are picked so
             // none repeats; the sleds bind them a moment later.
             let listeners = (0..2 * count)
                 .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("picking free ports: {e}"))?;
+                .map_err(LayoutError::FreePorts)?;
             let ports = listeners
                 .iter()
                 .map(|l| l.local_addr().map(|a| a.port()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("picking free ports: {e}"))?;
+                .map_err(LayoutError::FreePorts)?;
             let at = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
             Ok(ports
                 .chunks_exact(2)

@@ -56,17 +56,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tq_core::api::LoadSecretError;
 use tq_core::api::crash_tolerance;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_driver::{Driver, DriverConfig, SledMap, StateFile};
+use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
+use tq_std::handle::Unavailable;
 
-use crate::nexus::http::HttpSled;
+use crate::error::Chain;
+use crate::nexus::MajorityError;
 use crate::nexus::http::Traffic;
-use layout::{Addressing, Layout};
+use crate::nexus::http::{ClientError, HttpSled};
+use layout::{Addressing, Layout, LayoutError};
 use progress::Progress;
 use record::{EpochPrint, Injected, PhaseRecord, Record};
-use sleds::{Launch, Sleds};
+use sleds::{Launch, Sleds, SledsError};
 
 /// Most sleds in a configuration.
 pub const MAX_SLEDS: usize = tq_core::limits::MAX_MEMBERS;
@@ -97,12 +101,87 @@ const PULLED_DRIVES_EXPLAIN: &[&str] = &[
 /// A prefix for the demo's temporary directory.
 const DIR_PREFIX: &str = "tq-demo-";
 
+/// Why the demo could not run, or stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Its temporary directory could not be made.
+    #[error("cannot create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    /// The LRTQ rack's size is out of bounds.
+    #[error("--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not {0}")]
+    SledCount(usize),
+    /// The rack could not be laid out on disk.
+    #[error("set-up")]
+    SetUp(#[source] LayoutError),
+    /// Starting, killing, waiting for or reading a sled.
+    #[error(transparent)]
+    Sleds(#[from] SledsError),
+    /// Nexus's directory of sleds could not be made.
+    #[error("Nexus's sled directory")]
+    Directory(#[source] ClientError),
+    /// Nexus's state could not be created.
+    #[error("cannot create Nexus's state")]
+    NexusState(#[source] DriverError),
+    /// The Nexus driver failed or gave up.
+    #[error("the Nexus driver")]
+    Driver(#[source] DriverError),
+    /// No default threshold for a configuration.
+    #[error("threshold")]
+    Majority(#[source] MajorityError),
+    /// A phase needs more members than the configuration has.
+    #[error("too few members ({0})")]
+    TooFewMembers(usize),
+    /// A drive could not be pulled or plugged back.
+    #[error("{action} {}", .path.display())]
+    Drive {
+        /// "pulling" or "plugging".
+        action: &'static str,
+        /// The drive (a ledger directory).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The prepare never reached the sled to kill.
+    #[error("no prepare reached sled {0}")]
+    NoPrepare(usize),
+    /// Nexus has committed nothing.
+    #[error("nothing committed")]
+    NothingCommitted,
+    /// A sled did not answer its status.
+    #[error("sled {index}'s status")]
+    Status {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: CallFailure,
+    },
+}
+
+/// Why a sled reported no secret's fingerprint.
+#[derive(Debug, thiserror::Error)]
+enum NoSecret {
+    /// Its API did not answer.
+    #[error(transparent)]
+    Api(CallFailure),
+    /// Its node did not answer.
+    #[error(transparent)]
+    Node(Unavailable),
+    /// Its node refused.
+    #[error(transparent)]
+    Refused(LoadSecretError),
+    /// The shares were still being collected at the deadline.
+    #[error("its shares did not come in time")]
+    Late,
+}
+
 /// A new temporary directory for [`run_in`].
-pub fn temporary_dir() -> Result<tempfile::TempDir, String> {
+pub fn temporary_dir() -> Result<tempfile::TempDir, DemoError> {
     tempfile::Builder::new()
         .prefix(DIR_PREFIX)
         .tempdir()
-        .map_err(|e| format!("temporary directory: {e}"))
+        .map_err(DemoError::TempDir)
 }
 
 /// What to run.
@@ -133,7 +212,7 @@ pub fn timing() -> Timing {
 
 /// Runs the demo and returns what it measured; `Err` only when it could
 /// not run at all (then nothing was checked).
-pub async fn run(options: Options, progress: Progress) -> Result<Record, String> {
+pub async fn run(options: Options, progress: Progress) -> Result<Record, DemoError> {
     run_in(temporary_dir()?, options, progress).await
 }
 
@@ -143,12 +222,9 @@ pub async fn run_in(
     dir: tempfile::TempDir,
     options: Options,
     progress: Progress,
-) -> Result<Record, String> {
+) -> Result<Record, DemoError> {
     if !(MIN_SLEDS..=MAX_SLEDS).contains(&options.sleds) {
-        return Err(format!(
-            "--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not {}",
-            options.sleds
-        ));
+        return Err(DemoError::SledCount(options.sleds));
     }
     let started = Instant::now();
     let added = ADDED.min(MAX_SLEDS - options.sleds);
@@ -158,15 +234,16 @@ pub async fn run_in(
         added,
         options.seed,
         &options.addressing,
-    )?;
+    )
+    .map_err(DemoError::SetUp)?;
     let sleds = Sleds::new(layout, options.launch.clone())?;
     let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress).await?;
     let outcome = demo.scenario(options.sleds, added).await;
     if let Err(e) = &outcome {
         demo.progress.fail();
-        demo.progress.note(&format!("stopped: {e}"));
+        demo.progress.note(&format!("stopped: {}", Chain(e)));
         demo.record
-            .check(format!("the scenario ran to its end ({e})"), false);
+            .check(format!("the scenario ran to its end ({})", Chain(e)), false);
     }
     demo.final_checks().await;
     demo.sleds.stop_all().await;
@@ -191,7 +268,7 @@ pub async fn run_in(
 
 /// What sled `.0` reported: the epoch and fingerprint (hex) of the secret
 /// it loaded, or why it has none.
-type Reported = (usize, Result<(Epoch, String), String>);
+type Reported = (usize, Result<(Epoch, String), NoSecret>);
 
 /// A phase under way: when it began and the traffic so far.
 struct Mark {
@@ -210,7 +287,7 @@ struct Demo {
 }
 
 impl Demo {
-    async fn new(sleds: Sleds, state: PathBuf, progress: Progress) -> Result<Self, String> {
+    async fn new(sleds: Sleds, state: PathBuf, progress: Progress) -> Result<Self, DemoError> {
         let lrtq: Vec<usize> = (0..sleds.len())
             .filter(|&i| sleds.files(i).is_ok_and(|f| f.lrtq))
             .collect();
@@ -220,7 +297,8 @@ impl Demo {
             timing: timing(),
             call_timeout: Duration::from_secs(5),
         };
-        let directory = crate::nexus::directory(&rack, config.call_timeout)?;
+        let directory =
+            crate::nexus::directory(&rack, config.call_timeout).map_err(DemoError::Directory)?;
         let ids = ids(&sleds.layout, &lrtq);
         let mut driver = Driver::create(
             StateFile::new(state),
@@ -231,7 +309,7 @@ impl Demo {
             &ids,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(DemoError::NexusState)?;
         let observer = progress.clone();
         driver.observe(move |event| observer.event(event));
         Ok(Self {
@@ -243,7 +321,7 @@ impl Demo {
         })
     }
 
-    async fn scenario(&mut self, lrtq: usize, added: usize) -> Result<(), String> {
+    async fn scenario(&mut self, lrtq: usize, added: usize) -> Result<(), DemoError> {
         self.boot().await?;
         let upgraded: Vec<usize> = (0..lrtq).collect();
         self.change("LRTQ upgrade", upgraded, 0).await?;
@@ -305,7 +383,7 @@ impl Demo {
         });
     }
 
-    async fn boot(&mut self) -> Result<(), String> {
+    async fn boot(&mut self) -> Result<(), DemoError> {
         let mark = self.begin("boot").await;
         let all: Vec<usize> = (0..self.sleds.len()).collect();
         for &i in &all {
@@ -330,9 +408,9 @@ impl Demo {
         name: &str,
         members: Vec<usize>,
         coordinator: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), DemoError> {
         let mark = self.begin(name).await;
-        let k = crate::nexus::majority(members.len())?;
+        let k = crate::nexus::majority(members.len()).map_err(DemoError::Majority)?;
         let epoch = self.start(&members, k, coordinator).await?;
         self.settle().await?;
         self.members = members;
@@ -340,15 +418,15 @@ impl Demo {
         self.fingerprints(epoch, name).await
     }
 
-    async fn killed_mid_prepare(&mut self) -> Result<(), String> {
+    async fn killed_mid_prepare(&mut self) -> Result<(), DemoError> {
         let name = "sled killed mid-prepare";
         let members = self.members.clone();
         // The last member: a sled added after the upgrade when there is
         // one, which Nexus reaches only through a proxy.
-        let victim = *members.last().ok_or("no members")?;
-        let coordinator = *members.first().ok_or("no members")?;
+        let victim = *members.last().ok_or(DemoError::TooFewMembers(0))?;
+        let coordinator = *members.first().ok_or(DemoError::TooFewMembers(0))?;
         let mark = self.begin(name).await;
-        let k = crate::nexus::majority(members.len())?;
+        let k = crate::nexus::majority(members.len()).map_err(DemoError::Majority)?;
         let drives = self.sleds.files(victim)?.drives.clone();
         let pulled = drives.clone().map(|d| d.with_extension("pulled"));
         self.inject(
@@ -357,7 +435,11 @@ impl Demo {
             PULLED_DRIVES_EXPLAIN,
         );
         for (d, p) in drives.iter().zip(&pulled) {
-            std::fs::rename(d, p).map_err(|e| format!("pulling {}: {e}", d.display()))?;
+            std::fs::rename(d, p).map_err(|source| DemoError::Drive {
+                action: "pulling",
+                path: d.clone(),
+                source,
+            })?;
         }
         let epoch = self.start(&members, k, coordinator).await?;
         // Until the victim holds the prepare, unable to store it.
@@ -366,7 +448,7 @@ impl Demo {
             self.driver
                 .turn(Duration::from_millis(5))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(DemoError::Driver)?;
             if let Ok(status) = self.sleds.status(victim).await
                 && status.node.state.configs.iter().any(|c| c.epoch == epoch)
             {
@@ -378,7 +460,7 @@ impl Demo {
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(format!("no prepare reached sled {victim}"));
+                return Err(DemoError::NoPrepare(victim));
             }
         }
         self.inject(
@@ -390,14 +472,25 @@ impl Demo {
         self.progress
             .note(&format!("sled {victim}'s drives plugged back"));
         for (d, p) in drives.iter().zip(&pulled) {
-            std::fs::rename(p, d).map_err(|e| format!("plugging {}: {e}", d.display()))?;
+            std::fs::rename(p, d).map_err(|source| DemoError::Drive {
+                action: "plugging",
+                path: d.clone(),
+                source,
+            })?;
         }
         self.run_until("committed without it", |n| {
             n.latest_committed().is_some_and(|c| c.epoch() == epoch)
         })
         .await?;
         self.sleds.start(victim).await?;
-        let restarted = self.sleds.status(victim).await.map_err(|e| e.to_string())?;
+        let restarted = self
+            .sleds
+            .status(victim)
+            .await
+            .map_err(|source| DemoError::Status {
+                index: victim,
+                source,
+            })?;
         self.record.check(
             format!(
                 "sled {victim} restarted from its ledger at epoch {}",
@@ -416,12 +509,14 @@ impl Demo {
         self.fingerprints(epoch, name).await
     }
 
-    async fn coordinator_killed(&mut self) -> Result<(), String> {
+    async fn coordinator_killed(&mut self) -> Result<(), DemoError> {
         let name = "coordinator killed";
         let members = self.members.clone();
-        let coordinator = *members.get(1).ok_or("too few members")?;
+        let coordinator = *members
+            .get(1)
+            .ok_or(DemoError::TooFewMembers(members.len()))?;
         let mark = self.begin(name).await;
-        let k = crate::nexus::majority(members.len())?;
+        let k = crate::nexus::majority(members.len()).map_err(DemoError::Majority)?;
         let epoch = self.start(&members, k, coordinator).await?;
         self.run_until("coordinator running", |n| {
             n.pending().is_some_and(|p| p.phase() == Phase::Running)
@@ -450,7 +545,7 @@ impl Demo {
         self.fingerprints(latest, name).await
     }
 
-    async fn cold_boot(&mut self) -> Result<(), String> {
+    async fn cold_boot(&mut self) -> Result<(), DemoError> {
         let name = "cold boot";
         let members = self.members.clone();
         let latest = self.latest_epoch()?;
@@ -504,39 +599,39 @@ impl Demo {
         members: &[usize],
         k: Threshold,
         coordinator: usize,
-    ) -> Result<Epoch, String> {
+    ) -> Result<Epoch, DemoError> {
         let ids = ids(&self.sleds.layout, members);
         let coordinator = self.sleds.files(coordinator)?.id.clone();
         self.driver
             .start(&ids, k, &coordinator)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(DemoError::Driver)
     }
 
-    async fn settle(&mut self) -> Result<(), String> {
+    async fn settle(&mut self) -> Result<(), DemoError> {
         self.driver
             .settle(PHASE_LIMIT)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(DemoError::Driver)
     }
 
     async fn run_until(
         &mut self,
         what: &str,
         done: impl FnMut(&Nexus) -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), DemoError> {
         self.driver
             .run_until(what, PHASE_LIMIT, done)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(DemoError::Driver)
     }
 
-    fn latest_epoch(&self) -> Result<Epoch, String> {
+    fn latest_epoch(&self) -> Result<Epoch, DemoError> {
         self.driver
             .nexus()
             .latest_committed()
             .map(|c| c.epoch())
-            .ok_or_else(|| "nothing committed".to_owned())
+            .ok_or(DemoError::NothingCommitted)
     }
 
     // ---- checks ----
@@ -551,8 +646,7 @@ impl Demo {
                     let got = api.secret_fingerprint(SECRET_WAIT).await;
                     (
                         i,
-                        got.map(|p| (p.epoch, p.fingerprint))
-                            .map_err(|e| e.to_string()),
+                        got.map(|p| (p.epoch, p.fingerprint)).map_err(NoSecret::Api),
                     )
                 });
             }
@@ -571,7 +665,7 @@ impl Demo {
     /// secret rack setup made. The API serves only the latest secret's
     /// fingerprint, so this is asked of in-process sleds through their node
     /// handles; with `--processes` it is not asked, and the summary says so.
-    async fn lrtq_secret(&mut self) -> Result<(), String> {
+    async fn lrtq_secret(&mut self) -> Result<(), DemoError> {
         let expected = hex(&self.sleds.layout.lrtq_fingerprint);
         let mut prints = Vec::new();
         for &i in &self.members {
@@ -585,9 +679,9 @@ impl Demo {
                     Ok(Ok(None)) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    Ok(Ok(None)) => break Err("its shares did not come in time".to_owned()),
-                    Ok(Err(e)) => break Err(e.to_string()),
-                    Err(e) => break Err(e.to_string()),
+                    Ok(Ok(None)) => break Err(NoSecret::Late),
+                    Ok(Err(e)) => break Err(NoSecret::Refused(e)),
+                    Err(e) => break Err(NoSecret::Node(e)),
                 }
             };
             prints.push((i, got));
@@ -620,7 +714,7 @@ impl Demo {
     }
 
     /// Every member must report `epoch`'s secret with one fingerprint.
-    async fn fingerprints(&mut self, epoch: Epoch, when: &str) -> Result<(), String> {
+    async fn fingerprints(&mut self, epoch: Epoch, when: &str) -> Result<(), DemoError> {
         let members = self.members.clone();
         let prints = self.collect(&members).await;
         self.agree(epoch, when, prints);
@@ -635,7 +729,9 @@ impl Demo {
                 Ok((e, _)) => self.progress.note(&format!(
                     "sled {i} reported epoch {e}'s secret, not epoch {epoch}'s"
                 )),
-                Err(e) => self.progress.note(&format!("sled {i}: no secret: {e}")),
+                Err(e) => self
+                    .progress
+                    .note(&format!("sled {i}: no secret: {}", Chain(e))),
             }
         }
         let asked = prints.len();
@@ -792,4 +888,53 @@ fn hex(bytes: &[u8]) -> String {
 
 fn show(epoch: Option<Epoch>) -> String {
     epoch.map_or_else(|| "none".into(), |e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(sleds: usize) -> Options {
+        Options {
+            sleds,
+            seed: 1,
+            launch: Launch::InProcess,
+            addressing: Addressing::Loopback,
+            keep: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_set_up_failure_shows_its_sled_and_each_cause_once() {
+        let dir = temporary_dir().unwrap();
+        // Where sled 0's directory goes, a file: it cannot be made.
+        let blocked = dir.path().join("sled-00");
+        std::fs::write(&blocked, "").unwrap();
+        let io = std::fs::create_dir(&blocked).err().unwrap().to_string();
+        let error = run_in(dir, options(MIN_SLEDS), Progress::new())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(
+            &error,
+            DemoError::SetUp(LayoutError::Files { index: 0, .. })
+        ));
+        let line = Chain(&error).to_string();
+        assert_eq!(
+            line,
+            format!("set-up: sled 0's files: {}: {io}", blocked.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rack_size_out_of_bounds_is_refused_before_anything_runs() {
+        let error = run_in(temporary_dir().unwrap(), options(2), Progress::new())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            Chain(&error).to_string(),
+            format!("--sleds must be {MIN_SLEDS} to {MAX_SLEDS}, not 2")
+        );
+    }
 }

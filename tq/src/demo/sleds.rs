@@ -10,19 +10,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tq_driver::{CallFailure, FailureKind};
+use tq_std::handle::Unavailable;
 use tq_std::health::{self, Reading};
 
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
-use crate::config::SledConfig;
-use crate::error::Chain;
-use crate::nexus::http::{HttpSled, Traffic};
-use crate::sled::Daemon;
+use crate::config::{ConfigError, SledConfig};
+use crate::nexus::http::{ClientError, HttpSled, Traffic};
+use crate::sled::{Daemon, DaemonError};
 
 /// How long a sled may take to answer on its API after it starts.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -39,6 +39,131 @@ pub enum Launch {
         exe: PathBuf,
         /// Per sled, a command prefix; empty or missing: none.
         wrappers: Vec<Vec<String>>,
+    },
+}
+
+/// Why a sled could not be started, killed, waited for or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SledsError {
+    /// No sled has this index.
+    #[error("no sled {0}")]
+    NoSled(usize),
+    /// A sled's API client could not be made.
+    #[error("sled {index}'s API client")]
+    Client {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// A sled's configuration file does not load.
+    #[error("sled {index}'s configuration")]
+    Config {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// An in-process daemon did not start.
+    #[error("cannot start sled {index}")]
+    Start {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: DaemonError,
+    },
+    /// A sled process's log file could not be opened.
+    #[error("sled {index}: cannot open {}", .path.display())]
+    Log {
+        /// The sled.
+        index: usize,
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sled process could not be run.
+    #[error("sled {index}: cannot run {}", .exe.display())]
+    Spawn {
+        /// The sled.
+        index: usize,
+        /// The `tq` binary.
+        exe: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sled process exited before its API answered.
+    #[error("sled {index} exited at start ({status}); see {}", .log.display())]
+    Exited {
+        /// The sled.
+        index: usize,
+        /// How it exited.
+        status: ExitStatus,
+        /// Its log file.
+        log: PathBuf,
+    },
+    /// A sled's API did not answer in time after it started.
+    #[error("sled {index}'s API did not answer in {within:?}")]
+    NotReady {
+        /// The sled.
+        index: usize,
+        /// How long it was given.
+        within: Duration,
+    },
+    /// A sled process could not be sent SIGKILL.
+    #[error("cannot SIGKILL sled {index}")]
+    Kill {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A killed sled process could not be waited for.
+    #[error("waiting for sled {index}")]
+    Reap {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sled did not connect to every other one in time.
+    #[error("sled {index} connected to {connected} of {peers} peers after {limit:?}")]
+    NotConnected {
+        /// The sled.
+        index: usize,
+        /// Peers it was connected to.
+        connected: usize,
+        /// Peers it should have been connected to.
+        peers: usize,
+        /// How long it was given.
+        limit: Duration,
+    },
+    /// An in-process sled's node did not hand over its counters.
+    #[error("sled {index}'s counters")]
+    Metrics {
+        /// The sled.
+        index: usize,
+        /// Why.
+        #[source]
+        source: Unavailable,
+    },
+    /// A sled's API did not answer a read.
+    #[error("sled {index}'s {what}")]
+    Read {
+        /// The sled.
+        index: usize,
+        /// What was read ("counters", "traffic").
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: CallFailure,
     },
 }
 
@@ -77,11 +202,16 @@ fn add_readings(counts: &mut Counts, readings: impl IntoIterator<Item = Reading>
 
 impl Sleds {
     /// The rack of `layout`, nothing running yet.
-    pub fn new(layout: Layout, launch: Launch) -> Result<Self, String> {
+    pub fn new(layout: Layout, launch: Launch) -> Result<Self, SledsError> {
         let apis = layout
             .sleds
             .iter()
-            .map(|s| HttpSled::new(s.api, Duration::from_secs(30)))
+            .map(|s| {
+                HttpSled::new(s.api, Duration::from_secs(30)).map_err(|source| SledsError::Client {
+                    index: s.index,
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let count = layout.sleds.len();
         Ok(Self {
@@ -106,16 +236,13 @@ impl Sleds {
     }
 
     /// Sled `i`'s files.
-    pub fn files(&self, i: usize) -> Result<&SledFiles, String> {
-        self.layout
-            .sleds
-            .get(i)
-            .ok_or_else(|| format!("no sled {i}"))
+    pub fn files(&self, i: usize) -> Result<&SledFiles, SledsError> {
+        self.layout.sleds.get(i).ok_or(SledsError::NoSled(i))
     }
 
     /// Sled `i`'s API.
-    pub fn api(&self, i: usize) -> Result<&HttpSled, String> {
-        self.apis.get(i).ok_or_else(|| format!("no sled {i}"))
+    pub fn api(&self, i: usize) -> Result<&HttpSled, SledsError> {
+        self.apis.get(i).ok_or(SledsError::NoSled(i))
     }
 
     /// Sled `i`'s node handle, when it runs in this process.
@@ -133,25 +260,30 @@ impl Sleds {
 
     /// Starts sled `i` from its configuration file (and ledger), and waits
     /// until its API answers.
-    pub async fn start(&mut self, i: usize) -> Result<(), String> {
+    pub async fn start(&mut self, i: usize) -> Result<(), SledsError> {
         let files = self.files(i)?.clone();
         let running = match &self.launch {
             Launch::InProcess => {
-                let config = SledConfig::load(&files.config).map_err(|e| Chain(&e).to_string())?;
+                let config = SledConfig::load(&files.config)
+                    .map_err(|source| SledsError::Config { index: i, source })?;
                 let daemon = Daemon::start(&config)
                     .await
-                    .map_err(|e| format!("sled {}: {}", files.id, Chain(&e)))?;
+                    .map_err(|source| SledsError::Start { index: i, source })?;
                 Running::Task(daemon)
             }
             Launch::Processes { exe, wrappers } => {
+                let path = files.dir.join("sled.log");
+                let unopened = |source| SledsError::Log {
+                    index: i,
+                    path: path.clone(),
+                    source,
+                };
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(files.dir.join("sled.log"))
-                    .map_err(|e| format!("sled {} log: {e}", files.id))?;
-                let err = log
-                    .try_clone()
-                    .map_err(|e| format!("sled {} log: {e}", files.id))?;
+                    .open(&path)
+                    .map_err(unopened)?;
+                let err = log.try_clone().map_err(unopened)?;
                 let wrapper = wrappers.get(i).filter(|w| !w.is_empty());
                 let mut command = match wrapper.and_then(|w| w.split_first()) {
                     Some((program, args)) => {
@@ -170,9 +302,11 @@ impl Sleds {
                     .stdout(log)
                     .stderr(err)
                     .kill_on_drop(true);
-                let child = command
-                    .spawn()
-                    .map_err(|e| format!("sled {}: cannot run {}: {e}", files.id, exe.display()))?;
+                let child = command.spawn().map_err(|source| SledsError::Spawn {
+                    index: i,
+                    exe: exe.clone(),
+                    source,
+                })?;
                 Running::Child(child)
             }
         };
@@ -183,23 +317,27 @@ impl Sleds {
     }
 
     /// Waits until sled `i`'s API answers its status.
-    async fn wait_ready(&mut self, i: usize) -> Result<(), String> {
+    async fn wait_ready(&mut self, i: usize) -> Result<(), SledsError> {
         let deadline = tokio::time::Instant::now() + READY_WITHIN;
         loop {
             if let Some(Some(Running::Child(child))) = self.running.get_mut(i)
                 && let Ok(Some(status)) = child.try_wait()
             {
                 let log = self.files(i)?.dir.join("sled.log");
-                return Err(format!(
-                    "sled {i} exited at start ({status}); see {}",
-                    log.display()
-                ));
+                return Err(SledsError::Exited {
+                    index: i,
+                    status,
+                    log,
+                });
             }
             if self.status(i).await.is_ok() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!("sled {i}'s API did not answer in {READY_WITHIN:?}"));
+                return Err(SledsError::NotReady {
+                    index: i,
+                    within: READY_WITHIN,
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -208,7 +346,7 @@ impl Sleds {
     /// Kills sled `i` where it stands: SIGKILL for a process, the tasks
     /// aborted in-process. Its traffic counters are read first (they
     /// restart with it).
-    pub async fn kill(&mut self, i: usize) -> Result<(), String> {
+    pub async fn kill(&mut self, i: usize) -> Result<(), SledsError> {
         if let Ok(traffic) = self.traffic_of(i).await
             && let Some(earlier) = self.earlier.get_mut(i)
         {
@@ -230,11 +368,11 @@ impl Sleds {
             Some(Running::Child(mut child)) => {
                 child
                     .start_kill()
-                    .map_err(|e| format!("SIGKILL sled {i}: {e}"))?;
+                    .map_err(|source| SledsError::Kill { index: i, source })?;
                 child
                     .wait()
                     .await
-                    .map_err(|e| format!("waiting for sled {i}: {e}"))?;
+                    .map_err(|source| SledsError::Reap { index: i, source })?;
             }
             None => {}
         }
@@ -267,7 +405,7 @@ impl Sleds {
     }
 
     /// Waits until each sled of `among` is connected to every other one.
-    pub async fn wait_connected(&self, among: &[usize], limit: Duration) -> Result<(), String> {
+    pub async fn wait_connected(&self, among: &[usize], limit: Duration) -> Result<(), SledsError> {
         let deadline = tokio::time::Instant::now() + limit;
         let ids: Vec<_> = among
             .iter()
@@ -287,10 +425,12 @@ impl Sleds {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(format!(
-                        "sled {i} connected to {connected} of {} peers after {limit:?}",
-                        among.len() - 1
-                    ));
+                    return Err(SledsError::NotConnected {
+                        index: i,
+                        connected,
+                        peers: among.len() - 1,
+                        limit,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -315,7 +455,7 @@ impl Sleds {
     /// Sled `i`'s counters over all its runs, by name: every layer's when
     /// it runs in this process, the core's alone for a process (its status
     /// API reports no more).
-    pub async fn counts(&self, i: usize) -> Result<Counts, String> {
+    pub async fn counts(&self, i: usize) -> Result<Counts, SledsError> {
         let mut counts = self.earlier_counts.get(i).cloned().unwrap_or_default();
         add_readings(&mut counts, self.readings_now(i).await?);
         Ok(counts)
@@ -333,24 +473,35 @@ impl Sleds {
     }
 
     /// Sled `i`'s counters of its current run (none if it is not running).
-    async fn readings_now(&self, i: usize) -> Result<Vec<Reading>, String> {
+    async fn readings_now(&self, i: usize) -> Result<Vec<Reading>, SledsError> {
         match self.running.get(i) {
             Some(Some(Running::Task(daemon))) => daemon
                 .handle()
                 .metrics()
                 .await
                 .map(|snapshot| health::readings(&snapshot))
-                .map_err(|e| format!("sled {i}'s counters: {e}")),
+                .map_err(|source| SledsError::Metrics { index: i, source }),
             Some(Some(Running::Child(_))) => self
                 .status(i)
                 .await
                 .map(|status| health::core_readings(&status.node.counters))
-                .map_err(|e| format!("sled {i}'s counters: {e}")),
+                .map_err(|source| SledsError::Read {
+                    index: i,
+                    what: "counters",
+                    source,
+                }),
             _ => Ok(Vec::new()),
         }
     }
 
-    async fn traffic_of(&self, i: usize) -> Result<Traffic, String> {
-        self.api(i)?.traffic().await.map_err(|e| e.to_string())
+    async fn traffic_of(&self, i: usize) -> Result<Traffic, SledsError> {
+        self.api(i)?
+            .traffic()
+            .await
+            .map_err(|source| SledsError::Read {
+                index: i,
+                what: "traffic",
+                source,
+            })
     }
 }

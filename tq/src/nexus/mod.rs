@@ -91,18 +91,3 @@ pub fn read_state(path: &Path, timing: Timing) -> Result<Nexus, StateFileError> 
         }
     })
 }
-
-// `tq::demo` still returns `Result<_, String>` (its set-up is being moved
-// to its own library); these let it use `?` on what it calls here, every
-// cause kept.
-impl From<ClientError> for String {
-    fn from(error: ClientError) -> Self {
-        crate::error::Chain(&error).to_string()
-    }
-}
-
-impl From<MajorityError> for String {
-    fn from(error: MajorityError) -> Self {
-        crate::error::Chain(&error).to_string()
-    }
-}
