@@ -9,7 +9,7 @@ use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::network::{Message, NetworkStats};
 use tq_harness::{Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
-use tq_replay::{Check, RunEvent, EventLog};
+use tq_replay::{Check, EventLog, RunEvent};
 use tq_test_fixtures::lrtq_rack;
 
 use super::input::{Forgery, Layout, Racks, Reader, Step};

@@ -6,7 +6,7 @@ use tq_core::ids::Epoch;
 use tq_core::messages::{Body, Envelope, PeerMsgRef};
 use tq_core::wire;
 use tq_harness::{Action, Change, Cluster, DEFAULT_SLEDS, MAX_SLEDS, Violation};
-use tq_replay::{RunEvent, EventLog};
+use tq_replay::{EventLog, RunEvent};
 use tq_test_fixtures::with_big_stack;
 
 use super::input::Reader;
