@@ -299,14 +299,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
         .await
         .unwrap();
     commit_after_every_ack(&rack, UPGRADER, Epoch(2), &lrtq_members).await;
-    let shares2: Vec<(usize, Epoch, Share)> = lrtq_members
-        .iter()
-        .flat_map(|&i| {
-            ledger_shares_of(&rack, i)
-                .into_iter()
-                .map(move |(e, s)| (i, e, s))
-        })
-        .collect();
+    let shares2 = ledger_shares_of_sleds(&rack, &lrtq_members);
 
     rack.client(RECONFIGURER)
         .reconfigure(&ReconfigureMsg {
@@ -319,14 +312,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
         .await
         .unwrap();
     commit_after_every_ack(&rack, RECONFIGURER, Epoch(3), &all).await;
-    let shares3: Vec<(usize, Epoch, Share)> = all
-        .iter()
-        .flat_map(|&i| {
-            ledger_shares_of(&rack, i)
-                .into_iter()
-                .map(move |(e, s)| (i, e, s))
-        })
-        .collect();
+    let shares3 = ledger_shares_of_sleds(&rack, &all);
 
     let print = rack
         .client(UNLOCKER)
@@ -461,4 +447,16 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
         forbidden.is_empty(),
         "found where it must not be: {forbidden:#?}"
     );
+}
+
+/// Every share in the ledgers of `sleds`, with its sled and epoch.
+fn ledger_shares_of_sleds(rack: &Rack, sleds: &[usize]) -> Vec<(usize, Epoch, Share)> {
+    sleds
+        .iter()
+        .flat_map(|&i| {
+            ledger_shares_of(rack, i)
+                .into_iter()
+                .map(move |(e, s)| (i, e, s))
+        })
+        .collect()
 }
