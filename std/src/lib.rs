@@ -134,7 +134,7 @@
 //!   SHA3-256 digests of the sled's firmware as a TCG DICE `TcbInfo`
 //!   extension ([`net::measurements`]); with [`net::Attestation::Enforce`]
 //!   a peer is admitted only if every digest is in the rack's reference
-//!   measurements file ([`net::reference`]), which is re-read at every
+//!   measurements file ([`mod@net::reference`]), which is re-read at every
 //!   handshake so it can be updated without a restart
 //!   ([`net::attestation`]). Refusals are counted by reason
 //!   (`no_measurements`, `malformed_measurements`, `unknown_measurement`).

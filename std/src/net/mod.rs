@@ -33,7 +33,7 @@
 //!
 //! Peers prove what they run: a peer certificate carries the sled's
 //! firmware digests ([`measurements`]), and a peer whose digests are not
-//! all in the rack's reference measurements ([`reference`]) is refused at
+//! all in the rack's reference measurements ([`mod@reference`]) is refused at
 //! the handshake ([`attestation`], set by [`NetConfig::attestation`]).
 
 mod admission;
