@@ -146,12 +146,15 @@ impl SledDir {
     }
 
     /// Writes (replaces) the reference measurements file: exactly
-    /// `firmware` is accepted.
+    /// `firmware` is accepted. Written beside it and renamed over it, so a
+    /// sled re-reading it at a handshake never sees half a file.
     #[cfg(feature = "pki")]
     pub fn write_reference_measurements(&self, firmware: &[Firmware]) -> Result<(), SetupError> {
         let path = self.reference_measurements();
-        std::fs::write(&path, reference_measurements_toml(firmware))
-            .map_err(|e| SetupError::Io(path.clone(), e))
+        let staged = path.with_extension("toml.new");
+        std::fs::write(&staged, reference_measurements_toml(firmware))
+            .map_err(|e| SetupError::Io(staged.clone(), e))?;
+        std::fs::rename(&staged, &path).map_err(|e| SetupError::Io(path.clone(), e))
     }
 
     /// Writes the LRTQ share file (mode 0600) with `data` as the core

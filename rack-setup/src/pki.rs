@@ -26,8 +26,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
-use sha3::{Digest as _, Sha3_256};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha3::{Digest as _, Sha3_256};
 
 use crate::SetupError;
 use crate::layout::write_private;

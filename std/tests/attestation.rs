@@ -184,7 +184,10 @@ async fn a_stale_reference_file_once_updated_admits_the_peer_without_a_restart()
     let ca = Ca::new("rack");
     let (a, b) = ids();
     let mut updated = rack_firmware();
-    updated.push(Firmware::measure("sp 1.0.1", b"the next service processor image"));
+    updated.push(Firmware::measure(
+        "sp 1.0.1",
+        b"the next service processor image",
+    ));
     let newer = [updated[2].clone(), updated[1].clone()];
     let (mut na, nb) = pair(
         ca.identity(&a),
@@ -238,12 +241,8 @@ async fn an_unusable_reference_file_stops_the_start() {
     let missing = dir.path().join("missing.toml");
     let ca = Ca::new("rack");
     let (a, _) = ids();
-    let started = tq_std::net::Net::start(
-        enforcing(&missing),
-        &ca.identity(&a),
-        Default::default(),
-    )
-    .await;
+    let started =
+        tq_std::net::Net::start(enforcing(&missing), &ca.identity(&a), Default::default()).await;
     assert!(matches!(
         started.err(),
         Some(tq_std::net::StartError::Reference(_))

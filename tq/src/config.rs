@@ -443,7 +443,10 @@ reference_measurements = "reference-measurements.toml"
         assert!(message.contains("missing field `attestation`"), "{message}");
         let off = format!("{MINIMAL}enforce = false\n");
         let config = SledConfig::parse(&off).unwrap();
-        assert_eq!(config.node_config().unwrap().net.attestation, Attestation::Off);
+        assert_eq!(
+            config.node_config().unwrap().net.attestation,
+            Attestation::Off
+        );
     }
 
     #[test]

@@ -168,7 +168,11 @@ fn unusable_reference_measurements_are_one_line() {
             && line.contains("reference-measurements.toml: cannot read: No such file"),
         "{line}"
     );
-    std::fs::write(&reference, "[[measurement]]\nname = \"sp\"\nsha3_256 = \"00\"\n").unwrap();
+    std::fs::write(
+        &reference,
+        "[[measurement]]\nname = \"sp\"\nsha3_256 = \"00\"\n",
+    )
+    .unwrap();
     let line = error_line(&config);
     assert!(
         line.ends_with("measurement[0]: sha3_256 is not 64 hex digits"),

@@ -205,8 +205,8 @@ impl Net {
                 Ok(())
             }
         });
-        let checker = attestation::Checker::new(config.attestation.clone())
-            .map_err(StartError::Reference)?;
+        let checker =
+            attestation::Checker::new(config.attestation.clone()).map_err(StartError::Reference)?;
         let tls = tls::Tls::new(identity, policy, Arc::new(checker)).map_err(StartError::Tls)?;
         let listener = TcpListener::bind(config.listen)
             .await

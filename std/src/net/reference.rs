@@ -159,7 +159,10 @@ mod tests {
             algorithm: algorithm.into(),
             digest,
         };
-        assert_eq!(corpus.name_of(&fwid(SHA3_256_OID, vec![0xaa; 32])), Some("sp"));
+        assert_eq!(
+            corpus.name_of(&fwid(SHA3_256_OID, vec![0xaa; 32])),
+            Some("sp")
+        );
         assert_eq!(corpus.name_of(&fwid(SHA3_256_OID, vec![0xab; 32])), None);
         assert_eq!(corpus.name_of(&fwid(SHA3_256_OID, vec![0xaa; 31])), None);
         // The same bytes under another algorithm are another measurement.
