@@ -135,7 +135,8 @@
 //!   extension ([`net::measurements`]); with [`net::Attestation::Enforce`]
 //!   a peer is admitted only if every digest is in the rack's reference
 //!   measurements file ([`mod@net::reference`]), which is re-read at every
-//!   handshake so it can be updated without a restart
+//!   handshake (and every second for the connected peers, dropping one
+//!   whose digest was withdrawn) so it can be updated without a restart
 //!   ([`net::attestation`]). Refusals are counted by reason
 //!   (`no_measurements`, `malformed_measurements`, `unknown_measurement`).
 //!

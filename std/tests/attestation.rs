@@ -25,7 +25,7 @@ use tq_rack_setup::pki::{
 };
 use tq_std::net::identity::platform_id_uri;
 use tq_std::net::measurements::{SHA3_256_OID, measurements_of_cert};
-use tq_std::net::{Attestation, HandshakeRefusal, NetConfig, NetEvent, TlsIdentity};
+use tq_std::net::{Attestation, CloseReason, HandshakeRefusal, NetConfig, NetEvent, TlsIdentity};
 
 /// A sled identity whose certificate says it runs what `measured` says.
 fn measured_identity(ca: &Ca, id: &PlatformId, measured: Measured<'_>) -> TlsIdentity {
@@ -81,12 +81,13 @@ fn ids() -> (PlatformId, PlatformId) {
 /// Neither side connects for a while, and `refuser` counts `reason`
 /// (the other side sees the refusal as the peer's).
 async fn refused(refuser: &Node, other: &Node, reason: HandshakeRefusal) {
+    let handshakes = refuser.net.stats().handshakes;
     eventually(reason.label(), || refuser.net.stats().refused(reason) >= 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(refuser.net.connected().is_empty());
     assert!(other.net.connected().is_empty());
     let stats = refuser.net.stats();
-    assert_eq!(stats.handshakes, 0, "{stats:?}");
+    assert_eq!(stats.handshakes, handshakes, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +296,26 @@ fn openssl_reads_the_measurements() {
     // And our parser agrees.
     let der = ca.leaf(&[platform_id_uri(&ids().0)], None).0;
     assert_eq!(measurements_of_cert(&der).unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_peer_whose_measurement_is_withdrawn_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = write_reference(dir.path(), &rack_firmware());
+    let ca = Ca::new("rack");
+    let (a, b) = ids();
+    let (mut na, nb) = pair(ca.identity(&a), ca.identity(&b), &reference).await;
+    wait_event(&mut na.events, |e| *e == NetEvent::Connected(b.clone())).await;
+
+    // The host image is withdrawn: both sides run it, so each drops the
+    // other at its next check, and neither admits the other again.
+    write_reference(dir.path(), &rack_firmware()[..1]);
+    wait_event(&mut na.events, |e| *e == NetEvent::Disconnected(b.clone())).await;
+    eventually("both count the close", || {
+        [(&na, &b), (&nb, &a)]
+            .iter()
+            .any(|(node, peer)| node.net.stats().peer(peer).closes(CloseReason::Unattested) >= 1)
+    })
+    .await;
+    refused(&na, &nb, HandshakeRefusal::UnknownMeasurement).await;
 }

@@ -88,7 +88,8 @@ pub struct TlsSection {
 pub struct AttestationSection {
     /// The reference measurements file (tq-std's `net::reference`): the
     /// firmware digests a peer's certificate may carry. Re-read at every
-    /// peer handshake, so it is updated in place without a restart.
+    /// peer handshake and every second for the connected peers, so it is
+    /// updated in place without a restart.
     pub reference_measurements: PathBuf,
     /// Whether a peer whose measurements are absent, malformed or not all
     /// in the file is refused (default true). `false` admits any holder of

@@ -21,8 +21,11 @@
 //! [`super::reference::MAX_REFERENCE_FILE_LEN`] bytes), handshakes are
 //! rare (a peer set of a rack, redials with backoff), and so no change
 //! can be missed, however quickly or coarsely time-stamped. A change
-//! applies to handshakes from then on; an established connection stays
-//! until it ends. If the file cannot be read or parsed, the last good
+//! applies to handshakes from then on, and every
+//! [`REFERENCE_RECHECK_INTERVAL`] the connected peers are checked again:
+//! one whose measurements are no longer all listed is disconnected
+//! ([`super::CloseReason::Unattested`]) and refused at its next
+//! handshake. If the file cannot be read or parsed, the last good
 //! contents are used, the failure is counted
 //! ([`super::NetStats::reference_reload_failures`]) and logged once per
 //! distinct error: a half-written file must not lock the rack out.
@@ -34,10 +37,15 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::measurements::{MeasurementError, measurements_of_cert};
+use super::measurements::{Fwid, MeasurementError, measurements_of_cert};
 use super::reference::{ReferenceError, ReferenceMeasurements};
 use super::stats::{HandshakeRefusal, lock};
+
+/// How often the connected peers' measurements are checked again
+/// against the reference file.
+pub const REFERENCE_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whether and against what peers' measurements are checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +69,21 @@ pub struct PeerMeasurement {
     /// Its name in the reference measurements when the connection was
     /// made, if listed there.
     pub reference: Option<String>,
+}
+
+impl PeerMeasurement {
+    /// Whether `reference` lists every one of `measurements` (none at all
+    /// is not admitted).
+    pub(crate) fn all_listed(measurements: &[Self], reference: &ReferenceMeasurements) -> bool {
+        !measurements.is_empty()
+            && measurements.iter().all(|m| {
+                let fwid = Fwid {
+                    algorithm: m.algorithm.clone(),
+                    digest: m.digest.clone(),
+                };
+                reference.name_of(&fwid).is_some()
+            })
+    }
 }
 
 /// The check the verifiers run, with the last good reference file.
@@ -152,6 +175,17 @@ impl Checker {
         } else {
             Err(HandshakeRefusal::UnknownMeasurement)
         }
+    }
+
+    /// The reference measurements, re-read now; `None` with enforcement
+    /// off.
+    pub(crate) fn enforced_reference(&self) -> Option<Arc<ReferenceMeasurements>> {
+        (self.mode != Attestation::Off).then(|| self.reference())
+    }
+
+    /// Whether peers are checked at all.
+    pub(crate) fn enforced(&self) -> bool {
+        self.mode != Attestation::Off
     }
 
     /// A connected peer's measurements, named from the last good

@@ -25,7 +25,7 @@ use tq_core::ids::PlatformId;
 use tracing::Instrument;
 
 use super::admission::{Admission, Pool, StrangerLimits, canonical};
-use super::attestation::PeerMeasurement;
+use super::attestation::{PeerMeasurement, REFERENCE_RECHECK_INTERVAL};
 use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
 use super::stats::{CloseReason, HandshakeRefusal, NetCounters, lock};
@@ -263,6 +263,38 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
             .instrument(span),
         );
+    }
+}
+
+/// Until shutdown, every [`REFERENCE_RECHECK_INTERVAL`], disconnects the
+/// connected peers whose measurements the reference file no longer
+/// admits (only when attestation is enforced).
+pub(crate) async fn recheck_loop(shared: Arc<Shared>) {
+    let mut tick = interval(REFERENCE_RECHECK_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(reference) = shared.tls.attestation.enforced_reference() else {
+            return;
+        };
+        let connected = shared.registry.established();
+        let revoked: Vec<PlatformId> = {
+            let measurements = lock(&shared.measurements);
+            connected
+                .into_iter()
+                .filter(|peer| {
+                    let of_peer = measurements.get(peer).map_or(&[][..], Vec::as_slice);
+                    !PeerMeasurement::all_listed(of_peer, &reference)
+                })
+                .collect()
+        };
+        for peer in revoked {
+            tracing::warn!(%peer, "peer's measurements no longer in the reference; disconnected");
+            shared.registry.close(&peer, CloseReason::Unattested);
+        }
     }
 }
 

@@ -218,7 +218,12 @@ impl Net {
         let span = tracing::info_span!("net", local = %local, listen = %local_addr);
         shared
             .tasks
-            .spawn(manager::accept_loop(shared.clone(), listener).instrument(span));
+            .spawn(manager::accept_loop(shared.clone(), listener).instrument(span.clone()));
+        if shared.tls.attestation.enforced() {
+            shared
+                .tasks
+                .spawn(manager::recheck_loop(shared.clone()).instrument(span));
+        }
         tracing::info!(local = %local, listen = %local_addr, "peer network started");
         Ok((Self { shared, local_addr }, events_rx))
     }

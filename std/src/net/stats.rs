@@ -156,11 +156,14 @@ pub enum CloseReason {
     Requested,
     /// The network is shutting down, or the node layer stopped listening.
     Shutdown,
+    /// A measurement of the peer left the reference measurements
+    /// (`super::attestation`).
+    Unattested,
 }
 
 impl CloseReason {
     /// Number of kinds.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::PeerClosed,
@@ -175,6 +178,7 @@ impl CloseReason {
         Self::Removed,
         Self::Requested,
         Self::Shutdown,
+        Self::Unattested,
     ];
 
     /// A stable snake-case name, for logs and metric labels.
@@ -192,15 +196,21 @@ impl CloseReason {
             Self::Removed => "removed",
             Self::Requested => "requested",
             Self::Shutdown => "shutdown",
+            Self::Unattested => "unattested",
         }
     }
 
     /// Whether a healthy rack never closes a connection for this reason:
-    /// a frame that breaks the protocol or names another rack. Peers that
-    /// restart, go quiet or leave are normal churn.
+    /// a frame that breaks the protocol or names another rack, a peer
+    /// running firmware no longer approved. Peers that restart, go quiet
+    /// or leave are normal churn.
     pub fn is_anomaly(self) -> bool {
         match self {
-            Self::Oversize | Self::BadHeader | Self::WrongRack | Self::Undecodable => true,
+            Self::Oversize
+            | Self::BadHeader
+            | Self::WrongRack
+            | Self::Undecodable
+            | Self::Unattested => true,
             Self::PeerClosed
             | Self::Inactivity
             | Self::WriteTimeout
@@ -385,7 +395,7 @@ mod tests {
             HandshakeRefusal::UnknownMeasurement as usize + 1,
             HandshakeRefusal::COUNT
         );
-        assert_eq!(CloseReason::Shutdown as usize + 1, CloseReason::COUNT);
+        assert_eq!(CloseReason::Unattested as usize + 1, CloseReason::COUNT);
     }
 
     #[test]
