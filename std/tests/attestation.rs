@@ -106,8 +106,12 @@ async fn peers_running_the_reference_firmware_connect_and_show_it() {
             .map(|m| m.reference.as_deref().unwrap())
             .collect();
         assert_eq!(names, ["sp 1.0.0", "host 1.0.0"]);
-        assert!(measurements.iter().all(|m| m.algorithm == SHA3_256_OID));
-        assert_eq!(measurements[0].digest, rack_firmware()[0].sha3_256);
+        assert!(
+            measurements
+                .iter()
+                .all(|m| m.fwid.algorithm == SHA3_256_OID)
+        );
+        assert_eq!(measurements[0].fwid.digest, rack_firmware()[0].sha3_256);
     }
 }
 
@@ -232,7 +236,7 @@ async fn with_enforcement_off_a_rogue_peer_is_admitted() {
     na.net.set_peers(peers);
     wait_event(&mut na.events, |e| *e == NetEvent::Connected(b.clone())).await;
     let shown = na.net.measurements().remove(&b).unwrap();
-    assert_eq!(shown[0].digest, rogue[0].sha3_256);
+    assert_eq!(shown[0].fwid.digest, rogue[0].sha3_256);
     assert_eq!(shown[0].reference, None);
 }
 

@@ -62,10 +62,8 @@ pub enum Attestation {
 /// it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerMeasurement {
-    /// The hash algorithm's OID, dotted.
-    pub algorithm: String,
-    /// The digest.
-    pub digest: Vec<u8>,
+    /// The hash algorithm and digest.
+    pub fwid: Fwid,
     /// Its name in the reference measurements when the connection was
     /// made, if listed there.
     pub reference: Option<String>,
@@ -76,13 +74,9 @@ impl PeerMeasurement {
     /// is not admitted).
     pub(crate) fn all_listed(measurements: &[Self], reference: &ReferenceMeasurements) -> bool {
         !measurements.is_empty()
-            && measurements.iter().all(|m| {
-                let fwid = Fwid {
-                    algorithm: m.algorithm.clone(),
-                    digest: m.digest.clone(),
-                };
-                reference.name_of(&fwid).is_some()
-            })
+            && measurements
+                .iter()
+                .all(|m| reference.name_of(&m.fwid).is_some())
     }
 }
 
@@ -197,8 +191,7 @@ impl Checker {
             .into_iter()
             .map(|fwid| PeerMeasurement {
                 reference: reference.name_of(&fwid).map(str::to_owned),
-                algorithm: fwid.algorithm,
-                digest: fwid.digest,
+                fwid,
             })
             .collect()
     }

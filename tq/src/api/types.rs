@@ -201,8 +201,8 @@ impl From<NodeReport> for SledStatus {
                         .measurements
                         .into_iter()
                         .map(|m| Measurement {
-                            algorithm: m.algorithm,
-                            digest: hex::encode(m.digest),
+                            algorithm: m.fwid.algorithm,
+                            digest: hex::encode(m.fwid.digest),
                             reference: m.reference,
                         })
                         .collect(),
