@@ -287,6 +287,12 @@ mod tests {
             .unwrap();
         let mode = std::fs::metadata(sled.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // The reference measurements accept the firmware the sled runs.
+        let text = std::fs::read_to_string(sled.reference_measurements()).unwrap();
+        let file: toml::Table = toml::from_str(&text).unwrap();
+        let entries = file["measurement"].as_array().unwrap();
+        assert_eq!(entries.len(), crate::pki::rack_firmware().len());
+        assert_eq!(entries[0]["name"].as_str(), Some("sp 1.0.0"));
         assert!(sled.path().ends_with("sled-03"));
     }
 }

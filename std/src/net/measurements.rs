@@ -161,6 +161,8 @@ fn parse_fwids(mut list: &[u8]) -> Result<Vec<Fwid>, MeasurementError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// `DiceTcbInfo { fwids [6] { FWID { sha3-256, 32 bytes of 0xab } } }`,
@@ -234,5 +236,23 @@ mod tests {
             parse_tcb_info(&[0x30, 3, 0x80, 1, b'x']),
             Err(MeasurementError::Absent)
         );
+    }
+
+    proptest! {
+        /// Any bytes give FWIDs or an error, never a panic; a valid
+        /// encoding with any byte changed never gives more FWIDs.
+        #[test]
+        fn parsing_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = parse_tcb_info(&bytes);
+        }
+
+        #[test]
+        fn a_flipped_byte_is_refused_or_read_as_one_fwid(at in 0usize..51, bit in 0u8..8) {
+            let mut bytes = one_fwid();
+            bytes[at] ^= 1 << bit;
+            if let Ok(fwids) = parse_tcb_info(&bytes) {
+                prop_assert_eq!(fwids.len(), 1);
+            }
+        }
     }
 }
