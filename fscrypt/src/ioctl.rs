@@ -14,11 +14,12 @@ use linux_raw_sys::general::{
     FSCRYPT_KEY_SPEC_TYPE_IDENTIFIER, FSCRYPT_KEY_STATUS_ABSENT,
     FSCRYPT_KEY_STATUS_INCOMPLETELY_REMOVED, FSCRYPT_KEY_STATUS_PRESENT, FSCRYPT_MODE_AES_256_CTS,
     FSCRYPT_MODE_AES_256_XTS, FSCRYPT_POLICY_FLAGS_PAD_32, FSCRYPT_POLICY_V2, fscrypt_add_key_arg,
-    fscrypt_get_key_status_arg, fscrypt_key_specifier, fscrypt_policy_v2, fscrypt_remove_key_arg,
+    fscrypt_get_key_status_arg, fscrypt_get_policy_ex_arg, fscrypt_key_specifier,
+    fscrypt_policy_v2, fscrypt_remove_key_arg,
 };
 use linux_raw_sys::ioctl::{
-    FS_IOC_ADD_ENCRYPTION_KEY, FS_IOC_GET_ENCRYPTION_KEY_STATUS, FS_IOC_REMOVE_ENCRYPTION_KEY,
-    FS_IOC_SET_ENCRYPTION_POLICY,
+    FS_IOC_ADD_ENCRYPTION_KEY, FS_IOC_GET_ENCRYPTION_KEY_STATUS, FS_IOC_GET_ENCRYPTION_POLICY_EX,
+    FS_IOC_REMOVE_ENCRYPTION_KEY, FS_IOC_SET_ENCRYPTION_POLICY,
 };
 use rustix::ioctl::{Opcode, Setter, Updater, ioctl};
 use zeroize::Zeroize;
@@ -134,4 +135,34 @@ pub(crate) fn key_status(fs: BorrowedFd<'_>, id: &KeyIdentifier) -> io::Result<K
             "the kernel answered key status {other}"
         ))),
     }
+}
+
+pub(crate) fn policy_identifier(dir: BorrowedFd<'_>) -> io::Result<Option<KeyIdentifier>> {
+    // SAFETY: plain old data: all zeroes is valid.
+    let mut arg: fscrypt_get_policy_ex_arg = unsafe { std::mem::zeroed() };
+    arg.policy_size = size_of_val(&arg.policy) as u64;
+    const OPCODE: Opcode = FS_IOC_GET_ENCRYPTION_POLICY_EX as Opcode;
+    // SAFETY: FS_IOC_GET_ENCRYPTION_POLICY_EX reads `policy_size` and
+    // writes at most that many bytes of policy into `policy`, which is
+    // that large; `arg` is borrowed mutably for the call only.
+    let updater = unsafe { Updater::<OPCODE, fscrypt_get_policy_ex_arg>::new(&mut arg) };
+    // SAFETY: the opcode and argument type match (see `updater`).
+    match unsafe { ioctl(dir, updater) } {
+        Ok(()) => {}
+        // Not encrypted.
+        Err(e) if e == rustix::io::Errno::NODATA => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    // SAFETY: every member of the union is plain bytes, and the kernel
+    // wrote at least the version byte.
+    let version = unsafe { arg.policy.version };
+    if u32::from(version) != FSCRYPT_POLICY_V2 {
+        return Err(io::Error::other(format!(
+            "the directory has a version {version} policy, not 2"
+        )));
+    }
+    // SAFETY: the kernel wrote a v2 policy (its version byte says so), and
+    // any bit pattern is a valid `fscrypt_policy_v2`.
+    let identifier = unsafe { arg.policy.v2.master_key_identifier };
+    Ok(Some(KeyIdentifier(identifier)))
 }

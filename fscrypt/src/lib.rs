@@ -12,14 +12,16 @@
 //! - [`remove_key`]: `FS_IOC_REMOVE_ENCRYPTION_KEY`, which locks every
 //!   directory under that key (files still open stay readable until
 //!   closed: [`Removal::FilesBusy`]);
-//! - [`key_status`], `FS_IOC_GET_ENCRYPTION_KEY_STATUS`: whether a key is in.
+//! - [`key_status`], `FS_IOC_GET_ENCRYPTION_KEY_STATUS`: whether a key is in;
+//! - [`policy_identifier`], `FS_IOC_GET_ENCRYPTION_POLICY_EX`: which key a
+//!   directory is under (to lock it without the key).
 //!
 //! # Why this crate has `unsafe`
 //!
 //! No maintained crate offers these ioctls (there is none on crates.io
 //! for fscrypt; Debian's `fscrypt` tool manages its own protectors and
 //! metadata and would need the key in a file), and an ioctl passes raw
-//! pointers. The unsafe code is the `ioctl` module alone: each call goes
+//! pointers. The unsafe code is the private `ioctl` module alone: each call goes
 //! through rustix's typed `Updater`/`Setter`, with the kernel's own struct
 //! layouts from `linux-raw-sys`, and each block says why it is sound.
 //! Every other crate of the workspace stays `forbid(unsafe_code)`.
@@ -112,6 +114,12 @@ pub fn set_policy(dir: impl AsFd, id: &KeyIdentifier) -> io::Result<()> {
 /// Removes the key `id` from the file system `fs` is on.
 pub fn remove_key(fs: impl AsFd, id: &KeyIdentifier) -> io::Result<Removal> {
     ioctl::remove_key(fs.as_fd(), id)
+}
+
+/// The key identifier of the directory's v2 policy; `None` if it is not
+/// encrypted (an error if it has a v1 policy).
+pub fn policy_identifier(dir: impl AsFd) -> io::Result<Option<KeyIdentifier>> {
+    ioctl::policy_identifier(dir.as_fd())
 }
 
 /// Whether the key `id` is in the file system `fs` is on.

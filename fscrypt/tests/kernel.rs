@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tq_fscrypt::{
-    KEY_LEN, KeyStatus, RawKey, Removal, add_key, key_status, remove_key, set_policy,
+    KEY_LEN, KeyStatus, RawKey, Removal, add_key, key_status, policy_identifier, remove_key,
+    set_policy,
 };
 
 /// A loop-mounted ext4 with encryption on, unmounted when dropped.
@@ -87,12 +88,20 @@ fn a_directory_locks_and_unlocks_with_its_key() {
     fs::create_dir(&vault).unwrap();
     let key = RawKey::new([0x5a; KEY_LEN]);
 
+    assert_eq!(
+        policy_identifier(File::open(&vault).unwrap()).unwrap(),
+        None
+    );
     let id = add_key(&root, &key).unwrap();
     assert_eq!(key_status(&root, &id).unwrap(), KeyStatus::Present);
     set_policy(File::open(&vault).unwrap(), &id).unwrap();
     // The same policy again is accepted: "set on first use" is idempotent.
     set_policy(File::open(&vault).unwrap(), &id).unwrap();
     fs::write(vault.join("note.txt"), b"kept safe").unwrap();
+    assert_eq!(
+        policy_identifier(File::open(&vault).unwrap()).unwrap(),
+        Some(id)
+    );
 
     assert_eq!(remove_key(&root, &id).unwrap(), Removal::Removed);
     assert_eq!(key_status(&root, &id).unwrap(), KeyStatus::Absent);
