@@ -188,6 +188,7 @@ mod tests {
             shim: ShimStats::default(),
             proxied_in_flight: 0,
             secret_waiters: 0,
+            disks: Vec::new(),
         };
         let all = readings(&snapshot);
         let mut names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();

@@ -25,6 +25,11 @@
 //!   reach, and their frames next to the core's on the peer connections.
 //! - [`secrets`]: the loaded secret as a typed in-process value, and disk
 //!   keys derived from it (HKDF-SHA3-256 with a documented context).
+//! - [`disks`]: the key manager: each disk's random data key, stored only
+//!   wrapped under the latest committed epoch's disk key in files beside
+//!   the ledger, re-wrapped on every commit (crash-safe), unlocked at
+//!   start through its backend (`fscrypt` or a `command`), forgotten by an
+//!   expunged sled.
 //! - [`metrics`]: every counter (core, network, ledger, node layer) in the
 //!   Prometheus text format, by one function.
 //! - [`observe`]: the core's `log` lines bridged into `tracing`.
@@ -168,6 +173,7 @@
 //!   `prometheus_client`) in the tests.
 
 pub mod backoff;
+pub mod disks;
 pub mod handle;
 pub mod health;
 pub mod ledger;

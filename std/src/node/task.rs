@@ -597,6 +597,8 @@ impl Task {
             shim: self.io.stats.snapshot(),
             proxied_in_flight: self.forwarded.len(),
             secret_waiters: self.waiters.len(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
         }
     }
 
