@@ -228,9 +228,14 @@ impl NodeHandle {
         self.call(Request::CoordinatorStatus).await
     }
 
-    /// The node's status, its ledger's health and its connections.
+    /// The node's status, its ledger's health, its connections and its
+    /// disks.
     pub async fn status(&self) -> Answer<NodeReport> {
-        self.call(Request::Status).await.map(|report| *report)
+        let report = self.call(Request::Status).await?;
+        Ok(NodeReport {
+            disks: self.disks.reports(),
+            ..*report
+        })
     }
 
     /// The secret of committed `epoch`; `Ok(Ok(None))` while shares are

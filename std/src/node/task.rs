@@ -577,6 +577,8 @@ impl Task {
                     stats: stats.peer(id),
                 })
                 .collect(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
         }
     }
 
