@@ -1,7 +1,7 @@
 //! The ioctls against the running kernel, on an ext4 file system made
 //! with `-O encrypt` in a file and loop-mounted: needs root, `mkfs.ext4`
-//! and a kernel with fscrypt; otherwise a `SKIPPED` line says why (and
-//! under CI, where all of these hold, the test fails instead).
+//! and a kernel with fscrypt (`tq_test_fixtures::loopfs`); otherwise a
+//! `SKIPPED` line says why (and under CI the test fails instead).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,65 +11,12 @@
 )]
 
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use tq_fscrypt::{
     KEY_LEN, KeyStatus, RawKey, Removal, add_key, key_status, policy_identifier, remove_key,
     set_policy,
 };
-
-/// A loop-mounted ext4 with encryption on, unmounted when dropped.
-struct LoopFs {
-    _dir: tempfile::TempDir,
-    mount: PathBuf,
-}
-
-impl LoopFs {
-    fn new() -> Option<Self> {
-        let skip = |why: String| {
-            assert!(std::env::var_os("CI").is_none(), "CI must run this: {why}");
-            let _ = writeln!(std::io::stderr(), "SKIPPED (not run, not passed): {why}");
-            None
-        };
-        if !rustix::process::geteuid().is_root() {
-            return skip("fscrypt on a loop mount needs root".into());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("fs.img");
-        File::create(&image).unwrap().set_len(32 << 20).unwrap();
-        let mkfs = Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-O", "encrypt"])
-            .arg(&image)
-            .status();
-        match mkfs {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return skip("`mkfs.ext4` is not installed (apt-get install e2fsprogs)".into());
-            }
-            Err(e) => panic!("mkfs.ext4: {e}"),
-            Ok(status) => assert!(status.success(), "mkfs.ext4: {status}"),
-        }
-        let mount = dir.path().join("mnt");
-        fs::create_dir(&mount).unwrap();
-        let status = Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&image)
-            .arg(&mount)
-            .status()
-            .unwrap();
-        if !status.success() {
-            return skip(format!("mount -o loop failed ({status})"));
-        }
-        Some(Self { _dir: dir, mount })
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
-    }
-}
 
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -82,9 +29,11 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_directory_locks_and_unlocks_with_its_key() {
-    let Some(fs) = LoopFs::new() else { return };
-    let root = File::open(&fs.mount).unwrap();
-    let vault = fs.mount.join("vault");
+    let Some(fs) = tq_test_fixtures::loopfs::LoopFs::new() else {
+        return;
+    };
+    let root = File::open(fs.path()).unwrap();
+    let vault = fs.path().join("vault");
     fs::create_dir(&vault).unwrap();
     let key = RawKey::new([0x5a; KEY_LEN]);
 
@@ -118,10 +67,7 @@ fn a_directory_locks_and_unlocks_with_its_key() {
     let other = add_key(&root, &RawKey::new([0x11; KEY_LEN])).unwrap();
     assert_ne!(other, id);
     let refused = set_policy(File::open(&vault).unwrap(), &other).unwrap_err();
-    assert_eq!(
-        refused.raw_os_error(),
-        Some(rustix::io::Errno::EXIST.raw_os_error())
-    );
+    assert_eq!(refused.kind(), std::io::ErrorKind::AlreadyExists);
     remove_key(&root, &other).unwrap();
     remove_key(&root, &id).unwrap();
 }

@@ -67,6 +67,8 @@ struct Disk {
 
 pub(crate) struct Manager {
     handle: NodeHandle,
+    /// The latest committed epoch: a commit starts a round at once.
+    committed: watch::Receiver<Option<Epoch>>,
     disks: Vec<Disk>,
     board: DiskBoard,
     config: DisksConfig,
@@ -103,8 +105,11 @@ impl Manager {
                 })
                 .collect(),
         );
+        let mut committed = handle.watch_committed();
+        committed.mark_unchanged();
         Self {
             handle,
+            committed,
             disks,
             board,
             config,
@@ -113,18 +118,16 @@ impl Manager {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut committed = self.handle.watch_committed();
-        committed.mark_unchanged();
         self.settle().await;
         let mut check = tokio::time::interval(self.config.expunge_check);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.expunged {
             tokio::select! {
-                changed = committed.changed() => {
+                changed = self.committed.changed() => {
                     if changed.is_err() {
                         return; // the node stopped
                     }
-                    let epoch = *committed.borrow_and_update();
+                    let epoch = *self.committed.borrow_and_update();
                     tracing::info!(epoch = ?epoch, "committed: bringing disk keys to it");
                     self.settle().await;
                 }
@@ -132,7 +135,7 @@ impl Manager {
             }
         }
         // Expunged: nothing to do ever again but wait for the node's end.
-        wait_closed(committed).await;
+        wait_closed(self.committed).await;
     }
 
     /// Whether disk `i` needs work to be open under the `latest` epoch.
@@ -203,7 +206,16 @@ impl Manager {
                 return;
             }
             let pause = backoff.next_delay_with(rand::random::<f64>()).min(left);
-            tokio::time::sleep(pause).await;
+            // A commit (the rack's first, say) is worth a round at once.
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                changed = self.committed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.committed.borrow_and_update();
+                }
+            }
         }
     }
 
