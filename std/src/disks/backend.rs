@@ -270,3 +270,70 @@ async fn run(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> Result
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(unlock: &[&str], timeout_ms: u64, key_format: KeyFormat) -> Backend {
+        Backend::Command {
+            unlock: unlock.iter().map(|s| (*s).to_owned()).collect(),
+            lock: None,
+            timeout: Duration::from_millis(timeout_ms),
+            key_format,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_command_gets_the_key_on_stdin_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("got");
+        let script = format!(
+            "cat > {0}; echo \"args=$*\" >> {0}.env; env >> {0}.env",
+            out.display()
+        );
+        let key = DataKey::from_bytes([0xa5; 32]);
+        command(&["sh", "-c", &script, "unlock"], 10_000, KeyFormat::Raw)
+            .unlock(&key)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), [0xa5; 32]);
+        let env = std::fs::read(dir.path().join("got.env")).unwrap();
+        let hex = hex_lower(key.expose());
+        assert!(!env.windows(hex.len()).any(|w| w == hex.as_slice()));
+        assert!(!env.windows(32).any(|w| w == [0xa5; 32]));
+
+        command(&["sh", "-c", &script, "unlock"], 10_000, KeyFormat::Hex)
+            .unlock(&key)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), hex);
+        assert_eq!(&hex[..4], b"a5a5");
+    }
+
+    #[tokio::test]
+    async fn a_slow_or_failing_command_is_an_error() {
+        let key = DataKey::from_bytes([1; 32]);
+        let started = std::time::Instant::now();
+        let slow = command(&["sleep", "10"], 200, KeyFormat::Raw)
+            .unlock(&key)
+            .await;
+        assert!(matches!(slow, Err(BackendError::Timeout(..))), "{slow:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let failed = command(&["false"], 10_000, KeyFormat::Raw)
+            .unlock(&key)
+            .await;
+        assert!(matches!(failed, Err(BackendError::Exit(..))), "{failed:?}");
+        let missing = command(&["/nonexistent/tq-unlock"], 10_000, KeyFormat::Raw)
+            .unlock(&key)
+            .await;
+        assert!(
+            matches!(missing, Err(BackendError::Spawn(..))),
+            "{missing:?}"
+        );
+        assert!(matches!(
+            command(&["true"], 10_000, KeyFormat::Raw).lock().await,
+            Err(BackendError::CannotLock)
+        ));
+    }
+}
