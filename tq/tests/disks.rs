@@ -743,14 +743,14 @@ async fn cold_boot_unlock_times() {
         }
         let mut times = vec![None; n];
         while times.iter().any(Option::is_none) {
-            for i in 0..n {
-                if times[i].is_some() {
+            for (i, time) in times.iter_mut().enumerate() {
+                if time.is_some() {
                     continue;
                 }
                 if let Ok(status) = rack.rack.client(i).status().await
                     && status.disks.iter().all(|d| d.state == DiskStatus::Unlocked)
                 {
-                    times[i] = Some(start.elapsed());
+                    *time = Some(start.elapsed());
                 }
             }
             assert!(start.elapsed() < WAIT * 4, "cold boot of {n} sleds");
