@@ -57,13 +57,22 @@ impl fmt::Display for KeyIdentifier {
     }
 }
 
-/// A raw key of [`KEY_LEN`] bytes; zeroized on drop, no bytes in `Debug`.
-pub struct RawKey(zeroize::Zeroizing<[u8; KEY_LEN]>);
+/// A raw key of [`KEY_LEN`] bytes; zeroized on drop, no bytes in `Debug`;
+/// boxed, so moving it leaves no copy behind.
+pub struct RawKey(Box<zeroize::Zeroizing<[u8; KEY_LEN]>>);
 
 impl RawKey {
+    /// A key whose bytes `fill` writes in place (no copy of them is made
+    /// on the way).
+    pub fn new_with(fill: impl FnOnce(&mut [u8; KEY_LEN])) -> Self {
+        let mut key = Box::new(zeroize::Zeroizing::new([0u8; KEY_LEN]));
+        fill(&mut key);
+        Self(key)
+    }
+
     /// Takes the key's bytes (the caller's copy is its own to zeroize).
     pub fn new(bytes: [u8; KEY_LEN]) -> Self {
-        Self(zeroize::Zeroizing::new(bytes))
+        Self::new_with(|key| *key = bytes)
     }
 }
 

@@ -123,11 +123,11 @@ impl std::error::Error for BackendError {}
 
 /// The fscrypt key of a data key (module doc).
 fn fscrypt_key(key: &DataKey) -> RawKey {
-    let mut raw = Zeroizing::new([0u8; tq_fscrypt::KEY_LEN]);
-    // Fails only for outputs over 255 hash lengths; this is two.
-    let _ = SimpleHkdf::<Sha3_256>::new(None, key.expose())
-        .expand(FSCRYPT_KEY_CONTEXT, raw.as_mut_slice());
-    RawKey::new(*raw)
+    RawKey::new_with(|raw| {
+        // Fails only for outputs over 255 hash lengths; this is two.
+        let _ = SimpleHkdf::<Sha3_256>::new(None, key.expose())
+            .expand(FSCRYPT_KEY_CONTEXT, raw.as_mut_slice());
+    })
 }
 
 impl Backend {

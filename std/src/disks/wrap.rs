@@ -37,13 +37,14 @@ pub const SEALED_LEN: usize = DATA_KEY_LEN + 16;
 /// The fixed start of a wrapping's associated data.
 pub const WRAP_CONTEXT: &[u8] = b"trust-quorum-v1-disk-wrap";
 
-/// A disk's data key: zeroized on drop, no bytes in `Debug`.
-pub struct DataKey(Zeroizing<[u8; DATA_KEY_LEN]>);
+/// A disk's data key: zeroized on drop, no bytes in `Debug`. Boxed, so
+/// moving it moves a pointer and leaves no copy of the key behind.
+pub struct DataKey(Box<Zeroizing<[u8; DATA_KEY_LEN]>>);
 
 impl DataKey {
     /// A new random key from the operating system's generator.
     pub fn generate() -> Result<Self, WrapError> {
-        let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        let mut key = Box::new(Zeroizing::new([0u8; DATA_KEY_LEN]));
         SysRng
             .try_fill_bytes(key.as_mut_slice())
             .map_err(|_| WrapError::Random)?;
@@ -59,12 +60,12 @@ impl DataKey {
     /// Whether two keys are the same, in constant time.
     pub fn same_as(&self, other: &Self) -> bool {
         use subtle::ConstantTimeEq;
-        bool::from(self.0.ct_eq(&*other.0))
+        bool::from(self.0.ct_eq(&**other.0))
     }
 
     #[cfg(test)]
     pub(crate) fn from_bytes(bytes: [u8; DATA_KEY_LEN]) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(Box::new(Zeroizing::new(bytes)))
     }
 }
 
@@ -143,7 +144,8 @@ pub fn wrap(key: &DataKey, secret: &LoadedSecret, serial: &[u8]) -> Result<Wrapp
         .map_err(|_| WrapError::Random)?;
     let aad = associated_data(secret.rack_id(), secret.epoch(), serial);
     // Encrypted in place in a buffer that is wiped if anything fails.
-    let mut body = Zeroizing::new(*key.expose());
+    let mut body = Box::new(Zeroizing::new([0u8; DATA_KEY_LEN]));
+    body.copy_from_slice(key.expose());
     let tag = cipher(secret, serial)?
         .encrypt_inout_detached(&Nonce::from(nonce), &aad, body.as_mut_slice().into())
         // Only a message over 256 GiB fails.
@@ -174,7 +176,7 @@ pub fn unwrap(
     let aad = associated_data(secret.rack_id(), wrapping.epoch, serial);
     let (ciphertext, tag) = wrapping.sealed.split_at(DATA_KEY_LEN);
     let tag = <&Tag>::try_from(tag).map_err(|_| WrapError::DoesNotOpen)?;
-    let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
+    let mut key = Box::new(Zeroizing::new([0u8; DATA_KEY_LEN]));
     key.copy_from_slice(ciphertext);
     cipher(secret, serial)?
         .decrypt_inout_detached(
