@@ -50,6 +50,15 @@
 //! Status and counters are on the node handle's [`board::DiskBoard`], so
 //! they are in the sled's status and metrics.
 //!
+//! # What it does not do (yet)
+//!
+//! A sled of an LRTQ rack that has not been upgraded has no committed
+//! epoch, and the core loads the LRTQ secret only for the upgrade's
+//! coordinator: its disks stay `unlocking` (and then `failed`, "nothing
+//! committed") until the upgrade commits, and unlock then. Unlocking from
+//! the LRTQ secret as epoch 1 needs the core to collect LRTQ shares for a
+//! secret load, as it does for the upgrade.
+//!
 //! # Modules
 //!
 //! - [`wrap`]: the data key and its wrapping.
