@@ -119,7 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wrapping>, Corrupt> {
 pub enum CopyRead {
     /// Valid, with these wrappings.
     Valid(Vec<Wrapping>),
-    /// No file.
+    /// No file in an existing directory.
     Absent,
     /// The bytes fail a check.
     Corrupt(Corrupt),
@@ -137,24 +137,32 @@ pub struct WriteReport {
 }
 
 /// One disk's key file in every ledger directory, locked for this process
-/// while the value lives.
+/// while the value lives. A copy whose directory is missing at open (its
+/// drive not mounted) is left out for the value's life, as a failed drive:
+/// read as unreadable, never written.
 pub struct KeyFiles {
     paths: [PathBuf; LEDGER_COPIES],
-    _locks: Vec<FileLock>,
+    /// Per copy, its lock; `None` for a copy left out.
+    locks: [Option<FileLock>; LEDGER_COPIES],
 }
 
 impl KeyFiles {
     /// Locks `disk`'s key files in `dirs` (the ledger's directories).
+    /// Fails only if another process holds one (or a lock file cannot be
+    /// made in a directory that is there).
     pub fn open(dirs: &[PathBuf; LEDGER_COPIES], disk: &str) -> Result<Self, LockError> {
         let paths = dirs.clone().map(|dir| dir.join(file_name(disk)));
-        let locks = paths
-            .iter()
-            .map(|path| lock_exclusive(path))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            paths,
-            _locks: locks,
-        })
+        let mut locks: [Option<FileLock>; LEDGER_COPIES] = Default::default();
+        for (lock, path) in locks.iter_mut().zip(&paths) {
+            match lock_exclusive(path) {
+                Ok(held) => *lock = Some(held),
+                Err(LockError::Io(_, e))
+                    if e.kind() == ErrorKind::NotFound
+                        && !tq_atomic_file::directory(path).exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self { paths, locks })
     }
 
     /// The copies' paths.
@@ -162,9 +170,23 @@ impl KeyFiles {
         &self.paths
     }
 
+    fn copies(&self) -> impl Iterator<Item = (usize, &PathBuf, bool)> {
+        self.paths
+            .iter()
+            .zip(&self.locks)
+            .enumerate()
+            .map(|(copy, (path, lock))| (copy, path, lock.is_some()))
+    }
+
     /// Reads every copy. Blocking.
     pub fn read(&self) -> [CopyRead; LEDGER_COPIES] {
-        self.paths.clone().map(|path| read_copy(&path))
+        let mut out = [const { CopyRead::Unreadable(ErrorKind::NotFound) }; LEDGER_COPIES];
+        for ((_, path, held), slot) in self.copies().zip(out.iter_mut()) {
+            if held {
+                *slot = read_copy(path);
+            }
+        }
+        out
     }
 
     /// Replaces every copy with `wrappings`, copy 0 first. Blocking.
@@ -174,8 +196,16 @@ impl KeyFiles {
             written: 0,
             failure: None,
         };
-        for (copy, path) in self.paths.iter().enumerate() {
-            match replace(path, &bytes) {
+        for (copy, path, held) in self.copies() {
+            let result = if held {
+                replace(path, &bytes)
+            } else {
+                Err((
+                    WriteStep::Create,
+                    io::Error::new(ErrorKind::NotFound, "its directory was missing at start"),
+                ))
+            };
+            match result {
                 Ok(()) => report.written += 1,
                 Err((step, error)) => {
                     report.failure.get_or_insert((copy, step, error));
@@ -190,13 +220,18 @@ impl KeyFiles {
     /// them all.
     pub fn remove(&self) -> io::Result<()> {
         let mut first = Ok(());
-        for path in &self.paths {
+        for (_, path, _) in self.copies() {
             let removed = fs::remove_file(path).or_else(|e| match e.kind() {
                 ErrorKind::NotFound => Ok(()),
                 _ => Err(e),
             });
             let synced = removed.and_then(|()| {
-                fs::File::open(tq_atomic_file::directory(path)).and_then(|d| d.sync_all())
+                match fs::File::open(tq_atomic_file::directory(path)) {
+                    Ok(dir) => dir.sync_all(),
+                    // No directory: nothing of it to remove.
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e),
+                }
             });
             if first.is_ok() {
                 first = synced;
@@ -210,7 +245,11 @@ fn read_copy(path: &Path) -> CopyRead {
     use std::io::Read as _;
     let file = match fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return CopyRead::Absent,
+        // No file in its directory: absent. No directory (a drive not
+        // mounted) is not "no key": it must not let a new key be made.
+        Err(e) if e.kind() == ErrorKind::NotFound && tq_atomic_file::directory(path).is_dir() => {
+            return CopyRead::Absent;
+        }
         Err(e) => return CopyRead::Unreadable(e.kind()),
     };
     let mut bytes = Vec::with_capacity(MAX_FILE_LEN);
@@ -268,5 +307,21 @@ mod tests {
         assert!(matches!(read[1], CopyRead::Corrupt(_)));
         files.remove().unwrap();
         assert_eq!(files.read(), [CopyRead::Absent, CopyRead::Absent]);
+        // A drive not mounted is not a disk without a key: that copy is
+        // unreadable, and left out.
+        std::fs::remove_dir_all(&paths[1]).unwrap();
+        assert_eq!(
+            files.read(),
+            [CopyRead::Absent, CopyRead::Unreadable(ErrorKind::NotFound)]
+        );
+        let half = KeyFiles::open(&paths, "other").unwrap();
+        assert_eq!(
+            half.read(),
+            [CopyRead::Absent, CopyRead::Unreadable(ErrorKind::NotFound)]
+        );
+        let report = half.write(&[wrapping(3, 1)]);
+        assert_eq!(report.written, 1);
+        assert_eq!(report.failure.map(|f| f.0), Some(1));
+        assert!(!paths[1].exists(), "nothing made where the drive was");
     }
 }
