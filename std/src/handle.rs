@@ -28,6 +28,7 @@ use tq_core::node::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
 
+use crate::disks::DiskBoard;
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
 use crate::node::stats::ShimCounters;
@@ -166,6 +167,7 @@ pub struct NodeHandle {
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) committed: watch::Receiver<Option<Epoch>>,
     pub(crate) stats: Arc<ShimCounters>,
+    pub(crate) disks: DiskBoard,
 }
 
 impl NodeHandle {
@@ -226,9 +228,14 @@ impl NodeHandle {
         self.call(Request::CoordinatorStatus).await
     }
 
-    /// The node's status, its ledger's health and its connections.
+    /// The node's status, its ledger's health, its connections and its
+    /// disks.
     pub async fn status(&self) -> Answer<NodeReport> {
-        self.call(Request::Status).await.map(|report| *report)
+        let report = self.call(Request::Status).await?;
+        Ok(NodeReport {
+            disks: self.disks.reports(),
+            ..*report
+        })
     }
 
     /// The secret of committed `epoch`; `Ok(Ok(None))` while shares are
@@ -265,10 +272,20 @@ impl NodeHandle {
         self.call(|reply| Request::SetPeers(peers, reply)).await
     }
 
-    /// Every counter: the core's, the network's, the ledger's and the
-    /// shim's (render with [`crate::metrics::render`]).
+    /// Every counter: the core's, the network's, the ledger's, the
+    /// shim's and the disks' (render with [`crate::metrics::render`]).
     pub async fn metrics(&self) -> Answer<Snapshot> {
-        self.call(Request::Metrics).await.map(|s| *s)
+        let snapshot = self.call(Request::Metrics).await?;
+        Ok(Snapshot {
+            disks: self.disks.reports(),
+            ..*snapshot
+        })
+    }
+
+    /// The disks' states and counters, as the key manager
+    /// ([`crate::disks`]) keeps them; empty without one.
+    pub fn disks(&self) -> &DiskBoard {
+        &self.disks
     }
 
     /// The latest committed epoch, as it changes (what sled-agent watches

@@ -43,7 +43,30 @@ pub fn readings(snapshot: &Snapshot) -> Vec<Reading> {
     all.extend(shim_readings(&snapshot.shim));
     all.extend(ledger_readings(&snapshot.ledger));
     all.extend(net_readings(&snapshot.net));
+    all.extend(disk_readings(&snapshot.disks));
     all
+}
+
+/// Unlocking and re-wrapping are the normal work; every failure, refused
+/// wrapping, bad key file copy or half-written key file is not.
+fn disk_readings(disks: &[crate::disks::DiskReport]) -> Vec<Reading> {
+    let sum = |field: fn(&crate::disks::DiskStats) -> u64| {
+        disks.iter().map(|d| field(&d.stats)).sum::<u64>()
+    };
+    vec![
+        reading("disk", "unlock_attempts", sum(|s| s.unlock_attempts), false),
+        reading("disk", "rewraps", sum(|s| s.rewraps), false),
+        reading("disk", "unlock_failures", sum(|s| s.unlock_failures), true),
+        reading("disk", "rewrap_failures", sum(|s| s.rewrap_failures), true),
+        reading(
+            "disk",
+            "wrappings_refused",
+            sum(|s| s.wrappings_refused),
+            true,
+        ),
+        reading("disk", "bad_key_copies", sum(|s| s.bad_copies), true),
+        reading("disk", "degraded_writes", sum(|s| s.degraded_writes), true),
+    ]
 }
 
 /// The core's counters alone (what a sled's status reports).
@@ -194,6 +217,7 @@ mod tests {
             shim: ShimStats::default(),
             proxied_in_flight: 0,
             secret_waiters: 0,
+            disks: Vec::new(),
         };
         let all = readings(&snapshot);
         let mut names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();

@@ -11,7 +11,8 @@
 //! peer's platform id as `part:serial`, or `other` for peers past
 //! [`crate::net::MAX_TRACKED_PEERS`]), `direction` (`in`/`out`), `reason`
 //! (a refusal's or a close's stable label), `copy` (0 or 1), `outcome`,
-//! `bound`. Epochs are gauge values (`tq_node_latest_committed_epoch`...),
+//! `bound`, `disk` (a configured disk's name, at most
+//! [`crate::disks::MAX_DISKS`] of them), `state`. Epochs are gauge values (`tq_node_latest_committed_epoch`...),
 //! not labels, so the number of series stays bounded. Nothing secret is in
 //! a snapshot.
 //!
@@ -42,6 +43,9 @@
 //! | `tq_net_peer_frames_total`, `tq_net_peer_bytes_total`, `tq_net_peer_keepalives_total` | counter | `peer`, `direction` |
 //! | `tq_net_peer_connects_total`, `tq_net_peer_reconnects_total`, `tq_net_peer_dials_total`, `tq_net_peer_dial_failures_total`, `tq_net_peer_queue_full_total` | counter | `peer` |
 //! | `tq_net_peer_closes_total` | counter | `peer`, `reason` |
+//! | `tq_disk_state` | gauge (0/1) | `disk`, `state` |
+//! | `tq_disk_wrapped_epoch` | gauge (absent until read) | `disk` |
+//! | `tq_disk_unlock_attempts_total`, `tq_disk_unlock_failures_total`, `tq_disk_rewraps_total`, `tq_disk_rewrap_failures_total`, `tq_disk_wrappings_refused_total`, `tq_disk_bad_key_copies_total`, `tq_disk_degraded_writes_total` | counter | `disk` |
 
 use std::fmt;
 
@@ -56,6 +60,7 @@ use prometheus_client::registry::Registry;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::node::Counters;
 
+use crate::disks::{DiskReport, DiskState, DiskStats};
 use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
@@ -93,6 +98,8 @@ pub struct Snapshot {
     pub proxied_in_flight: usize,
     /// Callers waiting for the latest secret.
     pub secret_waiters: usize,
+    /// The disks the key manager handles ([`crate::disks`]).
+    pub disks: Vec<DiskReport>,
 }
 
 /// The content type of [`render`]'s text: the Prometheus text format,
@@ -121,7 +128,8 @@ impl Collector for SnapshotCollector {
         let mut out = Families(encoder);
         node_families(&mut out, &self.0)?;
         ledger_families(&mut out, &self.0.ledger, self.0.ledger_status)?;
-        net_families(&mut out, &self.0.net, self.0.connected)
+        net_families(&mut out, &self.0.net, self.0.connected)?;
+        disk_families(&mut out, &self.0.disks)
     }
 }
 
@@ -237,6 +245,76 @@ fn node_families(out: &mut Families, s: &Snapshot) -> fmt::Result {
         "Proxied calls waiting for their answer.",
         s.proxied_in_flight as u64,
     )
+}
+
+fn disk_families(out: &mut Families, disks: &[DiskReport]) -> fmt::Result {
+    out.gauges(
+        "tq_disk_state",
+        "1 for each disk's state (locked, unlocking, unlocked, failed), 0 for the others.",
+        disks.iter().flat_map(|disk| {
+            DiskState::LABELS.iter().map(|&state| {
+                (
+                    [("disk", disk.name.as_str()), ("state", state)],
+                    u64::from(disk.state.label() == state),
+                )
+            })
+        }),
+    )?;
+    out.gauges(
+        "tq_disk_wrapped_epoch",
+        "The epoch of each disk's newest key wrapping on disk.",
+        disks.iter().filter_map(|disk| {
+            disk.wrapped_epoch
+                .map(|epoch| ([("disk", disk.name.as_str())], epoch.0))
+        }),
+    )?;
+    let families: [FieldFamily<DiskStats, u64>; 7] = [
+        (
+            "tq_disk_unlock_attempts",
+            "Attempts to unlock each disk.",
+            |s| s.unlock_attempts,
+        ),
+        (
+            "tq_disk_unlock_failures",
+            "Unlock attempts that failed.",
+            |s| s.unlock_failures,
+        ),
+        (
+            "tq_disk_rewraps",
+            "Re-wraps of each disk's key under a newer epoch.",
+            |s| s.rewraps,
+        ),
+        (
+            "tq_disk_rewrap_failures",
+            "Re-wraps that reached no key file copy.",
+            |s| s.rewrap_failures,
+        ),
+        (
+            "tq_disk_wrappings_refused",
+            "Key wrappings that did not open under their epoch's secret.",
+            |s| s.wrappings_refused,
+        ),
+        (
+            "tq_disk_bad_key_copies",
+            "Key file copies found corrupt or unreadable.",
+            |s| s.bad_copies,
+        ),
+        (
+            "tq_disk_degraded_writes",
+            "Key file writes that reached one copy only.",
+            |s| s.degraded_writes,
+        ),
+    ];
+    for (name, help, field) in families {
+        out.counters(
+            name,
+            help,
+            disks
+                .iter()
+                .map(|disk| ([("disk", disk.name.as_str())], field(&disk.stats))),
+        )?;
+    }
+    Ok(())
 }
 
 fn ledger_families(out: &mut Families, ledger: &LedgerStats, status: LedgerStatus) -> fmt::Result {

@@ -35,6 +35,8 @@ progenitor::generate_api!(
         CoordinatorPhase = tq_core::node::CoordinatorPhase,
         CoordinatorStatus = tq_core::api::CoordinatorStatus,
         Counters = tq_core::node::Counters,
+        Disk = crate::api::types::Disk,
+        DiskStatus = crate::api::types::DiskStatus,
         EncryptedRackSecrets = tq_core::crypto::EncryptedRackSecrets,
         Epoch = tq_core::ids::Epoch,
         ErrorCode = crate::api::error::ErrorCode,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tq_core::ids::{PlatformId, PlatformIdError};
+use tq_std::disks::{Backend, DiskSpec, DisksConfig, KeyFormat};
 use tq_std::ledger::LEDGER_COPIES;
 use tq_std::net::{Attestation, NetConfig};
 use tq_std::node::{
@@ -53,6 +54,119 @@ pub struct SledConfig {
     /// The other sleds of the rack.
     #[serde(default)]
     pub peers: Vec<PeerEntry>,
+    /// How the disks are unlocked.
+    #[serde(default)]
+    pub disk_unlock: DiskUnlockSection,
+    /// The encrypted disks whose keys the rack secret protects.
+    #[serde(default)]
+    pub disks: Vec<DiskEntry>,
+}
+
+/// `[disk_unlock]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskUnlockSection {
+    /// Seconds the daemon keeps trying to unlock the disks after it starts
+    /// (and after each commit) before it reports those still locked as
+    /// failed.
+    #[serde(default = "default_unlock_deadline_secs")]
+    pub deadline_secs: u64,
+}
+
+impl Default for DiskUnlockSection {
+    fn default() -> Self {
+        Self {
+            deadline_secs: default_unlock_deadline_secs(),
+        }
+    }
+}
+
+fn default_unlock_deadline_secs() -> u64 {
+    tq_std::disks::DEFAULT_UNLOCK_DEADLINE.as_secs()
+}
+
+/// `timeout_ms` of a `command` disk when not given.
+pub const DEFAULT_DISK_COMMAND_TIMEOUT_MS: u64 = 30_000;
+
+fn default_disk_command_timeout_ms() -> u64 {
+    DEFAULT_DISK_COMMAND_TIMEOUT_MS
+}
+
+/// One `[[disks]]` entry, by its `backend`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiskEntry {
+    /// Linux native file encryption on a directory.
+    Fscrypt {
+        /// The disk's name (its key files are named after it).
+        name: String,
+        /// The disk's serial (its keys are derived for it).
+        serial: String,
+        /// The encrypted directory (on an ext4 made with `-O encrypt`).
+        dir: PathBuf,
+    },
+    /// A program given the key on its standard input.
+    Command {
+        /// The disk's name.
+        name: String,
+        /// The disk's serial.
+        serial: String,
+        /// The program and arguments that unlock.
+        unlock: Vec<String>,
+        /// The program and arguments that lock, if any.
+        #[serde(default)]
+        lock: Option<Vec<String>>,
+        /// Milliseconds either may run before it is killed.
+        #[serde(default = "default_disk_command_timeout_ms")]
+        timeout_ms: u64,
+        /// `raw` (32 bytes) or `hex` (64 digits) on standard input.
+        #[serde(default)]
+        key_format: KeyFormatEntry,
+    },
+}
+
+/// How a `command` disk takes its key.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormatEntry {
+    /// 32 raw bytes.
+    #[default]
+    Raw,
+    /// 64 lower-case hex digits.
+    Hex,
+}
+
+impl DiskEntry {
+    /// The key manager's description of this disk.
+    pub fn spec(&self) -> DiskSpec {
+        match self {
+            Self::Fscrypt { name, serial, dir } => DiskSpec {
+                name: name.clone(),
+                serial: serial.clone(),
+                backend: Backend::Fscrypt { dir: dir.clone() },
+            },
+            Self::Command {
+                name,
+                serial,
+                unlock,
+                lock,
+                timeout_ms,
+                key_format,
+            } => DiskSpec {
+                name: name.clone(),
+                serial: serial.clone(),
+                backend: Backend::Command {
+                    unlock: unlock.clone(),
+                    lock: lock.clone(),
+                    timeout: Duration::from_millis((*timeout_ms).max(1)),
+                    key_format: match key_format {
+                        KeyFormatEntry::Raw => KeyFormat::Raw,
+                        KeyFormatEntry::Hex => KeyFormat::Hex,
+                    },
+                },
+            },
+        }
+    }
 }
 
 /// `[ledger]`.
@@ -280,6 +394,9 @@ pub enum ConfigError {
     /// A timing field is zero or out of range.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The disks are misconfigured.
+    #[error("[[disks]]")]
+    Disks(#[source] tq_std::disks::ConfigError),
 }
 
 /// `, line L, column C` when the position is known.
@@ -311,6 +428,10 @@ impl SledConfig {
         config.resolve_paths(base);
         config.peer_map()?;
         config.timing()?;
+        config
+            .disks_config()
+            .validate()
+            .map_err(ConfigError::Disks)?;
         Ok(config)
     }
 
@@ -330,6 +451,11 @@ impl SledConfig {
         self.ledger.dirs.iter_mut().for_each(resolve);
         if let Some(p) = self.ledger.lrtq_share_file.as_mut() {
             resolve(p);
+        }
+        for disk in &mut self.disks {
+            if let DiskEntry::Fscrypt { dir, .. } = disk {
+                resolve(dir);
+            }
         }
         resolve(&mut self.tls.rack_ca);
         resolve(&mut self.tls.certificate);
@@ -370,6 +496,17 @@ impl SledConfig {
             .dirs
             .clone()
             .map(|dir| dir.join(LEDGER_FILE_NAME))
+    }
+
+    /// The key manager's configuration: the disks, their key files in the
+    /// ledger directories.
+    pub fn disks_config(&self) -> DisksConfig {
+        let mut config = DisksConfig::new(
+            self.disks.iter().map(DiskEntry::spec).collect(),
+            self.ledger.dirs.clone(),
+        );
+        config.unlock_deadline = Duration::from_secs(self.disk_unlock.deadline_secs.max(1));
+        config
     }
 
     /// The node's configuration.
@@ -500,6 +637,40 @@ reference_measurements = "reference-measurements.toml"
             line.starts_with("cannot read /nonexistent/sled.toml: No such file"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn disks_are_read_by_backend_and_checked() {
+        let text = format!(
+            "{MINIMAL}\n[disk_unlock]\ndeadline_secs = 5\n\n\
+             [[disks]]\nname = \"a\"\nserial = \"S1\"\nbackend = \"fscrypt\"\ndir = \"vault\"\n\n\
+             [[disks]]\nname = \"b\"\nserial = \"S2\"\nbackend = \"command\"\nunlock = [\"zfs\", \"load-key\"]\nkey_format = \"hex\"\n"
+        );
+        let mut config = SledConfig::parse(&text).unwrap();
+        config.resolve_paths(Path::new("/etc/tq"));
+        let disks = config.disks_config();
+        assert_eq!(disks.unlock_deadline, Duration::from_secs(5));
+        assert_eq!(
+            disks.disks[0].backend,
+            Backend::Fscrypt {
+                dir: PathBuf::from("/etc/tq/vault")
+            }
+        );
+        assert!(matches!(
+            &disks.disks[1].backend,
+            Backend::Command { key_format: KeyFormat::Hex, timeout, lock: None, .. }
+                if *timeout == Duration::from_millis(DEFAULT_DISK_COMMAND_TIMEOUT_MS)
+        ));
+        disks.validate().unwrap();
+        // A key of another backend is refused, as is a repeated name.
+        let (_, message) = SledConfig::parse(&format!(
+            "{MINIMAL}\n[[disks]]\nname = \"a\"\nserial = \"S\"\nbackend = \"fscrypt\"\ndir = \"v\"\nunlock = [\"x\"]\n"
+        ))
+        .unwrap_err();
+        assert!(message.contains("unknown field `unlock`"), "{message}");
+        let twice = text.replace("name = \"b\"", "name = \"a\"");
+        let config = SledConfig::parse(&twice).unwrap();
+        assert!(config.disks_config().validate().is_err());
     }
 
     #[test]

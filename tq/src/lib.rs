@@ -36,7 +36,7 @@
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
 //! `certificate`, `ledger`, `LRTQ share file`, `reference measurements
-//! <file>`, `peer network` or `API`.
+//! <file>`, `peer network`, `API` or `disks`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -69,6 +69,17 @@
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
 //! | `[[peers]]` `part`, `serial`, `address` | none | every other sled: its platform id and peer address |
+//! | `disk_unlock.deadline_secs` | 600 | seconds the daemon retries (with backoff) to unlock the disks after it starts and after each commit, before it shows the ones still locked as `failed` |
+//! | `[[disks]]` `name`, `serial`, `backend` | none | an encrypted disk: its name (1-32 of `A-Za-z0-9_-`; its key files `disk-key.<name>` are in the ledger directories), its serial (its wrapping keys are derived for it) and `backend`, `fscrypt` or `command` |
+//! | `[[disks]]` `dir` | required for `fscrypt` | the encrypted directory, on an ext4 made with `-O encrypt` (empty the first time; its v2 policy is set then) |
+//! | `[[disks]]` `unlock`, `lock` | `unlock` required for `command` | the program and arguments that unlock (the key on its standard input, never in its arguments or environment; its output discarded) and that lock (optional) |
+//! | `[[disks]]` `timeout_ms`, `key_format` | 30000, `raw` | for `command`: milliseconds before the program is killed; `raw` (32 bytes) or `hex` (64 digits) on its standard input |
+//!
+//! The disks are unlocked by `tq_std::disks`, the key manager: each disk's
+//! random data key is stored only wrapped under the latest committed
+//! epoch's disk key, re-wrapped on each commit, and removed if the sled is
+//! expunged; `/v1/status` (`disks`), `tq status` and `/metrics`
+//! (`tq_disk_*`) show each disk's state.
 //!
 //! # The HTTP API
 //!

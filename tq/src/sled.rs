@@ -4,7 +4,9 @@
 //! [`init`] is `tq sled init`: the ledger of a new sled, the only way one
 //! starts fresh. [`Daemon::start`] loads the TLS identity, boots the node
 //! from its ledger (or, while it holds nothing, the LRTQ share file) and
-//! starts the API; [`Daemon::stop`] stops
+//! starts the API and, if disks are configured, their key manager
+//! (`tq_std::disks`: unlocks them as soon as the rack secret can be had,
+//! re-wraps their keys on every commit); [`Daemon::stop`] stops
 //! the API, then the node (its task ends between calls, so every ledger
 //! write it started is finished). [`run`] is what `tq sled` does: start,
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
@@ -67,6 +69,9 @@ pub enum DaemonError {
     /// The HTTP API (its listener).
     #[error("API")]
     Api(#[source] ApiStartError),
+    /// The disks' key manager.
+    #[error("disks")]
+    Disks(#[source] tq_std::disks::StartError),
     /// The signal handlers.
     #[error("signals")]
     Signals(#[source] std::io::Error),
@@ -254,6 +259,8 @@ pub struct Daemon {
     node_task: JoinHandle<()>,
     peer_listen: SocketAddr,
     api: crate::server::ApiServer,
+    /// The disks' key manager, if any disk is configured.
+    disks: Option<tq_std::disks::Disks>,
 }
 
 impl Daemon {
@@ -277,10 +284,24 @@ impl Daemon {
                 return Err(DaemonError::Api(e));
             }
         };
+        let disks = if config.disks.is_empty() {
+            None
+        } else {
+            match tq_std::disks::start(&started.handle, config.disks_config()) {
+                Ok(disks) => Some(disks),
+                Err(e) => {
+                    api.stop().await;
+                    let _ = started.handle.shutdown().await;
+                    let _ = started.task.await;
+                    return Err(DaemonError::Disks(e));
+                }
+            }
+        };
         tracing::info!(
             sled = %id,
             peer = %started.listen,
             api = %api.local_addr(),
+            disks = config.disks.len(),
             "sled daemon started"
         );
         Ok(Self {
@@ -289,6 +310,7 @@ impl Daemon {
             node_task: started.task,
             peer_listen: started.listen,
             api,
+            disks,
         })
     }
 
@@ -322,6 +344,9 @@ impl Daemon {
                 Ok(())
             }
             ended = &mut self.node_task => {
+                if let Some(disks) = self.disks.take() {
+                    disks.stop().await;
+                }
                 self.api.stop().await;
                 Err(match ended {
                     Ok(()) => NodeEnded::Returned,
@@ -336,6 +361,9 @@ impl Daemon {
     /// is, then the API stops. What the ledger holds is what the sled
     /// restarts from.
     pub async fn crash(self) {
+        if let Some(disks) = self.disks {
+            disks.stop().await;
+        }
         self.node_task.abort();
         let _ = self.node_task.await;
         self.api.stop().await;
@@ -344,6 +372,9 @@ impl Daemon {
     /// Stops the API (no new calls), then the node: its task ends between
     /// calls, after the ledger write of the last one.
     pub async fn stop(self) {
+        if let Some(disks) = self.disks {
+            disks.stop().await;
+        }
         self.api.stop().await;
         if let Err(e) = self.handle.shutdown().await {
             tracing::warn!(error = %e, "node shutdown");

@@ -210,6 +210,7 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
             requests: requests_tx,
             committed,
             stats,
+            disks: crate::disks::DiskBoard::default(),
         },
         task: join,
         listen,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use tq_core::api::{CoordinatorStatus, CoordinatorStatusRef, NodeStatus, NodeStatusRef};
 use tq_core::member_set::MemberSet;
 
+use crate::disks::DiskReport;
 use crate::ledger::LedgerStatus;
 use crate::net::{PeerMeasurement, PeerStats};
 use tq_core::ids::PlatformId;
@@ -23,6 +24,9 @@ pub struct NodeReport {
     pub ledger: LedgerStatus,
     /// Every peer in the peer set, in order.
     pub peers: Vec<PeerReport>,
+    /// The disks the key manager handles ([`crate::disks`]), in
+    /// configuration order.
+    pub disks: Vec<DiskReport>,
 }
 
 /// Whether the node's state reaches the ledger.

@@ -579,6 +579,8 @@ impl Task {
                     measurements: measurements.remove(id).unwrap_or_default(),
                 })
                 .collect(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
         }
     }
 
@@ -599,6 +601,8 @@ impl Task {
             shim: self.io.stats.snapshot(),
             proxied_in_flight: self.forwarded.len(),
             secret_waiters: self.waiters.len(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
         }
     }
 

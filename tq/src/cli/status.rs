@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use tq::api::types::{Ledger, Measurement, SledStatus, Storage};
+use tq::api::types::{Disk, DiskStatus, Ledger, Measurement, SledStatus, Storage};
 use tq::error::Chain;
 use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
@@ -284,6 +284,7 @@ fn rack_table(views: &[SledView]) -> String {
         "coordinating",
         "peers",
         "ledger",
+        "disks",
         "msgs out",
         "alarms",
     ]);
@@ -334,6 +335,9 @@ fn rack_table(views: &[SledView]) -> String {
                 .map_or_else(|| "-".into(), |c| format!("{} {:?}", c.epoch, c.phase)),
             peers,
             view.status.as_ref().map_or_else(|| "-".into(), storage),
+            view.status
+                .as_ref()
+                .map_or_else(|| "-".into(), disks_summary),
             view.messages_sent
                 .map_or_else(|| "-".into(), |m| m.to_string()),
             node.alarms.len().to_string(),
@@ -416,6 +420,29 @@ fn sled_detail(view: &SledView) -> String {
             measurements(&p.measurements),
         ]);
     }
+    let mut disks = table(&[
+        "disk",
+        "serial",
+        "backend",
+        "state",
+        "wrapped at",
+        "re-wraps",
+    ]);
+    for d in &s.disks {
+        disks.add_row(vec![
+            d.name.clone(),
+            d.serial.clone(),
+            d.backend.clone(),
+            disk_state(d),
+            epoch(d.wrapped_epoch),
+            d.rewraps.to_string(),
+        ]);
+    }
+    let disks = if s.disks.is_empty() {
+        "disks: none configured\n".to_owned()
+    } else {
+        format!("{disks}\n")
+    };
     let mut counters = table(&["counter", "count"]);
     for (counter, count) in node.counters.iter() {
         if count > 0 {
@@ -428,7 +455,45 @@ fn sled_detail(view: &SledView) -> String {
         let list: Vec<String> = node.alarms.iter().map(|a| format!("  {a:?}")).collect();
         format!("ALARMS:\n{}", list.join("\n"))
     };
-    format!("{out}{configs}\n{peers}\n{counters}\n{alarms}")
+    format!("{out}{configs}\n{peers}\n{disks}{counters}\n{alarms}")
+}
+
+/// `unlocked/configured`, or `-` without disks; a disk that failed makes
+/// it `FAILED`.
+fn disks_summary(status: &SledStatus) -> String {
+    if status.disks.is_empty() {
+        return "-".into();
+    }
+    let unlocked = status
+        .disks
+        .iter()
+        .filter(|d| d.state == DiskStatus::Unlocked)
+        .count();
+    let failed = status
+        .disks
+        .iter()
+        .any(|d| matches!(d.state, DiskStatus::Failed { .. }));
+    format!(
+        "{unlocked}/{} unlocked{}",
+        status.disks.len(),
+        if failed { ", FAILED" } else { "" }
+    )
+}
+
+/// A disk's state and why, in a cell.
+fn disk_state(disk: &Disk) -> String {
+    match &disk.state {
+        DiskStatus::Locked { reason } => format!("locked: {reason}"),
+        DiskStatus::Unlocking {
+            attempts,
+            last_error,
+        } => match last_error {
+            Some(error) => format!("unlocking ({attempts} tries; last: {error})"),
+            None => format!("unlocking ({attempts} tries)"),
+        },
+        DiskStatus::Unlocked => "unlocked".into(),
+        DiskStatus::Failed { reason } => format!("FAILED: {reason}"),
+    }
 }
 
 /// A peer's measurements, one line each: the reference name (or
