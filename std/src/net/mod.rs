@@ -32,6 +32,7 @@
 //! the sled's clock, which cannot be trusted at boot (`validity`).
 
 mod admission;
+pub mod api_tls;
 mod conn;
 mod frame;
 pub mod identity;
