@@ -1,6 +1,6 @@
 //! The API's front door: the listener clients reach, in front of the
-//! dropshot server (which listens on loopback only), so that every answer
-//! the API sends is the API's own.
+//! dropshot server (which listens on loopback only), so that every
+//! connection is TLS and every answer the API sends is the API's own.
 //!
 //! Dropshot and hyper answer some requests before any endpoint runs, with
 //! bodies of their own: an unknown path (404), a wrong method (405), a path
@@ -9,9 +9,13 @@
 //! And neither bounds how long a connection may sit idle. So each
 //! connection is taken here first:
 //!
-//! 1. Its request head must arrive within the idle timeout
+//! 1. Its TLS handshake (the sled's certificate, no client certificate:
+//!    tq-std's `net::api_tls`) and then its request head must complete
+//!    within the idle timeout
 //!    ([`crate::config::ApiSection::idle_timeout_ms`]); a connection that
-//!    sends nothing, or not a whole head, is closed.
+//!    sends nothing, not a whole head, or anything but a TLS 1.3 client
+//!    hello (a plain-HTTP request included) is closed, with at most a TLS
+//!    alert.
 //! 2. The head is parsed with `httparse` (hyper's own parser), with limits
 //!    below hyper's ([`MAX_URI_BYTES`], [`MAX_HEAD_BYTES`],
 //!    [`MAX_HEADERS`]): what would break them, or does not parse, is
@@ -22,14 +26,30 @@
 //!
 //! HTTP/1.1, one request per connection (the answer closes it), so every
 //! request goes through steps 1 and 2, and no connection idles between
-//! requests. A connection lives at most [`lifetime`] in all. Dropshot's
-//! own loopback port has none of these bounds, but only this host
-//! reaches it.
+//! requests. A connection lives at most [`lifetime`] in all.
+//!
+//! # The loopback hop
+//!
+//! Between this door and dropshot, requests travel in plain HTTP over a
+//! loopback TCP port that the system picks at start. Any process of this
+//! host can connect to that port (dropshot listens on TCP only, and no
+//! well-kept mechanism makes a loopback port private to one process
+//! without privileges or firewall rules outside the daemon), and there it
+//! skips what this door does: TLS, the idle timeout and the head limits.
+//! What that exposes is what any client of the API has, without the
+//! bounds: the read-only endpoints (readable by anyone anyway), and every
+//! other call only with a valid authenticator from Nexus, which the node
+//! checks whichever way the request came; nothing secret crosses the hop
+//! (no answer carries a share or a secret). What it adds is a local
+//! process's means to hold dropshot's connections open, which a local
+//! process can do to the host in many other ways. Network clients never
+//! reach the port: it is bound to 127.0.0.1.
 
 use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +61,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 use tq_std::handle::MAX_DEADLINE;
 
 use crate::api::error::{ApiError, ErrorCode};
@@ -79,14 +101,20 @@ pub struct Front {
 }
 
 impl Front {
-    /// Listens on `listen`, passing requests to dropshot at `backend`.
-    /// Must be called within a tokio runtime.
-    pub fn start(listen: SocketAddr, backend: SocketAddr, idle: Duration) -> io::Result<Self> {
+    /// Listens on `listen` with TLS as `tls` configures it, passing
+    /// requests to dropshot at `backend`. Must be called within a tokio
+    /// runtime.
+    pub fn start(
+        listen: SocketAddr,
+        tls: Arc<ServerConfig>,
+        backend: SocketAddr,
+        idle: Duration,
+    ) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept(listener, backend, idle));
+        let accept = tokio::spawn(accept(listener, TlsAcceptor::from(tls), backend, idle));
         Ok(Self { addr, accept })
     }
 
@@ -107,13 +135,14 @@ pub fn backend_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-async fn accept(listener: TcpListener, backend: SocketAddr, idle: Duration) {
+async fn accept(listener: TcpListener, tls: TlsAcceptor, backend: SocketAddr, idle: Duration) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(lifetime(idle), serve(stream, backend, idle)).await;
+                    let served = serve(stream, tls, backend, idle);
+                    let _ = tokio::time::timeout(lifetime(idle), served).await;
                 });
             }
             Err(error) => {
@@ -125,11 +154,21 @@ async fn accept(listener: TcpListener, backend: SocketAddr, idle: Duration) {
     }
 }
 
-async fn serve(mut stream: TcpStream, backend: SocketAddr, idle: Duration) {
-    let head = match tokio::time::timeout(idle, read_head(&mut stream)).await {
-        // Idle, gone, or broken: nothing to answer.
-        Err(_) | Ok(Err(_)) => return,
-        Ok(Ok(head)) => head,
+async fn serve(stream: TcpStream, tls: TlsAcceptor, backend: SocketAddr, idle: Duration) {
+    let opened = tokio::time::timeout(idle, async {
+        let mut stream = tls.accept(stream).await?;
+        let head = read_head(&mut stream).await?;
+        Ok::<_, io::Error>((stream, head))
+    })
+    .await;
+    let (mut stream, head) = match opened {
+        // Idle, gone, not TLS, or broken: nothing to answer.
+        Err(_) => return,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "API connection opening");
+            return;
+        }
+        Ok(Ok(opened)) => opened,
     };
     let prefix = match head {
         Head::Complete(prefix) => prefix,
@@ -162,7 +201,7 @@ enum Head {
     Refused(StatusCode, ApiError),
 }
 
-async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Head> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
@@ -238,7 +277,11 @@ fn judge(buf: &[u8]) -> Verdict {
 
 /// Answers `error` on a connection whose request will not be read, then
 /// closes it.
-async fn refuse(stream: &mut TcpStream, status: StatusCode, error: &ApiError) {
+async fn refuse(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    status: StatusCode,
+    error: &ApiError,
+) {
     let body = serde_json::to_vec(error).unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -352,13 +395,13 @@ fn error_response(status: StatusCode, error: &ApiError) -> Response<FrontBody> {
 
 /// A stream whose first bytes were already read: they are read again
 /// first.
-struct Prefixed {
+struct Prefixed<S> {
     prefix: Vec<u8>,
     at: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -376,7 +419,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -146,6 +146,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod hardening;
+pub mod https;
 pub mod nexus;
 pub mod server;
 pub mod sled;

@@ -27,15 +27,9 @@ use crate::api::types::{
     SecretFingerprintRequest, SledStatus,
 };
 use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
+use crate::https::{RackCa, base_url, sled_client};
 
-/// How long to wait for a TCP connection to a sled's API.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The HTTP client could not be built (its TLS backend or the system's
-/// resolver configuration).
-#[derive(Debug, thiserror::Error)]
-#[error("HTTP client")]
-pub struct ClientError(#[source] reqwest::Error);
+pub use crate::https::ClientError;
 
 /// One sled's API over HTTP. Cheap to clone (the connection pool is
 /// shared).
@@ -46,16 +40,18 @@ pub struct HttpSled {
 }
 
 impl HttpSled {
-    /// The sled whose API listens at `addr`; every request gives up after
-    /// `timeout`.
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            .build()
-            .map_err(ClientError)?;
+    /// Sled `id`, whose API listens at `addr`: reached over HTTPS, its
+    /// certificate verified under `rack_ca` and naming `id`
+    /// ([`crate::https`]); every request gives up after `timeout`.
+    pub fn new(
+        addr: SocketAddr,
+        id: PlatformId,
+        rack_ca: &RackCa,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let http = sled_client(rack_ca, id, timeout)?;
         Ok(Self {
-            client: Client::new_with_client(&format!("http://{addr}"), http),
+            client: Client::new_with_client(&base_url(addr), http),
             addr,
         })
     }
@@ -86,7 +82,7 @@ impl HttpSled {
 
     /// Its counters, in the Prometheus text format.
     pub async fn metrics_text(&self) -> Reply<String> {
-        let url = format!("http://{}/metrics", self.addr);
+        let url = format!("{}/metrics", base_url(self.addr));
         let response = self
             .client
             .client()
