@@ -439,7 +439,10 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     );
 
     // Metrics: Prometheus text with the node's latest commit.
-    let response = reqwest::get(format!("{}/metrics", rack.base_url(0)))
+    let response = rack
+        .http(0)
+        .get(format!("{}/metrics", rack.base_url(0)))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -485,7 +488,7 @@ async fn malformed_requests_get_the_framework_codes() {
     let mut rack = Rack::new(0, 3, 1);
     rack.start(0).await;
     let base = rack.base_url(0);
-    let http = reqwest::Client::new();
+    let http = rack.http(0);
     let post = |path: &str, body: Vec<u8>, content_type: &str| {
         http.post(format!("{base}{path}"))
             .header("content-type", content_type.to_owned())
