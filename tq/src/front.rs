@@ -37,13 +37,16 @@
 //! without privileges or firewall rules outside the daemon), and there it
 //! skips what this door does: TLS, the idle timeout and the head limits.
 //! What that exposes is what any client of the API has, without the
-//! bounds: the read-only endpoints (readable by anyone anyway), and every
-//! other call only with a valid authenticator from Nexus, which the node
-//! checks whichever way the request came; nothing secret crosses the hop
-//! (no answer carries a share or a secret). What it adds is a local
-//! process's means to hold dropshot's connections open, which a local
-//! process can do to the host in many other ways. Network clients never
-//! reach the port: it is bound to 127.0.0.1.
+//! bounds: the read-only endpoints (readable by any TLS client anyway),
+//! and every other call, which needs Nexus's authority: once requests
+//! carry authenticators that the node checks, a local process gets no
+//! more there than over TLS (the check is the same whichever way the
+//! request came); until then it can make any call, as any client can.
+//! Nothing secret crosses the hop (no answer carries a share or a
+//! secret). What it adds is a local process's means to hold dropshot's
+//! connections open without the idle timeout, which a local process can
+//! do to the host in many other ways. Network clients never reach the
+//! port: it is bound to 127.0.0.1.
 
 use std::convert::Infallible;
 use std::io;

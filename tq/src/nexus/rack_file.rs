@@ -2,6 +2,8 @@
 //! id, the rack CA its sleds' API certificates are verified under, and
 //! every sled's platform id and API address.
 //!
+//! `tq/examples/rack.toml` is a complete example:
+//!
 //! ```toml
 //! rack_id = "42424242-4242-4242-4242-424242424242"
 //! # PEM; a relative path is taken from this file's directory.
@@ -277,6 +279,15 @@ api = "127.0.0.1:7150"
             RackFile::parse(path, &empty),
             Err(RackFileError::PlatformId(..))
         ));
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let path = Path::new("examples/rack.toml");
+        let rack = RackFile::parse(path, include_str!("../../examples/rack.toml")).unwrap();
+        assert_eq!(rack.sleds.len(), 3);
+        assert_eq!(rack.rack_ca, PathBuf::from("pki/rack-ca.pem"));
+        assert_eq!(rack.sleds[2].api, None);
     }
 
     #[test]
