@@ -59,7 +59,7 @@ use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
 use crate::node::report::StorageHealth;
-use crate::node::stats::{ProxyOutcome, ShimStats};
+use crate::node::stats::{ApiConnectionRefusal, ProxyOutcome, ShimStats};
 
 /// Every counter of one node at one moment.
 #[derive(Clone, Debug)]
@@ -235,6 +235,14 @@ fn node_families(out: &mut Families, s: &Snapshot) -> fmt::Result {
         "tq_proxy_in_flight",
         "Proxied calls waiting for their answer.",
         s.proxied_in_flight as u64,
+    )?;
+    out.counters(
+        "tq_api_connections_refused",
+        "API connections closed before any request reached the API, by reason.",
+        ApiConnectionRefusal::ALL
+            .iter()
+            .zip(s.shim.api_connections_refused)
+            .map(|(reason, count)| ([("reason", reason.label())], count)),
     )
 }
 

@@ -26,7 +26,11 @@
 //!
 //! HTTP/1.1, one request per connection (the answer closes it), so every
 //! request goes through steps 1 and 2, and no connection idles between
-//! requests. A connection lives at most [`lifetime`] in all.
+//! requests. A connection lives at most [`lifetime`] in all. Each
+//! connection closed in step 1 (a failed handshake, the idle timeout) or
+//! refused in step 2 is counted by reason (`tq_api_connections_refused`,
+//! tq-std's `ApiConnectionRefusal`); a client that goes away by itself is
+//! not.
 //!
 //! # The loopback hop
 //!
@@ -66,7 +70,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use tq_std::handle::MAX_DEADLINE;
+use tq_std::handle::{MAX_DEADLINE, NodeHandle};
+use tq_std::node::stats::ApiConnectionRefusal;
 
 use crate::api::error::{ApiError, ErrorCode};
 
@@ -105,19 +110,26 @@ pub struct Front {
 
 impl Front {
     /// Listens on `listen` with TLS as `tls` configures it, passing
-    /// requests to dropshot at `backend`. Must be called within a tokio
-    /// runtime.
+    /// requests to dropshot at `backend`; counts its refusals on `node`.
+    /// Must be called within a tokio runtime.
     pub fn start(
         listen: SocketAddr,
         tls: Arc<ServerConfig>,
         backend: SocketAddr,
         idle: Duration,
+        node: NodeHandle,
     ) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept(listener, TlsAcceptor::from(tls), backend, idle));
+        let door = Door {
+            tls: TlsAcceptor::from(tls),
+            backend,
+            idle,
+            node,
+        };
+        let accept = tokio::spawn(accept(listener, Arc::new(door)));
         Ok(Self { addr, accept })
     }
 
@@ -138,14 +150,23 @@ pub fn backend_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-async fn accept(listener: TcpListener, tls: TlsAcceptor, backend: SocketAddr, idle: Duration) {
+/// What every connection is served with.
+struct Door {
+    tls: TlsAcceptor,
+    backend: SocketAddr,
+    idle: Duration,
+    /// Where refusals are counted.
+    node: NodeHandle,
+}
+
+async fn accept(listener: TcpListener, door: Arc<Door>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let tls = tls.clone();
+                let door = door.clone();
                 tokio::spawn(async move {
-                    let served = serve(stream, tls, backend, idle);
-                    let _ = tokio::time::timeout(lifetime(idle), served).await;
+                    let lifetime = lifetime(door.idle);
+                    let _ = tokio::time::timeout(lifetime, serve(stream, &door)).await;
                 });
             }
             Err(error) => {
@@ -157,18 +178,38 @@ async fn accept(listener: TcpListener, tls: TlsAcceptor, backend: SocketAddr, id
     }
 }
 
-async fn serve(stream: TcpStream, tls: TlsAcceptor, backend: SocketAddr, idle: Duration) {
+/// Why a connection ended before its request head was read.
+enum NotOpened {
+    /// The TLS handshake failed.
+    Handshake(io::Error),
+    /// The client went away or the connection broke.
+    Gone(io::Error),
+}
+
+async fn serve(stream: TcpStream, door: &Door) {
+    let (backend, idle) = (door.backend, door.idle);
     let opened = tokio::time::timeout(idle, async {
-        let mut stream = tls.accept(stream).await?;
-        let head = read_head(&mut stream).await?;
-        Ok::<_, io::Error>((stream, head))
+        let mut stream = door
+            .tls
+            .accept(stream)
+            .await
+            .map_err(NotOpened::Handshake)?;
+        let head = read_head(&mut stream).await.map_err(NotOpened::Gone)?;
+        Ok((stream, head))
     })
     .await;
+    let refused = |reason| door.node.count_api_connection_refused(reason);
+    // Nothing is answered to these.
     let (mut stream, head) = match opened {
-        // Idle, gone, not TLS, or broken: nothing to answer.
-        Err(_) => return,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "API connection opening");
+        Err(_) => return refused(ApiConnectionRefusal::IdleTimeout),
+        // rustls's refusals come as invalid data; anything else is the
+        // connection going away (before any byte, say).
+        Ok(Err(NotOpened::Handshake(error))) if error.kind() == io::ErrorKind::InvalidData => {
+            tracing::debug!(%error, "API TLS handshake");
+            return refused(ApiConnectionRefusal::TlsHandshake);
+        }
+        Ok(Err(NotOpened::Handshake(error) | NotOpened::Gone(error))) => {
+            tracing::debug!(%error, "API connection gone before its request");
             return;
         }
         Ok(Ok(opened)) => opened,
@@ -176,6 +217,7 @@ async fn serve(stream: TcpStream, tls: TlsAcceptor, backend: SocketAddr, idle: D
     let prefix = match head {
         Head::Complete(prefix) => prefix,
         Head::Refused(status, error) => {
+            refused(ApiConnectionRefusal::BadHead);
             refuse(&mut stream, status, &error).await;
             return;
         }

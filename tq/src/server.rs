@@ -214,11 +214,11 @@ impl ApiServer {
         };
         // dropshot logs through slog; its records join the tracing ones.
         let log = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
-        let server = ServerBuilder::new(api, handle, log)
+        let server = ServerBuilder::new(api, handle.clone(), log)
             .config(config)
             .start()
             .map_err(ApiStartError::Server)?;
-        let front = Front::start(listen, tls, server.local_addr(), idle)
+        let front = Front::start(listen, tls, server.local_addr(), idle, handle)
             .map_err(|source| ApiStartError::Listen(ListenError { listen, source }))?;
         Ok(Self { server, front })
     }

@@ -559,6 +559,25 @@ fn http_get(running: &Running, path: &str) -> String {
     response
 }
 
+/// Waits until the daemon's metrics count `count` API connections refused
+/// for `reason` (the count is bumped as the connection closes, so just
+/// after the client sees it closed).
+fn wait_refused(running: &Running, reason: &str, count: u64) {
+    let line = format!("tq_api_connections_refused_total{{reason=\"{reason}\"}} {count}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = http_get(running, "/metrics");
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {line:?} in {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One request over a TLS socket (`Connection: close`): the status and
 /// the body of the answer, which must come within `WAIT`.
 fn http_exchange(running: &Running, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -705,6 +724,9 @@ fn every_error_body_is_an_api_error() {
         assert_eq!(status, expected, "{what}: {body:?}");
         assert_api_error(status, &content_type, &body);
     }
+    // The front door's own refusals (the over-long target and head) are
+    // counted; the others are dropshot's or the node's.
+    wait_refused(&running, "bad_head", 2);
     signal(&running.child, "TERM");
     assert_eq!(exit_code(running.child), Some(0));
 }
@@ -753,6 +775,9 @@ fn idle_connections_are_closed() {
 
     // A request sent in time is answered as ever.
     assert!(http_get(&running, "/v1/status").contains("\"node\""));
+    // Both closes are counted; no handshake failed.
+    wait_refused(&running, "idle_timeout", 2);
+    wait_refused(&running, "tls_handshake", 0);
     signal(&running.child, "TERM");
     assert_eq!(exit_code(running.child), Some(0));
 }
@@ -782,6 +807,13 @@ fn plain_http_gets_no_answer() {
         "{:?}",
         String::from_utf8_lossy(&answer)
     );
+    wait_refused(&running, "tls_handshake", 1);
+    // A client that connects and goes away is not refused.
+    drop(std::net::TcpStream::connect(running.api).unwrap());
+    // Its connection's end is seen at once; give it time to be counted.
+    std::thread::sleep(Duration::from_millis(200));
+    wait_refused(&running, "tls_handshake", 1);
+    wait_refused(&running, "idle_timeout", 0);
     signal(&running.child, "TERM");
     assert_eq!(exit_code(running.child), Some(0));
 }
