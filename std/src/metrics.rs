@@ -30,6 +30,7 @@
 //! | `tq_proxy_forwarded_total` | counter | `outcome` |
 //! | `tq_proxy_served_total`, `tq_proxy_bad_frames_total`, `tq_proxy_late_answers_total` | counter | |
 //! | `tq_proxy_in_flight` | gauge | |
+//! | `tq_api_connections_refused_total` | counter | `reason` (`tls_handshake`, `idle_timeout`, `bad_head`: the API front door's, [`ApiConnectionRefusal`]) |
 //! | `tq_ledger_generation` | gauge | |
 //! | `tq_ledger_writes_total` | counter | `outcome` (`both`, `degraded`, `failed`) |
 //! | `tq_ledger_write_retries_total` | counter | |
