@@ -43,8 +43,11 @@ impl ProxyOutcome {
 /// reached the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiConnectionRefusal {
-    /// What the client sent is not an acceptable TLS 1.3 handshake (a
-    /// plain-HTTP request, another protocol, an unsupported version).
+    /// The TLS handshake failed: what the client sent is not an
+    /// acceptable TLS 1.3 handshake (a plain-HTTP request, another
+    /// protocol, an unsupported version), or the client refused this
+    /// sled's certificate (it trusts another CA, or expected another
+    /// sled).
     TlsHandshake,
     /// The handshake and the request head did not come within the idle
     /// timeout.
