@@ -267,12 +267,15 @@ impl Daemon {
     /// Starts the node and the API. Must be called within a tokio runtime.
     pub async fn start(config: &SledConfig) -> Result<Self, DaemonError> {
         let (identity, id) = load_identity(&config.tls)?;
+        let api_tls = tq_std::net::api_tls::server_config(&identity)
+            .map_err(|e| DaemonError::Certificate(e.into()))?;
         let node_config = config.node_config()?;
         let started = tq_std::node::start(node_config, &identity)
             .await
             .map_err(|e| start_error(config, e))?;
         let api = match crate::server::ApiServer::start(
             config.api.listen,
+            api_tls,
             started.handle.clone(),
             config.api.idle_timeout(),
         ) {

@@ -35,8 +35,12 @@
 //! firmware digests ([`measurements`]), and a peer whose digests are not
 //! all in the rack's reference measurements ([`mod@reference`]) is refused at
 //! the handshake ([`attestation`], set by [`NetConfig::attestation`]).
+//!
+//! [`api_tls`] is not the peer network: it configures the TLS of the
+//! sled's HTTP API with the same certificate, provider and verifier.
 
 mod admission;
+pub mod api_tls;
 pub mod attestation;
 mod conn;
 mod frame;

@@ -2,7 +2,8 @@
 //! "drives" (ledger directories, initialized as `tq sled init` does), its
 //! certificate and key, its LRTQ share file if it comes from the LRTQ
 //! rack, and its `tq sled` configuration file naming every other sled as a
-//! peer; and the rack file Nexus drives from.
+//! peer; and the rack file Nexus drives from, with the rack CA's
+//! certificate beside it (what Nexus verifies the sleds' APIs under).
 //!
 //! Each sled's files are laid out as `tq_rack_setup::layout` lays them
 //! out (the tests that start sleds use the same), its certificate made by
@@ -15,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_rack_setup::layout::{SledConfigFile, SledDir};
+use tq_rack_setup::layout::{RACK_CA_FILE, SledConfigFile, SledDir};
 use tq_rack_setup::pki::{Firmware, RackCa};
 use tq_std::net::identity::platform_id_uri;
 
@@ -45,6 +46,9 @@ pub enum LayoutError {
     /// The rack CA could not be made.
     #[error("the rack CA")]
     Ca(#[source] SetupError),
+    /// Nexus's copy of the rack CA's certificate could not be written.
+    #[error("cannot write {}", .0.display())]
+    RackCaFile(PathBuf, #[source] std::io::Error),
     /// The LRTQ rack's secret and shares could not be made.
     #[error("the LRTQ rack setup")]
     Lrtq(#[source] SetupError),
@@ -112,6 +116,8 @@ pub struct SledFiles {
 pub struct Layout {
     /// The rack.
     pub rack_id: RackId,
+    /// Nexus's copy of the rack CA's certificate (PEM).
+    pub rack_ca: PathBuf,
     /// Every sled, the LRTQ rack's first.
     pub sleds: Vec<SledFiles>,
     /// LRTQ's threshold (`n/2 + 1`).
@@ -145,6 +151,9 @@ impl Layout {
         let rack_id = rack_id(seed);
         let addresses = addresses(addressing, count)?;
         let ca = RackCa::new("tq demo rack CA").map_err(LayoutError::Ca)?;
+        let rack_ca = root.join(RACK_CA_FILE);
+        std::fs::write(&rack_ca, ca.pem())
+            .map_err(|e| LayoutError::RackCaFile(rack_ca.clone(), e))?;
         let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(LayoutError::Lrtq)?;
         let lrtq_fingerprint = tq_std::secrets::fingerprint(
             &setup.rack_secret().map_err(LayoutError::Lrtq)?,
@@ -206,6 +215,7 @@ impl Layout {
         }
         Ok(Self {
             rack_id,
+            rack_ca,
             sleds,
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
@@ -243,6 +253,7 @@ impl Layout {
     pub fn rack_file(&self, direct: impl Fn(&SledFiles) -> bool) -> RackFile {
         RackFile {
             rack_id: self.rack_id,
+            rack_ca: self.rack_ca.clone(),
             sleds: self
                 .sleds
                 .iter()
