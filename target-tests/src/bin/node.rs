@@ -21,7 +21,7 @@
 //!   (`wire::encode_persistent_state_chunked`), not through a buffer of
 //!   `wire::MAX_PERSISTENT_STATE_LEN` (about 20 KiB), then messages are
 //!   encoded into a static transmit buffer and events logged;
-//! - Nexus's requests are decoded in place into static slots, each input
+//! - Nexus's requests are decoded in place into one static slot, each input
 //!   handled in its own out-of-line step so their frames never stack up in
 //!   `main`'s.
 //!
@@ -85,7 +85,7 @@ fn main() -> ! {
     };
 
     let Some(slots) = REQUESTS.try_take() else {
-        fail("request slots taken");
+        fail("request slot taken");
     };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
@@ -282,22 +282,60 @@ fn deliver(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, from: &PlatformI
     });
 }
 
-/// Nexus's requests, each decoded in place into its slot (a task keeps one
-/// of each in static memory: a member set or a configuration is
-/// kilobytes).
-struct Requests {
-    reconfigure: DecodeSlot<ReconfigureMsg>,
-    upgrade: DecodeSlot<LrtqUpgradeMsg>,
-    config: DecodeSlot<Configuration>,
+/// Where Nexus's requests are decoded in place, one at a time: a task
+/// handles one request before it reads the next, so one slot, sized for
+/// the largest request (a configuration, about 4 KiB), serves all three
+/// kinds rather than a slot of each.
+enum Requests {
+    Reconfigure(DecodeSlot<ReconfigureMsg>),
+    Upgrade(DecodeSlot<LrtqUpgradeMsg>),
+    Config(DecodeSlot<Configuration>),
 }
 
-/// The request slots, in static memory by construction (a decode slot is
+impl Requests {
+    /// The slot for a reconfiguration request. Switching kinds writes an
+    /// empty slot in place (out of line, so whatever the assignment builds
+    /// stays out of the callers' frames).
+    #[inline(never)]
+    fn reconfigure(&mut self) -> &mut DecodeSlot<ReconfigureMsg> {
+        if !matches!(self, Self::Reconfigure(_)) {
+            *self = Self::Reconfigure(DecodeSlot::new());
+        }
+        match self {
+            Self::Reconfigure(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+
+    /// The slot for an LRTQ upgrade request.
+    #[inline(never)]
+    fn upgrade(&mut self) -> &mut DecodeSlot<LrtqUpgradeMsg> {
+        if !matches!(self, Self::Upgrade(_)) {
+            *self = Self::Upgrade(DecodeSlot::new());
+        }
+        match self {
+            Self::Upgrade(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+
+    /// The slot for a configuration.
+    #[inline(never)]
+    fn config(&mut self) -> &mut DecodeSlot<Configuration> {
+        if !matches!(self, Self::Config(_)) {
+            *self = Self::Config(DecodeSlot::new());
+        }
+        match self {
+            Self::Config(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+}
+
+/// The request slot, in static memory by construction (a decode slot is
 /// `const`).
-static REQUESTS: ConstStaticCell<Requests> = ConstStaticCell::new(Requests {
-    reconfigure: DecodeSlot::new(),
-    upgrade: DecodeSlot::new(),
-    config: DecodeSlot::new(),
-});
+static REQUESTS: ConstStaticCell<Requests> =
+    ConstStaticCell::new(Requests::Config(DecodeSlot::new()));
 
 /// A reconfiguration request from Nexus, decoded in place.
 #[inline(never)]
@@ -308,7 +346,7 @@ fn nexus_reconfigure(
     slots: &mut Requests,
     bytes: &[u8],
 ) {
-    if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, &mut slots.reconfigure) {
+    if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, slots.reconfigure()) {
         black_box(task.step(node, ctx, |node, ctx, rng| {
             node.coordinate_reconfiguration(ctx, rng, msg).is_ok()
         }));
@@ -325,7 +363,7 @@ fn nexus_lrtq_upgrade(
     slots: &mut Requests,
     bytes: &[u8],
 ) -> bool {
-    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, &mut slots.upgrade) else {
+    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, slots.upgrade()) else {
         return false;
     };
     task.step(node, ctx, |node, ctx, rng| {
@@ -354,7 +392,7 @@ fn nexus_prepare_and_commit(
     slots: &mut Requests,
     bytes: &[u8],
 ) {
-    if let Ok(config) = wire::decode_configuration_into(bytes, &mut slots.config) {
+    if let Ok(config) = wire::decode_configuration_into(bytes, slots.config()) {
         black_box(task.step(node, ctx, |node, ctx, _| {
             node.prepare_and_commit(ctx, config).is_ok()
         }));
