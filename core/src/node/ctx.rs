@@ -481,7 +481,7 @@ mod tests {
         ctx.request(&platform(1), QueuedBody::GetLrtqShare);
         ctx.request(&platform(2), QueuedBody::GetLrtqShare);
         ctx.remove_connection(&platform(1));
-        assert_eq!(ctx.outbox.pop().map(|(to, _)| to), Some(platform(2)));
+        assert_eq!(ctx.outbox.pop().map(|e| e.unwrap().0), Some(platform(2)));
         assert!(ctx.outbox.pop().is_none());
     }
 

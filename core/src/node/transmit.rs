@@ -34,7 +34,13 @@ impl Node {
             return None;
         }
         loop {
-            let (to, queued) = ctx.outbox.pop()?;
+            let (to, queued) = match ctx.outbox.pop()? {
+                Ok(entry) => entry,
+                Err(counter) => {
+                    ctx.count(counter);
+                    continue;
+                }
+            };
             let coordinator = self.coordinator.as_ref();
             let encoded = resolve(coordinator, ctx.state(), &to, queued)
                 .ok_or(Counter::OutgoingStale)
