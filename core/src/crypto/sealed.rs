@@ -386,6 +386,19 @@ impl EncryptedRackSecrets {
         Ok(Self { salt, ciphertext })
     }
 
+    /// The parts, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`Self::check_len`] before the value is used.
+    pub(crate) fn parts_mut_unchecked(
+        &mut self,
+    ) -> (&mut [u8; SALT_LEN], &mut heapless::Vec<u8, MAX_SEALED_LEN>) {
+        (&mut self.salt, &mut self.ciphertext)
+    }
+
+    /// The length check every value passes (see [`Self::from_parts`]).
+    pub(crate) fn check_len(&self) -> Result<(), OpenError> {
+        check_ciphertext_len(self.ciphertext.len())
+    }
+
     /// The HKDF salt.
     pub fn salt(&self) -> &[u8; SALT_LEN] {
         &self.salt

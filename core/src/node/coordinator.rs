@@ -47,7 +47,7 @@ impl Request {
 
 /// LRTQ shares gathered for an upgrade: each valid, no two with the same
 /// digest (a share replayed by another sled is the same share).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
@@ -133,19 +133,23 @@ impl Coordinator {
             }
             None => None,
         };
+        // Built with an empty member set, then filled in place: a clone of
+        // the set inside the value put in the slot would be built on the
+        // stack first (the whole coordinator, about 5 KiB).
         let coordinator = slot.insert(Self {
             epoch: request.epoch,
             request: Request {
                 rack_id: request.rack_id,
-                members: request.members.clone(),
+                members: MemberSet::new_empty(),
                 threshold: request.threshold,
                 kind: request.kind,
             },
             phase: Phase::Preparing(Preparing::new()),
         });
+        coordinator.request.members.copy_from(request.members);
         if is_upgrade {
             log::info!("coordinating the LRTQ upgrade at epoch {}", request.epoch);
-            coordinator.phase = Phase::CollectingLrtqShares(LrtqCollector::default());
+            coordinator.phase = Phase::CollectingLrtqShares(LrtqCollector::new());
             coordinator.start_lrtq_collection(ctx);
             return Ok(());
         }
@@ -615,6 +619,14 @@ fn split_for<R: TryCryptoRng + ?Sized>(
 }
 
 impl LrtqCollector {
+    const fn new() -> Self {
+        Self {
+            shares: heapless::Vec::new(),
+            digests: heapless::Vec::new(),
+            answered: 0,
+        }
+    }
+
     /// Adds an LRTQ share from the member of bit `from` if its digest is
     /// one of the rack's and no share with that digest was accepted before.
     fn add(

@@ -27,6 +27,7 @@ use serde::de::{
 
 use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::config::Configuration;
+use crate::crypto::sealed::EncryptedRackSecrets;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, LrtqThreshold, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
@@ -118,8 +119,62 @@ impl<'de> Visitor<'de> for ConfigInto<'_> {
         fields.coordinator = field(&mut seq, 2, expected)?;
         field_into(&mut seq, VecInto(&mut fields.members), 3, expected)?;
         fields.threshold = field(&mut seq, 4, expected)?;
-        fields.encrypted_rack_secrets = field(&mut seq, 5, expected)?;
+        field_into(
+            &mut seq,
+            SealedInto(&mut fields.encrypted_rack_secrets),
+            5,
+            expected,
+        )?;
         crate::config::check(fields).map_err(de::Error::custom)
+    }
+}
+
+/// A configuration's optional [`EncryptedRackSecrets`], written into an
+/// existing option: the derived decoder built the ciphertext (up to
+/// `MAX_SEALED_LEN` bytes) in several places on the stack on its way.
+struct SealedInto<'a>(&'a mut Option<EncryptedRackSecrets>);
+
+const SEALED_FIELDS: &[&str] = &["salt", "ciphertext"];
+
+impl<'de> DeserializeSeed<'de> for SealedInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SealedInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("optional encrypted rack secrets")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = None;
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let sealed = self.0.get_or_insert_with(EncryptedRackSecrets::unfilled);
+        deserializer.deserialize_struct(
+            "EncryptedRackSecrets",
+            SEALED_FIELDS,
+            SealedFieldsInto(sealed),
+        )
+    }
+}
+
+struct SealedFieldsInto<'a>(&'a mut EncryptedRackSecrets);
+
+impl<'de> Visitor<'de> for SealedFieldsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("encrypted rack secrets")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"encrypted rack secrets";
+        let (salt, ciphertext) = self.0.parts_mut_unchecked();
+        *salt = field(&mut seq, 0, expected)?;
+        field_into(&mut seq, VecInto(ciphertext), 1, expected)?;
+        self.0.check_len().map_err(de::Error::custom)
     }
 }
 
