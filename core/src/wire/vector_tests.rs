@@ -189,5 +189,9 @@ fn the_small_peer_decoder_agrees_with_the_full_one() {
             Err(_) => assert!(small_read.is_err(), "line {}", vector.line),
         }
     }
-    assert_eq!(kinds.len(), 8, "every body kind has an accepted vector: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        8,
+        "every body kind has an accepted vector: {kinds:?}"
+    );
 }
