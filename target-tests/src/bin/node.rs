@@ -20,7 +20,8 @@
 //!   this task's `Io`: the state goes to storage a 256-byte page at a time
 //!   (`wire::encode_persistent_state_chunked`), not through a buffer of
 //!   `wire::MAX_PERSISTENT_STATE_LEN` (about 20 KiB), then messages are
-//!   encoded into a static transmit buffer and events logged;
+//!   encoded into the task's one message buffer (where Nexus's requests
+//!   are received too) and events logged;
 //! - Nexus's requests are decoded in place into one static slot, each input
 //!   handled in its own out-of-line step so their frames never stack up in
 //!   `main`'s.
@@ -78,7 +79,7 @@ fn main() -> ! {
     };
     let Some(task) = cortex_m::singleton!(: Task = Task {
         rng: ChaCha20Rng::from_seed([7; 32]),
-        transmit: [0; MAX_PEER_MSG_LEN],
+        buffer: [0; MAX_PEER_MSG_LEN],
         io: TaskIo { sent: 0, events: 0 },
     }) else {
         fail("task slot taken");
@@ -89,7 +90,7 @@ fn main() -> ! {
     };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
-    let request = nexus_upgrade_request(ctx.id(), &peer);
+    let request = nexus_upgrade_request(task, ctx.id(), &peer);
     if !nexus_lrtq_upgrade(task, node, ctx, slots, request) {
         fail("the LRTQ upgrade was refused");
     }
@@ -98,7 +99,7 @@ fn main() -> ! {
     let input = black_box(&INPUT[..]);
     deliver(task, node, ctx, &peer, input);
     nexus_reconfigure(task, node, ctx, slots, input);
-    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, input));
+    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, Received::Input(input)));
     nexus_commit(task, node, ctx, input);
     nexus_prepare_and_commit(task, node, ctx, slots, input);
     load_secret(task, node, ctx, Epoch(black_box(3)));
@@ -130,12 +131,36 @@ fn main() -> ! {
 /// What the task keeps besides the node and its context, in static memory.
 struct Task {
     rng: ChaCha20Rng,
-    /// Each outgoing message is encoded here before it is handed over.
-    transmit: [u8; MAX_PEER_MSG_LEN],
+    /// The task's one message buffer: a request from Nexus is received
+    /// here and decoded into its slot before the node call, and each
+    /// outgoing message is encoded here during the call's sending step, so
+    /// the two never need it at once.
+    buffer: [u8; MAX_PEER_MSG_LEN],
     io: TaskIo,
 }
 
+// A Nexus request fits the buffer.
+const _: () = assert!(wire::MAX_LRTQ_UPGRADE_MSG_LEN <= MAX_PEER_MSG_LEN);
+const _: () = assert!(wire::MAX_RECONFIGURE_MSG_LEN <= MAX_PEER_MSG_LEN);
+const _: () = assert!(wire::MAX_CONFIGURATION_LEN <= MAX_PEER_MSG_LEN);
+
+/// Where the bytes of a request are.
+#[derive(Clone, Copy)]
+enum Received {
+    /// Opaque bytes from outside.
+    Input(&'static [u8]),
+    /// The first bytes of the task's buffer.
+    InBuffer(usize),
+}
+
 impl Task {
+    fn received(&self, bytes: Received) -> &[u8] {
+        match bytes {
+            Received::Input(bytes) => bytes,
+            Received::InBuffer(len) => self.buffer.get(..len).unwrap_or(&[]),
+        }
+    }
+
     /// One input through the core's driving loop: the input, then storing
     /// the state if it changed, then sending what it queued.
     fn step<T>(
@@ -145,7 +170,7 @@ impl Task {
         input: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng) -> T,
     ) -> T {
         let rng = &mut self.rng;
-        let (output, stored) = drive(node, ctx, &mut self.io, &mut self.transmit, |node, ctx| {
+        let (output, stored) = drive(node, ctx, &mut self.io, &mut self.buffer, |node, ctx| {
             input(node, ctx, rng)
         });
         if stored.is_err() {
@@ -246,11 +271,11 @@ fn sled(serial: &str) -> PlatformId {
 }
 
 /// Stands for Nexus: the request to coordinate the LRTQ upgrade (sleds 0
-/// to 3, threshold 3, epoch 2), encoded into a static buffer as the bytes
-/// the task receives. Out of line, so building the request is not in
+/// to 3, threshold 3, epoch 2), encoded into the task's buffer as the
+/// bytes the task receives. Out of line, so building the request is not in
 /// `main`'s frame.
 #[inline(never)]
-fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
+fn nexus_upgrade_request(task: &mut Task, id: &PlatformId, peer: &PlatformId) -> Received {
     let members = [id.clone(), peer.clone(), sled("sled-2"), sled("sled-3")];
     let (Ok(members), Ok(threshold)) = (MemberSet::new(&members), Threshold::new(3)) else {
         fail("upgrade request");
@@ -261,13 +286,8 @@ fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
         members,
         threshold,
     };
-    let Some(buf) = cortex_m::singleton!(: [u8; wire::MAX_LRTQ_UPGRADE_MSG_LEN] =
-        [0; wire::MAX_LRTQ_UPGRADE_MSG_LEN])
-    else {
-        fail("request buffer taken");
-    };
-    match wire::encode_nexus(&upgrade, buf) {
-        Ok(bytes) => black_box(bytes),
+    match wire::encode_nexus(&upgrade, &mut task.buffer) {
+        Ok(bytes) => Received::InBuffer(black_box(bytes.len())),
         Err(_) => fail("upgrade request does not encode"),
     }
 }
@@ -361,9 +381,9 @@ fn nexus_lrtq_upgrade(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
-    bytes: &[u8],
+    bytes: Received,
 ) -> bool {
-    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, slots.upgrade()) else {
+    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(task.received(bytes), slots.upgrade()) else {
         return false;
     };
     task.step(node, ctx, |node, ctx, rng| {
