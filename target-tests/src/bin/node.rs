@@ -99,7 +99,13 @@ fn main() -> ! {
     let input = black_box(&INPUT[..]);
     deliver(task, node, ctx, &peer, input);
     nexus_reconfigure(task, node, ctx, slots, input);
-    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, Received::Input(input)));
+    black_box(nexus_lrtq_upgrade(
+        task,
+        node,
+        ctx,
+        slots,
+        Received::Input(input),
+    ));
     nexus_commit(task, node, ctx, input);
     nexus_prepare_and_commit(task, node, ctx, slots, input);
     load_secret(task, node, ctx, Epoch(black_box(3)));
