@@ -312,6 +312,8 @@ fn deliver(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, from: &PlatformI
 /// handles one request before it reads the next, so one slot, sized for
 /// the largest request (a configuration, about 4 KiB), serves all three
 /// kinds rather than a slot of each.
+// Sized by the largest kind on purpose: that is the point of one slot.
+#[allow(clippy::large_enum_variant)]
 enum Requests {
     Reconfigure(DecodeSlot<ReconfigureMsg>),
     Upgrade(DecodeSlot<LrtqUpgradeMsg>),
