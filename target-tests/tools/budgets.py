@@ -51,14 +51,13 @@ import struct
 import sys
 
 # Flash, static RAM and stack: just above what the release build measured
-# (flash 77,663 B; static RAM 45,636 B; the deepest stack figure, the whole
-# node task's, 7,376 B; the deepest node call 6,932 B), so any growth
-# fails. The goals are 64 KiB of flash and, static RAM and the deepest
+# (flash 77,431 B; static RAM 45,636 B; the deepest stack figure, the
+# deepest node call's, 6,932 B), so any growth fails. The goals are 64 KiB of flash and, static RAM and the deepest
 # stack together, 32 KiB (see README); RAM_AND_STACK_BUDGET enforces that
 # sum where it stands today.
 FLASH_BUDGET = 76 * 1024
 RAM_BUDGET = 45 * 1024
-STACK_BUDGET = 8 * 1024
+STACK_BUDGET = 7 * 1024
 RAM_AND_STACK_BUDGET = 52 * 1024
 RAM_AND_STACK_GOAL = 32 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU

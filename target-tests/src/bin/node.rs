@@ -41,7 +41,6 @@ use static_cell::ConstStaticCell;
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_core::member_set::MemberSet;
 use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::PersistentState;
 use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN, PageReader};
@@ -278,24 +277,43 @@ fn sled(serial: &str) -> PlatformId {
 
 /// Stands for Nexus: the request to coordinate the LRTQ upgrade (sleds 0
 /// to 3, threshold 3, epoch 2), encoded into the task's buffer as the
-/// bytes the task receives. Out of line, so building the request is not in
-/// `main`'s frame.
+/// bytes the task receives. Encoded from borrowed parts: an
+/// [`LrtqUpgradeMsg`] built by value (its member set alone is 2 KiB, moved
+/// twice on the way) made this stand-in for Nexus the deepest frame of the
+/// whole task, deeper than any node call. Out of line, so that its frame is
+/// not `main`'s.
 #[inline(never)]
 fn nexus_upgrade_request(task: &mut Task, id: &PlatformId, peer: &PlatformId) -> Received {
     let members = [id.clone(), peer.clone(), sled("sled-2"), sled("sled-3")];
-    let (Ok(members), Ok(threshold)) = (MemberSet::new(&members), Threshold::new(3)) else {
+    let Ok(threshold) = Threshold::new(3) else {
         fail("upgrade request");
     };
-    let upgrade = LrtqUpgradeMsg {
+    let upgrade = UpgradeRequest {
         rack_id: RACK_ID,
         epoch: Epoch(2),
-        members,
+        members: &members,
         threshold,
     };
     match wire::encode_nexus(&upgrade, &mut task.buffer) {
         Ok(bytes) => Received::InBuffer(black_box(bytes.len())),
         Err(_) => fail("upgrade request does not encode"),
     }
+}
+
+/// An [`LrtqUpgradeMsg`] with its member set borrowed as a sorted slice:
+/// the same fields in the same order, so the same encoding (a member set
+/// encodes as its list). The node decodes it with the core's decoder,
+/// which refuses anything else, and the run fails if it does.
+#[derive(serde::Serialize)]
+struct UpgradeRequest<'a> {
+    rack_id: RackId,
+    epoch: Epoch,
+    members: &'a [PlatformId],
+    threshold: Threshold,
+}
+
+impl wire::NexusWire for UpgradeRequest<'_> {
+    const MAX_LEN: usize = wire::MAX_LRTQ_UPGRADE_MSG_LEN;
 }
 
 /// Bytes from a peer. Out of line: the node decodes the message (about
