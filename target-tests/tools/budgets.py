@@ -51,14 +51,14 @@ import struct
 import sys
 
 # Flash, static RAM and stack: just above what the release build measured
-# (flash 77,431 B; static RAM 45,636 B; the deepest stack figure, the
-# deepest node call's, 6,932 B), so any growth fails. The goals are 64 KiB of flash and, static RAM and the deepest
+# (flash 76,979 B; static RAM 45,636 B; the deepest stack figure, the
+# deepest node call's, 6,008 B), so any growth fails. The goals are 64 KiB of flash and, static RAM and the deepest
 # stack together, 32 KiB (see README); RAM_AND_STACK_BUDGET enforces that
 # sum where it stands today.
-FLASH_BUDGET = 76 * 1024
+FLASH_BUDGET = 75 * 1024 + 512
 RAM_BUDGET = 45 * 1024
-STACK_BUDGET = 7 * 1024
-RAM_AND_STACK_BUDGET = 52 * 1024
+STACK_BUDGET = 6 * 1024
+RAM_AND_STACK_BUDGET = 51 * 1024
 RAM_AND_STACK_GOAL = 32 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
 # -icount shift=0, opt-level "s"): worst node call 1,310,680 (Share), worst
@@ -181,7 +181,7 @@ def check(name, value, budget, detail):
     ok = value <= budget
     verdict = "ok" if ok else "OVER BUDGET"
     print(
-        f"{name:<11} {value:>7} bytes ({value / 1024:6.1f} KiB) of {budget // 1024} KiB"
+        f"{name:<11} {value:>7} bytes ({value / 1024:6.1f} KiB) of {budget / 1024:g} KiB"
         f"  {verdict}  {detail}"
     )
     return ok
