@@ -7,19 +7,23 @@
   `NodeCtx`, which holds the persistent state, plus the runtime's own
   statics); budget RAM_BUDGET;
 - stack: the deepest node call of the rack scenario, measured on the
-  target by painting, read from its decoded defmt log; goal 16 KiB;
+  target by painting, read from its decoded defmt log; budget
+  STACK_BUDGET;
 - stack of the codec calls the caller makes itself (restoring the state
   at boot and decoding each message before handing it over, encoding the
-  state after a change), read from the same log; same goal, since the same
+  state after a change), read from the same log; same budget, since the same
   task stack holds them;
 - stack of the boot path of the node binary (the context built in static
   memory, its state restored in place, else the LRTQ ledger restored in
   place), painted on the target and read from the node binary's decoded
-  defmt log; same goal;
+  defmt log; same budget;
 - stack of the whole node task: the node binary paints all of its stack
   as `main` starts and reports the peak at the end (`main`'s own frame,
   boot, every entry point it drives, storing the state page by page,
-  encoding messages); same goal, the whole task stack.
+  encoding messages); same budget, the whole task stack.
+- static RAM and the deepest of the four stack figures together: what the
+  task's RAM region must hold; budget RAM_AND_STACK_BUDGET, goal
+  RAM_AND_STACK_GOAL.
 - instructions of the worst node call of the rack scenario (every node call
   the harness makes is counted, under QEMU's `-icount shift=0`), read from
   the rack log; budget NODE_CALL_INSTRUCTIONS, about 20% above what was
@@ -46,12 +50,16 @@ import re
 import struct
 import sys
 
-# Flash and static RAM: just above what the release build measured (77,279
-# and 57,212 bytes), so any growth fails; the goals are 64 KiB and, with
-# the deepest stack, 32 KiB (see README).
-FLASH_BUDGET = 76 * 1024
-RAM_BUDGET = 56 * 1024
-STACK_BUDGET = 16 * 1024
+# Flash, static RAM and stack: just above what the release build measured
+# (flash 76,979 B; static RAM 45,636 B; the deepest stack figure, the
+# deepest node call's, 6,008 B), so any growth fails. The goals are 64 KiB of flash and, static RAM and the deepest
+# stack together, 32 KiB (see README); RAM_AND_STACK_BUDGET enforces that
+# sum where it stands today.
+FLASH_BUDGET = 75 * 1024 + 512
+RAM_BUDGET = 45 * 1024
+STACK_BUDGET = 6 * 1024
+RAM_AND_STACK_BUDGET = 51 * 1024
+RAM_AND_STACK_GOAL = 32 * 1024
 # Set at about 1.2 times the counts measured (Cortex-M7 under QEMU
 # -icount shift=0, opt-level "s"): worst node call 1,310,680 (Share), worst
 # codec call 1,183,080 (restoring the largest persistent state, its
@@ -173,7 +181,7 @@ def check(name, value, budget, detail):
     ok = value <= budget
     verdict = "ok" if ok else "OVER BUDGET"
     print(
-        f"{name:<11} {value:>7} bytes ({value / 1024:6.1f} KiB) of {budget // 1024} KiB"
+        f"{name:<11} {value:>7} bytes ({value / 1024:6.1f} KiB) of {budget / 1024:g} KiB"
         f"  {verdict}  {detail}"
     )
     return ok
@@ -198,6 +206,8 @@ def main():
     codec_stack, codec_deepest = deepest_stack(args.rack_log, "codec call")
     boot_stack, boot_path = deepest_stack(args.node_log, "boot path")
     task_stack = whole_task_stack(args.node_log)
+    # The task's stack must hold the deepest of them all.
+    deepest_of_all = max(stack, codec_stack, boot_stack, task_stack)
     node_insns, node_worst = worst_instructions(args.rack_log, "node call")
     codec_insns, codec_worst = max(
         worst_instructions(args.rack_log, "codec call"),
@@ -213,6 +223,8 @@ def main():
         check("codec stack", codec_stack, STACK_BUDGET, f"deepest codec call: {codec_deepest}"),
         check("boot stack", boot_stack, STACK_BUDGET, f"boot path of the node binary: {boot_path}"),
         check("task stack", task_stack, STACK_BUDGET, "whole node task, from the top of main"),
+        check("RAM + stack", ram + deepest_of_all, RAM_AND_STACK_BUDGET,
+              f"static RAM {ram} + deepest stack {deepest_of_all} (goal {RAM_AND_STACK_GOAL // 1024} KiB)"),
         check_instructions("node call", node_insns, NODE_CALL_INSTRUCTIONS,
                            f"worst node call: {node_worst}"),
         check_instructions("codec call", codec_insns, CODEC_CALL_INSTRUCTIONS,

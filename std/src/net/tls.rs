@@ -241,7 +241,10 @@ impl Tls {
         &self,
         expected: PlatformId,
     ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-        let verifier = Arc::new(DialerVerifier::new(&self.provider, &self.roots, expected).attested(self.attestation.clone()));
+        let verifier = Arc::new(
+            DialerVerifier::new(&self.provider, &self.roots, expected)
+                .attested(self.attestation.clone()),
+        );
         let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
