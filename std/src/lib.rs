@@ -44,6 +44,11 @@
 //!   largest core message or proxy frame, keep-alives and an inactivity
 //!   timeout, a bounded write queue per peer, capped jittered
 //!   reconnection, and per-peer counters.
+//! - [`audit`]: the audit trail: a hash-chained log (SHA3-256, JSON
+//!   lines) of Nexus requests, shares handed out, secret loads,
+//!   expungements, alarms and starts, mirrored on both ledger drives,
+//!   rotated within a bound, crash-safe, and never holding a share or
+//!   secret; [`audit::verify`] names the first bad record.
 //! - [`backoff`]: the retry schedule of redials and ledger writes.
 //!
 //! # Rules this crate keeps
@@ -167,6 +172,7 @@
 //!   the output is checked with the reference parser (Python
 //!   `prometheus_client`) in the tests.
 
+pub mod audit;
 pub mod backoff;
 pub mod handle;
 pub mod health;
