@@ -57,6 +57,7 @@ use tq_core::persistent::PersistentState;
 use tq_core::wire::WireError;
 use tracing::Instrument;
 
+use crate::audit::{AuditConfig, AuditEvent, AuditLog, OpenError as AuditOpenError, audit_dirs};
 use crate::backoff::BackoffConfig;
 use crate::handle::NodeHandle;
 #[cfg(doc)]
@@ -95,6 +96,9 @@ pub struct NodeConfig {
     pub max_proxied: usize,
     /// Backoff between writes of a state no ledger copy took.
     pub store_backoff: BackoffConfig,
+    /// The audit log's bounds (its copies live beside the ledger's:
+    /// [`crate::audit::audit_dirs`]).
+    pub audit: AuditConfig,
 }
 
 impl NodeConfig {
@@ -109,6 +113,7 @@ impl NodeConfig {
             max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
             max_proxied: DEFAULT_MAX_PROXIED,
             store_backoff: BackoffConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -130,6 +135,8 @@ pub enum StartError {
     Lrtq(RestoreLrtqError),
     /// The network did not start.
     Net(NetStartError),
+    /// The audit log could not be opened on either drive.
+    Audit(AuditOpenError),
 }
 
 impl std::fmt::Display for StartError {
@@ -141,6 +148,7 @@ impl std::fmt::Display for StartError {
             Self::LrtqFile(e) => write!(f, "{e}"),
             Self::Lrtq(e) => write!(f, "{e}"),
             Self::Net(e) => write!(f, "network: {e}"),
+            Self::Audit(e) => write!(f, "audit log: {e}"),
         }
     }
 }
@@ -178,6 +186,22 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
         .instrument(span.clone())
         .await
         .map_err(StartError::Ledger)?;
+    let audit = AuditLog::open(
+        audit_dirs(&config.ledger),
+        id.to_string(),
+        opened.report.generation,
+        config.audit,
+    )
+    .instrument(span.clone())
+    .await
+    .map_err(StartError::Audit)?;
+    let started = AuditEvent::Started {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ledger_generation: opened.report.generation,
+    };
+    if let Err(error) = audit.record(vec![started]).await {
+        span.in_scope(|| tracing::error!(%error, "the start is not in the audit log"));
+    }
     let mut ctx = Box::new(NodeCtx::new(id.clone()));
     match &opened.state {
         Some(bytes) => ctx.restore_state(bytes).map_err(StartError::State)?,
@@ -201,7 +225,13 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     let (committed_tx, committed) = watch::channel(latest);
     let (requests_tx, requests) = mpsc::channel(config.api_queue_len.max(1));
     let stats = Arc::new(stats::ShimCounters::default());
-    let io = io::ShimIo::new(opened.ledger, net, stats.clone(), config.store_backoff);
+    let io = io::ShimIo::new(
+        opened.ledger,
+        net,
+        stats.clone(),
+        config.store_backoff,
+        audit,
+    );
     let task = task::Task::new(ctx, io, &config, committed_tx);
     let join = tokio::spawn(task.run(requests, net_events).instrument(span));
     Ok(Started {
