@@ -273,3 +273,6 @@ impl Inner {
         result
     }
 }
+
+#[cfg(test)]
+mod tests;
