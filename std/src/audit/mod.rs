@@ -80,7 +80,9 @@ pub const AUDIT_DIR_NAME: &str = "audit";
 /// The audit directories of a ledger's copies (`audit/` in each ledger
 /// copy's directory).
 pub fn audit_dirs(ledger: &[PathBuf; LEDGER_COPIES]) -> [PathBuf; AUDIT_COPIES] {
-    ledger.each_ref().map(|path| tq_atomic_file::directory(path).join(AUDIT_DIR_NAME))
+    ledger
+        .each_ref()
+        .map(|path| tq_atomic_file::directory(path).join(AUDIT_DIR_NAME))
 }
 
 /// Default segment size cap.
@@ -186,9 +188,11 @@ impl AuditLog {
         ledger_generation: u64,
         config: AuditConfig,
     ) -> Result<Self, OpenError> {
-        tokio::task::spawn_blocking(move || Self::open_blocking(dirs, sled, ledger_generation, config))
-            .await
-            .map_err(|_| OpenError::Interrupted)?
+        tokio::task::spawn_blocking(move || {
+            Self::open_blocking(dirs, sled, ledger_generation, config)
+        })
+        .await
+        .map_err(|_| OpenError::Interrupted)?
     }
 
     /// [`Self::open`], on the calling thread.

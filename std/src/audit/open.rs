@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use super::event::AuditEvent;
 use super::record::GENESIS;
 use super::verify::{self, Verdict};
-use super::writer::{ChainHead, LiveCopy, Writer, create_segment, open_segment, remove_older, sync_dir};
+use super::writer::{
+    ChainHead, LiveCopy, Writer, create_segment, open_segment, remove_older, sync_dir,
+};
 use super::{AUDIT_COPIES, AuditConfig, AuditStats, OpenError, segment};
 use crate::ledger::access::{self, DIRECTORY_MODE};
 
@@ -73,8 +75,12 @@ fn truncate_torn(dir: &Path, copy: usize, verdict: &mut Verdict) -> Option<Audit
             if torn.keep == 0 {
                 verdict.summary.segments.retain(|n| *n != torn.segment);
             }
-            tracing::warn!(copy, segment = torn.segment, bytes = torn.bytes,
-                "audit log: torn tail of a crashed append truncated");
+            tracing::warn!(
+                copy,
+                segment = torn.segment,
+                bytes = torn.bytes,
+                "audit log: torn tail of a crashed append truncated"
+            );
             Some(AuditEvent::TornTailTruncated {
                 copy,
                 segment: torn.segment,
@@ -223,8 +229,9 @@ pub(super) fn open_copies(
     };
     match (lead.summary.segments.last(), lead.summary.head) {
         (Some(&newest), Some((seq, prev))) => {
-            let bytes = segment::read(&segment::path(lead_dir, newest))
-                .map_err(|e| OpenError::Directory(lead_dir.clone(), io::Error::other(e.to_string())))?;
+            let bytes = segment::read(&segment::path(lead_dir, newest)).map_err(|e| {
+                OpenError::Directory(lead_dir.clone(), io::Error::other(e.to_string()))
+            })?;
             writer.head = ChainHead {
                 segment: newest,
                 oldest_kept: lead.summary.oldest_kept,
@@ -262,7 +269,8 @@ pub(super) fn open_copies(
                 for number in segment::list(dir).unwrap_or_default() {
                     let _ = std::fs::remove_file(segment::path(dir, number));
                 }
-                match create_segment(&segment::path(dir, 0)).and_then(|f| sync_dir(dir).map(|()| f)) {
+                match create_segment(&segment::path(dir, 0)).and_then(|f| sync_dir(dir).map(|()| f))
+                {
                     Ok(file) => {
                         if let Some(slot) = writer.copies.get_mut(copy) {
                             *slot = Some(LiveCopy { file, len: 0 });

@@ -107,7 +107,9 @@ impl Record {
     pub fn new(seq: u64, prev: RecordHash, event: AuditEvent) -> Self {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
         Self {
             seq,
             prev,

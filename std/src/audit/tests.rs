@@ -56,7 +56,11 @@ fn find(dir: &Path, seq: u64) -> (PathBuf, usize) {
 
 fn edit_lines(path: &Path, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
     let bytes = fs::read(path).unwrap();
-    let mut lines: Vec<Vec<u8>> = segment::lines(&bytes).lines.iter().map(|l| l.to_vec()).collect();
+    let mut lines: Vec<Vec<u8>> = segment::lines(&bytes)
+        .lines
+        .iter()
+        .map(|l| l.to_vec())
+        .collect();
     edit(&mut lines);
     let mut out = Vec::new();
     for line in lines {
@@ -81,7 +85,9 @@ fn a_written_log_verifies_in_both_copies_and_they_are_identical() {
     // Opening record, log created, 20 shares.
     assert_eq!(a.summary.records, 22);
     assert_eq!(a.summary.head.unwrap().0, 21);
-    let [x, y] = dirs.each_ref().map(|d| fs::read(segment::path(d, 0)).unwrap());
+    let [x, y] = dirs
+        .each_ref()
+        .map(|d| fs::read(segment::path(d, 0)).unwrap());
     assert_eq!(x, y);
 }
 
@@ -108,7 +114,11 @@ fn a_changed_prev_names_its_own_record() {
     written(&dirs, AuditConfig::default(), 20);
     let (path, index) = find(&dirs[0], 5);
     edit_lines(&path, |lines| {
-        let at = lines[index].windows(8).position(|w| w == b"\"prev\":\"").unwrap() + 8;
+        let at = lines[index]
+            .windows(8)
+            .position(|w| w == b"\"prev\":\"")
+            .unwrap()
+            + 8;
         lines[index][at] = if lines[index][at] == b'0' { b'1' } else { b'0' };
     });
     let bad = bad_of(&dirs[0]);
@@ -137,7 +147,13 @@ fn a_removed_record_is_named() {
         lines.remove(index);
     });
     let bad = bad_of(&dirs[0]);
-    assert_eq!(bad.problem, Problem::RecordsMissing { first: 12, last: 12 });
+    assert_eq!(
+        bad.problem,
+        Problem::RecordsMissing {
+            first: 12,
+            last: 12
+        }
+    );
     assert_eq!(bad.seq, Some(13));
 }
 
@@ -149,7 +165,10 @@ fn two_swapped_records_are_named() {
     let (path, index) = find(&dirs[0], 8);
     edit_lines(&path, |lines| lines.swap(index, index + 1));
     let bad = bad_of(&dirs[0]);
-    assert_eq!((bad.seq, bad.problem), (Some(9), Problem::OutOfOrder { after: 7 }));
+    assert_eq!(
+        (bad.seq, bad.problem),
+        (Some(9), Problem::OutOfOrder { after: 7 })
+    );
     assert_eq!(bad.at.line, index + 1);
 }
 
@@ -249,17 +268,27 @@ fn a_copy_behind_or_damaged_is_repaired_from_the_other_and_that_recorded() {
         lines.pop();
     });
     written(&dirs, AuditConfig::default(), 1);
-    let [a, b] = dirs.each_ref().map(|d| fs::read(segment::path(d, 0)).unwrap());
+    let [a, b] = dirs
+        .each_ref()
+        .map(|d| fs::read(segment::path(d, 0)).unwrap());
     assert_eq!(a, b);
     let text = String::from_utf8(a).unwrap();
-    assert!(text.contains("\"event\":\"copy_repaired\",\"copy\":1,\"finding\":\"behind: up to seq 5 of 6\""), "{text}");
+    assert!(
+        text.contains(
+            "\"event\":\"copy_repaired\",\"copy\":1,\"finding\":\"behind: up to seq 5 of 6\""
+        ),
+        "{text}"
+    );
     // Damage in copy 0 only: repaired from copy 1, and said so.
     let (path, index) = find(&dirs[0], 3);
     edit_lines(&path, |lines| lines[index][0] = b'[');
     written(&dirs, AuditConfig::default(), 1);
     assert_eq!(verdict(&dirs[0]).bad, None);
     let text = fs::read_to_string(segment::path(&dirs[0], 0)).unwrap();
-    assert!(text.contains("\"copy\":0,\"finding\":\"damaged: segment 0 line 4"), "{text}");
+    assert!(
+        text.contains("\"copy\":0,\"finding\":\"damaged: segment 0 line 4"),
+        "{text}"
+    );
 }
 
 #[test]

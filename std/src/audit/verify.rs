@@ -225,7 +225,9 @@ impl Checker {
                 ),
             },
             Some(Pending::Break { a, b }) => match next {
-                Some((record, _)) if record.prev == b.hash && record.seq == b.seq.wrapping_add(1) => {
+                Some((record, _))
+                    if record.prev == b.hash && record.seq == b.seq.wrapping_add(1) =>
+                {
                     self.fail(a.at, Some(a.seq), Problem::Altered);
                 }
                 Some(_) => self.fail(b.at, Some(b.seq), Problem::Altered),
@@ -248,7 +250,11 @@ impl Checker {
             None => {}
             Some(last) if record.seq != last.seq.wrapping_add(1) => {
                 if record.seq <= last.seq {
-                    self.fail(link.at, Some(record.seq), Problem::OutOfOrder { after: last.seq });
+                    self.fail(
+                        link.at,
+                        Some(record.seq),
+                        Problem::OutOfOrder { after: last.seq },
+                    );
                 } else if self.bad.is_none() {
                     self.pending = Some(Pending::Gap {
                         expected: last.seq.wrapping_add(1),
@@ -268,10 +274,7 @@ impl Checker {
 /// Checks the copy in `dir`, calling `visit` on every record read (in
 /// order, with its location and hash) so that `tq audit show` prints
 /// what is checked. A directory with no segment is an empty log.
-pub fn verify_dir(
-    dir: &Path,
-    mut visit: impl FnMut(Location, &Record, RecordHash),
-) -> Verdict {
+pub fn verify_dir(dir: &Path, mut visit: impl FnMut(Location, &Record, RecordHash)) -> Verdict {
     let mut summary = Summary::default();
     let mut checker = Checker {
         bad: None,
@@ -404,7 +407,9 @@ pub fn verify_dir(
             };
             checker.record(&record, link);
             summary.records += 1;
-            let highest = summary.head.map_or(record.seq, |(seq, _)| seq.max(record.seq));
+            let highest = summary
+                .head
+                .map_or(record.seq, |(seq, _)| seq.max(record.seq));
             summary.head = Some((highest, hash));
             visit(at, &record, hash);
         }

@@ -136,7 +136,10 @@ impl Writer {
         bytes.push(b'\n');
         for index in 0..AUDIT_COPIES {
             let written = match self.copies.get_mut(index).and_then(Option::as_mut) {
-                Some(copy) => copy.file.write_all(&bytes).map(|()| copy.len += bytes.len() as u64),
+                Some(copy) => copy
+                    .file
+                    .write_all(&bytes)
+                    .map(|()| copy.len += bytes.len() as u64),
                 None => continue,
             };
             if let Err(error) = written {
@@ -177,7 +180,9 @@ impl Writer {
     fn rotate(&mut self) -> Result<(), AppendError> {
         let segment = self.head.segment.wrapping_add(1);
         let retained = self.config.retained_segments.max(1);
-        let oldest_kept = segment.saturating_sub(retained - 1).max(self.head.oldest_kept);
+        let oldest_kept = segment
+            .saturating_sub(retained - 1)
+            .max(self.head.oldest_kept);
         let opening = Record::new(
             self.head.next_seq,
             self.head.prev,

@@ -88,7 +88,10 @@ impl ShimIo {
         if self.unrecorded.is_empty() {
             return;
         }
-        let recorded = self.audit.record(std::mem::take(&mut self.unrecorded)).await;
+        let recorded = self
+            .audit
+            .record(std::mem::take(&mut self.unrecorded))
+            .await;
         if let Err(error) = &recorded {
             tracing::error!(%error, "audit record not written: no share goes out with it");
         }

@@ -20,8 +20,8 @@ use super::report::{
 };
 use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
-use crate::audit::{AuditEvent, NexusCall, SecretFor};
 use crate::audit::event::AcceptedResult;
+use crate::audit::{AuditEvent, NexusCall, SecretFor};
 use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, Frame, NetEvent, SendError};
@@ -157,7 +157,8 @@ impl Task {
                     .instrument(span)
                     .await;
                 let answer = self.acknowledged(result);
-                self.audit(NexusCall::Reconfigure, msg.epoch, None, &answer).await;
+                self.audit(NexusCall::Reconfigure, msg.epoch, None, &answer)
+                    .await;
                 let _ = reply.send(answer);
             }
             Request::UpgradeFromLrtq(msg, reply) => {
@@ -167,7 +168,8 @@ impl Task {
                     .instrument(span)
                     .await;
                 let answer = self.acknowledged(result);
-                self.audit(NexusCall::UpgradeFromLrtq, msg.epoch, None, &answer).await;
+                self.audit(NexusCall::UpgradeFromLrtq, msg.epoch, None, &answer)
+                    .await;
                 let _ = reply.send(answer);
             }
             Request::Commit(request, reply) => {
@@ -255,7 +257,8 @@ impl Task {
             .instrument(span)
             .await;
         let answer = self.acknowledged(result);
-        self.audit(NexusCall::Commit, request.epoch, via, &answer).await;
+        self.audit(NexusCall::Commit, request.epoch, via, &answer)
+            .await;
         answer
     }
 
