@@ -235,6 +235,11 @@ impl AuditLog {
             .unwrap_or(Err(AppendError::NoCopy))
     }
 
+    /// [`Self::record`], on the calling thread (for tools and tests).
+    pub fn record_blocking(&self, events: &[AuditEvent]) -> Result<(), AppendError> {
+        self.inner.append_blocking(events)
+    }
+
     /// Counts a message holding a share that was not sent for want of its
     /// record.
     pub fn share_withheld(&self) {
