@@ -51,6 +51,7 @@ pub mod progress;
 pub mod record;
 pub mod sleds;
 pub mod tally;
+mod audit;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -247,6 +248,8 @@ pub async fn run_in(
     }
     demo.final_checks().await;
     demo.sleds.stop_all().await;
+    let (what, held) = audit::check(&demo.sleds);
+    demo.record.check(what, held);
     demo.record.total = started.elapsed();
     let kept = options.keep || !demo.record.passed();
     let logs = match options.launch {
