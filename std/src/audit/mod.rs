@@ -168,6 +168,8 @@ struct Inner {
     /// Held for the log's life: one process writes it.
     _locks: Vec<FileLock>,
     identity: (String, u64, AuditConfig),
+    /// Copies left out at open (no lock).
+    excluded: [bool; AUDIT_COPIES],
     writer: Mutex<writer::Writer>,
 }
 
@@ -203,13 +205,24 @@ impl AuditLog {
         config: AuditConfig,
     ) -> Result<Self, OpenError> {
         let mut locks = Vec::new();
-        for dir in &dirs {
-            if dir.parent().is_some_and(|drive| drive.is_dir()) {
-                // The lock sits beside the directory, in the ledger's.
-                locks.push(lock::lock_exclusive(dir).map_err(OpenError::Locked)?);
+        let mut excluded = [false; AUDIT_COPIES];
+        for (dir, excluded) in dirs.iter().zip(&mut excluded) {
+            if !dir.parent().is_some_and(|drive| drive.is_dir()) {
+                continue;
+            }
+            // The lock sits beside the directory, in the ledger's.
+            match lock::lock_exclusive(dir) {
+                Ok(lock) => locks.push(lock),
+                Err(held @ LockError::Held(_)) => return Err(OpenError::Locked(held)),
+                Err(error) => {
+                    // A drive that cannot hold a lock file cannot hold the log.
+                    tracing::error!(%error, "audit log copy unusable");
+                    *excluded = true;
+                }
             }
         }
-        let (mut writer, notes) = open::open_copies(&dirs, &sled, ledger_generation, config)?;
+        let (mut writer, notes) =
+            open::open_copies(&dirs, excluded, &sled, ledger_generation, config)?;
         if let Err(error) = writer.append(&notes) {
             tracing::error!(%error, "cannot record what the audit log's open found");
         }
@@ -217,6 +230,7 @@ impl AuditLog {
             inner: Arc::new(Inner {
                 _locks: locks,
                 identity: (sled, ledger_generation, config),
+                excluded,
                 writer: Mutex::new(writer),
             }),
         })
@@ -262,7 +276,7 @@ impl Inner {
         let mut writer = lock_writer(&self.writer);
         if writer.copies.iter().all(Option::is_none) {
             let (sled, generation, config) = &self.identity;
-            match open::open_copies(&writer.dirs, sled, *generation, *config) {
+            match open::open_copies(&writer.dirs, self.excluded, sled, *generation, *config) {
                 Ok((mut reopened, notes)) => {
                     let repairs = reopened.stats.copy_repairs;
                     reopened.stats = writer.stats;

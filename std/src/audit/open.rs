@@ -134,10 +134,13 @@ fn mirror(from: &Path, from_segments: &[u64], to: &Path) -> io::Result<(u64, u64
     Ok((rewritten, removed))
 }
 
-/// Reads, repairs and opens the copies in `dirs` (already locked); the
-/// writer positioned at the head, and the events to record first.
+/// Reads, repairs and opens the copies in `dirs` (already locked) but the
+/// `excluded` ones; the writer positioned at the head, and the events to
+/// record first. A copy whose directory cannot be made or read is left
+/// out (the log runs on the other); one open to others is refused.
 pub(super) fn open_copies(
     dirs: &[PathBuf; AUDIT_COPIES],
+    excluded: [bool; AUDIT_COPIES],
     sled: &str,
     ledger_generation: u64,
     config: AuditConfig,
@@ -146,7 +149,21 @@ pub(super) fn open_copies(
     let mut usable = [false; AUDIT_COPIES];
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(AUDIT_COPIES);
     for (copy, dir) in dirs.iter().enumerate() {
-        let ready = prepare_dir(dir)?;
+        if excluded.get(copy).copied().unwrap_or(true) {
+            verdicts.push(Verdict {
+                summary: verify::Summary::default(),
+                bad: None,
+            });
+            continue;
+        }
+        let ready = match prepare_dir(dir) {
+            Ok(ready) => ready,
+            Err(OpenError::Unsafe(refused)) => return Err(OpenError::Unsafe(refused)),
+            Err(error) => {
+                tracing::error!(copy, %error, "audit log copy unusable");
+                false
+            }
+        };
         if let Some(slot) = usable.get_mut(copy) {
             *slot = ready;
         }

@@ -46,12 +46,12 @@
 //! the caller routes its logs there ([`run_in`]); the terminal keeps the
 //! progress and the summary, which names the file.
 
+mod audit;
 pub mod layout;
 pub mod progress;
 pub mod record;
 pub mod sleds;
 pub mod tally;
-mod audit;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
