@@ -63,7 +63,8 @@
 //! - **Every bound is a named constant or a config field**
 //!   ([`node::NodeConfig`], [`net::NetConfig`], [`net::MAX_FRAME_LEN`],
 //!   [`proxy::MAX_PROXY_FRAME_LEN`], [`ledger::MAX_PAYLOAD_LEN`],
-//!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`]); a full
+//!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`],
+//!   [`audit::AuditConfig`], [`audit::record::MAX_RECORD_LEN`]); a full
 //!   queue is a typed `Busy` or a counted drop, never a wait without end
 //!   or a panic.
 //! - **Nothing is acknowledged before it is stored.** If no ledger copy
@@ -75,6 +76,10 @@
 //!   [`ledger::Ledger::stats`], the core's and the node layer's) for the
 //!   Prometheus export; `tracing` spans name the node, peer, connection
 //!   and epoch of every log line, the core's included.
+//! - **What the sled was asked and gave is audited**, before it is
+//!   acknowledged or sent: Nexus's requests and their outcomes, shares
+//!   handed out, secret loads and for whom ([`audit`]); never a share or
+//!   secret in a record.
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
 //!   them; disk keys are derived from it, and a public fingerprint shows

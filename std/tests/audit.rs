@@ -259,12 +259,11 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
         if shrunk.contains(&i) {
             for for_whom in [SecretFor::NexusFingerprint, SecretFor::Sled] {
                 assert!(
-                    events.iter().any(|e| *e
-                        == AuditEvent::SecretLoad {
-                            for_whom,
-                            epoch: Some(4),
-                            refused: None
-                        }),
+                    events.contains(&AuditEvent::SecretLoad {
+                        for_whom,
+                        epoch: Some(4),
+                        refused: None
+                    }),
                     "sled {i}: no load for {for_whom:?}"
                 );
             }

@@ -178,6 +178,11 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// Whether it records a share handed out.
+    pub fn hands_out(&self) -> bool {
+        matches!(self, Self::ShareSent { .. } | Self::LrtqShareSent { .. })
+    }
+
     /// A Nexus request's record from the call's result (`Err(())`: the
     /// state it left was not stored).
     pub fn nexus_request<T: AcceptedResult, E: std::fmt::Display>(

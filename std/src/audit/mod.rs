@@ -67,7 +67,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::ledger::LEDGER_COPIES;
 use crate::ledger::access::Unsafe;
-use crate::ledger::lock::{self, FileLock, LockError};
+use crate::ledger::lock::LockError;
 pub use event::{AuditEvent, NexusCall, RequestOutcome, SecretFor, ShareMessage};
 pub use writer::AppendError;
 
@@ -129,11 +129,10 @@ pub struct AuditStats {
     pub shares_withheld: u64,
 }
 
-/// Why the log could not be opened.
+/// Why the log could not be opened. A log no drive takes is not one:
+/// it opens with no copy, and every append tries the drives again.
 #[derive(Debug)]
 pub enum OpenError {
-    /// Neither copy's drive is there (or neither could be opened).
-    NoDrive,
     /// A copy's directory could not be created or read.
     Directory(PathBuf, io::Error),
     /// A directory or file is open to others, foreign or a link.
@@ -147,7 +146,6 @@ pub enum OpenError {
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoDrive => f.write_str("no audit log copy can be opened on either drive"),
             Self::Directory(dir, e) => write!(f, "audit directory {}: {e}", dir.display()),
             Self::Unsafe(e) => write!(f, "refused: {e}"),
             Self::Locked(e) => write!(f, "audit log {e}"),
@@ -165,11 +163,7 @@ pub struct AuditLog {
 }
 
 struct Inner {
-    /// Held for the log's life: one process writes it.
-    _locks: Vec<FileLock>,
     identity: (String, u64, AuditConfig),
-    /// Copies left out at open (no lock).
-    excluded: [bool; AUDIT_COPIES],
     writer: Mutex<writer::Writer>,
 }
 
@@ -204,33 +198,14 @@ impl AuditLog {
         ledger_generation: u64,
         config: AuditConfig,
     ) -> Result<Self, OpenError> {
-        let mut locks = Vec::new();
-        let mut excluded = [false; AUDIT_COPIES];
-        for (dir, excluded) in dirs.iter().zip(&mut excluded) {
-            if !dir.parent().is_some_and(|drive| drive.is_dir()) {
-                continue;
-            }
-            // The lock sits beside the directory, in the ledger's.
-            match lock::lock_exclusive(dir) {
-                Ok(lock) => locks.push(lock),
-                Err(held @ LockError::Held(_)) => return Err(OpenError::Locked(held)),
-                Err(error) => {
-                    // A drive that cannot hold a lock file cannot hold the log.
-                    tracing::error!(%error, "audit log copy unusable");
-                    *excluded = true;
-                }
-            }
-        }
         let (mut writer, notes) =
-            open::open_copies(&dirs, excluded, &sled, ledger_generation, config)?;
+            open::open_copies(&dirs, [None, None], &sled, ledger_generation, config)?;
         if let Err(error) = writer.append(&notes) {
             tracing::error!(%error, "cannot record what the audit log's open found");
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                _locks: locks,
                 identity: (sled, ledger_generation, config),
-                excluded,
                 writer: Mutex::new(writer),
             }),
         })
@@ -276,7 +251,8 @@ impl Inner {
         let mut writer = lock_writer(&self.writer);
         if writer.copies.iter().all(Option::is_none) {
             let (sled, generation, config) = &self.identity;
-            match open::open_copies(&writer.dirs, self.excluded, sled, *generation, *config) {
+            let locks = std::mem::take(&mut writer.locks);
+            match open::open_copies(&writer.dirs, locks, sled, *generation, *config) {
                 Ok((mut reopened, notes)) => {
                     let repairs = reopened.stats.copy_repairs;
                     reopened.stats = writer.stats;

@@ -27,6 +27,37 @@ use super::writer::{
 };
 use super::{AUDIT_COPIES, AuditConfig, AuditStats, OpenError, segment};
 use crate::ledger::access::{self, DIRECTORY_MODE};
+use crate::ledger::lock::{self, FileLock, LockError};
+
+/// Takes copy `copy`'s lock (beside its directory, in the ledger's) if
+/// not held yet; whether it is held. Held elsewhere is refused.
+fn take_lock(
+    dir: &Path,
+    copy: usize,
+    locks: &mut [Option<FileLock>; AUDIT_COPIES],
+) -> Result<bool, OpenError> {
+    let Some(slot) = locks.get_mut(copy) else {
+        return Ok(false);
+    };
+    if slot.is_some() {
+        return Ok(true);
+    }
+    if !dir.parent().is_some_and(Path::is_dir) {
+        return Ok(false);
+    }
+    match lock::lock_exclusive(dir) {
+        Ok(taken) => {
+            *slot = Some(taken);
+            Ok(true)
+        }
+        Err(held @ LockError::Held(_)) => Err(OpenError::Locked(held)),
+        Err(error) => {
+            // A drive that cannot hold a lock file cannot hold the log.
+            tracing::error!(copy, %error, "audit log copy unusable");
+            Ok(false)
+        }
+    }
+}
 
 /// A copy's directory, checked (created if its drive is there).
 fn prepare_dir(dir: &Path) -> Result<bool, OpenError> {
@@ -134,13 +165,15 @@ fn mirror(from: &Path, from_segments: &[u64], to: &Path) -> io::Result<(u64, u64
     Ok((rewritten, removed))
 }
 
-/// Reads, repairs and opens the copies in `dirs` (already locked) but the
-/// `excluded` ones; the writer positioned at the head, and the events to
-/// record first. A copy whose directory cannot be made or read is left
-/// out (the log runs on the other); one open to others is refused.
+/// Locks (those of `locks` not held yet), reads, repairs and opens the
+/// copies in `dirs`; the writer positioned at the head, holding the locks,
+/// and the events to record first. A copy whose directory or lock cannot
+/// be made or read is left out (the log runs on the other, and the next
+/// open tries it again); one open to others, or locked by another
+/// process, is refused.
 pub(super) fn open_copies(
     dirs: &[PathBuf; AUDIT_COPIES],
-    excluded: [bool; AUDIT_COPIES],
+    mut locks: [Option<FileLock>; AUDIT_COPIES],
     sled: &str,
     ledger_generation: u64,
     config: AuditConfig,
@@ -149,7 +182,7 @@ pub(super) fn open_copies(
     let mut usable = [false; AUDIT_COPIES];
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(AUDIT_COPIES);
     for (copy, dir) in dirs.iter().enumerate() {
-        if excluded.get(copy).copied().unwrap_or(true) {
+        if !take_lock(dir, copy, &mut locks)? {
             verdicts.push(Verdict {
                 summary: verify::Summary::default(),
                 bad: None,
@@ -182,13 +215,25 @@ pub(super) fn open_copies(
                 verdict.and_then(|v| v.summary.head).map(|(seq, _)| seq),
                 std::cmp::Reverse(copy),
             )
-        })
-        .ok_or(OpenError::NoDrive)?;
+        });
+    let Some(leader) = leader else {
+        // No drive takes the log now; every append tries again.
+        tracing::error!("no audit log copy can be opened: nothing is recorded until one can");
+        return Ok((
+            detached(dirs, sled, config, AuditStats::default(), locks),
+            notes,
+        ));
+    };
     let lead = verdicts.get(leader).cloned().unwrap_or(Verdict {
         summary: verify::Summary::default(),
         bad: None,
     });
-    let lead_dir = dirs.get(leader).ok_or(OpenError::NoDrive)?;
+    let Some(lead_dir) = dirs.get(leader) else {
+        return Ok((
+            detached(dirs, sled, config, AuditStats::default(), locks),
+            notes,
+        ));
+    };
 
     let mut stats = AuditStats::default();
     for (copy, dir) in dirs.iter().enumerate() {
@@ -230,25 +275,16 @@ pub(super) fn open_copies(
         });
     }
 
-    let mut writer = Writer {
-        dirs: dirs.clone(),
-        sled: sled.to_owned(),
-        config,
-        copies: [None, None],
-        head: ChainHead {
-            segment: 0,
-            oldest_kept: 0,
-            segment_records: 0,
-            next_seq: 0,
-            prev: GENESIS,
-        },
-        stats,
-    };
+    let mut writer = detached(dirs, sled, config, stats, locks);
     match (lead.summary.segments.last(), lead.summary.head) {
         (Some(&newest), Some((seq, prev))) => {
-            let bytes = segment::read(&segment::path(lead_dir, newest)).map_err(|e| {
-                OpenError::Directory(lead_dir.clone(), io::Error::other(e.to_string()))
-            })?;
+            let bytes = match segment::read(&segment::path(lead_dir, newest)) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the newest audit segment");
+                    return Ok((writer, notes));
+                }
+            };
             writer.head = ChainHead {
                 segment: newest,
                 oldest_kept: lead.summary.oldest_kept,
@@ -272,9 +308,6 @@ pub(super) fn open_copies(
                         tracing::error!(copy, %error, "cannot open the audit segment to append");
                     }
                 }
-            }
-            if writer.copies.iter().all(Option::is_none) {
-                return Err(OpenError::NoDrive);
             }
         }
         _ => {
@@ -306,4 +339,29 @@ pub(super) fn open_copies(
         }
     }
     Ok((writer, notes))
+}
+
+/// A writer with no copy open yet, at the genesis.
+fn detached(
+    dirs: &[PathBuf; AUDIT_COPIES],
+    sled: &str,
+    config: AuditConfig,
+    stats: AuditStats,
+    locks: [Option<FileLock>; AUDIT_COPIES],
+) -> Writer {
+    Writer {
+        locks,
+        dirs: dirs.clone(),
+        sled: sled.to_owned(),
+        config,
+        copies: [None, None],
+        head: ChainHead {
+            segment: 0,
+            oldest_kept: 0,
+            segment_records: 0,
+            next_seq: 0,
+            prev: GENESIS,
+        },
+        stats,
+    }
 }

@@ -24,6 +24,7 @@ use super::event::AuditEvent;
 use super::record::{Record, RecordHash};
 use super::{AUDIT_COPIES, AuditConfig, AuditStats, segment};
 use crate::ledger::access::FILE_MODE;
+use crate::ledger::lock::FileLock;
 
 /// The newest segment of one copy, open for appending.
 pub(super) struct LiveCopy {
@@ -48,6 +49,8 @@ pub(super) struct ChainHead {
 }
 
 pub(super) struct Writer {
+    /// Each copy's lock, held for the log's life: one process writes it.
+    pub(super) locks: [Option<FileLock>; AUDIT_COPIES],
     pub(super) dirs: [PathBuf; AUDIT_COPIES],
     pub(super) sled: String,
     pub(super) config: AuditConfig,

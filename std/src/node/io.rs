@@ -29,6 +29,10 @@ use crate::backoff::{Backoff, BackoffConfig};
 use crate::ledger::{Ledger, WriteOutcome};
 use crate::net::{Frame, Net, SendError};
 
+/// Audit records kept for a retry while no drive takes them; those past
+/// this are dropped (each failed append is counted).
+const MAX_UNRECORDED: usize = 64;
+
 /// Why the state was not stored.
 #[derive(Debug)]
 pub(crate) enum StoreError {
@@ -88,12 +92,17 @@ impl ShimIo {
         if self.unrecorded.is_empty() {
             return;
         }
-        let recorded = self
-            .audit
-            .record(std::mem::take(&mut self.unrecorded))
-            .await;
+        let events = std::mem::take(&mut self.unrecorded);
+        let recorded = self.audit.record(events.clone()).await;
         if let Err(error) = &recorded {
             tracing::error!(%error, "audit record not written: no share goes out with it");
+            // Tried again with the next records; a share not sent has no
+            // record to keep.
+            self.unrecorded = events
+                .into_iter()
+                .filter(|event| !event.hands_out())
+                .take(MAX_UNRECORDED)
+                .collect();
         }
         for (to, frame, share) in std::mem::take(&mut self.held) {
             if share && recorded.is_err() {
@@ -102,6 +111,12 @@ impl ShimIo {
             }
             self.send_frame(&to, frame);
         }
+    }
+
+    /// Queues `event` for the next flush (the task flushes after every
+    /// drive).
+    pub(crate) fn queue(&mut self, event: AuditEvent) {
+        self.unrecorded.push(event);
     }
 
     /// Records `event` at once (fsynced), before the caller acts on it.

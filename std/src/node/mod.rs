@@ -195,13 +195,6 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     .instrument(span.clone())
     .await
     .map_err(StartError::Audit)?;
-    let started = AuditEvent::Started {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        ledger_generation: opened.report.generation,
-    };
-    if let Err(error) = audit.record(vec![started]).await {
-        span.in_scope(|| tracing::error!(%error, "the start is not in the audit log"));
-    }
     let mut ctx = Box::new(NodeCtx::new(id.clone()));
     match &opened.state {
         Some(bytes) => ctx.restore_state(bytes).map_err(StartError::State)?,
@@ -225,13 +218,19 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     let (committed_tx, committed) = watch::channel(latest);
     let (requests_tx, requests) = mpsc::channel(config.api_queue_len.max(1));
     let stats = Arc::new(stats::ShimCounters::default());
-    let io = io::ShimIo::new(
+    let generation = opened.report.generation;
+    let mut io = io::ShimIo::new(
         opened.ledger,
         net,
         stats.clone(),
         config.store_backoff,
         audit,
     );
+    // Recorded with the task's first drive.
+    io.queue(AuditEvent::Started {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ledger_generation: generation,
+    });
     let task = task::Task::new(ctx, io, &config, committed_tx);
     let join = tokio::spawn(task.run(requests, net_events).instrument(span));
     Ok(Started {

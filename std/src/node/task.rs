@@ -648,6 +648,7 @@ impl Task {
             shim: self.io.stats.snapshot(),
             proxied_in_flight: self.forwarded.len(),
             secret_waiters: self.waiters.len(),
+            audit: self.io.audit.stats(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! The demo's last check: every sled's audit log verifies in both copies,
 //! and the copies end at the same record (`tq audit verify`'s rule).
 
+use tq_std::audit::AUDIT_DIR_NAME;
 use tq_std::audit::verify::verify_dir;
-use tq_std::audit::{AUDIT_DIR_NAME, AuditEvent};
 
 use super::sleds::Sleds;
 
@@ -49,10 +49,7 @@ pub fn check_logs(sleds: &Sleds) -> Result<Checked, String> {
         for (copy, dir) in dirs.iter().enumerate() {
             let mut shares = 0;
             let verdict = verify_dir(dir, |_, record, _| {
-                shares += usize::from(matches!(
-                    record.event,
-                    AuditEvent::ShareSent { .. } | AuditEvent::LrtqShareSent { .. }
-                ));
+                shares += usize::from(record.event.hands_out());
             });
             if let Some(bad) = verdict.bad {
                 return Err(format!("sled {i} copy {copy}: {bad}"));
