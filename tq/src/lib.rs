@@ -35,7 +35,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
+//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `peer network`
+//! or `API`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -44,6 +45,17 @@
 //! tq-std's crate doc, on zeroization).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
+//!
+//! # `tq audit show|verify --config FILE` (or `--dir DIR`, once per copy)
+//!
+//! The sled's audit log (tq-std's `audit`: a hash-chained record of
+//! Nexus's requests, shares handed out, secret loads, expungements, alarms
+//! and starts, in `audit/` beside each ledger copy). `show` prints one
+//! copy's records, one a line; `verify` checks both copies' chains and
+//! that they end at the same record, prints each copy's head (sequence
+//! number and hash, the value to keep elsewhere), and exits 1 naming the
+//! first bad record. Either can run while the sled does. `tq demo`
+//! verifies every sled's log as its last check.
 //!
 //! # The configuration file
 //!
