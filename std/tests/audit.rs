@@ -2,8 +2,8 @@
 //! grows by a sled reached only through a proxy, and shrinks; secrets are
 //! loaded for the sleds and for Nexus. Afterwards every sled's log
 //! verifies in both copies, holds what happened (shares handed out before
-//! they left, LRTQ shares, relayed commits, secret loads and for whom,
-//! starts), and matches none of the run's shares or secrets, in any of
+//! they left, LRTQ shares, relayed commits, a refused commit and why,
+//! secret loads and for whom, an expungement, starts), and matches none of the run's shares or secrets, in any of
 //! the forms a leak could take (raw bytes, hex, a JSON array of bytes).
 #![allow(
     clippy::unwrap_used,
@@ -18,13 +18,14 @@ mod common;
 use std::time::Duration;
 
 use common::nexus::Driver;
-use common::rack::Rack;
+use common::rack::{RACK_ID, Rack};
+use tq_core::api::CommitRequest;
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
 use tq_core::wire;
 use tq_nexus::Origin;
 use tq_std::audit::verify::verify_dir;
-use tq_std::audit::{AuditEvent, NexusCall, SecretFor, ShareMessage, audit_dirs};
+use tq_std::audit::{AuditEvent, NexusCall, RequestOutcome, SecretFor, ShareMessage, audit_dirs};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const SECRET_WAIT: Duration = Duration::from_secs(20);
@@ -118,6 +119,22 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
             assert!(loaded.is_some(), "sled {i}, epoch {epoch}");
         }
     }
+    // A refused request is recorded with its reason.
+    let refused = rack
+        .handle(0)
+        .commit(CommitRequest {
+            rack_id: RACK_ID,
+            epoch: Epoch(99),
+        })
+        .await
+        .unwrap();
+    assert!(refused.is_err(), "{refused:?}");
+    // Sled 3 left at epoch 4: asking its peers for epoch-3 shares, it
+    // learns it was expunged, and its load is refused.
+    let handle = rack.handle(3);
+    handle.clear_secrets().await.unwrap();
+    let expunged = handle.load_latest_secret(SECRET_WAIT).await.unwrap();
+    assert!(expunged.is_err(), "{expunged:?}");
     rack.shutdown().await;
     collect_shares(&rack, &mut by_epoch);
 
@@ -254,6 +271,38 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
                 events.iter().any(|e| matches!(e,
                     AuditEvent::NexusRequest { call: NexusCall::Commit | NexusCall::PrepareAndCommit, epoch: 3, via: v, .. } if *v == via)),
                 "sled 4: {events:#?}"
+            );
+        }
+        if i == 0 {
+            let reason = "this sled has not prepared epoch 99: send it prepare-and-commit";
+            assert!(
+                events.iter().any(|e| matches!(e,
+                    AuditEvent::NexusRequest {
+                        call: NexusCall::Commit,
+                        epoch: 99,
+                        via: None,
+                        outcome: RequestOutcome::Refused { reason: r },
+                    } if r == reason)),
+                "sled 0: {events:#?}"
+            );
+        }
+        if i == 3 {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, AuditEvent::Expunged { epoch: 4, .. })),
+                "sled 3: {events:#?}"
+            );
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    AuditEvent::SecretLoad {
+                        for_whom: SecretFor::Sled,
+                        refused: Some(_),
+                        ..
+                    }
+                )),
+                "sled 3: {events:#?}"
             );
         }
         if shrunk.contains(&i) {
