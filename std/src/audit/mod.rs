@@ -23,8 +23,8 @@
 //! ([`segment`]). Each record carries a sequence number and the SHA3-256
 //! hash of the previous record's line ([`record`]), so a changed, removed
 //! or reordered record breaks the chain; [`verify`] names the first bad
-//! record. Both copies get every append ([`writer`]: fsynced before the
-//! caller acts), and open ([`open`]) compares them, cuts a torn tail
+//! record. Both copies get every append (`writer`: fsynced before the
+//! caller acts), and open (`open`) compares them, cuts a torn tail
 //! (a crashed append) and rewrites a copy that is behind or damaged from
 //! the other, as the ledger does; each of these is recorded.
 //!
@@ -177,7 +177,7 @@ fn lock_writer(mutex: &Mutex<writer::Writer>) -> MutexGuard<'_, writer::Writer> 
 impl AuditLog {
     /// Opens the log in `dirs` (see [`audit_dirs`]) for `sled`, whose
     /// ledger holds `ledger_generation`: locks, reads, repairs and
-    /// records what it found (see [`open`]).
+    /// records what it found (see the module doc).
     pub async fn open(
         dirs: [PathBuf; AUDIT_COPIES],
         sled: String,
