@@ -77,6 +77,8 @@
 //! | `limits.api_queue_len` | 64 | calls queued on the node before `busy` |
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
+//! | `audit.max_segment_bytes` | 1048576 | an audit log segment is closed before it grows past this (at most 64 MiB) |
+//! | `audit.retained_segments` | 8 | audit log segments kept per copy (at least 1); the oldest is removed past that |
 //! | `[[peers]]` `part`, `serial`, `address` | none | every other sled: its platform id and peer address |
 //!
 //! # The HTTP API

@@ -95,7 +95,8 @@ pub const DEFAULT_RETAINED_SEGMENTS: u64 = 8;
 /// `max(max_segment_bytes, 2 × (MAX_RECORD_LEN + 1))` bytes each, per copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditConfig {
-    /// A segment is closed before it would grow past this.
+    /// A segment is closed before it would grow past this (at most
+    /// 64 MiB less two records: larger is taken as that).
     pub max_segment_bytes: u64,
     /// Segments kept (at least 1); the oldest is removed past that.
     pub retained_segments: u64,

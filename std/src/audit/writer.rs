@@ -26,6 +26,11 @@ use super::{AUDIT_COPIES, AuditConfig, AuditStats, segment};
 use crate::ledger::access::FILE_MODE;
 use crate::ledger::lock::FileLock;
 
+/// The largest cap honoured: a segment under it, plus its opening record
+/// and one more, stays readable ([`segment::MAX_SEGMENT_FILE_LEN`]).
+const MAX_SEGMENT_CAP: u64 =
+    segment::MAX_SEGMENT_FILE_LEN - 2 * (super::record::MAX_RECORD_LEN as u64 + 1);
+
 /// The newest segment of one copy, open for appending.
 pub(super) struct LiveCopy {
     pub(super) file: File,
@@ -110,10 +115,13 @@ impl Writer {
         for event in events {
             let record = Record::new(self.head.next_seq, self.head.prev, event.clone());
             let line = record.to_line().map_err(AppendError::Encode)?;
+            let cap = self.config.max_segment_bytes.min(MAX_SEGMENT_CAP);
             let needed = self.head.segment_records >= 2
-                && self.copies.iter().flatten().any(|copy| {
-                    copy.len.saturating_add(line.len() as u64 + 1) > self.config.max_segment_bytes
-                });
+                && self
+                    .copies
+                    .iter()
+                    .flatten()
+                    .any(|copy| copy.len.saturating_add(line.len() as u64 + 1) > cap);
             if needed {
                 self.sync_all();
                 self.rotate()?;
