@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::ledger::access::{self, Unsafe};
+use std::os::unix::fs::MetadataExt;
+
+use crate::ledger::access::{AccessProblem, Unsafe};
 
 /// The largest segment file read: a bigger one is damaged, whatever the
 /// configured cap (which is at most this).
@@ -76,7 +78,8 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// A segment's bytes, never through a link, checked for its owner and mode.
+/// A segment's bytes, never through a link; a file open to others is
+/// refused.
 pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
     let fd = rustix::fs::open(
         path,
@@ -86,7 +89,22 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
     .map_err(|e| ReadError::Io(e.into()))?;
     let file = File::from(fd);
     let metadata = file.metadata().map_err(ReadError::Io)?;
-    access::check(path, &metadata, false).map_err(ReadError::Unsafe)?;
+    // Not its owner: the directory's is checked when the sled opens the
+    // log (no other user can put a file in it), and `tq audit` may run as
+    // another user than the sled's.
+    let refuse = |problem| {
+        ReadError::Unsafe(Unsafe {
+            path: path.to_owned(),
+            problem,
+        })
+    };
+    if !metadata.is_file() {
+        return Err(refuse(AccessProblem::WrongKind));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(refuse(AccessProblem::OpenToOthers { mode }));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_SEGMENT_FILE_LEN + 1)
         .read_to_end(&mut bytes)

@@ -308,3 +308,44 @@ fn damage_in_both_copies_stays_visible_and_is_recorded() {
         assert!(text.contains("\"event\":\"log_damaged\""), "{text}");
     }
 }
+
+#[test]
+fn a_crash_during_rotation_is_a_torn_tail_not_damage() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = dirs(root.path());
+    written(&dirs, small(), 300);
+    // The next segment created, its opening record never written.
+    let newest = *segment::list(&dirs[0]).unwrap().last().unwrap();
+    writer::create_segment(&segment::path(&dirs[0], newest + 1)).unwrap();
+    let torn = verdict(&dirs[0]);
+    assert_eq!(torn.bad, None);
+    assert_eq!(torn.summary.torn_tail.unwrap().segment, newest + 1);
+
+    written(&dirs, small(), 1);
+    for dir in &dirs {
+        let mut events = Vec::new();
+        let verdict = verify_dir(dir, |_, record, _| events.push(record.event.clone()));
+        assert_eq!(verdict.bad, None);
+        assert!(events.contains(&AuditEvent::TornTailTruncated {
+            copy: 0,
+            segment: newest + 1,
+            bytes: 0
+        }));
+    }
+}
+
+#[test]
+fn a_log_no_drive_takes_opens_and_is_written_once_a_drive_is_back() {
+    let root = tempfile::tempdir().unwrap();
+    let drives = [root.path().join("m2-0"), root.path().join("m2-1")];
+    let dirs = drives.clone().map(|drive| drive.join(AUDIT_DIR_NAME));
+    let log = open(&dirs, AuditConfig::default());
+    assert!(log.inner.append_blocking(&[share(1)]).is_err());
+    fs::create_dir(&drives[1]).unwrap();
+    log.inner.append_blocking(&[share(2)]).unwrap();
+    let mut events = Vec::new();
+    let verdict = verify_dir(&dirs[1], |_, record, _| events.push(record.event.clone()));
+    assert_eq!(verdict.bad, None);
+    assert_eq!(events.last(), Some(&share(2)));
+    assert!(!dirs[0].exists());
+}

@@ -300,8 +300,15 @@ pub fn verify_dir(dir: &Path, mut visit: impl FnMut(Location, &Record, RecordHas
     let Some(&newest) = numbers.last() else {
         return Verdict { summary, bad: None };
     };
-    summary.oldest_kept = oldest_kept_declared(dir, newest).unwrap_or(0);
+    // The newest segment with an opening record says what is kept (a
+    // newest one left empty by a crash during rotation has none).
+    let declared = numbers
+        .iter()
+        .rev()
+        .find_map(|&number| oldest_kept_declared(dir, number));
+    summary.oldest_kept = declared.unwrap_or(0);
     if let Some(&first) = numbers.first()
+        && declared.is_some()
         && first > summary.oldest_kept
     {
         checker.fail(
