@@ -12,6 +12,7 @@
 //! each copy's head (last sequence number and hash), the value to keep
 //! elsewhere to catch a log later cut at its end.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,6 +114,8 @@ fn event_text(record: &Record) -> String {
     let mut text = String::new();
     for (key, value) in &fields {
         let value = match value {
+            // An absent reason, relay or epoch says nothing.
+            serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
@@ -129,17 +132,27 @@ fn show(dirs: &[PathBuf], copy: usize) -> Result<bool, AuditCliError> {
     let dir = dirs
         .get(copy)
         .ok_or(AuditCliError::NoCopy(copy, dirs.len().saturating_sub(1)))?;
+    let mut out = std::io::stdout().lock();
+    // A reader that went away (`| head`) ends the printing, not the check.
+    let mut printing = true;
     let verdict = verify_dir(dir, |at: Location, record, _| {
-        println!(
-            "{:>8}  {}  [{}:{}]  {}",
-            record.seq,
-            time(record),
-            at.segment,
-            at.line,
-            event_text(record)
-        );
+        printing = printing
+            && writeln!(
+                out,
+                "{:>8}  {}  [{}:{}]  {}",
+                record.seq,
+                time(record),
+                at.segment,
+                at.line,
+                event_text(record)
+            )
+            .is_ok();
     });
-    println!();
+    if !printing {
+        return Ok(verdict.bad.is_none());
+    }
+    let _ = writeln!(out);
+    drop(out);
     Ok(print_verdict(copy, dir, &verdict))
 }
 
