@@ -114,7 +114,14 @@ impl Writer {
     pub(super) fn append(&mut self, events: &[AuditEvent]) -> Result<(), AppendError> {
         for event in events {
             let record = Record::new(self.head.next_seq, self.head.prev, event.clone());
-            let line = record.to_line().map_err(AppendError::Encode)?;
+            let line = match record.to_line() {
+                Ok(line) => line,
+                Err(error) => {
+                    // What was written before it is still made durable.
+                    self.sync_all();
+                    return Err(AppendError::Encode(error));
+                }
+            };
             let cap = self.config.max_segment_bytes.min(MAX_SEGMENT_CAP);
             let needed = self.head.segment_records >= 2
                 && self
@@ -160,7 +167,9 @@ impl Writer {
         self.head.next_seq = self.head.next_seq.wrapping_add(1);
         self.head.prev = RecordHash::of_line(line);
         self.head.segment_records += 1;
-        self.stats.records += 1;
+        if self.copies.iter().any(Option::is_some) {
+            self.stats.records += 1;
+        }
     }
 
     fn sync_all(&mut self) {
