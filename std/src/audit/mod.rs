@@ -28,6 +28,25 @@
 //! (a crashed append) and rewrites a copy that is behind or damaged from
 //! the other, as the ledger does; each of these is recorded.
 //!
+//! **One writer**: the sled's process holds a lock (`audit.lock`, beside
+//! each copy's directory in the ledger's) for the log's life. Readers
+//! (`tq audit`) take none: run beside the sled, they may see the record
+//! being appended as a torn tail.
+//!
+//! **A drive that fails** is left until the next open repairs its copy;
+//! if neither takes a record, every later append first opens the log
+//! again from the drives, so the sled starts and runs without them and
+//! records again once one is back (what it could not record is kept for
+//! that, up to a bound, but for shares, which were not sent).
+//!
+//! **Where the events come from**: the node task ([`crate::node`])
+//! records each Nexus request's outcome before answering it
+//! ([`AuditEvent::NexusRequest`]: the entry point for refusals made
+//! before the node, such as authentication's), holds every outgoing
+//! message that hands out a share ([`peek`] reads which, from the head of
+//! its encoding) until its record is on a drive, and records the core's
+//! events, secret loads and its start.
+//!
 //! **Bounded**: segments rotate at [`AuditConfig::max_segment_bytes`], and
 //! only [`AuditConfig::retained_segments`] are kept. A segment's first
 //! record says which segments are kept, so a segment dropped by rotation

@@ -25,6 +25,12 @@
 //! written to the ledger, and only then are the queued messages sent and
 //! the events handed over. The loop is not written again here.
 //!
+//! What the node is asked and gives goes to the audit log
+//! ([`crate::audit`]) before it is answered or sent: a Nexus call's
+//! outcome, a secret handed out and for whom, a share leaving for a peer
+//! (held until its record is fsynced), the core's secret, expungement and
+//! alarm events, and each start.
+//!
 //! A Nexus-facing call is answered only once the state it leaves is
 //! stored: if the ledger takes no copy, the caller gets
 //! [`Unavailable::NotStored`] and the node sends nothing until a retried
