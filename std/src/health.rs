@@ -189,6 +189,12 @@ fn net_readings(net: &NetStats) -> Vec<Reading> {
         // A peer that is down or restarting is dialed in vain.
         reading("net", "dial_failures", sum(|p| p.dial_failures), false),
         reading("net", "queue_full", sum(|p| p.queue_full), true),
+        reading(
+            "net",
+            "reference_reload_failures",
+            net.reference_reload_failures,
+            true,
+        ),
     ]);
     all
 }

@@ -140,6 +140,15 @@
 //!   have been reset at boot: a peer's chain is verified as of its leaf's
 //!   `notBefore`, so a certificate expired or not yet valid by the clock
 //!   is admitted; revocation is by the peer set and the rack CA.
+//! - **Peers prove what they run.** A sled certificate carries the
+//!   SHA3-256 digests of the sled's firmware as a TCG DICE `TcbInfo`
+//!   extension ([`net::measurements`]); with [`net::Attestation::Enforce`]
+//!   a peer is admitted only if every digest is in the rack's reference
+//!   measurements file ([`mod@net::reference`]), which is re-read at every
+//!   handshake (and every second for the connected peers, dropping one
+//!   whose digest was withdrawn) so it can be updated without a restart
+//!   ([`net::attestation`]). Refusals are counted by reason
+//!   (`no_measurements`, `malformed_measurements`, `unknown_measurement`).
 //!
 //! # Choices
 //!

@@ -40,6 +40,7 @@
 //! | `tq_audit_copy_failures_total`, `tq_audit_copy_repairs_total` | counter | `copy` |
 //! | `tq_net_accepted_total`, `tq_net_handshakes_total` | counter | |
 //! | `tq_net_handshakes_refused_total` | counter | `reason` |
+//! | `tq_net_reference_reload_failures_total` | counter | |
 //! | `tq_net_connected_peers` | gauge | |
 //! | `tq_net_peer_frames_total`, `tq_net_peer_bytes_total`, `tq_net_peer_keepalives_total` | counter | `peer`, `direction` |
 //! | `tq_net_peer_connects_total`, `tq_net_peer_reconnects_total`, `tq_net_peer_dials_total`, `tq_net_peer_dial_failures_total`, `tq_net_peer_queue_full_total` | counter | `peer` |
@@ -362,6 +363,11 @@ fn net_families(out: &mut Families, net: &NetStats, connected: usize) -> fmt::Re
         HandshakeRefusal::ALL
             .into_iter()
             .map(|reason| ([("reason", reason.label())], net.refused(reason))),
+    )?;
+    out.counter(
+        "tq_net_reference_reload_failures",
+        "Re-reads of the reference measurements file that failed (the last good one kept).",
+        net.reference_reload_failures,
     )?;
     out.gauge(
         "tq_net_connected_peers",

@@ -223,6 +223,7 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_net_accepted_total counter ",
         "tq_net_handshakes_total counter ",
         "tq_net_handshakes_refused_total counter reason",
+        "tq_net_reference_reload_failures_total counter ",
         "tq_net_connected_peers gauge ",
         "tq_net_peer_frames_total counter direction,peer",
         "tq_net_peer_bytes_total counter direction,peer",

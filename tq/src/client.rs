@@ -46,6 +46,7 @@ progenitor::generate_api!(
         LrtqThreshold = tq_core::ids::LrtqThreshold,
         LrtqUpgradeError = tq_core::node::LrtqUpgradeError,
         LrtqUpgradeMsg = tq_core::api::LrtqUpgradeMsg,
+        Measurement = crate::api::types::Measurement,
         Member = tq_core::config::Member,
         MemberSet = tq_core::member_set::MemberSet,
         NodeStatus = tq_core::api::NodeStatus,

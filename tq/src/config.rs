@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tq_core::ids::{PlatformId, PlatformIdError};
 use tq_std::ledger::LEDGER_COPIES;
-use tq_std::net::NetConfig;
+use tq_std::net::{Attestation, NetConfig};
 use tq_std::node::{
     DEFAULT_API_QUEUE_LEN, DEFAULT_MAX_PROXIED, DEFAULT_MAX_SECRET_WAITERS, NodeConfig,
 };
@@ -38,6 +38,9 @@ pub struct SledConfig {
     pub ledger: LedgerSection,
     /// The rack CA, this sled's certificate and key.
     pub tls: TlsSection,
+    /// The rack's reference measurements, and whether peers must match
+    /// them.
+    pub attestation: AttestationSection,
     /// The peer network.
     #[serde(default)]
     pub peer: PeerSection,
@@ -79,6 +82,38 @@ pub struct TlsSection {
     pub certificate: PathBuf,
     /// PEM file of this sled's private key.
     pub key: PathBuf,
+}
+
+/// `[attestation]`: required, so that every sled names the rack's
+/// reference measurements.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationSection {
+    /// The reference measurements file (tq-std's `net::reference`): the
+    /// firmware digests a peer's certificate may carry. Re-read at every
+    /// peer handshake and every second for the connected peers, so it is
+    /// updated in place without a restart.
+    pub reference_measurements: PathBuf,
+    /// Whether a peer whose measurements are absent, malformed or not all
+    /// in the file is refused (default true). `false` admits any holder of
+    /// a rack certificate, with a warning at start.
+    #[serde(default = "default_enforce")]
+    pub enforce: bool,
+}
+
+fn default_enforce() -> bool {
+    true
+}
+
+impl AttestationSection {
+    /// The network's attestation setting.
+    pub fn attestation(&self) -> Attestation {
+        if self.enforce {
+            Attestation::Enforce(self.reference_measurements.clone())
+        } else {
+            Attestation::Off
+        }
+    }
 }
 
 /// `[peer]`.
@@ -332,6 +367,7 @@ impl SledConfig {
         resolve(&mut self.tls.rack_ca);
         resolve(&mut self.tls.certificate);
         resolve(&mut self.tls.key);
+        resolve(&mut self.attestation.reference_measurements);
     }
 
     /// The peers by platform id; refuses an invalid id or a repeat.
@@ -375,6 +411,7 @@ impl SledConfig {
         let mut net = NetConfig::new(self.peer.listen);
         net.keepalive_interval = keepalive;
         net.inactivity_timeout = inactivity;
+        net.attestation = self.attestation.attestation();
         let mut node = NodeConfig::new(self.ledger_paths(), net);
         node.lrtq_share_file = self.ledger.lrtq_share_file.clone();
         node.peers = self.peer_map()?;
@@ -416,6 +453,9 @@ dirs = ["m2-0", "/m2-1"]
 rack_ca = "ca.pem"
 certificate = "sled.pem"
 key = "sled.key"
+
+[attestation]
+reference_measurements = "reference-measurements.toml"
 "#;
 
     #[test]
@@ -425,6 +465,26 @@ key = "sled.key"
         assert_eq!(config.peer.listen, "[::]:7151".parse().unwrap());
         assert!(config.peers.is_empty());
         assert_eq!(config.ledger.lrtq_share_file, None);
+        assert_eq!(
+            config.node_config().unwrap().net.attestation,
+            Attestation::Enforce("reference-measurements.toml".into())
+        );
+    }
+
+    #[test]
+    fn attestation_is_required_and_may_be_turned_off_explicitly() {
+        let without = MINIMAL.replace("[attestation]", "").replace(
+            "reference_measurements = \"reference-measurements.toml\"",
+            "",
+        );
+        let (_, message) = SledConfig::parse(&without).unwrap_err();
+        assert!(message.contains("missing field `attestation`"), "{message}");
+        let off = format!("{MINIMAL}enforce = false\n");
+        let config = SledConfig::parse(&off).unwrap();
+        assert_eq!(
+            config.node_config().unwrap().net.attestation,
+            Attestation::Off
+        );
     }
 
     #[test]
@@ -453,13 +513,17 @@ key = "sled.key"
             ]
         );
         assert_eq!(config.tls.key, PathBuf::from("/etc/tq/sled.key"));
+        assert_eq!(
+            config.attestation.reference_measurements,
+            PathBuf::from("/etc/tq/reference-measurements.toml")
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let text = format!("{MINIMAL}\n[api]\nlisten = \"not an address\"\n");
         let (at, message) = SledConfig::parse(&text).unwrap_err();
-        assert_eq!(at.map(|(line, _)| line), Some(11), "{message}");
+        assert_eq!(at.map(|(line, _)| line), Some(14), "{message}");
         let (_, message) = SledConfig::parse("[ledger]\ndirs = [\"a\", \"b\"]\n").unwrap_err();
         assert!(message.contains("missing field `tls`"), "{message}");
         let (_, message) = SledConfig::parse(&format!("{MINIMAL}\nextra = 1\n")).unwrap_err();

@@ -35,8 +35,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `peer network`
-//! or `API`.
+//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `reference
+//! measurements <file>`, `peer network` or `API`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -69,6 +69,8 @@
 //! | `tls.rack_ca` | required | PEM: the rack CA certificate(s), the only trust anchors |
 //! | `tls.certificate` | required | PEM: this sled's certificate (then any intermediates), naming its platform id in a `urn:tq-platform-id:<part>:<serial>` SAN URI |
 //! | `tls.key` | required | PEM: this sled's private key |
+//! | `attestation.reference_measurements` | required | TOML: the rack's reference measurements, the firmware digests (`[[measurement]]` `name`, `sha3_256`) a peer's certificate may carry in its DICE TcbInfo extension; re-read at every peer handshake and every second for the connected peers (one whose digest was withdrawn is disconnected), so it is updated in place without a restart (an unreadable one keeps the last good one, counted); unusable at start is an error |
+//! | `attestation.enforce` | true | refuse a peer whose measurements are absent, malformed or not all in the file; `false` admits any holder of a rack certificate (a warning at start) |
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |

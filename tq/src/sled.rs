@@ -58,6 +58,15 @@ pub enum DaemonError {
     /// The peer network (its listener).
     #[error("peer network")]
     PeerNetwork(#[source] ListenError),
+    /// The reference measurements file.
+    #[error("reference measurements {}", .path.display())]
+    ReferenceMeasurements {
+        /// The file.
+        path: PathBuf,
+        /// Why it is unusable.
+        #[source]
+        source: tq_std::net::reference::ReferenceError,
+    },
     /// The HTTP API (its listener).
     #[error("API")]
     Api(#[source] ApiStartError),
@@ -210,6 +219,10 @@ fn start_error(config: &SledConfig, error: StartError) -> DaemonError {
             listen: config.peer.listen,
             source,
         }),
+        StartError::Net(NetStartError::Reference(source)) => DaemonError::ReferenceMeasurements {
+            path: config.attestation.reference_measurements.clone(),
+            source,
+        },
     }
 }
 

@@ -104,7 +104,7 @@ fn a_bad_config_is_one_line() {
     edit(&config, "[api]\n", "[api]\nport = 5\n");
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: config: "), "{line}");
-    assert!(line.contains("line 13"), "{line}");
+    assert!(line.contains("line 16"), "{line}");
     assert!(line.contains("unknown field `port`"), "{line}");
 
     edit(&config, "port = 5\n", "");
@@ -152,6 +152,32 @@ fn a_bad_certificate_is_one_line() {
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: certificate: "), "{line}");
     assert!(line.contains("no certificate"), "{line}");
+}
+
+#[test]
+fn unusable_reference_measurements_are_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let config = fresh_sled(root.path());
+    let reference = root
+        .path()
+        .join(tq_rack_setup::layout::REFERENCE_MEASUREMENTS_FILE);
+    std::fs::remove_file(&reference).unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: reference measurements ")
+            && line.contains("reference-measurements.toml: cannot read: No such file"),
+        "{line}"
+    );
+    std::fs::write(
+        &reference,
+        "[[measurement]]\nname = \"sp\"\nsha3_256 = \"00\"\n",
+    )
+    .unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.ends_with("measurement[0]: sha3_256 is not 64 hex digits"),
+        "{line}"
+    );
 }
 
 #[test]

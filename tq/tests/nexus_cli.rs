@@ -153,6 +153,22 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     let node = &view["sleds"][0]["status"]["node"];
     assert_eq!(node["state"]["latest_committed"], 5);
     assert_eq!(node["alarms"].as_array().unwrap().len(), 0);
+    // Each connected peer's measurements, named from the reference file.
+    let peers = view["sleds"][0]["status"]["peers"].as_array().unwrap();
+    let connected: Vec<_> = peers.iter().filter(|p| p["connected"] == true).collect();
+    assert!(!connected.is_empty(), "{json}");
+    for peer in connected {
+        let names: Vec<&str> = peer["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["reference"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["sp 1.0.0", "host 1.0.0"], "{json}");
+    }
+    let (ok, out, err) = tq(&["status", "--sled", &api]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("sp 1.0.0 (sha3-256 "), "{out}");
     sleds.stop_all().await;
 }
 

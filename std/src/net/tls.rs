@@ -11,6 +11,9 @@
 //! validity periods as of the leaf's issuance, not the sled's clock
 //! (`net::validity`).
 //!
+//! Then both check the peer's measurements against the rack's reference
+//! measurements (`net::attestation`).
+//!
 //! Session resumption is off on both sides (no session cache, no tickets
 //! sent or used): a resumed session would skip the verifiers, so a peer
 //! removed from the peer set could come back on an earlier session.
@@ -34,6 +37,7 @@ use tq_core::ids::PlatformId;
 use rustls::client::UnbufferedClientConnection;
 use rustls::server::UnbufferedServerConnection;
 
+use super::attestation::Checker;
 use super::identity::{IdentityError, platform_id_of_cert};
 use super::stats::HandshakeRefusal;
 use super::tls_conn::HandshakeError;
@@ -148,10 +152,15 @@ pub(crate) struct Tls {
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     server: Arc<rustls::ServerConfig>,
+    pub(crate) attestation: Arc<Checker>,
 }
 
 impl Tls {
-    pub(crate) fn new(identity: &TlsIdentity, policy: AcceptPolicy) -> Result<Self, TlsSetupError> {
+    pub(crate) fn new(
+        identity: &TlsIdentity,
+        policy: AcceptPolicy,
+        attestation: Arc<Checker>,
+    ) -> Result<Self, TlsSetupError> {
         // aws-lc-rs: the provider with the hybrid post-quantum key exchange
         // (X25519MLKEM768, preferred), since key shares cross this channel
         // and must stay secret long after a recorded session.
@@ -164,7 +173,11 @@ impl Tls {
         let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(TlsSetupError::Verifier)?;
-        let verifier = Arc::new(ListenerVerifier { inner, policy });
+        let verifier = Arc::new(ListenerVerifier {
+            inner,
+            policy,
+            attestation: attestation.clone(),
+        });
         let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TlsSetupError::Rustls)?
@@ -182,6 +195,7 @@ impl Tls {
             cert_chain: identity.cert_chain.clone(),
             key: identity.key.clone_key(),
             server: Arc::new(server),
+            attestation,
         })
     }
 
@@ -210,6 +224,7 @@ impl Tls {
             roots: self.roots.clone(),
             algorithms: self.provider.signature_verification_algorithms,
             expected,
+            attestation: self.attestation.clone(),
         });
         let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -269,6 +284,7 @@ pub(crate) fn classify_handshake_error(error: &HandshakeError) -> HandshakeRefus
 struct ListenerVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     policy: AcceptPolicy,
+    attestation: Arc<Checker>,
 }
 
 impl std::fmt::Debug for ListenerVerifier {
@@ -297,6 +313,7 @@ impl ClientCertVerifier for ListenerVerifier {
         let id =
             platform_id_of_cert(end_entity).map_err(|_| refuse(HandshakeRefusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
+        self.attestation.check(end_entity).map_err(refuse)?;
         Ok(verified)
     }
 
@@ -323,11 +340,19 @@ impl ClientCertVerifier for ListenerVerifier {
     }
 }
 
-#[derive(Debug)]
 struct DialerVerifier {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     expected: PlatformId,
+    attestation: Arc<Checker>,
+}
+
+impl std::fmt::Debug for DialerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialerVerifier")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerCertVerifier for DialerVerifier {
@@ -355,6 +380,7 @@ impl ServerCertVerifier for DialerVerifier {
         if id != self.expected {
             return Err(refuse(HandshakeRefusal::WrongPeer));
         }
+        self.attestation.check(end_entity).map_err(refuse)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -416,6 +442,10 @@ mod tests {
         Arc::new(|_: &PlatformId| Ok(()))
     }
 
+    fn unattested() -> Arc<Checker> {
+        Arc::new(Checker::new(super::super::Attestation::Off).unwrap())
+    }
+
     /// Both verifiers of `tls`, checking a certificate at `now`.
     fn verify_both(tls: &Tls, cert: &CertificateDer<'_>, now: UnixTime) -> [bool; 2] {
         let listener = ListenerVerifier {
@@ -426,11 +456,13 @@ mod tests {
             .build()
             .unwrap(),
             policy: admit_all(),
+            attestation: unattested(),
         };
         let dialer = DialerVerifier {
             roots: tls.roots.clone(),
             algorithms: tls.provider.signature_verification_algorithms,
             expected: id(),
+            attestation: unattested(),
         };
         let name = server_name("127.0.0.1:1".parse().unwrap());
         [
@@ -450,7 +482,7 @@ mod tests {
     fn the_sleds_clock_does_not_decide_admission() {
         let ca = Ca::new("rack");
         let current = identity(&ca, 2025, 2035);
-        let tls = Tls::new(&current, admit_all()).unwrap();
+        let tls = Tls::new(&current, admit_all(), unattested()).unwrap();
         // A real-time clock reset to 1970, one far ahead, and a sane one.
         for now in [year(1970), year(2030), year(2200)] {
             assert_eq!(
@@ -464,7 +496,7 @@ mod tests {
     #[test]
     fn another_cas_certificate_is_refused_at_any_clock() {
         let ca = Ca::new("rack");
-        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all()).unwrap();
+        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all(), unattested()).unwrap();
         let other = identity(&Ca::new("another rack"), 2025, 2035);
         for now in [year(1970), year(2030), year(2200)] {
             assert_eq!(
@@ -481,7 +513,7 @@ mod tests {
     async fn the_dialer_never_resumes() {
         let ca = Ca::new("rack");
         let sled = identity(&ca, 2025, 2035);
-        let tls = Tls::new(&sled, admit_all()).unwrap();
+        let tls = Tls::new(&sled, admit_all(), unattested()).unwrap();
         let resuming_server = rustls::ServerConfig::builder_with_provider(tls.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()

@@ -7,7 +7,7 @@ use tq_core::api::{CoordinatorStatus, CoordinatorStatusRef, NodeStatus, NodeStat
 use tq_core::member_set::MemberSet;
 
 use crate::ledger::LedgerStatus;
-use crate::net::PeerStats;
+use crate::net::{PeerMeasurement, PeerStats};
 use tq_core::ids::PlatformId;
 
 /// A node's status with what the shim adds: the ledger's health and every
@@ -48,6 +48,9 @@ pub struct PeerReport {
     pub connected: bool,
     /// Its counters.
     pub stats: PeerStats,
+    /// What it runs, as its certificate says (empty when not connected,
+    /// or when attestation is off and it carries none).
+    pub measurements: Vec<PeerMeasurement>,
 }
 
 /// An owned copy of the node's borrowed status.

@@ -614,6 +614,7 @@ impl Task {
     fn report(&self) -> NodeReport {
         let connected: HashSet<PlatformId> = self.io.net.connected().into_iter().collect();
         let stats = self.io.net.stats();
+        let mut measurements = self.io.net.measurements();
         NodeReport {
             node: owned_status(self.node.status(&self.ctx)),
             storage: self.storage(),
@@ -626,6 +627,7 @@ impl Task {
                     addr: *addr,
                     connected: connected.contains(id),
                     stats: stats.peer(id),
+                    measurements: measurements.remove(id).unwrap_or_default(),
                 })
                 .collect(),
         }

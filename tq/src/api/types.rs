@@ -153,6 +153,25 @@ pub struct Peer {
     pub connected: bool,
     /// Connections established with it so far.
     pub connects: u64,
+    /// What it runs, as its certificate's measurements say: one entry
+    /// per firmware digest (empty while not connected).
+    pub measurements: Vec<Measurement>,
+}
+
+/// One firmware digest a connected peer's certificate carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Measurement {
+    /// The hash algorithm's OID, dotted (2.16.840.1.101.3.4.2.8 is
+    /// SHA3-256, the one the reference measurements list).
+    pub algorithm: String,
+    /// The digest, in lower-case hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]*$"))]
+    pub digest: String,
+    /// Its name in the reference measurements when the connection was
+    /// made; absent if it was not listed (admitted only with enforcement
+    /// off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl From<NodeReport> for SledStatus {
@@ -178,6 +197,15 @@ impl From<NodeReport> for SledStatus {
                     address: peer.addr,
                     connected: peer.connected,
                     connects: peer.stats.connects,
+                    measurements: peer
+                        .measurements
+                        .into_iter()
+                        .map(|m| Measurement {
+                            algorithm: m.fwid.algorithm,
+                            digest: hex::encode(m.fwid.digest),
+                            reference: m.reference,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }

@@ -4,7 +4,7 @@
 //! or `--json`.
 //!
 //! ```text
-//! tq status --sled 127.0.0.1:7150            # one sled: configurations, peers, counters, alarms
+//! tq status --sled 127.0.0.1:7150            # one sled: configurations, peers (with their measurements), counters, alarms
 //! tq status --rack rack.toml [--state nexus.json] [--json]
 //! ```
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use tq::api::types::{Ledger, SledStatus, Storage};
+use tq::api::types::{Ledger, Measurement, SledStatus, Storage};
 use tq::error::Chain;
 use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
@@ -24,6 +24,7 @@ use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq_core::api::NodeStatus;
 use tq_core::ids::PlatformId;
 use tq_nexus::{Nexus, Timing};
+use tq_std::net::measurements::SHA3_256_OID;
 
 use super::report::Report;
 use super::{RuntimeError, runtime};
@@ -399,13 +400,20 @@ fn sled_detail(view: &SledView) -> String {
             yes(c.committed),
         ]);
     }
-    let mut peers = table(&["peer", "address", "connected", "connections"]);
+    let mut peers = table(&[
+        "peer",
+        "address",
+        "connected",
+        "connections",
+        "measurements",
+    ]);
     for p in &s.peers {
         peers.add_row(vec![
             p.id.to_string(),
             p.address.to_string(),
             yes(p.connected),
             p.connects.to_string(),
+            measurements(&p.measurements),
         ]);
     }
     let mut counters = table(&["counter", "count"]);
@@ -421,6 +429,28 @@ fn sled_detail(view: &SledView) -> String {
         format!("ALARMS:\n{}", list.join("\n"))
     };
     format!("{out}{configs}\n{peers}\n{counters}\n{alarms}")
+}
+
+/// A peer's measurements, one line each: the reference name (or
+/// `NOT IN REFERENCE`) and the digest's first 16 hex digits.
+fn measurements(list: &[Measurement]) -> String {
+    if list.is_empty() {
+        return "-".into();
+    }
+    let lines: Vec<String> = list
+        .iter()
+        .map(|m| {
+            let short = m.digest.get(..16).unwrap_or(&m.digest);
+            let name = m.reference.as_deref().unwrap_or("NOT IN REFERENCE");
+            let algorithm = if m.algorithm == SHA3_256_OID {
+                "sha3-256"
+            } else {
+                m.algorithm.as_str()
+            };
+            format!("{name} ({algorithm} {short}…)")
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn yes(b: bool) -> String {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_rack_setup::layout::{SledConfigFile, SledDir};
-use tq_rack_setup::pki::RackCa;
+use tq_rack_setup::pki::{Firmware, RackCa};
 use tq_std::net::identity::platform_id_uri;
 
 use tq_rack_setup::SetupError;
@@ -36,6 +36,9 @@ pub enum LayoutError {
         /// Sleds to place.
         sleds: usize,
     },
+    /// No sled has this index.
+    #[error("no sled {0}")]
+    NoSled(usize),
     /// The system gave no free port on the loopback.
     #[error("cannot pick free ports")]
     FreePorts(#[source] std::io::Error),
@@ -116,6 +119,9 @@ pub struct Layout {
     /// The fingerprint of the LRTQ secret as epoch 1 (what every sled
     /// must report for it), computed from the secret rack setup made.
     pub lrtq_fingerprint: [u8; 32],
+    /// The rack CA, which re-issues a certificate when a sled's firmware
+    /// changes ([`Layout::remeasure`]).
+    ca: RackCa,
 }
 
 /// The rack id of the demo with `seed`.
@@ -203,7 +209,33 @@ impl Layout {
             sleds,
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
+            ca,
         })
+    }
+
+    /// Sled `index` now runs `firmware`: its certificate is re-issued
+    /// measuring it (read at its next start).
+    pub fn remeasure(&self, index: usize, firmware: &[Firmware]) -> Result<(), LayoutError> {
+        let failed = |source| LayoutError::Files { index, source };
+        let sled = self.sleds.get(index).ok_or(LayoutError::NoSled(index))?;
+        SledDir::new(&sled.dir)
+            .write_certificate(&self.ca, &platform_id_uri(&sled.id), firmware)
+            .map_err(failed)
+    }
+
+    /// Every sled's reference measurements now accept exactly `firmware`
+    /// (each file replaced whole; the sleds re-read it at their next
+    /// handshake, without a restart).
+    pub fn approve(&self, firmware: &[Firmware]) -> Result<(), LayoutError> {
+        for sled in &self.sleds {
+            SledDir::new(&sled.dir)
+                .write_reference_measurements(firmware)
+                .map_err(|source| LayoutError::Files {
+                    index: sled.index,
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// The rack file Nexus drives from: every sled, with an API address

@@ -31,6 +31,13 @@
 //!    is never committed.
 //! 7. **cold boot**: every member is killed at once and started again from
 //!    its ledger; every one unlocks (loads the latest secret).
+//! 8. **rogue firmware**: another power cut, and one member comes back
+//!    running a service processor image the rack never approved (its
+//!    certificate re-issued measuring it). Its peers refuse it at the
+//!    handshake (counted as `unknown_measurement`) while the others
+//!    unlock without it; then the new image is added to every sled's
+//!    reference measurements, in place, and the sleds, never restarted,
+//!    admit it at its next handshake, and it unlocks too.
 //!
 //! After each change every member reports the latest secret's
 //! fingerprint (a one-way, domain-separated hash, never the secret):
@@ -62,7 +69,9 @@ use tq_core::api::crash_tolerance;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
+use tq_rack_setup::pki::{Firmware, rack_firmware};
 use tq_std::handle::Unavailable;
+use tq_std::net::HandshakeRefusal;
 
 use crate::error::Chain;
 use crate::nexus::MajorityError;
@@ -98,6 +107,12 @@ const PULLED_DRIVES_EXPLAIN: &[&str] = &[
     "ledger: copy_write_failures",
     "node: store_failures",
 ];
+
+/// The anomalies a rogue measurement raises on the sleds that refuse it.
+const ROGUE_REFUSED_EXPLAIN: &[&str] = &["net: handshake_refused_unknown_measurement"];
+
+/// ... and on the rogue sled, which sees its peers refuse it.
+const ROGUE_SEES_EXPLAIN: &[&str] = &["net: handshake_refused_refused_by_peer"];
 
 /// A prefix for the demo's temporary directory.
 const DIR_PREFIX: &str = "tq-demo-";
@@ -354,7 +369,8 @@ impl Demo {
         ));
         self.killed_mid_prepare().await?;
         self.coordinator_killed().await?;
-        self.cold_boot().await
+        self.cold_boot().await?;
+        self.rogue_firmware().await
     }
 
     // ---- phases ----
@@ -582,6 +598,153 @@ impl Demo {
         self.end(mark, latest.to_string(), k).await;
         self.agree(latest, name, prints);
         Ok(())
+    }
+
+    async fn rogue_firmware(&mut self) -> Result<(), DemoError> {
+        let name = "rogue firmware";
+        let members = self.members.clone();
+        let latest = self.latest_epoch()?;
+        let rogue = *members
+            .get(1)
+            .ok_or(DemoError::TooFewMembers(members.len()))?;
+        let others: Vec<usize> = members.iter().copied().filter(|&i| i != rogue).collect();
+        let mark = self.begin(name).await;
+        let mut firmware = rack_firmware();
+        let unapproved = Firmware::measure(
+            "sp 1.0.1",
+            b"tq stand-in service processor image 1.0.1, not yet approved",
+        );
+        if let Some(sp) = firmware.first_mut() {
+            *sp = unapproved.clone();
+        }
+        self.inject(
+            &members,
+            format!("power cut: all {} members killed at once", members.len()),
+            &[],
+        );
+        for &i in &members {
+            self.sleds.kill(i).await?;
+        }
+        self.inject(
+            &[rogue],
+            format!("sled {rogue} boots an SP image not in the reference measurements"),
+            ROGUE_SEES_EXPLAIN,
+        );
+        self.inject(
+            &others,
+            format!("sled {rogue}'s peers refuse its measurements"),
+            ROGUE_REFUSED_EXPLAIN,
+        );
+        self.sleds
+            .layout
+            .remeasure(rogue, &firmware)
+            .map_err(DemoError::SetUp)?;
+        for &i in &members {
+            self.sleds.start(i).await?;
+        }
+        self.sleds.wait_connected(&others, PHASE_LIMIT).await?;
+        let prints = self.collect(&others).await;
+        let unlocked = prints
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_ok_and(|(e, _)| *e == latest))
+            .count();
+        self.record.check(
+            format!(
+                "the rack unlocked without sled {rogue} ({unlocked}/{} others)",
+                others.len()
+            ),
+            unlocked == others.len(),
+        );
+        let refusing = self.refusing(rogue, &others).await;
+        let connected = self
+            .sleds
+            .status(rogue)
+            .await
+            .map_or(0, |s| s.peers.iter().filter(|p| p.connected).count());
+        self.record.check(
+            format!(
+                "sled {rogue} refused by its peers ({refusing}/{} counted an unknown measurement; it has {connected} connections)",
+                others.len()
+            ),
+            refusing == others.len() && connected == 0,
+        );
+
+        let mut approved = rack_firmware();
+        approved.push(unapproved);
+        self.sleds
+            .layout
+            .approve(&approved)
+            .map_err(DemoError::SetUp)?;
+        self.progress
+            .note("SP image 1.0.1 added to every sled's reference measurements (no restart)");
+        self.sleds.wait_connected(&members, PHASE_LIMIT).await?;
+        let late = self.collect(&[rogue]).await;
+        let admitted = late
+            .iter()
+            .any(|(_, p)| p.as_ref().is_ok_and(|(e, _)| *e == latest));
+        self.record.check(
+            format!("sled {rogue} admitted after the update, and unlocked"),
+            admitted,
+        );
+        let shown = self.measurements_shown(rogue, &others).await;
+        self.record.check(
+            format!("its peers' status shows what it runs: {shown}"),
+            shown.contains("sp 1.0.1"),
+        );
+        let k = self.driver.nexus().latest_config().map(|c| c.threshold());
+        self.end(mark, latest.to_string(), k).await;
+        let mut all = prints;
+        all.extend(late);
+        self.agree(latest, name, all);
+        Ok(())
+    }
+
+    /// The measurements the first of `others` shows for `rogue` in its
+    /// status (as `tq status` shows them), by reference name.
+    async fn measurements_shown(&self, rogue: usize, others: &[usize]) -> String {
+        let (Some(&first), Ok(rogue_id)) = (others.first(), self.sleds.files(rogue)) else {
+            return String::new();
+        };
+        let Ok(status) = self.sleds.status(first).await else {
+            return String::new();
+        };
+        let names: Vec<&str> = status
+            .peers
+            .iter()
+            .filter(|p| p.id == rogue_id.id)
+            .flat_map(|p| &p.measurements)
+            .map(|m| m.reference.as_deref().unwrap_or("not in the reference"))
+            .collect();
+        names.join(", ")
+    }
+
+    /// How many of `others` counted at least one refusal of `rogue`'s
+    /// measurements, waiting for each up to the phase limit (every peer
+    /// either dials the rogue or is dialed by it, and refuses it).
+    async fn refusing(&self, rogue: usize, others: &[usize]) -> usize {
+        let deadline = Instant::now() + PHASE_LIMIT;
+        let mut counted = 0;
+        for &i in others {
+            loop {
+                let refused = self
+                    .sleds
+                    .refused(i, HandshakeRefusal::UnknownMeasurement)
+                    .await
+                    .unwrap_or(0);
+                if refused > 0 {
+                    counted += 1;
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    self.progress.note(&format!(
+                        "sled {i} never refused sled {rogue}'s measurements"
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        counted
     }
 
     /// Announces a fault injected on `sleds` and records the anomaly

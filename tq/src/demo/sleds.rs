@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use tq_driver::{CallFailure, FailureKind};
 use tq_std::handle::Unavailable;
 use tq_std::health::{self, Reading};
+use tq_std::net::HandshakeRefusal;
 
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
@@ -450,6 +451,19 @@ impl Sleds {
             }
         }
         total
+    }
+
+    /// Handshakes sled `i` refused for `reason` in its current run, as
+    /// its `/metrics` say (so with processes too); `None` if it did not
+    /// answer.
+    pub async fn refused(&self, i: usize, reason: HandshakeRefusal) -> Option<u64> {
+        let text = self.api(i).ok()?.metrics_text().await.ok()?;
+        let series = format!(
+            "tq_net_handshakes_refused_total{{reason=\"{}\"}} ",
+            reason.label()
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
     }
 
     /// Sled `i`'s counters over all its runs, by name: every layer's when
