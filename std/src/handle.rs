@@ -28,6 +28,7 @@ use tq_core::node::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
 
+use crate::audit::SecretFor;
 use crate::disks::DiskBoard;
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
@@ -147,7 +148,7 @@ pub(crate) enum Request {
     CoordinatorStatus(Reply<Option<CoordinatorStatus>>),
     Status(Reply<Box<NodeReport>>),
     LoadSecret(Epoch, Reply<Result<Option<LoadedSecret>, LoadSecretError>>),
-    LoadLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
+    LoadLatestSecret(SecretFor, Reply<Result<LoadedSecret, LoadSecretError>>),
     ClearSecrets(Reply<()>),
     SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
     Metrics(Reply<Box<Snapshot>>),
@@ -261,8 +262,19 @@ impl NodeHandle {
         &self,
         deadline: Duration,
     ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+        self.load_latest_secret_for(deadline, SecretFor::Sled).await
+    }
+
+    /// [`Self::load_latest_secret`] for someone else than the sled itself
+    /// (the audit log says who).
+    pub async fn load_latest_secret_for(
+        &self,
+        deadline: Duration,
+        for_whom: SecretFor,
+    ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
         let deadline = deadline.min(MAX_DEADLINE);
-        tokio::time::timeout(deadline, self.call(Request::LoadLatestSecret))
+        let request = |reply| Request::LoadLatestSecret(for_whom, reply);
+        tokio::time::timeout(deadline, self.call(request))
             .await
             .unwrap_or(Err(Unavailable::DeadlinePassed))
     }

@@ -12,6 +12,7 @@
 
 use tq_core::node::Counters;
 
+use crate::audit::AuditStats;
 use crate::handle::Bound;
 use crate::ledger::LedgerStats;
 use crate::metrics::Snapshot;
@@ -42,6 +43,7 @@ pub fn readings(snapshot: &Snapshot) -> Vec<Reading> {
     let mut all = core_readings(&snapshot.counters);
     all.extend(shim_readings(&snapshot.shim));
     all.extend(ledger_readings(&snapshot.ledger));
+    all.extend(audit_readings(&snapshot.audit));
     all.extend(net_readings(&snapshot.net));
     all.extend(disk_readings(&snapshot.disks));
     all
@@ -175,6 +177,30 @@ fn ledger_readings(ledger: &LedgerStats) -> Vec<Reading> {
     ]
 }
 
+/// The audit log is written on every drive write; a failure is the
+/// drives', and a share withheld for it a refusal. Records, rotations and
+/// a repair after a crash are its normal life.
+fn audit_readings(audit: &AuditStats) -> Vec<Reading> {
+    vec![
+        reading("audit", "records", audit.records, false),
+        reading("audit", "rotations", audit.rotations, false),
+        reading("audit", "append_failures", audit.append_failures, true),
+        reading("audit", "shares_withheld", audit.shares_withheld, true),
+        reading(
+            "audit",
+            "copy_failures",
+            audit.copy_failures.iter().sum(),
+            true,
+        ),
+        reading(
+            "audit",
+            "copy_repairs",
+            audit.copy_repairs.iter().sum(),
+            false,
+        ),
+    ]
+}
+
 fn net_readings(net: &NetStats) -> Vec<Reading> {
     let mut all: Vec<Reading> = HandshakeRefusal::ALL
         .iter()
@@ -232,6 +258,7 @@ mod tests {
             storage: crate::node::report::StorageHealth::Stored,
             ledger_status: crate::ledger::LedgerStatus::Healthy,
             ledger: LedgerStats::default(),
+            audit: AuditStats::default(),
             net: NetStats::default(),
             connected: 0,
             shim: ShimStats::default(),

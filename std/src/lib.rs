@@ -51,6 +51,11 @@
 //!   reconnection, and per-peer counters. [`net::api_tls`] holds the TLS
 //!   configurations of the sled's HTTP API, whose clients verify a sled
 //!   as a dialing peer does.
+//! - [`audit`]: the audit trail: a hash-chained log (SHA3-256, JSON
+//!   lines) of Nexus requests, shares handed out, secret loads,
+//!   expungements, alarms and starts, mirrored on both ledger drives,
+//!   rotated within a bound, crash-safe, and never holding a share or
+//!   secret; [`audit::verify`] names the first bad record.
 //! - [`backoff`]: the retry schedule of redials and ledger writes.
 //!
 //! # Rules this crate keeps
@@ -66,7 +71,8 @@
 //!   ([`node::NodeConfig`], [`net::NetConfig`], [`net::MAX_FRAME_LEN`],
 //!   [`proxy::MAX_PROXY_FRAME_LEN`], [`ledger::MAX_PAYLOAD_LEN`],
 //!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`],
-//!   [`disks::MAX_DISKS`], [`disks::keyfile::MAX_WRAPPINGS`]); a full
+//!   [`disks::MAX_DISKS`], [`disks::keyfile::MAX_WRAPPINGS`],
+//!   [`audit::AuditConfig`], [`audit::record::MAX_RECORD_LEN`]); a full
 //!   queue is a typed `Busy` or a counted drop, never a wait without end
 //!   or a panic.
 //! - **Nothing is acknowledged before it is stored.** If no ledger copy
@@ -82,6 +88,10 @@
 //!   stored only wrapped, held in memory only while an unlock or re-wrap
 //!   needs it (boxed, zeroized on drop), and reaches a `command` backend
 //!   on its standard input only.
+//! - **What the sled was asked and gave is audited**, before it is
+//!   acknowledged or sent: Nexus's requests and their outcomes, shares
+//!   handed out, secret loads and for whom ([`audit`]); never a share or
+//!   secret in a record.
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
 //!   them; disk keys are derived from it, and a public fingerprint shows
@@ -194,6 +204,7 @@
 //!   the output is checked with the reference parser (Python
 //!   `prometheus_client`) in the tests.
 
+pub mod audit;
 pub mod backoff;
 pub mod disks;
 pub mod handle;

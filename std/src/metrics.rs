@@ -2,7 +2,8 @@
 //! (version 0.0.4, [`CONTENT_TYPE`]), rendered by one function: [`render`].
 //!
 //! A [`Snapshot`] (from [`crate::handle::NodeHandle::metrics`]) holds the
-//! core's counters, the network's, the ledger's and the node layer's own;
+//! core's counters, the network's, the ledger's, the audit log's and the
+//! node layer's own;
 //! `render` writes each as one metric family with a stable name, `HELP` and
 //! `TYPE`, through the `prometheus-client` crate's encoder (which appends
 //! the counters' `_total` and escapes label values). Families that follow
@@ -37,6 +38,8 @@
 //! | `tq_ledger_write_retries_total` | counter | |
 //! | `tq_ledger_copy_write_failures_total`, `tq_ledger_copy_found_bad_total`, `tq_ledger_copy_repairs_total`, `tq_ledger_copy_repair_failures_total` | counter | `copy` |
 //! | `tq_ledger_degraded` | gauge (0/1) | |
+//! | `tq_audit_records_total`, `tq_audit_append_failures_total`, `tq_audit_rotations_total`, `tq_audit_shares_withheld_total` | counter | |
+//! | `tq_audit_copy_failures_total`, `tq_audit_copy_repairs_total` | counter | `copy` |
 //! | `tq_net_accepted_total`, `tq_net_handshakes_total` | counter | |
 //! | `tq_net_handshakes_refused_total` | counter | `reason` |
 //! | `tq_net_reference_reload_failures_total` | counter | |
@@ -61,6 +64,7 @@ use prometheus_client::registry::Registry;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::node::Counters;
 
+use crate::audit::AuditStats;
 use crate::disks::{DiskReport, DiskState, DiskStats};
 use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
@@ -101,6 +105,8 @@ pub struct Snapshot {
     pub secret_waiters: usize,
     /// The disks the key manager handles ([`crate::disks`]).
     pub disks: Vec<DiskReport>,
+    /// The audit log's counters.
+    pub audit: AuditStats,
 }
 
 /// The content type of [`render`]'s text: the Prometheus text format,
@@ -129,6 +135,7 @@ impl Collector for SnapshotCollector {
         let mut out = Families(encoder);
         node_families(&mut out, &self.0)?;
         ledger_families(&mut out, &self.0.ledger, self.0.ledger_status)?;
+        audit_families(&mut out, &self.0.audit)?;
         net_families(&mut out, &self.0.net, self.0.connected)?;
         disk_families(&mut out, &self.0.disks)
     }
@@ -324,6 +331,46 @@ fn disk_families(out: &mut Families, disks: &[DiskReport]) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+fn audit_families(out: &mut Families, audit: &AuditStats) -> fmt::Result {
+    out.counter(
+        "tq_audit_records",
+        "Audit records written (to at least one copy).",
+        audit.records,
+    )?;
+    out.counter(
+        "tq_audit_append_failures",
+        "Audit appends that reached no copy.",
+        audit.append_failures,
+    )?;
+    out.counter(
+        "tq_audit_rotations",
+        "Audit log segments opened by rotation.",
+        audit.rotations,
+    )?;
+    out.counter(
+        "tq_audit_shares_withheld",
+        "Messages holding a share not sent because their audit record reached no copy.",
+        audit.shares_withheld,
+    )?;
+    let per_copy = |stats: &[u64; crate::audit::AUDIT_COPIES]| -> Vec<([(&str, String); 1], u64)> {
+        stats
+            .iter()
+            .enumerate()
+            .map(|(copy, count)| ([("copy", copy.to_string())], *count))
+            .collect()
+    };
+    out.counters(
+        "tq_audit_copy_failures",
+        "Audit writes that failed on this copy (left until the next open repairs it).",
+        per_copy(&audit.copy_failures),
+    )?;
+    out.counters(
+        "tq_audit_copy_repairs",
+        "Times this audit log copy was rewritten from the other at open.",
+        per_copy(&audit.copy_repairs),
+    )
 }
 
 fn ledger_families(out: &mut Families, ledger: &LedgerStats, status: LedgerStatus) -> fmt::Result {

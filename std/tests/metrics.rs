@@ -140,6 +140,7 @@ fn quiet_snapshot(net: NetStats) -> Snapshot {
         proxied_in_flight: 0,
         secret_waiters: 0,
         disks: Vec::new(),
+        audit: Default::default(),
     }
 }
 
@@ -262,6 +263,12 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_ledger_copy_repairs_total counter copy",
         "tq_ledger_copy_repair_failures_total counter copy",
         "tq_ledger_degraded gauge ",
+        "tq_audit_records_total counter ",
+        "tq_audit_append_failures_total counter ",
+        "tq_audit_rotations_total counter ",
+        "tq_audit_shares_withheld_total counter ",
+        "tq_audit_copy_failures_total counter copy",
+        "tq_audit_copy_repairs_total counter copy",
         "tq_net_accepted_total counter ",
         "tq_net_handshakes_total counter ",
         "tq_net_handshakes_refused_total counter reason",

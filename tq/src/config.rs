@@ -51,6 +51,9 @@ pub struct SledConfig {
     /// Queue bounds of the node.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The audit log's bounds.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The other sleds of the rack.
     #[serde(default)]
     pub peers: Vec<PeerEntry>,
@@ -313,6 +316,36 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[audit]`: the audit log's bounds (its copies are in `audit/` beside
+/// each ledger copy).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// A segment is closed before it would grow past this many bytes.
+    #[serde(default = "default_audit_segment_bytes")]
+    pub max_segment_bytes: u64,
+    /// Segments kept; the oldest is removed past that.
+    #[serde(default = "default_audit_segments")]
+    pub retained_segments: u64,
+}
+
+fn default_audit_segment_bytes() -> u64 {
+    tq_std::audit::DEFAULT_MAX_SEGMENT_BYTES
+}
+
+fn default_audit_segments() -> u64 {
+    tq_std::audit::DEFAULT_RETAINED_SEGMENTS
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            max_segment_bytes: default_audit_segment_bytes(),
+            retained_segments: default_audit_segments(),
+        }
+    }
+}
+
 /// One `[[peers]]` entry: another sled of the rack.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -523,6 +556,10 @@ impl SledConfig {
         node.api_queue_len = self.limits.api_queue_len;
         node.max_secret_waiters = self.limits.max_secret_waiters;
         node.max_proxied = self.limits.max_proxied;
+        node.audit = tq_std::audit::AuditConfig {
+            max_segment_bytes: self.audit.max_segment_bytes,
+            retained_segments: self.audit.retained_segments,
+        };
         Ok(node)
     }
 }
@@ -594,7 +631,12 @@ reference_measurements = "reference-measurements.toml"
         let config = SledConfig::parse(text).unwrap();
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.peer_map().unwrap().len(), 2);
-        config.node_config().unwrap();
+        let node = config.node_config().unwrap();
+        assert_eq!(node.audit, tq_std::audit::AuditConfig::default());
+        assert_eq!(
+            SledConfig::parse(MINIMAL).unwrap().audit,
+            AuditSection::default()
+        );
     }
 
     #[test]

@@ -38,8 +38,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `LRTQ share file`, `reference measurements
-//! <file>`, `peer network`, `API` or `disks`.
+//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `reference
+//! measurements <file>`, `peer network`, `API` or `disks`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -48,6 +48,17 @@
 //! tq-std's crate doc, on zeroization).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
+//!
+//! # `tq audit show|verify --config FILE` (or `--dir DIR`, once per copy)
+//!
+//! The sled's audit log (tq-std's `audit`: a hash-chained record of
+//! Nexus's requests, shares handed out, secret loads, expungements, alarms
+//! and starts, in `audit/` beside each ledger copy). `show` prints one
+//! copy's records, one a line; `verify` checks both copies' chains and
+//! that they end at the same record, prints each copy's head (sequence
+//! number and hash, the value to keep elsewhere), and exits 1 naming the
+//! first bad record. Either can run while the sled does. `tq demo`
+//! verifies every sled's log as its last check.
 //!
 //! # The configuration file
 //!
@@ -71,6 +82,8 @@
 //! | `limits.api_queue_len` | 64 | calls queued on the node before `busy` |
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
+//! | `audit.max_segment_bytes` | 1048576 | an audit log segment is closed before it grows past this (at most 64 MiB) |
+//! | `audit.retained_segments` | 8 | audit log segments kept per copy (at least 1); the oldest is removed past that |
 //! | `[[peers]]` `part`, `serial`, `address` | none | every other sled: its platform id and peer address |
 //! | `disk_unlock.deadline_secs` | 600 | seconds the daemon retries (with backoff) to unlock the disks after it starts and after each commit, before it shows the ones still locked as `failed` |
 //! | `[[disks]]` `name`, `serial`, `backend` | none | an encrypted disk: its name (1-32 of `A-Za-z0-9_-`; its key files `disk-key.<name>` are in the ledger directories), its serial (its wrapping keys are derived for it) and `backend`, `fscrypt` or `command` |

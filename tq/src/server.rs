@@ -22,6 +22,7 @@ use tq_core::api::{
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
 };
 use tq_core::config::Configuration;
+use tq_std::audit::SecretFor;
 use tq_std::handle::{Answer, NodeHandle};
 
 use crate::api::error::{ApiError, ErrorCode};
@@ -156,7 +157,10 @@ impl SledApi for SledApiImpl {
         body: TypedBody<SecretFingerprintRequest>,
     ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError> {
         let deadline = deadline(body.into_inner().deadline_ms)?;
-        let answer = rqctx.context().load_latest_secret(deadline).await;
+        let answer = rqctx
+            .context()
+            .load_latest_secret_for(deadline, SecretFor::NexusFingerprint)
+            .await;
         let secret = answered(answer)?;
         Ok(HttpResponseOk(SecretFingerprint {
             epoch: secret.epoch(),

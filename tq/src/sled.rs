@@ -54,6 +54,9 @@ pub enum DaemonError {
     /// The LRTQ share file.
     #[error("LRTQ share file")]
     LrtqShareFile(#[source] LrtqShareError),
+    /// The audit log (beside the ledger copies).
+    #[error("audit log")]
+    Audit(#[source] tq_std::audit::OpenError),
     /// The peer network (its listener).
     #[error("peer network")]
     PeerNetwork(#[source] ListenError),
@@ -216,6 +219,7 @@ fn start_error(config: &SledConfig, error: StartError) -> DaemonError {
         StartError::State(e) => DaemonError::Ledger(LedgerError::State(e)),
         StartError::LrtqFile(e) => DaemonError::LrtqShareFile(LrtqShareError::File(e)),
         StartError::Lrtq(e) => DaemonError::LrtqShareFile(LrtqShareError::Refused(e)),
+        StartError::Audit(e) => DaemonError::Audit(e),
         StartError::Net(NetStartError::Bind(source)) => DaemonError::PeerNetwork(ListenError {
             listen: config.peer.listen,
             source,

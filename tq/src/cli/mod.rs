@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod demo;
 mod logging;
 mod nexus;
@@ -35,6 +36,9 @@ pub enum Command {
     /// removal, crashes and a cold boot, driven by Nexus over HTTP; checked
     /// and summed up (exit code 0 only if every check held).
     Demo(demo::DemoArgs),
+    /// A sled's audit log: print it (`show`) or check its hash chain in
+    /// both copies (`verify`, exit code 1 naming the first bad record).
+    Audit(audit::AuditArgs),
 }
 
 impl Cli {
@@ -45,6 +49,7 @@ impl Cli {
             Command::Nexus(args) => nexus::run(args),
             Command::Status(args) => status::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Audit(args) => audit::run(args),
         }
     }
 }

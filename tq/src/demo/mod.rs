@@ -62,6 +62,7 @@
 //! the caller routes its logs there ([`run_in`]); the terminal keeps the
 //! progress and the summary, which names the file.
 
+mod audit;
 pub mod disks;
 pub mod layout;
 pub mod progress;
@@ -276,6 +277,8 @@ pub async fn run_in(
     }
     demo.final_checks().await;
     demo.sleds.stop_all().await;
+    let (what, held) = audit::check(&demo.sleds);
+    demo.record.check(what, held);
     demo.record.total = started.elapsed();
     let kept = options.keep || !demo.record.passed();
     let logs = match options.launch {
