@@ -383,8 +383,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn get_text(addr: SocketAddr, path: &str) -> Vec<u8> {
-    reqwest::get(format!("http://{addr}{path}"))
+/// The bytes of `path` on sled `i`'s API, over its HTTPS.
+async fn get_text(rack: &Rack, i: usize, path: &str) -> Vec<u8> {
+    rack.http(i)
+        .get(format!("{}{path}", rack.base_url(i)))
+        .send()
         .await
         .unwrap()
         .bytes()
@@ -573,14 +576,13 @@ async fn disk_keys_survive_crashes_catch_up_and_die_with_expungement() {
     // No key in any answer, metric, log or file of any sled.
     let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
     for i in 0..N {
-        let api = rack.rack.api_addr(i);
         haystacks.push((
             format!("sled {i} /v1/status"),
-            get_text(api, "/v1/status").await,
+            get_text(&rack.rack, i, "/v1/status").await,
         ));
         haystacks.push((
             format!("sled {i} /metrics"),
-            get_text(api, "/metrics").await,
+            get_text(&rack.rack, i, "/metrics").await,
         ));
     }
     rack.procs.clear();
