@@ -52,6 +52,8 @@ impl Request {
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
     digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
+    /// For each accepted share, who sent it (its index in `answered`).
+    senders: heapless::Vec<u8, MAX_LRTQ_COMBINE, u8>,
     /// Members that answered: not asked again when they reconnect.
     answered: heapless::Vec<PlatformId, MAX_MEMBERS, u8>,
 }
@@ -601,8 +603,11 @@ fn split_for<R: TryCryptoRng + ?Sized>(
 
 impl LrtqCollector {
     /// Adds an LRTQ share from `from` if its digest is one of the rack's
-    /// and no share with that digest was accepted before.
-    fn add(
+    /// and no share with that digest was accepted before. The same share
+    /// again from the sled that sent it is a repeated answer, not a
+    /// replay: a sled whose upgrade coordinator and secret loader both
+    /// ask a peer gets two answers (`LateLrtqShare`, normal).
+    pub(crate) fn add(
         &mut self,
         from: &PlatformId,
         share: &LrtqShare,
@@ -612,21 +617,47 @@ impl LrtqCollector {
         if !lrtq.is_known_digest(&digest) {
             return Err(Counter::UnknownLrtqShareDigest);
         }
-        if self.digests.contains(&digest) {
-            return Err(Counter::DuplicateLrtqShareDigest);
+        if let Some(at) = self.digests.iter().position(|d| *d == digest) {
+            let repeated = self
+                .senders
+                .get(at)
+                .and_then(|&sender| self.answered.get(usize::from(sender)))
+                .is_some_and(|sender| sender == from);
+            return Err(if repeated {
+                Counter::LateLrtqShare
+            } else {
+                Counter::DuplicateLrtqShareDigest
+            });
         }
-        if !self.answered.contains(from) {
-            self.answered
-                .push(from.clone())
-                .map_err(|_| Counter::Internal)?;
-        }
+        let sender = match self.answered.iter().position(|a| a == from) {
+            Some(sender) => sender,
+            None => {
+                let next = self.answered.len();
+                self.answered
+                    .push(from.clone())
+                    .map_err(|_| Counter::Internal)?;
+                next
+            }
+        };
         if self.shares.len() >= usize::from(lrtq.threshold) {
             return Ok(());
         }
+        let sender = u8::try_from(sender).map_err(|_| Counter::Internal)?;
         self.shares
             .push(share.clone())
             .map_err(|_| Counter::Internal)?;
         self.digests.push(digest).map_err(|_| Counter::Internal)?;
+        self.senders.push(sender).map_err(|_| Counter::Internal)?;
         Ok(())
+    }
+
+    /// The accepted shares, at most the LRTQ threshold of them.
+    pub(crate) fn shares(&self) -> &[LrtqShare] {
+        &self.shares
+    }
+
+    /// Whether `peer` has answered (so need not be asked again).
+    pub(crate) fn has_answered(&self, peer: &PlatformId) -> bool {
+        self.answered.contains(peer)
     }
 }

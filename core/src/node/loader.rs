@@ -1,15 +1,38 @@
 //! Loading rack secrets: collect `K` shares of the latest committed
 //! configuration, rebuild its secret, decrypt the older ones it carries, and
 //! cache them all until `clear_secrets`.
+//!
+//! # A sled of an LRTQ rack not yet upgraded
+//!
+//! A sled with LRTQ share data and nothing committed loads the LRTQ secret
+//! as epoch 1 (its latest, [`latest_loadable_epoch`]), as the old software
+//! did to unlock its disks: it asks every connected peer for its LRTQ share
+//! (`GetLrtqShare`; LRTQ data names no members, and every peer is a sled
+//! of this rack, authenticated by its channel), takes each whose digest is
+//! one of the 255 and new, and combines the LRTQ threshold of them.
+//!
+//! This does not widen what LRTQ exposes. Who answers is unchanged: a sled
+//! hands its LRTQ share to any peer of the rack that asks while nothing is
+//! committed (PROTOCOL.md section 6, as LRTQ always did), whether the
+//! asker is an upgrade's coordinator or a loader; after a commit it
+//! answers `CommitAdvance`/`Expunged` instead, so no LRTQ secret can be
+//! collected from an upgraded sled. What is new is only that a sled
+//! rebuilds the LRTQ secret for itself before the upgrade, which every
+//! LRTQ sled did at boot. Once this sled commits, the LRTQ collection and
+//! cache are dropped and loading is the committed path alone (epoch 1 is
+//! then the retained secret of the upgrade's configuration).
 
 use crate::api::{Alarm, Counter, LoadSecretError};
-use crate::crypto::{RackSecret, RetainedSecrets, Share, combine};
+use crate::crypto::{LrtqShare, RackSecret, RetainedSecrets, Share, combine, combine_lrtq};
 use crate::ids::{Epoch, PlatformId};
 use crate::log;
+use crate::messages::QueuedBody;
 use crate::node::collector::ShareCollector;
+use crate::node::coordinator::{LRTQ_EPOCH, LrtqCollector};
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
 use crate::node::peer::NOT_WANTED;
+use crate::persistent::PersistentState;
 
 /// The secrets of one committed epoch and the older ones it carried.
 #[derive(Debug)]
@@ -18,6 +41,9 @@ struct Cached {
     epoch: Epoch,
     secret: RackSecret,
     older: RetainedSecrets,
+    /// The LRTQ secret of a sled with nothing committed: used only until
+    /// this sled commits.
+    from_lrtq: bool,
 }
 
 /// Rack secret loading state: possibly a collection under way, possibly
@@ -26,13 +52,26 @@ struct Cached {
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct SecretLoader {
     collecting: Option<ShareCollector>,
+    /// LRTQ shares being collected, only while nothing is committed.
+    collecting_lrtq: Option<LrtqCollector>,
     cached: Option<Cached>,
+}
+
+/// The epoch [`SecretLoader::load`] loads for "the latest": the latest
+/// committed one, or with nothing committed, LRTQ's epoch 1 on a sled with
+/// LRTQ data.
+pub(crate) fn latest_loadable_epoch(state: &PersistentState) -> Option<Epoch> {
+    match state.latest_committed_epoch() {
+        Some(latest) => Some(latest),
+        None => state.lrtq().map(|_| LRTQ_EPOCH),
+    }
 }
 
 impl SecretLoader {
     pub(crate) const fn new() -> Self {
         Self {
             collecting: None,
+            collecting_lrtq: None,
             cached: None,
         }
     }
@@ -44,10 +83,10 @@ impl SecretLoader {
         ctx: &mut NodeCtx,
         epoch: Epoch,
     ) -> Result<Option<RackSecret>, LoadSecretError> {
-        let latest = ctx
-            .state()
-            .latest_committed_epoch()
-            .ok_or(LoadSecretError::NoCommittedConfiguration)?;
+        let Some(latest) = ctx.state().latest_committed_epoch() else {
+            return self.load_lrtq(ctx, epoch);
+        };
+        self.forget_lrtq();
         if epoch > latest {
             return Err(LoadSecretError::NotCommitted(epoch));
         }
@@ -65,14 +104,55 @@ impl SecretLoader {
             .transpose()
     }
 
+    /// The LRTQ secret, as epoch 1, on a sled with nothing committed;
+    /// `Ok(None)` while LRTQ shares are still being collected.
+    fn load_lrtq(
+        &mut self,
+        ctx: &mut NodeCtx,
+        epoch: Epoch,
+    ) -> Result<Option<RackSecret>, LoadSecretError> {
+        if ctx.state().lrtq().is_none() {
+            return Err(LoadSecretError::NoCommittedConfiguration);
+        }
+        if epoch != LRTQ_EPOCH {
+            return Err(LoadSecretError::NotCommitted(epoch));
+        }
+        if self.collecting_lrtq.is_none() && self.lrtq_secret().is_none() {
+            self.start_lrtq(ctx);
+        }
+        // Our own share and those of the connected peers asked before may
+        // already have been enough.
+        Ok(self.lrtq_secret())
+    }
+
+    fn lrtq_secret(&self) -> Option<RackSecret> {
+        self.cached
+            .as_ref()
+            .filter(|c| c.from_lrtq)
+            .map(|c| c.secret.clone())
+    }
+
+    /// Drops the LRTQ collection and secret (zeroized on drop): once this
+    /// sled has committed, secrets come from committed configurations only.
+    fn forget_lrtq(&mut self) {
+        self.collecting_lrtq = None;
+        if self.cached.as_ref().is_some_and(|c| c.from_lrtq) {
+            self.cached = None;
+        }
+    }
+
     /// Drops every cached secret (zeroized on drop) and stops collecting.
     pub(crate) fn clear(&mut self) {
         self.collecting = None;
+        self.collecting_lrtq = None;
         self.cached = None;
     }
 
     pub(crate) fn collecting_epoch(&self) -> Option<Epoch> {
-        self.collecting.as_ref().map(ShareCollector::epoch)
+        match &self.collecting_lrtq {
+            Some(_) => Some(LRTQ_EPOCH),
+            None => self.collecting.as_ref().map(ShareCollector::epoch),
+        }
     }
 
     /// The epoch whose secret (and the older ones it carries) is cached.
@@ -94,11 +174,80 @@ impl SecretLoader {
         Ok(())
     }
 
+    /// An LRTQ share arrived; `Err` is the event to count if it was not
+    /// used.
+    pub(crate) fn on_lrtq_share(
+        &mut self,
+        ctx: &mut NodeCtx,
+        from: &PlatformId,
+        share: &LrtqShare,
+    ) -> Result<(), Counter> {
+        if ctx.state().latest_committed_epoch().is_some() {
+            self.forget_lrtq();
+        }
+        let collector = self.collecting_lrtq.as_mut().ok_or(NOT_WANTED)?;
+        // Collecting only starts on a sled with LRTQ data, never removed.
+        let lrtq = ctx.state().lrtq().ok_or(Counter::Internal)?;
+        collector.add(from, share, lrtq)?;
+        self.finish_lrtq_if_complete(ctx);
+        Ok(())
+    }
+
     /// Asks a newly connected member for its share, if still needed.
     pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
         if let Some(collector) = &self.collecting {
             collector.on_connect(ctx, peer);
         }
+        if let Some(collector) = &self.collecting_lrtq
+            && !collector.has_answered(peer)
+        {
+            ctx.request(peer, QueuedBody::GetLrtqShare);
+        }
+    }
+
+    /// Takes this sled's own LRTQ share and asks every connected peer for
+    /// theirs.
+    fn start_lrtq(&mut self, ctx: &mut NodeCtx) {
+        log::debug!("loading the LRTQ rack secret (epoch {})", LRTQ_EPOCH);
+        let collector = self.collecting_lrtq.insert(LrtqCollector::default());
+        // Our own share matches a digest unless the state was corrupted;
+        // then it is counted like any other bad share.
+        if let Some(lrtq) = ctx.state().lrtq()
+            && let Err(counter) = collector.add(ctx.id(), &lrtq.share, lrtq)
+        {
+            ctx.count(counter);
+        }
+        for i in 0..ctx.connected().len() {
+            // One at a time, so no copy of the connection list is made.
+            let Some(peer) = ctx.connected().get(i).cloned() else {
+                break;
+            };
+            ctx.request(&peer, QueuedBody::GetLrtqShare);
+        }
+        self.finish_lrtq_if_complete(ctx);
+    }
+
+    fn finish_lrtq_if_complete(&mut self, ctx: &mut NodeCtx) {
+        let (Some(collector), Some(lrtq)) = (&self.collecting_lrtq, ctx.state().lrtq()) else {
+            return;
+        };
+        if collector.shares().len() < usize::from(lrtq.threshold) {
+            return;
+        }
+        let combined = combine_lrtq(collector.shares());
+        self.collecting_lrtq = None;
+        let Ok(secret) = combined else {
+            ctx.raise_alarm(Alarm::ReconstructionFailed(LRTQ_EPOCH));
+            return;
+        };
+        log::info!("loaded the LRTQ rack secret (epoch {})", LRTQ_EPOCH);
+        ctx.emit(Event::SecretLoaded(LRTQ_EPOCH));
+        self.cached = Some(Cached {
+            epoch: LRTQ_EPOCH,
+            secret,
+            older: RetainedSecrets::new(),
+            from_lrtq: true,
+        });
     }
 
     fn start(&mut self, ctx: &mut NodeCtx, epoch: Epoch) {
@@ -139,6 +288,7 @@ impl SecretLoader {
             epoch,
             secret,
             older,
+            from_lrtq: false,
         });
     }
 }
