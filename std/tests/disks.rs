@@ -235,7 +235,11 @@ async fn an_lrtq_sled_unlocks_before_the_upgrade_and_rewraps_on_its_commit() {
     assert_eq!(report.state, DiskState::Unlocked);
     assert_eq!(report.stats.rewraps, 1);
     assert_eq!(only_wrapping(&rack).epoch, Epoch(2));
-    assert_eq!(given_keys(out.path()).len(), 1, "the backend was not called again");
+    assert_eq!(
+        given_keys(out.path()).len(),
+        1,
+        "the backend was not called again"
+    );
     manager.stop().await;
 
     // After a restart of the sled: opened from epoch 2, the same key.

@@ -222,9 +222,10 @@ impl Node {
         })
     }
 
-    /// The secret of committed `epoch`; `Ok(None)` means "not yet": shares
-    /// are being collected, and an [`Event::SecretLoaded`] says when they
-    /// are in.
+    /// The secret of committed `epoch` (or, on a sled of an LRTQ rack with
+    /// nothing committed, of epoch 1: the LRTQ secret); `Ok(None)` means
+    /// "not yet": shares are being collected, and an
+    /// [`Event::SecretLoaded`] says when they are in.
     pub fn load_rack_secret(
         &mut self,
         ctx: &mut NodeCtx,
