@@ -607,7 +607,7 @@ impl LrtqCollector {
     /// again from the sled that sent it is a repeated answer, not a
     /// replay: a sled whose upgrade coordinator and secret loader both
     /// ask a peer gets two answers (`LateLrtqShare`, normal).
-    pub(crate) fn add(
+    fn add(
         &mut self,
         from: &PlatformId,
         share: &LrtqShare,
@@ -649,15 +649,5 @@ impl LrtqCollector {
         self.digests.push(digest).map_err(|_| Counter::Internal)?;
         self.senders.push(sender).map_err(|_| Counter::Internal)?;
         Ok(())
-    }
-
-    /// The accepted shares, at most the LRTQ threshold of them.
-    pub(crate) fn shares(&self) -> &[LrtqShare] {
-        &self.shares
-    }
-
-    /// Whether `peer` has answered (so need not be asked again).
-    pub(crate) fn has_answered(&self, peer: &PlatformId) -> bool {
-        self.answered.contains(peer)
     }
 }

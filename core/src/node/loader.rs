@@ -21,18 +21,27 @@
 //! LRTQ sled did at boot. Once this sled commits, the LRTQ collection and
 //! cache are dropped and loading is the committed path alone (epoch 1 is
 //! then the retained secret of the upgrade's configuration).
+//!
+//! The LRTQ collection takes the place of the share collection (never both:
+//! one needs nothing committed, the other a commit), so it costs the node
+//! no RAM. For that it keeps only the shares, not who sent them: a share
+//! it already holds is counted `LateLrtqShare` whoever sends it (a peer
+//! asked again on reconnect, or by an upgrade's coordinator too, answers
+//! again), so a replay by another sled is not told apart here (the
+//! upgrade's coordinator, which keeps senders, still counts it).
 
 use crate::api::{Alarm, Counter, LoadSecretError};
 use crate::crypto::{LrtqShare, RackSecret, RetainedSecrets, Share, combine, combine_lrtq};
 use crate::ids::{Epoch, PlatformId};
+use crate::limits::MAX_LRTQ_COMBINE;
 use crate::log;
 use crate::messages::QueuedBody;
 use crate::node::collector::ShareCollector;
-use crate::node::coordinator::{LRTQ_EPOCH, LrtqCollector};
+use crate::node::coordinator::LRTQ_EPOCH;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
 use crate::node::peer::NOT_WANTED;
-use crate::persistent::PersistentState;
+use crate::persistent::{LrtqShareData, PersistentState};
 
 /// The secrets of one committed epoch and the older ones it carried.
 #[derive(Debug)]
@@ -46,14 +55,31 @@ struct Cached {
     from_lrtq: bool,
 }
 
+/// The shares a load is collecting.
+#[derive(Debug)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
+enum Collecting {
+    /// Of the latest committed configuration.
+    Shares(ShareCollector),
+    /// LRTQ shares, while nothing is committed.
+    Lrtq(LrtqShares),
+}
+
+/// LRTQ shares gathered for a load: each one of the rack's 255, no two
+/// with the same identifier (a known digest pins the whole share, so an
+/// identifier seen twice is the same share twice).
+#[derive(Debug, Default)]
+#[cfg_attr(feature = "model", derive(Clone, Hash))]
+struct LrtqShares {
+    shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
+}
+
 /// Rack secret loading state: possibly a collection under way, possibly
 /// a cache of loaded secrets.
 #[derive(Debug, Default)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct SecretLoader {
-    collecting: Option<ShareCollector>,
-    /// LRTQ shares being collected, only while nothing is committed.
-    collecting_lrtq: Option<LrtqCollector>,
+    collecting: Option<Collecting>,
     cached: Option<Cached>,
 }
 
@@ -71,7 +97,6 @@ impl SecretLoader {
     pub(crate) const fn new() -> Self {
         Self {
             collecting: None,
-            collecting_lrtq: None,
             cached: None,
         }
     }
@@ -93,7 +118,7 @@ impl SecretLoader {
         if let Some(cached) = self.cached.as_ref().filter(|c| epoch <= c.epoch) {
             return cached.lookup(epoch).map(Some);
         }
-        if self.collecting.as_ref().is_none_or(|c| c.epoch() != latest) {
+        if self.share_collector().is_none_or(|c| c.epoch() != latest) {
             self.start(ctx, latest);
         }
         // Our own share may already have been enough.
@@ -117,11 +142,11 @@ impl SecretLoader {
         if epoch != LRTQ_EPOCH {
             return Err(LoadSecretError::NotCommitted(epoch));
         }
-        if self.collecting_lrtq.is_none() && self.lrtq_secret().is_none() {
+        if self.lrtq_shares().is_none() && self.lrtq_secret().is_none() {
             self.start_lrtq(ctx);
         }
-        // Our own share and those of the connected peers asked before may
-        // already have been enough.
+        // Loaded before, or not yet: our own share alone is never enough
+        // (`MIN_LRTQ_THRESHOLD` is 2), so a start completes nothing.
         Ok(self.lrtq_secret())
     }
 
@@ -135,7 +160,9 @@ impl SecretLoader {
     /// Drops the LRTQ collection and secret (zeroized on drop): once this
     /// sled has committed, secrets come from committed configurations only.
     fn forget_lrtq(&mut self) {
-        self.collecting_lrtq = None;
+        if self.lrtq_shares().is_some() {
+            self.collecting = None;
+        }
         if self.cached.as_ref().is_some_and(|c| c.from_lrtq) {
             self.cached = None;
         }
@@ -144,14 +171,27 @@ impl SecretLoader {
     /// Drops every cached secret (zeroized on drop) and stops collecting.
     pub(crate) fn clear(&mut self) {
         self.collecting = None;
-        self.collecting_lrtq = None;
         self.cached = None;
     }
 
     pub(crate) fn collecting_epoch(&self) -> Option<Epoch> {
-        match &self.collecting_lrtq {
-            Some(_) => Some(LRTQ_EPOCH),
-            None => self.collecting.as_ref().map(ShareCollector::epoch),
+        match self.collecting.as_ref()? {
+            Collecting::Shares(collector) => Some(collector.epoch()),
+            Collecting::Lrtq(_) => Some(LRTQ_EPOCH),
+        }
+    }
+
+    fn share_collector(&self) -> Option<&ShareCollector> {
+        match &self.collecting {
+            Some(Collecting::Shares(collector)) => Some(collector),
+            _ => None,
+        }
+    }
+
+    fn lrtq_shares(&self) -> Option<&LrtqShares> {
+        match &self.collecting {
+            Some(Collecting::Lrtq(shares)) => Some(shares),
+            _ => None,
         }
     }
 
@@ -168,7 +208,9 @@ impl SecretLoader {
         epoch: Epoch,
         share: &Share,
     ) -> Result<(), Counter> {
-        let collector = self.collecting.as_mut().ok_or(NOT_WANTED)?;
+        let Some(Collecting::Shares(collector)) = &mut self.collecting else {
+            return Err(NOT_WANTED);
+        };
         collector.offer(ctx.state(), from, epoch, share)?;
         self.finish_if_complete(ctx);
         Ok(())
@@ -179,29 +221,28 @@ impl SecretLoader {
     pub(crate) fn on_lrtq_share(
         &mut self,
         ctx: &mut NodeCtx,
-        from: &PlatformId,
         share: &LrtqShare,
     ) -> Result<(), Counter> {
         if ctx.state().latest_committed_epoch().is_some() {
             self.forget_lrtq();
         }
-        let collector = self.collecting_lrtq.as_mut().ok_or(NOT_WANTED)?;
+        let Some(Collecting::Lrtq(collected)) = &mut self.collecting else {
+            return Err(NOT_WANTED);
+        };
         // Collecting only starts on a sled with LRTQ data, never removed.
         let lrtq = ctx.state().lrtq().ok_or(Counter::Internal)?;
-        collector.add(from, share, lrtq)?;
+        collected.add(share, lrtq)?;
         self.finish_lrtq_if_complete(ctx);
         Ok(())
     }
 
     /// Asks a newly connected member for its share, if still needed.
     pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
-        if let Some(collector) = &self.collecting {
-            collector.on_connect(ctx, peer);
-        }
-        if let Some(collector) = &self.collecting_lrtq
-            && !collector.has_answered(peer)
-        {
-            ctx.request(peer, QueuedBody::GetLrtqShare);
+        match &self.collecting {
+            Some(Collecting::Shares(collector)) => collector.on_connect(ctx, peer),
+            // Whether it answered before is not kept: a repeat is late.
+            Some(Collecting::Lrtq(_)) => ctx.request(peer, QueuedBody::GetLrtqShare),
+            None => {}
         }
     }
 
@@ -209,11 +250,13 @@ impl SecretLoader {
     /// theirs.
     fn start_lrtq(&mut self, ctx: &mut NodeCtx) {
         log::debug!("loading the LRTQ rack secret (epoch {})", LRTQ_EPOCH);
-        let collector = self.collecting_lrtq.insert(LrtqCollector::default());
+        // Made in place: a kilobyte of shares does not belong on the stack.
+        self.collecting = Some(Collecting::Lrtq(LrtqShares::default()));
         // Our own share matches a digest unless the state was corrupted;
         // then it is counted like any other bad share.
-        if let Some(lrtq) = ctx.state().lrtq()
-            && let Err(counter) = collector.add(ctx.id(), &lrtq.share, lrtq)
+        if let Some(Collecting::Lrtq(collected)) = &mut self.collecting
+            && let Some(lrtq) = ctx.state().lrtq()
+            && let Err(counter) = collected.add(&lrtq.share, lrtq)
         {
             ctx.count(counter);
         }
@@ -224,18 +267,17 @@ impl SecretLoader {
             };
             ctx.request(&peer, QueuedBody::GetLrtqShare);
         }
-        self.finish_lrtq_if_complete(ctx);
     }
 
     fn finish_lrtq_if_complete(&mut self, ctx: &mut NodeCtx) {
-        let (Some(collector), Some(lrtq)) = (&self.collecting_lrtq, ctx.state().lrtq()) else {
+        let (Some(collected), Some(lrtq)) = (self.lrtq_shares(), ctx.state().lrtq()) else {
             return;
         };
-        if collector.shares().len() < usize::from(lrtq.threshold) {
+        if collected.shares.len() < usize::from(lrtq.threshold) {
             return;
         }
-        let combined = combine_lrtq(collector.shares());
-        self.collecting_lrtq = None;
+        let combined = combine_lrtq(&collected.shares);
+        self.collecting = None;
         let Ok(secret) = combined else {
             ctx.raise_alarm(Alarm::ReconstructionFailed(LRTQ_EPOCH));
             return;
@@ -252,7 +294,7 @@ impl SecretLoader {
 
     fn start(&mut self, ctx: &mut NodeCtx, epoch: Epoch) {
         log::debug!("loading rack secret of epoch {}", epoch);
-        self.collecting = ShareCollector::start(ctx, epoch);
+        self.collecting = ShareCollector::start(ctx, epoch).map(Collecting::Shares);
         if self.collecting.is_none() {
             ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
             return;
@@ -261,7 +303,7 @@ impl SecretLoader {
     }
 
     fn finish_if_complete(&mut self, ctx: &mut NodeCtx) {
-        let Some(collector) = self.collecting.as_ref().filter(|c| c.is_complete()) else {
+        let Some(collector) = self.share_collector().filter(|c| c.is_complete()) else {
             return;
         };
         let epoch = collector.epoch();
@@ -312,5 +354,28 @@ impl Cached {
             }),
             Some(_) => Err(LoadSecretError::NotCommitted(epoch)),
         }
+    }
+}
+
+impl LrtqShares {
+    /// Adds `share` if its digest is one of the rack's and it is not here
+    /// yet; past the LRTQ threshold, a valid share is taken and not kept.
+    fn add(&mut self, share: &LrtqShare, lrtq: &LrtqShareData) -> Result<(), Counter> {
+        if !lrtq.is_known_digest(&share.digest()) {
+            return Err(Counter::UnknownLrtqShareDigest);
+        }
+        if self
+            .shares
+            .iter()
+            .any(|s| s.identifier() == share.identifier())
+        {
+            return Err(Counter::LateLrtqShare);
+        }
+        if self.shares.len() >= usize::from(lrtq.threshold) {
+            return Ok(());
+        }
+        self.shares
+            .push(share.clone())
+            .map_err(|_| Counter::Internal)
     }
 }

@@ -121,7 +121,7 @@ impl Node {
                     Some(c) => c.on_lrtq_share(ctx, rng, from, share),
                     None => Err(NOT_WANTED),
                 };
-                let for_loader = self.loader.on_lrtq_share(ctx, from, share);
+                let for_loader = self.loader.on_lrtq_share(ctx, share);
                 better(for_coordinator, for_loader).map_err(|counter| match counter {
                     NOT_WANTED => unwanted_lrtq_share(ctx, share),
                     other => other,

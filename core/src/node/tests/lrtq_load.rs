@@ -125,3 +125,26 @@ fn after_the_upgrade_commits_secrets_come_from_the_committed_configuration() {
     assert_eq!(sleds[0].count(Counter::LateLrtqShare), late + 1);
     assert_eq!(sleds[0].node.loading(), None);
 }
+
+/// While loading, a share that is not one of the rack's is refused (an
+/// anomaly) and a share already held is a repeat (late), and neither
+/// counts toward the threshold.
+#[test]
+fn a_loading_sled_refuses_forged_shares_and_counts_repeats_once() {
+    let (mut sleds, lrtq_secret) = lrtq_rack(5);
+    let lrtq_share = |sled: &Sled| sled.ctx.persistent_state().lrtq().unwrap().share.clone();
+    let (share_1, share_2) = (lrtq_share(&sleds[1]), lrtq_share(&sleds[2]));
+    let mut forged = *share_1.expose_bytes();
+    forged[5] ^= 1;
+    let forged = LrtqShare::from_bytes(&forged).unwrap();
+    let s = &mut sleds[0];
+    assert!(s.load(1).unwrap().is_none());
+    s.receive(&platform(1), &msg(Body::LrtqShare(forged)));
+    assert_eq!(s.count(Counter::UnknownLrtqShareDigest), 1);
+    s.receive(&platform(1), &msg(Body::LrtqShare(share_1.clone())));
+    s.receive(&platform(1), &msg(Body::LrtqShare(share_1)));
+    assert_eq!(s.count(Counter::LateLrtqShare), 1);
+    assert!(s.load(1).unwrap().is_none(), "two distinct shares of three");
+    s.receive(&platform(2), &msg(Body::LrtqShare(share_2)));
+    assert_eq!(s.load(1).unwrap().unwrap().expose_secret(), &lrtq_secret);
+}
