@@ -159,7 +159,7 @@ impl SecretLoader {
 
     /// Drops the LRTQ collection and secret (zeroized on drop): once this
     /// sled has committed, secrets come from committed configurations only.
-    fn forget_lrtq(&mut self) {
+    pub(crate) fn forget_lrtq(&mut self) {
         if self.lrtq_shares().is_some() {
             self.collecting = None;
         }

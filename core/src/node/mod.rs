@@ -364,6 +364,7 @@ impl Node {
         }
         log::info!("committed epoch {}", epoch);
         ctx.emit(Event::Committed(epoch));
+        self.loader.forget_lrtq();
         if self.coordinator.as_ref().is_some_and(|c| c.epoch <= epoch) {
             self.coordinator = None;
         }

@@ -102,7 +102,16 @@ fn after_the_upgrade_commits_secrets_come_from_the_committed_configuration() {
     load_everywhere(&mut sleds, 1);
     sleds[2].upgrade(&upgrade(2, set(0..5), 3)).unwrap();
     settle(&mut sleds);
+    assert_eq!(
+        sleds[0].node.status(&sleds[0].ctx).activity.secret_loaded,
+        Some(Epoch(1))
+    );
     commit_all(&mut sleds, 2);
+    // The commit itself dropped the LRTQ secret.
+    assert_eq!(
+        sleds[0].node.status(&sleds[0].ctx).activity.secret_loaded,
+        None
+    );
     let s = &mut sleds[0];
     // The LRTQ cache is gone: the committed path collects epoch 2's shares.
     assert!(s.load(1).unwrap().is_none());
