@@ -23,8 +23,9 @@
 //! then the retained secret of the upgrade's configuration).
 //!
 //! The LRTQ collection takes the place of the share collection (never both:
-//! one needs nothing committed, the other a commit), so it costs the node
-//! no RAM. For that it keeps only the shares, not who sent them: a share
+//! one needs nothing committed, the other a commit), so its kilobyte of
+//! shares overlaps theirs in the node's RAM. For that it keeps only the
+//! shares, not who sent them: a share
 //! it already holds is counted `LateLrtqShare` whoever sends it (a peer
 //! asked again on reconnect, or by an upgrade's coordinator too, answers
 //! again), so a replay by another sled is not told apart here (the
