@@ -79,6 +79,49 @@ fn an_lrtq_rack_of_five_upgrades_and_keeps_the_lrtq_secret_as_epoch_one() {
     });
 }
 
+/// Before any upgrade, every sled of an LRTQ rack loads epoch 1 and gets
+/// the LRTQ secret rack setup made with vsss-rs (recorded at set-up: any
+/// other is a `SecretMismatch`); a sled that reaches fewer than the LRTQ
+/// threshold of shares is told "not yet" until one more peer connects.
+#[test]
+fn an_lrtq_rack_not_yet_upgraded_loads_the_lrtq_secret_as_epoch_one() {
+    with_big_stack(|| {
+        let (data, secret) = lrtq_rack(5, 12);
+        let lrtq = RackStart::Lrtq {
+            data: &data,
+            secret: &secret,
+        };
+        let mut cluster: Cluster = Cluster::new(4, RACK, 5, 5, lrtq).unwrap();
+        // LRTQ threshold 3 of 5: sled 0 with sled 1 alone has two shares.
+        for peer in 2..5 {
+            cluster.disconnect(0, peer).unwrap();
+        }
+        for _ in 0..4 {
+            assert_eq!(cluster.load_secret(0, Epoch(1)).unwrap(), Some(Ok(false)));
+            cluster.deliver_all().unwrap();
+        }
+        cluster.connect(0, 2).unwrap();
+        cluster.deliver_all().unwrap();
+        assert_eq!(cluster.load_secret(0, Epoch(1)).unwrap(), Some(Ok(true)));
+        for peer in 3..5 {
+            cluster.connect(0, peer).unwrap();
+        }
+        for sled in 0..5 {
+            let mut loaded = false;
+            for _ in 0..4 {
+                if cluster.load_secret(sled, Epoch(1)).unwrap() == Some(Ok(true)) {
+                    loaded = true;
+                    break;
+                }
+                cluster.deliver_all().unwrap();
+            }
+            assert!(loaded, "sled {sled} never loaded epoch 1");
+        }
+        assert!(cluster.stats().secrets_loaded >= 5);
+        assert_eq!(cluster.nexus().stats().committed, 0, "nothing upgraded");
+    });
+}
+
 #[test]
 fn reconfigurations_add_a_sled_and_remove_one() {
     with_big_stack(|| {

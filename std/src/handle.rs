@@ -256,8 +256,9 @@ impl NodeHandle {
     /// The secret of the latest committed epoch, waiting up to `deadline`
     /// (at most [`MAX_DEADLINE`]) for its shares ([`Unavailable::DeadlinePassed`] after that). If a
     /// newer epoch commits meanwhile, that one's secret is what comes. A
-    /// refusal (nothing committed, expunged) comes at once: only shares
-    /// are waited for.
+    /// sled of an LRTQ rack with nothing committed gets the LRTQ secret,
+    /// as epoch 1. A refusal (nothing committed and no LRTQ data,
+    /// expunged) comes at once: only shares are waited for.
     pub async fn load_latest_secret(
         &self,
         deadline: Duration,

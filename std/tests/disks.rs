@@ -168,3 +168,92 @@ async fn keys_are_made_once_and_never_replaced_by_a_bad_copy() {
     assert!(keys_now.iter().all(|k| k == &keys[0]));
     rack.shutdown().await;
 }
+
+/// Waits until sled 0's disk report satisfies `done`.
+async fn wait_for_disk(rack: &Rack, done: impl Fn(&DiskReport) -> bool) -> DiskReport {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let report = rack.handle(0).disks().reports().remove(0);
+        if done(&report) {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "disk never got there: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The single wrapping both key file copies of sled 0 hold.
+fn only_wrapping(rack: &Rack) -> disks::wrap::Wrapping {
+    let files = key_files(rack, 0);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    assert_eq!(std::fs::read(&files[1]).unwrap(), bytes, "copies agree");
+    let mut wrappings = keyfile::decode(&bytes).unwrap();
+    assert_eq!(wrappings.len(), 1, "{wrappings:?}");
+    wrappings.remove(0)
+}
+
+/// A sled of an LRTQ rack not yet upgraded unlocks its disk from the LRTQ
+/// secret (epoch 1, the one rack setup made with vsss-rs); the upgrade's
+/// commit re-wraps it under epoch 2 like any commit, and after a restart
+/// it opens from epoch 2 with the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lrtq_sled_unlocks_before_the_upgrade_and_rewraps_on_its_commit() {
+    let mut rack = Rack::new(4, 0, 52);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let out = tempfile::tempdir().unwrap();
+    let serial = recording_disk(out.path()).serial;
+
+    // Before the upgrade: unlocked under epoch 1, the LRTQ secret.
+    let (manager, report) =
+        run_manager(&rack, out.path(), |r| r.state == DiskState::Unlocked).await;
+    assert_eq!(report.wrapped_epoch, Some(Epoch(1)));
+    let keys = given_keys(out.path());
+    assert_eq!(keys.len(), 1);
+    let epoch_1 = rack
+        .handle(0)
+        .load_rack_secret(Epoch(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the LRTQ secret is loaded");
+    assert!(epoch_1.is(rack.lrtq_secret.as_ref().unwrap()));
+    let wrapped = only_wrapping(&rack);
+    assert_eq!(wrapped.epoch, Epoch(1));
+    let key = disks::wrap::unwrap(&wrapped, &epoch_1, serial.as_bytes()).unwrap();
+    assert_eq!(key.expose().as_slice(), keys[0].as_slice());
+
+    // The upgrade commits: the disk is re-wrapped to epoch 2, not reopened.
+    let all: Vec<usize> = (0..4).collect();
+    let mut nexus = Driver::new(Origin::Lrtq, &rack.ids()).await;
+    assert_eq!(nexus.start(&rack, &all, 3, 0).await, Epoch(2));
+    nexus.settle(&rack, LIMIT).await;
+    let report = wait_for_disk(&rack, |r| r.wrapped_epoch == Some(Epoch(2))).await;
+    assert_eq!(report.state, DiskState::Unlocked);
+    assert_eq!(report.stats.rewraps, 1);
+    assert_eq!(only_wrapping(&rack).epoch, Epoch(2));
+    assert_eq!(
+        given_keys(out.path()).len(),
+        1,
+        "the backend was not called again"
+    );
+    manager.stop().await;
+
+    // After a restart of the sled: opened from epoch 2, the same key.
+    rack.shutdown().await;
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let (manager, report) =
+        run_manager(&rack, out.path(), |r| r.state == DiskState::Unlocked).await;
+    manager.stop().await;
+    assert_eq!(report.wrapped_epoch, Some(Epoch(2)));
+    assert_eq!(report.stats.rewraps, 0);
+    let keys_now = given_keys(out.path());
+    assert_eq!(keys_now.len(), 2);
+    assert!(keys_now.iter().all(|k| k == &keys[0]));
+    assert_eq!(only_wrapping(&rack).epoch, Epoch(2));
+    rack.shutdown().await;
+}

@@ -250,12 +250,12 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
     rack.shutdown().await;
 }
 
-/// An LRTQ sled has committed no configuration: the latest secret is
-/// refused at once, however long the caller would wait (no share can
-/// change the answer).
+/// A new sled without LRTQ data has committed no configuration: the
+/// latest secret is refused at once, however long the caller would wait
+/// (no share can change the answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_secret_with_nothing_committed_is_refused_at_once() {
-    let mut rack = Rack::new(3, 0, 5);
+    let mut rack = Rack::new(0, 3, 5);
     rack.start_all().await;
     let handle = rack.handle(0).clone();
     let started = std::time::Instant::now();
@@ -273,6 +273,28 @@ async fn the_latest_secret_with_nothing_committed_is_refused_at_once() {
     assert!(matches!(
         handle.load_rack_secret(Epoch(1)).await,
         Ok(Err(LoadSecretError::NoCommittedConfiguration))
+    ));
+    rack.shutdown().await;
+}
+
+/// A sled of an LRTQ rack not yet upgraded: its latest secret is the LRTQ
+/// secret (rack setup's, made with vsss-rs), as epoch 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lrtq_sled_with_nothing_committed_loads_the_lrtq_secret_as_epoch_1() {
+    let mut rack = Rack::new(3, 0, 5);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let loaded = rack
+        .handle(0)
+        .load_latest_secret(Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.epoch(), Epoch(1));
+    assert!(loaded.is(rack.lrtq_secret.as_ref().unwrap()));
+    assert!(matches!(
+        rack.handle(1).load_rack_secret(Epoch(2)).await,
+        Ok(Err(LoadSecretError::NotCommitted(Epoch(2))))
     ));
     rack.shutdown().await;
 }

@@ -52,6 +52,8 @@ impl Request {
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
     digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
+    /// For each accepted share, who sent it (its member position).
+    senders: heapless::Vec<u8, MAX_LRTQ_COMBINE, u8>,
     /// Members that answered, bit `i` for the request's member `i`: not
     /// asked again when they reconnect. (A list of ids was 2 KiB of the
     /// node's static memory.)
@@ -623,12 +625,17 @@ impl LrtqCollector {
         Self {
             shares: heapless::Vec::new(),
             digests: heapless::Vec::new(),
+            senders: heapless::Vec::new(),
             answered: 0,
         }
     }
 
     /// Adds an LRTQ share from the member of bit `from` if its digest is
-    /// one of the rack's and no share with that digest was accepted before.
+    /// one of the rack's and no share with that digest was accepted
+    /// before. The same share again from the member that sent it is a
+    /// repeated answer, not a replay: a sled whose upgrade coordinator and
+    /// secret loader both ask a peer gets two answers (`LateLrtqShare`,
+    /// normal).
     fn add(
         &mut self,
         from: MemberBits,
@@ -639,9 +646,20 @@ impl LrtqCollector {
         if !lrtq.is_known_digest(&digest) {
             return Err(Counter::UnknownLrtqShareDigest);
         }
-        if self.digests.contains(&digest) {
-            return Err(Counter::DuplicateLrtqShareDigest);
+        if let Some(at) = self.digests.iter().position(|d| *d == digest) {
+            let repeated = self
+                .senders
+                .get(at)
+                .and_then(|&sender| 1u32.checked_shl(u32::from(sender)))
+                .is_some_and(|bit| bit == from);
+            return Err(if repeated {
+                Counter::LateLrtqShare
+            } else {
+                Counter::DuplicateLrtqShareDigest
+            });
         }
+        // `from` is one bit: its position is the member's.
+        let sender = u8::try_from(from.trailing_zeros()).map_err(|_| Counter::Internal)?;
         self.answered |= from;
         if self.shares.len() >= usize::from(lrtq.threshold) {
             return Ok(());
@@ -650,6 +668,7 @@ impl LrtqCollector {
             .push(share.clone())
             .map_err(|_| Counter::Internal)?;
         self.digests.push(digest).map_err(|_| Counter::Internal)?;
+        self.senders.push(sender).map_err(|_| Counter::Internal)?;
         Ok(())
     }
 }

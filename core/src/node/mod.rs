@@ -222,9 +222,10 @@ impl Node {
         })
     }
 
-    /// The secret of committed `epoch`; `Ok(None)` means "not yet": shares
-    /// are being collected, and an [`Event::SecretLoaded`] says when they
-    /// are in.
+    /// The secret of committed `epoch` (or, on a sled of an LRTQ rack with
+    /// nothing committed, of epoch 1: the LRTQ secret); `Ok(None)` means
+    /// "not yet": shares are being collected, and an
+    /// [`Event::SecretLoaded`] says when they are in.
     pub fn load_rack_secret(
         &mut self,
         ctx: &mut NodeCtx,
@@ -238,9 +239,10 @@ impl Node {
 
     /// The secret of the latest committed epoch, with that epoch: what a
     /// caller that waits for "the current secret" asks. `Ok(None)` means
-    /// "not yet", as for [`Self::load_rack_secret`]; with nothing
-    /// committed the refusal comes at once, since no share will ever make
-    /// an answer.
+    /// "not yet", as for [`Self::load_rack_secret`]. With nothing
+    /// committed, a sled of an LRTQ rack not yet upgraded loads the LRTQ
+    /// secret as epoch 1; any other refuses at once, since no share will
+    /// ever make an answer.
     pub fn load_latest_rack_secret(
         &mut self,
         ctx: &mut NodeCtx,
@@ -248,9 +250,7 @@ impl Node {
         if let Some(expunged) = expunged(ctx.state()) {
             return Err(LoadSecretError::Expunged(expunged));
         }
-        let latest = ctx
-            .state()
-            .latest_committed_epoch()
+        let latest = loader::latest_loadable_epoch(ctx.state())
             .ok_or(LoadSecretError::NoCommittedConfiguration)?;
         Ok(self
             .loader
@@ -364,6 +364,7 @@ impl Node {
         }
         log::info!("committed epoch {}", epoch);
         ctx.emit(Event::Committed(epoch));
+        self.loader.forget_lrtq();
         if self.coordinator.as_ref().is_some_and(|c| c.epoch <= epoch) {
             self.coordinator = None;
         }

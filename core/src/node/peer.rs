@@ -149,11 +149,12 @@ impl Node {
             Body::Share { epoch, share } => self.on_share(ctx, rng, from, epoch, share),
             Body::GetLrtqShare => on_get_lrtq_share(ctx, from),
             Body::LrtqShare(share) => {
-                let taken = match &mut self.coordinator {
+                let for_coordinator = match &mut self.coordinator {
                     Some(c) => c.on_lrtq_share(ctx, rng, from, share),
                     None => Err(NOT_WANTED),
                 };
-                taken.map_err(|counter| match counter {
+                let for_loader = self.loader.on_lrtq_share(ctx, share);
+                better(for_coordinator, for_loader).map_err(|counter| match counter {
                     NOT_WANTED => unwanted_lrtq_share(ctx, share),
                     other => other,
                 })
@@ -444,8 +445,8 @@ fn on_get_share(ctx: &mut NodeCtx, from: &PlatformId, epoch: Epoch) -> Result<()
 /// `GetLrtqShare` from `from`.
 fn on_get_lrtq_share(ctx: &mut NodeCtx, from: &PlatformId) -> Result<(), Counter> {
     if ctx.state().latest_committed_epoch().is_some() {
-        // LRTQ shares are only for the upgrade; after a commit the asker is
-        // behind.
+        // LRTQ shares are only for a rack not yet upgraded (its upgrade,
+        // its secret loads); after a commit the asker is behind.
         tell_behind(ctx, from);
         return Ok(());
     }
@@ -566,10 +567,10 @@ fn unwanted_prepare_ack(ctx: &NodeCtx, from: &PlatformId, epoch: Epoch) -> Count
     }
 }
 
-/// Why an LRTQ share is refused when no upgrade here collects them: one of
-/// this rack's genuine LRTQ shares is late (an upgrade needs only the LRTQ
-/// threshold of them, and its holder sends it only to a sled that asked);
-/// any other is forged or unexplained.
+/// Why an LRTQ share is refused when nothing here (an upgrade, a secret
+/// load) collects them: one of this rack's genuine LRTQ shares is late (a
+/// collection needs only the LRTQ threshold of them, and its holder sends
+/// it only to a sled that asked); any other is forged or unexplained.
 fn unwanted_lrtq_share(ctx: &NodeCtx, share: &LrtqShare) -> Counter {
     match ctx.state().lrtq() {
         Some(lrtq) if lrtq.is_known_digest(&share.digest()) => Counter::LateLrtqShare,

@@ -38,7 +38,8 @@
 //! - **An expunged sled forgets its keys**: it removes every disk's key
 //!   files, locks every backend and never tries again.
 //! - **Unlocking waits for the rack**: at start, each round loads the
-//!   latest secret (waiting for shares), opens and re-wraps every disk's
+//!   latest secret (waiting for shares; on a sled of an LRTQ rack not yet
+//!   upgraded, the LRTQ secret as epoch 1), opens and re-wraps every disk's
 //!   key and hands it to the backend; a round that fails is retried with
 //!   backoff until [`DisksConfig::unlock_deadline`], then what is still
 //!   locked is `failed` with the reason, until a later commit (or a
@@ -50,14 +51,14 @@
 //! Status and counters are on the node handle's [`board::DiskBoard`], so
 //! they are in the sled's status and metrics.
 //!
-//! # What it does not do (yet)
+//! # An LRTQ rack not yet upgraded
 //!
-//! A sled of an LRTQ rack that has not been upgraded has no committed
-//! epoch, and the core loads the LRTQ secret only for the upgrade's
-//! coordinator: its disks stay `unlocking` (and then `failed`, "nothing
-//! committed") until the upgrade commits, and unlock then. Unlocking from
-//! the LRTQ secret as epoch 1 needs the core to collect LRTQ shares for a
-//! secret load, as it does for the upgrade.
+//! Its sleds have no committed epoch; the core's latest secret for them is
+//! the LRTQ secret, as epoch 1
+//! ([`tq_core::node::Node::load_latest_rack_secret`]), so their disks unlock at boot like any other's, wrapped under epoch 1.
+//! The upgrade's commit is a commit like any: every disk is re-wrapped
+//! under the new epoch, its epoch-1 wrapping opened with the LRTQ secret
+//! the new configuration retains as epoch 1.
 //!
 //! # Modules
 //!

@@ -308,17 +308,18 @@ impl Task {
         let _ = reply.send(Ok(result));
     }
 
-    /// The latest committed secret, or the core's refusal (nothing
-    /// committed included: no share will change that, so it is answered
-    /// at once); `None` only while its shares are being collected (a
-    /// waiter waits for that alone).
+    /// The latest committed secret (the LRTQ secret as epoch 1 on an LRTQ
+    /// sled with nothing committed), or the core's refusal (nothing
+    /// committed and no LRTQ data included: no share will change that, so
+    /// it is answered at once); `None` only while its shares are being
+    /// collected (a waiter waits for that alone).
     async fn load_latest(&mut self) -> Option<Result<LoadedSecret, LoadSecretError>> {
         let rack = self.rack();
         match self
             .drive(|node, ctx, _| node.load_latest_rack_secret(ctx))
             .await
         {
-            // A committed configuration names its rack.
+            // LRTQ data or a committed configuration names the rack.
             Ok(Some((epoch, secret))) => Some(Ok(LoadedSecret::new(rack?, epoch, secret))),
             Ok(None) => None,
             Err(error) => Some(Err(error)),

@@ -41,7 +41,9 @@
 //!
 //! Each sled has an encrypted disk ([`disks`]): fscrypt on a loop-mounted
 //! ext4 image as root, else a `command` backend; its key manager unlocks
-//! it once the LRTQ upgrade commits and re-wraps its key on each commit
+//! it as soon as the sled can load a secret (a sled of the LRTQ rack from
+//! the LRTQ secret, epoch 1, before the upgrade; a new sled once it
+//! commits) and re-wraps its key on each commit
 //! (the summary's "disks re-wrapped" column: members whose disk ended the
 //! phase wrapped under its epoch). Before the cold boot each member writes
 //! a file in its encrypted directory; the power cut remounts every image,

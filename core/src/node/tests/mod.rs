@@ -8,6 +8,7 @@ mod contract;
 mod defects;
 mod display;
 mod events;
+mod lrtq_load;
 mod nexus_calls;
 mod peer_messages;
 
