@@ -136,6 +136,10 @@ pub const NONCE_LEN: usize = 16;
 /// Bytes of a request or answer tag.
 pub const TAG_LEN: usize = 32;
 
+/// Hands a value's encoding to a sink: how the MACs are fed, behind one
+/// type, so that each MAC's code is in flash once, not once per value type.
+type Feed<'a> = &'a mut dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<(), WireError>;
+
 /// HMAC-SHA3-256. `SimpleHmac`: sha3 0.12 offers no block-level core, which
 /// the eager `Hmac` needs; the MAC is the same.
 type HmacSha3 = SimpleHmac<Sha3_256>;
@@ -234,7 +238,8 @@ impl SledRequestKey {
         nonce: [u8; NONCE_LEN],
         body: &T,
     ) -> Result<RequestAuth, WireError> {
-        let mac = self.request_mac(self.rack_id, target, T::CALL, &nonce, body)?;
+        let mut feed = |sink: &mut dyn FnMut(&[u8])| body.feed_body(sink);
+        let mac = self.request_mac(self.rack_id, target, T::CALL, &nonce, &mut feed)?;
         Ok(RequestAuth {
             rack_id: self.rack_id,
             target: target.clone(),
@@ -252,8 +257,22 @@ impl SledRequestKey {
         nonce: &[u8; NONCE_LEN],
         answer: &A,
     ) -> Result<AnswerTag, WireError> {
+        let mut feed = |sink: &mut dyn FnMut(&[u8])| wire::feed(answer, Some(NEXUS_VERSION), sink);
+        self.answer_tag_fed(sled, call, nonce, &mut feed)
+    }
+
+    /// [`Self::answer_tag`] past the answer's type: one copy in flash, not
+    /// one per answer type.
+    #[inline(never)]
+    fn answer_tag_fed(
+        &self,
+        sled: &PlatformId,
+        call: NexusCall,
+        nonce: &[u8; NONCE_LEN],
+        feed: Feed<'_>,
+    ) -> Result<AnswerTag, WireError> {
         let mut mac = self.answer_mac(sled, call, nonce)?;
-        wire::feed(answer, Some(NEXUS_VERSION), |bytes| mac.update(bytes))?;
+        feed(&mut |bytes| mac.update(bytes))?;
         Ok(AnswerTag(mac.finalize().into_bytes().into()))
     }
 
@@ -298,13 +317,14 @@ impl SledRequestKey {
         HmacSha3::new_from_slice(&self.key).map_err(|_| WireError::Malformed)
     }
 
-    fn request_mac<T: NexusRequest + ?Sized>(
+    #[inline(never)]
+    fn request_mac(
         &self,
         rack_id: RackId,
         target: &PlatformId,
         call: NexusCall,
         nonce: &[u8; NONCE_LEN],
-        body: &T,
+        body: Feed<'_>,
     ) -> Result<HmacSha3, WireError> {
         let mut mac = self.mac()?;
         mac.update(REQUEST_CONTEXT);
@@ -312,10 +332,11 @@ impl SledRequestKey {
         wire::feed(target, None, |bytes| mac.update(bytes))?;
         mac.update(&[call as u8]);
         mac.update(nonce);
-        body.feed_body(&mut |bytes| mac.update(bytes))?;
+        body(&mut |bytes| mac.update(bytes))?;
         Ok(mac)
     }
 
+    #[inline(never)]
     fn answer_mac(
         &self,
         sled: &PlatformId,
@@ -587,8 +608,29 @@ pub(crate) fn verify<'a, T: NexusRequest + ?Sized>(
     auth: &RequestAuth,
     body: &'a T,
 ) -> Result<Verified<'a, T>, RequestRefusal> {
+    let mut feed = |sink: &mut dyn FnMut(&[u8])| body.feed_body(sink);
+    check(key, rack, this, auth, T::CALL, body.rack_id(), &mut feed)?;
+    Ok(Verified {
+        body,
+        nonce: auth.nonce,
+    })
+}
+
+/// [`verify`] past the body's type (one copy in flash): the checks of the
+/// module doc for a body of `call` naming rack `named` (if any), fed by
+/// `body`.
+#[inline(never)]
+fn check(
+    key: Option<&SledRequestKey>,
+    rack: Option<RackId>,
+    this: &PlatformId,
+    auth: &RequestAuth,
+    call: NexusCall,
+    named: Option<RackId>,
+    body: Feed<'_>,
+) -> Result<(), RequestRefusal> {
     let expected = rack.unwrap_or(auth.rack_id);
-    if auth.rack_id != expected || body.rack_id().is_some_and(|named| named != expected) {
+    if auth.rack_id != expected || named.is_some_and(|named| named != expected) {
         return Err(RequestRefusal::ForeignRack);
     }
     if auth.target != *this {
@@ -596,14 +638,10 @@ pub(crate) fn verify<'a, T: NexusRequest + ?Sized>(
     }
     let key = key.ok_or(RequestRefusal::NoKey)?;
     let mac = key
-        .request_mac(auth.rack_id, this, T::CALL, &auth.nonce, body)
+        .request_mac(auth.rack_id, this, call, &auth.nonce, body)
         .map_err(|_| RequestRefusal::BadTag)?;
     mac.verify_slice(&auth.tag)
-        .map_err(|_| RequestRefusal::BadTag)?;
-    Ok(Verified {
-        body,
-        nonce: auth.nonce,
-    })
+        .map_err(|_| RequestRefusal::BadTag)
 }
 
 // ---- wire codecs ----
