@@ -75,15 +75,22 @@
 //! calls late and repeatedly):
 //!
 //! - `coordinate_reconfiguration` and `coordinate_upgrade_from_lrtq` name
-//!   an epoch, and a node refuses one that is not newer than the last it
-//!   committed (`EpochNotNewer`, `AlreadyCommitted`). A replay of the
-//!   request already running is a no-op (`AlreadyRunning`). A replay of an
-//!   older, never committed one while a newer one is running is refused
-//!   (`NewerCoordinationRunning`); when nothing runs here any more, a
-//!   replay for an epoch above the last committed one may start that
-//!   coordination again, exactly as Nexus's own late delivery could: its
-//!   prepares are refused by every node that has seen a newer prepare or
-//!   commit, and Nexus, which moved past that epoch, never commits it.
+//!   an epoch, and the node's own checks (`node::validate`) refuse a stale
+//!   one: a reconfiguration whose `last_committed_epoch` is not the node's
+//!   latest commit (`LastCommittedEpochMismatch`: any commit since the
+//!   request was made), or whose epoch is not above every epoch the node
+//!   stores, prepared or committed (`EpochNotNewer`), so a replay for an
+//!   epoch older than one the node has only prepared is refused too; an
+//!   upgrade once anything is committed (`AlreadyCommitted`) or not above
+//!   every epoch stored or coordinated here (`EpochNotNewer`). The request
+//!   already running is a no-op (`AlreadyRunning`), an older one while a
+//!   newer runs is refused (`NewerCoordinationRunning`). What passes is a
+//!   request for an epoch above everything the node has seen, after
+//!   exactly the commit the node holds: a late delivery Nexus's own
+//!   retries make as well (a coordinator that crashed before storing
+//!   anything is asked again). Its prepares are refused by every node that
+//!   has seen a newer prepare or commit, and Nexus, which moved past that
+//!   epoch, never commits it.
 //! - `commit_configuration` and `prepare_and_commit` only ever assert what
 //!   Nexus already committed: a node commits only a configuration it
 //!   prepared or is handed whole, and refuses one older than its latest
