@@ -20,9 +20,16 @@
 //!   for the latest one with a deadline, clear secrets, replace peer
 //!   addresses, metrics, shutdown, a watch of the latest committed epoch,
 //!   and proxied commit, prepare-and-commit and status). A full queue is
-//!   [`handle::Unavailable::Busy`].
+//!   [`handle::Unavailable::Busy`]. Every Nexus call takes Nexus's
+//!   `RequestAuth`, which the node checks with the sled's request key
+//!   ([`node::NodeConfig::request_key`]; `tq_core::authority`), and
+//!   answers with the node's tag ([`handle::Tagged`]); a refused
+//!   authenticator is [`handle::Unavailable::Refused`], counted by the
+//!   node.
 //! - [`proxy`]: calls passed through a connected sled to one Nexus cannot
-//!   reach, and their frames next to the core's on the peer connections.
+//!   reach, and their frames next to the core's on the peer connections
+//!   (Nexus's authenticator and the target's answer tag travel in them:
+//!   the relaying sled can neither forge nor alter either).
 //! - [`secrets`]: the loaded secret as a typed in-process value, and disk
 //!   keys derived from it (HKDF-SHA3-256 with a documented context).
 //! - [`disks`]: the key manager: each disk's random data key, stored only

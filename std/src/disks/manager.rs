@@ -225,7 +225,7 @@ impl Manager {
 
     async fn latest_secret(&self, left: Duration) -> Result<LoadedSecret, NoSecret> {
         let wait = left.clamp(Duration::from_millis(1), MAX_DEADLINE);
-        match self.handle.load_latest_secret(wait).await {
+        match self.handle.load_own_latest_secret(wait).await {
             Ok(Ok(secret)) => Ok(secret),
             Ok(Err(LoadSecretError::Expunged(at))) => Err(NoSecret::Expunged(at.to_string())),
             Ok(Err(e)) => Err(NoSecret::Retry(format!("the rack secret: {e}"))),

@@ -57,6 +57,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tq_core::authority::SledRequestKey;
 use tq_core::ids::{PlatformId, RackId};
 use tq_core::node::{NodeCtx, RestoreLrtqError};
 use tq_core::persistent::PersistentState;
@@ -105,6 +106,10 @@ pub struct NodeConfig {
     /// The audit log's bounds (its copies live beside the ledger's:
     /// [`crate::audit::audit_dirs`]).
     pub audit: AuditConfig,
+    /// This sled's request key (read from its key file), given to the
+    /// node's context at boot and kept nowhere else. Without one the node
+    /// refuses every Nexus request ([`tq_core::authority`]).
+    pub request_key: Option<SledRequestKey>,
 }
 
 impl NodeConfig {
@@ -120,6 +125,7 @@ impl NodeConfig {
             max_proxied: DEFAULT_MAX_PROXIED,
             store_backoff: BackoffConfig::default(),
             audit: AuditConfig::default(),
+            request_key: None,
         }
     }
 }
@@ -202,6 +208,9 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     .await
     .map_err(StartError::Audit)?;
     let mut ctx = Box::new(NodeCtx::new(id.clone()));
+    if let Some(key) = config.request_key.clone() {
+        ctx.set_request_key(key);
+    }
     match &opened.state {
         Some(bytes) => ctx.restore_state(bytes).map_err(StartError::State)?,
         None => {

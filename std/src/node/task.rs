@@ -8,8 +8,16 @@ use std::time::Duration;
 use rand::rngs::SysRng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
+use tq_core::api::{CommitOutcome, CommitRequest, PrepareAndCommitOutcome};
+use tq_core::authority::{
+    AnswerTag, CoordinatorStatusQuery, LatestSecretQuery, NodeStatusQuery, RequestAuth,
+    RequestRefusal, Verified,
+};
+use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::node::{Counter, Event, LoadSecretError, Node, NodeCtx, drive_async};
+use tq_core::node::{
+    CommitError, Counter, Event, LoadSecretError, Node, NodeCtx, PrepareAndCommitError, drive_async,
+};
 use tq_core::wire::MAX_PEER_MSG_LEN;
 use tracing::Instrument;
 use zeroize::Zeroize;
@@ -22,11 +30,11 @@ use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
 use crate::audit::event::AcceptedResult;
 use crate::audit::{AuditEvent, NexusCall, SecretFor};
-use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Unavailable};
+use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Tagged, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, Frame, NetEvent, SendError};
 use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
-use crate::secrets::LoadedSecret;
+use crate::secrets::{LoadedSecret, fingerprint_answer};
 
 /// A proxied call forwarded from here, waiting for its answer.
 struct Forwarded {
@@ -35,10 +43,39 @@ struct Forwarded {
     reply: Reply<ProxyAnswer>,
 }
 
-type SecretReply = Reply<Result<LoadedSecret, LoadSecretError>>;
+type SecretReply = Reply<Tagged<Result<LoadedSecret, LoadSecretError>>>;
 
-/// A caller of `load_latest_secret` waiting for shares, and for whom.
-type SecretWaiter = (SecretFor, SecretReply);
+/// A caller of the latest secret waiting for shares: Nexus's request,
+/// with its checked request (its nonce is what the answer's tag covers),
+/// or the sled itself (for its disks).
+enum SecretWaiter {
+    Nexus(SecretReply, Verified<'static, LatestSecretQuery>),
+    Sled(Reply<Result<LoadedSecret, LoadSecretError>>),
+}
+
+impl SecretWaiter {
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Nexus(reply, _) => reply.is_closed(),
+            Self::Sled(reply) => reply.is_closed(),
+        }
+    }
+
+    fn refuse(self, why: Unavailable) {
+        match self {
+            Self::Nexus(reply, _) => {
+                let _ = reply.send(Err(why));
+            }
+            Self::Sled(reply) => {
+                let _ = reply.send(Err(why));
+            }
+        }
+    }
+}
+
+/// A Nexus call's answer as the node gave it, with its tag, or the
+/// refusal of its authenticator.
+type Ran<T> = Result<(Option<AnswerTag>, T), RequestRefusal>;
 
 pub(crate) struct Task {
     node: Box<Node>,
@@ -142,6 +179,18 @@ impl Task {
         }
     }
 
+    /// A Nexus call's answer with its tag once the state it follows from
+    /// is stored; the refusal of its authenticator as it is.
+    fn tagged<T>(&self, ran: Ran<T>) -> Answer<Tagged<T>> {
+        match ran {
+            Err(refusal) => Err(Unavailable::Refused(refusal)),
+            Ok((Some(tag), answer)) => self.acknowledged(Tagged { answer, tag }),
+            // A node that verified a request holds a key and tags every
+            // answer of the core.
+            Ok((None, _)) => Err(Unavailable::Internal),
+        }
+    }
+
     fn rack(&self) -> Option<RackId> {
         rack_of(self.ctx.persistent_state())
     }
@@ -150,40 +199,52 @@ impl Task {
 
     async fn on_request(&mut self, request: Request) {
         match request {
-            Request::Reconfigure(msg, reply) => {
+            Request::Reconfigure(auth, msg, reply) => {
                 let span = tracing::info_span!("reconfigure", epoch = %msg.epoch);
-                let result = self
-                    .drive(|node, ctx, rng| node.coordinate_reconfiguration(ctx, rng, &msg))
+                let ran = self
+                    .drive(|node, ctx, rng| {
+                        let msg = ctx.verify_request(&auth, msg.as_ref())?;
+                        let answer = node.coordinate_reconfiguration(ctx, rng, msg);
+                        Ok((ctx.tag_answer(&msg, &answer), answer))
+                    })
                     .instrument(span)
                     .await;
-                let answer = self.acknowledged(result);
+                let answer = self.tagged(ran);
                 self.audit(NexusCall::Reconfigure, msg.epoch, None, &answer)
                     .await;
                 let _ = reply.send(answer);
             }
-            Request::UpgradeFromLrtq(msg, reply) => {
+            Request::UpgradeFromLrtq(auth, msg, reply) => {
                 let span = tracing::info_span!("upgrade_from_lrtq", epoch = %msg.epoch);
-                let result = self
-                    .drive(|node, ctx, rng| node.coordinate_upgrade_from_lrtq(ctx, rng, &msg))
+                let ran = self
+                    .drive(|node, ctx, rng| {
+                        let msg = ctx.verify_request(&auth, msg.as_ref())?;
+                        let answer = node.coordinate_upgrade_from_lrtq(ctx, rng, msg);
+                        Ok((ctx.tag_answer(&msg, &answer), answer))
+                    })
                     .instrument(span)
                     .await;
-                let answer = self.acknowledged(result);
+                let answer = self.tagged(ran);
                 self.audit(NexusCall::UpgradeFromLrtq, msg.epoch, None, &answer)
                     .await;
                 let _ = reply.send(answer);
             }
-            Request::Commit(request, reply) => {
-                let _ = reply.send(self.commit(&request, None).await);
+            Request::Commit(auth, request, reply) => {
+                let _ = reply.send(self.commit(&auth, &request, None).await);
             }
-            Request::PrepareAndCommit(config, reply) => {
-                let _ = reply.send(self.prepare_and_commit(&config, None).await);
+            Request::PrepareAndCommit(auth, config, reply) => {
+                let _ = reply.send(self.prepare_and_commit(&auth, &config, None).await);
             }
-            Request::CoordinatorStatus(reply) => {
-                let status = self
-                    .node
-                    .coordinator_status(&self.ctx)
-                    .map(owned_coordinator_status);
-                let _ = reply.send(self.acknowledged(status));
+            Request::CoordinatorStatus(auth, reply) => {
+                let ran = match self.ctx.verify_request(&auth, &CoordinatorStatusQuery) {
+                    Ok(query) => {
+                        let status = self.node.coordinator_status(&self.ctx, query);
+                        let tag = self.ctx.tag_answer(&query, &status);
+                        Ok((tag, status.map(owned_coordinator_status)))
+                    }
+                    Err(refusal) => Err(refusal),
+                };
+                let _ = reply.send(self.tagged(ran));
             }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(Box::new(self.report())));
@@ -202,8 +263,25 @@ impl Task {
                 }
                 let _ = reply.send(Ok(loaded));
             }
-            Request::LoadLatestSecret(for_whom, reply) => {
-                self.wait_for_latest((for_whom, reply)).await;
+            Request::LoadLatestSecret(auth, reply) => {
+                match self.ctx.verify_request(&auth, &LatestSecretQuery) {
+                    Ok(query) => {
+                        self.wait_for_latest(SecretWaiter::Nexus(reply, query))
+                            .await
+                    }
+                    Err(refusal) => {
+                        let event = AuditEvent::SecretLoad {
+                            for_whom: SecretFor::NexusFingerprint,
+                            epoch: None,
+                            refused: Some(refusal.to_string()),
+                        };
+                        self.io.record(event).await;
+                        let _ = reply.send(Err(Unavailable::Refused(refusal)));
+                    }
+                }
+            }
+            Request::LoadOwnLatestSecret(reply) => {
+                self.wait_for_latest(SecretWaiter::Sled(reply)).await;
             }
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
@@ -221,10 +299,11 @@ impl Task {
             }
             Request::Proxy {
                 to,
+                auth,
                 request,
                 deadline,
                 reply,
-            } => self.forward(to, request, deadline, reply),
+            } => self.forward(to, &auth, request, deadline, reply),
             // Handled by the loop.
             Request::Shutdown(reply) => {
                 let _ = reply.send(Err(Unavailable::Stopped));
@@ -232,31 +311,46 @@ impl Task {
         }
     }
 
-    /// Records a Nexus request's answer (fsynced) before it is given.
+    /// Records a Nexus request's answer (fsynced) before it is given: the
+    /// node's result, or why its authenticator was refused.
     async fn audit<T: AcceptedResult, E: std::fmt::Display>(
         &mut self,
         call: NexusCall,
         epoch: Epoch,
         via: Option<&PlatformId>,
-        answer: &Answer<Result<T, E>>,
+        answer: &Answer<Tagged<Result<T, E>>>,
     ) {
         let via = via.map(ToString::to_string);
-        let event = AuditEvent::nexus_request(call, epoch.0, via, answer.as_ref().map_err(|_| ()));
+        let event = match answer {
+            Err(Unavailable::Refused(refusal)) => {
+                let refused: Result<T, _> = Err(refusal);
+                AuditEvent::nexus_request(call, epoch.0, via, Ok(&refused))
+            }
+            answer => {
+                let result = answer.as_ref().map(|tagged| &tagged.answer);
+                AuditEvent::nexus_request(call, epoch.0, via, result.map_err(|_| ()))
+            }
+        };
         self.io.record(event).await;
     }
 
     /// `via`: the peer that relayed the call, if proxied.
     async fn commit(
         &mut self,
-        request: &tq_core::api::CommitRequest,
+        auth: &RequestAuth,
+        request: &CommitRequest,
         via: Option<&PlatformId>,
-    ) -> Answer<Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>> {
+    ) -> Answer<Tagged<Result<CommitOutcome, CommitError>>> {
         let span = tracing::info_span!("commit", epoch = %request.epoch);
-        let result = self
-            .drive(|node, ctx, _| node.commit_configuration(ctx, request))
+        let ran = self
+            .drive(|node, ctx, _| {
+                let request = ctx.verify_request(auth, request)?;
+                let answer = node.commit_configuration(ctx, request);
+                Ok((ctx.tag_answer(&request, &answer), answer))
+            })
             .instrument(span)
             .await;
-        let answer = self.acknowledged(result);
+        let answer = self.tagged(ran);
         self.audit(NexusCall::Commit, request.epoch, via, &answer)
             .await;
         answer
@@ -264,16 +358,20 @@ impl Task {
 
     async fn prepare_and_commit(
         &mut self,
-        config: &tq_core::config::Configuration,
+        auth: &RequestAuth,
+        config: &Configuration,
         via: Option<&PlatformId>,
-    ) -> Answer<Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>>
-    {
+    ) -> Answer<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
         let span = tracing::info_span!("prepare_and_commit", epoch = %config.epoch());
-        let result = self
-            .drive(|node, ctx, _| node.prepare_and_commit(ctx, config))
+        let ran = self
+            .drive(|node, ctx, _| {
+                let config = ctx.verify_request(auth, config)?;
+                let answer = node.prepare_and_commit(ctx, config);
+                Ok((ctx.tag_answer(&config, &answer), answer))
+            })
             .instrument(span)
             .await;
-        let answer = self.acknowledged(result);
+        let answer = self.tagged(ran);
         let call = NexusCall::PrepareAndCommit;
         self.audit(call, config.epoch(), via, &answer).await;
         answer
@@ -281,60 +379,76 @@ impl Task {
 
     // ---- the latest secret, waited for ----
 
-    async fn wait_for_latest(&mut self, (for_whom, reply): SecretWaiter) {
-        if let Some(result) = self.load_latest().await {
-            self.answer_secret(for_whom, reply, result).await;
+    async fn wait_for_latest(&mut self, waiter: SecretWaiter) {
+        let Some(waiter) = self.try_answer(waiter).await else {
             return;
-        }
-        self.waiters.retain(|(_, waiter)| !waiter.is_closed());
+        };
+        self.waiters.retain(|waiter| !waiter.is_closed());
         if self.waiters.len() >= self.max_waiters {
             self.io.stats.busy(Bound::SecretWaiters);
-            let _ = reply.send(Err(Unavailable::Busy(Bound::SecretWaiters)));
+            waiter.refuse(Unavailable::Busy(Bound::SecretWaiters));
             return;
         }
-        self.waiters.push((for_whom, reply));
+        self.waiters.push(waiter);
     }
 
-    /// Records a secret handed out (or refused), then hands it.
-    async fn answer_secret(
-        &mut self,
-        for_whom: SecretFor,
-        reply: SecretReply,
-        result: Result<LoadedSecret, LoadSecretError>,
-    ) {
-        if let Some(event) = secret_event(for_whom, None, result.as_ref().map(Some)) {
+    /// Answers `waiter` if the latest secret (the LRTQ secret as epoch 1 on
+    /// an LRTQ sled with nothing committed) or the core's refusal of it
+    /// (nothing committed and no LRTQ data included: no share will change
+    /// that, so it is answered at once) is there, recording it first;
+    /// hands `waiter` back while its shares are being collected.
+    async fn try_answer(&mut self, waiter: SecretWaiter) -> Option<SecretWaiter> {
+        let rack = self.rack();
+        let query = match &waiter {
+            SecretWaiter::Nexus(_, query) => Some(*query),
+            SecretWaiter::Sled(_) => None,
+        };
+        let loaded = self
+            .drive(|node, ctx, _| match query {
+                Some(query) => node.load_latest_rack_secret(ctx, query),
+                None => node.load_own_latest_rack_secret(ctx),
+            })
+            .await;
+        let answer = match loaded {
+            // LRTQ data or a committed configuration names the rack.
+            Ok(Some((epoch, secret))) => match rack {
+                Some(rack) => Ok(LoadedSecret::new(rack, epoch, secret)),
+                None => {
+                    waiter.refuse(Unavailable::Internal);
+                    return None;
+                }
+            },
+            Ok(None) => return Some(waiter),
+            Err(error) => Err(error),
+        };
+        let for_whom = match &waiter {
+            SecretWaiter::Nexus(..) => SecretFor::NexusFingerprint,
+            SecretWaiter::Sled(_) => SecretFor::Sled,
+        };
+        if let Some(event) = secret_event(for_whom, None, answer.as_ref().map(Some)) {
             self.io.record(event).await;
         }
-        let _ = reply.send(Ok(result));
-    }
-
-    /// The latest committed secret (the LRTQ secret as epoch 1 on an LRTQ
-    /// sled with nothing committed), or the core's refusal (nothing
-    /// committed and no LRTQ data included: no share will change that, so
-    /// it is answered at once); `None` only while its shares are being
-    /// collected (a waiter waits for that alone).
-    async fn load_latest(&mut self) -> Option<Result<LoadedSecret, LoadSecretError>> {
-        let rack = self.rack();
-        match self
-            .drive(|node, ctx, _| node.load_latest_rack_secret(ctx))
-            .await
-        {
-            // LRTQ data or a committed configuration names the rack.
-            Ok(Some((epoch, secret))) => Some(Ok(LoadedSecret::new(rack?, epoch, secret))),
-            Ok(None) => None,
-            Err(error) => Some(Err(error)),
+        match waiter {
+            SecretWaiter::Nexus(reply, query) => {
+                let tag = self.ctx.tag_answer(&query, &fingerprint_answer(&answer));
+                let _ = reply.send(match tag {
+                    Some(tag) => Ok(Tagged { answer, tag }),
+                    None => Err(Unavailable::Internal),
+                });
+            }
+            SecretWaiter::Sled(reply) => {
+                let _ = reply.send(Ok(answer));
+            }
         }
+        None
     }
 
     async fn serve_waiters(&mut self) {
-        self.waiters.retain(|(_, waiter)| !waiter.is_closed());
-        while let Some((for_whom, waiter)) = self.waiters.pop() {
-            match self.load_latest().await {
-                Some(result) => self.answer_secret(for_whom, waiter, result).await,
-                None => {
-                    self.waiters.push((for_whom, waiter));
-                    return;
-                }
+        self.waiters.retain(|waiter| !waiter.is_closed());
+        while let Some(waiter) = self.waiters.pop() {
+            if let Some(waiter) = self.try_answer(waiter).await {
+                self.waiters.push(waiter);
+                return;
             }
         }
     }
@@ -439,8 +553,8 @@ impl Task {
             }
         };
         match decoded.body {
-            ProxyBody::Request(request) => {
-                self.serve_proxied(from, decoded.rack_id, decoded.id, request)
+            ProxyBody::Request(auth, request) => {
+                self.serve_proxied(from, decoded.rack_id, decoded.id, &auth, request)
                     .await;
             }
             ProxyBody::Answer(answer) => match self.forwarded.remove(&decoded.id) {
@@ -460,34 +574,55 @@ impl Task {
         }
     }
 
-    /// Runs a call another sled's caller sent here, and answers it. It is
-    /// run here, never forwarded again.
+    /// Runs a call another sled's caller sent here, once this node has
+    /// checked Nexus's authenticator `auth` (a refusal is counted by the
+    /// node and answered as such), and answers it with the node's tag. It
+    /// is run here, never forwarded again.
     async fn serve_proxied(
         &mut self,
         from: PlatformId,
         rack: RackId,
         id: u64,
+        auth: &RequestAuth,
         request: ProxyRequest,
     ) {
         self.io.stats.proxy_served();
         let not_stored = AnswerRef::Unavailable(RemoteUnavailable::NotStored);
         let frame = match request {
-            ProxyRequest::Commit(request) => match self.commit(&request, Some(&from)).await {
-                Ok(result) => proxy::encode_answer(rack, id, AnswerRef::Commit(&result)),
+            ProxyRequest::Commit(request) => match self.commit(auth, &request, Some(&from)).await {
+                Ok(tagged) => {
+                    proxy::encode_answer(rack, id, AnswerRef::Commit(&tagged.answer, &tagged.tag))
+                }
+                Err(Unavailable::Refused(refusal)) => {
+                    proxy::encode_answer(rack, id, AnswerRef::Refused(refusal))
+                }
                 Err(_) => proxy::encode_answer(rack, id, not_stored),
             },
             ProxyRequest::PrepareAndCommit(config) => {
-                match self.prepare_and_commit(&config, Some(&from)).await {
-                    Ok(result) => {
-                        proxy::encode_answer(rack, id, AnswerRef::PrepareAndCommit(&result))
+                match self.prepare_and_commit(auth, &config, Some(&from)).await {
+                    Ok(tagged) => proxy::encode_answer(
+                        rack,
+                        id,
+                        AnswerRef::PrepareAndCommit(&tagged.answer, &tagged.tag),
+                    ),
+                    Err(Unavailable::Refused(refusal)) => {
+                        proxy::encode_answer(rack, id, AnswerRef::Refused(refusal))
                     }
                     Err(_) => proxy::encode_answer(rack, id, not_stored),
                 }
             }
-            ProxyRequest::NodeStatus => {
-                let status = self.node.status(&self.ctx);
-                proxy::encode_answer(rack, id, AnswerRef::NodeStatus(&status))
-            }
+            ProxyRequest::NodeStatus => match self.ctx.verify_request(auth, &NodeStatusQuery) {
+                Ok(query) => {
+                    let status = self.node.status(&self.ctx);
+                    match self.ctx.tag_answer(&query, &status) {
+                        Some(tag) => {
+                            proxy::encode_answer(rack, id, AnswerRef::NodeStatus(&status, &tag))
+                        }
+                        None => Err(tq_core::wire::WireError::Malformed),
+                    }
+                }
+                Err(refusal) => proxy::encode_answer(rack, id, AnswerRef::Refused(refusal)),
+            },
         };
         match frame {
             Ok(frame) => match self.io.net.send(&from, frame) {
@@ -504,6 +639,7 @@ impl Task {
     fn forward(
         &mut self,
         to: PlatformId,
+        auth: &RequestAuth,
         request: ProxyRequest,
         deadline: Duration,
         reply: Reply<ProxyAnswer>,
@@ -524,7 +660,7 @@ impl Task {
         };
         let id = self.next_proxy_id;
         self.next_proxy_id = self.next_proxy_id.wrapping_add(1);
-        let sent = proxy::encode_request(rack, id, &request)
+        let sent = proxy::encode_request(rack, id, auth, &request)
             .map_err(|_| Unavailable::Internal)
             .and_then(|frame| {
                 self.io.net.send(&to, frame).map_err(|e| match e {
@@ -663,8 +799,8 @@ impl Task {
 
     async fn stop(mut self, reply: Option<Reply<()>>) {
         tracing::info!("node task stopping");
-        for (_, waiter) in self.waiters.drain(..) {
-            let _ = waiter.send(Err(Unavailable::Stopped));
+        for waiter in self.waiters.drain(..) {
+            waiter.refuse(Unavailable::Stopped);
         }
         for (_, call) in std::mem::take(&mut self.forwarded) {
             let _ = call.reply.send(Err(Unavailable::Stopped));

@@ -24,7 +24,10 @@
 //!   are received too) and events logged;
 //! - Nexus's requests are decoded in place into one static slot, each input
 //!   handled in its own out-of-line step so their frames never stack up in
-//!   `main`'s.
+//!   `main`'s; each comes with Nexus's authenticator, decoded from its own
+//!   bytes and checked against the sled's request key (given to the
+//!   context at boot) before the call, and each answer is tagged
+//!   (`tq_core::authority`).
 //!
 //! Built with the `no-panic` feature it is also the link-time proof that
 //! no panic path survives (see `tq_target_tests::exit`).
@@ -39,6 +42,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 use static_cell::ConstStaticCell;
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
+use tq_core::authority::{self, CoordinatorStatusQuery, RequestAuth, SledRequestKey};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, Outputs, drive};
@@ -53,6 +57,10 @@ const RACK_ID: RackId = LEDGER_RACK_ID;
 /// Stands in for bytes from storage, peers and Nexus: the optimiser only
 /// sees it through `black_box`.
 static INPUT: [u8; 64] = [0; 64];
+
+/// Stands in for the sled's request key file (the optimiser only sees it
+/// through `black_box`).
+static REQUEST_KEY: [u8; 32] = [0x3c; 32];
 
 /// A storage page: what the task hands the flash driver at a time.
 const STORAGE_PAGE_LEN: usize = 256;
@@ -89,28 +97,29 @@ fn main() -> ! {
     };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
-    let request = nexus_upgrade_request(task, ctx.id(), &peer);
-    if !nexus_lrtq_upgrade(task, node, ctx, slots, request) {
+    let (request, auth) = nexus_upgrade_request(task, slots, ctx.id(), &peer);
+    if !nexus_lrtq_upgrade(task, node, ctx, slots, &auth, request) {
         fail("the LRTQ upgrade was refused");
     }
 
     // Everything else a task passes in, from opaque bytes.
     let input = black_box(&INPUT[..]);
     deliver(task, node, ctx, &peer, input);
-    nexus_reconfigure(task, node, ctx, slots, input);
-    black_box(nexus_lrtq_upgrade(
-        task,
-        node,
-        ctx,
-        slots,
-        Received::Input(input),
-    ));
-    nexus_commit(task, node, ctx, input);
-    nexus_prepare_and_commit(task, node, ctx, slots, input);
-    load_secret(task, node, ctx, Epoch(black_box(3)));
-    if let Some(status) = node.coordinator_status(ctx) {
-        black_box((status.epoch, status.phase, status.acked.len()));
+    nexus_reconfigure(task, node, ctx, slots, input, input);
+    if let Some(auth) = request_auth(input) {
+        black_box(nexus_lrtq_upgrade(
+            task,
+            node,
+            ctx,
+            slots,
+            &auth,
+            Received::Input(input),
+        ));
     }
+    nexus_commit(task, node, ctx, input, input);
+    nexus_prepare_and_commit(task, node, ctx, slots, input, input);
+    load_secret(task, node, ctx, Epoch(black_box(3)));
+    nexus_coordinator_status(node, ctx, input);
     task.step(node, ctx, |node, _, _| node.clear_secrets());
     task.step(node, ctx, |node, ctx, _| node.on_disconnect(ctx, &peer));
     black_box((ctx.alarms().len(), ctx.counters().total()));
@@ -252,6 +261,7 @@ fn boot(id: PlatformId) -> (&'static mut NodeCtx, &'static str) {
     };
     let (ctx, measured) = stack::measure(|| slot.boot(id));
     defmt::println!("stack: boot: CtxSlot::boot: {}", measured);
+    ctx.set_request_key(SledRequestKey::from_bytes(RACK_ID, black_box(REQUEST_KEY)));
     let mut storage = Storage(&INPUT);
     let stored_len = black_box(INPUT.len());
     let (restored, measured) = stack::measure(|| ctx.restore_state_from(&mut storage, stored_len));
@@ -281,9 +291,16 @@ fn sled(serial: &str) -> PlatformId {
 /// [`LrtqUpgradeMsg`] built by value (its member set alone is 2 KiB, moved
 /// twice on the way) made this stand-in for Nexus the deepest frame of the
 /// whole task, deeper than any node call. Out of line, so that its frame is
-/// not `main`'s.
+/// not `main`'s. With its authenticator under the sled's key (Nexus
+/// derives it; the task's other requests decode theirs from bytes), made
+/// over the request as the core decodes it from those bytes.
 #[inline(never)]
-fn nexus_upgrade_request(task: &mut Task, id: &PlatformId, peer: &PlatformId) -> Received {
+fn nexus_upgrade_request(
+    task: &mut Task,
+    slots: &mut Requests,
+    id: &PlatformId,
+    peer: &PlatformId,
+) -> (Received, RequestAuth) {
     let members = [id.clone(), peer.clone(), sled("sled-2"), sled("sled-3")];
     let Ok(threshold) = Threshold::new(3) else {
         fail("upgrade request");
@@ -294,10 +311,19 @@ fn nexus_upgrade_request(task: &mut Task, id: &PlatformId, peer: &PlatformId) ->
         members: &members,
         threshold,
     };
-    match wire::encode_nexus(&upgrade, &mut task.buffer) {
-        Ok(bytes) => Received::InBuffer(black_box(bytes.len())),
+    let len = match wire::encode_nexus(&upgrade, &mut task.buffer) {
+        Ok(bytes) => bytes.len(),
         Err(_) => fail("upgrade request does not encode"),
-    }
+    };
+    let encoded = task.buffer.get(..len).unwrap_or(&[]);
+    let Ok(decoded) = wire::decode_lrtq_upgrade_msg_into(encoded, slots.upgrade()) else {
+        fail("upgrade request does not decode");
+    };
+    let key = SledRequestKey::from_bytes(RACK_ID, REQUEST_KEY);
+    let Ok(auth) = key.authorize(id, [0x11; 16], decoded) else {
+        fail("upgrade request not authorized");
+    };
+    (Received::InBuffer(black_box(len)), black_box(auth))
 }
 
 /// An [`LrtqUpgradeMsg`] with its member set borrowed as a sorted slice:
@@ -383,6 +409,11 @@ impl Requests {
 static REQUESTS: ConstStaticCell<Requests> =
     ConstStaticCell::new(Requests::Config(DecodeSlot::new()));
 
+/// Nexus's authenticator of a request, from its bytes.
+fn request_auth(bytes: &[u8]) -> Option<RequestAuth> {
+    authority::decode_request_auth(bytes).ok()
+}
+
 /// A reconfiguration request from Nexus, decoded in place.
 #[inline(never)]
 fn nexus_reconfigure(
@@ -390,11 +421,17 @@ fn nexus_reconfigure(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &[u8],
     bytes: &[u8],
 ) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, slots.reconfigure()) {
         black_box(task.step(node, ctx, |node, ctx, rng| {
-            node.coordinate_reconfiguration(ctx, rng, msg).is_ok()
+            let msg = ctx.verify_request(&auth, msg).ok()?;
+            let answer = node.coordinate_reconfiguration(ctx, rng, msg);
+            ctx.tag_answer(&msg, &answer)
         }));
     }
 }
@@ -407,25 +444,36 @@ fn nexus_lrtq_upgrade(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &RequestAuth,
     bytes: Received,
 ) -> bool {
     let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(task.received(bytes), slots.upgrade()) else {
         return false;
     };
     task.step(node, ctx, |node, ctx, rng| {
-        node.coordinate_upgrade_from_lrtq(ctx, rng, msg).is_ok()
+        let Ok(msg) = ctx.verify_request(auth, msg) else {
+            return false;
+        };
+        let answer = node.coordinate_upgrade_from_lrtq(ctx, rng, msg);
+        black_box(ctx.tag_answer(&msg, &answer));
+        answer.is_ok()
     })
 }
 
 /// Nexus's commit.
 #[inline(never)]
-fn nexus_commit(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, bytes: &[u8]) {
+fn nexus_commit(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, auth: &[u8], bytes: &[u8]) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     let request = wire::decode_commit_request(bytes).unwrap_or(CommitRequest {
         rack_id: RACK_ID,
         epoch: Epoch(black_box(3)),
     });
     black_box(task.step(node, ctx, |node, ctx, _| {
-        node.commit_configuration(ctx, &request).is_ok()
+        let request = ctx.verify_request(&auth, &request).ok()?;
+        let answer = node.commit_configuration(ctx, request);
+        ctx.tag_answer(&request, &answer)
     }));
 }
 
@@ -436,12 +484,33 @@ fn nexus_prepare_and_commit(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &[u8],
     bytes: &[u8],
 ) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     if let Ok(config) = wire::decode_configuration_into(bytes, slots.config()) {
         black_box(task.step(node, ctx, |node, ctx, _| {
-            node.prepare_and_commit(ctx, config).is_ok()
+            let config = ctx.verify_request(&auth, config).ok()?;
+            let answer = node.prepare_and_commit(ctx, config);
+            ctx.tag_answer(&config, &answer)
         }));
+    }
+}
+
+/// Nexus polls the coordination; the answer is tagged.
+#[inline(never)]
+fn nexus_coordinator_status(node: &mut Node, ctx: &mut NodeCtx, auth: &[u8]) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
+    if let Ok(query) = ctx.verify_request(&auth, &CoordinatorStatusQuery) {
+        let status = node.coordinator_status(ctx, query);
+        black_box(ctx.tag_answer(&query, &status));
+        if let Some(status) = status {
+            black_box((status.epoch, status.phase, status.acked.len()));
+        }
     }
 }
 
