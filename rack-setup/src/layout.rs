@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use tq_core::ids::PlatformId;
+use tq_core::authority::NexusAuthorityKey;
+use tq_core::ids::{PlatformId, RackId};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use zeroize::Zeroizing;
 
 use crate::SetupError;
+use crate::keys;
 #[cfg(feature = "pki")]
 use crate::pki::{PemFiles, RackCa};
 
@@ -32,6 +34,8 @@ pub const RACK_CA_FILE: &str = "rack-ca.pem";
 pub const CERTIFICATE_FILE: &str = "sled.pem";
 /// The sled's private key.
 pub const KEY_FILE: &str = "sled.key";
+/// The sled's request key (Nexus's authority, derived for this sled).
+pub const REQUEST_KEY_FILE: &str = "request.key";
 /// The sled's `tq sled` configuration file.
 pub const CONFIG_FILE: &str = "sled.toml";
 
@@ -96,6 +100,26 @@ impl SledDir {
         self.dir.join(KEY_FILE)
     }
 
+    /// The sled's request key file.
+    pub fn request_key(&self) -> PathBuf {
+        self.dir.join(REQUEST_KEY_FILE)
+    }
+
+    /// Writes the sled's request key file (mode 0600): `authority`'s key
+    /// for sled `id` of rack `rack_id`.
+    pub fn write_request_key(
+        &self,
+        authority: &NexusAuthorityKey,
+        rack_id: RackId,
+        id: &PlatformId,
+    ) -> Result<PathBuf, SetupError> {
+        let path = self.request_key();
+        let key = keys::sled_key(authority, rack_id, id)
+            .map_err(|e| SetupError::Key(path.clone(), e))?;
+        keys::write_sled_key(&path, &key).map_err(|e| SetupError::Key(path.clone(), e))?;
+        Ok(path)
+    }
+
     /// The `tq sled` configuration file.
     pub fn config_file(&self) -> PathBuf {
         self.dir.join(CONFIG_FILE)
@@ -154,7 +178,7 @@ impl SledConfigFile {
 
     /// The `tq sled` configuration file's text: the sled's files (relative
     /// to its directory), its addresses and its peers, in a fixed order
-    /// (ledger, tls, peer, api, peers) that tests may edit by line.
+    /// (ledger, tls, authority, peer, api, peers) that tests may edit by line.
     pub fn to_toml(&self) -> String {
         // TOML strings, quoted and escaped (a serial may hold a quote).
         let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
@@ -167,10 +191,12 @@ impl SledConfigFile {
         let mut text = format!(
             "[ledger]\ndirs = [{a}, {b}]\n{lrtq}\n\
              [tls]\nrack_ca = {}\ncertificate = {}\nkey = {}\n\n\
+             [authority]\nkey_file = {}\n\n\
              [peer]\nlisten = \"{}\"\n\n[api]\nlisten = \"{}\"\n",
             quote(RACK_CA_FILE),
             quote(CERTIFICATE_FILE),
             quote(KEY_FILE),
+            quote(REQUEST_KEY_FILE),
             self.peer_listen,
             self.api_listen,
         );
@@ -216,6 +242,7 @@ mod tests {
             "dirs = [\"m2-a\", \"m2-b\"]",
             "lrtq_share_file = \"lrtq-share.bin\"",
             "rack_ca = \"rack-ca.pem\"",
+            "[authority]\nkey_file = \"request.key\"",
             "[[peers]]",
             "serial = \"SN0001\"",
             "[api]\nlisten = \"127.0.0.1:0\"",

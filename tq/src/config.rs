@@ -38,6 +38,8 @@ pub struct SledConfig {
     pub ledger: LedgerSection,
     /// The rack CA, this sled's certificate and key.
     pub tls: TlsSection,
+    /// What proves a call is Nexus's.
+    pub authority: AuthoritySection,
     /// The peer network.
     #[serde(default)]
     pub peer: PeerSection,
@@ -76,6 +78,17 @@ pub struct TlsSection {
     pub certificate: PathBuf,
     /// PEM file of this sled's private key.
     pub key: PathBuf,
+}
+
+/// `[authority]`: the key this sled checks Nexus's requests with (and
+/// tags its answers to Nexus with).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthoritySection {
+    /// This sled's request key, 32 bytes, as `tq nexus sled-key` writes
+    /// it; mode 0600 and owned by the daemon's user (anything wider is
+    /// refused).
+    pub key_file: PathBuf,
 }
 
 /// `[peer]`.
@@ -299,6 +312,7 @@ impl SledConfig {
         resolve(&mut self.tls.rack_ca);
         resolve(&mut self.tls.certificate);
         resolve(&mut self.tls.key);
+        resolve(&mut self.authority.key_file);
     }
 
     /// The peers by platform id; refuses an invalid id or a repeat.
@@ -379,6 +393,9 @@ dirs = ["m2-0", "/m2-1"]
 rack_ca = "ca.pem"
 certificate = "sled.pem"
 key = "sled.key"
+
+[authority]
+key_file = "request.key"
 "#;
 
     #[test]
@@ -411,13 +428,17 @@ key = "sled.key"
             ]
         );
         assert_eq!(config.tls.key, PathBuf::from("/etc/tq/sled.key"));
+        assert_eq!(
+            config.authority.key_file,
+            PathBuf::from("/etc/tq/request.key")
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let text = format!("{MINIMAL}\n[api]\nlisten = \"not an address\"\n");
         let (at, message) = SledConfig::parse(&text).unwrap_err();
-        assert_eq!(at.map(|(line, _)| line), Some(11), "{message}");
+        assert_eq!(at.map(|(line, _)| line), Some(14), "{message}");
         let (_, message) = SledConfig::parse("[ledger]\ndirs = [\"a\", \"b\"]\n").unwrap_err();
         assert!(message.contains("missing field `tls`"), "{message}");
         let (_, message) = SledConfig::parse(&format!("{MINIMAL}\nextra = 1\n")).unwrap_err();

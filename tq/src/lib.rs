@@ -35,7 +35,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
+//! `certificate`, `request key`, `ledger`, `LRTQ share file`, `peer network`
+//! or `API`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -57,6 +58,7 @@
 //! | `tls.rack_ca` | required | PEM: the rack CA certificate(s), the only trust anchors |
 //! | `tls.certificate` | required | PEM: this sled's certificate (then any intermediates), naming its platform id in a `urn:tq-platform-id:<part>:<serial>` SAN URI |
 //! | `tls.key` | required | PEM: this sled's private key |
+//! | `authority.key_file` | required | this sled's request key (32 bytes, from `tq nexus sled-key`): Nexus's calls are run only if their authenticator was made with it, and answers to Nexus are tagged with it; mode 0600, owned by the daemon's user (anything wider, or a missing file, and the daemon does not start) |
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |

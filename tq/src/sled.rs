@@ -10,8 +10,8 @@
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
 //!
 //! Every way to fail before running is a [`DaemonError`] whose variant is
-//! what is wrong (`config`, `certificate`, `ledger`, `LRTQ share file`,
-//! `peer network` or `API`) and whose causes say why, each its own error
+//! what is wrong (`config`, `certificate`, `request key`, `ledger`,
+//! `LRTQ share file`, `peer network` or `API`) and whose causes say why, each its own error
 //! ([`CertificateError`], [`LedgerError`], ...); [`crate::error::Chain`]
 //! shows them as one line, `ledger: refused: ...`.
 
@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use tokio::task::{JoinError, JoinHandle};
 use tq_core::ids::PlatformId;
 use tq_core::node::RestoreLrtqError;
+use tq_rack_setup::keys::{self, KeyFileError};
 use tq_core::wire::WireError;
 use tq_std::handle::NodeHandle;
 use tq_std::ledger::access::Unsafe;
@@ -52,6 +53,9 @@ pub enum DaemonError {
     /// The LRTQ share file.
     #[error("LRTQ share file")]
     LrtqShareFile(#[source] LrtqShareError),
+    /// The request key file (`[authority] key_file`).
+    #[error("request key")]
+    RequestKey(#[source] KeyFileError),
     /// The peer network (its listener).
     #[error("peer network")]
     PeerNetwork(#[source] ListenError),
@@ -247,7 +251,13 @@ impl Daemon {
     /// Starts the node and the API. Must be called within a tokio runtime.
     pub async fn start(config: &SledConfig) -> Result<Self, DaemonError> {
         let (identity, id) = load_identity(&config.tls)?;
-        let node_config = config.node_config()?;
+        let mut node_config = config.node_config()?;
+        let key_file = config.authority.key_file.clone();
+        let request_key = tokio::task::spawn_blocking(move || keys::read_sled_key(&key_file))
+            .await
+            .unwrap_or(Err(KeyFileError::Interrupted))
+            .map_err(DaemonError::RequestKey)?;
+        node_config.request_key = Some(request_key);
         let started = tq_std::node::start(node_config, &identity)
             .await
             .map_err(|e| start_error(config, e))?;

@@ -7,6 +7,10 @@
 //! tq status --sled 127.0.0.1:7150            # one sled: configurations, peers, counters, alarms
 //! tq status --rack rack.toml [--state nexus.json] [--json]
 //! ```
+//!
+//! A sled with no API address is asked through a member's proxy, which is
+//! Nexus's call: it needs Nexus's authority key (`--authority-key`, or the
+//! one beside `--state`), and its answer is shown only if its tag checks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +26,8 @@ use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
 use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq_core::api::NodeStatus;
+use tq_core::authority::NodeStatusQuery;
+use tq_driver::Authorized;
 use tq_core::ids::PlatformId;
 use tq_nexus::{Nexus, Timing};
 
@@ -42,6 +48,10 @@ pub struct StatusArgs {
     /// confirmed each epoch).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Nexus's authority key, to ask sleds with no API address through a
+    /// proxy (default: beside `--state`, if given).
+    #[arg(long, value_name = "FILE")]
+    pub authority_key: Option<PathBuf>,
     /// JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +70,8 @@ enum StatusCliError {
     RackFile(#[from] RackFileError),
     #[error(transparent)]
     StateFile(#[from] StateFileError),
+    #[error(transparent)]
+    AuthorityKey(#[from] tq::nexus::AuthorityKeyError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error("asking a sled failed")]
@@ -162,8 +174,13 @@ impl SledView {
     }
 }
 
-/// Asks each sled with no API address through a member connected to it.
-async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
+/// Asks each sled with no API address through a member connected to it,
+/// as Nexus (`authority`, if any), checking the target's tag.
+async fn ask_through_proxies(
+    views: &mut [SledView],
+    timeout: Duration,
+    authority: Option<&tq_driver::Authority>,
+) {
     let vias: Vec<(PlatformId, SocketAddr, Vec<PlatformId>)> = views
         .iter()
         .filter_map(|v| {
@@ -182,10 +199,23 @@ async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
         let Some((via, addr, _)) = vias.iter().find(|(_, _, peers)| peers.contains(&id)) else {
             continue;
         };
+        let Some(authority) = authority else {
+            view.error = Some("no Nexus authority key to ask it through a proxy".into());
+            continue;
+        };
         let Ok(sled) = HttpSled::new(*addr, timeout) else {
             continue;
         };
-        match tq_driver::SledApi::proxy_status(&sled, id, timeout).await {
+        let asked = match authority.authorize(&id, &NodeStatusQuery) {
+            Ok(Authorized { auth, check }) => {
+                match tq_driver::SledApi::proxy_status(&sled, id, auth, timeout).await {
+                    Ok(tagged) => check.accept(tagged),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.into()),
+        };
+        match asked {
             Ok(node) => {
                 view.via = Some(via.clone());
                 view.proxied = Some(node);
@@ -198,6 +228,20 @@ async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
 
 async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let nexus = match &args.state {
+        Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
+        None => None,
+    };
+    let key_path = args.authority_key.clone().or_else(|| {
+        args.state
+            .as_deref()
+            .map(tq::nexus::authority_key_path)
+            .filter(|p| p.exists())
+    });
+    let key = key_path
+        .as_deref()
+        .map(tq::nexus::read_authority_key)
+        .transpose()?;
     let views = match (&args.sled, &args.rack) {
         (Some(addr), _) => vec![ask(None, Some(*addr), timeout).await],
         (None, Some(path)) => {
@@ -213,14 +257,11 @@ async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
             }
             views.sort_by_key(|(i, _)| *i);
             let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
-            ask_through_proxies(&mut views, timeout).await;
+            let authority = key.map(|key| tq_driver::Authority::new(key, rack.rack_id));
+            ask_through_proxies(&mut views, timeout, authority.as_ref()).await;
             views
         }
         (None, None) => return Err(StatusCliError::NothingToAsk),
-    };
-    let nexus = match &args.state {
-        Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
-        None => None,
     };
     let healthy = views.iter().all(SledView::healthy);
     if args.json {

@@ -1,11 +1,15 @@
 //! A sled reached over its HTTP API: the Nexus driver's [`SledApi`] over
 //! the generated client ([`crate::client::Client`]).
 //!
-//! A node's own refusal comes back as an error response whose body holds
-//! the core's error (`refusal`): it is handed on as the node's answer, the
-//! very value an in-process sled gives. Any other error response (busy,
-//! not stored, a proxy's target not connected...), a transport failure or
-//! an answer that does not decode is a [`CallFailure`]: the machine is
+//! Each Nexus call sends Nexus's authenticator in its body and reads the
+//! node's tag beside the answer ([`Tagged`]), for the driver to check. A
+//! node's own refusal comes back as an error response whose body holds
+//! the core's error (`refusal`) and the node's tag of it (`answer_tag`):
+//! it is handed on as the node's answer, the very value an in-process
+//! sled gives. A refusal of the authenticator is a [`CallFailure`] of kind
+//! [`FailureKind::RequestRefused`]; any other error response (busy, not
+//! stored, a proxy's target not connected...), a transport failure or an
+//! answer that does not decode is a [`CallFailure`] too: the machine is
 //! told the sled is unreachable.
 
 use std::net::SocketAddr;
@@ -16,15 +20,17 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
 };
+use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
-use tq_driver::{CallFailure, FailureKind, Reply, SledApi};
+use tq_driver::{CallFailure, FailureKind, Reply, SledApi, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode, Refusal};
 use crate::api::types::{
-    ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
-    SecretFingerprintRequest, SledStatus,
+    CommitBody, CoordinatorStatusBody, PrepareAndCommitBody, ProxyCommitRequest,
+    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprint,
+    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqBody,
 };
 use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
 
@@ -76,10 +82,16 @@ impl HttpSled {
     }
 
     /// The latest committed epoch's secret's fingerprint, waiting up to
-    /// `deadline` for the shares.
-    pub async fn secret_fingerprint(&self, deadline: Duration) -> Reply<SecretFingerprint> {
+    /// `deadline` for the shares; `auth` is Nexus's authenticator of the
+    /// load for this sled.
+    pub async fn secret_fingerprint(
+        &self,
+        auth: RequestAuth,
+        deadline: Duration,
+    ) -> Reply<SecretFingerprint> {
         let request = SecretFingerprintRequest {
             deadline_ms: millis(deadline),
+            auth: Some(auth),
         };
         plain(self.client.secret_fingerprint(&request).await)
     }
@@ -176,6 +188,11 @@ fn failure(error: Error<ApiError>) -> CallFailure {
             let kind = match body.error_code {
                 ErrorCode::DeadlinePassed => FailureKind::Timeout,
                 ErrorCode::WrongAnswer | ErrorCode::Internal => FailureKind::BadAnswer,
+                ErrorCode::Unauthenticated
+                | ErrorCode::BadTag
+                | ErrorCode::ForeignRack
+                | ErrorCode::WrongTarget
+                | ErrorCode::NoRequestKey => FailureKind::RequestRefused,
                 _ => FailureKind::Unavailable,
             };
             CallFailure::new(kind, format!("{status}: {}", body.message))
@@ -193,19 +210,42 @@ fn plain<T>(result: Result<ResponseValue<T>, Error<ApiError>>) -> Reply<T> {
     result.map(ResponseValue::into_inner).map_err(failure)
 }
 
-/// An answer whose refusal `pick` recognizes as the node's own error.
-fn refusable<T, E>(
-    result: Result<ResponseValue<T>, Error<ApiError>>,
+/// A tagged answer (`split` takes it apart) whose refusal `pick`
+/// recognizes as the node's own error, tagged by the node: what the driver
+/// checks.
+fn refusable<A, T, E>(
+    result: Result<ResponseValue<A>, Error<ApiError>>,
+    split: impl FnOnce(A) -> (T, AnswerTag),
     pick: impl FnOnce(Refusal) -> Option<E>,
-) -> Reply<Result<T, E>> {
+) -> Reply<Tagged<Result<T, E>>> {
     match result {
-        Ok(value) => Ok(Ok(value.into_inner())),
-        Err(Error::ErrorResponse(response)) if response.refusal.is_some() => {
+        Ok(value) => {
+            let (answer, tag) = split(value.into_inner());
+            Ok(Tagged {
+                answer: Ok(answer),
+                tag,
+            })
+        }
+        Err(Error::ErrorResponse(response))
+            if response
+                .refusal
+                .as_deref()
+                .is_some_and(|r| !matches!(r, Refusal::Request(_))) =>
+        {
             let status = response.status();
             let body = response.into_inner();
             let message = body.message.clone();
+            let Some(tag) = body.answer_tag else {
+                return Err(CallFailure::new(
+                    FailureKind::AnswerUnauthenticated,
+                    format!("{status}: a refusal without the node's tag: {message}"),
+                ));
+            };
             match body.refusal.and_then(|refusal| pick(*refusal)) {
-                Some(error) => Ok(Err(error)),
+                Some(error) => Ok(Tagged {
+                    answer: Err(error),
+                    tag,
+                }),
                 None => Err(CallFailure::new(
                     FailureKind::BadAnswer,
                     format!("{status}: a refusal of another call: {message}"),
@@ -214,6 +254,15 @@ fn refusable<T, E>(
         }
         Err(error) => Err(failure(error)),
     }
+}
+
+/// A tagged answer that is never a refusal of the node's own.
+fn tagged<A, T>(
+    result: Result<ResponseValue<A>, Error<ApiError>>,
+    split: impl FnOnce(A) -> (T, AnswerTag),
+) -> Reply<Tagged<T>> {
+    let (answer, tag) = split(plain(result)?);
+    Ok(Tagged { answer, tag })
 }
 
 fn reconfigure_refusal(r: Refusal) -> Option<ReconfigureError> {
@@ -247,31 +296,76 @@ fn prepare_and_commit_refusal(r: Refusal) -> Option<PrepareAndCommitError> {
 impl SledApi for HttpSled {
     async fn reconfigure(
         &self,
+        auth: RequestAuth,
         msg: ReconfigureMsg,
-    ) -> Reply<Result<ReconfigureOutcome, ReconfigureError>> {
-        refusable(self.client.reconfigure(&msg).await, reconfigure_refusal)
+    ) -> Reply<Tagged<Result<ReconfigureOutcome, ReconfigureError>>> {
+        let body = ReconfigureBody {
+            auth: Some(auth),
+            request: msg,
+        };
+        refusable(
+            self.client.reconfigure(&body).await,
+            |a| (a.answer, a.tag),
+            reconfigure_refusal,
+        )
     }
 
-    async fn upgrade_from_lrtq(&self, msg: LrtqUpgradeMsg) -> Reply<Result<(), LrtqUpgradeError>> {
-        refusable(self.client.upgrade_from_lrtq(&msg).await, upgrade_refusal)
+    async fn upgrade_from_lrtq(
+        &self,
+        auth: RequestAuth,
+        msg: LrtqUpgradeMsg,
+    ) -> Reply<Tagged<Result<(), LrtqUpgradeError>>> {
+        let body = UpgradeFromLrtqBody {
+            auth: Some(auth),
+            request: msg,
+        };
+        refusable(
+            self.client.upgrade_from_lrtq(&body).await,
+            |a| ((), a.tag),
+            upgrade_refusal,
+        )
     }
 
-    async fn commit(&self, request: CommitRequest) -> Reply<Result<CommitOutcome, CommitError>> {
-        refusable(self.client.commit(&request).await, commit_refusal)
+    async fn commit(
+        &self,
+        auth: RequestAuth,
+        request: CommitRequest,
+    ) -> Reply<Tagged<Result<CommitOutcome, CommitError>>> {
+        let body = CommitBody {
+            auth: Some(auth),
+            request,
+        };
+        refusable(
+            self.client.commit(&body).await,
+            |a| (a.answer, a.tag),
+            commit_refusal,
+        )
     }
 
     async fn prepare_and_commit(
         &self,
+        auth: RequestAuth,
         config: Configuration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+    ) -> Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
+        let body = PrepareAndCommitBody {
+            auth: Some(auth),
+            request: config,
+        };
         refusable(
-            self.client.prepare_and_commit(&config).await,
+            self.client.prepare_and_commit(&body).await,
+            |a| (a.answer, a.tag),
             prepare_and_commit_refusal,
         )
     }
 
-    async fn coordinator_status(&self) -> Reply<Option<CoordinatorStatus>> {
-        plain(self.client.coordinator_status().await)
+    async fn coordinator_status(
+        &self,
+        auth: RequestAuth,
+    ) -> Reply<Tagged<Option<CoordinatorStatus>>> {
+        let body = CoordinatorStatusBody { auth: Some(auth) };
+        tagged(self.client.coordinator_status(&body).await, |a| {
+            (a.answer, a.tag)
+        })
     }
 
     async fn status(&self) -> Reply<NodeStatus> {
@@ -281,40 +375,55 @@ impl SledApi for HttpSled {
     async fn proxy_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: CommitRequest,
         deadline: Duration,
-    ) -> Reply<Result<CommitOutcome, CommitError>> {
+    ) -> Reply<Tagged<Result<CommitOutcome, CommitError>>> {
         let body = ProxyCommitRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
             request,
         };
-        refusable(self.client.proxy_commit(&body).await, commit_refusal)
+        refusable(
+            self.client.proxy_commit(&body).await,
+            |a| (a.answer, a.tag),
+            commit_refusal,
+        )
     }
 
     async fn proxy_prepare_and_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+    ) -> Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
         let body = ProxyPrepareAndCommitRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
             config,
         };
         refusable(
             self.client.proxy_prepare_and_commit(&body).await,
+            |a| (a.answer, a.tag),
             prepare_and_commit_refusal,
         )
     }
 
-    async fn proxy_status(&self, to: PlatformId, deadline: Duration) -> Reply<NodeStatus> {
+    async fn proxy_status(
+        &self,
+        to: PlatformId,
+        auth: RequestAuth,
+        deadline: Duration,
+    ) -> Reply<Tagged<NodeStatus>> {
         let body = ProxyStatusRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
         };
-        plain(self.client.proxy_status(&body).await)
+        tagged(self.client.proxy_status(&body).await, |a| (a.answer, a.tag))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Nexus over HTTP: the rack file it drives a rack from ([`rack_file`]),
-//! and the Nexus driver's way to reach a sled over its API ([`http`]).
+//! the Nexus driver's way to reach a sled over its API ([`http`]), and
+//! Nexus's authority key, kept beside its state file
+//! ([`authority_key_path`]).
 //! `tq nexus ...` and `tq demo` drive racks with `tq_driver::Driver` over
 //! [`directory`]; `tq nexus show` and `tq status` read its decisions with
 //! [`read_state`].
@@ -10,7 +12,9 @@ pub mod rack_file;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Threshold, ThresholdOutOfRange};
+use tq_rack_setup::keys::{self, KeyFileError};
 use tq_driver::store::StoreError;
 use tq_driver::{SledMap, StateFile};
 use tq_nexus::{Nexus, RestoreError, Timing};
@@ -28,6 +32,52 @@ pub fn directory(rack: &RackFile, timeout: Duration) -> Result<SledMap<HttpSled>
         }
     }
     Ok(map)
+}
+
+/// Where Nexus's authority key is kept when not named: beside its state
+/// file, `<state file name>.authority-key` (as its lock is
+/// `<name>.lock`).
+pub fn authority_key_path(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap_or_default().to_os_string();
+    name.push(".authority-key");
+    state.with_file_name(name)
+}
+
+/// Nexus's authority key could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[error("authority key {}", .path.display())]
+pub struct AuthorityKeyError {
+    /// The key file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: KeyFileError,
+}
+
+/// Reads Nexus's authority key at `path` (refused unless it is this
+/// user's alone). Blocking.
+pub fn read_authority_key(path: &Path) -> Result<NexusAuthorityKey, AuthorityKeyError> {
+    keys::read_authority_key(path).map_err(|source| AuthorityKeyError {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Makes Nexus's authority key at `path` (mode 0600, atomically) unless a
+/// key is there already, which is kept (rack setup may have made it and
+/// handed sleds their keys); the key, and whether it was made now.
+/// Blocking.
+pub fn make_authority_key(path: &Path) -> Result<(NexusAuthorityKey, bool), AuthorityKeyError> {
+    let failed = |source| AuthorityKeyError {
+        path: path.to_owned(),
+        source,
+    };
+    if path.symlink_metadata().is_ok() {
+        return Ok((read_authority_key(path)?, false));
+    }
+    let key = keys::new_authority_key().map_err(failed)?;
+    keys::write_authority_key(path, &key).map_err(failed)?;
+    Ok((key, true))
 }
 
 /// No default threshold for this many members.
