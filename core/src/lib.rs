@@ -50,6 +50,9 @@
 //! - [`wire`]: bytes to validated types and back (postcard after a version
 //!   byte, each encoding versioned on its own). The node never sees bytes
 //!   except through it.
+//! - [`authority`]: Nexus's keys, the tags of its requests and of the
+//!   nodes' answers, and the check that makes a request [`authority::Verified`],
+//!   which every Nexus-facing call of the node takes.
 //! - [`node`]: the protocol state machine and the context its caller owns.
 //! - `schema` (host only): JSON Schemas of the [`api`] types.
 //!
@@ -71,6 +74,7 @@ extern crate std;
 mod log;
 
 pub mod api;
+pub mod authority;
 pub mod config;
 pub mod crypto;
 pub mod ids;

@@ -25,6 +25,9 @@ use tq_core::api::{
     CoordinatorStatusRef, LrtqSummary, LrtqUpgradeMsg, NodeStatus, NodeStatusRef, PeerList,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, StateSummary,
 };
+use tq_core::authority::{
+    AnswerTag, RequestAuth, RequestRefusal, decode_answer_tag, decode_request_auth,
+};
 use tq_core::config::{ConfigFields, Configuration, Member, Members};
 use tq_core::crypto::{EncryptedRackSecrets, RngError, ShareDigest};
 use tq_core::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
@@ -304,9 +307,13 @@ fn alarm() -> impl Strategy<Value = Alarm> {
 /// counter, in order).
 fn counters() -> impl Strategy<Value = Counters> {
     prop::array::uniform::<_, COUNTER_COUNT>(any::<u32>()).prop_map(|counts| {
-        let mut buf = [0u8; 5 * COUNTER_COUNT];
-        let bytes = postcard::to_slice(&counts, &mut buf).unwrap();
-        postcard::from_bytes(bytes).unwrap()
+        // One by one: serde has no array impl past 32 elements.
+        let mut bytes = Vec::new();
+        for count in counts {
+            let mut buf = [0u8; 5];
+            bytes.extend_from_slice(postcard::to_slice(&count, &mut buf).unwrap());
+        }
+        postcard::from_bytes(&bytes).unwrap()
     })
 }
 
@@ -634,4 +641,65 @@ fn json_shows_rack_ids_as_uuids_and_digests_and_ciphertexts_as_hex() {
         serde_json::to_string(&status).unwrap(),
         r#"{"rack_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","threshold":3}"#
     );
+}
+
+fn request_auth() -> impl Strategy<Value = RequestAuth> {
+    (
+        rack_id(),
+        platform_id(),
+        any::<[u8; 16]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(rack_id, target, nonce, tag)| RequestAuth {
+            rack_id,
+            target,
+            nonce,
+            tag,
+        })
+}
+
+proptest! {
+    #[test]
+    fn request_authenticators_and_answer_tags_round_trip(
+        auth in request_auth(),
+        tag in any::<[u8; 32]>().prop_map(AnswerTag),
+    ) {
+        through_json(&auth)?;
+        through_postcard(&auth, decode_request_auth)?;
+        through_json(&tag)?;
+        through_postcard(&tag, decode_answer_tag)?;
+    }
+}
+
+#[test]
+fn json_shows_nonces_and_tags_as_hex() {
+    let auth = RequestAuth {
+        rack_id: RackId([0x67; 16]),
+        target: PlatformId::new(tq_core::ids::SLED_PART_NUMBER, "SN0").unwrap(),
+        nonce: [0xa5; 16],
+        tag: [0x3c; 32],
+    };
+    let text = serde_json::to_string(&auth).unwrap();
+    assert!(
+        text.contains(&format!(r#""nonce":"{}""#, hex(&[0xa5; 16]))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(r#""tag":"{}""#, hex(&[0x3c; 32]))),
+        "{text}"
+    );
+    let text = serde_json::to_string(&AnswerTag([0x3c; 32])).unwrap();
+    assert_eq!(text, format!(r#""{}""#, hex(&[0x3c; 32])));
+    for refusal in [
+        RequestRefusal::ForeignRack,
+        RequestRefusal::WrongTarget,
+        RequestRefusal::NoKey,
+        RequestRefusal::BadTag,
+    ] {
+        let text = serde_json::to_string(&refusal).unwrap();
+        assert_eq!(
+            serde_json::from_str::<RequestRefusal>(&text).unwrap(),
+            refusal
+        );
+    }
 }

@@ -150,6 +150,17 @@ counters! {
     /// A step that cannot fail did (a broken invariant of this code, not
     /// of the protocol); the step was abandoned.
     Internal => "internal", Anomaly,
+    /// A Nexus request named another rack than this node's (in its
+    /// authenticator or its body): refused before any MAC work.
+    RequestForeignRack => "request_foreign_rack", Anomaly,
+    /// A Nexus request's authenticator named another sled as its target.
+    RequestWrongTarget => "request_wrong_target", Anomaly,
+    /// A Nexus request came to a node that was given no request key: it
+    /// refuses every Nexus call.
+    RequestNoKey => "request_no_key", Anomaly,
+    /// A Nexus request's tag did not match: altered on the way, or not
+    /// made by Nexus.
+    RequestBadTag => "request_bad_tag", Anomaly,
 }
 
 /// The number of counters.

@@ -9,6 +9,9 @@
 use core::fmt;
 
 use crate::api::{Alarm, Counter, Counters};
+use crate::authority::{
+    self, AnswerTag, NexusRequest, RequestAuth, RequestRefusal, SledRequestKey, Verified,
+};
 use crate::ids::PlatformId;
 use crate::limits::MAX_ALARMS;
 use crate::log;
@@ -30,6 +33,9 @@ pub struct NodeCtx {
     alarms: heapless::Vec<Alarm, MAX_ALARMS, u8>,
     counters: Counters,
     events: EventQueue,
+    /// This sled's request key, given at boot: never part of the
+    /// persistent state.
+    request_key: Option<SledRequestKey>,
 }
 
 /// The persistent state to store, and the revision to acknowledge once it
@@ -80,6 +86,8 @@ impl core::hash::Hash for NodeCtx {
             alarms,
             counters: _,
             events,
+            // Set once at boot, the same in every state of a run.
+            request_key: _,
         } = self;
         (id, state, self.is_stored(), outbox, alarms).hash(h);
         events.len().hash(h);
@@ -96,6 +104,7 @@ impl fmt::Debug for NodeCtx {
             .field("connected", &self.outbox.connected())
             .field("alarms", &self.alarms)
             .field("events", &self.events.len())
+            .field("request_key", &self.request_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +140,7 @@ impl CtxSlot {
         ctx.alarms.clear();
         ctx.counters = Counters::new();
         ctx.events.clear();
+        ctx.request_key = None;
         self.booted = true;
         ctx
     }
@@ -166,7 +176,59 @@ impl NodeCtx {
             alarms: heapless::Vec::new(),
             counters: Counters::new(),
             events: EventQueue::new(),
+            request_key: None,
         }
+    }
+
+    /// Gives the node this sled's request key (at boot, read from the
+    /// sled's key file; see [`crate::authority`]). Without one, the node
+    /// refuses every Nexus request ([`RequestRefusal::NoKey`]). The key is
+    /// kept in the context only, never in the persistent state.
+    pub fn set_request_key(&mut self, key: SledRequestKey) {
+        self.request_key = Some(key);
+    }
+
+    /// Whether the node was given a request key.
+    pub fn has_request_key(&self) -> bool {
+        self.request_key.is_some()
+    }
+
+    /// Checks a Nexus request against this sled's key (in the order of
+    /// [`crate::authority`]'s doc): what passes is the [`Verified`] request
+    /// the node's Nexus-facing calls take; a refusal is counted
+    /// ([`RequestRefusal::counter`]) and logged.
+    pub fn verify_request<'a, T: NexusRequest + ?Sized>(
+        &mut self,
+        auth: &RequestAuth,
+        body: &'a T,
+    ) -> Result<Verified<'a, T>, RequestRefusal> {
+        let rack = self
+            .request_key
+            .as_ref()
+            .map(SledRequestKey::rack_id)
+            .or_else(|| crate::node::validate::rack_id(&self.state));
+        let verified = authority::verify(self.request_key.as_ref(), rack, &self.id, auth, body);
+        if let Err(refusal) = verified {
+            log::warning!("refused a Nexus request: {}", refusal);
+            self.count(refusal.counter());
+        }
+        verified
+    }
+
+    /// The tag of `answer`, this node's answer to `request` (see
+    /// [`crate::authority`]). `None` only if the node has no key (a
+    /// [`Verified`] request proves it had one) or the answer does not
+    /// encode (never for the core's answers); Nexus counts an answer
+    /// without a tag as no answer.
+    pub fn tag_answer<T: NexusRequest + ?Sized, A: wire::NexusWire + ?Sized>(
+        &self,
+        request: &Verified<'_, T>,
+        answer: &A,
+    ) -> Option<AnswerTag> {
+        self.request_key
+            .as_ref()?
+            .answer_tag(&self.id, request.call(), request.nonce(), answer)
+            .ok()
     }
 
     /// This sled.

@@ -65,6 +65,7 @@ use crate::api::{
     LrtqSummary, LrtqUpgradeMsg, NodeStatusRef, PrepareAndCommitOutcome, ReconfigureMsg,
     ReconfigureOutcome, StateSummary,
 };
+use crate::authority::{CoordinatorStatusQuery, LatestSecretQuery, Verified};
 use crate::config::Configuration;
 use crate::crypto::RackSecret;
 use crate::ids::{Epoch, PlatformId};
@@ -105,6 +106,10 @@ impl Node {
     }
 
     // ---- Nexus-facing calls ----
+    //
+    // Each takes the request as a `Verified` value, which only
+    // `NodeCtx::verify_request` makes (see `crate::authority`): no caller
+    // reaches one without Nexus's tag checked against this sled's key.
 
     /// Starts coordinating the reconfiguration `msg` describes. The same
     /// request again changes nothing, except that it retries a prepare
@@ -113,8 +118,9 @@ impl Node {
         &mut self,
         ctx: &mut NodeCtx,
         rng: &mut R,
-        msg: &ReconfigureMsg,
+        msg: Verified<'_, ReconfigureMsg>,
     ) -> Result<ReconfigureOutcome, ReconfigureError> {
+        let msg = msg.body();
         let running = self.coordinator.as_ref();
         match validate::reconfigure(ctx, running, self.computing_share(), msg)? {
             Reconfigure::Repeat => {
@@ -139,8 +145,9 @@ impl Node {
         &mut self,
         ctx: &mut NodeCtx,
         rng: &mut R,
-        msg: &LrtqUpgradeMsg,
+        msg: Verified<'_, LrtqUpgradeMsg>,
     ) -> Result<(), LrtqUpgradeError> {
+        let msg = msg.body();
         let request = validate::lrtq_upgrade(ctx, self.coordinator.as_ref(), msg)?;
         // An upgrade collects shares first, so starting it draws no
         // randomness and cannot fail.
@@ -149,7 +156,11 @@ impl Node {
     }
 
     /// The running coordination, as Nexus polls it.
-    pub fn coordinator_status<'a>(&'a self, ctx: &'a NodeCtx) -> Option<CoordinatorStatusRef<'a>> {
+    pub fn coordinator_status<'a>(
+        &'a self,
+        ctx: &'a NodeCtx,
+        _request: Verified<'_, CoordinatorStatusQuery>,
+    ) -> Option<CoordinatorStatusRef<'a>> {
         let coordinator = self.coordinator.as_ref()?;
         let acked = coordinator.acked();
         let config = acked
@@ -167,8 +178,9 @@ impl Node {
     pub fn commit_configuration(
         &mut self,
         ctx: &mut NodeCtx,
-        request: &CommitRequest,
+        request: Verified<'_, CommitRequest>,
     ) -> Result<CommitOutcome, CommitError> {
+        let request = request.body();
         let state = ctx.state();
         if let Some(expunged) = expunged(state) {
             return Err(CommitError::Expunged(expunged));
@@ -194,8 +206,9 @@ impl Node {
     pub fn prepare_and_commit(
         &mut self,
         ctx: &mut NodeCtx,
-        config: &Configuration,
+        config: Verified<'_, Configuration>,
     ) -> Result<PrepareAndCommitOutcome, PrepareAndCommitError> {
+        let config = config.body();
         let state = ctx.state();
         if let Some(expunged) = expunged(state) {
             return Err(PrepareAndCommitError::Expunged(expunged));
@@ -225,6 +238,13 @@ impl Node {
     /// The secret of committed `epoch`; `Ok(None)` means "not yet": shares
     /// are being collected, and an [`Event::SecretLoaded`] says when they
     /// are in.
+    ///
+    /// Not a Nexus call, so not authenticated: the host's own load, for its
+    /// own disks at boot. The node hands the secret to the host it runs for
+    /// by design (its disk keys derive from it); what the host may not do
+    /// without Nexus's tag is act with Nexus's authority on the rack
+    /// (every call above) or answer Nexus in this node's name
+    /// ([`Self::load_latest_rack_secret`], whose answer Nexus checks).
     pub fn load_rack_secret(
         &mut self,
         ctx: &mut NodeCtx,
@@ -236,14 +256,14 @@ impl Node {
         self.loader.load(ctx, epoch)
     }
 
-    /// The secret of the latest committed epoch, with that epoch: what a
-    /// caller that waits for "the current secret" asks. `Ok(None)` means
-    /// "not yet", as for [`Self::load_rack_secret`]; with nothing
-    /// committed the refusal comes at once, since no share will ever make
-    /// an answer.
+    /// The secret of the latest committed epoch, with that epoch: what
+    /// Nexus's fingerprint request asks. `Ok(None)` means "not yet", as for
+    /// [`Self::load_rack_secret`]; with nothing committed the refusal
+    /// comes at once, since no share will ever make an answer.
     pub fn load_latest_rack_secret(
         &mut self,
         ctx: &mut NodeCtx,
+        _request: Verified<'_, LatestSecretQuery>,
     ) -> Result<Option<(Epoch, RackSecret)>, LoadSecretError> {
         if let Some(expunged) = expunged(ctx.state()) {
             return Err(LoadSecretError::Expunged(expunged));

@@ -134,7 +134,7 @@ pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
             Stop
         })
     };
-    let encoded = encode_pages(value, version, chunk, &mut erased);
+    let encoded = encode_pages(value, Some(version), chunk, &mut erased);
     match (encoded, refused) {
         (Ok(total), _) => Ok(total),
         (Err(_), Some(error)) => Err(ChunkedEncodeError::Sink(error)),
@@ -143,10 +143,11 @@ pub(super) fn encode_chunked<T: Serialize + ?Sized, E>(
     }
 }
 
-/// [`encode_chunked`] behind the erased sink.
+/// [`encode_chunked`] behind the erased sink; with no `version`, the
+/// postcard bytes alone ([`feed`]).
 fn encode_pages<T: Serialize + ?Sized>(
     value: &T,
-    version: u8,
+    version: Option<u8>,
     chunk: &mut [u8],
     sink: Sink<'_>,
 ) -> postcard::Result<usize> {
@@ -156,7 +157,9 @@ fn encode_pages<T: Serialize + ?Sized>(
         handed_over: 0,
         sink,
     };
-    (&mut pager).try_push(version)?;
+    if let Some(version) = version {
+        (&mut pager).try_push(version)?;
+    }
     postcard::serialize_with_flavor(value, &mut pager)?;
     Ok(pager.handed_over)
 }
@@ -184,4 +187,27 @@ pub(super) fn encode_into<'b, T: Serialize + ?Sized>(
         ChunkedEncodeError::Wire(error) => error,
     })?;
     buf.get(..written).ok_or(WireError::BufferTooSmall)
+}
+
+/// Bytes handed to [`feed`]'s sink at once.
+const FEED_CHUNK_LEN: usize = 64;
+
+/// Hands the encoding of `value` (after the `version` byte if there is
+/// one; postcard alone otherwise) to `sink` in pieces, through a
+/// [`FEED_CHUNK_LEN`]-byte page on the stack: what a MAC is fed, with no
+/// buffer of the whole encoding.
+pub(super) fn feed<T: Serialize + ?Sized>(
+    value: &T,
+    version: Option<u8>,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), WireError> {
+    let mut page = [0u8; FEED_CHUNK_LEN];
+    let mut erased = |bytes: &[u8]| {
+        sink(bytes);
+        Ok(())
+    };
+    encode_pages(value, version, &mut page, &mut erased)
+        .map(|_| ())
+        // Only a type's own `Serialize` can fail; ours do not.
+        .map_err(|_| WireError::Malformed)
 }

@@ -152,7 +152,10 @@ const fn varint_len(max: usize) -> usize {
     }
     len
 }
-const PLATFORM_ID_LEN: usize = 2 * (varint_len(PLATFORM_ID_FIELD_LEN) + PLATFORM_ID_FIELD_LEN);
+/// Largest postcard encoding of a [`crate::ids::PlatformId`] (no version
+/// byte).
+pub(crate) const PLATFORM_ID_LEN: usize =
+    2 * (varint_len(PLATFORM_ID_FIELD_LEN) + PLATFORM_ID_FIELD_LEN);
 const MEMBER_LEN: usize = PLATFORM_ID_LEN + DIGEST_LEN;
 const SEALED_LEN: usize = 32 + varint_len(MAX_SEALED_LEN) + MAX_SEALED_LEN;
 const CONFIG_LEN: usize = RACK_ID_LEN
@@ -205,6 +208,17 @@ pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], WireError> {
     chunked::encode_into(value, version, buf)
+}
+
+/// Hands the encoding of `value` (after the `version` byte, if given) to
+/// `sink` a few bytes at a time, with no buffer of the whole: how the
+/// `authority` module feeds its MACs.
+pub(crate) fn feed<T: Serialize + ?Sized>(
+    value: &T,
+    version: Option<u8>,
+    sink: impl FnMut(&[u8]),
+) -> Result<(), WireError> {
+    chunked::feed(value, version, sink)
 }
 
 /// serde's derived decoding, under the same canonical rule: the decoder of

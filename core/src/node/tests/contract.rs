@@ -44,8 +44,11 @@ fn transmits_and_events_wait_for_the_write() {
     assert!(!s.ctx.is_stored());
     assert!(s.ctx.has_outgoing());
     assert_eq!(s.node.poll_transmit(&mut s.ctx, &mut buf), None);
+    let request = commit_1();
+    let auth = s.authorize(&request);
+    let request = s.ctx.verify_request(&auth, &request).unwrap();
     assert_eq!(
-        s.node.commit_configuration(&mut s.ctx, &commit_1()),
+        s.node.commit_configuration(&mut s.ctx, request),
         Ok(CommitOutcome::Committed)
     );
     assert_eq!(s.node.poll_transmit(&mut s.ctx, &mut buf), None);
@@ -79,7 +82,8 @@ fn a_refused_write_keeps_everything_queued_until_a_later_write() {
     s.io.refuse_writes = 2;
     s.receive_bytes(&platform(0), &prepare);
     assert_eq!(
-        s.call(|node, ctx, _| node.commit_configuration(ctx, &commit_1())),
+        s.nexus(&commit_1(), |node, ctx, _, request| node
+            .commit_configuration(ctx, request)),
         Ok(CommitOutcome::Committed)
     );
     assert_eq!(s.io.refuse_writes, 0, "each drive tried to write");
@@ -109,9 +113,10 @@ fn acknowledging_a_stale_revision_does_not_cover_a_newer_change() {
     s.node
         .handle_bytes(&mut s.ctx, &mut s.rng, &platform(0), &prepare);
     let first = s.ctx.state_to_store().unwrap().revision;
-    s.node
-        .commit_configuration(&mut s.ctx, &commit_1())
-        .unwrap();
+    let request = commit_1();
+    let auth = s.authorize(&request);
+    let request = s.ctx.verify_request(&auth, &request).unwrap();
+    s.node.commit_configuration(&mut s.ctx, request).unwrap();
     let second = s.ctx.state_to_store().unwrap().revision;
     assert_ne!(first, second);
 

@@ -19,6 +19,7 @@ use rand_core::{SeedableRng, TryCryptoRng, TryRng};
 use subtle::ConstantTimeEq;
 
 use super::*;
+use crate::authority::{NexusAuthorityKey, NexusRequest, RequestAuth};
 use crate::config::tests::platform;
 use crate::crypto::{LrtqShare, Share, ShareDigest};
 use crate::ids::{RackId, Threshold};
@@ -29,6 +30,11 @@ use crate::wire::{self, MAX_PEER_MSG_LEN};
 
 const RACK: RackId = RackId([0x42; 16]);
 const OTHER_RACK: RackId = RackId([0x24; 16]);
+
+/// The tests' Nexus: every sled's request key derives from it.
+fn authority() -> NexusAuthorityKey {
+    NexusAuthorityKey::from_bytes([0x5a; 32])
+}
 
 /// Why the test storage refused a write.
 #[derive(Debug, PartialEq, Eq)]
@@ -221,12 +227,45 @@ impl Sled {
         core::mem::take(&mut self.io.events)
     }
 
+    /// Nexus's authenticator of `body` to this sled. The sled is given
+    /// its key for the rack `body` names (or the one it knows) first, so a
+    /// body of another rack passes the check and reaches the node's own
+    /// refusals, as for a sled whose state is of another rack than its key.
+    fn authorize<B: NexusRequest + ?Sized>(&mut self, body: &B) -> RequestAuth {
+        let rack = body
+            .rack_id()
+            .or_else(|| validate::rack_id(self.ctx.persistent_state()))
+            .unwrap_or(RACK);
+        let key = authority().sled_key(rack, &self.id()).unwrap();
+        let auth = key.authorize(&self.id(), [0x17; 16], body).unwrap();
+        self.ctx.set_request_key(key);
+        auth
+    }
+
+    /// Runs a Nexus call on `body` as Nexus makes it: authorized, checked
+    /// by the context, then handed to `call`.
+    fn nexus<B: NexusRequest + ?Sized, T>(
+        &mut self,
+        body: &B,
+        call: impl FnOnce(&mut Node, &mut NodeCtx, &mut TestRng, Verified<'_, B>) -> T,
+    ) -> T {
+        let auth = self.authorize(body);
+        self.call(|node, ctx, rng| {
+            let verified = ctx.verify_request(&auth, body).unwrap();
+            call(node, ctx, rng, verified)
+        })
+    }
+
     fn coordinate(&mut self, msg: &ReconfigureMsg) -> Result<ReconfigureOutcome, ReconfigureError> {
-        self.call(|node, ctx, rng| node.coordinate_reconfiguration(ctx, rng, msg))
+        self.nexus(msg, |node, ctx, rng, msg| {
+            node.coordinate_reconfiguration(ctx, rng, msg)
+        })
     }
 
     fn upgrade(&mut self, msg: &LrtqUpgradeMsg) -> Result<(), LrtqUpgradeError> {
-        self.call(|node, ctx, rng| node.coordinate_upgrade_from_lrtq(ctx, rng, msg))
+        self.nexus(msg, |node, ctx, rng, msg| {
+            node.coordinate_upgrade_from_lrtq(ctx, rng, msg)
+        })
     }
 
     fn commit(&mut self, rack_id: RackId, epoch: u64) -> Result<CommitOutcome, CommitError> {
@@ -234,14 +273,18 @@ impl Sled {
             rack_id,
             epoch: Epoch(epoch),
         };
-        self.call(|node, ctx, _| node.commit_configuration(ctx, &request))
+        self.nexus(&request, |node, ctx, _, request| {
+            node.commit_configuration(ctx, request)
+        })
     }
 
     fn prepare_and_commit(
         &mut self,
         config: &Configuration,
     ) -> Result<PrepareAndCommitOutcome, PrepareAndCommitError> {
-        self.call(|node, ctx, _| node.prepare_and_commit(ctx, config))
+        self.nexus(config, |node, ctx, _, config| {
+            node.prepare_and_commit(ctx, config)
+        })
     }
 
     fn load(&mut self, epoch: u64) -> Result<Option<RackSecret>, LoadSecretError> {
@@ -249,11 +292,18 @@ impl Sled {
     }
 
     fn load_latest(&mut self) -> Result<Option<(Epoch, RackSecret)>, LoadSecretError> {
-        self.call(|node, ctx, _| node.load_latest_rack_secret(ctx))
+        self.nexus(&LatestSecretQuery, |node, ctx, _, query| {
+            node.load_latest_rack_secret(ctx, query)
+        })
     }
 
-    fn status(&self) -> Option<CoordinatorStatusRef<'_>> {
-        self.node.coordinator_status(&self.ctx)
+    fn status(&mut self) -> Option<CoordinatorStatusRef<'_>> {
+        let auth = self.authorize(&CoordinatorStatusQuery);
+        let query = self
+            .ctx
+            .verify_request(&auth, &CoordinatorStatusQuery)
+            .unwrap();
+        self.node.coordinator_status(&self.ctx, query)
     }
 
     fn connect(&mut self, peer: &PlatformId) {

@@ -1,6 +1,7 @@
 //! The Nexus-facing calls, their results and their refusals.
 
 use super::*;
+use crate::authority::{NexusCall, RequestRefusal};
 
 // ---- coordinate_reconfiguration ----
 
@@ -390,4 +391,101 @@ fn a_node_with_its_context_fits_the_ram_budget() {
     // keeps, persistent state included, within 64 KiB.
     let total = core::mem::size_of::<Node>() + core::mem::size_of::<NodeCtx>();
     assert!(total <= 64 * 1024, "node + context is {total} bytes");
+}
+
+// ---- authentication ----
+
+/// The attack of issue 19 at the node: a `prepare_and_commit` of a made-up
+/// configuration at epoch 2^64 - 1, tagged by anyone but Nexus, is
+/// refused by the context's check, counted, and changes nothing; so are
+/// a genuine tag on another body and one made for another sled.
+#[test]
+fn a_forged_request_is_refused_counted_and_changes_nothing() {
+    let mut sleds = committed_rack(4, 2);
+    let genuine = config_of(&sleds[0], 1);
+    let forged = Configuration::new(crate::config::ConfigFields {
+        epoch: Epoch(u64::MAX),
+        ..genuine.fields().clone()
+    })
+    .unwrap();
+    let s = &mut sleds[1];
+    s.authorize(&genuine); // the sled holds its real key
+    let before = encoded(s.ctx.persistent_state());
+    // Tagged with a key not derived from Nexus's authority key.
+    let stranger = NexusAuthorityKey::from_bytes([0x99; 32])
+        .sled_key(RACK, &s.id())
+        .unwrap();
+    let forged_auth = stranger.authorize(&s.id(), [1; 16], &forged).unwrap();
+    assert_eq!(
+        s.ctx.verify_request(&forged_auth, &forged).map(|_| ()),
+        Err(RequestRefusal::BadTag)
+    );
+    // Nexus's tag of the genuine configuration, on the forged one.
+    let genuine_auth = s.authorize(&genuine);
+    assert_eq!(
+        s.ctx.verify_request(&genuine_auth, &forged).map(|_| ()),
+        Err(RequestRefusal::BadTag)
+    );
+    // Nexus's tag for another sled.
+    let elsewhere = authority()
+        .sled_key(RACK, &platform(2))
+        .unwrap()
+        .authorize(&platform(2), [1; 16], &forged)
+        .unwrap();
+    assert_eq!(
+        s.ctx.verify_request(&elsewhere, &forged).map(|_| ()),
+        Err(RequestRefusal::WrongTarget)
+    );
+    assert_eq!(s.count(Counter::RequestBadTag), 2);
+    assert_eq!(s.count(Counter::RequestWrongTarget), 1);
+    assert!(s.ctx.is_stored());
+    assert_eq!(encoded(s.ctx.persistent_state()), before);
+    // The genuine request still passes.
+    assert!(s.ctx.verify_request(&genuine_auth, &genuine).is_ok());
+}
+
+#[test]
+fn a_node_without_a_key_refuses_every_nexus_request() {
+    let mut ctx = NodeCtx::new(platform(0));
+    let request = CommitRequest {
+        rack_id: RACK,
+        epoch: Epoch(1),
+    };
+    let auth = authority()
+        .sled_key(RACK, &platform(0))
+        .unwrap()
+        .authorize(&platform(0), [2; 16], &request)
+        .unwrap();
+    assert_eq!(
+        ctx.verify_request(&auth, &request).map(|_| ()),
+        Err(RequestRefusal::NoKey)
+    );
+    assert_eq!(ctx.counters().get(Counter::RequestNoKey), 1);
+    ctx.set_request_key(authority().sled_key(RACK, &platform(0)).unwrap());
+    assert!(ctx.verify_request(&auth, &request).is_ok());
+    assert_eq!(ctx.counters().get(Counter::RequestNoKey), 1);
+}
+
+#[test]
+fn a_node_tags_its_answer_and_nexus_checks_it() {
+    let mut sleds = committed_rack(3, 2);
+    let s = &mut sleds[0];
+    let request = CommitRequest {
+        rack_id: RACK,
+        epoch: Epoch(1),
+    };
+    let auth = s.authorize(&request);
+    let verified = s.ctx.verify_request(&auth, &request).unwrap();
+    let answer = s.node.commit_configuration(&mut s.ctx, verified);
+    assert_eq!(answer, Ok(CommitOutcome::AlreadyCommitted));
+    let tag = s.ctx.tag_answer(&verified, &answer).unwrap();
+    let key = authority().sled_key(RACK, &s.id()).unwrap();
+    key.verify_answer(&s.id(), NexusCall::Commit, &auth.nonce, &answer, &tag)
+        .unwrap();
+    // Another answer under the same tag does not pass.
+    let forged: Result<CommitOutcome, CommitError> = Ok(CommitOutcome::Committed);
+    assert!(
+        key.verify_answer(&s.id(), NexusCall::Commit, &auth.nonce, &forged, &tag)
+            .is_err()
+    );
 }

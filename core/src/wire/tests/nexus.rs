@@ -169,10 +169,14 @@ fn the_largest_coordinator_status_fills_its_bound_exactly() {
 
 /// Counters all at their largest.
 fn saturated_counters() -> Counters {
-    let counts = [u32::MAX; COUNTER_COUNT];
-    let mut buf = [0u8; 5 * COUNTER_COUNT];
-    let bytes = postcard::to_slice(&counts, &mut buf).unwrap();
-    postcard::from_bytes(bytes).unwrap()
+    // A tuple of counts encodes as the counts one after the other (serde
+    // has no array impl past 32 elements, so they are written one by one).
+    let mut bytes = Vec::new();
+    for _ in 0..COUNTER_COUNT {
+        let mut buf = [0u8; 5];
+        bytes.extend_from_slice(postcard::to_slice(&u32::MAX, &mut buf).unwrap());
+    }
+    postcard::from_bytes(&bytes).unwrap()
 }
 
 fn largest_node_status() -> NodeStatus {
