@@ -181,7 +181,12 @@ mod tests {
         let status = authority.authorize(&a, &CoordinatorStatusQuery).unwrap();
         let key_a = authority.sled_key(&a).unwrap();
         let tag = key_a
-            .answer_tag(&a, NexusCall::CoordinatorStatus, &status.auth.nonce, &answer)
+            .answer_tag(
+                &a,
+                NexusCall::CoordinatorStatus,
+                &status.auth.nonce,
+                &answer,
+            )
             .unwrap();
         status.check.verify(&answer, &tag).unwrap();
         // Another request's nonce, another sled's key, another call.
@@ -189,7 +194,12 @@ mod tests {
         assert!(again.check.verify(&answer, &tag).is_err());
         let key_b = authority.sled_key(&b).unwrap();
         let forged = key_b
-            .answer_tag(&b, NexusCall::CoordinatorStatus, &status.auth.nonce, &answer)
+            .answer_tag(
+                &b,
+                NexusCall::CoordinatorStatus,
+                &status.auth.nonce,
+                &answer,
+            )
             .unwrap();
         assert!(status.check.verify(&answer, &forged).is_err());
         let failure = status

@@ -193,7 +193,9 @@ async fn direct<S: SledApi>(
         }
         Request::PrepareAndCommit(c) => {
             let Authorized { auth, check } = authorize(authority, to, &**c)?;
-            Got::PrepareAndCommit(check.accept(sled.prepare_and_commit(auth, (**c).clone()).await?)?)
+            Got::PrepareAndCommit(
+                check.accept(sled.prepare_and_commit(auth, (**c).clone()).await?)?,
+            )
         }
     })
 }

@@ -65,8 +65,8 @@ mod event;
 pub mod sled;
 pub mod store;
 
+pub use authority::{AnswerCheck, Authority, AuthorizeError, Authorized};
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, MAX_PROXY_TRIES, settled};
 pub use event::DriverEvent;
-pub use authority::{AnswerCheck, Authority, AuthorizeError, Authorized};
 pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap, Tagged};
 pub use store::StateFile;

@@ -140,9 +140,7 @@ pub trait SledApi: Clone + Send + Sync + 'static {
         &self,
         auth: RequestAuth,
         config: Configuration,
-    ) -> impl Future<
-        Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>,
-    > + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>> + Send;
 
     /// `coordinator_status`.
     fn coordinator_status(
@@ -169,9 +167,7 @@ pub trait SledApi: Clone + Send + Sync + 'static {
         auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> impl Future<
-        Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>,
-    > + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>> + Send;
 
     /// The node status of `to`, through this sled.
     fn proxy_status(

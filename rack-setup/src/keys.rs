@@ -160,7 +160,10 @@ mod tests {
             write_authority_key(&path, &new_authority_key().unwrap()),
             Err(KeyFileError::Exists(_))
         ));
-        assert_eq!(read_authority_key(&path).unwrap().expose_bytes(), authority.expose_bytes());
+        assert_eq!(
+            read_authority_key(&path).unwrap().expose_bytes(),
+            authority.expose_bytes()
+        );
 
         let rack = RackId([9; 16]);
         let sled = crate::sled_id(2).unwrap();

@@ -114,8 +114,8 @@ impl SledDir {
         id: &PlatformId,
     ) -> Result<PathBuf, SetupError> {
         let path = self.request_key();
-        let key = keys::sled_key(authority, rack_id, id)
-            .map_err(|e| SetupError::Key(path.clone(), e))?;
+        let key =
+            keys::sled_key(authority, rack_id, id).map_err(|e| SetupError::Key(path.clone(), e))?;
         keys::write_sled_key(&path, &key).map_err(|e| SetupError::Key(path.clone(), e))?;
         Ok(path)
     }

@@ -191,6 +191,8 @@ pub struct SecretFingerprint {
     /// The fingerprint, 32 bytes in lower-case hex.
     #[schemars(length(equal = 64), regex(pattern = r"^[0-9a-f]*$"))]
     pub fingerprint: String,
+    /// The node's tag of the load's answer (under the request's nonce).
+    pub tag: AnswerTag,
 }
 
 /// A sled's status: the core's node status, and what the shim adds.

@@ -222,11 +222,14 @@ async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
         let ids = named(&rack, sleds)?;
         let ids = if ids.is_empty() { rack.ids() } else { ids };
         let origin = if *fresh { Origin::Fresh } else { Origin::Lrtq };
+        // The key is made under the state file's lock and only for a new
+        // state, so a refused init leaves nothing new behind.
+        let lock = file.lock().await.map_err(DriverError::Store)?;
         if file.path().exists() {
-            // Before the key: a refused init leaves nothing new behind.
             return Err(DriverError::StateExists(file.path().to_owned()).into());
         }
         let (key, made) = tq::nexus::make_authority_key(&key_path)?;
+        drop(lock);
         Driver::create(file, directory, key, config, rack.rack_id, origin, &ids).await?;
         println!(
             "{}: {} sleds of rack {}, {}; authority key {} ({})",

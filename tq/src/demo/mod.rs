@@ -58,8 +58,9 @@ use std::time::{Duration, Instant};
 
 use tq_core::api::LoadSecretError;
 use tq_core::api::crash_tolerance;
+use tq_core::authority::LatestSecretQuery;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
+use tq_driver::{Authorized, CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
 use tq_std::handle::Unavailable;
 
@@ -237,7 +238,8 @@ pub async fn run_in(
     )
     .map_err(DemoError::SetUp)?;
     let sleds = Sleds::new(layout, options.launch.clone())?;
-    let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress).await?;
+    let state = dir.path().join(layout::NEXUS_STATE_FILE);
+    let mut demo = Demo::new(sleds, state, progress).await?;
     let outcome = demo.scenario(options.sleds, added).await;
     if let Err(e) = &outcome {
         demo.progress.fail();
@@ -303,6 +305,7 @@ impl Demo {
         let mut driver = Driver::create(
             StateFile::new(state),
             directory,
+            sleds.layout.authority.clone(),
             config,
             rack.rack_id,
             Origin::Lrtq,
@@ -640,10 +643,23 @@ impl Demo {
     async fn collect(&self, members: &[usize]) -> Vec<Reported> {
         let mut asks = tokio::task::JoinSet::new();
         for &i in members {
-            if let Ok(api) = self.sleds.api(i) {
+            if let Ok(api) = self.sleds.api(i)
+                && let Ok(files) = self.sleds.files(i)
+            {
                 let api = api.clone();
+                let authorized = self
+                    .driver
+                    .authority()
+                    .authorize(&files.id, &LatestSecretQuery);
                 asks.spawn(async move {
-                    let got = api.secret_fingerprint(SECRET_WAIT).await;
+                    let got = match authorized {
+                        Ok(Authorized { auth, check }) => {
+                            api.secret_fingerprint(auth, SECRET_WAIT)
+                                .await
+                                .and_then(|answer| check.accept(answer))
+                        }
+                        Err(e) => Err(e.into()),
+                    };
                     (
                         i,
                         got.map(|p| (p.epoch, p.fingerprint)).map_err(NoSecret::Api),
