@@ -121,7 +121,7 @@ impl Default for PeerSection {
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
     /// Where the HTTP API listens: loopback by default, since it is plain
-    /// HTTP and anyone who reaches it can reconfigure the rack.
+    /// HTTP (its Nexus calls are authenticated, its status is open).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
     /// How long a connection may wait for its request's head before it is

@@ -80,20 +80,35 @@
 //! every other error the server sends (an unknown path or method, a
 //! request head too long). HTTP/1.1, one request per connection.
 //!
+//! Every call but `status` and `metrics` is Nexus's: its body carries
+//! `auth`, Nexus's authenticator (tq-core's `RequestAuth`) for the sled
+//! that runs it, which that sled's node checks before it acts (the core's
+//! `authority`), and its answer carries `tag`, the node's tag of it
+//! (tq-core's `AnswerTag`), which Nexus checks before it acts on it; a
+//! refusal of the call by the node carries its tag as `answer_tag`. A
+//! call without `auth` is `unauthenticated` (401, counted as
+//! `tq_api_unauthenticated_total` in `/metrics`); the node's refusals of
+//! an authenticator are `foreign_rack`, `wrong_target`, `bad_tag` and
+//! `no_request_key`, each counted by the core (`request_*`). A proxy
+//! passes the authenticator and the target's tag through: it can alter
+//! neither.
+//!
 //! | method | path | request | answer | refusal codes |
 //! |---|---|---|---|---|
-//! | POST | `/v1/reconfigure` | `ReconfigureMsg` | 200 `ReconfigureOutcome` | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`; `must_upgrade_from_lrtq`, `lrtq_upgrade_in_progress`, `last_committed_epoch_mismatch`, `newer_coordination_running`, `different_request_running`, `epoch_not_newer`, `computing_share`; `rng_failed`, `internal` |
-//! | POST | `/v1/upgrade-from-lrtq` | `LrtqUpgradeMsg` | 204 | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`, `lrtq_threshold_above_members`, `epoch_too_small`; `no_lrtq_data`, `already_committed`, `epoch_not_newer` |
-//! | POST | `/v1/commit` | `CommitRequest` | 200 `CommitOutcome` | `expunged`, `rack_id_mismatch`, `not_prepared` |
-//! | POST | `/v1/prepare-and-commit` | `Configuration` | 200 `PrepareAndCommitOutcome` | `expunged`, `rack_id_mismatch`, `not_a_member`, `newer_committed`, `mismatched_configuration`, `coordinating_newer_epoch`, `internal` |
-//! | GET | `/v1/coordinator-status` | | 200 `CoordinatorStatus` or `null` | |
-//! | GET | `/v1/status` | | 200 [`api::types::SledStatus`]: the core's `NodeStatus`, storage and ledger health, peer connections | |
-//! | POST | `/v1/proxy/commit` | [`api::types::ProxyCommitRequest`] | 200 `CommitOutcome` | the target's commit refusals; the proxy's (below) |
-//! | POST | `/v1/proxy/prepare-and-commit` | [`api::types::ProxyPrepareAndCommitRequest`] | 200 `PrepareAndCommitOutcome` | the target's prepare-and-commit refusals; the proxy's |
-//! | POST | `/v1/proxy/status` | [`api::types::ProxyStatusRequest`] | 200 `NodeStatus` of the target | the proxy's |
-//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprint`]: epoch and fingerprint only | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
-//! | GET | `/metrics` | | 200 `text/plain; version=0.0.4`: Prometheus text | |
+//! | POST | `/v1/reconfigure` | [`api::types::ReconfigureBody`] | 200 [`api::types::ReconfigureAnswer`] | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`; `must_upgrade_from_lrtq`, `lrtq_upgrade_in_progress`, `last_committed_epoch_mismatch`, `newer_coordination_running`, `different_request_running`, `epoch_not_newer`, `computing_share`; `rng_failed`, `internal` |
+//! | POST | `/v1/upgrade-from-lrtq` | [`api::types::UpgradeFromLrtqBody`] | 200 [`api::types::UpgradeFromLrtqAnswer`] | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`, `lrtq_threshold_above_members`, `epoch_too_small`; `no_lrtq_data`, `already_committed`, `epoch_not_newer` |
+//! | POST | `/v1/commit` | [`api::types::CommitBody`] | 200 [`api::types::CommitAnswer`] | `expunged`, `rack_id_mismatch`, `not_prepared` |
+//! | POST | `/v1/prepare-and-commit` | [`api::types::PrepareAndCommitBody`] | 200 [`api::types::PrepareAndCommitAnswer`] | `expunged`, `rack_id_mismatch`, `not_a_member`, `newer_committed`, `mismatched_configuration`, `coordinating_newer_epoch`, `internal` |
+//! | POST | `/v1/coordinator-status` | [`api::types::CoordinatorStatusBody`] | 200 [`api::types::CoordinatorStatusAnswer`]: `CoordinatorStatus` or `null` | |
+//! | GET | `/v1/status` | | 200 [`api::types::SledStatus`]: the core's `NodeStatus`, storage and ledger health, peer connections (open: no authenticator) | |
+//! | POST | `/v1/proxy/commit` | [`api::types::ProxyCommitRequest`] | 200 [`api::types::CommitAnswer`] of the target | the target's commit refusals; the proxy's (below) |
+//! | POST | `/v1/proxy/prepare-and-commit` | [`api::types::ProxyPrepareAndCommitRequest`] | 200 [`api::types::PrepareAndCommitAnswer`] of the target | the target's prepare-and-commit refusals; the proxy's |
+//! | POST | `/v1/proxy/status` | [`api::types::ProxyStatusRequest`] | 200 [`api::types::NodeStatusAnswer`] of the target | the proxy's |
+//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprint`]: epoch, fingerprint and tag only | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
+//! | GET | `/metrics` | | 200 `text/plain; version=0.0.4`: Prometheus text (open) | |
 //!
+//! Every Nexus call may also be refused `unauthenticated`, `foreign_rack`,
+//! `wrong_target`, `bad_tag` or `no_request_key` (proxied: by the target).
 //! The proxy's own: `invalid_deadline` (`deadline_ms` outside 1..=60000),
 //! `no_rack`, `not_connected` (an unknown sled included), `disconnected`,
 //! `remote_not_stored`, `remote_stopping`, `wrong_answer`,
@@ -135,9 +150,11 @@
 //!   Handlers run detached from their connection, so a client that goes
 //!   away never cuts a node call short; bodies are bounded
 //!   ([`server::MAX_REQUEST_BODY_BYTES`]).
-//! - **Plain HTTP, on loopback by default**: the API has no TLS or
-//!   authentication of its own yet; whoever reaches it can reconfigure
-//!   the rack, so it listens on `127.0.0.1` unless configured otherwise.
+//! - **Plain HTTP, on loopback by default**: the API has no TLS of its
+//!   own yet. Whoever reaches it cannot act for Nexus (every Nexus call is
+//!   authenticated end to end, above), but can read the open status and
+//!   hold connections, so it listens on `127.0.0.1` unless configured
+//!   otherwise.
 //! - **`tracing-slog`** carries dropshot's `slog` records into `tracing`;
 //!   **`toml`** reads the file; **clap** the command line.
 
