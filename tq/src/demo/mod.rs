@@ -802,6 +802,14 @@ impl Demo {
         let driver = self.driver.stats();
         self.record
             .check("Nexus saw no refusal", driver.refused == 0);
+        self.record.check(
+            "every answer Nexus acted on carried its sled's tag",
+            driver.answer_unauthenticated == 0,
+        );
+        self.record.check(
+            "no sled refused Nexus's authenticator",
+            driver.request_refused == 0,
+        );
         let nexus = *self.driver.nexus().stats();
         let mut list = vec![
             ("nexus: epochs started".to_owned(), u64::from(nexus.started)),
