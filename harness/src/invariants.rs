@@ -20,6 +20,7 @@
 
 use core::fmt;
 
+use tq_core::authority::RequestRefusal;
 use tq_core::ids::Epoch;
 use tq_core::node::{
     Alarm, CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
@@ -39,6 +40,18 @@ pub enum NexusFault {
     WrongAnswer,
     /// One action drained more than `MAX_CALLS_PER_ACTION` (cluster/nexus_steps.rs) calls.
     EndlessCalls,
+    /// A sled refused Nexus's own authenticated request.
+    RequestRefused {
+        /// The sled.
+        sled: u8,
+        /// Why.
+        refusal: RequestRefusal,
+    },
+    /// A sled's answer to Nexus did not carry its valid tag.
+    AnswerUnauthenticated {
+        /// The sled.
+        sled: u8,
+    },
 }
 
 /// A broken invariant, a harness limit hit, or a liveness failure.

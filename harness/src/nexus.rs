@@ -17,9 +17,16 @@
 
 use core::time::Duration;
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use tq_core::authority::{
+    AnswerTag, CoordinatorStatusQuery, NONCE_LEN, NexusAuthorityKey, NexusCall, NexusRequest,
+    RequestAuth, SledRequestKey,
+};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_nexus::{Instant, Origin, Phase, Sleds, Timing};
+use tq_core::wire::NexusWire;
+use tq_nexus::{CallKind, Instant, Origin, Phase, Sleds, Timing};
 
 use crate::MAX_SLEDS;
 use crate::invariants::{SetupError, Violation};
@@ -70,20 +77,35 @@ pub struct Pending {
     pub phase: Phase,
 }
 
-/// Nexus in the simulation: `tq-nexus`'s machine, its clock, and the sled
-/// ids to map its answers back to indices.
+/// The stream of the run's seed that Nexus's authority key and nonces are
+/// drawn from: not the cluster's, so that adding them changed no seed's
+/// run.
+const AUTHORITY_STREAM: u64 = 0x6e65_7875_735f_6b65;
+
+/// Nexus in the simulation: `tq-nexus`'s machine, its clock, the sled ids
+/// to map its answers back to indices, and its authority: every sled's
+/// request key (derived from an authority key drawn from the run's seed)
+/// and the source of its nonces.
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone))]
 pub struct SimNexus {
     pub(crate) machine: tq_nexus::Nexus,
     pub(crate) ids: heapless::Vec<PlatformId, MAX_SLEDS>,
     pub(crate) now: Instant,
+    keys: heapless::Vec<SledRequestKey, MAX_SLEDS>,
+    nonces: ChaCha20Rng,
+    pub(crate) recorder: Option<RequestRecorder>,
 }
+
+/// Sees every request Nexus makes: the sled's index, the authenticator,
+/// the call ([`SimNexus::set_request_recorder`]).
+pub type RequestRecorder = fn(sled: usize, auth: &RequestAuth, call: CallKind<'_>);
 
 impl SimNexus {
     /// Nexus for a rack whose first `members` sleds of `ids` are its
     /// members (the LRTQ sleds if `lrtq`).
     pub(crate) fn new(
+        seed: u64,
         rack_id: RackId,
         ids: &[PlatformId],
         members: usize,
@@ -96,11 +118,98 @@ impl SimNexus {
         let now = Instant::from_millis(0);
         let machine = tq_nexus::Nexus::new(rack_id, origin, initial, timing(), now)
             .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+        let mut nonces = ChaCha20Rng::seed_from_u64(seed);
+        nonces.set_stream(AUTHORITY_STREAM);
+        let mut authority = [0u8; 32];
+        nonces.fill_bytes(&mut authority);
+        let authority = NexusAuthorityKey::from_bytes(authority);
+        let mut keys = heapless::Vec::new();
+        for id in ids {
+            let key = authority
+                .sled_key(rack_id, id)
+                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+            keys.push(key)
+                .map_err(|_| Violation::Setup(SetupError::Sizes))?;
+        }
         let ids =
             heapless::Vec::from_slice(ids).map_err(|_| Violation::Setup(SetupError::Sizes))?;
-        let mut nexus = Self { machine, ids, now };
+        let mut nexus = Self {
+            machine,
+            ids,
+            now,
+            keys,
+            nonces,
+            recorder: None,
+        };
         nexus.store();
         Ok(nexus)
+    }
+
+    /// Sled `index`'s request key, which the sled is given at boot.
+    pub fn sled_key(&self, index: usize) -> Option<&SledRequestKey> {
+        self.keys.get(index)
+    }
+
+    /// A fresh nonce for a call.
+    pub(crate) fn nonce(&mut self) -> [u8; NONCE_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.nonces.fill_bytes(&mut nonce);
+        nonce
+    }
+
+    /// Nexus's authenticator of `body` to sled `index`, under a fresh
+    /// nonce.
+    pub fn authorize<T: NexusRequest + ?Sized>(
+        &mut self,
+        index: usize,
+        body: &T,
+    ) -> Option<RequestAuth> {
+        let nonce = self.nonce();
+        let key = self.keys.get(index)?;
+        key.authorize(self.ids.get(index)?, nonce, body).ok()
+    }
+
+    /// Nexus's authenticator of call `kind` to sled `index` under `nonce`.
+    pub(crate) fn authorize_call(
+        &self,
+        index: usize,
+        nonce: [u8; NONCE_LEN],
+        kind: CallKind<'_>,
+    ) -> Option<RequestAuth> {
+        let key = self.keys.get(index)?;
+        let target = self.ids.get(index)?;
+        match kind {
+            CallKind::Reconfigure(msg) => key.authorize(target, nonce, msg),
+            CallKind::UpgradeFromLrtq(msg) => key.authorize(target, nonce, msg),
+            CallKind::Commit(request) => key.authorize(target, nonce, &request),
+            CallKind::PrepareAndCommit(config) => key.authorize(target, nonce, config),
+            CallKind::CoordinatorStatus => key.authorize(target, nonce, &CoordinatorStatusQuery),
+        }
+        .ok()
+    }
+
+    /// Shows every request Nexus makes from now on to `recorder` (the
+    /// replay test's record of a run).
+    pub fn set_request_recorder(&mut self, recorder: RequestRecorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Whether `tag` is sled `index`'s tag of `answer` to the `call` made
+    /// with `auth`: Nexus counts no answer it cannot attribute.
+    pub fn answer_is_authentic<A: NexusWire + ?Sized>(
+        &self,
+        index: usize,
+        call: NexusCall,
+        auth: &RequestAuth,
+        answer: &A,
+        tag: Option<&AnswerTag>,
+    ) -> bool {
+        match (self.keys.get(index), self.ids.get(index), tag) {
+            (Some(key), Some(id), Some(tag)) => key
+                .verify_answer(id, call, &auth.nonce, answer, tag)
+                .is_ok(),
+            _ => false,
+        }
     }
 
     /// The state machine, for everything the masks below do not say.

@@ -10,6 +10,7 @@ use core::fmt::Write;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use tq_core::authority::SledRequestKey;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::node::{Node, NodeCtx};
 use tq_core::persistent::PersistentState;
@@ -127,6 +128,8 @@ impl core::fmt::Debug for Running {
 /// One simulated sled.
 pub struct Sled {
     id: PlatformId,
+    /// Its request key, given to the node at each boot (a sled's key file).
+    key: SledRequestKey,
     disk: Disk,
     /// Bumped at every disk write, so checkers can skip unchanged disks.
     writes: u32,
@@ -191,6 +194,7 @@ impl Clone for Sled {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
+            key: self.key.clone(),
             disk: self.disk.clone(),
             writes: self.writes,
             boots: self.boots,
@@ -200,6 +204,7 @@ impl Clone for Sled {
 
     fn clone_from(&mut self, source: &Self) {
         self.id.clone_from(&source.id);
+        self.key.clone_from(&source.key);
         self.disk.clone_from(&source.disk);
         self.writes = source.writes;
         self.boots = source.boots;
@@ -215,10 +220,16 @@ impl Clone for Sled {
 }
 
 impl Sled {
-    /// A powered-off sled whose disk holds `initial`.
-    pub fn new(id: PlatformId, initial: &PersistentState) -> Result<Self, WireError> {
+    /// A powered-off sled whose disk holds `initial`, given `key` (its
+    /// request key) at every boot.
+    pub fn new(
+        id: PlatformId,
+        initial: &PersistentState,
+        key: SledRequestKey,
+    ) -> Result<Self, WireError> {
         let mut sled = Self {
             id,
+            key,
             disk: Disk::new(),
             writes: 0,
             boots: 0,
@@ -282,6 +293,7 @@ impl Sled {
         // As firmware boots: the state restored in place from the disk.
         let mut ctx = NodeCtx::new(self.id.clone());
         ctx.restore_state(&self.disk)?;
+        ctx.set_request_key(self.key.clone());
         self.boots = self.boots.saturating_add(1);
         self.running = Some(Running {
             node: Node::new(),

@@ -18,6 +18,9 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tq_core::api::CoordinatorStatus;
+use tq_core::authority::{
+    CoordinatorStatusQuery, NexusAuthorityKey, NexusRequest, SledRequestKey, Verified,
+};
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_core::member_set::MemberSet;
 use tq_core::node::{Event, Io, Node, NodeCtx, Outputs, drive};
@@ -25,6 +28,13 @@ use tq_core::persistent::{LrtqShareData, PersistentState};
 use tq_core::wire::{self, MAX_PEER_MSG_LEN, MAX_PERSISTENT_STATE_LEN};
 use tq_nexus::{Answer, CallKind, Nexus, Origin, Phase, Reaction, Timing, status_ref};
 use tq_test_fixtures::{RACK, lrtq_rack};
+
+/// Sled `id`'s request key, from the test's Nexus authority key.
+fn sled_key(id: &PlatformId) -> SledRequestKey {
+    NexusAuthorityKey::from_bytes([0x4e; 32])
+        .sled_key(RACK, id)
+        .unwrap()
+}
 
 /// One sled: its disk, and its node while it is up.
 struct Sled {
@@ -109,6 +119,24 @@ impl Rack {
         self.sleds.iter().position(|s| s.id == *id).unwrap()
     }
 
+    /// Runs Nexus's call `f` on `body` on sled `i` as Nexus makes it:
+    /// authorized with the sled's key, checked by its context.
+    fn nexus_call<B: NexusRequest, T>(
+        &mut self,
+        i: usize,
+        body: &B,
+        f: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng, Verified<'_, B>) -> T,
+    ) -> Option<T> {
+        let target = self.sleds[i].id.clone();
+        let auth = sled_key(&target)
+            .authorize(&target, [i as u8; 16], body)
+            .unwrap();
+        self.call(i, |node, ctx, rng| {
+            let verified = ctx.verify_request(&auth, body).unwrap();
+            f(node, ctx, rng, verified)
+        })
+    }
+
     /// Runs `f` on sled `i` through the core's driving loop; `None` if it
     /// is down.
     fn call<T>(
@@ -142,6 +170,7 @@ impl Rack {
         let sled = &mut self.sleds[i];
         let mut ctx = Box::new(NodeCtx::new(sled.id.clone()));
         ctx.restore_state(&sled.disk).unwrap();
+        ctx.set_request_key(sled_key(&sled.id));
         sled.running = Some(Running {
             node: Node::new(),
             ctx,
@@ -238,33 +267,38 @@ impl World {
             let owned = match call.kind {
                 CallKind::Reconfigure(msg) => {
                     let msg = msg.clone();
-                    self.rack.call(to, |node, ctx, rng| {
-                        Owned::Reconfigure(node.coordinate_reconfiguration(ctx, rng, &msg))
+                    self.rack.nexus_call(to, &msg, |node, ctx, rng, msg| {
+                        Owned::Reconfigure(node.coordinate_reconfiguration(ctx, rng, msg))
                     })
                 }
                 CallKind::UpgradeFromLrtq(msg) => {
                     let msg = msg.clone();
-                    self.rack.call(to, |node, ctx, rng| {
-                        Owned::Upgrade(node.coordinate_upgrade_from_lrtq(ctx, rng, &msg))
+                    self.rack.nexus_call(to, &msg, |node, ctx, rng, msg| {
+                        Owned::Upgrade(node.coordinate_upgrade_from_lrtq(ctx, rng, msg))
                     })
                 }
-                CallKind::CoordinatorStatus => self.rack.call(to, |node, ctx, _| {
-                    Owned::Status(node.coordinator_status(ctx).map(|s| {
-                        Box::new(CoordinatorStatus {
-                            epoch: s.epoch,
-                            phase: s.phase,
-                            acked: MemberSet::new(s.acked).unwrap(),
-                            config: s.config.cloned(),
+                CallKind::CoordinatorStatus => {
+                    self.rack
+                        .nexus_call(to, &CoordinatorStatusQuery, |node, ctx, _, query| {
+                            Owned::Status(node.coordinator_status(ctx, query).map(|s| {
+                                Box::new(CoordinatorStatus {
+                                    epoch: s.epoch,
+                                    phase: s.phase,
+                                    acked: MemberSet::new(s.acked).unwrap(),
+                                    config: s.config.cloned(),
+                                })
+                            }))
                         })
-                    }))
-                }),
-                CallKind::Commit(request) => self.rack.call(to, |node, ctx, _| {
-                    Owned::Commit(node.commit_configuration(ctx, &request))
-                }),
+                }
+                CallKind::Commit(request) => {
+                    self.rack.nexus_call(to, &request, |node, ctx, _, request| {
+                        Owned::Commit(node.commit_configuration(ctx, request))
+                    })
+                }
                 CallKind::PrepareAndCommit(config) => {
                     let config = config.clone();
-                    self.rack.call(to, |node, ctx, _| {
-                        Owned::PrepareAndCommit(node.prepare_and_commit(ctx, &config))
+                    self.rack.nexus_call(to, &config, |node, ctx, _, config| {
+                        Owned::PrepareAndCommit(node.prepare_and_commit(ctx, config))
                     })
                 }
             };

@@ -104,7 +104,7 @@ pub fn sled<const N: usize>(cluster: &Cluster<N>, index: usize) -> Option<String
 
 /// What `running` coordinates, as Nexus polls it, if anything.
 fn coordinating(running: &tq_harness::sled::Running) -> Option<String> {
-    let status = running.node.coordinator_status(&running.ctx)?;
+    let status = running.node.coordination(&running.ctx)?;
     let acked: Vec<String> = status.acked.iter().map(ToString::to_string).collect();
     Some(format!(
         "coordinating epoch {} ({:?}), acked by [{}]",

@@ -155,12 +155,22 @@ impl Node {
         Ok(())
     }
 
-    /// The running coordination, as Nexus polls it.
+    /// The running coordination, as Nexus polls it (the answer to tag with
+    /// [`NodeCtx::tag_answer`]).
     pub fn coordinator_status<'a>(
         &'a self,
         ctx: &'a NodeCtx,
         _request: Verified<'_, CoordinatorStatusQuery>,
     ) -> Option<CoordinatorStatusRef<'a>> {
+        self.coordination(ctx)
+    }
+
+    /// The running coordination, as [`Self::coordinator_status`] shows it,
+    /// for the sled's own observers (status pages, the harness's
+    /// checkers). Read-only and public, like [`Self::status`], so it takes
+    /// no authority; Nexus acts only on the tagged answer of
+    /// [`Self::coordinator_status`].
+    pub fn coordination<'a>(&'a self, ctx: &'a NodeCtx) -> Option<CoordinatorStatusRef<'a>> {
         let coordinator = self.coordinator.as_ref()?;
         let acked = coordinator.acked();
         let config = acked

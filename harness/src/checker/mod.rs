@@ -407,7 +407,7 @@ impl<const SLEDS: usize> Checker<SLEDS> {
         // Invariant 2: the ack ledger.
         let mut view = AckView::default();
         let mut status_config = None;
-        if let Some(status) = running.node.coordinator_status(&running.ctx) {
+        if let Some(status) = running.node.coordination(&running.ctx) {
             view.epoch = Some(status.epoch);
             for id in status.acked {
                 let from = index_of(world.ids, id).ok_or(Violation::UnknownPeer { sled })?;

@@ -121,7 +121,7 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             ids.push(id)
                 .map_err(|_| Violation::Setup(SetupError::Sizes))?;
         }
-        let nexus = SimNexus::new(rack_id, &ids, members, lrtq_count != 0)?;
+        let nexus = SimNexus::new(seed, rack_id, &ids, members, lrtq_count != 0)?;
         let mut cluster = Self {
             rack_id,
             ids,
@@ -147,7 +147,13 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
                 },
                 RackStart::Fresh => PersistentState::new(),
             };
-            let sled = Sled::new(id, &state).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
+            let key = cluster
+                .nexus
+                .sled_key(index)
+                .cloned()
+                .ok_or(Violation::Setup(SetupError::Sizes))?;
+            let sled =
+                Sled::new(id, &state, key).map_err(|e| Violation::Setup(SetupError::Disk(e)))?;
             cluster
                 .sleds
                 .push(sled)

@@ -6,7 +6,12 @@
 //! to ask is a [`Violation`]; the configuration Nexus commits goes to the
 //! checker (invariant 1).
 
+use rand_chacha::ChaCha20Rng;
+use tq_core::authority::{
+    AnswerTag, CoordinatorStatusQuery, NexusCall, RequestAuth, RequestRefusal,
+};
 use tq_core::ids::Threshold;
+use tq_core::node::{Node, NodeCtx};
 use tq_nexus::{Answer, CallId, CallKind, Method, NodeRefusal, Reaction};
 
 use super::Cluster;
@@ -14,6 +19,7 @@ use crate::MAX_SLEDS;
 use crate::action::Change;
 use crate::invariants::{NexusFault, Violation};
 use crate::mask::{bit, mask_ids, mask_of, nth_bit};
+use crate::nexus::SimNexus;
 use crate::sled::index_of;
 
 /// Most calls made for one Nexus action: a drain that goes on longer is
@@ -156,44 +162,99 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         Err(Violation::Nexus(NexusFault::EndlessCalls))
     }
 
-    /// Makes call `id` on sled `to` and hands the answer to Nexus.
+    /// Makes call `id` on sled `to` as Nexus makes it (authorized with the
+    /// sled's key under a fresh nonce, shown to the recorder if one is
+    /// set), and hands the answer to Nexus once its tag checks out. The
+    /// probe, if any, runs the node's side only: the check of the request,
+    /// the call, the answer's tag.
     fn nexus_call(&mut self, id: CallId, to: usize, method: Method) -> Result<(), Violation> {
         let now = self.nexus.now;
+        let sled = u8::try_from(to).unwrap_or(u8::MAX);
+        let nonce = self.nexus.nonce();
+        let nexus = &self.nexus;
+        let Some(auth) = nexus
+            .machine
+            .call(id)
+            .and_then(|call| nexus.authorize_call(to, nonce, call.kind))
+        else {
+            return Err(Violation::Nexus(NexusFault::WrongAnswer));
+        };
+        if let (Some(record), Some(call)) = (nexus.recorder, nexus.machine.call(id)) {
+            record(to, &auth, call.kind);
+        }
         let answered = if method == Method::CoordinatorStatus {
             // Read-only, and its answer borrows the node: answered inside.
             self.call_for_nexus(to, None, |node, ctx, _, nexus| {
-                let status = node.coordinator_status(ctx);
-                nexus
+                let query =
+                    ctx.verify_request(&auth, &CoordinatorStatusQuery)
+                        .map_err(|refusal| {
+                            Violation::Nexus(NexusFault::RequestRefused { sled, refusal })
+                        })?;
+                let status = node.coordinator_status(ctx, query);
+                let tag = ctx.tag_answer(&query, &status);
+                if !nexus.answer_is_authentic(
+                    to,
+                    NexusCall::CoordinatorStatus,
+                    &auth,
+                    &status,
+                    tag.as_ref(),
+                ) {
+                    return Err(Violation::Nexus(NexusFault::AnswerUnauthenticated { sled }));
+                }
+                Ok(nexus
                     .machine
-                    .on_answer(now, id, Answer::CoordinatorStatus(status))
+                    .on_answer(now, id, Answer::CoordinatorStatus(status)))
             })?
+            .transpose()?
         } else {
-            self.call_for_nexus(to, Some(method.name()), |node, ctx, rng, nexus| {
-                let answer: Answer<'static> = match nexus.machine.call(id)?.kind {
-                    CallKind::Reconfigure(msg) => {
-                        Answer::Reconfigure(node.coordinate_reconfiguration(ctx, rng, msg))
+            let ran = self.call_for_nexus(to, Some(method.name()), |node, ctx, rng, nexus| {
+                let kind = nexus.machine.call(id)?.kind;
+                Some(run_owned(node, ctx, rng, &auth, kind))
+            })?;
+            match ran.flatten() {
+                None => None,
+                Some(Err(refusal)) => {
+                    return Err(Violation::Nexus(NexusFault::RequestRefused {
+                        sled,
+                        refusal,
+                    }));
+                }
+                Some(Ok((answer, tag))) => {
+                    if !answer_is_authentic(&self.nexus, to, &auth, &answer, tag.as_ref()) {
+                        return Err(Violation::Nexus(NexusFault::AnswerUnauthenticated { sled }));
                     }
-                    CallKind::UpgradeFromLrtq(msg) => {
-                        Answer::UpgradeFromLrtq(node.coordinate_upgrade_from_lrtq(ctx, rng, msg))
-                    }
-                    CallKind::Commit(request) => {
-                        Answer::Commit(node.commit_configuration(ctx, &request))
-                    }
-                    CallKind::PrepareAndCommit(config) => {
-                        Answer::PrepareAndCommit(node.prepare_and_commit(ctx, config))
-                    }
-                    CallKind::CoordinatorStatus => return None,
-                };
-                Some(answer)
-            })?
-            .flatten()
-            .map(|answer| self.nexus.machine.on_answer(now, id, answer))
+                    Some(self.nexus.machine.on_answer(now, id, answer))
+                }
+            }
         };
         // The sled is down (or the call was gone: answered the same way).
         let reaction =
             answered.unwrap_or_else(|| self.nexus.machine.on_answer(now, id, Answer::Unreachable));
         self.nexus.store();
         self.nexus_react(to, reaction)
+    }
+
+    /// Delivers a Nexus request as it arrives from anyone (a replay, a
+    /// forgery): `call` with `auth` on sled `sled`, checked by the node's
+    /// context and, if it passes, run; the answer goes nowhere (Nexus did
+    /// not make this call). `Ok(None)`: the sled is down;
+    /// `Ok(Some(Err(refusal)))`: the node refused it (and counted it).
+    pub fn deliver_nexus_request(
+        &mut self,
+        sled: usize,
+        auth: &RequestAuth,
+        call: CallKind<'_>,
+    ) -> Result<Option<Result<(), RequestRefusal>>, Violation> {
+        let ran = self.call_for_nexus(sled, None, |node, ctx, rng, _| {
+            run_owned(node, ctx, rng, auth, call).map(|_| ())
+        })?;
+        self.check()?;
+        Ok(ran)
+    }
+
+    /// Shows every request Nexus makes from now on to `recorder`.
+    pub fn set_request_recorder(&mut self, recorder: crate::nexus::RequestRecorder) {
+        self.nexus.set_request_recorder(recorder);
     }
 
     /// A node refusing what Nexus had every right to ask is a violation;
@@ -224,6 +285,77 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
             | Reaction::Stuck
             | Reaction::Confirmed(_) => Ok(()),
         }
+    }
+}
+
+/// Runs `kind`, a call whose answer owns its data, on a node as it arrives
+/// with `auth`: checked by the context, then the call, its answer tagged.
+/// `CoordinatorStatus`, whose answer borrows the node, is not one.
+pub(crate) fn run_owned(
+    node: &mut Node,
+    ctx: &mut NodeCtx,
+    rng: &mut ChaCha20Rng,
+    auth: &RequestAuth,
+    kind: CallKind<'_>,
+) -> Result<(Answer<'static>, Option<AnswerTag>), RequestRefusal> {
+    Ok(match kind {
+        CallKind::Reconfigure(msg) => {
+            let msg = ctx.verify_request(auth, msg)?;
+            let answer = node.coordinate_reconfiguration(ctx, rng, msg);
+            let tag = ctx.tag_answer(&msg, &answer);
+            (Answer::Reconfigure(answer), tag)
+        }
+        CallKind::UpgradeFromLrtq(msg) => {
+            let msg = ctx.verify_request(auth, msg)?;
+            let answer = node.coordinate_upgrade_from_lrtq(ctx, rng, msg);
+            let tag = ctx.tag_answer(&msg, &answer);
+            (Answer::UpgradeFromLrtq(answer), tag)
+        }
+        CallKind::Commit(request) => {
+            let request = ctx.verify_request(auth, &request)?;
+            let answer = node.commit_configuration(ctx, request);
+            let tag = ctx.tag_answer(&request, &answer);
+            (Answer::Commit(answer), tag)
+        }
+        CallKind::PrepareAndCommit(config) => {
+            let config = ctx.verify_request(auth, config)?;
+            let answer = node.prepare_and_commit(ctx, config);
+            let tag = ctx.tag_answer(&config, &answer);
+            (Answer::PrepareAndCommit(answer), tag)
+        }
+        // Checked, so that a forged status request is refused and counted
+        // like any other; its answer is not owned, so none is made here.
+        CallKind::CoordinatorStatus => {
+            ctx.verify_request(auth, &CoordinatorStatusQuery)?;
+            (Answer::Unreachable, None)
+        }
+    })
+}
+
+/// Whether `tag` is sled `to`'s tag of `answer` (an owned one, from
+/// [`run_owned`]) to the call made with `auth`.
+fn answer_is_authentic(
+    nexus: &SimNexus,
+    to: usize,
+    auth: &RequestAuth,
+    answer: &Answer<'_>,
+    tag: Option<&AnswerTag>,
+) -> bool {
+    match answer {
+        Answer::Reconfigure(a) => {
+            nexus.answer_is_authentic(to, NexusCall::Reconfigure, auth, a, tag)
+        }
+        Answer::UpgradeFromLrtq(a) => {
+            nexus.answer_is_authentic(to, NexusCall::UpgradeFromLrtq, auth, a, tag)
+        }
+        Answer::Commit(a) => nexus.answer_is_authentic(to, NexusCall::Commit, auth, a, tag),
+        Answer::PrepareAndCommit(a) => {
+            nexus.answer_is_authentic(to, NexusCall::PrepareAndCommit, auth, a, tag)
+        }
+        Answer::CoordinatorStatus(a) => {
+            nexus.answer_is_authentic(to, NexusCall::CoordinatorStatus, auth, a, tag)
+        }
+        _ => false,
     }
 }
 
