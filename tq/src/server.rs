@@ -24,15 +24,15 @@ use dropshot::{
     TypedBody,
 };
 use http::Response;
-use tq_core::authority::{AnswerTag, RequestAuth, RequestRefusal};
-use tq_std::handle::{Answer, NodeHandle};
+use tq_core::authority::{AnswerTag, RequestAuth};
+use tq_std::handle::{Answer, NodeHandle, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::api::types::{
     CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
     PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest,
     ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody,
-    SecretFingerprint, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
+    SecretFingerprintAnswer, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
     UpgradeFromLrtqBody, deadline,
 };
 use crate::api::{SledApi, sled_api_mod};
@@ -95,30 +95,27 @@ fn required(context: &ApiContext, auth: Option<RequestAuth>) -> Result<RequestAu
     })
 }
 
-/// A Nexus call's outcome as an HTTP result: the shim's failure, the
-/// node's refusal of the request, or the node's refusal of the call
-/// (with the node's tag) become the error; the answer comes with its tag.
+/// A Nexus call's outcome as an HTTP result: the shim's failure or the
+/// node's refusal of the request's authenticator (`Unavailable::Refused`)
+/// become the error, and so does the node's refusal of the call, with the
+/// node's tag; the answer comes with its tag.
 #[allow(clippy::result_large_err)]
-fn answered<T, E>(
-    answer: Answer<Result<tq_std::handle::Tagged<Result<T, E>>, RequestRefusal>>,
-) -> Result<(T, AnswerTag), ApiError>
+fn answered<T, E>(answer: Answer<Tagged<Result<T, E>>>) -> Result<(T, AnswerTag), ApiError>
 where
     ApiError: From<E>,
 {
-    let tagged = answer??;
-    match tagged.answer {
-        Ok(value) => Ok((value, tagged.tag)),
-        Err(refusal) => Err(ApiError::from(refusal).tagged(tagged.tag)),
+    let Tagged { answer, tag } = answer?;
+    match answer {
+        Ok(value) => Ok((value, tag)),
+        Err(refusal) => Err(ApiError::from(refusal).tagged(tag)),
     }
 }
 
-/// A Nexus call that the node never refuses once the request checks.
+/// A Nexus call the node never refuses once its authenticator checks.
 #[allow(clippy::result_large_err)]
-fn plain<T>(
-    answer: Answer<Result<tq_std::handle::Tagged<T>, RequestRefusal>>,
-) -> Result<(T, AnswerTag), ApiError> {
-    let tagged = answer??;
-    Ok((tagged.answer, tagged.tag))
+fn plain<T>(answer: Answer<Tagged<T>>) -> Result<(T, AnswerTag), ApiError> {
+    let Tagged { answer, tag } = answer?;
+    Ok((answer, tag))
 }
 
 impl SledApi for SledApiImpl {
@@ -246,18 +243,18 @@ impl SledApi for SledApiImpl {
     async fn secret_fingerprint(
         rqctx: RequestContext<ApiContext>,
         body: TypedBody<SecretFingerprintRequest>,
-    ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError> {
+    ) -> Result<HttpResponseOk<SecretFingerprintAnswer>, ApiError> {
         let context = rqctx.context();
         let SecretFingerprintRequest { deadline_ms, auth } = body.into_inner();
         let auth = required(context, auth)?;
         let deadline = deadline(deadline_ms)?;
-        let answer = context.handle.load_latest_secret(auth, deadline).await;
-        let (secret, tag) = answered(answer)?;
-        Ok(HttpResponseOk(SecretFingerprint {
-            epoch: secret.epoch(),
-            fingerprint: hex::encode(secret.fingerprint()),
+        let Tagged { answer, tag } = context.handle.load_latest_secret(auth, deadline).await?;
+        // What the node tagged: the epoch and fingerprint, never the secret.
+        let (answer, tag) = answered(Ok(Tagged {
+            answer: tq_std::secrets::fingerprint_answer(&answer),
             tag,
-        }))
+        }))?;
+        Ok(HttpResponseOk(SecretFingerprintAnswer { answer, tag }))
     }
 
     async fn metrics(rqctx: RequestContext<ApiContext>) -> Result<Response<Body>, ApiError> {

@@ -403,8 +403,6 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
             .unwrap()
             .into_inner();
         assert_eq!(print.epoch, Epoch(4));
-        assert_eq!(print.fingerprint.len(), 64);
-        assert!(print.fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
         prints.insert(print.fingerprint);
     }
     assert_eq!(prints.len(), 1, "members disagree: {prints:?}");

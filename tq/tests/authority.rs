@@ -99,7 +99,11 @@ async fn fingerprints(sleds: &Sleds, authority: &Authority) -> Vec<Option<(Epoch
             .secret_fingerprint(auth, Duration::from_secs(10))
             .await
             .and_then(|answer| check.accept(answer));
-        prints.push(got.ok().map(|p| (p.epoch, p.fingerprint)));
+        prints.push(
+            got.ok()
+                .and_then(Result::ok)
+                .map(|p| (p.epoch, hex::encode(p.fingerprint))),
+        );
     }
     prints
 }

@@ -377,7 +377,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
         if epoch == Epoch(3) {
             assert_eq!(
                 print.fingerprint,
-                hex::encode(tq_std::secrets::fingerprint(&secret, RACK_ID, epoch))
+                tq_std::secrets::fingerprint(&secret, RACK_ID, epoch)
             );
         }
         needles.push(Needle {

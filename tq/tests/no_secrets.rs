@@ -299,7 +299,7 @@ async fn no_response_carries_a_share_or_a_secret() {
         };
         assert_eq!(
             print.fingerprint,
-            hex::encode(tq_std::secrets::fingerprint(&secret, RACK_ID, epoch))
+            tq_std::secrets::fingerprint(&secret, RACK_ID, epoch)
         );
         needles.push((
             format!("the secret of epoch {epoch}"),

@@ -215,7 +215,7 @@ async fn generated_types_read_every_answer() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(print.epoch, types::Epoch(2));
+    assert_eq!(print.answer.epoch, types::Epoch(2));
 
     // Every sled's status, with ledger health and peers, after the commit.
     for i in 0..5 {

@@ -380,6 +380,7 @@ pub fn unavailable_code(unavailable: &Unavailable) -> ErrorCode {
         Unavailable::Remote(RemoteUnavailable::NotStored) => ErrorCode::RemoteNotStored,
         Unavailable::Remote(RemoteUnavailable::Stopping) => ErrorCode::RemoteStopping,
         Unavailable::WrongAnswer => ErrorCode::WrongAnswer,
+        Unavailable::Refused(refusal) => Refusal::Request(*refusal).code(),
         Unavailable::Internal => ErrorCode::Internal,
     }
 }
@@ -420,9 +421,14 @@ impl From<Refusal> for ApiError {
     }
 }
 
+/// A shim failure; the node's refusal of the request's authenticator is
+/// the node's refusal ([`Refusal::Request`]), with its code.
 impl From<Unavailable> for ApiError {
     fn from(unavailable: Unavailable) -> Self {
-        Self::new(unavailable_code(&unavailable), unavailable.to_string())
+        match unavailable {
+            Unavailable::Refused(refusal) => Refusal::Request(refusal).into(),
+            other => Self::new(unavailable_code(&other), other.to_string()),
+        }
     }
 }
 
@@ -790,6 +796,22 @@ mod tests {
             assert_eq!((error.error_code, error.status().as_u16()), (code, status));
             assert_eq!(error.message, unavailable.to_string());
             assert_eq!(error.refusal, None);
+        }
+
+        // The node's refusal of an authenticator is its refusal, untagged
+        // (the call did not run).
+        let refusals = [
+            (RequestRefusal::ForeignRack, C::ForeignRack, 400),
+            (RequestRefusal::WrongTarget, C::WrongTarget, 400),
+            (RequestRefusal::BadTag, C::BadTag, 401),
+            (RequestRefusal::NoKey, C::NoRequestKey, 503),
+        ];
+        for (refusal, code, status) in refusals {
+            let error = ApiError::from(Unavailable::Refused(refusal));
+            assert_eq!((error.error_code, error.status().as_u16()), (code, status));
+            assert_eq!(error.refusal.as_deref(), Some(&Refusal::Request(refusal)));
+            assert_eq!(error.answer_tag, None);
+            assert_eq!(unavailable_code(&Unavailable::Refused(refusal)), code);
         }
     }
 }

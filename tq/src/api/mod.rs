@@ -22,7 +22,7 @@ use types::{
     CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
     PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest,
     ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody,
-    SecretFingerprint, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
+    SecretFingerprintAnswer, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
     UpgradeFromLrtqBody,
 };
 
@@ -113,7 +113,7 @@ pub trait SledApi {
     async fn secret_fingerprint(
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<SecretFingerprintRequest>,
-    ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError>;
+    ) -> Result<HttpResponseOk<SecretFingerprintAnswer>, ApiError>;
 
     /// Every counter of the node in the Prometheus text exposition format
     /// (version 0.0.4).

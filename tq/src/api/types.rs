@@ -1,6 +1,7 @@
 //! The API's own request and answer types: what wraps the core's types for
-//! the calls the core has no single type for (proxied calls, the secret's
-//! fingerprint, the sled's status with what the shim adds).
+//! the calls the core has no single type for (each Nexus call's body with
+//! Nexus's authenticator, each answer with the node's tag, proxied calls,
+//! the sled's status with what the shim adds).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
 use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
-use tq_core::ids::{Epoch, PlatformId};
+use tq_core::ids::PlatformId;
 use tq_std::ledger::LedgerStatus;
 use tq_std::node::report::{NodeReport, StorageHealth};
 
@@ -107,6 +108,10 @@ tagged_answers! {
     CoordinatorStatusAnswer(Option<CoordinatorStatus>);
     /// A node status Nexus asked for (proxied), tagged.
     NodeStatusAnswer(NodeStatus);
+    /// Which secret a sled loaded, without the secret: its epoch and its
+    /// fingerprint (tq-std's `LoadedSecret::fingerprint`, a one-way,
+    /// domain-separated hash), so members can be compared; tagged.
+    SecretFingerprintAnswer(SecretFingerprint);
 }
 
 /// `coordinate_upgrade_from_lrtq`'s answer (it has no value): the node's
@@ -179,20 +184,6 @@ pub struct SecretFingerprintRequest {
     /// call is refused (401 `unauthenticated`).
     #[serde(default)]
     pub auth: Option<RequestAuth>,
-}
-
-/// Which secret a sled loaded, without the secret: its epoch and its
-/// fingerprint (tq-std's `LoadedSecret::fingerprint`, a one-way,
-/// domain-separated hash), so members can be compared.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct SecretFingerprint {
-    /// The epoch whose secret was loaded.
-    pub epoch: Epoch,
-    /// The fingerprint, 32 bytes in lower-case hex.
-    #[schemars(length(equal = 64), regex(pattern = r"^[0-9a-f]*$"))]
-    pub fingerprint: String,
-    /// The node's tag of the load's answer (under the request's nonce).
-    pub tag: AnswerTag,
 }
 
 /// A sled's status: the core's node status, and what the shim adds.

@@ -653,17 +653,18 @@ impl Demo {
                     .authorize(&files.id, &LatestSecretQuery);
                 asks.spawn(async move {
                     let got = match authorized {
-                        Ok(Authorized { auth, check }) => {
-                            api.secret_fingerprint(auth, SECRET_WAIT)
-                                .await
-                                .and_then(|answer| check.accept(answer))
-                        }
+                        Ok(Authorized { auth, check }) => api
+                            .secret_fingerprint(auth, SECRET_WAIT)
+                            .await
+                            .and_then(|answer| check.accept(answer)),
                         Err(e) => Err(e.into()),
                     };
-                    (
-                        i,
-                        got.map(|p| (p.epoch, p.fingerprint)).map_err(NoSecret::Api),
-                    )
+                    let got = match got {
+                        Ok(Ok(print)) => Ok((print.epoch, hex(&print.fingerprint))),
+                        Ok(Err(refused)) => Err(NoSecret::Refused(refused)),
+                        Err(failure) => Err(NoSecret::Api(failure)),
+                    };
+                    (i, got)
                 });
             }
         }

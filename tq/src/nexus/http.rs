@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use progenitor_client::{ClientInfo, Error, ResponseValue};
 use tq_core::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    CommitOutcome, CommitRequest, CoordinatorStatus, LoadSecretError, LrtqUpgradeMsg, NodeStatus,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
 use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
@@ -29,8 +29,8 @@ use tq_driver::{CallFailure, FailureKind, Reply, SledApi, Tagged};
 use crate::api::error::{ApiError, ErrorCode, Refusal};
 use crate::api::types::{
     CommitBody, CoordinatorStatusBody, PrepareAndCommitBody, ProxyCommitRequest,
-    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprint,
-    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqBody,
+    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprintRequest,
+    SledStatus, UpgradeFromLrtqBody,
 };
 use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
 
@@ -82,18 +82,23 @@ impl HttpSled {
     }
 
     /// The latest committed epoch's secret's fingerprint, waiting up to
-    /// `deadline` for the shares; `auth` is Nexus's authenticator of the
-    /// load for this sled.
+    /// `deadline` for the shares, or the node's refusal; `auth` is Nexus's
+    /// authenticator of the load (a `LatestSecretQuery`) for this sled.
+    /// Tagged, for the caller to check.
     pub async fn secret_fingerprint(
         &self,
         auth: RequestAuth,
         deadline: Duration,
-    ) -> Reply<SecretFingerprint> {
+    ) -> Reply<Tagged<Result<SecretFingerprint, LoadSecretError>>> {
         let request = SecretFingerprintRequest {
             deadline_ms: millis(deadline),
             auth: Some(auth),
         };
-        plain(self.client.secret_fingerprint(&request).await)
+        refusable(
+            self.client.secret_fingerprint(&request).await,
+            |a| (a.answer, a.tag),
+            load_secret_refusal,
+        )
     }
 
     /// Its counters, in the Prometheus text format.
@@ -282,6 +287,13 @@ fn upgrade_refusal(r: Refusal) -> Option<LrtqUpgradeError> {
 fn commit_refusal(r: Refusal) -> Option<CommitError> {
     match r {
         Refusal::Commit(e) => Some(e),
+        _ => None,
+    }
+}
+
+fn load_secret_refusal(r: Refusal) -> Option<LoadSecretError> {
+    match r {
+        Refusal::LoadSecret(e) => Some(e),
         _ => None,
     }
 }
@@ -491,11 +503,25 @@ mod tests {
         addr
     }
 
+    /// An authenticator (what it holds does not matter to these servers).
+    fn any_auth() -> RequestAuth {
+        RequestAuth {
+            rack_id: tq_core::ids::RackId([1; 16]),
+            target: PlatformId::new("p", "s").unwrap(),
+            nonce: [2; 16],
+            tag: [3; 32],
+        }
+    }
+
     /// A valid fingerprint answer, padded with spaces (still valid JSON)
     /// to `len` bytes.
     fn fingerprint_answer(len: usize) -> Vec<u8> {
-        let mut body =
-            format!(r#"{{"epoch": 2, "fingerprint": "{}"}}"#, "ab".repeat(32)).into_bytes();
+        let mut body = format!(
+            r#"{{"answer": {{"epoch": 2, "fingerprint": "{}"}}, "tag": "{}"}}"#,
+            "ab".repeat(32),
+            "cd".repeat(32)
+        )
+        .into_bytes();
         body.resize(len, b' ');
         body
     }
@@ -510,15 +536,15 @@ mod tests {
             let fits = answering(fingerprint_answer(limit), chunked, "application/json").await;
             let sled = HttpSled::new(fits, Duration::from_secs(10)).unwrap();
             let print = sled
-                .secret_fingerprint(Duration::from_secs(1))
+                .secret_fingerprint(any_auth(), Duration::from_secs(1))
                 .await
                 .unwrap();
-            assert_eq!(print.epoch, tq_core::ids::Epoch(2));
+            assert_eq!(print.answer.unwrap().epoch, tq_core::ids::Epoch(2));
 
             let over = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
             let sled = HttpSled::new(over, Duration::from_secs(10)).unwrap();
             let failure = sled
-                .secret_fingerprint(Duration::from_secs(1))
+                .secret_fingerprint(any_auth(), Duration::from_secs(1))
                 .await
                 .unwrap_err();
             assert!(failure.to_string().contains("body"), "{failure}");

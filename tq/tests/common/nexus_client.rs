@@ -7,13 +7,13 @@
 use tq::api::error::{ApiError, Refusal};
 use tq::api::types::{
     CommitBody, CoordinatorStatusBody, PrepareAndCommitBody, ProxyCommitRequest,
-    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprint,
-    SecretFingerprintRequest, UpgradeFromLrtqBody,
+    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprintRequest,
+    UpgradeFromLrtqBody,
 };
 use tq::client::{Client, Error as ClientError, ResponseValue};
 use tq_core::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    CommitOutcome, CommitRequest, CoordinatorStatus, LoadSecretError, LrtqUpgradeMsg, NodeStatus,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
 use tq_core::authority::{
     AnswerTag, CoordinatorStatusQuery, LatestSecretQuery, NexusRequest, NodeStatusQuery,
@@ -118,6 +118,13 @@ fn upgrade_refusal(r: &Refusal) -> Option<LrtqUpgradeError> {
 fn commit_refusal(r: &Refusal) -> Option<CommitError> {
     match r {
         Refusal::Commit(e) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+fn load_secret_refusal(r: &Refusal) -> Option<LoadSecretError> {
+    match r {
+        Refusal::LoadSecret(e) => Some(e.clone()),
         _ => None,
     }
 }
@@ -243,18 +250,21 @@ impl NexusClient {
         })
     }
 
-    /// The body's `auth` is filled in. The answer's tag is not checked
-    /// here (it covers the loaded secret's answer, which only the sled
-    /// can encode).
+    /// The body's `auth` is filled in.
     pub async fn secret_fingerprint(
         &self,
         body: &SecretFingerprintRequest,
     ) -> Answered<SecretFingerprint> {
-        let Authorized { auth, .. } = authorize(&self.authority, &self.id, &LatestSecretQuery);
+        let Authorized { auth, check } = authorize(&self.authority, &self.id, &LatestSecretQuery);
         let body = SecretFingerprintRequest {
             auth: Some(auth),
             ..body.clone()
         };
-        self.client.secret_fingerprint(&body).await
+        checked(
+            self.client.secret_fingerprint(&body).await,
+            &check,
+            |a| (a.answer, a.tag),
+            load_secret_refusal,
+        )
     }
 }
