@@ -339,7 +339,7 @@ impl ApiServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tq_core::config::{ConfigFields, Member};
+    use tq_core::config::{ConfigFields, Configuration, Member};
     use tq_core::crypto::{EncryptedRackSecrets, ShareDigest};
     use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
     use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN, PLATFORM_ID_FIELD_LEN};

@@ -15,7 +15,6 @@
 #[path = "common/relay.rs"]
 mod relay;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
