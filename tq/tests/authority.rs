@@ -460,7 +460,7 @@ async fn a_process_without_nexus_key_changes_nothing() {
 ///
 /// A request whose body it altered by one byte (a digit of the epoch) is
 /// refused by the sled (`bad_tag`, counted) and changes nothing there; the
-/// same request unaltered is taken. The driver behind a relay that alters
+/// same request unaltered runs. The driver behind a relay that alters
 /// one byte of every answer (a hex digit of the node's tag) acts on none
 /// of them: the upgrade it starts is never seen to run, no ack is counted,
 /// nothing commits, and each answer is counted as unauthenticated.
@@ -471,14 +471,13 @@ async fn a_byte_flipped_on_the_link_is_caught() {
     let rack_id = sleds.layout.rack_id;
     let ids: Vec<PlatformId> = (0..4).map(|i| sleds.files(i).unwrap().id.clone()).collect();
     let authority = Authority::new(sleds.layout.authority.clone(), rack_id);
-    let upgrade = LrtqUpgradeMsg {
+
+    // A request altered on the way: a commit (which this sled, having
+    // prepared nothing, refuses without changing anything when it runs).
+    let commit = CommitRequest {
         rack_id,
         epoch: Epoch(2),
-        members: MemberSet::new(&ids).unwrap(),
-        threshold: Threshold::new(3).unwrap(),
     };
-
-    // A request altered on the way.
     let relay = relay::Relay::start(
         sleds.files(1).unwrap().api,
         Some(relay::flip_value_of("epoch")),
@@ -488,24 +487,24 @@ async fn a_byte_flipped_on_the_link_is_caught() {
     let through = HttpSled::new(relay.addr, Duration::from_secs(5)).unwrap();
     let before = counter(&sleds, 1, "request_bad_tag").await;
     let states_before = states(&sleds).await;
-    let auth = authority.authorize(&ids[1], &upgrade).unwrap().auth;
-    let failure = through
-        .upgrade_from_lrtq(auth, upgrade.clone())
-        .await
-        .unwrap_err();
+    let auth = authority.authorize(&ids[1], &commit).unwrap().auth;
+    let failure = through.commit(auth, commit).await.unwrap_err();
     assert_eq!(relay.tampered(), 1);
-    assert_eq!(failure.kind, tq_driver::FailureKind::RequestRefused, "{failure}");
+    assert_eq!(
+        failure.kind,
+        tq_driver::FailureKind::RequestRefused,
+        "{failure}"
+    );
+    assert_eq!(counter(&sleds, 1, "request_bad_tag").await, before + 1);
+    // Unaltered, the very same call runs (the node's own refusal, tagged).
+    let Authorized { auth, check } = authority.authorize(&ids[1], &commit).unwrap();
+    let tagged = sleds.api(1).unwrap().commit(auth, commit).await.unwrap();
+    assert_eq!(
+        check.accept(tagged).unwrap(),
+        Err(CommitError::NotPrepared(Epoch(2)))
+    );
     assert_eq!(counter(&sleds, 1, "request_bad_tag").await, before + 1);
     assert_eq!(states(&sleds).await, states_before);
-    // Unaltered, the very same call is taken, and its answer checks.
-    let Authorized { auth, check } = authority.authorize(&ids[1], &upgrade).unwrap();
-    let tagged = sleds
-        .api(1)
-        .unwrap()
-        .upgrade_from_lrtq(auth, upgrade.clone())
-        .await
-        .unwrap();
-    check.accept(tagged).unwrap().unwrap();
     drop(relay);
 
     // Every answer altered on the way, to a driver starting an upgrade at
