@@ -38,7 +38,7 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 48 KiB), from the framework |
+//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 52 KiB), from the framework |
 //! | `invalid_deadline` | 400 | `deadline_ms` outside 1..=60000 |
 //! | `rack_id_mismatch` | 400 | the request names another rack |
 //! | `not_a_member` | 400 | this sled is not in the configuration or member set |
