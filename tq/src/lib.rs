@@ -104,7 +104,7 @@
 //! | POST | `/v1/proxy/commit` | [`api::types::ProxyCommitRequest`] | 200 [`api::types::CommitAnswer`] of the target | the target's commit refusals; the proxy's (below) |
 //! | POST | `/v1/proxy/prepare-and-commit` | [`api::types::ProxyPrepareAndCommitRequest`] | 200 [`api::types::PrepareAndCommitAnswer`] of the target | the target's prepare-and-commit refusals; the proxy's |
 //! | POST | `/v1/proxy/status` | [`api::types::ProxyStatusRequest`] | 200 [`api::types::NodeStatusAnswer`] of the target | the proxy's |
-//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprint`]: epoch, fingerprint and tag only | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
+//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprintAnswer`]: epoch, fingerprint (never the secret) and tag | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
 //! | GET | `/metrics` | | 200 `text/plain; version=0.0.4`: Prometheus text (open) | |
 //!
 //! Every Nexus call may also be refused `unauthenticated`, `foreign_rack`,

@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dropshot::{
-    Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, RequestContext, ServerBuilder,
-    TypedBody,
+    Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, RequestContext, ServerBuilder, TypedBody,
 };
 use http::Response;
 use tq_core::authority::{AnswerTag, RequestAuth};
@@ -30,10 +29,9 @@ use tq_std::handle::{Answer, NodeHandle, Tagged};
 use crate::api::error::{ApiError, ErrorCode};
 use crate::api::types::{
     CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
-    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest,
-    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody,
-    SecretFingerprintAnswer, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
-    UpgradeFromLrtqBody, deadline,
+    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest, ProxyPrepareAndCommitRequest,
+    ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody, SecretFingerprintAnswer,
+    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer, UpgradeFromLrtqBody, deadline,
 };
 use crate::api::{SledApi, sled_api_mod};
 use crate::error::ListenError;

@@ -299,19 +299,11 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let all = [0, 1, 2, 3, 4];
     let msg3 = reconfigure_msg(&rack, 3, Some(2), &all, 3);
     assert_eq!(
-        rack.nexus(1)
-            .reconfigure(&msg3)
-            .await
-            .unwrap()
-            .into_inner(),
+        rack.nexus(1).reconfigure(&msg3).await.unwrap().into_inner(),
         ReconfigureOutcome::Started
     );
     assert_eq!(
-        rack.nexus(1)
-            .reconfigure(&msg3)
-            .await
-            .unwrap()
-            .into_inner(),
+        rack.nexus(1).reconfigure(&msg3).await.unwrap().into_inner(),
         ReconfigureOutcome::AlreadyRunning
     );
     assert_refused(
@@ -412,7 +404,10 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let expunged = loop {
         let result = rack
             .nexus(3)
-            .secret_fingerprint(&SecretFingerprintRequest { deadline_ms: 2000, auth: None })
+            .secret_fingerprint(&SecretFingerprintRequest {
+                deadline_ms: 2000,
+                auth: None,
+            })
             .await;
         let (status, error) = refusal(result);
         if error.error_code == ErrorCode::Expunged {

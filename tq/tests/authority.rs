@@ -143,7 +143,9 @@ async fn upgraded(
 ) -> Driver<SledMap<HttpSled>> {
     let rack = sleds.layout.rack_file(|s| s.lrtq);
     let directory = tq::nexus::directory(&rack, Duration::from_secs(5)).unwrap();
-    let ids: Vec<PlatformId> = (0..lrtq).map(|i| sleds.files(i).unwrap().id.clone()).collect();
+    let ids: Vec<PlatformId> = (0..lrtq)
+        .map(|i| sleds.files(i).unwrap().id.clone())
+        .collect();
     let mut driver = Driver::create(
         StateFile::new(state),
         directory,
@@ -202,7 +204,11 @@ async fn a_process_without_nexus_key_changes_nothing() {
     let ids: Vec<PlatformId> = (0..4).map(|i| sleds.files(i).unwrap().id.clone()).collect();
     let before = states(&sleds).await;
     let prints = fingerprints(&sleds, nexus).await;
-    assert!(prints.iter().all(|p| p.as_ref().is_some_and(|(e, _)| *e == Epoch(2))));
+    assert!(
+        prints
+            .iter()
+            .all(|p| p.as_ref().is_some_and(|(e, _)| *e == Epoch(2)))
+    );
 
     let strangers = [
         (
@@ -377,7 +383,12 @@ async fn a_process_without_nexus_key_changes_nothing() {
                 code(
                     client
                         .coordinator_status(&CoordinatorStatusBody {
-                            auth: Some(stranger.authorize(id, &CoordinatorStatusQuery).unwrap().auth),
+                            auth: Some(
+                                stranger
+                                    .authorize(id, &CoordinatorStatusQuery)
+                                    .unwrap()
+                                    .auth,
+                            ),
                         })
                         .await,
                 ),
@@ -553,14 +564,13 @@ async fn a_byte_flipped_on_the_link_is_caught() {
     assert!(relays.iter().map(relay::Relay::tampered).sum::<usize>() > 0);
     let pending = driver.nexus().pending().unwrap();
     assert!(pending.acked().is_empty(), "an ack was counted");
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert!(
         !seen
             .iter()
             .any(|e| e.contains("runs it") || e.contains("acks") || e.contains("committed")),
         "{seen:?}"
     );
-    drop(seen);
     let mut sleds = sleds;
     sleds.stop_all().await;
 }
@@ -619,7 +629,11 @@ impl SledApi for Recording {
         auth: RequestAuth,
         msg: ReconfigureMsg,
     ) -> Reply<Tagged<Result<ReconfigureOutcome, ReconfigureError>>> {
-        self.record(Recorded::Reconfigure(self.sled.clone(), auth.clone(), msg.clone()));
+        self.record(Recorded::Reconfigure(
+            self.sled.clone(),
+            auth.clone(),
+            msg.clone(),
+        ));
         self.sled.reconfigure(auth, msg).await
     }
 
@@ -628,7 +642,11 @@ impl SledApi for Recording {
         auth: RequestAuth,
         msg: LrtqUpgradeMsg,
     ) -> Reply<Tagged<Result<(), LrtqUpgradeError>>> {
-        self.record(Recorded::Upgrade(self.sled.clone(), auth.clone(), msg.clone()));
+        self.record(Recorded::Upgrade(
+            self.sled.clone(),
+            auth.clone(),
+            msg.clone(),
+        ));
         self.sled.upgrade_from_lrtq(auth, msg).await
     }
 
@@ -743,9 +761,9 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
     let log = Arc::new(Mutex::new(Vec::new()));
     // Nexus reaches the new sled only through a member's proxy.
     let directory = SledMap::new();
-    for i in 0..4 {
+    for (i, id) in ids.iter().enumerate().take(4) {
         directory.insert(
-            ids[i].clone(),
+            id.clone(),
             Recording {
                 sled: sleds.api(i).unwrap().clone(),
                 log: Arc::clone(&log),
@@ -777,7 +795,11 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
             .collect();
         calls
     };
-    let changes: [(&[usize], u8); 3] = [(&[0, 1, 2, 3], 3), (&[0, 1, 2, 3, 4], 3), (&[0, 1, 2, 4], 3)];
+    let changes: [(&[usize], u8); 3] = [
+        (&[0, 1, 2, 3], 3),
+        (&[0, 1, 2, 3, 4], 3),
+        (&[0, 1, 2, 4], 3),
+    ];
     for (members, k) in changes {
         let members_ids: Vec<PlatformId> = members.iter().map(|&i| ids[i].clone()).collect();
         driver
@@ -826,8 +848,13 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
 
     // The comparison sees a change when there is one: a new request,
     // genuinely Nexus's, at the next epoch.
-    let members = MemberSet::new(&[ids[0].clone(), ids[1].clone(), ids[2].clone(), ids[4].clone()])
-        .unwrap();
+    let members = MemberSet::new(&[
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[4].clone(),
+    ])
+    .unwrap();
     let next = ReconfigureMsg {
         rack_id,
         epoch: Epoch(5),

@@ -823,7 +823,11 @@ fn curl_talks_to_the_api() {
         error["refusal"],
         serde_json::json!({"commit": {"NotPrepared": 2}})
     );
-    assert_eq!(error["answer_tag"].as_str().map(str::len), Some(64), "{body}");
+    assert_eq!(
+        error["answer_tag"].as_str().map(str::len),
+        Some(64),
+        "{body}"
+    );
 
     // Without Nexus's authenticator: refused before the node.
     let (code, _, body) = curl(&[

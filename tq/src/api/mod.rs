@@ -20,10 +20,9 @@ use http::Response;
 use error::ApiError;
 use types::{
     CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
-    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest,
-    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody,
-    SecretFingerprintAnswer, SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer,
-    UpgradeFromLrtqBody,
+    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest, ProxyPrepareAndCommitRequest,
+    ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody, SecretFingerprintAnswer,
+    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer, UpgradeFromLrtqBody,
 };
 
 /// The API's version, in the OpenAPI document and the paths (`/v1/...`).

@@ -33,10 +33,10 @@ use clap::{Args, Subcommand};
 use tq::nexus::http::{ClientError, HttpSled};
 use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq::nexus::{AuthorityKeyError, MajorityError, StateFileError};
-use tq_rack_setup::keys::KeyFileError;
 use tq_core::ids::{PlatformId, Threshold, ThresholdOutOfRange};
 use tq_driver::{Directory as _, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Timing};
+use tq_rack_setup::keys::KeyFileError;
 
 use super::report::Report;
 use super::{RuntimeError, runtime};
@@ -248,7 +248,11 @@ async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
         let failed = |e| NexusCliError::SledKey(out.clone(), e);
         let key = tq_rack_setup::keys::sled_key(&authority, rack.rack_id, &id).map_err(failed)?;
         tq_rack_setup::keys::write_sled_key(out, &key).map_err(failed)?;
-        println!("{}: the request key of {id} (rack {})", out.display(), rack.rack_id);
+        println!(
+            "{}: the request key of {id} (rack {})",
+            out.display(),
+            rack.rack_id
+        );
         return Ok(());
     }
     if let NexusCommand::Show { json } = &args.command {

@@ -27,8 +27,8 @@ use tq::nexus::http::{HttpSled, Traffic};
 use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq_core::api::NodeStatus;
 use tq_core::authority::NodeStatusQuery;
-use tq_driver::Authorized;
 use tq_core::ids::PlatformId;
+use tq_driver::Authorized;
 use tq_nexus::{Nexus, Timing};
 
 use super::report::Report;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Threshold, ThresholdOutOfRange};
-use tq_rack_setup::keys::{self, KeyFileError};
 use tq_driver::store::StoreError;
 use tq_driver::{SledMap, StateFile};
 use tq_nexus::{Nexus, RestoreError, Timing};
+use tq_rack_setup::keys::{self, KeyFileError};
 
 use http::{ClientError, HttpSled};
 use rack_file::RackFile;
