@@ -141,3 +141,30 @@ pub fn read_state(path: &Path, timing: Timing) -> Result<Nexus, StateFileError> 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// `init`'s key: made private beside the state file, kept when there,
+    /// refused once open to others.
+    #[test]
+    fn the_authority_key_is_made_once_kept_and_refused_when_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = authority_key_path(&dir.path().join("nexus.json"));
+        assert!(path.ends_with("nexus.json.authority-key"));
+        let (made, fresh) = make_authority_key(&path).unwrap();
+        assert!(fresh);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (kept, fresh) = make_authority_key(&path).unwrap();
+        assert!(!fresh);
+        assert_eq!(kept.expose_bytes(), made.expose_bytes());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let error = make_authority_key(&path).unwrap_err();
+        let line = crate::error::Chain(&error).to_string();
+        assert!(line.contains("open to other users"), "{line}");
+    }
+}
