@@ -9,6 +9,11 @@
 //! | `prepare_and_commit` | a [`Configuration`] | [`PrepareAndCommitOutcome`] or [`PrepareAndCommitError`] |
 //! | `coordinator_status` | none | `Option<`[`CoordinatorStatus`]`>` |
 //! | `status` | none | [`NodeStatus`] |
+//! | `load_latest_rack_secret` (the host's fingerprint endpoint) | none | [`SecretFingerprint`] or [`LoadSecretError`] |
+//!
+//! Each request travels with Nexus's [`crate::authority::RequestAuth`] and
+//! each answer with the node's [`crate::authority::AnswerTag`] (see
+//! [`crate::authority`]).
 //!
 //! Each has a postcard codec in [`crate::wire`] (in place where the value
 //! is large) for the service processor; with the `host` feature each also
@@ -306,6 +311,23 @@ pub struct Coordinating {
     pub epoch: Epoch,
     /// Where it stands.
     pub phase: CoordinatorPhase,
+}
+
+/// The answer to Nexus's request for the latest secret (the host's
+/// fingerprint endpoint): its epoch and the secret's public fingerprint
+/// (computed by the host; see tq-std's `secrets`), never the secret. The
+/// node's [`crate::authority::AnswerTag`] covers the whole
+/// `Result<SecretFingerprint, LoadSecretError>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(any(test, feature = "host"), derive(Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SecretFingerprint {
+    /// The latest committed epoch, whose secret it is.
+    pub epoch: Epoch,
+    /// The fingerprint. Lower-case hex in JSON.
+    #[serde(with = "crate::serde_forms::hex_array")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub fingerprint: [u8; 32],
 }
 
 /// Nexus's crash tolerance `Z` for a configuration with `spare = members -

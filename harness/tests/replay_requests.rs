@@ -31,20 +31,20 @@ use tq_test_fixtures::{RACK, lrtq_rack, with_big_stack};
 /// A recorded request's call, owned.
 #[derive(Clone, Debug)]
 enum Call {
-    Reconfigure(ReconfigureMsg),
-    UpgradeFromLrtq(LrtqUpgradeMsg),
+    Reconfigure(Box<ReconfigureMsg>),
+    UpgradeFromLrtq(Box<LrtqUpgradeMsg>),
     Commit(CommitRequest),
-    PrepareAndCommit(Configuration),
+    PrepareAndCommit(Box<Configuration>),
     CoordinatorStatus,
 }
 
 impl Call {
     fn of(kind: CallKind<'_>) -> Self {
         match kind {
-            CallKind::Reconfigure(msg) => Self::Reconfigure(msg.clone()),
-            CallKind::UpgradeFromLrtq(msg) => Self::UpgradeFromLrtq(msg.clone()),
+            CallKind::Reconfigure(msg) => Self::Reconfigure(Box::new(msg.clone())),
+            CallKind::UpgradeFromLrtq(msg) => Self::UpgradeFromLrtq(Box::new(msg.clone())),
             CallKind::Commit(request) => Self::Commit(request),
-            CallKind::PrepareAndCommit(config) => Self::PrepareAndCommit(config.clone()),
+            CallKind::PrepareAndCommit(config) => Self::PrepareAndCommit(Box::new(config.clone())),
             CallKind::CoordinatorStatus => Self::CoordinatorStatus,
         }
     }
@@ -167,10 +167,10 @@ fn run_and_replay(cluster: &mut Cluster, seed: u64, steps: usize) {
             Some(Ok(())),
             "replay {i} of {call:?} to sled {sled}"
         );
-        for index in 0..sleds {
+        for (index, before) in before.iter().enumerate() {
             assert_eq!(
-                view(cluster, index),
-                before[index],
+                &view(cluster, index),
+                before,
                 "replay {i} ({call:?} to sled {sled}) changed sled {index}"
             );
         }

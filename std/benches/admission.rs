@@ -85,7 +85,7 @@ async fn cold_boot(sleds: usize, seed: u64, flood: bool) -> Run {
     rack.publish_peers().await;
     rack.wait_connected().await;
     let connected = started.elapsed();
-    let loads = (0..sleds).map(|i| rack.handle(i).load_latest_secret(LIMIT));
+    let loads = (0..sleds).map(|i| rack.load_latest_secret(i, LIMIT));
     for loaded in futures_util::future::join_all(loads).await {
         loaded.unwrap().unwrap();
     }

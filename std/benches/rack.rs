@@ -115,7 +115,7 @@ async fn measure(sleds: usize) -> Row {
                 rack.handle(i).clear_secrets().await.unwrap();
             }
             let t = Instant::now();
-            let loads = (0..sleds).map(|i| rack.handle(i).load_latest_secret(LIMIT));
+            let loads = (0..sleds).map(|i| rack.load_latest_secret(i, LIMIT));
             for loaded in futures_util::future::join_all(loads).await {
                 loaded.unwrap().unwrap();
             }

@@ -5,12 +5,22 @@
 //! bounded ([`crate::node::NodeConfig::api_queue_len`]): a full queue is
 //! [`Unavailable::Busy`] at once, never a wait and never a panic.
 //!
-//! A Nexus-facing call answers `Ok(answer)` with the node's own answer
-//! (exactly the core's types, so a Nexus driver passes it on), or
-//! `Err(`[`Unavailable`]`)` when the shim could not get one: the queue is
-//! full, the task stopped, the ledger could not store what the call
-//! changed (nothing is acknowledged while the state is not on disk), or,
-//! for a proxied call, the target could not be reached in time.
+//! A Nexus-facing call takes Nexus's [`RequestAuth`] with its request and
+//! answers `Ok(`[`Tagged`]`)`: the node's own answer (exactly the core's
+//! types, so a Nexus driver passes it on) with the tag the node gave it
+//! ([`tq_core::authority`]), which Nexus checks with the sled's key before
+//! acting on it. `Err(`[`Unavailable`]`)` when the shim got no answer: the
+//! node refused the request's authenticator ([`Unavailable::Refused`],
+//! counted by the node), the queue is full, the task stopped, the ledger
+//! could not store what the call changed (nothing is acknowledged while
+//! the state is not on disk), or, for a proxied call, the target could not
+//! be reached in time. The target of a proxied call checks the
+//! authenticator itself; the forwarding sled only relays it.
+//!
+//! Not Nexus calls, and so not authenticated: [`NodeHandle::status`] and
+//! [`NodeHandle::metrics`] (read-only, nothing secret), and
+//! [`NodeHandle::load_rack_secret`], the host's own load for its disks
+//! (see `tq_core::node::Node::load_rack_secret`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +32,7 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
     ReconfigureMsg, ReconfigureOutcome,
 };
+use tq_core::authority::{AnswerTag, RequestAuth, RequestRefusal};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::node::{
@@ -62,6 +73,9 @@ pub enum Unavailable {
     Remote(RemoteUnavailable),
     /// Proxied: the target answered with another call's answer.
     WrongAnswer,
+    /// The node (the target, for a proxied call) refused the request's
+    /// authenticator, and counted it.
+    Refused(RequestRefusal),
     /// An invariant of this code broke (a frame that cannot be encoded).
     Internal,
 }
@@ -119,6 +133,7 @@ impl std::fmt::Display for Unavailable {
                 f.write_str("the target sled is shutting down")
             }
             Self::WrongAnswer => f.write_str("the target sled answered another call"),
+            Self::Refused(refusal) => write!(f, "request refused: {refusal}"),
             Self::Internal => f.write_str("internal error"),
         }
     }
@@ -129,29 +144,54 @@ impl std::error::Error for Unavailable {}
 /// A Nexus-facing call's result: the node's answer, or why there is none.
 pub type Answer<T> = Result<T, Unavailable>;
 
+/// A node's answer to a Nexus request, with the tag the node gave it over
+/// the answer's Nexus encoding, the call and the request's nonce (see
+/// [`tq_core::authority`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged<T> {
+    /// The answer.
+    pub answer: T,
+    /// Its tag.
+    pub tag: AnswerTag,
+}
+
 pub(crate) type Reply<T> = oneshot::Sender<Answer<T>>;
 
 /// One call on the node task.
 pub(crate) enum Request {
     Reconfigure(
+        Box<RequestAuth>,
         Box<ReconfigureMsg>,
-        Reply<Result<ReconfigureOutcome, ReconfigureError>>,
+        Reply<Tagged<Result<ReconfigureOutcome, ReconfigureError>>>,
     ),
-    UpgradeFromLrtq(Box<LrtqUpgradeMsg>, Reply<Result<(), LrtqUpgradeError>>),
-    Commit(CommitRequest, Reply<Result<CommitOutcome, CommitError>>),
+    UpgradeFromLrtq(
+        Box<RequestAuth>,
+        Box<LrtqUpgradeMsg>,
+        Reply<Tagged<Result<(), LrtqUpgradeError>>>,
+    ),
+    Commit(
+        Box<RequestAuth>,
+        CommitRequest,
+        Reply<Tagged<Result<CommitOutcome, CommitError>>>,
+    ),
     PrepareAndCommit(
+        Box<RequestAuth>,
         Box<Configuration>,
-        Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>,
+        Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>,
     ),
-    CoordinatorStatus(Reply<Option<CoordinatorStatus>>),
+    CoordinatorStatus(Box<RequestAuth>, Reply<Tagged<Option<CoordinatorStatus>>>),
     Status(Reply<Box<NodeReport>>),
     LoadSecret(Epoch, Reply<Result<Option<LoadedSecret>, LoadSecretError>>),
-    LoadLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
+    LoadLatestSecret(
+        Box<RequestAuth>,
+        Reply<Tagged<Result<LoadedSecret, LoadSecretError>>>,
+    ),
     ClearSecrets(Reply<()>),
     SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
     Metrics(Reply<Box<Snapshot>>),
     Proxy {
         to: PlatformId,
+        auth: Box<RequestAuth>,
         request: ProxyRequest,
         deadline: Duration,
         reply: Reply<ProxyAnswer>,
@@ -186,44 +226,54 @@ impl NodeHandle {
         answer.await.unwrap_or(Err(Unavailable::Stopped))
     }
 
-    /// `coordinate_reconfiguration`.
+    /// `coordinate_reconfiguration`, authorized by `auth`.
     pub async fn reconfigure(
         &self,
+        auth: RequestAuth,
         msg: ReconfigureMsg,
-    ) -> Answer<Result<ReconfigureOutcome, ReconfigureError>> {
-        self.call(|reply| Request::Reconfigure(Box::new(msg), reply))
+    ) -> Answer<Tagged<Result<ReconfigureOutcome, ReconfigureError>>> {
+        self.call(|reply| Request::Reconfigure(Box::new(auth), Box::new(msg), reply))
             .await
     }
 
-    /// `coordinate_upgrade_from_lrtq`.
+    /// `coordinate_upgrade_from_lrtq`, authorized by `auth`.
     pub async fn upgrade_from_lrtq(
         &self,
+        auth: RequestAuth,
         msg: LrtqUpgradeMsg,
-    ) -> Answer<Result<(), LrtqUpgradeError>> {
-        self.call(|reply| Request::UpgradeFromLrtq(Box::new(msg), reply))
+    ) -> Answer<Tagged<Result<(), LrtqUpgradeError>>> {
+        self.call(|reply| Request::UpgradeFromLrtq(Box::new(auth), Box::new(msg), reply))
             .await
     }
 
-    /// `commit_configuration`.
+    /// `commit_configuration`, authorized by `auth`.
     pub async fn commit(
         &self,
+        auth: RequestAuth,
         request: CommitRequest,
-    ) -> Answer<Result<CommitOutcome, CommitError>> {
-        self.call(|reply| Request::Commit(request, reply)).await
-    }
-
-    /// `prepare_and_commit`.
-    pub async fn prepare_and_commit(
-        &self,
-        config: Configuration,
-    ) -> Answer<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
-        self.call(|reply| Request::PrepareAndCommit(Box::new(config), reply))
+    ) -> Answer<Tagged<Result<CommitOutcome, CommitError>>> {
+        self.call(|reply| Request::Commit(Box::new(auth), request, reply))
             .await
     }
 
-    /// The running coordination, as Nexus polls it.
-    pub async fn coordinator_status(&self) -> Answer<Option<CoordinatorStatus>> {
-        self.call(Request::CoordinatorStatus).await
+    /// `prepare_and_commit`, authorized by `auth`.
+    pub async fn prepare_and_commit(
+        &self,
+        auth: RequestAuth,
+        config: Configuration,
+    ) -> Answer<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
+        self.call(|reply| Request::PrepareAndCommit(Box::new(auth), Box::new(config), reply))
+            .await
+    }
+
+    /// The running coordination, as Nexus polls it, authorized by `auth`
+    /// (made for a [`tq_core::authority::CoordinatorStatusQuery`]).
+    pub async fn coordinator_status(
+        &self,
+        auth: RequestAuth,
+    ) -> Answer<Tagged<Option<CoordinatorStatus>>> {
+        self.call(|reply| Request::CoordinatorStatus(Box::new(auth), reply))
+            .await
     }
 
     /// The node's status, its ledger's health and its connections.
@@ -232,7 +282,8 @@ impl NodeHandle {
     }
 
     /// The secret of committed `epoch`; `Ok(Ok(None))` while shares are
-    /// being collected (see [`Self::load_latest_secret`] to wait instead).
+    /// being collected. The host's own load, for its disks: not a Nexus
+    /// call, so it takes no authenticator (see the module doc).
     pub async fn load_rack_secret(
         &self,
         epoch: Epoch,
@@ -240,17 +291,24 @@ impl NodeHandle {
         self.call(|reply| Request::LoadSecret(epoch, reply)).await
     }
 
-    /// The secret of the latest committed epoch, waiting up to `deadline`
-    /// (at most [`MAX_DEADLINE`]) for its shares ([`Unavailable::DeadlinePassed`] after that). If a
-    /// newer epoch commits meanwhile, that one's secret is what comes. A
-    /// refusal (nothing committed, expunged) comes at once: only shares
-    /// are waited for.
+    /// Nexus's request for the secret of the latest committed epoch (the
+    /// fingerprint endpoint), authorized by `auth` (made for a
+    /// [`tq_core::authority::LatestSecretQuery`]), waiting up to `deadline`
+    /// (at most [`MAX_DEADLINE`]) for its shares
+    /// ([`Unavailable::DeadlinePassed`] after that). If a newer epoch
+    /// commits meanwhile, that one's secret is what comes. A refusal
+    /// (nothing committed, expunged) comes at once: only shares are waited
+    /// for. The tag covers what the host may show Nexus, the
+    /// `Result<`[`tq_core::api::SecretFingerprint`]`, LoadSecretError>` of
+    /// [`crate::secrets::fingerprint_answer`], never the secret.
     pub async fn load_latest_secret(
         &self,
+        auth: RequestAuth,
         deadline: Duration,
-    ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+    ) -> Answer<Tagged<Result<LoadedSecret, LoadSecretError>>> {
         let deadline = deadline.min(MAX_DEADLINE);
-        tokio::time::timeout(deadline, self.call(Request::LoadLatestSecret))
+        let call = self.call(|reply| Request::LoadLatestSecret(Box::new(auth), reply));
+        tokio::time::timeout(deadline, call)
             .await
             .unwrap_or(Err(Unavailable::DeadlinePassed))
     }
@@ -278,19 +336,21 @@ impl NodeHandle {
     }
 
     /// `commit_configuration` on `to`, through this sled's connection to
-    /// it, failing after `deadline` (at most [`MAX_DEADLINE`]) or if the
-    /// connection ends first.
+    /// it, authorized by `auth` (made for `to`: the target checks it, this
+    /// sled only relays it), failing after `deadline` (at most
+    /// [`MAX_DEADLINE`]) or if the connection ends first.
     pub async fn proxy_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: CommitRequest,
         deadline: Duration,
-    ) -> Answer<Result<CommitOutcome, CommitError>> {
+    ) -> Answer<Tagged<Result<CommitOutcome, CommitError>>> {
         match self
-            .proxy(to, ProxyRequest::Commit(request), deadline)
+            .proxy(to, auth, ProxyRequest::Commit(request), deadline)
             .await?
         {
-            ProxyAnswer::Commit(result) => Ok(result),
+            ProxyAnswer::Commit(answer, tag) => Ok(Tagged { answer, tag }),
             other => Err(unexpected(other)),
         }
     }
@@ -299,24 +359,33 @@ impl NodeHandle {
     pub async fn proxy_prepare_and_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> Answer<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+    ) -> Answer<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
         let request = ProxyRequest::PrepareAndCommit(Box::new(config));
-        match self.proxy(to, request, deadline).await? {
-            ProxyAnswer::PrepareAndCommit(result) => Ok(result),
+        match self.proxy(to, auth, request, deadline).await? {
+            ProxyAnswer::PrepareAndCommit(answer, tag) => Ok(Tagged { answer, tag }),
             other => Err(unexpected(other)),
         }
     }
 
-    /// The node status of `to`, proxied (see [`Self::proxy_commit`]).
+    /// The node status of `to`, proxied (see [`Self::proxy_commit`]);
+    /// `auth` is made for a [`tq_core::authority::NodeStatusQuery`].
     pub async fn proxy_status(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         deadline: Duration,
-    ) -> Answer<tq_core::api::NodeStatus> {
-        match self.proxy(to, ProxyRequest::NodeStatus, deadline).await? {
-            ProxyAnswer::NodeStatus(status) => Ok(*status),
+    ) -> Answer<Tagged<tq_core::api::NodeStatus>> {
+        match self
+            .proxy(to, auth, ProxyRequest::NodeStatus, deadline)
+            .await?
+        {
+            ProxyAnswer::NodeStatus(status, tag) => Ok(Tagged {
+                answer: *status,
+                tag,
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -324,11 +393,13 @@ impl NodeHandle {
     async fn proxy(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: ProxyRequest,
         deadline: Duration,
     ) -> Answer<ProxyAnswer> {
         self.call(|reply| Request::Proxy {
             to,
+            auth: Box::new(auth),
             request,
             deadline,
             reply,
@@ -345,6 +416,7 @@ impl NodeHandle {
 fn unexpected(answer: ProxyAnswer) -> Unavailable {
     match answer {
         ProxyAnswer::Unavailable(reason) => Unavailable::Remote(reason),
+        ProxyAnswer::Refused(refusal) => Unavailable::Refused(refusal),
         _ => Unavailable::WrongAnswer,
     }
 }

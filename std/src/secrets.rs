@@ -49,6 +49,7 @@ use std::fmt;
 use hkdf::SimpleHkdf;
 use sha3::Sha3_256;
 use subtle::ConstantTimeEq;
+use tq_core::api::{LoadSecretError, SecretFingerprint};
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{Epoch, RackId};
 use zeroize::Zeroizing;
@@ -208,6 +209,23 @@ pub fn derive_disk_key(
         return Err(DeriveError::ZeroKey);
     }
     Ok(DiskKey { epoch, key })
+}
+
+/// What the node tags for Nexus's latest-secret request (the fingerprint
+/// endpoint): the loaded secret's epoch and fingerprint, or the refusal;
+/// never the secret. The answer tag of
+/// [`crate::handle::NodeHandle::load_latest_secret`] covers its Nexus
+/// encoding.
+pub fn fingerprint_answer(
+    loaded: &Result<LoadedSecret, LoadSecretError>,
+) -> Result<SecretFingerprint, LoadSecretError> {
+    match loaded {
+        Ok(secret) => Ok(SecretFingerprint {
+            epoch: secret.epoch(),
+            fingerprint: secret.fingerprint(),
+        }),
+        Err(error) => Err(error.clone()),
+    }
 }
 
 /// The fingerprint of the module doc, from the secret itself.

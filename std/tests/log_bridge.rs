@@ -87,10 +87,12 @@ fn a_core_log_line_arrives_as_a_tracing_event_in_the_node_span() {
             members: MemberSet::new(&rack.ids()).unwrap(),
             threshold: Threshold::new(2).unwrap(),
         };
+        let auth = common::authority::authorize(&rack.ids()[0], &upgrade);
         rack.handle(0)
-            .upgrade_from_lrtq(upgrade)
+            .upgrade_from_lrtq(auth, upgrade)
             .await
             .unwrap()
+            .answer
             .unwrap();
         rack.shutdown().await;
     });

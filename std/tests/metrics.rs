@@ -69,15 +69,15 @@ async fn a_nodes_metrics_parse_back() {
         rack_id: RACK_ID,
         epoch: Epoch(2),
     };
-    handle
-        .proxy_commit(
-            rack.sleds[2].id.clone(),
-            commit,
-            std::time::Duration::from_secs(5),
-        )
-        .await
-        .unwrap()
-        .unwrap_err();
+    common::authority::proxy_commit(
+        &handle,
+        &rack.sleds[2].id,
+        commit,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     let snapshot = handle.metrics().await.unwrap();
     let text = render(&snapshot);
     let samples = parse(&text);

@@ -15,6 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::authority as auth;
 use common::rack::{RACK_ID, Rack, node_net_config, sled_id};
 use common::{CaIdentity, Unwritable};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg};
@@ -61,7 +62,7 @@ async fn proxied_calls_reach_a_sled_through_a_connected_one() {
     let deadline = Duration::from_secs(5);
     let (via, target) = (rack.handle(0).clone(), rack.sleds[3].id.clone());
 
-    let proxied = via.proxy_status(target.clone(), deadline).await.unwrap();
+    let proxied = auth::proxy_status(&via, &target, deadline).await.unwrap();
     let own = rack.handle(3).status().await.unwrap().node;
     assert_eq!(proxied.id, target);
     assert_eq!(proxied.state, own.state);
@@ -73,12 +74,12 @@ async fn proxied_calls_reach_a_sled_through_a_connected_one() {
         epoch: Epoch(2),
     };
     assert_eq!(
-        via.proxy_commit(target.clone(), commit, deadline).await,
+        auth::proxy_commit(&via, &target, commit, deadline).await,
         Ok(Err(CommitError::NotPrepared(Epoch(2))))
     );
     // A sled this one has no connection to.
     assert_eq!(
-        via.proxy_status(sled_id(9), deadline).await,
+        auth::proxy_status(&via, &sled_id(9), deadline).await,
         Err(Unavailable::NotConnected)
     );
     let metrics = via.metrics().await.unwrap();
@@ -97,10 +98,10 @@ async fn a_deadline_too_long_for_the_clock_is_cut_to_the_limit() {
     rack.start_all().await;
     rack.wait_connected().await;
     let (via, target) = (rack.handle(0).clone(), rack.sleds[1].id.clone());
-    let proxied = via.proxy_status(target.clone(), Duration::MAX).await;
+    let proxied = auth::proxy_status(&via, &target, Duration::MAX).await;
     assert_eq!(proxied.map(|status| status.id), Ok(target));
     assert_eq!(
-        via.proxy_status(sled_id(9), Duration::MAX).await,
+        auth::proxy_status(&via, &sled_id(9), Duration::MAX).await,
         Err(Unavailable::NotConnected)
     );
     assert!(via.status().await.is_ok(), "the node task is alive");
@@ -145,9 +146,7 @@ async fn a_proxied_call_fails_at_its_deadline_and_when_the_connection_ends() {
     }
 
     let started = tokio::time::Instant::now();
-    let answer = handle
-        .proxy_status(silent_id.clone(), Duration::from_millis(300))
-        .await;
+    let answer = auth::proxy_status(&handle, &silent_id, Duration::from_millis(300)).await;
     assert_eq!(answer, Err(Unavailable::DeadlinePassed));
     assert!(started.elapsed() >= Duration::from_millis(300));
     // The request did reach it, as a proxy frame.
@@ -160,11 +159,7 @@ async fn a_proxied_call_fails_at_its_deadline_and_when_the_connection_ends() {
     let waiting = tokio::spawn({
         let handle = handle.clone();
         let silent_id = silent_id.clone();
-        async move {
-            handle
-                .proxy_status(silent_id, Duration::from_secs(30))
-                .await
-        }
+        async move { auth::proxy_status(&handle, &silent_id, Duration::from_secs(30)).await }
     });
     let _ = common::next_event(&mut silent_events).await;
     silent.shutdown().await;
@@ -204,10 +199,16 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
         members,
         threshold: Threshold::new(3).unwrap(),
     };
-    assert_eq!(rack.handle(0).upgrade_from_lrtq(upgrade).await, Ok(Ok(())));
+    assert_eq!(
+        auth::upgrade_from_lrtq(rack.handle(0), upgrade).await,
+        Ok(Ok(()))
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let status = rack.handle(0).coordinator_status().await.unwrap().unwrap();
+    let status = auth::coordinator_status(rack.handle(0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.phase, CoordinatorPhase::CollectingLrtqShares);
     let report = rack.handle(3).status().await.unwrap();
     let StorageHealth::Failing { attempts } = report.storage else {
@@ -223,7 +224,7 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
         epoch: Epoch(2),
     };
     assert!(matches!(
-        rack.handle(3).commit(commit).await,
+        auth::commit(rack.handle(3), commit).await,
         Err(Unavailable::NotStored { .. })
     ));
     let text = tq_std::metrics::render(&rack.handle(3).metrics().await.unwrap());
@@ -233,7 +234,10 @@ async fn a_sled_whose_ledger_takes_no_write_sends_nothing_until_it_does() {
     let coordinator = rack.handle(0).clone();
     let mut preparing = false;
     for _ in 0..500 {
-        let status = coordinator.coordinator_status().await.unwrap().unwrap();
+        let status = auth::coordinator_status(&coordinator)
+            .await
+            .unwrap()
+            .unwrap();
         if status.phase == CoordinatorPhase::Preparing && status.acked.contains(&sled_id(3)) {
             preparing = true;
             break;
@@ -261,7 +265,7 @@ async fn the_latest_secret_with_nothing_committed_is_refused_at_once() {
     let started = std::time::Instant::now();
     let answer = tokio::time::timeout(
         Duration::from_secs(10),
-        handle.load_latest_secret(Duration::from_secs(60)),
+        auth::load_latest_secret(&handle, Duration::from_secs(60)),
     )
     .await
     .expect("answered before its deadline");
@@ -346,9 +350,7 @@ async fn frames_the_node_cannot_decode_drop_only_their_connection() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // The others are still served: a proxied call through sled 0.
-        let status = rack
-            .handle(0)
-            .proxy_status(rack.sleds[2].id.clone(), Duration::from_secs(5))
+        let status = auth::proxy_status(rack.handle(0), &rack.sleds[2].id, Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(status.id, rack.sleds[2].id);

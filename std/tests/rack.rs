@@ -40,8 +40,8 @@ async fn every_member_loads_every_secret(
     let mut all: Vec<Vec<LoadedSecret>> = Vec::new();
     for &i in members {
         let handle = rack.handle(i);
-        let newest = handle
-            .load_latest_secret(SECRET_WAIT)
+        let newest = rack
+            .load_latest_secret(i, SECRET_WAIT)
             .await
             .unwrap_or_else(|e| panic!("sled {i}: {e}"))
             .unwrap();
@@ -120,7 +120,7 @@ async fn waiting_for_shares_ends_at_the_deadline() {
     let handle = rack.handle(0).clone();
     handle.clear_secrets().await.unwrap();
     let started = std::time::Instant::now();
-    let answer = handle.load_latest_secret(Duration::from_millis(300)).await;
+    let answer = rack.load_latest_secret(0, Duration::from_millis(300)).await;
     assert!(
         matches!(answer, Err(tq_std::handle::Unavailable::DeadlinePassed)),
         "{answer:?}"

@@ -46,12 +46,7 @@ async fn thirty_two_sleds_upgrade_from_lrtq_and_reconfigure() {
     let t = Instant::now();
     let mut secrets = Vec::new();
     for i in 0..32 {
-        let secret = rack
-            .handle(i)
-            .load_latest_secret(LIMIT)
-            .await
-            .unwrap()
-            .unwrap();
+        let secret = rack.load_latest_secret(i, LIMIT).await.unwrap().unwrap();
         assert_eq!(secret.epoch(), Epoch(3));
         secrets.push(secret);
     }

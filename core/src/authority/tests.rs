@@ -441,3 +441,51 @@ fn every_call_has_its_documented_byte() {
         assert_eq!(call as u8, byte);
     }
 }
+
+#[test]
+fn the_fingerprint_answer_fits_its_bound_and_is_tagged_like_any_answer() {
+    use crate::api::{ExpungedAt, LoadSecretError, SecretFingerprint};
+    let long = sled("XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:YYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY");
+    let answers: [Result<SecretFingerprint, LoadSecretError>; 2] = [
+        Ok(SecretFingerprint {
+            epoch: Epoch(u64::MAX),
+            fingerprint: [0xff; 32],
+        }),
+        Err(LoadSecretError::Expunged(ExpungedAt {
+            epoch: Epoch(u64::MAX),
+            from: long,
+        })),
+    ];
+    for answer in &answers {
+        assert!(encoded(answer).len() <= <Result<SecretFingerprint, LoadSecretError>>::MAX_LEN);
+    }
+    let key = key();
+    let tag = key
+        .answer_tag(
+            &this_sled(),
+            NexusCall::LoadLatestSecret,
+            &[5; 16],
+            &answers[0],
+        )
+        .unwrap();
+    assert!(
+        key.verify_answer(
+            &this_sled(),
+            NexusCall::LoadLatestSecret,
+            &[5; 16],
+            &answers[0],
+            &tag
+        )
+        .is_ok()
+    );
+    assert!(
+        key.verify_answer(
+            &this_sled(),
+            NexusCall::LoadLatestSecret,
+            &[5; 16],
+            &answers[1],
+            &tag
+        )
+        .is_err()
+    );
+}

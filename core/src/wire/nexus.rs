@@ -14,9 +14,9 @@ use super::{
     OPTION_LEN, PLATFORM_ID_LEN, RACK_ID_LEN, TAG_LEN, VERSION_LEN, WireError, varint_len,
 };
 use crate::api::{
-    COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeError,
-    LrtqUpgradeMsg, NodeStatus, PrepareAndCommitError, PrepareAndCommitOutcome, ReconfigureError,
-    ReconfigureMsg, ReconfigureOutcome,
+    COUNTER_COUNT, CommitError, CommitOutcome, CommitRequest, CoordinatorStatus, LoadSecretError,
+    LrtqUpgradeError, LrtqUpgradeMsg, NodeStatus, PrepareAndCommitError, PrepareAndCommitOutcome,
+    ReconfigureError, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
 use crate::config::Configuration;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
@@ -138,4 +138,13 @@ impl<A: Serialize, C: Serialize> NexusWire for Option<CoordinatorStatus<A, C>> {
 
 impl<P: Serialize> NexusWire for NodeStatus<P> {
     const MAX_LEN: usize = MAX_NODE_STATUS_LEN;
+}
+
+impl NexusWire for Result<SecretFingerprint, LoadSecretError> {
+    // The largest of the epoch and fingerprint, and the largest error.
+    const MAX_LEN: usize = VERSION_LEN + TAG_LEN + max(EPOCH_LEN + 32, ERROR_LEN);
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
 }

@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tq_core::authority::SledRequestKey;
 use tq_core::ids::{PlatformId, RackId};
 use tq_core::node::{NodeCtx, RestoreLrtqError};
 use tq_core::persistent::PersistentState;
@@ -95,6 +96,10 @@ pub struct NodeConfig {
     pub max_proxied: usize,
     /// Backoff between writes of a state no ledger copy took.
     pub store_backoff: BackoffConfig,
+    /// This sled's request key (read from its key file), given to the
+    /// node's context at boot and kept nowhere else. Without one the node
+    /// refuses every Nexus request ([`tq_core::authority`]).
+    pub request_key: Option<SledRequestKey>,
 }
 
 impl NodeConfig {
@@ -109,6 +114,7 @@ impl NodeConfig {
             max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
             max_proxied: DEFAULT_MAX_PROXIED,
             store_backoff: BackoffConfig::default(),
+            request_key: None,
         }
     }
 }
@@ -179,6 +185,9 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
         .await
         .map_err(StartError::Ledger)?;
     let mut ctx = Box::new(NodeCtx::new(id.clone()));
+    if let Some(key) = config.request_key.clone() {
+        ctx.set_request_key(key);
+    }
     match &opened.state {
         Some(bytes) => ctx.restore_state(bytes).map_err(StartError::State)?,
         None => {

@@ -8,8 +8,16 @@ use std::time::Duration;
 use rand::rngs::SysRng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
+use tq_core::api::{CommitOutcome, CommitRequest, PrepareAndCommitOutcome};
+use tq_core::authority::{
+    AnswerTag, CoordinatorStatusQuery, LatestSecretQuery, NodeStatusQuery, RequestAuth,
+    RequestRefusal, Verified,
+};
+use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_core::node::{Counter, Event, LoadSecretError, Node, NodeCtx, drive_async};
+use tq_core::node::{
+    CommitError, Counter, Event, LoadSecretError, Node, NodeCtx, PrepareAndCommitError, drive_async,
+};
 use tq_core::wire::MAX_PEER_MSG_LEN;
 use tracing::Instrument;
 use zeroize::Zeroize;
@@ -20,11 +28,11 @@ use super::report::{
 };
 use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
-use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Unavailable};
+use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Tagged, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, Frame, NetEvent, SendError};
 use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
-use crate::secrets::LoadedSecret;
+use crate::secrets::{LoadedSecret, fingerprint_answer};
 
 /// A proxied call forwarded from here, waiting for its answer.
 struct Forwarded {
@@ -33,7 +41,15 @@ struct Forwarded {
     reply: Reply<ProxyAnswer>,
 }
 
-type SecretReply = Reply<Result<LoadedSecret, LoadSecretError>>;
+type SecretReply = Reply<Tagged<Result<LoadedSecret, LoadSecretError>>>;
+
+/// A caller of Nexus's latest-secret request waiting for shares, with its
+/// checked request (its nonce is what the answer's tag covers).
+type SecretWaiter = (SecretReply, Verified<'static, LatestSecretQuery>);
+
+/// A Nexus call's answer as the node gave it, with its tag, or the
+/// refusal of its authenticator.
+type Ran<T> = Result<(Option<AnswerTag>, T), RequestRefusal>;
 
 pub(crate) struct Task {
     node: Box<Node>,
@@ -46,7 +62,7 @@ pub(crate) struct Task {
     committed: watch::Sender<Option<Epoch>>,
     peers: BTreeMap<PlatformId, SocketAddr>,
     /// Callers of `load_latest_secret` waiting for shares.
-    waiters: Vec<SecretReply>,
+    waiters: Vec<SecretWaiter>,
     max_waiters: usize,
     forwarded: BTreeMap<u64, Forwarded>,
     max_proxied: usize,
@@ -136,6 +152,18 @@ impl Task {
         }
     }
 
+    /// A Nexus call's answer with its tag once the state it follows from
+    /// is stored; the refusal of its authenticator as it is.
+    fn tagged<T>(&self, ran: Ran<T>) -> Answer<Tagged<T>> {
+        match ran {
+            Err(refusal) => Err(Unavailable::Refused(refusal)),
+            Ok((Some(tag), answer)) => self.acknowledged(Tagged { answer, tag }),
+            // A node that verified a request holds a key and tags every
+            // answer of the core.
+            Ok((None, _)) => Err(Unavailable::Internal),
+        }
+    }
+
     fn rack(&self) -> Option<RackId> {
         rack_of(self.ctx.persistent_state())
     }
@@ -144,34 +172,46 @@ impl Task {
 
     async fn on_request(&mut self, request: Request) {
         match request {
-            Request::Reconfigure(msg, reply) => {
+            Request::Reconfigure(auth, msg, reply) => {
                 let span = tracing::info_span!("reconfigure", epoch = %msg.epoch);
-                let result = self
-                    .drive(|node, ctx, rng| node.coordinate_reconfiguration(ctx, rng, &msg))
+                let ran = self
+                    .drive(|node, ctx, rng| {
+                        let msg = ctx.verify_request(&auth, msg.as_ref())?;
+                        let answer = node.coordinate_reconfiguration(ctx, rng, msg);
+                        Ok((ctx.tag_answer(&msg, &answer), answer))
+                    })
                     .instrument(span)
                     .await;
-                let _ = reply.send(self.acknowledged(result));
+                let _ = reply.send(self.tagged(ran));
             }
-            Request::UpgradeFromLrtq(msg, reply) => {
+            Request::UpgradeFromLrtq(auth, msg, reply) => {
                 let span = tracing::info_span!("upgrade_from_lrtq", epoch = %msg.epoch);
-                let result = self
-                    .drive(|node, ctx, rng| node.coordinate_upgrade_from_lrtq(ctx, rng, &msg))
+                let ran = self
+                    .drive(|node, ctx, rng| {
+                        let msg = ctx.verify_request(&auth, msg.as_ref())?;
+                        let answer = node.coordinate_upgrade_from_lrtq(ctx, rng, msg);
+                        Ok((ctx.tag_answer(&msg, &answer), answer))
+                    })
                     .instrument(span)
                     .await;
-                let _ = reply.send(self.acknowledged(result));
+                let _ = reply.send(self.tagged(ran));
             }
-            Request::Commit(request, reply) => {
-                let _ = reply.send(self.commit(&request).await);
+            Request::Commit(auth, request, reply) => {
+                let _ = reply.send(self.commit(&auth, &request).await);
             }
-            Request::PrepareAndCommit(config, reply) => {
-                let _ = reply.send(self.prepare_and_commit(&config).await);
+            Request::PrepareAndCommit(auth, config, reply) => {
+                let _ = reply.send(self.prepare_and_commit(&auth, &config).await);
             }
-            Request::CoordinatorStatus(reply) => {
-                let status = self
-                    .node
-                    .coordinator_status(&self.ctx)
-                    .map(owned_coordinator_status);
-                let _ = reply.send(self.acknowledged(status));
+            Request::CoordinatorStatus(auth, reply) => {
+                let ran = match self.ctx.verify_request(&auth, &CoordinatorStatusQuery) {
+                    Ok(query) => {
+                        let status = self.node.coordinator_status(&self.ctx, query);
+                        let tag = self.ctx.tag_answer(&query, &status);
+                        Ok((tag, status.map(owned_coordinator_status)))
+                    }
+                    Err(refusal) => Err(refusal),
+                };
+                let _ = reply.send(self.tagged(ran));
             }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(Box::new(self.report())));
@@ -186,7 +226,14 @@ impl Task {
                 });
                 let _ = reply.send(Ok(loaded));
             }
-            Request::LoadLatestSecret(reply) => self.wait_for_latest(reply).await,
+            Request::LoadLatestSecret(auth, reply) => {
+                match self.ctx.verify_request(&auth, &LatestSecretQuery) {
+                    Ok(query) => self.wait_for_latest((reply, query)).await,
+                    Err(refusal) => {
+                        let _ = reply.send(Err(Unavailable::Refused(refusal)));
+                    }
+                }
+            }
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
                 let _ = reply.send(Ok(()));
@@ -203,10 +250,11 @@ impl Task {
             }
             Request::Proxy {
                 to,
+                auth,
                 request,
                 deadline,
                 reply,
-            } => self.forward(to, request, deadline, reply),
+            } => self.forward(to, &auth, request, deadline, reply),
             // Handled by the loop.
             Request::Shutdown(reply) => {
                 let _ = reply.send(Err(Unavailable::Stopped));
@@ -216,71 +264,88 @@ impl Task {
 
     async fn commit(
         &mut self,
-        request: &tq_core::api::CommitRequest,
-    ) -> Answer<Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>> {
+        auth: &RequestAuth,
+        request: &CommitRequest,
+    ) -> Answer<Tagged<Result<CommitOutcome, CommitError>>> {
         let span = tracing::info_span!("commit", epoch = %request.epoch);
-        let result = self
-            .drive(|node, ctx, _| node.commit_configuration(ctx, request))
+        let ran = self
+            .drive(|node, ctx, _| {
+                let request = ctx.verify_request(auth, request)?;
+                let answer = node.commit_configuration(ctx, request);
+                Ok((ctx.tag_answer(&request, &answer), answer))
+            })
             .instrument(span)
             .await;
-        self.acknowledged(result)
+        self.tagged(ran)
     }
 
     async fn prepare_and_commit(
         &mut self,
-        config: &tq_core::config::Configuration,
-    ) -> Answer<Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>>
-    {
+        auth: &RequestAuth,
+        config: &Configuration,
+    ) -> Answer<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
         let span = tracing::info_span!("prepare_and_commit", epoch = %config.epoch());
-        let result = self
-            .drive(|node, ctx, _| node.prepare_and_commit(ctx, config))
+        let ran = self
+            .drive(|node, ctx, _| {
+                let config = ctx.verify_request(auth, config)?;
+                let answer = node.prepare_and_commit(ctx, config);
+                Ok((ctx.tag_answer(&config, &answer), answer))
+            })
             .instrument(span)
             .await;
-        self.acknowledged(result)
+        self.tagged(ran)
     }
 
     // ---- the latest secret, waited for ----
 
-    async fn wait_for_latest(&mut self, reply: SecretReply) {
-        if let Some(result) = self.load_latest().await {
-            let _ = reply.send(Ok(result));
+    async fn wait_for_latest(&mut self, (reply, query): SecretWaiter) {
+        if let Some(result) = self.load_latest(query).await {
+            let _ = reply.send(result);
             return;
         }
-        self.waiters.retain(|waiter| !waiter.is_closed());
+        self.waiters.retain(|(waiter, _)| !waiter.is_closed());
         if self.waiters.len() >= self.max_waiters {
             self.io.stats.busy(Bound::SecretWaiters);
             let _ = reply.send(Err(Unavailable::Busy(Bound::SecretWaiters)));
             return;
         }
-        self.waiters.push(reply);
+        self.waiters.push((reply, query));
     }
 
     /// The latest committed secret, or the core's refusal (nothing
     /// committed included: no share will change that, so it is answered
-    /// at once); `None` only while its shares are being collected (a
-    /// waiter waits for that alone).
-    async fn load_latest(&mut self) -> Option<Result<LoadedSecret, LoadSecretError>> {
+    /// at once), tagged over its fingerprint answer; `None` only while its
+    /// shares are being collected (a waiter waits for that alone).
+    async fn load_latest(
+        &mut self,
+        query: Verified<'static, LatestSecretQuery>,
+    ) -> Option<Answer<Tagged<Result<LoadedSecret, LoadSecretError>>>> {
         let rack = self.rack();
-        match self
-            .drive(|node, ctx, _| node.load_latest_rack_secret(ctx))
+        let answer = match self
+            .drive(|node, ctx, _| node.load_latest_rack_secret(ctx, query))
             .await
         {
             // A committed configuration names its rack.
-            Ok(Some((epoch, secret))) => Some(Ok(LoadedSecret::new(rack?, epoch, secret))),
-            Ok(None) => None,
-            Err(error) => Some(Err(error)),
-        }
+            Ok(Some((epoch, secret))) => Ok(LoadedSecret::new(rack?, epoch, secret)),
+            Ok(None) => return None,
+            Err(error) => Err(error),
+        };
+        let tag = self.ctx.tag_answer(&query, &fingerprint_answer(&answer));
+        Some(match tag {
+            Some(tag) => Ok(Tagged { answer, tag }),
+            None => Err(Unavailable::Internal),
+        })
     }
 
     async fn serve_waiters(&mut self) {
-        self.waiters.retain(|waiter| !waiter.is_closed());
-        while let Some(waiter) = self.waiters.pop() {
-            match self.load_latest().await {
+        self.waiters.retain(|(waiter, _)| !waiter.is_closed());
+        while let Some((waiter, query)) = self.waiters.pop() {
+            match self.load_latest(query).await {
                 Some(result) => {
-                    let _ = waiter.send(Ok(result));
+                    let _ = waiter.send(result);
                 }
                 None => {
-                    self.waiters.push(waiter);
+                    self.waiters.push((waiter, query));
                     return;
                 }
             }
@@ -387,8 +452,8 @@ impl Task {
             }
         };
         match decoded.body {
-            ProxyBody::Request(request) => {
-                self.serve_proxied(from, decoded.rack_id, decoded.id, request)
+            ProxyBody::Request(auth, request) => {
+                self.serve_proxied(from, decoded.rack_id, decoded.id, &auth, request)
                     .await;
             }
             ProxyBody::Answer(answer) => match self.forwarded.remove(&decoded.id) {
@@ -408,34 +473,55 @@ impl Task {
         }
     }
 
-    /// Runs a call another sled's caller sent here, and answers it. It is
-    /// run here, never forwarded again.
+    /// Runs a call another sled's caller sent here, once this node has
+    /// checked Nexus's authenticator `auth` (a refusal is counted by the
+    /// node and answered as such), and answers it with the node's tag. It
+    /// is run here, never forwarded again.
     async fn serve_proxied(
         &mut self,
         from: PlatformId,
         rack: RackId,
         id: u64,
+        auth: &RequestAuth,
         request: ProxyRequest,
     ) {
         self.io.stats.proxy_served();
         let not_stored = AnswerRef::Unavailable(RemoteUnavailable::NotStored);
         let frame = match request {
-            ProxyRequest::Commit(request) => match self.commit(&request).await {
-                Ok(result) => proxy::encode_answer(rack, id, AnswerRef::Commit(&result)),
+            ProxyRequest::Commit(request) => match self.commit(auth, &request).await {
+                Ok(tagged) => {
+                    proxy::encode_answer(rack, id, AnswerRef::Commit(&tagged.answer, &tagged.tag))
+                }
+                Err(Unavailable::Refused(refusal)) => {
+                    proxy::encode_answer(rack, id, AnswerRef::Refused(refusal))
+                }
                 Err(_) => proxy::encode_answer(rack, id, not_stored),
             },
             ProxyRequest::PrepareAndCommit(config) => {
-                match self.prepare_and_commit(&config).await {
-                    Ok(result) => {
-                        proxy::encode_answer(rack, id, AnswerRef::PrepareAndCommit(&result))
+                match self.prepare_and_commit(auth, &config).await {
+                    Ok(tagged) => proxy::encode_answer(
+                        rack,
+                        id,
+                        AnswerRef::PrepareAndCommit(&tagged.answer, &tagged.tag),
+                    ),
+                    Err(Unavailable::Refused(refusal)) => {
+                        proxy::encode_answer(rack, id, AnswerRef::Refused(refusal))
                     }
                     Err(_) => proxy::encode_answer(rack, id, not_stored),
                 }
             }
-            ProxyRequest::NodeStatus => {
-                let status = self.node.status(&self.ctx);
-                proxy::encode_answer(rack, id, AnswerRef::NodeStatus(&status))
-            }
+            ProxyRequest::NodeStatus => match self.ctx.verify_request(auth, &NodeStatusQuery) {
+                Ok(query) => {
+                    let status = self.node.status(&self.ctx);
+                    match self.ctx.tag_answer(&query, &status) {
+                        Some(tag) => {
+                            proxy::encode_answer(rack, id, AnswerRef::NodeStatus(&status, &tag))
+                        }
+                        None => Err(tq_core::wire::WireError::Malformed),
+                    }
+                }
+                Err(refusal) => proxy::encode_answer(rack, id, AnswerRef::Refused(refusal)),
+            },
         };
         match frame {
             Ok(frame) => match self.io.net.send(&from, frame) {
@@ -452,6 +538,7 @@ impl Task {
     fn forward(
         &mut self,
         to: PlatformId,
+        auth: &RequestAuth,
         request: ProxyRequest,
         deadline: Duration,
         reply: Reply<ProxyAnswer>,
@@ -472,7 +559,7 @@ impl Task {
         };
         let id = self.next_proxy_id;
         self.next_proxy_id = self.next_proxy_id.wrapping_add(1);
-        let sent = proxy::encode_request(rack, id, &request)
+        let sent = proxy::encode_request(rack, id, auth, &request)
             .map_err(|_| Unavailable::Internal)
             .and_then(|frame| {
                 self.io.net.send(&to, frame).map_err(|e| match e {
@@ -604,7 +691,7 @@ impl Task {
 
     async fn stop(mut self, reply: Option<Reply<()>>) {
         tracing::info!("node task stopping");
-        for waiter in self.waiters.drain(..) {
+        for (waiter, _) in self.waiters.drain(..) {
             let _ = waiter.send(Err(Unavailable::Stopped));
         }
         for (_, call) in std::mem::take(&mut self.forwarded) {

@@ -2,6 +2,7 @@
 //! a raw TLS client for playing hostile peers, and event waiting.
 #![allow(dead_code)]
 
+pub mod authority;
 pub mod flood;
 pub mod in_process;
 pub mod nexus;

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use tq_core::crypto::RackSecret;
 use tq_core::ids::{PlatformId, RackId};
+use tq_core::node::LoadSecretError;
 use tq_rack_setup::layout::SledDir;
 use tq_std::backoff::BackoffConfig;
-use tq_std::handle::NodeHandle;
+use tq_std::handle::{Answer, NodeHandle};
 use tq_std::net::{NetConfig, TlsIdentity};
 use tq_std::node::{NodeConfig, Started, start};
+use tq_std::secrets::LoadedSecret;
 
 use super::{Ca, CaIdentity, WAIT};
 
@@ -119,6 +121,7 @@ impl Rack {
             max: Duration::from_millis(200),
         };
         config.peers = self.peer_map();
+        config.request_key = Some(super::authority::sled_key(&sled.id));
         config
     }
 
@@ -160,6 +163,16 @@ impl Rack {
                 running.handle.set_peers(peers.clone()).await.unwrap();
             }
         }
+    }
+
+    /// Nexus's request for sled `i`'s latest secret (as the fingerprint
+    /// endpoint makes it), its answer's tag checked.
+    pub async fn load_latest_secret(
+        &self,
+        i: usize,
+        deadline: Duration,
+    ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+        super::authority::load_latest_secret(self.handle(i), deadline).await
     }
 
     pub fn handle(&self, i: usize) -> &NodeHandle {
