@@ -86,6 +86,19 @@ async fn states(sleds: &Sleds) -> Vec<StateSummary> {
     states
 }
 
+/// What a replay could change on each sled: its state, and the
+/// coordination it runs (epoch and phase).
+async fn states_and_coordinations(
+    sleds: &Sleds,
+) -> Vec<(StateSummary, Option<tq_core::api::Coordinating>)> {
+    let mut all = Vec::new();
+    for i in 0..sleds.len() {
+        let node = sleds.status(i).await.unwrap().node;
+        all.push((node.state, node.activity.coordinating));
+    }
+    all
+}
+
 /// Each sled's latest secret's epoch and fingerprint, asked as Nexus.
 async fn fingerprints(sleds: &Sleds, authority: &Authority) -> Vec<Option<(Epoch, String)>> {
     let mut prints = Vec::new();
@@ -748,8 +761,8 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 /// Every Nexus request of a whole run (the LRTQ upgrade, a sled added that
 /// Nexus reaches only through a proxy, a sled removed, every member's
 /// secret loaded after each change), recorded as sent, then all sent again
-/// in random order: each sled's state (epochs, members, shares held) and
-/// secret fingerprints are what they were. That the comparison would see
+/// in random order: each sled's state (epochs, members, shares held), the
+/// coordination it runs and its secret's fingerprint are what they were. That the comparison would see
 /// a change is checked at the end: one new, genuine request does change
 /// the state it reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -829,7 +842,7 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
     assert!(made(|r| matches!(r, Recorded::Fingerprint(..))));
 
     let nexus = driver.authority();
-    let states_before = states(&sleds).await;
+    let states_before = states_and_coordinations(&sleds).await;
     let prints_before = fingerprints(&sleds, nexus).await;
     let seed = 0x19_2026_u64;
     shuffle(&mut recorded, seed);
@@ -839,7 +852,7 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
     // Let anything a replay set going settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        states(&sleds).await,
+        states_and_coordinations(&sleds).await,
         states_before,
         "a replay changed a sled's state (seed {seed:#x}, {} requests)",
         recorded.len()
@@ -866,7 +879,7 @@ async fn replaying_every_request_of_a_run_changes_nothing_but_counters() {
     let tagged = sleds.api(0).unwrap().reconfigure(auth, next).await.unwrap();
     check.accept(tagged).unwrap().unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while states(&sleds).await == states_before {
+    while states_and_coordinations(&sleds).await == states_before {
         assert!(tokio::time::Instant::now() < deadline, "no change seen");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
