@@ -41,7 +41,7 @@ use tq_core::node::{
 
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
-use crate::node::stats::ShimCounters;
+use crate::node::stats::{ApiConnectionRefusal, ShimCounters};
 use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
@@ -212,6 +212,11 @@ impl NodeHandle {
     /// This sled.
     pub fn id(&self) -> &PlatformId {
         &self.id
+    }
+
+    /// Counts a connection the API's front door refused (in its metrics).
+    pub fn count_api_connection_refused(&self, reason: ApiConnectionRefusal) {
+        self.stats.api_connection_refused(reason);
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Answer<T> {

@@ -16,7 +16,7 @@ use crate::handle::Bound;
 use crate::ledger::LedgerStats;
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
-use crate::node::stats::{ProxyOutcome, ShimStats};
+use crate::node::stats::{ApiConnectionRefusal, ProxyOutcome, ShimStats};
 
 /// One counter of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +102,26 @@ fn shim_readings(shim: &ShimStats) -> Vec<Reading> {
             true,
         ),
     ]);
+    // Nexus and the operator's tools speak TLS and send their request at
+    // once: a refused API connection is never theirs.
+    all.extend(
+        ApiConnectionRefusal::ALL
+            .iter()
+            .zip(shim.api_connections_refused)
+            .map(|(reason, count)| {
+                let anomaly = match reason {
+                    ApiConnectionRefusal::TlsHandshake
+                    | ApiConnectionRefusal::IdleTimeout
+                    | ApiConnectionRefusal::BadHead => true,
+                };
+                reading(
+                    "api",
+                    &format!("refused_{}", reason.label()),
+                    count,
+                    anomaly,
+                )
+            }),
+    );
     all
 }
 

@@ -43,7 +43,9 @@
 //!   lower platform id dials), length-prefixed frames no longer than the
 //!   largest core message or proxy frame, keep-alives and an inactivity
 //!   timeout, a bounded write queue per peer, capped jittered
-//!   reconnection, and per-peer counters.
+//!   reconnection, and per-peer counters. [`net::api_tls`] holds the TLS
+//!   configurations of the sled's HTTP API, whose clients verify a sled
+//!   as a dialing peer does.
 //! - [`backoff`]: the retry schedule of redials and ledger writes.
 //!
 //! # Rules this crate keeps

@@ -30,6 +30,7 @@
 //! | `tq_proxy_forwarded_total` | counter | `outcome` |
 //! | `tq_proxy_served_total`, `tq_proxy_bad_frames_total`, `tq_proxy_late_answers_total` | counter | |
 //! | `tq_proxy_in_flight` | gauge | |
+//! | `tq_api_connections_refused_total` | counter | `reason` (`tls_handshake`, `idle_timeout`, `bad_head`: the API front door's, [`ApiConnectionRefusal`]) |
 //! | `tq_ledger_generation` | gauge | |
 //! | `tq_ledger_writes_total` | counter | `outcome` (`both`, `degraded`, `failed`) |
 //! | `tq_ledger_write_retries_total` | counter | |
@@ -59,7 +60,7 @@ use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
 use crate::node::report::StorageHealth;
-use crate::node::stats::{ProxyOutcome, ShimStats};
+use crate::node::stats::{ApiConnectionRefusal, ProxyOutcome, ShimStats};
 
 /// Every counter of one node at one moment.
 #[derive(Clone, Debug)]
@@ -235,6 +236,14 @@ fn node_families(out: &mut Families, s: &Snapshot) -> fmt::Result {
         "tq_proxy_in_flight",
         "Proxied calls waiting for their answer.",
         s.proxied_in_flight as u64,
+    )?;
+    out.counters(
+        "tq_api_connections_refused",
+        "API connections closed before any request reached the API, by reason.",
+        ApiConnectionRefusal::ALL
+            .iter()
+            .zip(s.shim.api_connections_refused)
+            .map(|(reason, count)| ([("reason", reason.label())], count)),
     )
 }
 

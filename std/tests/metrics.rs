@@ -205,6 +205,7 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_proxy_bad_frames_total counter ",
         "tq_proxy_late_answers_total counter ",
         "tq_proxy_in_flight gauge ",
+        "tq_api_connections_refused_total counter reason",
         "tq_ledger_generation gauge ",
         "tq_ledger_writes_total counter outcome",
         "tq_ledger_write_retries_total counter ",

@@ -120,12 +120,14 @@ impl Default for PeerSection {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
-    /// Where the HTTP API listens: loopback by default, since it is plain
-    /// HTTP (its Nexus calls are authenticated, its status is open).
+    /// Where the HTTPS API listens (with the certificate and key of
+    /// `[tls]`): loopback by default. Its Nexus calls are authenticated
+    /// end to end besides (`[authority]`).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
-    /// How long a connection may wait for its request's head before it is
-    /// closed, in milliseconds ([`DEFAULT_API_IDLE_TIMEOUT_MS`]).
+    /// How long a connection may take for its TLS handshake and its
+    /// request's head before it is closed, in milliseconds
+    /// ([`DEFAULT_API_IDLE_TIMEOUT_MS`]).
     #[serde(default = "default_api_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
 }

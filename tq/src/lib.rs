@@ -15,10 +15,13 @@
 //! - [`server`]: the trait's implementation over a node handle.
 //! - [`hardening`]: what `tq sled` does to its process first: no core
 //!   dumps, not dumpable.
-//! - [`front`]: the listener in front of dropshot: bounds each connection's
-//!   wait and request head, and puts every error in the API's form.
+//! - [`front`]: the listener in front of dropshot: terminates TLS, bounds
+//!   each connection's wait and request head, and puts every error in the
+//!   API's form.
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
+//! - [`https`]: what a client of the API trusts (the rack CA) and the
+//!   HTTPS client that reaches exactly one sled.
 //!
 //! # `tq sled init --config FILE`
 //!
@@ -62,8 +65,8 @@
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |
-//! | `api.listen` | `127.0.0.1:7150` | where the HTTP API listens: loopback unless set |
-//! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may wait for its request's head before it is closed |
+//! | `api.listen` | `127.0.0.1:7150` | where the HTTPS API listens (with `tls.certificate` and `tls.key`): loopback unless set |
+//! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may take for its TLS handshake and its request's head before it is closed |
 //! | `limits.api_queue_len` | 64 | calls queued on the node before `busy` |
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
@@ -71,7 +74,7 @@
 //!
 //! # The HTTP API
 //!
-//! Requests and answers are JSON, the core's own types in their serde
+//! HTTPS only (see [Transport](#transport)). Requests and answers are JSON, the core's own types in their serde
 //! forms (a rack id as a UUID string, digests and ciphertexts as hex,
 //! counters as a map from name to count). Every refusal is an
 //! [`api::error::ApiError`]: `error_code`, `message` (the error's
@@ -123,6 +126,34 @@
 //! every byte the APIs send in a whole scenario for every share and
 //! secret.
 //!
+//! # Transport
+//!
+//! The API is served over TLS 1.3 with the sled's certificate and key
+//! (`[tls]`: the ones the peer network uses), by rustls as the peer
+//! network is (tq-std's `net::api_tls`): no client certificate is asked,
+//! and session resumption is off (no session cache, no tickets). Every
+//! client ([`https::sled_client`]: the Nexus driver, `tq status`, the
+//! demo, the tests) is made for one sled: it trusts only the rack CA, and
+//! accepts only a certificate with the server-auth usage naming that
+//! sled's platform id in its `urn:tq-platform-id:` SAN URI (read by
+//! tq-std's `net::identity`, as the peer network reads it); DNS names and
+//! IP addresses in a certificate are not used, and validity is judged as
+//! of the certificate's issuance, as between peers (tq-std's
+//! `net::validity`). So an answer reaches Nexus only from the sled it
+//! asked, not from another sled at a reused address or a machine in the
+//! middle; a plain-HTTP request gets no HTTP answer. Where `tq nexus` and
+//! `tq status` learn a sled's platform id and the rack CA: the rack file
+//! ([`nexus::rack_file`]), or `tq status --sled ADDR --platform-id
+//! PART:SERIAL --rack-ca FILE`.
+//!
+//! TLS proves which sled answers; it does not decide who may call what:
+//! no client is identified by it. `/v1/status` and `/metrics` are
+//! readable by any TLS client; the other calls carry Nexus's authority,
+//! which only an authenticator of each request can prove (without one,
+//! any client that reaches the API can make them). TLS ends in [`front`], which hands each request to dropshot
+//! over a loopback port; what a local process reaching that port can do
+//! is in [`front`]'s doc ("The loopback hop").
+//!
 //! # The OpenAPI document and the client
 //!
 //! [`api::openapi`] generates the document from the trait alone
@@ -150,10 +181,11 @@
 //!   Handlers run detached from their connection, so a client that goes
 //!   away never cuts a node call short; bodies are bounded
 //!   ([`server::MAX_REQUEST_BODY_BYTES`]).
-//! - **Plain HTTP, on loopback by default**: the API has no TLS of its
-//!   own yet. Whoever reaches it cannot act for Nexus (every Nexus call is
-//!   authenticated end to end, above), but can read the open status and
-//!   hold connections, so it listens on `127.0.0.1` unless configured
+//! - **TLS in the front door, on loopback by default**: rustls through
+//!   `tokio-rustls` in [`front`], so there is one TLS listener and dropshot
+//!   needs no TLS of its own; the clients' rustls configuration goes to
+//!   reqwest as it is (`rustls-no-provider`: no second TLS stack, no
+//!   system roots). The API listens on `127.0.0.1` unless configured
 //!   otherwise.
 //! - **`tracing-slog`** carries dropshot's `slog` records into `tracing`;
 //!   **`toml`** reads the file; **clap** the command line.
@@ -165,6 +197,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod hardening;
+pub mod https;
 pub mod nexus;
 pub mod server;
 pub mod sled;

@@ -16,6 +16,7 @@
 //! can alter neither.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use dropshot::{
     Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, RequestContext, ServerBuilder, TypedBody,
 };
 use http::Response;
+use tokio_rustls::rustls::ServerConfig;
 use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_std::handle::{Answer, NodeHandle, Tagged};
 
@@ -289,11 +291,12 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Starts serving the API for `handle` on `listen`, closing a
-    /// connection whose request has not come within `idle`. Must be called
-    /// within a tokio runtime.
+    /// Starts serving the API for `handle` on `listen` over TLS as `tls`
+    /// configures it, closing a connection whose request has not come
+    /// within `idle`. Must be called within a tokio runtime.
     pub fn start(
         listen: SocketAddr,
+        tls: Arc<ServerConfig>,
         handle: NodeHandle,
         idle: Duration,
     ) -> Result<Self, ApiStartError> {
@@ -308,14 +311,14 @@ impl ApiServer {
         // dropshot logs through slog; its records join the tracing ones.
         let log = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
         let context = ApiContext {
-            handle,
+            handle: handle.clone(),
             counters: ApiCounters::default(),
         };
         let server = ServerBuilder::new(api, context, log)
             .config(config)
             .start()
             .map_err(ApiStartError::Server)?;
-        let front = Front::start(listen, server.local_addr(), idle)
+        let front = Front::start(listen, tls, server.local_addr(), idle, handle)
             .map_err(|source| ApiStartError::Listen(ListenError { listen, source }))?;
         Ok(Self { server, front })
     }

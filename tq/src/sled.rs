@@ -251,6 +251,8 @@ impl Daemon {
     /// Starts the node and the API. Must be called within a tokio runtime.
     pub async fn start(config: &SledConfig) -> Result<Self, DaemonError> {
         let (identity, id) = load_identity(&config.tls)?;
+        let api_tls = tq_std::net::api_tls::server_config(&identity)
+            .map_err(|e| DaemonError::Certificate(e.into()))?;
         let mut node_config = config.node_config()?;
         let key_file = config.authority.key_file.clone();
         let request_key = tokio::task::spawn_blocking(move || keys::read_sled_key(&key_file))
@@ -263,6 +265,7 @@ impl Daemon {
             .map_err(|e| start_error(config, e))?;
         let api = match crate::server::ApiServer::start(
             config.api.listen,
+            api_tls,
             started.handle.clone(),
             config.api.idle_timeout(),
         ) {

@@ -1,8 +1,9 @@
 //! Nexus's authority over real `tq sled` processes on loopback (issue 19
 //! items 1 and 2): a process without Nexus's key changes nothing, directly
 //! or through any sled's proxy; a man in the middle that flips one byte of
-//! a request or of an answer is caught (the sled refuses, the driver
-//! rejects); every Nexus request of a whole run, replayed in random order
+//! a request or of an answer where they are plaintext (it holds the sled's
+//! TLS key, as the host does in front of a node on its service processor)
+//! is caught (the sled refuses, the driver rejects); every Nexus request of a whole run, replayed in random order
 //! afterwards, changes nothing but counters.
 #![allow(
     clippy::unwrap_used,
@@ -27,6 +28,7 @@ use tq::api::types::{
 use tq::client::{Client, Error as ClientError};
 use tq::demo::layout::{Addressing, Layout};
 use tq::demo::sleds::{Launch, Sleds};
+use tq::https::RackCa;
 use tq::nexus::http::HttpSled;
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
@@ -73,6 +75,22 @@ fn config() -> DriverConfig {
             abandon_after: None,
         },
         call_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A relay's TLS ends for sled `i`: its own certificate and key toward
+/// the client, the rack CA toward the sled.
+fn tls_ends(sleds: &Sleds, i: usize, rack_ca: &RackCa) -> relay::TlsEnds {
+    let files = sleds.files(i).unwrap();
+    let sled = tq_rack_setup::layout::SledDir::new(&files.dir);
+    let identity =
+        tq_std::net::TlsIdentity::from_pem_files(&sled.rack_ca(), &sled.certificate(), &sled.key())
+            .unwrap();
+    let server = tq_std::net::api_tls::server_config(&identity).unwrap();
+    let client = tq_std::net::api_tls::client_config(rack_ca.certs(), files.id.clone()).unwrap();
+    relay::TlsEnds {
+        acceptor: tokio_rustls::TlsAcceptor::from(server),
+        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
     }
 }
 
@@ -155,7 +173,8 @@ async fn upgraded(
     lrtq: usize,
 ) -> Driver<SledMap<HttpSled>> {
     let rack = sleds.layout.rack_file(|s| s.lrtq);
-    let directory = tq::nexus::directory(&rack, Duration::from_secs(5)).unwrap();
+    let rack_ca = RackCa::load(&sleds.layout.rack_ca).unwrap();
+    let directory = tq::nexus::directory(&rack, &rack_ca, Duration::from_secs(5)).unwrap();
     let ids: Vec<PlatformId> = (0..lrtq)
         .map(|i| sleds.files(i).unwrap().id.clone())
         .collect();
@@ -502,13 +521,16 @@ async fn a_byte_flipped_on_the_link_is_caught() {
         rack_id,
         epoch: Epoch(2),
     };
+    let rack_ca = RackCa::load(&sleds.layout.rack_ca).unwrap();
     let relay = relay::Relay::start(
         sleds.files(1).unwrap().api,
+        tls_ends(&sleds, 1, &rack_ca),
         Some(relay::flip_value_of("epoch")),
         None,
     )
     .await;
-    let through = HttpSled::new(relay.addr, Duration::from_secs(5)).unwrap();
+    let through =
+        HttpSled::new(relay.addr, ids[1].clone(), &rack_ca, Duration::from_secs(5)).unwrap();
     let before = counter(&sleds, 1, "request_bad_tag").await;
     let states_before = states(&sleds).await;
     let auth = authority.authorize(&ids[1], &commit).unwrap().auth;
@@ -538,13 +560,14 @@ async fn a_byte_flipped_on_the_link_is_caught() {
     for (i, id) in ids.iter().enumerate() {
         let relay = relay::Relay::start(
             sleds.files(i).unwrap().api,
+            tls_ends(&sleds, i, &rack_ca),
             None,
             Some(relay::flip_value_of("tag")),
         )
         .await;
         directory.insert(
             id.clone(),
-            HttpSled::new(relay.addr, Duration::from_secs(5)).unwrap(),
+            HttpSled::new(relay.addr, id.clone(), &rack_ca, Duration::from_secs(5)).unwrap(),
         );
         relays.push(relay);
     }

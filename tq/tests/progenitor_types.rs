@@ -32,7 +32,7 @@ mod generated {
 use generated::types;
 
 fn base(rack: &Rack, i: usize) -> generated::Client {
-    generated::Client::new(&rack.base_url(i))
+    generated::Client::new_with_client(&rack.base_url(i), rack.http(i))
 }
 
 /// Nexus's authenticator of `body` for sled `to`.

@@ -30,8 +30,12 @@
 //! no slot is closed at once rather than queued (`admission`). Session
 //! resumption is off ([`tls`]), and certificate validity is judged without
 //! the sled's clock, which cannot be trusted at boot (`validity`).
+//!
+//! [`api_tls`] is not the peer network: it configures the TLS of the
+//! sled's HTTP API with the same certificate, provider and verifier.
 
 mod admission;
+pub mod api_tls;
 mod conn;
 mod frame;
 pub mod identity;

@@ -91,18 +91,9 @@ impl std::error::Error for TlsSetupError {}
 impl TlsIdentity {
     /// Reads the rack CA, the sled's chain and its key from PEM files.
     pub fn from_pem_files(ca: &Path, chain: &Path, key: &Path) -> Result<Self, TlsSetupError> {
-        let pem_err = |path: &Path| {
-            let path = path.display().to_string();
-            move |e| TlsSetupError::Pem(path, e)
-        };
-        let certs = |path: &Path| {
-            CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(pem_err(path))
-        };
         Ok(Self {
-            ca_certs: certs(ca)?,
-            cert_chain: certs(chain)?,
+            ca_certs: certs_from_pem_file(ca)?,
+            cert_chain: certs_from_pem_file(chain)?,
             key: PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?,
         })
     }
@@ -115,6 +106,45 @@ impl TlsIdentity {
             .ok_or(TlsSetupError::NoCertificate)?;
         platform_id_of_cert(leaf).map_err(TlsSetupError::Identity)
     }
+}
+
+fn pem_err(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsSetupError {
+    let path = path.display().to_string();
+    move |e| TlsSetupError::Pem(path, e)
+}
+
+/// Every certificate of a PEM file, in order (none if it holds none).
+pub fn certs_from_pem_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(pem_err(path))
+}
+
+/// The crypto provider of every TLS configuration: aws-lc-rs, the
+/// provider with the hybrid post-quantum key exchange (X25519MLKEM768,
+/// preferred), since key shares cross the peer network and must stay
+/// secret long after a recorded session.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The rack CA certificates as rustls's trust anchors.
+pub(crate) fn rack_roots(
+    ca_certs: &[CertificateDer<'static>],
+) -> Result<Arc<RootCertStore>, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for ca in ca_certs {
+        roots.add(ca.clone()).map_err(TlsSetupError::Rustls)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Turns session resumption off on a listener: no session is stored and
+/// no ticket is sent (the default ticketer makes no stateless tickets
+/// either), so every handshake goes through the verifiers.
+pub(crate) fn no_server_resumption(server: &mut rustls::ServerConfig) {
+    server.session_storage = Arc::new(NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
 }
 
 /// A refusal by our own checks, carried through rustls inside
@@ -152,15 +182,8 @@ pub(crate) struct Tls {
 
 impl Tls {
     pub(crate) fn new(identity: &TlsIdentity, policy: AcceptPolicy) -> Result<Self, TlsSetupError> {
-        // aws-lc-rs: the provider with the hybrid post-quantum key exchange
-        // (X25519MLKEM768, preferred), since key shares cross this channel
-        // and must stay secret long after a recorded session.
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = RootCertStore::empty();
-        for ca in &identity.ca_certs {
-            roots.add(ca.clone()).map_err(TlsSetupError::Rustls)?;
-        }
-        let roots = Arc::new(roots);
+        let provider = provider();
+        let roots = rack_roots(&identity.ca_certs)?;
         let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(TlsSetupError::Verifier)?;
@@ -172,10 +195,8 @@ impl Tls {
             .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
             .map_err(TlsSetupError::Rustls)?;
         // No resumption: every handshake goes through the verifier and the
-        // accept policy. No session is stored and no ticket is sent (the
-        // default ticketer makes no stateless tickets either).
-        server.session_storage = Arc::new(NoServerSessionStorage {});
-        server.send_tls13_tickets = 0;
+        // accept policy.
+        no_server_resumption(&mut server);
         Ok(Self {
             provider,
             roots,
@@ -206,11 +227,7 @@ impl Tls {
         &self,
         expected: PlatformId,
     ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-        let verifier = Arc::new(DialerVerifier {
-            roots: self.roots.clone(),
-            algorithms: self.provider.signature_verification_algorithms,
-            expected,
-        });
+        let verifier = Arc::new(DialerVerifier::new(&self.provider, &self.roots, expected));
         let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
@@ -323,11 +340,28 @@ impl ClientCertVerifier for ListenerVerifier {
     }
 }
 
+/// Verifies a listener's certificate: chain to the rack CA (server-auth
+/// usage, validity as of its issuance) and exactly the platform id
+/// `expected`; names and addresses in it are not used.
 #[derive(Debug)]
-struct DialerVerifier {
+pub(crate) struct DialerVerifier {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     expected: PlatformId,
+}
+
+impl DialerVerifier {
+    pub(crate) fn new(
+        provider: &CryptoProvider,
+        roots: &Arc<RootCertStore>,
+        expected: PlatformId,
+    ) -> Self {
+        Self {
+            roots: roots.clone(),
+            algorithms: provider.signature_verification_algorithms,
+            expected,
+        }
+    }
 }
 
 impl ServerCertVerifier for DialerVerifier {

@@ -4,9 +4,14 @@
 //! or `--json`.
 //!
 //! ```text
-//! tq status --sled 127.0.0.1:7150            # one sled: configurations, peers, counters, alarms
+//! tq status --sled 127.0.0.1:7150 --platform-id 913-0000019:BRM42220016 --rack-ca rack-ca.pem
+//!                                            # one sled: configurations, peers, counters, alarms
 //! tq status --rack rack.toml [--state nexus.json] [--json]
 //! ```
+//!
+//! Each sled is reached over HTTPS and must present a certificate of the
+//! rack CA naming the platform id it is expected to have (`tq::https`):
+//! given with `--sled`, listed in the rack file with `--rack`.
 //!
 //! A sled with no API address is asked through a member's proxy, which is
 //! Nexus's call: it needs Nexus's authority key (`--authority-key`, or the
@@ -22,9 +27,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use tq::api::types::{Ledger, SledStatus, Storage};
 use tq::error::Chain;
+use tq::https::{RackCa, RackCaError};
 use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
-use tq::nexus::rack_file::{RackFile, RackFileError};
+use tq::nexus::rack_file::{RackFile, RackFileError, parse_platform_id};
 use tq_core::api::NodeStatus;
 use tq_core::authority::NodeStatusQuery;
 use tq_core::ids::PlatformId;
@@ -39,8 +45,14 @@ use super::{RuntimeError, runtime};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["sled", "rack"])))]
 pub struct StatusArgs {
     /// One sled, by its API address.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", requires_all = ["platform_id", "rack_ca"])]
     pub sled: Option<SocketAddr>,
+    /// With --sled: the platform id its certificate must name.
+    #[arg(long, value_name = "PART:SERIAL", value_parser = parse_platform_id, requires = "sled")]
+    pub platform_id: Option<PlatformId>,
+    /// With --sled: the rack CA's PEM file (with --rack: the rack file's).
+    #[arg(long, value_name = "FILE", requires = "sled")]
+    pub rack_ca: Option<PathBuf>,
     /// Every sled of a rack file.
     #[arg(long, value_name = "FILE")]
     pub rack: Option<PathBuf>,
@@ -69,6 +81,8 @@ enum StatusCliError {
     #[error(transparent)]
     RackFile(#[from] RackFileError),
     #[error(transparent)]
+    RackCa(#[from] RackCaError),
+    #[error(transparent)]
     StateFile(#[from] StateFileError),
     #[error(transparent)]
     AuthorityKey(#[from] tq::nexus::AuthorityKeyError),
@@ -77,7 +91,7 @@ enum StatusCliError {
     #[error("asking a sled failed")]
     Ask(#[source] tokio::task::JoinError),
     /// clap requires one of them; here for completeness.
-    #[error("give --sled ADDR or --rack FILE")]
+    #[error("give --sled ADDR --platform-id PART:SERIAL --rack-ca FILE, or --rack FILE")]
     NothingToAsk,
 }
 
@@ -144,14 +158,20 @@ impl SledView {
     }
 }
 
-async fn ask(id: Option<PlatformId>, api: Option<SocketAddr>, timeout: Duration) -> SledView {
+async fn ask(
+    id: PlatformId,
+    api: Option<SocketAddr>,
+    rack_ca: RackCa,
+    timeout: Duration,
+) -> SledView {
     let Some(addr) = api else {
-        return SledView::unreached(id, api, "no API address in the rack file".into());
+        return SledView::unreached(Some(id), api, "no API address in the rack file".into());
     };
-    let sled = match HttpSled::new(addr, timeout) {
+    let sled = match HttpSled::new(addr, id.clone(), &rack_ca, timeout) {
         Ok(sled) => sled,
-        Err(e) => return SledView::unreached(id, api, Chain(&e).to_string()),
+        Err(e) => return SledView::unreached(Some(id), api, Chain(&e).to_string()),
     };
+    let id = Some(id);
     let (status, traffic) = tokio::join!(sled.sled_status(), sled.traffic());
     let traffic: Option<Traffic> = traffic.ok();
     match status {
@@ -178,6 +198,7 @@ impl SledView {
 /// as Nexus (`authority`, if any), checking the target's tag.
 async fn ask_through_proxies(
     views: &mut [SledView],
+    rack_ca: &RackCa,
     timeout: Duration,
     authority: Option<&tq_driver::Authority>,
 ) {
@@ -203,7 +224,7 @@ async fn ask_through_proxies(
             view.error = Some("no Nexus authority key to ask it through a proxy".into());
             continue;
         };
-        let Ok(sled) = HttpSled::new(*addr, timeout) else {
+        let Ok(sled) = HttpSled::new(*addr, via.clone(), rack_ca, timeout) else {
             continue;
         };
         let asked = match authority.authorize(&id, &NodeStatusQuery) {
@@ -242,14 +263,18 @@ async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
         .as_deref()
         .map(tq::nexus::read_authority_key)
         .transpose()?;
-    let views = match (&args.sled, &args.rack) {
-        (Some(addr), _) => vec![ask(None, Some(*addr), timeout).await],
-        (None, Some(path)) => {
+    let views = match (&args.sled, &args.platform_id, &args.rack_ca, &args.rack) {
+        (Some(addr), Some(id), Some(rack_ca), _) => {
+            let rack_ca = RackCa::load(rack_ca)?;
+            vec![ask(id.clone(), Some(*addr), rack_ca, timeout).await]
+        }
+        (None, _, _, Some(path)) => {
             let rack = RackFile::load(path)?;
+            let rack_ca = RackCa::load(&rack.rack_ca)?;
             let mut asks = tokio::task::JoinSet::new();
             for (i, sled) in rack.sleds.iter().enumerate() {
-                let (id, api) = (sled.id.clone(), sled.api);
-                asks.spawn(async move { (i, ask(Some(id), api, timeout).await) });
+                let (id, api, rack_ca) = (sled.id.clone(), sled.api, rack_ca.clone());
+                asks.spawn(async move { (i, ask(id, api, rack_ca, timeout).await) });
             }
             let mut views = Vec::new();
             while let Some(joined) = asks.join_next().await {
@@ -258,10 +283,10 @@ async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
             views.sort_by_key(|(i, _)| *i);
             let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
             let authority = key.map(|key| tq_driver::Authority::new(key, rack.rack_id));
-            ask_through_proxies(&mut views, timeout, authority.as_ref()).await;
+            ask_through_proxies(&mut views, &rack_ca, timeout, authority.as_ref()).await;
             views
         }
-        (None, None) => return Err(StatusCliError::NothingToAsk),
+        _ => return Err(StatusCliError::NothingToAsk),
     };
     let healthy = views.iter().all(SledView::healthy);
     if args.json {

@@ -4,7 +4,8 @@
 //! key, which rack setup makes and keeps beside Nexus's state file), its
 //! LRTQ share file if it comes from the LRTQ rack, and its `tq sled`
 //! configuration file naming every other sled as a peer; and the rack
-//! file Nexus drives from.
+//! file Nexus drives from, with the rack CA's certificate beside it (what
+//! Nexus verifies the sleds' APIs under).
 //!
 //! Each sled's files are laid out as `tq_rack_setup::layout` lays them
 //! out (the tests that start sleds use the same), its certificate made by
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_rack_setup::layout::{SledConfigFile, SledDir};
+use tq_rack_setup::layout::{RACK_CA_FILE, SledConfigFile, SledDir};
 use tq_rack_setup::pki::RackCa;
 use tq_std::net::identity::platform_id_uri;
 
@@ -48,6 +49,9 @@ pub enum LayoutError {
     /// Nexus's authority key could not be made or written.
     #[error("Nexus's authority key")]
     AuthorityKey(#[source] tq_rack_setup::keys::KeyFileError),
+    /// Nexus's copy of the rack CA's certificate could not be written.
+    #[error("cannot write {}", .0.display())]
+    RackCaFile(PathBuf, #[source] std::io::Error),
     /// The LRTQ rack's secret and shares could not be made.
     #[error("the LRTQ rack setup")]
     Lrtq(#[source] SetupError),
@@ -115,6 +119,8 @@ pub struct SledFiles {
 pub struct Layout {
     /// The rack.
     pub rack_id: RackId,
+    /// Nexus's copy of the rack CA's certificate (PEM).
+    pub rack_ca: PathBuf,
     /// Every sled, the LRTQ rack's first.
     pub sleds: Vec<SledFiles>,
     /// LRTQ's threshold (`n/2 + 1`).
@@ -159,6 +165,9 @@ impl Layout {
         let authority_key_file = crate::nexus::authority_key_path(&root.join(NEXUS_STATE_FILE));
         tq_rack_setup::keys::write_authority_key(&authority_key_file, &authority)
             .map_err(LayoutError::AuthorityKey)?;
+        let rack_ca = root.join(RACK_CA_FILE);
+        std::fs::write(&rack_ca, ca.pem())
+            .map_err(|e| LayoutError::RackCaFile(rack_ca.clone(), e))?;
         let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(LayoutError::Lrtq)?;
         let lrtq_fingerprint = tq_std::secrets::fingerprint(
             &setup.rack_secret().map_err(LayoutError::Lrtq)?,
@@ -223,6 +232,7 @@ impl Layout {
         }
         Ok(Self {
             rack_id,
+            rack_ca,
             sleds,
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
@@ -236,6 +246,7 @@ impl Layout {
     pub fn rack_file(&self, direct: impl Fn(&SledFiles) -> bool) -> RackFile {
         RackFile {
             rack_id: self.rack_id,
+            rack_ca: self.rack_ca.clone(),
             sleds: self
                 .sleds
                 .iter()

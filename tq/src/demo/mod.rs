@@ -299,8 +299,8 @@ impl Demo {
             timing: timing(),
             call_timeout: Duration::from_secs(5),
         };
-        let directory =
-            crate::nexus::directory(&rack, config.call_timeout).map_err(DemoError::Directory)?;
+        let directory = crate::nexus::directory(&rack, sleds.rack_ca(), config.call_timeout)
+            .map_err(DemoError::Directory)?;
         let ids = ids(&sleds.layout, &lrtq);
         let mut driver = Driver::create(
             StateFile::new(state),

@@ -21,6 +21,7 @@ use tq_std::health::{self, Reading};
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
 use crate::config::{ConfigError, SledConfig};
+use crate::https::{RackCa, RackCaError};
 use crate::nexus::http::{ClientError, HttpSled, Traffic};
 use crate::sled::{Daemon, DaemonError};
 
@@ -48,6 +49,9 @@ pub enum SledsError {
     /// No sled has this index.
     #[error("no sled {0}")]
     NoSled(usize),
+    /// The rack CA's certificate (Nexus's copy) could not be read.
+    #[error("the rack CA")]
+    RackCa(#[source] RackCaError),
     /// A sled's API client could not be made.
     #[error("sled {index}'s API client")]
     Client {
@@ -178,6 +182,8 @@ pub struct Sleds {
     pub layout: Layout,
     launch: Launch,
     running: Vec<Option<Running>>,
+    /// What the sleds' API certificates are verified under.
+    rack_ca: RackCa,
     /// Each sled's API, for the demo's own checks (not Nexus's routes).
     apis: Vec<HttpSled>,
     /// Traffic of each sled's earlier runs (counters restart with it).
@@ -203,14 +209,17 @@ fn add_readings(counts: &mut Counts, readings: impl IntoIterator<Item = Reading>
 impl Sleds {
     /// The rack of `layout`, nothing running yet.
     pub fn new(layout: Layout, launch: Launch) -> Result<Self, SledsError> {
+        let rack_ca = RackCa::load(&layout.rack_ca).map_err(SledsError::RackCa)?;
         let apis = layout
             .sleds
             .iter()
             .map(|s| {
-                HttpSled::new(s.api, Duration::from_secs(30)).map_err(|source| SledsError::Client {
-                    index: s.index,
-                    source,
-                })
+                HttpSled::new(s.api, s.id.clone(), &rack_ca, Duration::from_secs(30)).map_err(
+                    |source| SledsError::Client {
+                        index: s.index,
+                        source,
+                    },
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let count = layout.sleds.len();
@@ -218,6 +227,7 @@ impl Sleds {
             layout,
             launch,
             running: (0..count).map(|_| None).collect(),
+            rack_ca,
             apis,
             earlier: vec![Traffic::default(); count],
             earlier_counts: vec![Counts::new(); count],
@@ -238,6 +248,11 @@ impl Sleds {
     /// Sled `i`'s files.
     pub fn files(&self, i: usize) -> Result<&SledFiles, SledsError> {
         self.layout.sleds.get(i).ok_or(SledsError::NoSled(i))
+    }
+
+    /// The rack CA the sleds' API certificates are verified under.
+    pub fn rack_ca(&self) -> &RackCa {
+        &self.rack_ca
     }
 
     /// Sled `i`'s API.

@@ -1,16 +1,29 @@
-//! A man in the middle on the API's plain-HTTP link, for the tests: a TCP
-//! relay on loopback between a client and a sled's API that passes each
-//! request and each answer on whole, after letting a [`Tamper`] change
-//! bytes of its body (the head is left alone, so a same-length change
-//! keeps the message well-formed HTTP). One request per connection, as
-//! the sled's front door serves them.
+//! A man in the middle between a client and a sled's API, for the tests:
+//! a relay on loopback that ends the client's TLS as the sled (with the
+//! sled's own certificate and key, standing where the plaintext is, as
+//! the host stands in front of a node on its service processor, or as
+//! whatever holds the sled's key), opens its own TLS to the sled, and
+//! passes each request and each answer on whole, after letting a
+//! [`Tamper`] change bytes of its body (the head is left alone, so a
+//! same-length change keeps the message well-formed HTTP). One request
+//! per connection, as the sled's front door serves them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// The relay's two TLS ends: as the sled to its client, as a client to
+/// the sled.
+#[derive(Clone)]
+pub struct TlsEnds {
+    pub acceptor: TlsAcceptor,
+    pub connector: TlsConnector,
+}
 
 /// Changes a message body in place; whether it changed anything.
 pub type Tamper = Arc<dyn Fn(&mut [u8]) -> bool + Send + Sync>;
@@ -34,6 +47,7 @@ impl Relay {
     /// answers with `on_answer`.
     pub async fn start(
         upstream: SocketAddr,
+        tls: TlsEnds,
         on_request: Option<Tamper>,
         on_answer: Option<Tamper>,
     ) -> Self {
@@ -45,8 +59,21 @@ impl Relay {
             while let Ok((client, _)) = listener.accept().await {
                 let (on_request, on_answer) = (on_request.clone(), on_answer.clone());
                 let count = Arc::clone(&count);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = relay_one(client, upstream, on_request, on_answer, &count).await;
+                    let Ok(client) = tls.acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    // The sled's certificate is checked for its platform
+                    // id, not a host name.
+                    let name = ServerName::try_from("sled").unwrap();
+                    let Ok(server) = tls.connector.connect(name, server).await else {
+                        return;
+                    };
+                    let _ = relay_one(client, server, on_request, on_answer, &count).await;
                 });
             }
         });
@@ -63,15 +90,14 @@ impl Relay {
 }
 
 async fn relay_one(
-    mut client: TcpStream,
-    upstream: SocketAddr,
+    mut client: impl AsyncRead + AsyncWrite + Unpin,
+    mut server: impl AsyncRead + AsyncWrite + Unpin,
     on_request: Option<Tamper>,
     on_answer: Option<Tamper>,
     count: &AtomicUsize,
 ) -> std::io::Result<()> {
     let mut request = read_message(&mut client).await?;
     apply(&on_request, &mut request, count);
-    let mut server = TcpStream::connect(upstream).await?;
     server.write_all(&request.bytes).await?;
     let mut answer = read_message(&mut server).await?;
     apply(&on_answer, &mut answer, count);
