@@ -75,15 +75,22 @@
 //! calls late and repeatedly):
 //!
 //! - `coordinate_reconfiguration` and `coordinate_upgrade_from_lrtq` name
-//!   an epoch, and a node refuses one that is not newer than the last it
-//!   committed (`EpochNotNewer`, `AlreadyCommitted`). A replay of the
-//!   request already running is a no-op (`AlreadyRunning`). A replay of an
-//!   older, never committed one while a newer one is running is refused
-//!   (`NewerCoordinationRunning`); when nothing runs here any more, a
-//!   replay for an epoch above the last committed one may start that
-//!   coordination again, exactly as Nexus's own late delivery could: its
-//!   prepares are refused by every node that has seen a newer prepare or
-//!   commit, and Nexus, which moved past that epoch, never commits it.
+//!   an epoch, and the node's own checks (`node::validate`) refuse a stale
+//!   one: a reconfiguration whose `last_committed_epoch` is not the node's
+//!   latest commit (`LastCommittedEpochMismatch`: any commit since the
+//!   request was made), or whose epoch is not above every epoch the node
+//!   stores, prepared or committed (`EpochNotNewer`), so a replay for an
+//!   epoch older than one the node has only prepared is refused too; an
+//!   upgrade once anything is committed (`AlreadyCommitted`) or not above
+//!   every epoch stored or coordinated here (`EpochNotNewer`). The request
+//!   already running is a no-op (`AlreadyRunning`), an older one while a
+//!   newer runs is refused (`NewerCoordinationRunning`). What passes is a
+//!   request for an epoch above everything the node has seen, after
+//!   exactly the commit the node holds: a late delivery Nexus's own
+//!   retries make as well (a coordinator that crashed before storing
+//!   anything is asked again). Its prepares are refused by every node that
+//!   has seen a newer prepare or commit, and Nexus, which moved past that
+//!   epoch, never commits it.
 //! - `commit_configuration` and `prepare_and_commit` only ever assert what
 //!   Nexus already committed: a node commits only a configuration it
 //!   prepared or is handed whole, and refuses one older than its latest
@@ -135,6 +142,10 @@ pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 16;
 /// Bytes of a request or answer tag.
 pub const TAG_LEN: usize = 32;
+
+/// Hands a value's encoding to a sink: how the MACs are fed, behind one
+/// type, so that each MAC's code is in flash once, not once per value type.
+type Feed<'a> = &'a mut dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<(), WireError>;
 
 /// HMAC-SHA3-256. `SimpleHmac`: sha3 0.12 offers no block-level core, which
 /// the eager `Hmac` needs; the MAC is the same.
@@ -234,7 +245,8 @@ impl SledRequestKey {
         nonce: [u8; NONCE_LEN],
         body: &T,
     ) -> Result<RequestAuth, WireError> {
-        let mac = self.request_mac(self.rack_id, target, T::CALL, &nonce, body)?;
+        let mut feed = |sink: &mut dyn FnMut(&[u8])| body.feed_body(sink);
+        let mac = self.request_mac(self.rack_id, target, T::CALL, &nonce, &mut feed)?;
         Ok(RequestAuth {
             rack_id: self.rack_id,
             target: target.clone(),
@@ -252,8 +264,22 @@ impl SledRequestKey {
         nonce: &[u8; NONCE_LEN],
         answer: &A,
     ) -> Result<AnswerTag, WireError> {
+        let mut feed = |sink: &mut dyn FnMut(&[u8])| wire::feed(answer, Some(NEXUS_VERSION), sink);
+        self.answer_tag_fed(sled, call, nonce, &mut feed)
+    }
+
+    /// [`Self::answer_tag`] past the answer's type: one copy in flash, not
+    /// one per answer type.
+    #[inline(never)]
+    fn answer_tag_fed(
+        &self,
+        sled: &PlatformId,
+        call: NexusCall,
+        nonce: &[u8; NONCE_LEN],
+        feed: Feed<'_>,
+    ) -> Result<AnswerTag, WireError> {
         let mut mac = self.answer_mac(sled, call, nonce)?;
-        wire::feed(answer, Some(NEXUS_VERSION), |bytes| mac.update(bytes))?;
+        feed(&mut |bytes| mac.update(bytes))?;
         Ok(AnswerTag(mac.finalize().into_bytes().into()))
     }
 
@@ -298,13 +324,14 @@ impl SledRequestKey {
         HmacSha3::new_from_slice(&self.key).map_err(|_| WireError::Malformed)
     }
 
-    fn request_mac<T: NexusRequest + ?Sized>(
+    #[inline(never)]
+    fn request_mac(
         &self,
         rack_id: RackId,
         target: &PlatformId,
         call: NexusCall,
         nonce: &[u8; NONCE_LEN],
-        body: &T,
+        body: Feed<'_>,
     ) -> Result<HmacSha3, WireError> {
         let mut mac = self.mac()?;
         mac.update(REQUEST_CONTEXT);
@@ -312,10 +339,11 @@ impl SledRequestKey {
         wire::feed(target, None, |bytes| mac.update(bytes))?;
         mac.update(&[call as u8]);
         mac.update(nonce);
-        body.feed_body(&mut |bytes| mac.update(bytes))?;
+        body(&mut |bytes| mac.update(bytes))?;
         Ok(mac)
     }
 
+    #[inline(never)]
     fn answer_mac(
         &self,
         sled: &PlatformId,
@@ -587,8 +615,29 @@ pub(crate) fn verify<'a, T: NexusRequest + ?Sized>(
     auth: &RequestAuth,
     body: &'a T,
 ) -> Result<Verified<'a, T>, RequestRefusal> {
+    let mut feed = |sink: &mut dyn FnMut(&[u8])| body.feed_body(sink);
+    check(key, rack, this, auth, T::CALL, body.rack_id(), &mut feed)?;
+    Ok(Verified {
+        body,
+        nonce: auth.nonce,
+    })
+}
+
+/// [`verify`] past the body's type (one copy in flash): the checks of the
+/// module doc for a body of `call` naming rack `named` (if any), fed by
+/// `body`.
+#[inline(never)]
+fn check(
+    key: Option<&SledRequestKey>,
+    rack: Option<RackId>,
+    this: &PlatformId,
+    auth: &RequestAuth,
+    call: NexusCall,
+    named: Option<RackId>,
+    body: Feed<'_>,
+) -> Result<(), RequestRefusal> {
     let expected = rack.unwrap_or(auth.rack_id);
-    if auth.rack_id != expected || body.rack_id().is_some_and(|named| named != expected) {
+    if auth.rack_id != expected || named.is_some_and(|named| named != expected) {
         return Err(RequestRefusal::ForeignRack);
     }
     if auth.target != *this {
@@ -596,14 +645,10 @@ pub(crate) fn verify<'a, T: NexusRequest + ?Sized>(
     }
     let key = key.ok_or(RequestRefusal::NoKey)?;
     let mac = key
-        .request_mac(auth.rack_id, this, T::CALL, &auth.nonce, body)
+        .request_mac(auth.rack_id, this, call, &auth.nonce, body)
         .map_err(|_| RequestRefusal::BadTag)?;
     mac.verify_slice(&auth.tag)
-        .map_err(|_| RequestRefusal::BadTag)?;
-    Ok(Verified {
-        body,
-        nonce: auth.nonce,
-    })
+        .map_err(|_| RequestRefusal::BadTag)
 }
 
 // ---- wire codecs ----

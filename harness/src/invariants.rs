@@ -210,6 +210,16 @@ pub enum Violation {
     /// Nexus's state machine refused a command the harness built from its
     /// own sets, or looped.
     Nexus(NexusFault),
+    /// A request not made by Nexus (a forgery of the fuzzer's) was not
+    /// refused with the refusal its forgery calls for, or not counted.
+    ForgedRequestNotRefused {
+        /// The sled.
+        sled: u8,
+        /// The refusal expected.
+        expected: RequestRefusal,
+        /// What the node did: `None` if it ran the request.
+        refused: Option<RequestRefusal>,
+    },
     /// Setting the cluster up failed (bad parameters).
     Setup(SetupError),
     /// The liveness check did not converge.

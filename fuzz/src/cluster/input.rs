@@ -166,6 +166,25 @@ impl Forgery {
     }
 }
 
+/// A Nexus request no Nexus made, to sled `to` (modulo the count): a
+/// `prepare_and_commit` of Nexus's latest configuration moved to the last
+/// epoch there is (a commit of that epoch before anything is committed),
+/// under an authenticator forged as `how % 4` says: 0, a zero tag; 1, a
+/// tag under another sled's key; 2, a tag under the target's own key but
+/// naming another sled as the target; 3, a tag under the target's key for
+/// another rack. Each must be refused with its refusal and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestForgery {
+    /// Receiver.
+    pub to: u8,
+    /// How the authenticator is forged.
+    pub how: u8,
+}
+
+/// The selector byte of a [`RequestForgery`] (one of the `% 8 == 7`
+/// selectors, which are otherwise message forgeries).
+pub const REQUEST_FORGERY: u8 = 0xFF;
+
 /// One step of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -173,6 +192,8 @@ pub enum Step {
     Act(Action),
     /// A forged message.
     Forge(Forgery),
+    /// A forged Nexus request.
+    ForgeRequest(RequestForgery),
 }
 
 impl Step {
@@ -180,9 +201,13 @@ impl Step {
         if input.is_empty() {
             return None;
         }
-        if input.byte() % 8 == 7 {
-            return Some(Self::Forge(Forgery::read(input)));
+        match input.byte() {
+            REQUEST_FORGERY => Some(Self::ForgeRequest(RequestForgery {
+                to: input.byte(),
+                how: input.byte(),
+            })),
+            selector if selector % 8 == 7 => Some(Self::Forge(Forgery::read(input))),
+            _ => Action::from_bytes(&mut input.0).map(Self::Act),
         }
-        Action::from_bytes(&mut input.0).map(Self::Act)
     }
 }

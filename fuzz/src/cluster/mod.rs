@@ -27,7 +27,13 @@
 //!   anything else is one `tq_harness::Action` read by
 //!   `Action::from_bytes` from the next bytes (deliveries, duplicates,
 //!   losses, link changes, crashes, restarts, Nexus steps, secret loads).
-//!   Missing trailing bytes read as zero.
+//!   Missing trailing bytes read as zero. The selector `0xFF` is a
+//!   [`RequestForgery`] instead: a Nexus request no Nexus made (two more
+//!   bytes: the target and how its authenticator is forged), which the
+//!   target's node must refuse with the refusal the forgery calls for and
+//!   count once, or the run fails (`Violation::ForgedRequestNotRefused`).
+//!   A refused request changes nothing but a counter, so it is not an
+//!   event of the run's `tq-replay` log.
 //!
 //! Every step is followed by the harness's full safety check; at the end of
 //! a `cluster` run the harness's liveness check runs (heal everything,
@@ -62,7 +68,7 @@ mod seeds;
 #[cfg(test)]
 mod tests;
 
-pub use input::{Forgery, Layout, Racks, Step};
+pub use input::{Forgery, Layout, REQUEST_FORGERY, Racks, RequestForgery, Step};
 pub use judge::{Verdict, judge};
 pub use run::{
     Ledger, RunStats, Target, event_log, fuzz_one, fuzz_one_safely, print_sleds, run, run_safety,

@@ -4,15 +4,20 @@
 
 use std::sync::OnceLock;
 
+use tq_core::api::CommitRequest;
+use tq_core::authority::{RequestAuth, RequestRefusal, SledRequestKey};
+use tq_core::config::{ConfigFields, Configuration};
 use tq_core::crypto::RackSecret;
+use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use tq_harness::network::{Message, NetworkStats};
 use tq_harness::{Cluster, DEFAULT_SLEDS, MAX_SLEDS, RackStart, Violation};
+use tq_nexus::CallKind;
 use tq_replay::{Check, EventLog, RunEvent};
 use tq_test_fixtures::lrtq_rack;
 
-use super::input::{Forgery, Layout, Racks, Reader, Step};
+use super::input::{Forgery, Layout, Racks, Reader, RequestForgery, Step};
 use super::judge::{Verdict, judge};
 use crate::samples::RACK;
 
@@ -55,6 +60,8 @@ pub struct RunStats {
     pub network: NetworkStats,
     /// A forgery waived the final liveness check (see [`Verdict`]).
     pub liveness_waived: bool,
+    /// Nexus requests forged (each refused and counted, or the run fails).
+    pub requests_forged: u32,
 }
 
 /// How a run ends.
@@ -191,6 +198,13 @@ fn run_in<const N: usize>(
             eprintln!("step {}: {step:?}", stats.steps);
         }
         let event = match step {
+            Step::ForgeRequest(forgery) => {
+                // Not an event of the log: a refused request changes
+                // nothing a replay would see (only the target's counters).
+                forge_request(&mut cluster, forgery)?;
+                stats.requests_forged += 1;
+                continue;
+            }
             Step::Act(action) => Some(RunEvent::Act(action)),
             Step::Forge(forgery) => {
                 let (verdict, event) = forge(&cluster, &forgery);
@@ -407,6 +421,97 @@ fn forge<const N: usize>(cluster: &Cluster<N>, forgery: &Forgery) -> (Verdict, O
         return (Verdict::Skip, None);
     };
     (verdict, Some(RunEvent::Inject { from, to, bytes }))
+}
+
+/// Delivers `forgery`'s request to its sled and checks that the node
+/// refused it with the refusal its forgery calls for and counted it (a
+/// sled that is down is skipped).
+fn forge_request<const N: usize>(
+    cluster: &mut Cluster<N>,
+    forgery: RequestForgery,
+) -> Result<(), Violation> {
+    let count = cluster.sled_count();
+    let to = usize::from(forgery.to) % count;
+    let other = (to + 1) % count;
+    let (Some(target), Some(other_id)) = (cluster.id(to).cloned(), cluster.id(other).cloned())
+    else {
+        return Ok(());
+    };
+    let Some(own_key) = cluster.nexus().sled_key(to).cloned() else {
+        return Ok(());
+    };
+    let Some(other_key) = cluster.nexus().sled_key(other).cloned() else {
+        return Ok(());
+    };
+    let config = cluster
+        .nexus()
+        .machine()
+        .latest_config()
+        .and_then(|config| {
+            Configuration::new(ConfigFields {
+                epoch: Epoch(u64::MAX),
+                ..config.fields().clone()
+            })
+            .ok()
+        });
+    let commit = CommitRequest {
+        rack_id: RACK,
+        epoch: Epoch(u64::MAX),
+    };
+    let nonce = [forgery.how; 16];
+    let sign = |key: &SledRequestKey, target: &PlatformId| match &config {
+        Some(config) => key.authorize(target, nonce, config),
+        None => key.authorize(target, nonce, &commit),
+    };
+    let foreign = SledRequestKey::from_bytes(RackId([0x0f; 16]), *own_key.expose_bytes());
+    let (auth, expected) = match forgery.how % 4 {
+        0 => (
+            Ok(RequestAuth {
+                rack_id: RACK,
+                target: target.clone(),
+                nonce,
+                tag: [0; 32],
+            }),
+            RequestRefusal::BadTag,
+        ),
+        1 => (sign(&other_key, &target), RequestRefusal::BadTag),
+        2 => (sign(&own_key, &other_id), RequestRefusal::WrongTarget),
+        _ => (sign(&foreign, &target), RequestRefusal::ForeignRack),
+    };
+    let Ok(auth) = auth else {
+        return Ok(());
+    };
+    let counted = |cluster: &Cluster<N>| {
+        cluster
+            .sled(to)
+            .and_then(|sled| sled.running())
+            .map(|running| running.ctx.counters().get(expected.counter()))
+    };
+    let before = counted(cluster);
+    let call = match &config {
+        Some(config) => CallKind::PrepareAndCommit(config),
+        None => CallKind::Commit(commit),
+    };
+    let outcome = cluster.deliver_nexus_request(to, &auth, call)?;
+    let after = counted(cluster);
+    if tracing() {
+        eprintln!("  forged request to {to} ({expected:?}): {outcome:?}");
+    }
+    let refused = match outcome {
+        None => return Ok(()),
+        Some(Ok(())) => None,
+        Some(Err(refusal)) => Some(refusal),
+    };
+    let counted_once = matches!((before, after), (Some(b), Some(a)) if a == b.saturating_add(1));
+    if refused == Some(expected) && counted_once {
+        Ok(())
+    } else {
+        Err(Violation::ForgedRequestNotRefused {
+            sled: u8::try_from(to).unwrap_or(u8::MAX),
+            expected,
+            refused,
+        })
+    }
 }
 
 /// A message in flight, copied out of the network.

@@ -385,3 +385,39 @@ fn checked_forgeries_are_injected_and_keep_the_invariants() {
         assert!(stats.forged >= 12, "{stats:?}");
     });
 }
+
+/// Every kind of forged Nexus request, before the first commit (a forged
+/// commit) and after it (a forged `prepare_and_commit` of the latest
+/// configuration at the last epoch), to every sled: each refused with its
+/// refusal and counted (else `run` fails), and the rack stays safe and
+/// live.
+#[test]
+fn forged_requests_are_refused_and_counted() {
+    let forge = |input: &mut Vec<u8>| {
+        for to in 0..4u8 {
+            for how in 0..4u8 {
+                input.extend_from_slice(&[REQUEST_FORGERY, to, how]);
+            }
+        }
+    };
+    let mut input = Layout {
+        lrtq: false,
+        sleds: 4,
+        members: 4,
+        seed: 1,
+    }
+    .header();
+    forge(&mut input);
+    // Start epoch 1, deliver, let Nexus commit, then forge again.
+    input.extend_from_slice(&[0, 150, 2, 0, 0]);
+    for _ in 0..4 {
+        input.extend_from_slice(&[0, 96]); // deliver everything
+        input.extend_from_slice(&[0, 164]); // Nexus polls (and commits)
+    }
+    forge(&mut input);
+    with_big_stack(move || {
+        let stats = run(&input).expect("safe and live");
+        assert_eq!(stats.requests_forged, 32, "{stats:?}");
+        assert!(stats.committed >= 1, "{stats:?}");
+    });
+}

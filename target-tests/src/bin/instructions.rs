@@ -9,6 +9,10 @@
 //!   3.3.4 made (build script);
 //! - sealing and opening 16 retained secrets (the most a configuration
 //!   carries);
+//! - Nexus's authority (`tq_core::authority`): one request verification by
+//!   the node (`NodeCtx::verify_request`) of a commit and of the largest
+//!   `prepare_and_commit` (the configuration of the largest peer message),
+//!   and one answer tag (`NodeCtx::tag_answer`) of a commit's answer;
 //! - the codec calls at their worst: decoding the largest peer message,
 //!   restoring the largest persistent state in place (as at boot), encoding
 //!   it back a storage page at a time (as after every change), and sorting
@@ -27,6 +31,8 @@ use core::hint::black_box;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use subtle::ConstantTimeEq;
+use tq_core::api::{CommitOutcome, CommitRequest};
+use tq_core::authority::{NexusCall, SledRequestKey};
 use tq_core::crypto::{
     EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, Share, combine, combine_lrtq,
     compute_share, split,
@@ -34,6 +40,8 @@ use tq_core::crypto::{
 use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_core::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS, MAX_RETAINED_SECRETS};
 use tq_core::member_set::MemberSet;
+use tq_core::messages::Body;
+use tq_core::node::CommitError;
 use tq_core::node::NodeCtx;
 use tq_core::wire;
 use tq_target_tests::icount;
@@ -70,6 +78,8 @@ fn main() -> ! {
     lrtq(&LRTQ_RACK_32, "LRTQ combine (32,17)");
     lrtq(&LRTQ_RACK_8, "LRTQ combine (8,5)");
     sealing(&mut rng);
+
+    authority();
 
     let mut codec: Worst<8> = Worst::new();
     decode_largest_peer_msg(&mut codec);
@@ -186,6 +196,72 @@ fn sealing(rng: &mut ChaCha20Rng) {
         fail("open");
     }
     report("open 16 retained secrets", instructions);
+}
+
+/// One request verification and one answer tag, each checked: a commit and
+/// the largest configuration verified, a tampered tag refused, the
+/// commit's answer tagged as Nexus checks it.
+#[inline(never)]
+fn authority() {
+    let Ok(id) = PlatformId::new("913-0000019", "sled-0") else {
+        fail("platform id");
+    };
+    let Some(ctx) = cortex_m::singleton!(: NodeCtx = NodeCtx::new(id.clone())) else {
+        fail("context slot taken");
+    };
+    let key = SledRequestKey::from_bytes(RACK_ID, [0x3c; 32]);
+    ctx.set_request_key(key.clone());
+    let commit = CommitRequest {
+        rack_id: RACK_ID,
+        epoch: Epoch(7),
+    };
+    let Ok(auth) = key.authorize(&id, [0x11; 16], &commit) else {
+        fail("authorize");
+    };
+    let (verified, instructions) = icount::count(|| {
+        ctx.verify_request(black_box(&auth), black_box(&commit))
+            .ok()
+    });
+    let Some(verified) = verified else {
+        fail("a genuine commit request was refused");
+    };
+    report("verify_request, commit", instructions);
+    let answer: Result<CommitOutcome, CommitError> = Ok(CommitOutcome::Committed);
+    let (tag, instructions) =
+        icount::count(|| ctx.tag_answer(black_box(&verified), black_box(&answer)));
+    let authentic = tag.is_some_and(|tag| {
+        key.verify_answer(&id, NexusCall::Commit, &auth.nonce, &answer, &tag)
+            .is_ok()
+    });
+    if !authentic {
+        fail("the commit's answer tag");
+    }
+    report("tag_answer, commit", instructions);
+
+    let Ok(msg) = wire::decode_peer_msg(LARGEST_PEER_MSG) else {
+        fail("the largest peer message does not decode");
+    };
+    let Body::Prepare { config, .. } = &msg.body else {
+        fail("the largest peer message is not a prepare");
+    };
+    let rack = config.rack_id();
+    let key = SledRequestKey::from_bytes(rack, [0x3c; 32]);
+    ctx.set_request_key(key.clone());
+    let Ok(mut auth) = key.authorize(&id, [0x22; 16], config) else {
+        fail("authorize");
+    };
+    let (verified, instructions) = icount::count(|| {
+        ctx.verify_request(black_box(&auth), black_box(config))
+            .is_ok()
+    });
+    if !verified {
+        fail("a genuine prepare_and_commit request was refused");
+    }
+    report("verify_request, largest prepare_and_commit", instructions);
+    auth.tag[0] ^= 1;
+    if ctx.verify_request(&auth, config).is_ok() {
+        fail("a tampered tag passed");
+    }
 }
 
 fn record(codec: &mut Worst<8>, call: &'static str, instructions: u64) {

@@ -23,7 +23,10 @@
 //!   encoded into a static transmit buffer and events logged;
 //! - Nexus's requests are decoded in place into static slots, each input
 //!   handled in its own out-of-line step so their frames never stack up in
-//!   `main`'s.
+//!   `main`'s; each comes with Nexus's authenticator, decoded from its own
+//!   bytes and checked against the sled's request key (given to the
+//!   context at boot) before the call, and each answer is tagged
+//!   (`tq_core::authority`).
 //!
 //! Built with the `no-panic` feature it is also the link-time proof that
 //! no panic path survives (see `tq_target_tests::exit`).
@@ -38,6 +41,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 use static_cell::ConstStaticCell;
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
+use tq_core::authority::{self, CoordinatorStatusQuery, RequestAuth, SledRequestKey};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_core::member_set::MemberSet;
@@ -53,6 +57,10 @@ const RACK_ID: RackId = LEDGER_RACK_ID;
 /// Stands in for bytes from storage, peers and Nexus: the optimiser only
 /// sees it through `black_box`.
 static INPUT: [u8; 64] = [0; 64];
+
+/// Stands in for the sled's request key file (the optimiser only sees it
+/// through `black_box`).
+static REQUEST_KEY: [u8; 32] = [0x3c; 32];
 
 /// A storage page: what the task hands the flash driver at a time.
 const STORAGE_PAGE_LEN: usize = 256;
@@ -89,22 +97,22 @@ fn main() -> ! {
     };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
-    let request = nexus_upgrade_request(ctx.id(), &peer);
-    if !nexus_lrtq_upgrade(task, node, ctx, slots, request) {
+    let (request, auth) = nexus_upgrade_request(ctx.id(), &peer);
+    if !nexus_lrtq_upgrade(task, node, ctx, slots, &auth, request) {
         fail("the LRTQ upgrade was refused");
     }
 
     // Everything else a task passes in, from opaque bytes.
     let input = black_box(&INPUT[..]);
     deliver(task, node, ctx, &peer, input);
-    nexus_reconfigure(task, node, ctx, slots, input);
-    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, input));
-    nexus_commit(task, node, ctx, input);
-    nexus_prepare_and_commit(task, node, ctx, slots, input);
-    load_secret(task, node, ctx, Epoch(black_box(3)));
-    if let Some(status) = node.coordinator_status(ctx) {
-        black_box((status.epoch, status.phase, status.acked.len()));
+    nexus_reconfigure(task, node, ctx, slots, input, input);
+    if let Some(auth) = request_auth(input) {
+        black_box(nexus_lrtq_upgrade(task, node, ctx, slots, &auth, input));
     }
+    nexus_commit(task, node, ctx, input, input);
+    nexus_prepare_and_commit(task, node, ctx, slots, input, input);
+    load_secret(task, node, ctx, Epoch(black_box(3)));
+    nexus_coordinator_status(node, ctx, input);
     task.step(node, ctx, |node, _, _| node.clear_secrets());
     task.step(node, ctx, |node, ctx, _| node.on_disconnect(ctx, &peer));
     black_box((ctx.alarms().len(), ctx.counters().total()));
@@ -222,6 +230,7 @@ fn boot(id: PlatformId) -> (&'static mut NodeCtx, &'static str) {
     };
     let (ctx, measured) = stack::measure(|| slot.boot(id));
     defmt::println!("stack: boot: CtxSlot::boot: {}", measured);
+    ctx.set_request_key(SledRequestKey::from_bytes(RACK_ID, black_box(REQUEST_KEY)));
     let mut storage = Storage(&INPUT);
     let stored_len = black_box(INPUT.len());
     let (restored, measured) = stack::measure(|| ctx.restore_state_from(&mut storage, stored_len));
@@ -247,10 +256,11 @@ fn sled(serial: &str) -> PlatformId {
 
 /// Stands for Nexus: the request to coordinate the LRTQ upgrade (sleds 0
 /// to 3, threshold 3, epoch 2), encoded into a static buffer as the bytes
-/// the task receives. Out of line, so building the request is not in
-/// `main`'s frame.
+/// the task receives, and its authenticator (under the sled's key: Nexus
+/// derives it; the task's other requests decode theirs from bytes). Out of
+/// line, so building the request is not in `main`'s frame.
 #[inline(never)]
-fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
+fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> (&'static [u8], RequestAuth) {
     let members = [id.clone(), peer.clone(), sled("sled-2"), sled("sled-3")];
     let (Ok(members), Ok(threshold)) = (MemberSet::new(&members), Threshold::new(3)) else {
         fail("upgrade request");
@@ -266,10 +276,19 @@ fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
     else {
         fail("request buffer taken");
     };
+    let key = SledRequestKey::from_bytes(RACK_ID, REQUEST_KEY);
+    let Ok(auth) = key.authorize(id, [0x11; 16], &upgrade) else {
+        fail("upgrade request not authorized");
+    };
     match wire::encode_nexus(&upgrade, buf) {
-        Ok(bytes) => black_box(bytes),
+        Ok(bytes) => (black_box(bytes), black_box(auth)),
         Err(_) => fail("upgrade request does not encode"),
     }
+}
+
+/// Nexus's authenticator of a request, from its bytes.
+fn request_auth(bytes: &[u8]) -> Option<RequestAuth> {
+    authority::decode_request_auth(bytes).ok()
 }
 
 /// Bytes from a peer. Out of line: the node decodes the message (about
@@ -306,11 +325,17 @@ fn nexus_reconfigure(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &[u8],
     bytes: &[u8],
 ) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, &mut slots.reconfigure) {
         black_box(task.step(node, ctx, |node, ctx, rng| {
-            node.coordinate_reconfiguration(ctx, rng, msg).is_ok()
+            let msg = ctx.verify_request(&auth, msg).ok()?;
+            let answer = node.coordinate_reconfiguration(ctx, rng, msg);
+            ctx.tag_answer(&msg, &answer)
         }));
     }
 }
@@ -323,25 +348,36 @@ fn nexus_lrtq_upgrade(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &RequestAuth,
     bytes: &[u8],
 ) -> bool {
     let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, &mut slots.upgrade) else {
         return false;
     };
     task.step(node, ctx, |node, ctx, rng| {
-        node.coordinate_upgrade_from_lrtq(ctx, rng, msg).is_ok()
+        let Ok(msg) = ctx.verify_request(auth, msg) else {
+            return false;
+        };
+        let answer = node.coordinate_upgrade_from_lrtq(ctx, rng, msg);
+        black_box(ctx.tag_answer(&msg, &answer));
+        answer.is_ok()
     })
 }
 
 /// Nexus's commit.
 #[inline(never)]
-fn nexus_commit(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, bytes: &[u8]) {
+fn nexus_commit(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, auth: &[u8], bytes: &[u8]) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     let request = wire::decode_commit_request(bytes).unwrap_or(CommitRequest {
         rack_id: RACK_ID,
         epoch: Epoch(black_box(3)),
     });
     black_box(task.step(node, ctx, |node, ctx, _| {
-        node.commit_configuration(ctx, &request).is_ok()
+        let request = ctx.verify_request(&auth, &request).ok()?;
+        let answer = node.commit_configuration(ctx, request);
+        ctx.tag_answer(&request, &answer)
     }));
 }
 
@@ -352,12 +388,33 @@ fn nexus_prepare_and_commit(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
+    auth: &[u8],
     bytes: &[u8],
 ) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
     if let Ok(config) = wire::decode_configuration_into(bytes, &mut slots.config) {
         black_box(task.step(node, ctx, |node, ctx, _| {
-            node.prepare_and_commit(ctx, config).is_ok()
+            let config = ctx.verify_request(&auth, config).ok()?;
+            let answer = node.prepare_and_commit(ctx, config);
+            ctx.tag_answer(&config, &answer)
         }));
+    }
+}
+
+/// Nexus polls the coordination; the answer is tagged.
+#[inline(never)]
+fn nexus_coordinator_status(node: &mut Node, ctx: &mut NodeCtx, auth: &[u8]) {
+    let Some(auth) = request_auth(auth) else {
+        return;
+    };
+    if let Ok(query) = ctx.verify_request(&auth, &CoordinatorStatusQuery) {
+        let status = node.coordinator_status(ctx, query);
+        black_box(ctx.tag_answer(&query, &status));
+        if let Some(status) = status {
+            black_box((status.epoch, status.phase, status.acked.len()));
+        }
     }
 }
 

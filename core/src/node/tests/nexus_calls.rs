@@ -489,3 +489,42 @@ fn a_node_tags_its_answer_and_nexus_checks_it() {
             .is_err()
     );
 }
+
+/// The premise of the replay argument (`crate::authority`): a
+/// reconfiguration for an epoch older than one a node has only prepared
+/// (Nexus abandoned epoch 2 for epoch 3, whose prepare every sled stored)
+/// is refused, and so is one made before the node's latest commit; either
+/// changes nothing.
+#[test]
+fn a_replayed_reconfiguration_older_than_what_a_node_holds_is_refused() {
+    let mut sleds = committed_rack(3, 2);
+    let abandoned = reconfigure(2, Some(1), set(0..3), 2);
+    let newer = reconfigure(3, Some(1), set(0..3), 2);
+    assert_eq!(sleds[0].coordinate(&newer), Ok(ReconfigureOutcome::Started));
+    settle(&mut sleds);
+    for sled in &sleds {
+        assert!(sled.ctx.persistent_state().get(Epoch(3)).is_some());
+        assert_eq!(sled.committed(), Some(Epoch(1)));
+    }
+    let s = &mut sleds[1];
+    let before = encoded(s.ctx.persistent_state());
+    assert_eq!(
+        s.without_write(|s| s.coordinate(&abandoned)),
+        Err(ReconfigureError::EpochNotNewer { latest: Epoch(3) })
+    );
+    assert_eq!(s.node.coordinating(), None);
+    assert_eq!(encoded(s.ctx.persistent_state()), before);
+    assert!(s.drain().is_empty());
+    // Once epoch 3 commits, a replay of a request made before it.
+    commit_all(&mut sleds, 3);
+    let s = &mut sleds[2];
+    let stale = reconfigure(4, Some(1), set(0..3), 2);
+    assert_eq!(
+        s.without_write(|s| s.coordinate(&stale)),
+        Err(ReconfigureError::LastCommittedEpochMismatch {
+            node: Some(Epoch(3)),
+            request: Some(Epoch(1)),
+        })
+    );
+    assert_eq!(s.node.coordinating(), None);
+}
