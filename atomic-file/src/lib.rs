@@ -8,6 +8,8 @@
 //!   of the directory; after a crash at any point the file holds its old
 //!   or its new bytes.
 //! - [`lock`]: an exclusive `flock` on `<name>.lock` beside the file.
+//! - [`private`]: reading a key file written this way, refused if it is
+//!   a link, another user's, or open to group or others.
 //!
 //! Every file this crate creates is mode [`FILE_MODE`] (0600: the
 //! process user's alone) and is opened without following a symbolic
@@ -17,6 +19,7 @@
 //! caller's fault to report.
 
 pub mod lock;
+pub mod private;
 
 use std::fs::{self, File};
 use std::io::{self, Write};

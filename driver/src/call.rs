@@ -1,7 +1,11 @@
 //! Making one call the machine handed out: owned copies of the request and
 //! the answer (so calls run concurrently on their own tasks), the route
-//! (direct, then through proxies for a member call), and the timeout.
+//! (direct, then through proxies for a member call), the timeout, and
+//! Nexus's authority: each attempt is authenticated for the target under
+//! a fresh nonce, and its answer is checked against the target's key
+//! before it is handed on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tq_core::api::MAX_DEADLINE;
@@ -9,11 +13,13 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
     ReconfigureMsg, ReconfigureOutcome,
 };
+use tq_core::authority::CoordinatorStatusQuery;
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 use tq_nexus::{Answer, Call, CallKind, Method, status_ref};
 
+use crate::authority::{Authority, Authorized};
 use crate::sled::{CallFailure, FailureKind, Reply, SledApi};
 
 /// A call's request, owned.
@@ -93,12 +99,14 @@ pub(crate) struct Route<S> {
     pub(crate) proxy_first: bool,
 }
 
-/// Makes `request` on `to` by `route`, each attempt bounded by `timeout`.
+/// Makes `request` on `to` by `route`, each attempt bounded by `timeout`
+/// and authenticated by `authority`.
 pub(crate) async fn make<S: SledApi>(
     to: PlatformId,
     request: Request,
     route: Route<S>,
     timeout: Duration,
+    authority: Arc<Authority>,
 ) -> Outcome {
     let mut last = CallFailure::new(FailureKind::NoRoute, "no address and no proxy");
     let proxies = if request.proxiable() {
@@ -120,8 +128,8 @@ pub(crate) async fn make<S: SledApi>(
     for (via, sled) in attempts {
         let attempt = async {
             match via {
-                None => direct(sled, &request).await,
-                Some(_) => proxied(sled, &to, &request, timeout).await,
+                None => direct(sled, &authority, &to, &request).await,
+                Some(_) => proxied(sled, &authority, &to, &request, timeout).await,
             }
         };
         let result = tokio::time::timeout(timeout, attempt)
@@ -150,16 +158,44 @@ pub(crate) async fn make<S: SledApi>(
     }
 }
 
-async fn direct<S: SledApi>(sled: &S, request: &Request) -> Reply<Got> {
+/// Authenticates `body` for `to`, or fails the attempt before sending.
+fn authorize<T: tq_core::authority::NexusRequest + ?Sized>(
+    authority: &Authority,
+    to: &PlatformId,
+    body: &T,
+) -> Reply<Authorized> {
+    authority.authorize(to, body).map_err(CallFailure::from)
+}
+
+async fn direct<S: SledApi>(
+    sled: &S,
+    authority: &Authority,
+    to: &PlatformId,
+    request: &Request,
+) -> Reply<Got> {
     Ok(match request {
-        Request::Reconfigure(msg) => Got::Reconfigure(sled.reconfigure((**msg).clone()).await?),
-        Request::Upgrade(msg) => Got::Upgrade(sled.upgrade_from_lrtq((**msg).clone()).await?),
-        Request::CoordinatorStatus => {
-            Got::CoordinatorStatus(sled.coordinator_status().await?.map(Box::new))
+        Request::Reconfigure(msg) => {
+            let Authorized { auth, check } = authorize(authority, to, &**msg)?;
+            Got::Reconfigure(check.accept(sled.reconfigure(auth, (**msg).clone()).await?)?)
         }
-        Request::Commit(r) => Got::Commit(sled.commit(*r).await?),
+        Request::Upgrade(msg) => {
+            let Authorized { auth, check } = authorize(authority, to, &**msg)?;
+            Got::Upgrade(check.accept(sled.upgrade_from_lrtq(auth, (**msg).clone()).await?)?)
+        }
+        Request::CoordinatorStatus => {
+            let Authorized { auth, check } = authorize(authority, to, &CoordinatorStatusQuery)?;
+            let status = check.accept(sled.coordinator_status(auth).await?)?;
+            Got::CoordinatorStatus(status.map(Box::new))
+        }
+        Request::Commit(r) => {
+            let Authorized { auth, check } = authorize(authority, to, r)?;
+            Got::Commit(check.accept(sled.commit(auth, *r).await?)?)
+        }
         Request::PrepareAndCommit(c) => {
-            Got::PrepareAndCommit(sled.prepare_and_commit((**c).clone()).await?)
+            let Authorized { auth, check } = authorize(authority, to, &**c)?;
+            Got::PrepareAndCommit(
+                check.accept(sled.prepare_and_commit(auth, (**c).clone()).await?)?,
+            )
         }
     })
 }
@@ -172,20 +208,29 @@ pub(crate) fn proxy_deadline(timeout: Duration) -> Duration {
     (timeout / 5 * 4).min(MAX_DEADLINE)
 }
 
-/// Through `via`, with [`proxy_deadline`].
+/// Through `via`, with [`proxy_deadline`]: authenticated for `to`, whose
+/// tag the answer must carry (the proxy can alter neither).
 async fn proxied<S: SledApi>(
     via: &S,
+    authority: &Authority,
     to: &PlatformId,
     request: &Request,
     timeout: Duration,
 ) -> Reply<Got> {
     let deadline = proxy_deadline(timeout);
     Ok(match request {
-        Request::Commit(r) => Got::Commit(via.proxy_commit(to.clone(), *r, deadline).await?),
-        Request::PrepareAndCommit(c) => Got::PrepareAndCommit(
-            via.proxy_prepare_and_commit(to.clone(), (**c).clone(), deadline)
-                .await?,
-        ),
+        Request::Commit(r) => {
+            let Authorized { auth, check } = authorize(authority, to, r)?;
+            let tagged = via.proxy_commit(to.clone(), auth, *r, deadline).await?;
+            Got::Commit(check.accept(tagged)?)
+        }
+        Request::PrepareAndCommit(c) => {
+            let Authorized { auth, check } = authorize(authority, to, &**c)?;
+            let tagged = via
+                .proxy_prepare_and_commit(to.clone(), auth, (**c).clone(), deadline)
+                .await?;
+            Got::PrepareAndCommit(check.accept(tagged)?)
+        }
         _ => {
             return Err(CallFailure::new(
                 FailureKind::NoRoute,

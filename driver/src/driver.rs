@@ -4,15 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tq_atomic_file::lock::FileLock;
+use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_nexus::{
     AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
 };
 
+use crate::authority::Authority;
 use crate::call::{self, Outcome, Request, Route};
 use crate::event::DriverEvent;
 use crate::sled::{Directory, FailureKind};
@@ -59,6 +62,14 @@ pub struct DriverStats {
     pub stores: u64,
     /// Refusals seen (each also an [`DriverEvent::Refused`]).
     pub refused: u64,
+    /// Answers whose tag did not check with the target sled's key (altered,
+    /// or not the target's answer to the request): never acted on, each
+    /// counted here and, when no other route answered, as unreachable.
+    pub answer_unauthenticated: u64,
+    /// Requests a sled refused for their authenticator (another rack or
+    /// sled, no key there, a tag that does not match): a key that differs
+    /// from the sled's, or a request altered on the way.
+    pub request_refused: u64,
 }
 
 /// Why the driver stopped or refused a command.
@@ -132,6 +143,9 @@ struct Finished {
 /// The Nexus driver: see the crate doc.
 pub struct Driver<D: Directory> {
     nexus: Box<Nexus>,
+    /// Nexus's authority: every call is authenticated, every answer
+    /// checked, with it.
+    authority: Arc<Authority>,
     file: StateFile,
     /// This driver's ownership of the file, for its whole life.
     _lock: FileLock,
@@ -153,11 +167,13 @@ pub struct Driver<D: Directory> {
 
 impl<D: Directory> Driver<D> {
     /// A driver for a new rack of `sleds` (an LRTQ rack's, or a fresh
-    /// rack's first members): its first state is stored at `file`, which
-    /// must not exist. Locks the file for the driver's life.
+    /// rack's first members), with Nexus's authority key `key`: its first
+    /// state is stored at `file`, which must not exist. Locks the file for
+    /// the driver's life.
     pub async fn create(
         file: StateFile,
         directory: D,
+        key: NexusAuthorityKey,
         config: DriverConfig,
         rack_id: RackId,
         origin: Origin,
@@ -170,19 +186,29 @@ impl<D: Directory> Driver<D> {
         let clock = tokio::time::Instant::now();
         let nexus = Nexus::new(rack_id, origin, sleds, config.timing, tq_nexus::Instant(0))
             .map_err(DriverError::Start)?;
-        let mut driver = Self::with(Box::new(nexus), file, lock, directory, config, clock);
+        let authority = Authority::new(key, rack_id);
+        let mut driver = Self::with(
+            Box::new(nexus),
+            authority,
+            file,
+            lock,
+            directory,
+            config,
+            clock,
+        );
         driver.store().await?;
         tracing::info!(rack = %rack_id, sleds = sleds.len(), ?origin, "Nexus state created");
         Ok(driver)
     }
 
-    /// The driver as it was when its state file was last written: the
-    /// pending epoch (if any) is asked for again, and every member that
-    /// has not confirmed the latest commit is told again. Locks the file
-    /// for the driver's life.
+    /// The driver as it was when its state file was last written, with
+    /// Nexus's authority key `key`: the pending epoch (if any) is asked for
+    /// again, and every member that has not confirmed the latest commit is
+    /// told again. Locks the file for the driver's life.
     pub async fn resume(
         file: StateFile,
         directory: D,
+        key: NexusAuthorityKey,
         config: DriverConfig,
     ) -> Result<Self, DriverError> {
         let lock = file.lock().await?;
@@ -191,8 +217,10 @@ impl<D: Directory> Driver<D> {
             .ok_or_else(|| DriverError::NoState(file.path().to_owned()))?;
         let nexus = Nexus::restore(loaded.state, config.timing, tq_nexus::Instant(0))
             .map_err(DriverError::Restore)?;
+        let authority = Authority::new(key, nexus.rack_id());
         let driver = Self::with(
             Box::new(nexus),
+            authority,
             file,
             lock,
             directory,
@@ -210,6 +238,7 @@ impl<D: Directory> Driver<D> {
 
     fn with(
         nexus: Box<Nexus>,
+        authority: Authority,
         file: StateFile,
         lock: FileLock,
         directory: D,
@@ -218,6 +247,7 @@ impl<D: Directory> Driver<D> {
     ) -> Self {
         Self {
             nexus,
+            authority: Arc::new(authority),
             file,
             _lock: lock,
             directory,
@@ -241,6 +271,12 @@ impl<D: Directory> Driver<D> {
     /// The machine, for what Nexus knows (members, history, pending...).
     pub fn nexus(&self) -> &Nexus {
         &self.nexus
+    }
+
+    /// Nexus's authority (to authenticate a call the driver does not
+    /// make, such as a secret load).
+    pub fn authority(&self) -> &Authority {
+        &self.authority
     }
 
     /// The directory calls are routed by.
@@ -408,8 +444,9 @@ impl<D: Directory> Driver<D> {
             let method = request.method();
             tracing::trace!(sled = %to, method = method.name(), "call");
             let timeout = self.config.call_timeout;
+            let authority = Arc::clone(&self.authority);
             self.in_flight.spawn(async move {
-                let outcome = call::make(to.clone(), request, route, timeout).await;
+                let outcome = call::make(to.clone(), request, route, timeout, authority).await;
                 Finished {
                     id,
                     to,
@@ -466,8 +503,11 @@ impl<D: Directory> Driver<D> {
             }
             Err(failure) => {
                 self.stats.unreachable += 1;
-                if failure.kind == FailureKind::Timeout {
-                    self.stats.timeouts += 1;
+                match failure.kind {
+                    FailureKind::Timeout => self.stats.timeouts += 1,
+                    FailureKind::AnswerUnauthenticated => self.stats.answer_unauthenticated += 1,
+                    FailureKind::RequestRefused => self.stats.request_refused += 1,
+                    _ => {}
                 }
                 if self.unreachable.insert(to.clone()) {
                     tracing::warn!(sled = %to, method = method.name(), %failure, "unreachable");

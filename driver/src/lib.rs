@@ -23,6 +23,9 @@
 //!   passed through up to [`MAX_PROXY_TRIES`] members Nexus reaches,
 //!   the one that worked last first; no answer at all is the machine's
 //!   `Unreachable`.
+//! - [`authority`]: Nexus's authority key; each call authenticated for
+//!   its target sled under a fresh nonce, each answer's tag checked with
+//!   the target's key ([`Authority`]).
 //! - [`store`]: the state file (JSON, replaced atomically with
 //!   `tq-atomic-file`, as the sleds' ledgers are).
 //! - [`DriverEvent`]: every decision and outcome, for live progress; each is
@@ -38,6 +41,14 @@
 //!   the decision and writes it at the next run.
 //! - **Every call is answered to the machine exactly once**: with the
 //!   node's own answer, or `Unreachable` when no route gave one in time.
+//! - **Nothing is acted on that the sled cannot be shown to have said.**
+//!   Every call carries Nexus's authenticator for its target; every answer
+//!   (an ack in a coordinator status, a commit, a reconfiguration started)
+//!   reaches the machine only once its tag checked with the target's key
+//!   and the request's nonce. One that does not check (altered by a proxy
+//!   or on the link, or an old answer) is counted
+//!   ([`DriverStats::answer_unauthenticated`]) and treated as no answer
+//!   from that route.
 //! - **The machine decides, the driver acts**: when to commit, whom to
 //!   tell, when to abandon and with which coordinator are the machine's.
 //! - **One driver per state file at a time**: [`Driver::create`] and
@@ -47,13 +58,15 @@
 //!   anything, so two cannot issue conflicting configurations for one
 //!   epoch. Reading the file ([`StateFile::load`]) needs no lock.
 
+pub mod authority;
 mod call;
 mod driver;
 mod event;
 pub mod sled;
 pub mod store;
 
+pub use authority::{AnswerCheck, Authority, AuthorizeError, Authorized};
 pub use driver::{Driver, DriverConfig, DriverError, DriverStats, MAX_PROXY_TRIES, settled};
 pub use event::DriverEvent;
-pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap};
+pub use sled::{CallFailure, Directory, FailureKind, Reply, SledApi, SledMap, Tagged};
 pub use store::StateFile;

@@ -2,10 +2,12 @@
 //! Nexus makes on a sled, and [`Directory`], which says which sleds Nexus
 //! can reach directly.
 //!
-//! A call either comes back with the node's own answer (exactly the core's
-//! types, passed on to the machine as they are) or fails with a
-//! [`CallFailure`]: the driver could not get an answer, which the machine
-//! is told as `Unreachable`.
+//! Every Nexus call carries the driver's [`RequestAuth`] for its target
+//! sled, and comes back either with the node's own answer (exactly the
+//! core's types) and the node's tag of it ([`Tagged`]), which the driver
+//! checks before the machine hears of the answer, or with a
+//! [`CallFailure`]: the driver could not get an answer it can attribute
+//! to the sled, which the machine is told as `Unreachable`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +19,7 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
 };
+use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
@@ -44,6 +47,13 @@ pub enum FailureKind {
     BadAnswer,
     /// Nexus has no route to the sled: no address, and no proxy took it.
     NoRoute,
+    /// The sled refused the request's authenticator (tq-core's
+    /// `RequestRefusal`: another rack, another sled, no key, a tag that
+    /// does not match), or the API refused a call without one.
+    RequestRefused,
+    /// The answer's tag did not match the target sled's key: altered on
+    /// the way, or not the target's answer to this request. Never acted on.
+    AnswerUnauthenticated,
 }
 
 impl CallFailure {
@@ -64,6 +74,8 @@ impl fmt::Display for CallFailure {
             FailureKind::Unavailable => "unavailable",
             FailureKind::BadAnswer => "bad answer",
             FailureKind::NoRoute => "no route",
+            FailureKind::RequestRefused => "request refused",
+            FailureKind::AnswerUnauthenticated => "answer not authenticated",
         };
         if self.detail.is_empty() {
             f.write_str(kind)
@@ -78,9 +90,25 @@ impl std::error::Error for CallFailure {}
 /// A call's result: the node's own answer, or why there is none.
 pub type Reply<T> = Result<T, CallFailure>;
 
+/// A node's answer to a Nexus call, and the node's tag of it (tq-core's
+/// `authority`: over the answer's Nexus encoding and the request's
+/// nonce, under the sled's request key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged<T> {
+    /// The node's answer.
+    pub answer: T,
+    /// The node's tag of it.
+    pub tag: AnswerTag,
+}
+
 /// One sled's API, as Nexus calls it: the Nexus-facing calls, the node
 /// status, and the calls a sled passes through its peer connection to one
 /// Nexus cannot reach (`proxy_*`, with a deadline for the proxy).
+///
+/// Every call but [`Self::status`] (which is open to anyone, and which the
+/// driver never acts on) takes Nexus's authenticator for the sled that
+/// runs it (the target, for a proxied call) and answers the node's answer
+/// with its tag, unchecked: the driver checks it.
 ///
 /// Implemented by the `tq` crate's HTTP client, and in tq-std's tests over
 /// an in-process node handle. Cheap to clone: the
@@ -89,55 +117,65 @@ pub trait SledApi: Clone + Send + Sync + 'static {
     /// `coordinate_reconfiguration`.
     fn reconfigure(
         &self,
+        auth: RequestAuth,
         msg: ReconfigureMsg,
-    ) -> impl Future<Output = Reply<Result<ReconfigureOutcome, ReconfigureError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<ReconfigureOutcome, ReconfigureError>>>> + Send;
 
     /// `coordinate_upgrade_from_lrtq`.
     fn upgrade_from_lrtq(
         &self,
+        auth: RequestAuth,
         msg: LrtqUpgradeMsg,
-    ) -> impl Future<Output = Reply<Result<(), LrtqUpgradeError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<(), LrtqUpgradeError>>>> + Send;
 
     /// `commit_configuration`.
     fn commit(
         &self,
+        auth: RequestAuth,
         request: CommitRequest,
-    ) -> impl Future<Output = Reply<Result<CommitOutcome, CommitError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<CommitOutcome, CommitError>>>> + Send;
 
     /// `prepare_and_commit`.
     fn prepare_and_commit(
         &self,
+        auth: RequestAuth,
         config: Configuration,
-    ) -> impl Future<Output = Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>> + Send;
 
     /// `coordinator_status`.
-    fn coordinator_status(&self) -> impl Future<Output = Reply<Option<CoordinatorStatus>>> + Send;
+    fn coordinator_status(
+        &self,
+        auth: RequestAuth,
+    ) -> impl Future<Output = Reply<Tagged<Option<CoordinatorStatus>>>> + Send;
 
-    /// The node's status.
+    /// The node's status, unauthenticated (for operators, not acted on).
     fn status(&self) -> impl Future<Output = Reply<NodeStatus>> + Send;
 
     /// `commit_configuration` on `to`, through this sled.
     fn proxy_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: CommitRequest,
         deadline: Duration,
-    ) -> impl Future<Output = Reply<Result<CommitOutcome, CommitError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<CommitOutcome, CommitError>>>> + Send;
 
     /// `prepare_and_commit` on `to`, through this sled.
     fn proxy_prepare_and_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> impl Future<Output = Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>>> + Send;
 
     /// The node status of `to`, through this sled.
     fn proxy_status(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         deadline: Duration,
-    ) -> impl Future<Output = Reply<NodeStatus>> + Send;
+    ) -> impl Future<Output = Reply<Tagged<NodeStatus>>> + Send;
 }
 
 /// The sleds Nexus can reach directly. Looked up at every call, so a

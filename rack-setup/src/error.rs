@@ -18,6 +18,8 @@ pub enum SetupError {
     PlatformId(tq_core::ids::PlatformIdError),
     /// A file or directory could not be made.
     Io(PathBuf, io::Error),
+    /// A key file could not be made.
+    Key(PathBuf, crate::keys::KeyFileError),
 }
 
 impl fmt::Display for SetupError {
@@ -28,6 +30,7 @@ impl fmt::Display for SetupError {
             Self::Pki(_) => f.write_str("rack PKI"),
             Self::PlatformId(_) => f.write_str("platform id"),
             Self::Io(path, _) => write!(f, "{}", path.display()),
+            Self::Key(path, _) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -40,6 +43,7 @@ impl std::error::Error for SetupError {
             Self::Pki(e) => Some(e),
             Self::PlatformId(e) => Some(e),
             Self::Io(_, e) => Some(e),
+            Self::Key(_, e) => Some(e),
         }
     }
 }

@@ -14,12 +14,14 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use tq_core::ids::PlatformId;
+use tq_core::authority::NexusAuthorityKey;
+use tq_core::ids::{PlatformId, RackId};
 use tq_core::persistent::LrtqShareData;
 use tq_core::wire;
 use zeroize::Zeroizing;
 
 use crate::SetupError;
+use crate::keys;
 #[cfg(feature = "pki")]
 use crate::pki::{Firmware, PemFiles, RackCa, rack_firmware, reference_measurements_toml};
 
@@ -35,6 +37,8 @@ pub const CERTIFICATE_FILE: &str = "sled.pem";
 pub const KEY_FILE: &str = "sled.key";
 /// The rack's reference measurements: the firmware digests a peer may run.
 pub const REFERENCE_MEASUREMENTS_FILE: &str = "reference-measurements.toml";
+/// The sled's request key (Nexus's authority, derived for this sled).
+pub const REQUEST_KEY_FILE: &str = "request.key";
 /// The sled's `tq sled` configuration file.
 pub const CONFIG_FILE: &str = "sled.toml";
 
@@ -102,6 +106,26 @@ impl SledDir {
     /// The rack's reference measurements file.
     pub fn reference_measurements(&self) -> PathBuf {
         self.dir.join(REFERENCE_MEASUREMENTS_FILE)
+    }
+
+    /// The sled's request key file.
+    pub fn request_key(&self) -> PathBuf {
+        self.dir.join(REQUEST_KEY_FILE)
+    }
+
+    /// Writes the sled's request key file (mode 0600): `authority`'s key
+    /// for sled `id` of rack `rack_id`.
+    pub fn write_request_key(
+        &self,
+        authority: &NexusAuthorityKey,
+        rack_id: RackId,
+        id: &PlatformId,
+    ) -> Result<PathBuf, SetupError> {
+        let path = self.request_key();
+        let key =
+            keys::sled_key(authority, rack_id, id).map_err(|e| SetupError::Key(path.clone(), e))?;
+        keys::write_sled_key(&path, &key).map_err(|e| SetupError::Key(path.clone(), e))?;
+        Ok(path)
     }
 
     /// The `tq sled` configuration file.
@@ -190,8 +214,8 @@ impl SledConfigFile {
 
     /// The `tq sled` configuration file's text: the sled's files (relative
     /// to its directory), its addresses and its peers, in a fixed order
-    /// (ledger, tls, attestation, peer, api, peers) that tests may edit by
-    /// line.
+    /// (ledger, tls, attestation, authority, peer, api, peers) that tests
+    /// may edit by line.
     pub fn to_toml(&self) -> String {
         // TOML strings, quoted and escaped (a serial may hold a quote).
         let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
@@ -205,11 +229,13 @@ impl SledConfigFile {
             "[ledger]\ndirs = [{a}, {b}]\n{lrtq}\n\
              [tls]\nrack_ca = {}\ncertificate = {}\nkey = {}\n\n\
              [attestation]\nreference_measurements = {}\n\n\
+             [authority]\nkey_file = {}\n\n\
              [peer]\nlisten = \"{}\"\n\n[api]\nlisten = \"{}\"\n",
             quote(RACK_CA_FILE),
             quote(CERTIFICATE_FILE),
             quote(KEY_FILE),
             quote(REFERENCE_MEASUREMENTS_FILE),
+            quote(REQUEST_KEY_FILE),
             self.peer_listen,
             self.api_listen,
         );
@@ -256,6 +282,7 @@ mod tests {
             "lrtq_share_file = \"lrtq-share.bin\"",
             "rack_ca = \"rack-ca.pem\"",
             "[attestation]\nreference_measurements = \"reference-measurements.toml\"",
+            "[authority]\nkey_file = \"request.key\"",
             "[[peers]]",
             "serial = \"SN0001\"",
             "[api]\nlisten = \"127.0.0.1:0\"",

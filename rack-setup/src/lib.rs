@@ -10,7 +10,10 @@
 //!   in a SAN URI, with both TLS usages (every sled listens and dials).
 //! - [`layout`]: one sled's directory: its two ledger directories
 //!   (`m2-a`, `m2-b`, made by `tq sled init`), its LRTQ share file, its
-//!   PEM files and its `tq sled` configuration file.
+//!   PEM files, its request key file and its `tq sled` configuration
+//!   file.
+//! - [`keys`]: the key files of Nexus's authority: its authority key, a
+//!   sled's request key (derived from it for the sled and the rack).
 //! - [`sled_id`]: sled `i`'s platform id, part number
 //!   [`tq_core::ids::SLED_PART_NUMBER`], serial `SN0000`, `SN0001`, ...
 //!   (so sled order is platform-id order).
@@ -20,6 +23,7 @@
 //! `tq-test-fixtures`, which builds on this one.
 
 mod error;
+pub mod keys;
 pub mod layout;
 pub mod lrtq;
 #[cfg(feature = "pki")]

@@ -17,9 +17,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::authority::authorize;
 use common::nexus::Driver;
 use common::rack::{RACK_ID, Rack};
 use tq_core::api::CommitRequest;
+use tq_core::authority::LatestSecretQuery;
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
 use tq_core::wire;
@@ -104,10 +106,12 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
             .unwrap()
             .unwrap();
         handle.clear_secrets().await.unwrap();
+        let auth = authorize(&rack.sleds[i].id, &LatestSecretQuery);
         let secret = handle
-            .load_latest_secret_for(SECRET_WAIT, SecretFor::NexusFingerprint)
+            .load_latest_secret(auth, SECRET_WAIT)
             .await
             .unwrap()
+            .answer
             .unwrap();
         assert_eq!(secret.epoch(), Epoch(4));
         for epoch in 1..=4 {
@@ -120,20 +124,18 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
         }
     }
     // A refused request is recorded with its reason.
-    let refused = rack
-        .handle(0)
-        .commit(CommitRequest {
-            rack_id: RACK_ID,
-            epoch: Epoch(99),
-        })
-        .await
-        .unwrap();
+    let request = CommitRequest {
+        rack_id: RACK_ID,
+        epoch: Epoch(99),
+    };
+    let auth = authorize(&rack.sleds[0].id, &request);
+    let refused = rack.handle(0).commit(auth, request).await.unwrap().answer;
     assert!(refused.is_err(), "{refused:?}");
     // Sled 3 left at epoch 4: asking its peers for epoch-3 shares, it
     // learns it was expunged, and its load is refused.
     let handle = rack.handle(3);
     handle.clear_secrets().await.unwrap();
-    let expunged = handle.load_latest_secret(SECRET_WAIT).await.unwrap();
+    let expunged = handle.load_own_latest_secret(SECRET_WAIT).await.unwrap();
     assert!(expunged.is_err(), "{expunged:?}");
     rack.shutdown().await;
     collect_shares(&rack, &mut by_epoch);

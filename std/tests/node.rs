@@ -290,7 +290,7 @@ async fn an_lrtq_sled_with_nothing_committed_loads_the_lrtq_secret_as_epoch_1() 
     rack.wait_connected().await;
     let loaded = rack
         .handle(0)
-        .load_latest_secret(Duration::from_secs(20))
+        .load_own_latest_secret(Duration::from_secs(20))
         .await
         .unwrap()
         .unwrap();

@@ -7,6 +7,9 @@
 //!   from a seed, so every test and every build embeds the same rack),
 //!   under the rack id [`RACK`].
 //! - [`sled_id`]: sled `i`'s platform id, as the demo names it.
+//! - [`authority_key`], [`request_key`]: Nexus's authority key of these
+//!   racks (fixed, so every test signs alike) and each sled's request key
+//!   derived from it.
 //! - [`with_big_stack`]: a thread with room for a whole simulated rack.
 //! - `pki` (feature `pki`): a rack CA and sled certificates, as DER or PEM
 //!   files.
@@ -42,6 +45,19 @@ pub const RACK: RackId = RackId(RACK_ID);
 /// Sled `index`'s platform id ([`tq_rack_setup::sled_id`]).
 pub fn sled_id(index: usize) -> PlatformId {
     tq_rack_setup::sled_id(index).expect("a sled id")
+}
+
+/// Nexus's authority key of the fixtures' racks: fixed bytes, never a
+/// real rack's.
+pub fn authority_key() -> tq_core::authority::NexusAuthorityKey {
+    tq_core::authority::NexusAuthorityKey::from_bytes([0xa7; 32])
+}
+
+/// Sled `id`'s request key for rack [`RACK`], from [`authority_key`].
+pub fn request_key(id: &PlatformId) -> tq_core::authority::SledRequestKey {
+    authority_key()
+        .sled_key(RACK, id)
+        .expect("a sled request key")
 }
 
 /// Sets up an LRTQ rack of `sleds` sleds from `seed`, exactly as the old

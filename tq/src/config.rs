@@ -42,6 +42,8 @@ pub struct SledConfig {
     /// The rack's reference measurements, and whether peers must match
     /// them.
     pub attestation: AttestationSection,
+    /// What proves a call is Nexus's.
+    pub authority: AuthoritySection,
     /// The peer network.
     #[serde(default)]
     pub peer: PeerSection,
@@ -230,6 +232,17 @@ impl AttestationSection {
     }
 }
 
+/// `[authority]`: the key this sled checks Nexus's requests with (and
+/// tags its answers to Nexus with).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthoritySection {
+    /// This sled's request key, 32 bytes, as `tq nexus sled-key` writes
+    /// it; mode 0600 and owned by the daemon's user (anything wider is
+    /// refused).
+    pub key_file: PathBuf,
+}
+
 /// `[peer]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -260,7 +273,8 @@ impl Default for PeerSection {
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
     /// Where the HTTPS API listens (with the certificate and key of
-    /// `[tls]`): loopback by default.
+    /// `[tls]`): loopback by default. Its Nexus calls are authenticated
+    /// end to end besides (`[authority]`).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
     /// How long a connection may take for its TLS handshake and its
@@ -495,6 +509,7 @@ impl SledConfig {
         resolve(&mut self.tls.certificate);
         resolve(&mut self.tls.key);
         resolve(&mut self.attestation.reference_measurements);
+        resolve(&mut self.authority.key_file);
     }
 
     /// The peers by platform id; refuses an invalid id or a repeat.
@@ -592,6 +607,9 @@ rack_ca = "ca.pem"
 certificate = "sled.pem"
 key = "sled.key"
 
+[authority]
+key_file = "request.key"
+
 [attestation]
 reference_measurements = "reference-measurements.toml"
 "#;
@@ -655,13 +673,17 @@ reference_measurements = "reference-measurements.toml"
             config.attestation.reference_measurements,
             PathBuf::from("/etc/tq/reference-measurements.toml")
         );
+        assert_eq!(
+            config.authority.key_file,
+            PathBuf::from("/etc/tq/request.key")
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let text = format!("{MINIMAL}\n[api]\nlisten = \"not an address\"\n");
         let (at, message) = SledConfig::parse(&text).unwrap_err();
-        assert_eq!(at.map(|(line, _)| line), Some(14), "{message}");
+        assert_eq!(at.map(|(line, _)| line), Some(17), "{message}");
         let (_, message) = SledConfig::parse("[ledger]\ndirs = [\"a\", \"b\"]\n").unwrap_err();
         assert!(message.contains("missing field `tls`"), "{message}");
         let (_, message) = SledConfig::parse(&format!("{MINIMAL}\nextra = 1\n")).unwrap_err();

@@ -38,8 +38,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `reference
-//! measurements <file>`, `peer network`, `API` or `disks`.
+//! `certificate`, `request key`, `ledger`, `audit log`, `LRTQ share file`,
+//! `reference measurements <file>`, `peer network`, `API` or `disks`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -74,6 +74,7 @@
 //! | `tls.key` | required | PEM: this sled's private key |
 //! | `attestation.reference_measurements` | required | TOML: the rack's reference measurements, the firmware digests (`[[measurement]]` `name`, `sha3_256`) a peer's certificate may carry in its DICE TcbInfo extension; re-read at every peer handshake and every second for the connected peers (one whose digest was withdrawn is disconnected), so it is updated in place without a restart (an unreadable one keeps the last good one, counted); unusable at start is an error |
 //! | `attestation.enforce` | true | refuse a peer whose measurements are absent, malformed or not all in the file; `false` admits any holder of a rack certificate (a warning at start) |
+//! | `authority.key_file` | required | this sled's request key (32 bytes, from `tq nexus sled-key`): Nexus's calls are run only if their authenticator was made with it, and answers to Nexus are tagged with it; mode 0600, owned by the daemon's user (anything wider, or a missing file, and the daemon does not start) |
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |
@@ -108,20 +109,35 @@
 //! every other error the server sends (an unknown path or method, a
 //! request head too long). HTTP/1.1, one request per connection.
 //!
+//! Every call but `status` and `metrics` is Nexus's: its body carries
+//! `auth`, Nexus's authenticator (tq-core's `RequestAuth`) for the sled
+//! that runs it, which that sled's node checks before it acts (the core's
+//! `authority`), and its answer carries `tag`, the node's tag of it
+//! (tq-core's `AnswerTag`), which Nexus checks before it acts on it; a
+//! refusal of the call by the node carries its tag as `answer_tag`. A
+//! call without `auth` is `unauthenticated` (401, counted as
+//! `tq_api_unauthenticated_total` in `/metrics`); the node's refusals of
+//! an authenticator are `foreign_rack`, `wrong_target`, `bad_tag` and
+//! `no_request_key`, each counted by the core (`request_*`). A proxy
+//! passes the authenticator and the target's tag through: it can alter
+//! neither.
+//!
 //! | method | path | request | answer | refusal codes |
 //! |---|---|---|---|---|
-//! | POST | `/v1/reconfigure` | `ReconfigureMsg` | 200 `ReconfigureOutcome` | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`; `must_upgrade_from_lrtq`, `lrtq_upgrade_in_progress`, `last_committed_epoch_mismatch`, `newer_coordination_running`, `different_request_running`, `epoch_not_newer`, `computing_share`; `rng_failed`, `internal` |
-//! | POST | `/v1/upgrade-from-lrtq` | `LrtqUpgradeMsg` | 204 | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`, `lrtq_threshold_above_members`, `epoch_too_small`; `no_lrtq_data`, `already_committed`, `epoch_not_newer` |
-//! | POST | `/v1/commit` | `CommitRequest` | 200 `CommitOutcome` | `expunged`, `rack_id_mismatch`, `not_prepared` |
-//! | POST | `/v1/prepare-and-commit` | `Configuration` | 200 `PrepareAndCommitOutcome` | `expunged`, `rack_id_mismatch`, `not_a_member`, `newer_committed`, `mismatched_configuration`, `coordinating_newer_epoch`, `internal` |
-//! | GET | `/v1/coordinator-status` | | 200 `CoordinatorStatus` or `null` | |
-//! | GET | `/v1/status` | | 200 [`api::types::SledStatus`]: the core's `NodeStatus`, storage and ledger health, peer connections | |
-//! | POST | `/v1/proxy/commit` | [`api::types::ProxyCommitRequest`] | 200 `CommitOutcome` | the target's commit refusals; the proxy's (below) |
-//! | POST | `/v1/proxy/prepare-and-commit` | [`api::types::ProxyPrepareAndCommitRequest`] | 200 `PrepareAndCommitOutcome` | the target's prepare-and-commit refusals; the proxy's |
-//! | POST | `/v1/proxy/status` | [`api::types::ProxyStatusRequest`] | 200 `NodeStatus` of the target | the proxy's |
-//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprint`]: epoch and fingerprint only | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
-//! | GET | `/metrics` | | 200 `text/plain; version=0.0.4`: Prometheus text | |
+//! | POST | `/v1/reconfigure` | [`api::types::ReconfigureBody`] | 200 [`api::types::ReconfigureAnswer`] | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`; `must_upgrade_from_lrtq`, `lrtq_upgrade_in_progress`, `last_committed_epoch_mismatch`, `newer_coordination_running`, `different_request_running`, `epoch_not_newer`, `computing_share`; `rng_failed`, `internal` |
+//! | POST | `/v1/upgrade-from-lrtq` | [`api::types::UpgradeFromLrtqBody`] | 200 [`api::types::UpgradeFromLrtqAnswer`] | `expunged`; `rack_id_mismatch`, `not_a_member`, `member_count`, `threshold_too_large`, `lrtq_threshold_above_members`, `epoch_too_small`; `no_lrtq_data`, `already_committed`, `epoch_not_newer` |
+//! | POST | `/v1/commit` | [`api::types::CommitBody`] | 200 [`api::types::CommitAnswer`] | `expunged`, `rack_id_mismatch`, `not_prepared` |
+//! | POST | `/v1/prepare-and-commit` | [`api::types::PrepareAndCommitBody`] | 200 [`api::types::PrepareAndCommitAnswer`] | `expunged`, `rack_id_mismatch`, `not_a_member`, `newer_committed`, `mismatched_configuration`, `coordinating_newer_epoch`, `internal` |
+//! | POST | `/v1/coordinator-status` | [`api::types::CoordinatorStatusBody`] | 200 [`api::types::CoordinatorStatusAnswer`]: `CoordinatorStatus` or `null` | |
+//! | GET | `/v1/status` | | 200 [`api::types::SledStatus`]: the core's `NodeStatus`, storage and ledger health, peer connections (open: no authenticator) | |
+//! | POST | `/v1/proxy/commit` | [`api::types::ProxyCommitRequest`] | 200 [`api::types::CommitAnswer`] of the target | the target's commit refusals; the proxy's (below) |
+//! | POST | `/v1/proxy/prepare-and-commit` | [`api::types::ProxyPrepareAndCommitRequest`] | 200 [`api::types::PrepareAndCommitAnswer`] of the target | the target's prepare-and-commit refusals; the proxy's |
+//! | POST | `/v1/proxy/status` | [`api::types::ProxyStatusRequest`] | 200 [`api::types::NodeStatusAnswer`] of the target | the proxy's |
+//! | POST | `/v1/secret/fingerprint` | [`api::types::SecretFingerprintRequest`] | 200 [`api::types::SecretFingerprintAnswer`]: epoch, fingerprint (never the secret) and tag | `invalid_deadline`, `expunged`, `no_committed_configuration`, `not_committed`, `secret_too_old`, `deadline_passed` |
+//! | GET | `/metrics` | | 200 `text/plain; version=0.0.4`: Prometheus text (open) | |
 //!
+//! Every Nexus call may also be refused `unauthenticated`, `foreign_rack`,
+//! `wrong_target`, `bad_tag` or `no_request_key` (proxied: by the target).
 //! The proxy's own: `invalid_deadline` (`deadline_ms` outside 1..=60000),
 //! `no_rack`, `not_connected` (an unknown sled included), `disconnected`,
 //! `remote_not_stored`, `remote_stopping`, `wrong_answer`,

@@ -6,173 +6,265 @@
 //! (`Unavailable`) an [`ApiError`] with its code. Handlers run detached
 //! from their connection, so a client that goes away never cuts a node
 //! call short.
+//!
+//! Every Nexus call (all but `status` and `metrics`) must carry Nexus's
+//! authenticator: without one it is refused here, before the node
+//! (`unauthenticated`, counted in [`ApiCounters`]); with one, the node
+//! checks it (the core's `RequestRefusal`, as its own code) and tags its
+//! answer, refusals included, which this layer only passes on. A proxy
+//! passes the authenticator and the target's tag through untouched: it
+//! can alter neither.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dropshot::{
-    Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, HttpResponseUpdatedNoContent,
-    RequestContext, ServerBuilder, TypedBody,
+    Body, ConfigDropshot, HandlerTaskMode, HttpResponseOk, RequestContext, ServerBuilder, TypedBody,
 };
 use http::Response;
 use tokio_rustls::rustls::ServerConfig;
-use tq_core::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
-};
-use tq_core::config::Configuration;
-use tq_std::audit::SecretFor;
-use tq_std::handle::{Answer, NodeHandle};
+use tq_core::authority::{AnswerTag, RequestAuth};
+use tq_std::handle::{Answer, NodeHandle, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::api::types::{
-    ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
-    SecretFingerprintRequest, SledStatus, deadline,
+    CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
+    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest, ProxyPrepareAndCommitRequest,
+    ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody, SecretFingerprintAnswer,
+    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer, UpgradeFromLrtqBody, deadline,
 };
 use crate::api::{SledApi, sled_api_mod};
 use crate::error::ListenError;
 use crate::front::Front;
 
 /// Largest request body accepted, in bytes: four times the largest
-/// request, a proxied prepare-and-commit of a full configuration,
-/// pretty-printed, its ids all characters JSON escapes (12,203 bytes; a
-/// test checks both ends).
-pub const MAX_REQUEST_BODY_BYTES: usize = 48 * 1024;
+/// request, a proxied prepare-and-commit of a full configuration with its
+/// authenticator, pretty-printed, its ids all characters JSON escapes
+/// (12,600 bytes; a test checks both ends).
+pub const MAX_REQUEST_BODY_BYTES: usize = 52 * 1024;
 
 /// The content type of `/metrics`: the Prometheus text format, as
 /// [`tq_std::metrics::render`] writes it.
 pub const METRICS_CONTENT_TYPE: &str = tq_std::metrics::CONTENT_TYPE;
 
+/// What this layer counts itself: Nexus calls refused before the node.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// Nexus calls without an authenticator (`unauthenticated`).
+    pub unauthenticated: AtomicU64,
+}
+
+impl ApiCounters {
+    /// The counters in the Prometheus text format, to follow the node's.
+    pub fn render(&self) -> String {
+        format!(
+            "# HELP tq_api_unauthenticated Nexus calls refused by the API for want of an authenticator.\n\
+             # TYPE tq_api_unauthenticated counter\n\
+             tq_api_unauthenticated_total {}\n",
+            self.unauthenticated.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// The server's state: the node's handle and this layer's counters.
+pub struct ApiContext {
+    /// The node.
+    pub handle: NodeHandle,
+    /// What the API counts.
+    pub counters: ApiCounters,
+}
+
 /// The trait's implementation (never constructed).
 pub enum SledApiImpl {}
 
-/// A node call's outcome as an HTTP result: the shim's failure or the
-/// node's refusal become the error.
+/// The authenticator a Nexus call must carry; `unauthenticated` (counted)
+/// without one.
 #[allow(clippy::result_large_err)] // the handlers' error type, as `deadline`
-fn answered<T, E>(answer: Answer<Result<T, E>>) -> Result<T, ApiError>
+fn required(context: &ApiContext, auth: Option<RequestAuth>) -> Result<RequestAuth, ApiError> {
+    auth.ok_or_else(|| {
+        context
+            .counters
+            .unauthenticated
+            .fetch_add(1, Ordering::Relaxed);
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "a Nexus call must carry Nexus's authenticator (`auth`)",
+        )
+    })
+}
+
+/// A Nexus call's outcome as an HTTP result: the shim's failure or the
+/// node's refusal of the request's authenticator (`Unavailable::Refused`)
+/// become the error, and so does the node's refusal of the call, with the
+/// node's tag; the answer comes with its tag.
+#[allow(clippy::result_large_err)]
+fn answered<T, E>(answer: Answer<Tagged<Result<T, E>>>) -> Result<(T, AnswerTag), ApiError>
 where
     ApiError: From<E>,
 {
-    answer?.map_err(ApiError::from)
+    let Tagged { answer, tag } = answer?;
+    match answer {
+        Ok(value) => Ok((value, tag)),
+        Err(refusal) => Err(ApiError::from(refusal).tagged(tag)),
+    }
+}
+
+/// A Nexus call the node never refuses once its authenticator checks.
+#[allow(clippy::result_large_err)]
+fn plain<T>(answer: Answer<Tagged<T>>) -> Result<(T, AnswerTag), ApiError> {
+    let Tagged { answer, tag } = answer?;
+    Ok((answer, tag))
 }
 
 impl SledApi for SledApiImpl {
-    type Context = NodeHandle;
+    type Context = ApiContext;
 
     async fn reconfigure(
-        rqctx: RequestContext<NodeHandle>,
-        body: TypedBody<ReconfigureMsg>,
-    ) -> Result<HttpResponseOk<ReconfigureOutcome>, ApiError> {
-        let answer = rqctx.context().reconfigure(body.into_inner()).await;
-        answered(answer).map(HttpResponseOk)
+        rqctx: RequestContext<ApiContext>,
+        body: TypedBody<ReconfigureBody>,
+    ) -> Result<HttpResponseOk<ReconfigureAnswer>, ApiError> {
+        let context = rqctx.context();
+        let ReconfigureBody { auth, request } = body.into_inner();
+        let auth = required(context, auth)?;
+        let (answer, tag) = answered(context.handle.reconfigure(auth, request).await)?;
+        Ok(HttpResponseOk(ReconfigureAnswer { answer, tag }))
     }
 
     async fn upgrade_from_lrtq(
-        rqctx: RequestContext<NodeHandle>,
-        body: TypedBody<LrtqUpgradeMsg>,
-    ) -> Result<HttpResponseUpdatedNoContent, ApiError> {
-        let answer = rqctx.context().upgrade_from_lrtq(body.into_inner()).await;
-        answered(answer).map(|()| HttpResponseUpdatedNoContent())
+        rqctx: RequestContext<ApiContext>,
+        body: TypedBody<UpgradeFromLrtqBody>,
+    ) -> Result<HttpResponseOk<UpgradeFromLrtqAnswer>, ApiError> {
+        let context = rqctx.context();
+        let UpgradeFromLrtqBody { auth, request } = body.into_inner();
+        let auth = required(context, auth)?;
+        let ((), tag) = answered(context.handle.upgrade_from_lrtq(auth, request).await)?;
+        Ok(HttpResponseOk(UpgradeFromLrtqAnswer { tag }))
     }
 
     async fn commit(
-        rqctx: RequestContext<NodeHandle>,
-        body: TypedBody<CommitRequest>,
-    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError> {
-        let answer = rqctx.context().commit(body.into_inner()).await;
-        answered(answer).map(HttpResponseOk)
+        rqctx: RequestContext<ApiContext>,
+        body: TypedBody<CommitBody>,
+    ) -> Result<HttpResponseOk<CommitAnswer>, ApiError> {
+        let context = rqctx.context();
+        let CommitBody { auth, request } = body.into_inner();
+        let auth = required(context, auth)?;
+        let (answer, tag) = answered(context.handle.commit(auth, request).await)?;
+        Ok(HttpResponseOk(CommitAnswer { answer, tag }))
     }
 
     async fn prepare_and_commit(
-        rqctx: RequestContext<NodeHandle>,
-        body: TypedBody<Configuration>,
-    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError> {
-        let answer = rqctx.context().prepare_and_commit(body.into_inner()).await;
-        answered(answer).map(HttpResponseOk)
+        rqctx: RequestContext<ApiContext>,
+        body: TypedBody<PrepareAndCommitBody>,
+    ) -> Result<HttpResponseOk<PrepareAndCommitAnswer>, ApiError> {
+        let context = rqctx.context();
+        let PrepareAndCommitBody { auth, request } = body.into_inner();
+        let auth = required(context, auth)?;
+        let (answer, tag) = answered(context.handle.prepare_and_commit(auth, request).await)?;
+        Ok(HttpResponseOk(PrepareAndCommitAnswer { answer, tag }))
     }
 
     async fn coordinator_status(
-        rqctx: RequestContext<NodeHandle>,
-    ) -> Result<HttpResponseOk<Option<CoordinatorStatus>>, ApiError> {
-        Ok(HttpResponseOk(rqctx.context().coordinator_status().await?))
+        rqctx: RequestContext<ApiContext>,
+        body: TypedBody<CoordinatorStatusBody>,
+    ) -> Result<HttpResponseOk<CoordinatorStatusAnswer>, ApiError> {
+        let context = rqctx.context();
+        let auth = required(context, body.into_inner().auth)?;
+        let (answer, tag) = plain(context.handle.coordinator_status(auth).await)?;
+        Ok(HttpResponseOk(CoordinatorStatusAnswer { answer, tag }))
     }
 
     async fn status(
-        rqctx: RequestContext<NodeHandle>,
+        rqctx: RequestContext<ApiContext>,
     ) -> Result<HttpResponseOk<SledStatus>, ApiError> {
-        let report = rqctx.context().status().await?;
+        let report = rqctx.context().handle.status().await?;
         Ok(HttpResponseOk(report.into()))
     }
 
     async fn proxy_commit(
-        rqctx: RequestContext<NodeHandle>,
+        rqctx: RequestContext<ApiContext>,
         body: TypedBody<ProxyCommitRequest>,
-    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError> {
+    ) -> Result<HttpResponseOk<CommitAnswer>, ApiError> {
+        let context = rqctx.context();
         let ProxyCommitRequest {
             target,
             deadline_ms,
+            auth,
             request,
         } = body.into_inner();
+        let auth = required(context, auth)?;
         let deadline = deadline(deadline_ms)?;
-        let answer = rqctx
-            .context()
-            .proxy_commit(target, request, deadline)
+        let answer = context
+            .handle
+            .proxy_commit(target, auth, request, deadline)
             .await;
-        answered(answer).map(HttpResponseOk)
+        let (answer, tag) = answered(answer)?;
+        Ok(HttpResponseOk(CommitAnswer { answer, tag }))
     }
 
     async fn proxy_prepare_and_commit(
-        rqctx: RequestContext<NodeHandle>,
+        rqctx: RequestContext<ApiContext>,
         body: TypedBody<ProxyPrepareAndCommitRequest>,
-    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError> {
+    ) -> Result<HttpResponseOk<PrepareAndCommitAnswer>, ApiError> {
+        let context = rqctx.context();
         let ProxyPrepareAndCommitRequest {
             target,
             deadline_ms,
+            auth,
             config,
         } = body.into_inner();
+        let auth = required(context, auth)?;
         let deadline = deadline(deadline_ms)?;
-        let answer = rqctx
-            .context()
-            .proxy_prepare_and_commit(target, config, deadline)
+        let answer = context
+            .handle
+            .proxy_prepare_and_commit(target, auth, config, deadline)
             .await;
-        answered(answer).map(HttpResponseOk)
+        let (answer, tag) = answered(answer)?;
+        Ok(HttpResponseOk(PrepareAndCommitAnswer { answer, tag }))
     }
 
     async fn proxy_status(
-        rqctx: RequestContext<NodeHandle>,
+        rqctx: RequestContext<ApiContext>,
         body: TypedBody<ProxyStatusRequest>,
-    ) -> Result<HttpResponseOk<NodeStatus>, ApiError> {
+    ) -> Result<HttpResponseOk<NodeStatusAnswer>, ApiError> {
+        let context = rqctx.context();
         let ProxyStatusRequest {
             target,
             deadline_ms,
+            auth,
         } = body.into_inner();
+        let auth = required(context, auth)?;
         let deadline = deadline(deadline_ms)?;
-        let status = rqctx.context().proxy_status(target, deadline).await?;
-        Ok(HttpResponseOk(status))
+        let (answer, tag) = plain(context.handle.proxy_status(target, auth, deadline).await)?;
+        Ok(HttpResponseOk(NodeStatusAnswer { answer, tag }))
     }
 
     async fn secret_fingerprint(
-        rqctx: RequestContext<NodeHandle>,
+        rqctx: RequestContext<ApiContext>,
         body: TypedBody<SecretFingerprintRequest>,
-    ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError> {
-        let deadline = deadline(body.into_inner().deadline_ms)?;
-        let answer = rqctx
-            .context()
-            .load_latest_secret_for(deadline, SecretFor::NexusFingerprint)
-            .await;
-        let secret = answered(answer)?;
-        Ok(HttpResponseOk(SecretFingerprint {
-            epoch: secret.epoch(),
-            fingerprint: hex::encode(secret.fingerprint()),
-        }))
+    ) -> Result<HttpResponseOk<SecretFingerprintAnswer>, ApiError> {
+        let context = rqctx.context();
+        let SecretFingerprintRequest { deadline_ms, auth } = body.into_inner();
+        let auth = required(context, auth)?;
+        let deadline = deadline(deadline_ms)?;
+        let Tagged { answer, tag } = context.handle.load_latest_secret(auth, deadline).await?;
+        // What the node tagged: the epoch and fingerprint, never the secret.
+        let (answer, tag) = answered(Ok(Tagged {
+            answer: tq_std::secrets::fingerprint_answer(&answer),
+            tag,
+        }))?;
+        Ok(HttpResponseOk(SecretFingerprintAnswer { answer, tag }))
     }
 
-    async fn metrics(rqctx: RequestContext<NodeHandle>) -> Result<Response<Body>, ApiError> {
-        let snapshot = rqctx.context().metrics().await?;
+    async fn metrics(rqctx: RequestContext<ApiContext>) -> Result<Response<Body>, ApiError> {
+        let context = rqctx.context();
+        let snapshot = context.handle.metrics().await?;
+        let mut text = tq_std::metrics::render(&snapshot);
+        text.push_str(&context.counters.render());
         Response::builder()
             .header(http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
-            .body(tq_std::metrics::render(&snapshot).into())
+            .body(text.into())
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
     }
 }
@@ -194,7 +286,7 @@ pub enum ApiStartError {
 /// A running API server: dropshot on loopback, behind the front door
 /// ([`crate::front`]) that listens where clients reach it.
 pub struct ApiServer {
-    server: dropshot::HttpServer<NodeHandle>,
+    server: dropshot::HttpServer<ApiContext>,
     front: Front,
 }
 
@@ -218,7 +310,11 @@ impl ApiServer {
         };
         // dropshot logs through slog; its records join the tracing ones.
         let log = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
-        let server = ServerBuilder::new(api, handle.clone(), log)
+        let context = ApiContext {
+            handle: handle.clone(),
+            counters: ApiCounters::default(),
+        };
+        let server = ServerBuilder::new(api, context, log)
             .config(config)
             .start()
             .map_err(ApiStartError::Server)?;
@@ -244,7 +340,7 @@ impl ApiServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tq_core::config::{ConfigFields, Member};
+    use tq_core::config::{ConfigFields, Configuration, Member};
     use tq_core::crypto::{EncryptedRackSecrets, ShareDigest};
     use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
     use tq_core::limits::{MAX_MEMBERS, MAX_SEALED_LEN, PLATFORM_ID_FIELD_LEN};
@@ -285,6 +381,12 @@ mod tests {
         let request = ProxyPrepareAndCommitRequest {
             target: sorted[1].clone(),
             deadline_ms: crate::api::types::MAX_DEADLINE_MS,
+            auth: Some(RequestAuth {
+                rack_id: RackId([1; 16]),
+                target: sorted[1].clone(),
+                nonce: [0xff; 16],
+                tag: [0xff; 32],
+            }),
             config,
         };
         let len = serde_json::to_vec_pretty(&request).unwrap().len();

@@ -12,8 +12,8 @@
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
 //!
 //! Every way to fail before running is a [`DaemonError`] whose variant is
-//! what is wrong (`config`, `certificate`, `ledger`, `LRTQ share file`,
-//! `peer network` or `API`) and whose causes say why, each its own error
+//! what is wrong (`config`, `certificate`, `request key`, `ledger`,
+//! `LRTQ share file`, `peer network` or `API`) and whose causes say why, each its own error
 //! ([`CertificateError`], [`LedgerError`], ...); [`crate::error::Chain`]
 //! shows them as one line, `ledger: refused: ...`.
 
@@ -26,6 +26,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tq_core::ids::PlatformId;
 use tq_core::node::RestoreLrtqError;
 use tq_core::wire::WireError;
+use tq_rack_setup::keys::{self, KeyFileError};
 use tq_std::handle::NodeHandle;
 use tq_std::ledger::access::Unsafe;
 use tq_std::ledger::lock::LockError;
@@ -57,6 +58,9 @@ pub enum DaemonError {
     /// The audit log (beside the ledger copies).
     #[error("audit log")]
     Audit(#[source] tq_std::audit::OpenError),
+    /// The request key file (`[authority] key_file`).
+    #[error("request key")]
+    RequestKey(#[source] KeyFileError),
     /// The peer network (its listener).
     #[error("peer network")]
     PeerNetwork(#[source] ListenError),
@@ -273,7 +277,13 @@ impl Daemon {
         let (identity, id) = load_identity(&config.tls)?;
         let api_tls = tq_std::net::api_tls::server_config(&identity)
             .map_err(|e| DaemonError::Certificate(e.into()))?;
-        let node_config = config.node_config()?;
+        let mut node_config = config.node_config()?;
+        let key_file = config.authority.key_file.clone();
+        let request_key = tokio::task::spawn_blocking(move || keys::read_sled_key(&key_file))
+            .await
+            .unwrap_or(Err(KeyFileError::Interrupted))
+            .map_err(DaemonError::RequestKey)?;
+        node_config.request_key = Some(request_key);
         let started = tq_std::node::start(node_config, &identity)
             .await
             .map_err(|e| start_error(config, e))?;

@@ -89,7 +89,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     assert_eq!(status.peers.len(), 4);
     assert!(status.peers.iter().all(|p| p.connected));
     assert!(
-        rack.client(fresh)
+        rack.nexus(fresh)
             .coordinator_status()
             .await
             .unwrap()
@@ -99,9 +99,10 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
 
     // Nothing committed: refused at once, whatever the deadline.
     let error = assert_refused(
-        rack.client(fresh)
+        rack.nexus(fresh)
             .secret_fingerprint(&SecretFingerprintRequest {
                 deadline_ms: 60_000,
+                auth: None,
             })
             .await,
         409,
@@ -114,31 +115,32 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ))
     );
     assert_refused(
-        rack.client(fresh)
+        rack.nexus(fresh)
             .proxy_status(&ProxyStatusRequest {
                 target: rack.sleds[0].id.clone(),
                 deadline_ms: 1000,
+                auth: None,
             })
             .await,
         409,
         ErrorCode::NoRack,
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .reconfigure(&reconfigure_msg(&rack, 2, None, &lrtq_sleds, 3))
             .await,
         409,
         ErrorCode::MustUpgradeFromLrtq,
     );
     assert_refused(
-        rack.client(fresh)
+        rack.nexus(fresh)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 2, &[0, 1, 2, 4], 3))
             .await,
         409,
         ErrorCode::NoLrtqData,
     );
     let error = assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 1, &lrtq_sleds, 3))
             .await,
         400,
@@ -152,34 +154,36 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     );
     let mut wrong_rack = upgrade_msg(&rack, 2, &lrtq_sleds, 3);
     wrong_rack.rack_id = OTHER_RACK;
+    // A request naming another rack is refused by the authenticator's
+    // check, before the call (the rack is under Nexus's tag).
     assert_refused(
-        rack.client(0).upgrade_from_lrtq(&wrong_rack).await,
+        rack.nexus(0).upgrade_from_lrtq(&wrong_rack).await,
         400,
-        ErrorCode::RackIdMismatch,
+        ErrorCode::ForeignRack,
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 2, &[1, 2, 3], 2))
             .await,
         400,
         ErrorCode::NotAMember,
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 2, &[0, 1], 2))
             .await,
         400,
         ErrorCode::MemberCount,
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 2, &lrtq_sleds, 4))
             .await,
         400,
         ErrorCode::ThresholdTooLarge,
     );
     let error = assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .commit(&CommitRequest {
                 rack_id: RACK_ID,
                 epoch: Epoch(2),
@@ -193,21 +197,23 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         Some(&Refusal::Commit(CommitError::NotPrepared(Epoch(2))))
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .proxy_status(&ProxyStatusRequest {
                 target: rack.sleds[1].id.clone(),
                 deadline_ms: 0,
+                auth: None,
             })
             .await,
         400,
         ErrorCode::InvalidDeadline,
     );
     assert_refused(
-        rack.client(0)
+        rack.nexus(0)
             .proxy_status(&ProxyStatusRequest {
                 target: tq_core::ids::PlatformId::new(tq_core::ids::SLED_PART_NUMBER, "NOSUCH")
                     .unwrap(),
                 deadline_ms: 1000,
+                auth: None,
             })
             .await,
         502,
@@ -215,7 +221,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     );
 
     // ---- the LRTQ upgrade to epoch 2 ----
-    rack.client(0)
+    rack.nexus(0)
         .upgrade_from_lrtq(&upgrade_msg(&rack, 2, &lrtq_sleds, 3))
         .await
         .unwrap();
@@ -228,7 +234,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     wait_committed(&rack, &lrtq_sleds, Epoch(2)).await;
 
     let error = assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .upgrade_from_lrtq(&upgrade_msg(&rack, 3, &lrtq_sleds, 3))
             .await,
         409,
@@ -241,17 +247,17 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ))
     );
     assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .commit(&CommitRequest {
                 rack_id: OTHER_RACK,
                 epoch: Epoch(2),
             })
             .await,
         400,
-        ErrorCode::RackIdMismatch,
+        ErrorCode::ForeignRack,
     );
     assert_eq!(
-        rack.client(1)
+        rack.nexus(1)
             .commit(&CommitRequest {
                 rack_id: RACK_ID,
                 epoch: Epoch(2),
@@ -262,7 +268,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         CommitOutcome::AlreadyCommitted
     );
     let error = assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .reconfigure(&reconfigure_msg(&rack, 2, Some(2), &lrtq_sleds, 3))
             .await,
         409,
@@ -275,14 +281,14 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         }))
     );
     assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .reconfigure(&reconfigure_msg(&rack, 3, None, &lrtq_sleds, 3))
             .await,
         409,
         ErrorCode::LastCommittedEpochMismatch,
     );
     assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .reconfigure(&reconfigure_msg(&rack, 3, Some(2), &[0, 2, 3], 2))
             .await,
         400,
@@ -293,23 +299,15 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let all = [0, 1, 2, 3, 4];
     let msg3 = reconfigure_msg(&rack, 3, Some(2), &all, 3);
     assert_eq!(
-        rack.client(1)
-            .reconfigure(&msg3)
-            .await
-            .unwrap()
-            .into_inner(),
+        rack.nexus(1).reconfigure(&msg3).await.unwrap().into_inner(),
         ReconfigureOutcome::Started
     );
     assert_eq!(
-        rack.client(1)
-            .reconfigure(&msg3)
-            .await
-            .unwrap()
-            .into_inner(),
+        rack.nexus(1).reconfigure(&msg3).await.unwrap().into_inner(),
         ReconfigureOutcome::AlreadyRunning
     );
     assert_refused(
-        rack.client(1)
+        rack.nexus(1)
             .reconfigure(&reconfigure_msg(&rack, 3, Some(2), &all, 2))
             .await,
         409,
@@ -319,7 +317,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     wait_committed(&rack, &all, Epoch(3)).await;
 
     let error = assert_refused(
-        rack.client(0).prepare_and_commit(&config2).await,
+        rack.nexus(0).prepare_and_commit(&config2).await,
         409,
         ErrorCode::NewerCommitted,
     );
@@ -333,11 +331,12 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         ))
     );
     assert_eq!(
-        rack.client(1)
+        rack.nexus(1)
             .proxy_prepare_and_commit(&ProxyPrepareAndCommitRequest {
                 target: rack.sleds[fresh].id.clone(),
                 deadline_ms: 10_000,
                 config: config3.clone(),
+                auth: None,
             })
             .await
             .unwrap()
@@ -345,7 +344,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         PrepareAndCommitOutcome::AlreadyCommitted
     );
     assert_eq!(
-        rack.client(2)
+        rack.nexus(2)
             .proxy_commit(&ProxyCommitRequest {
                 target: rack.sleds[fresh].id.clone(),
                 deadline_ms: 10_000,
@@ -353,6 +352,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
                     rack_id: RACK_ID,
                     epoch: Epoch(3),
                 },
+                auth: None,
             })
             .await
             .unwrap()
@@ -360,10 +360,11 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         CommitOutcome::AlreadyCommitted
     );
     let proxied = rack
-        .client(0)
+        .nexus(0)
         .proxy_status(&ProxyStatusRequest {
             target: rack.sleds[fresh].id.clone(),
             deadline_ms: 10_000,
+            auth: None,
         })
         .await
         .unwrap()
@@ -376,7 +377,7 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let (config4, _) = reconfigure(&rack, 2, Epoch(4), Epoch(3), &remaining, 3).await;
     wait_committed(&rack, &remaining, Epoch(4)).await;
     assert_refused(
-        rack.client(3).prepare_and_commit(&config4).await,
+        rack.nexus(3).prepare_and_commit(&config4).await,
         400,
         ErrorCode::NotAMember,
     );
@@ -385,16 +386,15 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let mut prints = BTreeSet::new();
     for i in remaining {
         let print = rack
-            .client(i)
+            .nexus(i)
             .secret_fingerprint(&SecretFingerprintRequest {
                 deadline_ms: 20_000,
+                auth: None,
             })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(print.epoch, Epoch(4));
-        assert_eq!(print.fingerprint.len(), 64);
-        assert!(print.fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
         prints.insert(print.fingerprint);
     }
     assert_eq!(prints.len(), 1, "members disagree: {prints:?}");
@@ -403,8 +403,11 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let expunged = loop {
         let result = rack
-            .client(3)
-            .secret_fingerprint(&SecretFingerprintRequest { deadline_ms: 2000 })
+            .nexus(3)
+            .secret_fingerprint(&SecretFingerprintRequest {
+                deadline_ms: 2000,
+                auth: None,
+            })
             .await;
         let (status, error) = refusal(result);
         if error.error_code == ErrorCode::Expunged {
@@ -421,14 +424,14 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
         Some(Refusal::LoadSecret(LoadSecretError::Expunged(_)))
     ));
     assert_refused(
-        rack.client(3)
+        rack.nexus(3)
             .reconfigure(&reconfigure_msg(&rack, 5, Some(4), &[0, 1, 2, 3], 2))
             .await,
         403,
         ErrorCode::Expunged,
     );
     assert_refused(
-        rack.client(3)
+        rack.nexus(3)
             .commit(&CommitRequest {
                 rack_id: RACK_ID,
                 epoch: Epoch(4),
@@ -599,7 +602,11 @@ async fn the_drivers_client_reads_only_the_sled_it_expects() {
     ] {
         let failure = api.sled_status().await.unwrap_err();
         assert_eq!(failure.kind, FailureKind::Transport, "{what}: {failure}");
-        let failure = api.coordinator_status().await.unwrap_err();
+        let auth = common::nexus_client::fixture_authority()
+            .authorize(&ids[0], &tq_core::authority::CoordinatorStatusQuery)
+            .unwrap()
+            .auth;
+        let failure = api.coordinator_status(auth).await.unwrap_err();
         assert_eq!(failure.kind, FailureKind::Transport, "{what}: {failure}");
     }
     rack.stop_all().await;

@@ -385,6 +385,53 @@ fn only_tq_sled_init_makes_a_fresh_sled() {
     );
 }
 
+/// The request key (`[authority] key_file`): missing, open to others, or
+/// not a key, the daemon does not start, in one line naming the file.
+#[test]
+fn a_request_key_missing_or_open_to_others_is_refused_in_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let config = fresh_sled(dir);
+    let key = dir.join(tq_rack_setup::layout::REQUEST_KEY_FILE);
+    assert_eq!(mode_of(&key), 0o600);
+
+    set_mode(&key, 0o640);
+    let line = error_line(&config);
+    assert!(line.starts_with("tq sled: request key: "), "{line}");
+    assert!(line.contains(&*key.to_string_lossy()), "{line}");
+    assert!(line.contains("mode 0640, open to other users"), "{line}");
+    set_mode(&key, 0o600);
+
+    let bytes = std::fs::read(&key).unwrap();
+    std::fs::write(&key, &bytes[..20]).unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: request key: ") && line.contains("holds 20 bytes, not 48"),
+        "{line}"
+    );
+
+    std::fs::remove_file(&key).unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: request key: ") && line.contains("does not exist"),
+        "{line}"
+    );
+}
+
+/// `body` (a Nexus call's JSON, without `auth`) with Nexus's authenticator
+/// of `request` for sled 0 of the fixtures' rack.
+fn with_auth<T: tq_core::authority::NexusRequest + ?Sized>(
+    mut body: serde_json::Value,
+    request: &T,
+) -> String {
+    let auth = common::nexus_client::fixture_authority()
+        .authorize(&sled_id(0), request)
+        .unwrap()
+        .auth;
+    body["auth"] = serde_json::to_value(auth).unwrap();
+    body.to_string()
+}
+
 #[test]
 fn a_ledger_open_to_others_is_refused_in_one_line() {
     let root = tempfile::tempdir().unwrap();
@@ -632,12 +679,11 @@ fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
     let root = tempfile::tempdir().unwrap();
     let running = start(&fresh_sled(root.path()));
     let started = std::time::Instant::now();
-    let (status, body) = http_exchange(
-        &running,
-        "POST",
-        "/v1/secret/fingerprint",
-        r#"{"deadline_ms": 60000}"#,
+    let request = with_auth(
+        serde_json::json!({"deadline_ms": 60000}),
+        &tq_core::authority::LatestSecretQuery,
     );
+    let (status, body) = http_exchange(&running, "POST", "/v1/secret/fingerprint", &request);
     let took = started.elapsed();
     assert_eq!(status, 409, "{body}");
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -726,7 +772,10 @@ fn every_error_body_is_an_api_error() {
     };
     let long_path = format!("/v1/{}", "a".repeat(70_000));
     let big_header = format!("x-big: {}\r\n", "b".repeat(20_000));
-    let refused_body = r#"{"deadline_ms": 99999}"#;
+    let refused_body = &with_auth(
+        serde_json::json!({"deadline_ms": 99999}),
+        &tq_core::authority::LatestSecretQuery,
+    );
     let cases: [(&str, Vec<u8>, u16); 6] = [
         ("unknown path", get("/v1/nothing", ""), 404),
         ("wrong method", get("/v1/commit", ""), 405),
@@ -921,14 +970,21 @@ fn curl_talks_to_the_api() {
     assert_eq!(content_type, tq::server::METRICS_CONTENT_TYPE);
     assert!(body.contains("tq_node_state_stored 1"), "{body}");
 
-    // A commit this fresh sled has not prepared: 409 and the core's error.
+    // A commit this fresh sled has not prepared: 409, the core's error and
+    // the node's tag of it.
+    let commit = r#"{"rack_id": "42424242-4242-4242-4242-424242424242", "epoch": 2}"#;
+    let request: tq_core::api::CommitRequest = serde_json::from_str(commit).unwrap();
+    let signed = with_auth(
+        serde_json::json!({"request": serde_json::from_str::<serde_json::Value>(commit).unwrap()}),
+        &request,
+    );
     let (code, _, body) = curl(&[
         "-X",
         "POST",
         "-H",
         "content-type: application/json",
         "-d",
-        r#"{"rack_id": "42424242-4242-4242-4242-424242424242", "epoch": 2}"#,
+        &signed,
         &format!("{base}/v1/commit"),
     ]);
     assert_eq!(code, 409, "{body}");
@@ -938,6 +994,24 @@ fn curl_talks_to_the_api() {
         error["refusal"],
         serde_json::json!({"commit": {"NotPrepared": 2}})
     );
+    assert_eq!(
+        error["answer_tag"].as_str().map(str::len),
+        Some(64),
+        "{body}"
+    );
+
+    // Without Nexus's authenticator: refused before the node.
+    let (code, _, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &format!(r#"{{"request": {commit}}}"#),
+        &format!("{base}/v1/commit"),
+    ]);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"unauthenticated\""), "{body}");
 
     let (code, _, body) = curl(&[
         "-X",
@@ -945,7 +1019,10 @@ fn curl_talks_to_the_api() {
         "-H",
         "content-type: application/json",
         "-d",
-        r#"{"deadline_ms": 999999}"#,
+        &with_auth(
+            serde_json::json!({"deadline_ms": 999999}),
+            &tq_core::authority::LatestSecretQuery,
+        ),
         &format!("{base}/v1/secret/fingerprint"),
     ]);
     assert_eq!(code, 400, "{body}");

@@ -280,7 +280,7 @@ async fn prepare(
     acking: &[usize],
     k: u8,
 ) -> Configuration {
-    rack.client(coordinator)
+    rack.nexus(coordinator)
         .reconfigure(&ReconfigureMsg {
             rack_id: RACK_ID,
             epoch,
@@ -293,7 +293,7 @@ async fn prepare(
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = rack
-            .client(coordinator)
+            .nexus(coordinator)
             .coordinator_status()
             .await
             .unwrap()
@@ -322,8 +322,8 @@ async fn commit(rack: &Rack, i: usize, config: &Configuration) {
         rack_id: RACK_ID,
         epoch: config.epoch(),
     };
-    if rack.client(i).commit(&request).await.is_err() {
-        rack.client(i)
+    if rack.nexus(i).commit(&request).await.is_err() {
+        rack.nexus(i)
             .prepare_and_commit(config)
             .await
             .unwrap_or_else(|e| panic!("sled {i}: prepare_and_commit: {e}"));
@@ -618,7 +618,7 @@ async fn prepare_and_commit_latest(rack: &Rack, late: usize, up: &[usize], lates
         }
         // The coordinator of `latest` still has its configuration.
         if let Some(config) = rack
-            .client(up[0])
+            .nexus(up[0])
             .coordinator_status()
             .await
             .unwrap()
@@ -626,7 +626,7 @@ async fn prepare_and_commit_latest(rack: &Rack, late: usize, up: &[usize], lates
             .and_then(|s| s.config)
             .filter(|c| c.epoch() == latest)
         {
-            let _ = rack.client(late).prepare_and_commit(&config).await;
+            let _ = rack.nexus(late).prepare_and_commit(&config).await;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

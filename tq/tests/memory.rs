@@ -136,7 +136,7 @@ async fn commit_after_every_ack(rack: &Rack, coordinator: usize, epoch: Epoch, m
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = rack
-            .client(coordinator)
+            .nexus(coordinator)
             .coordinator_status()
             .await
             .unwrap()
@@ -161,7 +161,7 @@ async fn commit_after_every_ack(rack: &Rack, coordinator: usize, epoch: Epoch, m
         epoch,
     };
     for &i in members {
-        rack.client(i).commit(&request).await.unwrap();
+        rack.nexus(i).commit(&request).await.unwrap();
     }
     wait_committed(rack, members, epoch).await;
 }
@@ -289,7 +289,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
 
     let all: Vec<usize> = (0..SLEDS).collect();
     let lrtq_members = [0, 1, 2, 3];
-    rack.client(UPGRADER)
+    rack.nexus(UPGRADER)
         .upgrade_from_lrtq(&LrtqUpgradeMsg {
             rack_id: RACK_ID,
             epoch: Epoch(2),
@@ -301,7 +301,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
     commit_after_every_ack(&rack, UPGRADER, Epoch(2), &lrtq_members).await;
     let shares2 = ledger_shares_of_sleds(&rack, &lrtq_members);
 
-    rack.client(RECONFIGURER)
+    rack.nexus(RECONFIGURER)
         .reconfigure(&ReconfigureMsg {
             rack_id: RACK_ID,
             epoch: Epoch(3),
@@ -315,9 +315,10 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
     let shares3 = ledger_shares_of_sleds(&rack, &all);
 
     let print = rack
-        .client(UNLOCKER)
+        .nexus(UNLOCKER)
         .secret_fingerprint(&SecretFingerprintRequest {
             deadline_ms: 20_000,
+            auth: None,
         })
         .await
         .unwrap()
@@ -376,7 +377,7 @@ async fn no_process_keeps_a_share_it_should_not_hold() {
         if epoch == Epoch(3) {
             assert_eq!(
                 print.fingerprint,
-                hex::encode(tq_std::secrets::fingerprint(&secret, RACK_ID, epoch))
+                tq_std::secrets::fingerprint(&secret, RACK_ID, epoch)
             );
         }
         needles.push(Needle {

@@ -90,6 +90,30 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
     let (ok, out, err) = run(cmd(&["init", "--sleds", "SN0000,SN0001,SN0002,SN0003"])).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("4 sleds"), "{out}");
+    // Rack setup made Nexus's authority key beside the state file and gave
+    // each sled its request key: init keeps it.
+    assert!(out.contains("nexus.json.authority-key (kept)"), "{out}");
+    // A sled's request key, written again from the authority key, is the
+    // one rack setup provisioned; an existing file is never overwritten.
+    let out_key = dir.path().join("sn4.key");
+    let key_arg = out_key.to_str().unwrap().to_owned();
+    let (ok, out, err) = run(cmd(&["sled-key", "--sled", "SN0004", "--out"])
+        .into_iter()
+        .chain([key_arg.clone()])
+        .collect())
+    .await;
+    assert!(ok, "{out}{err}");
+    let provisioned = sleds.files(4).unwrap().dir.join("request.key");
+    assert_eq!(
+        std::fs::read(&out_key).unwrap(),
+        std::fs::read(&provisioned).unwrap()
+    );
+    let (ok, _, err) = run(cmd(&["sled-key", "--sled", "SN0004", "--out"])
+        .into_iter()
+        .chain([key_arg])
+        .collect())
+    .await;
+    assert!(!ok && err.contains("exists already"), "{err}");
 
     // The upgrade is started with sled 1 as coordinator, which dies.
     let (ok, out, err) = run(cmd(&["upgrade", "--no-wait", "--coordinator", "SN0001"])).await;

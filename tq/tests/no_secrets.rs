@@ -176,14 +176,14 @@ async fn no_response_carries_a_share_or_a_secret() {
     // A refusal of every Nexus call before the upgrade.
     for i in 0..5 {
         let _ = rack.client(i).status().await.unwrap();
-        let _ = rack.client(i).coordinator_status().await.unwrap();
+        let _ = rack.nexus(i).coordinator_status().await.unwrap();
         let _ = rack.client(i).metrics().await.unwrap();
     }
     let commit2 = CommitRequest {
         rack_id: RACK_ID,
         epoch: Epoch(2),
     };
-    refusal(rack.client(0).commit(&commit2).await);
+    refusal(rack.nexus(0).commit(&commit2).await);
 
     let (config2, _) = upgrade(&rack, 0, Epoch(2), &[0, 1, 2, 3], 3).await;
     wait_committed(&rack, &[0, 1, 2, 3], Epoch(2)).await;
@@ -191,15 +191,16 @@ async fn no_response_carries_a_share_or_a_secret() {
     // epoch-2 shares now.
     let mut shares = ledger_shares(&rack);
     let print2 = rack
-        .client(2)
+        .nexus(2)
         .secret_fingerprint(&SecretFingerprintRequest {
             deadline_ms: 20_000,
+            auth: None,
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(print2.epoch, Epoch(2));
-    refusal(rack.client(4).prepare_and_commit(&config2).await);
+    refusal(rack.nexus(4).prepare_and_commit(&config2).await);
     let msg = tq_core::api::ReconfigureMsg {
         rack_id: RACK_ID,
         epoch: Epoch(3),
@@ -207,28 +208,29 @@ async fn no_response_carries_a_share_or_a_secret() {
         members: members(&rack, &[0, 1, 2, 3, 4]),
         threshold: threshold(3),
     };
-    refusal(rack.client(1).reconfigure(&msg).await);
+    refusal(rack.nexus(1).reconfigure(&msg).await);
     let again = tq_core::api::LrtqUpgradeMsg {
         rack_id: RACK_ID,
         epoch: Epoch(3),
         members: members(&rack, &[0, 1, 2, 3]),
         threshold: threshold(3),
     };
-    refusal(rack.client(1).upgrade_from_lrtq(&again).await);
+    refusal(rack.nexus(1).upgrade_from_lrtq(&again).await);
     let (config3, _) = reconfigure(&rack, 1, Epoch(3), Epoch(2), &[0, 1, 2, 3, 4], 3).await;
     wait_committed(&rack, &[0, 1, 2, 3, 4], Epoch(3)).await;
     let target = rack.sleds[4].id.clone();
     let _ = rack
-        .client(0)
+        .nexus(0)
         .proxy_prepare_and_commit(&ProxyPrepareAndCommitRequest {
             target: target.clone(),
             deadline_ms: 10_000,
             config: config3,
+            auth: None,
         })
         .await
         .unwrap();
     let _ = rack
-        .client(0)
+        .nexus(0)
         .proxy_commit(&ProxyCommitRequest {
             target,
             deadline_ms: 10_000,
@@ -236,6 +238,7 @@ async fn no_response_carries_a_share_or_a_secret() {
                 rack_id: RACK_ID,
                 epoch: Epoch(3),
             },
+            auth: None,
         })
         .await
         .unwrap();
@@ -244,9 +247,10 @@ async fn no_response_carries_a_share_or_a_secret() {
     let mut print3 = None;
     for i in 0..5 {
         let print = rack
-            .client(i)
+            .nexus(i)
             .secret_fingerprint(&SecretFingerprintRequest {
                 deadline_ms: 20_000,
+                auth: None,
             })
             .await
             .unwrap()
@@ -256,10 +260,11 @@ async fn no_response_carries_a_share_or_a_secret() {
         let _ = rack.client(i).status().await.unwrap();
         let _ = rack.client(i).metrics().await.unwrap();
         let _ = rack
-            .client(i)
+            .nexus(i)
             .proxy_status(&ProxyStatusRequest {
                 target: rack.sleds[(i + 1) % 5].id.clone(),
                 deadline_ms: 10_000,
+                auth: None,
             })
             .await
             .unwrap();
@@ -318,7 +323,7 @@ async fn no_response_carries_a_share_or_a_secret() {
         };
         assert_eq!(
             print.fingerprint,
-            hex::encode(tq_std::secrets::fingerprint(&secret, RACK_ID, epoch))
+            tq_std::secrets::fingerprint(&secret, RACK_ID, epoch)
         );
         needles.push((
             format!("the secret of epoch {epoch}"),

@@ -13,8 +13,13 @@
 
 mod common;
 
+use common::nexus_client::fixture_authority;
 use common::*;
-use tq_core::ids::Epoch;
+use tq::api::types as ours;
+use tq_core::authority::{
+    CoordinatorStatusQuery, LatestSecretQuery, NexusRequest, NodeStatusQuery, RequestAuth,
+};
+use tq_core::ids::{Epoch, PlatformId};
 
 mod generated {
     progenitor::generate_api!(
@@ -28,6 +33,11 @@ use generated::types;
 
 fn base(rack: &Rack, i: usize) -> generated::Client {
     generated::Client::new_with_client(&rack.base_url(i), rack.http(i))
+}
+
+/// Nexus's authenticator of `body` for sled `to`.
+fn auth<T: NexusRequest + ?Sized>(to: &PlatformId, body: &T) -> Option<RequestAuth> {
+    Some(fixture_authority().authorize(to, body).unwrap().auth)
 }
 
 /// Converts a value of the crate's types into the generated ones through
@@ -44,21 +54,34 @@ async fn generated_types_read_every_answer() {
     // Before the upgrade: statuses with LRTQ data, a refusal.
     let status: types::SledStatus = base(&rack, 0).status().await.unwrap().into_inner();
     assert!(status.node.state.lrtq.is_some());
+    let id = |i: usize| rack.sleds[i].id.clone();
+    let status_body = |i: usize| -> types::CoordinatorStatusBody {
+        to_generated(&ours::CoordinatorStatusBody {
+            auth: auth(&id(i), &CoordinatorStatusQuery),
+        })
+    };
     let none = base(&rack, 0)
-        .coordinator_status()
+        .coordinator_status(&status_body(0))
         .await
         .unwrap()
         .into_inner();
-    assert!(none.is_none());
-    let request = types::CommitRequest {
-        rack_id: RACK_ID.to_string().parse::<uuid::Uuid>().unwrap(),
-        epoch: types::Epoch(2),
+    assert!(none.answer.is_none());
+    let commit_request = tq_core::api::CommitRequest {
+        rack_id: RACK_ID,
+        epoch: Epoch(2),
     };
-    match base(&rack, 0).commit(&request).await {
+    let commit_body = |i: usize| -> types::CommitBody {
+        to_generated(&ours::CommitBody {
+            auth: auth(&id(i), &commit_request),
+            request: commit_request,
+        })
+    };
+    match base(&rack, 0).commit(&commit_body(0)).await {
         Err(generated::Error::ErrorResponse(response)) => {
             assert_eq!(response.status().as_u16(), 409);
             let error = response.into_inner();
             assert_eq!(error.error_code, types::ErrorCode::NotPrepared);
+            assert!(error.answer_tag.is_some());
             assert!(matches!(
                 error.refusal,
                 Some(types::Refusal::Commit(types::CommitError::NotPrepared(
@@ -76,17 +99,23 @@ async fn generated_types_read_every_answer() {
         members: members(&rack, &[0, 1, 2, 3]),
         threshold: threshold(3),
     };
-    base(&rack, 0)
-        .upgrade_from_lrtq(&to_generated(&msg))
+    let upgraded = base(&rack, 0)
+        .upgrade_from_lrtq(&to_generated(&ours::UpgradeFromLrtqBody {
+            auth: auth(&id(0), &msg),
+            request: msg.clone(),
+        }))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert_eq!(upgraded.tag.len(), 64);
     let deadline = tokio::time::Instant::now() + WAIT;
     let status = loop {
         let status = base(&rack, 0)
-            .coordinator_status()
+            .coordinator_status(&status_body(0))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .answer;
         if let Some(status) = status
             && status.phase == types::CoordinatorPhase::Preparing
             && status.acked.len() >= 3
@@ -99,74 +128,94 @@ async fn generated_types_read_every_answer() {
     };
     let config = status.config.unwrap();
     assert_eq!(config.members.len(), 4);
-    let commit = types::CommitRequest {
-        rack_id: RACK_ID.to_string().parse::<uuid::Uuid>().unwrap(),
-        epoch: types::Epoch(2),
-    };
     for i in 0..3 {
         if status
             .acked
             .iter()
             .any(|id| id.serial_number.as_str() == rack.sleds[i].id.serial_number())
         {
-            let outcome = base(&rack, i).commit(&commit).await.unwrap().into_inner();
+            let outcome = base(&rack, i)
+                .commit(&commit_body(i))
+                .await
+                .unwrap()
+                .into_inner()
+                .answer;
             assert!(matches!(
                 outcome,
                 types::CommitOutcome::Committed | types::CommitOutcome::AlreadyCommitted
             ));
         }
     }
+    let ours_config: tq_core::config::Configuration =
+        serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
+    let prepare_body = |i: usize| -> types::PrepareAndCommitBody {
+        to_generated(&ours::PrepareAndCommitBody {
+            auth: auth(&id(i), &ours_config),
+            request: ours_config.clone(),
+        })
+    };
     let outcome = base(&rack, 3)
-        .prepare_and_commit(&config)
+        .prepare_and_commit(&prepare_body(3))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .answer;
     assert_ne!(outcome, types::PrepareAndCommitOutcome::AlreadyCommitted);
     for i in 0..3 {
-        let _ = base(&rack, i).prepare_and_commit(&config).await.unwrap();
+        let _ = base(&rack, i)
+            .prepare_and_commit(&prepare_body(i))
+            .await
+            .unwrap();
     }
     wait_committed(&rack, &[0, 1, 2, 3], Epoch(2)).await;
 
     // Proxied calls and the fingerprint.
-    let target: types::PlatformId = to_generated(&rack.sleds[3].id);
+    let target = id(3);
     let proxied = base(&rack, 0)
-        .proxy_status(&types::ProxyStatusRequest {
+        .proxy_status(&to_generated(&ours::ProxyStatusRequest {
             target: target.clone(),
-            deadline_ms: std::num::NonZeroU64::new(10_000).unwrap(),
-        })
+            deadline_ms: 10_000,
+            auth: auth(&target, &NodeStatusQuery),
+        }))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .answer;
     assert_eq!(proxied.state.latest_committed, Some(types::Epoch(2)));
     assert_eq!(proxied.counters.internal, 0);
     let outcome = base(&rack, 0)
-        .proxy_commit(&types::ProxyCommitRequest {
+        .proxy_commit(&to_generated(&ours::ProxyCommitRequest {
             target: target.clone(),
-            deadline_ms: std::num::NonZeroU64::new(10_000).unwrap(),
-            request: commit.clone(),
-        })
+            deadline_ms: 10_000,
+            auth: auth(&target, &commit_request),
+            request: commit_request,
+        }))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .answer;
     assert_eq!(outcome, types::CommitOutcome::AlreadyCommitted);
     let outcome = base(&rack, 0)
-        .proxy_prepare_and_commit(&types::ProxyPrepareAndCommitRequest {
-            target,
-            deadline_ms: std::num::NonZeroU64::new(10_000).unwrap(),
-            config: config.clone(),
-        })
+        .proxy_prepare_and_commit(&to_generated(&ours::ProxyPrepareAndCommitRequest {
+            target: target.clone(),
+            deadline_ms: 10_000,
+            auth: auth(&target, &ours_config),
+            config: ours_config.clone(),
+        }))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .answer;
     assert_eq!(outcome, types::PrepareAndCommitOutcome::AlreadyCommitted);
     let print = base(&rack, 1)
-        .secret_fingerprint(&types::SecretFingerprintRequest {
-            deadline_ms: std::num::NonZeroU64::new(20_000).unwrap(),
-        })
+        .secret_fingerprint(&to_generated(&ours::SecretFingerprintRequest {
+            deadline_ms: 20_000,
+            auth: auth(&id(1), &LatestSecretQuery),
+        }))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(print.epoch, types::Epoch(2));
+    assert_eq!(print.answer.epoch, types::Epoch(2));
 
     // Every sled's status, with ledger health and peers, after the commit.
     for i in 0..5 {

@@ -51,9 +51,10 @@ async fn schemathesis_finds_the_api_conforms_to_its_document() {
     upgrade(&rack, 0, Epoch(2), &[0, 1, 2], 2).await;
     wait_committed(&rack, &[0, 1, 2], Epoch(2)).await;
     // The secret is loaded, so a fingerprint is answered at once.
-    rack.client(0)
+    rack.nexus(0)
         .secret_fingerprint(&SecretFingerprintRequest {
             deadline_ms: 20_000,
+            auth: None,
         })
         .await
         .unwrap();

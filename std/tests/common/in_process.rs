@@ -3,9 +3,9 @@
 //! not in either crate: tq-std ships without the driver, and the driver
 //! without the host runtime.
 //!
-//! Each call is authorized here with the tests' Nexus authority
-//! ([`super::authority`]) and each answer's tag checked before the driver
-//! sees it: an answer not tagged by its sled is a bad answer.
+//! The driver authenticates each call (with the tests' Nexus authority
+//! key, [`super::authority::authority`]) and checks each answer's tag; this
+//! adapter passes both through, as the HTTP API does.
 
 use std::time::Duration;
 
@@ -13,15 +13,12 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
 };
-use tq_core::authority::{CoordinatorStatusQuery, NexusCall, NodeStatusQuery, RequestAuth};
+use tq_core::authority::RequestAuth;
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
-use tq_core::wire::NexusWire;
-use tq_driver::{CallFailure, FailureKind, Reply, SledApi};
+use tq_driver::{CallFailure, FailureKind, Reply, SledApi, Tagged as DriverTagged};
 use tq_std::handle::{NodeHandle, Tagged, Unavailable};
-
-use super::authority::{authorize, is_authentic};
 
 /// A node task's handle as the driver reaches a sled.
 #[derive(Clone)]
@@ -31,9 +28,8 @@ fn call_failure(reason: Unavailable) -> CallFailure {
     let kind = match reason {
         Unavailable::Stopped | Unavailable::Disconnected => FailureKind::Transport,
         Unavailable::DeadlinePassed => FailureKind::Timeout,
-        Unavailable::WrongAnswer | Unavailable::Internal | Unavailable::Refused(_) => {
-            FailureKind::BadAnswer
-        }
+        Unavailable::WrongAnswer | Unavailable::Internal => FailureKind::BadAnswer,
+        Unavailable::Refused(_) => FailureKind::RequestRefused,
         Unavailable::Busy(_)
         | Unavailable::NotStored { .. }
         | Unavailable::NoRack
@@ -43,59 +39,50 @@ fn call_failure(reason: Unavailable) -> CallFailure {
     CallFailure::new(kind, reason.to_string())
 }
 
-/// The answer if `target` tagged it for the `call` made with `auth`.
-fn reply<T: NexusWire>(
-    target: &PlatformId,
-    call: NexusCall,
-    auth: &RequestAuth,
-    answer: Result<Tagged<T>, Unavailable>,
-) -> Reply<T> {
-    let answer = answer.map_err(call_failure)?;
-    if is_authentic(target, call, auth, &answer) {
-        Ok(answer.answer)
-    } else {
-        Err(CallFailure::new(
-            FailureKind::BadAnswer,
-            format!("{target}'s answer is not tagged by it"),
-        ))
-    }
+/// The node's answer with its tag, unchecked: the driver checks it.
+fn reply<T>(answer: Result<Tagged<T>, Unavailable>) -> Reply<DriverTagged<T>> {
+    let Tagged { answer, tag } = answer.map_err(call_failure)?;
+    Ok(DriverTagged { answer, tag })
 }
 
 impl SledApi for InProcess {
     async fn reconfigure(
         &self,
+        auth: RequestAuth,
         msg: ReconfigureMsg,
-    ) -> Reply<Result<ReconfigureOutcome, ReconfigureError>> {
-        let auth = authorize(self.0.id(), &msg);
-        let answer = self.0.reconfigure(auth.clone(), msg).await;
-        reply(self.0.id(), NexusCall::Reconfigure, &auth, answer)
+    ) -> Reply<DriverTagged<Result<ReconfigureOutcome, ReconfigureError>>> {
+        reply(self.0.reconfigure(auth, msg).await)
     }
 
-    async fn upgrade_from_lrtq(&self, msg: LrtqUpgradeMsg) -> Reply<Result<(), LrtqUpgradeError>> {
-        let auth = authorize(self.0.id(), &msg);
-        let answer = self.0.upgrade_from_lrtq(auth.clone(), msg).await;
-        reply(self.0.id(), NexusCall::UpgradeFromLrtq, &auth, answer)
+    async fn upgrade_from_lrtq(
+        &self,
+        auth: RequestAuth,
+        msg: LrtqUpgradeMsg,
+    ) -> Reply<DriverTagged<Result<(), LrtqUpgradeError>>> {
+        reply(self.0.upgrade_from_lrtq(auth, msg).await)
     }
 
-    async fn commit(&self, request: CommitRequest) -> Reply<Result<CommitOutcome, CommitError>> {
-        let auth = authorize(self.0.id(), &request);
-        let answer = self.0.commit(auth.clone(), request).await;
-        reply(self.0.id(), NexusCall::Commit, &auth, answer)
+    async fn commit(
+        &self,
+        auth: RequestAuth,
+        request: CommitRequest,
+    ) -> Reply<DriverTagged<Result<CommitOutcome, CommitError>>> {
+        reply(self.0.commit(auth, request).await)
     }
 
     async fn prepare_and_commit(
         &self,
+        auth: RequestAuth,
         config: Configuration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
-        let auth = authorize(self.0.id(), &config);
-        let answer = self.0.prepare_and_commit(auth.clone(), config).await;
-        reply(self.0.id(), NexusCall::PrepareAndCommit, &auth, answer)
+    ) -> Reply<DriverTagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
+        reply(self.0.prepare_and_commit(auth, config).await)
     }
 
-    async fn coordinator_status(&self) -> Reply<Option<CoordinatorStatus>> {
-        let auth = authorize(self.0.id(), &CoordinatorStatusQuery);
-        let answer = self.0.coordinator_status(auth.clone()).await;
-        reply(self.0.id(), NexusCall::CoordinatorStatus, &auth, answer)
+    async fn coordinator_status(
+        &self,
+        auth: RequestAuth,
+    ) -> Reply<DriverTagged<Option<CoordinatorStatus>>> {
+        reply(self.0.coordinator_status(auth).await)
     }
 
     async fn status(&self) -> Reply<NodeStatus> {
@@ -109,37 +96,33 @@ impl SledApi for InProcess {
     async fn proxy_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: CommitRequest,
         deadline: Duration,
-    ) -> Reply<Result<CommitOutcome, CommitError>> {
-        let auth = authorize(&to, &request);
-        let answer = self
-            .0
-            .proxy_commit(to.clone(), auth.clone(), request, deadline)
-            .await;
-        reply(&to, NexusCall::Commit, &auth, answer)
+    ) -> Reply<DriverTagged<Result<CommitOutcome, CommitError>>> {
+        reply(self.0.proxy_commit(to, auth, request, deadline).await)
     }
 
     async fn proxy_prepare_and_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
-        let auth = authorize(&to, &config);
-        let answer = self
-            .0
-            .proxy_prepare_and_commit(to.clone(), auth.clone(), config, deadline)
-            .await;
-        reply(&to, NexusCall::PrepareAndCommit, &auth, answer)
+    ) -> Reply<DriverTagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
+        reply(
+            self.0
+                .proxy_prepare_and_commit(to, auth, config, deadline)
+                .await,
+        )
     }
 
-    async fn proxy_status(&self, to: PlatformId, deadline: Duration) -> Reply<NodeStatus> {
-        let auth = authorize(&to, &NodeStatusQuery);
-        let answer = self
-            .0
-            .proxy_status(to.clone(), auth.clone(), deadline)
-            .await;
-        reply(&to, NexusCall::NodeStatus, &auth, answer)
+    async fn proxy_status(
+        &self,
+        to: PlatformId,
+        auth: RequestAuth,
+        deadline: Duration,
+    ) -> Reply<DriverTagged<NodeStatus>> {
+        reply(self.0.proxy_status(to, auth, deadline).await)
     }
 }

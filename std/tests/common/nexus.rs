@@ -44,6 +44,7 @@ impl Driver {
         let driver = tq_driver::Driver::create(
             StateFile::new(dir.path().join("nexus.json")),
             SledMap::new(),
+            super::authority::authority(),
             config(timing),
             RACK_ID,
             origin,
@@ -70,9 +71,14 @@ impl Driver {
         } = self;
         let file = driver.state_file().clone();
         drop(driver);
-        let driver = tq_driver::Driver::resume(file, SledMap::new(), config(timing))
-            .await
-            .unwrap();
+        let driver = tq_driver::Driver::resume(
+            file,
+            SledMap::new(),
+            super::authority::authority(),
+            config(timing),
+        )
+        .await
+        .unwrap();
         Self {
             driver,
             proxied,

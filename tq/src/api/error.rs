@@ -13,12 +13,20 @@
 //! `error_code` is what a program matches on; `message` is the error's
 //! `Display` sentence; `refusal` (present when the node refused the call)
 //! is the core's error as its serde JSON form, tagged with the call, so a
-//! Nexus driver hands the exact error to its state machine.
+//! Nexus driver hands the exact error to its state machine; `answer_tag`
+//! (present when the node ran a Nexus call and refused it) is the node's
+//! tag of that refusal, which Nexus checks before it acts on it as it
+//! does for an answer. A refusal of the request's authenticator
+//! (`refusal: {"request": ...}`: another rack, another sled, no key here,
+//! a tag that does not match) carries no tag: the node did not run the
+//! call.
 //!
 //! # Status codes
 //!
 //! One rule: **400** the request is wrong whatever the node's state (out of
-//! range, another rack, a sled not in it); **403** this sled was expunged
+//! range, another rack, a sled not in it); **401** the call is not shown
+//! to be Nexus's (no authenticator, or one whose tag does not match);
+//! **403** this sled was expunged
 //! and will refuse everything for good; **409** the request conflicts with
 //! the node's state (retrying the same request later, or another request,
 //! may work); **500** a broken invariant here; **502** a proxied call's
@@ -30,7 +38,7 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 48 KiB), from the framework |
+//! | `invalid_request` | 400 | malformed request (bad JSON, wrong type, missing or unknown field, not `application/json`, body over 52 KiB), from the framework |
 //! | `invalid_deadline` | 400 | `deadline_ms` outside 1..=60000 |
 //! | `rack_id_mismatch` | 400 | the request names another rack |
 //! | `not_a_member` | 400 | this sled is not in the configuration or member set |
@@ -38,6 +46,10 @@
 //! | `threshold_too_large` | 400 | threshold not below the member count |
 //! | `lrtq_threshold_above_members` | 400 | the LRTQ threshold exceeds the new members |
 //! | `epoch_too_small` | 400 | an LRTQ upgrade to an epoch below 2 |
+//! | `foreign_rack` | 400 | the authenticator, or the request it covers, names another rack than this sled's |
+//! | `wrong_target` | 400 | the authenticator is for another sled |
+//! | `unauthenticated` | 401 | a Nexus call without an authenticator (refused by this API before the node; counted as `tq_api_unauthenticated_total`) |
+//! | `bad_tag` | 401 | the authenticator's tag does not match: the request was altered, or not made by Nexus |
 //! | `expunged` | 403 | this sled was expunged |
 //! | `unknown_path` | 404 | no endpoint has this path, from the front door |
 //! | `method_not_allowed` | 405 | the endpoint takes another method, from the front door |
@@ -71,6 +83,7 @@
 //! | `not_stored` | 503 | the ledger could not store the change; nothing acknowledged |
 //! | `stopped` | 503 | the node task has stopped |
 //! | `rng_failed` | 503 | the random number generator failed; nothing changed |
+//! | `no_request_key` | 503 | this sled was given no request key: it refuses every Nexus call |
 //! | `deadline_passed` | 504 | the deadline passed first |
 //!
 //! An error the framework raises inside an endpoint (its extractors: the
@@ -86,6 +99,7 @@ use std::fmt;
 use dropshot::{ErrorStatusCode, HttpError, HttpResponseError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tq_core::authority::{AnswerTag, RequestRefusal};
 use tq_core::node::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
@@ -103,6 +117,10 @@ pub struct ApiError {
     /// refused the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Box<Refusal>>,
+    /// The node's tag of its refusal, when the node ran a Nexus call and
+    /// refused it (checked by Nexus as an answer's tag is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tag: Option<AnswerTag>,
     /// The HTTP status of a framework error (not in the body; the others
     /// follow from the code).
     #[serde(skip)]
@@ -124,6 +142,8 @@ pub enum Refusal {
     PrepareAndCommit(PrepareAndCommitError),
     /// Loading a secret refused.
     LoadSecret(LoadSecretError),
+    /// The request's authenticator refused, before the call ran.
+    Request(RequestRefusal),
 }
 
 macro_rules! error_codes {
@@ -166,6 +186,14 @@ error_codes! {
     LrtqThresholdAboveMembers => 400,
     /// LRTQ upgrade to an epoch below 2.
     EpochTooSmall => 400,
+    /// The authenticator or its request names another rack.
+    ForeignRack => 400,
+    /// The authenticator is for another sled.
+    WrongTarget => 400,
+    /// A Nexus call without an authenticator.
+    Unauthenticated => 401,
+    /// The authenticator's tag does not match.
+    BadTag => 401,
     /// This sled was expunged.
     Expunged => 403,
     /// No endpoint has this path.
@@ -232,6 +260,8 @@ error_codes! {
     Stopped => 503,
     /// The random number generator failed.
     RngFailed => 503,
+    /// This sled has no request key.
+    NoRequestKey => 503,
     /// The deadline passed.
     DeadlinePassed => 504,
 }
@@ -315,6 +345,12 @@ impl Refusal {
                 LoadSecretError::NotCommitted(_) => C::NotCommitted,
                 LoadSecretError::TooOld { .. } => C::SecretTooOld,
             },
+            Self::Request(e) => match e {
+                RequestRefusal::ForeignRack => C::ForeignRack,
+                RequestRefusal::WrongTarget => C::WrongTarget,
+                RequestRefusal::NoKey => C::NoRequestKey,
+                RequestRefusal::BadTag => C::BadTag,
+            },
         }
     }
 
@@ -326,6 +362,7 @@ impl Refusal {
             Self::Commit(e) => e.to_string(),
             Self::PrepareAndCommit(e) => e.to_string(),
             Self::LoadSecret(e) => e.to_string(),
+            Self::Request(e) => e.to_string(),
         }
     }
 }
@@ -343,6 +380,7 @@ pub fn unavailable_code(unavailable: &Unavailable) -> ErrorCode {
         Unavailable::Remote(RemoteUnavailable::NotStored) => ErrorCode::RemoteNotStored,
         Unavailable::Remote(RemoteUnavailable::Stopping) => ErrorCode::RemoteStopping,
         Unavailable::WrongAnswer => ErrorCode::WrongAnswer,
+        Unavailable::Refused(refusal) => Refusal::Request(*refusal).code(),
         Unavailable::Internal => ErrorCode::Internal,
     }
 }
@@ -354,8 +392,15 @@ impl ApiError {
             error_code,
             message: message.into(),
             refusal: None,
+            answer_tag: None,
             status: None,
         }
+    }
+
+    /// This error with the node's tag of it.
+    pub fn tagged(mut self, tag: AnswerTag) -> Self {
+        self.answer_tag = Some(tag);
+        self
     }
 
     /// The HTTP status of this error.
@@ -370,14 +415,20 @@ impl From<Refusal> for ApiError {
             error_code: refusal.code(),
             message: refusal.message(),
             refusal: Some(Box::new(refusal)),
+            answer_tag: None,
             status: None,
         }
     }
 }
 
+/// A shim failure; the node's refusal of the request's authenticator is
+/// the node's refusal ([`Refusal::Request`]), with its code.
 impl From<Unavailable> for ApiError {
     fn from(unavailable: Unavailable) -> Self {
-        Self::new(unavailable_code(&unavailable), unavailable.to_string())
+        match unavailable {
+            Unavailable::Refused(refusal) => Refusal::Request(refusal).into(),
+            other => Self::new(unavailable_code(&other), other.to_string()),
+        }
     }
 }
 
@@ -397,6 +448,7 @@ refusal_from! {
     CommitError => Commit,
     PrepareAndCommitError => PrepareAndCommit,
     LoadSecretError => LoadSecret,
+    RequestRefusal => Request,
 }
 
 /// The framework's own errors (extractors, body limits, routing) keep
@@ -413,6 +465,7 @@ impl From<HttpError> for ApiError {
             error_code,
             message: error.external_message,
             refusal: None,
+            answer_tag: None,
             status: Some(status),
         }
     }
@@ -685,6 +738,16 @@ mod tests {
                 }),
                 C::SecretTooOld,
             ),
+            (
+                Refusal::Request(RequestRefusal::ForeignRack),
+                C::ForeignRack,
+            ),
+            (
+                Refusal::Request(RequestRefusal::WrongTarget),
+                C::WrongTarget,
+            ),
+            (Refusal::Request(RequestRefusal::NoKey), C::NoRequestKey),
+            (Refusal::Request(RequestRefusal::BadTag), C::BadTag),
         ];
         for (refusal, code) in refusals {
             let error = ApiError::from(refusal.clone());
@@ -695,7 +758,8 @@ mod tests {
             // and a broken invariant here (500).
             let status = error.status().as_u16();
             assert!(
-                (400..500).contains(&status) || matches!(code, C::RngFailed | C::Internal),
+                (400..500).contains(&status)
+                    || matches!(code, C::RngFailed | C::Internal | C::NoRequestKey),
                 "{code:?}"
             );
             // The body round-trips, the core's error included.
@@ -732,6 +796,22 @@ mod tests {
             assert_eq!((error.error_code, error.status().as_u16()), (code, status));
             assert_eq!(error.message, unavailable.to_string());
             assert_eq!(error.refusal, None);
+        }
+
+        // The node's refusal of an authenticator is its refusal, untagged
+        // (the call did not run).
+        let refusals = [
+            (RequestRefusal::ForeignRack, C::ForeignRack, 400),
+            (RequestRefusal::WrongTarget, C::WrongTarget, 400),
+            (RequestRefusal::BadTag, C::BadTag, 401),
+            (RequestRefusal::NoKey, C::NoRequestKey, 503),
+        ];
+        for (refusal, code, status) in refusals {
+            let error = ApiError::from(Unavailable::Refused(refusal));
+            assert_eq!((error.error_code, error.status().as_u16()), (code, status));
+            assert_eq!(error.refusal.as_deref(), Some(&Refusal::Request(refusal)));
+            assert_eq!(error.answer_tag, None);
+            assert_eq!(unavailable_code(&Unavailable::Refused(refusal)), code);
         }
     }
 }

@@ -14,18 +14,15 @@
 pub mod error;
 pub mod types;
 
-use dropshot::{Body, HttpResponseOk, HttpResponseUpdatedNoContent, RequestContext, TypedBody};
+use dropshot::{Body, HttpResponseOk, RequestContext, TypedBody};
 use http::Response;
-use tq_core::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
-};
-use tq_core::config::Configuration;
 
 use error::ApiError;
 use types::{
-    ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
-    SecretFingerprintRequest, SledStatus,
+    CommitAnswer, CommitBody, CoordinatorStatusAnswer, CoordinatorStatusBody, NodeStatusAnswer,
+    PrepareAndCommitAnswer, PrepareAndCommitBody, ProxyCommitRequest, ProxyPrepareAndCommitRequest,
+    ProxyStatusRequest, ReconfigureAnswer, ReconfigureBody, SecretFingerprintAnswer,
+    SecretFingerprintRequest, SledStatus, UpgradeFromLrtqAnswer, UpgradeFromLrtqBody,
 };
 
 /// The API's version, in the OpenAPI document and the paths (`/v1/...`).
@@ -35,6 +32,11 @@ pub const API_VERSION: semver::Version = semver::Version::new(1, 0, 0);
 pub const API_TITLE: &str = "Trust quorum sled API";
 
 /// The sled's HTTP API.
+///
+/// Every call but `status` and `metrics` is Nexus's: its body carries
+/// Nexus's authenticator (`auth`) for the sled that runs it, which that
+/// sled's node checks before it acts, and its answer carries that node's
+/// tag, which Nexus checks before it acts.
 #[dropshot::api_description]
 pub trait SledApi {
     /// The server's state.
@@ -45,36 +47,37 @@ pub trait SledApi {
     #[endpoint { method = POST, path = "/v1/reconfigure" }]
     async fn reconfigure(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<ReconfigureMsg>,
-    ) -> Result<HttpResponseOk<ReconfigureOutcome>, ApiError>;
+        body: TypedBody<ReconfigureBody>,
+    ) -> Result<HttpResponseOk<ReconfigureAnswer>, ApiError>;
 
     /// Coordinate the upgrade of an LRTQ rack (`coordinate_upgrade_from_lrtq`).
     #[endpoint { method = POST, path = "/v1/upgrade-from-lrtq" }]
     async fn upgrade_from_lrtq(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<LrtqUpgradeMsg>,
-    ) -> Result<HttpResponseUpdatedNoContent, ApiError>;
+        body: TypedBody<UpgradeFromLrtqBody>,
+    ) -> Result<HttpResponseOk<UpgradeFromLrtqAnswer>, ApiError>;
 
     /// Nexus committed an epoch (`commit_configuration`).
     #[endpoint { method = POST, path = "/v1/commit" }]
     async fn commit(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<CommitRequest>,
-    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError>;
+        body: TypedBody<CommitBody>,
+    ) -> Result<HttpResponseOk<CommitAnswer>, ApiError>;
 
     /// Store and commit a configuration this sled did not prepare
     /// (`prepare_and_commit`).
     #[endpoint { method = POST, path = "/v1/prepare-and-commit" }]
     async fn prepare_and_commit(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<Configuration>,
-    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError>;
+        body: TypedBody<PrepareAndCommitBody>,
+    ) -> Result<HttpResponseOk<PrepareAndCommitAnswer>, ApiError>;
 
     /// The coordination running here, if any (`null` when none).
-    #[endpoint { method = GET, path = "/v1/coordinator-status" }]
+    #[endpoint { method = POST, path = "/v1/coordinator-status" }]
     async fn coordinator_status(
         rqctx: RequestContext<Self::Context>,
-    ) -> Result<HttpResponseOk<Option<CoordinatorStatus>>, ApiError>;
+        body: TypedBody<CoordinatorStatusBody>,
+    ) -> Result<HttpResponseOk<CoordinatorStatusAnswer>, ApiError>;
 
     /// The node's status, its ledger's health and its peer connections.
     #[endpoint { method = GET, path = "/v1/status" }]
@@ -87,21 +90,21 @@ pub trait SledApi {
     async fn proxy_commit(
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<ProxyCommitRequest>,
-    ) -> Result<HttpResponseOk<CommitOutcome>, ApiError>;
+    ) -> Result<HttpResponseOk<CommitAnswer>, ApiError>;
 
     /// `prepare_and_commit` on another sled, through this one.
     #[endpoint { method = POST, path = "/v1/proxy/prepare-and-commit" }]
     async fn proxy_prepare_and_commit(
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<ProxyPrepareAndCommitRequest>,
-    ) -> Result<HttpResponseOk<PrepareAndCommitOutcome>, ApiError>;
+    ) -> Result<HttpResponseOk<PrepareAndCommitAnswer>, ApiError>;
 
     /// The node status of another sled, through this one.
     #[endpoint { method = POST, path = "/v1/proxy/status" }]
     async fn proxy_status(
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<ProxyStatusRequest>,
-    ) -> Result<HttpResponseOk<NodeStatus>, ApiError>;
+    ) -> Result<HttpResponseOk<NodeStatusAnswer>, ApiError>;
 
     /// Load the latest committed epoch's secret (waiting up to the deadline
     /// for shares) and answer only its epoch and fingerprint.
@@ -109,7 +112,7 @@ pub trait SledApi {
     async fn secret_fingerprint(
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<SecretFingerprintRequest>,
-    ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError>;
+    ) -> Result<HttpResponseOk<SecretFingerprintAnswer>, ApiError>;
 
     /// Every counter of the node in the Prometheus text exposition format
     /// (version 0.0.4).

@@ -1,13 +1,18 @@
 //! The API's own request and answer types: what wraps the core's types for
-//! the calls the core has no single type for (proxied calls, the secret's
-//! fingerprint, the sled's status with what the shim adds).
+//! the calls the core has no single type for (each Nexus call's body with
+//! Nexus's authenticator, each answer with the node's tag, proxied calls,
+//! the sled's status with what the shim adds).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tq_core::api::{CommitRequest, NodeStatus};
+use tq_core::api::{
+    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
+};
+use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_std::disks::{DiskReport, DiskState};
@@ -38,6 +43,86 @@ pub fn deadline(ms: DeadlineMs) -> Result<Duration, ApiError> {
     }
 }
 
+/// The body of a Nexus call with a request: Nexus's authenticator of
+/// it, and the request.
+macro_rules! nexus_bodies {
+    ($($(#[doc = $doc:literal])* $name:ident($request:ty);)+) => {$(
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Nexus's authenticator of the request, for this sled:
+            /// without it the call is refused (401 `unauthenticated`).
+            #[serde(default)]
+            pub auth: Option<RequestAuth>,
+            /// The request.
+            pub request: $request,
+        }
+    )+};
+}
+
+nexus_bodies! {
+    /// `coordinate_reconfiguration`, authenticated.
+    ReconfigureBody(ReconfigureMsg);
+    /// `coordinate_upgrade_from_lrtq`, authenticated.
+    UpgradeFromLrtqBody(LrtqUpgradeMsg);
+    /// `commit_configuration`, authenticated.
+    CommitBody(CommitRequest);
+    /// `prepare_and_commit`, authenticated.
+    PrepareAndCommitBody(Configuration);
+}
+
+/// `coordinator_status`, authenticated (it carries no request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorStatusBody {
+    /// Nexus's authenticator of the call, for this sled: without it the
+    /// call is refused (401 `unauthenticated`).
+    #[serde(default)]
+    pub auth: Option<RequestAuth>,
+}
+
+/// The answer to a Nexus call: the node's answer, and its tag of it
+/// (which Nexus checks with the sled's key before acting on it).
+macro_rules! tagged_answers {
+    ($($(#[doc = $doc:literal])* $name:ident($answer:ty);)+) => {$(
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub struct $name {
+            /// The node's answer.
+            pub answer: $answer,
+            /// The node's tag of the answer (under the request's nonce).
+            pub tag: AnswerTag,
+        }
+    )+};
+}
+
+tagged_answers! {
+    /// `coordinate_reconfiguration`'s answer, tagged.
+    ReconfigureAnswer(ReconfigureOutcome);
+    /// `commit_configuration`'s answer, tagged.
+    CommitAnswer(CommitOutcome);
+    /// `prepare_and_commit`'s answer, tagged.
+    PrepareAndCommitAnswer(PrepareAndCommitOutcome);
+    /// `coordinator_status`'s answer, tagged: the running coordination,
+    /// or `null` when none.
+    CoordinatorStatusAnswer(Option<CoordinatorStatus>);
+    /// A node status Nexus asked for (proxied), tagged.
+    NodeStatusAnswer(NodeStatus);
+    /// Which secret a sled loaded, without the secret: its epoch and its
+    /// fingerprint (tq-std's `LoadedSecret::fingerprint`, a one-way,
+    /// domain-separated hash), so members can be compared; tagged.
+    SecretFingerprintAnswer(SecretFingerprint);
+}
+
+/// `coordinate_upgrade_from_lrtq`'s answer (it has no value): the node's
+/// tag of its success.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UpgradeFromLrtqAnswer {
+    /// The node's tag of the answer (under the request's nonce).
+    pub tag: AnswerTag,
+}
+
 /// `commit_configuration` on another sled, through this one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +132,11 @@ pub struct ProxyCommitRequest {
     /// How long to wait for its answer, in milliseconds (1 to 60000).
     #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
+    /// Nexus's authenticator of the call, for the target (this sled only
+    /// passes it on; the target checks it): without it the call is
+    /// refused here (401 `unauthenticated`).
+    #[serde(default)]
+    pub auth: Option<RequestAuth>,
     /// The call.
     pub request: CommitRequest,
 }
@@ -60,6 +150,10 @@ pub struct ProxyPrepareAndCommitRequest {
     /// How long to wait for its answer, in milliseconds (1 to 60000).
     #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
+    /// Nexus's authenticator of the call, for the target: without it the
+    /// call is refused here (401 `unauthenticated`).
+    #[serde(default)]
+    pub auth: Option<RequestAuth>,
     /// The configuration to prepare and commit.
     pub config: Configuration,
 }
@@ -73,6 +167,10 @@ pub struct ProxyStatusRequest {
     /// How long to wait for its answer, in milliseconds (1 to 60000).
     #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
+    /// Nexus's authenticator of the call, for the target: without it the
+    /// call is refused here (401 `unauthenticated`).
+    #[serde(default)]
+    pub auth: Option<RequestAuth>,
 }
 
 /// Load the latest committed epoch's secret, waiting up to the deadline
@@ -83,18 +181,10 @@ pub struct SecretFingerprintRequest {
     /// How long to wait for the shares, in milliseconds (1 to 60000).
     #[schemars(range(min = 1, max = "MAX_DEADLINE_MS"))]
     pub deadline_ms: DeadlineMs,
-}
-
-/// Which secret a sled loaded, without the secret: its epoch and its
-/// fingerprint (tq-std's `LoadedSecret::fingerprint`, a one-way,
-/// domain-separated hash), so members can be compared.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct SecretFingerprint {
-    /// The epoch whose secret was loaded.
-    pub epoch: Epoch,
-    /// The fingerprint, 32 bytes in lower-case hex.
-    #[schemars(length(equal = 64), regex(pattern = r"^[0-9a-f]*$"))]
-    pub fingerprint: String,
+    /// Nexus's authenticator of the call, for this sled: without it the
+    /// call is refused (401 `unauthenticated`).
+    #[serde(default)]
+    pub auth: Option<RequestAuth>,
 }
 
 /// A sled's status: the core's node status, and what the shim adds.

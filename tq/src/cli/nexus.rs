@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! tq nexus --rack rack.toml --state nexus.json init            # an LRTQ rack: every sled of the file
+//! tq nexus --rack rack.toml --state nexus.json sled-key --sled 913-0000019:SN0003 --out request.key
 //! tq nexus --rack rack.toml --state nexus.json upgrade         # the LRTQ upgrade, driven to its end
 //! tq nexus --rack rack.toml --state nexus.json add SN0009 SN0010
 //! tq nexus --rack rack.toml --state nexus.json remove SN0002
@@ -16,6 +17,13 @@
 //! Every command but `show` holds the state file's lock while it runs: a
 //! second one at the same time is refused in one line, so two can never
 //! issue conflicting configurations for one epoch.
+//!
+//! Nexus's authority key lives beside the state file
+//! (`<state>.authority-key`, or `--authority-key FILE`), mode 0600: `init`
+//! makes it (or keeps the one rack setup made), `sled-key` writes a sled's
+//! request key from it for the sled's `[authority] key_file`, and every
+//! call to a sled is authenticated with it (refused if the file is open
+//! to other users).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,10 +33,11 @@ use clap::{Args, Subcommand};
 use tq::https::{RackCa, RackCaError};
 use tq::nexus::http::{ClientError, HttpSled};
 use tq::nexus::rack_file::{RackFile, RackFileError};
-use tq::nexus::{MajorityError, StateFileError};
+use tq::nexus::{AuthorityKeyError, MajorityError, StateFileError};
 use tq_core::ids::{PlatformId, Threshold, ThresholdOutOfRange};
 use tq_driver::{Directory as _, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Timing};
+use tq_rack_setup::keys::KeyFileError;
 
 use super::report::Report;
 use super::{RuntimeError, runtime};
@@ -43,6 +52,10 @@ pub struct NexusArgs {
     /// Nexus's state file (written atomically at every decision).
     #[arg(long, value_name = "FILE")]
     pub state: PathBuf,
+    /// Nexus's authority key (default: beside the state file,
+    /// `<state>.authority-key`).
+    #[arg(long, value_name = "FILE")]
+    pub authority_key: Option<PathBuf>,
     /// How long a command may drive before giving up, in seconds (what it
     /// decided stays in the state file; `run` goes on from there).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -80,6 +93,16 @@ pub enum NexusCommand {
         /// The rack's sleds (default: every sled of the rack file).
         #[arg(long, value_delimiter = ',', value_name = "SLED,...")]
         sleds: Vec<String>,
+    },
+    /// Write a sled's request key (derived from Nexus's authority key), to
+    /// provision as its `[authority] key_file`.
+    SledKey {
+        /// The sled, `part:serial` (or a serial no other sled has).
+        #[arg(long, value_name = "SLED")]
+        sled: String,
+        /// The file to write (mode 0600; refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Upgrade the LRTQ rack (its sleds, or those named) and drive it to
     /// its end.
@@ -140,6 +163,10 @@ enum NexusCliError {
     #[error(transparent)]
     StateFile(#[from] StateFileError),
     #[error(transparent)]
+    AuthorityKey(#[from] AuthorityKeyError),
+    #[error("sled key {}", .0.display())]
+    SledKey(PathBuf, #[source] KeyFileError),
+    #[error(transparent)]
     Threshold(#[from] ThresholdOutOfRange),
     #[error(transparent)]
     Majority(#[from] MajorityError),
@@ -192,17 +219,44 @@ async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
     let directory = tq::nexus::directory(&rack, &rack_ca, config.call_timeout)?;
     let file = StateFile::new(&args.state);
     let limit = Duration::from_secs(args.timeout);
+    let key_path = args
+        .authority_key
+        .clone()
+        .unwrap_or_else(|| tq::nexus::authority_key_path(&args.state));
     if let NexusCommand::Init { fresh, sleds } = &args.command {
         let ids = named(&rack, sleds)?;
         let ids = if ids.is_empty() { rack.ids() } else { ids };
         let origin = if *fresh { Origin::Fresh } else { Origin::Lrtq };
-        Driver::create(file, directory, config, rack.rack_id, origin, &ids).await?;
+        // The key is made under the state file's lock and only for a new
+        // state, so a refused init leaves nothing new behind.
+        let lock = file.lock().await.map_err(DriverError::Store)?;
+        if file.path().exists() {
+            return Err(DriverError::StateExists(file.path().to_owned()).into());
+        }
+        let (key, made) = tq::nexus::make_authority_key(&key_path)?;
+        drop(lock);
+        Driver::create(file, directory, key, config, rack.rack_id, origin, &ids).await?;
         println!(
-            "{}: {} sleds of rack {}, {}",
+            "{}: {} sleds of rack {}, {}; authority key {} ({})",
             args.state.display(),
             ids.len(),
             rack.rack_id,
-            if *fresh { "fresh" } else { "on LRTQ" }
+            if *fresh { "fresh" } else { "on LRTQ" },
+            key_path.display(),
+            if made { "made" } else { "kept" }
+        );
+        return Ok(());
+    }
+    if let NexusCommand::SledKey { sled, out } = &args.command {
+        let id = rack.find(sled)?.id.clone();
+        let authority = tq::nexus::read_authority_key(&key_path)?;
+        let failed = |e| NexusCliError::SledKey(out.clone(), e);
+        let key = tq_rack_setup::keys::sled_key(&authority, rack.rack_id, &id).map_err(failed)?;
+        tq_rack_setup::keys::write_sled_key(out, &key).map_err(failed)?;
+        println!(
+            "{}: the request key of {id} (rack {})",
+            out.display(),
+            rack.rack_id
         );
         return Ok(());
     }
@@ -213,10 +267,13 @@ async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
     }
     // From here on this process is the state file's one writer (the
     // driver's lock) until it exits.
-    let mut driver = Driver::resume(file, directory, config).await?;
+    let key = tq::nexus::read_authority_key(&key_path)?;
+    let mut driver = Driver::resume(file, directory, key, config).await?;
     driver.observe(|event| eprintln!("{event}"));
     let wait = match &args.command {
-        NexusCommand::Init { .. } | NexusCommand::Show { .. } => false,
+        NexusCommand::Init { .. } | NexusCommand::Show { .. } | NexusCommand::SledKey { .. } => {
+            false
+        }
         NexusCommand::Run => true,
         NexusCommand::Abandon { coordinator } => {
             let coordinator = match coordinator {

@@ -12,6 +12,10 @@
 //! Each sled is reached over HTTPS and must present a certificate of the
 //! rack CA naming the platform id it is expected to have (`tq::https`):
 //! given with `--sled`, listed in the rack file with `--rack`.
+//!
+//! A sled with no API address is asked through a member's proxy, which is
+//! Nexus's call: it needs Nexus's authority key (`--authority-key`, or the
+//! one beside `--state`), and its answer is shown only if its tag checks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +32,9 @@ use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
 use tq::nexus::rack_file::{RackFile, RackFileError, parse_platform_id};
 use tq_core::api::NodeStatus;
+use tq_core::authority::NodeStatusQuery;
 use tq_core::ids::PlatformId;
+use tq_driver::Authorized;
 use tq_nexus::{Nexus, Timing};
 use tq_std::net::measurements::SHA3_256_OID;
 
@@ -55,6 +61,10 @@ pub struct StatusArgs {
     /// confirmed each epoch).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Nexus's authority key, to ask sleds with no API address through a
+    /// proxy (default: beside `--state`, if given).
+    #[arg(long, value_name = "FILE")]
+    pub authority_key: Option<PathBuf>,
     /// JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +85,8 @@ enum StatusCliError {
     RackCa(#[from] RackCaError),
     #[error(transparent)]
     StateFile(#[from] StateFileError),
+    #[error(transparent)]
+    AuthorityKey(#[from] tq::nexus::AuthorityKeyError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error("asking a sled failed")]
@@ -183,8 +195,14 @@ impl SledView {
     }
 }
 
-/// Asks each sled with no API address through a member connected to it.
-async fn ask_through_proxies(views: &mut [SledView], rack_ca: &RackCa, timeout: Duration) {
+/// Asks each sled with no API address through a member connected to it,
+/// as Nexus (`authority`, if any), checking the target's tag.
+async fn ask_through_proxies(
+    views: &mut [SledView],
+    rack_ca: &RackCa,
+    timeout: Duration,
+    authority: Option<&tq_driver::Authority>,
+) {
     let vias: Vec<(PlatformId, SocketAddr, Vec<PlatformId>)> = views
         .iter()
         .filter_map(|v| {
@@ -203,10 +221,23 @@ async fn ask_through_proxies(views: &mut [SledView], rack_ca: &RackCa, timeout: 
         let Some((via, addr, _)) = vias.iter().find(|(_, _, peers)| peers.contains(&id)) else {
             continue;
         };
+        let Some(authority) = authority else {
+            view.error = Some("no Nexus authority key to ask it through a proxy".into());
+            continue;
+        };
         let Ok(sled) = HttpSled::new(*addr, via.clone(), rack_ca, timeout) else {
             continue;
         };
-        match tq_driver::SledApi::proxy_status(&sled, id, timeout).await {
+        let asked = match authority.authorize(&id, &NodeStatusQuery) {
+            Ok(Authorized { auth, check }) => {
+                match tq_driver::SledApi::proxy_status(&sled, id, auth, timeout).await {
+                    Ok(tagged) => check.accept(tagged),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.into()),
+        };
+        match asked {
             Ok(node) => {
                 view.via = Some(via.clone());
                 view.proxied = Some(node);
@@ -219,6 +250,20 @@ async fn ask_through_proxies(views: &mut [SledView], rack_ca: &RackCa, timeout: 
 
 async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let nexus = match &args.state {
+        Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
+        None => None,
+    };
+    let key_path = args.authority_key.clone().or_else(|| {
+        args.state
+            .as_deref()
+            .map(tq::nexus::authority_key_path)
+            .filter(|p| p.exists())
+    });
+    let key = key_path
+        .as_deref()
+        .map(tq::nexus::read_authority_key)
+        .transpose()?;
     let views = match (&args.sled, &args.platform_id, &args.rack_ca, &args.rack) {
         (Some(addr), Some(id), Some(rack_ca), _) => {
             let rack_ca = RackCa::load(rack_ca)?;
@@ -238,14 +283,11 @@ async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
             }
             views.sort_by_key(|(i, _)| *i);
             let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
-            ask_through_proxies(&mut views, &rack_ca, timeout).await;
+            let authority = key.map(|key| tq_driver::Authority::new(key, rack.rack_id));
+            ask_through_proxies(&mut views, &rack_ca, timeout, authority.as_ref()).await;
             views
         }
         _ => return Err(StatusCliError::NothingToAsk),
-    };
-    let nexus = match &args.state {
-        Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
-        None => None,
     };
     let healthy = views.iter().all(SledView::healthy);
     if args.json {

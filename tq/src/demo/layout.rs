@@ -1,9 +1,11 @@
 //! The demo rack on disk, in a temporary directory: per sled its two
 //! "drives" (ledger directories, initialized as `tq sled init` does), its
-//! certificate and key, its LRTQ share file if it comes from the LRTQ
-//! rack, and its `tq sled` configuration file naming every other sled as a
-//! peer; and the rack file Nexus drives from, with the rack CA's
-//! certificate beside it (what Nexus verifies the sleds' APIs under).
+//! certificate and key, its request key (derived from Nexus's authority
+//! key, which rack setup makes and keeps beside Nexus's state file), its
+//! LRTQ share file if it comes from the LRTQ rack, and its `tq sled`
+//! configuration file naming every other sled as a peer; and the rack
+//! file Nexus drives from, with the rack CA's certificate beside it (what
+//! Nexus verifies the sleds' APIs under).
 //!
 //! Each sled's files are laid out as `tq_rack_setup::layout` lays them
 //! out (the tests that start sleds use the same), its certificate made by
@@ -15,6 +17,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId, RackId};
 use tq_rack_setup::layout::{RACK_CA_FILE, SledConfigFile, SledDir};
 use tq_rack_setup::pki::{Firmware, RackCa};
@@ -46,6 +49,9 @@ pub enum LayoutError {
     /// The rack CA could not be made.
     #[error("the rack CA")]
     Ca(#[source] SetupError),
+    /// Nexus's authority key could not be made or written.
+    #[error("Nexus's authority key")]
+    AuthorityKey(#[source] tq_rack_setup::keys::KeyFileError),
     /// Nexus's copy of the rack CA's certificate could not be written.
     #[error("cannot write {}", .0.display())]
     RackCaFile(PathBuf, #[source] std::io::Error),
@@ -128,7 +134,16 @@ pub struct Layout {
     /// The rack CA, which re-issues a certificate when a sled's firmware
     /// changes ([`Layout::remeasure`]).
     ca: RackCa,
+    /// Nexus's authority key, which every sled's request key derives from.
+    pub authority: NexusAuthorityKey,
+    /// Where it is kept: beside Nexus's state file, [`NEXUS_STATE_FILE`].
+    pub authority_key_file: PathBuf,
 }
+
+/// Nexus's state file in the rack's directory (the demo's, and the one
+/// the tests' `tq nexus` commands use); its authority key is beside it
+/// ([`crate::nexus::authority_key_path`]).
+pub const NEXUS_STATE_FILE: &str = "nexus.json";
 
 /// The rack id of the demo with `seed`.
 pub fn rack_id(seed: u64) -> RackId {
@@ -151,6 +166,11 @@ impl Layout {
         let rack_id = rack_id(seed);
         let addresses = addresses(addressing, count)?;
         let ca = RackCa::new("tq demo rack CA").map_err(LayoutError::Ca)?;
+        let authority =
+            tq_rack_setup::keys::new_authority_key().map_err(LayoutError::AuthorityKey)?;
+        let authority_key_file = crate::nexus::authority_key_path(&root.join(NEXUS_STATE_FILE));
+        tq_rack_setup::keys::write_authority_key(&authority_key_file, &authority)
+            .map_err(LayoutError::AuthorityKey)?;
         let rack_ca = root.join(RACK_CA_FILE);
         std::fs::write(&rack_ca, ca.pem())
             .map_err(|e| LayoutError::RackCaFile(rack_ca.clone(), e))?;
@@ -169,6 +189,9 @@ impl Layout {
             files.create().map_err(failed)?;
             files
                 .write_pki(&ca, &platform_id_uri(&id))
+                .map_err(failed)?;
+            files
+                .write_request_key(&authority, rack_id, &id)
                 .map_err(failed)?;
             if index < lrtq {
                 let data = setup.share_data(rack_id, index, &digests).map_err(failed)?;
@@ -220,6 +243,8 @@ impl Layout {
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
             ca,
+            authority,
+            authority_key_file,
         })
     }
 

@@ -78,8 +78,9 @@ use std::time::{Duration, Instant};
 
 use tq_core::api::LoadSecretError;
 use tq_core::api::crash_tolerance;
+use tq_core::authority::LatestSecretQuery;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
+use tq_driver::{Authorized, CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
 use tq_rack_setup::pki::{Firmware, rack_firmware};
 use tq_std::handle::Unavailable;
@@ -269,7 +270,8 @@ pub async fn run_in(
     .map_err(DemoError::SetUp)?;
     let disks = disks::DemoDisks::set_up(&layout).map_err(DemoError::Disks)?;
     let sleds = Sleds::new(layout, options.launch.clone())?;
-    let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress, disks).await?;
+    let state = dir.path().join(layout::NEXUS_STATE_FILE);
+    let mut demo = Demo::new(sleds, state, progress, disks).await?;
     let outcome = demo.scenario(options.sleds, added).await;
     if let Err(e) = &outcome {
         demo.progress.fail();
@@ -344,6 +346,7 @@ impl Demo {
         let mut driver = Driver::create(
             StateFile::new(state),
             directory,
+            sleds.layout.authority.clone(),
             config,
             rack.rack_id,
             Origin::Lrtq,
@@ -898,14 +901,28 @@ impl Demo {
     async fn collect(&self, members: &[usize]) -> Vec<Reported> {
         let mut asks = tokio::task::JoinSet::new();
         for &i in members {
-            if let Ok(api) = self.sleds.api(i) {
+            if let Ok(api) = self.sleds.api(i)
+                && let Ok(files) = self.sleds.files(i)
+            {
                 let api = api.clone();
+                let authorized = self
+                    .driver
+                    .authority()
+                    .authorize(&files.id, &LatestSecretQuery);
                 asks.spawn(async move {
-                    let got = api.secret_fingerprint(SECRET_WAIT).await;
-                    (
-                        i,
-                        got.map(|p| (p.epoch, p.fingerprint)).map_err(NoSecret::Api),
-                    )
+                    let got = match authorized {
+                        Ok(Authorized { auth, check }) => api
+                            .secret_fingerprint(auth, SECRET_WAIT)
+                            .await
+                            .and_then(|answer| check.accept(answer)),
+                        Err(e) => Err(e.into()),
+                    };
+                    let got = match got {
+                        Ok(Ok(print)) => Ok((print.epoch, hex(&print.fingerprint))),
+                        Ok(Err(refused)) => Err(NoSecret::Refused(refused)),
+                        Err(failure) => Err(NoSecret::Api(failure)),
+                    };
+                    (i, got)
                 });
             }
         }
@@ -1044,6 +1061,14 @@ impl Demo {
         let driver = self.driver.stats();
         self.record
             .check("Nexus saw no refusal", driver.refused == 0);
+        self.record.check(
+            "every answer Nexus acted on carried its sled's tag",
+            driver.answer_unauthenticated == 0,
+        );
+        self.record.check(
+            "no sled refused Nexus's authenticator",
+            driver.request_refused == 0,
+        );
         let nexus = *self.driver.nexus().stats();
         let mut list = vec![
             ("nexus: epochs started".to_owned(), u64::from(nexus.started)),

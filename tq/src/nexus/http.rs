@@ -1,11 +1,15 @@
 //! A sled reached over its HTTP API: the Nexus driver's [`SledApi`] over
 //! the generated client ([`crate::client::Client`]).
 //!
-//! A node's own refusal comes back as an error response whose body holds
-//! the core's error (`refusal`): it is handed on as the node's answer, the
-//! very value an in-process sled gives. Any other error response (busy,
-//! not stored, a proxy's target not connected...), a transport failure or
-//! an answer that does not decode is a [`CallFailure`]: the machine is
+//! Each Nexus call sends Nexus's authenticator in its body and reads the
+//! node's tag beside the answer ([`Tagged`]), for the driver to check. A
+//! node's own refusal comes back as an error response whose body holds
+//! the core's error (`refusal`) and the node's tag of it (`answer_tag`):
+//! it is handed on as the node's answer, the very value an in-process
+//! sled gives. A refusal of the authenticator is a [`CallFailure`] of kind
+//! [`FailureKind::RequestRefused`]; any other error response (busy, not
+//! stored, a proxy's target not connected...), a transport failure or an
+//! answer that does not decode is a [`CallFailure`] too: the machine is
 //! told the sled is unreachable.
 
 use std::net::SocketAddr;
@@ -13,18 +17,20 @@ use std::time::Duration;
 
 use progenitor_client::{ClientInfo, Error, ResponseValue};
 use tq_core::api::{
-    CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
-    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
+    CommitOutcome, CommitRequest, CoordinatorStatus, LoadSecretError, LrtqUpgradeMsg, NodeStatus,
+    PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
+use tq_core::authority::{AnswerTag, RequestAuth};
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
-use tq_driver::{CallFailure, FailureKind, Reply, SledApi};
+use tq_driver::{CallFailure, FailureKind, Reply, SledApi, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode, Refusal};
 use crate::api::types::{
-    ProxyCommitRequest, ProxyPrepareAndCommitRequest, ProxyStatusRequest, SecretFingerprint,
-    SecretFingerprintRequest, SledStatus,
+    CommitBody, CoordinatorStatusBody, PrepareAndCommitBody, ProxyCommitRequest,
+    ProxyPrepareAndCommitRequest, ProxyStatusRequest, ReconfigureBody, SecretFingerprintRequest,
+    SledStatus, UpgradeFromLrtqBody,
 };
 use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
 use crate::https::{RackCa, base_url, sled_client};
@@ -72,12 +78,23 @@ impl HttpSled {
     }
 
     /// The latest committed epoch's secret's fingerprint, waiting up to
-    /// `deadline` for the shares.
-    pub async fn secret_fingerprint(&self, deadline: Duration) -> Reply<SecretFingerprint> {
+    /// `deadline` for the shares, or the node's refusal; `auth` is Nexus's
+    /// authenticator of the load (a `LatestSecretQuery`) for this sled.
+    /// Tagged, for the caller to check.
+    pub async fn secret_fingerprint(
+        &self,
+        auth: RequestAuth,
+        deadline: Duration,
+    ) -> Reply<Tagged<Result<SecretFingerprint, LoadSecretError>>> {
         let request = SecretFingerprintRequest {
             deadline_ms: millis(deadline),
+            auth: Some(auth),
         };
-        plain(self.client.secret_fingerprint(&request).await)
+        refusable(
+            self.client.secret_fingerprint(&request).await,
+            |a| (a.answer, a.tag),
+            load_secret_refusal,
+        )
     }
 
     /// Its counters, in the Prometheus text format.
@@ -172,6 +189,11 @@ fn failure(error: Error<ApiError>) -> CallFailure {
             let kind = match body.error_code {
                 ErrorCode::DeadlinePassed => FailureKind::Timeout,
                 ErrorCode::WrongAnswer | ErrorCode::Internal => FailureKind::BadAnswer,
+                ErrorCode::Unauthenticated
+                | ErrorCode::BadTag
+                | ErrorCode::ForeignRack
+                | ErrorCode::WrongTarget
+                | ErrorCode::NoRequestKey => FailureKind::RequestRefused,
                 _ => FailureKind::Unavailable,
             };
             CallFailure::new(kind, format!("{status}: {}", body.message))
@@ -189,19 +211,42 @@ fn plain<T>(result: Result<ResponseValue<T>, Error<ApiError>>) -> Reply<T> {
     result.map(ResponseValue::into_inner).map_err(failure)
 }
 
-/// An answer whose refusal `pick` recognizes as the node's own error.
-fn refusable<T, E>(
-    result: Result<ResponseValue<T>, Error<ApiError>>,
+/// A tagged answer (`split` takes it apart) whose refusal `pick`
+/// recognizes as the node's own error, tagged by the node: what the driver
+/// checks.
+fn refusable<A, T, E>(
+    result: Result<ResponseValue<A>, Error<ApiError>>,
+    split: impl FnOnce(A) -> (T, AnswerTag),
     pick: impl FnOnce(Refusal) -> Option<E>,
-) -> Reply<Result<T, E>> {
+) -> Reply<Tagged<Result<T, E>>> {
     match result {
-        Ok(value) => Ok(Ok(value.into_inner())),
-        Err(Error::ErrorResponse(response)) if response.refusal.is_some() => {
+        Ok(value) => {
+            let (answer, tag) = split(value.into_inner());
+            Ok(Tagged {
+                answer: Ok(answer),
+                tag,
+            })
+        }
+        Err(Error::ErrorResponse(response))
+            if response
+                .refusal
+                .as_deref()
+                .is_some_and(|r| !matches!(r, Refusal::Request(_))) =>
+        {
             let status = response.status();
             let body = response.into_inner();
             let message = body.message.clone();
+            let Some(tag) = body.answer_tag else {
+                return Err(CallFailure::new(
+                    FailureKind::AnswerUnauthenticated,
+                    format!("{status}: a refusal without the node's tag: {message}"),
+                ));
+            };
             match body.refusal.and_then(|refusal| pick(*refusal)) {
-                Some(error) => Ok(Err(error)),
+                Some(error) => Ok(Tagged {
+                    answer: Err(error),
+                    tag,
+                }),
                 None => Err(CallFailure::new(
                     FailureKind::BadAnswer,
                     format!("{status}: a refusal of another call: {message}"),
@@ -210,6 +255,15 @@ fn refusable<T, E>(
         }
         Err(error) => Err(failure(error)),
     }
+}
+
+/// A tagged answer that is never a refusal of the node's own.
+fn tagged<A, T>(
+    result: Result<ResponseValue<A>, Error<ApiError>>,
+    split: impl FnOnce(A) -> (T, AnswerTag),
+) -> Reply<Tagged<T>> {
+    let (answer, tag) = split(plain(result)?);
+    Ok(Tagged { answer, tag })
 }
 
 fn reconfigure_refusal(r: Refusal) -> Option<ReconfigureError> {
@@ -233,6 +287,13 @@ fn commit_refusal(r: Refusal) -> Option<CommitError> {
     }
 }
 
+fn load_secret_refusal(r: Refusal) -> Option<LoadSecretError> {
+    match r {
+        Refusal::LoadSecret(e) => Some(e),
+        _ => None,
+    }
+}
+
 fn prepare_and_commit_refusal(r: Refusal) -> Option<PrepareAndCommitError> {
     match r {
         Refusal::PrepareAndCommit(e) => Some(e),
@@ -243,31 +304,76 @@ fn prepare_and_commit_refusal(r: Refusal) -> Option<PrepareAndCommitError> {
 impl SledApi for HttpSled {
     async fn reconfigure(
         &self,
+        auth: RequestAuth,
         msg: ReconfigureMsg,
-    ) -> Reply<Result<ReconfigureOutcome, ReconfigureError>> {
-        refusable(self.client.reconfigure(&msg).await, reconfigure_refusal)
+    ) -> Reply<Tagged<Result<ReconfigureOutcome, ReconfigureError>>> {
+        let body = ReconfigureBody {
+            auth: Some(auth),
+            request: msg,
+        };
+        refusable(
+            self.client.reconfigure(&body).await,
+            |a| (a.answer, a.tag),
+            reconfigure_refusal,
+        )
     }
 
-    async fn upgrade_from_lrtq(&self, msg: LrtqUpgradeMsg) -> Reply<Result<(), LrtqUpgradeError>> {
-        refusable(self.client.upgrade_from_lrtq(&msg).await, upgrade_refusal)
+    async fn upgrade_from_lrtq(
+        &self,
+        auth: RequestAuth,
+        msg: LrtqUpgradeMsg,
+    ) -> Reply<Tagged<Result<(), LrtqUpgradeError>>> {
+        let body = UpgradeFromLrtqBody {
+            auth: Some(auth),
+            request: msg,
+        };
+        refusable(
+            self.client.upgrade_from_lrtq(&body).await,
+            |a| ((), a.tag),
+            upgrade_refusal,
+        )
     }
 
-    async fn commit(&self, request: CommitRequest) -> Reply<Result<CommitOutcome, CommitError>> {
-        refusable(self.client.commit(&request).await, commit_refusal)
+    async fn commit(
+        &self,
+        auth: RequestAuth,
+        request: CommitRequest,
+    ) -> Reply<Tagged<Result<CommitOutcome, CommitError>>> {
+        let body = CommitBody {
+            auth: Some(auth),
+            request,
+        };
+        refusable(
+            self.client.commit(&body).await,
+            |a| (a.answer, a.tag),
+            commit_refusal,
+        )
     }
 
     async fn prepare_and_commit(
         &self,
+        auth: RequestAuth,
         config: Configuration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+    ) -> Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
+        let body = PrepareAndCommitBody {
+            auth: Some(auth),
+            request: config,
+        };
         refusable(
-            self.client.prepare_and_commit(&config).await,
+            self.client.prepare_and_commit(&body).await,
+            |a| (a.answer, a.tag),
             prepare_and_commit_refusal,
         )
     }
 
-    async fn coordinator_status(&self) -> Reply<Option<CoordinatorStatus>> {
-        plain(self.client.coordinator_status().await)
+    async fn coordinator_status(
+        &self,
+        auth: RequestAuth,
+    ) -> Reply<Tagged<Option<CoordinatorStatus>>> {
+        let body = CoordinatorStatusBody { auth: Some(auth) };
+        tagged(self.client.coordinator_status(&body).await, |a| {
+            (a.answer, a.tag)
+        })
     }
 
     async fn status(&self) -> Reply<NodeStatus> {
@@ -277,40 +383,55 @@ impl SledApi for HttpSled {
     async fn proxy_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         request: CommitRequest,
         deadline: Duration,
-    ) -> Reply<Result<CommitOutcome, CommitError>> {
+    ) -> Reply<Tagged<Result<CommitOutcome, CommitError>>> {
         let body = ProxyCommitRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
             request,
         };
-        refusable(self.client.proxy_commit(&body).await, commit_refusal)
+        refusable(
+            self.client.proxy_commit(&body).await,
+            |a| (a.answer, a.tag),
+            commit_refusal,
+        )
     }
 
     async fn proxy_prepare_and_commit(
         &self,
         to: PlatformId,
+        auth: RequestAuth,
         config: Configuration,
         deadline: Duration,
-    ) -> Reply<Result<PrepareAndCommitOutcome, PrepareAndCommitError>> {
+    ) -> Reply<Tagged<Result<PrepareAndCommitOutcome, PrepareAndCommitError>>> {
         let body = ProxyPrepareAndCommitRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
             config,
         };
         refusable(
             self.client.proxy_prepare_and_commit(&body).await,
+            |a| (a.answer, a.tag),
             prepare_and_commit_refusal,
         )
     }
 
-    async fn proxy_status(&self, to: PlatformId, deadline: Duration) -> Reply<NodeStatus> {
+    async fn proxy_status(
+        &self,
+        to: PlatformId,
+        auth: RequestAuth,
+        deadline: Duration,
+    ) -> Reply<Tagged<NodeStatus>> {
         let body = ProxyStatusRequest {
             target: to,
             deadline_ms: millis(deadline),
+            auth: Some(auth),
         };
-        plain(self.client.proxy_status(&body).await)
+        tagged(self.client.proxy_status(&body).await, |a| (a.answer, a.tag))
     }
 }
 
@@ -400,11 +521,25 @@ mod tests {
         HttpSled::new(addr, sled(), &rack_ca, Duration::from_secs(10)).unwrap()
     }
 
+    /// An authenticator (what it holds does not matter to these servers).
+    fn any_auth() -> RequestAuth {
+        RequestAuth {
+            rack_id: tq_core::ids::RackId([1; 16]),
+            target: PlatformId::new("p", "s").unwrap(),
+            nonce: [2; 16],
+            tag: [3; 32],
+        }
+    }
+
     /// A valid fingerprint answer, padded with spaces (still valid JSON)
     /// to `len` bytes.
     fn fingerprint_answer(len: usize) -> Vec<u8> {
-        let mut body =
-            format!(r#"{{"epoch": 2, "fingerprint": "{}"}}"#, "ab".repeat(32)).into_bytes();
+        let mut body = format!(
+            r#"{{"answer": {{"epoch": 2, "fingerprint": "{}"}}, "tag": "{}"}}"#,
+            "ab".repeat(32),
+            "cd".repeat(32)
+        )
+        .into_bytes();
         body.resize(len, b' ');
         body
     }
@@ -418,14 +553,14 @@ mod tests {
         for chunked in [false, true] {
             let sled = answering(fingerprint_answer(limit), chunked, "application/json").await;
             let print = sled
-                .secret_fingerprint(Duration::from_secs(1))
+                .secret_fingerprint(any_auth(), Duration::from_secs(1))
                 .await
                 .unwrap();
-            assert_eq!(print.epoch, tq_core::ids::Epoch(2));
+            assert_eq!(print.answer.unwrap().epoch, tq_core::ids::Epoch(2));
 
             let sled = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
             let failure = sled
-                .secret_fingerprint(Duration::from_secs(1))
+                .secret_fingerprint(any_auth(), Duration::from_secs(1))
                 .await
                 .unwrap_err();
             assert!(failure.to_string().contains("body"), "{failure}");

@@ -8,6 +8,8 @@
 //! or a reconfiguration to its commit over the API.
 #![allow(dead_code)]
 
+pub mod nexus_client;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub fn write_sled_files(
     let sled = SledDir::new(dir);
     sled.create().unwrap();
     sled.write_pki(ca.rack_ca(), &platform_id_uri(id)).unwrap();
+    sled.write_request_key(&tq_test_fixtures::authority_key(), RACK_ID, id)
+        .unwrap();
     if let Some(data) = lrtq {
         sled.write_lrtq_share(data).unwrap();
     }
@@ -236,6 +240,15 @@ impl Rack {
         Client::new_with_client(&self.base_url(i), self.http(i))
     }
 
+    /// Sled `i`'s API as Nexus calls it (authenticated, tags checked).
+    pub fn nexus(&self, i: usize) -> nexus_client::NexusClient {
+        nexus_client::NexusClient {
+            client: self.client(i),
+            id: self.sleds[i].id.clone(),
+            authority: nexus_client::fixture_authority(),
+        }
+    }
+
     /// Stops sled `i` cleanly.
     pub async fn stop(&mut self, i: usize) {
         if let Some(daemon) = self.sleds[i].daemon.take() {
@@ -291,7 +304,7 @@ pub async fn commit_epoch(
     epoch: Epoch,
     member_sleds: &[usize],
 ) -> (Configuration, Vec<Took>) {
-    let client = rack.client(coordinator);
+    let client = rack.nexus(coordinator);
     let deadline = tokio::time::Instant::now() + WAIT;
     let status: CoordinatorStatus = loop {
         let status = client.coordinator_status().await.unwrap().into_inner();
@@ -331,14 +344,15 @@ pub async fn commit_epoch(
             let body = tq::api::types::ProxyCommitRequest {
                 target: rack.sleds[i].id.clone(),
                 deadline_ms: 10_000,
+                auth: None,
                 request,
             };
             Took::Commit(client.proxy_commit(&body).await.unwrap().into_inner())
         } else if is_acked && !last_acked {
-            Took::Commit(rack.client(i).commit(&request).await.unwrap().into_inner())
+            Took::Commit(rack.nexus(i).commit(&request).await.unwrap().into_inner())
         } else {
             Took::PrepareAndCommit(
-                rack.client(i)
+                rack.nexus(i)
                     .prepare_and_commit(&config)
                     .await
                     .unwrap()
@@ -365,7 +379,7 @@ pub async fn upgrade(
         members: members(rack, member_sleds),
         threshold: threshold(k),
     };
-    rack.client(coordinator)
+    rack.nexus(coordinator)
         .upgrade_from_lrtq(&msg)
         .await
         .unwrap();
@@ -388,7 +402,7 @@ pub async fn reconfigure(
         members: members(rack, member_sleds),
         threshold: threshold(k),
     };
-    rack.client(coordinator).reconfigure(&msg).await.unwrap();
+    rack.nexus(coordinator).reconfigure(&msg).await.unwrap();
     commit_epoch(rack, coordinator, epoch, member_sleds).await
 }
 
