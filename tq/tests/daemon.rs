@@ -109,7 +109,7 @@ fn a_bad_config_is_one_line() {
     edit(&config, "[api]\n", "[api]\nport = 5\n");
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: config: "), "{line}");
-    assert!(line.contains("line 16"), "{line}");
+    assert!(line.contains("line 19"), "{line}");
     assert!(line.contains("unknown field `port`"), "{line}");
 
     edit(&config, "port = 5\n", "");
