@@ -16,46 +16,11 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tq::demo::disks::DemoDisks;
 use tq::demo::layout::{Addressing, Layout};
 use tq_fscrypt::RawKey;
-
-/// A process in a mount namespace of its own; killed when dropped.
-struct Holder(Child);
-
-impl Holder {
-    /// `None` if `unshare` cannot make one here.
-    fn start() -> Option<Self> {
-        let mine = fs::read_link("/proc/self/ns/mnt").unwrap();
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "unchanged", "sleep", "120"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let holder = Self(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let theirs = fs::read_link(format!("/proc/{}/ns/mnt", holder.0.id()));
-            if theirs.as_ref().is_ok_and(|ns| *ns != mine) {
-                return Some(holder);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tq_test_fixtures::loopfs::MountHolder;
 
 fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED (not run, not passed): {why}");
@@ -78,7 +43,7 @@ fn power_cut_locks_every_vault_though_another_namespace_keeps_the_mounts() {
         tq_fscrypt::set_policy(&vault, &id).unwrap();
     }
     disks.write_notes(&members).unwrap();
-    let Some(holder) = Holder::start() else {
+    let Some(holder) = MountHolder::start() else {
         return skip("`unshare --mount` could not make a mount namespace");
     };
     let cut = disks.power_cut(&members).unwrap();

@@ -268,17 +268,8 @@ pub async fn wait_wrapped(
 /// A key that cannot be removed completely is left for the locked check
 /// to catch.
 fn forget_kept_key(mount: &Path) -> io::Result<bool> {
-    // The vault is closed before the removal: an open file under the key
-    // would keep it from locking.
-    let Some(id) = tq_fscrypt::policy_identifier(fs::File::open(vault(mount))?)? else {
-        return Ok(false);
-    };
-    let root = fs::File::open(mount)?;
-    if tq_fscrypt::key_status(&root, &id)? == tq_fscrypt::KeyStatus::Absent {
-        return Ok(false);
-    }
-    tq_fscrypt::remove_key(&root, &id)?;
-    Ok(true)
+    let removed = tq_fscrypt::remove_key_of(fs::File::open(mount)?, &vault(mount))?;
+    Ok(removed.is_some())
 }
 
 fn vault(mount: &Path) -> PathBuf {
