@@ -125,6 +125,22 @@ pub fn remove_key(fs: impl AsFd, id: &KeyIdentifier) -> io::Result<Removal> {
     ioctl::remove_key(fs.as_fd(), id)
 }
 
+/// Removes the key of directory `dir`'s v2 policy from the file system
+/// `fs` is on (any file of it not under that key), if it is there: what a
+/// power cycle does, for a file system that outlived its unmount because
+/// another mount namespace still holds a mount of it. `Ok(None)`: `dir`
+/// is not encrypted, or its key was not there. `dir` is open only while
+/// its policy is read: a file open under the key keeps it from locking.
+pub fn remove_key_of(fs: impl AsFd, dir: &std::path::Path) -> io::Result<Option<Removal>> {
+    let Some(id) = policy_identifier(std::fs::File::open(dir)?)? else {
+        return Ok(None);
+    };
+    if key_status(fs.as_fd(), &id)? == KeyStatus::Absent {
+        return Ok(None);
+    }
+    remove_key(fs, &id).map(Some)
+}
+
 /// The key identifier of the directory's v2 policy; `None` if it is not
 /// encrypted (an error if it has a v1 policy).
 pub fn policy_identifier(dir: impl AsFd) -> io::Result<Option<KeyIdentifier>> {

@@ -5,7 +5,8 @@
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A loop-mounted ext4 with encryption on, unmounted when dropped.
 pub struct LoopFs {
@@ -65,9 +66,29 @@ impl LoopFs {
 
     /// Unmounts and mounts it again: the kernel forgets every fscrypt key
     /// it was given, as at a power cycle.
+    ///
+    /// Where the root mount is private (a container), a mount namespace
+    /// made anywhere on the machine while this is mounted (`ip netns
+    /// exec`, `unshare -m`, another test's sleds) keeps a copy of the mount
+    /// that our unmount never reaches: the file system then lives on, and
+    /// the remount gets it back with its keys. So the key of every
+    /// encrypted directory at the top is removed if it is still there, as
+    /// the power cycle would have.
     pub fn remount(&self) {
         self.unmount();
         assert!(self.mount_it(), "mounting {} again", self.image.display());
+        let root = File::open(&self.mount).unwrap();
+        for entry in fs::read_dir(&self.mount).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                let removal = tq_fscrypt::remove_key_of(&root, &path).unwrap();
+                assert!(
+                    matches!(removal, None | Some(tq_fscrypt::Removal::Removed)),
+                    "{}: {removal:?}",
+                    path.display()
+                );
+            }
+        }
     }
 
     fn mount_it(&self) -> bool {
@@ -92,5 +113,43 @@ impl LoopFs {
 impl Drop for LoopFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}
+
+/// A process in a mount namespace of its own, made now: it holds a copy
+/// of every mount there is (where the root mount is private, one no
+/// unmount of ours reaches), as `ip netns exec` or another test's sleds
+/// would. Killed when dropped.
+pub struct MountHolder(Child);
+
+impl MountHolder {
+    /// `None` if `unshare --mount` cannot make one here.
+    pub fn start() -> Option<Self> {
+        let mine = fs::read_link("/proc/self/ns/mnt").ok()?;
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "unchanged", "sleep", "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let holder = Self(child);
+        // `unshare` makes the namespace, then becomes `sleep`.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let theirs = fs::read_link(format!("/proc/{}/ns/mnt", holder.0.id()));
+            if theirs.as_ref().is_ok_and(|ns| *ns != mine) {
+                return Some(holder);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for MountHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

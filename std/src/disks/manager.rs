@@ -193,18 +193,6 @@ impl Manager {
                 Err(NoSecret::Retry(why)) => last_error = why,
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                for i in 0..self.disks.len() {
-                    self.board.update(i, |r| {
-                        if r.state != DiskState::Unlocked {
-                            r.state = DiskState::Failed(format!(
-                                "not unlocked within the deadline: {last_error}"
-                            ));
-                        }
-                    });
-                }
-                return;
-            }
             let pause = backoff.next_delay_with(rand::random::<f64>()).min(left);
             // A commit (the rack's first, say) is worth a round at once.
             tokio::select! {
@@ -215,6 +203,21 @@ impl Manager {
                     }
                     self.committed.borrow_and_update();
                 }
+            }
+            // Checked after the pause, not before it: a round begun at the
+            // deadline would get no time to ask for the secret, and its
+            // timeout would hide the reason the earlier rounds failed.
+            if Instant::now() >= deadline {
+                for i in 0..self.disks.len() {
+                    self.board.update(i, |r| {
+                        if r.state != DiskState::Unlocked {
+                            r.state = DiskState::Failed(format!(
+                                "not unlocked within the deadline: {last_error}"
+                            ));
+                        }
+                    });
+                }
+                return;
             }
         }
     }

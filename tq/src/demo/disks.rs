@@ -9,6 +9,15 @@
 //! a power cycle), so every vault is locked, its names unreadable, until
 //! the rack unlocks; then each file must read back intact.
 //!
+//! A remount forgets the keys only if the unmount ended the file system.
+//! Where the root mount is private (a container), every mount namespace
+//! made on the machine while the images are mounted (`ip netns exec`,
+//! `unshare -m`, another test's sleds) keeps a copy of each image's mount
+//! that no unmount of ours reaches; the kernel then keeps the file system,
+//! and the remount gets it back with its keys loaded. The power cut finds
+//! that out by asking the remounted file system for each vault's key, and
+//! removes a key it finds, as the power cycle would have (and says so).
+//!
 //! Elsewhere each sled gets a `command` disk whose program only reads the
 //! key (`cat > /dev/null`): the keys are made, wrapped, re-wrapped and
 //! handed over all the same, but there is no data to check, and the
@@ -42,6 +51,16 @@ pub enum Backend {
     Fscrypt(Vec<PathBuf>),
     /// A program that reads the key and nothing else: why not fscrypt.
     Command(String),
+}
+
+/// What [`DemoDisks::power_cut`] found.
+#[derive(Debug, Default)]
+pub struct PowerCut {
+    /// Members' vaults locked after it: names unreadable, notes unopenable.
+    pub locked: usize,
+    /// File systems that outlived their unmount with their key loaded
+    /// (mounted in another mount namespace too), whose key was removed.
+    pub kept: usize,
 }
 
 /// The demo's disks. Unmounts every image when dropped.
@@ -154,17 +173,22 @@ impl DemoDisks {
     }
 
     /// The power cut's part: every image remounted, so the kernel forgets
-    /// every key. Returns how many of `members`' vaults are then locked
-    /// (their note's name unreadable and the note itself unopenable).
-    pub fn power_cut(&self, members: &[usize]) -> io::Result<usize> {
+    /// every key (removed by hand where the file system outlived the
+    /// unmount: see the module doc). Then counts how many of `members`'
+    /// vaults are locked (their note's name unreadable and the note itself
+    /// unopenable).
+    pub fn power_cut(&self, members: &[usize]) -> io::Result<PowerCut> {
         let Backend::Fscrypt(mounts) = &self.backend else {
-            return Ok(0);
+            return Ok(PowerCut::default());
         };
+        let mut cut = PowerCut::default();
         for mount in mounts {
             unmount_now(mount)?;
             mount_image(&image_of(mount), mount).map_err(|e| io::Error::other(e.to_string()))?;
+            if forget_kept_key(mount)? {
+                cut.kept += 1;
+            }
         }
-        let mut locked = 0;
         for &i in members {
             let Some(mount) = mounts.get(i) else { continue };
             let names: Vec<_> = fs::read_dir(vault(mount))?
@@ -176,10 +200,10 @@ impl DemoDisks {
                     .iter()
                     .all(|n| fs::read(vault(mount).join(n)).is_err());
             if hidden && !names.is_empty() {
-                locked += 1;
+                cut.locked += 1;
             }
         }
-        Ok(locked)
+        Ok(cut)
     }
 
     /// How many of `members`' notes read back intact.
@@ -236,6 +260,16 @@ pub async fn wait_wrapped(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// After a remount: if the file system under `mount` still has its
+/// vault's key (the kernel kept the file system alive, see the module
+/// doc), removes it, as a power cycle would have; `true` if it did.
+/// A key that cannot be removed completely is left for the locked check
+/// to catch.
+fn forget_kept_key(mount: &Path) -> io::Result<bool> {
+    let removed = tq_fscrypt::remove_key_of(fs::File::open(mount)?, &vault(mount))?;
+    Ok(removed.is_some())
 }
 
 fn vault(mount: &Path) -> PathBuf {
