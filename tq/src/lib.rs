@@ -19,6 +19,9 @@
 //!   wait and request head, and puts every error in the API's form.
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
+//! - [`netns`]: sleds as separate hosts (a network namespace each).
+//! - [`chaos`]: `tq chaos`, faults and churn against a rack of sled
+//!   processes, checked from the outside.
 //!
 //! # `tq sled init --config FILE`
 //!
@@ -140,12 +143,14 @@
 //!   **`toml`** reads the file; **clap** the command line.
 
 pub mod api;
+pub mod chaos;
 pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod front;
 pub mod hardening;
+pub mod netns;
 pub mod nexus;
 pub mod server;
 pub mod sled;

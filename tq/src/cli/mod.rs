@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chaos;
 mod demo;
 mod logging;
 mod nexus;
@@ -35,6 +36,10 @@ pub enum Command {
     /// removal, crashes and a cold boot, driven by Nexus over HTTP; checked
     /// and summed up (exit code 0 only if every check held).
     Demo(demo::DemoArgs),
+    /// Faults (partitions, loss, pauses, kills, full disks, clock steps)
+    /// against a rack of sled processes in network namespaces while Nexus
+    /// reconfigures it; checked from the outside (needs root).
+    Chaos(chaos::ChaosArgs),
 }
 
 impl Cli {
@@ -45,6 +50,7 @@ impl Cli {
             Command::Nexus(args) => nexus::run(args),
             Command::Status(args) => status::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Chaos(args) => chaos::run(args),
         }
     }
 }
