@@ -11,6 +11,18 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// Racks made by this process so far: each gets its own names and /64.
+static MADE: AtomicU16 = AtomicU16::new(0);
+
+/// A tag no other rack of this machine has now: this process's id and
+/// its count of racks, at most 5 digits (interface names are short).
+fn unique_tag() -> u16 {
+    let made = MADE.fetch_add(1, Ordering::Relaxed) % 10;
+    let pid = u16::try_from(std::process::id() % 6_000).unwrap_or(0);
+    pid * 10 + made
+}
 
 /// A command that failed (or could not run): its command line and stderr.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +73,11 @@ pub struct Hosts {
 
 impl Hosts {
     /// `count` sled namespaces on one bridge, and the root namespace on it
-    /// too. Unique names and a unique /64 per process.
+    /// too. Unique names and a unique /64 per rack.
     pub fn create(count: usize) -> Result<Self, CommandError> {
-        let run = std::process::id() % 10_000;
+        let run = unique_tag();
         let tag = format!("tq{run}");
-        let prefix = [0xfd74, 0x7100, run as u16, 0, 0, 0, 0];
+        let prefix = [0xfd74, 0x7100, run, 0, 0, 0, 0];
         let address = |host: u16| {
             let [a, b, c, d, e, f, g] = prefix;
             Ipv6Addr::new(a, b, c, d, e, f, g, host)
@@ -195,7 +207,7 @@ impl Drop for Hosts {
 
 /// Why namespaces cannot be made here, if they cannot.
 pub fn cannot_make_namespaces() -> Option<CommandError> {
-    let probe = format!("tq{}-probe", std::process::id() % 10_000);
+    let probe = format!("tq{}-probe", unique_tag());
     match ip(&["netns", "add", &probe]) {
         Ok(()) => {
             let _ = ip(&["netns", "del", &probe]);

@@ -221,8 +221,8 @@ pub struct Injector {
     pub store_failures: BTreeMap<usize, u64>,
     /// Sleds given a disk fault.
     pub disk_faulted: BTreeSet<usize>,
-    /// The planted sled's ledger copies as they were after boot.
-    snapshot: Option<(usize, PathBuf)>,
+    /// Every sled's ledger copies as they were after boot.
+    snapshot: Option<PathBuf>,
 }
 
 impl Injector {
@@ -275,17 +275,18 @@ impl Injector {
         let _ = writeln!(self.log, "{line}");
     }
 
-    /// Keeps a copy of sled `sled`'s ledger copies as they are now, for a
+    /// Keeps a copy of every sled's ledger copies as they are now, for a
     /// planted [`Fault::StaleLedger`].
-    pub fn snapshot(&mut self, sled: usize) -> Result<(), InjectError> {
-        let drives = self.drives_of(sled)?;
-        let to = self.dir.join(format!("snapshot-{sled}"));
-        for (n, drive) in drives.iter().enumerate() {
-            let copy = to.join(n.to_string());
-            std::fs::create_dir_all(&copy).map_err(io("creating", &copy))?;
-            copy_dir(drive, &copy)?;
+    pub fn snapshot(&mut self) -> Result<(), InjectError> {
+        let to = self.dir.join("snapshot");
+        for (sled, drives) in self.drives.iter().enumerate() {
+            for (n, drive) in drives.iter().enumerate() {
+                let copy = to.join(format!("{sled}-{n}"));
+                std::fs::create_dir_all(&copy).map_err(io("creating", &copy))?;
+                copy_dir(drive, &copy)?;
+            }
         }
-        self.snapshot = Some((sled, to));
+        self.snapshot = Some(to);
         Ok(())
     }
 
@@ -450,7 +451,7 @@ impl Injector {
             Fault::StaleLedger { sled } => {
                 self.kill(*sled).await?;
                 let drives = self.drives_of(*sled)?;
-                let Some((_, from)) = self.snapshot.clone() else {
+                let Some(from) = self.snapshot.clone() else {
                     return Ok(Applied::Killed(*sled));
                 };
                 for (n, drive) in drives.iter().enumerate() {
@@ -458,7 +459,7 @@ impl Injector {
                         let entry = entry.map_err(io("reading", drive))?;
                         std::fs::remove_file(entry.path()).map_err(io("removing", drive))?;
                     }
-                    copy_dir(&from.join(n.to_string()), drive)?;
+                    copy_dir(&from.join(format!("{sled}-{n}")), drive)?;
                 }
                 Applied::Killed(*sled)
             }

@@ -75,9 +75,10 @@ pub struct Options {
     pub seed: u64,
     /// How long faults are injected.
     pub duration: Duration,
-    /// Plant a fault the checker must catch: this sled restarted from the
-    /// ledger it had at boot, after the seeded faults.
-    pub plant_stale_ledger: Option<usize>,
+    /// Plant a fault the checker must catch: after the seeded faults, a
+    /// member that confirmed a commit is restarted from the ledger it had
+    /// at boot.
+    pub plant_stale_ledger: bool,
     /// Keep the temporary directory.
     pub keep: bool,
 }
@@ -348,8 +349,8 @@ async fn faults_and_checks(
         ids.len(),
         options.seed
     ));
-    if let Some(sled) = options.plant_stale_ledger {
-        injector.snapshot(sled).map_err(ChaosError::Inject)?;
+    if options.plant_stale_ledger {
+        injector.snapshot().map_err(ChaosError::Inject)?;
     }
     let config = DriverConfig {
         timing: timing(),
@@ -379,7 +380,14 @@ async fn faults_and_checks(
     let injected = injector
         .run(Plan::new(options.seed, count), faults_began + options.duration)
         .await;
-    if let Some(sled) = options.plant_stale_ledger {
+    let planted_on = options.plant_stale_ledger.then(|| {
+        let s = lock(shared);
+        s.confirmed
+            .keys()
+            .copied()
+            .find(|i| !s.retired.contains(i) && !s.retire.contains(i))
+    });
+    if let Some(Some(sled)) = planted_on {
         let planted = Scheduled {
             fault: Fault::StaleLedger { sled },
             hold: Duration::ZERO,

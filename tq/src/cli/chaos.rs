@@ -72,7 +72,7 @@ fn execute(args: ChaosArgs) -> Result<tq::chaos::report::Summary, ChaosCliError>
         spares: usize::try_from(args.spares).unwrap_or(0),
         seed: args.seed,
         duration,
-        plant_stale_ledger: None,
+        plant_stale_ledger: false,
         keep: args.keep,
     };
     runtime()?.block_on(async {
