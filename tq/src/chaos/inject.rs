@@ -46,7 +46,7 @@ use crate::netns::{CommandError, Hosts};
 pub const DRIVE_BYTES: u64 = 256 * 1024;
 
 /// libfaketime, where Debian's `faketime` package puts it.
-pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// The `nft` table the injector owns in each namespace.
 const TABLE: &str = "tq_chaos";
@@ -332,14 +332,13 @@ impl Injector {
 
     /// Applies, holds and heals one fault.
     pub async fn inject(&mut self, scheduled: &Scheduled) -> Result<(), InjectError> {
-        let fault = &scheduled.fault;
-        let gone = {
-            let shared = lock(&self.shared);
-            fault.sleds().iter().any(|i| shared.retired.contains(i))
-        };
+        let retired = lock(&self.shared).retired.clone();
+        let fault = &without(&scheduled.fault, &retired);
+        let gone = fault.sleds().iter().any(|i| retired.contains(i))
+            || (fault.sleds().is_empty() && !matches!(fault, Fault::KillCoordinator));
         if gone || (matches!(fault, Fault::ClockStep { .. }) && !self.faketime) {
             let why = if gone {
-                "a sled it names was removed"
+                "the sleds it names were removed"
             } else {
                 "libfaketime is not installed"
             };
@@ -625,14 +624,38 @@ impl Injector {
     pub async fn retire(&mut self) -> Result<(), InjectError> {
         let retire: Vec<usize> = std::mem::take(&mut lock(&self.shared).retire);
         for sled in retire {
+            lock(&self.shared).retired.insert(sled);
             self.kill(sled).await?;
-            let mut shared = lock(&self.shared);
-            shared.retired.insert(sled);
-            shared.down.remove(&sled);
-            drop(shared);
+            lock(&self.shared).down.remove(&sled);
             self.note(&format!("sled {sled} removed by Nexus: shut down for good"));
         }
         Ok(())
     }
 }
 
+
+/// `fault` with the sleds of `retired` taken out of its groups (a fault
+/// on one sled is left as it is, and skipped if that sled is retired).
+fn without(fault: &Fault, retired: &BTreeSet<usize>) -> Fault {
+    let keep = |sleds: &[usize]| -> Vec<usize> {
+        sleds.iter().copied().filter(|i| !retired.contains(i)).collect()
+    };
+    match fault {
+        Fault::Partition { side } => Fault::Partition { side: keep(side) },
+        Fault::OneWay { from } => Fault::OneWay { from: keep(from) },
+        Fault::Netem {
+            sleds,
+            loss,
+            delay_ms,
+            jitter_ms,
+            reorder,
+        } => Fault::Netem {
+            sleds: keep(sleds),
+            loss: *loss,
+            delay_ms: *delay_ms,
+            jitter_ms: *jitter_ms,
+            reorder: *reorder,
+        },
+        other => other.clone(),
+    }
+}

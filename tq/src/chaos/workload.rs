@@ -161,7 +161,7 @@ impl Workload {
                     next.push(self.spares.remove(at));
                     next.sort_unstable();
                 }
-                3..=4 if current.len() > MIN_MEMBERS => {
+                3 if current.len() > MIN_MEMBERS => {
                     let at = usize::try_from(self.dice.below(next.len() as u64)).unwrap_or(0);
                     next.remove(at);
                 }
