@@ -110,7 +110,7 @@ fn verdict(check: &'static str, problems: Vec<String>, fine: String) -> Verdict 
         detail: if problems.is_empty() {
             fine
         } else {
-            problems.join("; ")
+            format!("{} ({fine})", problems.join("; "))
         },
     }
 }

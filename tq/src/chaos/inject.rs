@@ -325,9 +325,28 @@ impl Injector {
             }
             self.inject(&scheduled).await?;
             self.retire().await?;
+            self.progress(until);
             tokio::time::sleep(scheduled.gap).await;
         }
         Ok(())
+    }
+
+    /// The progress line: time left, the latest commit, faults, loads.
+    fn progress(&mut self, until: Instant) {
+        let line = {
+            let shared = lock(&self.shared);
+            let left = until.saturating_duration_since(Instant::now());
+            let faults: u64 = self.counts.applied.values().sum();
+            let epoch = shared
+                .latest
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |l| l.epoch.to_string());
+            format!(
+                "progress: {:.0?} left; latest commit epoch {epoch}; {faults} faults; {} secrets loaded, {} failed; longest outage {:.1?}",
+                left, shared.loads.loaded, shared.loads.failed, shared.loads.longest_outage
+            )
+        };
+        self.note(&line);
     }
 
     /// Applies, holds and heals one fault.
