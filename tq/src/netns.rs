@@ -99,8 +99,18 @@ impl Hosts {
             hosts.sleds.push(ns.clone());
             let (inside, port) = (Self::interface(i), format!("p{i}"));
             ip(&[
-                "link", "add", &inside, "netns", &ns, "type", "veth", "peer", "name", &port,
-                "netns", &hosts.bridge,
+                "link",
+                "add",
+                &inside,
+                "netns",
+                &ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &hosts.bridge,
             ])?;
             let host = u16::try_from(i + 1).map_err(|e| CommandError {
                 command: "addressing".into(),

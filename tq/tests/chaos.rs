@@ -46,7 +46,11 @@ fn can_run() -> bool {
         return false;
     }
     tq_test_fixtures::tools::available("nft", &["--version"], "apt-get install nftables")
-        && tq_test_fixtures::tools::available("faketime", &["--version"], "apt-get install faketime")
+        && tq_test_fixtures::tools::available(
+            "faketime",
+            &["--version"],
+            "apt-get install faketime",
+        )
 }
 
 fn options(seed: u64, seconds: f64) -> Options {
@@ -102,7 +106,10 @@ async fn a_sled_restarted_from_an_older_copy_of_its_ledger_is_reported_as_lost_s
         "{}",
         lost.detail
     );
-    assert_eq!(summary.faults.applied.get("stale ledger (planted)"), Some(&1));
+    assert_eq!(
+        summary.faults.applied.get("stale ledger (planted)"),
+        Some(&1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,7 +146,9 @@ fn agreed(seen: &Observations) -> Verdict {
             problems.push(line);
         }
         if !seen.committed.contains(epoch) {
-            problems.push(format!("a secret of epoch {epoch}, which Nexus never committed"));
+            problems.push(format!(
+                "a secret of epoch {epoch}, which Nexus never committed"
+            ));
         }
     }
     let loads = seen.prints.len();

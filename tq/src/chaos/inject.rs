@@ -261,7 +261,13 @@ impl Injector {
         }
         let dev = Hosts::interface(0);
         let netem = hosts
-            .exec(0, "tc", &["qdisc", "replace", "dev", &dev, "root", "netem", "delay", "1ms"])
+            .exec(
+                0,
+                "tc",
+                &[
+                    "qdisc", "replace", "dev", &dev, "root", "netem", "delay", "1ms",
+                ],
+            )
             .is_ok();
         if netem {
             hosts.exec(0, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
@@ -309,11 +315,14 @@ impl Injector {
     }
 
     fn drives_of(&self, sled: usize) -> Result<[PathBuf; 2], InjectError> {
-        self.drives.get(sled).cloned().ok_or_else(|| InjectError::Io {
-            what: "finding the drives of sled",
-            path: PathBuf::from(sled.to_string()),
-            source: std::io::Error::other("no such sled"),
-        })
+        self.drives
+            .get(sled)
+            .cloned()
+            .ok_or_else(|| InjectError::Io {
+                what: "finding the drives of sled",
+                path: PathBuf::from(sled.to_string()),
+                source: std::io::Error::other("no such sled"),
+            })
     }
 
     /// Runs the plan until `until`, one fault at a time, each healed
@@ -374,7 +383,10 @@ impl Injector {
         } else {
             ""
         };
-        self.note(&format!("apply {fault}{fallback} for {:.1?}", scheduled.hold));
+        self.note(&format!(
+            "apply {fault}{fallback} for {:.1?}",
+            scheduled.hold
+        ));
         *self.counts.applied.entry(kind).or_default() += 1;
         let applied = self.apply(fault, scheduled.hold).await?;
         self.heal(applied).await?;
@@ -630,11 +642,10 @@ impl Injector {
         shared.down.remove(&sled);
         let acked = shared.acked_at_kill.remove(&sled).flatten();
         if let Some(held) = held {
-            shared.seen.restarts.push(super::check::Restart {
-                sled,
-                acked,
-                held,
-            });
+            shared
+                .seen
+                .restarts
+                .push(super::check::Restart { sled, acked, held });
         }
         Ok(())
     }
@@ -652,12 +663,15 @@ impl Injector {
     }
 }
 
-
 /// `fault` with the sleds of `retired` taken out of its groups (a fault
 /// on one sled is left as it is, and skipped if that sled is retired).
 fn without(fault: &Fault, retired: &BTreeSet<usize>) -> Fault {
     let keep = |sleds: &[usize]| -> Vec<usize> {
-        sleds.iter().copied().filter(|i| !retired.contains(i)).collect()
+        sleds
+            .iter()
+            .copied()
+            .filter(|i| !retired.contains(i))
+            .collect()
     };
     match fault {
         Fault::Partition { side } => Fault::Partition { side: keep(side) },

@@ -43,8 +43,8 @@ use tq_nexus::{Origin, Timing};
 
 use crate::demo::layout::{Addressing, Layout, LayoutError};
 use crate::demo::sleds::{Launch, Sleds, SledsError};
-use crate::nexus::http::{ClientError, HttpSled};
 use crate::netns::{CommandError, Hosts};
+use crate::nexus::http::{ClientError, HttpSled};
 use check::Observations;
 use inject::{InjectError, Injector};
 use plan::{Fault, Plan, Scheduled};
@@ -378,7 +378,10 @@ async fn faults_and_checks(
     let count = sleds.lock().await.len();
     let faults_began = Instant::now();
     let injected = injector
-        .run(Plan::new(options.seed, count), faults_began + options.duration)
+        .run(
+            Plan::new(options.seed, count),
+            faults_began + options.duration,
+        )
         .await;
     let planted_on = options.plant_stale_ledger.then(|| {
         let s = lock(shared);
@@ -393,22 +396,30 @@ async fn faults_and_checks(
             hold: Duration::ZERO,
             gap: Duration::ZERO,
         };
-        injector.inject(&planted).await.map_err(ChaosError::Inject)?;
+        injector
+            .inject(&planted)
+            .await
+            .map_err(ChaosError::Inject)?;
     }
     let faulted = faults_began.elapsed();
     lock(shared).stop_workload = true;
     injector.note("faults over: every fault healed; Nexus settles its last change");
-    let (workload, driven) = driving
-        .await
-        .map_err(|e| ChaosError::Task(e.to_string()))?;
+    let (workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
     injected.map_err(ChaosError::Inject)?;
     driven.map_err(ChaosError::Driver)?;
     injector.retire().await.map_err(ChaosError::Inject)?;
     // The final unlock: every member of the latest configuration loads
     // its secret.
     let latest = lock(shared).latest.clone();
-    let members = latest.as_ref().map(|l| l.members.clone()).unwrap_or_default();
-    let _ = sleds.lock().await.wait_connected(&members, CONNECT_LIMIT).await;
+    let members = latest
+        .as_ref()
+        .map(|l| l.members.clone())
+        .unwrap_or_default();
+    let _ = sleds
+        .lock()
+        .await
+        .wait_connected(&members, CONNECT_LIMIT)
+        .await;
     let unlocks = unlock_all(&apis, &members, latest.as_ref().map(|l| l.epoch)).await;
     lock(shared).stop_probes = true;
     probes.await.map_err(|e| ChaosError::Task(e.to_string()))?;

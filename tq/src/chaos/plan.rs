@@ -35,7 +35,9 @@ impl Dice {
     /// One of `items`, if any.
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
         let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
-        items.get(usize::try_from(self.below(n)).unwrap_or(0)).copied()
+        items
+            .get(usize::try_from(self.below(n)).unwrap_or(0))
+            .copied()
     }
 
     /// `items` in a random order.

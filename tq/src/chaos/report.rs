@@ -75,7 +75,8 @@ impl fmt::Display for Summary {
             .chain(self.faults.skipped.keys())
             .collect();
         for kind in kinds {
-            let count = |m: &std::collections::BTreeMap<&str, u64>| m.get(*kind).copied().unwrap_or(0);
+            let count =
+                |m: &std::collections::BTreeMap<&str, u64>| m.get(*kind).copied().unwrap_or(0);
             faults.add_row(vec![
                 (*kind).to_owned(),
                 count(&self.faults.applied).to_string(),
@@ -86,7 +87,10 @@ impl fmt::Display for Summary {
         let mut rack = table(&["rack", ""]);
         rack.add_row(vec![
             "reconfigurations attempted / committed / abandoned".to_owned(),
-            format!("{} / {} / {}", self.attempted, self.committed, self.abandoned),
+            format!(
+                "{} / {} / {}",
+                self.attempted, self.committed, self.abandoned
+            ),
         ]);
         rack.add_row(vec![
             "changes Nexus refused to start".to_owned(),

@@ -129,11 +129,19 @@ impl Workload {
         let Some(latest) = nexus.latest_committed() else {
             return;
         };
-        let members: Vec<usize> = latest.members().iter().filter_map(|id| self.index(id)).collect();
+        let members: Vec<usize> = latest
+            .members()
+            .iter()
+            .filter_map(|id| self.index(id))
+            .collect();
         let k = nexus
             .latest_config()
             .map_or(0, |c| usize::from(c.threshold().get()));
-        let removed: Vec<usize> = nexus.removed().iter().filter_map(|id| self.index(id)).collect();
+        let removed: Vec<usize> = nexus
+            .removed()
+            .iter()
+            .filter_map(|id| self.index(id))
+            .collect();
         let committed: Vec<_> = nexus.history().map(|c| c.epoch()).collect();
         let mut shared = lock(&self.shared);
         shared.seen.committed.extend(committed);
@@ -157,7 +165,8 @@ impl Workload {
         if !self.driver.nexus().is_on_lrtq() {
             match self.dice.below(10) {
                 0..=2 if !self.spares.is_empty() => {
-                    let at = usize::try_from(self.dice.below(self.spares.len() as u64)).unwrap_or(0);
+                    let at =
+                        usize::try_from(self.dice.below(self.spares.len() as u64)).unwrap_or(0);
                     next.push(self.spares.remove(at));
                     next.sort_unstable();
                 }
@@ -168,7 +177,11 @@ impl Workload {
                 _ => {}
             }
         }
-        let stay: Vec<usize> = current.iter().copied().filter(|i| next.contains(i)).collect();
+        let stay: Vec<usize> = current
+            .iter()
+            .copied()
+            .filter(|i| next.contains(i))
+            .collect();
         let Some(coordinator) = self.dice.pick(&stay) else {
             return Ok(());
         };
