@@ -313,7 +313,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     if options.keep || !summary.passed() {
         let kept = dir.keep();
         eprintln!("ledgers, logs and the fault log kept in {}", kept.display());
-        summary.log = kept.join("faults.log");
+        summary.log = Some(kept.join("faults.log"));
     }
     drop(hosts);
     Ok(summary)
@@ -461,7 +461,6 @@ async fn faults_and_checks(
         loads: (s.loads.loaded, s.loads.failed),
         longest_outage: s.loads.longest_outage,
         verdicts,
-        log: dir.join("faults.log"),
         ..Summary::default()
     })
 }

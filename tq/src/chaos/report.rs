@@ -37,8 +37,8 @@ pub struct Summary {
     pub longest_outage: Duration,
     /// Every check.
     pub verdicts: Vec<Verdict>,
-    /// The fault log.
-    pub log: PathBuf,
+    /// The fault log, when the run's directory was kept.
+    pub log: Option<PathBuf>,
 }
 
 impl Summary {
@@ -114,7 +114,13 @@ impl fmt::Display for Summary {
             ]);
         }
         writeln!(f, "{checks}")?;
-        writeln!(f, "fault log: {}", self.log.display())?;
+        match &self.log {
+            Some(log) => writeln!(f, "fault log: {}", log.display())?,
+            None => writeln!(
+                f,
+                "fault log: removed with the run's directory (--keep keeps it)"
+            )?,
+        }
         write!(
             f,
             "{}",
