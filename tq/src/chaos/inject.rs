@@ -95,10 +95,10 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InjectE
     move |source| InjectError::Io { what, path, source }
 }
 
-/// Makes sled `i`'s two ledger directories small `tmpfs` file systems,
-/// their contents copied in. Returns the mount points.
-pub fn mount_drives(drives: &[PathBuf; 2]) -> Result<Vec<PathBuf>, InjectError> {
-    let mut mounted = Vec::new();
+/// Makes a sled's two ledger directories small `tmpfs` file systems,
+/// their contents copied in. Each mount point is added to `mounted` as
+/// soon as it is mounted, so a failure part way leaves none unrecorded.
+pub fn mount_drives(drives: &[PathBuf; 2], mounted: &mut Vec<PathBuf>) -> Result<(), InjectError> {
     for drive in drives {
         let aside = drive.with_extension("seed");
         std::fs::rename(drive, &aside).map_err(io("moving aside", drive))?;
@@ -110,7 +110,7 @@ pub fn mount_drives(drives: &[PathBuf; 2]) -> Result<Vec<PathBuf>, InjectError> 
         copy_dir(&aside, drive)?;
         std::fs::remove_dir_all(&aside).map_err(io("removing", &aside))?;
     }
-    Ok(mounted)
+    Ok(())
 }
 
 /// Unmounts what [`mount_drives`] mounted (lazily: a sled killed a moment

@@ -251,8 +251,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     .map_err(ChaosError::Layout)?;
     let mut mounts = Mounts(Vec::new());
     for sled in &layout.sleds {
-        let mounted = inject::mount_drives(&sled.drives).map_err(ChaosError::Inject)?;
-        mounts.0.extend(mounted);
+        inject::mount_drives(&sled.drives, &mut mounts.0).map_err(ChaosError::Inject)?;
     }
     let faketime = Path::new(inject::LIBFAKETIME).exists();
     let wrappers = (0..count)
