@@ -20,13 +20,18 @@
 //!   [`DRIVE_BYTES`]; no disk image, nothing left on disk), filled by a
 //!   file written until ENOSPC, first on one copy, then on both, then
 //!   removed;
-//! - clock steps: every sled runs under libfaketime (`LD_PRELOAD`), which
-//!   replaces glibc's `clock_gettime`; the `tq` binary reads time only
-//!   through that symbol (it imports no other time call), so the offset
-//!   written to the sled's file steps its CLOCK_REALTIME and nothing else
-//!   (`FAKETIME_DONT_FAKE_MONOTONIC`, as an NTP step leaves the monotonic
-//!   clock alone). A time namespace cannot do this: it offsets only the
-//!   monotonic and boot-time clocks.
+//! - clock steps: every sled runs under libfaketime (`LD_PRELOAD` of its
+//!   thread-safe build, `libfaketimeMT`: under the other, the sled never
+//!   re-read its offset file), which replaces glibc's `clock_gettime`; the
+//!   `tq` binary is linked against glibc dynamically and imports no other
+//!   time call (`nm -D`: `clock_gettime` alone), so the offset written to
+//!   the sled's file (re-read at most every second) steps its
+//!   CLOCK_REALTIME and nothing else (`FAKETIME_DONT_FAKE_MONOTONIC`, as an
+//!   NTP step leaves the monotonic clock alone); the sled's log timestamps
+//!   show the step. A time namespace cannot do this: it offsets only the
+//!   monotonic and boot-time clocks. What a step can reach in a sled: TLS
+//!   certificate validity (the rack's certificates are valid for centuries,
+//!   so no step of an hour does) and log timestamps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;

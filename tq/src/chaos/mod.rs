@@ -18,6 +18,31 @@
 //! injector's account of who is connected is exact, and the checker can
 //! tell which fault explains which counter.
 //!
+//! # Replaying a run
+//!
+//! The seed fixes the fault schedule (kinds, targets, holds, gaps) and
+//! every choice Nexus's workload and the probes make, each from its own
+//! ChaCha8 stream; the processes' timing is the machine's, so a replay
+//! injects the same faults in the same order, not the same interleaving.
+//! `faults.log` in the run's directory (kept when a check fails) has every
+//! fault applied, skipped and healed, with its time.
+//!
+//! # Choices
+//!
+//! - The ledger "disks" are `tmpfs` mounts with a size limit, not loop
+//!   devices: the same ENOSPC on the same write path, with no image file
+//!   on a machine short of disk. (A tmpfs `fsync` is a no-op; durability
+//!   across power loss is not what this exercises: kills are process
+//!   kills.)
+//! - Unlock outages are measured against the injector's own account of
+//!   who is up and connected (one fault at a time makes it exact): a
+//!   quorum is connected when at least K members of the latest committed
+//!   configuration are neither killed, paused nor removed, and on the
+//!   larger side of any partition.
+//! - "Acknowledged" is what Nexus's driver saw: each `Confirmed` event (a
+//!   member confirmed a commit, which it answers only once stored). The
+//!   first status after each restart must hold that epoch or a later one.
+//!
 //! Needs root, iproute2, `nft` (Debian `nftables`) and, for clock steps,
 //! libfaketime (Debian `faketime`; without it clock steps are skipped and
 //! counted so). Everything made (namespaces, mounts, the temporary
