@@ -365,13 +365,16 @@ impl Injector {
 
     /// Applies, holds and heals one fault.
     pub async fn inject(&mut self, scheduled: &Scheduled) -> Result<(), InjectError> {
-        let retired = lock(&self.shared).retired.clone();
-        let fault = &without(&scheduled.fault, &retired);
+        let (retired, sleds) = {
+            let shared = lock(&self.shared);
+            (shared.retired.clone(), shared.sleds)
+        };
+        let fault = &retarget(&scheduled.fault, &retired, sleds);
         let gone = fault.sleds().iter().any(|i| retired.contains(i))
             || (fault.sleds().is_empty() && !matches!(fault, Fault::KillCoordinator));
         if gone || (matches!(fault, Fault::ClockStep { .. }) && !self.faketime) {
             let why = if gone {
-                "the sleds it names were removed"
+                "every sled it names was removed"
             } else {
                 "libfaketime is not installed"
             };
@@ -668,19 +671,30 @@ impl Injector {
     }
 }
 
-/// `fault` with the sleds of `retired` taken out of its groups (a fault
-/// on one sled is left as it is, and skipped if that sled is retired).
-fn without(fault: &Fault, retired: &BTreeSet<usize>) -> Fault {
-    let keep = |sleds: &[usize]| -> Vec<usize> {
-        sleds
+/// `fault` aimed at the sleds still in the rack: the removed ones taken
+/// out of its groups, and a fault on one removed sled moved to the live
+/// sled its index picks (`live[sled % live.len()]`), so a long run does not
+/// skip ever more faults as Nexus removes sleds. Deterministic for a given
+/// history of removals.
+fn retarget(fault: &Fault, retired: &BTreeSet<usize>, sleds: usize) -> Fault {
+    let live: Vec<usize> = (0..sleds).filter(|i| !retired.contains(i)).collect();
+    let keep = |group: &[usize]| -> Vec<usize> {
+        group
             .iter()
             .copied()
             .filter(|i| !retired.contains(i))
             .collect()
     };
-    match fault {
-        Fault::Partition { side } => Fault::Partition { side: keep(side) },
-        Fault::OneWay { from } => Fault::OneWay { from: keep(from) },
+    let one = |sled: usize| -> usize {
+        if retired.contains(&sled) && !live.is_empty() {
+            live.get(sled % live.len()).copied().unwrap_or(sled)
+        } else {
+            sled
+        }
+    };
+    match fault.clone() {
+        Fault::Partition { side } => Fault::Partition { side: keep(&side) },
+        Fault::OneWay { from } => Fault::OneWay { from: keep(&from) },
         Fault::Netem {
             sleds,
             loss,
@@ -688,12 +702,47 @@ fn without(fault: &Fault, retired: &BTreeSet<usize>) -> Fault {
             jitter_ms,
             reorder,
         } => Fault::Netem {
-            sleds: keep(sleds),
-            loss: *loss,
-            delay_ms: *delay_ms,
-            jitter_ms: *jitter_ms,
-            reorder: *reorder,
+            sleds: keep(&sleds),
+            loss,
+            delay_ms,
+            jitter_ms,
+            reorder,
         },
-        other => other.clone(),
+        Fault::CutFromNexus { sled } => Fault::CutFromNexus { sled: one(sled) },
+        Fault::Pause { sled } => Fault::Pause { sled: one(sled) },
+        Fault::Kill { sled } => Fault::Kill { sled: one(sled) },
+        Fault::DiskFull { sled } => Fault::DiskFull { sled: one(sled) },
+        Fault::ClockStep { sled, secs } => Fault::ClockStep {
+            sled: one(sled),
+            secs,
+        },
+        other @ (Fault::KillCoordinator | Fault::StaleLedger { .. }) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_aimed_at_the_sleds_still_in_the_rack() {
+        let retired: BTreeSet<usize> = [2].into();
+        assert_eq!(
+            retarget(&Fault::Kill { sled: 2 }, &retired, 5),
+            Fault::Kill { sled: 3 }
+        );
+        assert_eq!(
+            retarget(&Fault::Pause { sled: 1 }, &retired, 5),
+            Fault::Pause { sled: 1 }
+        );
+        assert_eq!(
+            retarget(&Fault::Partition { side: vec![1, 2] }, &retired, 5),
+            Fault::Partition { side: vec![1] }
+        );
+        let all: BTreeSet<usize> = (0..5).collect();
+        assert_eq!(
+            retarget(&Fault::OneWay { from: vec![2] }, &all, 5).sleds(),
+            Vec::<usize>::new()
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The fault schedule: every fault, its targets, how long it holds and the
 //! quiet gap after it, drawn from the run's seed alone (ChaCha8), so a
 //! failing run's faults replay with the same seed. Targets are sled
-//! indexes; a fault whose sled is gone by then (removed by Nexus) is logged
-//! as skipped, not redrawn, so the rest of the schedule stays the same.
+//! indexes; the injector aims a fault at the sleds still in the rack when
+//! it comes (see `inject`), never redrawing, so the rest of the schedule
+//! stays the same.
 
 use std::fmt;
 use std::time::Duration;
