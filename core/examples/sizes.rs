@@ -23,7 +23,7 @@ fn main() {
     let ctx = size_of::<NodeCtx>();
     println!("size_of::<NodeCtx>()           {ctx:>6} bytes (holds the persistent state)");
     println!(
-        "  node + context               {:>6} bytes (budget 65536)",
+        "  node + context               {:>6} bytes (with the deepest stack, goal 32768)",
         node + ctx
     );
     println!(

@@ -48,7 +48,7 @@ impl Serialize for RackId {
 impl<'de> Deserialize<'de> for RackId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if !deserializer.is_human_readable() {
-            return <[u8; 16]>::deserialize(deserializer).map(Self);
+            return crate::serde_forms::byte_array(deserializer).map(Self);
         }
         struct Visitor;
         impl serde::de::Visitor<'_> for Visitor {

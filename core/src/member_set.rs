@@ -95,6 +95,18 @@ impl MemberSet {
         Self::try_from(list)
     }
 
+    /// Makes this set a copy of `other` in place (a clone would be built
+    /// on the stack first: a set is about 2 KiB).
+    pub(crate) fn copy_from(&mut self, other: &MemberSet) {
+        self.0.clear();
+        for id in other.as_slice() {
+            // Cannot fail: both sets have the same capacity.
+            if self.0.push(id.clone()).is_err() {
+                break;
+            }
+        }
+    }
+
     /// The sleds, sorted.
     pub fn as_slice(&self) -> &[PlatformId] {
         &self.0

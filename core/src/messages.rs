@@ -2,8 +2,10 @@
 //! validation of the parts happens as they are built or decoded; the
 //! protocol rules live in the node.
 
+use core::convert::Infallible;
 #[cfg(test)]
 use serde::Deserialize;
+
 use serde::Serialize;
 
 use crate::config::Configuration;
@@ -45,6 +47,32 @@ pub type PeerMsg = Envelope<Configuration, Share, LrtqShare>;
 
 /// A borrowed peer message, as sent.
 pub type PeerMsgRef<'a> = Envelope<&'a Configuration, &'a Share, &'a LrtqShare>;
+
+/// Holds nothing: no value of it exists. The configuration part of a
+/// [`SmallPeerMsg`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoConfig {}
+
+/// A peer message without a configuration, about 100 bytes where a
+/// [`PeerMsg`] is about 4 KiB: every message but `Prepare` and
+/// `CommitAdvance` is decoded into one, so handling it does not hold 4 KiB
+/// of stack through the whole call.
+pub(crate) type SmallPeerMsg = Envelope<NoConfig, Share, LrtqShare>;
+
+impl SmallPeerMsg {
+    /// The message, borrowed as the node handles (and encodes) any.
+    pub(crate) fn as_peer_msg_ref(&self) -> PeerMsgRef<'_> {
+        let Ok(body) = self.body.as_ref().try_map(
+            |none: &NoConfig| -> Result<&Configuration, Infallible> { match *none {} },
+            Ok,
+            Ok,
+        );
+        Envelope {
+            rack_id: self.rack_id,
+            body,
+        }
+    }
+}
 
 /// Declares the message set once: the [`Body`] enum (its variant order is
 /// the wire tag order), each variant's stable name and its tag. Everything

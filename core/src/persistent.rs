@@ -490,14 +490,14 @@ impl PersistentState {
 pub(crate) fn push_unfilled(
     configs: &mut heapless::Vec<StoredConfig, MAX_STORED_CONFIGS, u8>,
 ) -> Option<&mut StoredConfig> {
-    let len = configs.len();
-    configs
-        .resize_with(len + 1, || StoredConfig {
-            config: Configuration::unfilled(),
-            share: None,
-        })
-        .ok()?;
-    configs.last_mut()
+    // A constant whose bytes are mostly undefined (the lists' unused
+    // room) is written where it stays; a value built by a closure went
+    // through a 1.4 KiB temporary first.
+    const UNFILLED: StoredConfig = StoredConfig {
+        config: Configuration::unfilled(),
+        share: None,
+    };
+    configs.push_mut(UNFILLED).ok()
 }
 
 #[cfg(test)]

@@ -33,6 +33,35 @@ pub(crate) fn parse_hex<E: serde::de::Error>(_: &str, _: &mut [u8]) -> Result<()
     Err(E::custom("reading hex needs tq-core's `host` feature"))
 }
 
+/// Reads `[u8; N]` from a tuple of `N` bytes, as serde's own impl does
+/// (same encoding, same errors), in a loop: serde's impl is unrolled for
+/// each length, about 1 KB of flash for 32 bytes and another copy for 16.
+pub(crate) fn byte_array<'de, D: Deserializer<'de>, const N: usize>(
+    deserializer: D,
+) -> Result<[u8; N], D::Error> {
+    struct Bytes<const N: usize>;
+
+    impl<'de, const N: usize> serde::de::Visitor<'de> for Bytes<N> {
+        type Value = [u8; N];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "an array of length {N}")
+        }
+        // Out of line: one copy for each length, not one in each caller.
+        #[inline(never)]
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+            let mut bytes = [0u8; N];
+            for (at, byte) in bytes.iter_mut().enumerate() {
+                *byte = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(at, &self))?;
+            }
+            Ok(bytes)
+        }
+    }
+
+    deserializer.deserialize_tuple(N, Bytes::<N>)
+}
+
 /// A fixed-size byte array.
 pub(crate) mod hex_array {
     use super::*;
@@ -53,17 +82,14 @@ pub(crate) mod hex_array {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         deserializer: D,
-    ) -> Result<[u8; N], D::Error>
-    where
-        [u8; N]: Deserialize<'de>,
-    {
+    ) -> Result<[u8; N], D::Error> {
         if deserializer.is_human_readable() {
             let text = HexText::deserialize(deserializer)?;
             let mut bytes = [0u8; N];
             parse_hex(text.as_str(), &mut bytes)?;
             Ok(bytes)
         } else {
-            <[u8; N]>::deserialize(deserializer)
+            byte_array(deserializer)
         }
     }
 }
@@ -127,5 +153,30 @@ impl<'de> Deserialize<'de> for HexText {
             }
         }
         deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `byte_array` reads what serde's own `[u8; N]` impl reads, and
+    /// refuses what it refuses, on every prefix of an encoding.
+    #[test]
+    fn byte_array_reads_as_serde_does() {
+        let bytes: [u8; 33] = core::array::from_fn(|i| (i * 7) as u8);
+        for len in 0..=bytes.len() {
+            let input = &bytes[..len];
+            let ours: Result<[u8; 32], _> =
+                byte_array(&mut postcard::Deserializer::from_bytes(input));
+            let serde: Result<[u8; 32], _> =
+                <[u8; 32]>::deserialize(&mut postcard::Deserializer::from_bytes(input));
+            assert_eq!(ours.ok(), serde.ok(), "{len} bytes");
+            let ours: Result<[u8; 16], _> =
+                byte_array(&mut postcard::Deserializer::from_bytes(input));
+            let serde: Result<[u8; 16], _> =
+                <[u8; 16]>::deserialize(&mut postcard::Deserializer::from_bytes(input));
+            assert_eq!(ours.ok(), serde.ok(), "{len} bytes");
+        }
     }
 }

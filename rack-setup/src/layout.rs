@@ -1,7 +1,8 @@
 //! One sled's directory, as the demo and the tests that start sleds lay
 //! it out: its two ledger directories (the "drives"; `tq sled init`
 //! makes them, not this module), its LRTQ share file if it comes from an
-//! LRTQ rack, its PEM files and its `tq sled` configuration file.
+//! LRTQ rack, its PEM files, the rack's reference measurements and its
+//! `tq sled` configuration file.
 //!
 //! The configuration names every file relative to the sled's directory
 //! (the daemon resolves paths against its configuration file's), so a
@@ -20,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::SetupError;
 #[cfg(feature = "pki")]
-use crate::pki::{PemFiles, RackCa};
+use crate::pki::{Firmware, PemFiles, RackCa, rack_firmware, reference_measurements_toml};
 
 /// The ledger directories, one per M.2 drive.
 pub const LEDGER_DIRS: [&str; 2] = ["m2-a", "m2-b"];
@@ -32,6 +33,8 @@ pub const RACK_CA_FILE: &str = "rack-ca.pem";
 pub const CERTIFICATE_FILE: &str = "sled.pem";
 /// The sled's private key.
 pub const KEY_FILE: &str = "sled.key";
+/// The rack's reference measurements: the firmware digests a peer may run.
+pub const REFERENCE_MEASUREMENTS_FILE: &str = "reference-measurements.toml";
 /// The sled's `tq sled` configuration file.
 pub const CONFIG_FILE: &str = "sled.toml";
 
@@ -96,6 +99,11 @@ impl SledDir {
         self.dir.join(KEY_FILE)
     }
 
+    /// The rack's reference measurements file.
+    pub fn reference_measurements(&self) -> PathBuf {
+        self.dir.join(REFERENCE_MEASUREMENTS_FILE)
+    }
+
     /// The `tq sled` configuration file.
     pub fn config_file(&self) -> PathBuf {
         self.dir.join(CONFIG_FILE)
@@ -106,19 +114,47 @@ impl SledDir {
         std::fs::create_dir_all(&self.dir).map_err(|e| SetupError::Io(self.dir.clone(), e))
     }
 
-    /// Writes the rack CA's certificate and a sled certificate naming
-    /// `uri` (the platform id's SAN URI), with its key.
+    /// Writes the rack CA's certificate, a sled certificate naming `uri`
+    /// (the platform id's SAN URI) and measuring [`rack_firmware`], with
+    /// its key, and reference measurements accepting that firmware.
     #[cfg(feature = "pki")]
     pub fn write_pki(&self, ca: &RackCa, uri: &str) -> Result<(), SetupError> {
+        let firmware = rack_firmware();
+        self.write_certificate(ca, uri, &firmware)?;
+        self.write_reference_measurements(&firmware)
+    }
+
+    /// Writes the rack CA's certificate and a sled certificate naming
+    /// `uri` and measuring `firmware`, with its key (replacing them).
+    #[cfg(feature = "pki")]
+    pub fn write_certificate(
+        &self,
+        ca: &RackCa,
+        uri: &str,
+        firmware: &[Firmware],
+    ) -> Result<(), SetupError> {
         let (rack_ca, certificate, key) = (self.rack_ca(), self.certificate(), self.key());
         ca.write_sled_files(
             &[uri.to_owned()],
+            firmware,
             &PemFiles {
                 rack_ca: &rack_ca,
                 certificate: &certificate,
                 key: &key,
             },
         )
+    }
+
+    /// Writes (replaces) the reference measurements file: exactly
+    /// `firmware` is accepted. Written beside it and renamed over it, so a
+    /// sled re-reading it at a handshake never sees half a file.
+    #[cfg(feature = "pki")]
+    pub fn write_reference_measurements(&self, firmware: &[Firmware]) -> Result<(), SetupError> {
+        let path = self.reference_measurements();
+        let staged = path.with_extension("toml.new");
+        std::fs::write(&staged, reference_measurements_toml(firmware))
+            .map_err(|e| SetupError::Io(staged.clone(), e))?;
+        std::fs::rename(&staged, &path).map_err(|e| SetupError::Io(path.clone(), e))
     }
 
     /// Writes the LRTQ share file (mode 0600) with `data` as the core
@@ -154,7 +190,8 @@ impl SledConfigFile {
 
     /// The `tq sled` configuration file's text: the sled's files (relative
     /// to its directory), its addresses and its peers, in a fixed order
-    /// (ledger, tls, peer, api, peers) that tests may edit by line.
+    /// (ledger, tls, attestation, peer, api, peers) that tests may edit by
+    /// line.
     pub fn to_toml(&self) -> String {
         // TOML strings, quoted and escaped (a serial may hold a quote).
         let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
@@ -167,10 +204,12 @@ impl SledConfigFile {
         let mut text = format!(
             "[ledger]\ndirs = [{a}, {b}]\n{lrtq}\n\
              [tls]\nrack_ca = {}\ncertificate = {}\nkey = {}\n\n\
+             [attestation]\nreference_measurements = {}\n\n\
              [peer]\nlisten = \"{}\"\n\n[api]\nlisten = \"{}\"\n",
             quote(RACK_CA_FILE),
             quote(CERTIFICATE_FILE),
             quote(KEY_FILE),
+            quote(REFERENCE_MEASUREMENTS_FILE),
             self.peer_listen,
             self.api_listen,
         );
@@ -216,6 +255,7 @@ mod tests {
             "dirs = [\"m2-a\", \"m2-b\"]",
             "lrtq_share_file = \"lrtq-share.bin\"",
             "rack_ca = \"rack-ca.pem\"",
+            "[attestation]\nreference_measurements = \"reference-measurements.toml\"",
             "[[peers]]",
             "serial = \"SN0001\"",
             "[api]\nlisten = \"127.0.0.1:0\"",
@@ -247,6 +287,12 @@ mod tests {
             .unwrap();
         let mode = std::fs::metadata(sled.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // The reference measurements accept the firmware the sled runs.
+        let text = std::fs::read_to_string(sled.reference_measurements()).unwrap();
+        let file: toml::Table = toml::from_str(&text).unwrap();
+        let entries = file["measurement"].as_array().unwrap();
+        assert_eq!(entries.len(), crate::pki::rack_firmware().len());
+        assert_eq!(entries[0]["name"].as_str(), Some("sp 1.0.0"));
         assert!(sled.path().ends_with("sled-03"));
     }
 }

@@ -28,9 +28,11 @@ use tq_core::node::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
 
+use crate::audit::SecretFor;
+use crate::disks::DiskBoard;
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
-use crate::node::stats::ShimCounters;
+use crate::node::stats::{ApiConnectionRefusal, ShimCounters};
 use crate::proxy::{ProxyAnswer, ProxyRequest, RemoteUnavailable};
 use crate::secrets::LoadedSecret;
 
@@ -146,7 +148,7 @@ pub(crate) enum Request {
     CoordinatorStatus(Reply<Option<CoordinatorStatus>>),
     Status(Reply<Box<NodeReport>>),
     LoadSecret(Epoch, Reply<Result<Option<LoadedSecret>, LoadSecretError>>),
-    LoadLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
+    LoadLatestSecret(SecretFor, Reply<Result<LoadedSecret, LoadSecretError>>),
     ClearSecrets(Reply<()>),
     SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
     Metrics(Reply<Box<Snapshot>>),
@@ -166,12 +168,18 @@ pub struct NodeHandle {
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) committed: watch::Receiver<Option<Epoch>>,
     pub(crate) stats: Arc<ShimCounters>,
+    pub(crate) disks: DiskBoard,
 }
 
 impl NodeHandle {
     /// This sled.
     pub fn id(&self) -> &PlatformId {
         &self.id
+    }
+
+    /// Counts a connection the API's front door refused (in its metrics).
+    pub fn count_api_connection_refused(&self, reason: ApiConnectionRefusal) {
+        self.stats.api_connection_refused(reason);
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Answer<T> {
@@ -226,9 +234,14 @@ impl NodeHandle {
         self.call(Request::CoordinatorStatus).await
     }
 
-    /// The node's status, its ledger's health and its connections.
+    /// The node's status, its ledger's health, its connections and its
+    /// disks.
     pub async fn status(&self) -> Answer<NodeReport> {
-        self.call(Request::Status).await.map(|report| *report)
+        let report = self.call(Request::Status).await?;
+        Ok(NodeReport {
+            disks: self.disks.reports(),
+            ..*report
+        })
     }
 
     /// The secret of committed `epoch`; `Ok(Ok(None))` while shares are
@@ -249,8 +262,19 @@ impl NodeHandle {
         &self,
         deadline: Duration,
     ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
+        self.load_latest_secret_for(deadline, SecretFor::Sled).await
+    }
+
+    /// [`Self::load_latest_secret`] for someone else than the sled itself
+    /// (the audit log says who).
+    pub async fn load_latest_secret_for(
+        &self,
+        deadline: Duration,
+        for_whom: SecretFor,
+    ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
         let deadline = deadline.min(MAX_DEADLINE);
-        tokio::time::timeout(deadline, self.call(Request::LoadLatestSecret))
+        let request = |reply| Request::LoadLatestSecret(for_whom, reply);
+        tokio::time::timeout(deadline, self.call(request))
             .await
             .unwrap_or(Err(Unavailable::DeadlinePassed))
     }
@@ -265,10 +289,20 @@ impl NodeHandle {
         self.call(|reply| Request::SetPeers(peers, reply)).await
     }
 
-    /// Every counter: the core's, the network's, the ledger's and the
-    /// shim's (render with [`crate::metrics::render`]).
+    /// Every counter: the core's, the network's, the ledger's, the
+    /// shim's and the disks' (render with [`crate::metrics::render`]).
     pub async fn metrics(&self) -> Answer<Snapshot> {
-        self.call(Request::Metrics).await.map(|s| *s)
+        let snapshot = self.call(Request::Metrics).await?;
+        Ok(Snapshot {
+            disks: self.disks.reports(),
+            ..*snapshot
+        })
+    }
+
+    /// The disks' states and counters, as the key manager
+    /// ([`crate::disks`]) keeps them; empty without one.
+    pub fn disks(&self) -> &DiskBoard {
+        &self.disks
     }
 
     /// The latest committed epoch, as it changes (what sled-agent watches

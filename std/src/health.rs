@@ -12,11 +12,12 @@
 
 use tq_core::node::Counters;
 
+use crate::audit::AuditStats;
 use crate::handle::Bound;
 use crate::ledger::LedgerStats;
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
-use crate::node::stats::{ProxyOutcome, ShimStats};
+use crate::node::stats::{ApiConnectionRefusal, ProxyOutcome, ShimStats};
 
 /// One counter of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,8 +43,32 @@ pub fn readings(snapshot: &Snapshot) -> Vec<Reading> {
     let mut all = core_readings(&snapshot.counters);
     all.extend(shim_readings(&snapshot.shim));
     all.extend(ledger_readings(&snapshot.ledger));
+    all.extend(audit_readings(&snapshot.audit));
     all.extend(net_readings(&snapshot.net));
+    all.extend(disk_readings(&snapshot.disks));
     all
+}
+
+/// Unlocking and re-wrapping are the normal work; every failure, refused
+/// wrapping, bad key file copy or half-written key file is not.
+fn disk_readings(disks: &[crate::disks::DiskReport]) -> Vec<Reading> {
+    let sum = |field: fn(&crate::disks::DiskStats) -> u64| {
+        disks.iter().map(|d| field(&d.stats)).sum::<u64>()
+    };
+    vec![
+        reading("disk", "unlock_attempts", sum(|s| s.unlock_attempts), false),
+        reading("disk", "rewraps", sum(|s| s.rewraps), false),
+        reading("disk", "unlock_failures", sum(|s| s.unlock_failures), true),
+        reading("disk", "rewrap_failures", sum(|s| s.rewrap_failures), true),
+        reading(
+            "disk",
+            "wrappings_refused",
+            sum(|s| s.wrappings_refused),
+            true,
+        ),
+        reading("disk", "bad_key_copies", sum(|s| s.bad_copies), true),
+        reading("disk", "degraded_writes", sum(|s| s.degraded_writes), true),
+    ]
 }
 
 /// The core's counters alone (what a sled's status reports).
@@ -102,6 +127,26 @@ fn shim_readings(shim: &ShimStats) -> Vec<Reading> {
             true,
         ),
     ]);
+    // Nexus and the operator's tools speak TLS and send their request at
+    // once: a refused API connection is never theirs.
+    all.extend(
+        ApiConnectionRefusal::ALL
+            .iter()
+            .zip(shim.api_connections_refused)
+            .map(|(reason, count)| {
+                let anomaly = match reason {
+                    ApiConnectionRefusal::TlsHandshake
+                    | ApiConnectionRefusal::IdleTimeout
+                    | ApiConnectionRefusal::BadHead => true,
+                };
+                reading(
+                    "api",
+                    &format!("refused_{}", reason.label()),
+                    count,
+                    anomaly,
+                )
+            }),
+    );
     all
 }
 
@@ -128,6 +173,30 @@ fn ledger_readings(ledger: &LedgerStats) -> Vec<Reading> {
             "copy_repair_failures",
             copies(|c| c.repair_failures),
             true,
+        ),
+    ]
+}
+
+/// The audit log is written on every drive write; a failure is the
+/// drives', and a share withheld for it a refusal. Records, rotations and
+/// a repair after a crash are its normal life.
+fn audit_readings(audit: &AuditStats) -> Vec<Reading> {
+    vec![
+        reading("audit", "records", audit.records, false),
+        reading("audit", "rotations", audit.rotations, false),
+        reading("audit", "append_failures", audit.append_failures, true),
+        reading("audit", "shares_withheld", audit.shares_withheld, true),
+        reading(
+            "audit",
+            "copy_failures",
+            audit.copy_failures.iter().sum(),
+            true,
+        ),
+        reading(
+            "audit",
+            "copy_repairs",
+            audit.copy_repairs.iter().sum(),
+            false,
         ),
     ]
 }
@@ -163,6 +232,12 @@ fn net_readings(net: &NetStats) -> Vec<Reading> {
         // A peer that is down or restarting is dialed in vain.
         reading("net", "dial_failures", sum(|p| p.dial_failures), false),
         reading("net", "queue_full", sum(|p| p.queue_full), true),
+        reading(
+            "net",
+            "reference_reload_failures",
+            net.reference_reload_failures,
+            true,
+        ),
     ]);
     all
 }
@@ -183,11 +258,13 @@ mod tests {
             storage: crate::node::report::StorageHealth::Stored,
             ledger_status: crate::ledger::LedgerStatus::Healthy,
             ledger: LedgerStats::default(),
+            audit: AuditStats::default(),
             net: NetStats::default(),
             connected: 0,
             shim: ShimStats::default(),
             proxied_in_flight: 0,
             secret_waiters: 0,
+            disks: Vec::new(),
         };
         let all = readings(&snapshot);
         let mut names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();

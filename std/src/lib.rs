@@ -25,6 +25,11 @@
 //!   reach, and their frames next to the core's on the peer connections.
 //! - [`secrets`]: the loaded secret as a typed in-process value, and disk
 //!   keys derived from it (HKDF-SHA3-256 with a documented context).
+//! - [`disks`]: the key manager: each disk's random data key, stored only
+//!   wrapped under the latest committed epoch's disk key in files beside
+//!   the ledger, re-wrapped on every commit (crash-safe), unlocked at
+//!   start through its backend (`fscrypt` or a `command`), forgotten by an
+//!   expunged sled.
 //! - [`metrics`]: every counter (core, network, ledger, node layer) in the
 //!   Prometheus text format, by one function.
 //! - [`observe`]: the core's `log` lines bridged into `tracing`.
@@ -43,7 +48,14 @@
 //!   lower platform id dials), length-prefixed frames no longer than the
 //!   largest core message or proxy frame, keep-alives and an inactivity
 //!   timeout, a bounded write queue per peer, capped jittered
-//!   reconnection, and per-peer counters.
+//!   reconnection, and per-peer counters. [`net::api_tls`] holds the TLS
+//!   configurations of the sled's HTTP API, whose clients verify a sled
+//!   as a dialing peer does.
+//! - [`audit`]: the audit trail: a hash-chained log (SHA3-256, JSON
+//!   lines) of Nexus requests, shares handed out, secret loads,
+//!   expungements, alarms and starts, mirrored on both ledger drives,
+//!   rotated within a bound, crash-safe, and never holding a share or
+//!   secret; [`audit::verify`] names the first bad record.
 //! - [`backoff`]: the retry schedule of redials and ledger writes.
 //!
 //! # Rules this crate keeps
@@ -58,7 +70,9 @@
 //! - **Every bound is a named constant or a config field**
 //!   ([`node::NodeConfig`], [`net::NetConfig`], [`net::MAX_FRAME_LEN`],
 //!   [`proxy::MAX_PROXY_FRAME_LEN`], [`ledger::MAX_PAYLOAD_LEN`],
-//!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`]); a full
+//!   [`net::MAX_TRACKED_PEERS`], [`secrets::MAX_PURPOSE_LEN`],
+//!   [`disks::MAX_DISKS`], [`disks::keyfile::MAX_WRAPPINGS`],
+//!   [`audit::AuditConfig`], [`audit::record::MAX_RECORD_LEN`]); a full
 //!   queue is a typed `Busy` or a counted drop, never a wait without end
 //!   or a panic.
 //! - **Nothing is acknowledged before it is stored.** If no ledger copy
@@ -70,6 +84,14 @@
 //!   [`ledger::Ledger::stats`], the core's and the node layer's) for the
 //!   Prometheus export; `tracing` spans name the node, peer, connection
 //!   and epoch of every log line, the core's included.
+//! - **Disk keys are never written in the clear** ([`disks`]): each is
+//!   stored only wrapped, held in memory only while an unlock or re-wrap
+//!   needs it (boxed, zeroized on drop), and reaches a `command` backend
+//!   on its standard input only.
+//! - **What the sled was asked and gave is audited**, before it is
+//!   acknowledged or sent: Nexus's requests and their outcomes, shares
+//!   handed out, secret loads and for whom ([`audit`]); never a share or
+//!   secret in a record.
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
 //!   them; disk keys are derived from it, and a public fingerprint shows
@@ -130,6 +152,15 @@
 //!   have been reset at boot: a peer's chain is verified as of its leaf's
 //!   `notBefore`, so a certificate expired or not yet valid by the clock
 //!   is admitted; revocation is by the peer set and the rack CA.
+//! - **Peers prove what they run.** A sled certificate carries the
+//!   SHA3-256 digests of the sled's firmware as a TCG DICE `TcbInfo`
+//!   extension ([`net::measurements`]); with [`net::Attestation::Enforce`]
+//!   a peer is admitted only if every digest is in the rack's reference
+//!   measurements file ([`mod@net::reference`]), which is re-read at every
+//!   handshake (and every second for the connected peers, dropping one
+//!   whose digest was withdrawn) so it can be updated without a restart
+//!   ([`net::attestation`]). Refusals are counted by reason
+//!   (`no_measurements`, `malformed_measurements`, `unknown_measurement`).
 //!
 //! # Choices
 //!
@@ -159,6 +190,12 @@
 //! - **Proxy payloads: the core's own Nexus codecs** (`tq_core::wire`)
 //!   behind a fixed 26-byte header, so a proxied request or answer is
 //!   decoded by the same bounded decoders as a direct one.
+//! - **Disk key wrapping: ChaCha20-Poly1305** (`chacha20poly1305`, which
+//!   the core already uses for its encrypted rack secrets) under the
+//!   existing HKDF-SHA3-256 disk key, so no new primitive. **fscrypt's
+//!   ioctls in `tq-fscrypt`**, the one crate allowed `unsafe`: no crate on
+//!   crates.io offers them, and Debian's `fscrypt` tool keeps its own
+//!   protectors and metadata and would want the key in a file.
 //! - **Log bridge: `tracing-log`** (`LogTracer`), the `tracing` project's
 //!   own bridge from the `log` crate.
 //! - **Prometheus text written here** (one function, about a hundred
@@ -167,7 +204,9 @@
 //!   the output is checked with the reference parser (Python
 //!   `prometheus_client`) in the tests.
 
+pub mod audit;
 pub mod backoff;
+pub mod disks;
 pub mod handle;
 pub mod health;
 pub mod ledger;

@@ -2,7 +2,8 @@
 //! (version 0.0.4, [`CONTENT_TYPE`]), rendered by one function: [`render`].
 //!
 //! A [`Snapshot`] (from [`crate::handle::NodeHandle::metrics`]) holds the
-//! core's counters, the network's, the ledger's and the node layer's own;
+//! core's counters, the network's, the ledger's, the audit log's and the
+//! node layer's own;
 //! `render` writes each as one metric family with a stable name, `HELP` and
 //! `TYPE`, through the `prometheus-client` crate's encoder (which appends
 //! the counters' `_total` and escapes label values). Families that follow
@@ -11,7 +12,8 @@
 //! peer's platform id as `part:serial`, or `other` for peers past
 //! [`crate::net::MAX_TRACKED_PEERS`]), `direction` (`in`/`out`), `reason`
 //! (a refusal's or a close's stable label), `copy` (0 or 1), `outcome`,
-//! `bound`. Epochs are gauge values (`tq_node_latest_committed_epoch`...),
+//! `bound`, `disk` (a configured disk's name, at most
+//! [`crate::disks::MAX_DISKS`] of them), `state`. Epochs are gauge values (`tq_node_latest_committed_epoch`...),
 //! not labels, so the number of series stays bounded. Nothing secret is in
 //! a snapshot.
 //!
@@ -30,17 +32,24 @@
 //! | `tq_proxy_forwarded_total` | counter | `outcome` |
 //! | `tq_proxy_served_total`, `tq_proxy_bad_frames_total`, `tq_proxy_late_answers_total` | counter | |
 //! | `tq_proxy_in_flight` | gauge | |
+//! | `tq_api_connections_refused_total` | counter | `reason` (`tls_handshake`, `idle_timeout`, `bad_head`: the API front door's, [`ApiConnectionRefusal`]) |
 //! | `tq_ledger_generation` | gauge | |
 //! | `tq_ledger_writes_total` | counter | `outcome` (`both`, `degraded`, `failed`) |
 //! | `tq_ledger_write_retries_total` | counter | |
 //! | `tq_ledger_copy_write_failures_total`, `tq_ledger_copy_found_bad_total`, `tq_ledger_copy_repairs_total`, `tq_ledger_copy_repair_failures_total` | counter | `copy` |
 //! | `tq_ledger_degraded` | gauge (0/1) | |
+//! | `tq_audit_records_total`, `tq_audit_append_failures_total`, `tq_audit_rotations_total`, `tq_audit_shares_withheld_total` | counter | |
+//! | `tq_audit_copy_failures_total`, `tq_audit_copy_repairs_total` | counter | `copy` |
 //! | `tq_net_accepted_total`, `tq_net_handshakes_total` | counter | |
 //! | `tq_net_handshakes_refused_total` | counter | `reason` |
+//! | `tq_net_reference_reload_failures_total` | counter | |
 //! | `tq_net_connected_peers` | gauge | |
 //! | `tq_net_peer_frames_total`, `tq_net_peer_bytes_total`, `tq_net_peer_keepalives_total` | counter | `peer`, `direction` |
 //! | `tq_net_peer_connects_total`, `tq_net_peer_reconnects_total`, `tq_net_peer_dials_total`, `tq_net_peer_dial_failures_total`, `tq_net_peer_queue_full_total` | counter | `peer` |
 //! | `tq_net_peer_closes_total` | counter | `peer`, `reason` |
+//! | `tq_disk_state` | gauge (0/1) | `disk`, `state` |
+//! | `tq_disk_wrapped_epoch` | gauge (absent until read) | `disk` |
+//! | `tq_disk_unlock_attempts_total`, `tq_disk_unlock_failures_total`, `tq_disk_rewraps_total`, `tq_disk_rewrap_failures_total`, `tq_disk_wrappings_refused_total`, `tq_disk_bad_key_copies_total`, `tq_disk_degraded_writes_total` | counter | `disk` |
 
 use std::fmt;
 
@@ -55,11 +64,13 @@ use prometheus_client::registry::Registry;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::node::Counters;
 
+use crate::audit::AuditStats;
+use crate::disks::{DiskReport, DiskState, DiskStats};
 use crate::handle::Bound;
 use crate::ledger::{CopyStats, LedgerStats, LedgerStatus};
 use crate::net::{CloseReason, HandshakeRefusal, NetStats, PeerStats};
 use crate::node::report::StorageHealth;
-use crate::node::stats::{ProxyOutcome, ShimStats};
+use crate::node::stats::{ApiConnectionRefusal, ProxyOutcome, ShimStats};
 
 /// Every counter of one node at one moment.
 #[derive(Clone, Debug)]
@@ -92,6 +103,10 @@ pub struct Snapshot {
     pub proxied_in_flight: usize,
     /// Callers waiting for the latest secret.
     pub secret_waiters: usize,
+    /// The disks the key manager handles ([`crate::disks`]).
+    pub disks: Vec<DiskReport>,
+    /// The audit log's counters.
+    pub audit: AuditStats,
 }
 
 /// The content type of [`render`]'s text: the Prometheus text format,
@@ -120,7 +135,9 @@ impl Collector for SnapshotCollector {
         let mut out = Families(encoder);
         node_families(&mut out, &self.0)?;
         ledger_families(&mut out, &self.0.ledger, self.0.ledger_status)?;
-        net_families(&mut out, &self.0.net, self.0.connected)
+        audit_families(&mut out, &self.0.audit)?;
+        net_families(&mut out, &self.0.net, self.0.connected)?;
+        disk_families(&mut out, &self.0.disks)
     }
 }
 
@@ -235,6 +252,124 @@ fn node_families(out: &mut Families, s: &Snapshot) -> fmt::Result {
         "tq_proxy_in_flight",
         "Proxied calls waiting for their answer.",
         s.proxied_in_flight as u64,
+    )?;
+    out.counters(
+        "tq_api_connections_refused",
+        "API connections closed before any request reached the API, by reason.",
+        ApiConnectionRefusal::ALL
+            .iter()
+            .zip(s.shim.api_connections_refused)
+            .map(|(reason, count)| ([("reason", reason.label())], count)),
+    )
+}
+
+fn disk_families(out: &mut Families, disks: &[DiskReport]) -> fmt::Result {
+    out.gauges(
+        "tq_disk_state",
+        "1 for each disk's state (locked, unlocking, unlocked, failed), 0 for the others.",
+        disks.iter().flat_map(|disk| {
+            DiskState::LABELS.iter().map(|&state| {
+                (
+                    [("disk", disk.name.as_str()), ("state", state)],
+                    u64::from(disk.state.label() == state),
+                )
+            })
+        }),
+    )?;
+    out.gauges(
+        "tq_disk_wrapped_epoch",
+        "The epoch of each disk's newest key wrapping on disk.",
+        disks.iter().filter_map(|disk| {
+            disk.wrapped_epoch
+                .map(|epoch| ([("disk", disk.name.as_str())], epoch.0))
+        }),
+    )?;
+    let families: [FieldFamily<DiskStats, u64>; 7] = [
+        (
+            "tq_disk_unlock_attempts",
+            "Attempts to unlock each disk.",
+            |s| s.unlock_attempts,
+        ),
+        (
+            "tq_disk_unlock_failures",
+            "Unlock attempts that failed.",
+            |s| s.unlock_failures,
+        ),
+        (
+            "tq_disk_rewraps",
+            "Re-wraps of each disk's key under a newer epoch.",
+            |s| s.rewraps,
+        ),
+        (
+            "tq_disk_rewrap_failures",
+            "Re-wraps that reached no key file copy.",
+            |s| s.rewrap_failures,
+        ),
+        (
+            "tq_disk_wrappings_refused",
+            "Key wrappings that did not open under their epoch's secret.",
+            |s| s.wrappings_refused,
+        ),
+        (
+            "tq_disk_bad_key_copies",
+            "Key file copies found corrupt or unreadable.",
+            |s| s.bad_copies,
+        ),
+        (
+            "tq_disk_degraded_writes",
+            "Key file writes that reached one copy only.",
+            |s| s.degraded_writes,
+        ),
+    ];
+    for (name, help, field) in families {
+        out.counters(
+            name,
+            help,
+            disks
+                .iter()
+                .map(|disk| ([("disk", disk.name.as_str())], field(&disk.stats))),
+        )?;
+    }
+    Ok(())
+}
+
+fn audit_families(out: &mut Families, audit: &AuditStats) -> fmt::Result {
+    out.counter(
+        "tq_audit_records",
+        "Audit records written (to at least one copy).",
+        audit.records,
+    )?;
+    out.counter(
+        "tq_audit_append_failures",
+        "Audit appends that reached no copy.",
+        audit.append_failures,
+    )?;
+    out.counter(
+        "tq_audit_rotations",
+        "Audit log segments opened by rotation.",
+        audit.rotations,
+    )?;
+    out.counter(
+        "tq_audit_shares_withheld",
+        "Messages holding a share not sent because their audit record reached no copy.",
+        audit.shares_withheld,
+    )?;
+    let per_copy = |stats: &[u64; crate::audit::AUDIT_COPIES]| -> Vec<([(&str, String); 1], u64)> {
+        stats
+            .iter()
+            .enumerate()
+            .map(|(copy, count)| ([("copy", copy.to_string())], *count))
+            .collect()
+    };
+    out.counters(
+        "tq_audit_copy_failures",
+        "Audit writes that failed on this copy (left until the next open repairs it).",
+        per_copy(&audit.copy_failures),
+    )?;
+    out.counters(
+        "tq_audit_copy_repairs",
+        "Times this audit log copy was rewritten from the other at open.",
+        per_copy(&audit.copy_repairs),
     )
 }
 
@@ -315,6 +450,11 @@ fn net_families(out: &mut Families, net: &NetStats, connected: usize) -> fmt::Re
         HandshakeRefusal::ALL
             .into_iter()
             .map(|reason| ([("reason", reason.label())], net.refused(reason))),
+    )?;
+    out.counter(
+        "tq_net_reference_reload_failures",
+        "Re-reads of the reference measurements file that failed (the last good one kept).",
+        net.reference_reload_failures,
     )?;
     out.gauge(
         "tq_net_connected_peers",

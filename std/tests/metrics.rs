@@ -139,7 +139,47 @@ fn quiet_snapshot(net: NetStats) -> Snapshot {
         shim: Default::default(),
         proxied_in_flight: 0,
         secret_waiters: 0,
+        disks: Vec::new(),
+        audit: Default::default(),
     }
+}
+
+#[test]
+fn each_disk_has_its_state_epoch_and_counters() {
+    use tq_std::disks::{DiskReport, DiskState, DiskStats};
+    let mut snapshot = quiet_snapshot(NetStats::default());
+    snapshot.disks = vec![
+        DiskReport {
+            name: "data0".into(),
+            serial: "SN0".into(),
+            backend: "fscrypt",
+            state: DiskState::Unlocked,
+            wrapped_epoch: Some(Epoch(4)),
+            stats: DiskStats {
+                rewraps: 2,
+                ..Default::default()
+            },
+        },
+        DiskReport {
+            name: "zpool".into(),
+            serial: "SN1".into(),
+            backend: "command",
+            state: DiskState::Failed("no".into()),
+            wrapped_epoch: None,
+            stats: DiskStats::default(),
+        },
+    ];
+    let samples = parse(&render(&snapshot));
+    assert_eq!(samples["gauge tq_disk_state{disk=data0,state=unlocked}"], 1);
+    assert_eq!(samples["gauge tq_disk_state{disk=data0,state=locked}"], 0);
+    assert_eq!(samples["gauge tq_disk_state{disk=zpool,state=failed}"], 1);
+    assert_eq!(samples["gauge tq_disk_wrapped_epoch{disk=data0}"], 4);
+    assert!(!samples.contains_key("gauge tq_disk_wrapped_epoch{disk=zpool}"));
+    assert_eq!(samples["counter tq_disk_rewraps_total{disk=data0}"], 2);
+    assert_eq!(
+        samples["counter tq_disk_wrappings_refused_total{disk=zpool}"],
+        0
+    );
 }
 
 #[test]
@@ -171,7 +211,16 @@ fn every_family_has_its_documented_name_type_and_labels() {
     let mut net = NetStats::default();
     net.peers
         .insert(common::pid("p", "1"), PeerStats::default());
-    let exposition = parse_prometheus(&render(&quiet_snapshot(net))).unwrap();
+    let mut snapshot = quiet_snapshot(net);
+    snapshot.disks = vec![tq_std::disks::DiskReport {
+        name: "data0".into(),
+        serial: "SN0".into(),
+        backend: "command",
+        state: tq_std::disks::DiskState::Unlocked,
+        wrapped_epoch: Some(Epoch(4)),
+        stats: Default::default(),
+    }];
+    let exposition = parse_prometheus(&render(&snapshot)).unwrap();
     let mut families: Vec<String> = exposition
         .families
         .values()
@@ -205,6 +254,7 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_proxy_bad_frames_total counter ",
         "tq_proxy_late_answers_total counter ",
         "tq_proxy_in_flight gauge ",
+        "tq_api_connections_refused_total counter reason",
         "tq_ledger_generation gauge ",
         "tq_ledger_writes_total counter outcome",
         "tq_ledger_write_retries_total counter ",
@@ -213,9 +263,16 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_ledger_copy_repairs_total counter copy",
         "tq_ledger_copy_repair_failures_total counter copy",
         "tq_ledger_degraded gauge ",
+        "tq_audit_records_total counter ",
+        "tq_audit_append_failures_total counter ",
+        "tq_audit_rotations_total counter ",
+        "tq_audit_shares_withheld_total counter ",
+        "tq_audit_copy_failures_total counter copy",
+        "tq_audit_copy_repairs_total counter copy",
         "tq_net_accepted_total counter ",
         "tq_net_handshakes_total counter ",
         "tq_net_handshakes_refused_total counter reason",
+        "tq_net_reference_reload_failures_total counter ",
         "tq_net_connected_peers gauge ",
         "tq_net_peer_frames_total counter direction,peer",
         "tq_net_peer_bytes_total counter direction,peer",
@@ -226,6 +283,15 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_net_peer_dial_failures_total counter peer",
         "tq_net_peer_queue_full_total counter peer",
         "tq_net_peer_closes_total counter peer,reason",
+        "tq_disk_state gauge disk,state",
+        "tq_disk_wrapped_epoch gauge disk",
+        "tq_disk_unlock_attempts_total counter disk",
+        "tq_disk_unlock_failures_total counter disk",
+        "tq_disk_rewraps_total counter disk",
+        "tq_disk_rewrap_failures_total counter disk",
+        "tq_disk_wrappings_refused_total counter disk",
+        "tq_disk_bad_key_copies_total counter disk",
+        "tq_disk_degraded_writes_total counter disk",
     ];
     documented.sort();
     assert_eq!(families, documented);

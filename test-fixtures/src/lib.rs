@@ -10,6 +10,8 @@
 //! - [`with_big_stack`]: a thread with room for a whole simulated rack.
 //! - `pki` (feature `pki`): a rack CA and sled certificates, as DER or PEM
 //!   files.
+//! - [`loopfs::LoopFs`]: a loop-mounted ext4 with fscrypt on (root only;
+//!   otherwise a `SKIPPED` line).
 //! - [`tools::available`]: whether an external program a test runs is
 //!   here; without it the test skips loudly, or fails under CI.
 //!
@@ -23,6 +25,7 @@
     reason = "test-only: a failed set-up fails the test that asked for it"
 )]
 
+pub mod loopfs;
 #[cfg(feature = "pki")]
 pub mod pki;
 pub mod tools;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tq_rack_setup::pki::{PemFiles, RackCa};
+use tq_rack_setup::pki::{PemFiles, RackCa, rack_firmware};
 
 pub use tq_rack_setup::pki::Validity;
 
@@ -63,7 +63,7 @@ impl Ca {
             key: &dir.join(KEY_FILE),
         };
         self.0
-            .write_sled_files(uris, &files)
+            .write_sled_files(uris, &rack_firmware(), &files)
             .expect("write the PEM files");
     }
 }

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tq_core::ids::{PlatformId, PlatformIdError};
+use tq_std::disks::{Backend, DiskSpec, DisksConfig, KeyFormat};
 use tq_std::ledger::LEDGER_COPIES;
-use tq_std::net::NetConfig;
+use tq_std::net::{Attestation, NetConfig};
 use tq_std::node::{
     DEFAULT_API_QUEUE_LEN, DEFAULT_MAX_PROXIED, DEFAULT_MAX_SECRET_WAITERS, NodeConfig,
 };
@@ -38,6 +39,9 @@ pub struct SledConfig {
     pub ledger: LedgerSection,
     /// The rack CA, this sled's certificate and key.
     pub tls: TlsSection,
+    /// The rack's reference measurements, and whether peers must match
+    /// them.
+    pub attestation: AttestationSection,
     /// The peer network.
     #[serde(default)]
     pub peer: PeerSection,
@@ -47,9 +51,125 @@ pub struct SledConfig {
     /// Queue bounds of the node.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The audit log's bounds.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The other sleds of the rack.
     #[serde(default)]
     pub peers: Vec<PeerEntry>,
+    /// How the disks are unlocked.
+    #[serde(default)]
+    pub disk_unlock: DiskUnlockSection,
+    /// The encrypted disks whose keys the rack secret protects.
+    #[serde(default)]
+    pub disks: Vec<DiskEntry>,
+}
+
+/// `[disk_unlock]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskUnlockSection {
+    /// Seconds the daemon keeps trying to unlock the disks after it starts
+    /// (and after each commit) before it reports those still locked as
+    /// failed.
+    #[serde(default = "default_unlock_deadline_secs")]
+    pub deadline_secs: u64,
+}
+
+impl Default for DiskUnlockSection {
+    fn default() -> Self {
+        Self {
+            deadline_secs: default_unlock_deadline_secs(),
+        }
+    }
+}
+
+fn default_unlock_deadline_secs() -> u64 {
+    tq_std::disks::DEFAULT_UNLOCK_DEADLINE.as_secs()
+}
+
+/// `timeout_ms` of a `command` disk when not given.
+pub const DEFAULT_DISK_COMMAND_TIMEOUT_MS: u64 = 30_000;
+
+fn default_disk_command_timeout_ms() -> u64 {
+    DEFAULT_DISK_COMMAND_TIMEOUT_MS
+}
+
+/// One `[[disks]]` entry, by its `backend`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiskEntry {
+    /// Linux native file encryption on a directory.
+    Fscrypt {
+        /// The disk's name (its key files are named after it).
+        name: String,
+        /// The disk's serial (its keys are derived for it).
+        serial: String,
+        /// The encrypted directory (on an ext4 made with `-O encrypt`).
+        dir: PathBuf,
+    },
+    /// A program given the key on its standard input.
+    Command {
+        /// The disk's name.
+        name: String,
+        /// The disk's serial.
+        serial: String,
+        /// The program and arguments that unlock.
+        unlock: Vec<String>,
+        /// The program and arguments that lock, if any.
+        #[serde(default)]
+        lock: Option<Vec<String>>,
+        /// Milliseconds either may run before it is killed.
+        #[serde(default = "default_disk_command_timeout_ms")]
+        timeout_ms: u64,
+        /// `raw` (32 bytes) or `hex` (64 digits) on standard input.
+        #[serde(default)]
+        key_format: KeyFormatEntry,
+    },
+}
+
+/// How a `command` disk takes its key.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormatEntry {
+    /// 32 raw bytes.
+    #[default]
+    Raw,
+    /// 64 lower-case hex digits.
+    Hex,
+}
+
+impl DiskEntry {
+    /// The key manager's description of this disk.
+    pub fn spec(&self) -> DiskSpec {
+        match self {
+            Self::Fscrypt { name, serial, dir } => DiskSpec {
+                name: name.clone(),
+                serial: serial.clone(),
+                backend: Backend::Fscrypt { dir: dir.clone() },
+            },
+            Self::Command {
+                name,
+                serial,
+                unlock,
+                lock,
+                timeout_ms,
+                key_format,
+            } => DiskSpec {
+                name: name.clone(),
+                serial: serial.clone(),
+                backend: Backend::Command {
+                    unlock: unlock.clone(),
+                    lock: lock.clone(),
+                    timeout: Duration::from_millis((*timeout_ms).max(1)),
+                    key_format: match key_format {
+                        KeyFormatEntry::Raw => KeyFormat::Raw,
+                        KeyFormatEntry::Hex => KeyFormat::Hex,
+                    },
+                },
+            },
+        }
+    }
 }
 
 /// `[ledger]`.
@@ -76,6 +196,38 @@ pub struct TlsSection {
     pub certificate: PathBuf,
     /// PEM file of this sled's private key.
     pub key: PathBuf,
+}
+
+/// `[attestation]`: required, so that every sled names the rack's
+/// reference measurements.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationSection {
+    /// The reference measurements file (tq-std's `net::reference`): the
+    /// firmware digests a peer's certificate may carry. Re-read at every
+    /// peer handshake and every second for the connected peers, so it is
+    /// updated in place without a restart.
+    pub reference_measurements: PathBuf,
+    /// Whether a peer whose measurements are absent, malformed or not all
+    /// in the file is refused (default true). `false` admits any holder of
+    /// a rack certificate, with a warning at start.
+    #[serde(default = "default_enforce")]
+    pub enforce: bool,
+}
+
+fn default_enforce() -> bool {
+    true
+}
+
+impl AttestationSection {
+    /// The network's attestation setting.
+    pub fn attestation(&self) -> Attestation {
+        if self.enforce {
+            Attestation::Enforce(self.reference_measurements.clone())
+        } else {
+            Attestation::Off
+        }
+    }
 }
 
 /// `[peer]`.
@@ -107,12 +259,13 @@ impl Default for PeerSection {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
-    /// Where the HTTP API listens: loopback by default, since it is plain
-    /// HTTP and anyone who reaches it can reconfigure the rack.
+    /// Where the HTTPS API listens (with the certificate and key of
+    /// `[tls]`): loopback by default.
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
-    /// How long a connection may wait for its request's head before it is
-    /// closed, in milliseconds ([`DEFAULT_API_IDLE_TIMEOUT_MS`]).
+    /// How long a connection may take for its TLS handshake and its
+    /// request's head before it is closed, in milliseconds
+    /// ([`DEFAULT_API_IDLE_TIMEOUT_MS`]).
     #[serde(default = "default_api_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
 }
@@ -159,6 +312,36 @@ impl Default for LimitsSection {
             api_queue_len: DEFAULT_API_QUEUE_LEN,
             max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
             max_proxied: DEFAULT_MAX_PROXIED,
+        }
+    }
+}
+
+/// `[audit]`: the audit log's bounds (its copies are in `audit/` beside
+/// each ledger copy).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// A segment is closed before it would grow past this many bytes.
+    #[serde(default = "default_audit_segment_bytes")]
+    pub max_segment_bytes: u64,
+    /// Segments kept; the oldest is removed past that.
+    #[serde(default = "default_audit_segments")]
+    pub retained_segments: u64,
+}
+
+fn default_audit_segment_bytes() -> u64 {
+    tq_std::audit::DEFAULT_MAX_SEGMENT_BYTES
+}
+
+fn default_audit_segments() -> u64 {
+    tq_std::audit::DEFAULT_RETAINED_SEGMENTS
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            max_segment_bytes: default_audit_segment_bytes(),
+            retained_segments: default_audit_segments(),
         }
     }
 }
@@ -245,6 +428,9 @@ pub enum ConfigError {
     /// A timing field is zero or out of range.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The disks are misconfigured.
+    #[error("[[disks]]")]
+    Disks(#[source] tq_std::disks::ConfigError),
 }
 
 /// `, line L, column C` when the position is known.
@@ -276,6 +462,10 @@ impl SledConfig {
         config.resolve_paths(base);
         config.peer_map()?;
         config.timing()?;
+        config
+            .disks_config()
+            .validate()
+            .map_err(ConfigError::Disks)?;
         Ok(config)
     }
 
@@ -296,9 +486,15 @@ impl SledConfig {
         if let Some(p) = self.ledger.lrtq_share_file.as_mut() {
             resolve(p);
         }
+        for disk in &mut self.disks {
+            if let DiskEntry::Fscrypt { dir, .. } = disk {
+                resolve(dir);
+            }
+        }
         resolve(&mut self.tls.rack_ca);
         resolve(&mut self.tls.certificate);
         resolve(&mut self.tls.key);
+        resolve(&mut self.attestation.reference_measurements);
     }
 
     /// The peers by platform id; refuses an invalid id or a repeat.
@@ -336,18 +532,34 @@ impl SledConfig {
             .map(|dir| dir.join(LEDGER_FILE_NAME))
     }
 
+    /// The key manager's configuration: the disks, their key files in the
+    /// ledger directories.
+    pub fn disks_config(&self) -> DisksConfig {
+        let mut config = DisksConfig::new(
+            self.disks.iter().map(DiskEntry::spec).collect(),
+            self.ledger.dirs.clone(),
+        );
+        config.unlock_deadline = Duration::from_secs(self.disk_unlock.deadline_secs.max(1));
+        config
+    }
+
     /// The node's configuration.
     pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
         let (keepalive, inactivity) = self.timing()?;
         let mut net = NetConfig::new(self.peer.listen);
         net.keepalive_interval = keepalive;
         net.inactivity_timeout = inactivity;
+        net.attestation = self.attestation.attestation();
         let mut node = NodeConfig::new(self.ledger_paths(), net);
         node.lrtq_share_file = self.ledger.lrtq_share_file.clone();
         node.peers = self.peer_map()?;
         node.api_queue_len = self.limits.api_queue_len;
         node.max_secret_waiters = self.limits.max_secret_waiters;
         node.max_proxied = self.limits.max_proxied;
+        node.audit = tq_std::audit::AuditConfig {
+            max_segment_bytes: self.audit.max_segment_bytes,
+            retained_segments: self.audit.retained_segments,
+        };
         Ok(node)
     }
 }
@@ -379,6 +591,9 @@ dirs = ["m2-0", "/m2-1"]
 rack_ca = "ca.pem"
 certificate = "sled.pem"
 key = "sled.key"
+
+[attestation]
+reference_measurements = "reference-measurements.toml"
 "#;
 
     #[test]
@@ -388,6 +603,26 @@ key = "sled.key"
         assert_eq!(config.peer.listen, "[::]:7151".parse().unwrap());
         assert!(config.peers.is_empty());
         assert_eq!(config.ledger.lrtq_share_file, None);
+        assert_eq!(
+            config.node_config().unwrap().net.attestation,
+            Attestation::Enforce("reference-measurements.toml".into())
+        );
+    }
+
+    #[test]
+    fn attestation_is_required_and_may_be_turned_off_explicitly() {
+        let without = MINIMAL.replace("[attestation]", "").replace(
+            "reference_measurements = \"reference-measurements.toml\"",
+            "",
+        );
+        let (_, message) = SledConfig::parse(&without).unwrap_err();
+        assert!(message.contains("missing field `attestation`"), "{message}");
+        let off = format!("{MINIMAL}enforce = false\n");
+        let config = SledConfig::parse(&off).unwrap();
+        assert_eq!(
+            config.node_config().unwrap().net.attestation,
+            Attestation::Off
+        );
     }
 
     #[test]
@@ -396,7 +631,12 @@ key = "sled.key"
         let config = SledConfig::parse(text).unwrap();
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.peer_map().unwrap().len(), 2);
-        config.node_config().unwrap();
+        let node = config.node_config().unwrap();
+        assert_eq!(node.audit, tq_std::audit::AuditConfig::default());
+        assert_eq!(
+            SledConfig::parse(MINIMAL).unwrap().audit,
+            AuditSection::default()
+        );
     }
 
     #[test]
@@ -411,13 +651,17 @@ key = "sled.key"
             ]
         );
         assert_eq!(config.tls.key, PathBuf::from("/etc/tq/sled.key"));
+        assert_eq!(
+            config.attestation.reference_measurements,
+            PathBuf::from("/etc/tq/reference-measurements.toml")
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let text = format!("{MINIMAL}\n[api]\nlisten = \"not an address\"\n");
         let (at, message) = SledConfig::parse(&text).unwrap_err();
-        assert_eq!(at.map(|(line, _)| line), Some(11), "{message}");
+        assert_eq!(at.map(|(line, _)| line), Some(14), "{message}");
         let (_, message) = SledConfig::parse("[ledger]\ndirs = [\"a\", \"b\"]\n").unwrap_err();
         assert!(message.contains("missing field `tls`"), "{message}");
         let (_, message) = SledConfig::parse(&format!("{MINIMAL}\nextra = 1\n")).unwrap_err();
@@ -436,6 +680,40 @@ key = "sled.key"
             line.starts_with("cannot read /nonexistent/sled.toml: No such file"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn disks_are_read_by_backend_and_checked() {
+        let text = format!(
+            "{MINIMAL}\n[disk_unlock]\ndeadline_secs = 5\n\n\
+             [[disks]]\nname = \"a\"\nserial = \"S1\"\nbackend = \"fscrypt\"\ndir = \"vault\"\n\n\
+             [[disks]]\nname = \"b\"\nserial = \"S2\"\nbackend = \"command\"\nunlock = [\"zfs\", \"load-key\"]\nkey_format = \"hex\"\n"
+        );
+        let mut config = SledConfig::parse(&text).unwrap();
+        config.resolve_paths(Path::new("/etc/tq"));
+        let disks = config.disks_config();
+        assert_eq!(disks.unlock_deadline, Duration::from_secs(5));
+        assert_eq!(
+            disks.disks[0].backend,
+            Backend::Fscrypt {
+                dir: PathBuf::from("/etc/tq/vault")
+            }
+        );
+        assert!(matches!(
+            &disks.disks[1].backend,
+            Backend::Command { key_format: KeyFormat::Hex, timeout, lock: None, .. }
+                if *timeout == Duration::from_millis(DEFAULT_DISK_COMMAND_TIMEOUT_MS)
+        ));
+        disks.validate().unwrap();
+        // A key of another backend is refused, as is a repeated name.
+        let (_, message) = SledConfig::parse(&format!(
+            "{MINIMAL}\n[[disks]]\nname = \"a\"\nserial = \"S\"\nbackend = \"fscrypt\"\ndir = \"v\"\nunlock = [\"x\"]\n"
+        ))
+        .unwrap_err();
+        assert!(message.contains("unknown field `unlock`"), "{message}");
+        let twice = text.replace("name = \"b\"", "name = \"a\"");
+        let config = SledConfig::parse(&twice).unwrap();
+        assert!(config.disks_config().validate().is_err());
     }
 
     #[test]

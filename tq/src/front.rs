@@ -1,6 +1,6 @@
 //! The API's front door: the listener clients reach, in front of the
-//! dropshot server (which listens on loopback only), so that every answer
-//! the API sends is the API's own.
+//! dropshot server (which listens on loopback only), so that every
+//! connection is TLS and every answer the API sends is the API's own.
 //!
 //! Dropshot and hyper answer some requests before any endpoint runs, with
 //! bodies of their own: an unknown path (404), a wrong method (405), a path
@@ -9,9 +9,13 @@
 //! And neither bounds how long a connection may sit idle. So each
 //! connection is taken here first:
 //!
-//! 1. Its request head must arrive within the idle timeout
+//! 1. Its TLS handshake (the sled's certificate, no client certificate:
+//!    tq-std's `net::api_tls`) and then its request head must complete
+//!    within the idle timeout
 //!    ([`crate::config::ApiSection::idle_timeout_ms`]); a connection that
-//!    sends nothing, or not a whole head, is closed.
+//!    sends nothing, not a whole head, or anything but a TLS 1.3 client
+//!    hello (a plain-HTTP request included) is closed, with at most a TLS
+//!    alert.
 //! 2. The head is parsed with `httparse` (hyper's own parser), with limits
 //!    below hyper's ([`MAX_URI_BYTES`], [`MAX_HEAD_BYTES`],
 //!    [`MAX_HEADERS`]): what would break them, or does not parse, is
@@ -22,14 +26,37 @@
 //!
 //! HTTP/1.1, one request per connection (the answer closes it), so every
 //! request goes through steps 1 and 2, and no connection idles between
-//! requests. A connection lives at most [`lifetime`] in all. Dropshot's
-//! own loopback port has none of these bounds, but only this host
-//! reaches it.
+//! requests. A connection lives at most [`lifetime`] in all. Each
+//! connection closed in step 1 (a failed handshake, the idle timeout) or
+//! refused in step 2 is counted by reason (`tq_api_connections_refused`,
+//! tq-std's `ApiConnectionRefusal`); a client that goes away by itself is
+//! not.
+//!
+//! # The loopback hop
+//!
+//! Between this door and dropshot, requests travel in plain HTTP over a
+//! loopback TCP port that the system picks at start. Any process of this
+//! host can connect to that port (dropshot listens on TCP only, and no
+//! well-kept mechanism makes a loopback port private to one process
+//! without privileges or firewall rules outside the daemon), and there it
+//! skips what this door does: TLS, the idle timeout and the head limits.
+//! What that exposes is what any client of the API has, without the
+//! bounds: the read-only endpoints (readable by any TLS client anyway),
+//! and every other call, which needs Nexus's authority: once requests
+//! carry authenticators that the node checks, a local process gets no
+//! more there than over TLS (the check is the same whichever way the
+//! request came); until then it can make any call, as any client can.
+//! Nothing secret crosses the hop (no answer carries a share or a
+//! secret). What it adds is a local process's means to hold dropshot's
+//! connections open without the idle timeout, which a local process can
+//! do to the host in many other ways. Network clients never reach the
+//! port: it is bound to 127.0.0.1.
 
 use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,7 +68,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tq_std::handle::MAX_DEADLINE;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tq_std::handle::{MAX_DEADLINE, NodeHandle};
+use tq_std::node::stats::ApiConnectionRefusal;
 
 use crate::api::error::{ApiError, ErrorCode};
 
@@ -79,14 +109,27 @@ pub struct Front {
 }
 
 impl Front {
-    /// Listens on `listen`, passing requests to dropshot at `backend`.
+    /// Listens on `listen` with TLS as `tls` configures it, passing
+    /// requests to dropshot at `backend`; counts its refusals on `node`.
     /// Must be called within a tokio runtime.
-    pub fn start(listen: SocketAddr, backend: SocketAddr, idle: Duration) -> io::Result<Self> {
+    pub fn start(
+        listen: SocketAddr,
+        tls: Arc<ServerConfig>,
+        backend: SocketAddr,
+        idle: Duration,
+        node: NodeHandle,
+    ) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept(listener, backend, idle));
+        let door = Door {
+            tls: TlsAcceptor::from(tls),
+            backend,
+            idle,
+            node,
+        };
+        let accept = tokio::spawn(accept(listener, Arc::new(door)));
         Ok(Self { addr, accept })
     }
 
@@ -107,13 +150,23 @@ pub fn backend_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-async fn accept(listener: TcpListener, backend: SocketAddr, idle: Duration) {
+/// What every connection is served with.
+struct Door {
+    tls: TlsAcceptor,
+    backend: SocketAddr,
+    idle: Duration,
+    /// Where refusals are counted.
+    node: NodeHandle,
+}
+
+async fn accept(listener: TcpListener, door: Arc<Door>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let door = door.clone();
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(lifetime(idle), serve(stream, backend, idle)).await;
+                    let lifetime = lifetime(door.idle);
+                    let _ = tokio::time::timeout(lifetime, serve(stream, &door)).await;
                 });
             }
             Err(error) => {
@@ -125,15 +178,46 @@ async fn accept(listener: TcpListener, backend: SocketAddr, idle: Duration) {
     }
 }
 
-async fn serve(mut stream: TcpStream, backend: SocketAddr, idle: Duration) {
-    let head = match tokio::time::timeout(idle, read_head(&mut stream)).await {
-        // Idle, gone, or broken: nothing to answer.
-        Err(_) | Ok(Err(_)) => return,
-        Ok(Ok(head)) => head,
+/// Why a connection ended before its request head was read.
+enum NotOpened {
+    /// The TLS handshake failed.
+    Handshake(io::Error),
+    /// The client went away or the connection broke.
+    Gone(io::Error),
+}
+
+async fn serve(stream: TcpStream, door: &Door) {
+    let (backend, idle) = (door.backend, door.idle);
+    let opened = tokio::time::timeout(idle, async {
+        let mut stream = door
+            .tls
+            .accept(stream)
+            .await
+            .map_err(NotOpened::Handshake)?;
+        let head = read_head(&mut stream).await.map_err(NotOpened::Gone)?;
+        Ok((stream, head))
+    })
+    .await;
+    let refused = |reason| door.node.count_api_connection_refused(reason);
+    // Nothing is answered to these.
+    let (mut stream, head) = match opened {
+        Err(_) => return refused(ApiConnectionRefusal::IdleTimeout),
+        // rustls's refusals come as invalid data; anything else is the
+        // connection going away (before any byte, say).
+        Ok(Err(NotOpened::Handshake(error))) if error.kind() == io::ErrorKind::InvalidData => {
+            tracing::debug!(%error, "API TLS handshake");
+            return refused(ApiConnectionRefusal::TlsHandshake);
+        }
+        Ok(Err(NotOpened::Handshake(error) | NotOpened::Gone(error))) => {
+            tracing::debug!(%error, "API connection gone before its request");
+            return;
+        }
+        Ok(Ok(opened)) => opened,
     };
     let prefix = match head {
         Head::Complete(prefix) => prefix,
         Head::Refused(status, error) => {
+            refused(ApiConnectionRefusal::BadHead);
             refuse(&mut stream, status, &error).await;
             return;
         }
@@ -162,7 +246,7 @@ enum Head {
     Refused(StatusCode, ApiError),
 }
 
-async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Head> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
@@ -238,7 +322,11 @@ fn judge(buf: &[u8]) -> Verdict {
 
 /// Answers `error` on a connection whose request will not be read, then
 /// closes it.
-async fn refuse(stream: &mut TcpStream, status: StatusCode, error: &ApiError) {
+async fn refuse(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    status: StatusCode,
+    error: &ApiError,
+) {
     let body = serde_json::to_vec(error).unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -352,13 +440,13 @@ fn error_response(status: StatusCode, error: &ApiError) -> Response<FrontBody> {
 
 /// A stream whose first bytes were already read: they are read again
 /// first.
-struct Prefixed {
+struct Prefixed<S> {
     prefix: Vec<u8>,
     at: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -376,7 +464,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

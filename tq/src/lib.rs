@@ -15,10 +15,13 @@
 //! - [`server`]: the trait's implementation over a node handle.
 //! - [`hardening`]: what `tq sled` does to its process first: no core
 //!   dumps, not dumpable.
-//! - [`front`]: the listener in front of dropshot: bounds each connection's
-//!   wait and request head, and puts every error in the API's form.
+//! - [`front`]: the listener in front of dropshot: terminates TLS, bounds
+//!   each connection's wait and request head, and puts every error in the
+//!   API's form.
 //! - [`client`]: the client generated from the committed document
 //!   (progenitor), with the core's own types.
+//! - [`https`]: what a client of the API trusts (the rack CA) and the
+//!   HTTPS client that reaches exactly one sled.
 //! - [`netns`]: sleds as separate hosts (a network namespace each).
 //! - [`chaos`]: `tq chaos`, faults and churn against a rack of sled
 //!   processes, checked from the outside.
@@ -38,7 +41,8 @@
 //! ledger write it began is done), and exits 0. Anything that stops it
 //! from starting is one line on stderr, `tq sled: <what>: <why>`, and exit
 //! code 1, never a panic or a backtrace; `<what>` is `config`,
-//! `certificate`, `ledger`, `LRTQ share file`, `peer network` or `API`.
+//! `certificate`, `ledger`, `audit log`, `LRTQ share file`, `reference
+//! measurements <file>`, `peer network`, `API` or `disks`.
 //! Before anything else it turns core dumps off and makes itself
 //! undumpable ([`hardening`]); if it cannot, it does not start
 //! (`<what>` is `process hardening`). The `tq` binary's allocator zeroes
@@ -47,6 +51,17 @@
 //! tq-std's crate doc, on zeroization).
 //! Logs go to stderr (`tracing`, the core's `log` lines and dropshot's
 //! `slog` records bridged in); `TQ_LOG` sets the filter (default `info`).
+//!
+//! # `tq audit show|verify --config FILE` (or `--dir DIR`, once per copy)
+//!
+//! The sled's audit log (tq-std's `audit`: a hash-chained record of
+//! Nexus's requests, shares handed out, secret loads, expungements, alarms
+//! and starts, in `audit/` beside each ledger copy). `show` prints one
+//! copy's records, one a line; `verify` checks both copies' chains and
+//! that they end at the same record, prints each copy's head (sequence
+//! number and hash, the value to keep elsewhere), and exits 1 naming the
+//! first bad record. Either can run while the sled does. `tq demo`
+//! verifies every sled's log as its last check.
 //!
 //! # The configuration file
 //!
@@ -60,19 +75,34 @@
 //! | `tls.rack_ca` | required | PEM: the rack CA certificate(s), the only trust anchors |
 //! | `tls.certificate` | required | PEM: this sled's certificate (then any intermediates), naming its platform id in a `urn:tq-platform-id:<part>:<serial>` SAN URI |
 //! | `tls.key` | required | PEM: this sled's private key |
+//! | `attestation.reference_measurements` | required | TOML: the rack's reference measurements, the firmware digests (`[[measurement]]` `name`, `sha3_256`) a peer's certificate may carry in its DICE TcbInfo extension; re-read at every peer handshake and every second for the connected peers (one whose digest was withdrawn is disconnected), so it is updated in place without a restart (an unreadable one keeps the last good one, counted); unusable at start is an error |
+//! | `attestation.enforce` | true | refuse a peer whose measurements are absent, malformed or not all in the file; `false` admits any holder of a rack certificate (a warning at start) |
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
 //! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |
-//! | `api.listen` | `127.0.0.1:7150` | where the HTTP API listens: loopback unless set |
-//! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may wait for its request's head before it is closed |
+//! | `api.listen` | `127.0.0.1:7150` | where the HTTPS API listens (with `tls.certificate` and `tls.key`): loopback unless set |
+//! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may take for its TLS handshake and its request's head before it is closed |
 //! | `limits.api_queue_len` | 64 | calls queued on the node before `busy` |
 //! | `limits.max_secret_waiters` | 64 | callers waiting for the latest secret at once |
 //! | `limits.max_proxied` | 64 | proxied calls in flight at once |
+//! | `audit.max_segment_bytes` | 1048576 | an audit log segment is closed before it grows past this (at most 64 MiB) |
+//! | `audit.retained_segments` | 8 | audit log segments kept per copy (at least 1); the oldest is removed past that |
 //! | `[[peers]]` `part`, `serial`, `address` | none | every other sled: its platform id and peer address |
+//! | `disk_unlock.deadline_secs` | 600 | seconds the daemon retries (with backoff) to unlock the disks after it starts and after each commit, before it shows the ones still locked as `failed` |
+//! | `[[disks]]` `name`, `serial`, `backend` | none | an encrypted disk: its name (1-32 of `A-Za-z0-9_-`; its key files `disk-key.<name>` are in the ledger directories), its serial (its wrapping keys are derived for it) and `backend`, `fscrypt` or `command` |
+//! | `[[disks]]` `dir` | required for `fscrypt` | the encrypted directory, on an ext4 made with `-O encrypt` (empty the first time; its v2 policy is set then) |
+//! | `[[disks]]` `unlock`, `lock` | `unlock` required for `command` | the program and arguments that unlock (the key on its standard input, never in its arguments or environment; its output discarded) and that lock (optional) |
+//! | `[[disks]]` `timeout_ms`, `key_format` | 30000, `raw` | for `command`: milliseconds before the program is killed; `raw` (32 bytes) or `hex` (64 digits) on its standard input |
+//!
+//! The disks are unlocked by `tq_std::disks`, the key manager: each disk's
+//! random data key is stored only wrapped under the latest committed
+//! epoch's disk key, re-wrapped on each commit, and removed if the sled is
+//! expunged; `/v1/status` (`disks`), `tq status` and `/metrics`
+//! (`tq_disk_*`) show each disk's state.
 //!
 //! # The HTTP API
 //!
-//! Requests and answers are JSON, the core's own types in their serde
+//! HTTPS only (see [Transport](#transport)). Requests and answers are JSON, the core's own types in their serde
 //! forms (a rack id as a UUID string, digests and ciphertexts as hex,
 //! counters as a map from name to count). Every refusal is an
 //! [`api::error::ApiError`]: `error_code`, `message` (the error's
@@ -109,6 +139,34 @@
 //! every byte the APIs send in a whole scenario for every share and
 //! secret.
 //!
+//! # Transport
+//!
+//! The API is served over TLS 1.3 with the sled's certificate and key
+//! (`[tls]`: the ones the peer network uses), by rustls as the peer
+//! network is (tq-std's `net::api_tls`): no client certificate is asked,
+//! and session resumption is off (no session cache, no tickets). Every
+//! client ([`https::sled_client`]: the Nexus driver, `tq status`, the
+//! demo, the tests) is made for one sled: it trusts only the rack CA, and
+//! accepts only a certificate with the server-auth usage naming that
+//! sled's platform id in its `urn:tq-platform-id:` SAN URI (read by
+//! tq-std's `net::identity`, as the peer network reads it); DNS names and
+//! IP addresses in a certificate are not used, and validity is judged as
+//! of the certificate's issuance, as between peers (tq-std's
+//! `net::validity`). So an answer reaches Nexus only from the sled it
+//! asked, not from another sled at a reused address or a machine in the
+//! middle; a plain-HTTP request gets no HTTP answer. Where `tq nexus` and
+//! `tq status` learn a sled's platform id and the rack CA: the rack file
+//! ([`nexus::rack_file`]), or `tq status --sled ADDR --platform-id
+//! PART:SERIAL --rack-ca FILE`.
+//!
+//! TLS proves which sled answers; it does not decide who may call what:
+//! no client is identified by it. `/v1/status` and `/metrics` are
+//! readable by any TLS client; the other calls carry Nexus's authority,
+//! which only an authenticator of each request can prove (without one,
+//! any client that reaches the API can make them). TLS ends in [`front`], which hands each request to dropshot
+//! over a loopback port; what a local process reaching that port can do
+//! is in [`front`]'s doc ("The loopback hop").
+//!
 //! # The OpenAPI document and the client
 //!
 //! [`api::openapi`] generates the document from the trait alone
@@ -136,9 +194,12 @@
 //!   Handlers run detached from their connection, so a client that goes
 //!   away never cuts a node call short; bodies are bounded
 //!   ([`server::MAX_REQUEST_BODY_BYTES`]).
-//! - **Plain HTTP, on loopback by default**: the API has no TLS or
-//!   authentication of its own yet; whoever reaches it can reconfigure
-//!   the rack, so it listens on `127.0.0.1` unless configured otherwise.
+//! - **TLS in the front door, on loopback by default**: rustls through
+//!   `tokio-rustls` in [`front`], so there is one TLS listener and dropshot
+//!   needs no TLS of its own; the clients' rustls configuration goes to
+//!   reqwest as it is (`rustls-no-provider`: no second TLS stack, no
+//!   system roots). The API listens on `127.0.0.1` unless configured
+//!   otherwise.
 //! - **`tracing-slog`** carries dropshot's `slog` records into `tracing`;
 //!   **`toml`** reads the file; **clap** the command line.
 
@@ -150,6 +211,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod hardening;
+pub mod https;
 pub mod netns;
 pub mod nexus;
 pub mod server;

@@ -8,6 +8,7 @@
 //! call short.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dropshot::{
@@ -15,11 +16,13 @@ use dropshot::{
     RequestContext, ServerBuilder, TypedBody,
 };
 use http::Response;
+use tokio_rustls::rustls::ServerConfig;
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome,
 };
 use tq_core::config::Configuration;
+use tq_std::audit::SecretFor;
 use tq_std::handle::{Answer, NodeHandle};
 
 use crate::api::error::{ApiError, ErrorCode};
@@ -154,7 +157,10 @@ impl SledApi for SledApiImpl {
         body: TypedBody<SecretFingerprintRequest>,
     ) -> Result<HttpResponseOk<SecretFingerprint>, ApiError> {
         let deadline = deadline(body.into_inner().deadline_ms)?;
-        let answer = rqctx.context().load_latest_secret(deadline).await;
+        let answer = rqctx
+            .context()
+            .load_latest_secret_for(deadline, SecretFor::NexusFingerprint)
+            .await;
         let secret = answered(answer)?;
         Ok(HttpResponseOk(SecretFingerprint {
             epoch: secret.epoch(),
@@ -193,11 +199,12 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Starts serving the API for `handle` on `listen`, closing a
-    /// connection whose request has not come within `idle`. Must be called
-    /// within a tokio runtime.
+    /// Starts serving the API for `handle` on `listen` over TLS as `tls`
+    /// configures it, closing a connection whose request has not come
+    /// within `idle`. Must be called within a tokio runtime.
     pub fn start(
         listen: SocketAddr,
+        tls: Arc<ServerConfig>,
         handle: NodeHandle,
         idle: Duration,
     ) -> Result<Self, ApiStartError> {
@@ -211,11 +218,11 @@ impl ApiServer {
         };
         // dropshot logs through slog; its records join the tracing ones.
         let log = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
-        let server = ServerBuilder::new(api, handle, log)
+        let server = ServerBuilder::new(api, handle.clone(), log)
             .config(config)
             .start()
             .map_err(ApiStartError::Server)?;
-        let front = Front::start(listen, server.local_addr(), idle)
+        let front = Front::start(listen, tls, server.local_addr(), idle, handle)
             .map_err(|source| ApiStartError::Listen(ListenError { listen, source }))?;
         Ok(Self { server, front })
     }

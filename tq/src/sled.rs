@@ -4,7 +4,9 @@
 //! [`init`] is `tq sled init`: the ledger of a new sled, the only way one
 //! starts fresh. [`Daemon::start`] loads the TLS identity, boots the node
 //! from its ledger (or, while it holds nothing, the LRTQ share file) and
-//! starts the API; [`Daemon::stop`] stops
+//! starts the API and, if disks are configured, their key manager
+//! (`tq_std::disks`: unlocks them as soon as the rack secret can be had,
+//! re-wraps their keys on every commit); [`Daemon::stop`] stops
 //! the API, then the node (its task ends between calls, so every ledger
 //! write it started is finished). [`run`] is what `tq sled` does: start,
 //! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
@@ -52,12 +54,27 @@ pub enum DaemonError {
     /// The LRTQ share file.
     #[error("LRTQ share file")]
     LrtqShareFile(#[source] LrtqShareError),
+    /// The audit log (beside the ledger copies).
+    #[error("audit log")]
+    Audit(#[source] tq_std::audit::OpenError),
     /// The peer network (its listener).
     #[error("peer network")]
     PeerNetwork(#[source] ListenError),
+    /// The reference measurements file.
+    #[error("reference measurements {}", .path.display())]
+    ReferenceMeasurements {
+        /// The file.
+        path: PathBuf,
+        /// Why it is unusable.
+        #[source]
+        source: tq_std::net::reference::ReferenceError,
+    },
     /// The HTTP API (its listener).
     #[error("API")]
     Api(#[source] ApiStartError),
+    /// The disks' key manager.
+    #[error("disks")]
+    Disks(#[source] tq_std::disks::StartError),
     /// The signal handlers.
     #[error("signals")]
     Signals(#[source] std::io::Error),
@@ -202,10 +219,15 @@ fn start_error(config: &SledConfig, error: StartError) -> DaemonError {
         StartError::State(e) => DaemonError::Ledger(LedgerError::State(e)),
         StartError::LrtqFile(e) => DaemonError::LrtqShareFile(LrtqShareError::File(e)),
         StartError::Lrtq(e) => DaemonError::LrtqShareFile(LrtqShareError::Refused(e)),
+        StartError::Audit(e) => DaemonError::Audit(e),
         StartError::Net(NetStartError::Bind(source)) => DaemonError::PeerNetwork(ListenError {
             listen: config.peer.listen,
             source,
         }),
+        StartError::Net(NetStartError::Reference(source)) => DaemonError::ReferenceMeasurements {
+            path: config.attestation.reference_measurements.clone(),
+            source,
+        },
     }
 }
 
@@ -241,18 +263,23 @@ pub struct Daemon {
     node_task: JoinHandle<()>,
     peer_listen: SocketAddr,
     api: crate::server::ApiServer,
+    /// The disks' key manager, if any disk is configured.
+    disks: Option<tq_std::disks::Disks>,
 }
 
 impl Daemon {
     /// Starts the node and the API. Must be called within a tokio runtime.
     pub async fn start(config: &SledConfig) -> Result<Self, DaemonError> {
         let (identity, id) = load_identity(&config.tls)?;
+        let api_tls = tq_std::net::api_tls::server_config(&identity)
+            .map_err(|e| DaemonError::Certificate(e.into()))?;
         let node_config = config.node_config()?;
         let started = tq_std::node::start(node_config, &identity)
             .await
             .map_err(|e| start_error(config, e))?;
         let api = match crate::server::ApiServer::start(
             config.api.listen,
+            api_tls,
             started.handle.clone(),
             config.api.idle_timeout(),
         ) {
@@ -264,10 +291,24 @@ impl Daemon {
                 return Err(DaemonError::Api(e));
             }
         };
+        let disks = if config.disks.is_empty() {
+            None
+        } else {
+            match tq_std::disks::start(&started.handle, config.disks_config()) {
+                Ok(disks) => Some(disks),
+                Err(e) => {
+                    api.stop().await;
+                    let _ = started.handle.shutdown().await;
+                    let _ = started.task.await;
+                    return Err(DaemonError::Disks(e));
+                }
+            }
+        };
         tracing::info!(
             sled = %id,
             peer = %started.listen,
             api = %api.local_addr(),
+            disks = config.disks.len(),
             "sled daemon started"
         );
         Ok(Self {
@@ -276,6 +317,7 @@ impl Daemon {
             node_task: started.task,
             peer_listen: started.listen,
             api,
+            disks,
         })
     }
 
@@ -309,6 +351,9 @@ impl Daemon {
                 Ok(())
             }
             ended = &mut self.node_task => {
+                if let Some(disks) = self.disks.take() {
+                    disks.stop().await;
+                }
                 self.api.stop().await;
                 Err(match ended {
                     Ok(()) => NodeEnded::Returned,
@@ -323,6 +368,9 @@ impl Daemon {
     /// is, then the API stops. What the ledger holds is what the sled
     /// restarts from.
     pub async fn crash(self) {
+        if let Some(disks) = self.disks {
+            disks.stop().await;
+        }
         self.node_task.abort();
         let _ = self.node_task.await;
         self.api.stop().await;
@@ -331,6 +379,9 @@ impl Daemon {
     /// Stops the API (no new calls), then the node: its task ends between
     /// calls, after the ledger write of the last one.
     pub async fn stop(self) {
+        if let Some(disks) = self.disks {
+            disks.stop().await;
+        }
         self.api.stop().await;
         if let Err(e) = self.handle.shutdown().await {
             tracing::warn!(error = %e, "node shutdown");

@@ -1,5 +1,5 @@
 //! Every endpoint of the sled API, through the generated client over real
-//! loopback HTTP, on a rack of real daemons (mutual TLS between them,
+//! loopback HTTPS, on a rack of real daemons (mutual TLS between them,
 //! ledgers on disk): an LRTQ rack of four sleds and a fresh one go through
 //! the upgrade, a reconfiguration adding the fresh sled and one removing a
 //! sled; on the way every refusal a real node can be driven into is asked
@@ -439,7 +439,10 @@ async fn every_endpoint_and_refusal_on_a_real_rack() {
     );
 
     // Metrics: Prometheus text with the node's latest commit.
-    let response = reqwest::get(format!("{}/metrics", rack.base_url(0)))
+    let response = rack
+        .http(0)
+        .get(format!("{}/metrics", rack.base_url(0)))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -485,7 +488,7 @@ async fn malformed_requests_get_the_framework_codes() {
     let mut rack = Rack::new(0, 3, 1);
     rack.start(0).await;
     let base = rack.base_url(0);
-    let http = reqwest::Client::new();
+    let http = rack.http(0);
     let post = |path: &str, body: Vec<u8>, content_type: &str| {
         http.post(format!("{base}{path}"))
             .header("content-type", content_type.to_owned())
@@ -564,6 +567,40 @@ async fn malformed_requests_get_the_framework_codes() {
         let error: tq::api::error::ApiError = response.json().await.unwrap();
         assert_eq!(error.error_code, code);
         assert!(!error.message.is_empty());
+    }
+    rack.stop_all().await;
+}
+
+/// The Nexus driver's client reads only the sled it expects: at this
+/// sled's address, a client expecting another sled, or trusting another
+/// rack's CA, gets a transport failure (the machine is told the sled is
+/// unreachable), never an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drivers_client_reads_only_the_sled_it_expects() {
+    use tq::https::RackCa;
+    use tq::nexus::http::HttpSled;
+    use tq_driver::{FailureKind, SledApi};
+
+    let mut rack = Rack::new(0, 2, 1);
+    rack.start(0).await;
+    let addr = rack.api_addr(0);
+    let ids = rack.ids();
+    let rack_ca = rack.rack_ca();
+    let other_ca = RackCa::new(vec![tq_test_fixtures::pki::Ca::new("another rack").der()]).unwrap();
+    let sled = |id: &tq_core::ids::PlatformId, ca: &RackCa| {
+        HttpSled::new(addr, id.clone(), ca, WAIT).unwrap()
+    };
+
+    let status = sled(&ids[0], &rack_ca).sled_status().await.unwrap();
+    assert_eq!(status.node.id, ids[0]);
+    for (what, api) in [
+        ("another sled", sled(&ids[1], &rack_ca)),
+        ("another rack's CA", sled(&ids[0], &other_ca)),
+    ] {
+        let failure = api.sled_status().await.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Transport, "{what}: {failure}");
+        let failure = api.coordinator_status().await.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Transport, "{what}: {failure}");
     }
     rack.stop_all().await;
 }

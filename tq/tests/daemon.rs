@@ -20,10 +20,15 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::*;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConnection, StreamOwned};
+use tq::https::RackCa;
+use tq_core::ids::PlatformId;
+use tq_std::net::api_tls;
 use tq_std::net::identity::platform_id_uri;
 use tq_test_fixtures::pki::Ca;
 
@@ -104,7 +109,7 @@ fn a_bad_config_is_one_line() {
     edit(&config, "[api]\n", "[api]\nport = 5\n");
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: config: "), "{line}");
-    assert!(line.contains("line 13"), "{line}");
+    assert!(line.contains("line 16"), "{line}");
     assert!(line.contains("unknown field `port`"), "{line}");
 
     edit(&config, "port = 5\n", "");
@@ -152,6 +157,32 @@ fn a_bad_certificate_is_one_line() {
     let line = error_line(&config);
     assert!(line.starts_with("tq sled: certificate: "), "{line}");
     assert!(line.contains("no certificate"), "{line}");
+}
+
+#[test]
+fn unusable_reference_measurements_are_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let config = fresh_sled(root.path());
+    let reference = root
+        .path()
+        .join(tq_rack_setup::layout::REFERENCE_MEASUREMENTS_FILE);
+    std::fs::remove_file(&reference).unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.starts_with("tq sled: reference measurements ")
+            && line.contains("reference-measurements.toml: cannot read: No such file"),
+        "{line}"
+    );
+    std::fs::write(
+        &reference,
+        "[[measurement]]\nname = \"sp\"\nsha3_256 = \"00\"\n",
+    )
+    .unwrap();
+    let line = error_line(&config);
+    assert!(
+        line.ends_with("measurement[0]: sha3_256 is not 64 hex digits"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -315,7 +346,7 @@ fn only_tq_sled_init_makes_a_fresh_sled() {
         assert_eq!(mode_of(&file), 0o600, "{}", file.display());
     }
     let running = start(&config);
-    let status = http_get(running.api, "/v1/status");
+    let status = http_get(&running, "/v1/status");
     assert!(status.contains("\"lrtq\":null"), "{status}");
     assert!(status.contains("\"latest_committed\":null"), "{status}");
     signal(&running.child, "TERM");
@@ -419,7 +450,7 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("in use by another process"), "{stderr}");
 
-    http_get(first.api, "/v1/status");
+    http_get(&first, "/v1/status");
     signal(&first.child, "TERM");
     assert_eq!(exit_code(first.child), Some(0));
     // Gone with its owner, the lock lets the next one in.
@@ -428,11 +459,15 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
     assert_eq!(exit_code(next.child), Some(0));
 }
 
-/// A running daemon: its process, its API address, its stderr lines.
+/// A running daemon: its process, its API address, its stderr lines, and
+/// what its API's clients verify it with (the rack CA and its platform
+/// id, from its own files).
 struct Running {
     child: Child,
     api: SocketAddr,
     lines: mpsc::Receiver<String>,
+    rack_ca: RackCa,
+    id: PlatformId,
 }
 
 fn start(config: &Path) -> Running {
@@ -459,7 +494,27 @@ fn start(config: &Path) -> Running {
         .unwrap_or_else(|| panic!("no API address in {started}"))
         .parse()
         .unwrap();
-    Running { child, api, lines }
+    let tls = tq::config::SledConfig::load(config).unwrap().tls;
+    let (identity, id) = tq::sled::load_identity(&tls).unwrap();
+    let rack_ca = RackCa::new(identity.ca_certs).unwrap();
+    Running {
+        child,
+        api,
+        lines,
+        rack_ca,
+        id,
+    }
+}
+
+/// A TLS connection to the daemon's API, the daemon verified as every
+/// client verifies it (tq-std's `api_tls`).
+fn tls_stream(running: &Running) -> StreamOwned<ClientConnection, std::net::TcpStream> {
+    let config = api_tls::client_config(running.rack_ca.certs(), running.id.clone()).unwrap();
+    let name = ServerName::IpAddress(running.api.ip().into());
+    let connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(running.api).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    StreamOwned::new(connection, tcp)
 }
 
 fn wait_line(lines: &mpsc::Receiver<String>, wanted: &str) -> String {
@@ -506,7 +561,7 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly() {
 
     for signal_name in ["TERM", "INT"] {
         let running = start(&config);
-        let status = http_get(running.api, "/v1/status");
+        let status = http_get(&running, "/v1/status");
         assert!(status.contains("\"lrtq\""), "{status}");
         signal(&running.child, signal_name);
         wait_line(&running.lines, "sled daemon stopped");
@@ -514,10 +569,11 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly() {
     }
 }
 
-/// A GET over a plain TCP socket, as the simplest HTTP/1.1 client.
-fn http_get(addr: SocketAddr, path: &str) -> String {
+/// A GET over a TLS socket, as the simplest HTTP/1.1 client.
+fn http_get(running: &Running, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut stream = tls_stream(running);
+    let addr = running.api;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -529,12 +585,31 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     response
 }
 
-/// One request over a plain TCP socket (`Connection: close`): the status
-/// and the body of the answer, which must come within `WAIT`.
-fn http_exchange(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+/// Waits until the daemon's metrics count `count` API connections refused
+/// for `reason` (the count is bumped as the connection closes, so just
+/// after the client sees it closed).
+fn wait_refused(running: &Running, reason: &str, count: u64) {
+    let line = format!("tq_api_connections_refused_total{{reason=\"{reason}\"}} {count}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = http_get(running, "/metrics");
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {line:?} in {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One request over a TLS socket (`Connection: close`): the status and
+/// the body of the answer, which must come within `WAIT`.
+fn http_exchange(running: &Running, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut stream = tls_stream(running);
+    let addr = running.api;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
@@ -558,7 +633,7 @@ fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
     let running = start(&fresh_sled(root.path()));
     let started = std::time::Instant::now();
     let (status, body) = http_exchange(
-        running.api,
+        &running,
         "POST",
         "/v1/secret/fingerprint",
         r#"{"deadline_ms": 60000}"#,
@@ -572,12 +647,11 @@ fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
     assert_eq!(exit_code(running.child), Some(0));
 }
 
-/// Raw bytes over a plain TCP socket: the status, content type and body
-/// of the answer.
-fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+/// Raw bytes over a TLS socket: the status, content type and body of the
+/// answer.
+fn raw_exchange(running: &Running, request: &[u8]) -> (u16, String, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut stream = tls_stream(running);
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
@@ -672,16 +746,20 @@ fn every_error_body_is_an_api_error() {
         ),
     ];
     for (what, request, expected) in cases {
-        let (status, content_type, body) = raw_exchange(running.api, &request);
+        let (status, content_type, body) = raw_exchange(&running, &request);
         assert_eq!(status, expected, "{what}: {body:?}");
         assert_api_error(status, &content_type, &body);
     }
+    // The front door's own refusals (the over-long target and head) are
+    // counted; the others are dropshot's or the node's.
+    wait_refused(&running, "bad_head", 2);
     signal(&running.child, "TERM");
     assert_eq!(exit_code(running.child), Some(0));
 }
 
-/// A connection that sends no request, or never finishes its head, is
-/// closed by the server after `[api] idle_timeout_ms`.
+/// A connection that sends nothing (not even a TLS client hello), or
+/// never finishes its request head, is closed by the server after
+/// `[api] idle_timeout_ms`.
 #[test]
 fn idle_connections_are_closed() {
     use std::io::{Read, Write};
@@ -690,30 +768,91 @@ fn idle_connections_are_closed() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}idle_timeout_ms = 300\n")).unwrap();
     let running = start(&config);
-    for sent in [&b""[..], b"GET /v1/status HTTP/1.1\r\nhost:"] {
-        let mut stream = std::net::TcpStream::connect(running.api).unwrap();
-        stream.write_all(sent).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let started = std::time::Instant::now();
-        let mut buf = [0u8; 64];
-        let read = stream.read(&mut buf);
+    let assert_closed_soon = |read: std::io::Result<usize>, started: std::time::Instant| {
+        // Closed, with or without a TLS close_notify.
         assert!(
-            matches!(read, Ok(0)),
+            matches!(&read, Ok(0))
+                || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
             "still open after {:?}: {read:?}",
             started.elapsed()
         );
         assert!(started.elapsed() < Duration::from_secs(5));
-    }
+    };
+    let mut buf = [0u8; 64];
+
+    let mut silent = std::net::TcpStream::connect(running.api).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_closed_soon(silent.read(&mut buf), started);
+
+    let mut partial = tls_stream(&running);
+    partial
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Writing completes the handshake first.
+    partial
+        .write_all(b"GET /v1/status HTTP/1.1\r\nhost:")
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_closed_soon(partial.read(&mut buf), started);
+
     // A request sent in time is answered as ever.
-    assert!(http_get(running.api, "/v1/status").contains("\"node\""));
+    assert!(http_get(&running, "/v1/status").contains("\"node\""));
+    // Both closes are counted; no handshake failed.
+    wait_refused(&running, "idle_timeout", 2);
+    wait_refused(&running, "tls_handshake", 0);
     signal(&running.child, "TERM");
     assert_eq!(exit_code(running.child), Some(0));
 }
 
-/// curl, a client we did not write, against a running daemon. Skipped
-/// (`SKIPPED`) where curl is missing, but not under CI, which installs it.
+/// A plain-HTTP request to the API gets nothing an HTTP client can use:
+/// no HTTP answer and no API error, at most a TLS alert, then the
+/// connection is closed.
+#[test]
+fn plain_http_gets_no_answer() {
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    let running = start(&fresh_sled(root.path()));
+    let mut stream = std::net::TcpStream::connect(running.api).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let addr = running.api;
+    write!(
+        stream,
+        "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    // Closed, possibly by a reset after the alert.
+    let _ = stream.read_to_end(&mut answer);
+    // A TLS record of type alert (21) with its two bytes, or nothing.
+    assert!(
+        answer.is_empty() || (answer.len() == 7 && answer[0] == 21),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    wait_refused(&running, "tls_handshake", 1);
+    // A client that connects and goes away is not refused.
+    drop(std::net::TcpStream::connect(running.api).unwrap());
+    // Its connection's end is seen at once; give it time to be counted.
+    std::thread::sleep(Duration::from_millis(200));
+    wait_refused(&running, "tls_handshake", 1);
+    wait_refused(&running, "idle_timeout", 0);
+    signal(&running.child, "TERM");
+    assert_eq!(exit_code(running.child), Some(0));
+}
+
+/// curl, a client we did not write, against a running daemon, over
+/// HTTPS with the rack CA (`--cacert`). Its certificate names no host:
+/// curl, which checks a host name, is pointed at the certificate's common
+/// name (`sled`, what curl falls back to with no DNS or IP name) and
+/// connected to the daemon's address (`--connect-to`); it checks the
+/// chain to the rack CA, not the platform id. Without the rack CA, or
+/// with another, curl refuses the daemon; plain HTTP gets no answer.
+/// Skipped (`SKIPPED`) where curl is missing, but not under CI, which
+/// installs it.
 #[test]
 fn curl_talks_to_the_api() {
     if !tq_test_fixtures::tools::available("curl", &["--version"], "apt-get install curl") {
@@ -722,13 +861,21 @@ fn curl_talks_to_the_api() {
     let root = tempfile::tempdir().unwrap();
     let config = fresh_sled(root.path());
     let running = start(&config);
-    let base = format!("http://{}", running.api);
-    let curl = |args: &[&str]| {
-        let output = Command::new("curl")
+    let port = running.api.port();
+    let base = format!("https://sled:{port}");
+    let connect_to = format!("sled:{port}:{}:{port}", running.api.ip());
+    let rack_ca = root.path().join(tq_rack_setup::layout::RACK_CA_FILE);
+    let rack_ca = rack_ca.to_str().unwrap();
+    let run_curl = |args: &[&str]| {
+        Command::new("curl")
             .args(["-sS", "-w", "\n%{http_code} %{content_type}"])
+            .args(["--connect-to", &connect_to])
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let curl = |args: &[&str]| {
+        let output = run_curl(&[&["--cacert", rack_ca], args].concat());
         assert!(output.status.success(), "{output:?}");
         let text = String::from_utf8(output.stdout).unwrap();
         let (body, tail) = text.rsplit_once('\n').unwrap();
@@ -740,7 +887,31 @@ fn curl_talks_to_the_api() {
         )
     };
 
-    let (code, content_type, body) = curl(&[&format!("{base}/v1/status")]);
+    // Refused: the system's roots only, another CA, plain HTTP.
+    let status_url = format!("{base}/v1/status");
+    let other_ca = root.path().join("other-ca.pem");
+    std::fs::write(&other_ca, Ca::new("another rack").pem()).unwrap();
+    for (what, args) in [
+        ("no --cacert", vec![status_url.as_str()]),
+        (
+            "another CA",
+            vec!["--cacert", other_ca.to_str().unwrap(), &status_url],
+        ),
+    ] {
+        let output = run_curl(&args);
+        // 60: the peer's certificate cannot be verified.
+        assert_eq!(output.status.code(), Some(60), "{what}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("node"), "{what}: {stdout}");
+    }
+    let plain = run_curl(&[&format!("http://sled:{port}/v1/status")]);
+    assert!(!plain.status.success(), "{plain:?}");
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("node"),
+        "{plain:?}"
+    );
+
+    let (code, content_type, body) = curl(&[&status_url]);
     assert_eq!((code, content_type.as_str()), (200, "application/json"));
     let status: tq::api::types::SledStatus = serde_json::from_str(&body).unwrap();
     assert_eq!(status.node.id, sled_id(0));

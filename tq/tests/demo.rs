@@ -54,6 +54,10 @@ fn check_progress(progress: &str) {
         "{progress}"
     );
     assert!(progress.contains("injecting: power cut"), "{progress}");
+    assert!(
+        progress.contains("boots an SP image not in the reference measurements"),
+        "{progress}"
+    );
     assert!(!progress.contains("ERROR"), "{progress}");
 }
 
@@ -99,6 +103,15 @@ fn check_summary(summary: &str, lrtq: usize) {
     assert_eq!(members("add 2 sleds"), lrtq + 2);
     assert_eq!(members("remove 1 sled"), lrtq + 1);
     assert_eq!(members("cold boot"), lrtq + 1);
+    assert_eq!(members("rogue firmware"), lrtq + 1);
+    for check in [
+        "the rack unlocked without sled 1",
+        "sled 1 refused by its peers",
+        "sled 1 admitted after the update, and unlocked",
+        "its peers' status shows what it runs: sp 1.0.1, host 1.0.0",
+    ] {
+        assert_eq!(row(summary, check)[1], "ok", "{check}: {summary}");
+    }
     // One fingerprint per committed epoch, each agreed on by all asked.
     let prints: Vec<Vec<&str>> = summary
         .lines()
@@ -132,6 +145,11 @@ fn demo_of_a_small_rack_passes_every_check() {
     check_progress(&progress);
     // In-process, every layer's anomalies are shown, the ledger's too.
     assert_eq!(count(&summary, "net: handshake_refused_unknown_issuer"), 0);
+    // The rogue sled's refusals, counted and explained by its injection.
+    assert!(
+        count(&summary, "net: handshake_refused_unknown_measurement") > 0,
+        "{summary}"
+    );
     assert!(count(&summary, "ledger: writes_failed") > 0, "{summary}");
 }
 

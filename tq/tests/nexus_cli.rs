@@ -10,7 +10,8 @@
 //! the retry with another one, and once the killed sled is back, tells it.
 //! The new sled has no API address in the rack file: it is added, and
 //! told of the commit, only through a member's proxy. One sled is
-//! removed. `show` and `status` report it all.
+//! removed. `show` and `status` report it all; `status` of one sled
+//! reads nothing from a sled whose certificate names another.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,6 +28,8 @@ use tq::demo::sleds::{Launch, Sleds};
 use tq_core::ids::Epoch;
 use tq_driver::StateFile;
 use tq_nexus::{Nexus, Timing};
+use tq_rack_setup::layout::RACK_CA_FILE;
+use tq_test_fixtures::pki::Ca;
 
 const TQ: &str = env!("CARGO_BIN_EXE_tq");
 
@@ -147,12 +150,63 @@ async fn nexus_commands_drive_a_rack_across_processes_through_a_dead_coordinator
         "sled 4 is asked through a proxy: {out}"
     );
     let api = sleds.api(0).unwrap().addr().to_string();
-    let (ok, json, err) = tq(&["status", "--sled", &api, "--json"]).await;
+    let rack_ca = dir.path().join(RACK_CA_FILE);
+    let rack_ca = rack_ca.to_str().unwrap();
+    let status_of = |id: String| {
+        let args: Vec<String> = [
+            "status",
+            "--sled",
+            &api,
+            "--platform-id",
+            &id,
+            "--rack-ca",
+            rack_ca,
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        run(args)
+    };
+    let id = |i: usize| sleds.files(i).unwrap().id.clone();
+    let (ok, json, err) = status_of(id(0).to_string()).await;
     assert!(ok, "{err}");
     let view: serde_json::Value = serde_json::from_str(&json).unwrap();
     let node = &view["sleds"][0]["status"]["node"];
     assert_eq!(node["state"]["latest_committed"], 5);
     assert_eq!(node["alarms"].as_array().unwrap().len(), 0);
+    // Each connected peer's measurements, named from the reference file.
+    let peers = view["sleds"][0]["status"]["peers"].as_array().unwrap();
+    let connected: Vec<_> = peers.iter().filter(|p| p["connected"] == true).collect();
+    assert!(!connected.is_empty(), "{json}");
+    for peer in connected {
+        let names: Vec<&str> = peer["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["reference"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["sp 1.0.0", "host 1.0.0"], "{json}");
+    }
+    let (ok, out, err) = tq(&[
+        "status",
+        "--sled",
+        &api,
+        "--platform-id",
+        &id(0).to_string(),
+        "--rack-ca",
+        rack_ca,
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("sp 1.0.0 (sha3-256 "), "{out}");
+    // Sled 0's address, but another sled expected: its certificate does
+    // not name that sled, so nothing it says is read.
+    let (ok, json, err) = status_of(id(1).to_string()).await;
+    assert!(!ok, "{json}{err}");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let sled = &view["sleds"][0];
+    assert!(sled.get("status").is_none(), "{json}");
+    assert_eq!(sled["id"], serde_json::to_value(id(1)).unwrap(), "{json}");
     sleds.stop_all().await;
 }
 
@@ -221,7 +275,8 @@ async fn a_failed_command_is_one_line_naming_the_file_and_where() {
     let sled = "\n[[sleds]]\npart = \"913-0000019\"\nserial = \"SN1\"\nport = 3\n";
     std::fs::write(&bad, format!("{rack_id}{sled}")).unwrap();
     let good = dir.path().join("rack.toml");
-    std::fs::write(&good, rack_id).unwrap();
+    std::fs::write(dir.path().join(RACK_CA_FILE), Ca::new("rack").pem()).unwrap();
+    std::fs::write(&good, format!("{rack_id}rack_ca = \"{RACK_CA_FILE}\"\n")).unwrap();
     let state = dir.path().join("nexus.json");
     let (bad, good, state) = (
         bad.to_str().unwrap(),

@@ -1,8 +1,8 @@
 //! No response of the API carries a share or a secret: every byte every
 //! sled's API sends during a whole scenario (LRTQ upgrade, a
 //! reconfiguration adding a sled, every member unlocking, statuses,
-//! metrics, proxied calls, refusals) is recorded by a TCP proxy in front
-//! of it, and searched for every LRTQ share and the LRTQ secret, every
+//! metrics, proxied calls, refusals) is recorded, as plaintext, by a
+//! TLS-terminating proxy in front of it, and searched for every LRTQ share and the LRTQ secret, every
 //! share each sled stored (read back from its ledger) and every epoch's
 //! secret (rebuilt from those shares): raw, as hex in either case, as
 //! base64 (standard and URL-safe, at every alignment) and as a JSON array
@@ -36,41 +36,65 @@ struct Recorded {
     responses: Vec<u8>,
 }
 
-/// A TCP proxy to `upstream` that records both directions.
-async fn recording_proxy(upstream: SocketAddr, log: Arc<Mutex<Recorded>>) -> SocketAddr {
+/// A proxy in front of sled `i`'s API that terminates TLS on both sides
+/// and records the plaintext of both directions: towards the clients it
+/// presents a certificate of the rack CA naming sled `i` (so they accept
+/// it), towards the sled it verifies the sled's certificate as any
+/// client does.
+async fn recording_proxy(rack: &Rack, i: usize, log: Arc<Mutex<Recorded>>) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tq_std::net::{TlsIdentity, api_tls};
+    let id = rack.sleds[i].id.clone();
+    let upstream = rack.api_addr(i);
+    let (cert, key) = rack
+        .ca
+        .leaf(&[tq_std::net::identity::platform_id_uri(&id)], None);
+    let identity = TlsIdentity {
+        ca_certs: vec![rack.ca.der()],
+        cert_chain: vec![cert],
+        key,
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(api_tls::server_config(&identity).unwrap());
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(
+        api_tls::client_config(&[rack.ca.der()], id).unwrap(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            let up_log = log.clone();
+            let (acceptor, connector, log) = (acceptor.clone(), connector.clone(), log.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0; 16 * 1024];
-                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                    up_log.lock().unwrap().requests.extend_from_slice(&buf[..n]);
-                    if server_write.write_all(&buf[..n]).await.is_err() {
-                        break;
+                let Ok(client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let name =
+                    tokio_rustls::rustls::pki_types::ServerName::IpAddress(upstream.ip().into());
+                let server = connector.connect(name, server).await.unwrap();
+                let (mut client_read, mut client_write) = tokio::io::split(client);
+                let (mut server_read, mut server_write) = tokio::io::split(server);
+                let up_log = log.clone();
+                let up = async move {
+                    let mut buf = vec![0; 16 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        up_log.lock().unwrap().requests.extend_from_slice(&buf[..n]);
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
                     }
-                }
-                let _ = server_write.shutdown().await;
-            });
-            let down_log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0; 16 * 1024];
-                while let Ok(n @ 1..) = server_read.read(&mut buf).await {
-                    down_log
-                        .lock()
-                        .unwrap()
-                        .responses
-                        .extend_from_slice(&buf[..n]);
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
+                    let _ = server_write.shutdown().await;
+                };
+                let down = async move {
+                    let mut buf = vec![0; 16 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                        log.lock().unwrap().responses.extend_from_slice(&buf[..n]);
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
                     }
-                }
-                let _ = client_write.shutdown().await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(up, down);
             });
         }
     });
@@ -146,7 +170,7 @@ async fn no_response_carries_a_share_or_a_secret() {
     rack.start_all().await;
     let log = Arc::new(Mutex::new(Recorded::default()));
     for i in 0..rack.sleds.len() {
-        rack.sleds[i].via = Some(recording_proxy(rack.api_addr(i), log.clone()).await);
+        rack.sleds[i].via = Some(recording_proxy(&rack, i, log.clone()).await);
     }
 
     // A refusal of every Nexus call before the upgrade.

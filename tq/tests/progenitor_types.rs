@@ -27,7 +27,7 @@ mod generated {
 use generated::types;
 
 fn base(rack: &Rack, i: usize) -> generated::Client {
-    generated::Client::new(&rack.base_url(i))
+    generated::Client::new_with_client(&rack.base_url(i), rack.http(i))
 }
 
 /// Converts a value of the crate's types into the generated ones through

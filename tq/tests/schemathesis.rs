@@ -11,6 +11,12 @@
 //! 2^64 - 1, which JSON Schema's `uint64` format does not bound).
 //! Everything else must conform, invalid input included.
 //!
+//! Schemathesis reaches the sled over HTTPS as tq's clients do: it trusts
+//! the rack CA alone (`--tls-verify`) and accepts only a certificate
+//! naming the sled's platform id (`tests/python/tq_sled_tls.py`, loaded
+//! as its hooks module; a sled certificate names no host for its own
+//! host-name check).
+//!
 //! Needs the `st` command (`pip install schemathesis`); skipped with a
 //! `SKIPPED` line where it is missing, but not under CI, which installs
 //! it.
@@ -29,6 +35,7 @@ use std::process::Command;
 use common::*;
 use tq::api::types::SecretFingerprintRequest;
 use tq_core::ids::Epoch;
+use tq_std::net::identity::platform_id_uri;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_conforms_to_its_document() {
@@ -52,11 +59,17 @@ async fn schemathesis_finds_the_api_conforms_to_its_document() {
         .unwrap();
 
     let document = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/sled.json");
+    let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
     let report = tempfile::tempdir().unwrap();
     let url = rack.base_url(0);
+    let rack_ca = report.path().join("rack-ca.pem");
+    std::fs::write(&rack_ca, rack.ca.pem()).unwrap();
+    let uri = platform_id_uri(&rack.sleds[0].id);
     let output = tokio::task::spawn_blocking(move || {
         Command::new("st")
             .args(["run", document, "--url", &url])
+            .arg("--tls-verify")
+            .arg(&rack_ca)
             .args(["--checks", "all"])
             .args([
                 "--exclude-checks",
@@ -66,7 +79,10 @@ async fn schemathesis_finds_the_api_conforms_to_its_document() {
             .args(["--request-timeout", "70", "--no-color"])
             .arg("--report-dir")
             .arg(report.path())
-            .env("SCHEMATHESIS_HOOKS", "")
+            .env("SCHEMATHESIS_HOOKS", "tq_sled_tls")
+            .env("PYTHONPATH", hooks)
+            .env("TQ_RACK_CA", &rack_ca)
+            .env("TQ_PLATFORM_ID_URI", &uri)
             .output()
             .unwrap()
     })

@@ -356,25 +356,8 @@ impl EncryptedRackSecrets {
         secret: &RackSecret,
     ) -> Result<RetainedSecrets, OpenError> {
         check_ciphertext_len(self.ciphertext.len())?;
-        let body_len = self.ciphertext.len().saturating_sub(TAG_LEN);
-        let (body, tag) = self
-            .ciphertext
-            .split_at_checked(body_len)
-            .ok_or(OpenError::Truncated)?;
-        let tag = <&Tag>::try_from(tag).map_err(|_| OpenError::Truncated)?;
-
         let key = derive_key(&self.salt, rack_id, epoch, secret).map_err(|_| OpenError::ZeroKey)?;
-
-        // Decrypt in a stack buffer that is wiped on every return path.
-        let mut buffer = Zeroizing::new([0u8; MAX_SEALED_LEN]);
-        let plaintext = buffer
-            .get_mut(..body_len)
-            .ok_or(OpenError::TooManySecrets)?;
-        plaintext.copy_from_slice(body);
-        ChaCha20Poly1305::new(<&Key>::from(&*key))
-            .decrypt_inout_detached(&Nonce::default(), b"", plaintext.into(), tag)
-            .map_err(|_| OpenError::Decryption)?;
-        parse_entries(plaintext, epoch)
+        open(&key, &self.ciphertext, epoch)
     }
 
     /// Rebuilds a value from its stored parts, checking only the lengths;
@@ -384,6 +367,19 @@ impl EncryptedRackSecrets {
         let ciphertext =
             heapless::Vec::from_slice(ciphertext).map_err(|_| OpenError::TooManySecrets)?;
         Ok(Self { salt, ciphertext })
+    }
+
+    /// The parts, for the in-place decoder of [`crate::wire`] only: it
+    /// runs [`Self::check_len`] before the value is used.
+    pub(crate) fn parts_mut_unchecked(
+        &mut self,
+    ) -> (&mut [u8; SALT_LEN], &mut heapless::Vec<u8, MAX_SEALED_LEN>) {
+        (&mut self.salt, &mut self.ciphertext)
+    }
+
+    /// The length check every value passes (see [`Self::from_parts`]).
+    pub(crate) fn check_len(&self) -> Result<(), OpenError> {
+        check_ciphertext_len(self.ciphertext.len())
     }
 
     /// The HKDF salt.
@@ -477,7 +473,36 @@ fn check_ciphertext_len(len: usize) -> Result<(), OpenError> {
 /// Key derivation gave a key that must not be used.
 struct UnusableKey;
 
-/// The single-use ChaCha20-Poly1305 key for one salt, rack and epoch.
+/// Opens `ciphertext` (tag included) with `key`: the entries, checked as
+/// [`EncryptedRackSecrets::decrypt`] says. Out of line, and called after
+/// [`derive_key`] returned: the buffer and the cipher's state are never on
+/// the stack at the same time as the key derivation's hash states.
+#[inline(never)]
+fn open(
+    key: &[u8; KEY_LEN],
+    ciphertext: &[u8],
+    epoch: Epoch,
+) -> Result<RetainedSecrets, OpenError> {
+    let body_len = ciphertext.len().saturating_sub(TAG_LEN);
+    let (body, tag) = ciphertext
+        .split_at_checked(body_len)
+        .ok_or(OpenError::Truncated)?;
+    let tag = <&Tag>::try_from(tag).map_err(|_| OpenError::Truncated)?;
+    // Decrypt in a stack buffer that is wiped on every return path.
+    let mut buffer = Zeroizing::new([0u8; MAX_SEALED_LEN]);
+    let plaintext = buffer
+        .get_mut(..body_len)
+        .ok_or(OpenError::TooManySecrets)?;
+    plaintext.copy_from_slice(body);
+    ChaCha20Poly1305::new(<&Key>::from(key))
+        .decrypt_inout_detached(&Nonce::default(), b"", plaintext.into(), tag)
+        .map_err(|_| OpenError::Decryption)?;
+    parse_entries(plaintext, epoch)
+}
+
+/// The single-use ChaCha20-Poly1305 key for one salt, rack and epoch. Out
+/// of line: its hash states (about 2 KiB) are held only while it runs.
+#[inline(never)]
 fn derive_key(
     salt: &[u8; SALT_LEN],
     rack_id: &RackId,

@@ -47,13 +47,26 @@ impl Request {
 
 /// LRTQ shares gathered for an upgrade: each valid, no two with the same
 /// digest (a share replayed by another sled is the same share).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
     digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
-    /// Members that answered: not asked again when they reconnect.
-    answered: heapless::Vec<PlatformId, MAX_MEMBERS, u8>,
+    /// Members that answered, bit `i` for the request's member `i`: not
+    /// asked again when they reconnect. (A list of ids was 2 KiB of the
+    /// node's static memory.)
+    answered: MemberBits,
+}
+
+/// One bit per member position of a [`MemberSet`].
+type MemberBits = u32;
+
+const _: () = assert!(MAX_MEMBERS <= MemberBits::BITS as usize);
+
+/// The bit of `member`'s position in `members`, if it is one.
+fn member_bit(members: &MemberSet, member: &PlatformId) -> Option<MemberBits> {
+    let at = members.as_slice().iter().position(|m| m == member)?;
+    1u32.checked_shl(u32::try_from(at).ok()?)
 }
 
 /// Each member's share of a new secret, in member (x-coordinate) order.
@@ -68,7 +81,7 @@ pub(crate) struct Preparing {
 }
 
 // The phases are exclusive and the core does not allocate, so the largest
-// (LRTQ collection, about 4 KiB) sets the size; boxing is not an option.
+// (preparing, about 3 KiB) sets the size; boxing is not an option.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
@@ -120,19 +133,23 @@ impl Coordinator {
             }
             None => None,
         };
+        // Built with an empty member set, then filled in place: a clone of
+        // the set inside the value put in the slot would be built on the
+        // stack first (the whole coordinator, about 5 KiB).
         let coordinator = slot.insert(Self {
             epoch: request.epoch,
             request: Request {
                 rack_id: request.rack_id,
-                members: request.members.clone(),
+                members: MemberSet::new_empty(),
                 threshold: request.threshold,
                 kind: request.kind,
             },
             phase: Phase::Preparing(Preparing::new()),
         });
+        coordinator.request.members.copy_from(request.members);
         if is_upgrade {
             log::info!("coordinating the LRTQ upgrade at epoch {}", request.epoch);
-            coordinator.phase = Phase::CollectingLrtqShares(LrtqCollector::default());
+            coordinator.phase = Phase::CollectingLrtqShares(LrtqCollector::new());
             coordinator.start_lrtq_collection(ctx);
             return Ok(());
         }
@@ -160,7 +177,9 @@ impl Coordinator {
     fn start_lrtq_collection(&mut self, ctx: &mut NodeCtx) {
         if let Phase::CollectingLrtqShares(collector) = &mut self.phase
             && let Some(lrtq) = ctx.state().lrtq()
-            && let Err(counter) = collector.add(ctx.id(), &lrtq.share, lrtq)
+            && let Err(counter) = member_bit(&self.request.members, ctx.id())
+                .ok_or(Counter::Internal)
+                .and_then(|bit| collector.add(bit, &lrtq.share, lrtq))
         {
             ctx.count(counter);
         }
@@ -253,12 +272,10 @@ impl Coordinator {
         let Phase::CollectingLrtqShares(collector) = &mut self.phase else {
             return Err(NOT_WANTED);
         };
-        if !self.request.members.contains(from) {
-            return Err(Counter::FromNonMember);
-        }
+        let bit = member_bit(&self.request.members, from).ok_or(Counter::FromNonMember)?;
         // An upgrade starts only on a node with LRTQ data (validated).
         let lrtq = ctx.state().lrtq().ok_or(Counter::Internal)?;
-        collector.add(from, share, lrtq)?;
+        collector.add(bit, share, lrtq)?;
         self.after_lrtq_share(ctx, rng);
         Ok(())
     }
@@ -297,7 +314,9 @@ impl Coordinator {
         match &self.phase {
             Phase::CollectingShares(collector) => collector.on_connect(ctx, peer),
             Phase::CollectingLrtqShares(collector) => {
-                if !collector.answered.contains(peer) {
+                let answered = member_bit(&self.request.members, peer)
+                    .is_some_and(|bit| collector.answered & bit != 0);
+                if !answered {
                     ctx.request(peer, QueuedBody::GetLrtqShare);
                 }
             }
@@ -600,11 +619,19 @@ fn split_for<R: TryCryptoRng + ?Sized>(
 }
 
 impl LrtqCollector {
-    /// Adds an LRTQ share from `from` if its digest is one of the rack's
-    /// and no share with that digest was accepted before.
+    const fn new() -> Self {
+        Self {
+            shares: heapless::Vec::new(),
+            digests: heapless::Vec::new(),
+            answered: 0,
+        }
+    }
+
+    /// Adds an LRTQ share from the member of bit `from` if its digest is
+    /// one of the rack's and no share with that digest was accepted before.
     fn add(
         &mut self,
-        from: &PlatformId,
+        from: MemberBits,
         share: &LrtqShare,
         lrtq: &LrtqShareData,
     ) -> Result<(), Counter> {
@@ -615,11 +642,7 @@ impl LrtqCollector {
         if self.digests.contains(&digest) {
             return Err(Counter::DuplicateLrtqShareDigest);
         }
-        if !self.answered.contains(from) {
-            self.answered
-                .push(from.clone())
-                .map_err(|_| Counter::Internal)?;
-        }
+        self.answered |= from;
         if self.shares.len() >= usize::from(lrtq.threshold) {
             return Ok(());
         }

@@ -102,7 +102,7 @@ impl fmt::Debug for NodeCtx {
 
 /// Static memory for a node's context, for firmware: [`CtxSlot::new`] is
 /// `const`, so a task declares the slot in a `static` and the context
-/// (about 33 KiB, the persistent state 20 KiB of it) is in `.bss` by
+/// (about 29 KiB, the persistent state 20 KiB of it) is in `.bss` by
 /// construction, never built on the stack. The slot yields a context only
 /// once booted with the sled's id, which is known only at run time.
 pub struct CtxSlot {
@@ -151,7 +151,7 @@ impl NodeCtx {
     /// A context for sled `id` with an empty persistent state (which counts
     /// as stored); at boot the caller then fills the state in place with
     /// [`Self::restore_state`] (from storage) or [`Self::restore_lrtq`]
-    /// (from the LRTQ ledger). Built by value (about 33 KiB): firmware
+    /// (from the LRTQ ledger). Built by value (about 29 KiB): firmware
     /// boots a [`CtxSlot`] in static memory instead.
     pub fn new(id: PlatformId) -> Self {
         Self::empty(id)
@@ -481,7 +481,7 @@ mod tests {
         ctx.request(&platform(1), QueuedBody::GetLrtqShare);
         ctx.request(&platform(2), QueuedBody::GetLrtqShare);
         ctx.remove_connection(&platform(1));
-        assert_eq!(ctx.outbox.pop().map(|(to, _)| to), Some(platform(2)));
+        assert_eq!(ctx.outbox.pop().map(|e| e.unwrap().0), Some(platform(2)));
         assert!(ctx.outbox.pop().is_none());
     }
 

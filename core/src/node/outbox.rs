@@ -14,8 +14,18 @@ use crate::messages::QueuedBody;
 #[cfg_attr(feature = "model", derive(Clone))]
 pub(crate) struct Outbox {
     connected: heapless::Vec<PlatformId, MAX_CONNECTED, u8>,
-    queue: heapless::Deque<(PlatformId, QueuedBody), MAX_OUTGOING>,
+    /// Each message names its receiver by position in `connected`, not by
+    /// id: a 66-byte id in each of `MAX_OUTGOING` entries was 4 KiB of
+    /// static memory. Every position is that of a connected peer:
+    /// [`Outbox::disconnect`] drops the peer's messages and renumbers the
+    /// rest.
+    queue: heapless::Deque<(ConnIndex, QueuedBody), MAX_OUTGOING>,
 }
+
+/// A position in [`Outbox::connected`].
+type ConnIndex = u8;
+
+const _: () = assert!(MAX_CONNECTED <= ConnIndex::MAX as usize + 1);
 
 #[cfg(feature = "model")]
 impl core::hash::Hash for Outbox {
@@ -23,7 +33,10 @@ impl core::hash::Hash for Outbox {
         let Self { connected, queue } = self;
         connected.hash(h);
         queue.len().hash(h);
-        queue.iter().for_each(|entry| entry.hash(h));
+        // By receiver id, as when the queue held ids.
+        queue.iter().for_each(|(to, body)| {
+            (connected.get(usize::from(*to)), body).hash(h);
+        });
     }
 }
 
@@ -40,7 +53,12 @@ impl Outbox {
     }
 
     pub(crate) fn is_connected(&self, peer: &PlatformId) -> bool {
-        self.connected.iter().any(|p| p == peer)
+        self.position(peer).is_some()
+    }
+
+    fn position(&self, peer: &PlatformId) -> Option<ConnIndex> {
+        let at = self.connected.iter().position(|p| p == peer)?;
+        ConnIndex::try_from(at).ok()
     }
 
     pub(crate) fn has_queued(&self) -> bool {
@@ -60,15 +78,20 @@ impl Outbox {
     /// Forgets a connection and what was still queued for it: nothing
     /// queued for a peer that left will reach it.
     pub(crate) fn disconnect(&mut self, peer: &PlatformId) {
+        let Some(gone) = self.position(peer) else {
+            return;
+        };
         self.connected.retain(|p| p != peer);
         // Each entry is taken from the front and put back unless it is for
-        // `peer`, keeping the order: `Deque::retain` has a panic path.
+        // `peer`, keeping the order (`Deque::retain` has a panic path); the
+        // peers after `peer` moved down one place.
         for _ in 0..self.queue.len() {
-            if let Some(entry) = self.queue.pop_front()
-                && entry.0 != *peer
+            if let Some((to, body)) = self.queue.pop_front()
+                && to != gone
             {
+                let to = if to > gone { to - 1 } else { to };
                 // Cannot fail: an entry was just taken out.
-                let _ = self.queue.push_back(entry);
+                let _ = self.queue.push_back((to, body));
             }
         }
     }
@@ -76,16 +99,21 @@ impl Outbox {
     /// Queues `body` for `to`, which must be connected: the counter to
     /// bump otherwise.
     pub(crate) fn queue(&mut self, to: &PlatformId, body: QueuedBody) -> Result<(), Counter> {
-        if !self.is_connected(to) {
-            return Err(Counter::NotConnected);
-        }
+        let to = self.position(to).ok_or(Counter::NotConnected)?;
         self.queue
-            .push_back((to.clone(), body))
+            .push_back((to, body))
             .map_err(|_| Counter::OutgoingQueueFull)
     }
 
-    pub(crate) fn pop(&mut self) -> Option<(PlatformId, QueuedBody)> {
-        self.queue.pop_front()
+    /// The oldest queued message and its receiver; `Err(Internal)` if its
+    /// receiver is not in the table (never: positions in the queue are of
+    /// connected peers), the message then dropped.
+    pub(crate) fn pop(&mut self) -> Option<Result<(PlatformId, QueuedBody), Counter>> {
+        let (to, body) = self.queue.pop_front()?;
+        Some(match self.connected.get(usize::from(to)) {
+            Some(to) => Ok((to.clone(), body)),
+            None => Err(Counter::Internal),
+        })
     }
 
     pub(crate) fn clear_queue(&mut self) {
@@ -96,5 +124,45 @@ impl Outbox {
     pub(crate) fn clear(&mut self) {
         self.connected.clear();
         self.queue.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::platform;
+    use crate::ids::Epoch;
+    use crate::messages::Body;
+
+    /// Messages queued for three peers; the middle one leaves: its
+    /// messages are gone, the others still reach their own receivers, in
+    /// order (the positions after it were renumbered).
+    #[test]
+    fn disconnect_keeps_each_message_with_its_receiver() {
+        let mut outbox = Outbox::new();
+        let (a, b, c) = (platform(1), platform(2), platform(3));
+        for peer in [&a, &b, &c] {
+            outbox.connect(peer).unwrap();
+        }
+        for (epoch, to) in [(1, &c), (2, &b), (3, &a), (4, &c), (5, &b)] {
+            outbox.queue(to, Body::GetShare(Epoch(epoch))).unwrap();
+        }
+        outbox.disconnect(&b);
+        let mut left = std::vec::Vec::new();
+        while let Some(entry) = outbox.pop() {
+            left.push(entry.unwrap());
+        }
+        assert_eq!(
+            left,
+            [
+                (c.clone(), Body::GetShare(Epoch(1))),
+                (a.clone(), Body::GetShare(Epoch(3))),
+                (c.clone(), Body::GetShare(Epoch(4))),
+            ]
+        );
+        assert_eq!(
+            outbox.queue(&b, Body::GetShare(Epoch(6))),
+            Err(Counter::NotConnected)
+        );
     }
 }

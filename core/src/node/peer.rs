@@ -69,8 +69,29 @@ impl Node {
         from: &PlatformId,
         bytes: &[u8],
     ) {
-        // Decoded in place: the message (about 4 KiB with a configuration)
-        // exists once, in this frame, while it is handled.
+        // A message without a configuration (all but two kinds) is decoded
+        // into a small one, so the 4 KiB of a full message is not held on
+        // the stack while it is handled; the rest, and anything the small
+        // decode refuses, go through the full decode, which decides.
+        let mut msg = wire::empty_small_peer_msg();
+        match wire::decode_small_peer_msg_into(bytes, &mut msg) {
+            Ok(()) => self.handle_ref(ctx, rng, from, msg.as_peer_msg_ref()),
+            Err(WireError::UnsupportedVersion(_)) => ctx.count(Counter::UnsupportedVersion),
+            Err(_) => self.handle_bytes_with_config(ctx, rng, from, bytes),
+        }
+    }
+
+    /// [`Self::handle_bytes`] for a message that may carry a configuration.
+    /// Out of line: the message (about 4 KiB) exists once, in this frame,
+    /// decoded in place, while it is handled.
+    #[inline(never)]
+    fn handle_bytes_with_config<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        bytes: &[u8],
+    ) {
         let mut msg = wire::empty_peer_msg();
         match wire::decode_peer_msg_into(bytes, &mut msg) {
             Ok(()) => self.handle(ctx, rng, from, &msg),
@@ -87,7 +108,18 @@ impl Node {
         from: &PlatformId,
         msg: &PeerMsg,
     ) {
-        if let Err(counter) = self.handle_msg(ctx, rng, from, msg.as_ref()) {
+        self.handle_ref(ctx, rng, from, msg.as_ref());
+    }
+
+    /// [`Self::handle`] of a borrowed message.
+    fn handle_ref<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        ctx: &mut NodeCtx,
+        rng: &mut R,
+        from: &PlatformId,
+        msg: PeerMsgRef<'_>,
+    ) {
+        if let Err(counter) = self.handle_msg(ctx, rng, from, msg) {
             ctx.count(counter);
         }
     }

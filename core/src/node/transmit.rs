@@ -34,17 +34,18 @@ impl Node {
             return None;
         }
         loop {
-            let (to, queued) = ctx.outbox.pop()?;
+            let popped = ctx.outbox.pop()?;
             let coordinator = self.coordinator.as_ref();
-            let encoded = resolve(coordinator, ctx.state(), &to, queued)
-                .ok_or(Counter::OutgoingStale)
-                .and_then(|msg| {
-                    wire::encode_peer_msg(&msg, buf)
-                        .map(<[u8]>::len)
-                        .map_err(|_| Counter::Internal)
-                });
+            let encoded = popped.and_then(|(to, queued)| {
+                let msg =
+                    resolve(coordinator, ctx.state(), &to, queued).ok_or(Counter::OutgoingStale)?;
+                let len = wire::encode_peer_msg(&msg, buf)
+                    .map(<[u8]>::len)
+                    .map_err(|_| Counter::Internal)?;
+                Ok(Transmit { to, len })
+            });
             match encoded {
-                Ok(len) => return Some(Transmit { to, len }),
+                Ok(transmit) => return Some(transmit),
                 Err(counter) => ctx.count(counter),
             }
         }

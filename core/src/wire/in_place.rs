@@ -27,11 +27,12 @@ use serde::de::{
 
 use crate::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use crate::config::Configuration;
+use crate::crypto::sealed::EncryptedRackSecrets;
 use crate::crypto::{LrtqShare, Share};
 use crate::ids::{Epoch, LrtqThreshold, RackId};
 use crate::limits::MAX_STORED_CONFIGS;
 use crate::member_set::{MemberSet, sort_and_check};
-use crate::messages::{Body, PeerMsg};
+use crate::messages::{Body, Envelope, NoConfig};
 use crate::persistent::{LrtqShareData, PersistentState, StoredConfig, push_unfilled};
 
 /// Reads field `index` of a struct; postcard yields every field, in order.
@@ -96,7 +97,7 @@ const CONFIG_FIELDS: &[&str] = &[
 ];
 
 /// A [`Configuration`], written into an existing one and then checked.
-pub(super) struct ConfigInto<'a>(pub(super) &'a mut Configuration);
+pub(crate) struct ConfigInto<'a>(pub(super) &'a mut Configuration);
 
 impl<'de> DeserializeSeed<'de> for ConfigInto<'_> {
     type Value = ();
@@ -118,8 +119,62 @@ impl<'de> Visitor<'de> for ConfigInto<'_> {
         fields.coordinator = field(&mut seq, 2, expected)?;
         field_into(&mut seq, VecInto(&mut fields.members), 3, expected)?;
         fields.threshold = field(&mut seq, 4, expected)?;
-        fields.encrypted_rack_secrets = field(&mut seq, 5, expected)?;
+        field_into(
+            &mut seq,
+            SealedInto(&mut fields.encrypted_rack_secrets),
+            5,
+            expected,
+        )?;
         crate::config::check(fields).map_err(de::Error::custom)
+    }
+}
+
+/// A configuration's optional [`EncryptedRackSecrets`], written into an
+/// existing option: the derived decoder built the ciphertext (up to
+/// `MAX_SEALED_LEN` bytes) in several places on the stack on its way.
+struct SealedInto<'a>(&'a mut Option<EncryptedRackSecrets>);
+
+const SEALED_FIELDS: &[&str] = &["salt", "ciphertext"];
+
+impl<'de> DeserializeSeed<'de> for SealedInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SealedInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("optional encrypted rack secrets")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = None;
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let sealed = self.0.get_or_insert_with(EncryptedRackSecrets::unfilled);
+        deserializer.deserialize_struct(
+            "EncryptedRackSecrets",
+            SEALED_FIELDS,
+            SealedFieldsInto(sealed),
+        )
+    }
+}
+
+struct SealedFieldsInto<'a>(&'a mut EncryptedRackSecrets);
+
+impl<'de> Visitor<'de> for SealedFieldsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("encrypted rack secrets")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let expected = &"encrypted rack secrets";
+        let (salt, ciphertext) = self.0.parts_mut_unchecked();
+        *salt = field(&mut seq, 0, expected)?;
+        field_into(&mut seq, VecInto(ciphertext), 1, expected)?;
+        self.0.check_len().map_err(de::Error::custom)
     }
 }
 
@@ -303,21 +358,46 @@ const BODY_VARIANTS: &[&str] = &[
     "CommitAdvance",
 ];
 
-/// The body of an owned peer message.
-type OwnedBody = Body<Configuration, Share, LrtqShare>;
+/// What a peer message decoded in place holds where a configuration goes:
+/// a [`Configuration`], or nothing at all in a [`SmallPeerMsg`], which
+/// refuses the two bodies that carry one.
+pub(crate) trait ConfigPart: Sized {
+    /// A placeholder to decode into; `None` if this type holds none.
+    fn unfilled() -> Option<Self>;
+    /// The seed that decodes a configuration into `self`.
+    fn seed(&mut self) -> ConfigInto<'_>;
+}
+
+impl ConfigPart for Configuration {
+    fn unfilled() -> Option<Self> {
+        Some(Configuration::unfilled())
+    }
+    fn seed(&mut self) -> ConfigInto<'_> {
+        ConfigInto(self)
+    }
+}
+
+impl ConfigPart for NoConfig {
+    fn unfilled() -> Option<Self> {
+        None
+    }
+    fn seed(&mut self) -> ConfigInto<'_> {
+        match *self {}
+    }
+}
 
 /// A peer message ([`crate::messages::Envelope`]), written into an
 /// existing one.
-pub(super) struct PeerMsgInto<'a>(pub(super) &'a mut PeerMsg);
+pub(super) struct PeerMsgInto<'a, C: ConfigPart>(pub(super) &'a mut PeerMsgWith<C>);
 
-impl<'de> DeserializeSeed<'de> for PeerMsgInto<'_> {
+impl<'de, C: ConfigPart> DeserializeSeed<'de> for PeerMsgInto<'_, C> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_struct("Envelope", &["rack_id", "body"], self)
     }
 }
 
-impl<'de> Visitor<'de> for PeerMsgInto<'_> {
+impl<'de, C: ConfigPart> Visitor<'de> for PeerMsgInto<'_, C> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a peer message")
@@ -329,18 +409,21 @@ impl<'de> Visitor<'de> for PeerMsgInto<'_> {
     }
 }
 
+/// A peer message whose configuration part is `C`.
+pub(super) type PeerMsgWith<C> = Envelope<C, Share, LrtqShare>;
+
 /// A message body: switched to the variant read, whose parts are then
 /// decoded where they stay.
-struct BodyInto<'a>(&'a mut OwnedBody);
+struct BodyInto<'a, C: ConfigPart>(&'a mut Body<C, Share, LrtqShare>);
 
-impl<'de> DeserializeSeed<'de> for BodyInto<'_> {
+impl<'de, C: ConfigPart> DeserializeSeed<'de> for BodyInto<'_, C> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_enum("Body", BODY_VARIANTS, self)
     }
 }
 
-impl<'de> Visitor<'de> for BodyInto<'_> {
+impl<'de, C: ConfigPart> Visitor<'de> for BodyInto<'_, C> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a message body")
@@ -361,7 +444,7 @@ impl<'de> Visitor<'de> for BodyInto<'_> {
             } => variant.struct_variant(
                 &["config", "share", "last_committed"],
                 PrepareInto {
-                    config,
+                    config: config.seed(),
                     share,
                     last_committed,
                 },
@@ -378,35 +461,29 @@ impl<'de> Visitor<'de> for BodyInto<'_> {
                 *share = variant.newtype_variant()?;
                 Ok(())
             }
-            Body::CommitAdvance(config) => variant.newtype_variant_seed(ConfigInto(config)),
+            Body::CommitAdvance(config) => variant.newtype_variant_seed(config.seed()),
         }
     }
 }
 
 /// Makes `body` the variant of wire tag `index`, with unfilled parts
-/// unless it already is that variant; false for an unknown tag. Out of
-/// line: assigning a body may build it on the stack first (it is about
-/// 4 KiB with a configuration).
+/// unless it already is that variant; false for an unknown tag, and for a
+/// body with a configuration if `C` holds none. Out of line: assigning a
+/// body may build it on the stack first (it is about 4 KiB with a
+/// configuration).
 #[inline(never)]
-fn switch_variant(body: &mut OwnedBody, index: u32) -> bool {
-    let current = match body {
-        Body::Prepare { .. } => 0,
-        Body::PrepareAck(_) => 1,
-        Body::GetShare(_) => 2,
-        Body::Share { .. } => 3,
-        Body::GetLrtqShare => 4,
-        Body::LrtqShare(_) => 5,
-        Body::Expunged(_) => 6,
-        Body::CommitAdvance(_) => 7,
-    };
-    if current == index {
+fn switch_variant<C: ConfigPart>(body: &mut Body<C, Share, LrtqShare>, index: u32) -> bool {
+    if body.tag() == index {
         return true;
     }
     *body = match index {
-        0 => Body::Prepare {
-            config: Configuration::unfilled(),
-            share: Share::unfilled(),
-            last_committed: None,
+        0 => match C::unfilled() {
+            Some(config) => Body::Prepare {
+                config,
+                share: Share::unfilled(),
+                last_committed: None,
+            },
+            None => return false,
         },
         1 => Body::PrepareAck(Epoch(0)),
         2 => Body::GetShare(Epoch(0)),
@@ -417,14 +494,17 @@ fn switch_variant(body: &mut OwnedBody, index: u32) -> bool {
         4 => Body::GetLrtqShare,
         5 => Body::LrtqShare(LrtqShare::unfilled()),
         6 => Body::Expunged(Epoch(0)),
-        7 => Body::CommitAdvance(Configuration::unfilled()),
+        7 => match C::unfilled() {
+            Some(config) => Body::CommitAdvance(config),
+            None => return false,
+        },
         _ => return false,
     };
     true
 }
 
 struct PrepareInto<'a> {
-    config: &'a mut Configuration,
+    config: ConfigInto<'a>,
     share: &'a mut Share,
     last_committed: &'a mut Option<Epoch>,
 }
@@ -436,7 +516,7 @@ impl<'de> Visitor<'de> for PrepareInto<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let expected = &"a prepare";
-        field_into(&mut seq, ConfigInto(self.config), 0, expected)?;
+        field_into(&mut seq, self.config, 0, expected)?;
         *self.share = field(&mut seq, 1, expected)?;
         *self.last_committed = field(&mut seq, 2, expected)?;
         Ok(())

@@ -85,7 +85,7 @@ use crate::ids::RackId;
 use crate::limits::{
     LRTQ_TOTAL_SHARES, MAX_MEMBERS, MAX_SEALED_LEN, MAX_STORED_CONFIGS, PLATFORM_ID_FIELD_LEN,
 };
-use crate::messages::{Body, Envelope, PeerMsg, PeerMsgRef};
+use crate::messages::{Body, Envelope, PeerMsg, PeerMsgRef, SmallPeerMsg};
 use crate::persistent::{LrtqShareData, PersistentState};
 
 pub use chunked::ChunkedEncodeError;
@@ -303,6 +303,27 @@ pub(crate) const fn empty_peer_msg() -> PeerMsg {
         rack_id: RackId([0; 16]),
         body: Body::GetLrtqShare,
     }
+}
+
+/// A message for [`decode_small_peer_msg_into`] to overwrite.
+pub(crate) const fn empty_small_peer_msg() -> SmallPeerMsg {
+    Envelope {
+        rack_id: RackId([0; 16]),
+        body: Body::GetLrtqShare,
+    }
+}
+
+/// Decodes a peer message that carries no configuration into `msg` (about
+/// 100 bytes). A `Prepare` or `CommitAdvance` is refused as `Malformed`:
+/// [`decode_peer_msg_into`] decodes every message, and decides what is
+/// malformed. After an error `msg` may hold a partly decoded message:
+/// discard it.
+pub(crate) fn decode_small_peer_msg_into(
+    bytes: &[u8],
+    msg: &mut SmallPeerMsg,
+) -> Result<(), WireError> {
+    let read = decode_with(bytes, PEER_MSG_VERSION, in_place::PeerMsgInto(msg))?;
+    accept(read, &msg.as_peer_msg_ref())
 }
 
 /// Decodes a peer message into `msg`, a configuration in it in place (a

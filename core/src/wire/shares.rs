@@ -11,7 +11,10 @@ use crate::limits::{LRTQ_SHARE_LEN, SECRET_LEN};
 /// A share as it travels: a public byte then 32 secret bytes. Wiped when
 /// dropped so a decoded share leaves no copy behind.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-struct ShareBytes(u8, [u8; SECRET_LEN]);
+struct ShareBytes(
+    u8,
+    #[serde(deserialize_with = "crate::serde_forms::byte_array")] [u8; SECRET_LEN],
+);
 
 impl Serialize for Share {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -154,3 +154,44 @@ fn every_accepted_vector_is_what_the_encoder_writes() {
         assert_eq!(encoded.unwrap(), &bytes[..], "line {}", vector.line);
     }
 }
+
+/// The small decoder the node tries first reads exactly the peer messages
+/// the full decoder reads that carry no configuration, as the same
+/// message, and refuses every other vector (which the node then hands to
+/// the full decoder).
+#[test]
+fn the_small_peer_decoder_agrees_with_the_full_one() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for vector in all_vectors() {
+        if vector.decoder != Decoder::Peer {
+            continue;
+        }
+        let bytes = bytes_of(&vector);
+        let mut small = empty_small_peer_msg();
+        let small_read = decode_small_peer_msg_into(&bytes, &mut small);
+        match decode_peer_msg(&bytes) {
+            Ok(full) if !matches!(full.body, Body::Prepare { .. } | Body::CommitAdvance(_)) => {
+                assert_eq!(small_read, Ok(()), "line {}", vector.line);
+                let mut a = [0u8; MAX_PEER_MSG_LEN];
+                let mut b = [0u8; MAX_PEER_MSG_LEN];
+                assert_eq!(
+                    encode_peer_msg(&small.as_peer_msg_ref(), &mut a),
+                    encode_peer_msg(&full.as_ref(), &mut b),
+                    "line {}",
+                    vector.line
+                );
+                kinds.insert(full.body.kind());
+            }
+            Ok(full) => {
+                assert!(small_read.is_err(), "line {}", vector.line);
+                kinds.insert(full.body.kind());
+            }
+            Err(_) => assert!(small_read.is_err(), "line {}", vector.line),
+        }
+    }
+    assert_eq!(
+        kinds.len(),
+        8,
+        "every body kind has an accepted vector: {kinds:?}"
+    );
+}

@@ -81,7 +81,7 @@ fn effective_uid() -> u32 {
 
 /// Checks the metadata of a ledger file (copy or leftover) or directory:
 /// of the right kind, owned by this process's user, closed to others.
-pub(super) fn check(path: &Path, metadata: &Metadata, directory: bool) -> Result<(), Unsafe> {
+pub(crate) fn check(path: &Path, metadata: &Metadata, directory: bool) -> Result<(), Unsafe> {
     let refuse = |problem| {
         Err(Unsafe {
             path: path.to_owned(),

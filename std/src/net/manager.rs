@@ -25,6 +25,7 @@ use tq_core::ids::PlatformId;
 use tracing::Instrument;
 
 use super::admission::{Admission, Pool, StrangerLimits, canonical};
+use super::attestation::{PeerMeasurement, REFERENCE_RECHECK_INTERVAL};
 use super::refusal_log::{REFUSAL_LOG_INTERVAL, RefusalLog};
 use super::registry::{Closer, Registry, Ticket};
 use super::stats::{CloseReason, HandshakeRefusal, NetCounters, lock};
@@ -50,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) peers: Arc<RwLock<BTreeMap<PlatformId, SocketAddr>>>,
+    /// Each peer's measurements from its latest handshake; only peers in
+    /// the peer set.
+    pub(crate) measurements: Mutex<BTreeMap<PlatformId, Vec<PeerMeasurement>>>,
     dialers: Mutex<BTreeMap<PlatformId, Dialer>>,
     next_conn_id: AtomicU64,
 }
@@ -78,6 +82,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             peers,
+            measurements: Mutex::default(),
             dialers: Mutex::default(),
             next_conn_id: AtomicU64::new(0),
         }
@@ -98,6 +103,16 @@ impl Shared {
             .values()
             .filter(|addr| canonical(addr.ip()) == ip)
             .count()
+    }
+
+    /// Records what `peer` runs, from the certificate of the handshake
+    /// just completed.
+    pub(crate) fn record_measurements(&self, peer: &PlatformId, conn: &rustls::CommonState) {
+        let Some(leaf) = conn.peer_certificates().and_then(|chain| chain.first()) else {
+            return;
+        };
+        let measurements = self.tls.attestation.describe(leaf);
+        lock(&self.measurements).insert(peer.clone(), measurements);
     }
 
     /// Hands an event to the node layer, waiting for room; during shutdown
@@ -129,6 +144,7 @@ impl Shared {
         };
         for peer in &left {
             self.registry.close(peer, CloseReason::Removed);
+            lock(&self.measurements).remove(peer);
         }
         let mut dialers = lock(&self.dialers);
         dialers.retain(|peer, dialer| {
@@ -241,11 +257,44 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     return;
                 };
                 shared.stats.handshake();
+                shared.record_measurements(&peer, stream.common());
                 tracing::Span::current().record("peer", tracing::field::display(&peer));
                 conn::run(&shared, &peer, stream).await;
             }
             .instrument(span),
         );
+    }
+}
+
+/// Until shutdown, every [`REFERENCE_RECHECK_INTERVAL`], disconnects the
+/// connected peers whose measurements the reference file no longer
+/// admits (only when attestation is enforced).
+pub(crate) async fn recheck_loop(shared: Arc<Shared>) {
+    let mut tick = interval(REFERENCE_RECHECK_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(reference) = shared.tls.attestation.enforced_reference() else {
+            return;
+        };
+        let connected = shared.registry.established();
+        let revoked: Vec<PlatformId> = {
+            let measurements = lock(&shared.measurements);
+            connected
+                .into_iter()
+                .filter(|peer| {
+                    let of_peer = measurements.get(peer).map_or(&[][..], Vec::as_slice);
+                    !PeerMeasurement::all_listed(of_peer, &reference)
+                })
+                .collect()
+        };
+        for peer in revoked {
+            tracing::warn!(%peer, "peer's measurements no longer in the reference; disconnected");
+            shared.registry.close(&peer, CloseReason::Unattested);
+        }
     }
 }
 
@@ -274,6 +323,7 @@ async fn dial_loop(
         let outcome = match dialed {
             Ok(stream) => {
                 shared.stats.handshake();
+                shared.record_measurements(&peer, stream.common());
                 Ok(conn::run(&shared, &peer, stream).instrument(span).await)
             }
             Err(reason) => Err(reason),

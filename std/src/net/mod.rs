@@ -30,12 +30,24 @@
 //! no slot is closed at once rather than queued (`admission`). Session
 //! resumption is off ([`tls`]), and certificate validity is judged without
 //! the sled's clock, which cannot be trusted at boot (`validity`).
+//!
+//! Peers prove what they run: a peer certificate carries the sled's
+//! firmware digests ([`measurements`]), and a peer whose digests are not
+//! all in the rack's reference measurements ([`mod@reference`]) is refused at
+//! the handshake ([`attestation`], set by [`NetConfig::attestation`]).
+//!
+//! [`api_tls`] is not the peer network: it configures the TLS of the
+//! sled's HTTP API with the same certificate, provider and verifier.
 
 mod admission;
+pub mod api_tls;
+pub mod attestation;
 mod conn;
 mod frame;
 pub mod identity;
 mod manager;
+pub mod measurements;
+pub mod reference;
 mod refusal_log;
 mod registry;
 mod stats;
@@ -55,6 +67,7 @@ use tracing::Instrument;
 
 use crate::backoff::BackoffConfig;
 pub use admission::HANDSHAKES_PER_PEER;
+pub use attestation::{Attestation, PeerMeasurement};
 pub use frame::{FRAME_PREFIX_LEN, Frame, MAX_FRAME_LEN, MESSAGE_HEADER_LEN};
 use manager::Shared;
 pub use registry::SendError;
@@ -108,11 +121,15 @@ pub struct NetConfig {
     pub backoff: BackoffConfig,
     /// A dialed connection that lasted this long resets the backoff.
     pub stable_after: Duration,
+    /// Whether peers' measurements are checked, and against what file.
+    pub attestation: Attestation,
 }
 
 impl NetConfig {
     /// The defaults: keep-alive every second, ten seconds of silence ends a
-    /// connection.
+    /// connection. Attestation is [`Attestation::Off`] here, since only a
+    /// sled's configuration names its reference measurements file: `tq
+    /// sled` sets it, enforcing unless told otherwise.
     pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -131,6 +148,7 @@ impl NetConfig {
             max_handshakes_per_source: 4,
             backoff: BackoffConfig::default(),
             stable_after: Duration::from_secs(10),
+            attestation: Attestation::Off,
         }
     }
 }
@@ -142,6 +160,8 @@ pub enum StartError {
     Tls(TlsSetupError),
     /// The listener could not bind.
     Bind(std::io::Error),
+    /// The reference measurements file is unusable.
+    Reference(reference::ReferenceError),
 }
 
 impl std::fmt::Display for StartError {
@@ -149,6 +169,7 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Tls(e) => write!(f, "{e}"),
             Self::Bind(e) => write!(f, "cannot listen: {e}"),
+            Self::Reference(e) => write!(f, "reference measurements: {e}"),
         }
     }
 }
@@ -188,7 +209,9 @@ impl Net {
                 Ok(())
             }
         });
-        let tls = tls::Tls::new(identity, policy).map_err(StartError::Tls)?;
+        let checker =
+            attestation::Checker::new(config.attestation.clone()).map_err(StartError::Reference)?;
+        let tls = tls::Tls::new(identity, policy, Arc::new(checker)).map_err(StartError::Tls)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(StartError::Bind)?;
@@ -199,7 +222,12 @@ impl Net {
         let span = tracing::info_span!("net", local = %local, listen = %local_addr);
         shared
             .tasks
-            .spawn(manager::accept_loop(shared.clone(), listener).instrument(span));
+            .spawn(manager::accept_loop(shared.clone(), listener).instrument(span.clone()));
+        if shared.tls.attestation.enforced() {
+            shared
+                .tasks
+                .spawn(manager::recheck_loop(shared.clone()).instrument(span));
+        }
         tracing::info!(local = %local, listen = %local_addr, "peer network started");
         Ok((Self { shared, local_addr }, events_rx))
     }
@@ -245,7 +273,20 @@ impl Net {
 
     /// A snapshot of every counter.
     pub fn stats(&self) -> NetStats {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        stats.reference_reload_failures = self.shared.tls.attestation.reload_failures();
+        stats
+    }
+
+    /// The measurements of every peer connected now, as their certificates
+    /// carry them.
+    pub fn measurements(&self) -> BTreeMap<PlatformId, Vec<PeerMeasurement>> {
+        let connected = self.connected();
+        stats::lock(&self.shared.measurements)
+            .iter()
+            .filter(|(id, _)| connected.contains(id))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect()
     }
 
     /// Stops every task and waits for them to end.

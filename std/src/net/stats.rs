@@ -46,11 +46,17 @@ pub enum HandshakeRefusal {
     TooManyHandshakes,
     /// The source address already had its share of the stranger pool.
     SourceBusy,
+    /// The certificate carries no measurements (`super::attestation`).
+    NoMeasurements,
+    /// The certificate's measurements are malformed.
+    MalformedMeasurements,
+    /// A measurement is not in the rack's reference measurements.
+    UnknownMeasurement,
 }
 
 impl HandshakeRefusal {
     /// Number of kinds.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 18;
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::UnknownIssuer,
@@ -68,6 +74,9 @@ impl HandshakeRefusal {
         Self::Io,
         Self::TooManyHandshakes,
         Self::SourceBusy,
+        Self::NoMeasurements,
+        Self::MalformedMeasurements,
+        Self::UnknownMeasurement,
     ];
 
     /// A stable snake-case name, for logs and metric labels.
@@ -88,6 +97,9 @@ impl HandshakeRefusal {
             Self::Io => "io",
             Self::TooManyHandshakes => "too_many_handshakes",
             Self::SourceBusy => "source_busy",
+            Self::NoMeasurements => "no_measurements",
+            Self::MalformedMeasurements => "malformed_measurements",
+            Self::UnknownMeasurement => "unknown_measurement",
         }
     }
 
@@ -109,7 +121,10 @@ impl HandshakeRefusal {
             | Self::RefusedByPeer
             | Self::Protocol
             | Self::TooManyHandshakes
-            | Self::SourceBusy => true,
+            | Self::SourceBusy
+            | Self::NoMeasurements
+            | Self::MalformedMeasurements
+            | Self::UnknownMeasurement => true,
         }
     }
 }
@@ -141,11 +156,14 @@ pub enum CloseReason {
     Requested,
     /// The network is shutting down, or the node layer stopped listening.
     Shutdown,
+    /// A measurement of the peer left the reference measurements
+    /// (`super::attestation`).
+    Unattested,
 }
 
 impl CloseReason {
     /// Number of kinds.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::PeerClosed,
@@ -160,6 +178,7 @@ impl CloseReason {
         Self::Removed,
         Self::Requested,
         Self::Shutdown,
+        Self::Unattested,
     ];
 
     /// A stable snake-case name, for logs and metric labels.
@@ -177,15 +196,21 @@ impl CloseReason {
             Self::Removed => "removed",
             Self::Requested => "requested",
             Self::Shutdown => "shutdown",
+            Self::Unattested => "unattested",
         }
     }
 
     /// Whether a healthy rack never closes a connection for this reason:
-    /// a frame that breaks the protocol or names another rack. Peers that
-    /// restart, go quiet or leave are normal churn.
+    /// a frame that breaks the protocol or names another rack, a peer
+    /// running firmware no longer approved. Peers that restart, go quiet
+    /// or leave are normal churn.
     pub fn is_anomaly(self) -> bool {
         match self {
-            Self::Oversize | Self::BadHeader | Self::WrongRack | Self::Undecodable => true,
+            Self::Oversize
+            | Self::BadHeader
+            | Self::WrongRack
+            | Self::Undecodable
+            | Self::Unattested => true,
             Self::PeerClosed
             | Self::Inactivity
             | Self::WriteTimeout
@@ -247,6 +272,9 @@ pub struct NetStats {
     pub peers: BTreeMap<PlatformId, PeerStats>,
     /// All peers past that bound, summed.
     pub other_peers: PeerStats,
+    /// Re-reads of the reference measurements file that failed (the last
+    /// good contents were kept; `super::attestation`).
+    pub reference_reload_failures: u64,
 }
 
 impl NetStats {
@@ -345,6 +373,7 @@ impl NetCounters {
                 .map(|(id, cell)| (id.clone(), *lock(cell)))
                 .collect(),
             other_peers,
+            reference_reload_failures: 0,
         }
     }
 }
@@ -363,10 +392,10 @@ mod tests {
         }
         // The last variants: a kind added after them must extend ALL.
         assert_eq!(
-            HandshakeRefusal::SourceBusy as usize + 1,
+            HandshakeRefusal::UnknownMeasurement as usize + 1,
             HandshakeRefusal::COUNT
         );
-        assert_eq!(CloseReason::Shutdown as usize + 1, CloseReason::COUNT);
+        assert_eq!(CloseReason::Unattested as usize + 1, CloseReason::COUNT);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! validity periods as of the leaf's issuance, not the sled's clock
 //! (`net::validity`).
 //!
+//! Then both check the peer's measurements against the rack's reference
+//! measurements (`net::attestation`).
+//!
 //! Session resumption is off on both sides (no session cache, no tickets
 //! sent or used): a resumed session would skip the verifiers, so a peer
 //! removed from the peer set could come back on an earlier session.
@@ -34,6 +37,7 @@ use tq_core::ids::PlatformId;
 use rustls::client::UnbufferedClientConnection;
 use rustls::server::UnbufferedServerConnection;
 
+use super::attestation::Checker;
 use super::identity::{IdentityError, platform_id_of_cert};
 use super::stats::HandshakeRefusal;
 use super::tls_conn::HandshakeError;
@@ -91,18 +95,9 @@ impl std::error::Error for TlsSetupError {}
 impl TlsIdentity {
     /// Reads the rack CA, the sled's chain and its key from PEM files.
     pub fn from_pem_files(ca: &Path, chain: &Path, key: &Path) -> Result<Self, TlsSetupError> {
-        let pem_err = |path: &Path| {
-            let path = path.display().to_string();
-            move |e| TlsSetupError::Pem(path, e)
-        };
-        let certs = |path: &Path| {
-            CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(pem_err(path))
-        };
         Ok(Self {
-            ca_certs: certs(ca)?,
-            cert_chain: certs(chain)?,
+            ca_certs: certs_from_pem_file(ca)?,
+            cert_chain: certs_from_pem_file(chain)?,
             key: PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?,
         })
     }
@@ -115,6 +110,45 @@ impl TlsIdentity {
             .ok_or(TlsSetupError::NoCertificate)?;
         platform_id_of_cert(leaf).map_err(TlsSetupError::Identity)
     }
+}
+
+fn pem_err(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsSetupError {
+    let path = path.display().to_string();
+    move |e| TlsSetupError::Pem(path, e)
+}
+
+/// Every certificate of a PEM file, in order (none if it holds none).
+pub fn certs_from_pem_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(pem_err(path))
+}
+
+/// The crypto provider of every TLS configuration: aws-lc-rs, the
+/// provider with the hybrid post-quantum key exchange (X25519MLKEM768,
+/// preferred), since key shares cross the peer network and must stay
+/// secret long after a recorded session.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The rack CA certificates as rustls's trust anchors.
+pub(crate) fn rack_roots(
+    ca_certs: &[CertificateDer<'static>],
+) -> Result<Arc<RootCertStore>, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for ca in ca_certs {
+        roots.add(ca.clone()).map_err(TlsSetupError::Rustls)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Turns session resumption off on a listener: no session is stored and
+/// no ticket is sent (the default ticketer makes no stateless tickets
+/// either), so every handshake goes through the verifiers.
+pub(crate) fn no_server_resumption(server: &mut rustls::ServerConfig) {
+    server.session_storage = Arc::new(NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
 }
 
 /// A refusal by our own checks, carried through rustls inside
@@ -148,23 +182,25 @@ pub(crate) struct Tls {
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     server: Arc<rustls::ServerConfig>,
+    pub(crate) attestation: Arc<Checker>,
 }
 
 impl Tls {
-    pub(crate) fn new(identity: &TlsIdentity, policy: AcceptPolicy) -> Result<Self, TlsSetupError> {
-        // aws-lc-rs: the provider with the hybrid post-quantum key exchange
-        // (X25519MLKEM768, preferred), since key shares cross this channel
-        // and must stay secret long after a recorded session.
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = RootCertStore::empty();
-        for ca in &identity.ca_certs {
-            roots.add(ca.clone()).map_err(TlsSetupError::Rustls)?;
-        }
-        let roots = Arc::new(roots);
+    pub(crate) fn new(
+        identity: &TlsIdentity,
+        policy: AcceptPolicy,
+        attestation: Arc<Checker>,
+    ) -> Result<Self, TlsSetupError> {
+        let provider = provider();
+        let roots = rack_roots(&identity.ca_certs)?;
         let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(TlsSetupError::Verifier)?;
-        let verifier = Arc::new(ListenerVerifier { inner, policy });
+        let verifier = Arc::new(ListenerVerifier {
+            inner,
+            policy,
+            attestation: attestation.clone(),
+        });
         let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TlsSetupError::Rustls)?
@@ -172,16 +208,15 @@ impl Tls {
             .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
             .map_err(TlsSetupError::Rustls)?;
         // No resumption: every handshake goes through the verifier and the
-        // accept policy. No session is stored and no ticket is sent (the
-        // default ticketer makes no stateless tickets either).
-        server.session_storage = Arc::new(NoServerSessionStorage {});
-        server.send_tls13_tickets = 0;
+        // accept policy.
+        no_server_resumption(&mut server);
         Ok(Self {
             provider,
             roots,
             cert_chain: identity.cert_chain.clone(),
             key: identity.key.clone_key(),
             server: Arc::new(server),
+            attestation,
         })
     }
 
@@ -206,11 +241,10 @@ impl Tls {
         &self,
         expected: PlatformId,
     ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-        let verifier = Arc::new(DialerVerifier {
-            roots: self.roots.clone(),
-            algorithms: self.provider.signature_verification_algorithms,
-            expected,
-        });
+        let verifier = Arc::new(
+            DialerVerifier::new(&self.provider, &self.roots, expected)
+                .attested(self.attestation.clone()),
+        );
         let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
@@ -269,6 +303,7 @@ pub(crate) fn classify_handshake_error(error: &HandshakeError) -> HandshakeRefus
 struct ListenerVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     policy: AcceptPolicy,
+    attestation: Arc<Checker>,
 }
 
 impl std::fmt::Debug for ListenerVerifier {
@@ -297,6 +332,7 @@ impl ClientCertVerifier for ListenerVerifier {
         let id =
             platform_id_of_cert(end_entity).map_err(|_| refuse(HandshakeRefusal::BadIdentity))?;
         (self.policy)(&id).map_err(refuse)?;
+        self.attestation.check(end_entity).map_err(refuse)?;
         Ok(verified)
     }
 
@@ -323,11 +359,48 @@ impl ClientCertVerifier for ListenerVerifier {
     }
 }
 
-#[derive(Debug)]
-struct DialerVerifier {
+/// Verifies a listener's certificate: chain to the rack CA (server-auth
+/// usage, validity as of its issuance), exactly the platform id
+/// `expected`, and, between peers, its measurements; names and addresses
+/// in it are not used.
+pub(crate) struct DialerVerifier {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     expected: PlatformId,
+    /// `None` for the sled API's clients: Nexus asks who a sled is, not
+    /// what it runs.
+    attestation: Option<Arc<Checker>>,
+}
+
+impl std::fmt::Debug for DialerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialerVerifier")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DialerVerifier {
+    pub(crate) fn new(
+        provider: &CryptoProvider,
+        roots: &Arc<RootCertStore>,
+        expected: PlatformId,
+    ) -> Self {
+        Self {
+            roots: roots.clone(),
+            algorithms: provider.signature_verification_algorithms,
+            expected,
+            attestation: None,
+        }
+    }
+
+    /// Also checks the listener's measurements (the peer network).
+    pub(crate) fn attested(self, attestation: Arc<Checker>) -> Self {
+        Self {
+            attestation: Some(attestation),
+            ..self
+        }
+    }
 }
 
 impl ServerCertVerifier for DialerVerifier {
@@ -354,6 +427,9 @@ impl ServerCertVerifier for DialerVerifier {
             platform_id_of_cert(end_entity).map_err(|_| refuse(HandshakeRefusal::BadIdentity))?;
         if id != self.expected {
             return Err(refuse(HandshakeRefusal::WrongPeer));
+        }
+        if let Some(attestation) = &self.attestation {
+            attestation.check(end_entity).map_err(refuse)?;
         }
         Ok(ServerCertVerified::assertion())
     }
@@ -416,6 +492,10 @@ mod tests {
         Arc::new(|_: &PlatformId| Ok(()))
     }
 
+    fn unattested() -> Arc<Checker> {
+        Arc::new(Checker::new(super::super::Attestation::Off).unwrap())
+    }
+
     /// Both verifiers of `tls`, checking a certificate at `now`.
     fn verify_both(tls: &Tls, cert: &CertificateDer<'_>, now: UnixTime) -> [bool; 2] {
         let listener = ListenerVerifier {
@@ -426,11 +506,13 @@ mod tests {
             .build()
             .unwrap(),
             policy: admit_all(),
+            attestation: unattested(),
         };
         let dialer = DialerVerifier {
             roots: tls.roots.clone(),
             algorithms: tls.provider.signature_verification_algorithms,
             expected: id(),
+            attestation: Some(unattested()),
         };
         let name = server_name("127.0.0.1:1".parse().unwrap());
         [
@@ -450,7 +532,7 @@ mod tests {
     fn the_sleds_clock_does_not_decide_admission() {
         let ca = Ca::new("rack");
         let current = identity(&ca, 2025, 2035);
-        let tls = Tls::new(&current, admit_all()).unwrap();
+        let tls = Tls::new(&current, admit_all(), unattested()).unwrap();
         // A real-time clock reset to 1970, one far ahead, and a sane one.
         for now in [year(1970), year(2030), year(2200)] {
             assert_eq!(
@@ -464,7 +546,7 @@ mod tests {
     #[test]
     fn another_cas_certificate_is_refused_at_any_clock() {
         let ca = Ca::new("rack");
-        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all()).unwrap();
+        let tls = Tls::new(&identity(&ca, 2025, 2035), admit_all(), unattested()).unwrap();
         let other = identity(&Ca::new("another rack"), 2025, 2035);
         for now in [year(1970), year(2030), year(2200)] {
             assert_eq!(
@@ -481,7 +563,7 @@ mod tests {
     async fn the_dialer_never_resumes() {
         let ca = Ca::new("rack");
         let sled = identity(&ca, 2025, 2035);
-        let tls = Tls::new(&sled, admit_all()).unwrap();
+        let tls = Tls::new(&sled, admit_all(), unattested()).unwrap();
         let resuming_server = rustls::ServerConfig::builder_with_provider(tls.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()

@@ -6,6 +6,12 @@
 //! every message and event of that state queued; the next attempt waits
 //! for a backoff delay (a store asked for earlier fails at once without
 //! touching the disk), and the task retries when the delay is over.
+//!
+//! A message that hands out a share is held, with every message after it
+//! in the same drive (so a peer's messages keep their order), until its
+//! audit record is on a drive ([`ShimIo::flush_audited`], which the task
+//! calls after every drive); the core's events that are audited
+//! (secrets rebuilt, expungements, alarms) are recorded then too.
 
 use std::sync::Arc;
 
@@ -17,9 +23,15 @@ use tq_core::wire::{self, MAX_PERSISTENT_STATE_LEN};
 use zeroize::Zeroizing;
 
 use super::stats::ShimCounters;
+use crate::audit::peek::{HandsOut, hands_out};
+use crate::audit::{AuditEvent, AuditLog};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::ledger::{Ledger, WriteOutcome};
 use crate::net::{Frame, Net, SendError};
+
+/// Audit records kept for a retry while no drive takes them; those past
+/// this are dropped (each failed append is counted).
+const MAX_UNRECORDED: usize = 64;
 
 /// Why the state was not stored.
 #[derive(Debug)]
@@ -43,6 +55,11 @@ pub(crate) struct ShimIo {
     retry_at: Option<Instant>,
     /// Events of the last drive, for the task.
     pub(crate) events: Vec<Event>,
+    pub(crate) audit: AuditLog,
+    /// Messages held for their audit record: (to, frame, holds a share).
+    held: Vec<(PlatformId, Frame, bool)>,
+    /// Audit records of the last drive, not yet written.
+    unrecorded: Vec<AuditEvent>,
 }
 
 impl ShimIo {
@@ -51,6 +68,7 @@ impl ShimIo {
         net: Net,
         stats: Arc<ShimCounters>,
         backoff: BackoffConfig,
+        audit: AuditLog,
     ) -> Self {
         Self {
             ledger,
@@ -61,6 +79,61 @@ impl ShimIo {
             failing: 0,
             retry_at: None,
             events: Vec::new(),
+            audit,
+            held: Vec::new(),
+            unrecorded: Vec::new(),
+        }
+    }
+
+    /// Writes the audit records of the last drive, then sends the messages
+    /// held for them; a message holding a share is dropped (and counted)
+    /// if its record reached no drive.
+    pub(crate) async fn flush_audited(&mut self) {
+        if self.unrecorded.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.unrecorded);
+        let recorded = self.audit.record(events.clone()).await;
+        if let Err(error) = &recorded {
+            tracing::error!(%error, "audit record not written: no share goes out with it");
+            // Tried again with the next records; a share not sent has no
+            // record to keep.
+            self.unrecorded = events
+                .into_iter()
+                .filter(|event| !event.hands_out())
+                .take(MAX_UNRECORDED)
+                .collect();
+        }
+        for (to, frame, share) in std::mem::take(&mut self.held) {
+            if share && recorded.is_err() {
+                self.audit.share_withheld();
+                continue;
+            }
+            self.send_frame(&to, frame);
+        }
+    }
+
+    /// Queues `event` for the next flush (the task flushes after every
+    /// drive).
+    pub(crate) fn queue(&mut self, event: AuditEvent) {
+        self.unrecorded.push(event);
+    }
+
+    /// Records `event` at once (fsynced), before the caller acts on it.
+    pub(crate) async fn record(&mut self, event: AuditEvent) {
+        self.unrecorded.push(event);
+        self.flush_audited().await;
+    }
+
+    fn send_frame(&mut self, to: &PlatformId, frame: Frame) {
+        match self.net.send(to, frame) {
+            Ok(()) => {}
+            // The core sends again what matters when the peer reconnects.
+            Err(SendError::NotConnected) => self.stats.send_not_connected(),
+            Err(SendError::Busy) => self.stats.send_busy(),
+            Err(SendError::BadLength(len)) => {
+                tracing::error!(len, "the core produced a message the network cannot frame");
+            }
         }
     }
 
@@ -118,18 +191,39 @@ impl AsyncIo for ShimIo {
 
 impl Outputs for ShimIo {
     fn send(&mut self, to: &PlatformId, bytes: &[u8]) {
-        match self.net.send(to, Frame::copy_from_slice(bytes)) {
-            Ok(()) => {}
-            // The core sends again what matters when the peer reconnects.
-            Err(SendError::NotConnected) => self.stats.send_not_connected(),
-            Err(SendError::Busy) => self.stats.send_busy(),
-            Err(SendError::BadLength(len)) => {
-                tracing::error!(len, "the core produced a message the network cannot frame");
-            }
+        let frame = Frame::copy_from_slice(bytes);
+        let handed_out = hands_out(bytes);
+        if let Some(handed_out) = handed_out {
+            let to = to.to_string();
+            self.unrecorded.push(match handed_out {
+                HandsOut::Share(message, epoch) => AuditEvent::ShareSent {
+                    to,
+                    epoch: epoch.0,
+                    message,
+                },
+                HandsOut::LrtqShare => AuditEvent::LrtqShareSent { to },
+            });
+        }
+        if handed_out.is_some() || !self.held.is_empty() {
+            self.held.push((to.clone(), frame, handed_out.is_some()));
+        } else {
+            self.send_frame(to, frame);
         }
     }
 
     fn event(&mut self, event: Event) {
+        let audited = match &event {
+            Event::SecretLoaded(epoch) => Some(AuditEvent::SecretRebuilt { epoch: epoch.0 }),
+            Event::Expunged { epoch, from } => Some(AuditEvent::Expunged {
+                epoch: epoch.0,
+                from: from.to_string(),
+            }),
+            Event::AlarmRaised(alarm) => Some(AuditEvent::Alarm {
+                alarm: alarm.to_string(),
+            }),
+            _ => None,
+        };
+        self.unrecorded.extend(audited);
         self.events.push(event);
     }
 }

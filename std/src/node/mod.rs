@@ -25,6 +25,12 @@
 //! written to the ledger, and only then are the queued messages sent and
 //! the events handed over. The loop is not written again here.
 //!
+//! What the node is asked and gives goes to the audit log
+//! ([`crate::audit`]) before it is answered or sent: a Nexus call's
+//! outcome, a secret handed out and for whom, a share leaving for a peer
+//! (held until its record is fsynced), the core's secret, expungement and
+//! alarm events, and each start.
+//!
 //! A Nexus-facing call is answered only once the state it leaves is
 //! stored: if the ledger takes no copy, the caller gets
 //! [`Unavailable::NotStored`] and the node sends nothing until a retried
@@ -57,6 +63,7 @@ use tq_core::persistent::PersistentState;
 use tq_core::wire::WireError;
 use tracing::Instrument;
 
+use crate::audit::{AuditConfig, AuditEvent, AuditLog, OpenError as AuditOpenError, audit_dirs};
 use crate::backoff::BackoffConfig;
 use crate::handle::NodeHandle;
 #[cfg(doc)]
@@ -95,6 +102,9 @@ pub struct NodeConfig {
     pub max_proxied: usize,
     /// Backoff between writes of a state no ledger copy took.
     pub store_backoff: BackoffConfig,
+    /// The audit log's bounds (its copies live beside the ledger's:
+    /// [`crate::audit::audit_dirs`]).
+    pub audit: AuditConfig,
 }
 
 impl NodeConfig {
@@ -109,6 +119,7 @@ impl NodeConfig {
             max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
             max_proxied: DEFAULT_MAX_PROXIED,
             store_backoff: BackoffConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -130,6 +141,8 @@ pub enum StartError {
     Lrtq(RestoreLrtqError),
     /// The network did not start.
     Net(NetStartError),
+    /// The audit log could not be opened on either drive.
+    Audit(AuditOpenError),
 }
 
 impl std::fmt::Display for StartError {
@@ -141,6 +154,7 @@ impl std::fmt::Display for StartError {
             Self::LrtqFile(e) => write!(f, "{e}"),
             Self::Lrtq(e) => write!(f, "{e}"),
             Self::Net(e) => write!(f, "network: {e}"),
+            Self::Audit(e) => write!(f, "audit log: {e}"),
         }
     }
 }
@@ -178,6 +192,15 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
         .instrument(span.clone())
         .await
         .map_err(StartError::Ledger)?;
+    let audit = AuditLog::open(
+        audit_dirs(&config.ledger),
+        id.to_string(),
+        opened.report.generation,
+        config.audit,
+    )
+    .instrument(span.clone())
+    .await
+    .map_err(StartError::Audit)?;
     let mut ctx = Box::new(NodeCtx::new(id.clone()));
     match &opened.state {
         Some(bytes) => ctx.restore_state(bytes).map_err(StartError::State)?,
@@ -201,7 +224,19 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
     let (committed_tx, committed) = watch::channel(latest);
     let (requests_tx, requests) = mpsc::channel(config.api_queue_len.max(1));
     let stats = Arc::new(stats::ShimCounters::default());
-    let io = io::ShimIo::new(opened.ledger, net, stats.clone(), config.store_backoff);
+    let generation = opened.report.generation;
+    let mut io = io::ShimIo::new(
+        opened.ledger,
+        net,
+        stats.clone(),
+        config.store_backoff,
+        audit,
+    );
+    // Recorded with the task's first drive.
+    io.queue(AuditEvent::Started {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ledger_generation: generation,
+    });
     let task = task::Task::new(ctx, io, &config, committed_tx);
     let join = tokio::spawn(task.run(requests, net_events).instrument(span));
     Ok(Started {
@@ -210,6 +245,7 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
             requests: requests_tx,
             committed,
             stats,
+            disks: crate::disks::DiskBoard::default(),
         },
         task: join,
         listen,

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use tq_core::api::{CoordinatorStatus, CoordinatorStatusRef, NodeStatus, NodeStatusRef};
 use tq_core::member_set::MemberSet;
 
+use crate::disks::DiskReport;
 use crate::ledger::LedgerStatus;
-use crate::net::PeerStats;
+use crate::net::{PeerMeasurement, PeerStats};
 use tq_core::ids::PlatformId;
 
 /// A node's status with what the shim adds: the ledger's health and every
@@ -23,6 +24,9 @@ pub struct NodeReport {
     pub ledger: LedgerStatus,
     /// Every peer in the peer set, in order.
     pub peers: Vec<PeerReport>,
+    /// The disks the key manager handles ([`crate::disks`]), in
+    /// configuration order.
+    pub disks: Vec<DiskReport>,
 }
 
 /// Whether the node's state reaches the ledger.
@@ -48,6 +52,9 @@ pub struct PeerReport {
     pub connected: bool,
     /// Its counters.
     pub stats: PeerStats,
+    /// What it runs, as its certificate says (empty when not connected,
+    /// or when attestation is off and it carries none).
+    pub measurements: Vec<PeerMeasurement>,
 }
 
 /// An owned copy of the node's borrowed status.

@@ -1,5 +1,6 @@
 //! The node layer's own counters, shared by the task and its handles
-//! (a handle counts the API queue it found full).
+//! (a handle counts the API queue it found full, and the connections the
+//! API's front door refused).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,6 +39,38 @@ impl ProxyOutcome {
     }
 }
 
+/// Why the API's front door closed a connection before any request of it
+/// reached the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiConnectionRefusal {
+    /// The TLS handshake failed: what the client sent is not an
+    /// acceptable TLS 1.3 handshake (a plain-HTTP request, another
+    /// protocol, an unsupported version), or the client refused this
+    /// sled's certificate (it trusts another CA, or expected another
+    /// sled).
+    TlsHandshake,
+    /// The handshake and the request head did not come within the idle
+    /// timeout.
+    IdleTimeout,
+    /// The request head was malformed or past a limit (answered with an
+    /// API error).
+    BadHead,
+}
+
+impl ApiConnectionRefusal {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 3] = [Self::TlsHandshake, Self::IdleTimeout, Self::BadHead];
+
+    /// A stable snake-case name, for metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TlsHandshake => "tls_handshake",
+            Self::IdleTimeout => "idle_timeout",
+            Self::BadHead => "bad_head",
+        }
+    }
+}
+
 /// The live counters (atomics: handles bump them from other tasks).
 #[derive(Debug, Default)]
 pub struct ShimCounters {
@@ -50,6 +83,7 @@ pub struct ShimCounters {
     sends_busy: AtomicU64,
     store_failures: AtomicU64,
     undecodable_disconnects: AtomicU64,
+    api_connections_refused: [AtomicU64; ApiConnectionRefusal::ALL.len()],
 }
 
 /// A snapshot of [`ShimCounters`].
@@ -75,6 +109,10 @@ pub struct ShimStats {
     pub store_failures: u64,
     /// Connections dropped because the core could not decode a frame.
     pub undecodable_disconnects: u64,
+    /// API connections the front door closed before any request reached
+    /// the API, per [`ApiConnectionRefusal`] (in
+    /// [`ApiConnectionRefusal::ALL`] order).
+    pub api_connections_refused: [u64; ApiConnectionRefusal::ALL.len()],
 }
 
 fn bump(counter: &AtomicU64) {
@@ -122,6 +160,12 @@ impl ShimCounters {
         bump(&self.undecodable_disconnects);
     }
 
+    pub(crate) fn api_connection_refused(&self, reason: ApiConnectionRefusal) {
+        if let Some(counter) = self.api_connections_refused.get(reason as usize) {
+            bump(counter);
+        }
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> ShimStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -135,6 +179,7 @@ impl ShimCounters {
             sends_busy: load(&self.sends_busy),
             store_failures: load(&self.store_failures),
             undecodable_disconnects: load(&self.undecodable_disconnects),
+            api_connections_refused: self.api_connections_refused.each_ref().map(load),
         }
     }
 }

@@ -20,6 +20,8 @@ use super::report::{
 };
 use super::stats::ProxyOutcome;
 use super::{NodeConfig, rack_of};
+use crate::audit::event::AcceptedResult;
+use crate::audit::{AuditEvent, NexusCall, SecretFor};
 use crate::handle::{Answer, Bound, MAX_DEADLINE, Reply, Request, Unavailable};
 use crate::metrics::Snapshot;
 use crate::net::{CloseReason, Frame, NetEvent, SendError};
@@ -35,6 +37,9 @@ struct Forwarded {
 
 type SecretReply = Reply<Result<LoadedSecret, LoadSecretError>>;
 
+/// A caller of `load_latest_secret` waiting for shares, and for whom.
+type SecretWaiter = (SecretFor, SecretReply);
+
 pub(crate) struct Task {
     node: Box<Node>,
     ctx: Box<NodeCtx>,
@@ -46,7 +51,7 @@ pub(crate) struct Task {
     committed: watch::Sender<Option<Epoch>>,
     peers: BTreeMap<PlatformId, SocketAddr>,
     /// Callers of `load_latest_secret` waiting for shares.
-    waiters: Vec<SecretReply>,
+    waiters: Vec<SecretWaiter>,
     max_waiters: usize,
     forwarded: BTreeMap<u64, Forwarded>,
     max_proxied: usize,
@@ -121,6 +126,7 @@ impl Task {
         .await;
         // Every message was copied into its own zeroizing frame.
         self.buf.zeroize();
+        self.io.flush_audited().await;
         output
     }
 
@@ -150,7 +156,10 @@ impl Task {
                     .drive(|node, ctx, rng| node.coordinate_reconfiguration(ctx, rng, &msg))
                     .instrument(span)
                     .await;
-                let _ = reply.send(self.acknowledged(result));
+                let answer = self.acknowledged(result);
+                self.audit(NexusCall::Reconfigure, msg.epoch, None, &answer)
+                    .await;
+                let _ = reply.send(answer);
             }
             Request::UpgradeFromLrtq(msg, reply) => {
                 let span = tracing::info_span!("upgrade_from_lrtq", epoch = %msg.epoch);
@@ -158,13 +167,16 @@ impl Task {
                     .drive(|node, ctx, rng| node.coordinate_upgrade_from_lrtq(ctx, rng, &msg))
                     .instrument(span)
                     .await;
-                let _ = reply.send(self.acknowledged(result));
+                let answer = self.acknowledged(result);
+                self.audit(NexusCall::UpgradeFromLrtq, msg.epoch, None, &answer)
+                    .await;
+                let _ = reply.send(answer);
             }
             Request::Commit(request, reply) => {
-                let _ = reply.send(self.commit(&request).await);
+                let _ = reply.send(self.commit(&request, None).await);
             }
             Request::PrepareAndCommit(config, reply) => {
-                let _ = reply.send(self.prepare_and_commit(&config).await);
+                let _ = reply.send(self.prepare_and_commit(&config, None).await);
             }
             Request::CoordinatorStatus(reply) => {
                 let status = self
@@ -184,9 +196,15 @@ impl Task {
                 let loaded = result.map(|secret| {
                     secret.and_then(|s| rack.map(|rack| LoadedSecret::new(rack, epoch, s)))
                 });
+                let answered = loaded.as_ref().map(Option::as_ref);
+                if let Some(event) = secret_event(SecretFor::Sled, Some(epoch), answered) {
+                    self.io.record(event).await;
+                }
                 let _ = reply.send(Ok(loaded));
             }
-            Request::LoadLatestSecret(reply) => self.wait_for_latest(reply).await,
+            Request::LoadLatestSecret(for_whom, reply) => {
+                self.wait_for_latest((for_whom, reply)).await;
+            }
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
                 let _ = reply.send(Ok(()));
@@ -214,21 +232,40 @@ impl Task {
         }
     }
 
+    /// Records a Nexus request's answer (fsynced) before it is given.
+    async fn audit<T: AcceptedResult, E: std::fmt::Display>(
+        &mut self,
+        call: NexusCall,
+        epoch: Epoch,
+        via: Option<&PlatformId>,
+        answer: &Answer<Result<T, E>>,
+    ) {
+        let via = via.map(ToString::to_string);
+        let event = AuditEvent::nexus_request(call, epoch.0, via, answer.as_ref().map_err(|_| ()));
+        self.io.record(event).await;
+    }
+
+    /// `via`: the peer that relayed the call, if proxied.
     async fn commit(
         &mut self,
         request: &tq_core::api::CommitRequest,
+        via: Option<&PlatformId>,
     ) -> Answer<Result<tq_core::api::CommitOutcome, tq_core::node::CommitError>> {
         let span = tracing::info_span!("commit", epoch = %request.epoch);
         let result = self
             .drive(|node, ctx, _| node.commit_configuration(ctx, request))
             .instrument(span)
             .await;
-        self.acknowledged(result)
+        let answer = self.acknowledged(result);
+        self.audit(NexusCall::Commit, request.epoch, via, &answer)
+            .await;
+        answer
     }
 
     async fn prepare_and_commit(
         &mut self,
         config: &tq_core::config::Configuration,
+        via: Option<&PlatformId>,
     ) -> Answer<Result<tq_core::api::PrepareAndCommitOutcome, tq_core::node::PrepareAndCommitError>>
     {
         let span = tracing::info_span!("prepare_and_commit", epoch = %config.epoch());
@@ -236,23 +273,39 @@ impl Task {
             .drive(|node, ctx, _| node.prepare_and_commit(ctx, config))
             .instrument(span)
             .await;
-        self.acknowledged(result)
+        let answer = self.acknowledged(result);
+        let call = NexusCall::PrepareAndCommit;
+        self.audit(call, config.epoch(), via, &answer).await;
+        answer
     }
 
     // ---- the latest secret, waited for ----
 
-    async fn wait_for_latest(&mut self, reply: SecretReply) {
+    async fn wait_for_latest(&mut self, (for_whom, reply): SecretWaiter) {
         if let Some(result) = self.load_latest().await {
-            let _ = reply.send(Ok(result));
+            self.answer_secret(for_whom, reply, result).await;
             return;
         }
-        self.waiters.retain(|waiter| !waiter.is_closed());
+        self.waiters.retain(|(_, waiter)| !waiter.is_closed());
         if self.waiters.len() >= self.max_waiters {
             self.io.stats.busy(Bound::SecretWaiters);
             let _ = reply.send(Err(Unavailable::Busy(Bound::SecretWaiters)));
             return;
         }
-        self.waiters.push(reply);
+        self.waiters.push((for_whom, reply));
+    }
+
+    /// Records a secret handed out (or refused), then hands it.
+    async fn answer_secret(
+        &mut self,
+        for_whom: SecretFor,
+        reply: SecretReply,
+        result: Result<LoadedSecret, LoadSecretError>,
+    ) {
+        if let Some(event) = secret_event(for_whom, None, result.as_ref().map(Some)) {
+            self.io.record(event).await;
+        }
+        let _ = reply.send(Ok(result));
     }
 
     /// The latest committed secret, or the core's refusal (nothing
@@ -273,14 +326,12 @@ impl Task {
     }
 
     async fn serve_waiters(&mut self) {
-        self.waiters.retain(|waiter| !waiter.is_closed());
-        while let Some(waiter) = self.waiters.pop() {
+        self.waiters.retain(|(_, waiter)| !waiter.is_closed());
+        while let Some((for_whom, waiter)) = self.waiters.pop() {
             match self.load_latest().await {
-                Some(result) => {
-                    let _ = waiter.send(Ok(result));
-                }
+                Some(result) => self.answer_secret(for_whom, waiter, result).await,
                 None => {
-                    self.waiters.push(waiter);
+                    self.waiters.push((for_whom, waiter));
                     return;
                 }
             }
@@ -420,12 +471,12 @@ impl Task {
         self.io.stats.proxy_served();
         let not_stored = AnswerRef::Unavailable(RemoteUnavailable::NotStored);
         let frame = match request {
-            ProxyRequest::Commit(request) => match self.commit(&request).await {
+            ProxyRequest::Commit(request) => match self.commit(&request, Some(&from)).await {
                 Ok(result) => proxy::encode_answer(rack, id, AnswerRef::Commit(&result)),
                 Err(_) => proxy::encode_answer(rack, id, not_stored),
             },
             ProxyRequest::PrepareAndCommit(config) => {
-                match self.prepare_and_commit(&config).await {
+                match self.prepare_and_commit(&config, Some(&from)).await {
                     Ok(result) => {
                         proxy::encode_answer(rack, id, AnswerRef::PrepareAndCommit(&result))
                     }
@@ -563,6 +614,7 @@ impl Task {
     fn report(&self) -> NodeReport {
         let connected: HashSet<PlatformId> = self.io.net.connected().into_iter().collect();
         let stats = self.io.net.stats();
+        let mut measurements = self.io.net.measurements();
         NodeReport {
             node: owned_status(self.node.status(&self.ctx)),
             storage: self.storage(),
@@ -575,8 +627,11 @@ impl Task {
                     addr: *addr,
                     connected: connected.contains(id),
                     stats: stats.peer(id),
+                    measurements: measurements.remove(id).unwrap_or_default(),
                 })
                 .collect(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
         }
     }
 
@@ -597,6 +652,9 @@ impl Task {
             shim: self.io.stats.snapshot(),
             proxied_in_flight: self.forwarded.len(),
             secret_waiters: self.waiters.len(),
+            // Filled in by the handle, which holds the disks' board.
+            disks: Vec::new(),
+            audit: self.io.audit.stats(),
         }
     }
 
@@ -604,7 +662,7 @@ impl Task {
 
     async fn stop(mut self, reply: Option<Reply<()>>) {
         tracing::info!("node task stopping");
-        for waiter in self.waiters.drain(..) {
+        for (_, waiter) in self.waiters.drain(..) {
             let _ = waiter.send(Err(Unavailable::Stopped));
         }
         for (_, call) in std::mem::take(&mut self.forwarded) {
@@ -623,4 +681,23 @@ async fn wait_until(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => pending().await,
     }
+}
+
+/// The audit record of a secret load's answer (`Ok(None)`: shares are
+/// still being collected, nothing handed out: no record).
+fn secret_event(
+    for_whom: SecretFor,
+    asked: Option<Epoch>,
+    loaded: Result<Option<&LoadedSecret>, &LoadSecretError>,
+) -> Option<AuditEvent> {
+    let (epoch, refused) = match loaded {
+        Ok(None) => return None,
+        Ok(Some(secret)) => (Some(secret.epoch()), None),
+        Err(error) => (asked, Some(error.to_string())),
+    };
+    Some(AuditEvent::SecretLoad {
+        for_whom,
+        epoch: epoch.map(|e| e.0),
+        refused,
+    })
 }

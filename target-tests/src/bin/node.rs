@@ -20,8 +20,9 @@
 //!   this task's `Io`: the state goes to storage a 256-byte page at a time
 //!   (`wire::encode_persistent_state_chunked`), not through a buffer of
 //!   `wire::MAX_PERSISTENT_STATE_LEN` (about 20 KiB), then messages are
-//!   encoded into a static transmit buffer and events logged;
-//! - Nexus's requests are decoded in place into static slots, each input
+//!   encoded into the task's one message buffer (where Nexus's requests
+//!   are received too) and events logged;
+//! - Nexus's requests are decoded in place into one static slot, each input
 //!   handled in its own out-of-line step so their frames never stack up in
 //!   `main`'s.
 //!
@@ -40,7 +41,6 @@ use static_cell::ConstStaticCell;
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
-use tq_core::member_set::MemberSet;
 use tq_core::node::{CtxSlot, Event, Io, Node, NodeCtx, Outputs, drive};
 use tq_core::persistent::PersistentState;
 use tq_core::wire::{self, DecodeSlot, MAX_PEER_MSG_LEN, PageReader};
@@ -78,18 +78,18 @@ fn main() -> ! {
     };
     let Some(task) = cortex_m::singleton!(: Task = Task {
         rng: ChaCha20Rng::from_seed([7; 32]),
-        transmit: [0; MAX_PEER_MSG_LEN],
+        buffer: [0; MAX_PEER_MSG_LEN],
         io: TaskIo { sent: 0, events: 0 },
     }) else {
         fail("task slot taken");
     };
 
     let Some(slots) = REQUESTS.try_take() else {
-        fail("request slots taken");
+        fail("request slot taken");
     };
 
     task.step(node, ctx, |node, ctx, _| node.on_connect(ctx, &peer));
-    let request = nexus_upgrade_request(ctx.id(), &peer);
+    let request = nexus_upgrade_request(task, ctx.id(), &peer);
     if !nexus_lrtq_upgrade(task, node, ctx, slots, request) {
         fail("the LRTQ upgrade was refused");
     }
@@ -98,7 +98,13 @@ fn main() -> ! {
     let input = black_box(&INPUT[..]);
     deliver(task, node, ctx, &peer, input);
     nexus_reconfigure(task, node, ctx, slots, input);
-    black_box(nexus_lrtq_upgrade(task, node, ctx, slots, input));
+    black_box(nexus_lrtq_upgrade(
+        task,
+        node,
+        ctx,
+        slots,
+        Received::Input(input),
+    ));
     nexus_commit(task, node, ctx, input);
     nexus_prepare_and_commit(task, node, ctx, slots, input);
     load_secret(task, node, ctx, Epoch(black_box(3)));
@@ -130,12 +136,36 @@ fn main() -> ! {
 /// What the task keeps besides the node and its context, in static memory.
 struct Task {
     rng: ChaCha20Rng,
-    /// Each outgoing message is encoded here before it is handed over.
-    transmit: [u8; MAX_PEER_MSG_LEN],
+    /// The task's one message buffer: a request from Nexus is received
+    /// here and decoded into its slot before the node call, and each
+    /// outgoing message is encoded here during the call's sending step, so
+    /// the two never need it at once.
+    buffer: [u8; MAX_PEER_MSG_LEN],
     io: TaskIo,
 }
 
+// A Nexus request fits the buffer.
+const _: () = assert!(wire::MAX_LRTQ_UPGRADE_MSG_LEN <= MAX_PEER_MSG_LEN);
+const _: () = assert!(wire::MAX_RECONFIGURE_MSG_LEN <= MAX_PEER_MSG_LEN);
+const _: () = assert!(wire::MAX_CONFIGURATION_LEN <= MAX_PEER_MSG_LEN);
+
+/// Where the bytes of a request are.
+#[derive(Clone, Copy)]
+enum Received {
+    /// Opaque bytes from outside.
+    Input(&'static [u8]),
+    /// The first bytes of the task's buffer.
+    InBuffer(usize),
+}
+
 impl Task {
+    fn received(&self, bytes: Received) -> &[u8] {
+        match bytes {
+            Received::Input(bytes) => bytes,
+            Received::InBuffer(len) => self.buffer.get(..len).unwrap_or(&[]),
+        }
+    }
+
     /// One input through the core's driving loop: the input, then storing
     /// the state if it changed, then sending what it queued.
     fn step<T>(
@@ -145,7 +175,7 @@ impl Task {
         input: impl FnOnce(&mut Node, &mut NodeCtx, &mut ChaCha20Rng) -> T,
     ) -> T {
         let rng = &mut self.rng;
-        let (output, stored) = drive(node, ctx, &mut self.io, &mut self.transmit, |node, ctx| {
+        let (output, stored) = drive(node, ctx, &mut self.io, &mut self.buffer, |node, ctx| {
             input(node, ctx, rng)
         });
         if stored.is_err() {
@@ -246,30 +276,44 @@ fn sled(serial: &str) -> PlatformId {
 }
 
 /// Stands for Nexus: the request to coordinate the LRTQ upgrade (sleds 0
-/// to 3, threshold 3, epoch 2), encoded into a static buffer as the bytes
-/// the task receives. Out of line, so building the request is not in
-/// `main`'s frame.
+/// to 3, threshold 3, epoch 2), encoded into the task's buffer as the
+/// bytes the task receives. Encoded from borrowed parts: an
+/// [`LrtqUpgradeMsg`] built by value (its member set alone is 2 KiB, moved
+/// twice on the way) made this stand-in for Nexus the deepest frame of the
+/// whole task, deeper than any node call. Out of line, so that its frame is
+/// not `main`'s.
 #[inline(never)]
-fn nexus_upgrade_request(id: &PlatformId, peer: &PlatformId) -> &'static [u8] {
+fn nexus_upgrade_request(task: &mut Task, id: &PlatformId, peer: &PlatformId) -> Received {
     let members = [id.clone(), peer.clone(), sled("sled-2"), sled("sled-3")];
-    let (Ok(members), Ok(threshold)) = (MemberSet::new(&members), Threshold::new(3)) else {
+    let Ok(threshold) = Threshold::new(3) else {
         fail("upgrade request");
     };
-    let upgrade = LrtqUpgradeMsg {
+    let upgrade = UpgradeRequest {
         rack_id: RACK_ID,
         epoch: Epoch(2),
-        members,
+        members: &members,
         threshold,
     };
-    let Some(buf) = cortex_m::singleton!(: [u8; wire::MAX_LRTQ_UPGRADE_MSG_LEN] =
-        [0; wire::MAX_LRTQ_UPGRADE_MSG_LEN])
-    else {
-        fail("request buffer taken");
-    };
-    match wire::encode_nexus(&upgrade, buf) {
-        Ok(bytes) => black_box(bytes),
+    match wire::encode_nexus(&upgrade, &mut task.buffer) {
+        Ok(bytes) => Received::InBuffer(black_box(bytes.len())),
         Err(_) => fail("upgrade request does not encode"),
     }
+}
+
+/// An [`LrtqUpgradeMsg`] with its member set borrowed as a sorted slice:
+/// the same fields in the same order, so the same encoding (a member set
+/// encodes as its list). The node decodes it with the core's decoder,
+/// which refuses anything else, and the run fails if it does.
+#[derive(serde::Serialize)]
+struct UpgradeRequest<'a> {
+    rack_id: RackId,
+    epoch: Epoch,
+    members: &'a [PlatformId],
+    threshold: Threshold,
+}
+
+impl wire::NexusWire for UpgradeRequest<'_> {
+    const MAX_LEN: usize = wire::MAX_LRTQ_UPGRADE_MSG_LEN;
 }
 
 /// Bytes from a peer. Out of line: the node decodes the message (about
@@ -282,22 +326,62 @@ fn deliver(task: &mut Task, node: &mut Node, ctx: &mut NodeCtx, from: &PlatformI
     });
 }
 
-/// Nexus's requests, each decoded in place into its slot (a task keeps one
-/// of each in static memory: a member set or a configuration is
-/// kilobytes).
-struct Requests {
-    reconfigure: DecodeSlot<ReconfigureMsg>,
-    upgrade: DecodeSlot<LrtqUpgradeMsg>,
-    config: DecodeSlot<Configuration>,
+/// Where Nexus's requests are decoded in place, one at a time: a task
+/// handles one request before it reads the next, so one slot, sized for
+/// the largest request (a configuration, about 4 KiB), serves all three
+/// kinds rather than a slot of each.
+// Sized by the largest kind on purpose: that is the point of one slot.
+#[allow(clippy::large_enum_variant)]
+enum Requests {
+    Reconfigure(DecodeSlot<ReconfigureMsg>),
+    Upgrade(DecodeSlot<LrtqUpgradeMsg>),
+    Config(DecodeSlot<Configuration>),
 }
 
-/// The request slots, in static memory by construction (a decode slot is
+impl Requests {
+    /// The slot for a reconfiguration request. Switching kinds writes an
+    /// empty slot in place (out of line, so whatever the assignment builds
+    /// stays out of the callers' frames).
+    #[inline(never)]
+    fn reconfigure(&mut self) -> &mut DecodeSlot<ReconfigureMsg> {
+        if !matches!(self, Self::Reconfigure(_)) {
+            *self = Self::Reconfigure(DecodeSlot::new());
+        }
+        match self {
+            Self::Reconfigure(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+
+    /// The slot for an LRTQ upgrade request.
+    #[inline(never)]
+    fn upgrade(&mut self) -> &mut DecodeSlot<LrtqUpgradeMsg> {
+        if !matches!(self, Self::Upgrade(_)) {
+            *self = Self::Upgrade(DecodeSlot::new());
+        }
+        match self {
+            Self::Upgrade(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+
+    /// The slot for a configuration.
+    #[inline(never)]
+    fn config(&mut self) -> &mut DecodeSlot<Configuration> {
+        if !matches!(self, Self::Config(_)) {
+            *self = Self::Config(DecodeSlot::new());
+        }
+        match self {
+            Self::Config(slot) => slot,
+            _ => fail("request slot kind"),
+        }
+    }
+}
+
+/// The request slot, in static memory by construction (a decode slot is
 /// `const`).
-static REQUESTS: ConstStaticCell<Requests> = ConstStaticCell::new(Requests {
-    reconfigure: DecodeSlot::new(),
-    upgrade: DecodeSlot::new(),
-    config: DecodeSlot::new(),
-});
+static REQUESTS: ConstStaticCell<Requests> =
+    ConstStaticCell::new(Requests::Config(DecodeSlot::new()));
 
 /// A reconfiguration request from Nexus, decoded in place.
 #[inline(never)]
@@ -308,7 +392,7 @@ fn nexus_reconfigure(
     slots: &mut Requests,
     bytes: &[u8],
 ) {
-    if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, &mut slots.reconfigure) {
+    if let Ok(msg) = wire::decode_reconfigure_msg_into(bytes, slots.reconfigure()) {
         black_box(task.step(node, ctx, |node, ctx, rng| {
             node.coordinate_reconfiguration(ctx, rng, msg).is_ok()
         }));
@@ -323,9 +407,9 @@ fn nexus_lrtq_upgrade(
     node: &mut Node,
     ctx: &mut NodeCtx,
     slots: &mut Requests,
-    bytes: &[u8],
+    bytes: Received,
 ) -> bool {
-    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(bytes, &mut slots.upgrade) else {
+    let Ok(msg) = wire::decode_lrtq_upgrade_msg_into(task.received(bytes), slots.upgrade()) else {
         return false;
     };
     task.step(node, ctx, |node, ctx, rng| {
@@ -354,7 +438,7 @@ fn nexus_prepare_and_commit(
     slots: &mut Requests,
     bytes: &[u8],
 ) {
-    if let Ok(config) = wire::decode_configuration_into(bytes, &mut slots.config) {
+    if let Ok(config) = wire::decode_configuration_into(bytes, slots.config()) {
         black_box(task.step(node, ctx, |node, ctx, _| {
             node.prepare_and_commit(ctx, config).is_ok()
         }));

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tq_core::api::{CommitRequest, NodeStatus};
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId};
+use tq_std::disks::{DiskReport, DiskState};
 use tq_std::ledger::LedgerStatus;
 use tq_std::node::report::{NodeReport, StorageHealth};
 
@@ -107,6 +108,81 @@ pub struct SledStatus {
     pub ledger: Ledger,
     /// Every peer in the peer set, in order.
     pub peers: Vec<Peer>,
+    /// The encrypted disks whose keys the rack secret protects, in
+    /// configuration order (none if none is configured).
+    pub disks: Vec<Disk>,
+}
+
+/// One encrypted disk: what its key manager shows (never a key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Disk {
+    /// Its configured name.
+    pub name: String,
+    /// Its serial.
+    pub serial: String,
+    /// Its backend: `fscrypt` or `command`.
+    pub backend: String,
+    /// Whether it is open, and why not.
+    pub state: DiskStatus,
+    /// The epoch its key is wrapped under on disk, once read.
+    pub wrapped_epoch: Option<Epoch>,
+    /// Unlock attempts so far.
+    pub unlock_attempts: u64,
+    /// Re-wraps under a newer epoch so far.
+    pub rewraps: u64,
+    /// Wrappings that did not open under their epoch's secret.
+    pub wrappings_refused: u64,
+}
+
+/// A disk's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum DiskStatus {
+    /// Not open, and not being opened.
+    Locked {
+        /// Why.
+        reason: String,
+    },
+    /// Being opened (waiting for the rack secret, or the backend runs).
+    Unlocking {
+        /// Rounds tried so far.
+        attempts: u32,
+        /// What the last failed round met.
+        last_error: Option<String>,
+    },
+    /// Open.
+    Unlocked,
+    /// Given up until the next commit or restart.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<DiskReport> for Disk {
+    fn from(report: DiskReport) -> Self {
+        Self {
+            name: report.name,
+            serial: report.serial,
+            backend: report.backend.to_owned(),
+            state: match report.state {
+                DiskState::Locked(reason) => DiskStatus::Locked { reason },
+                DiskState::Unlocking {
+                    attempts,
+                    last_error,
+                } => DiskStatus::Unlocking {
+                    attempts,
+                    last_error,
+                },
+                DiskState::Unlocked => DiskStatus::Unlocked,
+                DiskState::Failed(reason) => DiskStatus::Failed { reason },
+            },
+            wrapped_epoch: report.wrapped_epoch,
+            unlock_attempts: report.stats.unlock_attempts,
+            rewraps: report.stats.rewraps,
+            wrappings_refused: report.stats.wrappings_refused,
+        }
+    }
 }
 
 /// Whether the node's state reaches the ledger.
@@ -153,6 +229,25 @@ pub struct Peer {
     pub connected: bool,
     /// Connections established with it so far.
     pub connects: u64,
+    /// What it runs, as its certificate's measurements say: one entry
+    /// per firmware digest (empty while not connected).
+    pub measurements: Vec<Measurement>,
+}
+
+/// One firmware digest a connected peer's certificate carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Measurement {
+    /// The hash algorithm's OID, dotted (2.16.840.1.101.3.4.2.8 is
+    /// SHA3-256, the one the reference measurements list).
+    pub algorithm: String,
+    /// The digest, in lower-case hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]*$"))]
+    pub digest: String,
+    /// Its name in the reference measurements when the connection was
+    /// made; absent if it was not listed (admitted only with enforcement
+    /// off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl From<NodeReport> for SledStatus {
@@ -178,8 +273,18 @@ impl From<NodeReport> for SledStatus {
                     address: peer.addr,
                     connected: peer.connected,
                     connects: peer.stats.connects,
+                    measurements: peer
+                        .measurements
+                        .into_iter()
+                        .map(|m| Measurement {
+                            algorithm: m.fwid.algorithm,
+                            digest: hex::encode(m.fwid.digest),
+                            reference: m.reference,
+                        })
+                        .collect(),
                 })
                 .collect(),
+            disks: report.disks.into_iter().map(Disk::from).collect(),
         }
     }
 }

@@ -286,12 +286,6 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     let lrtq: Vec<usize> = (0..options.lrtq).collect();
     let spares: Vec<usize> = (options.lrtq..count).collect();
     let drives = layout.sleds.iter().map(|s| s.drives.clone()).collect();
-    let apis = layout
-        .sleds
-        .iter()
-        .map(|s| HttpSled::new(s.api, Duration::from_secs(3)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ChaosError::Directory)?;
     let rack = layout.rack_file(|s| s.lrtq);
     let rack_id = layout.rack_id;
     let sleds = Sleds::new(
@@ -301,6 +295,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
             wrappers,
         },
     )?;
+    let apis = Apis::new(&sleds)?;
     let sleds = Arc::new(AsyncMutex::new(sleds));
     let shared = Arc::new(Mutex::new(Shared {
         sleds: count,
@@ -356,7 +351,7 @@ async fn faults_and_checks(
     injector: &mut Injector,
     sleds: &Arc<AsyncMutex<Sleds>>,
     shared: &Arc<Mutex<Shared>>,
-    apis: Vec<HttpSled>,
+    apis: Apis,
     (rack, rack_id, ids, lrtq, spares): Rack,
     dir: &Path,
 ) -> Result<Summary, ChaosError> {
@@ -380,8 +375,8 @@ async fn faults_and_checks(
         timing: timing(),
         call_timeout: Duration::from_secs(5),
     };
-    let directory =
-        crate::nexus::directory(&rack, config.call_timeout).map_err(ChaosError::Directory)?;
+    let directory = crate::nexus::directory(&rack, &apis.rack_ca, config.call_timeout)
+        .map_err(ChaosError::Directory)?;
     let lrtq_ids: Vec<PlatformId> = lrtq.iter().filter_map(|&i| ids.get(i).cloned()).collect();
     let driver = Driver::create(
         StateFile::new(dir.join("nexus.json")),
@@ -394,7 +389,11 @@ async fn faults_and_checks(
     .await
     .map_err(ChaosError::Driver)?;
     let mut workload = Workload::new(driver, Arc::clone(shared), ids, lrtq, spares, options.seed);
-    let probes = tokio::spawn(probe::run(apis.clone(), Arc::clone(shared), options.seed));
+    let probes = tokio::spawn(probe::run(
+        apis.quick.clone(),
+        Arc::clone(shared),
+        options.seed,
+    ));
     let driving = tokio::spawn(async move {
         let result = workload.run(SETTLE_LIMIT).await;
         (workload, result)
@@ -444,12 +443,12 @@ async fn faults_and_checks(
         .await
         .wait_connected(&members, CONNECT_LIMIT)
         .await;
-    let unlocks = unlock_all(&apis, &members, latest.as_ref().map(|l| l.epoch)).await;
+    let unlocks = unlock_all(&apis.patient, &members, latest.as_ref().map(|l| l.epoch)).await;
     lock(shared).stop_probes = true;
     probes.await.map_err(|e| ChaosError::Task(e.to_string()))?;
     let mut final_held = BTreeMap::new();
     for &i in &members {
-        if let Some(api) = apis.get(i)
+        if let Some(api) = apis.quick.get(i)
             && let Ok(status) = api.sled_status().await
         {
             let mut s = lock(shared);
@@ -460,7 +459,7 @@ async fn faults_and_checks(
             }
         }
     }
-    let (unexplained, failing_stores, stray) = counters(injector, sleds, shared, &apis).await;
+    let (unexplained, failing_stores, stray) = counters(injector, sleds, shared, &apis.quick).await;
     let nexus = *workload.driver().nexus().stats();
     let mut s = lock(shared);
     s.loads.close(Instant::now());
@@ -489,6 +488,37 @@ async fn faults_and_checks(
     })
 }
 
+/// Each sled's API twice over: quick calls for the probes, and calls that
+/// wait out [`UNLOCK_BOUND`] for the final unlock.
+struct Apis {
+    /// What the clients trust: the rack CA (HTTPS).
+    rack_ca: crate::https::RackCa,
+    /// Every call bounded by 3 s.
+    quick: Vec<HttpSled>,
+    /// Every call bounded by [`UNLOCK_BOUND`] and 5 s.
+    patient: Vec<HttpSled>,
+}
+
+impl Apis {
+    fn new(sleds: &Sleds) -> Result<Self, ChaosError> {
+        let rack_ca = sleds.rack_ca().clone();
+        let clients = |timeout: Duration| {
+            sleds
+                .layout
+                .sleds
+                .iter()
+                .map(|s| HttpSled::new(s.api, s.id.clone(), &rack_ca, timeout))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ChaosError::Directory)
+        };
+        Ok(Self {
+            quick: clients(Duration::from_secs(3))?,
+            patient: clients(UNLOCK_BOUND + Duration::from_secs(5))?,
+            rack_ca,
+        })
+    }
+}
+
 /// Every member of `members` loads the latest secret; how long each took,
 /// or why it did not.
 async fn unlock_all(
@@ -498,15 +528,12 @@ async fn unlock_all(
 ) -> BTreeMap<usize, Result<Duration, String>> {
     let mut asks = tokio::task::JoinSet::new();
     for &i in members {
-        let Some(addr) = apis.get(i).map(HttpSled::addr) else {
+        let Some(api) = apis.get(i).cloned() else {
             continue;
         };
         asks.spawn(async move {
             let asked = Instant::now();
-            let got = match HttpSled::new(addr, UNLOCK_BOUND + Duration::from_secs(5)) {
-                Ok(api) => api.secret_fingerprint(UNLOCK_BOUND).await,
-                Err(e) => return (i, Err(e.to_string())),
-            };
+            let got = api.secret_fingerprint(UNLOCK_BOUND).await;
             let took = asked.elapsed();
             let verdict = match got {
                 Ok(p) if Some(p.epoch) == latest => Ok(took),

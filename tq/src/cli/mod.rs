@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod chaos;
 mod demo;
 mod logging;
@@ -36,6 +37,9 @@ pub enum Command {
     /// removal, crashes and a cold boot, driven by Nexus over HTTP; checked
     /// and summed up (exit code 0 only if every check held).
     Demo(demo::DemoArgs),
+    /// A sled's audit log: print it (`show`) or check its hash chain in
+    /// both copies (`verify`, exit code 1 naming the first bad record).
+    Audit(audit::AuditArgs),
     /// Faults (partitions, loss, pauses, kills, full disks, clock steps)
     /// against a rack of sled processes in network namespaces while Nexus
     /// reconfigures it; checked from the outside (needs root).
@@ -50,6 +54,7 @@ impl Cli {
             Command::Nexus(args) => nexus::run(args),
             Command::Status(args) => status::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Audit(args) => audit::run(args),
             Command::Chaos(args) => chaos::run(args),
         }
     }

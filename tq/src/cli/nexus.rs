@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use tq::https::{RackCa, RackCaError};
 use tq::nexus::http::{ClientError, HttpSled};
 use tq::nexus::rack_file::{RackFile, RackFileError};
 use tq::nexus::{MajorityError, StateFileError};
@@ -35,7 +36,8 @@ use super::{RuntimeError, runtime};
 /// `tq nexus`'s arguments.
 #[derive(Debug, Args)]
 pub struct NexusArgs {
-    /// The rack file: the rack id, each sled's platform id and API address.
+    /// The rack file: the rack id, the rack CA, each sled's platform id and
+    /// API address.
     #[arg(long, value_name = "FILE")]
     pub rack: PathBuf,
     /// Nexus's state file (written atomically at every decision).
@@ -130,6 +132,8 @@ enum NexusCliError {
     #[error(transparent)]
     RackFile(#[from] RackFileError),
     #[error(transparent)]
+    RackCa(#[from] RackCaError),
+    #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
     Driver(#[from] DriverError),
@@ -184,7 +188,8 @@ async fn execute(args: NexusArgs) -> Result<(), NexusCliError> {
         },
         call_timeout: Duration::from_secs(args.call_timeout.max(1)),
     };
-    let directory = tq::nexus::directory(&rack, config.call_timeout)?;
+    let rack_ca = RackCa::load(&rack.rack_ca)?;
+    let directory = tq::nexus::directory(&rack, &rack_ca, config.call_timeout)?;
     let file = StateFile::new(&args.state);
     let limit = Duration::from_secs(args.timeout);
     if let NexusCommand::Init { fresh, sleds } = &args.command {

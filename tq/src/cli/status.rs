@@ -4,9 +4,14 @@
 //! or `--json`.
 //!
 //! ```text
-//! tq status --sled 127.0.0.1:7150            # one sled: configurations, peers, counters, alarms
+//! tq status --sled 127.0.0.1:7150 --platform-id 913-0000019:BRM42220016 --rack-ca rack-ca.pem
+//!                                            # one sled: configurations, peers (with their measurements), disks, counters, alarms
 //! tq status --rack rack.toml [--state nexus.json] [--json]
 //! ```
+//!
+//! Each sled is reached over HTTPS and must present a certificate of the
+//! rack CA naming the platform id it is expected to have (`tq::https`):
+//! given with `--sled`, listed in the rack file with `--rack`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,14 +21,16 @@ use std::time::Duration;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use tq::api::types::{Ledger, SledStatus, Storage};
+use tq::api::types::{Disk, DiskStatus, Ledger, Measurement, SledStatus, Storage};
 use tq::error::Chain;
+use tq::https::{RackCa, RackCaError};
 use tq::nexus::StateFileError;
 use tq::nexus::http::{HttpSled, Traffic};
-use tq::nexus::rack_file::{RackFile, RackFileError};
+use tq::nexus::rack_file::{RackFile, RackFileError, parse_platform_id};
 use tq_core::api::NodeStatus;
 use tq_core::ids::PlatformId;
 use tq_nexus::{Nexus, Timing};
+use tq_std::net::measurements::SHA3_256_OID;
 
 use super::report::Report;
 use super::{RuntimeError, runtime};
@@ -33,8 +40,14 @@ use super::{RuntimeError, runtime};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["sled", "rack"])))]
 pub struct StatusArgs {
     /// One sled, by its API address.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", requires_all = ["platform_id", "rack_ca"])]
     pub sled: Option<SocketAddr>,
+    /// With --sled: the platform id its certificate must name.
+    #[arg(long, value_name = "PART:SERIAL", value_parser = parse_platform_id, requires = "sled")]
+    pub platform_id: Option<PlatformId>,
+    /// With --sled: the rack CA's PEM file (with --rack: the rack file's).
+    #[arg(long, value_name = "FILE", requires = "sled")]
+    pub rack_ca: Option<PathBuf>,
     /// Every sled of a rack file.
     #[arg(long, value_name = "FILE")]
     pub rack: Option<PathBuf>,
@@ -59,13 +72,15 @@ enum StatusCliError {
     #[error(transparent)]
     RackFile(#[from] RackFileError),
     #[error(transparent)]
+    RackCa(#[from] RackCaError),
+    #[error(transparent)]
     StateFile(#[from] StateFileError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error("asking a sled failed")]
     Ask(#[source] tokio::task::JoinError),
     /// clap requires one of them; here for completeness.
-    #[error("give --sled ADDR or --rack FILE")]
+    #[error("give --sled ADDR --platform-id PART:SERIAL --rack-ca FILE, or --rack FILE")]
     NothingToAsk,
 }
 
@@ -132,14 +147,20 @@ impl SledView {
     }
 }
 
-async fn ask(id: Option<PlatformId>, api: Option<SocketAddr>, timeout: Duration) -> SledView {
+async fn ask(
+    id: PlatformId,
+    api: Option<SocketAddr>,
+    rack_ca: RackCa,
+    timeout: Duration,
+) -> SledView {
     let Some(addr) = api else {
-        return SledView::unreached(id, api, "no API address in the rack file".into());
+        return SledView::unreached(Some(id), api, "no API address in the rack file".into());
     };
-    let sled = match HttpSled::new(addr, timeout) {
+    let sled = match HttpSled::new(addr, id.clone(), &rack_ca, timeout) {
         Ok(sled) => sled,
-        Err(e) => return SledView::unreached(id, api, Chain(&e).to_string()),
+        Err(e) => return SledView::unreached(Some(id), api, Chain(&e).to_string()),
     };
+    let id = Some(id);
     let (status, traffic) = tokio::join!(sled.sled_status(), sled.traffic());
     let traffic: Option<Traffic> = traffic.ok();
     match status {
@@ -163,7 +184,7 @@ impl SledView {
 }
 
 /// Asks each sled with no API address through a member connected to it.
-async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
+async fn ask_through_proxies(views: &mut [SledView], rack_ca: &RackCa, timeout: Duration) {
     let vias: Vec<(PlatformId, SocketAddr, Vec<PlatformId>)> = views
         .iter()
         .filter_map(|v| {
@@ -182,7 +203,7 @@ async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
         let Some((via, addr, _)) = vias.iter().find(|(_, _, peers)| peers.contains(&id)) else {
             continue;
         };
-        let Ok(sled) = HttpSled::new(*addr, timeout) else {
+        let Ok(sled) = HttpSled::new(*addr, via.clone(), rack_ca, timeout) else {
             continue;
         };
         match tq_driver::SledApi::proxy_status(&sled, id, timeout).await {
@@ -198,14 +219,18 @@ async fn ask_through_proxies(views: &mut [SledView], timeout: Duration) {
 
 async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let views = match (&args.sled, &args.rack) {
-        (Some(addr), _) => vec![ask(None, Some(*addr), timeout).await],
-        (None, Some(path)) => {
+    let views = match (&args.sled, &args.platform_id, &args.rack_ca, &args.rack) {
+        (Some(addr), Some(id), Some(rack_ca), _) => {
+            let rack_ca = RackCa::load(rack_ca)?;
+            vec![ask(id.clone(), Some(*addr), rack_ca, timeout).await]
+        }
+        (None, _, _, Some(path)) => {
             let rack = RackFile::load(path)?;
+            let rack_ca = RackCa::load(&rack.rack_ca)?;
             let mut asks = tokio::task::JoinSet::new();
             for (i, sled) in rack.sleds.iter().enumerate() {
-                let (id, api) = (sled.id.clone(), sled.api);
-                asks.spawn(async move { (i, ask(Some(id), api, timeout).await) });
+                let (id, api, rack_ca) = (sled.id.clone(), sled.api, rack_ca.clone());
+                asks.spawn(async move { (i, ask(id, api, rack_ca, timeout).await) });
             }
             let mut views = Vec::new();
             while let Some(joined) = asks.join_next().await {
@@ -213,10 +238,10 @@ async fn execute(args: StatusArgs) -> Result<bool, StatusCliError> {
             }
             views.sort_by_key(|(i, _)| *i);
             let mut views: Vec<SledView> = views.into_iter().map(|(_, v)| v).collect();
-            ask_through_proxies(&mut views, timeout).await;
+            ask_through_proxies(&mut views, &rack_ca, timeout).await;
             views
         }
-        (None, None) => return Err(StatusCliError::NothingToAsk),
+        _ => return Err(StatusCliError::NothingToAsk),
     };
     let nexus = match &args.state {
         Some(path) => Some(tq::nexus::read_state(path, Timing::default())?),
@@ -283,6 +308,7 @@ fn rack_table(views: &[SledView]) -> String {
         "coordinating",
         "peers",
         "ledger",
+        "disks",
         "msgs out",
         "alarms",
     ]);
@@ -333,6 +359,9 @@ fn rack_table(views: &[SledView]) -> String {
                 .map_or_else(|| "-".into(), |c| format!("{} {:?}", c.epoch, c.phase)),
             peers,
             view.status.as_ref().map_or_else(|| "-".into(), storage),
+            view.status
+                .as_ref()
+                .map_or_else(|| "-".into(), disks_summary),
             view.messages_sent
                 .map_or_else(|| "-".into(), |m| m.to_string()),
             node.alarms.len().to_string(),
@@ -399,15 +428,45 @@ fn sled_detail(view: &SledView) -> String {
             yes(c.committed),
         ]);
     }
-    let mut peers = table(&["peer", "address", "connected", "connections"]);
+    let mut peers = table(&[
+        "peer",
+        "address",
+        "connected",
+        "connections",
+        "measurements",
+    ]);
     for p in &s.peers {
         peers.add_row(vec![
             p.id.to_string(),
             p.address.to_string(),
             yes(p.connected),
             p.connects.to_string(),
+            measurements(&p.measurements),
         ]);
     }
+    let mut disks = table(&[
+        "disk",
+        "serial",
+        "backend",
+        "state",
+        "wrapped at",
+        "re-wraps",
+    ]);
+    for d in &s.disks {
+        disks.add_row(vec![
+            d.name.clone(),
+            d.serial.clone(),
+            d.backend.clone(),
+            disk_state(d),
+            epoch(d.wrapped_epoch),
+            d.rewraps.to_string(),
+        ]);
+    }
+    let disks = if s.disks.is_empty() {
+        "disks: none configured\n".to_owned()
+    } else {
+        format!("{disks}\n")
+    };
     let mut counters = table(&["counter", "count"]);
     for (counter, count) in node.counters.iter() {
         if count > 0 {
@@ -420,7 +479,67 @@ fn sled_detail(view: &SledView) -> String {
         let list: Vec<String> = node.alarms.iter().map(|a| format!("  {a:?}")).collect();
         format!("ALARMS:\n{}", list.join("\n"))
     };
-    format!("{out}{configs}\n{peers}\n{counters}\n{alarms}")
+    format!("{out}{configs}\n{peers}\n{disks}{counters}\n{alarms}")
+}
+
+/// `unlocked/configured`, or `-` without disks; a disk that failed makes
+/// it `FAILED`.
+fn disks_summary(status: &SledStatus) -> String {
+    if status.disks.is_empty() {
+        return "-".into();
+    }
+    let unlocked = status
+        .disks
+        .iter()
+        .filter(|d| d.state == DiskStatus::Unlocked)
+        .count();
+    let failed = status
+        .disks
+        .iter()
+        .any(|d| matches!(d.state, DiskStatus::Failed { .. }));
+    format!(
+        "{unlocked}/{} unlocked{}",
+        status.disks.len(),
+        if failed { ", FAILED" } else { "" }
+    )
+}
+
+/// A disk's state and why, in a cell.
+fn disk_state(disk: &Disk) -> String {
+    match &disk.state {
+        DiskStatus::Locked { reason } => format!("locked: {reason}"),
+        DiskStatus::Unlocking {
+            attempts,
+            last_error,
+        } => match last_error {
+            Some(error) => format!("unlocking ({attempts} tries; last: {error})"),
+            None => format!("unlocking ({attempts} tries)"),
+        },
+        DiskStatus::Unlocked => "unlocked".into(),
+        DiskStatus::Failed { reason } => format!("FAILED: {reason}"),
+    }
+}
+
+/// A peer's measurements, one line each: the reference name (or
+/// `NOT IN REFERENCE`) and the digest's first 16 hex digits.
+fn measurements(list: &[Measurement]) -> String {
+    if list.is_empty() {
+        return "-".into();
+    }
+    let lines: Vec<String> = list
+        .iter()
+        .map(|m| {
+            let short = m.digest.get(..16).unwrap_or(&m.digest);
+            let name = m.reference.as_deref().unwrap_or("NOT IN REFERENCE");
+            let algorithm = if m.algorithm == SHA3_256_OID {
+                "sha3-256"
+            } else {
+                m.algorithm.as_str()
+            };
+            format!("{name} ({algorithm} {short}…)")
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn yes(b: bool) -> String {

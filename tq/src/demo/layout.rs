@@ -2,7 +2,8 @@
 //! "drives" (ledger directories, initialized as `tq sled init` does), its
 //! certificate and key, its LRTQ share file if it comes from the LRTQ
 //! rack, and its `tq sled` configuration file naming every other sled as a
-//! peer; and the rack file Nexus drives from.
+//! peer; and the rack file Nexus drives from, with the rack CA's
+//! certificate beside it (what Nexus verifies the sleds' APIs under).
 //!
 //! Each sled's files are laid out as `tq_rack_setup::layout` lays them
 //! out (the tests that start sleds use the same), its certificate made by
@@ -15,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use tq_core::ids::{Epoch, PlatformId, RackId};
-use tq_rack_setup::layout::{SledConfigFile, SledDir};
-use tq_rack_setup::pki::RackCa;
+use tq_rack_setup::layout::{RACK_CA_FILE, SledConfigFile, SledDir};
+use tq_rack_setup::pki::{Firmware, RackCa};
 use tq_std::net::identity::platform_id_uri;
 
 use tq_rack_setup::SetupError;
@@ -36,12 +37,18 @@ pub enum LayoutError {
         /// Sleds to place.
         sleds: usize,
     },
+    /// No sled has this index.
+    #[error("no sled {0}")]
+    NoSled(usize),
     /// The system gave no free port on the loopback.
     #[error("cannot pick free ports")]
     FreePorts(#[source] std::io::Error),
     /// The rack CA could not be made.
     #[error("the rack CA")]
     Ca(#[source] SetupError),
+    /// Nexus's copy of the rack CA's certificate could not be written.
+    #[error("cannot write {}", .0.display())]
+    RackCaFile(PathBuf, #[source] std::io::Error),
     /// The LRTQ rack's secret and shares could not be made.
     #[error("the LRTQ rack setup")]
     Lrtq(#[source] SetupError),
@@ -109,6 +116,8 @@ pub struct SledFiles {
 pub struct Layout {
     /// The rack.
     pub rack_id: RackId,
+    /// Nexus's copy of the rack CA's certificate (PEM).
+    pub rack_ca: PathBuf,
     /// Every sled, the LRTQ rack's first.
     pub sleds: Vec<SledFiles>,
     /// LRTQ's threshold (`n/2 + 1`).
@@ -116,6 +125,9 @@ pub struct Layout {
     /// The fingerprint of the LRTQ secret as epoch 1 (what every sled
     /// must report for it), computed from the secret rack setup made.
     pub lrtq_fingerprint: [u8; 32],
+    /// The rack CA, which re-issues a certificate when a sled's firmware
+    /// changes ([`Layout::remeasure`]).
+    ca: RackCa,
 }
 
 /// The rack id of the demo with `seed`.
@@ -139,6 +151,9 @@ impl Layout {
         let rack_id = rack_id(seed);
         let addresses = addresses(addressing, count)?;
         let ca = RackCa::new("tq demo rack CA").map_err(LayoutError::Ca)?;
+        let rack_ca = root.join(RACK_CA_FILE);
+        std::fs::write(&rack_ca, ca.pem())
+            .map_err(|e| LayoutError::RackCaFile(rack_ca.clone(), e))?;
         let setup = tq_rack_setup::lrtq::lrtq_setup(lrtq, seed).map_err(LayoutError::Lrtq)?;
         let lrtq_fingerprint = tq_std::secrets::fingerprint(
             &setup.rack_secret().map_err(LayoutError::Lrtq)?,
@@ -200,10 +215,37 @@ impl Layout {
         }
         Ok(Self {
             rack_id,
+            rack_ca,
             sleds,
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
+            ca,
         })
+    }
+
+    /// Sled `index` now runs `firmware`: its certificate is re-issued
+    /// measuring it (read at its next start).
+    pub fn remeasure(&self, index: usize, firmware: &[Firmware]) -> Result<(), LayoutError> {
+        let failed = |source| LayoutError::Files { index, source };
+        let sled = self.sleds.get(index).ok_or(LayoutError::NoSled(index))?;
+        SledDir::new(&sled.dir)
+            .write_certificate(&self.ca, &platform_id_uri(&sled.id), firmware)
+            .map_err(failed)
+    }
+
+    /// Every sled's reference measurements now accept exactly `firmware`
+    /// (each file replaced whole; the sleds re-read it at their next
+    /// handshake, without a restart).
+    pub fn approve(&self, firmware: &[Firmware]) -> Result<(), LayoutError> {
+        for sled in &self.sleds {
+            SledDir::new(&sled.dir)
+                .write_reference_measurements(firmware)
+                .map_err(|source| LayoutError::Files {
+                    index: sled.index,
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// The rack file Nexus drives from: every sled, with an API address
@@ -211,6 +253,7 @@ impl Layout {
     pub fn rack_file(&self, direct: impl Fn(&SledFiles) -> bool) -> RackFile {
         RackFile {
             rack_id: self.rack_id,
+            rack_ca: self.rack_ca.clone(),
             sleds: self
                 .sleds
                 .iter()

@@ -31,6 +31,22 @@
 //!    is never committed.
 //! 7. **cold boot**: every member is killed at once and started again from
 //!    its ledger; every one unlocks (loads the latest secret).
+//! 8. **rogue firmware**: another power cut, and one member comes back
+//!    running a service processor image the rack never approved (its
+//!    certificate re-issued measuring it). Its peers refuse it at the
+//!    handshake (counted as `unknown_measurement`) while the others
+//!    unlock without it; then the new image is added to every sled's
+//!    reference measurements, in place, and the sleds, never restarted,
+//!    admit it at its next handshake, and it unlocks too.
+//!
+//! Each sled has an encrypted disk ([`disks`]): fscrypt on a loop-mounted
+//! ext4 image as root, else a `command` backend; its key manager unlocks
+//! it once the LRTQ upgrade commits and re-wraps its key on each commit
+//! (the summary's "disks re-wrapped" column: members whose disk ended the
+//! phase wrapped under its epoch). Before the cold boot each member writes
+//! a file in its encrypted directory; the power cut remounts every image,
+//! so every directory is locked until the rack unlocks; then every file
+//! must read back intact.
 //!
 //! After each change every member reports the latest secret's
 //! fingerprint (a one-way, domain-separated hash, never the secret):
@@ -46,6 +62,8 @@
 //! the caller routes its logs there ([`run_in`]); the terminal keeps the
 //! progress and the summary, which names the file.
 
+mod audit;
+pub mod disks;
 pub mod layout;
 pub mod progress;
 pub mod record;
@@ -61,7 +79,9 @@ use tq_core::api::crash_tolerance;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
+use tq_rack_setup::pki::{Firmware, rack_firmware};
 use tq_std::handle::Unavailable;
+use tq_std::net::HandshakeRefusal;
 
 use crate::error::Chain;
 use crate::nexus::MajorityError;
@@ -98,6 +118,12 @@ const PULLED_DRIVES_EXPLAIN: &[&str] = &[
     "node: store_failures",
 ];
 
+/// The anomalies a rogue measurement raises on the sleds that refuse it.
+const ROGUE_REFUSED_EXPLAIN: &[&str] = &["net: handshake_refused_unknown_measurement"];
+
+/// ... and on the rogue sled, which sees its peers refuse it.
+const ROGUE_SEES_EXPLAIN: &[&str] = &["net: handshake_refused_refused_by_peer"];
+
 /// A prefix for the demo's temporary directory.
 const DIR_PREFIX: &str = "tq-demo-";
 
@@ -113,6 +139,9 @@ pub enum DemoError {
     /// The rack could not be laid out on disk.
     #[error("set-up")]
     SetUp(#[source] LayoutError),
+    /// The sleds' disks could not be configured.
+    #[error("disks")]
+    Disks(#[source] std::io::Error),
     /// Starting, killing, waiting for or reading a sled.
     #[error(transparent)]
     Sleds(#[from] SledsError),
@@ -236,8 +265,9 @@ pub async fn run_in(
         &options.addressing,
     )
     .map_err(DemoError::SetUp)?;
+    let disks = disks::DemoDisks::set_up(&layout).map_err(DemoError::Disks)?;
     let sleds = Sleds::new(layout, options.launch.clone())?;
-    let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress).await?;
+    let mut demo = Demo::new(sleds, dir.path().join("nexus.json"), progress, disks).await?;
     let outcome = demo.scenario(options.sleds, added).await;
     if let Err(e) = &outcome {
         demo.progress.fail();
@@ -247,6 +277,8 @@ pub async fn run_in(
     }
     demo.final_checks().await;
     demo.sleds.stop_all().await;
+    let (what, held) = audit::check(&demo.sleds);
+    demo.record.check(what, held);
     demo.record.total = started.elapsed();
     let kept = options.keep || !demo.record.passed();
     let logs = match options.launch {
@@ -284,10 +316,17 @@ struct Demo {
     record: Record,
     /// The current members, by index.
     members: Vec<usize>,
+    /// Each sled's encrypted disk.
+    disks: disks::DemoDisks,
 }
 
 impl Demo {
-    async fn new(sleds: Sleds, state: PathBuf, progress: Progress) -> Result<Self, DemoError> {
+    async fn new(
+        sleds: Sleds,
+        state: PathBuf,
+        progress: Progress,
+        disks: disks::DemoDisks,
+    ) -> Result<Self, DemoError> {
         let lrtq: Vec<usize> = (0..sleds.len())
             .filter(|&i| sleds.files(i).is_ok_and(|f| f.lrtq))
             .collect();
@@ -297,8 +336,8 @@ impl Demo {
             timing: timing(),
             call_timeout: Duration::from_secs(5),
         };
-        let directory =
-            crate::nexus::directory(&rack, config.call_timeout).map_err(DemoError::Directory)?;
+        let directory = crate::nexus::directory(&rack, sleds.rack_ca(), config.call_timeout)
+            .map_err(DemoError::Directory)?;
         let ids = ids(&sleds.layout, &lrtq);
         let mut driver = Driver::create(
             StateFile::new(state),
@@ -312,12 +351,17 @@ impl Demo {
         .map_err(DemoError::NexusState)?;
         let observer = progress.clone();
         driver.observe(move |event| observer.event(event));
+        let record = Record {
+            disks: disks.describe(),
+            ..Record::default()
+        };
         Ok(Self {
             sleds,
             driver,
             progress,
-            record: Record::default(),
+            record,
             members: lrtq,
+            disks,
         })
     }
 
@@ -351,7 +395,8 @@ impl Demo {
         ));
         self.killed_mid_prepare().await?;
         self.coordinator_killed().await?;
-        self.cold_boot().await
+        self.cold_boot().await?;
+        self.rogue_firmware().await
     }
 
     // ---- phases ----
@@ -372,6 +417,14 @@ impl Demo {
         self.progress.end(&mark.name, true, took);
         let members = self.members.len();
         let k = k.map_or(0, Threshold::get);
+        let disks = match self.driver.nexus().latest_committed().map(|c| c.epoch()) {
+            Some(epoch) => {
+                let wrapped =
+                    disks::wait_wrapped(&self.sleds, &self.members, epoch, disks::DISK_LIMIT).await;
+                format!("{wrapped}/{members}")
+            }
+            None => "-".into(),
+        };
         self.record.phases.push(PhaseRecord {
             name: mark.name,
             took,
@@ -380,6 +433,7 @@ impl Demo {
             k,
             z: crash_tolerance(members.saturating_sub(usize::from(k))),
             traffic,
+            disks,
         });
     }
 
@@ -396,6 +450,7 @@ impl Demo {
             "{} sleds up, every pair connected over mutual TLS",
             all.len()
         ));
+        self.progress.note(&self.disks.describe());
         self.end(mark, "1 (LRTQ)".into(), None).await;
         Ok(())
     }
@@ -501,9 +556,24 @@ impl Demo {
         let before = self.driver.nexus().stats().prepare_and_commits;
         self.settle().await?;
         let handed = self.driver.nexus().stats().prepare_and_commits - before;
+        // Its disk's key manager asks its peers for shares at start, and a
+        // peer answers a sled that is behind with the newer commit: it may
+        // catch up by itself before Nexus hands it the configuration.
+        let caught_up = self
+            .sleds
+            .status(victim)
+            .await
+            .is_ok_and(|s| s.node.state.latest_committed == Some(epoch));
         self.record.check(
-            format!("sled {victim} caught up through prepare-and-commit"),
-            handed >= 1,
+            format!(
+                "sled {victim} caught up to epoch {epoch} ({})",
+                if handed >= 1 {
+                    "through prepare-and-commit"
+                } else {
+                    "by itself: its peers answered its share requests with the newer commit"
+                }
+            ),
+            caught_up,
         );
         self.end(mark, epoch.to_string(), Some(k)).await;
         self.fingerprints(epoch, name).await
@@ -549,6 +619,15 @@ impl Demo {
         let name = "cold boot";
         let members = self.members.clone();
         let latest = self.latest_epoch()?;
+        let real_disks = self.disks.real();
+        if real_disks {
+            disks::wait_wrapped(&self.sleds, &members, latest, disks::DISK_LIMIT).await;
+            self.disks.write_notes(&members).map_err(DemoError::Disks)?;
+            self.progress.note(&format!(
+                "each of the {} members wrote a file in its encrypted directory",
+                members.len()
+            ));
+        }
         let mark = self.begin(name).await;
         self.inject(
             &members,
@@ -557,6 +636,16 @@ impl Demo {
         );
         for &i in &members {
             self.sleds.kill(i).await?;
+        }
+        if real_disks {
+            let locked = self.disks.power_cut(&members).map_err(DemoError::Disks)?;
+            self.record.check(
+                format!(
+                    "after the power cut every encrypted directory is locked, its names unreadable ({locked}/{})",
+                    members.len()
+                ),
+                locked == members.len(),
+            );
         }
         for &i in &members {
             self.sleds.start(i).await?;
@@ -578,7 +667,174 @@ impl Demo {
         let k = self.driver.nexus().latest_config().map(|c| c.threshold());
         self.end(mark, latest.to_string(), k).await;
         self.agree(latest, name, prints);
+        let opened = disks::wait_wrapped(&self.sleds, &members, latest, disks::DISK_LIMIT).await;
+        if real_disks {
+            let intact = self.disks.notes_intact(&members);
+            self.record.check(
+                format!(
+                    "disks unlocked {opened}/{}, data intact {intact}/{}",
+                    members.len(),
+                    members.len()
+                ),
+                opened == members.len() && intact == members.len(),
+            );
+        } else {
+            self.record.check(
+                format!(
+                    "disks unlocked {opened}/{} (command backend: no data to check)",
+                    members.len()
+                ),
+                opened == members.len(),
+            );
+        }
         Ok(())
+    }
+
+    async fn rogue_firmware(&mut self) -> Result<(), DemoError> {
+        let name = "rogue firmware";
+        let members = self.members.clone();
+        let latest = self.latest_epoch()?;
+        let rogue = *members
+            .get(1)
+            .ok_or(DemoError::TooFewMembers(members.len()))?;
+        let others: Vec<usize> = members.iter().copied().filter(|&i| i != rogue).collect();
+        let mark = self.begin(name).await;
+        let mut firmware = rack_firmware();
+        let unapproved = Firmware::measure(
+            "sp 1.0.1",
+            b"tq stand-in service processor image 1.0.1, not yet approved",
+        );
+        if let Some(sp) = firmware.first_mut() {
+            *sp = unapproved.clone();
+        }
+        self.inject(
+            &members,
+            format!("power cut: all {} members killed at once", members.len()),
+            &[],
+        );
+        for &i in &members {
+            self.sleds.kill(i).await?;
+        }
+        self.inject(
+            &[rogue],
+            format!("sled {rogue} boots an SP image not in the reference measurements"),
+            ROGUE_SEES_EXPLAIN,
+        );
+        self.inject(
+            &others,
+            format!("sled {rogue}'s peers refuse its measurements"),
+            ROGUE_REFUSED_EXPLAIN,
+        );
+        self.sleds
+            .layout
+            .remeasure(rogue, &firmware)
+            .map_err(DemoError::SetUp)?;
+        for &i in &members {
+            self.sleds.start(i).await?;
+        }
+        self.sleds.wait_connected(&others, PHASE_LIMIT).await?;
+        let prints = self.collect(&others).await;
+        let unlocked = prints
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_ok_and(|(e, _)| *e == latest))
+            .count();
+        self.record.check(
+            format!(
+                "the rack unlocked without sled {rogue} ({unlocked}/{} others)",
+                others.len()
+            ),
+            unlocked == others.len(),
+        );
+        let refusing = self.refusing(rogue, &others).await;
+        let connected = self
+            .sleds
+            .status(rogue)
+            .await
+            .map_or(0, |s| s.peers.iter().filter(|p| p.connected).count());
+        self.record.check(
+            format!(
+                "sled {rogue} refused by its peers ({refusing}/{} counted an unknown measurement; it has {connected} connections)",
+                others.len()
+            ),
+            refusing == others.len() && connected == 0,
+        );
+
+        let mut approved = rack_firmware();
+        approved.push(unapproved);
+        self.sleds
+            .layout
+            .approve(&approved)
+            .map_err(DemoError::SetUp)?;
+        self.progress
+            .note("SP image 1.0.1 added to every sled's reference measurements (no restart)");
+        self.sleds.wait_connected(&members, PHASE_LIMIT).await?;
+        let late = self.collect(&[rogue]).await;
+        let admitted = late
+            .iter()
+            .any(|(_, p)| p.as_ref().is_ok_and(|(e, _)| *e == latest));
+        self.record.check(
+            format!("sled {rogue} admitted after the update, and unlocked"),
+            admitted,
+        );
+        let shown = self.measurements_shown(rogue, &others).await;
+        self.record.check(
+            format!("its peers' status shows what it runs: {shown}"),
+            shown.contains("sp 1.0.1"),
+        );
+        let k = self.driver.nexus().latest_config().map(|c| c.threshold());
+        self.end(mark, latest.to_string(), k).await;
+        let mut all = prints;
+        all.extend(late);
+        self.agree(latest, name, all);
+        Ok(())
+    }
+
+    /// The measurements the first of `others` shows for `rogue` in its
+    /// status (as `tq status` shows them), by reference name.
+    async fn measurements_shown(&self, rogue: usize, others: &[usize]) -> String {
+        let (Some(&first), Ok(rogue_id)) = (others.first(), self.sleds.files(rogue)) else {
+            return String::new();
+        };
+        let Ok(status) = self.sleds.status(first).await else {
+            return String::new();
+        };
+        let names: Vec<&str> = status
+            .peers
+            .iter()
+            .filter(|p| p.id == rogue_id.id)
+            .flat_map(|p| &p.measurements)
+            .map(|m| m.reference.as_deref().unwrap_or("not in the reference"))
+            .collect();
+        names.join(", ")
+    }
+
+    /// How many of `others` counted at least one refusal of `rogue`'s
+    /// measurements, waiting for each up to the phase limit (every peer
+    /// either dials the rogue or is dialed by it, and refuses it).
+    async fn refusing(&self, rogue: usize, others: &[usize]) -> usize {
+        let deadline = Instant::now() + PHASE_LIMIT;
+        let mut counted = 0;
+        for &i in others {
+            loop {
+                let refused = self
+                    .sleds
+                    .refused(i, HandshakeRefusal::UnknownMeasurement)
+                    .await
+                    .unwrap_or(0);
+                if refused > 0 {
+                    counted += 1;
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    self.progress.note(&format!(
+                        "sled {i} never refused sled {rogue}'s measurements"
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        counted
     }
 
     /// Announces a fault injected on `sleds` and records the anomaly

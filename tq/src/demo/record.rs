@@ -27,6 +27,9 @@ pub struct PhaseRecord {
     pub z: usize,
     /// Messages and bytes every sled sent during it.
     pub traffic: Traffic,
+    /// Members whose disk ended it unlocked and wrapped under its latest
+    /// epoch, as `n/m` (`-` before any commit).
+    pub disks: String,
 }
 
 /// One epoch's secret, as the sleds reported it.
@@ -81,6 +84,8 @@ pub struct Record {
     pub injected: Vec<Injected>,
     /// Where the sleds' logs went, and whether that file is kept.
     pub logs: Option<(PathBuf, bool)>,
+    /// Which backend the disks used, and why.
+    pub disks: String,
     /// Alarms raised on any sled.
     pub alarms: usize,
     /// Wall time of the whole run.
@@ -106,7 +111,15 @@ impl Record {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut phases = table(&[
-            "phase", "time", "epochs", "members", "K", "Z", "messages", "bytes",
+            "phase",
+            "time",
+            "epochs",
+            "members",
+            "K",
+            "Z",
+            "messages",
+            "bytes",
+            "disks re-wrapped",
         ]);
         for p in &self.phases {
             phases.add_row(vec![
@@ -126,10 +139,14 @@ impl Record {
                 },
                 p.traffic.messages.to_string(),
                 p.traffic.bytes.to_string(),
+                p.disks.clone(),
             ]);
         }
-        right_align(&mut phases, &[1, 3, 4, 5, 6, 7]);
+        right_align(&mut phases, &[1, 3, 4, 5, 6, 7, 8]);
         let _ = writeln!(out, "{phases}");
+        if !self.disks.is_empty() {
+            let _ = writeln!(out, "{}", self.disks);
+        }
 
         let mut prints = table(&[
             "epoch",

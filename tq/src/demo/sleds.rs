@@ -17,10 +17,12 @@ use tokio::process::{Child, Command};
 use tq_driver::{CallFailure, FailureKind};
 use tq_std::handle::Unavailable;
 use tq_std::health::{self, Reading};
+use tq_std::net::HandshakeRefusal;
 
 use super::layout::{Layout, SledFiles};
 use crate::api::types::SledStatus;
 use crate::config::{ConfigError, SledConfig};
+use crate::https::{RackCa, RackCaError};
 use crate::nexus::http::{ClientError, HttpSled, Traffic};
 use crate::sled::{Daemon, DaemonError};
 
@@ -48,6 +50,9 @@ pub enum SledsError {
     /// No sled has this index.
     #[error("no sled {0}")]
     NoSled(usize),
+    /// The rack CA's certificate (Nexus's copy) could not be read.
+    #[error("the rack CA")]
+    RackCa(#[source] RackCaError),
     /// A sled's API client could not be made.
     #[error("sled {index}'s API client")]
     Client {
@@ -178,6 +183,8 @@ pub struct Sleds {
     pub layout: Layout,
     launch: Launch,
     running: Vec<Option<Running>>,
+    /// What the sleds' API certificates are verified under.
+    rack_ca: RackCa,
     /// Each sled's API, for the demo's own checks (not Nexus's routes).
     apis: Vec<HttpSled>,
     /// Traffic of each sled's earlier runs (counters restart with it).
@@ -203,14 +210,17 @@ fn add_readings(counts: &mut Counts, readings: impl IntoIterator<Item = Reading>
 impl Sleds {
     /// The rack of `layout`, nothing running yet.
     pub fn new(layout: Layout, launch: Launch) -> Result<Self, SledsError> {
+        let rack_ca = RackCa::load(&layout.rack_ca).map_err(SledsError::RackCa)?;
         let apis = layout
             .sleds
             .iter()
             .map(|s| {
-                HttpSled::new(s.api, Duration::from_secs(30)).map_err(|source| SledsError::Client {
-                    index: s.index,
-                    source,
-                })
+                HttpSled::new(s.api, s.id.clone(), &rack_ca, Duration::from_secs(30)).map_err(
+                    |source| SledsError::Client {
+                        index: s.index,
+                        source,
+                    },
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let count = layout.sleds.len();
@@ -218,6 +228,7 @@ impl Sleds {
             layout,
             launch,
             running: (0..count).map(|_| None).collect(),
+            rack_ca,
             apis,
             earlier: vec![Traffic::default(); count],
             earlier_counts: vec![Counts::new(); count],
@@ -238,6 +249,11 @@ impl Sleds {
     /// Sled `i`'s files.
     pub fn files(&self, i: usize) -> Result<&SledFiles, SledsError> {
         self.layout.sleds.get(i).ok_or(SledsError::NoSled(i))
+    }
+
+    /// The rack CA the sleds' API certificates are verified under.
+    pub fn rack_ca(&self) -> &RackCa {
+        &self.rack_ca
     }
 
     /// Sled `i`'s API.
@@ -458,6 +474,19 @@ impl Sleds {
             }
         }
         total
+    }
+
+    /// Handshakes sled `i` refused for `reason` in its current run, as
+    /// its `/metrics` say (so with processes too); `None` if it did not
+    /// answer.
+    pub async fn refused(&self, i: usize, reason: HandshakeRefusal) -> Option<u64> {
+        let text = self.api(i).ok()?.metrics_text().await.ok()?;
+        let series = format!(
+            "tq_net_handshakes_refused_total{{reason=\"{}\"}} ",
+            reason.label()
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
     }
 
     /// Sled `i`'s counters over all its runs, by name: every layer's when

@@ -27,15 +27,9 @@ use crate::api::types::{
     SecretFingerprintRequest, SledStatus,
 };
 use crate::client::{Client, MAX_RESPONSE_BODY_BYTES, bounded};
+use crate::https::{RackCa, base_url, sled_client};
 
-/// How long to wait for a TCP connection to a sled's API.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The HTTP client could not be built (its TLS backend or the system's
-/// resolver configuration).
-#[derive(Debug, thiserror::Error)]
-#[error("HTTP client")]
-pub struct ClientError(#[source] reqwest::Error);
+pub use crate::https::ClientError;
 
 /// One sled's API over HTTP. Cheap to clone (the connection pool is
 /// shared).
@@ -46,16 +40,18 @@ pub struct HttpSled {
 }
 
 impl HttpSled {
-    /// The sled whose API listens at `addr`; every request gives up after
-    /// `timeout`.
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            .build()
-            .map_err(ClientError)?;
+    /// Sled `id`, whose API listens at `addr`: reached over HTTPS, its
+    /// certificate verified under `rack_ca` and naming `id`
+    /// ([`crate::https`]); every request gives up after `timeout`.
+    pub fn new(
+        addr: SocketAddr,
+        id: PlatformId,
+        rack_ca: &RackCa,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let http = sled_client(rack_ca, id, timeout)?;
         Ok(Self {
-            client: Client::new_with_client(&format!("http://{addr}"), http),
+            client: Client::new_with_client(&base_url(addr), http),
             addr,
         })
     }
@@ -86,7 +82,7 @@ impl HttpSled {
 
     /// Its counters, in the Prometheus text format.
     pub async fn metrics_text(&self) -> Reply<String> {
-        let url = format!("http://{}/metrics", self.addr);
+        let url = format!("{}/metrics", base_url(self.addr));
         let response = self
             .client
             .client()
@@ -323,15 +319,35 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A server that answers every request with `200` and `body`, chunked
-    /// (no declared length) or not. Its address.
-    async fn answering(body: Vec<u8>, chunked: bool, content_type: &'static str) -> SocketAddr {
+    /// A sled's id.
+    fn sled() -> PlatformId {
+        PlatformId::new("p", "a").unwrap()
+    }
+
+    /// An HTTPS server with [`sled`]'s certificate that answers every
+    /// request with `200` and `body`, chunked (no declared length) or not.
+    /// Its client.
+    async fn answering(body: Vec<u8>, chunked: bool, content_type: &'static str) -> HttpSled {
+        let ca = tq_test_fixtures::pki::Ca::new("rack");
+        let (cert, key) = ca.leaf(&[tq_std::net::identity::platform_id_uri(&sled())], None);
+        let identity = tq_std::net::TlsIdentity {
+            ca_certs: vec![ca.der()],
+            cert_chain: vec![cert],
+            key,
+        };
+        let tls = tokio_rustls::TlsAcceptor::from(
+            tq_std::net::api_tls::server_config(&identity).unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
+            while let Ok((stream, _)) = listener.accept().await {
                 let body = body.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let Ok(mut stream) = tls.accept(stream).await else {
+                        return;
+                    };
                     // The request: its head, then as many bytes as it declares.
                     let mut request = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -376,10 +392,12 @@ mod tests {
                         answer.extend_from_slice(&body);
                     }
                     let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
                 });
             }
         });
-        addr
+        let rack_ca = RackCa::new(vec![ca.der()]).unwrap();
+        HttpSled::new(addr, sled(), &rack_ca, Duration::from_secs(10)).unwrap()
     }
 
     /// A valid fingerprint answer, padded with spaces (still valid JSON)
@@ -398,24 +416,21 @@ mod tests {
     async fn answers_are_read_only_up_to_the_limit() {
         let limit = MAX_RESPONSE_BODY_BYTES;
         for chunked in [false, true] {
-            let fits = answering(fingerprint_answer(limit), chunked, "application/json").await;
-            let sled = HttpSled::new(fits, Duration::from_secs(10)).unwrap();
+            let sled = answering(fingerprint_answer(limit), chunked, "application/json").await;
             let print = sled
                 .secret_fingerprint(Duration::from_secs(1))
                 .await
                 .unwrap();
             assert_eq!(print.epoch, tq_core::ids::Epoch(2));
 
-            let over = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
-            let sled = HttpSled::new(over, Duration::from_secs(10)).unwrap();
+            let sled = answering(fingerprint_answer(limit + 1), chunked, "application/json").await;
             let failure = sled
                 .secret_fingerprint(Duration::from_secs(1))
                 .await
                 .unwrap_err();
             assert!(failure.to_string().contains("body"), "{failure}");
 
-            let text = answering(vec![b'#'; limit + 1], chunked, "text/plain").await;
-            let sled = HttpSled::new(text, Duration::from_secs(10)).unwrap();
+            let sled = answering(vec![b'#'; limit + 1], chunked, "text/plain").await;
             assert!(sled.metrics_text().await.is_err());
         }
     }

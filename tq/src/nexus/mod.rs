@@ -15,16 +15,23 @@ use tq_driver::store::StoreError;
 use tq_driver::{SledMap, StateFile};
 use tq_nexus::{Nexus, RestoreError, Timing};
 
+use crate::https::RackCa;
 use http::{ClientError, HttpSled};
 use rack_file::RackFile;
 
 /// The sleds of `rack` Nexus reaches directly (those with an API
-/// address), each request bounded by `timeout`.
-pub fn directory(rack: &RackFile, timeout: Duration) -> Result<SledMap<HttpSled>, ClientError> {
+/// address), each verified under `rack_ca` as the sled the file names,
+/// each request bounded by `timeout`.
+pub fn directory(
+    rack: &RackFile,
+    rack_ca: &RackCa,
+    timeout: Duration,
+) -> Result<SledMap<HttpSled>, ClientError> {
     let map = SledMap::new();
     for sled in &rack.sleds {
         if let Some(addr) = sled.api {
-            map.insert(sled.id.clone(), HttpSled::new(addr, timeout)?);
+            let api = HttpSled::new(addr, sled.id.clone(), rack_ca, timeout)?;
+            map.insert(sled.id.clone(), api);
         }
     }
     Ok(map)

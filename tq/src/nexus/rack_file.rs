@@ -1,8 +1,13 @@
 //! The rack description file Nexus drives a rack from (TOML): the rack's
-//! id and every sled's platform id and API address.
+//! id, the rack CA its sleds' API certificates are verified under, and
+//! every sled's platform id and API address.
+//!
+//! `tq/examples/rack.toml` is a complete example:
 //!
 //! ```toml
 //! rack_id = "42424242-4242-4242-4242-424242424242"
+//! # PEM; a relative path is taken from this file's directory.
+//! rack_ca = "pki/rack-ca.pem"
 //!
 //! [[sleds]]
 //! part = "913-0000019"
@@ -15,6 +20,9 @@
 //! # No `api`: Nexus has no address for it, and reaches it only through
 //! # a member's proxy.
 //! ```
+//!
+//! Each sled's API is reached over HTTPS and must present a certificate
+//! of the rack CA naming the platform id listed here ([`crate::https`]).
 //!
 //! Reading is strict: an unknown key, a bad address or platform id, or a
 //! sled listed twice is an error naming the file. Sleds are named on the
@@ -34,6 +42,9 @@ use crate::config::{At, toml_error};
 pub struct RackFile {
     /// The rack.
     pub rack_id: RackId,
+    /// PEM file of the rack CA: the only trust anchor of the sleds' API
+    /// certificates.
+    pub rack_ca: PathBuf,
     /// Its sleds, in the file's order.
     pub sleds: Vec<RackSled>,
 }
@@ -51,6 +62,7 @@ pub struct RackSled {
 #[serde(deny_unknown_fields)]
 struct FileForm {
     rack_id: RackId,
+    rack_ca: PathBuf,
     #[serde(default)]
     sleds: Vec<SledForm>,
 }
@@ -98,14 +110,20 @@ pub enum RackFileError {
 }
 
 impl RackFile {
-    /// Reads and checks the file at `path`.
+    /// Reads and checks the file at `path`; a relative `rack_ca` is taken
+    /// from its directory.
     pub fn load(path: &Path) -> Result<Self, RackFileError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| RackFileError::Io(path.to_owned(), e))?;
-        Self::parse(path, &text)
+        let mut rack = Self::parse(path, &text)?;
+        if rack.rack_ca.is_relative() {
+            rack.rack_ca = path.parent().unwrap_or(Path::new(".")).join(&rack.rack_ca);
+        }
+        Ok(rack)
     }
 
-    /// Parses `text`, read from `path` (named in errors).
+    /// Parses `text`, read from `path` (named in errors); paths are left
+    /// as written.
     pub fn parse(path: &Path, text: &str) -> Result<Self, RackFileError> {
         let form: FileForm = toml::from_str(text).map_err(|e| {
             let (at, message) = toml_error(text, &e);
@@ -126,6 +144,7 @@ impl RackFile {
         }
         Ok(Self {
             rack_id: form.rack_id,
+            rack_ca: form.rack_ca,
             sleds,
         })
     }
@@ -134,6 +153,7 @@ impl RackFile {
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         let form = FileForm {
             rack_id: self.rack_id,
+            rack_ca: self.rack_ca.clone(),
             sleds: self
                 .sleds
                 .iter()
@@ -163,8 +183,8 @@ impl RackFile {
     /// The sled named `name`: `part:serial`, or a serial no other sled has.
     pub fn find(&self, name: &str) -> Result<&RackSled, RackFileError> {
         let unknown = || RackFileError::UnknownSled(name.to_owned());
-        if let Some((part, serial)) = name.split_once(':') {
-            let id = PlatformId::new(part, serial).map_err(|_| unknown())?;
+        if name.contains(':') {
+            let id = parse_platform_id(name).map_err(|_| unknown())?;
             return self.sleds.iter().find(|s| s.id == id).ok_or_else(unknown);
         }
         let mut found = self.sleds.iter().filter(|s| s.id.serial_number() == name);
@@ -176,12 +196,33 @@ impl RackFile {
     }
 }
 
+/// Why a `part:serial` name is not a platform id.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformIdNameError {
+    /// No `:` between the fields.
+    #[error("{0:?} is not part:serial")]
+    NoSeparator(String),
+    /// A field breaks the platform id rules.
+    #[error(transparent)]
+    Invalid(#[from] PlatformIdError),
+}
+
+/// The platform id named `part:serial` (split at the first `:`), as on
+/// the command line.
+pub fn parse_platform_id(name: &str) -> Result<PlatformId, PlatformIdNameError> {
+    let (part, serial) = name
+        .split_once(':')
+        .ok_or_else(|| PlatformIdNameError::NoSeparator(name.to_owned()))?;
+    Ok(PlatformId::new(part, serial)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const FILE: &str = r#"
 rack_id = "42424242-4242-4242-4242-424242424242"
+rack_ca = "pki/rack-ca.pem"
 
 [[sleds]]
 part = "913-0000019"
@@ -203,6 +244,7 @@ api = "127.0.0.1:7150"
         let path = Path::new("rack.toml");
         let rack = RackFile::parse(path, FILE).unwrap();
         assert_eq!(rack.rack_id, RackId([0x42; 16]));
+        assert_eq!(rack.rack_ca, PathBuf::from("pki/rack-ca.pem"));
         assert_eq!(rack.sleds.len(), 3);
         assert_eq!(rack.sleds[1].api, None);
         assert_eq!(rack.find("SN1").unwrap().id.serial_number(), "SN1");
@@ -236,6 +278,29 @@ api = "127.0.0.1:7150"
         assert!(matches!(
             RackFile::parse(path, &empty),
             Err(RackFileError::PlatformId(..))
+        ));
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let path = Path::new("examples/rack.toml");
+        let rack = RackFile::parse(path, include_str!("../../examples/rack.toml")).unwrap();
+        assert_eq!(rack.sleds.len(), 3);
+        assert_eq!(rack.rack_ca, PathBuf::from("pki/rack-ca.pem"));
+        assert_eq!(rack.sleds[2].api, None);
+    }
+
+    #[test]
+    fn the_rack_ca_is_required_and_follows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rack.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let rack = RackFile::load(&path).unwrap();
+        assert_eq!(rack.rack_ca, dir.path().join("pki/rack-ca.pem"));
+        let without = FILE.replacen("rack_ca = \"pki/rack-ca.pem\"\n", "", 1);
+        assert!(matches!(
+            RackFile::parse(&path, &without),
+            Err(RackFileError::Parse { message, .. }) if message.contains("rack_ca")
         ));
     }
 }

@@ -2,8 +2,9 @@
 //! file, its directory laid out as the demo lays it out
 //! (`tq_rack_setup::layout`: PEM files from the fixture PKI, two
 //! initialized ledger directories, an LRTQ share file for sleds of an
-//! LRTQ rack), serving its API on loopback; the
-//! generated client for each; a scripted Nexus that runs an LRTQ upgrade
+//! LRTQ rack), serving its API over HTTPS on loopback; the
+//! generated client for each, verifying the sled's certificate under the
+//! rack CA and its platform id; a scripted Nexus that runs an LRTQ upgrade
 //! or a reconfiguration to its commit over the API.
 #![allow(dead_code)]
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tq::client::{Client, Error as ClientError};
 use tq::config::SledConfig;
+use tq::https::RackCa;
 use tq::sled::Daemon;
 use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LrtqUpgradeMsg, PrepareAndCommitOutcome,
@@ -215,12 +217,23 @@ impl Rack {
     /// Where clients reach sled `i`'s API.
     pub fn base_url(&self, i: usize) -> String {
         let addr = self.sleds[i].via.unwrap_or_else(|| self.api_addr(i));
-        format!("http://{addr}")
+        tq::https::base_url(addr)
+    }
+
+    /// The rack CA, as the API's clients trust it.
+    pub fn rack_ca(&self) -> RackCa {
+        RackCa::new(vec![self.ca.der()]).unwrap()
+    }
+
+    /// An HTTPS client that reaches only sled `i` (its certificate under
+    /// the rack CA, naming its platform id).
+    pub fn http(&self, i: usize) -> reqwest::Client {
+        tq::https::sled_client(&self.rack_ca(), self.sleds[i].id.clone(), WAIT).unwrap()
     }
 
     /// The generated client of sled `i`'s API.
     pub fn client(&self, i: usize) -> Client {
-        Client::new(&self.base_url(i))
+        Client::new_with_client(&self.base_url(i), self.http(i))
     }
 
     /// Stops sled `i` cleanly.

@@ -391,3 +391,42 @@ fn a_node_with_its_context_fits_the_ram_budget() {
     let total = core::mem::size_of::<Node>() + core::mem::size_of::<NodeCtx>();
     assert!(total <= 64 * 1024, "node + context is {total} bytes");
 }
+
+/// While collecting LRTQ shares, a member that reconnects is asked again
+/// only if it has not answered yet.
+#[test]
+fn a_reconnecting_member_is_asked_for_its_lrtq_share_only_until_it_answered() {
+    let (mut sleds, _) = lrtq_rack(5);
+    connect_all(&mut sleds);
+    sleds[0].upgrade(&upgrade(2, set(0..5), 3)).unwrap();
+    let (coordinator, answering) = (sleds[0].id(), sleds[1].id());
+    // Only sled 1 gets the request and answers: with the coordinator's own
+    // share that is 2 of the 3 the LRTQ threshold needs.
+    let asked = sleds[0].drain();
+    let (_, request) = asked.iter().find(|(to, _)| *to == answering).unwrap();
+    sleds[1].receive_bytes(&coordinator, request);
+    for (to, bytes) in sleds[1].drain() {
+        deliver(&mut sleds, &answering, &to, &bytes);
+    }
+    assert_eq!(
+        sleds[0].status().unwrap().phase,
+        CoordinatorPhase::CollectingLrtqShares
+    );
+    for peer in [1, 2] {
+        let id = sleds[peer].id();
+        sleds[0].disconnect(&id);
+        sleds[0].connect(&id);
+    }
+    let asked_again: Vec<PlatformId> = sleds[0]
+        .drain()
+        .into_iter()
+        .filter(|(_, bytes)| {
+            matches!(
+                wire::decode_peer_msg(bytes).unwrap().body,
+                Body::GetLrtqShare
+            )
+        })
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(asked_again, [sleds[2].id()]);
+}
