@@ -47,8 +47,10 @@ use crate::demo::record::Injected;
 use crate::demo::sleds::Sleds;
 use crate::netns::{CommandError, Hosts};
 
-/// Size of each ledger directory's file system.
-pub const DRIVE_BYTES: u64 = 256 * 1024;
+/// Size of each ledger directory's file system: the ledger and the audit
+/// log, whose segments a sled keeps up to 8 MiB of by default
+/// (`tq_std::audit`).
+pub const DRIVE_BYTES: u64 = 16 << 20;
 
 /// libfaketime, where Debian's `faketime` package puts it.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
@@ -128,7 +130,8 @@ pub fn unmount(mounted: &[PathBuf]) {
     }
 }
 
-/// Copies the files of `from` into `to` (modes kept; fillers left out).
+/// Copies what `from` holds into `to`, directories too (the audit log's),
+/// modes kept; fillers left out.
 fn copy_dir(from: &Path, to: &Path) -> Result<(), InjectError> {
     for entry in std::fs::read_dir(from).map_err(io("reading", from))? {
         let entry = entry.map_err(io("reading", from))?;
@@ -136,7 +139,32 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), InjectError> {
             continue;
         }
         let target = to.join(entry.file_name());
-        std::fs::copy(entry.path(), &target).map_err(io("copying to", &target))?;
+        let kind = entry.file_type().map_err(io("reading", &entry.path()))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target).map_err(io("creating", &target))?;
+            let mode = entry
+                .metadata()
+                .map_err(io("reading", &entry.path()))?
+                .permissions();
+            std::fs::set_permissions(&target, mode).map_err(io("setting the mode of", &target))?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(io("copying to", &target))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes everything `dir` holds (not `dir`, a mount point).
+fn empty_dir(dir: &Path) -> Result<(), InjectError> {
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))? {
+        let path = entry.map_err(io("reading", dir))?.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io("removing", &path))?;
     }
     Ok(())
 }
@@ -533,10 +561,7 @@ impl Injector {
                     return Ok(Applied::Killed(*sled));
                 };
                 for (n, drive) in drives.iter().enumerate() {
-                    for entry in std::fs::read_dir(drive).map_err(io("reading", drive))? {
-                        let entry = entry.map_err(io("reading", drive))?;
-                        std::fs::remove_file(entry.path()).map_err(io("removing", drive))?;
-                    }
+                    empty_dir(drive)?;
                     copy_dir(&from.join(format!("{sled}-{n}")), drive)?;
                 }
                 Applied::Killed(*sled)
