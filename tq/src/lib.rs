@@ -22,6 +22,9 @@
 //!   (progenitor), with the core's own types.
 //! - [`https`]: what a client of the API trusts (the rack CA) and the
 //!   HTTPS client that reaches exactly one sled.
+//! - [`netns`]: sleds as separate hosts (a network namespace each).
+//! - [`chaos`]: `tq chaos`, faults and churn against a rack of sled
+//!   processes, checked from the outside.
 //!
 //! # `tq sled init --config FILE`
 //!
@@ -217,6 +220,7 @@
 //!   **`toml`** reads the file; **clap** the command line.
 
 pub mod api;
+pub mod chaos;
 pub mod client;
 pub mod config;
 pub mod demo;
@@ -224,6 +228,7 @@ pub mod error;
 pub mod front;
 pub mod hardening;
 pub mod https;
+pub mod netns;
 pub mod nexus;
 pub mod server;
 pub mod sled;

@@ -310,10 +310,16 @@ impl Node {
             return Ok(());
         };
         log::info!("computed own share of epoch {}", epoch);
-        if !ctx.state_mut().set_share(epoch, &own) {
-            return Err(Counter::Internal);
+        // The coordinator's `Prepare` may have brought the share while it
+        // was computed (it reached this node late); both match the digest,
+        // so the stored one stands and only the commit is left.
+        let prepared = ctx.state().get(epoch).is_some_and(|s| s.share.is_some());
+        if !prepared {
+            if !ctx.state_mut().set_share(epoch, &own) {
+                return Err(Counter::Internal);
+            }
+            ctx.emit(Event::ShareComputed(epoch));
         }
-        ctx.emit(Event::ShareComputed(epoch));
         self.commit(ctx, epoch);
         Ok(())
     }

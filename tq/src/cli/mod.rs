@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod chaos;
 mod demo;
 mod logging;
 mod nexus;
@@ -39,6 +40,10 @@ pub enum Command {
     /// A sled's audit log: print it (`show`) or check its hash chain in
     /// both copies (`verify`, exit code 1 naming the first bad record).
     Audit(audit::AuditArgs),
+    /// Faults (partitions, loss, pauses, kills, full disks, clock steps)
+    /// against a rack of sled processes in network namespaces while Nexus
+    /// reconfigures it; checked from the outside (needs root).
+    Chaos(chaos::ChaosArgs),
 }
 
 impl Cli {
@@ -50,6 +55,7 @@ impl Cli {
             Command::Status(args) => status::run(args),
             Command::Demo(args) => demo::run(args),
             Command::Audit(args) => audit::run(args),
+            Command::Chaos(args) => chaos::run(args),
         }
     }
 }

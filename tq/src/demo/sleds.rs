@@ -269,6 +269,14 @@ impl Sleds {
         }
     }
 
+    /// Sled `i`'s process id, when it runs as a process (to pause it).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        match self.running.get(i) {
+            Some(Some(Running::Child(child))) => child.id(),
+            _ => None,
+        }
+    }
+
     /// Whether sled `i` runs.
     pub fn is_running(&self, i: usize) -> bool {
         matches!(self.running.get(i), Some(Some(_)))

@@ -299,6 +299,61 @@ fn lrtq_shares_are_de_duplicated_by_digest_only() {
     }
 }
 
+// ---- (g) a prepare that arrives while the share is computed ----
+
+/// A member that missed a prepare and was handed the committed
+/// configuration (`prepare_and_commit`) computes its share from the
+/// others'. When the coordinator's `Prepare`, share included, reached it
+/// before the last of those shares, the computed share found one stored
+/// already: the node counted `internal` (a broken invariant of its own
+/// code) and did not commit, waiting for Nexus's commit instead. Found by
+/// `tq chaos --seed 3` (sled processes, the coordinator slowed by its
+/// peers' faults). Now the computation ends in the commit, counting
+/// nothing.
+#[test]
+fn a_prepare_arriving_while_the_share_is_computed_still_commits() {
+    let mut sleds = committed_rack(5, 3);
+    // Sled 4 misses the prepare of epoch 2, which the others ack.
+    for s in sleds.iter_mut() {
+        s.disconnect(&platform(4));
+    }
+    for id in (0..4).map(platform).collect::<Vec<_>>() {
+        sleds[4].disconnect(&id);
+    }
+    sleds[0]
+        .coordinate(&reconfigure(2, Some(1), set(0..5), 3))
+        .unwrap();
+    settle(&mut sleds);
+    let config = config_of(&sleds[0], 2);
+    // Nexus commits on those acks; the coordinator has not heard yet.
+    for s in &mut sleds[1..4] {
+        s.commit(RACK, 2).unwrap();
+    }
+    assert_eq!(
+        sleds[4].prepare_and_commit(&config),
+        Ok(PrepareAndCommitOutcome::ComputingShare)
+    );
+    // The coordinator reaches sled 4 first: its Prepare comes in.
+    sleds[0].connect(&platform(4));
+    sleds[4].connect(&platform(0));
+    settle(&mut sleds);
+    assert!(
+        sleds[4]
+            .ctx
+            .persistent_state()
+            .get(Epoch(2))
+            .unwrap()
+            .share
+            .is_some()
+    );
+    // Then the other members' shares complete the computation.
+    connect_all(&mut sleds);
+    settle(&mut sleds);
+    assert_eq!(sleds[4].count(Counter::Internal), 0);
+    assert_eq!(sleds[4].node.computing_share(), None);
+    assert_eq!(sleds[4].committed(), Some(Epoch(2)));
+}
+
 // ---- (f) what prepare_and_commit did ----
 
 /// `prepare_and_commit` used to return `Ok(())` whatever it did (commit,

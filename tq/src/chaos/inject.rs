@@ -1,0 +1,773 @@
+//! The fault injector: applies each fault of the [`Plan`] to the rack,
+//! holds it, heals it, and logs both (stderr's progress and `faults.log`
+//! in the run's directory, with the time since the start).
+//!
+//! How each fault is made:
+//!
+//! - partitions: `nft` rules in the sleds' namespaces (table
+//!   `inet tq_chaos`), dropping packets by address, in one direction or
+//!   both; Nexus's calls come from the root namespace's address, which a
+//!   partition leaves alone unless the fault is [`Fault::CutFromNexus`];
+//! - loss, delay, reordering: `tc qdisc ... netem` on the sled's veth (its
+//!   outgoing packets). Where the kernel has no netem (this project's
+//!   build machine: `CONFIG_NET_SCH_NETEM` not set, no modules), only the
+//!   loss is injected, by an `nft` rule dropping that share of the sled's
+//!   outgoing packets at random (`numgen random`), counted as its own kind
+//!   in the table: delay and reordering cannot be made there;
+//! - pauses: SIGSTOP and SIGCONT; kills: SIGKILL, then the sled is started
+//!   again from its ledger;
+//! - full disks: each ledger directory is its own small `tmpfs` (size
+//!   [`DRIVE_BYTES`]; no disk image, nothing left on disk), filled by a
+//!   file written until ENOSPC, first on one copy, then on both, then
+//!   removed;
+//! - clock steps: every sled runs under libfaketime (`LD_PRELOAD` of its
+//!   thread-safe build, `libfaketimeMT`: under the other, the sled never
+//!   re-read its offset file), which replaces glibc's `clock_gettime`; the
+//!   `tq` binary is linked against glibc dynamically and imports no other
+//!   time call (`nm -D`: `clock_gettime` alone), so the offset written to
+//!   the sled's file (re-read at most every second) steps its
+//!   CLOCK_REALTIME and nothing else (`FAKETIME_DONT_FAKE_MONOTONIC`, as an
+//!   NTP step leaves the monotonic clock alone); the sled's log timestamps
+//!   show the step. A time namespace cannot do this: it offsets only the
+//!   monotonic and boot-time clocks. What a step can reach in a sled: TLS
+//!   certificate validity (the rack's certificates are valid for centuries,
+//!   so no step of an hour does) and log timestamps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::plan::{Dice, Fault, Plan, Scheduled};
+use super::{Shared, lock, metric_sum};
+use crate::demo::record::Injected;
+use crate::demo::sleds::Sleds;
+use crate::netns::{CommandError, Hosts};
+
+/// Size of each ledger directory's file system: the ledger and the audit
+/// log, whose segments a sled keeps up to 8 MiB of by default
+/// (`tq_std::audit`).
+pub const DRIVE_BYTES: u64 = 16 << 20;
+
+/// libfaketime, where Debian's `faketime` package puts it.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// The `nft` table the injector owns in each namespace.
+const TABLE: &str = "tq_chaos";
+
+/// The kind a [`Fault::Netem`] is counted as where the kernel has no
+/// netem.
+pub const LOSS_ONLY: &str = "loss only (nft; no netem here)";
+
+/// The filler file that fills a ledger directory.
+const FILLER: &str = "chaos-filler";
+
+/// The anomaly counters a full ledger disk explains.
+const DISK_FULL_EXPLAINS: &[&str] = &[
+    "node: store_failures",
+    "ledger: writes_failed",
+    "ledger: copy_write_failures",
+];
+
+/// A fault could not be applied or healed.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// A command failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A file operation failed.
+    #[error("{what} {}", .path.display())]
+    Io {
+        /// What was done.
+        what: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sled could not be killed, started or signalled.
+    #[error(transparent)]
+    Sleds(#[from] crate::demo::sleds::SledsError),
+    /// A signal could not be sent.
+    #[error("signal to sled {0}")]
+    Signal(usize, #[source] std::io::Error),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InjectError {
+    let path = path.to_owned();
+    move |source| InjectError::Io { what, path, source }
+}
+
+/// Makes a sled's two ledger directories small `tmpfs` file systems,
+/// their contents copied in. Each mount point is added to `mounted` as
+/// soon as it is mounted, so a failure part way leaves none unrecorded.
+pub fn mount_drives(drives: &[PathBuf; 2], mounted: &mut Vec<PathBuf>) -> Result<(), InjectError> {
+    for drive in drives {
+        let aside = drive.with_extension("seed");
+        std::fs::rename(drive, &aside).map_err(io("moving aside", drive))?;
+        std::fs::create_dir(drive).map_err(io("creating", drive))?;
+        let options = format!("size={DRIVE_BYTES},mode=0700");
+        let path = drive.to_string_lossy().into_owned();
+        crate::netns::run("mount", &["-t", "tmpfs", "-o", &options, "tmpfs", &path])?;
+        mounted.push(drive.clone());
+        copy_dir(&aside, drive)?;
+        std::fs::remove_dir_all(&aside).map_err(io("removing", &aside))?;
+    }
+    Ok(())
+}
+
+/// Unmounts what [`mount_drives`] mounted (lazily: a sled killed a moment
+/// ago may still hold a file).
+pub fn unmount(mounted: &[PathBuf]) {
+    for m in mounted {
+        if let Err(e) = crate::netns::run("umount", &["-l", &m.to_string_lossy()]) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+/// Copies what `from` holds into `to`, directories too (the audit log's),
+/// modes kept; fillers left out.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), InjectError> {
+    for entry in std::fs::read_dir(from).map_err(io("reading", from))? {
+        let entry = entry.map_err(io("reading", from))?;
+        if entry.file_name() == FILLER {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(io("reading", &entry.path()))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target).map_err(io("creating", &target))?;
+            let mode = entry
+                .metadata()
+                .map_err(io("reading", &entry.path()))?
+                .permissions();
+            std::fs::set_permissions(&target, mode).map_err(io("setting the mode of", &target))?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(io("copying to", &target))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes everything `dir` holds (not `dir`, a mount point).
+fn empty_dir(dir: &Path) -> Result<(), InjectError> {
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))? {
+        let path = entry.map_err(io("reading", dir))?.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io("removing", &path))?;
+    }
+    Ok(())
+}
+
+/// Writes a filler into `dir` until its file system is full.
+fn fill(dir: &Path) -> Result<(), InjectError> {
+    let path = dir.join(FILLER);
+    let mut file = std::fs::File::create(&path).map_err(io("creating", &path))?;
+    let block = [0xa5_u8; 4096];
+    loop {
+        match file.write(&block) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
+            Err(e) => return Err(io("filling", &path)(e)),
+        }
+    }
+}
+
+fn unfill(dir: &Path) -> Result<(), InjectError> {
+    let path = dir.join(FILLER);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("removing", &path)(e)),
+    }
+}
+
+/// Sled `i`'s clock offset file (libfaketime's `FAKETIME_TIMESTAMP_FILE`).
+pub fn clock_file(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("clock-{i}"))
+}
+
+/// The command prefix for sled `i`: its namespace and, when libfaketime
+/// is installed, the clock offset file it reads.
+pub fn wrapper(hosts: &Hosts, dir: &Path, i: usize, faketime: bool) -> Vec<String> {
+    let mut w = hosts.wrappers().get(i).cloned().unwrap_or_default();
+    if faketime {
+        let file = clock_file(dir, i);
+        w.extend([
+            "env".into(),
+            format!("LD_PRELOAD={LIBFAKETIME}"),
+            format!("FAKETIME_TIMESTAMP_FILE={}", file.display()),
+            // Read again at most every second, not on every call.
+            "FAKETIME_CACHE_DURATION=1".into(),
+            "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+        ]);
+    }
+    w
+}
+
+/// Writes sled `i`'s clock offset.
+fn set_clock(dir: &Path, i: usize, secs: i64) -> Result<(), InjectError> {
+    let path = clock_file(dir, i);
+    std::fs::write(&path, format!("{secs:+}s\n")).map_err(io("writing", &path))
+}
+
+/// What a fault changed, to undo when healed.
+enum Applied {
+    Nothing,
+    Rules(Vec<usize>),
+    Netem(Vec<usize>),
+    Paused(usize),
+    Killed(usize),
+    Disks(usize),
+    Clock(usize),
+}
+
+/// Counts of what the injector did.
+#[derive(Clone, Debug, Default)]
+pub struct FaultCounts {
+    /// Applied, by kind.
+    pub applied: BTreeMap<&'static str, u64>,
+    /// Skipped (their sled gone), by kind.
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+/// The injector's state.
+pub struct Injector {
+    hosts: Arc<Hosts>,
+    sleds: Arc<AsyncMutex<Sleds>>,
+    shared: Arc<Mutex<Shared>>,
+    dir: PathBuf,
+    faketime: bool,
+    log: std::fs::File,
+    started: Instant,
+    dice: Dice,
+    /// Each sled's two ledger directories.
+    drives: Vec<[PathBuf; 2]>,
+    /// Whether the kernel has `sch_netem`.
+    netem: bool,
+    /// Faults with sleds and the anomalies they explain (for the tally).
+    pub injected: Vec<Injected>,
+    /// Counts by kind.
+    pub counts: FaultCounts,
+    /// Store failures counted by each sled's earlier runs.
+    pub store_failures: BTreeMap<usize, u64>,
+    /// Sleds given a disk fault.
+    pub disk_faulted: BTreeSet<usize>,
+    /// Every sled's ledger copies as they were after boot.
+    snapshot: Option<PathBuf>,
+}
+
+impl Injector {
+    /// An injector for the rack; `dir` holds the log and clock files.
+    pub fn new(
+        hosts: Arc<Hosts>,
+        sleds: Arc<AsyncMutex<Sleds>>,
+        shared: Arc<Mutex<Shared>>,
+        drives: Vec<[PathBuf; 2]>,
+        dir: &Path,
+        faketime: bool,
+        seed: u64,
+    ) -> Result<Self, InjectError> {
+        let path = dir.join("faults.log");
+        let log = std::fs::File::create(&path).map_err(io("creating", &path))?;
+        let count = lock(&shared).sleds;
+        for i in 0..count {
+            hosts.exec(i, "nft", &["add", "table", "inet", TABLE])?;
+            for (chain, hook) in [("in", "input"), ("out", "output")] {
+                let spec = format!("{{ type filter hook {hook} priority 0; policy accept; }}");
+                hosts.exec(i, "nft", &["add", "chain", "inet", TABLE, chain, &spec])?;
+            }
+            if faketime {
+                set_clock(dir, i, 0)?;
+            }
+        }
+        let dev = Hosts::interface(0);
+        let netem = hosts
+            .exec(
+                0,
+                "tc",
+                &[
+                    "qdisc", "replace", "dev", &dev, "root", "netem", "delay", "1ms",
+                ],
+            )
+            .is_ok();
+        if netem {
+            hosts.exec(0, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
+        }
+        Ok(Self {
+            netem,
+            hosts,
+            sleds,
+            shared,
+            dir: dir.to_owned(),
+            faketime,
+            log,
+            started: Instant::now(),
+            dice: Dice::new(seed, super::plan::stream::COORDINATOR),
+            drives,
+            injected: Vec::new(),
+            counts: FaultCounts::default(),
+            store_failures: BTreeMap::new(),
+            disk_faulted: BTreeSet::new(),
+            snapshot: None,
+        })
+    }
+
+    /// One line to stderr and the log file.
+    pub fn note(&mut self, line: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        let line = format!("[{t:8.1}s] {line}");
+        eprintln!("{line}");
+        let _ = writeln!(self.log, "{line}");
+    }
+
+    /// Keeps a copy of every sled's ledger copies as they are now, for a
+    /// planted [`Fault::StaleLedger`].
+    pub fn snapshot(&mut self) -> Result<(), InjectError> {
+        let to = self.dir.join("snapshot");
+        for (sled, drives) in self.drives.iter().enumerate() {
+            for (n, drive) in drives.iter().enumerate() {
+                let copy = to.join(format!("{sled}-{n}"));
+                std::fs::create_dir_all(&copy).map_err(io("creating", &copy))?;
+                copy_dir(drive, &copy)?;
+            }
+        }
+        self.snapshot = Some(to);
+        Ok(())
+    }
+
+    fn drives_of(&self, sled: usize) -> Result<[PathBuf; 2], InjectError> {
+        self.drives
+            .get(sled)
+            .cloned()
+            .ok_or_else(|| InjectError::Io {
+                what: "finding the drives of sled",
+                path: PathBuf::from(sled.to_string()),
+                source: std::io::Error::other("no such sled"),
+            })
+    }
+
+    /// Runs the plan until `until`, one fault at a time, each healed
+    /// before the next.
+    pub async fn run(&mut self, plan: Plan, until: Instant) -> Result<(), InjectError> {
+        for scheduled in plan {
+            if Instant::now() >= until {
+                break;
+            }
+            self.inject(&scheduled).await?;
+            self.retire().await?;
+            self.progress(until);
+            tokio::time::sleep(scheduled.gap).await;
+        }
+        Ok(())
+    }
+
+    /// The progress line: time left, the latest commit, faults, loads.
+    fn progress(&mut self, until: Instant) {
+        let line = {
+            let shared = lock(&self.shared);
+            let left = until.saturating_duration_since(Instant::now());
+            let faults: u64 = self.counts.applied.values().sum();
+            let epoch = shared
+                .latest
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |l| l.epoch.to_string());
+            format!(
+                "progress: {:.0?} left; latest commit epoch {epoch}; {faults} faults; {} secrets loaded, {} failed; longest outage {:.1?}",
+                left, shared.loads.loaded, shared.loads.failed, shared.loads.longest_outage
+            )
+        };
+        self.note(&line);
+    }
+
+    /// Applies, holds and heals one fault.
+    pub async fn inject(&mut self, scheduled: &Scheduled) -> Result<(), InjectError> {
+        let (retired, sleds) = {
+            let shared = lock(&self.shared);
+            (shared.retired.clone(), shared.sleds)
+        };
+        let fault = &retarget(&scheduled.fault, &retired, sleds);
+        let gone = fault.sleds().iter().any(|i| retired.contains(i))
+            || (fault.sleds().is_empty() && !matches!(fault, Fault::KillCoordinator));
+        if gone || (matches!(fault, Fault::ClockStep { .. }) && !self.faketime) {
+            let why = if gone {
+                "every sled it names was removed"
+            } else {
+                "libfaketime is not installed"
+            };
+            self.note(&format!("skip  {fault} ({why})"));
+            *self.counts.skipped.entry(fault.kind()).or_default() += 1;
+            return Ok(());
+        }
+        let kind = match fault {
+            Fault::Netem { .. } if !self.netem => LOSS_ONLY,
+            _ => fault.kind(),
+        };
+        let fallback = if kind == LOSS_ONLY {
+            " (no netem in this kernel: the loss only, by nft)"
+        } else {
+            ""
+        };
+        self.note(&format!(
+            "apply {fault}{fallback} for {:.1?}",
+            scheduled.hold
+        ));
+        *self.counts.applied.entry(kind).or_default() += 1;
+        let applied = self.apply(fault, scheduled.hold).await?;
+        self.heal(applied).await?;
+        self.note(&format!("heal  {fault}"));
+        Ok(())
+    }
+
+    async fn apply(&mut self, fault: &Fault, hold: Duration) -> Result<Applied, InjectError> {
+        let sleds = lock(&self.shared).sleds;
+        let live = |shared: &Shared| -> Vec<usize> {
+            (0..sleds).filter(|i| !shared.retired.contains(i)).collect()
+        };
+        let applied = match fault {
+            Fault::Partition { side } | Fault::OneWay { from: side } => {
+                let both = matches!(fault, Fault::Partition { .. });
+                let rest: Vec<usize> = {
+                    let mut shared = lock(&self.shared);
+                    shared.cut = Some(side.clone());
+                    live(&shared)
+                        .into_iter()
+                        .filter(|i| !side.contains(i))
+                        .collect()
+                };
+                let set = self.address_set(&rest);
+                for &i in side {
+                    self.rule(i, "out", &format!("ip6 daddr {set} drop"))?;
+                    if both {
+                        self.rule(i, "in", &format!("ip6 saddr {set} drop"))?;
+                    }
+                }
+                tokio::time::sleep(hold).await;
+                Applied::Rules(side.clone())
+            }
+            Fault::CutFromNexus { sled } => {
+                lock(&self.shared).unreachable.insert(*sled);
+                let root = self.hosts.root_address();
+                self.rule(*sled, "in", &format!("ip6 saddr {root} drop"))?;
+                tokio::time::sleep(hold).await;
+                Applied::Rules(vec![*sled])
+            }
+            Fault::Netem {
+                sleds,
+                loss,
+                delay_ms,
+                jitter_ms,
+                reorder,
+            } if !self.netem => {
+                for &i in sleds {
+                    self.rule(i, "out", &format!("numgen random mod 100 < {loss} drop"))?;
+                }
+                tokio::time::sleep(hold).await;
+                Applied::Rules(sleds.clone())
+            }
+            Fault::Netem {
+                sleds,
+                loss,
+                delay_ms,
+                jitter_ms,
+                reorder,
+            } => {
+                for &i in sleds {
+                    let dev = Hosts::interface(i);
+                    let (loss, delay, jitter, reorder) = (
+                        format!("{loss}%"),
+                        format!("{delay_ms}ms"),
+                        format!("{jitter_ms}ms"),
+                        format!("{reorder}%"),
+                    );
+                    self.hosts.exec(
+                        i,
+                        "tc",
+                        &[
+                            "qdisc", "replace", "dev", &dev, "root", "netem", "loss", &loss,
+                            "delay", &delay, &jitter, "reorder", &reorder,
+                        ],
+                    )?;
+                }
+                tokio::time::sleep(hold).await;
+                Applied::Netem(sleds.clone())
+            }
+            Fault::Pause { sled } => {
+                self.signal(*sled, rustix::process::Signal::STOP).await?;
+                lock(&self.shared).down.insert(*sled);
+                tokio::time::sleep(hold).await;
+                Applied::Paused(*sled)
+            }
+            Fault::Kill { sled } => {
+                self.kill(*sled).await?;
+                tokio::time::sleep(hold).await;
+                Applied::Killed(*sled)
+            }
+            Fault::KillCoordinator => {
+                let target = {
+                    let shared = lock(&self.shared);
+                    let members = shared.latest.as_ref().map(|l| l.members.clone());
+                    shared
+                        .coordinator
+                        .or_else(|| members.and_then(|m| self.dice.pick(&m)))
+                };
+                match target {
+                    Some(sled) => {
+                        self.note(&format!("      (the coordinator is sled {sled})"));
+                        self.kill(sled).await?;
+                        tokio::time::sleep(hold).await;
+                        Applied::Killed(sled)
+                    }
+                    None => Applied::Nothing,
+                }
+            }
+            Fault::DiskFull { sled } => {
+                let drives = self.drives_of(*sled)?;
+                self.disk_faulted.insert(*sled);
+                self.injected.push(Injected {
+                    sleds: vec![*sled],
+                    what: fault.to_string(),
+                    explains: DISK_FULL_EXPLAINS,
+                });
+                let [one, two] = &drives;
+                fill(one)?;
+                self.note(&format!("      sled {sled}: one ledger copy full"));
+                tokio::time::sleep(hold / 2).await;
+                fill(two)?;
+                self.note(&format!("      sled {sled}: both ledger copies full"));
+                tokio::time::sleep(hold / 2).await;
+                Applied::Disks(*sled)
+            }
+            Fault::ClockStep { sled, secs } => {
+                set_clock(&self.dir, *sled, *secs)?;
+                tokio::time::sleep(hold).await;
+                Applied::Clock(*sled)
+            }
+            Fault::StaleLedger { sled } => {
+                self.kill(*sled).await?;
+                let drives = self.drives_of(*sled)?;
+                let Some(from) = self.snapshot.clone() else {
+                    return Ok(Applied::Killed(*sled));
+                };
+                for (n, drive) in drives.iter().enumerate() {
+                    empty_dir(drive)?;
+                    copy_dir(&from.join(format!("{sled}-{n}")), drive)?;
+                }
+                Applied::Killed(*sled)
+            }
+        };
+        Ok(applied)
+    }
+
+    async fn heal(&mut self, applied: Applied) -> Result<(), InjectError> {
+        match applied {
+            Applied::Nothing => {}
+            Applied::Rules(sleds) => {
+                for &i in &sleds {
+                    for chain in ["in", "out"] {
+                        self.hosts
+                            .exec(i, "nft", &["flush", "chain", "inet", TABLE, chain])?;
+                    }
+                }
+                let mut shared = lock(&self.shared);
+                shared.cut = None;
+                shared.unreachable.clear();
+            }
+            Applied::Netem(sleds) => {
+                for &i in &sleds {
+                    let dev = Hosts::interface(i);
+                    self.hosts
+                        .exec(i, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
+                }
+            }
+            Applied::Paused(sled) => {
+                self.signal(sled, rustix::process::Signal::CONT).await?;
+                lock(&self.shared).down.remove(&sled);
+            }
+            Applied::Killed(sled) => self.restart(sled).await?,
+            Applied::Disks(sled) => {
+                for drive in self.drives_of(sled)? {
+                    unfill(&drive)?;
+                }
+            }
+            Applied::Clock(sled) => set_clock(&self.dir, sled, 0)?,
+        }
+        Ok(())
+    }
+
+    /// `{ a, b, ... }`: the sleds' addresses as an nft set.
+    fn address_set(&self, sleds: &[usize]) -> String {
+        let list: Vec<String> = sleds
+            .iter()
+            .filter_map(|&i| self.hosts.addresses().get(i).map(|a| a.to_string()))
+            .collect();
+        format!("{{ {} }}", list.join(", "))
+    }
+
+    fn rule(&self, sled: usize, chain: &str, rule: &str) -> Result<(), InjectError> {
+        let mut args = vec!["add", "rule", "inet", TABLE, chain];
+        args.extend(rule.split(' '));
+        Ok(self.hosts.exec(sled, "nft", &args)?)
+    }
+
+    async fn signal(
+        &self,
+        sled: usize,
+        signal: rustix::process::Signal,
+    ) -> Result<(), InjectError> {
+        let pid = self.sleds.lock().await.pid(sled);
+        let pid = pid
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            rustix::process::kill_process(pid, signal)
+                .map_err(|e| InjectError::Signal(sled, e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL, after reading the counters that restart with the sled.
+    async fn kill(&mut self, sled: usize) -> Result<(), InjectError> {
+        let mut sleds = self.sleds.lock().await;
+        if !sleds.is_running(sled) {
+            return Ok(());
+        }
+        if let Ok(api) = sleds.api(sled)
+            && let Ok(text) = api.metrics_text().await
+        {
+            *self.store_failures.entry(sled).or_default() +=
+                metric_sum(&text, "tq_node_store_failures_total");
+        }
+        let acked = {
+            let mut shared = lock(&self.shared);
+            shared.down.insert(sled);
+            shared.confirmed.get(&sled).copied()
+        };
+        sleds.kill(sled).await?;
+        lock(&self.shared).acked_at_kill.insert(sled, acked);
+        Ok(())
+    }
+
+    /// Starts a killed sled again and records what its ledger gave back.
+    async fn restart(&mut self, sled: usize) -> Result<(), InjectError> {
+        let mut sleds = self.sleds.lock().await;
+        if lock(&self.shared).retired.contains(&sled) || sleds.is_running(sled) {
+            return Ok(());
+        }
+        sleds.start(sled).await?;
+        let held = sleds
+            .status(sled)
+            .await
+            .ok()
+            .map(|s| s.node.state.latest_committed);
+        let mut shared = lock(&self.shared);
+        shared.down.remove(&sled);
+        let acked = shared.acked_at_kill.remove(&sled).flatten();
+        if let Some(held) = held {
+            shared
+                .seen
+                .restarts
+                .push(super::check::Restart { sled, acked, held });
+        }
+        Ok(())
+    }
+
+    /// Shuts down the sleds Nexus removed (a removed sled is wiped).
+    pub async fn retire(&mut self) -> Result<(), InjectError> {
+        let retire: Vec<usize> = std::mem::take(&mut lock(&self.shared).retire);
+        for sled in retire {
+            lock(&self.shared).retired.insert(sled);
+            self.kill(sled).await?;
+            lock(&self.shared).down.remove(&sled);
+            self.note(&format!("sled {sled} removed by Nexus: shut down for good"));
+        }
+        Ok(())
+    }
+}
+
+/// `fault` aimed at the sleds still in the rack: the removed ones taken
+/// out of its groups, and a fault on one removed sled moved to the live
+/// sled its index picks (`live[sled % live.len()]`), so a long run does not
+/// skip ever more faults as Nexus removes sleds. Deterministic for a given
+/// history of removals.
+fn retarget(fault: &Fault, retired: &BTreeSet<usize>, sleds: usize) -> Fault {
+    let live: Vec<usize> = (0..sleds).filter(|i| !retired.contains(i)).collect();
+    let keep = |group: &[usize]| -> Vec<usize> {
+        group
+            .iter()
+            .copied()
+            .filter(|i| !retired.contains(i))
+            .collect()
+    };
+    let one = |sled: usize| -> usize {
+        if retired.contains(&sled) && !live.is_empty() {
+            live.get(sled % live.len()).copied().unwrap_or(sled)
+        } else {
+            sled
+        }
+    };
+    match fault.clone() {
+        Fault::Partition { side } => Fault::Partition { side: keep(&side) },
+        Fault::OneWay { from } => Fault::OneWay { from: keep(&from) },
+        Fault::Netem {
+            sleds,
+            loss,
+            delay_ms,
+            jitter_ms,
+            reorder,
+        } => Fault::Netem {
+            sleds: keep(&sleds),
+            loss,
+            delay_ms,
+            jitter_ms,
+            reorder,
+        },
+        Fault::CutFromNexus { sled } => Fault::CutFromNexus { sled: one(sled) },
+        Fault::Pause { sled } => Fault::Pause { sled: one(sled) },
+        Fault::Kill { sled } => Fault::Kill { sled: one(sled) },
+        Fault::DiskFull { sled } => Fault::DiskFull { sled: one(sled) },
+        Fault::ClockStep { sled, secs } => Fault::ClockStep {
+            sled: one(sled),
+            secs,
+        },
+        other @ (Fault::KillCoordinator | Fault::StaleLedger { .. }) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_aimed_at_the_sleds_still_in_the_rack() {
+        let retired: BTreeSet<usize> = [2].into();
+        assert_eq!(
+            retarget(&Fault::Kill { sled: 2 }, &retired, 5),
+            Fault::Kill { sled: 3 }
+        );
+        assert_eq!(
+            retarget(&Fault::Pause { sled: 1 }, &retired, 5),
+            Fault::Pause { sled: 1 }
+        );
+        assert_eq!(
+            retarget(&Fault::Partition { side: vec![1, 2] }, &retired, 5),
+            Fault::Partition { side: vec![1] }
+        );
+        let all: BTreeSet<usize> = (0..5).collect();
+        assert_eq!(
+            retarget(&Fault::OneWay { from: vec![2] }, &all, 5).sleds(),
+            Vec::<usize>::new()
+        );
+    }
+}

@@ -1,0 +1,590 @@
+//! `tq chaos`: faults and churn against a rack of `tq sled` processes, each
+//! in its own network namespace ([`crate::netns`]), with Nexus (this
+//! process, the real driver over HTTP) reconfiguring the rack the whole
+//! time, and a checker that judges the run from the outside afterwards.
+//!
+//! - [`plan`]: the fault schedule, from the seed alone.
+//! - [`inject`]: how each fault is made and healed (nft, tc netem,
+//!   SIGSTOP/SIGCONT, SIGKILL and restart, full `tmpfs` ledger disks,
+//!   libfaketime clock steps), each logged.
+//! - [`workload`]: Nexus: the LRTQ upgrade, then adds, removes and
+//!   rotations without pause, its coordinators killed by the injector.
+//! - [`probe`]: sleds loading the latest secret, statuses read, the
+//!   rack's unlock outages measured.
+//! - [`check`]: the checker, over what was observed.
+//! - [`report`]: the final table.
+//!
+//! One fault holds at a time (each healed before the next), so the
+//! injector's account of who is connected is exact, and the checker can
+//! tell which fault explains which counter.
+//!
+//! # Replaying a run
+//!
+//! The seed fixes the fault schedule (kinds, targets, holds, gaps) and
+//! every choice Nexus's workload and the probes make, each from its own
+//! ChaCha8 stream; the processes' timing is the machine's, so a replay
+//! injects the same faults in the same order, not the same interleaving.
+//! `faults.log` in the run's directory (kept when a check fails) has every
+//! fault applied, skipped and healed, with its time.
+//!
+//! # Choices
+//!
+//! - The ledger "disks" are `tmpfs` mounts with a size limit, not loop
+//!   devices: the same ENOSPC on the same write path, with no image file
+//!   on a machine short of disk. (A tmpfs `fsync` is a no-op; durability
+//!   across power loss is not what this exercises: kills are process
+//!   kills.)
+//! - Unlock outages are measured against the injector's own account of
+//!   who is up and connected (one fault at a time makes it exact): a
+//!   quorum is connected when at least K members of the latest committed
+//!   configuration are neither killed, paused nor removed, and on the
+//!   larger side of any partition.
+//! - "Acknowledged" is what Nexus's driver saw: each `Confirmed` event (a
+//!   member confirmed a commit, which it answers only once stored). The
+//!   first status after each restart must hold that epoch or a later one.
+//!
+//! Needs root, iproute2, `nft` (Debian `nftables`) and, for clock steps,
+//! libfaketime (Debian `faketime`; without it clock steps are skipped and
+//! counted so). Everything made (namespaces, mounts, the temporary
+//! directory) is removed at the end; the directory is kept when a check
+//! fails or when asked.
+
+pub mod check;
+pub mod inject;
+pub mod plan;
+pub mod probe;
+pub mod report;
+pub mod workload;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex as AsyncMutex;
+use tq_core::ids::{Epoch, PlatformId};
+use tq_driver::{Driver, DriverConfig, DriverError, StateFile};
+use tq_nexus::{Origin, Timing};
+
+use crate::demo::layout::{Addressing, Layout, LayoutError};
+use crate::demo::sleds::{Launch, Sleds, SledsError};
+use crate::netns::{CommandError, Hosts};
+use crate::nexus::http::{ClientError, HttpSled};
+use check::Observations;
+use inject::{InjectError, Injector};
+use plan::{Fault, Plan, Scheduled};
+use probe::Loads;
+use report::Summary;
+use workload::Workload;
+
+/// How long each member may take to load the latest secret after the
+/// faults heal.
+pub const UNLOCK_BOUND: Duration = Duration::from_secs(30);
+
+/// How long Nexus may take to settle its last change after the faults.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long the sleds may take to connect, at boot and after heal.
+const CONNECT_LIMIT: Duration = Duration::from_secs(60);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The `tq` binary the sleds run.
+    pub exe: PathBuf,
+    /// Sleds of the LRTQ rack.
+    pub lrtq: usize,
+    /// Spare sleds, added by Nexus as the run goes.
+    pub spares: usize,
+    /// The seed of the faults and of Nexus's choices.
+    pub seed: u64,
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// Plant a fault the checker must catch: after the seeded faults, a
+    /// member that confirmed a commit is restarted from the ledger it had
+    /// at boot.
+    pub plant_stale_ledger: bool,
+    /// Keep the temporary directory.
+    pub keep: bool,
+}
+
+/// Why the run could not run (a check that failed is not one).
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    /// Namespaces cannot be made here.
+    #[error("network namespaces")]
+    Namespaces(#[source] CommandError),
+    /// The temporary directory.
+    #[error("cannot create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    /// The rack on disk.
+    #[error("set-up")]
+    Layout(#[source] LayoutError),
+    /// Starting or reading a sled.
+    #[error(transparent)]
+    Sleds(#[from] SledsError),
+    /// A fault could not be applied or healed.
+    #[error("fault injection")]
+    Inject(#[source] InjectError),
+    /// Nexus's sled directory.
+    #[error("Nexus's sled directory")]
+    Directory(#[source] ClientError),
+    /// The Nexus driver failed.
+    #[error("the Nexus driver")]
+    Driver(#[source] DriverError),
+    /// A task of the run panicked.
+    #[error("a task of the run failed: {0}")]
+    Task(String),
+}
+
+/// The latest committed configuration, as the workload last saw it.
+#[derive(Clone, Debug)]
+pub struct Latest {
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// Its members.
+    pub members: Vec<usize>,
+    /// Its threshold.
+    pub k: usize,
+}
+
+/// What the injector, the workload and the probes share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Sleds in the rack.
+    pub sleds: usize,
+    /// Sleds killed or paused now.
+    pub down: BTreeSet<usize>,
+    /// Sleds Nexus cannot reach now (their peers can).
+    pub unreachable: BTreeSet<usize>,
+    /// One side of the partition in force, if any.
+    pub cut: Option<Vec<usize>>,
+    /// Sleds removed by Nexus and shut down.
+    pub retired: BTreeSet<usize>,
+    /// Sleds removed by Nexus, to shut down.
+    pub retire: Vec<usize>,
+    /// The latest committed configuration.
+    pub latest: Option<Latest>,
+    /// The pending change's coordinator.
+    pub coordinator: Option<usize>,
+    /// Per sled, the highest commit it confirmed to Nexus.
+    pub confirmed: BTreeMap<usize, Epoch>,
+    /// Per killed sled, what it had confirmed when killed.
+    pub acked_at_kill: BTreeMap<usize, Option<Epoch>>,
+    /// What the checker judges.
+    pub seen: Observations,
+    /// Sleds seen with failing ledger writes.
+    pub failing: BTreeSet<usize>,
+    /// Secret loads and outages.
+    pub loads: Loads,
+    /// Tells the workload to settle and stop.
+    pub stop_workload: bool,
+    /// Tells the probes to stop.
+    pub stop_probes: bool,
+}
+
+impl Shared {
+    /// Whether a quorum of the latest configuration is up and connected
+    /// now, and the members of it Nexus can ask.
+    pub fn connected_quorum(&self) -> (bool, Vec<usize>) {
+        let Some(latest) = &self.latest else {
+            return (false, Vec::new());
+        };
+        let up: Vec<usize> = latest
+            .members
+            .iter()
+            .copied()
+            .filter(|i| !self.down.contains(i) && !self.retired.contains(i))
+            .collect();
+        let group = match &self.cut {
+            None => up,
+            Some(side) => {
+                let (inside, outside): (Vec<usize>, Vec<usize>) =
+                    up.into_iter().partition(|i| side.contains(i));
+                if inside.len() >= outside.len() {
+                    inside
+                } else {
+                    outside
+                }
+            }
+        };
+        let quorum = latest.k > 0 && group.len() >= latest.k;
+        let askable = group
+            .into_iter()
+            .filter(|i| !self.unreachable.contains(i))
+            .collect();
+        (quorum, askable)
+    }
+}
+
+/// Locks `m`; a panic elsewhere while it was held does not stop the
+/// run's reporting.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The sum of a Prometheus counter family's samples in `text`.
+pub fn metric_sum(text: &str, family: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Nexus's timing: quick polls, and a coordinator abandoned after five
+/// seconds without progress (pauses and partitions last up to six).
+fn timing() -> Timing {
+    Timing {
+        poll_interval: Duration::from_millis(50),
+        retry_interval: Duration::from_millis(200),
+        abandon_after: Some(Duration::from_secs(5)),
+    }
+}
+
+/// The ledger directories' mounts, unmounted on drop.
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        inject::unmount(&self.0);
+    }
+}
+
+/// Runs the rack under faults for `options.duration`, then heals, checks
+/// and sums up.
+pub async fn run(options: Options) -> Result<Summary, ChaosError> {
+    if let Some(why) = crate::netns::cannot_make_namespaces() {
+        return Err(ChaosError::Namespaces(why));
+    }
+    let started = Instant::now();
+    let count = options.lrtq + options.spares;
+    let dir = tempfile::Builder::new()
+        .prefix("tq-chaos-")
+        .tempdir()
+        .map_err(ChaosError::TempDir)?;
+    let hosts = Arc::new(Hosts::create(count).map_err(ChaosError::Namespaces)?);
+    let layout = Layout::create(
+        dir.path(),
+        options.lrtq,
+        options.spares,
+        options.seed,
+        &Addressing::Fixed(hosts.addresses().to_vec()),
+    )
+    .map_err(ChaosError::Layout)?;
+    let mut mounts = Mounts(Vec::new());
+    for sled in &layout.sleds {
+        inject::mount_drives(&sled.drives, &mut mounts.0).map_err(ChaosError::Inject)?;
+    }
+    let faketime = Path::new(inject::LIBFAKETIME).exists();
+    let wrappers = (0..count)
+        .map(|i| inject::wrapper(&hosts, dir.path(), i, faketime))
+        .collect();
+    let ids: Vec<PlatformId> = layout.sleds.iter().map(|s| s.id.clone()).collect();
+    let lrtq: Vec<usize> = (0..options.lrtq).collect();
+    let spares: Vec<usize> = (options.lrtq..count).collect();
+    let drives = layout.sleds.iter().map(|s| s.drives.clone()).collect();
+    let rack = layout.rack_file(|s| s.lrtq);
+    let rack_id = layout.rack_id;
+    let sleds = Sleds::new(
+        layout,
+        Launch::Processes {
+            exe: options.exe.clone(),
+            wrappers,
+        },
+    )?;
+    let apis = Apis::new(&sleds)?;
+    let sleds = Arc::new(AsyncMutex::new(sleds));
+    let shared = Arc::new(Mutex::new(Shared {
+        sleds: count,
+        ..Shared::default()
+    }));
+    let mut injector = Injector::new(
+        Arc::clone(&hosts),
+        Arc::clone(&sleds),
+        Arc::clone(&shared),
+        drives,
+        dir.path(),
+        faketime,
+        options.seed,
+    )
+    .map_err(ChaosError::Inject)?;
+    if !faketime {
+        injector.note("libfaketime not found: clock steps will be skipped");
+    }
+    let outcome = faults_and_checks(
+        &options,
+        &mut injector,
+        &sleds,
+        &shared,
+        apis,
+        (rack, rack_id, ids, lrtq, spares),
+        dir.path(),
+    )
+    .await;
+    sleds.lock().await.stop_all().await;
+    drop(mounts);
+    let mut summary = outcome?;
+    summary.total = started.elapsed();
+    summary.sleds = count;
+    if options.keep || !summary.passed() {
+        let kept = dir.keep();
+        eprintln!("ledgers, logs and the fault log kept in {}", kept.display());
+        summary.log = Some(kept.join("faults.log"));
+    }
+    drop(hosts);
+    Ok(summary)
+}
+
+type Rack = (
+    crate::nexus::rack_file::RackFile,
+    tq_core::ids::RackId,
+    Vec<PlatformId>,
+    Vec<usize>,
+    Vec<usize>,
+);
+
+async fn faults_and_checks(
+    options: &Options,
+    injector: &mut Injector,
+    sleds: &Arc<AsyncMutex<Sleds>>,
+    shared: &Arc<Mutex<Shared>>,
+    apis: Apis,
+    (rack, rack_id, ids, lrtq, spares): Rack,
+    dir: &Path,
+) -> Result<Summary, ChaosError> {
+    {
+        let mut sleds = sleds.lock().await;
+        let all: Vec<usize> = (0..sleds.len()).collect();
+        for &i in &all {
+            sleds.start(i).await?;
+        }
+        sleds.wait_connected(&all, CONNECT_LIMIT).await?;
+    }
+    injector.note(&format!(
+        "{} sleds up and connected; seed {}",
+        ids.len(),
+        options.seed
+    ));
+    if options.plant_stale_ledger {
+        injector.snapshot().map_err(ChaosError::Inject)?;
+    }
+    let config = DriverConfig {
+        timing: timing(),
+        call_timeout: Duration::from_secs(5),
+    };
+    let directory = crate::nexus::directory(&rack, &apis.rack_ca, config.call_timeout)
+        .map_err(ChaosError::Directory)?;
+    let lrtq_ids: Vec<PlatformId> = lrtq.iter().filter_map(|&i| ids.get(i).cloned()).collect();
+    let driver = Driver::create(
+        StateFile::new(dir.join("nexus.json")),
+        directory,
+        config,
+        rack_id,
+        Origin::Lrtq,
+        &lrtq_ids,
+    )
+    .await
+    .map_err(ChaosError::Driver)?;
+    let mut workload = Workload::new(driver, Arc::clone(shared), ids, lrtq, spares, options.seed);
+    let probes = tokio::spawn(probe::run(
+        apis.quick.clone(),
+        Arc::clone(shared),
+        options.seed,
+    ));
+    let driving = tokio::spawn(async move {
+        let result = workload.run(SETTLE_LIMIT).await;
+        (workload, result)
+    });
+    let count = sleds.lock().await.len();
+    let faults_began = Instant::now();
+    let injected = injector
+        .run(
+            Plan::new(options.seed, count),
+            faults_began + options.duration,
+        )
+        .await;
+    let planted_on = options.plant_stale_ledger.then(|| {
+        let s = lock(shared);
+        s.confirmed
+            .keys()
+            .copied()
+            .find(|i| !s.retired.contains(i) && !s.retire.contains(i))
+    });
+    if let Some(Some(sled)) = planted_on {
+        let planted = Scheduled {
+            fault: Fault::StaleLedger { sled },
+            hold: Duration::ZERO,
+            gap: Duration::ZERO,
+        };
+        injector
+            .inject(&planted)
+            .await
+            .map_err(ChaosError::Inject)?;
+    }
+    let faulted = faults_began.elapsed();
+    lock(shared).stop_workload = true;
+    injector.note("faults over: every fault healed; Nexus settles its last change");
+    let (workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
+    injected.map_err(ChaosError::Inject)?;
+    driven.map_err(ChaosError::Driver)?;
+    injector.retire().await.map_err(ChaosError::Inject)?;
+    // The final unlock: every member of the latest configuration loads
+    // its secret.
+    let latest = lock(shared).latest.clone();
+    let members = latest
+        .as_ref()
+        .map(|l| l.members.clone())
+        .unwrap_or_default();
+    let _ = sleds
+        .lock()
+        .await
+        .wait_connected(&members, CONNECT_LIMIT)
+        .await;
+    let unlocks = unlock_all(&apis.patient, &members, latest.as_ref().map(|l| l.epoch)).await;
+    lock(shared).stop_probes = true;
+    probes.await.map_err(|e| ChaosError::Task(e.to_string()))?;
+    let mut final_held = BTreeMap::new();
+    for &i in &members {
+        if let Some(api) = apis.quick.get(i)
+            && let Ok(status) = api.sled_status().await
+        {
+            let mut s = lock(shared);
+            let acked = s.confirmed.get(&i).copied();
+            final_held.insert(i, (acked, status.node.state.latest_committed));
+            for alarm in &status.node.alarms {
+                s.seen.alarms.insert((i, format!("{alarm:?}")));
+            }
+        }
+    }
+    let (unexplained, failing_stores, stray) = counters(injector, sleds, shared, &apis.quick).await;
+    let nexus = *workload.driver().nexus().stats();
+    let mut s = lock(shared);
+    s.loads.close(Instant::now());
+    s.seen.final_held = final_held;
+    s.seen.unlocks = unlocks;
+    s.seen.latest = latest.as_ref().map(|l| l.epoch);
+    s.seen.unexplained = unexplained;
+    s.seen.failing_stores = failing_stores;
+    s.seen.stray_store_failures = stray;
+    s.seen
+        .committed
+        .extend(workload.driver().nexus().history().map(|c| c.epoch()));
+    let verdicts = check::judge(&s.seen, UNLOCK_BOUND);
+    Ok(Summary {
+        seed: options.seed,
+        faulted,
+        faults: injector.counts.clone(),
+        attempted: nexus.started,
+        committed: nexus.committed,
+        abandoned: nexus.abandoned,
+        refused_starts: workload.refused_starts,
+        loads: (s.loads.loaded, s.loads.failed),
+        longest_outage: s.loads.longest_outage,
+        verdicts,
+        ..Summary::default()
+    })
+}
+
+/// Each sled's API twice over: quick calls for the probes, and calls that
+/// wait out [`UNLOCK_BOUND`] for the final unlock.
+struct Apis {
+    /// What the clients trust: the rack CA (HTTPS).
+    rack_ca: crate::https::RackCa,
+    /// Every call bounded by 3 s.
+    quick: Vec<HttpSled>,
+    /// Every call bounded by [`UNLOCK_BOUND`] and 5 s.
+    patient: Vec<HttpSled>,
+}
+
+impl Apis {
+    fn new(sleds: &Sleds) -> Result<Self, ChaosError> {
+        let rack_ca = sleds.rack_ca().clone();
+        let clients = |timeout: Duration| {
+            sleds
+                .layout
+                .sleds
+                .iter()
+                .map(|s| HttpSled::new(s.api, s.id.clone(), &rack_ca, timeout))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ChaosError::Directory)
+        };
+        Ok(Self {
+            quick: clients(Duration::from_secs(3))?,
+            patient: clients(UNLOCK_BOUND + Duration::from_secs(5))?,
+            rack_ca,
+        })
+    }
+}
+
+/// Every member of `members` loads the latest secret; how long each took,
+/// or why it did not.
+async fn unlock_all(
+    apis: &[HttpSled],
+    members: &[usize],
+    latest: Option<Epoch>,
+) -> BTreeMap<usize, Result<Duration, String>> {
+    let mut asks = tokio::task::JoinSet::new();
+    for &i in members {
+        let Some(api) = apis.get(i).cloned() else {
+            continue;
+        };
+        asks.spawn(async move {
+            let asked = Instant::now();
+            let got = api.secret_fingerprint(UNLOCK_BOUND).await;
+            let took = asked.elapsed();
+            let verdict = match got {
+                Ok(p) if Some(p.epoch) == latest => Ok(took),
+                Ok(p) => Err(format!("loaded epoch {}, not the latest", p.epoch)),
+                Err(e) => Err(e.to_string()),
+            };
+            (i, verdict)
+        });
+    }
+    let mut unlocks = BTreeMap::new();
+    while let Some(Ok((i, verdict))) = asks.join_next().await {
+        unlocks.insert(i, verdict);
+    }
+    unlocks
+}
+
+type CounterFindings = (Vec<String>, BTreeMap<usize, u64>, BTreeMap<usize, u64>);
+
+/// The sleds' counters against the faults: anomalies only where a fault
+/// explains them (the core's, from each run's status), and store failures
+/// (every run's `/metrics`) where and only where a disk filled up.
+async fn counters(
+    injector: &Injector,
+    sleds: &Arc<AsyncMutex<Sleds>>,
+    shared: &Arc<Mutex<Shared>>,
+    apis: &[HttpSled],
+) -> CounterFindings {
+    let sleds = sleds.lock().await;
+    let mut by_sled = BTreeMap::new();
+    let mut store_failures = injector.store_failures.clone();
+    for i in 0..sleds.len() {
+        if let Ok(counts) = sleds.counts(i).await {
+            by_sled.insert(i, counts);
+        }
+        if sleds.is_running(i)
+            && let Some(api) = apis.get(i)
+            && let Ok(text) = api.metrics_text().await
+        {
+            *store_failures.entry(i).or_default() +=
+                metric_sum(&text, "tq_node_store_failures_total");
+        }
+    }
+    let tally = crate::demo::tally::tally(&by_sled, &injector.injected);
+    let failing = lock(shared).failing.clone();
+    let failing_stores = failing
+        .iter()
+        .map(|&i| (i, store_failures.get(&i).copied().unwrap_or(0)))
+        .collect();
+    let stray = store_failures
+        .into_iter()
+        .filter(|(i, n)| *n > 0 && !injector.disk_faulted.contains(i))
+        .collect();
+    (tally.unexplained, failing_stores, stray)
+}

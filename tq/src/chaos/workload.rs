@@ -1,0 +1,222 @@
+//! Nexus's side of the run: the real driver over HTTP, reconfiguring the
+//! rack without pause. First the LRTQ upgrade; then, drawn from the seed,
+//! a spare sled added, a member removed (never below [`MIN_MEMBERS`]), or
+//! the same members again (a rotation: new epoch, new shares). Each change
+//! is coordinated by a member drawn from the seed, and driven until every
+//! member confirmed it; a coordinator that stops answering is abandoned on
+//! Nexus's deadline and the change retried at a higher epoch with another
+//! (the driver's own behaviour). The fault injector reads the pending
+//! coordinator to kill it, and every commit a member confirms is noted as
+//! what that sled acknowledged.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tq_core::ids::{PlatformId, Threshold};
+use tq_driver::{Driver, DriverError, DriverEvent, SledMap, settled};
+
+use super::plan::{Dice, stream};
+use super::{Latest, Shared, lock};
+use crate::nexus::http::HttpSled;
+
+/// Fewest members the workload leaves.
+pub const MIN_MEMBERS: usize = 4;
+
+/// How long each slice of driving lasts before the shared view is updated.
+const SLICE: Duration = Duration::from_millis(500);
+
+/// The workload.
+pub struct Workload {
+    driver: Driver<SledMap<HttpSled>>,
+    shared: Arc<Mutex<Shared>>,
+    ids: Vec<PlatformId>,
+    dice: Dice,
+    /// Sleds of the current (or pending) membership.
+    members: Vec<usize>,
+    /// Sleds never added yet.
+    spares: Vec<usize>,
+    /// Starts Nexus refused.
+    pub refused_starts: u64,
+}
+
+impl Workload {
+    /// The workload over `driver`, the rack's LRTQ sleds `lrtq` and spare
+    /// sleds `spares`; `ids` maps a sled index to its platform id.
+    pub fn new(
+        mut driver: Driver<SledMap<HttpSled>>,
+        shared: Arc<Mutex<Shared>>,
+        ids: Vec<PlatformId>,
+        lrtq: Vec<usize>,
+        spares: Vec<usize>,
+        seed: u64,
+    ) -> Self {
+        let book = Arc::clone(&shared);
+        let index = ids.clone();
+        driver.observe(move |event| {
+            if let DriverEvent::Confirmed { epoch, sled } = event
+                && let Some(i) = index.iter().position(|id| id == sled)
+            {
+                let mut shared = lock(&book);
+                let slot = shared.confirmed.entry(i).or_insert(*epoch);
+                *slot = (*slot).max(*epoch);
+            }
+        });
+        Self {
+            driver,
+            shared,
+            ids,
+            dice: Dice::new(seed, stream::WORKLOAD),
+            members: lrtq,
+            spares,
+            refused_starts: 0,
+        }
+    }
+
+    /// Nexus's driver.
+    pub fn driver(&self) -> &Driver<SledMap<HttpSled>> {
+        &self.driver
+    }
+
+    /// Reconfigures until the shared stop flag is set, then drives the
+    /// last change until settled, for at most `settle_limit`.
+    pub async fn run(&mut self, settle_limit: Duration) -> Result<(), DriverError> {
+        while !lock(&self.shared).stop_workload {
+            if self.driver.nexus().pending().is_none() {
+                self.start_next().await?;
+            }
+            self.drive(SLICE).await?;
+            if settled(self.driver.nexus()) {
+                self.publish();
+                let pause = Duration::from_millis(self.dice.between(0, 1_500));
+                tokio::time::sleep(pause).await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + settle_limit;
+        while !settled(self.driver.nexus()) && tokio::time::Instant::now() < deadline {
+            self.drive(SLICE).await?;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Drives for at most `limit`: timing out or stalling is not an error
+    /// here (the faults cause both), a state file that cannot be written
+    /// is.
+    async fn drive(&mut self, limit: Duration) -> Result<(), DriverError> {
+        match self.driver.run_until("settled", limit, settled).await {
+            Ok(()) | Err(DriverError::TimedOut { .. }) => {}
+            Err(DriverError::Stalled { .. }) => tokio::time::sleep(limit).await,
+            Err(e) => return Err(e),
+        }
+        let coordinator = self
+            .driver
+            .nexus()
+            .pending()
+            .and_then(|p| p.coordinator().cloned())
+            .and_then(|id| self.index(&id));
+        lock(&self.shared).coordinator = coordinator;
+        Ok(())
+    }
+
+    fn index(&self, id: &PlatformId) -> Option<usize> {
+        self.ids.iter().position(|i| i == id)
+    }
+
+    /// Tells the others what Nexus committed last, and which sleds it
+    /// removed.
+    fn publish(&mut self) {
+        let nexus = self.driver.nexus();
+        let Some(latest) = nexus.latest_committed() else {
+            return;
+        };
+        let members: Vec<usize> = latest
+            .members()
+            .iter()
+            .filter_map(|id| self.index(id))
+            .collect();
+        let k = nexus
+            .latest_config()
+            .map_or(0, |c| usize::from(c.threshold().get()));
+        let removed: Vec<usize> = nexus
+            .removed()
+            .iter()
+            .filter_map(|id| self.index(id))
+            .collect();
+        let committed: Vec<_> = nexus.history().map(|c| c.epoch()).collect();
+        let mut shared = lock(&self.shared);
+        shared.seen.committed.extend(committed);
+        shared.latest = Some(Latest {
+            epoch: latest.epoch(),
+            members: members.clone(),
+            k,
+        });
+        for sled in removed {
+            if !shared.retired.contains(&sled) && !shared.retire.contains(&sled) {
+                shared.retire.push(sled);
+            }
+        }
+        self.members = members;
+    }
+
+    /// Starts the next change.
+    async fn start_next(&mut self) -> Result<(), DriverError> {
+        let current = self.members.clone();
+        let mut next = current.clone();
+        if !self.driver.nexus().is_on_lrtq() {
+            match self.dice.below(10) {
+                0..=2 if !self.spares.is_empty() => {
+                    let at =
+                        usize::try_from(self.dice.below(self.spares.len() as u64)).unwrap_or(0);
+                    next.push(self.spares.remove(at));
+                    next.sort_unstable();
+                }
+                3 if current.len() > MIN_MEMBERS => {
+                    let at = usize::try_from(self.dice.below(next.len() as u64)).unwrap_or(0);
+                    next.remove(at);
+                }
+                _ => {}
+            }
+        }
+        let stay: Vec<usize> = current
+            .iter()
+            .copied()
+            .filter(|i| next.contains(i))
+            .collect();
+        let Some(coordinator) = self.dice.pick(&stay) else {
+            return Ok(());
+        };
+        let Ok(k) = crate::nexus::majority(next.len()) else {
+            return Ok(());
+        };
+        let ids: Vec<PlatformId> = next
+            .iter()
+            .filter_map(|&i| self.ids.get(i).cloned())
+            .collect();
+        let Some(coordinator_id) = self.ids.get(coordinator).cloned() else {
+            return Ok(());
+        };
+        match self.start(&ids, k, &coordinator_id).await {
+            Ok(()) => {
+                self.members = next;
+                lock(&self.shared).coordinator = Some(coordinator);
+                Ok(())
+            }
+            Err(DriverError::Start(_)) => {
+                // Nexus refused the change (e.g. a removed sled): drawn
+                // again next time.
+                self.refused_starts += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start(
+        &mut self,
+        ids: &[PlatformId],
+        k: Threshold,
+        coordinator: &PlatformId,
+    ) -> Result<(), DriverError> {
+        self.driver.start(ids, k, coordinator).await.map(|_| ())
+    }
+}
