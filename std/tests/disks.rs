@@ -86,7 +86,7 @@ async fn run_manager(
     // and the manager would then fail for want of the secret instead of
     // meeting the key files this test is about.
     handle
-        .load_latest_secret(LIMIT)
+        .load_own_latest_secret(LIMIT)
         .await
         .unwrap()
         .expect("the rack secret");

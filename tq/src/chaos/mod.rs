@@ -62,8 +62,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
+use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId};
-use tq_driver::{Driver, DriverConfig, DriverError, StateFile};
+use tq_driver::{Authority, Driver, DriverConfig, DriverError, StateFile};
 use tq_nexus::{Origin, Timing};
 
 use crate::demo::layout::{Addressing, Layout, LayoutError};
@@ -73,7 +74,7 @@ use crate::nexus::http::{ClientError, HttpSled};
 use check::Observations;
 use inject::{InjectError, Injector};
 use plan::{Fault, Plan, Scheduled};
-use probe::Loads;
+use probe::{Fingerprints, Loads};
 use report::Summary;
 use workload::Workload;
 
@@ -288,6 +289,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     let drives = layout.sleds.iter().map(|s| s.drives.clone()).collect();
     let rack = layout.rack_file(|s| s.lrtq);
     let rack_id = layout.rack_id;
+    let authority = layout.authority.clone();
     let sleds = Sleds::new(
         layout,
         Launch::Processes {
@@ -320,7 +322,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
         &sleds,
         &shared,
         apis,
-        (rack, rack_id, ids, lrtq, spares),
+        (rack, rack_id, authority, ids, lrtq, spares),
         dir.path(),
     )
     .await;
@@ -341,6 +343,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
 type Rack = (
     crate::nexus::rack_file::RackFile,
     tq_core::ids::RackId,
+    NexusAuthorityKey,
     Vec<PlatformId>,
     Vec<usize>,
     Vec<usize>,
@@ -352,9 +355,10 @@ async fn faults_and_checks(
     sleds: &Arc<AsyncMutex<Sleds>>,
     shared: &Arc<Mutex<Shared>>,
     apis: Apis,
-    (rack, rack_id, ids, lrtq, spares): Rack,
+    (rack, rack_id, authority, ids, lrtq, spares): Rack,
     dir: &Path,
 ) -> Result<Summary, ChaosError> {
+    let fingerprints = Fingerprints::new(Authority::new(authority.clone(), rack_id), &ids);
     {
         let mut sleds = sleds.lock().await;
         let all: Vec<usize> = (0..sleds.len()).collect();
@@ -381,6 +385,7 @@ async fn faults_and_checks(
     let driver = Driver::create(
         StateFile::new(dir.join("nexus.json")),
         directory,
+        authority,
         config,
         rack_id,
         Origin::Lrtq,
@@ -391,6 +396,7 @@ async fn faults_and_checks(
     let mut workload = Workload::new(driver, Arc::clone(shared), ids, lrtq, spares, options.seed);
     let probes = tokio::spawn(probe::run(
         apis.quick.clone(),
+        fingerprints.clone(),
         Arc::clone(shared),
         options.seed,
     ));
@@ -443,7 +449,8 @@ async fn faults_and_checks(
         .await
         .wait_connected(&members, CONNECT_LIMIT)
         .await;
-    let unlocks = unlock_all(&apis.patient, &members, latest.as_ref().map(|l| l.epoch)).await;
+    let latest_epoch = latest.as_ref().map(|l| l.epoch);
+    let unlocks = unlock_all(&apis.patient, &fingerprints, &members, latest_epoch).await;
     lock(shared).stop_probes = true;
     probes.await.map_err(|e| ChaosError::Task(e.to_string()))?;
     let mut final_held = BTreeMap::new();
@@ -523,6 +530,7 @@ impl Apis {
 /// or why it did not.
 async fn unlock_all(
     apis: &[HttpSled],
+    fingerprints: &Fingerprints,
     members: &[usize],
     latest: Option<Epoch>,
 ) -> BTreeMap<usize, Result<Duration, String>> {
@@ -531,14 +539,15 @@ async fn unlock_all(
         let Some(api) = apis.get(i).cloned() else {
             continue;
         };
+        let fingerprints = fingerprints.clone();
         asks.spawn(async move {
             let asked = Instant::now();
-            let got = api.secret_fingerprint(UNLOCK_BOUND).await;
+            let got = fingerprints.ask(&api, i, UNLOCK_BOUND).await;
             let took = asked.elapsed();
             let verdict = match got {
                 Ok(p) if Some(p.epoch) == latest => Ok(took),
                 Ok(p) => Err(format!("loaded epoch {}, not the latest", p.epoch)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             (i, verdict)
         });
