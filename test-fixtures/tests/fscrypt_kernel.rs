@@ -1,4 +1,5 @@
-//! The ioctls against the running kernel, on an ext4 file system made
+//! tq-fscrypt's ioctls against the running kernel (here, not in
+//! tq-fscrypt: this crate is built on it), on an ext4 file system made
 //! with `-O encrypt` in a file and loop-mounted: needs root, `mkfs.ext4`
 //! and a kernel with fscrypt (`tq_test_fixtures::loopfs`); otherwise a
 //! `SKIPPED` line says why (and under CI the test fails instead).
