@@ -39,6 +39,7 @@ use tq_core::node::{
     CommitError, LoadSecretError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
 
+use crate::audit::AuditEvent;
 use crate::disks::DiskBoard;
 use crate::metrics::Snapshot;
 use crate::node::report::NodeReport;
@@ -188,6 +189,7 @@ pub(crate) enum Request {
         Reply<Tagged<Result<LoadedSecret, LoadSecretError>>>,
     ),
     LoadOwnLatestSecret(Reply<Result<LoadedSecret, LoadSecretError>>),
+    Audit(Box<AuditEvent>, Reply<()>),
     ClearSecrets(Reply<()>),
     SetPeers(BTreeMap<PlatformId, SocketAddr>, Reply<()>),
     Metrics(Reply<Box<Snapshot>>),
@@ -339,6 +341,14 @@ impl NodeHandle {
         tokio::time::timeout(deadline, self.call(Request::LoadOwnLatestSecret))
             .await
             .unwrap_or(Err(Unavailable::DeadlinePassed))
+    }
+
+    /// Appends `event` to the audit log (written before this returns): for
+    /// what the host refuses before the node sees it, such as a Nexus
+    /// call without its authenticator.
+    pub async fn audit(&self, event: AuditEvent) -> Answer<()> {
+        self.call(|reply| Request::Audit(Box::new(event), reply))
+            .await
     }
 
     /// Drops every cached secret and stops collecting shares for one.

@@ -261,7 +261,7 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
                 e,
                 AuditEvent::NexusRequest {
                     call: NexusCall::UpgradeFromLrtq,
-                    epoch: 2,
+                    epoch: Some(2),
                     ..
                 }
             )));
@@ -271,7 +271,7 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
             let via = Some(ids[0].to_string());
             assert!(
                 events.iter().any(|e| matches!(e,
-                    AuditEvent::NexusRequest { call: NexusCall::Commit | NexusCall::PrepareAndCommit, epoch: 3, via: v, .. } if *v == via)),
+                    AuditEvent::NexusRequest { call: NexusCall::Commit | NexusCall::PrepareAndCommit, epoch: Some(3), via: v, .. } if *v == via)),
                 "sled 4: {events:#?}"
             );
         }
@@ -281,7 +281,7 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
                 events.iter().any(|e| matches!(e,
                     AuditEvent::NexusRequest {
                         call: NexusCall::Commit,
-                        epoch: 99,
+                        epoch: Some(99),
                         via: None,
                         outcome: RequestOutcome::Refused { reason: r },
                     } if r == reason)),

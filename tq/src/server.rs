@@ -25,7 +25,9 @@ use dropshot::{
 };
 use http::Response;
 use tokio_rustls::rustls::ServerConfig;
-use tq_core::authority::{AnswerTag, RequestAuth};
+use tq_core::authority::{AnswerTag, NexusCall, RequestAuth};
+use tq_core::ids::Epoch;
+use tq_std::audit::AuditEvent;
 use tq_std::handle::{Answer, NodeHandle, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode};
@@ -82,17 +84,29 @@ pub enum SledApiImpl {}
 /// The authenticator a Nexus call must carry; `unauthenticated` (counted)
 /// without one.
 #[allow(clippy::result_large_err)] // the handlers' error type, as `deadline`
-fn required(context: &ApiContext, auth: Option<RequestAuth>) -> Result<RequestAuth, ApiError> {
-    auth.ok_or_else(|| {
-        context
-            .counters
-            .unauthenticated
-            .fetch_add(1, Ordering::Relaxed);
-        ApiError::new(
-            ErrorCode::Unauthenticated,
-            "a Nexus call must carry Nexus's authenticator (`auth`)",
-        )
-    })
+/// The call's authenticator; without one the call is refused here,
+/// counted and audited (`call`, and the epoch it names if any), before the
+/// node sees it.
+async fn required(
+    context: &ApiContext,
+    auth: Option<RequestAuth>,
+    call: NexusCall,
+    epoch: Option<Epoch>,
+) -> Result<RequestAuth, ApiError> {
+    if let Some(auth) = auth {
+        return Ok(auth);
+    }
+    context
+        .counters
+        .unauthenticated
+        .fetch_add(1, Ordering::Relaxed);
+    const WHY: &str = "a Nexus call must carry Nexus's authenticator (`auth`)";
+    let refused: Result<(), &str> = Err(WHY);
+    let event = AuditEvent::nexus_request(call, epoch.map(|e| e.0), None, Ok(&refused));
+    // A log that takes no record is the audit's own failure, counted there;
+    // the call is refused either way.
+    let _ = context.handle.audit(event).await;
+    Err(ApiError::new(ErrorCode::Unauthenticated, WHY))
 }
 
 /// A Nexus call's outcome as an HTTP result: the shim's failure or the
@@ -127,7 +141,7 @@ impl SledApi for SledApiImpl {
     ) -> Result<HttpResponseOk<ReconfigureAnswer>, ApiError> {
         let context = rqctx.context();
         let ReconfigureBody { auth, request } = body.into_inner();
-        let auth = required(context, auth)?;
+        let auth = required(context, auth, NexusCall::Reconfigure, Some(request.epoch)).await?;
         let (answer, tag) = answered(context.handle.reconfigure(auth, request).await)?;
         Ok(HttpResponseOk(ReconfigureAnswer { answer, tag }))
     }
@@ -138,7 +152,8 @@ impl SledApi for SledApiImpl {
     ) -> Result<HttpResponseOk<UpgradeFromLrtqAnswer>, ApiError> {
         let context = rqctx.context();
         let UpgradeFromLrtqBody { auth, request } = body.into_inner();
-        let auth = required(context, auth)?;
+        let epoch = Some(request.epoch);
+        let auth = required(context, auth, NexusCall::UpgradeFromLrtq, epoch).await?;
         let ((), tag) = answered(context.handle.upgrade_from_lrtq(auth, request).await)?;
         Ok(HttpResponseOk(UpgradeFromLrtqAnswer { tag }))
     }
@@ -149,7 +164,7 @@ impl SledApi for SledApiImpl {
     ) -> Result<HttpResponseOk<CommitAnswer>, ApiError> {
         let context = rqctx.context();
         let CommitBody { auth, request } = body.into_inner();
-        let auth = required(context, auth)?;
+        let auth = required(context, auth, NexusCall::Commit, Some(request.epoch)).await?;
         let (answer, tag) = answered(context.handle.commit(auth, request).await)?;
         Ok(HttpResponseOk(CommitAnswer { answer, tag }))
     }
@@ -160,7 +175,8 @@ impl SledApi for SledApiImpl {
     ) -> Result<HttpResponseOk<PrepareAndCommitAnswer>, ApiError> {
         let context = rqctx.context();
         let PrepareAndCommitBody { auth, request } = body.into_inner();
-        let auth = required(context, auth)?;
+        let epoch = Some(request.epoch());
+        let auth = required(context, auth, NexusCall::PrepareAndCommit, epoch).await?;
         let (answer, tag) = answered(context.handle.prepare_and_commit(auth, request).await)?;
         Ok(HttpResponseOk(PrepareAndCommitAnswer { answer, tag }))
     }
@@ -170,7 +186,8 @@ impl SledApi for SledApiImpl {
         body: TypedBody<CoordinatorStatusBody>,
     ) -> Result<HttpResponseOk<CoordinatorStatusAnswer>, ApiError> {
         let context = rqctx.context();
-        let auth = required(context, body.into_inner().auth)?;
+        let auth = body.into_inner().auth;
+        let auth = required(context, auth, NexusCall::CoordinatorStatus, None).await?;
         let (answer, tag) = plain(context.handle.coordinator_status(auth).await)?;
         Ok(HttpResponseOk(CoordinatorStatusAnswer { answer, tag }))
     }
@@ -193,7 +210,7 @@ impl SledApi for SledApiImpl {
             auth,
             request,
         } = body.into_inner();
-        let auth = required(context, auth)?;
+        let auth = required(context, auth, NexusCall::Commit, Some(request.epoch)).await?;
         let deadline = deadline(deadline_ms)?;
         let answer = context
             .handle
@@ -214,7 +231,8 @@ impl SledApi for SledApiImpl {
             auth,
             config,
         } = body.into_inner();
-        let auth = required(context, auth)?;
+        let epoch = Some(config.epoch());
+        let auth = required(context, auth, NexusCall::PrepareAndCommit, epoch).await?;
         let deadline = deadline(deadline_ms)?;
         let answer = context
             .handle
@@ -234,7 +252,7 @@ impl SledApi for SledApiImpl {
             deadline_ms,
             auth,
         } = body.into_inner();
-        let auth = required(context, auth)?;
+        let auth = required(context, auth, NexusCall::NodeStatus, None).await?;
         let deadline = deadline(deadline_ms)?;
         let (answer, tag) = plain(context.handle.proxy_status(target, auth, deadline).await)?;
         Ok(HttpResponseOk(NodeStatusAnswer { answer, tag }))
@@ -246,7 +264,7 @@ impl SledApi for SledApiImpl {
     ) -> Result<HttpResponseOk<SecretFingerprintAnswer>, ApiError> {
         let context = rqctx.context();
         let SecretFingerprintRequest { deadline_ms, auth } = body.into_inner();
-        let auth = required(context, auth)?;
+        let auth = required(context, auth, NexusCall::LoadLatestSecret, None).await?;
         let deadline = deadline(deadline_ms)?;
         let Tagged { answer, tag } = context.handle.load_latest_secret(auth, deadline).await?;
         // What the node tagged: the epoch and fingerprint, never the secret.

@@ -46,6 +46,8 @@ use tq_driver::{
     Authority, Authorized, Driver, DriverConfig, Reply, SledApi, SledMap, StateFile, Tagged,
 };
 use tq_nexus::{Origin, Timing};
+use tq_std::audit::verify::verify_dir;
+use tq_std::audit::{AUDIT_DIR_NAME, AuditEvent, NexusCall, RequestOutcome};
 
 const TQ: &str = env!("CARGO_BIN_EXE_tq");
 const WAIT: Duration = Duration::from_secs(60);
@@ -497,6 +499,46 @@ async fn a_process_without_nexus_key_changes_nothing() {
     assert_eq!(fingerprints(&sleds, nexus).await, prints);
     let mut sleds = sleds;
     sleds.stop_all().await;
+
+    // Every refusal is in each sled's audit log, with why: the calls that
+    // came without an authenticator (refused by the API) and those whose
+    // authenticator the node refused, reads included.
+    for i in 0..4 {
+        let dir = sleds.files(i).unwrap().drives[0].join(AUDIT_DIR_NAME);
+        let mut refused = Vec::new();
+        let verdict = verify_dir(&dir, |_, record, _| {
+            if let AuditEvent::NexusRequest {
+                call,
+                outcome: RequestOutcome::Refused { reason },
+                ..
+            } = &record.event
+            {
+                refused.push((*call, reason.clone()));
+            }
+        });
+        assert!(verdict.bad.is_none(), "sled {i}: {:?}", verdict.bad);
+        for call in [
+            NexusCall::Reconfigure,
+            NexusCall::UpgradeFromLrtq,
+            NexusCall::Commit,
+            NexusCall::PrepareAndCommit,
+            NexusCall::CoordinatorStatus,
+            NexusCall::LoadLatestSecret,
+        ] {
+            assert!(
+                refused
+                    .iter()
+                    .any(|(c, why)| *c == call && why.contains("authenticator")),
+                "sled {i}: no refusal of {call:?} without an authenticator: {refused:?}"
+            );
+        }
+        assert!(
+            refused
+                .iter()
+                .any(|(c, why)| *c == NexusCall::CoordinatorStatus && !why.contains("`auth`")),
+            "sled {i}: no coordinator status refused by the node: {refused:?}"
+        );
+    }
 }
 
 /// A man in the middle on the plain-HTTP link to the sleds' APIs.

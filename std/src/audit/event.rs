@@ -4,20 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The Nexus-facing calls that are recorded. Reads (statuses, metrics)
-/// are not: Nexus polls them, and they change nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NexusCall {
-    /// `coordinate_reconfiguration`.
-    Reconfigure,
-    /// `coordinate_upgrade_from_lrtq`.
-    UpgradeFromLrtq,
-    /// `commit_configuration`.
-    Commit,
-    /// `prepare_and_commit`.
-    PrepareAndCommit,
-}
+/// The Nexus-facing calls, as the core names them. Every call that acts
+/// is recorded, accepted or refused; a read (a coordinator or node status)
+/// only when it is refused: Nexus polls them, and an accepted one changes
+/// nothing. Secret loads are [`AuditEvent::SecretLoad`].
+pub use tq_core::authority::NexusCall;
 
 /// What became of a Nexus request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +20,7 @@ pub enum RequestOutcome {
         result: String,
     },
     /// Refused, and why: by the node (the core's error) or before it
-    /// (authentication, once it exists).
+    /// (its authenticator missing, or refused by the node).
     Refused {
         /// The refusal as its error prints.
         reason: String,
@@ -125,8 +116,9 @@ pub enum AuditEvent {
     NexusRequest {
         /// The call.
         call: NexusCall,
-        /// The epoch it names.
-        epoch: u64,
+        /// The epoch it names, if it names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
         /// The sled that relayed it, for a proxied call.
         via: Option<String>,
         /// What became of it.
@@ -187,7 +179,7 @@ impl AuditEvent {
     /// state it left was not stored).
     pub fn nexus_request<T: AcceptedResult, E: std::fmt::Display>(
         call: NexusCall,
-        epoch: u64,
+        epoch: Option<u64>,
         via: Option<String>,
         result: Result<&Result<T, E>, ()>,
     ) -> Self {

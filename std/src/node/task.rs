@@ -242,7 +242,11 @@ impl Task {
                         let tag = self.ctx.tag_answer(&query, &status);
                         Ok((tag, status.map(owned_coordinator_status)))
                     }
-                    Err(refusal) => Err(refusal),
+                    Err(refusal) => {
+                        self.audit_refused_read(NexusCall::CoordinatorStatus, None, refusal)
+                            .await;
+                        Err(refusal)
+                    }
                 };
                 let _ = reply.send(self.tagged(ran));
             }
@@ -283,6 +287,10 @@ impl Task {
             Request::LoadOwnLatestSecret(reply) => {
                 self.wait_for_latest(SecretWaiter::Sled(reply)).await;
             }
+            Request::Audit(event, reply) => {
+                self.io.record(*event).await;
+                let _ = reply.send(Ok(()));
+            }
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
                 let _ = reply.send(Ok(()));
@@ -321,16 +329,31 @@ impl Task {
         answer: &Answer<Tagged<Result<T, E>>>,
     ) {
         let via = via.map(ToString::to_string);
+        let epoch = Some(epoch.0);
         let event = match answer {
             Err(Unavailable::Refused(refusal)) => {
                 let refused: Result<T, _> = Err(refusal);
-                AuditEvent::nexus_request(call, epoch.0, via, Ok(&refused))
+                AuditEvent::nexus_request(call, epoch, via, Ok(&refused))
             }
             answer => {
                 let result = answer.as_ref().map(|tagged| &tagged.answer);
-                AuditEvent::nexus_request(call, epoch.0, via, result.map_err(|_| ()))
+                AuditEvent::nexus_request(call, epoch, via, result.map_err(|_| ()))
             }
         };
+        self.io.record(event).await;
+    }
+
+    /// Records a read (a status) whose authenticator the node refused; an
+    /// accepted one is not recorded (see [`NexusCall`]).
+    async fn audit_refused_read(
+        &mut self,
+        call: NexusCall,
+        via: Option<&PlatformId>,
+        refusal: RequestRefusal,
+    ) {
+        let via = via.map(ToString::to_string);
+        let refused: Result<(), _> = Err(refusal);
+        let event = AuditEvent::nexus_request(call, None, via, Ok(&refused));
         self.io.record(event).await;
     }
 
@@ -621,7 +644,11 @@ impl Task {
                         None => Err(tq_core::wire::WireError::Malformed),
                     }
                 }
-                Err(refusal) => proxy::encode_answer(rack, id, AnswerRef::Refused(refusal)),
+                Err(refusal) => {
+                    self.audit_refused_read(NexusCall::NodeStatus, Some(&from), refusal)
+                        .await;
+                    proxy::encode_answer(rack, id, AnswerRef::Refused(refusal))
+                }
             },
         };
         match frame {
