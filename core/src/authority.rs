@@ -72,7 +72,8 @@
 //! A replayed request is indistinguishable from the original delivered late
 //! or twice, and every Nexus call is safe under delay and duplication
 //! (PROTOCOL.md section 6; the harness and the model checker deliver Nexus
-//! calls late and repeatedly):
+//! calls repeatedly, and the replay test below delivers them late), for
+//! these reasons:
 //!
 //! - `coordinate_reconfiguration` and `coordinate_upgrade_from_lrtq` name
 //!   an epoch, and the node's own checks (`node::validate`) refuse a stale
