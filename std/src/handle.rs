@@ -224,6 +224,18 @@ impl NodeHandle {
         self.stats.api_connection_refused(reason);
     }
 
+    /// [`Self::call`], given up after `deadline` (at most [`MAX_DEADLINE`]):
+    /// [`Unavailable::DeadlinePassed`].
+    async fn call_within<T>(
+        &self,
+        deadline: Duration,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Answer<T> {
+        tokio::time::timeout(deadline.min(MAX_DEADLINE), self.call(make))
+            .await
+            .unwrap_or(Err(Unavailable::DeadlinePassed))
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Answer<T> {
         let (reply, answer) = oneshot::channel();
         self.requests.try_send(make(reply)).map_err(|e| match e {
@@ -321,11 +333,10 @@ impl NodeHandle {
         auth: RequestAuth,
         deadline: Duration,
     ) -> Answer<Tagged<Result<LoadedSecret, LoadSecretError>>> {
-        let deadline = deadline.min(MAX_DEADLINE);
-        let call = self.call(|reply| Request::LoadLatestSecret(Box::new(auth), reply));
-        tokio::time::timeout(deadline, call)
-            .await
-            .unwrap_or(Err(Unavailable::DeadlinePassed))
+        self.call_within(deadline, |reply| {
+            Request::LoadLatestSecret(Box::new(auth), reply)
+        })
+        .await
     }
 
     /// The sled's own load of the latest secret, for its disks: as
@@ -337,10 +348,8 @@ impl NodeHandle {
         &self,
         deadline: Duration,
     ) -> Answer<Result<LoadedSecret, LoadSecretError>> {
-        let deadline = deadline.min(MAX_DEADLINE);
-        tokio::time::timeout(deadline, self.call(Request::LoadOwnLatestSecret))
+        self.call_within(deadline, Request::LoadOwnLatestSecret)
             .await
-            .unwrap_or(Err(Unavailable::DeadlinePassed))
     }
 
     /// Appends `event` to the audit log (written before this returns): for
