@@ -15,7 +15,9 @@ use tq_core::wire::NexusWire;
 
 use crate::sled::{CallFailure, FailureKind, Reply, Tagged};
 
-/// Nexus's authority over one rack: its key and the rack's id.
+/// Nexus's authority over one rack: its key and the rack's id. A clone
+/// is one more copy of the key, zeroized on drop like the first.
+#[derive(Clone)]
 pub struct Authority {
     key: NexusAuthorityKey,
     rack_id: RackId,

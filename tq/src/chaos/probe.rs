@@ -15,9 +15,8 @@ use super::{Shared, lock};
 use crate::api::types::Storage;
 use crate::nexus::http::HttpSled;
 use tq_core::api::SecretFingerprint;
-use tq_core::authority::LatestSecretQuery;
 use tq_core::ids::PlatformId;
-use tq_driver::{Authority, Authorized};
+use tq_driver::Authority;
 
 /// Asks sleds for the latest secret's fingerprint as Nexus does: each
 /// request authenticated for its sled, each answer's tag checked.
@@ -45,15 +44,7 @@ impl Fingerprints {
         deadline: Duration,
     ) -> Result<SecretFingerprint, String> {
         let id = self.ids.get(sled).ok_or("no such sled")?;
-        let Authorized { auth, check } = self
-            .authority
-            .authorize(id, &LatestSecretQuery)
-            .map_err(|e| e.to_string())?;
-        match api
-            .secret_fingerprint(auth, deadline)
-            .await
-            .and_then(|tagged| check.accept(tagged))
-        {
+        match api.checked_fingerprint(&self.authority, id, deadline).await {
             Ok(Ok(print)) => Ok(print),
             Ok(Err(refused)) => Err(refused.to_string()),
             Err(failure) => Err(failure.to_string()),

@@ -74,13 +74,13 @@ pub mod tally;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tq_core::api::LoadSecretError;
 use tq_core::api::crash_tolerance;
-use tq_core::authority::LatestSecretQuery;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
-use tq_driver::{Authorized, CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
+use tq_driver::{CallFailure, Driver, DriverConfig, DriverError, SledMap, StateFile};
 use tq_nexus::{Nexus, Origin, Phase, Timing};
 use tq_rack_setup::pki::{Firmware, rack_firmware};
 use tq_std::handle::Unavailable;
@@ -907,25 +907,18 @@ impl Demo {
     /// Every current member's latest secret's fingerprint.
     async fn collect(&self, members: &[usize]) -> Vec<Reported> {
         let mut asks = tokio::task::JoinSet::new();
+        let authority = Arc::new(self.driver.authority().clone());
         for &i in members {
             if let Ok(api) = self.sleds.api(i)
                 && let Ok(files) = self.sleds.files(i)
             {
                 let api = api.clone();
-                let authorized = self
-                    .driver
-                    .authority()
-                    .authorize(&files.id, &LatestSecretQuery);
+                let id = files.id.clone();
+                let authority = Arc::clone(&authority);
                 asks.spawn(async move {
-                    let got = match authorized {
-                        Ok(Authorized { auth, check }) => api
-                            .secret_fingerprint(auth, SECRET_WAIT)
-                            .await
-                            .and_then(|answer| check.accept(answer)),
-                        Err(e) => Err(e.into()),
-                    };
+                    let got = api.checked_fingerprint(&authority, &id, SECRET_WAIT).await;
                     let got = match got {
-                        Ok(Ok(print)) => Ok((print.epoch, hex(&print.fingerprint))),
+                        Ok(Ok(print)) => Ok((print.epoch, hex::encode(print.fingerprint))),
                         Ok(Err(refused)) => Err(NoSecret::Refused(refused)),
                         Err(failure) => Err(NoSecret::Api(failure)),
                     };
@@ -948,7 +941,7 @@ impl Demo {
     /// fingerprint, so this is asked of in-process sleds through their node
     /// handles; with `--processes` it is not asked, and the summary says so.
     async fn lrtq_secret(&mut self) -> Result<(), DemoError> {
-        let expected = hex(&self.sleds.layout.lrtq_fingerprint);
+        let expected = hex::encode(self.sleds.layout.lrtq_fingerprint);
         let mut prints = Vec::new();
         for &i in &self.members {
             let Some(handle) = self.sleds.handle(i) else {
@@ -957,7 +950,9 @@ impl Demo {
             let deadline = Instant::now() + SECRET_WAIT;
             let got = loop {
                 match handle.load_rack_secret(Epoch(1)).await {
-                    Ok(Ok(Some(secret))) => break Ok((Epoch(1), hex(&secret.fingerprint()))),
+                    Ok(Ok(Some(secret))) => {
+                        break Ok((Epoch(1), hex::encode(secret.fingerprint())));
+                    }
                     Ok(Ok(None)) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -1170,10 +1165,6 @@ fn ids(layout: &Layout, indexes: &[usize]) -> Vec<PlatformId> {
         .iter()
         .filter_map(|&i| layout.sleds.get(i).map(|s| s.id.clone()))
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn show(epoch: Option<Epoch>) -> String {

@@ -20,11 +20,11 @@ use tq_core::api::{
     CommitOutcome, CommitRequest, CoordinatorStatus, LoadSecretError, LrtqUpgradeMsg, NodeStatus,
     PrepareAndCommitOutcome, ReconfigureMsg, ReconfigureOutcome, SecretFingerprint,
 };
-use tq_core::authority::{AnswerTag, RequestAuth};
+use tq_core::authority::{AnswerTag, LatestSecretQuery, RequestAuth};
 use tq_core::config::Configuration;
 use tq_core::ids::PlatformId;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
-use tq_driver::{CallFailure, FailureKind, Reply, SledApi, Tagged};
+use tq_driver::{Authority, Authorized, CallFailure, FailureKind, Reply, SledApi, Tagged};
 
 use crate::api::error::{ApiError, ErrorCode, Refusal};
 use crate::api::types::{
@@ -95,6 +95,20 @@ impl HttpSled {
             |a| (a.answer, a.tag),
             load_secret_refusal,
         )
+    }
+
+    /// [`Self::secret_fingerprint`] asked as Nexus asks it: under
+    /// `authority`'s authenticator for sled `id` (this sled), the answer
+    /// taken only if its tag checks.
+    pub async fn checked_fingerprint(
+        &self,
+        authority: &Authority,
+        id: &PlatformId,
+        deadline: Duration,
+    ) -> Reply<Result<SecretFingerprint, LoadSecretError>> {
+        let Authorized { auth, check } = authority.authorize(id, &LatestSecretQuery)?;
+        let tagged = self.secret_fingerprint(auth, deadline).await?;
+        check.accept(tagged)
     }
 
     /// Its counters, in the Prometheus text format.
