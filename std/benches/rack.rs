@@ -1,18 +1,40 @@
 //! Wall time of whole-rack operations over loopback TLS, node tasks in
-//! this process, driven by Nexus's state machine (`tq-nexus`) through the
-//! handles: an LRTQ upgrade, a reconfiguration, and a rack unlock (every
-//! sled loads the latest secret, at once); messages and bytes per
-//! reconfiguration; resident memory per sled task. Prints a table.
+//! this process, driven by Nexus's driver (`tq-driver` over `tq-nexus`'s
+//! machine, its state file on disk) through the handles: an LRTQ upgrade,
+//! a reconfiguration, and a rack unlock (every sled loads the latest
+//! secret, at once); each against its durable-write floor; messages and
+//! bytes per reconfiguration; resident memory per sled task. Prints a
+//! table.
 //!
-//!     cargo bench -p tq-std --bench rack
+//!     cargo bench -p tq-std --bench rack [-- SLEDS...]
 //!
 //! Times run from Nexus's `start` until every member confirmed the commit
-//! (Nexus polls every millisecond here), and for the unlock from the first
+//! (Nexus polls every millisecond here), split where the coordinator
+//! answered Nexus and where Nexus decided to commit (accepted + prepared +
+//! confirmed), and for the unlock from the first
 //! `load_latest_secret` until the last returns. Each row is the median
-//! (and min..max) of several runs. Memory: the process's resident set
-//! before and after starting the first rack's sleds, divided by their
-//! count (each sled: node, context, ledger, TLS listener and one
-//! connection per peer; later racks reuse memory the allocator kept).
+//! (and min..max) of several runs.
+//!
+//! **The floor.** Each operation waits, in sequence, for durable writes
+//! that no design of this protocol can overlap; the same run measures each
+//! kind on the disk the racks live on (the temporary directory), with the
+//! code that does it: a ledger write (both copies, as [`Ledger::write`]
+//! writes them), an audit append (one record, both copies fsynced), and
+//! a Nexus decision (its state file replaced atomically). A
+//! reconfiguration and the LRTQ upgrade each wait for, in order: Nexus
+//! storing the start; members' audit records of the old shares (or LRTQ
+//! shares) they hand the coordinator; the coordinator's ledger write of the
+//! new configuration; its audit record of the shares it deals; each
+//! member's ledger write of its share; Nexus storing the commit; each
+//! member's ledger write of the commit; its audit record of Nexus's call;
+//! Nexus storing the confirmations: three of each kind. An unlock waits for
+//! two audit appends: the peers' records of the shares they hand out, then
+//! the sled's record of the secret it rebuilt and handed over.
+//!
+//! Memory: the process's resident set before and after starting the first
+//! rack's sleds, divided by their count (each sled: node, context, ledger,
+//! TLS listener and one connection per peer; later racks reuse memory the
+//! allocator kept).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,15 +46,27 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::nexus::Driver;
 use common::rack::Rack;
+use tq_driver::DriverEvent;
 use tq_nexus::{Origin, Timing};
+use tq_std::audit::{AuditConfig, AuditEvent, AuditLog, ShareMessage};
+use tq_std::ledger::{self, Ledger};
 
 const LIMIT: Duration = Duration::from_secs(300);
 const RACKS: usize = 3;
 const RECONFIGURATIONS: usize = 5;
+/// Samples of each kind of durable write.
+const WRITES: usize = 200;
+/// Durable writes of each kind a reconfiguration (or the upgrade) waits
+/// for in sequence (see the crate doc).
+const RECONFIGURATION_CHAIN: u32 = 3;
+/// Audit appends an unlock waits for in sequence.
+const UNLOCK_CHAIN: u32 = 2;
 
 fn timing() -> Timing {
     Timing {
@@ -66,23 +100,141 @@ async fn sent(rack: &Rack) -> (u64, u64) {
     (frames, bytes)
 }
 
+/// The median latency of each kind of durable write the rack waits for.
+struct DurableWrites {
+    ledger: Duration,
+    audit: Duration,
+    nexus: Duration,
+}
+
+impl DurableWrites {
+    /// Measured in a fresh temporary directory (on the racks' disk), with
+    /// payloads the size of a sled's ledger and of Nexus's state file.
+    async fn measure(ledger_len: usize, nexus_len: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let drives = ["m2-a", "m2-b"].map(|d| dir.path().join(d));
+        for drive in &drives {
+            std::fs::create_dir(drive).unwrap();
+        }
+        let copies = drives.clone().map(|d| d.join("ledger").join("tq-ledger"));
+        ledger::init(&copies).unwrap();
+        let ledger = Ledger::open(copies.clone()).await.unwrap().ledger;
+        let payload = vec![0x5a; ledger_len.min(ledger::MAX_PAYLOAD_LEN)];
+        let ledger_write = median_of(WRITES, || async {
+            let t = Instant::now();
+            ledger.write(&payload).await.unwrap();
+            t.elapsed()
+        })
+        .await;
+
+        let audit = AuditLog::open(
+            tq_std::audit::audit_dirs(&copies),
+            "bench".to_owned(),
+            0,
+            AuditConfig::default(),
+        )
+        .await
+        .unwrap();
+        let record = AuditEvent::ShareSent {
+            to: common::rack::sled_id(1).to_string(),
+            epoch: 2,
+            message: ShareMessage::Share,
+        };
+        let audit_append = median_of(WRITES, || async {
+            let t = Instant::now();
+            audit.record(vec![record.clone()]).await.unwrap();
+            t.elapsed()
+        })
+        .await;
+
+        let state_file = Arc::new(dir.path().join("nexus.json"));
+        let state = Arc::new(vec![b' '; nexus_len]);
+        let nexus_store = median_of(WRITES, || {
+            let (path, bytes) = (Arc::clone(&state_file), Arc::clone(&state));
+            async move {
+                let t = Instant::now();
+                tokio::task::spawn_blocking(move || tq_atomic_file::replace(&path, &bytes))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                t.elapsed()
+            }
+        })
+        .await;
+        Self {
+            ledger: ledger_write,
+            audit: audit_append,
+            nexus: nexus_store,
+        }
+    }
+
+    fn reconfiguration_floor(&self) -> Duration {
+        (self.ledger + self.audit + self.nexus) * RECONFIGURATION_CHAIN
+    }
+
+    fn unlock_floor(&self) -> Duration {
+        self.audit * UNLOCK_CHAIN
+    }
+}
+
+async fn median_of<F: std::future::Future<Output = Duration>>(
+    samples: usize,
+    mut sample: impl FnMut() -> F,
+) -> Duration {
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        times.push(sample().await);
+    }
+    median(&times).0
+}
+
+/// CPU time this process used so far, on every thread.
+fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+fn file_len(path: &Path) -> usize {
+    std::fs::metadata(path).unwrap().len() as usize
+}
+
 struct Row {
     upgrade: Vec<Duration>,
     reconfigure: Vec<Duration>,
+    /// Each reconfiguration's phases: from the start to the coordinator's
+    /// answer, from there to Nexus's commit decision, and from there to
+    /// the last confirmation.
+    accept: Vec<Duration>,
+    prepare: Vec<Duration>,
+    commit: Vec<Duration>,
     unlock: Vec<Duration>,
+    /// CPU time the process spent on each unlock, on both runtime threads
+    /// and the blocking pool: above the wall time, the unlock is bound by
+    /// the CPU, not by the drives.
+    unlock_cpu: Vec<Duration>,
     messages: Vec<u64>,
     bytes: Vec<u64>,
     rss_per_sled_kib: Vec<u64>,
+    /// A sled's ledger copy and Nexus's state file, as the last
+    /// reconfiguration left them.
+    ledger_len: usize,
+    nexus_len: usize,
 }
 
 async fn measure(sleds: usize) -> Row {
     let mut row = Row {
         upgrade: vec![],
         reconfigure: vec![],
+        accept: vec![],
+        prepare: vec![],
+        commit: vec![],
         unlock: vec![],
+        unlock_cpu: vec![],
         messages: vec![],
         bytes: vec![],
         rss_per_sled_kib: vec![],
+        ledger_len: 0,
+        nexus_len: 0,
     };
     let all: Vec<usize> = (0..sleds).collect();
     let k = (sleds / 2 + 1) as u8;
@@ -95,6 +247,17 @@ async fn measure(sleds: usize) -> Row {
             .push(rss_kib().saturating_sub(before) / sleds as u64);
         let ids = rack.ids();
         let mut nexus = Driver::with_timing(Origin::Lrtq, &ids, timing()).await;
+        // When the coordinator accepted, and when Nexus decided to commit.
+        let phases = Arc::new(Mutex::new((None, None)));
+        let observed = Arc::clone(&phases);
+        nexus.driver.observe(move |event| {
+            let mut phases = observed.lock().unwrap();
+            match event {
+                DriverEvent::Running { .. } => phases.0 = Some(Instant::now()),
+                DriverEvent::Committed { .. } => phases.1 = Some(Instant::now()),
+                _ => {}
+            }
+        });
 
         let t = Instant::now();
         nexus.start(&rack, &all, k, 0).await;
@@ -106,7 +269,13 @@ async fn measure(sleds: usize) -> Row {
             let t = Instant::now();
             nexus.start(&rack, &all, k, (n + 1) % sleds).await;
             nexus.settle(&rack, LIMIT).await;
-            row.reconfigure.push(t.elapsed());
+            let settled = Instant::now();
+            row.reconfigure.push(settled - t);
+            let (running, committed) = std::mem::take(&mut *phases.lock().unwrap());
+            let (running, committed) = (running.unwrap(), committed.unwrap());
+            row.accept.push(running - t);
+            row.prepare.push(committed - running);
+            row.commit.push(settled - committed);
             let (frames_after, bytes_after) = sent(&rack).await;
             row.messages.push(frames_after - frames);
             row.bytes.push(bytes_after - bytes);
@@ -114,13 +283,16 @@ async fn measure(sleds: usize) -> Row {
             for i in 0..sleds {
                 rack.handle(i).clear_secrets().await.unwrap();
             }
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_time());
             let loads = (0..sleds).map(|i| rack.load_latest_secret(i, LIMIT));
             for loaded in futures_util::future::join_all(loads).await {
                 loaded.unwrap().unwrap();
             }
             row.unlock.push(t.elapsed());
+            row.unlock_cpu.push(cpu_time() - cpu);
         }
+        row.ledger_len = file_len(&rack.sleds[0].ledger_paths()[0]);
+        row.nexus_len = file_len(nexus.driver.state_file().path());
         rack.shutdown().await;
     }
     row
@@ -144,7 +316,13 @@ fn main() {
     // `cargo bench` passes `--bench`; a test run (`cargo test --benches`)
     // does not, and gets one quick 8-sled pass.
     let benching = std::env::args().any(|a| a == "--bench");
-    let sizes: &[usize] = if benching { &[8, 32] } else { &[8] };
+    // Rack sizes may be named: `cargo bench -p tq-std --bench rack -- 32`.
+    let named: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let sizes: &[usize] = match (benching, named.is_empty()) {
+        (_, false) => &named,
+        (true, true) => &[8, 32],
+        (false, true) => &[8],
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -158,25 +336,69 @@ fn main() {
         rack.wait_connected().await;
         rack.shutdown().await;
     });
+    let rows: Vec<(usize, Row, DurableWrites)> = sizes
+        .iter()
+        .map(|&sleds| {
+            let row = runtime.block_on(measure(sleds));
+            let writes = runtime.block_on(DurableWrites::measure(row.ledger_len, row.nexus_len));
+            (sleds, row, writes)
+        })
+        .collect();
+
+    println!("Durable writes on this disk (median of {WRITES}):");
+    println!();
     println!(
-        "| sleds | LRTQ upgrade (ms) | reconfiguration (ms) | unlock (ms) | messages / reconfiguration | bytes / reconfiguration | RSS per sled task (KiB) |"
+        "| sleds | ledger write, both copies (ms) | audit append (ms) | Nexus state file (ms) | reconfiguration floor (ms) | unlock floor (ms) |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for &sleds in sizes {
-        let row = runtime.block_on(measure(sleds));
+    println!("|---|---|---|---|---|---|");
+    for (sleds, _, writes) in &rows {
+        println!(
+            "| {sleds} | {} | {} | {} | {} | {} |",
+            ms2(writes.ledger),
+            ms2(writes.audit),
+            ms2(writes.nexus),
+            ms2(writes.reconfiguration_floor()),
+            ms2(writes.unlock_floor()),
+        );
+    }
+    println!();
+    println!(
+        "| sleds | LRTQ upgrade (ms) | × floor | reconfiguration (ms): accepted + prepared + confirmed | × floor | goal: 1.5 × floor + 2 ms | unlock (ms) | × floor | unlock CPU time (ms) | messages / reconfiguration | bytes / reconfiguration | RSS per sled task (KiB) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (sleds, row, writes) in &rows {
         let span = |v: &[Duration]| {
             let (m, lo, hi) = median(v);
             format!("{} ({}..{})", ms(m), ms(lo), ms(hi))
         };
+        let times = |v: &[Duration], floor: Duration| {
+            format!("{:.1}", median(v).0.as_secs_f64() / floor.as_secs_f64())
+        };
+        let reconfiguration_floor = writes.reconfiguration_floor();
+        let (accept, ..) = median(&row.accept);
+        let (prepare, ..) = median(&row.prepare);
+        let (commit, ..) = median(&row.commit);
         let (messages, ..) = median(&row.messages);
         let (bytes, ..) = median(&row.bytes);
         // The first rack's: later racks reuse memory the allocator kept.
         let (_, _, rss) = median(&row.rss_per_sled_kib);
         println!(
-            "| {sleds} | {} | {} | {} | {messages} | {bytes} | {rss} |",
+            "| {sleds} | {} | {} | {}: {} + {} + {} | {} | {} | {} | {} | {} | {messages} | {bytes} | {rss} |",
             span(&row.upgrade),
+            times(&row.upgrade, reconfiguration_floor),
             span(&row.reconfigure),
+            ms(accept),
+            ms(prepare),
+            ms(commit),
+            times(&row.reconfigure, reconfiguration_floor),
+            ms(reconfiguration_floor.mul_f64(1.5) + Duration::from_millis(2)),
             span(&row.unlock),
+            times(&row.unlock, writes.unlock_floor()),
+            ms(median(&row.unlock_cpu).0),
         );
     }
+}
+
+fn ms2(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
 }

@@ -183,6 +183,7 @@ fn ledger_readings(ledger: &LedgerStats) -> Vec<Reading> {
 fn audit_readings(audit: &AuditStats) -> Vec<Reading> {
     vec![
         reading("audit", "records", audit.records, false),
+        reading("audit", "flushes", audit.flushes, false),
         reading("audit", "rotations", audit.rotations, false),
         reading("audit", "append_failures", audit.append_failures, true),
         reading("audit", "shares_withheld", audit.shares_withheld, true),

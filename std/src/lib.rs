@@ -218,6 +218,7 @@ pub mod handle;
 pub mod health;
 pub mod ledger;
 pub mod metrics;
+mod mirror;
 pub mod net;
 pub mod node;
 pub mod observe;

@@ -38,7 +38,7 @@
 //! | `tq_ledger_write_retries_total` | counter | |
 //! | `tq_ledger_copy_write_failures_total`, `tq_ledger_copy_found_bad_total`, `tq_ledger_copy_repairs_total`, `tq_ledger_copy_repair_failures_total` | counter | `copy` |
 //! | `tq_ledger_degraded` | gauge (0/1) | |
-//! | `tq_audit_records_total`, `tq_audit_append_failures_total`, `tq_audit_rotations_total`, `tq_audit_shares_withheld_total` | counter | |
+//! | `tq_audit_records_total`, `tq_audit_flushes_total`, `tq_audit_append_failures_total`, `tq_audit_rotations_total`, `tq_audit_shares_withheld_total` | counter | |
 //! | `tq_audit_copy_failures_total`, `tq_audit_copy_repairs_total` | counter | `copy` |
 //! | `tq_net_accepted_total`, `tq_net_handshakes_total` | counter | |
 //! | `tq_net_handshakes_refused_total` | counter | `reason` |
@@ -338,6 +338,11 @@ fn audit_families(out: &mut Families, audit: &AuditStats) -> fmt::Result {
         "tq_audit_records",
         "Audit records written (to at least one copy).",
         audit.records,
+    )?;
+    out.counter(
+        "tq_audit_flushes",
+        "Audit appends that flushed the drives (each a batch of records).",
+        audit.flushes,
     )?;
     out.counter(
         "tq_audit_append_failures",

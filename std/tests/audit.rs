@@ -326,3 +326,70 @@ async fn a_real_runs_logs_verify_hold_what_happened_and_no_share_or_secret() {
         "the upgrade coordinator asked three LRTQ sleds"
     );
 }
+
+/// Flushes and share records of every sled's audit log, summed.
+async fn audit_counts(rack: &Rack) -> (u64, u64) {
+    let mut counts = (0, 0);
+    for i in 0..rack.sleds.len() {
+        let audit = rack.handle(i).metrics().await.unwrap().audit;
+        counts.0 += audit.flushes;
+        counts.1 += audit.records;
+    }
+    counts
+}
+
+/// Every sled asking every other for its share at once: a sled records
+/// the shares it hands out in batches, each one flush of the drives, not
+/// one flush per request. Without batching, the flushes would be at least
+/// the shares handed out plus one per sled (its own rebuilt secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_share_requests_is_flushed_in_batches() {
+    const SLEDS: usize = 8;
+    const BURSTS: u64 = 3;
+    let mut rack = Rack::new(SLEDS, 0, 62);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let all: Vec<usize> = (0..SLEDS).collect();
+    let mut nexus = Driver::new(Origin::Lrtq, &rack.ids()).await;
+    nexus.start(&rack, &all, 5, 0).await;
+    nexus.settle(&rack, LIMIT).await;
+
+    let mut shares = 0;
+    let mut flushes = 0;
+    for _ in 0..BURSTS {
+        for &i in &all {
+            rack.handle(i).clear_secrets().await.unwrap();
+        }
+        let before = audit_counts(&rack).await;
+        let logs_before: usize = all.iter().map(|&i| share_records(&rack, i)).sum();
+        let loads = all.iter().map(|&i| rack.load_latest_secret(i, SECRET_WAIT));
+        for loaded in futures_util::future::join_all(loads).await {
+            loaded.unwrap().unwrap();
+        }
+        let after = audit_counts(&rack).await;
+        let logs_after: usize = all.iter().map(|&i| share_records(&rack, i)).sum();
+        flushes += after.0 - before.0;
+        shares += (logs_after - logs_before) as u64;
+    }
+    rack.shutdown().await;
+    println!("{shares} shares handed out in {flushes} flushes");
+    assert!(
+        shares >= BURSTS * (SLEDS as u64),
+        "{shares} shares handed out"
+    );
+    assert!(
+        flushes < shares,
+        "{flushes} flushes for {shares} shares handed out: not batched"
+    );
+}
+
+/// Records of shares sled `i` handed out, in its first log copy.
+fn share_records(rack: &Rack, i: usize) -> usize {
+    let dir = &audit_dirs(&rack.sleds[i].ledger_paths())[0];
+    let mut shares = 0;
+    let verdict = verify_dir(dir, |_, record, _| {
+        shares += usize::from(matches!(record.event, AuditEvent::ShareSent { .. }));
+    });
+    assert_eq!(verdict.bad, None, "sled {i}");
+    shares
+}

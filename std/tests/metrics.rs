@@ -264,6 +264,7 @@ fn every_family_has_its_documented_name_type_and_labels() {
         "tq_ledger_copy_repair_failures_total counter copy",
         "tq_ledger_degraded gauge ",
         "tq_audit_records_total counter ",
+        "tq_audit_flushes_total counter ",
         "tq_audit_append_failures_total counter ",
         "tq_audit_rotations_total counter ",
         "tq_audit_shares_withheld_total counter ",

@@ -135,6 +135,10 @@ impl Default for AuditConfig {
 pub struct AuditStats {
     /// Records written (to at least one copy).
     pub records: u64,
+    /// Appends that flushed the drives: each takes one batch of records
+    /// (those of one Nexus call, or of every network event run since the
+    /// last), so a burst of share requests costs far fewer than records.
+    pub flushes: u64,
     /// Appends that reached no copy.
     pub append_failures: u64,
     /// Segments opened by rotation.

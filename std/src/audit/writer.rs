@@ -1,7 +1,7 @@
 //! Appending records to both copies, and rotating segments.
 //!
 //! Each append writes whole lines (newline last) to the newest segment of
-//! every live copy, then fsyncs each before returning, so a record is on
+//! every live copy, then fsyncs them (at once) before returning, so a record is on
 //! the drives before the caller acts on it. A segment that would grow past
 //! the configured cap is closed: the next record opens a new segment (its
 //! first record is `SegmentOpened`, chained to the previous segment's last
@@ -144,6 +144,7 @@ impl Writer {
         if self.copies.iter().all(Option::is_none) {
             return Err(AppendError::NoCopy);
         }
+        self.stats.flushes += 1;
         Ok(())
     }
 
@@ -172,13 +173,13 @@ impl Writer {
         }
     }
 
+    /// Flushes every live copy, at once (each on its own drive).
     fn sync_all(&mut self) {
-        for index in 0..AUDIT_COPIES {
-            let synced = match self.copies.get(index).and_then(Option::as_ref) {
-                Some(copy) => copy.file.sync_data(),
-                None => continue,
-            };
-            if let Err(error) = synced {
+        let synced = crate::mirror::on_every_copy(&self.copies, |copy| {
+            copy.as_ref().map(|copy| copy.file.sync_data())
+        });
+        for (index, synced) in synced.into_iter().enumerate() {
+            if let Some(Err(error)) = synced {
                 self.drop_copy(index, "fsync", &error);
             }
         }

@@ -20,7 +20,12 @@
 //!   [`OpenError::NotInitialized`]; no valid copy otherwise is
 //!   [`OpenError::NoValidCopy`]. Neither starts the sled.
 //! - **Write** gives the state the next generation (never reused, even when
-//!   the write fails; never 0) and replaces copy 0, then copy 1. Both
+//!   the write fails; never 0) and replaces both copies at once, each on
+//!   its own thread ([`crate::mirror::on_every_copy`]): each copy is on its own drive, so
+//!   a write waits for the slower drive, not for the two in turn. Each
+//!   copy is replaced atomically and open takes the highest valid
+//!   generation, so a crash between or during the two leaves one state or
+//!   the other, never a mix. Both
 //!   written is [`WriteOutcome::Both`]; one is [`WriteOutcome::Degraded`]
 //!   (counted, the state is durable); none is [`WriteError::NoCopy`]: the
 //!   caller must not acknowledge anything to the core.
@@ -413,24 +418,16 @@ impl Inner {
         let generation = current.saturating_add(1);
         *current = generation;
         let bytes = format::encode(generation, payload);
-        let results: Vec<Result<(), CopyFailure>> = self
-            .paths
-            .iter()
-            .enumerate()
-            .map(|(copy, path)| {
-                file::replace(path, &bytes).map_err(|(step, error)| CopyFailure {
-                    copy,
-                    step,
-                    error,
-                })
-            })
-            .collect();
+        let results = crate::mirror::on_every_copy(&self.paths, |path| file::replace(path, &bytes));
         drop(current);
+        let results = results.into_iter().enumerate().map(|(copy, result)| {
+            result.map_err(|(step, error)| CopyFailure { copy, step, error })
+        });
 
         let mut stats = lock(&self.stats);
         let mut status = lock(&self.status);
         let mut failures = Vec::new();
-        for (result, copy_stats) in results.into_iter().zip(stats.copies.iter_mut()) {
+        for (result, copy_stats) in results.zip(stats.copies.iter_mut()) {
             if let Err(failure) = result {
                 copy_stats.write_failures += 1;
                 tracing::warn!(%failure, generation, "ledger copy not written");

@@ -29,7 +29,10 @@
 //! ([`crate::audit`]) before it is answered or sent: a Nexus call's
 //! outcome, a secret handed out and for whom, a share leaving for a peer
 //! (held until its record is fsynced), the core's secret, expungement and
-//! alarm events, and each start.
+//! alarm events, and each start. The records of a batch of network events
+//! (those already queued when the first is run, up to a bound) are fsynced
+//! together, before the loop waits again: a burst of share requests costs
+//! one flush of the drives, not one each.
 //!
 //! A Nexus-facing call is answered only once the state it leaves is
 //! stored: if the ledger takes no copy, the caller gets

@@ -36,6 +36,11 @@ use crate::net::{CloseReason, Frame, NetEvent, SendError};
 use crate::proxy::{self, AnswerRef, ProxyAnswer, ProxyBody, ProxyRequest, RemoteUnavailable};
 use crate::secrets::{LoadedSecret, fingerprint_answer};
 
+/// The most network events run before their audit records are flushed
+/// (a rack's worth of share requests): bounds how long an API request
+/// waits behind a burst of frames.
+const MAX_BATCH: usize = 32;
+
 /// A proxied call forwarded from here, waiting for its answer.
 struct Forwarded {
     to: PlatformId,
@@ -126,6 +131,7 @@ impl Task {
         // Store what boot left unstored (LRTQ data) before anything else.
         self.drive(|_, _, _| ()).await;
         self.settle().await;
+        self.io.flush_audited().await;
         let mut api_open = true;
         let shutdown_reply = loop {
             let timer = self.next_timer();
@@ -137,17 +143,39 @@ impl Task {
                     None => api_open = false,
                 },
                 event = net_events.recv() => match event {
-                    Some(event) => self.on_net_event(event).await,
+                    Some(event) => {
+                        self.on_net_event(event).await;
+                        self.run_ready_net_events(&mut net_events).await;
+                    }
                     None => break None,
                 },
                 () = wait_until(timer) => self.on_timer().await,
             }
+            // Settled first: a secret waiter's answer writes its record,
+            // and the batch's records with it, in one flush.
             self.settle().await;
+            self.io.flush_audited().await;
         };
         self.stop(shutdown_reply).await;
     }
 
-    /// Runs one input through the core's driving loop.
+    /// Runs the network events already queued, up to [`MAX_BATCH`] of them,
+    /// so that their audit records go to the drives in one flush: when
+    /// every sled asks this one for its share at once, each share waits
+    /// for one flush, not for one per request before it.
+    async fn run_ready_net_events(&mut self, net_events: &mut mpsc::Receiver<NetEvent>) {
+        for _ in 1..MAX_BATCH {
+            match net_events.try_recv() {
+                Ok(event) => self.on_net_event(event).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Runs one input through the core's driving loop. Its messages that
+    /// wait for an audit record are sent by the next
+    /// [`ShimIo::flush_audited`]: the loop's, after each batch of inputs,
+    /// or one of [`ShimIo::record`] before an answer is given.
     async fn drive<T>(
         &mut self,
         input: impl FnOnce(&mut Node, &mut NodeCtx, &mut SysRng) -> T,
@@ -163,7 +191,6 @@ impl Task {
         .await;
         // Every message was copied into its own zeroizing frame.
         self.buf.zeroize();
-        self.io.flush_audited().await;
         output
     }
 
