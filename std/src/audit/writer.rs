@@ -1,8 +1,8 @@
 //! Appending records to both copies, and rotating segments.
 //!
 //! Each append writes whole lines (newline last) to the newest segment of
-//! every live copy, then fsyncs them (at once) before returning, so a record is on
-//! the drives before the caller acts on it. A segment that would grow past
+//! every live copy, then fsyncs the copies (at once) before returning, so
+//! a record is on the drives before the caller acts on it. A segment that would grow past
 //! the configured cap is closed: the next record opens a new segment (its
 //! first record is `SegmentOpened`, chained to the previous segment's last
 //! record like any other), and segments older than the retained count are

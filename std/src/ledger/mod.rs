@@ -21,11 +21,10 @@
 //!   [`OpenError::NoValidCopy`]. Neither starts the sled.
 //! - **Write** gives the state the next generation (never reused, even when
 //!   the write fails; never 0) and replaces both copies at once, each on
-//!   its own thread ([`crate::mirror::on_every_copy`]): each copy is on its own drive, so
-//!   a write waits for the slower drive, not for the two in turn. Each
-//!   copy is replaced atomically and open takes the highest valid
-//!   generation, so a crash between or during the two leaves one state or
-//!   the other, never a mix. Both
+//!   a thread of its own: each copy is on its own drive, so a write waits
+//!   for the slower drive, not for the two in turn. Each copy is replaced
+//!   atomically and open takes the highest valid generation, so a crash
+//!   during the two leaves one state or the other, never a mix. Both
 //!   written is [`WriteOutcome::Both`]; one is [`WriteOutcome::Degraded`]
 //!   (counted, the state is durable); none is [`WriteError::NoCopy`]: the
 //!   caller must not acknowledge anything to the core.

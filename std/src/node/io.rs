@@ -8,10 +8,11 @@
 //! touching the disk), and the task retries when the delay is over.
 //!
 //! A message that hands out a share is held, with every message after it
-//! in the same drive (so a peer's messages keep their order), until its
-//! audit record is on a drive ([`ShimIo::flush_audited`], which the task
-//! calls after every drive); the core's events that are audited
-//! (secrets rebuilt, expungements, alarms) are recorded then too.
+//! (so a peer's messages keep their order), until its audit record is on
+//! a drive ([`ShimIo::flush_audited`], which the task calls after every
+//! batch of inputs, and [`ShimIo::record`] before an answer); the core's
+//! events that are audited (secrets rebuilt, expungements, alarms) are
+//! recorded then too.
 
 use std::sync::Arc;
 
@@ -114,7 +115,7 @@ impl ShimIo {
     }
 
     /// Queues `event` for the next flush (the task flushes after every
-    /// drive).
+    /// batch of inputs).
     pub(crate) fn queue(&mut self, event: AuditEvent) {
         self.unrecorded.push(event);
     }
