@@ -51,7 +51,7 @@ use serde::Serialize;
 use crate::config::Configuration;
 use crate::ids::{Epoch, LrtqThreshold, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
-use crate::member_set::MemberSet;
+use crate::member_set::{MemberSet, MemberSubset};
 use crate::persistent::Expunged;
 
 /// Longest deadline a Nexus-facing call waits, in milliseconds: a proxied
@@ -189,8 +189,9 @@ pub struct CoordinatorStatus<A = MemberSet, C = Configuration> {
 }
 
 /// A coordinator status as a node answers it, borrowing its parts (the
-/// acked members as the sorted slice of a [`MemberSet`]).
-pub type CoordinatorStatusRef<'a> = CoordinatorStatus<&'a [PlatformId], &'a Configuration>;
+/// acked members as a [`MemberSubset`] of the request's members: the same
+/// bytes as a [`MemberSet`] of them).
+pub type CoordinatorStatusRef<'a> = CoordinatorStatus<MemberSubset<'a>, &'a Configuration>;
 
 /// The list type of the owned [`NodeStatus`]'s connected peers.
 pub type PeerList = heapless::Vec<PlatformId, MAX_CONNECTED, u8>;

@@ -4,6 +4,7 @@ use core::fmt;
 #[cfg(any(test, feature = "host"))]
 use serde::Deserialize;
 use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
 
 use crate::ids::PlatformId;
 use crate::limits::MAX_MEMBERS;
@@ -127,6 +128,13 @@ impl MemberSet {
         self.0.binary_search(id).is_ok()
     }
 
+    /// The bit of `id`'s position in the set (see [`MemberBits`]), if it
+    /// is a member.
+    pub fn bit_of(&self, id: &PlatformId) -> Option<MemberBits> {
+        let at = self.0.iter().position(|m| m == id)?;
+        1u32.checked_shl(u32::try_from(at).ok()?)
+    }
+
     /// Adds `id` at its place; `Ok(false)` if it was already there.
     pub fn insert(&mut self, id: &PlatformId) -> Result<bool, MemberSetError> {
         if self.contains(id) {
@@ -147,6 +155,120 @@ impl MemberSet {
     }
 }
 
+/// Some of a [`MemberSet`]'s members, bit `i` for the set's member `i`:
+/// 4 bytes where a set of their ids is about 2 KiB.
+pub type MemberBits = u32;
+
+const _: () = assert!(MAX_MEMBERS <= MemberBits::BITS as usize);
+
+/// The members of a set whose bits are set, borrowed: what a node shows of
+/// a subset it holds as [`MemberBits`]. Iterates, and encodes, as the
+/// sorted list of their ids, the same bytes as a [`MemberSet`] of them.
+#[derive(Clone, Copy)]
+pub struct MemberSubset<'a> {
+    set: &'a [PlatformId],
+    bits: MemberBits,
+}
+
+impl<'a> MemberSubset<'a> {
+    /// The members of `set` (a [`MemberSet`]'s sorted slice) whose bits
+    /// are set in `bits`; bits past the set's end name no one.
+    pub fn new(set: &'a [PlatformId], bits: MemberBits) -> Self {
+        Self { set, bits }
+    }
+
+    /// Every member of `set`.
+    pub fn all(set: &'a [PlatformId]) -> Self {
+        Self::new(set, MemberBits::MAX)
+    }
+
+    /// No one.
+    pub const fn none() -> Self {
+        Self { set: &[], bits: 0 }
+    }
+
+    /// The members, sorted.
+    pub fn iter(&self) -> SubsetIter<'a> {
+        SubsetIter {
+            rest: self.set.iter(),
+            bits: self.bits,
+        }
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Whether `id` is one of them.
+    pub fn contains(&self, id: &PlatformId) -> bool {
+        self.iter().any(|m| m == id)
+    }
+}
+
+/// The members of a [`MemberSubset`], in order.
+#[derive(Clone)]
+pub struct SubsetIter<'a> {
+    rest: core::slice::Iter<'a, PlatformId>,
+    /// The bits of `rest`, its first member's lowest.
+    bits: MemberBits,
+}
+
+impl<'a> Iterator for SubsetIter<'a> {
+    type Item = &'a PlatformId;
+
+    fn next(&mut self) -> Option<&'a PlatformId> {
+        loop {
+            let id = self.rest.next()?;
+            let taken = self.bits & 1 == 1;
+            self.bits >>= 1;
+            if taken {
+                return Some(id);
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for MemberSubset<'a> {
+    type Item = &'a PlatformId;
+    type IntoIter = SubsetIter<'a>;
+
+    fn into_iter(self) -> SubsetIter<'a> {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for MemberSubset<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for MemberSubset<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for MemberSubset<'_> {}
+
+impl Serialize for MemberSubset<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Its length first, as a set's list (a filtered iterator cannot
+        // tell postcard its length).
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for id in self.iter() {
+            seq.serialize_element(id)?;
+        }
+        seq.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +286,27 @@ mod tests {
         );
         let many: heapless::Vec<PlatformId, 40> = (0..=MAX_MEMBERS).map(platform).collect();
         assert_eq!(MemberSet::new(&many), Err(MemberSetError::TooMany));
+    }
+
+    #[test]
+    fn a_subset_is_the_members_of_its_bits_and_encodes_as_their_set() {
+        let set = MemberSet::new(&[platform(1), platform(2), platform(3), platform(4)]).unwrap();
+        assert_eq!(set.bit_of(&platform(3)), Some(0b100));
+        assert_eq!(set.bit_of(&platform(5)), None);
+        // Bits past the set's end name no one.
+        let subset = MemberSubset::new(set.as_slice(), 0b1_1010 | 1 << 31);
+        let ids: std::vec::Vec<_> = subset.iter().cloned().collect();
+        assert_eq!(ids, [platform(2), platform(4)]);
+        assert_eq!(subset.len(), 2);
+        assert!(subset.contains(&platform(4)) && !subset.contains(&platform(1)));
+        assert!(MemberSubset::none().is_empty());
+        let their_set = MemberSet::new(subset).unwrap();
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        assert_eq!(
+            postcard::to_slice(&subset, &mut a).unwrap(),
+            postcard::to_slice(&their_set, &mut b).unwrap()
+        );
     }
 
     #[test]

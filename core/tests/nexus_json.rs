@@ -35,7 +35,7 @@ use tq_core::limits::{
     MAX_ALARMS, MAX_CONNECTED, MAX_LRTQ_THRESHOLD, MAX_MEMBERS, MAX_RETAINED_SECRETS,
     MAX_STORED_CONFIGS, MAX_THRESHOLD, MIN_LRTQ_THRESHOLD, MIN_MEMBERS, MIN_THRESHOLD, SECRET_LEN,
 };
-use tq_core::member_set::MemberSet;
+use tq_core::member_set::{MemberSet, MemberSubset};
 use tq_core::node::{
     Alarm, COUNTER_COUNT, CommitError, CoordinatorPhase, Counters, ExpungedAt, LoadSecretError,
     LrtqUpgradeError, PrepareAndCommitError, RackMismatch, ReconfigureError,
@@ -492,7 +492,7 @@ proptest! {
             status.as_ref().map(|status| CoordinatorStatus {
                 epoch: status.epoch,
                 phase: status.phase,
-                acked: status.acked.as_slice(),
+                acked: MemberSubset::all(status.acked.as_slice()),
                 config: status.config.as_ref(),
             });
         prop_assert_eq!(postcard_bytes(&borrowed), postcard_bytes(&status));

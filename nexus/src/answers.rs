@@ -3,6 +3,7 @@
 
 use tq_core::api::{CoordinatorStatusRef, acks_to_commit};
 use tq_core::ids::Epoch;
+use tq_core::member_set::MemberSubset;
 use tq_core::node::{CommitError, CoordinatorPhase, LrtqUpgradeError, ReconfigureError};
 
 use crate::calls::{Answer, CallId, InFlight};
@@ -165,7 +166,7 @@ impl Nexus {
 
     /// The members of the pending request among `ids` (a coordinator
     /// counts only members; anyone else is ignored).
-    fn acked_members(&self, pending: &Pending, ids: &[tq_core::ids::PlatformId]) -> SledSet {
+    fn acked_members(&self, pending: &Pending, ids: MemberSubset<'_>) -> SledSet {
         ids.iter()
             .filter_map(|id| self.state.roster.place_of(id))
             .filter(|&place| pending.members.contains(place))

@@ -7,7 +7,7 @@ use tq_core::api::{
 use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId};
 use tq_core::limits::MAX_MEMBERS;
-use tq_core::member_set::MemberSet;
+use tq_core::member_set::MemberSubset;
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 
 /// Names one call, to report its answer with. Unique within one machine
@@ -134,7 +134,7 @@ pub fn status_ref(status: &CoordinatorStatus) -> CoordinatorStatusRef<'_> {
     CoordinatorStatusRef {
         epoch: status.epoch,
         phase: status.phase,
-        acked: MemberSet::as_slice(&status.acked),
+        acked: MemberSubset::all(status.acked.as_slice()),
         config: status.config.as_ref(),
     }
 }

@@ -11,6 +11,7 @@ use tq_core::api::{
 use tq_core::config::{ConfigFields, Configuration, Member};
 use tq_core::crypto::ShareDigest;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
+use tq_core::member_set::MemberSubset;
 use tq_core::node::{
     CommitError, CoordinatorPhase, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError,
 };
@@ -116,7 +117,7 @@ fn preparing<'a>(epoch: Epoch, acked: &'a [PlatformId], config: &'a Configuratio
     Answer::CoordinatorStatus(Some(CoordinatorStatusRef {
         epoch,
         phase: CoordinatorPhase::Preparing,
-        acked,
+        acked: MemberSubset::all(acked),
         config: Some(config),
     }))
 }

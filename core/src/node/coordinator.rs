@@ -3,6 +3,7 @@
 //! new secret, split it, and prepare every member.
 
 use rand_core::TryCryptoRng;
+use subtle::ConstantTimeEq;
 
 use crate::api::Alarm;
 use crate::api::Counter;
@@ -10,12 +11,12 @@ use crate::api::{CoordinatorPhase, ReconfigureMsg, acks_to_commit};
 use crate::config::{ConfigError, ConfigFields, Member};
 use crate::crypto::{
     EncryptedRackSecrets, LrtqShare, RackSecret, RetainedSecrets, SealError, ShamirError, Share,
-    ShareDigest, combine_lrtq, split,
+    combine_lrtq, split,
 };
 use crate::ids::{Epoch, PlatformId, RackId, Threshold};
 use crate::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS};
 use crate::log;
-use crate::member_set::MemberSet;
+use crate::member_set::{MemberBits, MemberSet, MemberSubset};
 use crate::messages::{QueuedBody, QueuedShare};
 use crate::node::collector::ShareCollector;
 use crate::node::ctx::NodeCtx;
@@ -45,45 +46,35 @@ impl Request {
     }
 }
 
-/// LRTQ shares gathered for an upgrade: each valid, no two with the same
-/// digest (a share replayed by another sled is the same share).
+/// LRTQ shares gathered for an upgrade: each valid, no two alike (a share
+/// replayed by another sled is the same share). Shares are compared
+/// themselves, in constant time, not by digest: a digest is a function of
+/// the share's bytes, and a list of digests was 1 KiB of static memory.
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct LrtqCollector {
     shares: heapless::Vec<LrtqShare, MAX_LRTQ_COMBINE, u8>,
-    digests: heapless::Vec<ShareDigest, MAX_LRTQ_COMBINE, u8>,
     /// For each accepted share, who sent it (its member position).
     senders: heapless::Vec<u8, MAX_LRTQ_COMBINE, u8>,
     /// Members that answered, bit `i` for the request's member `i`: not
-    /// asked again when they reconnect. (A list of ids was 2 KiB of the
-    /// node's static memory.)
+    /// asked again when they reconnect.
     answered: MemberBits,
-}
-
-/// One bit per member position of a [`MemberSet`].
-type MemberBits = u32;
-
-const _: () = assert!(MAX_MEMBERS <= MemberBits::BITS as usize);
-
-/// The bit of `member`'s position in `members`, if it is one.
-fn member_bit(members: &MemberSet, member: &PlatformId) -> Option<MemberBits> {
-    let at = members.as_slice().iter().position(|m| m == member)?;
-    1u32.checked_shl(u32::try_from(at).ok()?)
 }
 
 /// Each member's share of a new secret, in member (x-coordinate) order.
 type SharesTable = heapless::Vec<Share, MAX_MEMBERS>;
 
-/// The prepare phase: each member's share, and who has acked.
+/// The prepare phase: each member's share, and who has acked (bit `i`
+/// for the request's member `i`).
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
 pub(crate) struct Preparing {
     shares: SharesTable,
-    acked: MemberSet,
+    acked: MemberBits,
 }
 
 // The phases are exclusive and the core does not allocate, so the largest
-// (preparing, about 3 KiB) sets the size; boxing is not an option.
+// (about 1 KiB each) sets the size; boxing is not an option.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[cfg_attr(feature = "model", derive(Clone, Hash))]
@@ -179,7 +170,7 @@ impl Coordinator {
     fn start_lrtq_collection(&mut self, ctx: &mut NodeCtx) {
         if let Phase::CollectingLrtqShares(collector) = &mut self.phase
             && let Some(lrtq) = ctx.state().lrtq()
-            && let Err(counter) = member_bit(&self.request.members, ctx.id())
+            && let Err(counter) = (self.request.members.bit_of(ctx.id()))
                 .ok_or(Counter::Internal)
                 .and_then(|bit| collector.add(bit, &lrtq.share, lrtq))
         {
@@ -228,9 +219,11 @@ impl Coordinator {
 
     /// Members that acked the prepare (the coordinator included), once
     /// preparing.
-    pub(crate) fn acked(&self) -> Option<&MemberSet> {
+    pub(crate) fn acked(&self) -> Option<MemberSubset<'_>> {
         match &self.phase {
-            Phase::Preparing(p) => Some(&p.acked),
+            Phase::Preparing(p) => {
+                Some(MemberSubset::new(self.request.members.as_slice(), p.acked))
+            }
             _ => None,
         }
     }
@@ -274,7 +267,11 @@ impl Coordinator {
         let Phase::CollectingLrtqShares(collector) = &mut self.phase else {
             return Err(NOT_WANTED);
         };
-        let bit = member_bit(&self.request.members, from).ok_or(Counter::FromNonMember)?;
+        let bit = self
+            .request
+            .members
+            .bit_of(from)
+            .ok_or(Counter::FromNonMember)?;
         // An upgrade starts only on a node with LRTQ data (validated).
         let lrtq = ctx.state().lrtq().ok_or(Counter::Internal)?;
         collector.add(bit, share, lrtq)?;
@@ -292,13 +289,16 @@ impl Coordinator {
         let Phase::Preparing(p) = &mut self.phase else {
             return Err(Counter::Unexpected);
         };
-        if !self.request.members.contains(from) {
-            return Err(Counter::FromNonMember);
-        }
-        if !p.acked.insert(from).map_err(|_| Counter::Internal)? {
+        let bit = self
+            .request
+            .members
+            .bit_of(from)
+            .ok_or(Counter::FromNonMember)?;
+        if p.acked & bit != 0 {
             return Ok(());
         }
-        let acks = p.acked.len();
+        p.acked |= bit;
+        let acks = p.acked.count_ones() as usize;
         if acks == acks_to_commit(self.request.members.len(), self.request.threshold) {
             ctx.emit(Event::ReadyToCommit {
                 epoch: self.epoch,
@@ -316,14 +316,16 @@ impl Coordinator {
         match &self.phase {
             Phase::CollectingShares(collector) => collector.on_connect(ctx, peer),
             Phase::CollectingLrtqShares(collector) => {
-                let answered = member_bit(&self.request.members, peer)
+                let answered = (self.request.members.bit_of(peer))
                     .is_some_and(|bit| collector.answered & bit != 0);
                 if !answered {
                     ctx.request(peer, QueuedBody::GetLrtqShare);
                 }
             }
             Phase::Preparing(p) => {
-                if !p.acked.contains(peer) {
+                let acked =
+                    (self.request.members.bit_of(peer)).is_some_and(|bit| p.acked & bit != 0);
+                if !acked {
                     ctx.request(peer, self.prepare_for());
                 }
             }
@@ -418,10 +420,8 @@ impl Coordinator {
             return Err(PrepareFailed::Internal);
         };
         core::mem::swap(&mut preparing.shares, &mut shares);
-        preparing
-            .acked
-            .insert(ctx.id())
-            .map_err(|_| PrepareFailed::Internal)?;
+        // The coordinator is a member (validated): it acks its own prepare.
+        preparing.acked = (self.request.members.bit_of(ctx.id())).ok_or(PrepareFailed::Internal)?;
         log::info!("prepared epoch {}, sending Prepare", self.epoch);
         for member in self.request.members.as_slice() {
             if member != ctx.id() {
@@ -436,7 +436,7 @@ impl Preparing {
     const fn new() -> Self {
         Self {
             shares: heapless::Vec::new(),
-            acked: MemberSet::new_empty(),
+            acked: 0,
         }
     }
 }
@@ -624,15 +624,13 @@ impl LrtqCollector {
     const fn new() -> Self {
         Self {
             shares: heapless::Vec::new(),
-            digests: heapless::Vec::new(),
             senders: heapless::Vec::new(),
             answered: 0,
         }
     }
 
     /// Adds an LRTQ share from the member of bit `from` if its digest is
-    /// one of the rack's and no share with that digest was accepted
-    /// before. The same share again from the member that sent it is a
+    /// one of the rack's and no equal share was accepted before. The same share again from the member that sent it is a
     /// repeated answer, not a replay: a sled whose upgrade coordinator and
     /// secret loader both ask a peer gets two answers (`LateLrtqShare`,
     /// normal).
@@ -642,11 +640,10 @@ impl LrtqCollector {
         share: &LrtqShare,
         lrtq: &LrtqShareData,
     ) -> Result<(), Counter> {
-        let digest = share.digest();
-        if !lrtq.is_known_digest(&digest) {
+        if !lrtq.is_known_digest(&share.digest()) {
             return Err(Counter::UnknownLrtqShareDigest);
         }
-        if let Some(at) = self.digests.iter().position(|d| *d == digest) {
+        if let Some(at) = self.shares.iter().position(|s| bool::from(s.ct_eq(share))) {
             let repeated = self
                 .senders
                 .get(at)
@@ -667,7 +664,6 @@ impl LrtqCollector {
         self.shares
             .push(share.clone())
             .map_err(|_| Counter::Internal)?;
-        self.digests.push(digest).map_err(|_| Counter::Internal)?;
         self.senders.push(sender).map_err(|_| Counter::Internal)?;
         Ok(())
     }

@@ -70,6 +70,7 @@ use crate::config::Configuration;
 use crate::crypto::RackSecret;
 use crate::ids::{Epoch, PlatformId};
 use crate::log;
+use crate::member_set::MemberSubset;
 use crate::node::peer::AdvanceRefused;
 use collector::ShareCollector;
 use coordinator::{Coordinator, StartFailed};
@@ -179,7 +180,7 @@ impl Node {
         Some(CoordinatorStatusRef {
             epoch: coordinator.epoch,
             phase: coordinator.phase(),
-            acked: acked.map_or(&[], |set| set.as_slice()),
+            acked: acked.unwrap_or(MemberSubset::none()),
             config,
         })
     }

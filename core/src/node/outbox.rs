@@ -5,9 +5,9 @@
 //! (which holds the message's parts) in the same step.
 
 use crate::api::Counter;
-use crate::ids::PlatformId;
+use crate::ids::{Epoch, PlatformId};
 use crate::limits::{MAX_CONNECTED, MAX_OUTGOING};
-use crate::messages::QueuedBody;
+use crate::messages::{Body, QueuedBody, QueuedShare};
 
 /// Connected peers and the outgoing queue.
 #[derive(Debug)]
@@ -19,7 +19,109 @@ pub(crate) struct Outbox {
     /// static memory. Every position is that of a connected peer:
     /// [`Outbox::disconnect`] drops the peer's messages and renumbers the
     /// rest.
-    queue: heapless::Deque<(ConnIndex, QueuedBody), MAX_OUTGOING>,
+    queue: heapless::Deque<Entry, MAX_OUTGOING>,
+}
+
+/// A queued message as the queue holds it: its receiver's position and its
+/// body packed into bytes, 26 bytes where `(ConnIndex, QueuedBody)` took
+/// 48 (the body's epochs are 8-byte aligned, so its tags took 8 bytes
+/// each). [`Entry::pack`] and [`Entry::body`] are exact inverses.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    to: ConnIndex,
+    /// The body's variant (`PREPARE` ... `COMMIT_ADVANCE`), and the flags below.
+    kind: u8,
+    /// The body's epochs, in the order of its fields, little-endian.
+    epochs: [[u8; 8]; 3],
+}
+
+/// [`Entry::kind`]'s low bits: the body's variant.
+const PREPARE: u8 = 0;
+const PREPARE_ACK: u8 = 1;
+const GET_SHARE: u8 = 2;
+const SHARE: u8 = 3;
+const GET_LRTQ_SHARE: u8 = 4;
+const LRTQ_SHARE: u8 = 5;
+const EXPUNGED: u8 = 6;
+const COMMIT_ADVANCE: u8 = 7;
+
+/// [`Entry::kind`]: the share is [`QueuedShare::ForReceiver`] (else `Own`).
+const FOR_RECEIVER: u8 = 0x10;
+/// [`Entry::kind`]: a `Prepare` names a last committed epoch.
+const LAST_COMMITTED: u8 = 0x20;
+const KIND_MASK: u8 = 0x0f;
+
+impl Entry {
+    fn pack(to: ConnIndex, body: QueuedBody) -> Self {
+        let none = Epoch(0);
+        let share_parts = |share: QueuedShare| match share {
+            QueuedShare::Own(epoch) => (0, epoch),
+            QueuedShare::ForReceiver(epoch) => (FOR_RECEIVER, epoch),
+        };
+        let (kind, epochs) = match body {
+            Body::Prepare {
+                config,
+                share,
+                last_committed,
+            } => {
+                let (flag, share) = share_parts(share);
+                let flags = flag
+                    | if last_committed.is_some() {
+                        LAST_COMMITTED
+                    } else {
+                        0
+                    };
+                (
+                    PREPARE | flags,
+                    [config, share, last_committed.unwrap_or(none)],
+                )
+            }
+            Body::PrepareAck(epoch) => (PREPARE_ACK, [epoch, none, none]),
+            Body::GetShare(epoch) => (GET_SHARE, [epoch, none, none]),
+            Body::Share { epoch, share } => {
+                let (flag, share) = share_parts(share);
+                (SHARE | flag, [epoch, share, none])
+            }
+            Body::GetLrtqShare => (GET_LRTQ_SHARE, [none; 3]),
+            Body::LrtqShare(()) => (LRTQ_SHARE, [none; 3]),
+            Body::Expunged(epoch) => (EXPUNGED, [epoch, none, none]),
+            Body::CommitAdvance(config) => (COMMIT_ADVANCE, [config, none, none]),
+        };
+        Self {
+            to,
+            kind,
+            epochs: epochs.map(|epoch| epoch.0.to_le_bytes()),
+        }
+    }
+
+    /// The body [`Self::pack`] packed; `None` never (a kind it does not
+    /// write).
+    fn body(&self) -> Option<QueuedBody> {
+        let [first, second, third] = self.epochs.map(|bytes| Epoch(u64::from_le_bytes(bytes)));
+        let share = if self.kind & FOR_RECEIVER != 0 {
+            QueuedShare::ForReceiver(second)
+        } else {
+            QueuedShare::Own(second)
+        };
+        Some(match self.kind & KIND_MASK {
+            PREPARE => Body::Prepare {
+                config: first,
+                share,
+                last_committed: (self.kind & LAST_COMMITTED != 0).then_some(third),
+            },
+            PREPARE_ACK => Body::PrepareAck(first),
+            GET_SHARE => Body::GetShare(first),
+            SHARE => Body::Share {
+                epoch: first,
+                share,
+            },
+            GET_LRTQ_SHARE => Body::GetLrtqShare,
+            LRTQ_SHARE => Body::LrtqShare(()),
+            EXPUNGED => Body::Expunged(first),
+            COMMIT_ADVANCE => Body::CommitAdvance(first),
+            _ => return None,
+        })
+    }
 }
 
 /// A position in [`Outbox::connected`].
@@ -33,9 +135,9 @@ impl core::hash::Hash for Outbox {
         let Self { connected, queue } = self;
         connected.hash(h);
         queue.len().hash(h);
-        // By receiver id, as when the queue held ids.
-        queue.iter().for_each(|(to, body)| {
-            (connected.get(usize::from(*to)), body).hash(h);
+        // By receiver id and body, as when the queue held them.
+        queue.iter().for_each(|entry| {
+            (connected.get(usize::from(entry.to)), entry.body()).hash(h);
         });
     }
 }
@@ -86,12 +188,14 @@ impl Outbox {
         // `peer`, keeping the order (`Deque::retain` has a panic path); the
         // peers after `peer` moved down one place.
         for _ in 0..self.queue.len() {
-            if let Some((to, body)) = self.queue.pop_front()
-                && to != gone
+            if let Some(mut entry) = self.queue.pop_front()
+                && entry.to != gone
             {
-                let to = if to > gone { to - 1 } else { to };
+                if entry.to > gone {
+                    entry.to -= 1;
+                }
                 // Cannot fail: an entry was just taken out.
-                let _ = self.queue.push_back((to, body));
+                let _ = self.queue.push_back(entry);
             }
         }
     }
@@ -101,19 +205,22 @@ impl Outbox {
     pub(crate) fn queue(&mut self, to: &PlatformId, body: QueuedBody) -> Result<(), Counter> {
         let to = self.position(to).ok_or(Counter::NotConnected)?;
         self.queue
-            .push_back((to, body))
+            .push_back(Entry::pack(to, body))
             .map_err(|_| Counter::OutgoingQueueFull)
     }
 
     /// The oldest queued message and its receiver; `Err(Internal)` if its
     /// receiver is not in the table (never: positions in the queue are of
-    /// connected peers), the message then dropped.
+    /// connected peers) or its body does not unpack (never), the message
+    /// then dropped.
     pub(crate) fn pop(&mut self) -> Option<Result<(PlatformId, QueuedBody), Counter>> {
-        let (to, body) = self.queue.pop_front()?;
-        Some(match self.connected.get(usize::from(to)) {
-            Some(to) => Ok((to.clone(), body)),
-            None => Err(Counter::Internal),
-        })
+        let entry = self.queue.pop_front()?;
+        Some(
+            match (self.connected.get(usize::from(entry.to)), entry.body()) {
+                (Some(to), Some(body)) => Ok((to.clone(), body)),
+                _ => Err(Counter::Internal),
+            },
+        )
     }
 
     pub(crate) fn clear_queue(&mut self) {
@@ -131,8 +238,45 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::config::tests::platform;
-    use crate::ids::Epoch;
-    use crate::messages::Body;
+
+    /// Every body kind, with every flag, and epochs at their extremes,
+    /// comes back from its packed entry as it went in.
+    #[test]
+    fn a_packed_body_unpacks_to_itself() {
+        let shares = [
+            QueuedShare::Own(Epoch(u64::MAX)),
+            QueuedShare::ForReceiver(Epoch(1)),
+        ];
+        let mut bodies: std::vec::Vec<QueuedBody> = std::vec::Vec::new();
+        for share in shares {
+            for last_committed in [None, Some(Epoch(0)), Some(Epoch(u64::MAX - 1))] {
+                bodies.push(Body::Prepare {
+                    config: Epoch(7),
+                    share,
+                    last_committed,
+                });
+            }
+            bodies.push(Body::Share {
+                epoch: Epoch(3),
+                share,
+            });
+        }
+        bodies.extend([
+            Body::PrepareAck(Epoch(u64::MAX)),
+            Body::GetShare(Epoch(2)),
+            Body::GetLrtqShare,
+            Body::LrtqShare(()),
+            Body::Expunged(Epoch(9)),
+            Body::CommitAdvance(Epoch(1 << 40)),
+        ]);
+        assert_eq!(bodies.len(), 14);
+        for body in bodies {
+            let entry = Entry::pack(5, body.clone());
+            assert_eq!(entry.to, 5);
+            assert_eq!(entry.body(), Some(body));
+        }
+        assert!(core::mem::size_of::<Entry>() <= 26);
+    }
 
     /// Messages queued for three peers; the middle one leaves: its
     /// messages are gone, the others still reach their own receivers, in

@@ -10,6 +10,7 @@ use crate::api::{
 };
 use crate::crypto::RngError;
 use crate::limits::{MAX_ALARMS, MAX_CONNECTED, MAX_STORED_CONFIGS};
+use crate::member_set::MemberSubset;
 
 /// `value` encoded into a buffer of exactly its `MAX_LEN`.
 fn encoded<T: NexusWire + ?Sized>(value: &T) -> Vec<u8> {
@@ -161,7 +162,7 @@ fn the_largest_coordinator_status_fills_its_bound_exactly() {
     let borrowed: Option<CoordinatorStatusRef<'_>> = Some(CoordinatorStatus {
         epoch: owned.epoch,
         phase: owned.phase,
-        acked: owned.acked.as_slice(),
+        acked: MemberSubset::all(owned.acked.as_slice()),
         config: owned.config.as_ref(),
     });
     assert_eq!(encoded(&borrowed), encoded(&status));
