@@ -390,11 +390,11 @@ impl<'de> Deserialize<'de> for CopiedField {
                     .map_err(|_| E::invalid_length(text.len(), &self))
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<CopiedField, E> {
-                if !bytes.iter().all(|&b| is_printable_ascii(b)) {
-                    return Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self));
-                }
                 let mut field = PlatformIdField::new();
                 for &b in bytes {
+                    if !is_printable_ascii(b) {
+                        return Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self));
+                    }
                     field
                         .push(char::from(b))
                         .map_err(|_| E::invalid_length(bytes.len(), &self))?;
