@@ -333,11 +333,16 @@ impl PlatformId {
     }
 }
 
+/// The bytes a platform id field may hold: printable ASCII.
+fn is_printable_ascii(b: u8) -> bool {
+    (0x20..=0x7e).contains(&b)
+}
+
 fn field(s: &str) -> Result<PlatformIdField, PlatformIdError> {
     if s.is_empty() {
         return Err(PlatformIdError::Empty);
     }
-    if !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+    if !s.bytes().all(is_printable_ascii) {
         return Err(PlatformIdError::NotPrintableAscii);
     }
     PlatformIdField::try_from(s).map_err(|_| PlatformIdError::TooLong)
@@ -360,9 +365,15 @@ impl TryFrom<RawPlatformId> for PlatformId {
     }
 }
 
-/// A field read as an owned string (`deserialize_string`: the format may
-/// hand it over from a temporary buffer), at most
-/// [`PLATFORM_ID_FIELD_LEN`] bytes.
+/// A field read as an owned string (the format may hand it over from a
+/// temporary buffer), at most [`PLATFORM_ID_FIELD_LEN`] bytes.
+///
+/// From a binary format (postcard) it is read as bytes, which postcard
+/// encodes exactly as a string (length, then the bytes), and kept only if
+/// every byte is printable ASCII: the rule [`PlatformId::new`] applies
+/// anyway, and one that implies valid UTF-8, so the same bytes are refused
+/// without linking `core::str::from_utf8` (368 B of the service
+/// processor's flash) for a check this one makes stricter.
 struct CopiedField(PlatformIdField);
 
 impl<'de> Deserialize<'de> for CopiedField {
@@ -378,8 +389,24 @@ impl<'de> Deserialize<'de> for CopiedField {
                     .map(CopiedField)
                     .map_err(|_| E::invalid_length(text.len(), &self))
             }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<CopiedField, E> {
+                let mut field = PlatformIdField::new();
+                for &b in bytes {
+                    if !is_printable_ascii(b) {
+                        return Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self));
+                    }
+                    field
+                        .push(char::from(b))
+                        .map_err(|_| E::invalid_length(bytes.len(), &self))?;
+                }
+                Ok(CopiedField(field))
+            }
         }
-        deserializer.deserialize_string(Visitor)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_string(Visitor)
+        } else {
+            deserializer.deserialize_byte_buf(Visitor)
+        }
     }
 }
 
@@ -480,6 +507,46 @@ mod platform_and_threshold_tests {
         );
         let max = "x".repeat(PLATFORM_ID_FIELD_LEN);
         assert!(PlatformId::new(&max, &max).is_ok());
+    }
+
+    /// Decoding applies the field rules whatever the bytes: postcard's
+    /// (read as bytes, see `CopiedField`) and JSON's (read as a string).
+    #[test]
+    fn decoded_platform_id_fields_are_checked() {
+        fn postcard_field(field: &[u8]) -> Result<PlatformId, postcard::Error> {
+            let mut bytes = std::vec![1, b'p', u8::try_from(field.len()).unwrap()];
+            bytes.extend_from_slice(field);
+            postcard::from_bytes(&bytes)
+        }
+        let max = [b'~'; PLATFORM_ID_FIELD_LEN];
+        for good in [&b"s"[..], b" ", b"BRM02 ~!", &max] {
+            let id = postcard_field(good).unwrap();
+            assert_eq!(id.serial_number().as_bytes(), good);
+            assert_eq!(id, PlatformId::new("p", id.serial_number()).unwrap());
+        }
+        let long = [b'x'; PLATFORM_ID_FIELD_LEN + 1];
+        for bad in [
+            &b""[..],
+            b"a\nb",
+            b"\x1f",
+            b"\x7f",
+            b"\x80",
+            b"\xff",
+            "caf\u{e9}".as_bytes(),
+            &long,
+        ] {
+            assert!(postcard_field(bad).is_err(), "{bad:?}");
+        }
+        let json = |serial: &str| {
+            serde_json::from_value::<PlatformId>(serde_json::json!({
+                "part_number": "p",
+                "serial_number": serial,
+            }))
+        };
+        assert!(json("BRM02").is_ok());
+        for bad in ["", "a\nb", "caf\u{e9}", "\u{7f}"] {
+            assert!(json(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

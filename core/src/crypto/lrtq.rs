@@ -101,11 +101,29 @@ impl LrtqShare {
     }
 
     /// The share's `y` value. Only fails for bytes `from_bytes` refused.
+    ///
+    /// Canonical means below the group order: reducing the value modulo
+    /// the order leaves it unchanged, the check `from_canonical_bytes`
+    /// makes. The reduction here is dalek's 512-bit one (the value as the
+    /// low half), which runs on the out-of-line Montgomery multiplication
+    /// the combining links anyway; `from_canonical_bytes` inlines a
+    /// reduction of its own, 2 KiB more flash on the service processor.
+    /// A value below the order is below 2^255, so its high bit is clear as
+    /// `from_canonical_bytes` also requires.
     fn value_scalar(&self) -> Result<Zeroizing<Scalar>, LrtqError> {
         let [_, value @ ..] = &self.0;
-        Option::<Scalar>::from(Scalar::from_canonical_bytes(*value))
-            .map(Zeroizing::new)
-            .ok_or(LrtqError::NonCanonicalScalar)
+        let mut wide = Zeroizing::new([0u8; 2 * SECRET_LEN]);
+        if let Some(low) = wide.first_chunk_mut::<SECRET_LEN>() {
+            *low = *value;
+        }
+        let reduced = Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide));
+        // Whether it is canonical is public (the share is refused); the
+        // value is compared in constant time all the same.
+        if bool::from(reduced.as_bytes().ct_eq(value)) {
+            Ok(reduced)
+        } else {
+            Err(LrtqError::NonCanonicalScalar)
+        }
     }
 }
 
@@ -353,6 +371,38 @@ mod tests {
             Some(LrtqError::NonCanonicalScalar)
         );
         assert!(share_with_value(1, &ORDER_MINUS_ONE).is_ok());
+    }
+
+    /// The canonical check (a wide reduction compared with the value) and
+    /// the value it returns agree with dalek's `from_canonical_bytes`, on
+    /// values around the group order, below it and far above it.
+    #[test]
+    fn canonical_check_agrees_with_from_canonical_bytes() {
+        use proptest::prelude::*;
+        let near_order =
+            (any::<[u8; 16]>(), 0x0fu8..=0x11, any::<u8>()).prop_map(|(low, top, middle)| {
+                let mut value = ORDER_MINUS_ONE;
+                value[..16].copy_from_slice(&low);
+                value[16] = middle % 2;
+                value[31] = top;
+                value
+            });
+        let values = prop_oneof![any::<[u8; 32]>(), near_order];
+        proptest!(|(value in values, delta in 0u8..4)| {
+            let mut value = value;
+            // Also exactly at the order and just around it.
+            if delta > 0 && value[16..31] == [0; 15] && value[31] == 0x10 {
+                value[..16].copy_from_slice(&ORDER_MINUS_ONE[..16]);
+                value[0] = value[0].wrapping_add(delta - 1);
+            }
+            let ours = share_with_value(1, &value).map(|share| share.value_scalar());
+            let dalek = Option::<Scalar>::from(Scalar::from_canonical_bytes(value));
+            match (ours, dalek) {
+                (Ok(Ok(ours)), Some(dalek)) => prop_assert_eq!(*ours, dalek),
+                (Err(LrtqError::NonCanonicalScalar), None) => {}
+                (ours, dalek) => prop_assert!(false, "{:?} vs {:?}", ours.map(|r| r.is_ok()), dalek),
+            }
+        });
     }
 
     #[test]
