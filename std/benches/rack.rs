@@ -20,16 +20,18 @@
 //! kind on the disk the racks live on (the temporary directory), with the
 //! code that does it: a ledger write (both copies, as [`Ledger::write`]
 //! writes them), an audit append (one record, both copies fsynced), and
-//! a Nexus decision (its state file replaced atomically). A
-//! reconfiguration and the LRTQ upgrade each wait for, in order: Nexus
-//! storing the start; members' audit records of the old shares (or LRTQ
-//! shares) they hand the coordinator; the coordinator's ledger write of the
-//! new configuration; its audit record of the shares it deals; each
-//! member's ledger write of its share; Nexus storing the commit; each
-//! member's ledger write of the commit; its audit record of Nexus's call;
-//! Nexus storing the confirmations: three of each kind. An unlock waits for
-//! two audit appends: the peers' records of the shares they hand out, then
-//! the sled's record of the secret it rebuilt and handed over.
+//! a Nexus decision (its state file replaced atomically). A step every
+//! member takes at once is measured as that many sleds writing at once:
+//! here every sled's drives are one disk. A reconfiguration and the LRTQ
+//! upgrade each wait for, in order: Nexus storing the start; the members'
+//! audit records of the old shares (or LRTQ shares) they hand the
+//! coordinator; the coordinator's ledger write of the new configuration;
+//! its audit record of the shares it deals; the members' ledger writes of
+//! their shares; Nexus storing the commit; the members' ledger writes of
+//! the commit; their audit records of Nexus's call; Nexus storing the
+//! confirmations. An unlock waits for two audit appends by every sled:
+//! the records of the shares each hands out, then of the secret each
+//! rebuilt and handed over.
 //!
 //! Memory: the process's resident set before and after starting the first
 //! rack's sleds, divided by their count (each sled: node, context, ledger,
@@ -60,13 +62,9 @@ use tq_std::ledger::{self, Ledger};
 const LIMIT: Duration = Duration::from_secs(300);
 const RACKS: usize = 3;
 const RECONFIGURATIONS: usize = 5;
-/// Samples of each kind of durable write.
+/// Samples of each kind of durable write by one sled (a quarter as many
+/// by every sled at once).
 const WRITES: usize = 200;
-/// Durable writes of each kind a reconfiguration (or the upgrade) waits
-/// for in sequence (see the crate doc).
-const RECONFIGURATION_CHAIN: u32 = 3;
-/// Audit appends an unlock waits for in sequence.
-const UNLOCK_CHAIN: u32 = 2;
 
 fn timing() -> Timing {
     Timing {
@@ -100,52 +98,87 @@ async fn sent(rack: &Rack) -> (u64, u64) {
     (frames, bytes)
 }
 
-/// The median latency of each kind of durable write the rack waits for.
-struct DurableWrites {
-    ledger: Duration,
-    audit: Duration,
-    nexus: Duration,
+/// One sled's durable files in a scratch directory: a ledger and an audit
+/// log, each with its two copies.
+struct ScratchSled {
+    ledger: Ledger,
+    audit: AuditLog,
 }
 
-impl DurableWrites {
-    /// Measured in a fresh temporary directory (on the racks' disk), with
-    /// payloads the size of a sled's ledger and of Nexus's state file.
-    async fn measure(ledger_len: usize, nexus_len: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let drives = ["m2-a", "m2-b"].map(|d| dir.path().join(d));
+impl ScratchSled {
+    async fn new(root: &Path, i: usize) -> Self {
+        let drives = ["m2-a", "m2-b"].map(|d| root.join(format!("sled-{i}")).join(d));
         for drive in &drives {
-            std::fs::create_dir(drive).unwrap();
+            std::fs::create_dir_all(drive).unwrap();
         }
-        let copies = drives.clone().map(|d| d.join("ledger").join("tq-ledger"));
+        let copies = drives.map(|d| d.join("ledger").join("tq-ledger"));
         ledger::init(&copies).unwrap();
         let ledger = Ledger::open(copies.clone()).await.unwrap().ledger;
-        let payload = vec![0x5a; ledger_len.min(ledger::MAX_PAYLOAD_LEN)];
-        let ledger_write = median_of(WRITES, || async {
-            let t = Instant::now();
-            ledger.write(&payload).await.unwrap();
-            t.elapsed()
-        })
-        .await;
-
         let audit = AuditLog::open(
             tq_std::audit::audit_dirs(&copies),
-            "bench".to_owned(),
+            format!("bench-{i}"),
             0,
             AuditConfig::default(),
         )
         .await
         .unwrap();
+        Self { ledger, audit }
+    }
+}
+
+/// The median latency of each kind of durable write the rack waits for,
+/// by one sled alone and by every sled at once (the racks' sleds share
+/// this machine's one disk, where a real rack's each have their own: a
+/// step that every member takes together waits for all of their writes).
+struct DurableWrites {
+    ledger: Duration,
+    audit: Duration,
+    nexus: Duration,
+    ledger_all: Duration,
+    audit_all: Duration,
+}
+
+impl DurableWrites {
+    /// Measured in a fresh temporary directory (on the racks' disk), with
+    /// payloads the size of a sled's ledger and of Nexus's state file.
+    async fn measure(sleds: usize, ledger_len: usize, nexus_len: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        for i in 0..sleds {
+            scratch.push(ScratchSled::new(dir.path(), i).await);
+        }
+        let payload = vec![0x5a; ledger_len.min(ledger::MAX_PAYLOAD_LEN)];
         let record = AuditEvent::ShareSent {
             to: common::rack::sled_id(1).to_string(),
             epoch: 2,
             message: ShareMessage::Share,
         };
-        let audit_append = median_of(WRITES, || async {
-            let t = Instant::now();
-            audit.record(vec![record.clone()]).await.unwrap();
-            t.elapsed()
-        })
-        .await;
+        let ledger_writes = |count: usize| {
+            let writes = scratch[..count].iter().map(|s| s.ledger.write(&payload));
+            async move {
+                let t = Instant::now();
+                for written in futures_util::future::join_all(writes).await {
+                    written.unwrap();
+                }
+                t.elapsed()
+            }
+        };
+        let appends = |count: usize| {
+            let appends = scratch[..count]
+                .iter()
+                .map(|s| s.audit.record(vec![record.clone()]));
+            async move {
+                let t = Instant::now();
+                for appended in futures_util::future::join_all(appends).await {
+                    appended.unwrap();
+                }
+                t.elapsed()
+            }
+        };
+        let ledger_one = median_of(WRITES, || ledger_writes(1)).await;
+        let ledger_all = median_of(WRITES / 4, || ledger_writes(sleds)).await;
+        let audit_one = median_of(WRITES, || appends(1)).await;
+        let audit_all = median_of(WRITES / 4, || appends(sleds)).await;
 
         let state_file = Arc::new(dir.path().join("nexus.json"));
         let state = Arc::new(vec![b' '; nexus_len]);
@@ -162,18 +195,26 @@ impl DurableWrites {
         })
         .await;
         Self {
-            ledger: ledger_write,
-            audit: audit_append,
+            ledger: ledger_one,
+            audit: audit_one,
             nexus: nexus_store,
+            ledger_all,
+            audit_all,
         }
     }
 
+    /// The chain of the crate doc: Nexus's three decisions, the
+    /// coordinator's own ledger write and audit record, and four steps
+    /// every member takes at once (the old shares' records, the prepare's
+    /// and the commit's ledger writes, the commit's record).
     fn reconfiguration_floor(&self) -> Duration {
-        (self.ledger + self.audit + self.nexus) * RECONFIGURATION_CHAIN
+        self.nexus * 3 + self.ledger + self.audit + (self.ledger_all + self.audit_all) * 2
     }
 
+    /// Every sled records the shares it hands out, then the secret it
+    /// rebuilt, all at once.
     fn unlock_floor(&self) -> Duration {
-        self.audit * UNLOCK_CHAIN
+        self.audit_all * 2
     }
 }
 
@@ -340,7 +381,8 @@ fn main() {
         .iter()
         .map(|&sleds| {
             let row = runtime.block_on(measure(sleds));
-            let writes = runtime.block_on(DurableWrites::measure(row.ledger_len, row.nexus_len));
+            let writes =
+                runtime.block_on(DurableWrites::measure(sleds, row.ledger_len, row.nexus_len));
             (sleds, row, writes)
         })
         .collect();
@@ -348,14 +390,16 @@ fn main() {
     println!("Durable writes on this disk (median of {WRITES}):");
     println!();
     println!(
-        "| sleds | ledger write, both copies (ms) | audit append (ms) | Nexus state file (ms) | reconfiguration floor (ms) | unlock floor (ms) |"
+        "| sleds | ledger write, both copies (ms): one sled, every sled at once | audit append (ms): one, every | Nexus state file (ms) | reconfiguration floor (ms) | unlock floor (ms) |"
     );
     println!("|---|---|---|---|---|---|");
     for (sleds, _, writes) in &rows {
         println!(
-            "| {sleds} | {} | {} | {} | {} | {} |",
+            "| {sleds} | {}, {} | {}, {} | {} | {} | {} |",
             ms2(writes.ledger),
+            ms2(writes.ledger_all),
             ms2(writes.audit),
+            ms2(writes.audit_all),
             ms2(writes.nexus),
             ms2(writes.reconfiguration_floor()),
             ms2(writes.unlock_floor()),

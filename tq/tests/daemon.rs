@@ -345,12 +345,12 @@ fn only_tq_sled_init_makes_a_fresh_sled() {
         let file = dir.join(copy).join(tq::config::LEDGER_FILE_NAME);
         assert_eq!(mode_of(&file), 0o600, "{}", file.display());
     }
-    let running = start(&config);
+    let mut running = start(&config);
     let status = http_get(&running, "/v1/status");
     assert!(status.contains("\"lrtq\":null"), "{status}");
     assert!(status.contains("\"latest_committed\":null"), "{status}");
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 
     // Twice is refused, in one line.
     let (code, _, stderr) = init(&config);
@@ -364,9 +364,9 @@ fn only_tq_sled_init_makes_a_fresh_sled() {
     // One initialized copy gone (a replaced drive): a degraded mirror,
     // repaired at start, not a fresh sled.
     std::fs::remove_file(dir.join("m2-b").join(tq::config::LEDGER_FILE_NAME)).unwrap();
-    let running = start(&config);
+    let mut running = start(&config);
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
     assert!(dir.join("m2-b").join(tq::config::LEDGER_FILE_NAME).exists());
 
     // Init creates the directories (0700) itself, but never a drive.
@@ -477,7 +477,7 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
         "[api]\nlisten = \"127.0.0.1:0\"",
         &format!("[api]\nlisten = \"127.0.0.1:{api}\""),
     );
-    let first = start(&config);
+    let mut first = start(&config);
 
     // What the first one's write in flight looks like on disk.
     let temp = dir
@@ -499,11 +499,11 @@ fn a_second_daemon_on_one_ledger_is_one_line_and_touches_nothing() {
 
     http_get(&first, "/v1/status");
     signal(&first.child, "TERM");
-    assert_eq!(exit_code(first.child), Some(0));
+    assert_eq!(exit_code(&mut first.child), Some(0));
     // Gone with its owner, the lock lets the next one in.
-    let next = start(&config);
+    let mut next = start(&config);
     signal(&next.child, "TERM");
-    assert_eq!(exit_code(next.child), Some(0));
+    assert_eq!(exit_code(&mut next.child), Some(0));
 }
 
 /// A running daemon: its process, its API address, its stderr lines, and
@@ -515,6 +515,14 @@ struct Running {
     lines: mpsc::Receiver<String>,
     rack_ca: RackCa,
     id: PlatformId,
+}
+
+/// A test that fails leaves no daemon behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start(config: &Path) -> Running {
@@ -584,7 +592,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Waits for the process to end; its exit code.
-fn exit_code(mut child: Child) -> Option<i32> {
+fn exit_code(child: &mut Child) -> Option<i32> {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -607,12 +615,12 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly() {
     let config = write_sled_dir(&ca, &sled_id(0), root.path(), Some(&data[0]));
 
     for signal_name in ["TERM", "INT"] {
-        let running = start(&config);
+        let mut running = start(&config);
         let status = http_get(&running, "/v1/status");
         assert!(status.contains("\"lrtq\""), "{status}");
         signal(&running.child, signal_name);
         wait_line(&running.lines, "sled daemon stopped");
-        assert_eq!(exit_code(running.child), Some(0), "SIG{signal_name}");
+        assert_eq!(exit_code(&mut running.child), Some(0), "SIG{signal_name}");
     }
 }
 
@@ -677,7 +685,7 @@ fn http_exchange(running: &Running, method: &str, path: &str, body: &str) -> (u1
 #[test]
 fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
     let root = tempfile::tempdir().unwrap();
-    let running = start(&fresh_sled(root.path()));
+    let mut running = start(&fresh_sled(root.path()));
     let started = std::time::Instant::now();
     let request = with_auth(
         serde_json::json!({"deadline_ms": 60000}),
@@ -690,7 +698,7 @@ fn the_fingerprint_of_nothing_committed_is_refused_at_once() {
     assert_eq!(error["error_code"], "no_committed_configuration", "{body}");
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 }
 
 /// Raw bytes over a TLS socket: the status, content type and body of the
@@ -766,7 +774,7 @@ fn assert_api_error(status: u16, content_type: &str, body: &str) {
 #[test]
 fn every_error_body_is_an_api_error() {
     let root = tempfile::tempdir().unwrap();
-    let running = start(&fresh_sled(root.path()));
+    let mut running = start(&fresh_sled(root.path()));
     let get = |path: &str, extra: &str| {
         format!("GET {path} HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n").into_bytes()
     };
@@ -803,7 +811,7 @@ fn every_error_body_is_an_api_error() {
     // counted; the others are dropshot's or the node's.
     wait_refused(&running, "bad_head", 2);
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 }
 
 /// A connection that sends nothing (not even a TLS client hello), or
@@ -816,7 +824,7 @@ fn idle_connections_are_closed() {
     let config = fresh_sled(root.path());
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}idle_timeout_ms = 300\n")).unwrap();
-    let running = start(&config);
+    let mut running = start(&config);
     let assert_closed_soon = |read: std::io::Result<usize>, started: std::time::Instant| {
         // Closed, with or without a TLS close_notify.
         assert!(
@@ -854,7 +862,7 @@ fn idle_connections_are_closed() {
     wait_refused(&running, "idle_timeout", 2);
     wait_refused(&running, "tls_handshake", 0);
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 }
 
 /// A plain-HTTP request to the API gets nothing an HTTP client can use:
@@ -864,7 +872,7 @@ fn idle_connections_are_closed() {
 fn plain_http_gets_no_answer() {
     use std::io::{Read, Write};
     let root = tempfile::tempdir().unwrap();
-    let running = start(&fresh_sled(root.path()));
+    let mut running = start(&fresh_sled(root.path()));
     let mut stream = std::net::TcpStream::connect(running.api).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let addr = running.api;
@@ -890,7 +898,7 @@ fn plain_http_gets_no_answer() {
     wait_refused(&running, "tls_handshake", 1);
     wait_refused(&running, "idle_timeout", 0);
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 }
 
 /// curl, a client we did not write, against a running daemon, over
@@ -909,7 +917,7 @@ fn curl_talks_to_the_api() {
     }
     let root = tempfile::tempdir().unwrap();
     let config = fresh_sled(root.path());
-    let running = start(&config);
+    let mut running = start(&config);
     let port = running.api.port();
     let base = format!("https://sled:{port}");
     let connect_to = format!("sled:{port}:{}:{port}", running.api.ip());
@@ -1029,5 +1037,5 @@ fn curl_talks_to_the_api() {
     assert!(body.contains("\"invalid_deadline\""), "{body}");
 
     signal(&running.child, "TERM");
-    assert_eq!(exit_code(running.child), Some(0));
+    assert_eq!(exit_code(&mut running.child), Some(0));
 }

@@ -1,8 +1,9 @@
 //! Appending records to both copies, and rotating segments.
 //!
 //! Each append writes whole lines (newline last) to the newest segment of
-//! every live copy, then fsyncs the copies (at once) before returning, so
-//! a record is on the drives before the caller acts on it. A segment that would grow past
+//! every live copy, then fsyncs the copies (at once when they are on two
+//! drives) before returning, so a record is on the drives before the
+//! caller acts on it. A segment that would grow past
 //! the configured cap is closed: the next record opens a new segment (its
 //! first record is `SegmentOpened`, chained to the previous segment's last
 //! record like any other), and segments older than the retained count are
@@ -173,9 +174,10 @@ impl Writer {
         }
     }
 
-    /// Flushes every live copy, at once (each on its own drive).
+    /// Flushes every live copy (at once when they are on two drives).
     fn sync_all(&mut self) {
-        let synced = crate::mirror::on_every_copy(&self.copies, |copy| {
+        let at_once = crate::mirror::on_separate_drives(&self.dirs);
+        let synced = crate::mirror::on_every_copy(&self.copies, at_once, |copy| {
             copy.as_ref().map(|copy| copy.file.sync_data())
         });
         for (index, synced) in synced.into_iter().enumerate() {

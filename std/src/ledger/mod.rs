@@ -20,9 +20,9 @@
 //!   [`OpenError::NotInitialized`]; no valid copy otherwise is
 //!   [`OpenError::NoValidCopy`]. Neither starts the sled.
 //! - **Write** gives the state the next generation (never reused, even when
-//!   the write fails; never 0) and replaces both copies at once, each on
-//!   a thread of its own: each copy is on its own drive, so a write waits
-//!   for the slower drive, not for the two in turn. Each copy is replaced
+//!   the write fails; never 0) and replaces both copies, at once when
+//!   they are on two drives ([`crate::mirror`]): a write then waits for
+//!   the slower drive, not for the two in turn. Each copy is replaced
 //!   atomically and open takes the highest valid generation, so a crash
 //!   during the two leaves one state or the other, never a mix. Both
 //!   written is [`WriteOutcome::Both`]; one is [`WriteOutcome::Degraded`]
@@ -417,7 +417,10 @@ impl Inner {
         let generation = current.saturating_add(1);
         *current = generation;
         let bytes = format::encode(generation, payload);
-        let results = crate::mirror::on_every_copy(&self.paths, |path| file::replace(path, &bytes));
+        let dirs = self.paths.each_ref().map(|path| file::directory(path));
+        let at_once = crate::mirror::on_separate_drives(&dirs);
+        let results =
+            crate::mirror::on_every_copy(&self.paths, at_once, |path| file::replace(path, &bytes));
         drop(current);
         let results = results.into_iter().enumerate().map(|(copy, result)| {
             result.map_err(|(step, error)| CopyFailure { copy, step, error })
