@@ -20,5 +20,6 @@ trap 'rm -f "$frames"' EXIT
 # QEMU's exit code is the scenario's; keep it after decoding the log.
 status=0
 cargo run --release --bin rack >"$frames" || status=$?
-defmt-print -e target/thumbv7em-none-eabihf/release/rack <"$frames"
+# Where cargo put the binary: CARGO_TARGET_DIR, if set, moves it.
+defmt-print -e "${CARGO_TARGET_DIR:-target}/thumbv7em-none-eabihf/release/rack" <"$frames"
 exit "$status"
