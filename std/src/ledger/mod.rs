@@ -21,7 +21,7 @@
 //!   [`OpenError::NoValidCopy`]. Neither starts the sled.
 //! - **Write** gives the state the next generation (never reused, even when
 //!   the write fails; never 0) and replaces both copies, at once when
-//!   they are on two drives ([`crate::mirror`]): a write then waits for
+//!   they are on two drives (see `mirror`): a write then waits for
 //!   the slower drive, not for the two in turn. Each copy is replaced
 //!   atomically and open takes the highest valid generation, so a crash
 //!   during the two leaves one state or the other, never a mix. Both
