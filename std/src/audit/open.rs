@@ -352,6 +352,7 @@ fn detached(
     Writer {
         locks,
         dirs: dirs.clone(),
+        separate_drives: crate::mirror::on_separate_drives(dirs),
         sled: sled.to_owned(),
         config,
         copies: [None, None],

@@ -58,6 +58,9 @@ pub(super) struct Writer {
     /// Each copy's lock, held for the log's life: one process writes it.
     pub(super) locks: [Option<FileLock>; AUDIT_COPIES],
     pub(super) dirs: [PathBuf; AUDIT_COPIES],
+    /// Whether `dirs` were on two drives at open: only then are the copies
+    /// flushed at once.
+    pub(super) separate_drives: bool,
     pub(super) sled: String,
     pub(super) config: AuditConfig,
     pub(super) copies: [Option<LiveCopy>; AUDIT_COPIES],
@@ -176,8 +179,7 @@ impl Writer {
 
     /// Flushes every live copy (at once when they are on two drives).
     fn sync_all(&mut self) {
-        let at_once = crate::mirror::on_separate_drives(&self.dirs);
-        let synced = crate::mirror::on_every_copy(&self.copies, at_once, |copy| {
+        let synced = crate::mirror::on_every_copy(&self.copies, self.separate_drives, |copy| {
             copy.as_ref().map(|copy| copy.file.sync_data())
         });
         for (index, synced) in synced.into_iter().enumerate() {

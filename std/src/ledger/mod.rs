@@ -332,6 +332,9 @@ struct Inner {
     /// This process's ownership of each existing directory; released when
     /// the last handle or write ends.
     _locks: Vec<FileLock>,
+    /// Whether the copies' directories were on two drives at open: only
+    /// then are they written at once.
+    separate_drives: bool,
     /// The next write's generation is one more; held across the file work.
     generation: Mutex<u64>,
     stats: Mutex<LedgerStats>,
@@ -417,10 +420,9 @@ impl Inner {
         let generation = current.saturating_add(1);
         *current = generation;
         let bytes = format::encode(generation, payload);
-        let dirs = self.paths.each_ref().map(|path| file::directory(path));
-        let at_once = crate::mirror::on_separate_drives(&dirs);
-        let results =
-            crate::mirror::on_every_copy(&self.paths, at_once, |path| file::replace(path, &bytes));
+        let results = crate::mirror::on_every_copy(&self.paths, self.separate_drives, |path| {
+            file::replace(path, &bytes)
+        });
         drop(current);
         let results = results.into_iter().enumerate().map(|(copy, result)| {
             result.map_err(|(step, error)| CopyFailure { copy, step, error })
@@ -659,9 +661,12 @@ impl Ledger {
         stats: LedgerStats,
         status: LedgerStatus,
     ) -> Self {
+        let dirs = paths.each_ref().map(|path| file::directory(path));
+        let separate_drives = crate::mirror::on_separate_drives(&dirs);
         Self {
             inner: Arc::new(Inner {
                 paths,
+                separate_drives,
                 _locks: locks,
                 generation: Mutex::new(generation),
                 stats: Mutex::new(stats),
