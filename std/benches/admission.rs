@@ -44,6 +44,7 @@ use common::nexus::Driver;
 use common::rack::Rack;
 use tq_nexus::Origin;
 use tq_std::net::HandshakeRefusal;
+use tq_test_fixtures::bench::{median, span};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const FLOOD_PER_SLED: usize = 200;
@@ -114,22 +115,6 @@ async fn cold_boot(sleds: usize, seed: u64, flood: bool) -> Run {
         flood_connections,
         refused,
     }
-}
-
-fn median<T: Ord + Copy>(values: &[T]) -> (T, T, T) {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    (
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1],
-    )
-}
-
-fn span(values: &[Duration]) -> String {
-    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
-    let (m, lo, hi) = median(values);
-    format!("{} ({}..{})", ms(m), ms(lo), ms(hi))
 }
 
 fn main() {

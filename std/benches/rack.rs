@@ -58,6 +58,7 @@ use tq_driver::DriverEvent;
 use tq_nexus::{Origin, Timing};
 use tq_std::audit::{AuditConfig, AuditEvent, AuditLog, ShareMessage};
 use tq_std::ledger::{self, Ledger};
+use tq_test_fixtures::bench::{median, ms, span};
 
 const LIMIT: Duration = Duration::from_secs(300);
 const RACKS: usize = 3;
@@ -339,20 +340,6 @@ async fn measure(sleds: usize) -> Row {
     row
 }
 
-fn median<T: Ord + Copy>(values: &[T]) -> (T, T, T) {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    (
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1],
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a test run (`cargo test --benches`)
     // does not, and gets one quick 8-sled pass.
@@ -411,10 +398,6 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (sleds, row, writes) in &rows {
-        let span = |v: &[Duration]| {
-            let (m, lo, hi) = median(v);
-            format!("{} ({}..{})", ms(m), ms(lo), ms(hi))
-        };
         let times = |v: &[Duration], floor: Duration| {
             format!("{:.1}", median(v).0.as_secs_f64() / floor.as_secs_f64())
         };

@@ -11,6 +11,7 @@
 //!   racks (fixed, so every test signs alike) and each sled's request key
 //!   derived from it.
 //! - [`with_big_stack`]: a thread with room for a whole simulated rack.
+//! - [`mod@bench`]: the benches' medians and their printing.
 //! - `pki` (feature `pki`): a rack CA and sled certificates, as DER or PEM
 //!   files.
 //! - [`loopfs::LoopFs`]: a loop-mounted ext4 with fscrypt on (root only;
@@ -28,6 +29,7 @@
     reason = "test-only: a failed set-up fails the test that asked for it"
 )]
 
+pub mod bench;
 pub mod loopfs;
 #[cfg(feature = "pki")]
 pub mod pki;

@@ -28,6 +28,7 @@ use tq::demo::sleds::{Launch, Sleds};
 use tq_core::ids::{PlatformId, Threshold};
 use tq_driver::{Driver, DriverConfig, SledMap, StateFile};
 use tq_nexus::{Origin, Timing};
+use tq_test_fixtures::bench::{ms, span};
 
 const LIMIT: Duration = Duration::from_secs(300);
 /// How long a sled may gather shares for one answer (the API's limit).
@@ -120,20 +121,6 @@ async fn measure(count: usize, seed: u64) -> Row {
     row
 }
 
-fn median(values: &[Duration]) -> (Duration, Duration, Duration) {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    (
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1],
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a test run (`cargo test --benches`)
     // does not, and gets one quick 4-sled pass.
@@ -148,10 +135,6 @@ fn main() {
     println!("|---|---|---|---|");
     for &count in sizes {
         let row = runtime.block_on(measure(count, 7));
-        let span = |v: &[Duration]| {
-            let (m, lo, hi) = median(v);
-            format!("{} ({}..{})", ms(m), ms(lo), ms(hi))
-        };
         println!(
             "| {count} | {} | {} | {} |",
             ms(row.upgrade),
