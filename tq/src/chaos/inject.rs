@@ -665,12 +665,29 @@ impl Injector {
         if lock(&self.shared).retired.contains(&sled) || sleds.is_running(sled) {
             return Ok(());
         }
-        sleds.start(sled).await?;
-        let held = sleds
-            .status(sled)
-            .await
-            .ok()
-            .map(|s| s.node.state.latest_committed);
+        // Cut off from its peers until its status is read, so that what it
+        // reports is what its ledger gave back, not what a peer taught it
+        // since (which would hide a lost state).
+        let peers: Vec<usize> = (0..self.hosts.addresses().len())
+            .filter(|&i| i != sled)
+            .collect();
+        let set = self.address_set(&peers);
+        self.rule(sled, "out", &format!("ip6 daddr {set} drop"))?;
+        self.rule(sled, "in", &format!("ip6 saddr {set} drop"))?;
+        let started = sleds.start(sled).await;
+        let held = match started {
+            Ok(()) => sleds
+                .status(sled)
+                .await
+                .ok()
+                .map(|s| s.node.state.latest_committed),
+            Err(_) => None,
+        };
+        for chain in ["in", "out"] {
+            self.hosts
+                .exec(sled, "nft", &["flush", "chain", "inet", TABLE, chain])?;
+        }
+        started?;
         let mut shared = lock(&self.shared);
         shared.down.remove(&sled);
         let acked = shared.acked_at_kill.remove(&sled).flatten();
