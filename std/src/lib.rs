@@ -97,8 +97,9 @@
 //!   on its standard input only.
 //! - **What the sled was asked and gave is audited**, before it is
 //!   acknowledged or sent: Nexus's requests and their outcomes, shares
-//!   handed out, secret loads and for whom ([`audit`]); never a share or
-//!   secret in a record.
+//!   handed out, secret loads and for whom ([`audit`]); every refusal, as
+//!   the growth of its count per interval ([`audit::refusals`]); never a
+//!   share or secret in a record.
 //! - **Secrets stay in the process**: a loaded secret is handed out only
 //!   as a [`secrets::LoadedSecret`] (no bytes in `Debug`, no accessor to
 //!   them; disk keys are derived from it, and a public fingerprint shows

@@ -393,3 +393,58 @@ fn share_records(rack: &Rack, i: usize) -> usize {
     assert_eq!(verdict.bad, None, "sled {i}");
     shares
 }
+
+/// Connections that are not TLS are refused at the handshake, and the
+/// refusals reach the audit log as counts: the records' growth adds up to
+/// exactly what the network counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_handshakes_are_recorded_as_counts() {
+    use tokio::io::AsyncWriteExt;
+    use tq_std::net::HandshakeRefusal;
+
+    const STRANGERS: u64 = 5;
+    let mut rack = Rack::new(0, 1, 63);
+    let mut config = rack.config(0);
+    config.audit.refusal_record_interval = Duration::from_millis(100);
+    rack.start_with(0, config).await;
+    let listen = rack.sleds[0].listen.unwrap();
+    for _ in 0..STRANGERS {
+        let mut stranger = tokio::net::TcpStream::connect(listen).await.unwrap();
+        stranger.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        // The listener answers with an alert, or closes: either ends it.
+        let _ = tokio::io::AsyncReadExt::read(&mut stranger, &mut [0; 64]).await;
+    }
+    let counted = || async {
+        let net = rack.handle(0).metrics().await.unwrap().net;
+        net.refused(HandshakeRefusal::Protocol)
+    };
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let recorded = loop {
+        let counted = counted().await;
+        let recorded = recorded_refusals(&rack, 0, "handshake.protocol");
+        if counted >= STRANGERS && recorded == counted {
+            break recorded;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{counted} counted, {recorded} recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    rack.shutdown().await;
+    assert!(recorded >= STRANGERS, "{recorded} recorded");
+}
+
+/// The growth of refusal count `kind` that sled `i`'s first log copy
+/// records, summed.
+fn recorded_refusals(rack: &Rack, i: usize, kind: &str) -> u64 {
+    let dir = &audit_dirs(&rack.sleds[i].ledger_paths())[0];
+    let mut recorded = 0;
+    let verdict = verify_dir(dir, |_, record, _| {
+        if let AuditEvent::Refusals { counts } = &record.event {
+            recorded += counts.get(kind).copied().unwrap_or(0);
+        }
+    });
+    assert_eq!(verdict.bad, None, "sled {i}");
+    recorded
+}

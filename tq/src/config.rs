@@ -574,6 +574,7 @@ impl SledConfig {
         node.audit = tq_std::audit::AuditConfig {
             max_segment_bytes: self.audit.max_segment_bytes,
             retained_segments: self.audit.retained_segments,
+            ..tq_std::audit::AuditConfig::default()
         };
         Ok(node)
     }

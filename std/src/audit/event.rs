@@ -73,6 +73,14 @@ pub enum AuditEvent {
         /// The ledger's generation at the time.
         ledger_generation: u64,
     },
+    /// How much each refusal count grew since the previous such record
+    /// (or the sled's start), one record per interval at most
+    /// ([`super::refusals`]): by kind, `family.reason`, for example
+    /// `handshake.unknown_issuer` or `node.wrong_rack`.
+    Refusals {
+        /// The growth of each count that grew.
+        counts: std::collections::BTreeMap<String, u64>,
+    },
     /// The sled (its node task) started.
     Started {
         /// The build (`tq-std`'s version).

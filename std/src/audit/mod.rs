@@ -9,8 +9,10 @@
 //! (a `Share` answering `GetShare`, a `Prepare` dealing one, an LRTQ
 //! share), recorded *before* it is sent; every secret handed out or
 //! refused, and for whom (Nexus's fingerprint call or the sled); every
-//! secret rebuilt, expungement and alarm; the sled's starts; and what open
-//! found and repaired in the log itself. Status reads are not recorded
+//! secret rebuilt, expungement and alarm; the sled's starts; what open
+//! found and repaired in the log itself; and every refusal, as the growth
+//! of each refusal count per interval ([`refusals`]: a record per refused
+//! handshake would let anyone who can reach a port write to the drives). Status reads are not recorded
 //! (Nexus polls them). **No record holds a share, a secret, a key or a
 //! tag**: events are built from identifiers, epochs and error texts only
 //! ([`event`]), and a test searches a real run's logs for every share and
@@ -75,6 +77,7 @@ pub mod event;
 mod open;
 pub mod peek;
 pub mod record;
+pub mod refusals;
 pub mod segment;
 pub mod verify;
 mod writer;
@@ -83,6 +86,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::ledger::LEDGER_COPIES;
 use crate::ledger::access::Unsafe;
@@ -119,6 +123,9 @@ pub struct AuditConfig {
     pub max_segment_bytes: u64,
     /// Segments kept (at least 1); the oldest is removed past that.
     pub retained_segments: u64,
+    /// How often the growth of the refusal counts is recorded
+    /// ([`refusals`]).
+    pub refusal_record_interval: Duration,
 }
 
 impl Default for AuditConfig {
@@ -126,6 +133,7 @@ impl Default for AuditConfig {
         Self {
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
             retained_segments: DEFAULT_RETAINED_SEGMENTS,
+            refusal_record_interval: refusals::DEFAULT_REFUSAL_RECORD_INTERVAL,
         }
     }
 }

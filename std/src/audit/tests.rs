@@ -176,6 +176,7 @@ fn small() -> AuditConfig {
     AuditConfig {
         max_segment_bytes: 2048,
         retained_segments: 4,
+        ..AuditConfig::default()
     }
 }
 

@@ -67,6 +67,7 @@ use tq_core::persistent::PersistentState;
 use tq_core::wire::WireError;
 use tracing::Instrument;
 
+use crate::audit::refusals::record_refusals;
 use crate::audit::{AuditConfig, AuditEvent, AuditLog, OpenError as AuditOpenError, audit_dirs};
 use crate::backoff::BackoffConfig;
 use crate::handle::NodeHandle;
@@ -250,15 +251,19 @@ pub async fn start(config: NodeConfig, identity: &TlsIdentity) -> Result<Started
         ledger_generation: generation,
     });
     let task = task::Task::new(ctx, io, &config, committed_tx);
-    let join = tokio::spawn(task.run(requests, net_events).instrument(span));
+    let join = tokio::spawn(task.run(requests, net_events).instrument(span.clone()));
+    let handle = NodeHandle {
+        id,
+        requests: requests_tx,
+        committed,
+        stats,
+        disks: crate::disks::DiskBoard::default(),
+    };
+    tokio::spawn(
+        record_refusals(handle.clone(), config.audit.refusal_record_interval).instrument(span),
+    );
     Ok(Started {
-        handle: NodeHandle {
-            id,
-            requests: requests_tx,
-            committed,
-            stats,
-            disks: crate::disks::DiskBoard::default(),
-        },
+        handle,
         task: join,
         listen,
     })
