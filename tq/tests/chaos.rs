@@ -58,6 +58,7 @@ fn options(seed: u64, seconds: f64) -> Options {
         exe: TQ.into(),
         lrtq: 5,
         spares: 3,
+        replacements: 2,
         seed,
         duration: Duration::from_secs_f64(seconds),
         plant_stale_ledger: false,

@@ -1,7 +1,9 @@
 //! Nexus's side of the run: the real driver over HTTP, reconfiguring the
 //! rack without pause. First the LRTQ upgrade; then, drawn from the seed,
-//! a spare sled added, a member removed (never below [`MIN_MEMBERS`]), or
-//! the same members again (a rotation: new epoch, new shares). Each change
+//! a spare sled added (a spare of the first rack, or a replacement the
+//! operator slid into a slot a removal emptied), a member removed (never
+//! below [`MIN_MEMBERS`]), or the same members again (a rotation: new
+//! epoch, new shares). Each change
 //! is coordinated by a member drawn from the seed, and driven until every
 //! member confirmed it; a coordinator that stops answering is abandoned on
 //! Nexus's deadline and the change retried at a higher epoch with another
@@ -33,7 +35,7 @@ pub struct Workload {
     dice: Dice,
     /// Sleds of the current (or pending) membership.
     members: Vec<usize>,
-    /// Sleds never added yet.
+    /// Sleds never added yet (replacements join once slid in).
     spares: Vec<usize>,
     /// Starts Nexus refused.
     pub refused_starts: u64,
@@ -160,6 +162,8 @@ impl Workload {
 
     /// Starts the next change.
     async fn start_next(&mut self) -> Result<(), DriverError> {
+        let arrived = std::mem::take(&mut lock(&self.shared).arrived);
+        self.spares.extend(arrived);
         let current = self.members.clone();
         let mut next = current.clone();
         if !self.driver.nexus().is_on_lrtq() {
@@ -170,7 +174,7 @@ impl Workload {
                     next.push(self.spares.remove(at));
                     next.sort_unstable();
                 }
-                3 if current.len() > MIN_MEMBERS => {
+                3..=4 if current.len() > MIN_MEMBERS => {
                     let at = usize::try_from(self.dice.below(next.len() as u64)).unwrap_or(0);
                     next.remove(at);
                 }

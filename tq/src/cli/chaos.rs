@@ -26,6 +26,12 @@ pub struct ChaosArgs {
     /// Spare sleds Nexus adds during the run.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=8))]
     pub spares: u64,
+    /// Replacement sleds made ready per slot: once Nexus removed a slot's
+    /// sled, a new one (new platform id and certificate, a fresh ledger
+    /// from `tq sled init`) may be slid into its place and added. A long
+    /// run with a slot emptied more often than this leaves it empty.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
+    pub replacements: u64,
     /// Keep the temporary directory (ledgers, sled logs, the fault log);
     /// always kept when a check fails.
     #[arg(long)]
@@ -70,6 +76,7 @@ fn execute(args: ChaosArgs) -> Result<tq::chaos::report::Summary, ChaosCliError>
         exe: std::env::current_exe().map_err(ChaosCliError::Exe)?,
         lrtq: usize::try_from(args.sleds).unwrap_or(5),
         spares: usize::try_from(args.spares).unwrap_or(0),
+        replacements: usize::try_from(args.replacements).unwrap_or(0),
         seed: args.seed,
         duration,
         plant_stale_ledger: false,
