@@ -802,6 +802,16 @@ impl Injector {
         Ok(())
     }
 
+    /// After the faults: a replacement slid into every empty slot that has
+    /// one left, so the run ends with a full rack.
+    pub async fn refill(&mut self) -> Result<(), InjectError> {
+        let occupants = lock(&self.shared).occupants();
+        for (slot, sled) in self.pool.every(&occupants) {
+            self.replace(slot, sled).await?;
+        }
+        Ok(())
+    }
+
     /// Slides replacement `sled` into `slot`, as an operator does: fresh
     /// ledger drives and `tq sled init`; every sled in the rack told of it
     /// (configuration rewritten, SIGHUP) and it of them; started; then
@@ -867,7 +877,9 @@ fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
     let live: Vec<usize> = occupants.iter().flatten().copied().collect();
     let occupant = |slot: usize| occupants.get(slot).copied().flatten();
     let keep = |group: &[usize]| -> Vec<usize> {
-        group.iter().filter_map(|&slot| occupant(slot)).collect()
+        let mut sleds: Vec<usize> = group.iter().filter_map(|&slot| occupant(slot)).collect();
+        sleds.sort_unstable();
+        sleds
     };
     let one = |slot: usize| -> usize {
         match occupant(slot) {

@@ -489,9 +489,17 @@ async fn faults_and_checks(
     let faulted = faults_began.elapsed();
     lock(shared).stop_workload = true;
     injector.note("faults over: every fault healed; Nexus settles its last change");
-    let (workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
+    let (mut workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
     injected.map_err(ChaosError::Inject)?;
     driven.map_err(ChaosError::Driver)?;
+    injector.retire().await.map_err(ChaosError::Inject)?;
+    // The rack brought back to full strength: every emptied slot with a
+    // replacement left refilled, and every sled waiting added.
+    injector.refill().await.map_err(ChaosError::Inject)?;
+    workload
+        .add_every_spare(SETTLE_LIMIT)
+        .await
+        .map_err(ChaosError::Driver)?;
     injector.retire().await.map_err(ChaosError::Inject)?;
     // The final unlock: every member of the latest configuration loads
     // its secret.

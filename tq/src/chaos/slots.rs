@@ -51,6 +51,20 @@ impl Pool {
         chosen
     }
 
+    /// The replacements to slide in at the end of the run: one for each
+    /// empty slot with one left.
+    pub fn every(&mut self, occupants: &[Option<usize>]) -> Vec<(usize, usize)> {
+        occupants
+            .iter()
+            .enumerate()
+            .filter(|(_, occupant)| occupant.is_none())
+            .filter_map(|(slot, _)| {
+                let sled = self.waiting.get_mut(&slot)?.pop_front()?;
+                Some((slot, sled))
+            })
+            .collect()
+    }
+
     /// Replacements left for `slot`.
     pub fn left(&self, slot: usize) -> usize {
         self.waiting.get(&slot).map_or(0, VecDeque::len)
@@ -80,6 +94,9 @@ mod tests {
         assert_eq!(pool.left(1), 0);
         assert_eq!(pool.left(0), 2);
         assert!(pool.draw(&occupants).is_empty());
+        assert_eq!(pool.every(&[None, None, Some(2)]), [(0, 3)]);
+        assert_eq!(pool.every(&[None, None, Some(2)]), [(0, 6)]);
+        assert!(pool.every(&[None, None, Some(2)]).is_empty());
     }
 
     #[test]

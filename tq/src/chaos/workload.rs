@@ -131,11 +131,12 @@ impl Workload {
         let Some(latest) = nexus.latest_committed() else {
             return;
         };
-        let members: Vec<usize> = latest
+        let mut members: Vec<usize> = latest
             .members()
             .iter()
             .filter_map(|id| self.index(id))
             .collect();
+        members.sort_unstable();
         let k = nexus
             .latest_config()
             .map_or(0, |c| usize::from(c.threshold().get()));
@@ -160,10 +161,36 @@ impl Workload {
         self.members = members;
     }
 
-    /// Starts the next change.
-    async fn start_next(&mut self) -> Result<(), DriverError> {
+    /// After the faults: one last change adding every sled waiting to be
+    /// added (replacements slid in, spares never added), driven until
+    /// settled for at most `settle_limit`, so the run ends with a full
+    /// rack and the final unlock asks every sled in it.
+    pub async fn add_every_spare(&mut self, settle_limit: Duration) -> Result<(), DriverError> {
+        self.take_arrivals();
+        if self.spares.is_empty() || self.driver.nexus().is_on_lrtq() {
+            return Ok(());
+        }
+        let mut next = self.members.clone();
+        next.append(&mut self.spares);
+        next.sort_unstable();
+        self.propose(next).await?;
+        let deadline = tokio::time::Instant::now() + settle_limit;
+        while !settled(self.driver.nexus()) && tokio::time::Instant::now() < deadline {
+            self.drive(SLICE).await?;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Replacements the operator slid in become spares.
+    fn take_arrivals(&mut self) {
         let arrived = std::mem::take(&mut lock(&self.shared).arrived);
         self.spares.extend(arrived);
+    }
+
+    /// Starts the next change.
+    async fn start_next(&mut self) -> Result<(), DriverError> {
+        self.take_arrivals();
         let current = self.members.clone();
         let mut next = current.clone();
         if !self.driver.nexus().is_on_lrtq() {
@@ -181,6 +208,13 @@ impl Workload {
                 _ => {}
             }
         }
+        self.propose(next).await
+    }
+
+    /// Starts the change to `next`, coordinated by a member that stays
+    /// (drawn from the seed).
+    async fn propose(&mut self, next: Vec<usize>) -> Result<(), DriverError> {
+        let current = self.members.clone();
         let stay: Vec<usize> = current
             .iter()
             .copied()
