@@ -295,6 +295,8 @@ pub struct Injector {
     slot_of: Vec<usize>,
     /// Replacements not yet slid in.
     pool: Pool,
+    /// The run's seed.
+    seed: u64,
     /// Ledger file systems mounted for replacements, to unmount at the end.
     pub mounted: Vec<PathBuf>,
     /// Each replacement slid in: its slot, the sled it replaced, and it.
@@ -311,7 +313,6 @@ impl Injector {
         dir: &Path,
         faketime: bool,
         seed: u64,
-        replacements: &[usize],
     ) -> Result<Self, InjectError> {
         let path = dir.join("faults.log");
         let log = std::fs::File::create(&path).map_err(io("creating", &path))?;
@@ -359,11 +360,18 @@ impl Injector {
             disk_faulted: BTreeSet::new(),
             snapshot: None,
             snapshotted: BTreeSet::new(),
-            pool: Pool::new(&slot_of, replacements, seed),
+            pool: Pool::new(&slot_of, &[], seed),
+            seed,
             slot_of,
             mounted: Vec::new(),
             replacements: Vec::new(),
         })
+    }
+
+    /// The replacement sleds (indexes) the operator may slide in, each
+    /// into its slot.
+    pub fn stock(&mut self, replacements: &[usize]) {
+        self.pool = Pool::new(&self.slot_of, replacements, self.seed);
     }
 
     /// Sled `sled`'s slot (its namespace and addresses).
@@ -793,7 +801,9 @@ impl Injector {
     }
 
     /// The operator's turn: into each empty slot the pool draws for now,
-    /// a replacement sled is slid (see [`Injector::replace`]).
+    /// a replacement sled is slid: fresh ledger drives and `tq sled init`,
+    /// every sled in the rack told of it (configuration rewritten, SIGHUP),
+    /// started, then handed to Nexus's workload as a spare.
     pub async fn slide_in(&mut self) -> Result<(), InjectError> {
         let occupants = lock(&self.shared).occupants();
         for (slot, sled) in self.pool.draw(&occupants) {

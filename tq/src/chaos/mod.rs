@@ -357,9 +357,9 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
         dir.path(),
         faketime,
         options.seed,
-        &pool,
     )
     .map_err(ChaosError::Inject)?;
+    injector.stock(&pool);
     if !faketime {
         injector.note("libfaketime not found: clock steps will be skipped");
     }
