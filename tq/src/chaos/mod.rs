@@ -39,9 +39,11 @@
 //! # Replaying a run
 //!
 //! The seed fixes the fault schedule (kinds, targets, holds, gaps) and
-//! every choice Nexus's workload, the operator and the probes make, each from its own
-//! ChaCha8 stream; the processes' timing is the machine's, so a replay
-//! injects the same faults in the same order, not the same interleaving.
+//! every choice Nexus's workload, the operator and the probes make, each
+//! from its own ChaCha8 stream; the processes' timing is the machine's, so
+//! a replay injects the same faults in the same order, not the same
+//! interleaving (nor, since removals are committed when the faults let
+//! them be, the same replacements at the same moments).
 //! `faults.log` in the run's directory (kept when a check fails) has every
 //! fault applied, skipped and healed, with its time.
 //!
@@ -103,6 +105,9 @@ pub const UNLOCK_BOUND: Duration = Duration::from_secs(30);
 
 /// How long Nexus may take to settle its last change after the faults.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long each of Nexus's calls may take.
+const NEXUS_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the sleds may take to connect, at boot and after heal.
 const CONNECT_LIMIT: Duration = Duration::from_secs(60);
@@ -427,10 +432,18 @@ async fn faults_and_checks(
     }
     let config = DriverConfig {
         timing: timing(),
-        call_timeout: Duration::from_secs(5),
+        call_timeout: NEXUS_CALL_TIMEOUT,
     };
     let directory = crate::nexus::directory(&rack, &apis.rack_ca, config.call_timeout)
         .map_err(ChaosError::Directory)?;
+    // Each replacement's route, given to Nexus when it is slid in.
+    let routes = apis
+        .routes
+        .iter()
+        .enumerate()
+        .skip(slots)
+        .map(|(i, route)| (i, route.clone()))
+        .collect();
     let lrtq_ids: Vec<PlatformId> = lrtq.iter().filter_map(|&i| ids.get(i).cloned()).collect();
     let driver = Driver::create(
         StateFile::new(dir.join("nexus.json")),
@@ -447,8 +460,8 @@ async fn faults_and_checks(
         driver,
         Arc::clone(shared),
         ids.clone(),
-        lrtq,
-        spares,
+        (lrtq, spares),
+        routes,
         options.seed,
     );
     let probes = tokio::spawn(probe::run(
@@ -493,6 +506,7 @@ async fn faults_and_checks(
     injected.map_err(ChaosError::Inject)?;
     driven.map_err(ChaosError::Driver)?;
     injector.retire().await.map_err(ChaosError::Inject)?;
+    injector.note("Nexus settled; the operator refills the emptied slots");
     // The rack brought back to full strength: every emptied slot with a
     // replacement left refilled, and every sled waiting added.
     injector.refill().await.map_err(ChaosError::Inject)?;
@@ -501,6 +515,12 @@ async fn faults_and_checks(
         .await
         .map_err(ChaosError::Driver)?;
     injector.retire().await.map_err(ChaosError::Inject)?;
+    let full = lock(shared).latest.clone();
+    injector.note(&format!(
+        "every waiting sled added: members {:?} at epoch {}; the final unlock",
+        full.as_ref().map(|l| l.members.clone()).unwrap_or_default(),
+        full.map_or_else(|| "none".to_owned(), |l| l.epoch.to_string())
+    ));
     // The final unlock: every member of the latest configuration loads
     // its secret.
     let latest = lock(shared).latest.clone();
@@ -544,6 +564,7 @@ async fn faults_and_checks(
         .committed
         .extend(workload.driver().nexus().history().map(|c| c.epoch()));
     let verdicts = check::judge(&s.seen, UNLOCK_BOUND);
+    // Replacements' indexes come after the first sleds' (one per slot).
     let replacement = |i: &usize| *i >= slots;
     let added: BTreeSet<usize> = workload
         .driver()
@@ -592,6 +613,8 @@ struct Apis {
     quick: Vec<HttpSled>,
     /// Every call bounded by [`UNLOCK_BOUND`] and 5 s.
     patient: Vec<HttpSled>,
+    /// Nexus's routes: every call bounded by [`NEXUS_CALL_TIMEOUT`].
+    routes: Vec<HttpSled>,
 }
 
 impl Apis {
@@ -609,6 +632,7 @@ impl Apis {
         Ok(Self {
             quick: clients(Duration::from_secs(3))?,
             patient: clients(UNLOCK_BOUND + Duration::from_secs(5))?,
+            routes: clients(NEXUS_CALL_TIMEOUT)?,
             rack_ca,
         })
     }

@@ -3,14 +3,21 @@
 //! a spare sled added (a spare of the first rack, or a replacement the
 //! operator slid into a slot a removal emptied), a member removed (never
 //! below [`MIN_MEMBERS`]), or the same members again (a rotation: new
-//! epoch, new shares). Each change
-//! is coordinated by a member drawn from the seed, and driven until every
+//! epoch, new shares). Each change is coordinated by a member that stays
+//! and that Nexus reaches directly (a coordinator cannot be called through
+//! a proxy), drawn from the seed, and driven until every
 //! member confirmed it; a coordinator that stops answering is abandoned on
 //! Nexus's deadline and the change retried at a higher epoch with another
 //! (the driver's own behaviour). The fault injector reads the pending
 //! coordinator to kill it, and every commit a member confirms is noted as
 //! what that sled acknowledged.
+//!
+//! Nexus reaches the LRTQ sleds directly and the first rack's spares
+//! through a proxy; a replacement is given a direct route when the
+//! operator slides it in (a new sled registers with Nexus), so the rack
+//! keeps sleds Nexus reaches after every LRTQ sled is removed.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,17 +46,20 @@ pub struct Workload {
     spares: Vec<usize>,
     /// Starts Nexus refused.
     pub refused_starts: u64,
+    /// Each replacement's route, given to Nexus when it is slid in.
+    routes: BTreeMap<usize, HttpSled>,
 }
 
 impl Workload {
     /// The workload over `driver`, the rack's LRTQ sleds `lrtq` and spare
-    /// sleds `spares`; `ids` maps a sled index to its platform id.
+    /// sleds `spares`; `ids` maps a sled index to its platform id;
+    /// `routes` has each replacement sled's API.
     pub fn new(
         mut driver: Driver<SledMap<HttpSled>>,
         shared: Arc<Mutex<Shared>>,
         ids: Vec<PlatformId>,
-        lrtq: Vec<usize>,
-        spares: Vec<usize>,
+        (lrtq, spares): (Vec<usize>, Vec<usize>),
+        routes: BTreeMap<usize, HttpSled>,
         seed: u64,
     ) -> Self {
         let book = Arc::clone(&shared);
@@ -71,6 +81,7 @@ impl Workload {
             members: lrtq,
             spares,
             refused_starts: 0,
+            routes,
         }
     }
 
@@ -182,9 +193,15 @@ impl Workload {
         Ok(())
     }
 
-    /// Replacements the operator slid in become spares.
+    /// Replacements the operator slid in become spares, each reached
+    /// directly from now on.
     fn take_arrivals(&mut self) {
         let arrived = std::mem::take(&mut lock(&self.shared).arrived);
+        for &sled in &arrived {
+            if let (Some(id), Some(route)) = (self.ids.get(sled), self.routes.remove(&sled)) {
+                self.driver.directory().insert(id.clone(), route);
+            }
+        }
         self.spares.extend(arrived);
     }
 
@@ -212,7 +229,8 @@ impl Workload {
     }
 
     /// Starts the change to `next`, coordinated by a member that stays
-    /// (drawn from the seed).
+    /// and that Nexus reaches directly (drawn from the seed; any that
+    /// stays if none is reached directly).
     async fn propose(&mut self, next: Vec<usize>) -> Result<(), DriverError> {
         let current = self.members.clone();
         let stay: Vec<usize> = current
@@ -220,7 +238,14 @@ impl Workload {
             .copied()
             .filter(|i| next.contains(i))
             .collect();
-        let Some(coordinator) = self.dice.pick(&stay) else {
+        let direct = self.driver.directory().ids();
+        let reached: Vec<usize> = stay
+            .iter()
+            .copied()
+            .filter(|&i| self.ids.get(i).is_some_and(|id| direct.contains(id)))
+            .collect();
+        let eligible = if reached.is_empty() { &stay } else { &reached };
+        let Some(coordinator) = self.dice.pick(eligible) else {
             return Ok(());
         };
         let Ok(k) = crate::nexus::majority(next.len()) else {
