@@ -463,6 +463,7 @@ async fn faults_and_checks(
         (lrtq, spares),
         routes,
         options.seed,
+        options.duration,
     );
     let probes = tokio::spawn(probe::run(
         apis.quick.clone(),

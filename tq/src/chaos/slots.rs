@@ -4,6 +4,7 @@
 //! (`Injector::slide_in`), between faults.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use super::plan::{Dice, stream};
 
@@ -71,6 +72,22 @@ impl Pool {
     }
 }
 
+/// How many members the workload may have removed `elapsed` into a run
+/// of `duration` with `pool` replacements in all: one, then more spread
+/// evenly over the run, so that the pool (which Nexus's bound on the
+/// sleds it ever knows, `tq_nexus::MAX_KNOWN_SLEDS`, limits) lasts the
+/// whole run instead of its first minutes. Without replacements, no
+/// bound: members are removed down to the workload's minimum, as they
+/// always were.
+pub fn removals_allowed(pool: usize, elapsed: Duration, duration: Duration) -> usize {
+    if pool == 0 {
+        return usize::MAX;
+    }
+    let total = duration.as_millis().max(1);
+    let share = u128::try_from(pool).unwrap_or(u128::MAX) * elapsed.as_millis().min(total) / total;
+    usize::try_from(share).unwrap_or(pool).saturating_add(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +114,17 @@ mod tests {
         assert_eq!(pool.every(&[None, None, Some(2)]), [(0, 3)]);
         assert_eq!(pool.every(&[None, None, Some(2)]), [(0, 6)]);
         assert!(pool.every(&[None, None, Some(2)]).is_empty());
+    }
+
+    #[test]
+    fn removals_are_spread_over_the_run_so_the_pool_lasts() {
+        let hour = Duration::from_secs(3600);
+        let at = |minutes: u64| removals_allowed(120, Duration::from_secs(minutes * 60), hour);
+        assert_eq!(at(0), 1);
+        assert_eq!(at(30), 61);
+        assert_eq!(at(60), 121);
+        assert_eq!(at(90), 121);
+        assert_eq!(removals_allowed(0, Duration::ZERO, hour), usize::MAX);
     }
 
     #[test]

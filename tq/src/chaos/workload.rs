@@ -19,12 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tq_core::ids::{PlatformId, Threshold};
 use tq_driver::{Driver, DriverError, DriverEvent, SledMap, settled};
 
 use super::plan::{Dice, stream};
+use super::slots::removals_allowed;
 use super::{Latest, Shared, lock};
 use crate::nexus::http::HttpSled;
 
@@ -48,12 +49,21 @@ pub struct Workload {
     pub refused_starts: u64,
     /// Each replacement's route, given to Nexus when it is slid in.
     routes: BTreeMap<usize, HttpSled>,
+    /// Replacements in all.
+    pool: usize,
+    /// Members removed so far (changes started that drop one).
+    removals: usize,
+    /// When the run began, and how long its faults last: removals are
+    /// spread over it ([`removals_allowed`]).
+    began: Instant,
+    duration: Duration,
 }
 
 impl Workload {
     /// The workload over `driver`, the rack's LRTQ sleds `lrtq` and spare
     /// sleds `spares`; `ids` maps a sled index to its platform id;
-    /// `routes` has each replacement sled's API.
+    /// `routes` has each replacement sled's API; the faults last
+    /// `duration`.
     pub fn new(
         mut driver: Driver<SledMap<HttpSled>>,
         shared: Arc<Mutex<Shared>>,
@@ -61,6 +71,7 @@ impl Workload {
         (lrtq, spares): (Vec<usize>, Vec<usize>),
         routes: BTreeMap<usize, HttpSled>,
         seed: u64,
+        duration: Duration,
     ) -> Self {
         let book = Arc::clone(&shared);
         let index = ids.clone();
@@ -81,7 +92,11 @@ impl Workload {
             members: lrtq,
             spares,
             refused_starts: 0,
+            pool: routes.len(),
             routes,
+            removals: 0,
+            began: Instant::now(),
+            duration,
         }
     }
 
@@ -220,12 +235,20 @@ impl Workload {
                 }
                 3..=4 if current.len() > MIN_MEMBERS => {
                     let at = usize::try_from(self.dice.below(next.len() as u64)).unwrap_or(0);
-                    next.remove(at);
+                    let allowed = removals_allowed(self.pool, self.began.elapsed(), self.duration);
+                    if self.removals < allowed {
+                        next.remove(at);
+                    }
                 }
                 _ => {}
             }
         }
-        self.propose(next).await
+        let removal = next.len() < current.len();
+        self.propose(next).await?;
+        if removal && self.members.len() < current.len() {
+            self.removals += 1;
+        }
+        Ok(())
     }
 
     /// Starts the change to `next`, coordinated by a member that stays
