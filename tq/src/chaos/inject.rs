@@ -372,6 +372,13 @@ impl Injector {
     /// into its slot.
     pub fn stock(&mut self, replacements: &[usize]) {
         self.pool = Pool::new(&self.slot_of, replacements, self.seed);
+        self.publish_refills();
+    }
+
+    /// Tells the workload how many replacements each slot has left.
+    fn publish_refills(&self) {
+        let slots = self.hosts.addresses().len();
+        lock(&self.shared).refills = (0..slots).map(|slot| self.pool.left(slot)).collect();
     }
 
     /// Sled `sled`'s slot (its namespace and addresses).
@@ -807,6 +814,7 @@ impl Injector {
     pub async fn slide_in(&mut self) -> Result<(), InjectError> {
         let occupants = lock(&self.shared).occupants();
         for (slot, sled) in self.pool.draw(&occupants) {
+            self.publish_refills();
             self.replace(slot, sled).await?;
         }
         Ok(())
@@ -817,6 +825,7 @@ impl Injector {
     pub async fn refill(&mut self) -> Result<(), InjectError> {
         let occupants = lock(&self.shared).occupants();
         for (slot, sled) in self.pool.every(&occupants) {
+            self.publish_refills();
             self.replace(slot, sled).await?;
         }
         Ok(())

@@ -186,6 +186,8 @@ pub struct Shared {
     /// Replacements slid in that the workload has not yet taken as
     /// spares.
     pub arrived: Vec<usize>,
+    /// Per slot, the replacements left for it.
+    pub refills: Vec<usize>,
     /// Sleds killed or paused now.
     pub down: BTreeSet<usize>,
     /// Sleds Nexus cannot reach now (their peers can).
@@ -566,19 +568,9 @@ async fn faults_and_checks(
         .extend(workload.driver().nexus().history().map(|c| c.epoch()));
     let verdicts = check::judge(&s.seen, UNLOCK_BOUND);
     // Replacements' indexes come after the first sleds' (one per slot).
-    let replacement = |i: &usize| *i >= slots;
-    let added: BTreeSet<usize> = workload
-        .driver()
-        .nexus()
-        .history()
-        .flat_map(|c| {
-            c.members()
-                .iter()
-                .filter_map(|id| ids.iter().position(|x| x == id))
-                .collect::<Vec<_>>()
-        })
-        .filter(replacement)
-        .collect();
+    // A replacement that confirmed a commit was a member of a committed
+    // configuration (Nexus's own history keeps only the latest ones).
+    let added = s.confirmed.keys().filter(|&&i| i >= slots).count();
     let final_members = members
         .iter()
         .map(|&i| report::Member {
@@ -597,7 +589,7 @@ async fn faults_and_checks(
         loads: (s.loads.loaded, s.loads.failed),
         longest_outage: s.loads.longest_outage,
         replacements_slid_in: injector.replacements.len(),
-        replacements_added: added.len(),
+        replacements_added: added,
         final_epoch: latest_epoch,
         final_members,
         verdicts,

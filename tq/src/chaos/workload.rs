@@ -2,8 +2,9 @@
 //! rack without pause. First the LRTQ upgrade; then, drawn from the seed,
 //! a spare sled added (a spare of the first rack, or a replacement the
 //! operator slid into a slot a removal emptied), a member removed (never
-//! below [`MIN_MEMBERS`]), or the same members again (a rotation: new
-//! epoch, new shares). Each change is coordinated by a member that stays
+//! below [`MIN_MEMBERS`]; in a run with replacements, only one whose slot
+//! has a replacement left, and no faster than the pool lasts the run), or
+//! the same members again (a rotation: new epoch, new shares). Each change is coordinated by a member that stays
 //! and that Nexus reaches directly (a coordinator cannot be called through
 //! a proxy), drawn from the seed, and driven until every
 //! member confirmed it; a coordinator that stops answering is abandoned on
@@ -236,7 +237,7 @@ impl Workload {
                 3..=4 if current.len() > MIN_MEMBERS => {
                     let at = usize::try_from(self.dice.below(next.len() as u64)).unwrap_or(0);
                     let allowed = removals_allowed(self.pool, self.began.elapsed(), self.duration);
-                    if self.removals < allowed {
+                    if self.removals < allowed && self.refillable(next.get(at)) {
                         next.remove(at);
                     }
                 }
@@ -249,6 +250,20 @@ impl Workload {
             self.removals += 1;
         }
         Ok(())
+    }
+
+    /// Whether removing `member` leaves a slot a replacement can refill
+    /// (always, in a run without replacements): a slot is not emptied for
+    /// good.
+    fn refillable(&self, member: Option<&usize>) -> bool {
+        if self.pool == 0 {
+            return true;
+        }
+        let shared = lock(&self.shared);
+        member
+            .and_then(|&m| shared.slot_of.get(m))
+            .and_then(|&slot| shared.refills.get(slot))
+            .is_some_and(|&left| left > 0)
     }
 
     /// Starts the change to `next`, coordinated by a member that stays
