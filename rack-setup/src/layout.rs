@@ -192,10 +192,14 @@ impl SledDir {
         Ok(path)
     }
 
-    /// Writes the configuration file; returns its path.
+    /// Writes the configuration file, replacing it atomically (a running
+    /// sled told to re-read its peers reads the old file or the new one,
+    /// never a part); returns its path. One writer at a time: the caller
+    /// is the only one writing this sled's files.
     pub fn write_config(&self, config: &SledConfigFile) -> Result<PathBuf, SetupError> {
         let path = self.config_file();
-        std::fs::write(&path, config.to_toml()).map_err(|e| SetupError::Io(path.clone(), e))?;
+        tq_atomic_file::replace(&path, config.to_toml().as_bytes())
+            .map_err(|(_, e)| SetupError::Io(path.clone(), e))?;
         Ok(path)
     }
 }

@@ -8,7 +8,8 @@
 //!   `source()`) and shown: [`error::Chain`], one line.
 //! - [`config`]: the sled daemon's TOML file.
 //! - [`sled`]: the daemon: the tq-std node and its HTTP API, started from a
-//!   config, stopped cleanly on SIGTERM or Ctrl-C.
+//!   config, stopped cleanly on SIGTERM or Ctrl-C, its peers re-read on
+//!   SIGHUP.
 //! - [`api`]: the HTTP API as a dropshot trait, its types and errors
 //!   ([`api::error`]: one stable code per reason), and the OpenAPI
 //!   document generated from it.
@@ -35,6 +36,10 @@
 //! start: no ledger on either drive is what an unmounted drive looks like.
 //!
 //! # `tq sled --config FILE`
+//!
+//! On SIGHUP it reads the file again and takes its `[[peers]]` alone (a
+//! sled slid into the rack, or one gone); a file that does not load is
+//! logged and changes nothing.
 //!
 //! Runs until SIGTERM or SIGINT (Ctrl-C), then stops the API (calls in
 //! progress finish), then the node (its task ends between calls, so every

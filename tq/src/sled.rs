@@ -9,7 +9,12 @@
 //! re-wraps their keys on every commit); [`Daemon::stop`] stops
 //! the API, then the node (its task ends between calls, so every ledger
 //! write it started is finished). [`run`] is what `tq sled` does: start,
-//! wait for SIGTERM or Ctrl-C (or the node task ending), stop.
+//! wait for SIGTERM or Ctrl-C (or the node task ending), stop; on SIGHUP
+//! it reads the configuration file again and takes its `[[peers]]` (a
+//! sled replaced or added to the rack), connecting to the new ones and
+//! dropping those no longer listed. Nothing else in the file is taken
+//! without a restart; a file that does not load leaves the peers as they
+//! were (logged).
 //!
 //! Every way to fail before running is a [`DaemonError`] whose variant is
 //! what is wrong (`config`, `certificate`, `request key`, `ledger`,
@@ -20,7 +25,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::task::{JoinError, JoinHandle};
 use tq_core::ids::PlatformId;
@@ -403,12 +408,22 @@ impl Daemon {
     }
 }
 
-/// The signals that stop the daemon: SIGTERM and SIGINT (Ctrl-C).
-/// Installed when created, so one that comes during start-up waits here
-/// instead of killing the process.
+/// The signals the daemon answers: SIGTERM and SIGINT (Ctrl-C) stop it,
+/// SIGHUP re-reads its peers. Installed when created, so one that comes
+/// during start-up waits here instead of killing the process.
 pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// What a signal asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// Stop (SIGTERM, SIGINT).
+    Stop,
+    /// Re-read the peers (SIGHUP).
+    ReloadPeers,
 }
 
 impl Signals {
@@ -418,25 +433,62 @@ impl Signals {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Waits for either signal.
-    pub async fn recv(&mut self) {
+    /// Waits for the next signal.
+    pub async fn recv(&mut self) -> Asked {
         tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM"),
-            _ = self.int.recv() => tracing::info!("SIGINT"),
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM");
+                Asked::Stop
+            }
+            _ = self.int.recv() => {
+                tracing::info!("SIGINT");
+                Asked::Stop
+            }
+            _ = self.hup.recv() => {
+                tracing::info!("SIGHUP: reading the peers again");
+                Asked::ReloadPeers
+            }
         }
     }
 }
 
-/// `tq sled`: starts the daemon from `config`, runs it until SIGTERM or
-/// Ctrl-C, and stops it cleanly.
-pub async fn run(config: &SledConfig) -> Result<(), DaemonError> {
+/// The peers of the configuration file at `path` handed to the node, or
+/// why not (logged; the peers stay as they were).
+async fn reload_peers(path: &Path, handle: &NodeHandle) {
+    let peers = match SledConfig::load(path).and_then(|config| config.peer_map()) {
+        Ok(peers) => peers,
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::error::Chain(&e),
+                "peers not reloaded: the configuration file does not load"
+            );
+            return;
+        }
+    };
+    let count = peers.len();
+    match handle.set_peers(peers).await {
+        Ok(()) => tracing::info!(peers = count, "peers reloaded"),
+        Err(e) => tracing::warn!(error = %e, "peers not reloaded"),
+    }
+}
+
+/// `tq sled`: starts the daemon from `config` (read from `path`), runs it
+/// until SIGTERM or Ctrl-C, taking the file's peers again on each
+/// SIGHUP, and stops it cleanly.
+pub async fn run(path: &Path, config: &SledConfig) -> Result<(), DaemonError> {
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
     let daemon = Daemon::start(config).await?;
+    let handle = daemon.handle().clone();
     daemon
-        .run_until(signals.recv())
+        .run_until(async move {
+            while signals.recv().await == Asked::ReloadPeers {
+                reload_peers(path, &handle).await;
+            }
+        })
         .await
         .map_err(DaemonError::Node)
 }

@@ -1,5 +1,7 @@
 //! `tq chaos` (tq::chaos) against real `tq sled` processes in network
-//! namespaces: a short seeded run must pass every check (CI's); a planted
+//! namespaces: a short seeded run must pass every check (CI's), and in it
+//! sleds Nexus removed are replaced by new ones (new platform id, fresh
+//! ledger) that join the rack and unlock; a planted
 //! fault (a sled restarted from an older copy of its ledger) must be
 //! reported as lost state, naming the sled; and, with `--ignored`, every
 //! seed that once found a failure must pass at the length it found it.
@@ -58,6 +60,7 @@ fn options(seed: u64, seconds: f64) -> Options {
         exe: TQ.into(),
         lrtq: 5,
         spares: 3,
+        replacements: 2,
         seed,
         duration: Duration::from_secs_f64(seconds),
         plant_stale_ledger: false,
@@ -79,6 +82,25 @@ async fn short_seeded_runs_pass_every_check() {
         assert!(injected >= 5, "seed {seed}: only {injected} faults");
         assert!(summary.committed >= 3, "seed {seed}: {summary}");
         assert!(summary.loads.0 > 0, "seed {seed}: no secret loaded");
+        // Replacements slid in, added by a committed reconfiguration, and
+        // in the final membership, every member of which loaded the latest
+        // secret (the unlock check above).
+        assert!(summary.replacements_slid_in >= 1, "seed {seed}: {summary}");
+        assert!(summary.replacements_added >= 1, "seed {seed}: {summary}");
+        let replacements = summary
+            .final_members
+            .iter()
+            .filter(|m| m.is_replacement())
+            .count();
+        assert!(replacements >= 1, "seed {seed}: {summary}");
+        let unlocked = summary.verdict(names::UNLOCKED).unwrap();
+        assert!(
+            unlocked
+                .detail
+                .starts_with(&format!("{} members", summary.final_members.len())),
+            "{}",
+            unlocked.detail
+        );
     }
 }
 

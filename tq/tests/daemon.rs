@@ -4,8 +4,9 @@
 //! fresh sled; ledger files are the daemon's user's alone; a second daemon
 //! on one ledger is refused without touching it; SIGTERM and Ctrl-C
 //! (SIGINT) stop a running daemon cleanly with exit code 0 (and it starts
-//! again on the same directories); curl, a client we did not write, talks
-//! to its API.
+//! again on the same directories); SIGHUP makes it take its file's peers
+//! again (a sled slid into the rack is connected to, no restart); curl, a
+//! client we did not write, talks to its API.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -621,6 +622,51 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly() {
         signal(&running.child, signal_name);
         wait_line(&running.lines, "sled daemon stopped");
         assert_eq!(exit_code(&mut running.child), Some(0), "SIG{signal_name}");
+    }
+}
+
+/// A sled slid into a running rack: its peers' files are rewritten to
+/// name it and they are sent SIGHUP (what `tq chaos` does for a
+/// replacement). They must connect to it without a restart. (SIGHUP's
+/// default action ends a process: without the handler both sleds die.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_takes_the_peers_of_the_configuration_file_again() {
+    use tq::demo::layout::{Addressing, Layout};
+    use tq::demo::sleds::{Launch, Sleds};
+
+    let root = tempfile::tempdir().unwrap();
+    let layout = Layout::create(root.path(), 3, 0, 11, &Addressing::Loopback).unwrap();
+    // Sleds 0 and 1 as a rack that does not know sled 2 yet. (The lower
+    // id dials: nobody dials sled 2 until 0 or 1 knows it.)
+    layout.write_config(0, &[1]).unwrap();
+    layout.write_config(1, &[0]).unwrap();
+    let launch = Launch::Processes {
+        exe: env!("CARGO_BIN_EXE_tq").into(),
+        wrappers: Vec::new(),
+    };
+    let mut sleds = Sleds::new(layout, launch).unwrap();
+    for i in 0..3 {
+        sleds.start(i).await.unwrap();
+    }
+    sleds.wait_connected(&[0, 1], WAIT).await.unwrap();
+    let apart = sleds
+        .wait_connected(&[0, 1, 2], Duration::from_secs(2))
+        .await;
+    assert!(apart.is_err(), "sled 2 connected before it was named");
+
+    for i in [0, 1] {
+        let others: Vec<usize> = (0..3).filter(|&o| o != i).collect();
+        sleds.layout.write_config(i, &others).unwrap();
+        let pid = sleds.pid(i).and_then(|p| i32::try_from(p).ok()).unwrap();
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    }
+    let joined = sleds.wait_connected(&[0, 1, 2], WAIT).await;
+    let log = std::fs::read_to_string(sleds.files(0).unwrap().dir.join("sled.log")).unwrap();
+    sleds.stop_all().await;
+    if let Err(e) = joined {
+        let tail: Vec<&str> = log.lines().filter(|l| !l.contains("slog")).collect();
+        panic!("{e}; sled 0's log:\n{}", tail.join("\n"));
     }
 }
 

@@ -16,6 +16,8 @@
 //!   in the table: delay and reordering cannot be made there;
 //! - pauses: SIGSTOP and SIGCONT; kills: SIGKILL, then the sled is started
 //!   again from its ledger;
+//! - (not a fault, the operator's turn between faults) a replacement slid
+//!   into a slot Nexus emptied ([`Injector::slide_in`]);
 //! - full disks: each ledger directory is its own small `tmpfs` (size
 //!   [`DRIVE_BYTES`]; no disk image, nothing left on disk), filled by a
 //!   file written until ENOSPC, first on one copy, then on both, then
@@ -42,7 +44,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::plan::{Dice, Fault, Plan, Scheduled};
-use super::{Shared, lock, metric_sum};
+use super::slots::Pool;
+use super::{CONNECT_LIMIT, Shared, lock, metric_sum};
 use crate::demo::record::Injected;
 use crate::demo::sleds::Sleds;
 use crate::netns::{CommandError, Hosts};
@@ -95,6 +98,9 @@ pub enum InjectError {
     /// A signal could not be sent.
     #[error("signal to sled {0}")]
     Signal(usize, #[source] std::io::Error),
+    /// A replacement sled's files or ledger.
+    #[error("replacement sled {0}")]
+    Replacement(usize, #[source] crate::demo::layout::LayoutError),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InjectError {
@@ -116,6 +122,23 @@ pub fn mount_drives(drives: &[PathBuf; 2], mounted: &mut Vec<PathBuf>) -> Result
         mounted.push(drive.clone());
         copy_dir(&aside, drive)?;
         std::fs::remove_dir_all(&aside).map_err(io("removing", &aside))?;
+    }
+    Ok(())
+}
+
+/// Makes a new sled's two ledger directories small `tmpfs` file systems,
+/// empty (new hardware: `tq sled init` makes its ledger there). Each mount
+/// point is added to `mounted` as soon as it is mounted.
+pub fn mount_fresh_drives(
+    drives: &[PathBuf; 2],
+    mounted: &mut Vec<PathBuf>,
+) -> Result<(), InjectError> {
+    for drive in drives {
+        std::fs::create_dir_all(drive).map_err(io("creating", drive))?;
+        let options = format!("size={DRIVE_BYTES},mode=0700");
+        let path = drive.to_string_lossy().into_owned();
+        crate::netns::run("mount", &["-t", "tmpfs", "-o", &options, "tmpfs", &path])?;
+        mounted.push(drive.clone());
     }
     Ok(())
 }
@@ -198,10 +221,10 @@ pub fn clock_file(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("clock-{i}"))
 }
 
-/// The command prefix for sled `i`: its namespace and, when libfaketime
-/// is installed, the clock offset file it reads.
-pub fn wrapper(hosts: &Hosts, dir: &Path, i: usize, faketime: bool) -> Vec<String> {
-    let mut w = hosts.wrappers().get(i).cloned().unwrap_or_default();
+/// The command prefix for sled `i` in `slot`: the slot's namespace and,
+/// when libfaketime is installed, the clock offset file it reads.
+pub fn wrapper(hosts: &Hosts, dir: &Path, i: usize, slot: usize, faketime: bool) -> Vec<String> {
+    let mut w = hosts.wrappers().get(slot).cloned().unwrap_or_default();
     if faketime {
         let file = clock_file(dir, i);
         w.extend([
@@ -266,6 +289,18 @@ pub struct Injector {
     pub disk_faulted: BTreeSet<usize>,
     /// Every sled's ledger copies as they were after boot.
     snapshot: Option<PathBuf>,
+    /// The sleds the snapshot has.
+    snapshotted: BTreeSet<usize>,
+    /// Per sled, its slot (namespace and addresses).
+    slot_of: Vec<usize>,
+    /// Replacements not yet slid in.
+    pool: Pool,
+    /// The run's seed.
+    seed: u64,
+    /// Ledger file systems mounted for replacements, to unmount at the end.
+    pub mounted: Vec<PathBuf>,
+    /// Each replacement slid in: its slot, the sled it replaced, and it.
+    pub replacements: Vec<(usize, usize, usize)>,
 }
 
 impl Injector {
@@ -281,14 +316,17 @@ impl Injector {
     ) -> Result<Self, InjectError> {
         let path = dir.join("faults.log");
         let log = std::fs::File::create(&path).map_err(io("creating", &path))?;
-        let count = lock(&shared).sleds;
-        for i in 0..count {
-            hosts.exec(i, "nft", &["add", "table", "inet", TABLE])?;
+        let slot_of = lock(&shared).slot_of.clone();
+        let slots = hosts.addresses().len();
+        for slot in 0..slots {
+            hosts.exec(slot, "nft", &["add", "table", "inet", TABLE])?;
             for (chain, hook) in [("in", "input"), ("out", "output")] {
                 let spec = format!("{{ type filter hook {hook} priority 0; policy accept; }}");
-                hosts.exec(i, "nft", &["add", "chain", "inet", TABLE, chain, &spec])?;
+                hosts.exec(slot, "nft", &["add", "chain", "inet", TABLE, chain, &spec])?;
             }
-            if faketime {
+        }
+        if faketime {
+            for i in 0..slot_of.len() {
                 set_clock(dir, i, 0)?;
             }
         }
@@ -321,7 +359,31 @@ impl Injector {
             store_failures: BTreeMap::new(),
             disk_faulted: BTreeSet::new(),
             snapshot: None,
+            snapshotted: BTreeSet::new(),
+            pool: Pool::new(&slot_of, &[], seed),
+            seed,
+            slot_of,
+            mounted: Vec::new(),
+            replacements: Vec::new(),
         })
+    }
+
+    /// The replacement sleds (indexes) the operator may slide in, each
+    /// into its slot.
+    pub fn stock(&mut self, replacements: &[usize]) {
+        self.pool = Pool::new(&self.slot_of, replacements, self.seed);
+        self.publish_refills();
+    }
+
+    /// Tells the workload how many replacements each slot has left.
+    fn publish_refills(&self) {
+        let slots = self.hosts.addresses().len();
+        lock(&self.shared).refills = (0..slots).map(|slot| self.pool.left(slot)).collect();
+    }
+
+    /// Sled `sled`'s slot (its namespace and addresses).
+    fn slot(&self, sled: usize) -> usize {
+        self.slot_of.get(sled).copied().unwrap_or(sled)
     }
 
     /// One line to stderr and the log file.
@@ -332,11 +394,13 @@ impl Injector {
         let _ = writeln!(self.log, "{line}");
     }
 
-    /// Keeps a copy of every sled's ledger copies as they are now, for a
-    /// planted [`Fault::StaleLedger`].
+    /// Keeps a copy of the ledger copies of every sled in the rack as
+    /// they are now, for a planted [`Fault::StaleLedger`].
     pub fn snapshot(&mut self) -> Result<(), InjectError> {
         let to = self.dir.join("snapshot");
-        for (sled, drives) in self.drives.iter().enumerate() {
+        let present = lock(&self.shared).present.clone();
+        for &sled in &present {
+            let drives = self.drives_of(sled)?;
             for (n, drive) in drives.iter().enumerate() {
                 let copy = to.join(format!("{sled}-{n}"));
                 std::fs::create_dir_all(&copy).map_err(io("creating", &copy))?;
@@ -344,7 +408,13 @@ impl Injector {
             }
         }
         self.snapshot = Some(to);
+        self.snapshotted = present;
         Ok(())
+    }
+
+    /// Whether the snapshot has sled `sled`'s ledger.
+    pub fn snapshotted(&self, sled: usize) -> bool {
+        self.snapshotted.contains(&sled)
     }
 
     fn drives_of(&self, sled: usize) -> Result<[PathBuf; 2], InjectError> {
@@ -367,6 +437,7 @@ impl Injector {
             }
             self.inject(&scheduled).await?;
             self.retire().await?;
+            self.slide_in().await?;
             self.progress(until);
             tokio::time::sleep(scheduled.gap).await;
         }
@@ -393,12 +464,16 @@ impl Injector {
 
     /// Applies, holds and heals one fault.
     pub async fn inject(&mut self, scheduled: &Scheduled) -> Result<(), InjectError> {
-        let (retired, sleds) = {
+        let (present, occupants) = {
             let shared = lock(&self.shared);
-            (shared.retired.clone(), shared.sleds)
+            (shared.present.clone(), shared.occupants())
         };
-        let fault = &retarget(&scheduled.fault, &retired, sleds);
-        let gone = fault.sleds().iter().any(|i| retired.contains(i))
+        let fault = &match &scheduled.fault {
+            // Planted: names a sled, not a slot.
+            planted @ Fault::StaleLedger { .. } => planted.clone(),
+            drawn => retarget(drawn, &occupants),
+        };
+        let gone = fault.sleds().iter().any(|i| !present.contains(i))
             || (fault.sleds().is_empty() && !matches!(fault, Fault::KillCoordinator));
         if gone || (matches!(fault, Fault::ClockStep { .. }) && !self.faketime) {
             let why = if gone {
@@ -431,10 +506,7 @@ impl Injector {
     }
 
     async fn apply(&mut self, fault: &Fault, hold: Duration) -> Result<Applied, InjectError> {
-        let sleds = lock(&self.shared).sleds;
-        let live = |shared: &Shared| -> Vec<usize> {
-            (0..sleds).filter(|i| !shared.retired.contains(i)).collect()
-        };
+        let live = |shared: &Shared| -> Vec<usize> { shared.present.iter().copied().collect() };
         let applied = match fault {
             Fault::Partition { side } | Fault::OneWay { from: side } => {
                 let both = matches!(fault, Fault::Partition { .. });
@@ -484,7 +556,7 @@ impl Injector {
                 reorder,
             } => {
                 for &i in sleds {
-                    let dev = Hosts::interface(i);
+                    let dev = Hosts::interface(self.slot(i));
                     let (loss, delay, jitter, reorder) = (
                         format!("{loss}%"),
                         format!("{delay_ms}ms"),
@@ -492,7 +564,7 @@ impl Injector {
                         format!("{reorder}%"),
                     );
                     self.hosts.exec(
-                        i,
+                        self.slot(i),
                         "tc",
                         &[
                             "qdisc", "replace", "dev", &dev, "root", "netem", "loss", &loss,
@@ -575,10 +647,7 @@ impl Injector {
             Applied::Nothing => {}
             Applied::Rules(sleds) => {
                 for &i in &sleds {
-                    for chain in ["in", "out"] {
-                        self.hosts
-                            .exec(i, "nft", &["flush", "chain", "inet", TABLE, chain])?;
-                    }
+                    self.flush_rules(i)?;
                 }
                 let mut shared = lock(&self.shared);
                 shared.cut = None;
@@ -586,9 +655,10 @@ impl Injector {
             }
             Applied::Netem(sleds) => {
                 for &i in &sleds {
-                    let dev = Hosts::interface(i);
+                    let slot = self.slot(i);
+                    let dev = Hosts::interface(slot);
                     self.hosts
-                        .exec(i, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
+                        .exec(slot, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
                 }
             }
             Applied::Paused(sled) => {
@@ -606,19 +676,38 @@ impl Injector {
         Ok(())
     }
 
-    /// `{ a, b, ... }`: the sleds' addresses as an nft set.
+    /// `{ a, b, ... }`: the sleds' addresses (their slots') as an nft set.
     fn address_set(&self, sleds: &[usize]) -> String {
-        let list: Vec<String> = sleds
+        let slots: Vec<usize> = sleds.iter().map(|&i| self.slot(i)).collect();
+        self.slot_address_set(&slots)
+    }
+
+    /// `{ a, b, ... }`: the slots' addresses as an nft set.
+    fn slot_address_set(&self, slots: &[usize]) -> String {
+        let list: Vec<String> = slots
             .iter()
-            .filter_map(|&i| self.hosts.addresses().get(i).map(|a| a.to_string()))
+            .filter_map(|&slot| self.hosts.addresses().get(slot).map(|a| a.to_string()))
             .collect();
         format!("{{ {} }}", list.join(", "))
     }
 
+    /// Adds `rule` to `chain` in sled `sled`'s namespace.
     fn rule(&self, sled: usize, chain: &str, rule: &str) -> Result<(), InjectError> {
         let mut args = vec!["add", "rule", "inet", TABLE, chain];
         args.extend(rule.split(' '));
-        Ok(self.hosts.exec(sled, "nft", &args)?)
+        Ok(self.hosts.exec(self.slot(sled), "nft", &args)?)
+    }
+
+    /// Removes every rule in sled `sled`'s namespace.
+    fn flush_rules(&self, sled: usize) -> Result<(), InjectError> {
+        for chain in ["in", "out"] {
+            self.hosts.exec(
+                self.slot(sled),
+                "nft",
+                &["flush", "chain", "inet", TABLE, chain],
+            )?;
+        }
+        Ok(())
     }
 
     async fn signal(
@@ -668,10 +757,11 @@ impl Injector {
         // Cut off from its peers until its status is read, so that what it
         // reports is what its ledger gave back, not what a peer taught it
         // since (which would hide a lost state).
-        let peers: Vec<usize> = (0..self.hosts.addresses().len())
-            .filter(|&i| i != sled)
+        let own = self.slot(sled);
+        let others: Vec<usize> = (0..self.hosts.addresses().len())
+            .filter(|&slot| slot != own)
             .collect();
-        let set = self.address_set(&peers);
+        let set = self.slot_address_set(&others);
         self.rule(sled, "out", &format!("ip6 daddr {set} drop"))?;
         self.rule(sled, "in", &format!("ip6 saddr {set} drop"))?;
         let started = sleds.start(sled).await;
@@ -683,10 +773,7 @@ impl Injector {
                 .map(|s| s.node.state.latest_committed),
             Err(_) => None,
         };
-        for chain in ["in", "out"] {
-            self.hosts
-                .exec(sled, "nft", &["flush", "chain", "inet", TABLE, chain])?;
-        }
+        self.flush_rules(sled)?;
         started?;
         let mut shared = lock(&self.shared);
         shared.down.remove(&sled);
@@ -704,34 +791,120 @@ impl Injector {
     pub async fn retire(&mut self) -> Result<(), InjectError> {
         let retire: Vec<usize> = std::mem::take(&mut lock(&self.shared).retire);
         for sled in retire {
-            lock(&self.shared).retired.insert(sled);
+            {
+                let mut shared = lock(&self.shared);
+                shared.retired.insert(sled);
+                shared.present.remove(&sled);
+            }
             self.kill(sled).await?;
             lock(&self.shared).down.remove(&sled);
-            self.note(&format!("sled {sled} removed by Nexus: shut down for good"));
+            let slot = self.slot(sled);
+            self.note(&format!(
+                "sled {sled} removed by Nexus: shut down for good; slot {slot} empty ({} replacements left for it)",
+                self.pool.left(slot)
+            ));
         }
+        Ok(())
+    }
+
+    /// The operator's turn: into each empty slot the pool draws for now,
+    /// a replacement sled is slid: fresh ledger drives and `tq sled init`,
+    /// every sled in the rack told of it (configuration rewritten, SIGHUP),
+    /// started, then handed to Nexus's workload as a spare.
+    pub async fn slide_in(&mut self) -> Result<(), InjectError> {
+        let occupants = lock(&self.shared).occupants();
+        for (slot, sled) in self.pool.draw(&occupants) {
+            self.publish_refills();
+            self.replace(slot, sled).await?;
+        }
+        Ok(())
+    }
+
+    /// After the faults: a replacement slid into every empty slot that has
+    /// one left, so the run ends with a full rack.
+    pub async fn refill(&mut self) -> Result<(), InjectError> {
+        let occupants = lock(&self.shared).occupants();
+        for (slot, sled) in self.pool.every(&occupants) {
+            self.publish_refills();
+            self.replace(slot, sled).await?;
+        }
+        Ok(())
+    }
+
+    /// Slides replacement `sled` into `slot`, as an operator does: fresh
+    /// ledger drives and `tq sled init`; every sled in the rack told of it
+    /// (configuration rewritten, SIGHUP) and it of them; started; then
+    /// handed to Nexus's workload as a spare.
+    async fn replace(&mut self, slot: usize, sled: usize) -> Result<(), InjectError> {
+        let rack_sleds = Arc::clone(&self.sleds);
+        let mut sleds = rack_sleds.lock().await;
+        let replaced = lock(&self.shared)
+            .retired
+            .iter()
+            .copied()
+            .filter(|&r| self.slot(r) == slot)
+            .max()
+            .unwrap_or(slot);
+        let id = sleds.files(sled)?.id.clone();
+        self.note(&format!(
+            "slot {slot}: replacement sled {sled} ({id}) slid in where sled {replaced} was"
+        ));
+        let drives = self.drives_of(sled)?;
+        mount_fresh_drives(&drives, &mut self.mounted)?;
+        let present: Vec<usize> = lock(&self.shared).present.iter().copied().collect();
+        let failed = |e| InjectError::Replacement(sled, e);
+        sleds.layout.write_config(sled, &present).map_err(failed)?;
+        sleds.layout.init_ledger(sled).map_err(failed)?;
+        let mut rack = present.clone();
+        rack.push(sled);
+        for &peer in &present {
+            sleds.layout.write_config(peer, &rack).map_err(failed)?;
+            if let Some(pid) = sleds
+                .pid(peer)
+                .and_then(|p| i32::try_from(p).ok())
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+                    .map_err(|e| InjectError::Signal(peer, e.into()))?;
+            }
+        }
+        sleds.start(sled).await?;
+        if let Err(e) = sleds.wait_connected(&rack, CONNECT_LIMIT).await {
+            self.note(&format!("      slot {slot}: not yet connected: {e}"));
+        }
+        drop(sleds);
+        {
+            let mut shared = lock(&self.shared);
+            shared.present.insert(sled);
+            shared.arrived.push(sled);
+        }
+        self.replacements.push((slot, replaced, sled));
+        self.note(&format!(
+            "      slot {slot}: sled {sled} up and connected, ready to be added"
+        ));
         Ok(())
     }
 }
 
-/// `fault` aimed at the sleds still in the rack: the removed ones taken
-/// out of its groups, and a fault on one removed sled moved to the live
-/// sled its index picks (`live[sled % live.len()]`), so a long run does not
-/// skip ever more faults as Nexus removes sleds. Deterministic for a given
-/// history of removals.
-fn retarget(fault: &Fault, retired: &BTreeSet<usize>, sleds: usize) -> Fault {
-    let live: Vec<usize> = (0..sleds).filter(|i| !retired.contains(i)).collect();
+/// `fault`, drawn for slots, aimed at the sleds in them now
+/// (`occupants[slot]`): empty slots taken out of its groups, and a fault
+/// on one empty slot moved to the sled its index picks among those in the
+/// rack (`live[slot % live.len()]`), so a long run does not skip ever
+/// more faults as Nexus removes sleds. Deterministic for a given history
+/// of removals and replacements.
+fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
+    let live: Vec<usize> = occupants.iter().flatten().copied().collect();
+    let occupant = |slot: usize| occupants.get(slot).copied().flatten();
     let keep = |group: &[usize]| -> Vec<usize> {
-        group
-            .iter()
-            .copied()
-            .filter(|i| !retired.contains(i))
-            .collect()
+        let mut sleds: Vec<usize> = group.iter().filter_map(|&slot| occupant(slot)).collect();
+        sleds.sort_unstable();
+        sleds
     };
-    let one = |sled: usize| -> usize {
-        if retired.contains(&sled) && !live.is_empty() {
-            live.get(sled % live.len()).copied().unwrap_or(sled)
-        } else {
-            sled
+    let one = |slot: usize| -> usize {
+        match occupant(slot) {
+            Some(sled) => sled,
+            // No sled in the rack at all: `slot`, which no sled has now.
+            None => live.get(slot % live.len().max(1)).copied().unwrap_or(slot),
         }
     };
     match fault.clone() {
@@ -767,23 +940,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn faults_are_aimed_at_the_sleds_still_in_the_rack() {
-        let retired: BTreeSet<usize> = [2].into();
+    fn faults_are_aimed_at_the_sleds_in_the_slots_now() {
+        // Slot 2 emptied: its sled removed, no replacement yet.
+        let occupants = [Some(0), Some(1), None, Some(3), Some(4)];
         assert_eq!(
-            retarget(&Fault::Kill { sled: 2 }, &retired, 5),
+            retarget(&Fault::Kill { sled: 2 }, &occupants),
             Fault::Kill { sled: 3 }
         );
         assert_eq!(
-            retarget(&Fault::Pause { sled: 1 }, &retired, 5),
+            retarget(&Fault::Pause { sled: 1 }, &occupants),
             Fault::Pause { sled: 1 }
         );
         assert_eq!(
-            retarget(&Fault::Partition { side: vec![1, 2] }, &retired, 5),
+            retarget(&Fault::Partition { side: vec![1, 2] }, &occupants),
             Fault::Partition { side: vec![1] }
         );
-        let all: BTreeSet<usize> = (0..5).collect();
+        // Slot 2 refilled by replacement sled 7: the faults drawn for the
+        // slot hit it.
+        let occupants = [Some(0), Some(1), Some(7), Some(3), Some(4)];
         assert_eq!(
-            retarget(&Fault::OneWay { from: vec![2] }, &all, 5).sleds(),
+            retarget(&Fault::Kill { sled: 2 }, &occupants),
+            Fault::Kill { sled: 7 }
+        );
+        assert_eq!(
+            retarget(&Fault::Partition { side: vec![1, 2] }, &occupants),
+            Fault::Partition { side: vec![1, 7] }
+        );
+        let none = [None; 5];
+        assert_eq!(
+            retarget(&Fault::OneWay { from: vec![2] }, &none).sleds(),
             Vec::<usize>::new()
         );
     }

@@ -9,6 +9,10 @@
 //!   libfaketime clock steps), each logged.
 //! - [`workload`]: Nexus: the LRTQ upgrade, then adds, removes and
 //!   rotations without pause, its coordinators killed by the injector.
+//! - [`slots`]: the operator: a sled Nexus removed is shut down for good,
+//!   and a replacement (new platform id and certificate, fresh ledger by
+//!   `tq sled init`) may later be slid into its slot and added like any
+//!   spare.
 //! - [`probe`]: sleds loading the latest secret, statuses read, the
 //!   rack's unlock outages measured.
 //! - [`check`]: the checker, over what was observed.
@@ -18,12 +22,28 @@
 //! injector's account of who is connected is exact, and the checker can
 //! tell which fault explains which counter.
 //!
+//! # Slots and replacements
+//!
+//! The rack has a slot per first sled: its namespace and addresses. A
+//! sled is an identity (index, platform id); Nexus never takes a removed
+//! sled's id back, so a slot is refilled by a new sled, one of a pool made
+//! at set-up ([`Options::replacements`] per slot, certificates from the
+//! rack CA like the rest). When one is slid in, every sled in the rack
+//! has its configuration rewritten to list the sleds there now and is
+//! sent SIGHUP (`tq sled` re-reads its peers), then the new sled starts
+//! and Nexus's workload may add it. The checker needs nothing special:
+//! what a sled acknowledged is kept per identity, so a replacement's
+//! acknowledgements start at its add and a retired sled's are never
+//! asked for again.
+//!
 //! # Replaying a run
 //!
 //! The seed fixes the fault schedule (kinds, targets, holds, gaps) and
-//! every choice Nexus's workload and the probes make, each from its own
-//! ChaCha8 stream; the processes' timing is the machine's, so a replay
-//! injects the same faults in the same order, not the same interleaving.
+//! every choice Nexus's workload, the operator and the probes make, each
+//! from its own ChaCha8 stream; the processes' timing is the machine's, so
+//! a replay injects the same faults in the same order, not the same
+//! interleaving (nor, since removals are committed when the faults let
+//! them be, the same replacements at the same moments).
 //! `faults.log` in the run's directory (kept when a check fails) has every
 //! fault applied, skipped and healed, with its time.
 //!
@@ -54,6 +74,7 @@ pub mod inject;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod slots;
 pub mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +106,9 @@ pub const UNLOCK_BOUND: Duration = Duration::from_secs(30);
 /// How long Nexus may take to settle its last change after the faults.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
+/// How long each of Nexus's calls may take.
+const NEXUS_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long the sleds may take to connect, at boot and after heal.
 const CONNECT_LIMIT: Duration = Duration::from_secs(60);
 
@@ -97,6 +121,8 @@ pub struct Options {
     pub lrtq: usize,
     /// Spare sleds, added by Nexus as the run goes.
     pub spares: usize,
+    /// Replacement sleds made ready per slot (see the module doc).
+    pub replacements: usize,
     /// The seed of the faults and of Nexus's choices.
     pub seed: u64,
     /// How long faults are injected.
@@ -152,8 +178,16 @@ pub struct Latest {
 /// What the injector, the workload and the probes share.
 #[derive(Debug, Default)]
 pub struct Shared {
-    /// Sleds in the rack.
-    pub sleds: usize,
+    /// Per sled (index), its slot: the namespace and addresses it has.
+    pub slot_of: Vec<usize>,
+    /// Sleds in the rack now: started and not retired (the first sleds
+    /// from the start, replacements once slid in).
+    pub present: BTreeSet<usize>,
+    /// Replacements slid in that the workload has not yet taken as
+    /// spares.
+    pub arrived: Vec<usize>,
+    /// Per slot, the replacements left for it.
+    pub refills: Vec<usize>,
     /// Sleds killed or paused now.
     pub down: BTreeSet<usize>,
     /// Sleds Nexus cannot reach now (their peers can).
@@ -185,6 +219,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Per slot, the sled in it now, if any.
+    pub fn occupants(&self) -> Vec<Option<usize>> {
+        let slots = self.slot_of.iter().max().map_or(0, |s| s + 1);
+        let mut occupants = vec![None; slots];
+        for &sled in &self.present {
+            if let Some(slot) = self.slot_of.get(sled).and_then(|&s| occupants.get_mut(s)) {
+                *slot = Some(sled);
+            }
+        }
+        occupants
+    }
+
     /// Whether a quorum of the latest configuration is up and connected
     /// now, and the members of it Nexus can ask.
     pub fn connected_quorum(&self) -> (bool, Vec<usize>) {
@@ -267,7 +313,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
         .tempdir()
         .map_err(ChaosError::TempDir)?;
     let hosts = Arc::new(Hosts::create(count).map_err(ChaosError::Namespaces)?);
-    let layout = Layout::create(
+    let mut layout = Layout::create(
         dir.path(),
         options.lrtq,
         options.spares,
@@ -275,13 +321,19 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
         &Addressing::Fixed(hosts.addresses().to_vec()),
     )
     .map_err(ChaosError::Layout)?;
+    let pool = layout
+        .provision_replacements(options.replacements)
+        .map_err(ChaosError::Layout)?;
+    let slot_of: Vec<usize> = layout.sleds.iter().map(|s| s.slot).collect();
     let mut mounts = Mounts(Vec::new());
-    for sled in &layout.sleds {
+    for sled in layout.sleds.iter().take(count) {
         inject::mount_drives(&sled.drives, &mut mounts.0).map_err(ChaosError::Inject)?;
     }
     let faketime = Path::new(inject::LIBFAKETIME).exists();
-    let wrappers = (0..count)
-        .map(|i| inject::wrapper(&hosts, dir.path(), i, faketime))
+    let wrappers = slot_of
+        .iter()
+        .enumerate()
+        .map(|(i, &slot)| inject::wrapper(&hosts, dir.path(), i, slot, faketime))
         .collect();
     let ids: Vec<PlatformId> = layout.sleds.iter().map(|s| s.id.clone()).collect();
     let lrtq: Vec<usize> = (0..options.lrtq).collect();
@@ -300,7 +352,8 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     let apis = Apis::new(&sleds)?;
     let sleds = Arc::new(AsyncMutex::new(sleds));
     let shared = Arc::new(Mutex::new(Shared {
-        sleds: count,
+        slot_of,
+        present: (0..count).collect(),
         ..Shared::default()
     }));
     let mut injector = Injector::new(
@@ -313,6 +366,7 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
         options.seed,
     )
     .map_err(ChaosError::Inject)?;
+    injector.stock(&pool);
     if !faketime {
         injector.note("libfaketime not found: clock steps will be skipped");
     }
@@ -327,10 +381,12 @@ pub async fn run(options: Options) -> Result<Summary, ChaosError> {
     )
     .await;
     sleds.lock().await.stop_all().await;
+    mounts.0.append(&mut injector.mounted);
     drop(mounts);
     let mut summary = outcome?;
     summary.total = started.elapsed();
     summary.sleds = count;
+    summary.replacement_pool = options.replacements * count;
     if options.keep || !summary.passed() {
         let kept = dir.keep();
         eprintln!("ledgers, logs and the fault log kept in {}", kept.display());
@@ -359,17 +415,18 @@ async fn faults_and_checks(
     dir: &Path,
 ) -> Result<Summary, ChaosError> {
     let fingerprints = Fingerprints::new(Authority::new(authority.clone(), rack_id), &ids);
+    let slots = lock(shared).occupants().len();
     {
         let mut sleds = sleds.lock().await;
-        let all: Vec<usize> = (0..sleds.len()).collect();
+        let all: Vec<usize> = (0..slots).collect();
         for &i in &all {
             sleds.start(i).await?;
         }
         sleds.wait_connected(&all, CONNECT_LIMIT).await?;
     }
     injector.note(&format!(
-        "{} sleds up and connected; seed {}",
-        ids.len(),
+        "{slots} sleds up and connected ({} replacements ready); seed {}",
+        ids.len() - slots,
         options.seed
     ));
     if options.plant_stale_ledger {
@@ -377,10 +434,18 @@ async fn faults_and_checks(
     }
     let config = DriverConfig {
         timing: timing(),
-        call_timeout: Duration::from_secs(5),
+        call_timeout: NEXUS_CALL_TIMEOUT,
     };
     let directory = crate::nexus::directory(&rack, &apis.rack_ca, config.call_timeout)
         .map_err(ChaosError::Directory)?;
+    // Each replacement's route, given to Nexus when it is slid in.
+    let routes = apis
+        .routes
+        .iter()
+        .enumerate()
+        .skip(slots)
+        .map(|(i, route)| (i, route.clone()))
+        .collect();
     let lrtq_ids: Vec<PlatformId> = lrtq.iter().filter_map(|&i| ids.get(i).cloned()).collect();
     let driver = Driver::create(
         StateFile::new(dir.join("nexus.json")),
@@ -393,7 +458,15 @@ async fn faults_and_checks(
     )
     .await
     .map_err(ChaosError::Driver)?;
-    let mut workload = Workload::new(driver, Arc::clone(shared), ids, lrtq, spares, options.seed);
+    let mut workload = Workload::new(
+        driver,
+        Arc::clone(shared),
+        ids.clone(),
+        (lrtq, spares),
+        routes,
+        options.seed,
+        options.duration,
+    );
     let probes = tokio::spawn(probe::run(
         apis.quick.clone(),
         fingerprints.clone(),
@@ -404,11 +477,10 @@ async fn faults_and_checks(
         let result = workload.run(SETTLE_LIMIT).await;
         (workload, result)
     });
-    let count = sleds.lock().await.len();
     let faults_began = Instant::now();
     let injected = injector
         .run(
-            Plan::new(options.seed, count),
+            Plan::new(options.seed, slots),
             faults_began + options.duration,
         )
         .await;
@@ -417,7 +489,7 @@ async fn faults_and_checks(
         s.confirmed
             .keys()
             .copied()
-            .find(|i| !s.retired.contains(i) && !s.retire.contains(i))
+            .find(|i| s.present.contains(i) && !s.retire.contains(i) && injector.snapshotted(*i))
     });
     if let Some(Some(sled)) = planted_on {
         let planted = Scheduled {
@@ -433,10 +505,25 @@ async fn faults_and_checks(
     let faulted = faults_began.elapsed();
     lock(shared).stop_workload = true;
     injector.note("faults over: every fault healed; Nexus settles its last change");
-    let (workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
+    let (mut workload, driven) = driving.await.map_err(|e| ChaosError::Task(e.to_string()))?;
     injected.map_err(ChaosError::Inject)?;
     driven.map_err(ChaosError::Driver)?;
     injector.retire().await.map_err(ChaosError::Inject)?;
+    injector.note("Nexus settled; the operator refills the emptied slots");
+    // The rack brought back to full strength: every emptied slot with a
+    // replacement left refilled, and every sled waiting added.
+    injector.refill().await.map_err(ChaosError::Inject)?;
+    workload
+        .add_every_spare(SETTLE_LIMIT)
+        .await
+        .map_err(ChaosError::Driver)?;
+    injector.retire().await.map_err(ChaosError::Inject)?;
+    let full = lock(shared).latest.clone();
+    injector.note(&format!(
+        "every waiting sled added: members {:?} at epoch {}; the final unlock",
+        full.as_ref().map(|l| l.members.clone()).unwrap_or_default(),
+        full.map_or_else(|| "none".to_owned(), |l| l.epoch.to_string())
+    ));
     // The final unlock: every member of the latest configuration loads
     // its secret.
     let latest = lock(shared).latest.clone();
@@ -480,6 +567,17 @@ async fn faults_and_checks(
         .committed
         .extend(workload.driver().nexus().history().map(|c| c.epoch()));
     let verdicts = check::judge(&s.seen, UNLOCK_BOUND);
+    // Replacements' indexes come after the first sleds' (one per slot).
+    // A replacement that confirmed a commit was a member of a committed
+    // configuration (Nexus's own history keeps only the latest ones).
+    let added = s.confirmed.keys().filter(|&&i| i >= slots).count();
+    let final_members = members
+        .iter()
+        .map(|&i| report::Member {
+            sled: i,
+            slot: s.slot_of.get(i).copied().unwrap_or(i),
+        })
+        .collect();
     Ok(Summary {
         seed: options.seed,
         faulted,
@@ -490,6 +588,10 @@ async fn faults_and_checks(
         refused_starts: workload.refused_starts,
         loads: (s.loads.loaded, s.loads.failed),
         longest_outage: s.loads.longest_outage,
+        replacements_slid_in: injector.replacements.len(),
+        replacements_added: added,
+        final_epoch: latest_epoch,
+        final_members,
         verdicts,
         ..Summary::default()
     })
@@ -504,6 +606,8 @@ struct Apis {
     quick: Vec<HttpSled>,
     /// Every call bounded by [`UNLOCK_BOUND`] and 5 s.
     patient: Vec<HttpSled>,
+    /// Nexus's routes: every call bounded by [`NEXUS_CALL_TIMEOUT`].
+    routes: Vec<HttpSled>,
 }
 
 impl Apis {
@@ -521,6 +625,7 @@ impl Apis {
         Ok(Self {
             quick: clients(Duration::from_secs(3))?,
             patient: clients(UNLOCK_BOUND + Duration::from_secs(5))?,
+            routes: clients(NEXUS_CALL_TIMEOUT)?,
             rack_ca,
         })
     }

@@ -4,6 +4,9 @@
 //! indexes; the injector aims a fault at the sleds still in the rack when
 //! it comes (see `inject`), never redrawing, so the rest of the schedule
 //! stays the same.
+//!
+//! Targets are slots (`0..` the rack's first sleds): a fault on a slot
+//! hits the sled in it when the fault comes, the first or a replacement.
 
 use std::fmt;
 use std::time::Duration;
@@ -60,6 +63,8 @@ pub mod stream {
     pub const PROBES: u64 = 3;
     /// Which member is killed when no coordinator is running.
     pub const COORDINATOR: u64 = 4;
+    /// When the operator slides a replacement into an empty slot.
+    pub const REPLACEMENTS: u64 = 5;
 }
 
 /// One fault.
@@ -210,7 +215,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The schedule of `seed` for a rack of `sleds` sleds.
+    /// The schedule of `seed` for a rack of `sleds` slots.
     pub fn new(seed: u64, sleds: usize) -> Self {
         Self {
             dice: Dice::new(seed, stream::FAULTS),

@@ -135,15 +135,18 @@ pub async fn run(
         } else {
             lock(&shared).loads.end_outage(Instant::now());
         }
-        // One sled's status per turn, skipping those a fault keeps from
-        // answering.
+        // One status per turn, of the sleds in the rack now in turn,
+        // skipping those a fault keeps from answering.
         turn = turn.wrapping_add(1);
-        let sled = turn % apis.len().max(1);
-        let reachable = {
+        let target = {
             let s = lock(&shared);
-            !s.down.contains(&sled) && !s.unreachable.contains(&sled) && !s.retired.contains(&sled)
+            let present: Vec<usize> = s.present.iter().copied().collect();
+            present
+                .get(turn % present.len().max(1))
+                .copied()
+                .filter(|i| !s.down.contains(i) && !s.unreachable.contains(i))
         };
-        if reachable
+        if let Some(sled) = target
             && let Some(api) = apis.get(sled)
             && let Ok(status) = api.sled_status().await
         {

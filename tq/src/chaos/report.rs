@@ -6,8 +6,27 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use tq_core::ids::Epoch;
+
 use super::check::Verdict;
 use super::inject::FaultCounts;
+
+/// A member of the final configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The sled (index).
+    pub sled: usize,
+    /// Its slot: the sled itself for the first sleds, the slot of the
+    /// sled it replaced for a replacement.
+    pub slot: usize,
+}
+
+impl Member {
+    /// Whether it is a replacement sled.
+    pub fn is_replacement(&self) -> bool {
+        self.sled != self.slot
+    }
+}
 
 /// What a run did and found.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +39,16 @@ pub struct Summary {
     pub total: Duration,
     /// Sleds in the rack (LRTQ and spares).
     pub sleds: usize,
+    /// Replacement sleds made ready at set-up.
+    pub replacement_pool: usize,
+    /// Replacements slid into emptied slots.
+    pub replacements_slid_in: usize,
+    /// Replacements that were members of a committed configuration.
+    pub replacements_added: usize,
+    /// The latest committed epoch at the end.
+    pub final_epoch: Option<Epoch>,
+    /// Its members.
+    pub final_members: Vec<Member>,
     /// Faults by kind.
     pub faults: FaultCounts,
     /// Reconfigurations started (retries after an abandon included).
@@ -91,6 +120,31 @@ impl fmt::Display for Summary {
                 "{} / {} / {}",
                 self.attempted, self.committed, self.abandoned
             ),
+        ]);
+        rack.add_row(vec![
+            "replacement sleds: slid in / added by a commit / made ready".to_owned(),
+            format!(
+                "{} / {} / {}",
+                self.replacements_slid_in, self.replacements_added, self.replacement_pool
+            ),
+        ]);
+        let members: Vec<String> = self
+            .final_members
+            .iter()
+            .map(|m| {
+                if m.is_replacement() {
+                    format!("{} (slot {})", m.sled, m.slot)
+                } else {
+                    m.sled.to_string()
+                }
+            })
+            .collect();
+        let epoch = self
+            .final_epoch
+            .map_or_else(|| "none".to_owned(), |e| e.to_string());
+        rack.add_row(vec![
+            format!("final members, epoch {epoch} (a replacement: its slot)"),
+            members.join(", "),
         ]);
         rack.add_row(vec![
             "changes Nexus refused to start".to_owned(),

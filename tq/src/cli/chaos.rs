@@ -26,6 +26,14 @@ pub struct ChaosArgs {
     /// Spare sleds Nexus adds during the run.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=8))]
     pub spares: u64,
+    /// Replacement sleds made ready per slot: once Nexus removed a slot's
+    /// sled, a new one (new platform id and certificate, a fresh ledger
+    /// from `tq sled init`) may be slid into its place and added; Nexus's
+    /// removals are spread over the run so that they last. Default: as
+    /// many as Nexus can ever know (128 sleds over a rack's life, the
+    /// first ones included).
+    #[arg(long)]
+    pub replacements: Option<u64>,
     /// Keep the temporary directory (ledgers, sled logs, the fault log);
     /// always kept when a check fails.
     #[arg(long)]
@@ -40,6 +48,8 @@ enum ChaosCliError {
     Exe(#[source] std::io::Error),
     #[error("--minutes must be a positive number of minutes")]
     Minutes,
+    #[error("--replacements: at most {0} per slot (Nexus knows at most {max} sleds over a rack's life)", max = tq_nexus::MAX_KNOWN_SLEDS)]
+    Replacements(usize),
     #[error(transparent)]
     Chaos(#[from] ChaosError),
     #[error("interrupted: everything it made was removed")]
@@ -66,10 +76,22 @@ fn execute(args: ChaosArgs) -> Result<tq::chaos::report::Summary, ChaosCliError>
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or(ChaosCliError::Minutes)?;
+    let lrtq = usize::try_from(args.sleds).unwrap_or(5);
+    let spares = usize::try_from(args.spares).unwrap_or(0);
+    let slots = (lrtq + spares).max(1);
+    let most = tq_nexus::MAX_KNOWN_SLEDS.saturating_sub(slots) / slots;
+    let replacements = match args.replacements {
+        None => most,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= most)
+            .ok_or(ChaosCliError::Replacements(most))?,
+    };
     let options = Options {
         exe: std::env::current_exe().map_err(ChaosCliError::Exe)?,
-        lrtq: usize::try_from(args.sleds).unwrap_or(5),
-        spares: usize::try_from(args.spares).unwrap_or(0),
+        lrtq,
+        spares,
+        replacements,
         seed: args.seed,
         duration,
         plant_stale_ledger: false,

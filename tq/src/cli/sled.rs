@@ -92,6 +92,6 @@ fn init(path: &Path) -> Result<(), SledCliError> {
 fn serve(path: &Path) -> Result<(), SledCliError> {
     runtime()?.block_on(async {
         let config = SledConfig::load(path).map_err(DaemonError::Config)?;
-        Ok(tq::sled::run(&config).await?)
+        Ok(tq::sled::run(path, &config).await?)
     })
 }

@@ -7,6 +7,13 @@
 //! file Nexus drives from, with the rack CA's certificate beside it (what
 //! Nexus verifies the sleds' APIs under).
 //!
+//! Replacement sleds ([`Layout::provision_replacements`]) are made at
+//! set-up too, as a pool: each a new platform id and certificate for a
+//! slot (the addresses of the sled it may replace), its configuration
+//! file and ledger written only when it is slid in
+//! ([`Layout::write_config`], [`Layout::init_ledger`]: `tq sled init`,
+//! as an operator does for new hardware).
+//!
 //! Each sled's files are laid out as `tq_rack_setup::layout` lays them
 //! out (the tests that start sleds use the same), its certificate made by
 //! the rack CA of `tq_rack_setup::pki`. The LRTQ shares are made as LRTQ
@@ -15,6 +22,7 @@
 //! share file as the core encodes it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use tq_core::authority::NexusAuthorityKey;
@@ -43,9 +51,19 @@ pub enum LayoutError {
     /// No sled has this index.
     #[error("no sled {0}")]
     NoSled(usize),
-    /// The system gave no free port on the loopback.
-    #[error("cannot pick free ports")]
-    FreePorts(#[source] std::io::Error),
+    /// Not enough free ports on the loopback outside the kernel's
+    /// ephemeral range.
+    #[error(
+        "{found} free loopback ports outside the ephemeral range {ephemeral:?}, {wanted} wanted"
+    )]
+    FreePorts {
+        /// Ports wanted.
+        wanted: usize,
+        /// Ports found free.
+        found: usize,
+        /// The kernel's ephemeral range.
+        ephemeral: RangeInclusive<u16>,
+    },
     /// The rack CA could not be made.
     #[error("the rack CA")]
     Ca(#[source] SetupError),
@@ -90,7 +108,10 @@ pub enum LayoutError {
 /// Where each sled listens.
 #[derive(Clone, Debug)]
 pub enum Addressing {
-    /// All on 127.0.0.1, on ports the system had free at start.
+    /// All on 127.0.0.1, on ports free when the layout is made and
+    /// outside the kernel's ephemeral range ([`ephemeral_ports`]), so that
+    /// no `connect()` or `bind(0)` of any process can take one before its
+    /// sled binds it (see [`loopback_ports`]).
     Loopback,
     /// Sled `i` on the `i`-th address, on the default ports (a network
     /// namespace per sled).
@@ -102,6 +123,9 @@ pub enum Addressing {
 pub struct SledFiles {
     /// Its place in the demo (0 first).
     pub index: usize,
+    /// The slot it sits in: its own index for the rack's first sleds; for
+    /// a replacement, the index of the sled whose addresses it takes.
+    pub slot: usize,
     /// Its platform id.
     pub id: PlatformId,
     /// Its directory.
@@ -138,6 +162,8 @@ pub struct Layout {
     pub authority: NexusAuthorityKey,
     /// Where it is kept: beside Nexus's state file, [`NEXUS_STATE_FILE`].
     pub authority_key_file: PathBuf,
+    /// The rack's directory.
+    root: PathBuf,
 }
 
 /// Nexus's state file in the rack's directory (the demo's, and the one
@@ -199,6 +225,7 @@ impl Layout {
             }
             sleds.push(SledFiles {
                 index,
+                slot: index,
                 id,
                 config: files.config_file(),
                 // The drives themselves are made by `tq sled init` below.
@@ -209,34 +236,7 @@ impl Layout {
                 api,
             });
         }
-        for sled in &sleds {
-            let config = SledConfigFile {
-                lrtq: sled.lrtq,
-                peer_listen: sled.peer,
-                api_listen: sled.api,
-                peers: sleds
-                    .iter()
-                    .filter(|other| other.index != sled.index)
-                    .map(|other| (other.id.clone(), other.peer))
-                    .collect(),
-            };
-            SledDir::new(&sled.dir)
-                .write_config(&config)
-                .map_err(|source| LayoutError::Files {
-                    index: sled.index,
-                    source,
-                })?;
-            // What an operator does once for a new sled: `tq sled init`.
-            let config = SledConfig::load(&sled.config).map_err(|source| LayoutError::Config {
-                index: sled.index,
-                source,
-            })?;
-            crate::sled::init(&config).map_err(|source| LayoutError::Init {
-                index: sled.index,
-                source,
-            })?;
-        }
-        Ok(Self {
+        let layout = Self {
             rack_id,
             rack_ca,
             sleds,
@@ -245,7 +245,85 @@ impl Layout {
             ca,
             authority,
             authority_key_file,
-        })
+            root: root.to_owned(),
+        };
+        for index in 0..count {
+            let others: Vec<usize> = (0..count).filter(|&other| other != index).collect();
+            layout.write_config(index, &others)?;
+            // What an operator does once for a new sled: `tq sled init`.
+            layout.init_ledger(index)?;
+        }
+        Ok(layout)
+    }
+
+    /// Adds `per_slot` replacement sleds for each sled laid out so far: a
+    /// new platform id (indexes go on after the last sled's), certificate
+    /// and request key each, at the addresses of the sled whose slot it
+    /// takes; no configuration file or ledger yet. Returns their indexes,
+    /// slot by slot.
+    pub fn provision_replacements(&mut self, per_slot: usize) -> Result<Vec<usize>, LayoutError> {
+        let slots = self.sleds.len();
+        let mut made = Vec::with_capacity(slots * per_slot);
+        for slot in 0..slots {
+            for _ in 0..per_slot {
+                let index = self.sleds.len();
+                let failed = |source| LayoutError::Files { index, source };
+                let occupant = self.sleds.get(slot).ok_or(LayoutError::NoSled(slot))?;
+                let (peer, api) = (occupant.peer, occupant.api);
+                let id = tq_rack_setup::sled_id(index).map_err(failed)?;
+                let files = SledDir::in_rack(&self.root, index);
+                files.create().map_err(failed)?;
+                files
+                    .write_pki(&self.ca, &platform_id_uri(&id))
+                    .map_err(failed)?;
+                files
+                    .write_request_key(&self.authority, self.rack_id, &id)
+                    .map_err(failed)?;
+                self.sleds.push(SledFiles {
+                    index,
+                    slot,
+                    id,
+                    config: files.config_file(),
+                    drives: files.drives(),
+                    dir: files.path().to_owned(),
+                    lrtq: false,
+                    peer,
+                    api,
+                });
+                made.push(index);
+            }
+        }
+        Ok(made)
+    }
+
+    /// Writes sled `index`'s `tq sled` configuration file naming `peers`
+    /// (indexes) as its peers. The file is replaced atomically, so a
+    /// running sled told to re-read it (SIGHUP) never reads half of it.
+    pub fn write_config(&self, index: usize, peers: &[usize]) -> Result<(), LayoutError> {
+        let sled = self.sleds.get(index).ok_or(LayoutError::NoSled(index))?;
+        let config = SledConfigFile {
+            lrtq: sled.lrtq,
+            peer_listen: sled.peer,
+            api_listen: sled.api,
+            peers: peers
+                .iter()
+                .filter_map(|&other| self.sleds.get(other))
+                .filter(|other| other.index != index)
+                .map(|other| (other.id.clone(), other.peer))
+                .collect(),
+        };
+        SledDir::new(&sled.dir)
+            .write_config(&config)
+            .map(|_| ())
+            .map_err(|source| LayoutError::Files { index, source })
+    }
+
+    /// `tq sled init` for sled `index`: its ledger created, empty.
+    pub fn init_ledger(&self, index: usize) -> Result<(), LayoutError> {
+        let sled = self.sleds.get(index).ok_or(LayoutError::NoSled(index))?;
+        let config = SledConfig::load(&sled.config)
+            .map_err(|source| LayoutError::Config { index, source })?;
+        crate::sled::init(&config).map_err(|source| LayoutError::Init { index, source })
     }
 
     /// Sled `index` now runs `firmware`: its certificate is re-issued
@@ -312,18 +390,8 @@ fn addresses(
             sleds: count,
         }),
         Addressing::Loopback => {
-            // Ports the system has free now, held until all are picked so
-            // none repeats; the sleds bind them a moment later.
-            let listeners = (0..2 * count)
-                .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(LayoutError::FreePorts)?;
-            let ports = listeners
-                .iter()
-                .map(|l| l.local_addr().map(|a| a.port()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(LayoutError::FreePorts)?;
             let at = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            let ports = loopback_ports(2 * count, &ephemeral_ports(), start_at())?;
             Ok(ports
                 .chunks_exact(2)
                 .filter_map(|p| match p {
@@ -332,5 +400,128 @@ fn addresses(
                 })
                 .collect())
         }
+    }
+}
+
+/// Where the kernel's ephemeral range is written.
+const EPHEMERAL_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// Linux's default ephemeral range, assumed where the file cannot be read.
+const DEFAULT_EPHEMERAL: RangeInclusive<u16> = 32768..=60999;
+
+/// Lowest port the loopback layout uses (below: well-known and often
+/// configured services).
+const FIRST_PORT: u16 = 10_000;
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`):
+/// the ports `bind` to port 0 and `connect` without a bind take, from any
+/// process; the default where it cannot be read.
+pub fn ephemeral_ports() -> RangeInclusive<u16> {
+    std::fs::read_to_string(EPHEMERAL_RANGE_FILE)
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+            match (bounds.next(), bounds.next()) {
+                (Some(Ok(low)), Some(Ok(high))) if low <= high => Some(low..=high),
+                _ => None,
+            }
+        })
+        .unwrap_or(DEFAULT_EPHEMERAL)
+}
+
+/// Where this process's scan for free ports begins: a different place in
+/// each process (`RandomState` is seeded by the OS), so two layouts made
+/// at once rarely scan the same ports.
+fn start_at() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// `wanted` ports free on 127.0.0.1 now, none in `ephemeral`: scanned
+/// from a place `start` picks, each held (bound) until all are found, so
+/// none repeats.
+///
+/// Why outside the ephemeral range: the sleds bind their ports a moment
+/// (for 32 sleds, seconds) after this returns. A port inside the range
+/// is free for the kernel to hand to any socket in that window (another
+/// process's `bind` to port 0 or, once its preferred half of the range
+/// is used up, a `connect`'s source port), and the sled that wanted it
+/// then fails to start. Outside the range only an explicit bind to that
+/// very port can take it.
+pub fn loopback_ports(
+    wanted: usize,
+    ephemeral: &RangeInclusive<u16>,
+    start: u64,
+) -> Result<Vec<u16>, LayoutError> {
+    let candidates: Vec<u16> = (FIRST_PORT..=u16::MAX)
+        .filter(|port| !ephemeral.contains(port))
+        .collect();
+    let n = candidates.len();
+    let first = usize::try_from(start % n.max(1) as u64).unwrap_or(0);
+    let mut held = Vec::with_capacity(wanted);
+    for port in candidates.iter().cycle().skip(first).take(n) {
+        if held.len() == wanted {
+            break;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, *port)) {
+            held.push((*port, listener));
+        }
+    }
+    if held.len() < wanted {
+        return Err(LayoutError::FreePorts {
+            wanted,
+            found: held.len(),
+            ephemeral: ephemeral.clone(),
+        });
+    }
+    Ok(held.into_iter().map(|(port, _)| port).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The range as the kernel has it now, read here on its own (not
+    /// through [`ephemeral_ports`]).
+    fn kernel_range() -> RangeInclusive<u16> {
+        let text = std::fs::read_to_string(EPHEMERAL_RANGE_FILE).unwrap();
+        let bounds: Vec<u16> = text
+            .split_whitespace()
+            .map(|b| b.parse().unwrap())
+            .collect();
+        bounds[0]..=bounds[1]
+    }
+
+    #[test]
+    fn every_loopback_port_is_distinct_and_outside_the_kernels_ephemeral_range() {
+        let range = kernel_range();
+        let addresses = addresses(&Addressing::Loopback, 32).unwrap();
+        let ports: Vec<u16> = addresses
+            .iter()
+            .flat_map(|(peer, api)| [peer.port(), api.port()])
+            .collect();
+        assert_eq!(ports.len(), 64);
+        for port in &ports {
+            assert!(
+                !range.contains(port),
+                "port {port} is in the ephemeral range {range:?}"
+            );
+        }
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
+
+    #[test]
+    fn a_port_in_use_is_passed_over() {
+        let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        // Everything from FIRST_PORT to just below the taken port counts
+        // as ephemeral, so the scan must start at the taken port.
+        let ephemeral = FIRST_PORT..=port - 1;
+        let ports = loopback_ports(2, &ephemeral, 0).unwrap();
+        assert!(!ports.contains(&port), "{ports:?}");
+        assert!(ports.iter().all(|p| !ephemeral.contains(p)), "{ports:?}");
     }
 }
