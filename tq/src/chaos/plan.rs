@@ -60,6 +60,8 @@ pub mod stream {
     pub const PROBES: u64 = 3;
     /// Which member is killed when no coordinator is running.
     pub const COORDINATOR: u64 = 4;
+    /// Which packets a link fault drops, delays or lets through at once.
+    pub const LINKS: u64 = 5;
 }
 
 /// One fault.
