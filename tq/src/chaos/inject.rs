@@ -10,10 +10,12 @@
 //!   partition leaves alone unless the fault is [`Fault::CutFromNexus`];
 //! - loss, delay, reordering: `tc qdisc ... netem` on the sled's veth (its
 //!   outgoing packets). Where the kernel has no netem (this project's
-//!   build machine: `CONFIG_NET_SCH_NETEM` not set, no modules), only the
-//!   loss is injected, by an `nft` rule dropping that share of the sled's
-//!   outgoing packets at random (`numgen random`), counted as its own kind
-//!   in the table: delay and reordering cannot be made there;
+//!   build machine: `CONFIG_NET_SCH_NETEM` not set, no modules), the same
+//!   three are made in user space on the packets an NFQUEUE rule hands
+//!   over ([`super::linkq`]). Where neither can be made (no
+//!   `ip6tables-legacy`), only the loss is injected, by an `nft` rule
+//!   dropping that share of the sled's outgoing packets at random
+//!   (`numgen random`), counted as its own kind in the table;
 //! - pauses: SIGSTOP and SIGCONT; kills: SIGKILL, then the sled is started
 //!   again from its ledger;
 //! - (not a fault, the operator's turn between faults) a replacement slid
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::linkq::{self, HeldLink, LinkFault};
 use super::plan::{Dice, Fault, Plan, Scheduled};
 use super::slots::Pool;
 use super::{CONNECT_LIMIT, Shared, lock, metric_sum};
@@ -61,9 +64,20 @@ pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.
 /// The `nft` table the injector owns in each namespace.
 const TABLE: &str = "tq_chaos";
 
-/// The kind a [`Fault::Netem`] is counted as where the kernel has no
-/// netem.
-pub const LOSS_ONLY: &str = "loss only (nft; no netem here)";
+/// The kind a [`Fault::Netem`] is counted as where neither netem nor
+/// an NFQUEUE can make it.
+pub const LOSS_ONLY: &str = "loss only (nft; no netem, no NFQUEUE)";
+
+/// How a [`Fault::Netem`] is made on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkFaults {
+    /// `tc qdisc ... netem`.
+    Netem,
+    /// An NFQUEUE served here ([`super::linkq`]).
+    Queue,
+    /// The loss alone, by `nft`.
+    LossOnly,
+}
 
 /// The filler file that fills a ledger directory.
 const FILLER: &str = "chaos-filler";
@@ -250,6 +264,7 @@ enum Applied {
     Nothing,
     Rules(Vec<usize>),
     Netem(Vec<usize>),
+    Queued(Vec<(usize, HeldLink)>),
     Paused(usize),
     Killed(usize),
     Disks(usize),
@@ -277,8 +292,10 @@ pub struct Injector {
     dice: Dice,
     /// Each sled's two ledger directories.
     drives: Vec<[PathBuf; 2]>,
-    /// Whether the kernel has `sch_netem`.
-    netem: bool,
+    /// How link faults are made here.
+    links: LinkFaults,
+    /// Draws each held link's own dice.
+    link_dice: Dice,
     /// Faults with sleds and the anomalies they explain (for the tally).
     pub injected: Vec<Injected>,
     /// Counts by kind.
@@ -340,11 +357,17 @@ impl Injector {
                 ],
             )
             .is_ok();
-        if netem {
+        let links = if netem {
             hosts.exec(0, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
-        }
+            LinkFaults::Netem
+        } else if queue_works(&hosts) {
+            LinkFaults::Queue
+        } else {
+            LinkFaults::LossOnly
+        };
         Ok(Self {
-            netem,
+            links,
+            link_dice: Dice::new(seed, super::plan::stream::LINKS),
             hosts,
             sleds,
             shared,
@@ -485,14 +508,15 @@ impl Injector {
             *self.counts.skipped.entry(fault.kind()).or_default() += 1;
             return Ok(());
         }
-        let kind = match fault {
-            Fault::Netem { .. } if !self.netem => LOSS_ONLY,
-            _ => fault.kind(),
-        };
-        let fallback = if kind == LOSS_ONLY {
-            " (no netem in this kernel: the loss only, by nft)"
-        } else {
-            ""
+        let (kind, fallback) = match (fault, self.links) {
+            (Fault::Netem { .. }, LinkFaults::LossOnly) => (
+                LOSS_ONLY,
+                " (no netem in this kernel, no NFQUEUE: the loss only, by nft)",
+            ),
+            (Fault::Netem { .. }, LinkFaults::Queue) => {
+                (fault.kind(), " (no netem in this kernel: by an NFQUEUE)")
+            }
+            _ => (fault.kind(), ""),
         };
         self.note(&format!(
             "apply {fault}{fallback} for {:.1?}",
@@ -541,7 +565,28 @@ impl Injector {
                 delay_ms,
                 jitter_ms,
                 reorder,
-            } if !self.netem => {
+            } if self.links == LinkFaults::Queue => {
+                let fault = LinkFault {
+                    loss: *loss,
+                    delay_ms: *delay_ms,
+                    jitter_ms: *jitter_ms,
+                    reorder: *reorder,
+                };
+                let mut held = Vec::new();
+                for &i in sleds {
+                    let dice = Dice::new(self.link_dice.below(u64::MAX), 0);
+                    held.push((i, self.hold_link(i, fault, dice)?));
+                }
+                tokio::time::sleep(hold).await;
+                Applied::Queued(held)
+            }
+            Fault::Netem {
+                sleds,
+                loss,
+                delay_ms,
+                jitter_ms,
+                reorder,
+            } if self.links == LinkFaults::LossOnly => {
                 for &i in sleds {
                     self.rule(i, "out", &format!("numgen random mod 100 < {loss} drop"))?;
                 }
@@ -642,6 +687,22 @@ impl Injector {
         Ok(applied)
     }
 
+    /// Serves sled `i`'s queue with `fault`, then queues its outgoing
+    /// packets to it.
+    fn hold_link(&self, i: usize, fault: LinkFault, dice: Dice) -> Result<HeldLink, InjectError> {
+        let netns = namespace_file(&self.hosts, i);
+        let link = HeldLink::start(&netns, queue_of(i), fault, dice)
+            .map_err(io("serving the packet queue of", &netns))?;
+        let rule = linkq::rule(&Hosts::interface(i), queue_of(i));
+        let mut args = vec!["-A"];
+        args.extend(rule.iter().map(String::as_str));
+        if let Err(error) = self.hosts.exec(i, linkq::IP6TABLES, &args) {
+            let _ = link.release();
+            return Err(error.into());
+        }
+        Ok(link)
+    }
+
     async fn heal(&mut self, applied: Applied) -> Result<(), InjectError> {
         match applied {
             Applied::Nothing => {}
@@ -659,6 +720,21 @@ impl Injector {
                     let dev = Hosts::interface(slot);
                     self.hosts
                         .exec(slot, "tc", &["qdisc", "del", "dev", &dev, "root"])?;
+                }
+            }
+            Applied::Queued(held) => {
+                for (i, link) in held {
+                    let rule = linkq::rule(&Hosts::interface(i), queue_of(i));
+                    let mut args = vec!["-D"];
+                    args.extend(rule.iter().map(String::as_str));
+                    self.hosts.exec(i, linkq::IP6TABLES, &args)?;
+                    let counts = link
+                        .release()
+                        .map_err(io("releasing the queue of", &self.dir))?;
+                    self.note(&format!(
+                        "      sled {i}'s link: {} passed ({} overtaken), {} dropped",
+                        counts.passed, counts.overtaken, counts.dropped
+                    ));
                 }
             }
             Applied::Paused(sled) => {
@@ -932,6 +1008,33 @@ fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
             secs,
         },
         other @ (Fault::KillCoordinator | Fault::StaleLedger { .. }) => other,
+    }
+}
+
+/// Sled `i`'s NFQUEUE number (each namespace has its own queues; one per
+/// sled keeps them apart in the log).
+fn queue_of(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(u16::MAX)
+}
+
+/// The file `ip netns` made for sled `i`'s namespace.
+fn namespace_file(hosts: &Hosts, i: usize) -> PathBuf {
+    Path::new("/run/netns").join(hosts.namespace(i).unwrap_or_default())
+}
+
+/// Whether link faults can be made by an NFQUEUE here: a queue binds in
+/// sled 0's namespace and `ip6tables-legacy` can list its rules.
+fn queue_works(hosts: &Hosts) -> bool {
+    let netns = namespace_file(hosts, 0);
+    let still = LinkFault {
+        loss: 0,
+        delay_ms: 0,
+        jitter_ms: 0,
+        reorder: 0,
+    };
+    match HeldLink::start(&netns, queue_of(0), still, Dice::new(0, 0)) {
+        Ok(link) => link.release().is_ok() && hosts.exec(0, linkq::IP6TABLES, &["-S"]).is_ok(),
+        Err(_) => false,
     }
 }
 

@@ -4,9 +4,10 @@
 //! time, and a checker that judges the run from the outside afterwards.
 //!
 //! - [`plan`]: the fault schedule, from the seed alone.
-//! - [`inject`]: how each fault is made and healed (nft, tc netem,
-//!   SIGSTOP/SIGCONT, SIGKILL and restart, full `tmpfs` ledger disks,
-//!   libfaketime clock steps), each logged.
+//! - [`inject`]: how each fault is made and healed (nft, tc netem or an
+//!   NFQUEUE served here ([`linkq`]), SIGSTOP/SIGCONT, SIGKILL and
+//!   restart, full `tmpfs` ledger disks, libfaketime clock steps), each
+//!   logged.
 //! - [`workload`]: Nexus: the LRTQ upgrade, then adds, removes and
 //!   rotations without pause, its coordinators killed by the injector.
 //! - [`slots`]: the operator: a sled Nexus removed is shut down for good,
@@ -63,7 +64,9 @@
 //!   member confirmed a commit, which it answers only once stored). The
 //!   first status after each restart must hold that epoch or a later one.
 //!
-//! Needs root, iproute2, `nft` (Debian `nftables`) and, for clock steps,
+//! Needs root, iproute2, `nft` (Debian `nftables`), for link faults on a
+//! kernel without netem `ip6tables-legacy` (Debian `iptables`; without it
+//! only their loss is made, counted so), and, for clock steps,
 //! libfaketime (Debian `faketime`; without it clock steps are skipped and
 //! counted so). Everything made (namespaces, mounts, the temporary
 //! directory) is removed at the end; the directory is kept when a check
@@ -71,6 +74,7 @@
 
 pub mod check;
 pub mod inject;
+pub mod linkq;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -65,6 +65,8 @@ pub mod stream {
     pub const COORDINATOR: u64 = 4;
     /// When the operator slides a replacement into an empty slot.
     pub const REPLACEMENTS: u64 = 5;
+    /// Which packets a link fault drops, delays or lets through at once.
+    pub const LINKS: u64 = 6;
 }
 
 /// One fault.
