@@ -687,16 +687,17 @@ impl Injector {
         Ok(applied)
     }
 
-    /// Serves sled `i`'s queue with `fault`, then queues its outgoing
-    /// packets to it.
+    /// Serves the queue of sled `i`'s slot with `fault`, then queues its
+    /// outgoing packets to it.
     fn hold_link(&self, i: usize, fault: LinkFault, dice: Dice) -> Result<HeldLink, InjectError> {
-        let netns = namespace_file(&self.hosts, i);
-        let link = HeldLink::start(&netns, queue_of(i), fault, dice)
+        let slot = self.slot(i);
+        let netns = namespace_file(&self.hosts, slot);
+        let link = HeldLink::start(&netns, queue_of(slot), fault, dice)
             .map_err(io("serving the packet queue of", &netns))?;
-        let rule = linkq::rule(&Hosts::interface(i), queue_of(i));
+        let rule = linkq::rule(&Hosts::interface(slot), queue_of(slot));
         let mut args = vec!["-A"];
         args.extend(rule.iter().map(String::as_str));
-        if let Err(error) = self.hosts.exec(i, linkq::IP6TABLES, &args) {
+        if let Err(error) = self.hosts.exec(slot, linkq::IP6TABLES, &args) {
             let _ = link.release();
             return Err(error.into());
         }
@@ -724,10 +725,11 @@ impl Injector {
             }
             Applied::Queued(held) => {
                 for (i, link) in held {
-                    let rule = linkq::rule(&Hosts::interface(i), queue_of(i));
+                    let slot = self.slot(i);
+                    let rule = linkq::rule(&Hosts::interface(slot), queue_of(slot));
                     let mut args = vec!["-D"];
                     args.extend(rule.iter().map(String::as_str));
-                    self.hosts.exec(i, linkq::IP6TABLES, &args)?;
+                    self.hosts.exec(slot, linkq::IP6TABLES, &args)?;
                     let counts = link
                         .release()
                         .map_err(io("releasing the queue of", &self.dir))?;
@@ -1011,15 +1013,15 @@ fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
     }
 }
 
-/// Sled `i`'s NFQUEUE number (each namespace has its own queues; one per
-/// sled keeps them apart in the log).
-fn queue_of(i: usize) -> u16 {
-    u16::try_from(i).unwrap_or(u16::MAX)
+/// A slot's NFQUEUE number (each namespace has its own queues; one per
+/// slot keeps them apart in the log).
+fn queue_of(slot: usize) -> u16 {
+    u16::try_from(slot).unwrap_or(u16::MAX)
 }
 
-/// The file `ip netns` made for sled `i`'s namespace.
-fn namespace_file(hosts: &Hosts, i: usize) -> PathBuf {
-    Path::new("/run/netns").join(hosts.namespace(i).unwrap_or_default())
+/// The file `ip netns` made for a slot's namespace.
+fn namespace_file(hosts: &Hosts, slot: usize) -> PathBuf {
+    Path::new("/run/netns").join(hosts.namespace(slot).unwrap_or_default())
 }
 
 /// Whether link faults can be made by an NFQUEUE here: a queue binds in
