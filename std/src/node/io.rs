@@ -94,16 +94,19 @@ impl ShimIo {
             return;
         }
         let events = std::mem::take(&mut self.unrecorded);
-        let recorded = self.audit.record(events.clone()).await;
+        // What is tried again with the next records if this append fails:
+        // a share not sent has no record to keep. Copied before, since the
+        // append takes the events (few are left: most hand out shares).
+        let retry: Vec<AuditEvent> = events
+            .iter()
+            .filter(|event| !event.hands_out())
+            .take(MAX_UNRECORDED)
+            .cloned()
+            .collect();
+        let recorded = self.audit.record(events).await;
         if let Err(error) = &recorded {
             tracing::error!(%error, "audit record not written: no share goes out with it");
-            // Tried again with the next records; a share not sent has no
-            // record to keep.
-            self.unrecorded = events
-                .into_iter()
-                .filter(|event| !event.hands_out())
-                .take(MAX_UNRECORDED)
-                .collect();
+            self.unrecorded = retry;
         }
         for (to, frame, share) in std::mem::take(&mut self.held) {
             if share && recorded.is_err() {
