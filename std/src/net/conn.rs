@@ -216,8 +216,11 @@ impl Conn<'_> {
                         Ok(closed) => closed,
                         Err(reason) => return reason,
                     };
-                    // What rustls answered (a key update), if anything.
-                    if let Err(reason) = self.within_timeout(tls.flush()).await {
+                    // What rustls answered (a key update), if anything: the
+                    // write and its timer only then.
+                    if tls.has_output()
+                        && let Err(reason) = self.within_timeout(tls.flush()).await
+                    {
                         return reason;
                     }
                 }

@@ -436,6 +436,11 @@ impl<C: Side> TlsConn<C> {
         Err(io::Error::other("TLS would not take the frame"))
     }
 
+    /// Whether rustls left bytes to send (see [`Self::flush`]).
+    pub(crate) fn has_output(&self) -> bool {
+        self.out_len > 0
+    }
+
     /// Sends everything in the outgoing buffer.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if self.out_len > 0 {
