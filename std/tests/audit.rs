@@ -5,6 +5,8 @@
 //! they left, LRTQ shares, relayed commits, a refused commit and why,
 //! secret loads and for whom, an expungement, starts), and matches none of the run's shares or secrets, in any of
 //! the forms a leak could take (raw bytes, hex, a JSON array of bytes).
+//! Share requests are recorded in batches; a share whose record reaches
+//! no drive is withheld.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +22,7 @@ use std::time::Duration;
 use common::authority::authorize;
 use common::nexus::Driver;
 use common::rack::{RACK_ID, Rack};
+use common::{Immutable, Unwritable};
 use tq_core::api::CommitRequest;
 use tq_core::authority::LatestSecretQuery;
 use tq_core::crypto::{Share, combine};
@@ -447,4 +450,62 @@ fn recorded_refusals(rack: &Rack, i: usize, kind: &str) -> u64 {
     });
     assert_eq!(verdict.bad, None, "sled {i}");
     recorded
+}
+
+/// A sled whose audit log takes no record hands out no share: asked for
+/// it, the sled counts the share withheld and sends nothing; the asker
+/// still rebuilds the secret from the other members' shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_whose_record_reaches_no_drive_is_withheld() {
+    const SLEDS: usize = 4;
+    let mut rack = Rack::new(SLEDS, 0, 63);
+    rack.start_all().await;
+    rack.wait_connected().await;
+    let all: Vec<usize> = (0..SLEDS).collect();
+    let mut nexus = Driver::new(Origin::Lrtq, &rack.ids()).await;
+    nexus.start(&rack, &all, 3, 0).await;
+    nexus.settle(&rack, LIMIT).await;
+    for &i in &all {
+        rack.handle(i).clear_secrets().await.unwrap();
+    }
+    // Sled 1's log: every segment refuses writes, and no new one can be
+    // made (its reopening after a failed append finds nothing writable).
+    let dirs = audit_dirs(&rack.sleds[1].ledger_paths());
+    let frozen_files: Vec<Immutable> = dirs
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+        .map(|entry| Immutable::new(&entry.unwrap().path()))
+        .collect();
+    let frozen_dirs: Vec<Unwritable> = dirs.iter().map(|dir| Unwritable::new(dir)).collect();
+
+    let asker = rack.sleds[0].id.clone();
+    let sled_1 = || async { rack.handle(1).metrics().await.unwrap() };
+    let before = sled_1().await;
+    let loaded = rack.load_latest_secret(0, SECRET_WAIT).await;
+    loaded.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + SECRET_WAIT;
+    let after = loop {
+        let now = sled_1().await;
+        if now.audit.shares_withheld > before.audit.shares_withheld
+            || tokio::time::Instant::now() > deadline
+        {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        after.audit.shares_withheld,
+        before.audit.shares_withheld + 1,
+        "{:?}",
+        after.audit
+    );
+    assert!(after.audit.append_failures > before.audit.append_failures);
+    assert_eq!(
+        after.net.peer(&asker).frames_out,
+        before.net.peer(&asker).frames_out,
+        "sled 1 sent the asker something"
+    );
+    drop(frozen_dirs);
+    drop(frozen_files);
+    rack.shutdown().await;
 }

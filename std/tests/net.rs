@@ -1,6 +1,7 @@
 //! The peer network between real sleds over loopback TLS: connection,
 //! the dial rule, frames, replacement of a duplicate, run-time peer
-//! changes, reconnection, send errors.
+//! changes, reconnection, send errors, keep-alives and the two timeouts
+//! (silence, a write that does not end).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -398,4 +399,196 @@ async fn sends_are_refused_with_a_typed_error_never_blocking() {
         1
     );
     drop(lazy);
+}
+
+/// A raw TLS peer with `a`'s certificate, connected to `nb` (which knows
+/// `a` at an address nobody listens on, so only this connection exists),
+/// established by one keep-alive.
+async fn raw_peer_of(
+    nb: &mut Node,
+    a: &tq_core::ids::PlatformId,
+    a_identity: &tq_std::net::TlsIdentity,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    nb.net
+        .set_peers([(a.clone(), "127.0.0.1:9".parse().unwrap())].into());
+    let mut raw = raw_client(nb.net.local_addr(), Some(a_identity))
+        .await
+        .unwrap();
+    raw.write_all(&[0, 0, 0, 0]).await.unwrap();
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Connected(a.clone())
+    );
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_talks_but_never_reads_is_cut_off_by_the_write_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let a_identity = ca.identity(&a);
+    let mut nb = start(&ca.identity(&b), fast_config()).await;
+    let raw = raw_peer_of(&mut nb, &a, &a_identity).await;
+    // Keep-alives every 100 ms (the peer is never silent), never a read.
+    let (_unread, mut writer) = tokio::io::split(raw);
+    let talking = tokio::spawn(async move {
+        while writer.write_all(&[0, 0, 0, 0]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Enough to fill both socket buffers, so that a write blocks.
+    let big = message(RACK, &vec![7; MAX_FRAME_LEN - 17]);
+    let sender = async {
+        loop {
+            match nb.net.send(&a, big.clone()) {
+                Ok(()) | Err(SendError::Busy) => {}
+                Err(SendError::NotConnected) => return,
+                Err(other) => panic!("{other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(WAIT, sender)
+        .await
+        .expect("the connection to a peer that never reads was never cut off");
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Disconnected(a.clone())
+    );
+    let stats = nb.net.stats().peer(&a);
+    assert_eq!(
+        (
+            stats.closes(CloseReason::WriteTimeout),
+            stats.closes(CloseReason::Inactivity)
+        ),
+        (1, 0),
+        "{stats:?} after {:?}",
+        started.elapsed()
+    );
+    talking.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_is_counted_from_the_last_frame_heard() {
+    use tokio::io::AsyncWriteExt;
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let a_identity = ca.identity(&a);
+    let config = fast_config();
+    let inactivity = config.inactivity_timeout;
+    let mut nb = start(&ca.identity(&b), config).await;
+    let mut raw = raw_peer_of(&mut nb, &a, &a_identity).await;
+    // Two and a half timeouts of keep-alives: the connection stays.
+    let talk_until = tokio::time::Instant::now() + inactivity * 5 / 2;
+    while tokio::time::Instant::now() < talk_until {
+        raw.write_all(&[0, 0, 0, 0]).await.unwrap();
+        tokio::time::sleep(inactivity / 5).await;
+    }
+    raw.write_all(&[0, 0, 0, 0]).await.unwrap();
+    let last_word = tokio::time::Instant::now();
+    assert!(
+        nb.events.try_recv().is_err(),
+        "cut off while talking: {:?}",
+        nb.net.stats().peer(&a)
+    );
+    assert_eq!(nb.net.connected(), vec![a.clone()]);
+    // Then silence: cut off one timeout after the last keep-alive.
+    assert!(closed_by_peer(&mut raw).await, "a silent peer was kept");
+    let silent_for = last_word.elapsed();
+    assert!(
+        silent_for >= inactivity * 4 / 5 && silent_for < inactivity * 3,
+        "cut off {silent_for:?} after its last keep-alive"
+    );
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Disconnected(a.clone())
+    );
+    assert_eq!(nb.net.stats().peer(&a).closes(CloseReason::Inactivity), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_frames_sends_no_keep_alives() {
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let config = fast_config();
+    let interval = config.keepalive_interval;
+    let mut na = start(&ca.identity(&a), config.clone()).await;
+    let mut nb = start(&ca.identity(&b), config).await;
+    let peers = peer_map(&[&na, &nb]);
+    nb.net.set_peers(peers.clone());
+    na.net.set_peers(peers);
+    assert_eq!(
+        next_event(&mut na.events).await,
+        NetEvent::Connected(b.clone())
+    );
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Connected(a.clone())
+    );
+    let pings = |n: &Node, peer| n.net.stats().peer(peer).pings_out;
+    let (a_before, b_before) = (pings(&na, &b), pings(&nb, &a));
+    // `a` sends a frame every 0.4 keep-alive intervals, for ten
+    // intervals; `b` sends nothing.
+    for i in 0..25 {
+        na.net
+            .send(&b, message(RACK, format!("{i}").as_bytes()))
+            .unwrap();
+        tokio::time::sleep(interval * 2 / 5).await;
+    }
+    let (a_sent, b_sent) = (pings(&na, &b) - a_before, pings(&nb, &a) - b_before);
+    // A frame keeps the peer's silence away as a keep-alive would; `b`
+    // has only keep-alives to send (one an interval).
+    assert!(a_sent <= 2, "{a_sent} keep-alives between frames");
+    assert!(b_sent >= 5, "only {b_sent} keep-alives from the idle side");
+    let mut frames = 0;
+    while let Ok(event) = nb.events.try_recv() {
+        assert!(matches!(event, NetEvent::Frame(..)), "{event:?}");
+        frames += 1;
+    }
+    assert!(frames >= 24, "{frames}");
+    assert_eq!(na.net.connected(), vec![b.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_frames_of_every_size_arrives_whole_and_in_order() {
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let config = fast_config();
+    let burst = config.write_queue_len;
+    let mut na = start(&ca.identity(&a), config.clone()).await;
+    let mut nb = start(&ca.identity(&b), config).await;
+    let peers = peer_map(&[&na, &nb]);
+    nb.net.set_peers(peers.clone());
+    na.net.set_peers(peers);
+    next_event(&mut na.events).await;
+    assert_eq!(
+        next_event(&mut nb.events).await,
+        NetEvent::Connected(a.clone())
+    );
+    // Queued at once, so the connection writes them as batches that are
+    // staged together (small ones) and split (the largest).
+    let body = |i: usize| -> Vec<u8> {
+        let len = match i % 4 {
+            0 => 1,
+            1 => 300,
+            2 => MAX_FRAME_LEN - 17,
+            _ => 5000,
+        };
+        (0..len).map(|j| (i * 31 + j) as u8).collect()
+    };
+    for i in 0..burst {
+        na.net.send(&b, message(RACK, &body(i))).unwrap();
+    }
+    for i in 0..burst {
+        let NetEvent::Frame(from, frame) = next_event(&mut nb.events).await else {
+            panic!("expected frame {i}")
+        };
+        assert_eq!(from, a);
+        assert!(frame[17..] == body(i)[..], "frame {i}");
+    }
+    let stats = nb.net.stats().peer(&a);
+    assert_eq!(stats.frames_in, burst as u64);
 }

@@ -250,7 +250,7 @@ pub struct PeerSection {
     /// Where the peer network listens.
     #[serde(default = "default_peer_listen")]
     pub listen: SocketAddr,
-    /// Seconds between keep-alives on each connection.
+    /// Seconds a connection may send nothing before it sends a keep-alive.
     #[serde(default = "default_keepalive_secs")]
     pub keepalive_secs: u64,
     /// Seconds of silence after which a connection is dropped.

@@ -84,7 +84,7 @@
 //! | `attestation.enforce` | true | refuse a peer whose measurements are absent, malformed or not all in the file; `false` admits any holder of a rack certificate (a warning at start) |
 //! | `authority.key_file` | required | this sled's request key (32 bytes, from `tq nexus sled-key`): Nexus's calls are run only if their authenticator was made with it, and answers to Nexus are tagged with it; mode 0600, owned by the daemon's user (anything wider, or a missing file, and the daemon does not start) |
 //! | `peer.listen` | `[::]:7151` | where the mutual-TLS peer network listens |
-//! | `peer.keepalive_secs` | 1 | seconds between keep-alives |
+//! | `peer.keepalive_secs` | 1 | seconds without a frame sent after which a keep-alive goes |
 //! | `peer.inactivity_timeout_secs` | 10 | seconds of silence that end a connection (above `keepalive_secs`) |
 //! | `api.listen` | `127.0.0.1:7150` | where the HTTPS API listens (with `tls.certificate` and `tls.key`): loopback unless set |
 //! | `api.idle_timeout_ms` | 30000 | milliseconds a connection may take for its TLS handshake and its request's head before it is closed |

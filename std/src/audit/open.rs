@@ -364,5 +364,7 @@ fn detached(
             prev: GENESIS,
         },
         stats,
+        unwritten: Vec::new(),
+        unwritten_records: 0,
     }
 }

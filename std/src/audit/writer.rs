@@ -1,9 +1,9 @@
 //! Appending records to both copies, and rotating segments.
 //!
 //! Each append writes whole lines (newline last) to the newest segment of
-//! every live copy, then fsyncs the copies (at once when they are on two
-//! drives) before returning, so a record is on the drives before the
-//! caller acts on it. A segment that would grow past
+//! every live copy, all of its lines in one write per copy, then fsyncs
+//! the copies (at once when they are on two drives) before returning, so a
+//! record is on the drives before the caller acts on it. A segment that would grow past
 //! the configured cap is closed: the next record opens a new segment (its
 //! first record is `SegmentOpened`, chained to the previous segment's last
 //! record like any other), and segments older than the retained count are
@@ -66,6 +66,10 @@ pub(super) struct Writer {
     pub(super) copies: [Option<LiveCopy>; AUDIT_COPIES],
     pub(super) head: ChainHead,
     pub(super) stats: AuditStats,
+    /// Lines of the append under way not yet written to the copies (each
+    /// copy's `len` already counts them): written by [`Self::sync_all`].
+    pub(super) unwritten: Vec<u8>,
+    pub(super) unwritten_records: u64,
 }
 
 /// Why an append reached no copy.
@@ -152,33 +156,46 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one line to every live copy and moves the head past it.
+    /// Queues one line for every live copy and moves the head past it.
     fn write_line(&mut self, line: &[u8]) {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line);
-        bytes.push(b'\n');
-        for index in 0..AUDIT_COPIES {
-            let written = match self.copies.get_mut(index).and_then(Option::as_mut) {
-                Some(copy) => copy
-                    .file
-                    .write_all(&bytes)
-                    .map(|()| copy.len += bytes.len() as u64),
-                None => continue,
-            };
-            if let Err(error) = written {
-                self.drop_copy(index, "append", &error);
-            }
+        self.unwritten.extend_from_slice(line);
+        self.unwritten.push(b'\n');
+        for copy in self.copies.iter_mut().flatten() {
+            copy.len += line.len() as u64 + 1;
         }
+        self.unwritten_records += 1;
         self.head.next_seq = self.head.next_seq.wrapping_add(1);
         self.head.prev = RecordHash::of_line(line);
         self.head.segment_records += 1;
-        if self.copies.iter().any(Option::is_some) {
-            self.stats.records += 1;
-        }
     }
 
-    /// Flushes every live copy (at once when they are on two drives).
+    /// Writes the queued lines to every live copy, in one write each.
+    fn write_unwritten(&mut self) {
+        let lines = std::mem::take(&mut self.unwritten);
+        if !lines.is_empty() {
+            for index in 0..AUDIT_COPIES {
+                let written = match self.copies.get_mut(index).and_then(Option::as_mut) {
+                    Some(copy) => copy.file.write_all(&lines),
+                    None => continue,
+                };
+                if let Err(error) = written {
+                    self.drop_copy(index, "append", &error);
+                }
+            }
+        }
+        if self.copies.iter().any(Option::is_some) {
+            self.stats.records += self.unwritten_records;
+        }
+        self.unwritten_records = 0;
+        // The buffer is kept for the next append.
+        self.unwritten = lines;
+        self.unwritten.clear();
+    }
+
+    /// Writes the queued lines, then flushes every live copy (at once when
+    /// they are on two drives).
     fn sync_all(&mut self) {
+        self.write_unwritten();
         let synced = crate::mirror::on_every_copy(&self.copies, self.separate_drives, |copy| {
             copy.as_ref().map(|copy| copy.file.sync_data())
         });

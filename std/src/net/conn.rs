@@ -9,16 +9,23 @@
 //!
 //! One task does both directions over a [`TlsConn`] (whose buffers are
 //! ours, see `tls_conn`): it waits for whichever comes first of received
-//! bytes, a queued frame and the keep-alive tick. While it hands a frame to
-//! the node or writes a batch it does not read (the kernel's socket buffers
-//! hold what arrives meanwhile) nor send keep-alives: a node that leaves
-//! its event queue full for the peer's inactivity timeout loses the
-//! connection.
+//! bytes, a queued frame, the keep-alive deadline and the silence deadline.
+//! While it hands a frame to the node or writes a batch it does not read
+//! (the kernel's socket buffers hold what arrives meanwhile) nor send
+//! keep-alives: a node that leaves its event queue full for the peer's
+//! inactivity timeout loses the connection.
+//!
+//! A keep-alive goes out only when nothing else did for a keep-alive
+//! interval: its one job is to keep the peer's silence deadline away, and
+//! any frame does that. Each of the two deadlines is one timer for the
+//! connection's life, moved only when it fires: a frame costs a clock
+//! read, not a timer (see [`Deadline`]).
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tq_core::ids::PlatformId;
 
 use super::NetEvent;
@@ -103,6 +110,45 @@ enum Wake {
     Send(Frame),
 }
 
+/// A deadline that something keeps pushing back (each frame received, each
+/// frame sent): [`Self::push_back`] only records the new time; the one
+/// timer is moved when it fires early, so a busy connection pays a clock
+/// read per batch rather than a timer per frame.
+struct Deadline {
+    timer: Pin<Box<Sleep>>,
+    /// The last time the deadline was pushed back from; `None`: never.
+    since: Option<Instant>,
+    period: Duration,
+}
+
+impl Deadline {
+    /// A deadline at `first`, then `period` after each push.
+    fn new(first: Instant, period: Duration) -> Self {
+        Self {
+            timer: Box::pin(sleep_until(first)),
+            since: None,
+            period,
+        }
+    }
+
+    fn push_back(&mut self) {
+        self.since = Some(Instant::now());
+    }
+
+    /// Resolves when the deadline has passed: `period` after the last push
+    /// (or at `first`, with none yet).
+    async fn passed(&mut self) {
+        loop {
+            (&mut self.timer).await;
+            let due = self.since.map(|since| since + self.period);
+            match due {
+                Some(due) if due > self.timer.deadline() => self.timer.as_mut().reset(due),
+                _ => return,
+            }
+        }
+    }
+}
+
 impl Conn<'_> {
     async fn serve<C: Side>(
         &mut self,
@@ -110,25 +156,33 @@ impl Conn<'_> {
         mut queue: mpsc::Receiver<Frame>,
     ) -> CloseReason {
         let config = &self.shared.config;
-        let mut keep_alive = interval(config.keepalive_interval);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first keep-alive goes at once: the peer's first frame is what
+        // establishes a connection, on both sides.
+        let mut keep_alive = Deadline::new(Instant::now(), config.keepalive_interval);
+        let mut silence = Deadline::new(
+            Instant::now() + config.inactivity_timeout,
+            config.inactivity_timeout,
+        );
         // The queue closes when the slot is taken or removed, which also
         // fires the connection's closer: keep going until that wins.
         let mut queue_open = true;
         let mut batch = Vec::with_capacity(config.write_queue_len.max(1));
         let mut received = Vec::new();
-        let mut silent_until = Instant::now() + config.inactivity_timeout;
         // Frames that came with the end of the handshake.
         let mut peer_closed = match tls.take_received(&mut received) {
             Ok(closed) => closed,
             Err(reason) => return reason,
         };
         loop {
-            for frame in received.drain(..) {
-                silent_until = Instant::now() + config.inactivity_timeout;
-                if let Err(reason) = self.take_frame(frame).await {
-                    return reason;
+            if !received.is_empty() {
+                for frame in received.drain(..) {
+                    if let Err(reason) = self.take_frame(frame).await {
+                        return reason;
+                    }
                 }
+                // From when they were handed over: time the node kept us
+                // waiting is not the peer's silence.
+                silence.push_back();
             }
             if peer_closed {
                 return if tls.mid_frame() {
@@ -139,7 +193,7 @@ impl Conn<'_> {
             }
             let wake = tokio::select! {
                 biased;
-                _ = sleep_until(silent_until) => return CloseReason::Inactivity,
+                () = silence.passed() => return CloseReason::Inactivity,
                 read = tls.read() => Wake::Read(read),
                 frame = queue.recv(), if queue_open => match frame {
                     Some(frame) => Wake::Send(frame),
@@ -148,7 +202,7 @@ impl Conn<'_> {
                         continue;
                     }
                 },
-                _ = keep_alive.tick() => Wake::Send(Frame::default()),
+                () = keep_alive.passed() => Wake::Send(Frame::default()),
             };
             match wake {
                 Wake::Read(Err(e)) => {
@@ -162,8 +216,11 @@ impl Conn<'_> {
                         Ok(closed) => closed,
                         Err(reason) => return reason,
                     };
-                    // What rustls answered (a key update), if anything.
-                    if let Err(reason) = self.within_timeout(tls.flush()).await {
+                    // What rustls answered (a key update), if anything: the
+                    // write and its timer only then.
+                    if tls.has_output()
+                        && let Err(reason) = self.within_timeout(tls.flush()).await
+                    {
                         return reason;
                     }
                 }
@@ -181,6 +238,7 @@ impl Conn<'_> {
                     if let Err(reason) = self.within_timeout(tls.send(&batch)).await {
                         return reason;
                     }
+                    keep_alive.push_back();
                     let mut stats = lock(&self.cell);
                     for frame in batch.drain(..) {
                         stats.bytes_out += (FRAME_PREFIX_LEN + frame.len()) as u64;

@@ -118,8 +118,14 @@ impl Shared {
     /// Hands an event to the node layer, waiting for room; during shutdown
     /// only if there is room, so a node that stopped reading cannot stall it.
     pub(crate) async fn report(&self, event: NetEvent) {
+        // With room (the usual case) there is nothing to wait for, and no
+        // need to watch for shutdown while waiting.
+        let event = match self.events.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+        };
         if self.shutdown.is_cancelled() {
-            let _ = self.events.try_send(event);
             return;
         }
         tokio::select! {

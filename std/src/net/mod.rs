@@ -94,7 +94,8 @@ pub struct NetConfig {
     /// connection ([`CloseReason::WrongRack`]). `None` leaves the check to
     /// the node layer.
     pub rack_id: Option<RackId>,
-    /// How often a keep-alive is sent on every connection.
+    /// A connection that sent nothing for this long sends a keep-alive
+    /// (a busy one sends none: its frames keep the peer's silence away).
     pub keepalive_interval: Duration,
     /// A connection that receives nothing for this long, or cannot write a
     /// frame for this long, is dropped.
@@ -126,10 +127,11 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    /// The defaults: keep-alive every second, ten seconds of silence ends a
-    /// connection. Attestation is [`Attestation::Off`] here, since only a
-    /// sled's configuration names its reference measurements file: `tq
-    /// sled` sets it, enforcing unless told otherwise.
+    /// The defaults: a keep-alive after a second of sending nothing, ten
+    /// seconds of silence ends a connection. Attestation is
+    /// [`Attestation::Off`] here, since only a sled's configuration names
+    /// its reference measurements file: `tq sled` sets it, enforcing unless
+    /// told otherwise.
     pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,

@@ -157,8 +157,8 @@ pub(crate) struct TlsConn<C> {
     /// fixed size like the rest.
     outgoing: Vec<u8>,
     out_len: usize,
-    /// One frame with its prefix, between being copied and encrypted;
-    /// zeroed after every frame.
+    /// Frames with their prefixes, between being copied and encrypted;
+    /// zeroed after every encryption.
     staging: Zeroizing<Vec<u8>>,
     /// Cuts the received plaintext into frames.
     frames: FrameReader,
@@ -343,27 +343,46 @@ impl<C: Side> TlsConn<C> {
     }
 
     /// Encrypts `frames`, each after its length prefix, and sends them.
-    /// Every frame must be at most [`MAX_FRAME_LEN`] bytes
-    /// ([`super::Net::send`] checks).
+    /// Frames are staged together as long as they fit, and each staging's
+    /// worth is encrypted at once: a burst becomes one record (or a few),
+    /// not a record per frame. Every frame must be at most
+    /// [`MAX_FRAME_LEN`] bytes ([`super::Net::send`] checks).
     pub(crate) async fn send(&mut self, frames: &[Frame]) -> io::Result<()> {
+        let mut staged = 0;
         for frame in frames {
-            let staged = FRAME_PREFIX_LEN + frame.len();
-            let encrypted = match self.staging.get_mut(..staged) {
-                Some(staging) => {
-                    let (prefix, body) = staging.split_at_mut(FRAME_PREFIX_LEN);
-                    prefix.copy_from_slice(&prefix_of(frame.len()));
-                    body.copy_from_slice(frame);
-                    let encrypted = self.encrypt_staged(staged).await;
-                    if let Some(staging) = self.staging.get_mut(..staged) {
-                        staging.zeroize();
-                    }
-                    encrypted
-                }
-                None => Err(io::Error::other("frame too long")),
+            let len = FRAME_PREFIX_LEN + frame.len();
+            if staged + len > self.staging.len() {
+                self.encrypt_and_wipe_staged(staged).await?;
+                staged = 0;
+            }
+            let Some(staging) = self.staging.get_mut(staged..staged + len) else {
+                self.wipe_staged(staged);
+                return Err(io::Error::other("frame too long"));
             };
-            encrypted?;
+            let (prefix, body) = staging.split_at_mut(FRAME_PREFIX_LEN);
+            prefix.copy_from_slice(&prefix_of(frame.len()));
+            body.copy_from_slice(frame);
+            staged += len;
         }
+        self.encrypt_and_wipe_staged(staged).await?;
         self.flush().await
+    }
+
+    /// Encrypts `staging[..len]` (nothing if empty), then zeroes it.
+    async fn encrypt_and_wipe_staged(&mut self, len: usize) -> io::Result<()> {
+        let encrypted = if len == 0 {
+            Ok(())
+        } else {
+            self.encrypt_staged(len).await
+        };
+        self.wipe_staged(len);
+        encrypted
+    }
+
+    fn wipe_staged(&mut self, len: usize) {
+        if let Some(staged) = self.staging.get_mut(..len) {
+            staged.zeroize();
+        }
     }
 
     /// Encrypts `staging[..len]` into the outgoing buffer, sending what is
@@ -415,6 +434,11 @@ impl<C: Side> TlsConn<C> {
             }
         }
         Err(io::Error::other("TLS would not take the frame"))
+    }
+
+    /// Whether rustls left bytes to send (see [`Self::flush`]).
+    pub(crate) fn has_output(&self) -> bool {
+        self.out_len > 0
     }
 
     /// Sends everything in the outgoing buffer.

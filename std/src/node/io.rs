@@ -93,25 +93,34 @@ impl ShimIo {
         if self.unrecorded.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.unrecorded);
-        let recorded = self.audit.record(events.clone()).await;
+        // The next batch is likely as large: room for it at once, not by
+        // doubling.
+        let room = self.unrecorded.len();
+        let events = std::mem::replace(&mut self.unrecorded, Vec::with_capacity(room));
+        // What is tried again with the next records if this append fails:
+        // a share not sent has no record to keep. Copied before, since the
+        // append takes the events (few are left: most hand out shares).
+        let retry: Vec<AuditEvent> = events
+            .iter()
+            .filter(|event| !event.hands_out())
+            .take(MAX_UNRECORDED)
+            .cloned()
+            .collect();
+        let recorded = self.audit.record(events).await;
         if let Err(error) = &recorded {
             tracing::error!(%error, "audit record not written: no share goes out with it");
-            // Tried again with the next records; a share not sent has no
-            // record to keep.
-            self.unrecorded = events
-                .into_iter()
-                .filter(|event| !event.hands_out())
-                .take(MAX_UNRECORDED)
-                .collect();
+            self.unrecorded = retry;
         }
-        for (to, frame, share) in std::mem::take(&mut self.held) {
+        // Emptied in place, so its room serves the next batch.
+        let mut held = std::mem::take(&mut self.held);
+        for (to, frame, share) in held.drain(..) {
             if share && recorded.is_err() {
                 self.audit.share_withheld();
                 continue;
             }
             self.send_frame(&to, frame);
         }
+        self.held = held;
     }
 
     /// Queues `event` for the next flush (the task flushes after every

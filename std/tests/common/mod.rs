@@ -258,6 +258,25 @@ impl Unwritable {
     }
 }
 
+/// A file whose every write fails, even through a descriptor opened
+/// before (the immutable inode flag; ext4 checks it on each write). Undone
+/// on drop.
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    pub fn new(path: &Path) -> Self {
+        set_immutable(path, true)
+            .unwrap_or_else(|e| panic!("making {} immutable: {e}", path.display()));
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = set_immutable(&self.0, false);
+    }
+}
+
 /// Sets or clears a file's immutable inode flag.
 fn set_immutable(path: &Path, immutable: bool) -> std::io::Result<()> {
     use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
