@@ -16,7 +16,23 @@ use std::time::Duration;
 
 use common::*;
 use tq_core::ids::SLED_PART_NUMBER;
-use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetEvent, SendError};
+use tq_std::net::{CloseReason, HandshakeRefusal, MAX_FRAME_LEN, NetConfig, NetEvent, SendError};
+
+/// Sleds `a` and `b` of [`ids`] started with `config`, each given the
+/// other as its peer (the listener `b` first), once both saw the
+/// connection.
+async fn connected_pair(config: NetConfig) -> (Node, Node) {
+    let ca = Ca::new("rack");
+    let [a, b, _] = ids();
+    let mut na = start(&ca.identity(&a), config.clone()).await;
+    let mut nb = start(&ca.identity(&b), config).await;
+    let peers = peer_map(&[&na, &nb]);
+    nb.net.set_peers(peers.clone());
+    na.net.set_peers(peers);
+    assert_eq!(next_event(&mut na.events).await, NetEvent::Connected(b));
+    assert_eq!(next_event(&mut nb.events).await, NetEvent::Connected(a));
+    (na, nb)
+}
 
 fn ids() -> [tq_core::ids::PlatformId; 3] {
     // Ordered a < b < c, with separators and quotes in the fields.
@@ -255,21 +271,8 @@ async fn peers_are_added_moved_and_removed_at_run_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_dialed_peer_closes_its_connection_and_stops_dialing() {
-    let ca = Ca::new("rack");
     let [a, b, _] = ids();
-    let mut na = start(&ca.identity(&a), fast_config()).await;
-    let mut nb = start(&ca.identity(&b), fast_config()).await;
-    let peers = peer_map(&[&na, &nb]);
-    nb.net.set_peers(peers.clone()); // the listener first
-    na.net.set_peers(peers);
-    assert_eq!(
-        next_event(&mut na.events).await,
-        NetEvent::Connected(b.clone())
-    );
-    assert_eq!(
-        next_event(&mut nb.events).await,
-        NetEvent::Connected(a.clone())
-    );
+    let (mut na, mut nb) = connected_pair(fast_config()).await;
 
     na.net.set_peers(Default::default());
     assert_eq!(
@@ -511,23 +514,10 @@ async fn silence_is_counted_from_the_last_frame_heard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_sends_frames_sends_no_keep_alives() {
-    let ca = Ca::new("rack");
     let [a, b, _] = ids();
     let config = fast_config();
     let interval = config.keepalive_interval;
-    let mut na = start(&ca.identity(&a), config.clone()).await;
-    let mut nb = start(&ca.identity(&b), config).await;
-    let peers = peer_map(&[&na, &nb]);
-    nb.net.set_peers(peers.clone());
-    na.net.set_peers(peers);
-    assert_eq!(
-        next_event(&mut na.events).await,
-        NetEvent::Connected(b.clone())
-    );
-    assert_eq!(
-        next_event(&mut nb.events).await,
-        NetEvent::Connected(a.clone())
-    );
+    let (na, mut nb) = connected_pair(config).await;
     let pings = |n: &Node, peer| n.net.stats().peer(peer).pings_out;
     let (a_before, b_before) = (pings(&na, &b), pings(&nb, &a));
     // `a` sends a frame every 0.4 keep-alive intervals, for ten
@@ -554,20 +544,10 @@ async fn a_connection_that_sends_frames_sends_no_keep_alives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_frames_of_every_size_arrives_whole_and_in_order() {
-    let ca = Ca::new("rack");
     let [a, b, _] = ids();
     let config = fast_config();
     let burst = config.write_queue_len;
-    let mut na = start(&ca.identity(&a), config.clone()).await;
-    let mut nb = start(&ca.identity(&b), config).await;
-    let peers = peer_map(&[&na, &nb]);
-    nb.net.set_peers(peers.clone());
-    na.net.set_peers(peers);
-    next_event(&mut na.events).await;
-    assert_eq!(
-        next_event(&mut nb.events).await,
-        NetEvent::Connected(a.clone())
-    );
+    let (na, mut nb) = connected_pair(config).await;
     // Queued at once, so the connection writes them as batches that are
     // staged together (small ones) and split (the largest).
     let body = |i: usize| -> Vec<u8> {

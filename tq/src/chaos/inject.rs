@@ -891,18 +891,21 @@ impl Injector {
     /// started, then handed to Nexus's workload as a spare.
     pub async fn slide_in(&mut self) -> Result<(), InjectError> {
         let occupants = lock(&self.shared).occupants();
-        for (slot, sled) in self.pool.draw(&occupants) {
-            self.publish_refills();
-            self.replace(slot, sled).await?;
-        }
-        Ok(())
+        let picks = self.pool.draw(&occupants);
+        self.replace_all(picks).await
     }
 
     /// After the faults: a replacement slid into every empty slot that has
     /// one left, so the run ends with a full rack.
     pub async fn refill(&mut self) -> Result<(), InjectError> {
         let occupants = lock(&self.shared).occupants();
-        for (slot, sled) in self.pool.every(&occupants) {
+        let picks = self.pool.every(&occupants);
+        self.replace_all(picks).await
+    }
+
+    /// Slides each picked replacement into its slot.
+    async fn replace_all(&mut self, picks: Vec<(usize, usize)>) -> Result<(), InjectError> {
+        for (slot, sled) in picks {
             self.publish_refills();
             self.replace(slot, sled).await?;
         }
