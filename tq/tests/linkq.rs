@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
-use tq::chaos::linkq::{self, HeldLink, LinkCounts, LinkFault};
-use tq::chaos::plan::Dice;
+use tq::chaos::linkq::{self, HeldLink, LinkCounts};
+use tq::chaos::plan::{Dice, LinkFault};
 use tq::netns::{cannot_make_namespaces, ip};
 
 const DATAGRAMS: u32 = 200;
@@ -49,8 +49,8 @@ impl Namespace {
     }
 
     fn queue_loopback(&self, action: &str) {
-        let rule = linkq::rule("lo", QUEUE);
-        let mut command = vec![linkq::IP6TABLES, action];
+        let rule = linkq::rule(action, "lo", QUEUE);
+        let mut command = vec![linkq::IP6TABLES];
         command.extend(rule.iter().map(String::as_str));
         self.exec(&command);
     }
@@ -146,10 +146,9 @@ fn held_packets_arrive_late_and_out_of_order() {
     }
     let namespace = Namespace::new("d");
     let fault = LinkFault {
-        loss: 0,
         delay_ms: 20,
         jitter_ms: 15,
-        reorder: 0,
+        ..LinkFault::default()
     };
     let (arrivals, counts) = send_through(&namespace, fault, 1);
     assert_eq!(arrivals.0.len(), DATAGRAMS as usize, "none may be lost");
@@ -174,9 +173,7 @@ fn dropped_packets_never_arrive_and_are_counted() {
     let namespace = Namespace::new("l");
     let fault = LinkFault {
         loss: 40,
-        delay_ms: 0,
-        jitter_ms: 0,
-        reorder: 0,
+        ..LinkFault::default()
     };
     let (arrivals, counts) = send_through(&namespace, fault, 2);
     let arrived = arrivals.0.len() as u64;

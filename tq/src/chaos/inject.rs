@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::linkq::{self, HeldLink, LinkFault};
-use super::plan::{Dice, Fault, Plan, Scheduled};
+use super::linkq::{self, HeldLink};
+use super::plan::{Dice, Fault, LinkFault, Plan, Scheduled};
 use super::slots::Pool;
 use super::{CONNECT_LIMIT, Shared, lock, metric_sum};
 use crate::demo::record::Injected;
@@ -559,54 +559,31 @@ impl Injector {
                 tokio::time::sleep(hold).await;
                 Applied::Rules(vec![*sled])
             }
-            Fault::Netem {
-                sleds,
-                loss,
-                delay_ms,
-                jitter_ms,
-                reorder,
-            } if self.links == LinkFaults::Queue => {
-                let fault = LinkFault {
-                    loss: *loss,
-                    delay_ms: *delay_ms,
-                    jitter_ms: *jitter_ms,
-                    reorder: *reorder,
-                };
+            Fault::Netem { sleds, link } if self.links == LinkFaults::Queue => {
                 let mut held = Vec::new();
                 for &i in sleds {
                     let dice = Dice::new(self.link_dice.below(u64::MAX), 0);
-                    held.push((i, self.hold_link(i, fault, dice)?));
+                    held.push((i, self.hold_link(i, *link, dice)?));
                 }
                 tokio::time::sleep(hold).await;
                 Applied::Queued(held)
             }
-            Fault::Netem {
-                sleds,
-                loss,
-                delay_ms,
-                jitter_ms,
-                reorder,
-            } if self.links == LinkFaults::LossOnly => {
+            Fault::Netem { sleds, link } if self.links == LinkFaults::LossOnly => {
                 for &i in sleds {
+                    let loss = link.loss;
                     self.rule(i, "out", &format!("numgen random mod 100 < {loss} drop"))?;
                 }
                 tokio::time::sleep(hold).await;
                 Applied::Rules(sleds.clone())
             }
-            Fault::Netem {
-                sleds,
-                loss,
-                delay_ms,
-                jitter_ms,
-                reorder,
-            } => {
+            Fault::Netem { sleds, link } => {
                 for &i in sleds {
                     let dev = Hosts::interface(self.slot(i));
                     let (loss, delay, jitter, reorder) = (
-                        format!("{loss}%"),
-                        format!("{delay_ms}ms"),
-                        format!("{jitter_ms}ms"),
-                        format!("{reorder}%"),
+                        format!("{}%", link.loss),
+                        format!("{}ms", link.delay_ms),
+                        format!("{}ms", link.jitter_ms),
+                        format!("{}%", link.reorder),
                     );
                     self.hosts.exec(
                         self.slot(i),
@@ -694,14 +671,19 @@ impl Injector {
         let netns = namespace_file(&self.hosts, slot);
         let link = HeldLink::start(&netns, queue_of(slot), fault, dice)
             .map_err(io("serving the packet queue of", &netns))?;
-        let rule = linkq::rule(&Hosts::interface(slot), queue_of(slot));
-        let mut args = vec!["-A"];
-        args.extend(rule.iter().map(String::as_str));
-        if let Err(error) = self.hosts.exec(slot, linkq::IP6TABLES, &args) {
+        if let Err(error) = self.link_rule(slot, "-A") {
             let _ = link.release();
             return Err(error.into());
         }
         Ok(link)
+    }
+
+    /// Adds (`-A`) or deletes (`-D`) the rule queueing `slot`'s outgoing
+    /// packets to its queue.
+    fn link_rule(&self, slot: usize, action: &str) -> Result<(), CommandError> {
+        let rule = linkq::rule(action, &Hosts::interface(slot), queue_of(slot));
+        let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+        self.hosts.exec(slot, linkq::IP6TABLES, &args)
     }
 
     async fn heal(&mut self, applied: Applied) -> Result<(), InjectError> {
@@ -725,11 +707,7 @@ impl Injector {
             }
             Applied::Queued(held) => {
                 for (i, link) in held {
-                    let slot = self.slot(i);
-                    let rule = linkq::rule(&Hosts::interface(slot), queue_of(slot));
-                    let mut args = vec!["-D"];
-                    args.extend(rule.iter().map(String::as_str));
-                    self.hosts.exec(slot, linkq::IP6TABLES, &args)?;
+                    self.link_rule(self.slot(i), "-D")?;
                     let counts = link
                         .release()
                         .map_err(io("releasing the queue of", &self.dir))?;
@@ -991,18 +969,9 @@ fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
     match fault.clone() {
         Fault::Partition { side } => Fault::Partition { side: keep(&side) },
         Fault::OneWay { from } => Fault::OneWay { from: keep(&from) },
-        Fault::Netem {
-            sleds,
-            loss,
-            delay_ms,
-            jitter_ms,
-            reorder,
-        } => Fault::Netem {
+        Fault::Netem { sleds, link } => Fault::Netem {
             sleds: keep(&sleds),
-            loss,
-            delay_ms,
-            jitter_ms,
-            reorder,
+            link,
         },
         Fault::CutFromNexus { sled } => Fault::CutFromNexus { sled: one(sled) },
         Fault::Pause { sled } => Fault::Pause { sled: one(sled) },
@@ -1031,12 +1000,7 @@ fn namespace_file(hosts: &Hosts, slot: usize) -> PathBuf {
 /// sled 0's namespace and `ip6tables-legacy` can list its rules.
 fn queue_works(hosts: &Hosts) -> bool {
     let netns = namespace_file(hosts, 0);
-    let still = LinkFault {
-        loss: 0,
-        delay_ms: 0,
-        jitter_ms: 0,
-        reorder: 0,
-    };
+    let still = LinkFault::default();
     match HeldLink::start(&netns, queue_of(0), still, Dice::new(0, 0)) {
         Ok(link) => link.release().is_ok() && hosts.exec(0, linkq::IP6TABLES, &["-S"]).is_ok(),
         Err(_) => false,

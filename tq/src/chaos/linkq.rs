@@ -31,26 +31,13 @@ use std::time::{Duration, Instant};
 use nfq::{Message, Queue, Verdict};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
-use super::plan::Dice;
+use super::plan::{Dice, LinkFault};
 
 /// The program that adds and removes the rule.
 pub const IP6TABLES: &str = "ip6tables-legacy";
 
 /// How long the thread sleeps when no packet waits and none is due.
 const IDLE: Duration = Duration::from_micros(500);
-
-/// What to do to a link's packets, as netem's parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkFault {
-    /// Percent of packets dropped.
-    pub loss: u64,
-    /// Milliseconds each held packet waits, on average.
-    pub delay_ms: u64,
-    /// Plus or minus this many milliseconds, uniformly.
-    pub jitter_ms: u64,
-    /// Percent of the packets not dropped that are sent at once.
-    pub reorder: u64,
-}
 
 /// What a held link did to its packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,10 +50,11 @@ pub struct LinkCounts {
     pub overtaken: u64,
 }
 
-/// The arguments of the rule (after `-A` or `-D`) queueing what leaves
-/// `interface` to `queue`.
-pub fn rule(interface: &str, queue: u16) -> Vec<String> {
+/// The arguments of [`IP6TABLES`] that add (`action` `-A`) or delete
+/// (`-D`) the rule queueing what leaves `interface` to `queue`.
+pub fn rule(action: &str, interface: &str, queue: u16) -> Vec<String> {
     [
+        action,
         "OUTPUT",
         "-o",
         interface,

@@ -69,6 +69,20 @@ pub mod stream {
     pub const LINKS: u64 = 6;
 }
 
+/// What a link fault does to a link's packets, as netem's parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkFault {
+    /// Percent of packets dropped.
+    pub loss: u64,
+    /// Milliseconds each held packet waits, on average.
+    pub delay_ms: u64,
+    /// Plus or minus this many milliseconds, uniformly.
+    pub jitter_ms: u64,
+    /// Percent of the packets not dropped that are sent at once, out of
+    /// order.
+    pub reorder: u64,
+}
+
 /// One fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -92,14 +106,8 @@ pub enum Fault {
     Netem {
         /// The sleds (their outgoing packets).
         sleds: Vec<usize>,
-        /// Packets lost, percent.
-        loss: u64,
-        /// Delay, milliseconds.
-        delay_ms: u64,
-        /// Jitter, milliseconds.
-        jitter_ms: u64,
-        /// Packets sent at once, out of order, percent.
-        reorder: u64,
+        /// What is done to their packets.
+        link: LinkFault,
     },
     /// SIGSTOP, then SIGCONT when healed.
     Pause {
@@ -177,16 +185,18 @@ impl fmt::Display for Fault {
             Self::Partition { side } => write!(f, "partition: sleds {side:?} | the rest"),
             Self::OneWay { from } => write!(f, "one-way: sleds {from:?} -> the rest dropped"),
             Self::CutFromNexus { sled } => write!(f, "sled {sled} cut from Nexus"),
-            Self::Netem {
-                sleds,
-                loss,
-                delay_ms,
-                jitter_ms,
-                reorder,
-            } => write!(
-                f,
-                "netem on sleds {sleds:?}: loss {loss}%, delay {delay_ms}±{jitter_ms} ms, reorder {reorder}%"
-            ),
+            Self::Netem { sleds, link } => {
+                let LinkFault {
+                    loss,
+                    delay_ms,
+                    jitter_ms,
+                    reorder,
+                } = link;
+                write!(
+                    f,
+                    "netem on sleds {sleds:?}: loss {loss}%, delay {delay_ms}±{jitter_ms} ms, reorder {reorder}%"
+                )
+            }
             Self::Pause { sled } => write!(f, "sled {sled} paused (SIGSTOP)"),
             Self::Kill { sled } => write!(f, "sled {sled} killed (SIGKILL)"),
             Self::KillCoordinator => write!(f, "the coordinator killed (SIGKILL)"),
@@ -247,10 +257,12 @@ impl Plan {
             2 => Fault::CutFromNexus { sled: self.sled() },
             3 => Fault::Netem {
                 sleds: self.side(),
-                loss: self.dice.between(1, 30),
-                delay_ms: self.dice.between(5, 200),
-                jitter_ms: self.dice.between(0, 50),
-                reorder: self.dice.between(0, 50),
+                link: LinkFault {
+                    loss: self.dice.between(1, 30),
+                    delay_ms: self.dice.between(5, 200),
+                    jitter_ms: self.dice.between(0, 50),
+                    reorder: self.dice.between(0, 50),
+                },
             },
             4 => Fault::Pause { sled: self.sled() },
             5 => Fault::Kill { sled: self.sled() },
