@@ -207,39 +207,10 @@ impl Layout {
             Epoch(1),
         );
         let digests = setup.share_digests().map_err(LayoutError::Lrtq)?;
-        let mut sleds = Vec::with_capacity(count);
-        for (index, (peer, api)) in addresses.into_iter().enumerate() {
-            let failed = |source| LayoutError::Files { index, source };
-            let id = tq_rack_setup::sled_id(index).map_err(failed)?;
-            let files = SledDir::in_rack(root, index);
-            files.create().map_err(failed)?;
-            files
-                .write_pki(&ca, &platform_id_uri(&id))
-                .map_err(failed)?;
-            files
-                .write_request_key(&authority, rack_id, &id)
-                .map_err(failed)?;
-            if index < lrtq {
-                let data = setup.share_data(rack_id, index, &digests).map_err(failed)?;
-                files.write_lrtq_share(&data).map_err(failed)?;
-            }
-            sleds.push(SledFiles {
-                index,
-                slot: index,
-                id,
-                config: files.config_file(),
-                // The drives themselves are made by `tq sled init` below.
-                drives: files.drives(),
-                dir: files.path().to_owned(),
-                lrtq: index < lrtq,
-                peer,
-                api,
-            });
-        }
-        let layout = Self {
+        let mut layout = Self {
             rack_id,
             rack_ca,
-            sleds,
+            sleds: Vec::with_capacity(count),
             lrtq_threshold: setup.threshold,
             lrtq_fingerprint,
             ca,
@@ -247,6 +218,14 @@ impl Layout {
             authority_key_file,
             root: root.to_owned(),
         };
+        for (index, addresses) in addresses.into_iter().enumerate() {
+            let dir = layout.add_sled(index, addresses, index < lrtq)?.dir.clone();
+            if index < lrtq {
+                let failed = |source| LayoutError::Files { index, source };
+                let data = setup.share_data(rack_id, index, &digests).map_err(failed)?;
+                SledDir::new(&dir).write_lrtq_share(&data).map_err(failed)?;
+            }
+        }
         for index in 0..count {
             let others: Vec<usize> = (0..count).filter(|&other| other != index).collect();
             layout.write_config(index, &others)?;
@@ -266,34 +245,48 @@ impl Layout {
         let mut made = Vec::with_capacity(slots * per_slot);
         for slot in 0..slots {
             for _ in 0..per_slot {
-                let index = self.sleds.len();
-                let failed = |source| LayoutError::Files { index, source };
                 let occupant = self.sleds.get(slot).ok_or(LayoutError::NoSled(slot))?;
-                let (peer, api) = (occupant.peer, occupant.api);
-                let id = tq_rack_setup::sled_id(index).map_err(failed)?;
-                let files = SledDir::in_rack(&self.root, index);
-                files.create().map_err(failed)?;
-                files
-                    .write_pki(&self.ca, &platform_id_uri(&id))
-                    .map_err(failed)?;
-                files
-                    .write_request_key(&self.authority, self.rack_id, &id)
-                    .map_err(failed)?;
-                self.sleds.push(SledFiles {
-                    index,
-                    slot,
-                    id,
-                    config: files.config_file(),
-                    drives: files.drives(),
-                    dir: files.path().to_owned(),
-                    lrtq: false,
-                    peer,
-                    api,
-                });
-                made.push(index);
+                let addresses = (occupant.peer, occupant.api);
+                let files = self.add_sled(slot, addresses, false)?;
+                made.push(files.index);
             }
         }
         Ok(made)
+    }
+
+    /// Lays out the next sled (its index the count so far) in `slot`, at
+    /// `(peer, api)`: its directory, a new platform id, its certificate
+    /// and request key. Its configuration file and ledger come later
+    /// ([`Self::write_config`], [`Self::init_ledger`]).
+    fn add_sled(
+        &mut self,
+        slot: usize,
+        (peer, api): (SocketAddr, SocketAddr),
+        lrtq: bool,
+    ) -> Result<&SledFiles, LayoutError> {
+        let index = self.sleds.len();
+        let failed = |source| LayoutError::Files { index, source };
+        let id = tq_rack_setup::sled_id(index).map_err(failed)?;
+        let files = SledDir::in_rack(&self.root, index);
+        files.create().map_err(failed)?;
+        files
+            .write_pki(&self.ca, &platform_id_uri(&id))
+            .map_err(failed)?;
+        files
+            .write_request_key(&self.authority, self.rack_id, &id)
+            .map_err(failed)?;
+        self.sleds.push(SledFiles {
+            index,
+            slot,
+            id,
+            config: files.config_file(),
+            drives: files.drives(),
+            dir: files.path().to_owned(),
+            lrtq,
+            peer,
+            api,
+        });
+        self.sleds.last().ok_or(LayoutError::NoSled(index))
     }
 
     /// Writes sled `index`'s `tq sled` configuration file naming `peers`
