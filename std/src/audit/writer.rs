@@ -3,11 +3,11 @@
 //! Each append writes whole lines (newline last) to the newest segment of
 //! every live copy, all of its lines in one write per copy, then fsyncs
 //! the copies (at once when they are on two drives) before returning, so a
-//! record is on the drives before the caller acts on it. A segment that would grow past
-//! the configured cap is closed: the next record opens a new segment (its
-//! first record is `SegmentOpened`, chained to the previous segment's last
-//! record like any other), and segments older than the retained count are
-//! removed. A fresh segment always takes at least one record besides its
+//! record is on the drives before the caller acts on it. A segment that
+//! would grow past the configured cap is closed: the next record opens a
+//! new segment (its first record is `SegmentOpened`, chained to the
+//! previous segment's last record like any other), and segments older
+//! than the retained count are removed. A fresh segment always takes at least one record besides its
 //! opening one, so a segment holds at most
 //! `max(cap, 2 × (MAX_RECORD_LEN + 1))` bytes.
 //!

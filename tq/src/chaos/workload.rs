@@ -4,10 +4,11 @@
 //! operator slid into a slot a removal emptied), a member removed (never
 //! below [`MIN_MEMBERS`]; in a run with replacements, only one whose slot
 //! has a replacement left, and no faster than the pool lasts the run), or
-//! the same members again (a rotation: new epoch, new shares). Each change is coordinated by a member that stays
-//! and that Nexus reaches directly (a coordinator cannot be called through
-//! a proxy), drawn from the seed, and driven until every
-//! member confirmed it; a coordinator that stops answering is abandoned on
+//! the same members again (a rotation: new epoch, new shares). Each
+//! change is coordinated by a member that stays and that Nexus reaches
+//! directly (a coordinator cannot be called through a proxy), drawn from
+//! the seed, and driven until every member confirmed it; a coordinator
+//! that stops answering is abandoned on
 //! Nexus's deadline and the change retried at a higher epoch with another
 //! (the driver's own behaviour). The fault injector reads the pending
 //! coordinator to kill it, and every commit a member confirms is noted as
