@@ -213,11 +213,11 @@ async fn with_no_member_reached_directly_the_epoch_is_kept_until_a_route_comes_b
         .run_until("held twice", LIMIT, |n| n.stats().abandon_held >= 2)
         .await
         .unwrap();
-    assert!(
-        started.elapsed() >= 2 * ABANDON_AFTER,
-        "{:?}",
-        started.elapsed()
-    );
+    // The first hold is one deadline after the start; the second came a
+    // deadline after it, not at once (half a deadline of slack for the
+    // driver's whole-millisecond clock and a slow machine).
+    let took = started.elapsed();
+    assert!(took >= ABANDON_AFTER * 3 / 2, "{took:?}");
     let nexus = rack.driver.nexus();
     assert_eq!(nexus.highest_started(), epoch);
     assert_eq!(nexus.stats().abandoned, 0);
