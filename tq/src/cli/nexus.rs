@@ -117,7 +117,9 @@ pub enum NexusCommand {
     /// Abandon the pending epoch and start the same change at a higher
     /// epoch with another coordinator, then drive it.
     Abandon {
-        /// The new coordinator (default: the next one able to).
+        /// The new coordinator (default: the next member that may
+        /// coordinate and that Nexus reaches directly, in the order of
+        /// automatic abandonment).
         #[arg(long, value_name = "SLED")]
         coordinator: Option<String>,
     },
