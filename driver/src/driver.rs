@@ -12,7 +12,8 @@ use tq_atomic_file::lock::FileLock;
 use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId, RackId, Threshold};
 use tq_nexus::{
-    AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, Timing,
+    AbandonError, CallId, Method, Nexus, Origin, Reaction, RestoreError, StartError, TimedOut,
+    Timing,
 };
 
 use crate::authority::Authority;
@@ -421,21 +422,7 @@ impl<D: Directory> Driver<D> {
 
     /// Lets time pass, stores, and makes every call due.
     async fn dispatch(&mut self) -> Result<(), DriverError> {
-        let now = self.now();
-        let old = self.nexus.pending().map(|p| p.epoch());
-        if let Some(abandoned) = self.nexus.handle_timeout(now) {
-            self.store().await?;
-            let coordinator = self.nexus.pending().and_then(|p| p.coordinator().cloned());
-            tracing::warn!(epoch = %abandoned.epoch, next = %abandoned.next, "abandoned");
-            if let Some(coordinator) = coordinator {
-                self.emit(DriverEvent::Abandoned {
-                    epoch: old.unwrap_or(abandoned.epoch),
-                    next: abandoned.next,
-                    coordinator,
-                    automatically: true,
-                });
-            }
-        }
+        self.abandon_if_due().await?;
         self.store().await?;
         let now = self.now();
         while let Some(call) = self.nexus.poll_call(now) {
@@ -454,6 +441,37 @@ impl<D: Directory> Driver<D> {
                     outcome,
                 }
             });
+        }
+        Ok(())
+    }
+
+    /// Lets the machine abandon the pending epoch if it is due, restarting
+    /// it only with a coordinator the directory has a direct route to: a
+    /// proxy passes on member calls only (`Request::proxiable`), so a
+    /// coordinator without one could never be asked to run the epoch.
+    async fn abandon_if_due(&mut self) -> Result<(), DriverError> {
+        let now = self.now();
+        let directory = &self.directory;
+        let reachable = |id: &PlatformId| directory.direct(id).is_some();
+        match self.nexus.handle_timeout(now, reachable) {
+            None => {}
+            Some(TimedOut::Abandoned(abandoned)) => {
+                self.store().await?;
+                let coordinator = self.nexus.pending().and_then(|p| p.coordinator().cloned());
+                tracing::warn!(epoch = %abandoned.epoch, next = %abandoned.next, "abandoned");
+                if let Some(coordinator) = coordinator {
+                    self.emit(DriverEvent::Abandoned {
+                        epoch: abandoned.epoch,
+                        next: abandoned.next,
+                        coordinator,
+                        automatically: true,
+                    });
+                }
+            }
+            Some(TimedOut::Held { epoch }) => {
+                tracing::warn!(%epoch, "not abandoned: no member that may coordinate is reached directly");
+                self.emit(DriverEvent::AbandonHeld { epoch });
+            }
         }
         Ok(())
     }

@@ -70,6 +70,14 @@ pub enum DriverEvent {
         /// On the machine's own deadline, not an operator's command.
         automatically: bool,
     },
+    /// Automatic abandonment was due, but no member that may coordinate
+    /// the pending epoch has a direct route (a coordinator cannot be
+    /// called through a proxy): the epoch is kept, and abandoned once a
+    /// route comes back (checked again after the machine's deadline).
+    AbandonHeld {
+        /// The epoch kept.
+        epoch: Epoch,
+    },
     /// The coordinator can never run the pending epoch.
     Stuck {
         /// The epoch.
@@ -143,6 +151,10 @@ impl fmt::Display for DriverEvent {
                 f,
                 "epoch {epoch} abandoned{}: retried as epoch {next} coordinated by {coordinator}",
                 if *automatically { " (no progress)" } else { "" }
+            ),
+            Self::AbandonHeld { epoch } => write!(
+                f,
+                "epoch {epoch} not abandoned: no member that may coordinate it is reached directly"
             ),
             Self::Stuck { epoch } => write!(f, "epoch {epoch}: the coordinator cannot run it"),
             Self::Unreachable {

@@ -51,6 +51,10 @@
 //!   from that route.
 //! - **The machine decides, the driver acts**: when to commit, whom to
 //!   tell, when to abandon and with which coordinator are the machine's.
+//!   The driver only tells it which sleds the [`Directory`] reaches
+//!   directly: coordinator calls are never proxied, so only those may be
+//!   picked as the next coordinator (with none, the epoch is kept:
+//!   [`DriverEvent::AbandonHeld`]).
 //! - **One driver per state file at a time**: [`Driver::create`] and
 //!   [`Driver::resume`] take an exclusive lock beside it
 //!   ([`tq_atomic_file::lock`]), held for the driver's life; a second one

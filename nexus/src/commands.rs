@@ -1,6 +1,8 @@
 //! What Nexus is told to do, and what it does on its own when time passes:
 //! start a reconfiguration, abandon the pending one.
 
+use core::time::Duration;
+
 use tq_core::api::{LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_core::limits::MAX_MEMBERS;
@@ -13,7 +15,24 @@ use crate::state::{Pending, Request};
 use crate::stats::bump;
 use crate::time::Instant;
 
-/// An epoch abandoned on its own ([`Nexus::handle_timeout`]).
+/// What [`Nexus::handle_timeout`] did when automatic abandonment was due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimedOut {
+    /// The pending epoch was abandoned for the next coordinator.
+    Abandoned(Abandoned),
+    /// The pending epoch was kept: no member that may coordinate it is
+    /// one the caller reaches (its coordinator included), so a restart
+    /// would be stuck for certain. Counted
+    /// ([`crate::NexusStats::abandon_held`]); due again
+    /// [`crate::Timing::abandon_after`] later, when routes may have
+    /// changed.
+    Held {
+        /// The epoch kept pending.
+        epoch: Epoch,
+    },
+}
+
+/// An epoch abandoned on its own ([`TimedOut::Abandoned`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Abandoned {
     /// The epoch given up.
@@ -186,25 +205,49 @@ impl Nexus {
 
     /// Lets time pass: with automatic abandonment ([`crate::Timing`]),
     /// abandons the pending epoch whose coordinator can never run it, or
-    /// made no progress for too long, and starts it again with the next
-    /// coordinator. Call it whenever [`Nexus::poll_timeout`] has passed
-    /// (calling it more often is harmless).
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<Abandoned> {
+    /// made no progress for too long, and starts it again with
+    /// [`Nexus::next_coordinator`] under `reachable`. Call it whenever
+    /// [`Nexus::poll_timeout`] has passed (calling it more often is
+    /// harmless). `None` when nothing was due.
+    ///
+    /// `reachable` says which sleds the caller can make coordinator calls
+    /// on (the host driver: those it has a direct route to, as those calls
+    /// are never passed through a proxy). A coordinator the caller cannot
+    /// reach could never run the epoch, so it is never picked; when no
+    /// member may be picked, the epoch is kept ([`TimedOut::Held`]).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        reachable: impl Fn(&PlatformId) -> bool,
+    ) -> Option<TimedOut> {
         let after = self.timing.abandon_after?;
         let pending = self.state.pending.as_ref()?;
-        let stuck = matches!(self.progress.phase, Phase::Stuck(_));
-        if !stuck && now < self.progress.last_progress.after(after) {
+        if now < self.abandon_due(after) {
             return None;
         }
         let old = pending.request.epoch();
-        let next = self.next_coordinator()?;
-        let coordinator = self.state.roster.get(next)?.clone();
+        let Some(coordinator) = self.next_coordinator(reachable).cloned() else {
+            self.progress.abandon_held_until = now.after(after);
+            bump(&mut self.stats.abandon_held);
+            return Some(TimedOut::Held { epoch: old });
+        };
         let epoch = self.abandon(now, &coordinator).ok()?;
         bump(&mut self.stats.abandoned_automatically);
-        Some(Abandoned {
+        Some(TimedOut::Abandoned(Abandoned {
             epoch: old,
             next: epoch,
-        })
+        }))
+    }
+
+    /// When automatic abandonment of the pending epoch is due: at once for
+    /// a stuck coordinator, else `after` from its last progress; never
+    /// before a held abandonment is due again.
+    fn abandon_due(&self, after: Duration) -> Instant {
+        let due = match self.progress.phase {
+            Phase::Stuck(_) => self.progress.last_progress,
+            _ => self.progress.last_progress.after(after),
+        };
+        due.max(self.progress.abandon_held_until)
     }
 
     /// When [`Nexus::handle_timeout`] or [`Nexus::poll_call`] next has
@@ -221,11 +264,7 @@ impl Nexus {
                 consider(self.progress.due);
             }
             if let Some(after) = self.timing.abandon_after {
-                consider(if stuck {
-                    self.progress.last_progress
-                } else {
-                    self.progress.last_progress.after(after)
-                });
+                consider(self.abandon_due(after));
             }
         }
         if let Some(latest) = self.state.history.back() {
@@ -244,19 +283,26 @@ impl Nexus {
         self.state.highest_started.0.checked_add(1).map(Epoch)
     }
 
-    /// The eligible coordinator after the current one, in `PlatformId`
-    /// order (wrapping; the current one if it is the only one).
-    fn next_coordinator(&self) -> Option<u8> {
+    /// The coordinator [`Nexus::handle_timeout`] would restart the pending
+    /// epoch with: of its members that may coordinate it and that
+    /// `reachable` accepts, the first after the current coordinator in
+    /// `PlatformId` order (wrapping; the current one if it is the only
+    /// one). `None` if nothing is pending or no such member is left.
+    ///
+    /// An operator's abandon without a named coordinator picks with it
+    /// too, so both follow one order.
+    pub fn next_coordinator(&self, reachable: impl Fn(&PlatformId) -> bool) -> Option<&PlatformId> {
         let pending = self.state.pending.as_ref()?;
         let roster = &self.state.roster;
-        let eligible = pending.members.intersection(self.state.may_coordinate());
         let current = roster.get(pending.coordinator)?;
-        let id = |place: u8| roster.get(place);
-        let after = eligible
+        // Those after the current one sort first (`false`), each group by
+        // id: the minimum is the next one, wrapping.
+        pending
+            .members
+            .intersection(self.state.may_coordinate())
             .places()
-            .filter(|&p| id(p).is_some_and(|i| i > current))
-            .min_by(|&a, &b| id(a).cmp(&id(b)));
-        let first = eligible.places().min_by(|&a, &b| id(a).cmp(&id(b)));
-        after.or(first)
+            .filter_map(|place| roster.get(place))
+            .filter(|id| reachable(id))
+            .min_by_key(|&id| (id <= current, id))
     }
 }

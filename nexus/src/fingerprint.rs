@@ -35,6 +35,7 @@ impl Nexus {
             .min(abandon_after)
             .hash(h);
         until(progress.due).hash(h);
+        until(progress.abandon_held_until).hash(h);
         self.calls.fingerprint(h);
         for due in &self.member_due {
             until(*due).hash(h);

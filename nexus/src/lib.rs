@@ -9,6 +9,8 @@
 //! coordinator can never run its epoch, or makes no progress for too long,
 //! Nexus abandons the epoch and starts the same change at a higher epoch
 //! with the next coordinator: that is the only retry of a reconfiguration.
+//! The machine knows nothing of routes, so the caller says which sleds it
+//! can make coordinator calls on, and only those are picked.
 //!
 //! Two callers drive it: the test harness's model of Nexus (`tq-harness`,
 //! on the host and on the service processor's CPU) and the host's Nexus
@@ -25,6 +27,10 @@
 //!   every start takes the next epoch above the highest ever started; once
 //!   an epoch is abandoned, answers about it are ignored, so Nexus never
 //!   commits an epoch after starting a newer one.
+//! - **An epoch is restarted only with a coordinator the caller reaches**:
+//!   [`Nexus::handle_timeout`] takes the caller's view of its routes, and
+//!   keeps the epoch rather than pick a coordinator it could never call
+//!   (which would only be abandoned again after another timeout).
 //! - **Commit only on `K + Z` acks from members**, for the configuration
 //!   requested (the coordinator's own configuration is checked against the
 //!   request: epoch, rack, members, threshold, coordinator).
@@ -55,7 +61,9 @@
 //!    no answer came within the caller's timeout); the [`Reaction`] says
 //!    what it decided, and a [`Reaction::Refused`] is for an operator.
 //!    Time: [`Nexus::handle_timeout`] once [`Nexus::poll_timeout`] has
-//!    passed (automatic abandonment, if [`Timing::abandon_after`] is set).
+//!    passed (automatic abandonment, if [`Timing::abandon_after`] is set),
+//!    with which sleds the caller reaches: the next coordinator is one of
+//!    them, and with none the epoch is kept ([`TimedOut::Held`]).
 //! 2. **Store.** If [`Nexus::state_to_store`] returns a state, write it
 //!    durably (a file written atomically: temporary file, fsync, rename,
 //!    fsync the directory), then [`Nexus::acknowledge_stored`] its
@@ -93,7 +101,7 @@ mod time;
 
 pub use answers::Reaction;
 pub use calls::{Answer, Call, CallId, CallKind, Method, status_ref};
-pub use commands::Abandoned;
+pub use commands::{Abandoned, TimedOut};
 pub use errors::{AbandonError, NodeRefusal, RestoreError, StartError};
 pub use machine::{Committed, Nexus, Origin, PendingView, Phase, StateToStore, Stuck};
 pub use roster::{MAX_KNOWN_SLEDS, Sleds};

@@ -82,6 +82,10 @@ pub(crate) struct Progress {
     pub(crate) last_progress: Instant,
     /// When the next coordinator call may go.
     pub(crate) due: Instant,
+    /// Automatic abandonment is not due before this: it was held (no
+    /// member the caller reaches may coordinate) and waits for routes to
+    /// change.
+    pub(crate) abandon_held_until: Instant,
 }
 
 impl Progress {
@@ -92,6 +96,7 @@ impl Progress {
             acked: SledSet::EMPTY,
             last_progress: now,
             due: now,
+            abandon_held_until: now,
         }
     }
 }

@@ -11,6 +11,10 @@ pub struct NexusStats {
     pub abandoned: u32,
     /// Of those, abandoned automatically.
     pub abandoned_automatically: u32,
+    /// Automatic abandonments due but held: no member that may coordinate
+    /// the pending epoch is one the caller reaches
+    /// ([`crate::TimedOut::Held`]).
+    pub abandon_held: u32,
     /// LRTQ upgrades committed.
     pub upgrades: u32,
     /// Commits confirmed by members.

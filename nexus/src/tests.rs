@@ -47,6 +47,19 @@ fn timing() -> Timing {
     }
 }
 
+/// The caller reaches every sled directly.
+fn all_reachable(_: &PlatformId) -> bool {
+    true
+}
+
+/// The epoch abandoned by a timeout.
+fn expect_abandoned(timed_out: Option<TimedOut>) -> Abandoned {
+    match timed_out {
+        Some(TimedOut::Abandoned(abandoned)) => abandoned,
+        other => panic!("not abandoned: {other:?}"),
+    }
+}
+
 fn stored(mut nexus: Nexus) -> Nexus {
     store(&mut nexus);
     nexus
@@ -363,11 +376,11 @@ fn a_stuck_coordination_is_abandoned_after_the_deadline_for_the_next_coordinator
                 Reaction::Noted
             );
         }
-        assert_eq!(nexus.handle_timeout(now), None);
+        assert_eq!(nexus.handle_timeout(now, all_reachable), None);
         now = now.after(SECOND);
     }
     assert_eq!(nexus.poll_timeout(), Some(at(10)));
-    let abandoned = nexus.handle_timeout(at(10)).unwrap();
+    let abandoned = expect_abandoned(nexus.handle_timeout(at(10), all_reachable));
     assert_eq!(
         abandoned,
         Abandoned {
@@ -413,15 +426,15 @@ fn a_coordinator_whose_status_stops_moving_is_abandoned_and_one_that_moves_is_no
         let now = at(8 * acks as u64);
         let call = expect_call(&mut nexus, now, &id(0), Method::CoordinatorStatus);
         nexus.on_answer(now, call, preparing(epoch, &members[..acks], &config));
-        assert_eq!(nexus.handle_timeout(now), None);
+        assert_eq!(nexus.handle_timeout(now, all_reachable), None);
     }
     // Then the same status for ten seconds from the last ack (at 24 s).
     for now in (25..=33).map(at) {
         let call = expect_call(&mut nexus, now, &id(0), Method::CoordinatorStatus);
         nexus.on_answer(now, call, preparing(epoch, &members[..3], &config));
-        assert_eq!(nexus.handle_timeout(now), None, "{now:?}");
+        assert_eq!(nexus.handle_timeout(now, all_reachable), None, "{now:?}");
     }
-    let abandoned = nexus.handle_timeout(at(34)).unwrap();
+    let abandoned = expect_abandoned(nexus.handle_timeout(at(34), all_reachable));
     assert_eq!(abandoned.epoch, epoch);
     assert_eq!(nexus.pending().unwrap().coordinator(), Some(&id(1)));
 }
@@ -446,8 +459,8 @@ fn a_coordinator_that_knows_a_newer_epoch_is_stuck_until_abandoned() {
             next(&mut nexus, at(50)).is_none(),
             "nothing to ask a stuck coordinator"
         );
-        let abandoned = nexus.handle_timeout(at(1));
-        assert_eq!(abandoned.is_some(), automatic);
+        let timed_out = nexus.handle_timeout(at(1), all_reachable);
+        assert_eq!(timed_out.is_some(), automatic);
         if automatic {
             // Wrapping past the last eligible sled.
             assert_eq!(nexus.pending().unwrap().coordinator(), Some(&id(0)));
@@ -457,6 +470,107 @@ fn a_coordinator_that_knows_a_newer_epoch_is_stuck_until_abandoned() {
         }
         assert_eq!(nexus.highest_started(), Epoch(2));
     }
+}
+
+/// The coordinator of the pending epoch.
+fn coordinator(nexus: &Nexus) -> PlatformId {
+    nexus.pending().unwrap().coordinator().unwrap().clone()
+}
+
+#[test]
+fn automatic_abandonment_skips_members_the_caller_does_not_reach() {
+    let members = ids(0..4);
+    let mut nexus = fresh(4);
+    let first = nexus.start(at(0), &members, k(2), &id(1)).unwrap();
+    store(&mut nexus);
+    // Sled 2 is next in order, but the caller reaches it only through a
+    // proxy: a coordinator there could never be asked to run the epoch.
+    let reachable = |sled: &PlatformId| *sled != id(2);
+    assert_eq!(nexus.next_coordinator(all_reachable), Some(&id(2)));
+    let abandoned = expect_abandoned(nexus.handle_timeout(at(10), reachable));
+    assert_eq!(abandoned.epoch, first);
+    assert_eq!(coordinator(&nexus), id(3));
+    // An operator's abandon picks in the same order.
+    assert_eq!(nexus.next_coordinator(reachable), Some(&id(0)));
+    // Then wrapping to the first, then on to sled 1, never to sled 2.
+    expect_abandoned(nexus.handle_timeout(at(20), reachable));
+    assert_eq!(coordinator(&nexus), id(0));
+    expect_abandoned(nexus.handle_timeout(at(30), reachable));
+    assert_eq!(coordinator(&nexus), id(1));
+    expect_abandoned(nexus.handle_timeout(at(40), reachable));
+    assert_eq!(coordinator(&nexus), id(3));
+    assert_eq!(nexus.stats().abandoned_automatically, 4);
+    assert_eq!(nexus.stats().abandon_held, 0);
+    // The only member reached is the current coordinator: it is asked
+    // again at the next epoch, as when it is the only one that may.
+    let only_current = |sled: &PlatformId| *sled == id(3);
+    let again = expect_abandoned(nexus.handle_timeout(at(50), only_current));
+    assert_eq!(coordinator(&nexus), id(3));
+    assert_eq!(again.next, nexus.highest_started());
+}
+
+#[test]
+fn with_no_member_the_caller_reaches_the_epoch_is_held_and_checked_again_later() {
+    let members = ids(0..3);
+    let nobody = |_: &PlatformId| false;
+    let mut nexus = fresh(3);
+    let epoch = nexus.start(at(0), &members, k(2), &id(0)).unwrap();
+    store(&mut nexus);
+    assert_eq!(nexus.poll_timeout(), Some(at(0)), "the first call is due");
+    assert_eq!(
+        nexus.handle_timeout(at(10), nobody),
+        Some(TimedOut::Held { epoch })
+    );
+    assert_eq!(nexus.next_coordinator(nobody), None);
+    // Kept as it was: no decision, nothing to store, counted once.
+    assert_eq!(
+        (nexus.highest_started(), coordinator(&nexus)),
+        (epoch, id(0))
+    );
+    assert!(nexus.state_to_store().is_none());
+    assert_eq!(nexus.stats().abandon_held, 1);
+    assert_eq!(nexus.stats().abandoned, 0);
+    // Due again one deadline later, not at once (a caller waiting on
+    // `poll_timeout` does not spin), and not counted again before.
+    let call = expect_call(&mut nexus, at(10), &id(0), Method::Reconfigure);
+    nexus.on_answer(at(10), call, Answer::Unreachable);
+    assert_eq!(nexus.poll_timeout(), Some(at(12)), "the retry of the call");
+    expect_call(&mut nexus, at(12), &id(0), Method::Reconfigure);
+    assert_eq!(nexus.poll_timeout(), Some(at(20)));
+    assert_eq!(nexus.handle_timeout(at(19), nobody), None);
+    assert_eq!(nexus.stats().abandon_held, 1);
+    // A route came back meanwhile: the epoch is abandoned for it.
+    let reachable = |sled: &PlatformId| *sled == id(2);
+    expect_abandoned(nexus.handle_timeout(at(20), reachable));
+    assert_eq!(coordinator(&nexus), id(2));
+    assert_eq!(nexus.stats().abandoned_automatically, 1);
+}
+
+#[test]
+fn a_stuck_coordinator_with_no_member_the_caller_reaches_is_held_without_spinning() {
+    let members = ids(0..3);
+    let nobody = |_: &PlatformId| false;
+    let mut nexus = fresh(3);
+    let epoch = nexus.start(at(0), &members, k(2), &id(2)).unwrap();
+    store(&mut nexus);
+    let call = expect_call(&mut nexus, at(0), &id(2), Method::Reconfigure);
+    let refused = Answer::Reconfigure(Err(ReconfigureError::EpochNotNewer { latest: Epoch(1) }));
+    assert_eq!(nexus.on_answer(at(0), call, refused), Reaction::Stuck);
+    // A stuck coordinator is due at once; held, it is due a deadline on.
+    assert_eq!(nexus.poll_timeout(), Some(at(0)));
+    assert_eq!(
+        nexus.handle_timeout(at(1), nobody),
+        Some(TimedOut::Held { epoch })
+    );
+    assert_eq!(nexus.poll_timeout(), Some(at(11)));
+    assert_eq!(nexus.handle_timeout(at(5), nobody), None);
+    assert_eq!(
+        nexus.handle_timeout(at(11), nobody),
+        Some(TimedOut::Held { epoch })
+    );
+    assert_eq!(nexus.stats().abandon_held, 2);
+    expect_abandoned(nexus.handle_timeout(at(21), all_reachable));
+    assert_eq!(coordinator(&nexus), id(0));
 }
 
 #[test]

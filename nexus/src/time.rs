@@ -38,9 +38,10 @@ pub struct Timing {
     /// again.
     pub retry_interval: Duration,
     /// Abandon the pending epoch (and start it again at a higher epoch with
-    /// the next coordinator) once its coordinator made no progress for this
-    /// long, or at once when it can never run it. `None`: only when told
-    /// ([`crate::Nexus::abandon`]).
+    /// the next coordinator the caller reaches) once its coordinator made
+    /// no progress for this long, or at once when it can never run it; with
+    /// no coordinator the caller reaches, check again this long after.
+    /// `None`: only when told ([`crate::Nexus::abandon`]).
     pub abandon_after: Option<Duration>,
 }
 

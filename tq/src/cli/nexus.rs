@@ -117,7 +117,9 @@ pub enum NexusCommand {
     /// Abandon the pending epoch and start the same change at a higher
     /// epoch with another coordinator, then drive it.
     Abandon {
-        /// The new coordinator (default: the next one able to).
+        /// The new coordinator (default: the next member that may
+        /// coordinate and that Nexus reaches directly, in the order of
+        /// automatic abandonment).
         #[arg(long, value_name = "SLED")]
         coordinator: Option<String>,
     },
@@ -182,8 +184,8 @@ enum NexusCliError {
     NoCoordinator,
     #[error("nothing is pending")]
     NothingPending,
-    #[error("no other member can coordinate")]
-    NoOtherCoordinator,
+    #[error("no member that may coordinate is reached directly: name one with --coordinator")]
+    NoReachableCoordinator,
     /// The command did its part, but sleds refused calls (logged above).
     #[error("{0} calls were refused by sleds (see above)")]
     Refused(u64),
@@ -376,24 +378,18 @@ async fn start(
     Ok(())
 }
 
-/// The eligible coordinator after the pending one, in platform id order.
+/// The coordinator the machine's automatic abandonment would pick: the
+/// next member that may coordinate and that Nexus reaches directly (a
+/// coordinator is never called through a proxy).
 fn next_coordinator(driver: &HttpDriver) -> Result<PlatformId, NexusCliError> {
     let nexus = driver.nexus();
-    let pending = nexus.pending().ok_or(NexusCliError::NothingPending)?;
-    let current = pending.coordinator().cloned();
-    let mut eligible: Vec<&PlatformId> = pending
-        .members()
-        .iter()
-        .filter(|id| nexus.may_coordinate(id) && driver.directory().direct(id).is_some())
-        .collect();
-    eligible.sort();
-    let after = eligible
-        .iter()
-        .find(|id| current.as_ref().is_some_and(|c| **id > c));
-    after
-        .or(eligible.first())
-        .map(|id| (*id).clone())
-        .ok_or(NexusCliError::NoOtherCoordinator)
+    if nexus.pending().is_none() {
+        return Err(NexusCliError::NothingPending);
+    }
+    nexus
+        .next_coordinator(|id| driver.directory().direct(id).is_some())
+        .cloned()
+        .ok_or(NexusCliError::NoReachableCoordinator)
 }
 
 /// What Nexus decided, as a table or the state file's JSON.

@@ -78,6 +78,7 @@ impl Progress {
             DriverEvent::Started { .. }
             | DriverEvent::Committed { .. }
             | DriverEvent::Abandoned { .. }
+            | DriverEvent::AbandonHeld { .. }
             | DriverEvent::Stuck { .. }
             | DriverEvent::Unreachable { .. }
             | DriverEvent::Proxied { .. }
