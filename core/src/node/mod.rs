@@ -31,6 +31,20 @@
 //!
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
+//!
+//! # Whom a secret load asks
+//!
+//! A secret load asks only as many connected members as it lacks shares
+//! (`K − 1` with its own), the next ones after this node in member order,
+//! so a rack that boots and loads at once sends, and hands out, half the
+//! shares it would if every sled asked every member, and spreads the asks
+//! evenly. An asked member that disconnects first is replaced by the next
+//! one. One that stays connected and silent (stopped, its audit log full,
+//! or hostile) holds the load up: the caller, which has the clock, calls
+//! [`Node::widen_secret_load`] once a load waited longer than a share takes,
+//! and every member is asked. A reconfiguration's collections (the
+//! coordinator's, a node computing its share) ask every member at once:
+//! nothing would widen them.
 
 pub mod claims;
 mod collector;
