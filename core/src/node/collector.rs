@@ -30,8 +30,10 @@ pub(crate) struct ShareCollector {
     threshold: usize,
     shares: heapless::Vec<Share, { MAX_THRESHOLD as usize }, u8>,
     asking: Asking,
-    /// The members asked (bit `i` for member `i` of the configuration);
-    /// with [`Asking::Enough`], on their current connection.
+    /// The members whose share is here (bit `i` for member `i` of the
+    /// configuration).
+    have: MemberBits,
+    /// The members asked on their current connection.
     asked: MemberBits,
 }
 
@@ -64,6 +66,7 @@ impl ShareCollector {
             threshold: usize::from(config.threshold().get()),
             shares: heapless::Vec::new(),
             asking,
+            have: 0,
             asked: 0,
         }
     }
@@ -88,38 +91,16 @@ impl ShareCollector {
         Some(collector)
     }
 
-    /// A peer connected: asks it, if it is a member whose share is missing
-    /// and (with [`Asking::Enough`]) one more ask is due.
-    pub(crate) fn on_connect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
-        match self.asking {
-            Asking::Everyone => {
-                let index = ctx.state().get(self.epoch).and_then(|stored| {
-                    stored
-                        .config
-                        .x_coordinate(peer)
-                        .filter(|_| !self.has_share_of(&stored.config, peer))
-                });
-                if let Some(x) = index {
-                    ctx.request(peer, QueuedBody::GetShare(self.epoch));
-                    self.asked |= member_bit(usize::from(x) - 1).unwrap_or(0);
-                }
-            }
-            Asking::Enough => self.ask(ctx),
-        }
-    }
-
-    /// A peer disconnected (the context no longer lists it): its answer
-    /// may never come, so with [`Asking::Enough`] another member is asked
-    /// in its place, and it is asked again if it comes back.
-    pub(crate) fn on_disconnect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
-        if self.asking != Asking::Enough {
-            return;
-        }
-        let index = ctx
+    /// `peer` connected or disconnected (the context says which): an ask
+    /// sent on its old connection will not be answered, so it is asked
+    /// again if it is connected and an ask is due, and with
+    /// [`Asking::Enough`] another member is asked in its place if not.
+    pub(crate) fn on_connection_change(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
+        let x = ctx
             .state()
             .get(self.epoch)
             .and_then(|stored| stored.config.x_coordinate(peer));
-        if let Some(bit) = index.and_then(|x| member_bit(usize::from(x) - 1)) {
+        if let Some(bit) = x.and_then(|x| member_bit(usize::from(x) - 1)) {
             self.asked &= !bit;
         }
         self.ask(ctx);
@@ -144,14 +125,16 @@ impl ShareCollector {
         // x = index + 1, so our own x is the index after ours.
         let first = stored.config.x_coordinate(ctx.id()).map_or(0, usize::from);
         for step in 0..count {
-            if self.asking == Asking::Enough && self.unanswered() >= self.missing() {
+            let unanswered = (self.asked & !self.have).count_ones() as usize;
+            let missing = self.threshold.saturating_sub(self.shares.len());
+            if self.asking == Asking::Enough && unanswered >= missing {
                 return;
             }
             let index = (first + step) % count;
             let Some(bit) = member_bit(index) else {
                 return;
             };
-            if self.has_share_at(index) || self.asked & bit != 0 {
+            if (self.have | self.asked) & bit != 0 {
                 continue;
             }
             // Looked up one at a time so no copy of the member list is made.
@@ -169,25 +152,6 @@ impl ShareCollector {
             ctx.request(&member, QueuedBody::GetShare(self.epoch));
             self.asked |= bit;
         }
-    }
-
-    /// Shares still missing.
-    fn missing(&self) -> usize {
-        self.threshold.saturating_sub(self.shares.len())
-    }
-
-    /// Members asked whose share has not come.
-    fn unanswered(&self) -> usize {
-        let answered = self
-            .shares
-            .iter()
-            .filter_map(|s| member_bit(usize::from(s.x()).wrapping_sub(1)))
-            .fold(0, |bits, bit| bits | bit);
-        (self.asked & !answered).count_ones() as usize
-    }
-
-    fn has_share_at(&self, index: usize) -> bool {
-        self.shares.iter().any(|s| usize::from(s.x()) == index + 1)
     }
 
     /// Offers a received `Share { epoch, share }` from `from`, checked
@@ -219,13 +183,6 @@ impl ShareCollector {
         &self.shares
     }
 
-    /// Whether a share from member `id` is already here.
-    fn has_share_of(&self, config: &Configuration, id: &PlatformId) -> bool {
-        config
-            .x_coordinate(id)
-            .is_some_and(|x| self.shares.iter().any(|s| s.x() == x))
-    }
-
     /// Adds `share` from `from`, after checking that `config` is the epoch
     /// being collected, `from` is a member, and the share matches the digest
     /// listed for `from`. A refused share is returned as the event to count.
@@ -239,20 +196,23 @@ impl ShareCollector {
             return Err(Counter::WrongEpoch);
         }
         let digest = config.share_digest(from).ok_or(Counter::FromNonMember)?;
-        // The digest covers x, so a match also proves the share is `from`'s.
+        // The digest covers x, so a match also proves the share is `from`'s
+        // and x is its member index + 1.
         if !bool::from(share.digest().ct_eq(digest)) {
             return Err(Counter::InvalidShareDigest);
         }
         if self.is_complete() {
             return Ok(Added::Complete);
         }
-        if self.shares.iter().any(|s| s.x() == share.x()) {
+        let bit = member_bit(usize::from(share.x()).wrapping_sub(1)).ok_or(Counter::Internal)?;
+        if self.have & bit != 0 {
             return Err(Counter::DuplicateShare);
         }
         // Room for `K` shares, and a complete collection takes no more.
         self.shares
             .push(share.clone())
             .map_err(|_| Counter::Internal)?;
+        self.have |= bit;
         Ok(if self.is_complete() {
             Added::Complete
         } else {

@@ -314,7 +314,7 @@ impl Coordinator {
             return;
         }
         if let Phase::CollectingShares(collector) = &mut self.phase {
-            collector.on_connect(ctx, peer);
+            collector.on_connection_change(ctx, peer);
             return;
         }
         match &self.phase {

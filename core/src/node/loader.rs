@@ -240,7 +240,7 @@ impl SecretLoader {
     /// Asks a newly connected member for its share, if still needed.
     pub(crate) fn on_connect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
         match &mut self.collecting {
-            Some(Collecting::Shares(collector)) => collector.on_connect(ctx, peer),
+            Some(Collecting::Shares(collector)) => collector.on_connection_change(ctx, peer),
             // Whether it answered before is not kept: a repeat is late.
             Some(Collecting::Lrtq(_)) => ctx.request(peer, QueuedBody::GetLrtqShare),
             None => {}
@@ -251,7 +251,7 @@ impl SecretLoader {
     /// share was still awaited.
     pub(crate) fn on_disconnect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
         if let Some(Collecting::Shares(collector)) = &mut self.collecting {
-            collector.on_disconnect(ctx, peer);
+            collector.on_connection_change(ctx, peer);
         }
     }
 

@@ -382,7 +382,7 @@ impl Node {
             coordinator.on_connect(ctx, peer);
         }
         if let Some(computer) = &mut self.share_computer {
-            computer.on_connect(ctx, peer);
+            computer.on_connection_change(ctx, peer);
         }
         self.loader.on_connect(ctx, peer);
     }
