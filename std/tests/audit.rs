@@ -454,11 +454,19 @@ fn recorded_refusals(rack: &Rack, i: usize, kind: &str) -> u64 {
 
 /// A sled whose audit log takes no record hands out no share: asked for
 /// it, the sled counts the share withheld and sends nothing; the asker
-/// still rebuilds the secret from the other members' shares.
+/// still rebuilds the secret from the other members' shares. It asked
+/// only the two members after it (sleds 1 and 2: with its own share, the
+/// three it needs), so it waits out its patience for sled 1 before it asks
+/// sled 3: the load takes at least that long, and no longer than it takes
+/// to ask once more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_whose_record_reaches_no_drive_is_withheld() {
     const SLEDS: usize = 4;
+    const PATIENCE: Duration = Duration::from_millis(600);
     let mut rack = Rack::new(SLEDS, 0, 63);
+    let mut asker_config = rack.config(0);
+    asker_config.share_patience = PATIENCE;
+    rack.start_with(0, asker_config).await;
     rack.start_all().await;
     rack.wait_connected().await;
     let all: Vec<usize> = (0..SLEDS).collect();
@@ -481,8 +489,14 @@ async fn a_share_whose_record_reaches_no_drive_is_withheld() {
     let asker = rack.sleds[0].id.clone();
     let sled_1 = || async { rack.handle(1).metrics().await.unwrap() };
     let before = sled_1().await;
+    let started = tokio::time::Instant::now();
     let loaded = rack.load_latest_secret(0, SECRET_WAIT).await;
     loaded.unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= PATIENCE && took < PATIENCE * 3,
+        "the load took {took:?} with a patience of {PATIENCE:?}"
+    );
     let deadline = tokio::time::Instant::now() + SECRET_WAIT;
     let after = loop {
         let now = sled_1().await;

@@ -18,7 +18,7 @@ use crate::limits::{MAX_LRTQ_COMBINE, MAX_MEMBERS};
 use crate::log;
 use crate::member_set::{MemberBits, MemberSet, MemberSubset};
 use crate::messages::{QueuedBody, QueuedShare};
-use crate::node::collector::ShareCollector;
+use crate::node::collector::{Asking, ShareCollector};
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
 use crate::node::peer::NOT_WANTED;
@@ -117,7 +117,7 @@ impl Coordinator {
         let committed = ctx.state().latest_committed_epoch();
         let collector = match committed.filter(|_| !is_upgrade) {
             Some(old_epoch) => {
-                let collector = ShareCollector::start(ctx, old_epoch);
+                let collector = ShareCollector::start(ctx, old_epoch, Asking::Everyone);
                 if collector.is_none() {
                     ctx.count(Counter::Internal);
                     return Err(StartFailed::Internal);
@@ -309,12 +309,16 @@ impl Coordinator {
     }
 
     /// What to re-send to a peer that just connected.
-    pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
+    pub(crate) fn on_connect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
         if !self.request.members.contains(peer) {
             return;
         }
+        if let Phase::CollectingShares(collector) = &mut self.phase {
+            collector.on_connection_change(ctx, peer);
+            return;
+        }
         match &self.phase {
-            Phase::CollectingShares(collector) => collector.on_connect(ctx, peer),
+            Phase::CollectingShares(_) => {}
             Phase::CollectingLrtqShares(collector) => {
                 let answered = (self.request.members.bit_of(peer))
                     .is_some_and(|bit| collector.answered & bit != 0);

@@ -37,7 +37,7 @@ use crate::ids::{Epoch, PlatformId};
 use crate::limits::MAX_LRTQ_COMBINE;
 use crate::log;
 use crate::messages::QueuedBody;
-use crate::node::collector::ShareCollector;
+use crate::node::collector::{Asking, ShareCollector};
 use crate::node::coordinator::LRTQ_EPOCH;
 use crate::node::ctx::NodeCtx;
 use crate::node::events::Event;
@@ -238,12 +238,28 @@ impl SecretLoader {
     }
 
     /// Asks a newly connected member for its share, if still needed.
-    pub(crate) fn on_connect(&self, ctx: &mut NodeCtx, peer: &PlatformId) {
-        match &self.collecting {
-            Some(Collecting::Shares(collector)) => collector.on_connect(ctx, peer),
+    pub(crate) fn on_connect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
+        match &mut self.collecting {
+            Some(Collecting::Shares(collector)) => collector.on_connection_change(ctx, peer),
             // Whether it answered before is not kept: a repeat is late.
             Some(Collecting::Lrtq(_)) => ctx.request(peer, QueuedBody::GetLrtqShare),
             None => {}
+        }
+    }
+
+    /// A peer disconnected: another member is asked in its place if its
+    /// share was still awaited.
+    pub(crate) fn on_disconnect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
+        if let Some(Collecting::Shares(collector)) = &mut self.collecting {
+            collector.on_connection_change(ctx, peer);
+        }
+    }
+
+    /// Asks every connected member for the shares still missing (the LRTQ
+    /// collection already asks every peer).
+    pub(crate) fn widen(&mut self, ctx: &mut NodeCtx) {
+        if let Some(Collecting::Shares(collector)) = &mut self.collecting {
+            collector.widen(ctx);
         }
     }
 
@@ -295,7 +311,7 @@ impl SecretLoader {
 
     fn start(&mut self, ctx: &mut NodeCtx, epoch: Epoch) {
         log::debug!("loading rack secret of epoch {}", epoch);
-        self.collecting = ShareCollector::start(ctx, epoch).map(Collecting::Shares);
+        self.collecting = ShareCollector::start(ctx, epoch, Asking::Enough).map(Collecting::Shares);
         if self.collecting.is_none() {
             ctx.raise_alarm(Alarm::CommittedConfigurationLost(epoch));
             return;

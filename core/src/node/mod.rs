@@ -31,6 +31,20 @@
 //!
 //! Nothing in here waits or retries on a timer; a peer that reconnects is
 //! sent again what it still needs.
+//!
+//! # Whom a secret load asks
+//!
+//! A secret load asks only as many connected members as it lacks shares
+//! (`K − 1` with its own), the next ones after this node in member order,
+//! so a rack that boots and loads at once sends, and hands out, half the
+//! shares it would if every sled asked every member, and spreads the asks
+//! evenly. An asked member that disconnects first is replaced by the next
+//! one. One that stays connected and silent (stopped, its audit log full,
+//! or hostile) holds the load up: the caller, which has the clock, calls
+//! [`Node::widen_secret_load`] once a load waited longer than a share takes,
+//! and every member is asked. A reconfiguration's collections (the
+//! coordinator's, a node computing its share) ask every member at once:
+//! nothing would widen them.
 
 pub mod claims;
 mod collector;
@@ -364,18 +378,34 @@ impl Node {
         if !ctx.add_connection(peer) || ctx.state().expunged().is_some() {
             return;
         }
-        if let Some(coordinator) = &self.coordinator {
+        if let Some(coordinator) = &mut self.coordinator {
             coordinator.on_connect(ctx, peer);
         }
-        if let Some(computer) = &self.share_computer {
-            computer.on_connect(ctx, peer);
+        if let Some(computer) = &mut self.share_computer {
+            computer.on_connection_change(ctx, peer);
         }
         self.loader.on_connect(ctx, peer);
     }
 
-    /// `peer` disconnected.
+    /// `peer` disconnected: a secret load that awaited its share asks
+    /// another member in its place.
     pub fn on_disconnect(&mut self, ctx: &mut NodeCtx, peer: &PlatformId) {
         ctx.remove_connection(peer);
+        if ctx.state().expunged().is_none() {
+            self.loader.on_disconnect(ctx, peer);
+        }
+    }
+
+    /// Asks every connected member for the shares a secret load still
+    /// awaits. A load asks only as many members as it needs shares (and
+    /// another whenever one of them disconnects first), so a member that
+    /// stays connected but silent holds it up; the core keeps no clock, so
+    /// the caller calls this once a load has waited longer than a share
+    /// takes to come. Asking again is harmless: a member answers each ask.
+    pub fn widen_secret_load(&mut self, ctx: &mut NodeCtx) {
+        if ctx.state().expunged().is_none() {
+            self.loader.widen(ctx);
+        }
     }
 
     // ---- what is in progress ----

@@ -15,7 +15,7 @@ use crate::ids::{Epoch, PlatformId, RackId};
 use crate::log;
 use crate::messages::{Body, PeerMsg, PeerMsgRef, QueuedBody, QueuedShare};
 use crate::node::claims;
-use crate::node::collector::{Added, ShareCollector};
+use crate::node::collector::{Added, Asking, ShareCollector};
 use crate::node::events::Event;
 use crate::node::validate::rack_id;
 use crate::persistent::StateError;
@@ -417,7 +417,7 @@ impl Node {
         })?;
         self.coordinator = None;
         log::info!("computing own share of epoch {}", epoch);
-        self.share_computer = ShareCollector::start(ctx, epoch);
+        self.share_computer = ShareCollector::start(ctx, epoch, Asking::Everyone);
         if self.share_computer.is_none() {
             return Err(AdvanceRefused::Internal);
         }

@@ -448,6 +448,17 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
         Ok(())
     }
 
+    /// Has sled `index` ask every connected member for the shares its
+    /// secret load still awaits: what a real caller does once a load has
+    /// waited too long (`tq_core::node::Node::widen_secret_load`). Nothing
+    /// if the sled is down.
+    pub fn widen_secret_load(&mut self, index: usize) -> Result<(), Violation> {
+        self.probed(index, "widen_secret_load", |node, ctx, _, _| {
+            node.widen_secret_load(ctx);
+        })?;
+        Ok(())
+    }
+
     /// Asks sled `index` for the secret of `epoch`. Any secret returned is
     /// compared with the first one loaded for that epoch. `None` if the
     /// sled is down.

@@ -174,11 +174,17 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
     /// Asks `member` for the secret of `epoch` until it has it.
     fn load_until_done(&mut self, member: usize, epoch: Epoch) -> Result<(), Violation> {
         let sled = u8::try_from(member).unwrap_or(u8::MAX);
-        for _ in 0..MAX_LOAD_ROUNDS {
+        for round in 0..MAX_LOAD_ROUNDS {
             match self.load_secret(member, epoch)? {
                 Some(Ok(true)) => return Ok(()),
                 Some(Ok(false)) | None => {}
                 Some(Err(error)) => return Err(Violation::LoadRefused { sled, epoch, error }),
+            }
+            // A round passed without the secret: the members first asked
+            // may be silent (one that has no share yet stays so), and a
+            // real caller's patience would run out.
+            if round > 0 {
+                self.widen_secret_load(member)?;
             }
             self.deliver_reliably()?;
         }
@@ -218,7 +224,8 @@ impl<const SLEDS: usize> Cluster<SLEDS> {
                     Some(Ok(true)) => {
                         self.probed(index, "clear_secrets", |node, _, _, _| node.clear_secrets())?;
                     }
-                    _ => {}
+                    // The members it asked first may not know either.
+                    _ => self.widen_secret_load(index)?,
                 }
                 self.deliver_reliably()?;
             }

@@ -57,6 +57,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -86,6 +87,12 @@ pub const DEFAULT_MAX_SECRET_WAITERS: usize = 64;
 /// Proxied calls in flight at once, by default.
 pub const DEFAULT_MAX_PROXIED: usize = 64;
 
+/// How long a secret load waits for the members it asked first before it
+/// asks every member, by default ([`NodeConfig::share_patience`]). A share
+/// comes in a round trip and one audit write of the member's (a few
+/// milliseconds, tens when a whole rack boots at once on one disk).
+pub const DEFAULT_SHARE_PATIENCE: Duration = Duration::from_millis(250);
+
 /// How a node is run. Every bound is here or in `net`.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -105,6 +112,11 @@ pub struct NodeConfig {
     pub max_secret_waiters: usize,
     /// Proxied calls in flight at once.
     pub max_proxied: usize,
+    /// How long a secret load waits for the shares of the members it asked
+    /// first (as many as it needs) before it asks every connected member
+    /// (`tq_core::node::Node::widen_secret_load`): what a member that is
+    /// connected but silent can delay a load by.
+    pub share_patience: Duration,
     /// Backoff between writes of a state no ledger copy took.
     pub store_backoff: BackoffConfig,
     /// The audit log's bounds (its copies live beside the ledger's:
@@ -127,6 +139,7 @@ impl NodeConfig {
             api_queue_len: DEFAULT_API_QUEUE_LEN,
             max_secret_waiters: DEFAULT_MAX_SECRET_WAITERS,
             max_proxied: DEFAULT_MAX_PROXIED,
+            share_patience: DEFAULT_SHARE_PATIENCE,
             store_backoff: BackoffConfig::default(),
             audit: AuditConfig::default(),
             request_key: None,

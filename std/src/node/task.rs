@@ -98,6 +98,18 @@ pub(crate) struct Task {
     forwarded: BTreeMap<u64, Forwarded>,
     max_proxied: usize,
     next_proxy_id: u64,
+    share_patience: Duration,
+    /// The secret load collecting shares now, and when it asks every
+    /// member (`None` once it did).
+    patience: Option<LoadPatience>,
+}
+
+/// When a secret load still collecting shares of `epoch` widens its asks
+/// ([`Node::widen_secret_load`]).
+#[derive(Clone, Copy)]
+struct LoadPatience {
+    epoch: Epoch,
+    widen_at: Option<Instant>,
 }
 
 impl Task {
@@ -120,6 +132,8 @@ impl Task {
             forwarded: BTreeMap::new(),
             max_proxied: config.max_proxied,
             next_proxy_id: 0,
+            share_patience: config.share_patience,
+            patience: None,
         }
     }
 
@@ -285,6 +299,7 @@ impl Task {
                 let result = self
                     .drive(|node, ctx, _| node.load_rack_secret(ctx, epoch))
                     .await;
+                self.start_patience();
                 let loaded = result.map(|secret| {
                     secret.and_then(|s| rack.map(|rack| LoadedSecret::new(rack, epoch, s)))
                 });
@@ -320,6 +335,8 @@ impl Task {
             }
             Request::ClearSecrets(reply) => {
                 self.drive(|node, _, _| node.clear_secrets()).await;
+                // A load of the same epoch after this is a new one.
+                self.patience = None;
                 let _ = reply.send(Ok(()));
                 // Whoever still waits for the latest secret starts over.
                 self.serve_waiters().await;
@@ -468,7 +485,10 @@ impl Task {
                     return None;
                 }
             },
-            Ok(None) => return Some(waiter),
+            Ok(None) => {
+                self.start_patience();
+                return Some(waiter);
+            }
             Err(error) => Err(error),
         };
         let for_whom = match &waiter {
@@ -778,11 +798,42 @@ impl Task {
     fn next_timer(&self) -> Option<Instant> {
         let retry = self.io.retry_at().filter(|_| !self.ctx.is_stored());
         let deadline = self.forwarded.values().map(|call| call.deadline).min();
-        retry.into_iter().chain(deadline).min()
+        let widen = self.current_patience().and_then(|p| p.widen_at);
+        retry.into_iter().chain(deadline).chain(widen).min()
+    }
+
+    /// Gives the secret load the node is collecting shares for, if it is
+    /// new, [`NodeConfig::share_patience`] before it asks every member.
+    fn start_patience(&mut self) {
+        let Some(epoch) = self.node.loading() else {
+            return;
+        };
+        if self.patience.is_none_or(|p| p.epoch != epoch) {
+            self.patience = Some(LoadPatience {
+                epoch,
+                widen_at: Instant::now().checked_add(self.share_patience),
+            });
+        }
+    }
+
+    /// The patience of the load still collecting, if any.
+    fn current_patience(&self) -> Option<LoadPatience> {
+        self.patience
+            .filter(|p| self.node.loading() == Some(p.epoch))
     }
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
+        if let Some(patience) = self.current_patience()
+            && patience.widen_at.is_some_and(|at| at <= now)
+        {
+            tracing::info!(epoch = %patience.epoch, "secret load still waiting for shares: asking every member");
+            self.patience = Some(LoadPatience {
+                widen_at: None,
+                ..patience
+            });
+            self.drive(|node, ctx, _| node.widen_secret_load(ctx)).await;
+        }
         self.fail_forwarded(|call| call.deadline <= now, ProxyOutcome::DeadlinePassed);
         if !self.ctx.is_stored() && self.io.retry_at().is_some_and(|at| at <= now) {
             // Retry the write; once it succeeds the queued messages go.

@@ -11,6 +11,7 @@ mod events;
 mod lrtq_load;
 mod nexus_calls;
 mod peer_messages;
+mod share_asks;
 
 use std::vec::Vec;
 
@@ -434,6 +435,11 @@ fn load_everywhere(sleds: &mut [Sled], epoch: u64) -> Vec<RackSecret> {
         .iter_mut()
         .map(|s| s.load(epoch).unwrap().expect("secret loaded"))
         .collect()
+}
+
+/// The sum of every sled's anomaly counters.
+fn anomalies(sleds: &[Sled]) -> u64 {
+    sleds.iter().map(|s| s.ctx.counters().anomalies()).sum()
 }
 
 fn assert_all_equal(secrets: &[RackSecret]) {
