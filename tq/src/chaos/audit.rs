@@ -191,3 +191,99 @@ pub async fn observe(running: Vec<Running>, apis: &[HttpSled]) -> BTreeMap<usize
     }
     seen
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tq_std::audit::segment;
+    use tq_std::audit::{AuditConfig, AuditLog};
+
+    use super::*;
+
+    fn refusals(pairs: &[(&str, u64)]) -> AuditEvent {
+        AuditEvent::Refusals {
+            counts: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        }
+    }
+
+    fn started() -> AuditEvent {
+        AuditEvent::Started {
+            version: "test".into(),
+            ledger_generation: 1,
+        }
+    }
+
+    /// Two process lives' records, in a log on two drives.
+    fn two_lives() -> (tempfile::TempDir, [PathBuf; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let drives = [dir.path().join("m2-0"), dir.path().join("m2-1")];
+        for drive in &drives {
+            std::fs::create_dir(drive).unwrap();
+        }
+        let dirs = drives.clone().map(|drive| drive.join(AUDIT_DIR_NAME));
+        let log = AuditLog::open_blocking(dirs, "sled".into(), 1, AuditConfig::default()).unwrap();
+        log.record_blocking(&[
+            started(),
+            refusals(&[("node.undecodable", 7), ("handshake.protocol", 5)]),
+            started(),
+            refusals(&[("node.undecodable", 1)]),
+            refusals(&[("node.undecodable", 2), ("node.stale_epoch", 1)]),
+        ])
+        .unwrap();
+        (dir, drives)
+    }
+
+    fn segment_of(drive: &Path) -> PathBuf {
+        segment::path(&drive.join(AUDIT_DIR_NAME), 0)
+    }
+
+    #[test]
+    fn the_core_counts_recorded_since_the_last_start_are_summed() {
+        let (_dir, drives) = two_lives();
+        let seen = read_log(&drives);
+        let expected: Tally = BTreeMap::from([
+            ("node.stale_epoch".into(), 1),
+            ("node.undecodable".into(), 3),
+        ]);
+        assert_eq!(
+            seen,
+            LogSeen {
+                recorded: Some(expected),
+                ..LogSeen::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_record_altered_in_one_copy_is_named_bad() {
+        let (_dir, drives) = two_lives();
+        let path = segment_of(&drives[1]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let altered = text.replacen("\"node.undecodable\":1", "\"node.undecodable\":0", 1);
+        assert_ne!(text, altered);
+        std::fs::write(&path, altered).unwrap();
+        let seen = read_log(&drives);
+        assert_eq!(seen.bad.len(), 1, "{seen:?}");
+        assert_eq!(seen.bad[0].0, 1, "{seen:?}");
+        // Seq 0 and 1 are the log's SegmentOpened and LogCreated.
+        assert_eq!(seen.diverged_at, Some(5), "{seen:?}");
+    }
+
+    #[test]
+    fn a_copy_cut_short_is_behind_and_the_other_is_read() {
+        let (_dir, drives) = two_lives();
+        let path = segment_of(&drives[0]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.trim_end().rfind('\n').unwrap();
+        std::fs::write(&path, &text[..=last]).unwrap();
+        let seen = read_log(&drives);
+        assert!(seen.bad.is_empty(), "{seen:?}");
+        assert_eq!(seen.behind, Some((0, 1)));
+        assert_eq!(
+            seen.recorded.unwrap().get("node.undecodable"),
+            Some(&3),
+            "the copy ahead's records"
+        );
+    }
+}

@@ -341,6 +341,7 @@ fn audit(seen: &Observations) -> Verdict {
         problems.push("no sled's audit log was read".to_owned());
     }
     let mut compared = 0;
+    let mut refusals = 0;
     let mut skipped = Vec::new();
     for (sled, a) in &seen.audit {
         for (copy, bad) in &a.log.bad {
@@ -371,6 +372,7 @@ fn audit(seen: &Observations) -> Verdict {
             continue;
         };
         compared += 1;
+        refusals += after.values().sum::<u64>();
         let kinds: BTreeSet<&String> = before
             .keys()
             .chain(recorded.keys())
@@ -392,7 +394,8 @@ fn audit(seen: &Observations) -> Verdict {
         }
     }
     let mut fine = format!(
-        "{} sleds' logs verify in both copies; refusals recorded as counted on {compared}",
+        "{} sleds' logs verify in both copies; refusals recorded as counted on {compared} \
+         ({refusals} node.* refusals)",
         seen.audit.len()
     );
     if !skipped.is_empty() {

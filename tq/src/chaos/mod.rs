@@ -138,6 +138,10 @@ pub struct Options {
     /// member that confirmed a commit is restarted from the ledger it had
     /// at boot.
     pub plant_stale_ledger: bool,
+    /// Plant a fault the checker must catch: after the final unlock, a
+    /// member of the final configuration is paused, a record of its audit
+    /// log altered, and it is resumed.
+    pub plant_altered_audit: bool,
     /// Keep the temporary directory.
     pub keep: bool,
 }
@@ -561,6 +565,19 @@ async fn faults_and_checks(
         }
     }
     let (unexplained, failing_stores, stray) = counters(injector, sleds, shared, &apis.quick).await;
+    if options.plant_altered_audit
+        && let Some(&sled) = members.first()
+    {
+        let planted = Scheduled {
+            fault: Fault::AlteredAudit { sled },
+            hold: Duration::ZERO,
+            gap: Duration::ZERO,
+        };
+        injector
+            .inject(&planted)
+            .await
+            .map_err(ChaosError::Inject)?;
+    }
     injector.note("the audit logs: counts, one refusal-record interval, the logs, counts again");
     let audit = audit::observe(running(injector, sleds).await, &apis.quick).await;
     let nexus = *workload.driver().nexus().stats();
