@@ -343,6 +343,7 @@ fn audit(seen: &Observations) -> Verdict {
     let mut compared = 0;
     let mut refusals = 0;
     let mut skipped = Vec::new();
+    let mut behind = Vec::new();
     for (sled, a) in &seen.audit {
         for (copy, bad) in &a.log.bad {
             problems.push(format!("sled {sled} audit copy {copy}: {bad}"));
@@ -352,12 +353,14 @@ fn audit(seen: &Observations) -> Verdict {
                 "sled {sled}: its audit copies hold different records at seq {seq}"
             ));
         }
-        if let Some((copy, records)) = a.log.behind
-            && !a.disk_faulted
-        {
-            problems.push(format!(
-                "sled {sled}: audit copy {copy} ends {records} records behind, without a disk fault"
-            ));
+        if let Some((copy, records)) = a.log.behind {
+            if a.disk_faulted {
+                behind.push(format!("sled {sled} copy {copy} by {records}"));
+            } else {
+                problems.push(format!(
+                    "sled {sled}: audit copy {copy} ends {records} records behind, without a disk fault"
+                ));
+            }
         }
         let (Some(before), Some(after)) = (&a.counted_before, &a.counted_after) else {
             problems.push(format!("sled {sled}: its counters could not be read"));
@@ -394,10 +397,17 @@ fn audit(seen: &Observations) -> Verdict {
         }
     }
     let mut fine = format!(
-        "{} sleds' logs verify in both copies; refusals recorded as counted on {compared} \
-         ({refusals} node.* refusals)",
+        "{} sleds' logs read, both copies; refusal records compared on {compared} \
+         ({refusals} node.* refusals counted)",
         seen.audit.len()
     );
+    if !behind.is_empty() {
+        let _ = write!(
+            fine,
+            "; a copy behind after a full disk: {}",
+            behind.join(", ")
+        );
+    }
     if !skipped.is_empty() {
         let _ = write!(fine, " (not judged, Started rotated away: {skipped:?})");
     }
@@ -545,12 +555,17 @@ mod tests {
     #[test]
     fn a_copy_behind_is_allowed_only_where_a_drive_was_filled() {
         assert_eq!(with_audit(|a| a.log.behind = Some((0, 4))), [names::AUDIT]);
-        assert_eq!(
-            with_audit(|a| {
-                a.log.behind = Some((0, 4));
-                a.disk_faulted = true;
-            }),
-            Vec::<&str>::new()
+        let mut seen = healthy();
+        let mut audit = healthy_audit();
+        audit.log.behind = Some((0, 4));
+        audit.disk_faulted = true;
+        seen.audit.insert(2, audit);
+        let verdict = judge(&seen, Duration::from_secs(1)).pop().unwrap();
+        assert!(verdict.passed, "{verdict:?}");
+        assert!(
+            verdict.detail.contains("sled 2 copy 0 by 4"),
+            "{}",
+            verdict.detail
         );
     }
 
