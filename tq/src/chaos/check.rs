@@ -1,5 +1,6 @@
 //! The outside checker: what the run observed of the sleds (over their
-//! HTTP APIs only) and what Nexus recorded, judged after the faults heal.
+//! HTTP APIs, and their audit logs read from their drives) and what Nexus
+//! recorded, judged after the faults heal.
 //! Pure functions of [`Observations`], so each check is tested with
 //! planted observations as well as run against a live rack.
 
@@ -63,7 +64,8 @@ pub struct AuditSeen {
     pub log: LogSeen,
     /// Whether one of its ledger drives was filled during the run.
     pub disk_faulted: bool,
-    /// The counts read before the interval began (`None`: unanswered).
+    /// The counts read before the interval began (`None`: unanswered, or
+    /// its configuration, which sets the interval, did not load).
     pub counted_before: Option<Tally>,
     /// The counts read after the log was (`None`: unanswered).
     pub counted_after: Option<Tally>,
@@ -363,7 +365,9 @@ fn audit(seen: &Observations) -> Verdict {
             }
         }
         let (Some(before), Some(after)) = (&a.counted_before, &a.counted_after) else {
-            problems.push(format!("sled {sled}: its counters could not be read"));
+            problems.push(format!(
+                "sled {sled}: its counters (or its configuration) could not be read"
+            ));
             continue;
         };
         let Some(recorded) = &a.log.recorded else {
