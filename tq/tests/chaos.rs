@@ -3,7 +3,9 @@
 //! sleds Nexus removed are replaced by new ones (new platform id, fresh
 //! ledger) that join the rack and unlock; a planted
 //! fault (a sled restarted from an older copy of its ledger) must be
-//! reported as lost state, naming the sled; and, with `--ignored`, every
+//! reported as lost state, naming the sled; another (a record of a
+//! sled's audit log altered while it is paused) must fail the audit
+//! check and that check alone; and, with `--ignored`, every
 //! seed that once found a failure must pass at the length it found it.
 //!
 //! Needs root, iproute2 and `nft`; libfaketime for the clock steps. Where
@@ -64,6 +66,7 @@ fn options(seed: u64, seconds: f64) -> Options {
         seed,
         duration: Duration::from_secs_f64(seconds),
         plant_stale_ledger: false,
+        plant_altered_audit: false,
         keep: false,
     }
 }
@@ -132,6 +135,46 @@ async fn a_sled_restarted_from_an_older_copy_of_its_ledger_is_reported_as_lost_s
         summary.faults.applied.get("stale ledger (planted)"),
         Some(&1)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_whose_audit_record_was_altered_fails_the_audit_check() {
+    if !can_run() {
+        return;
+    }
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let summary = run(Options {
+        plant_altered_audit: true,
+        ..options(2, 10.0)
+    })
+    .await
+    .unwrap();
+    eprintln!("{summary}");
+    // A failed run keeps its directory; this one was meant to fail.
+    if let Some(kept) = summary.log.as_ref().and_then(|l| l.parent()) {
+        std::fs::remove_dir_all(kept).unwrap();
+    }
+    let audit = summary.verdict(names::AUDIT).unwrap();
+    assert!(!audit.passed, "{summary}");
+    // Copy 0 only, and the hash chain (not the parser) catches it.
+    assert!(
+        audit.detail.contains("audit copy 0: record seq")
+            && audit.detail.contains("altered")
+            && !audit.detail.contains("audit copy 1"),
+        "{}",
+        audit.detail
+    );
+    assert_eq!(
+        summary.faults.applied.get("altered audit record (planted)"),
+        Some(&1)
+    );
+    let failed: Vec<&str> = summary
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| v.check)
+        .collect();
+    assert_eq!(failed, [names::AUDIT], "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

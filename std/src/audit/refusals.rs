@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::{MissedTickBehavior, interval};
+use tq_core::node::Counters;
 
 use crate::handle::{Bound, NodeHandle};
 use crate::metrics::Snapshot;
@@ -51,10 +52,7 @@ const REFUSING_CLOSES: [CloseReason; 5] = [
 /// Every refusal count of `snapshot`, cumulative, by kind. Kinds that
 /// never happened are left out.
 pub fn tally(snapshot: &Snapshot) -> Tally {
-    let mut tally = Tally::new();
-    for (counter, count) in snapshot.counters.iter() {
-        add(&mut tally, "node", counter.name(), u64::from(count));
-    }
+    let mut tally = core_tally(&snapshot.counters);
     add_net(&mut tally, &snapshot.net);
     let shim = &snapshot.shim;
     for (bound, count) in Bound::ALL.iter().zip(shim.busy) {
@@ -70,6 +68,17 @@ pub fn tally(snapshot: &Snapshot) -> Tally {
     for disk in &snapshot.disks {
         let refused = disk.stats.wrappings_refused;
         add(&mut tally, "disk_wrapping_refused", &disk.name, refused);
+    }
+    tally
+}
+
+/// The core's part: each counter as `node.<name>`
+/// ([`Counter::name`](tq_core::node::Counter::name)). Kinds at zero are
+/// left out.
+pub fn core_tally(counters: &Counters) -> Tally {
+    let mut tally = Tally::new();
+    for (counter, count) in counters.iter() {
+        add(&mut tally, "node", counter.name(), u64::from(count));
     }
     tally
 }

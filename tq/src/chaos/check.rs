@@ -1,5 +1,6 @@
 //! The outside checker: what the run observed of the sleds (over their
-//! HTTP APIs only) and what Nexus recorded, judged after the faults heal.
+//! HTTP APIs, and their audit logs read from their drives) and what Nexus
+//! recorded, judged after the faults heal.
 //! Pure functions of [`Observations`], so each check is tested with
 //! planted observations as well as run against a live rack.
 
@@ -8,6 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use tq_core::ids::Epoch;
+use tq_std::audit::refusals::Tally;
 
 /// A secret a sled loaded: its epoch and fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +34,41 @@ pub struct Restart {
     /// The latest committed epoch its status reported first after the
     /// restart.
     pub held: Option<Epoch>,
+}
+
+/// What a sled's audit log holds at the end, read from its two copies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSeen {
+    /// Each copy whose verification found a bad record: the copy and the
+    /// first bad record, as verification names it.
+    pub bad: Vec<(usize, String)>,
+    /// The first sequence number both copies hold with different records.
+    pub diverged_at: Option<u64>,
+    /// A copy that ends behind the other, and by how many records.
+    pub behind: Option<(usize, u64)>,
+    /// The growth of each `node.*` refusal count its `Refusals` records
+    /// add up to since its last `Started` record (the process's start);
+    /// `None` if it holds no `Started` record.
+    pub recorded: Option<Tally>,
+    /// Whether rotation dropped its oldest segments (then a missing
+    /// `Started` record may have been among them).
+    pub rotated: bool,
+}
+
+/// A running sled's audit log at the end, and its core's counts around
+/// one refusal-record interval (`node.*`, as
+/// [`core_tally`](tq_std::audit::refusals::core_tally) names them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditSeen {
+    /// The log.
+    pub log: LogSeen,
+    /// Whether one of its ledger drives was filled during the run.
+    pub disk_faulted: bool,
+    /// The counts read before the interval began (`None`: unanswered, or
+    /// its configuration, which sets the interval, did not load).
+    pub counted_before: Option<Tally>,
+    /// The counts read after the log was (`None`: unanswered).
+    pub counted_after: Option<Tally>,
 }
 
 /// Everything the run saw.
@@ -61,6 +98,8 @@ pub struct Observations {
     pub failing_stores: BTreeMap<usize, u64>,
     /// Store failures counted on sleds never given a disk fault.
     pub stray_store_failures: BTreeMap<usize, u64>,
+    /// Per sled running at the end, its audit log and counts.
+    pub audit: BTreeMap<usize, AuditSeen>,
 }
 
 /// One check's verdict.
@@ -88,6 +127,8 @@ pub mod names {
     pub const UNLOCKED: &str = "every member unlocks the latest epoch after heal";
     /// Counters explained.
     pub const COUNTERS: &str = "counters consistent with the faults";
+    /// Audit logs intact, refusals recorded as counted.
+    pub const AUDIT: &str = "audit logs intact, refusal records match the counters";
 }
 
 /// Every check of `seen`; `bound` is how long each member may take to
@@ -100,6 +141,7 @@ pub fn judge(seen: &Observations, bound: Duration) -> Vec<Verdict> {
         no_alarm(seen),
         unlocked(seen, bound),
         counters(seen),
+        audit(seen),
     ]
 }
 
@@ -271,6 +313,111 @@ fn counters(seen: &Observations) -> Verdict {
     )
 }
 
+/// Every running sled's audit log is intact, and its refusal records
+/// account for its core's refusal counts.
+///
+/// **Intact**: both copies verify (a torn tail at the end of the newest
+/// segment is not damage: verification reports it apart, and a crashed or
+/// in-flight append leaves one), and every record both hold is the same
+/// record. One copy may end behind the other only on a sled whose drive
+/// was filled: the writer drops a copy whose write fails and leaves it
+/// until the next open repairs it, so it stays a prefix of the other. On
+/// any other sled a copy behind is a lost append (the reading retries
+/// first, so an append caught between the two copies is not taken for
+/// one).
+///
+/// **Refusals recorded as counted**, per `node.*` kind: `counted_before`
+/// ≤ `recorded` ≤ `counted_after`. The recorder snapshots the counts
+/// every interval and records what grew, starting from zero with the
+/// process, so after each tick the records since `Started` add up to that
+/// tick's snapshot. The log is read one interval and a margin after
+/// `counted_before`: at least one tick fell in between and its record
+/// is on the drives, and counts only grow, so `recorded` is at least
+/// `counted_before` unless a record was lost. Every record holds growth
+/// between snapshots taken before the log was read, so `recorded` is at
+/// most the count read after it unless something was recorded that was
+/// never counted. Neither bound depends on timing beyond the margin.
+fn audit(seen: &Observations) -> Verdict {
+    let mut problems = Vec::new();
+    if seen.audit.is_empty() {
+        problems.push("no sled's audit log was read".to_owned());
+    }
+    let mut compared = 0;
+    let mut refusals = 0;
+    let mut skipped = Vec::new();
+    let mut behind = Vec::new();
+    for (sled, a) in &seen.audit {
+        for (copy, bad) in &a.log.bad {
+            problems.push(format!("sled {sled} audit copy {copy}: {bad}"));
+        }
+        if let Some(seq) = a.log.diverged_at {
+            problems.push(format!(
+                "sled {sled}: its audit copies hold different records at seq {seq}"
+            ));
+        }
+        if let Some((copy, records)) = a.log.behind {
+            if a.disk_faulted {
+                behind.push(format!("sled {sled} copy {copy} by {records}"));
+            } else {
+                problems.push(format!(
+                    "sled {sled}: audit copy {copy} ends {records} records behind, without a disk fault"
+                ));
+            }
+        }
+        let (Some(before), Some(after)) = (&a.counted_before, &a.counted_after) else {
+            problems.push(format!(
+                "sled {sled}: its counters (or its configuration) could not be read"
+            ));
+            continue;
+        };
+        let Some(recorded) = &a.log.recorded else {
+            if a.log.rotated {
+                skipped.push(*sled);
+            } else {
+                problems.push(format!("sled {sled}: no Started record in its audit log"));
+            }
+            continue;
+        };
+        compared += 1;
+        refusals += after.values().sum::<u64>();
+        let kinds: BTreeSet<&String> = before
+            .keys()
+            .chain(recorded.keys())
+            .chain(after.keys())
+            .collect();
+        for kind in kinds {
+            let count = |t: &Tally| t.get(kind).copied().unwrap_or(0);
+            let (c0, r, c1) = (count(before), count(recorded), count(after));
+            if r < c0 {
+                problems.push(format!(
+                    "sled {sled}: {kind} counted {c0} but recorded only {r} one interval later"
+                ));
+            }
+            if r > c1 {
+                problems.push(format!(
+                    "sled {sled}: {kind} recorded {r} but counted only {c1}"
+                ));
+            }
+        }
+    }
+    let mut fine = format!(
+        "{} sleds' logs read, both copies; refusal records compared on {compared} \
+         ({refusals} node.* refusals counted)",
+        seen.audit.len()
+    );
+    if !behind.is_empty() {
+        let _ = write!(
+            fine,
+            "; a copy behind after a full disk: {}",
+            behind.join(", ")
+        );
+    }
+    if !skipped.is_empty() {
+        let _ = write!(fine, " (not judged, Started rotated away: {skipped:?})");
+    }
+    verdict(names::AUDIT, problems, fine)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +444,34 @@ mod tests {
         });
         seen.final_held.insert(1, (Some(Epoch(3)), Some(Epoch(3))));
         seen.unlocks.insert(1, Ok(Duration::from_millis(40)));
+        seen.audit.insert(1, healthy_audit());
         seen
+    }
+
+    fn tally(pairs: &[(&str, u64)]) -> Tally {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    /// A count that grew during the interval, and one that grew after the
+    /// log was read.
+    fn healthy_audit() -> AuditSeen {
+        AuditSeen {
+            log: LogSeen {
+                recorded: Some(tally(&[("node.undecodable", 3), ("node.stale_epoch", 2)])),
+                ..LogSeen::default()
+            },
+            disk_faulted: false,
+            counted_before: Some(tally(&[("node.undecodable", 2), ("node.stale_epoch", 2)])),
+            counted_after: Some(tally(&[("node.undecodable", 3), ("node.stale_epoch", 5)])),
+        }
+    }
+
+    fn with_audit(change: impl FnOnce(&mut AuditSeen)) -> Vec<&'static str> {
+        let mut seen = healthy();
+        let mut audit = healthy_audit();
+        change(&mut audit);
+        seen.audit.insert(2, audit);
+        failed(&seen)
     }
 
     fn failed(seen: &Observations) -> Vec<&'static str> {
@@ -371,5 +545,81 @@ mod tests {
         assert_eq!(failed(&seen), Vec::<&str>::new());
         seen.stray_store_failures.insert(2, 1);
         assert_eq!(failed(&seen), [names::COUNTERS]);
+    }
+
+    #[test]
+    fn a_bad_audit_record_or_diverging_copies_fail() {
+        assert_eq!(
+            with_audit(|a| a.log.bad.push((1, "record seq 7: altered".into()))),
+            [names::AUDIT]
+        );
+        assert_eq!(with_audit(|a| a.log.diverged_at = Some(7)), [names::AUDIT]);
+    }
+
+    #[test]
+    fn a_copy_behind_is_allowed_only_where_a_drive_was_filled() {
+        assert_eq!(with_audit(|a| a.log.behind = Some((0, 4))), [names::AUDIT]);
+        let mut seen = healthy();
+        let mut audit = healthy_audit();
+        audit.log.behind = Some((0, 4));
+        audit.disk_faulted = true;
+        seen.audit.insert(2, audit);
+        let verdict = judge(&seen, Duration::from_secs(1)).pop().unwrap();
+        assert!(verdict.passed, "{verdict:?}");
+        assert!(
+            verdict.detail.contains("sled 2 copy 0 by 4"),
+            "{}",
+            verdict.detail
+        );
+    }
+
+    #[test]
+    fn a_record_above_the_counters_fails() {
+        let failed = with_audit(|a| {
+            a.log.recorded = Some(tally(&[("node.undecodable", 4), ("node.stale_epoch", 2)]));
+        });
+        assert_eq!(failed, [names::AUDIT]);
+        // A kind recorded that the core never counted.
+        let failed = with_audit(|a| {
+            a.log
+                .recorded
+                .get_or_insert_default()
+                .insert("node.wrong_rack".into(), 1);
+        });
+        assert_eq!(failed, [names::AUDIT]);
+    }
+
+    #[test]
+    fn a_count_not_recorded_within_the_interval_fails() {
+        let failed = with_audit(|a| {
+            a.log.recorded = Some(tally(&[("node.undecodable", 1), ("node.stale_epoch", 2)]));
+        });
+        assert_eq!(failed, [names::AUDIT]);
+        // A kind counted before the interval and never recorded.
+        let failed = with_audit(|a| {
+            a.log.recorded = Some(tally(&[("node.undecodable", 3)]));
+        });
+        assert_eq!(failed, [names::AUDIT]);
+    }
+
+    #[test]
+    fn a_log_without_its_start_is_judged_only_if_rotation_can_explain_it() {
+        assert_eq!(with_audit(|a| a.log.recorded = None), [names::AUDIT]);
+        let mut seen = healthy();
+        let mut audit = healthy_audit();
+        audit.log.recorded = None;
+        audit.log.rotated = true;
+        seen.audit.insert(2, audit);
+        let verdict = judge(&seen, Duration::from_secs(1)).pop().unwrap();
+        assert!(verdict.passed, "{verdict:?}");
+        assert!(verdict.detail.contains("not judged"), "{}", verdict.detail);
+    }
+
+    #[test]
+    fn unread_counters_or_no_log_at_all_fail() {
+        assert_eq!(with_audit(|a| a.counted_after = None), [names::AUDIT]);
+        let mut seen = healthy();
+        seen.audit.clear();
+        assert_eq!(failed(&seen), [names::AUDIT]);
     }
 }

@@ -122,6 +122,57 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InjectE
     move |source| InjectError::Io { what, path, source }
 }
 
+/// Alters, in place, the newest `Started` record of the audit copy in
+/// `dir`: the last digit of its ledger generation changed, so the line
+/// keeps its length and still parses, and only the hash chain shows it.
+/// Call with the sled paused: its writer appends to the same file.
+fn alter_started_record(dir: &Path) -> Result<(), InjectError> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io("reading", dir))?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    segments.sort();
+    for path in segments.iter().rev() {
+        let mut bytes = std::fs::read(path).map_err(io("reading", path))?;
+        let Some(digit) = started_generation_digit(&bytes).and_then(|at| bytes.get_mut(at)) else {
+            continue;
+        };
+        *digit = if *digit == b'9' { b'0' } else { *digit + 1 };
+        return std::fs::write(path, bytes).map_err(io("altering", path));
+    }
+    Err(InjectError::Io {
+        what: "finding a Started record in",
+        path: dir.to_owned(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })
+}
+
+/// Where, in a segment's bytes, the last digit of its newest `Started`
+/// record's ledger generation is.
+fn started_generation_digit(segment: &[u8]) -> Option<usize> {
+    const STARTED: &str = "\"event\":\"started\"";
+    const GENERATION: &str = "\"ledger_generation\":";
+    let text = std::str::from_utf8(segment).ok()?;
+    let mut offset = 0;
+    let mut found = None;
+    for line in text.split_inclusive('\n') {
+        if line.contains(STARTED)
+            && let Some(at) = line.find(GENERATION)
+        {
+            let start = at + GENERATION.len();
+            let digits = line.get(start..).map_or(0, |rest| {
+                rest.bytes().take_while(u8::is_ascii_digit).count()
+            });
+            if digits > 0 {
+                found = Some(offset + start + digits - 1);
+            }
+        }
+        offset += line.len();
+    }
+    found
+}
+
 /// Makes a sled's two ledger directories small `tmpfs` file systems,
 /// their contents copied in. Each mount point is added to `mounted` as
 /// soon as it is mounted, so a failure part way leaves none unrecorded.
@@ -493,7 +544,7 @@ impl Injector {
         };
         let fault = &match &scheduled.fault {
             // Planted: names a sled, not a slot.
-            planted @ Fault::StaleLedger { .. } => planted.clone(),
+            planted @ (Fault::StaleLedger { .. } | Fault::AlteredAudit { .. }) => planted.clone(),
             drawn => retarget(drawn, &occupants),
         };
         let gone = fault.sleds().iter().any(|i| !present.contains(i))
@@ -659,6 +710,13 @@ impl Injector {
                     copy_dir(&from.join(format!("{sled}-{n}")), drive)?;
                 }
                 Applied::Killed(*sled)
+            }
+            Fault::AlteredAudit { sled } => {
+                self.signal(*sled, rustix::process::Signal::STOP).await?;
+                lock(&self.shared).down.insert(*sled);
+                let [first, _] = self.drives_of(*sled)?;
+                alter_started_record(&first.join(tq_std::audit::AUDIT_DIR_NAME))?;
+                Applied::Paused(*sled)
             }
         };
         Ok(applied)
@@ -981,7 +1039,9 @@ fn retarget(fault: &Fault, occupants: &[Option<usize>]) -> Fault {
             sled: one(sled),
             secs,
         },
-        other @ (Fault::KillCoordinator | Fault::StaleLedger { .. }) => other,
+        other @ (Fault::KillCoordinator
+        | Fault::StaleLedger { .. }
+        | Fault::AlteredAudit { .. }) => other,
     }
 }
 
@@ -1010,6 +1070,24 @@ fn queue_works(hosts: &Hosts) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_planted_alteration_hits_the_newest_started_records_generation() {
+        let segment = concat!(
+            "{\"seq\":2,\"event\":\"started\",\"version\":\"0.1.0\",\"ledger_generation\":3}\n",
+            "{\"seq\":3,\"event\":\"log_created\",\"ledger_generation\":4}\n",
+            "{\"seq\":4,\"event\":\"started\",\"version\":\"0.1.0\",\"ledger_generation\":19}\n",
+            "{\"seq\":5,\"event\":\"refusals\",\"counts\":{}}\n",
+        );
+        let at = started_generation_digit(segment.as_bytes()).unwrap();
+        let line = segment.lines().nth(2).unwrap();
+        let line_start = segment.find(line).unwrap();
+        assert_eq!(at, line_start + line.find("19}").unwrap() + 1);
+        assert_eq!(
+            started_generation_digit(b"{\"event\":\"refusals\"}\n"),
+            None
+        );
+    }
 
     #[test]
     fn faults_are_aimed_at_the_sleds_in_the_slots_now() {

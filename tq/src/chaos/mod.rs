@@ -17,6 +17,8 @@
 //! - [`probe`]: sleds loading the latest secret, statuses read, the
 //!   rack's unlock outages measured.
 //! - [`check`]: the checker, over what was observed.
+//! - [`audit`]: each running sled's audit log and refusal counts, read
+//!   at the end for the checker.
 //! - [`report`]: the final table.
 //!
 //! One fault holds at a time (each healed before the next), so the
@@ -72,6 +74,7 @@
 //! directory) is removed at the end; the directory is kept when a check
 //! fails or when asked.
 
+pub mod audit;
 pub mod check;
 pub mod inject;
 pub mod linkq;
@@ -135,6 +138,10 @@ pub struct Options {
     /// member that confirmed a commit is restarted from the ledger it had
     /// at boot.
     pub plant_stale_ledger: bool,
+    /// Plant a fault the checker must catch: after the final unlock, a
+    /// member of the final configuration is paused, a record of its audit
+    /// log altered, and it is resumed.
+    pub plant_altered_audit: bool,
     /// Keep the temporary directory.
     pub keep: bool,
 }
@@ -558,6 +565,21 @@ async fn faults_and_checks(
         }
     }
     let (unexplained, failing_stores, stray) = counters(injector, sleds, shared, &apis.quick).await;
+    if options.plant_altered_audit
+        && let Some(&sled) = members.first()
+    {
+        let planted = Scheduled {
+            fault: Fault::AlteredAudit { sled },
+            hold: Duration::ZERO,
+            gap: Duration::ZERO,
+        };
+        injector
+            .inject(&planted)
+            .await
+            .map_err(ChaosError::Inject)?;
+    }
+    injector.note("the audit logs: counts, one refusal-record interval, the logs, counts again");
+    let audit = audit::observe(running(injector, sleds).await, &apis.quick).await;
     let nexus = *workload.driver().nexus().stats();
     let mut s = lock(shared);
     s.loads.close(Instant::now());
@@ -567,6 +589,7 @@ async fn faults_and_checks(
     s.seen.unexplained = unexplained;
     s.seen.failing_stores = failing_stores;
     s.seen.stray_store_failures = stray;
+    s.seen.audit = audit;
     s.seen
         .committed
         .extend(workload.driver().nexus().history().map(|c| c.epoch()));
@@ -705,4 +728,21 @@ async fn counters(
         .filter(|(i, n)| *n > 0 && !injector.disk_faulted.contains(i))
         .collect();
     (tally.unexplained, failing_stores, stray)
+}
+
+/// The sleds running now, for [`audit::observe`].
+async fn running(injector: &Injector, sleds: &Arc<AsyncMutex<Sleds>>) -> Vec<audit::Running> {
+    let sleds = sleds.lock().await;
+    (0..sleds.len())
+        .filter(|&i| sleds.is_running(i))
+        .filter_map(|i| {
+            let files = sleds.files(i).ok()?;
+            Some(audit::Running {
+                sled: i,
+                config: files.config.clone(),
+                drives: files.drives.clone(),
+                disk_faulted: injector.disk_faulted.contains(&i),
+            })
+        })
+        .collect()
 }

@@ -143,6 +143,13 @@ pub enum Fault {
         /// The sled.
         sled: usize,
     },
+    /// Planted, never drawn: the sled is paused, one record of its audit
+    /// log (copy 0) is altered in place, and it is resumed. The checker
+    /// must report the log damaged.
+    AlteredAudit {
+        /// The sled.
+        sled: usize,
+    },
 }
 
 impl Fault {
@@ -159,6 +166,7 @@ impl Fault {
             Self::DiskFull { .. } => "ledger disk full",
             Self::ClockStep { .. } => "clock step",
             Self::StaleLedger { .. } => "stale ledger (planted)",
+            Self::AlteredAudit { .. } => "altered audit record (planted)",
         }
     }
 
@@ -173,7 +181,8 @@ impl Fault {
             | Self::Kill { sled }
             | Self::DiskFull { sled }
             | Self::ClockStep { sled, .. }
-            | Self::StaleLedger { sled } => vec![*sled],
+            | Self::StaleLedger { sled }
+            | Self::AlteredAudit { sled } => vec![*sled],
             Self::KillCoordinator => Vec::new(),
         }
     }
@@ -204,6 +213,9 @@ impl fmt::Display for Fault {
             Self::ClockStep { sled, secs } => write!(f, "sled {sled}'s clock stepped {secs:+} s"),
             Self::StaleLedger { sled } => {
                 write!(f, "sled {sled} restarted from an older copy of its ledger")
+            }
+            Self::AlteredAudit { sled } => {
+                write!(f, "sled {sled} paused, a record of its audit log altered")
             }
         }
     }

@@ -95,6 +95,7 @@ fn execute(args: ChaosArgs) -> Result<tq::chaos::report::Summary, ChaosCliError>
         seed: args.seed,
         duration,
         plant_stale_ledger: false,
+        plant_altered_audit: false,
         keep: args.keep,
     };
     runtime()?.block_on(async {
