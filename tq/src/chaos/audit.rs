@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tq_std::audit::AUDIT_DIR_NAME;
 use tq_std::audit::event::AuditEvent;
 use tq_std::audit::record::RecordHash;
 use tq_std::audit::refusals::{Tally, core_tally};
 use tq_std::audit::verify::verify_dir;
+use tq_std::audit::{AUDIT_COPIES, audit_dirs};
 
 use super::check::{AuditSeen, LogSeen};
 use crate::config::SledConfig;
@@ -101,10 +101,9 @@ fn compare([first, second]: [CopyRead; 2]) -> LogSeen {
     }
 }
 
-/// Reads the audit log kept beside the ledger copies in `drives`
+/// Reads the audit log whose two copies are `dirs`
 /// (blocking: run it off the runtime's threads).
-pub fn read_log(drives: &[PathBuf; 2]) -> LogSeen {
-    let dirs = drives.clone().map(|drive| drive.join(AUDIT_DIR_NAME));
+pub fn read_log(dirs: &[PathBuf; AUDIT_COPIES]) -> LogSeen {
     let mut reading = LogSeen::default();
     for attempt in 0..READINGS {
         if attempt > 0 {
@@ -126,20 +125,19 @@ pub async fn core_counts(api: &HttpSled) -> Option<Tally> {
 }
 
 /// How often the sled whose configuration is `config` records its
-/// refusals (`None`: the configuration does not load).
-pub fn record_interval(config: &Path) -> Option<Duration> {
+/// refusals, and where its audit log's copies are (`None`: the
+/// configuration does not load).
+fn audit_settings(config: &Path) -> Option<(Duration, [PathBuf; AUDIT_COPIES])> {
     let node = SledConfig::load(config).ok()?.node_config().ok()?;
-    Some(node.audit.refusal_record_interval)
+    Some((node.audit.refusal_record_interval, audit_dirs(&node.ledger)))
 }
 
-/// A running sled: its index, configuration and ledger drives.
+/// A running sled: its index and configuration.
 pub struct Running {
     /// The sled.
     pub sled: usize,
     /// Its `tq sled` configuration file.
     pub config: PathBuf,
-    /// Its two ledger directories.
-    pub drives: [PathBuf; 2],
     /// Whether one of its drives was filled during the run.
     pub disk_faulted: bool,
 }
@@ -150,18 +148,18 @@ pub struct Running {
 /// check.
 pub async fn observe(running: Vec<Running>, apis: &[HttpSled]) -> BTreeMap<usize, AuditSeen> {
     let mut seen = BTreeMap::new();
+    let mut logs = Vec::new();
     let mut interval = Duration::ZERO;
     for r in &running {
-        let before = match record_interval(&r.config) {
-            Some(every) => {
-                interval = interval.max(every);
-                match apis.get(r.sled) {
-                    Some(api) => core_counts(api).await,
-                    None => None,
-                }
-            }
-            None => None,
+        let settings = audit_settings(&r.config);
+        let before = match (&settings, apis.get(r.sled)) {
+            (Some(_), Some(api)) => core_counts(api).await,
+            _ => None,
         };
+        if let Some((every, dirs)) = settings {
+            interval = interval.max(every);
+            logs.push((r.sled, dirs));
+        }
         seen.insert(
             r.sled,
             AuditSeen {
@@ -172,19 +170,18 @@ pub async fn observe(running: Vec<Running>, apis: &[HttpSled]) -> BTreeMap<usize
         );
     }
     tokio::time::sleep(interval + RECORD_MARGIN).await;
-    for r in running {
-        let drives = r.drives;
-        let log = tokio::task::spawn_blocking(move || read_log(&drives))
+    for (sled, dirs) in logs {
+        let log = tokio::task::spawn_blocking(move || read_log(&dirs))
             .await
             .unwrap_or_else(|e| LogSeen {
                 bad: vec![(0, format!("not read: {e}"))],
                 ..LogSeen::default()
             });
-        let after = match apis.get(r.sled) {
+        let after = match apis.get(sled) {
             Some(api) => core_counts(api).await,
             None => None,
         };
-        if let Some(s) = seen.get_mut(&r.sled) {
+        if let Some(s) = seen.get_mut(&sled) {
             s.log = log;
             s.counted_after = after;
         }
@@ -215,14 +212,15 @@ mod tests {
     }
 
     /// Two process lives' records, in a log on two drives.
-    fn two_lives() -> (tempfile::TempDir, [PathBuf; 2]) {
+    fn two_lives() -> (tempfile::TempDir, [PathBuf; AUDIT_COPIES]) {
         let dir = tempfile::tempdir().unwrap();
-        let drives = [dir.path().join("m2-0"), dir.path().join("m2-1")];
-        for drive in &drives {
-            std::fs::create_dir(drive).unwrap();
+        let ledger = ["m2-0", "m2-1"].map(|drive| dir.path().join(drive).join("ledger"));
+        for path in &ledger {
+            std::fs::create_dir(path.parent().unwrap()).unwrap();
         }
-        let dirs = drives.clone().map(|drive| drive.join(AUDIT_DIR_NAME));
-        let log = AuditLog::open_blocking(dirs, "sled".into(), 1, AuditConfig::default()).unwrap();
+        let dirs = audit_dirs(&ledger);
+        let log = AuditLog::open_blocking(dirs.clone(), "sled".into(), 1, AuditConfig::default())
+            .unwrap();
         log.record_blocking(&[
             started(),
             refusals(&[("node.undecodable", 7), ("handshake.protocol", 5)]),
@@ -231,17 +229,13 @@ mod tests {
             refusals(&[("node.undecodable", 2), ("node.stale_epoch", 1)]),
         ])
         .unwrap();
-        (dir, drives)
-    }
-
-    fn segment_of(drive: &Path) -> PathBuf {
-        segment::path(&drive.join(AUDIT_DIR_NAME), 0)
+        (dir, dirs)
     }
 
     #[test]
     fn the_core_counts_recorded_since_the_last_start_are_summed() {
-        let (_dir, drives) = two_lives();
-        let seen = read_log(&drives);
+        let (_dir, dirs) = two_lives();
+        let seen = read_log(&dirs);
         let expected: Tally = BTreeMap::from([
             ("node.stale_epoch".into(), 1),
             ("node.undecodable".into(), 3),
@@ -257,13 +251,13 @@ mod tests {
 
     #[test]
     fn a_record_altered_in_one_copy_is_named_bad() {
-        let (_dir, drives) = two_lives();
-        let path = segment_of(&drives[1]);
+        let (_dir, dirs) = two_lives();
+        let path = segment::path(&dirs[1], 0);
         let text = std::fs::read_to_string(&path).unwrap();
         let altered = text.replacen("\"node.undecodable\":1", "\"node.undecodable\":0", 1);
         assert_ne!(text, altered);
         std::fs::write(&path, altered).unwrap();
-        let seen = read_log(&drives);
+        let seen = read_log(&dirs);
         assert_eq!(seen.bad.len(), 1, "{seen:?}");
         assert_eq!(seen.bad[0].0, 1, "{seen:?}");
         // Seq 0 and 1 are the log's SegmentOpened and LogCreated.
@@ -272,12 +266,12 @@ mod tests {
 
     #[test]
     fn a_copy_cut_short_is_behind_and_the_other_is_read() {
-        let (_dir, drives) = two_lives();
-        let path = segment_of(&drives[0]);
+        let (_dir, dirs) = two_lives();
+        let path = segment::path(&dirs[0], 0);
         let text = std::fs::read_to_string(&path).unwrap();
         let last = text.trim_end().rfind('\n').unwrap();
         std::fs::write(&path, &text[..=last]).unwrap();
-        let seen = read_log(&drives);
+        let seen = read_log(&dirs);
         assert!(seen.bad.is_empty(), "{seen:?}");
         assert_eq!(seen.behind, Some((0, 1)));
         assert_eq!(

@@ -740,7 +740,6 @@ async fn running(injector: &Injector, sleds: &Arc<AsyncMutex<Sleds>>) -> Vec<aud
             Some(audit::Running {
                 sled: i,
                 config: files.config.clone(),
-                drives: files.drives.clone(),
                 disk_faulted: injector.disk_faulted.contains(&i),
             })
         })
