@@ -89,6 +89,10 @@ pub enum DriverError {
     Start(StartError),
     /// The machine refused to abandon.
     Abandon(AbandonError),
+    /// The coordinator named has no direct route in the directory: a
+    /// coordinator's calls never go through a proxy, so it could never be
+    /// asked to run the epoch.
+    NoDirectRoute(PlatformId),
     /// Not done within the limit.
     TimedOut {
         /// What was awaited.
@@ -115,6 +119,10 @@ impl fmt::Display for DriverError {
             Self::Restore(e) => write!(f, "the stored state is refused: {e}"),
             Self::Start(e) => write!(f, "{e}"),
             Self::Abandon(e) => write!(f, "{e}"),
+            Self::NoDirectRoute(id) => write!(
+                f,
+                "{id} is reached only through a proxy, and a coordinator is called directly"
+            ),
             Self::TimedOut { what, limit } => write!(f, "not {what} after {limit:?}"),
             Self::Stalled { what } => {
                 write!(f, "not {what}, and nothing left to do (abandon the epoch?)")
@@ -311,6 +319,7 @@ impl<D: Directory> Driver<D> {
         threshold: Threshold,
         coordinator: &PlatformId,
     ) -> Result<Epoch, DriverError> {
+        self.check_direct(coordinator)?;
         let upgrade = self.nexus.is_on_lrtq();
         let epoch = self
             .nexus
@@ -332,6 +341,7 @@ impl<D: Directory> Driver<D> {
     /// epoch, coordinated by `coordinator`. Returns the new epoch, once
     /// stored.
     pub async fn abandon(&mut self, coordinator: &PlatformId) -> Result<Epoch, DriverError> {
+        self.check_direct(coordinator)?;
         let old = self.nexus.pending().map(|p| p.epoch());
         let next = self
             .nexus
@@ -345,6 +355,15 @@ impl<D: Directory> Driver<D> {
             automatically: false,
         });
         Ok(next)
+    }
+
+    /// Refuses a coordinator the directory reaches only through a proxy
+    /// (see [`DriverError::NoDirectRoute`]), before anything is decided.
+    fn check_direct(&self, coordinator: &PlatformId) -> Result<(), DriverError> {
+        match self.directory.direct(coordinator) {
+            Some(_) => Ok(()),
+            None => Err(DriverError::NoDirectRoute(coordinator.clone())),
+        }
     }
 
     // ---- the loop ----

@@ -22,8 +22,8 @@ use tq_core::config::Configuration;
 use tq_core::ids::{Epoch, PlatformId, Threshold};
 use tq_core::node::{CommitError, LrtqUpgradeError, PrepareAndCommitError, ReconfigureError};
 use tq_driver::{
-    CallFailure, Driver, DriverConfig, DriverEvent, FailureKind, Reply, SledApi, SledMap,
-    StateFile, Tagged,
+    CallFailure, Driver, DriverConfig, DriverError, DriverEvent, FailureKind, Reply, SledApi,
+    SledMap, StateFile, Tagged,
 };
 use tq_nexus::{Origin, Timing};
 use tq_test_fixtures::{RACK, authority_key, sled_id};
@@ -201,13 +201,15 @@ async fn a_coordinator_reached_only_through_a_proxy_is_never_picked() {
     assert_eq!(pending.coordinator(), Some(&sled_id(0)));
 }
 
-/// No member has a direct route: the epoch is kept (reported, counted,
-/// and checked again only a deadline later, not in a loop); once a route
-/// comes back, it is abandoned for that sled.
+/// No member has a direct route any more (the coordinator's went after
+/// the start): the epoch is kept (reported, counted, and checked again
+/// only a deadline later, not in a loop); once a route comes back, it is
+/// abandoned for that sled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_member_reached_directly_the_epoch_is_kept_until_a_route_comes_back() {
-    let mut rack = rack(3, &[]).await;
+    let mut rack = rack(3, &[0]).await;
     let epoch = rack.start(3, 0).await;
+    rack.routes.remove(&sled_id(0));
     let started = tokio::time::Instant::now();
     rack.driver
         .run_until("held twice", LIMIT, |n| n.stats().abandon_held >= 2)
@@ -237,4 +239,30 @@ async fn with_no_member_reached_directly_the_epoch_is_kept_until_a_route_comes_b
         .await
         .unwrap();
     assert_eq!(rack.abandoned_to(), [sled_id(2)]);
+}
+
+/// An operator naming a coordinator the driver reaches only through a
+/// proxy, to start a change or to take over a stuck one, is refused
+/// before anything is decided or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_named_without_a_direct_route_is_refused() {
+    let mut rack = rack(4, &[0, 1, 3]).await;
+    let ids: Vec<PlatformId> = (0..4).map(sled_id).collect();
+    let k = Threshold::new(2).unwrap();
+    let refused = rack.driver.start(&ids, k, &sled_id(2)).await;
+    assert!(
+        matches!(&refused, Err(DriverError::NoDirectRoute(id)) if *id == sled_id(2)),
+        "{refused:?}"
+    );
+    assert!(rack.driver.nexus().pending().is_none());
+    assert_eq!(rack.start(4, 1).await, Epoch(1));
+    let refused = rack.driver.abandon(&sled_id(2)).await;
+    assert!(
+        matches!(&refused, Err(DriverError::NoDirectRoute(id)) if *id == sled_id(2)),
+        "{refused:?}"
+    );
+    let pending = rack.driver.nexus().pending().unwrap();
+    assert_eq!(pending.epoch(), Epoch(1));
+    assert_eq!(pending.coordinator(), Some(&sled_id(1)));
+    assert_eq!(rack.driver.abandon(&sled_id(3)).await.unwrap(), Epoch(2));
 }
