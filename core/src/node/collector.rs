@@ -3,8 +3,8 @@
 //! a node computing its own lost share, and the rack secret loader.
 //!
 //! Whom it asks is its [`Asking`]: every connected member at once, or only
-//! as many as shares are missing. Asking fewer halves the messages (and the
-//! shares handed out) of a rack that boots and loads its secret at once;
+//! as many as shares are missing. Asking fewer about halves the messages
+//! (and the shares handed out) of a rack that boots and loads at once;
 //! the price is that a member asked but silent holds the collection up
 //! until it disconnects or the caller, who has the clock, widens the
 //! collection to everyone ([`ShareCollector::widen`]).

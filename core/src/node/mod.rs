@@ -35,10 +35,10 @@
 //! # Whom a secret load asks
 //!
 //! A secret load asks only as many connected members as it lacks shares
-//! (`K − 1` with its own), the next ones after this node in member order,
-//! so a rack that boots and loads at once sends, and hands out, half the
-//! shares it would if every sled asked every member, and spreads the asks
-//! evenly. An asked member that disconnects first is replaced by the next
+//! (`K − 1` with its own), the next ones after this node in member order:
+//! a rack that boots and loads at once sends `K − 1` asks per sled where
+//! it sent `n − 1` (about half, with a majority threshold), hands out as
+//! many fewer shares, and spreads the asks evenly over the members. An asked member that disconnects first is replaced by the next
 //! one. One that stays connected and silent (stopped, its audit log full,
 //! or hostile) holds the load up: the caller, which has the clock, calls
 //! [`Node::widen_secret_load`] once a load waited longer than a share takes,
@@ -401,7 +401,8 @@ impl Node {
     /// another whenever one of them disconnects first), so a member that
     /// stays connected but silent holds it up; the core keeps no clock, so
     /// the caller calls this once a load has waited longer than a share
-    /// takes to come. Asking again is harmless: a member answers each ask.
+    /// takes to come. No member is asked twice on one connection, so
+    /// calling it again asks nobody.
     pub fn widen_secret_load(&mut self, ctx: &mut NodeCtx) {
         if ctx.state().expunged().is_none() {
             self.loader.widen(ctx);
