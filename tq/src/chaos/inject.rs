@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
+use tq_std::audit::segment;
 
 use super::linkq::{self, HeldLink};
 use super::plan::{Dice, Fault, LinkFault, Plan, Scheduled};
@@ -127,19 +128,18 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InjectE
 /// keeps its length and still parses, and only the hash chain shows it.
 /// Call with the sled paused: its writer appends to the same file.
 fn alter_started_record(dir: &Path) -> Result<(), InjectError> {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io("reading", dir))?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    segments.sort();
-    for path in segments.iter().rev() {
-        let mut bytes = std::fs::read(path).map_err(io("reading", path))?;
+    let segments = segment::list(dir).map_err(io("reading", dir))?;
+    for path in segments
+        .iter()
+        .rev()
+        .map(|&number| segment::path(dir, number))
+    {
+        let mut bytes = std::fs::read(&path).map_err(io("reading", &path))?;
         let Some(digit) = started_generation_digit(&bytes).and_then(|at| bytes.get_mut(at)) else {
             continue;
         };
         *digit = if *digit == b'9' { b'0' } else { *digit + 1 };
-        return std::fs::write(path, bytes).map_err(io("altering", path));
+        return std::fs::write(&path, bytes).map_err(io("altering", &path));
     }
     Err(InjectError::Io {
         what: "finding a Started record in",
