@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use tq::chaos::check::names;
+use tq::chaos::report::Summary;
 use tq::chaos::{Options, run};
 
 const TQ: &str = env!("CARGO_BIN_EXE_tq");
@@ -107,23 +108,28 @@ async fn short_seeded_runs_pass_every_check() {
     }
 }
 
+/// A run with a planted fault, which is meant to fail: its kept
+/// directory is removed.
+async fn planted_run(options: Options) -> Summary {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let summary = run(options).await.unwrap();
+    eprintln!("{summary}");
+    if let Some(kept) = summary.log.as_ref().and_then(|l| l.parent()) {
+        std::fs::remove_dir_all(kept).unwrap();
+    }
+    summary
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sled_restarted_from_an_older_copy_of_its_ledger_is_reported_as_lost_state() {
     if !can_run() {
         return;
     }
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let summary = run(Options {
+    let summary = planted_run(Options {
         plant_stale_ledger: true,
         ..options(2, 10.0)
     })
-    .await
-    .unwrap();
-    eprintln!("{summary}");
-    // A failed run keeps its directory; this one was meant to fail.
-    if let Some(kept) = summary.log.as_ref().and_then(|l| l.parent()) {
-        std::fs::remove_dir_all(kept).unwrap();
-    }
+    .await;
     let lost = summary.verdict(names::NOT_LOST).unwrap();
     assert!(!lost.passed, "{summary}");
     assert!(
@@ -142,18 +148,11 @@ async fn a_sled_whose_audit_record_was_altered_fails_the_audit_check() {
     if !can_run() {
         return;
     }
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let summary = run(Options {
+    let summary = planted_run(Options {
         plant_altered_audit: true,
         ..options(2, 10.0)
     })
-    .await
-    .unwrap();
-    eprintln!("{summary}");
-    // A failed run keeps its directory; this one was meant to fail.
-    if let Some(kept) = summary.log.as_ref().and_then(|l| l.parent()) {
-        std::fs::remove_dir_all(kept).unwrap();
-    }
+    .await;
     let audit = summary.verdict(names::AUDIT).unwrap();
     assert!(!audit.passed, "{summary}");
     // Copy 0 only, and the hash chain (not the parser) catches it.

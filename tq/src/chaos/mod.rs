@@ -503,15 +503,7 @@ async fn faults_and_checks(
             .find(|i| s.present.contains(i) && !s.retire.contains(i) && injector.snapshotted(*i))
     });
     if let Some(Some(sled)) = planted_on {
-        let planted = Scheduled {
-            fault: Fault::StaleLedger { sled },
-            hold: Duration::ZERO,
-            gap: Duration::ZERO,
-        };
-        injector
-            .inject(&planted)
-            .await
-            .map_err(ChaosError::Inject)?;
+        plant(injector, Fault::StaleLedger { sled }).await?;
     }
     let faulted = faults_began.elapsed();
     lock(shared).stop_workload = true;
@@ -568,15 +560,7 @@ async fn faults_and_checks(
     if options.plant_altered_audit
         && let Some(&sled) = members.first()
     {
-        let planted = Scheduled {
-            fault: Fault::AlteredAudit { sled },
-            hold: Duration::ZERO,
-            gap: Duration::ZERO,
-        };
-        injector
-            .inject(&planted)
-            .await
-            .map_err(ChaosError::Inject)?;
+        plant(injector, Fault::AlteredAudit { sled }).await?;
     }
     injector.note("the audit logs: counts, one refusal-record interval, the logs, counts again");
     let audit = audit::observe(running(injector, sleds).await, &apis.quick).await;
@@ -622,6 +606,16 @@ async fn faults_and_checks(
         verdicts,
         ..Summary::default()
     })
+}
+
+/// Injects a planted fault: applied at once, healed at once.
+async fn plant(injector: &mut Injector, fault: Fault) -> Result<(), ChaosError> {
+    let planted = Scheduled {
+        fault,
+        hold: Duration::ZERO,
+        gap: Duration::ZERO,
+    };
+    injector.inject(&planted).await.map_err(ChaosError::Inject)
 }
 
 /// Each sled's API twice over: quick calls for the probes, and calls that
