@@ -112,6 +112,7 @@ impl Driver {
         k: u8,
         coordinator: usize,
     ) -> Epoch {
+        self.sync(rack);
         let ids = rack.ids();
         let members: Vec<PlatformId> = members.iter().map(|&i| ids[i].clone()).collect();
         self.driver
