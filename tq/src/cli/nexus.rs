@@ -184,7 +184,9 @@ enum NexusCliError {
     NoCoordinator,
     #[error("nothing is pending")]
     NothingPending,
-    #[error("no member that may coordinate is reached directly: name one with --coordinator")]
+    #[error(
+        "no member that may coordinate is reached directly (a coordinator is never called through a proxy)"
+    )]
     NoReachableCoordinator,
     /// The command did its part, but sleds refused calls (logged above).
     #[error("{0} calls were refused by sleds (see above)")]
