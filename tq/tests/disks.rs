@@ -21,7 +21,6 @@
 mod common;
 
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +28,7 @@ use std::time::Duration;
 
 use common::*;
 use tq::api::types::{Disk, DiskStatus};
+use tq::demo::layout::{Addressing, addresses};
 use tq_core::api::{CommitRequest, ReconfigureMsg};
 use tq_core::config::Configuration;
 use tq_core::ids::Epoch;
@@ -111,28 +111,6 @@ impl Recorder {
     }
 }
 
-/// `n` loopback addresses free now, with ports below the kernel's
-/// ephemeral range: the sleds' outgoing connections take ephemeral ports,
-/// and one could take a port chosen for a sled not yet started.
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(32768);
-    let mut rng = XorShift(seed());
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    while addrs.len() < n {
-        let port = 10_000 + u16::try_from(rng.below(u64::from(low - 10_000))).unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        if !addrs.contains(&addr) && TcpListener::bind(addr).is_ok() {
-            addrs.push(addr);
-        }
-    }
-    addrs
-}
-
 /// A rack of `tq sled` processes on fixed loopback addresses, each
 /// sled's TOML file with every other sled and `disk_toml(i)` appended.
 struct Processes {
@@ -143,16 +121,15 @@ struct Processes {
 impl Processes {
     fn new(n: usize, seed: u64, disk_toml: impl Fn(usize) -> String) -> Self {
         let mut rack = Rack::new(0, n, seed);
-        let addrs = free_addrs(2 * n);
-        let (peer, api) = addrs.split_at(n);
+        let addrs = addresses(&Addressing::Loopback, n).unwrap();
         for i in 0..n {
             let config = SledConfigFile {
                 lrtq: false,
-                peer_listen: peer[i],
-                api_listen: api[i],
+                peer_listen: addrs[i].0,
+                api_listen: addrs[i].1,
                 peers: (0..n)
                     .filter(|&j| j != i)
-                    .map(|j| (rack.sleds[j].id.clone(), peer[j]))
+                    .map(|j| (rack.sleds[j].id.clone(), addrs[j].0))
                     .collect(),
             };
             let path = SledDir::new(&rack.sleds[i].dir)
@@ -161,7 +138,7 @@ impl Processes {
             let mut text = fs::read_to_string(&path).unwrap();
             text.push_str(&disk_toml(i));
             fs::write(&path, text).unwrap();
-            rack.sleds[i].api_addr = Some(api[i]);
+            rack.sleds[i].api_addr = Some(addrs[i].1);
         }
         let procs = (0..n).map(|_| None).collect();
         Self { rack, procs }

@@ -41,13 +41,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufRead;
-use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use tq::api::types::SecretFingerprintRequest;
+use tq::demo::layout::{Addressing, addresses};
 use tq_core::api::{CommitRequest, LrtqUpgradeMsg, ReconfigureMsg};
 use tq_core::crypto::{Share, combine};
 use tq_core::ids::Epoch;
@@ -73,30 +73,20 @@ impl Drop for Process {
     }
 }
 
-/// Free loopback addresses (the listeners are closed again before the
-/// sleds bind them).
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
 /// Rewrites every sled's TOML file with fixed addresses and every other
 /// sled as a `[[peers]]` entry, and starts its `tq sled` process.
 fn start_processes(rack: &mut Rack) -> Vec<Process> {
-    let addrs = free_addrs(2 * SLEDS);
-    let (peer, api) = addrs.split_at(SLEDS);
+    let addrs = addresses(&Addressing::Loopback, SLEDS).unwrap();
     let mut processes = Vec::new();
     for i in 0..SLEDS {
         let sled = &rack.sleds[i];
         let config = SledConfigFile {
             lrtq: i < 4,
-            peer_listen: peer[i],
-            api_listen: api[i],
+            peer_listen: addrs[i].0,
+            api_listen: addrs[i].1,
             peers: (0..SLEDS)
                 .filter(|&j| j != i)
-                .map(|j| (rack.sleds[j].id.clone(), peer[j]))
+                .map(|j| (rack.sleds[j].id.clone(), addrs[j].0))
                 .collect(),
         };
         SledDir::new(&sled.dir).write_config(&config).unwrap();
@@ -111,7 +101,7 @@ fn start_processes(rack: &mut Rack) -> Vec<Process> {
             .spawn()
             .unwrap();
         processes.push(Process(child));
-        rack.sleds[i].api_addr = Some(api[i]);
+        rack.sleds[i].api_addr = Some(addrs[i].1);
     }
     processes
 }

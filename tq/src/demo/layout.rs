@@ -21,9 +21,11 @@
 //! `n/2 + 1`, 255 shares, from the seed), each sled's share data in its
 //! share file as the core encodes it.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use tq_core::authority::NexusAuthorityKey;
 use tq_core::ids::{Epoch, PlatformId, RackId};
@@ -362,8 +364,10 @@ impl Layout {
     }
 }
 
-/// Sled `i`'s peer and API addresses.
-fn addresses(
+/// Each of `count` sleds' peer and API addresses, as `addressing` lays
+/// them out. Tests that lay out sleds of their own take their loopback
+/// addresses here too, so that no two racks of one process share a port.
+pub fn addresses(
     addressing: &Addressing,
     count: usize,
 ) -> Result<Vec<(SocketAddr, SocketAddr)>, LayoutError> {
@@ -432,9 +436,16 @@ fn start_at() -> u64 {
         .finish()
 }
 
-/// `wanted` ports free on 127.0.0.1 now, none in `ephemeral`: scanned
-/// from a place `start` picks, each held (bound) until all are found, so
-/// none repeats.
+/// Every port a loopback layout of this process handed out. A sled's
+/// ports are free while it is down (killed, restarting); a layout made in
+/// the same process meanwhile (tests of one binary run side by side) would
+/// find them free and hand them to a sled of its own, and the first sled
+/// would then fail to start. So each port is handed out once per process.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// `wanted` ports free on 127.0.0.1 now, none in `ephemeral` and none this
+/// process handed out before ([`HANDED_OUT`]): scanned from a place
+/// `start` picks, each held (bound) until all are found, so none repeats.
 ///
 /// Why outside the ephemeral range: the sleds bind their ports a moment
 /// (for 32 sleds, seconds) after this returns. A port inside the range
@@ -453,10 +464,14 @@ pub fn loopback_ports(
         .collect();
     let n = candidates.len();
     let first = usize::try_from(start % n.max(1) as u64).unwrap_or(0);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let mut held = Vec::with_capacity(wanted);
     for port in candidates.iter().cycle().skip(first).take(n) {
         if held.len() == wanted {
             break;
+        }
+        if handed_out.contains(port) {
+            continue;
         }
         if let Ok(listener) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, *port)) {
             held.push((*port, listener));
@@ -469,7 +484,9 @@ pub fn loopback_ports(
             ephemeral: ephemeral.clone(),
         });
     }
-    Ok(held.into_iter().map(|(port, _)| port).collect())
+    let ports: Vec<u16> = held.into_iter().map(|(port, _)| port).collect();
+    handed_out.extend(&ports);
+    Ok(ports)
 }
 
 #[cfg(test)]
@@ -504,6 +521,18 @@ mod tests {
         }
         let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), ports.len());
+    }
+
+    #[test]
+    fn a_port_handed_out_is_not_handed_out_again_though_free() {
+        let ephemeral = DEFAULT_EPHEMERAL;
+        let first = loopback_ports(3, &ephemeral, 7).unwrap();
+        // Nothing holds them now, as while their sleds are down.
+        let again = loopback_ports(3, &ephemeral, 7).unwrap();
+        assert!(
+            first.iter().all(|p| !again.contains(p)),
+            "{first:?} then {again:?}"
+        );
     }
 
     #[test]
