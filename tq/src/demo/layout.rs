@@ -444,7 +444,7 @@ fn start_at() -> u64 {
 static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// `wanted` ports free on 127.0.0.1 now, none in `ephemeral` and none this
-/// process handed out before ([`HANDED_OUT`]): scanned from a place
+/// process handed out before (see `HANDED_OUT`): scanned from a place
 /// `start` picks, each held (bound) until all are found, so none repeats.
 ///
 /// Why outside the ephemeral range: the sleds bind their ports a moment
