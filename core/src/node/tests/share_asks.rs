@@ -22,6 +22,19 @@ fn asked(sled: &mut Sled) -> Vec<usize> {
     asked
 }
 
+/// Member `member` answers `asker`'s ask with its share of epoch 1.
+fn answer(sleds: &mut [Sled], asker: usize, member: usize) {
+    let share = share_of(&sleds[member], 1);
+    let from = platform(member);
+    sleds[asker].receive(
+        &from,
+        &msg(Body::Share {
+            epoch: Epoch(1),
+            share,
+        }),
+    );
+}
+
 /// A rack of `n` with epoch 1 committed, nothing in flight and no secret
 /// cached anywhere.
 fn quiet_rack(n: usize, k: u8) -> Vec<Sled> {
@@ -42,14 +55,7 @@ fn a_load_asks_the_members_after_itself_for_only_the_shares_it_lacks() {
     // Each answers; the load needs nothing more.
     for i in [6, 7, 0, 1] {
         sleds[5].drain();
-        let share = share_of(&sleds[i], 1);
-        sleds[5].receive(
-            &platform(i),
-            &msg(Body::Share {
-                epoch: Epoch(1),
-                share,
-            }),
-        );
+        answer(&mut sleds, 5, i);
         assert_eq!(asked(&mut sleds[5]), [] as [usize; 0]);
     }
     assert!(sleds[5].load(1).unwrap().is_some());
@@ -65,27 +71,13 @@ fn a_member_that_disconnects_before_answering_is_replaced_and_asked_again_when_b
     assert_eq!(asked(&mut sleds[4]), [1]);
     // Sled 1 answers; two asks were one too many, so 5's return asks
     // nobody.
-    let share = share_of(&sleds[1], 1);
-    sleds[4].receive(
-        &platform(1),
-        &msg(Body::Share {
-            epoch: Epoch(1),
-            share,
-        }),
-    );
+    answer(&mut sleds, 4, 1);
     sleds[4].connect(&platform(5));
     assert_eq!(asked(&mut sleds[4]), [] as [usize; 0]);
     // Sled 0 drops off too: 5 is asked again, on its new connection.
     sleds[4].disconnect(&platform(0));
     assert_eq!(asked(&mut sleds[4]), [5]);
-    let share = share_of(&sleds[5], 1);
-    sleds[4].receive(
-        &platform(5),
-        &msg(Body::Share {
-            epoch: Epoch(1),
-            share,
-        }),
-    );
+    answer(&mut sleds, 4, 5);
     assert!(sleds[4].load(1).unwrap().is_some());
     assert_eq!(anomalies(&sleds), 0);
 }
@@ -97,14 +89,7 @@ fn a_silent_member_holds_a_load_up_until_the_caller_widens_it() {
     assert_eq!(asked(&mut sleds[0]), [1, 2]);
     // Sled 2 answers, sled 1 stays silent (connected: nothing tells the
     // core it will not answer).
-    let share = share_of(&sleds[2], 1);
-    sleds[0].receive(
-        &platform(2),
-        &msg(Body::Share {
-            epoch: Epoch(1),
-            share,
-        }),
-    );
+    answer(&mut sleds, 0, 2);
     assert!(sleds[0].load(1).unwrap().is_none());
     assert_eq!(asked(&mut sleds[0]), [] as [usize; 0]);
     // The caller's patience ran out: everyone not asked yet is asked,
@@ -113,14 +98,7 @@ fn a_silent_member_holds_a_load_up_until_the_caller_widens_it() {
     assert_eq!(asked(&mut sleds[0]), [3, 4]);
     sleds[0].call(|node, ctx, _| node.widen_secret_load(ctx));
     assert_eq!(asked(&mut sleds[0]), [] as [usize; 0]);
-    let share = share_of(&sleds[3], 1);
-    sleds[0].receive(
-        &platform(3),
-        &msg(Body::Share {
-            epoch: Epoch(1),
-            share,
-        }),
-    );
+    answer(&mut sleds, 0, 3);
     assert!(sleds[0].load(1).unwrap().is_some());
     // Widened, a load asks every member as it connects.
     sleds[0].call(|node, _, _| node.clear_secrets());
