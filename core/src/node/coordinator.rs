@@ -313,12 +313,8 @@ impl Coordinator {
         if !self.request.members.contains(peer) {
             return;
         }
-        if let Phase::CollectingShares(collector) = &mut self.phase {
-            collector.on_connection_change(ctx, peer);
-            return;
-        }
-        match &self.phase {
-            Phase::CollectingShares(_) => {}
+        match &mut self.phase {
+            Phase::CollectingShares(collector) => collector.on_connection_change(ctx, peer),
             Phase::CollectingLrtqShares(collector) => {
                 let answered = (self.request.members.bit_of(peer))
                     .is_some_and(|bit| collector.answered & bit != 0);
